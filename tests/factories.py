@@ -1,0 +1,41 @@
+"""Plain factory functions for test fixtures; each creates real rows through the services."""
+
+import itertools
+
+from django.contrib.auth import get_user_model
+
+from webapp.datasets.parsing import PromptRow
+from webapp.datasets.services import dataset_create
+from webapp.experiments.models import PolicyModel, Run, RunKind
+from webapp.projects.models import Membership, Project, Role
+
+_seq = itertools.count(1)
+PASSWORD = "correct-horse-battery-staple-9"
+
+
+def make_user(username: str | None = None, password: str = PASSWORD):
+    username = username or f"user{next(_seq)}"
+    return get_user_model().objects.create_user(username=username, password=password)
+
+
+def make_project(name: str | None = None, **members) -> Project:
+    """A project; keyword arguments map roles to users, e.g. make_project(owner=u, annotator=[a, b])."""
+    project = Project.objects.create(name=name or f"Project {next(_seq)}", slug=f"p-{next(_seq)}")
+    for role, users in members.items():
+        for user in users if isinstance(users, (list, tuple)) else [users]:
+            Membership.objects.create(project=project, user=user, role=Role(role))
+    return project
+
+
+def make_dataset(project, name: str | None = None, n: int = 4, user=None):
+    rows = [PromptRow(text=f"What is {i} + {i}?", reference=str(2 * i)) for i in range(n)]
+    return dataset_create(project=project, name=name or f"dataset-{next(_seq)}", rows=rows, user=user)
+
+
+def make_policy(project, name: str | None = None) -> PolicyModel:
+    return PolicyModel.objects.create(project=project, name=name or f"tiny-{next(_seq)}", source=PolicyModel.Source.TINY)
+
+
+def make_run(project, kind: str = RunKind.POLICY, **fields) -> Run:
+    """A run row stored directly (config not validated): for tests of what surrounds a run."""
+    return Run.objects.create(project=project, name=fields.pop("name", f"run-{next(_seq)}"), kind=kind, **fields)

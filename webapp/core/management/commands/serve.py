@@ -1,0 +1,59 @@
+"""`make run`'s server: gunicorn and one Celery worker, stopped together by Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.core.preflight import run_checks
+
+
+class Command(BaseCommand):
+    help = "Start gunicorn and one Celery worker (queues default and gpu); Ctrl-C stops both."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default="127.0.0.1:8000")
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--no-worker", action="store_true", help="Serve the web app only.")
+
+    def handle(self, *args, bind, web_workers, no_worker, **options):
+        failed = [r for r in run_checks() if not r.ok]
+        if failed:
+            raise CommandError("; ".join(r.message for r in failed))
+        python = sys.executable
+        commands = [[python, "-m", "gunicorn", "webapp.wsgi:application", "--bind", bind,
+                     "--workers", str(web_workers), "--threads", "4", "--access-logfile", "-",
+                     "--graceful-timeout", "10"]]
+        if not no_worker:
+            commands.append([python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default,gpu",
+                             "--concurrency", "1", "--loglevel", "INFO", "-n", "steer-local@%h"])
+        procs = [subprocess.Popen(cmd) for cmd in commands]
+        host, _, port = bind.rpartition(":")
+        self.stdout.write(self.style.SUCCESS(f"Steer is up: http://{host or '127.0.0.1'}:{port}/   (Ctrl-C stops it)"))
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(p.poll() is None for p in procs):
+                time.sleep(0.5)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            for p in procs:
+                try:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        exited = [p for p in procs if p.returncode not in (0, -signal.SIGTERM, None)]
+        if not stopping and exited:
+            raise CommandError(f"{' '.join(commands[procs.index(exited[0])][:4])} exited with {exited[0].returncode}")
+        self.stdout.write("Stopped.")

@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from webapp.datasets.models import Prompt, PromptDataset
+
+
+@admin.register(PromptDataset)
+class PromptDatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["name"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "index", "__str__", "reference"]
+    list_filter = ["dataset__project"]
+    search_fields = ["text", "reference"]

@@ -1,0 +1,14 @@
+from django import forms
+
+
+class DatasetImportForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    file = forms.FileField(help_text="JSONL (one object per line: prompt or messages, optional reference, metadata) or CSV with a prompt column.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            return upload.name, upload.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError("The file is not UTF-8 text.") from exc

@@ -1,0 +1,109 @@
+"""Parsing of prompt files (JSONL and CSV) into validated rows; pure, no database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+
+from webapp.datasets.errors import DatasetImportError
+
+PROMPT_KEYS = ("prompt", "messages", "text", "question")
+REFERENCE_KEYS = ("reference", "answer", "solution")
+ROLES = {"system", "user", "assistant", "tool"}
+MAX_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    text: str = ""
+    messages: list[dict] | None = None
+    reference: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+def _messages(value) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("messages must be a non-empty list of {role, content} objects")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or set(m) - {"role", "content"} or "role" not in m or "content" not in m:
+            raise ValueError(f"message {i} must be an object with exactly 'role' and 'content'")
+        if m["role"] not in ROLES:
+            raise ValueError(f"message {i} has role {m['role']!r}; use one of {', '.join(sorted(ROLES))}")
+        if not isinstance(m["content"], str):
+            raise ValueError(f"message {i} content must be a string")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def row_from_object(obj) -> PromptRow:
+    """One prompt from a decoded JSON object or CSV row; ValueError says what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError("each line must be a JSON object")
+    key = next((k for k in PROMPT_KEYS if obj.get(k) not in (None, "")), None)
+    if key is None:
+        raise ValueError(f"no prompt: give one of the fields {', '.join(PROMPT_KEYS)}")
+    value = obj[key]
+    text, messages = "", None
+    if isinstance(value, list):
+        messages = _messages(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ValueError(f"'{key}' must be a string or a list of messages")
+    ref_key = next((k for k in REFERENCE_KEYS if k in obj), None)
+    reference = obj.get(ref_key, "") if ref_key else ""
+    if reference is None:
+        reference = ""
+    if not isinstance(reference, (str, int, float)):
+        raise ValueError(f"'{ref_key}' must be a string or a number")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    extra = {k: v for k, v in obj.items() if k not in {key, ref_key, "metadata"}}
+    return PromptRow(text=text, messages=messages, reference=str(reference), metadata={**extra, **metadata})
+
+
+def parse_jsonl(content: str) -> list[PromptRow]:
+    """All rows, or DatasetImportError listing every bad line by its number (from 1)."""
+    rows, errors = [], []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(row_from_object(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+        except ValueError as exc:
+            errors.append((number, str(exc)))
+    _check(rows, errors)
+    return rows
+
+
+def parse_csv(content: str) -> list[PromptRow]:
+    reader = csv.DictReader(io.StringIO(content))
+    if not reader.fieldnames or not set(reader.fieldnames) & set(PROMPT_KEYS):
+        raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}")])
+    rows, errors = [], []
+    for number, record in enumerate(reader, start=2):
+        try:
+            rows.append(row_from_object({k: v for k, v in record.items() if k is not None and k != "messages"}))
+        except ValueError as exc:
+            errors.append((number, str(exc)))
+    _check(rows, errors)
+    return rows
+
+
+def _check(rows: list[PromptRow], errors: list[tuple[int, str]]) -> None:
+    if errors:
+        raise DatasetImportError(errors)
+    if not rows:
+        raise DatasetImportError([(1, "the file holds no prompts")])
+    if len(rows) > MAX_ROWS:
+        raise DatasetImportError([(MAX_ROWS + 1, f"at most {MAX_ROWS} prompts per import")])
+
+
+def parse_file(name: str, content: str) -> list[PromptRow]:
+    return parse_csv(content) if name.lower().endswith(".csv") else parse_jsonl(content)

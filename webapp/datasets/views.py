@@ -1,0 +1,40 @@
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+
+from webapp.datasets.errors import DatasetImportError
+from webapp.datasets.forms import DatasetImportForm
+from webapp.datasets.selectors import dataset_get, dataset_list, prompt_list
+from webapp.datasets.services import dataset_import
+from webapp.projects.access import research_required
+
+
+@research_required
+def dataset_list_page(request, project_id: int):
+    return render(request, "datasets/list.html", {"project": request.project, "membership": request.membership,
+                                                  "datasets": dataset_list(project=request.project)})
+
+
+@research_required
+def dataset_detail_page(request, project_id: int, dataset_id: int):
+    dataset = dataset_get(project=request.project, dataset_id=dataset_id)
+    page = Paginator(prompt_list(dataset=dataset), 50).get_page(request.GET.get("page"))
+    return render(request, "datasets/detail.html", {"project": request.project, "membership": request.membership,
+                                                    "dataset": dataset, "page": page})
+
+
+@research_required
+def dataset_import_page(request, project_id: int):
+    form = DatasetImportForm(request.POST or None, request.FILES or None)
+    line_errors = []
+    if request.method == "POST" and form.is_valid():
+        filename, content = form.cleaned_data["file"]
+        try:
+            dataset = dataset_import(project=request.project, name=form.cleaned_data["name"], filename=filename,
+                                     content=content, user=request.user,
+                                     description=form.cleaned_data["description"])
+        except DatasetImportError as exc:
+            line_errors = exc.errors
+        else:
+            return redirect("datasets:detail", request.project.id, dataset.id)
+    return render(request, "datasets/import.html", {"project": request.project, "membership": request.membership,
+                                                    "form": form, "line_errors": line_errors})

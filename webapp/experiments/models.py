@@ -1,0 +1,203 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from webapp.datasets.models import Prompt, PromptDataset
+from webapp.projects.models import Project
+
+
+class PolicyModel(models.Model):
+    """A policy a run can start from: a built-in offline model or a local HF folder."""
+
+    class Source(models.TextChoices):
+        BUILTIN = "builtin", "Built-in (ships offline)"
+        PATH = "path", "Local folder"
+        TINY = "tiny", "Tiny random model (tests, smoke runs)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="policies")
+    name = models.CharField(max_length=120)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    reference = models.CharField(
+        max_length=500, blank=True, help_text="Built-in name or folder path; empty for a tiny model."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="policy_unique_name_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def engine_spec(self) -> dict:
+        """The `policy` section of an engine config for this model."""
+        if self.source == self.Source.BUILTIN:
+            return {"source": "builtin", "name": self.reference}
+        if self.source == self.Source.PATH:
+            return {"source": "path", "path": self.reference}
+        return {"source": "tiny"}
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# The status state machine. running → queued is how a run whose worker died is handed
+# to the next worker, which resumes it from its last checkpoint.
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class RunKind(models.TextChoices):
+    POLICY = "policy", "Policy RL"
+    REWARD_MODEL = "reward_model", "Reward-model training"
+    EVALUATION = "evaluation", "Evaluation"
+    EXTERNAL = "external", "External trainer (reported over the API)"
+
+
+class Run(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    config = models.JSONField(default=dict, help_text="Engine config, validated at launch.")
+    dataset = models.ForeignKey(
+        PromptDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    policy = models.ForeignKey(
+        PolicyModel, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True, help_text="Host name of the worker running it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker has started or resumed it.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=[s.value for s in RunStatus]), name="run_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=[k.value for k in RunKind]), name="run_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0.0) & models.Q(progress__lte=1.0),
+                name="run_progress_in_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def can_transition(self, to: str) -> bool:
+        return to in RUN_TRANSITIONS[self.status]
+
+    @property
+    def worker_lost(self) -> bool:
+        """Running, but its worker has not been heard from for longer than the timeout."""
+        if self.status != RunStatus.RUNNING or self.heartbeat_at is None:
+            return False
+        age = (timezone.now() - self.heartbeat_at).total_seconds()
+        return age > settings.STEER_HEARTBEAT_TIMEOUT_S
+
+    @property
+    def checkpoint_dir(self):
+        return settings.STEER_CHECKPOINT_DIR / f"run-{self.pk}"
+
+
+class MetricPoint(models.Model):
+    """One value of one metric at one step; (run, key, step) is unique so writes are idempotent."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=200)
+    step = models.BigIntegerField()
+    value = models.FloatField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key", "step"], name="metric_unique_run_key_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.step}={self.value}"
+
+
+class Trajectory(models.Model):
+    """One sampled completion of one prompt at one step, with its rewards and advantage."""
+
+    class FinishReason(models.TextChoices):
+        STOP = "stop", "Stopped (EOS)"
+        LENGTH = "length", "Hit max tokens"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="trajectories")
+    step = models.PositiveIntegerField()
+    group_index = models.PositiveIntegerField(help_text="Which prompt group in the step's batch.")
+    sample_index = models.PositiveIntegerField(help_text="Which completion within the group.")
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    prompt_text = models.TextField()
+    completion = models.TextField()
+    rewards = models.JSONField(default=dict, help_text="Per-reward-component values by name.")
+    reward = models.FloatField()
+    advantage = models.FloatField(null=True, blank=True)
+    length = models.PositiveIntegerField(help_text="Completion length in tokens.")
+    finish_reason = models.CharField(max_length=8, choices=FinishReason.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "group_index", "sample_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step", "group_index", "sample_index"], name="trajectory_unique_slot"
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "step", "reward"])]
+        verbose_name_plural = "trajectories"
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step} [{self.group_index}.{self.sample_index}]"
+
+
+class Checkpoint(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="checkpoint_unique_step")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}"

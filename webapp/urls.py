@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from webapp.core.health import healthz
+
+project_patterns = [
+    path("datasets/", include("webapp.datasets.urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="projects:list", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("projects/", include("webapp.projects.urls")),
+    path("projects/<int:project_id>/", include(project_patterns)),
+    path("api/v1/", include("webapp.api.urls")),
+    path("admin/", admin.site.urls),
+]

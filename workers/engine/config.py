@@ -1,0 +1,499 @@
+"""The typed training config: the JSON a Run stores, validated before any work starts.
+
+Every section is a frozen dataclass whose fields carry ``metadata={"help": ...}`` (the web
+form shows it). ``TrainConfig.from_dict`` refuses unknown keys and out-of-range values with a
+``ConfigError`` naming the dotted field (``"rollout.num_generations"``) and how to fix it;
+``to_dict`` gives back JSON that ``from_dict`` reads to an equal config.
+
+This module imports neither torch nor Django, so the web app can validate forms cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import ConfigError
+
+POLICY_SOURCES = ("builtin", "path", "tiny")
+DTYPES = ("float32", "bfloat16")
+ESTIMATORS = ("grpo", "rloo", "reinforce_pp", "gdpo")
+SCALES = ("group", "batch", "none")
+LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+IMPORTANCE_LEVELS = ("token", "sequence")
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+def _check(ok: bool, section: str, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{section}.{name}" if section else name, message)
+
+
+def _one_of(value: Any, choices: tuple[str, ...], section: str, name: str) -> None:
+    _check(value in choices, section, name,
+           f"{value!r} is not one of {', '.join(map(repr, choices))}; pick one of these")
+
+
+@dataclass(frozen=True)
+class TinyPolicyConfig:
+    """A tiny randomly initialised Llama with a character-level tokenizer (tests, demos)."""
+
+    SECTION: ClassVar[str] = "policy.tiny"
+    hidden_size: int = _help("Width of the residual stream.", default=64)
+    num_layers: int = _help("Number of decoder layers.", default=2)
+    num_heads: int = _help("Attention heads; must divide hidden_size.", default=4)
+    intermediate_size: int = _help("Width of the MLP.", default=128)
+    max_position_embeddings: int = _help("Longest prompt + completion in tokens.", default=512)
+    alphabet: str | None = _help(
+        "Characters the tokenizer knows (one token each); null = printable ASCII.", default=None)
+    seed: int = _help("Seed of the random initialisation.", default=0)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
+                     "max_position_embeddings"):
+            _check(getattr(self, name) >= 1, s, name, "must be at least 1")
+        _check(self.hidden_size % self.num_heads == 0, s, "num_heads",
+               f"must divide hidden_size ({self.hidden_size}); e.g. use 4")
+        _check(self.alphabet is None or len(self.alphabet) >= 1, s, "alphabet",
+               "must hold at least one character, or be null for printable ASCII")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Which model is trained."""
+
+    SECTION: ClassVar[str] = "policy"
+    source: str = _help(
+        "'builtin' (a model shipped with Steer, chosen by name), 'path' (a local Hugging Face "
+        "folder) or 'tiny' (a small random model for tests).", default="builtin")
+    name: str = _help("Built-in model name, used when source is 'builtin'.",
+                      default="smollm2-135m-instruct")
+    path: str | None = _help("Local model folder, used when source is 'path'.", default=None)
+    dtype: str = _help("Parameter dtype: 'float32' or 'bfloat16'.", default="float32")
+    tiny: TinyPolicyConfig = _help("Sizes of the tiny model (source 'tiny').",
+                                   default_factory=TinyPolicyConfig)
+
+    def __post_init__(self) -> None:
+        _one_of(self.source, POLICY_SOURCES, self.SECTION, "source")
+        _one_of(self.dtype, DTYPES, self.SECTION, "dtype")
+        if self.source == "path":
+            _check(bool(self.path), self.SECTION, "path",
+                   "is required when source is 'path': give the folder of a saved model")
+        if self.source == "builtin":
+            from .builtin_models import BUILTIN_MODELS  # noqa: PLC0415 (light, no torch)
+
+            _check(self.name in BUILTIN_MODELS, self.SECTION, "name",
+                   f"unknown built-in model {self.name!r}; known: {', '.join(BUILTIN_MODELS)}")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How completions are sampled."""
+
+    SECTION: ClassVar[str] = "rollout"
+    num_generations: int = _help("Completions per prompt (G); at least 2 for a group baseline.",
+                                 default=8)
+    prompts_per_step: int = _help("Prompts (groups) per training step.", default=4)
+    max_new_tokens: int = _help("Longest completion in tokens; longer ones stop with 'length'.",
+                                default=128)
+    temperature: float = _help("Sampling temperature (> 0); the loss uses the same value.",
+                               default=1.0)
+    top_p: float = _help("Nucleus sampling mass in (0, 1]; 1 disables it.", default=1.0)
+    use_chat_template: bool = _help(
+        "Wrap plain-text prompts as one user message through the tokenizer's chat template. "
+        "Chat prompts (lists of messages) always use it.", default=True)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        _check(self.num_generations >= 2, s, "num_generations",
+               f"must be at least 2 (got {self.num_generations}): group baselines compare "
+               "completions of the same prompt")
+        _check(self.prompts_per_step >= 1, s, "prompts_per_step", "must be at least 1")
+        _check(self.max_new_tokens >= 1, s, "max_new_tokens", "must be at least 1")
+        _check(self.temperature > 0, s, "temperature", "must be > 0 (use a small value, "
+               "e.g. 0.1, for near-greedy sampling)")
+        _check(0 < self.top_p <= 1, s, "top_p", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """One weighted reward component; its own parameters sit beside name and weight in JSON."""
+
+    name: str = _help("Registered component name (e.g. 'exact_answer', 'regex').")
+    weight: float = _help("Weight in the summed reward.", default=1.0)
+    label: str | None = _help(
+        "Name used in metrics (rewards/<label>/mean); defaults to name. Needed to tell apart "
+        "two components of the same kind.", default=None)
+    params: dict[str, Any] = _help("Component parameters.", default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from .rewards import validate_reward_params  # noqa: PLC0415 (cycle: rewards uses errors)
+
+        object.__setattr__(self, "params", validate_reward_params(self.name, self.params))
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RewardConfig:
+        if not isinstance(d, dict) or "name" not in d:
+            raise ConfigError("name", "each reward needs a 'name', e.g. {\"name\": \"exact_answer\"}")
+        d = dict(d)
+        return cls(name=_coerce(d.pop("name"), str, "name"),
+                   weight=_coerce(d.pop("weight", 1.0), float, "weight"),
+                   label=_coerce(d.pop("label", None), str | None, "label"),
+                   params=d)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "weight": self.weight}
+        if self.label is not None:
+            out["label"] = self.label
+        out.update(self.params)
+        return out
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """Advantage estimator and policy loss."""
+
+    SECTION: ClassVar[str] = "algorithm"
+    estimator: str = _help("'grpo', 'rloo', 'reinforce_pp' or 'gdpo'.", default="grpo")
+    scale: str = _help(
+        "Advantage scaling for grpo and rloo: 'group' (divide by the group std), 'batch' "
+        "(by the batch std) or 'none' (Dr. GRPO). reinforce_pp and gdpo always batch-normalise.",
+        default="group")
+    loss_aggregation: str = _help(
+        "'token_mean' (DAPO), 'seq_mean_token_mean' (GRPO) or 'seq_mean_token_sum_norm' "
+        "(Dr. GRPO: token sums divided by max_new_tokens).", default="token_mean")
+    importance_level: str = _help(
+        "'token' (PPO/GRPO ratio per token) or 'sequence' (GSPO: geometric mean per sequence).",
+        default="token")
+    clip_eps_low: float = _help("Lower clip: ratios below 1 - eps_low stop pushing down.",
+                                default=0.2)
+    clip_eps_high: float = _help("Upper clip (clip-higher): ratios above 1 + eps_high stop "
+                                 "pushing up.", default=0.28)
+    beta: float = _help("KL penalty weight to the frozen initial policy (k3); 0 loads no "
+                        "reference model.", default=0.0)
+    num_iterations: int = _help("Updates per rollout batch (mu); old log-probs are kept from "
+                                "before the first.", default=1)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        _one_of(self.estimator, ESTIMATORS, s, "estimator")
+        _one_of(self.scale, SCALES, s, "scale")
+        _one_of(self.loss_aggregation, LOSS_AGGREGATIONS, s, "loss_aggregation")
+        _one_of(self.importance_level, IMPORTANCE_LEVELS, s, "importance_level")
+        _check(0 <= self.clip_eps_low < 1, s, "clip_eps_low", "must be in [0, 1), e.g. 0.2")
+        _check(self.clip_eps_high >= 0, s, "clip_eps_high", "must be >= 0, e.g. 0.28")
+        _check(self.beta >= 0, s, "beta", "must be >= 0 (0 disables the KL penalty)")
+        _check(self.num_iterations >= 1, s, "num_iterations", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class DifficultyFilterConfig:
+    """Balanced online difficulty filtering: keep prompts of intermediate group accuracy."""
+
+    SECTION: ClassVar[str] = "filters.difficulty"
+    enabled: bool = _help("Keep only groups whose accuracy lies in [p_low, p_high].",
+                          default=False)
+    p_low: float = _help("Lowest group accuracy kept.", default=0.1)
+    p_high: float = _help("Highest group accuracy kept.", default=0.9)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.p_low <= self.p_high <= 1, self.SECTION, "p_low",
+               f"need 0 <= p_low <= p_high <= 1 (got {self.p_low}, {self.p_high})")
+
+
+@dataclass(frozen=True)
+class FiltersConfig:
+    """Which sampled groups are trained on."""
+
+    SECTION: ClassVar[str] = "filters"
+    dynamic_sampling: bool = _help("DAPO: drop groups whose rewards are all equal and sample "
+                                   "more prompts to refill the batch.", default=False)
+    max_refill_rounds: int = _help("Extra sampling rounds per step when filters drop groups.",
+                                   default=3)
+    difficulty: DifficultyFilterConfig = _help("Online difficulty filter.",
+                                               default_factory=DifficultyFilterConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.max_refill_rounds >= 0, self.SECTION, "max_refill_rounds", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up then a constant learning rate."""
+
+    SECTION: ClassVar[str] = "optim"
+    lr: float = _help("Peak learning rate.", default=1e-6)
+    weight_decay: float = _help("AdamW weight decay.", default=0.0)
+    warmup_steps: int = _help("Steps of linear warm-up from 0 to lr.", default=0)
+    max_grad_norm: float = _help("Clip the global gradient norm to this (0 disables).",
+                                 default=1.0)
+    betas: tuple[float, float] = _help("AdamW betas.", default=(0.9, 0.999))
+    eps: float = _help("AdamW epsilon.", default=1e-8)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        _check(self.lr > 0, s, "lr", "must be > 0, e.g. 1e-6")
+        _check(self.weight_decay >= 0, s, "weight_decay", "must be >= 0")
+        _check(self.warmup_steps >= 0, s, "warmup_steps", "must be >= 0")
+        _check(self.max_grad_norm >= 0, s, "max_grad_norm", "must be >= 0 (0 disables)")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), s, "betas",
+               "must be two numbers in [0, 1), e.g. [0.9, 0.999]")
+        _check(self.eps > 0, s, "eps", "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainLoopConfig:
+    """Length of the run, seeding, checkpoints, devices."""
+
+    SECTION: ClassVar[str] = "train"
+    total_steps: int = _help("Training steps (numbered 1..total_steps).", default=100)
+    seed: int = _help("Seeds prompt order and sampling; a resumed run repeats exactly.",
+                      default=0)
+    checkpoint_every: int = _help("Save a checkpoint every N steps (and at the end or on stop).",
+                                  default=10)
+    keep_checkpoints: int = _help("How many recent checkpoints to keep (0 keeps all).", default=2)
+    log_rollouts_fraction: float = _help("Fraction of steps whose completions are reported "
+                                         "to on_rollouts (chosen deterministically).", default=1.0)
+    device: str = _help("'auto' (cuda if present), 'cpu', 'cuda' or 'cuda:N'.", default="auto")
+    micro_batch_size: int = _help("Sequences per forward/backward in the update (memory knob; "
+                                  "does not change the maths).", default=8)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        _check(self.total_steps >= 1, s, "total_steps", "must be at least 1")
+        _check(self.checkpoint_every >= 1, s, "checkpoint_every", "must be at least 1")
+        _check(self.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
+        _check(0 <= self.log_rollouts_fraction <= 1, s, "log_rollouts_fraction",
+               "must be in [0, 1]")
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), s,
+               "device", "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        _check(self.micro_batch_size >= 1, s, "micro_batch_size", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Periodic evaluation with exact_answer: greedy pass@1 and sampled pass@k."""
+
+    SECTION: ClassVar[str] = "eval"
+    every_steps: int = _help("Evaluate every N steps when eval prompts are given (0 = never).",
+                             default=0)
+    num_samples: int = _help("Samples per prompt (n) for pass@k.", default=4)
+    k: int = _help("k of pass@k; at most num_samples.", default=4)
+    temperature: float = _help("Sampling temperature for pass@k.", default=1.0)
+    max_new_tokens: int | None = _help("Completion cap; null = rollout.max_new_tokens.",
+                                       default=None)
+
+    def __post_init__(self) -> None:
+        s = self.SECTION
+        _check(self.every_steps >= 0, s, "every_steps", "must be >= 0")
+        _check(self.num_samples >= 1, s, "num_samples", "must be at least 1")
+        _check(1 <= self.k <= self.num_samples, s, "k",
+               f"must be in [1, num_samples={self.num_samples}]")
+        _check(self.temperature > 0, s, "temperature", "must be > 0")
+        _check(self.max_new_tokens is None or self.max_new_tokens >= 1, s, "max_new_tokens",
+               "must be at least 1 or null")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the CLI reads prompts from (the web app passes prompts directly)."""
+
+    SECTION: ClassVar[str] = "data"
+    path: str | None = _help("JSONL file of {\"prompt\": ..., \"reference\": ...} lines.",
+                             default=None)
+
+
+def _default_rewards() -> tuple[RewardConfig, ...]:
+    return (RewardConfig(name="exact_answer", weight=1.0),)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole RL run. Build from JSON with ``from_dict``; ``to_dict`` gives the JSON back."""
+
+    policy: PolicyConfig = _help("The model trained.", default_factory=PolicyConfig)
+    rollout: RolloutConfig = _help("Sampling.", default_factory=RolloutConfig)
+    rewards: tuple[RewardConfig, ...] = _help("Weighted reward components (at least one).",
+                                              default_factory=_default_rewards)
+    algorithm: AlgorithmConfig = _help("Advantages and loss.", default_factory=AlgorithmConfig)
+    filters: FiltersConfig = _help("Group filters.", default_factory=FiltersConfig)
+    optim: OptimConfig = _help("Optimiser.", default_factory=OptimConfig)
+    train: TrainLoopConfig = _help("Loop, seed, checkpoints.", default_factory=TrainLoopConfig)
+    eval: EvalConfig = _help("Evaluation.", default_factory=EvalConfig)
+    data: DataConfig = _help("Prompt file for the CLI.", default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rewards", tuple(self.rewards))
+        if not self.rewards:
+            raise ConfigError("rewards", "add at least one reward component, e.g. "
+                                         "[{\"name\": \"exact_answer\"}]")
+        seen: set[str] = set()
+        for i, reward in enumerate(self.rewards):
+            if reward.key in seen:
+                raise ConfigError(f"rewards[{i}].label", f"two components are called "
+                                  f"{reward.key!r}; give one a distinct 'label'")
+            seen.add(reward.key)
+        if self.filters.difficulty.enabled and self.accuracy_reward is None:
+            raise ConfigError("filters.difficulty.enabled", "needs a 0/1 reward such as "
+                              "exact_answer to measure group accuracy")
+
+    @property
+    def accuracy_reward(self) -> str | None:
+        """Key of the 0/1 reward that defines accuracy: the first exact_answer, else the first
+        binary component; None when the run has none."""
+        from .rewards import REWARDS  # noqa: PLC0415
+
+        for reward in self.rewards:
+            if reward.name == "exact_answer":
+                return reward.key
+        for reward in self.rewards:
+            if REWARDS[reward.name].binary:
+                return reward.key
+        return None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build and validate; raises ConfigError naming the dotted field on any problem."""
+        return _from_dict(cls, d, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def default_config_dict() -> dict[str, Any]:
+    """The defaults as JSON (a run that works out of the box with the built-in model)."""
+    return TrainConfig().to_dict()
+
+
+def config_field_help() -> dict[str, str]:
+    """Dotted field name -> help text, for forms and docs."""
+    out: dict[str, str] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out[prefix + f.name] = f.metadata.get("help", "")
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], prefix + f.name + ".")
+
+    walk(TrainConfig, "")
+    return out
+
+
+# --- generic (de)serialisation -------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints pass as floats, lists as tuples)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError(where, errors[0] if errors else f"expected one of {tp}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(where, f"expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(value)
+        if len(value) != len(args):
+            raise ConfigError(where, f"expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(where, f"expected an object, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(where, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or
+                                           (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(where, f"expected a whole number, got {value!r}")
+        return int(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(where, f"expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(where, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(where, f"cannot read a {_type_name(tp)}")
+
+
+def _prefixed(exc: ConfigError, prefix: str) -> ConfigError:
+    if prefix and not exc.field.startswith(prefix):
+        return ConfigError(prefix + exc.field, exc.message)
+    return exc
+
+
+def _from_dict(cls: type, d: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(d, dict):
+        raise ConfigError(where, f"expected an object, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(prefix + unknown[0], f"unknown key; known keys here: "
+                          f"{', '.join(fields)} (check the spelling)")
+    kwargs: dict[str, Any] = {}
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _from_dict(tp, value, f"{prefix}{name}.")
+        elif cls is TrainConfig and name == "rewards":
+            kwargs[name] = _rewards_from_list(value)
+        else:
+            kwargs[name] = _coerce(value, tp, prefix + name)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise _prefixed(exc, prefix) from None
+
+
+def _rewards_from_list(value: Any) -> tuple[RewardConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("rewards", "expected a list of reward components")
+    out = []
+    for i, item in enumerate(value):
+        try:
+            out.append(RewardConfig.from_dict(item))
+        except ConfigError as exc:
+            raise ConfigError(f"rewards[{i}].{exc.field}", exc.message) from None
+    return tuple(out)
+
+
+def _to_dict(obj: Any) -> Any:
+    if isinstance(obj, RewardConfig):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_to_dict(v) for v in obj]
+    return obj

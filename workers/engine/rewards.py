@@ -1,0 +1,444 @@
+"""Reward components: named, weighted, plain callables.
+
+Each component follows TRL's reward-function interface::
+
+    fn(prompts, completions, references, **params) -> list[float]
+
+``prompts`` are the original prompts (text or chat messages), ``completions`` the decoded
+completions, ``references`` the reference answers (or None). The trainer also passes the
+context keywords ``completion_lengths`` (tokens) and ``device``; components ignore what they do
+not need. Parameters come from the config and are data: patterns are compiled, never run as
+code. ``REWARDS`` maps a config name to its component.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+MAX_PATTERN_CHARS = 512
+MAX_MATCH_INPUT_CHARS = 20_000
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a component: accepted types, default, help and a range check."""
+
+    types: tuple[type, ...]
+    default: Any = _REQUIRED
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns an error message or None
+
+
+@dataclass(frozen=True)
+class RewardComponent:
+    name: str
+    fn: Callable[..., list[float]]
+    params: dict[str, Param]
+    binary: bool  # values are 0/1, so it can define accuracy
+    help: str
+    # Optional variant returning (values, extra metrics), e.g. ensemble disagreement.
+    fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None
+    nested_criteria: bool = field(default=False)
+
+
+REWARDS: dict[str, RewardComponent] = {}
+
+
+def register(name: str, *, params: dict[str, Param], binary: bool, help: str,
+             fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None):
+    def wrap(fn: Callable[..., list[float]]) -> Callable[..., list[float]]:
+        REWARDS[name] = RewardComponent(name=name, fn=fn, params=params, binary=binary,
+                                        help=help, fn_with_metrics=fn_with_metrics,
+                                        nested_criteria=name == "checklist")
+        return fn
+    return wrap
+
+
+# --- validation ----------------------------------------------------------------------------
+
+def validate_reward_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check a component's parameters; returns them type-normalised (ints as floats where a
+    float is expected). Raises ConfigError(field=<param>) with the fix."""
+    if name not in REWARDS:
+        raise ConfigError("name", f"unknown reward {name!r}; known rewards: "
+                          f"{', '.join(sorted(REWARDS))}")
+    component = REWARDS[name]
+    out: dict[str, Any] = {}
+    unknown = sorted(set(params) - set(component.params))
+    if unknown:
+        known = ", ".join(["name", "weight", "label", *component.params]) or "none"
+        raise ConfigError(unknown[0], f"unknown parameter for reward {name!r}; known: {known}")
+    for key, spec in component.params.items():
+        if key not in params:
+            if spec.default is _REQUIRED:
+                raise ConfigError(key, f"reward {name!r} needs {key!r}: {spec.help}")
+            continue
+        value = params[key]
+        if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in spec.types or \
+                not isinstance(value, spec.types):
+            names = " or ".join(t.__name__ for t in spec.types)
+            raise ConfigError(key, f"expected {names}, got {value!r}")
+        if spec.check is not None and (message := spec.check(value)):
+            raise ConfigError(key, message)
+        out[key] = value
+    if component.nested_criteria:
+        out["criteria"] = _validate_criteria(out["criteria"])
+    return out
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be >= 0"
+
+
+def _choice(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"{v!r} is not one of {', '.join(choices)}"
+
+
+_NESTED_QUANTIFIER = re.compile(r"[+*?}]\)[+*{]")
+_REGEX_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+
+
+def _check_pattern(pattern: str) -> str | None:
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}"
+    if _NESTED_QUANTIFIER.search(pattern):
+        return ("a quantified group ends in a quantifier (like '(a+)+'), which can take "
+                "exponential time; rewrite it without the nested repetition")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    return None
+
+
+def _check_flags(flags: list) -> str | None:
+    bad = [f for f in flags if f not in _REGEX_FLAGS]
+    return f"unknown flags {bad}; use {', '.join(_REGEX_FLAGS)}" if bad else None
+
+
+# --- exact answer --------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+(?:\.\d+)?)?")
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*(.+)", re.IGNORECASE)
+_FRAC = re.compile(r"\\d?frac\{([^{}]*)\}\{([^{}]*)\}")
+
+
+def _last_braced(text: str, command: str) -> str | None:
+    start = text.rfind(command + "{")
+    if start < 0:
+        return None
+    i, depth = start + len(command) + 1, 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j]
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a completion: ``\\boxed{}``, then ``#### x``, then "answer is x",
+    else the last number; None when there is nothing answer-like."""
+    text = text[-MAX_MATCH_INPUT_CHARS:]
+    boxed = _last_braced(text, "\\boxed")
+    if boxed is not None:
+        return boxed.strip()
+    if "####" in text:
+        after = text.rsplit("####", 1)[1].strip()
+        if after:
+            return after.splitlines()[0].strip()
+    matches = _ANSWER_IS.findall(text)
+    if matches:
+        return matches[-1].splitlines()[0].strip()
+    numbers = _NUMBER.findall(_FRAC.sub(r"\1/\2", text))
+    return numbers[-1].strip() if numbers else None
+
+
+def _to_number(text: str) -> float | None:
+    text = _FRAC.sub(r"(\1)/(\2)", text)
+    text = text.replace("$", "").replace("\\%", "").replace("%", "").replace("(", "").replace(")", "")
+    match = _NUMBER.search(text)
+    if match is None:
+        return None
+    token = match.group(0).replace(",", "").replace(" ", "")
+    try:
+        if "/" in token:
+            num, den = token.split("/")
+            return float(num) / float(den) if float(den) != 0 else None
+        return float(token)
+    except ValueError:
+        return None
+
+
+def _exact_number(text: str) -> float | None:
+    """The number ``text`` is, when it is nothing but a number (commas, $, % allowed)."""
+    compact = re.sub(r"[\s$,]|\\?%", "", _FRAC.sub(r"\1/\2", text)).rstrip(".")
+    return _to_number(compact) if _NUMBER.fullmatch(compact) else None
+
+
+def _normalise_text(text: str) -> str:
+    text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
+    text = re.sub(r"\s+", " ", text.replace("$", "")).strip().lower()
+    return text.rstrip(".")
+
+
+def answers_match(predicted: str | None, reference: str | None, tolerance: float = 1e-6) -> bool:
+    """Compare an extracted answer with a reference: numerically (commas, $, % and fractions
+    normalised; relative or absolute tolerance) when the reference is a number, else as
+    normalised text. A GSM8K-style reference ("... #### 72") is reduced to its answer first."""
+    if predicted is None or reference is None:
+        return False
+    if "####" in reference:
+        reference = reference.rsplit("####", 1)[1]
+    ref_num = _exact_number(reference)
+    if ref_num is not None:
+        pred_num = _to_number(predicted)
+        return pred_num is not None and math.isclose(pred_num, ref_num, rel_tol=tolerance,
+                                                     abs_tol=tolerance)
+    return _normalise_text(predicted) == _normalise_text(reference)
+
+
+@register("exact_answer", binary=True, help="1 when the final answer equals the reference.",
+          params={"tolerance": Param((float,), 1e-6, "numeric tolerance (relative or "
+                                     "absolute)", _non_negative)})
+def exact_answer(prompts, completions, references, *, tolerance: float = 1e-6, **_) -> list[float]:
+    refs = references if references is not None else [None] * len(completions)
+    return [float(answers_match(extract_answer(c), r, tolerance)) for c, r in zip(completions, refs)]
+
+
+# --- format and checklist criteria ---------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str, flags: tuple[str, ...]) -> re.Pattern:
+    value = 0
+    for name in flags:
+        value |= _REGEX_FLAGS[name]
+    return re.compile(pattern, value)
+
+
+def _regex_hit(text: str, pattern: str, mode: str, flags: Sequence[str]) -> bool:
+    compiled = _compiled(pattern, tuple(flags))
+    text = text[:MAX_MATCH_INPUT_CHARS]
+    hit = compiled.fullmatch(text.strip()) if mode == "fullmatch" else compiled.search(text)
+    return hit is not None
+
+
+_REGEX_PARAMS = {
+    "pattern": Param((str,), help="regular expression (Python syntax)", check=_check_pattern),
+    "mode": Param((str,), "search", "'search' (anywhere) or 'fullmatch' (whole completion, "
+                  "surrounding whitespace ignored)", _choice("search", "fullmatch")),
+    "flags": Param((list,), [], "any of IGNORECASE, MULTILINE, DOTALL", _check_flags),
+}
+
+
+@register("regex", binary=True, help="1 when the completion matches a pattern.",
+          params=_REGEX_PARAMS)
+def regex(prompts, completions, references, *, pattern: str, mode: str = "search",
+          flags: Sequence[str] = (), **_) -> list[float]:
+    return [float(_regex_hit(c, pattern, mode, flags)) for c in completions]
+
+
+_TEXT_PARAMS = {
+    "text": Param((str,), help="text to look for"),
+    "case_sensitive": Param((bool,), True, "match case exactly"),
+}
+
+
+def _contains(completion: str, text: str, case_sensitive: bool) -> bool:
+    return text in completion if case_sensitive else text.lower() in completion.lower()
+
+
+@register("contains", binary=True, help="1 when the completion contains a text.",
+          params=_TEXT_PARAMS)
+def contains(prompts, completions, references, *, text: str, case_sensitive: bool = True,
+             **_) -> list[float]:
+    return [float(_contains(c, text, case_sensitive)) for c in completions]
+
+
+@register("not_contains", binary=True, help="1 when the completion does not contain a text.",
+          params=_TEXT_PARAMS)
+def not_contains(prompts, completions, references, *, text: str, case_sensitive: bool = True,
+                 **_) -> list[float]:
+    return [float(not _contains(c, text, case_sensitive)) for c in completions]
+
+
+@register("max_length", binary=True, help="1 when the completion has at most max_chars "
+          "characters.", params={"max_chars": Param((int,), help="character limit",
+                                                    check=_positive)})
+def max_length(prompts, completions, references, *, max_chars: int, **_) -> list[float]:
+    return [float(len(c) <= max_chars) for c in completions]
+
+
+_CODE_FENCE = re.compile(r"```(?:json)?\s*\n?(.*?)```", re.DOTALL)
+
+
+def _is_json(text: str) -> bool:
+    candidates = [text.strip()]
+    fenced = _CODE_FENCE.search(text)
+    if fenced:
+        candidates.append(fenced.group(1).strip())
+    for candidate in candidates:
+        try:
+            json.loads(candidate)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+@register("valid_json", binary=True, help="1 when the completion (or its first ``` block) "
+          "parses as JSON.", params={})
+def valid_json(prompts, completions, references, **_) -> list[float]:
+    return [float(_is_json(c[:MAX_MATCH_INPUT_CHARS])) for c in completions]
+
+
+_CRITERIA = ("regex", "contains", "not_contains", "max_length", "valid_json")
+
+
+def _validate_criteria(criteria: list) -> list[dict[str, Any]]:
+    out = []
+    for i, criterion in enumerate(criteria):
+        where = f"criteria[{i}]"
+        if not isinstance(criterion, dict) or criterion.get("type") not in _CRITERIA:
+            raise ConfigError(f"{where}.type", f"each criterion needs a 'type' among "
+                              f"{', '.join(_CRITERIA)}")
+        params = {k: v for k, v in criterion.items() if k not in ("type", "weight")}
+        weight = criterion.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"{where}.weight", "must be a number >= 0")
+        try:
+            params = validate_reward_params(criterion["type"], params)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc.field}", exc.message) from None
+        out.append({"type": criterion["type"], "weight": float(weight), **params})
+    if not out or sum(c["weight"] for c in out) <= 0:
+        raise ConfigError("criteria", "give at least one criterion with a positive weight")
+    return out
+
+
+@register("checklist", binary=False, help="Weighted fraction of programmatic criteria met.",
+          params={"criteria": Param((list,), help="list of {type, weight, ...params}; types: "
+                                    + ", ".join(_CRITERIA))})
+def checklist(prompts, completions, references, *, criteria: list[dict[str, Any]], **_
+              ) -> list[float]:
+    total = sum(c["weight"] for c in criteria)
+    score = [0.0] * len(completions)
+    for criterion in criteria:
+        params = {k: v for k, v in criterion.items() if k not in ("type", "weight")}
+        met = REWARDS[criterion["type"]].fn(prompts, completions, references, **params)
+        score = [s + criterion["weight"] * m for s, m in zip(score, met)]
+    return [s / total for s in score]
+
+
+# --- length --------------------------------------------------------------------------------
+
+@register("length", binary=False, help="DLER-style length reward: 1 within a token budget; "
+          "past it 0 ('truncate') or falling linearly to 0 over a window ('linear').",
+          params={"max_tokens": Param((int,), help="token budget", check=_positive),
+                  "mode": Param((str,), "truncate", "'truncate' or 'linear'",
+                                _choice("truncate", "linear")),
+                  "window": Param((int,), None, "tokens over budget at which 'linear' reaches "
+                                  "0 (default: max_tokens)", _positive)})
+def length(prompts, completions, references, *, max_tokens: int, mode: str = "truncate",
+           window: int | None = None, completion_lengths: Sequence[int] | None = None, **_
+           ) -> list[float]:
+    if completion_lengths is None:  # called outside the trainer: count words
+        completion_lengths = [len(c.split()) for c in completions]
+    window = window or max_tokens
+    out = []
+    for n in completion_lengths:
+        over = max(0, n - max_tokens)
+        out.append(float(over == 0) if mode == "truncate" else max(0.0, 1.0 - over / window))
+    return out
+
+
+# --- reward models -------------------------------------------------------------------------
+
+def aggregate_ensemble(scores, aggregation: str = "mean", lam: float = 1.0):
+    """(K, N) member scores -> (N,) rewards: 'mean', 'min' or 'mean_minus_std' (mean - lam * std,
+    population std over members)."""
+    if aggregation == "mean":
+        return scores.mean(dim=0)
+    if aggregation == "min":
+        return scores.min(dim=0).values
+    if aggregation == "mean_minus_std":
+        return scores.mean(dim=0) - lam * scores.std(dim=0, unbiased=False)
+    raise ConfigError("aggregation", f"{aggregation!r} is not one of mean, min, mean_minus_std")
+
+
+def ensemble_disagreement(scores) -> float:
+    """Mean over completions of the std across the K members of a (K, N) score tensor."""
+    if scores.shape[0] < 2:
+        return 0.0
+    return float(scores.std(dim=0, unbiased=False).mean())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_scorer(path: str, device: str | None):
+    from .reward_model import load_reward_model  # noqa: PLC0415 (torch; owned elsewhere)
+
+    return load_reward_model(path, device=device)
+
+
+def reward_model_with_metrics(prompts, completions, references, *, path: str,
+                              aggregation: str = "mean", device=None, **params
+                              ) -> tuple[list[float], dict[str, float]]:
+    scorer = _load_scorer(str(path), None if device is None else str(device))
+    scores = scorer.score(list(prompts), list(completions)).detach().float().cpu()
+    if scores.dim() == 1:
+        scores = scores.unsqueeze(0)
+    values = aggregate_ensemble(scores, aggregation, params.get("lambda", 1.0))
+    return values.tolist(), {"disagreement": ensemble_disagreement(scores)}
+
+
+@register("reward_model", binary=False, help="Score from a trained reward model (ensemble: "
+          "mean, min or mean - lambda * std).", fn_with_metrics=reward_model_with_metrics,
+          params={"path": Param((str,), help="folder of a saved reward model"),
+                  "aggregation": Param((str,), "mean", "'mean', 'min' or 'mean_minus_std'",
+                                       _choice("mean", "min", "mean_minus_std")),
+                  "lambda": Param((float,), 1.0, "std weight for mean_minus_std",
+                                  _non_negative)})
+def reward_model(prompts, completions, references, **params) -> list[float]:
+    return reward_model_with_metrics(prompts, completions, references, **params)[0]
+
+
+# --- scoring a batch -----------------------------------------------------------------------
+
+def score_completions(reward_configs, prompts: Sequence, completions: Sequence[str],
+                      references: Sequence[str | None], *, completion_lengths: Sequence[int],
+                      device=None) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Run every configured component on N completions.
+
+    Returns ({reward key: N values}, {"rewards/<key>/<extra>": value}) where the extras come
+    from components that report them (reward-model disagreement).
+    """
+    values: dict[str, list[float]] = {}
+    extras: dict[str, float] = {}
+    context = {"completion_lengths": list(completion_lengths), "device": device}
+    for cfg in reward_configs:
+        component = REWARDS[cfg.name]
+        if component.fn_with_metrics is not None:
+            out, more = component.fn_with_metrics(prompts, completions, references,
+                                                  **context, **cfg.params)
+            extras.update({f"rewards/{cfg.key}/{k}": v for k, v in more.items()})
+        else:
+            out = component.fn(prompts, completions, references, **context, **cfg.params)
+        if len(out) != len(completions):
+            raise RuntimeError(f"reward {cfg.key!r} returned {len(out)} values for "
+                               f"{len(completions)} completions")
+        values[cfg.key] = [float(v) for v in out]
+    return values, extras
