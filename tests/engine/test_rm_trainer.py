@@ -1,0 +1,235 @@
+"""Reward-model training: config, data checks, learning on synthetic preferences, CLI."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from workers.engine.errors import ConfigError, DataError
+from workers.engine.preference_losses import bradley_terry_loss
+from workers.engine.reward_model import load_reward_model
+from workers.engine.rm_trainer import (
+    PreferenceRecord,
+    RewardModelTrainConfig,
+    cli_main,
+    load_preferences,
+    planned_steps,
+    ranking_pairs,
+    split_records,
+    train_reward_model,
+)
+
+torch.set_num_threads(1)
+
+WORDS = "the a cat dog bird runs jumps sits quickly slowly over under near house tree river red blue green".split()
+
+
+def keyword_records(n: int, seed: int = 0, keyword: str = "excellent") -> list[PreferenceRecord]:
+    """Pairs in which the completion containing ``keyword`` is preferred, order shuffled."""
+    rng = random.Random(seed)
+
+    def sentence() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7)))
+
+    records = []
+    for _ in range(n):
+        good, bad = f"{sentence()} {keyword} {sentence()}", f"{sentence()} {sentence()}"
+        if rng.random() < 0.5:
+            records.append(PreferenceRecord("describe the scene", [good, bad], [[0], [1]]))
+        else:
+            records.append(PreferenceRecord("describe the scene", [bad, good], [[1], [0]]))
+    return records
+
+
+def tiny_config(**overrides) -> RewardModelTrainConfig:
+    base = dict(backbone="tiny", lr=3e-3, epochs=3, batch_size=8, max_length=32, eval_fraction=0.25, device="cpu")
+    return RewardModelTrainConfig(**{**base, **overrides})
+
+
+# --- rankings and splits --------------------------------------------------------------------
+
+
+def test_ranking_pairs_cover_every_implied_pair():
+    pairs = ranking_pairs([[2], [0, 1], [3]])
+    assert sorted(pairs) == sorted([(0, 1, True), (2, 0, False), (2, 1, False), (2, 3, False),
+                                    (0, 3, False), (1, 3, False)])  # fmt: skip
+
+
+def test_split_is_deterministic_disjoint_and_sized():
+    train, held_out = split_records(40, 0.25, seed=3)
+    assert (train, held_out) == split_records(40, 0.25, seed=3)
+    assert len(held_out) == 10 and sorted(train + held_out) == list(range(40))
+    assert split_records(40, 0.25, seed=4)[1] != held_out
+
+
+# --- learning -------------------------------------------------------------------------------
+
+
+def test_tiny_reward_model_learns_keyword_preference(tmp_path):
+    history = []
+    result = train_reward_model(tiny_config(ensemble_size=2), keyword_records(120), output_dir=tmp_path / "rm",
+                                on_metrics=lambda step, m: history.append((step, m)))  # fmt: skip
+    assert result.metrics["eval/accuracy"] >= 0.9
+    assert result.steps == planned_steps(120, tiny_config()) == len(history)
+    assert [s for s, _ in history] == list(range(1, result.steps + 1))
+    assert {"loss", "train/accuracy", "learning_rate", "ensemble/disagreement"} <= set(history[0][1])
+    assert {"eval/accuracy", "eval/loss"} <= set(history[-1][1])
+    assert history[-1][1]["loss"] < history[0][1]["loss"]
+
+
+def test_trained_model_reloads_with_the_scores_it_was_evaluated_with(tmp_path):
+    config = tiny_config(epochs=1)
+    records = keyword_records(40)
+    result = train_reward_model(config, records, output_dir=tmp_path / "rm")
+    scorer = load_reward_model(result.output_dir, device="cpu")
+    held_out = [records[i] for i in split_records(len(records), config.eval_fraction, config.seed)[1]]
+    prompts = [r.prompt for r in held_out for _ in r.completions]
+    scores = scorer.score(prompts, [c for r in held_out for c in r.completions]).mean(0).view(-1, 2)  # (B, 2)
+    best = torch.tensor([r.ranking[0][0] for r in held_out])
+    chosen, rejected = scores.gather(1, best[:, None])[:, 0], scores.gather(1, 1 - best[:, None])[:, 0]
+    assert bradley_terry_loss(chosen, rejected).item() == pytest.approx(result.metrics["eval/loss"], rel=1e-5)
+    assert scorer.manifest["training_config"] == config.to_dict()
+
+
+def test_plackett_luce_learns_from_three_way_rankings_with_ties(tmp_path):
+    rng = random.Random(1)
+    records = []
+    for pair in keyword_records(90, seed=1):
+        good = pair.completions[pair.ranking[0][0]]
+        bad = pair.completions[pair.ranking[1][0]]
+        other = " ".join(rng.choice(WORDS) for _ in range(5))
+        records.append(PreferenceRecord(pair.prompt, [bad, other, good], [[2], [0, 1]]))
+    result = train_reward_model(tiny_config(loss="plackett_luce"), records, output_dir=tmp_path / "rm")
+    assert result.metrics["eval/accuracy"] >= 0.9
+
+
+def test_bootstrapped_ensemble_members_disagree(tmp_path):
+    result = train_reward_model(tiny_config(ensemble_size=3, epochs=1), keyword_records(40), output_dir=tmp_path)
+    assert result.metrics["eval/ensemble/disagreement"] > 0
+    assert load_reward_model(tmp_path, device="cpu").score(["p"], ["a cat"]).shape == (3, 1)
+
+
+def test_should_stop_ends_early_and_still_saves(tmp_path):
+    calls = []
+    result = train_reward_model(tiny_config(), keyword_records(40), output_dir=tmp_path / "rm",
+                                should_stop=lambda: len(calls) >= 2, on_metrics=lambda s, m: calls.append(s))  # fmt: skip
+    assert result.stopped and result.steps == 2
+    assert (result.output_dir / "reward_model.json").is_file()
+
+
+# --- bad data -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([], "no preference records"),
+        ([PreferenceRecord("p", ["a", "b"], [[0, 1]])] * 3, "every record is a tie"),
+        ([PreferenceRecord("p", ["a"], [[0]])], "at least 2 completions"),
+        ([PreferenceRecord("p", ["a", "b"], [[0], [0]])], "exactly once"),
+        ([PreferenceRecord("p", ["a", "b"], [[0]])], "exactly once"),
+        ([PreferenceRecord("p", ["a", "b"], [[0], [2]])], "exactly once"),
+        ([PreferenceRecord(3, ["a", "b"], [[0], [1]])], "prompt"),
+        ([PreferenceRecord("p", ["a", "b"], [[0], [1]], margin=-1.0)], "margin"),
+    ],
+)
+def test_unusable_data_is_refused_before_training(tmp_path, records, message):
+    with pytest.raises(DataError, match=message):
+        train_reward_model(tiny_config(), records, output_dir=tmp_path / "rm")
+    assert not (tmp_path / "rm").exists()
+
+
+def test_load_preferences_reads_trl_pairs_and_rankings(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    rows = [
+        {"prompt": "p", "chosen": "good", "rejected": "bad"},
+        {"prompt": [{"role": "user", "content": "q"}], "completions": ["x", "y", "z"], "ranking": [[1], [0, 2]]},
+        {"chosen": "c", "rejected": "r", "margin": 0.5},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    records = load_preferences(path)
+    assert records[0] == PreferenceRecord("p", ["good", "bad"], [[0], [1]])
+    assert records[1].ranking == [[1], [0, 2]] and records[1].prompt[0]["content"] == "q"
+    assert records[2] == PreferenceRecord("", ["c", "r"], [[0], [1]], 0.5)
+
+
+def test_load_preferences_names_the_bad_line(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "a"}\n')
+    with pytest.raises(DataError, match=r"prefs.jsonl:2: needs either"):
+        load_preferences(path)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+def test_config_round_trips_through_a_dict():
+    config = RewardModelTrainConfig(backbone="tiny", ensemble_size=4, loss="plackett_luce", center_coef=0.01)
+    assert RewardModelTrainConfig.from_dict(config.to_dict()) == config
+    assert RewardModelTrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_config_refuses_unknown_keys():
+    with pytest.raises(ConfigError) as caught:
+        RewardModelTrainConfig.from_dict({"learning_rate": 1e-5})
+    assert caught.value.field == "learning_rate"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("backbone", "gpt9"), ("loss", "hinge"), ("tie_handling", "coin"), ("ensemble_size", 0),
+        ("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("margin", -0.5), ("eval_fraction", 1.0),
+        ("tie_threshold", 0.0), ("ensemble_size", True), ("lr", "fast"), ("lr", float("nan")),
+        ("bootstrap", 1), ("max_length", 4),
+    ],
+)  # fmt: skip
+def test_config_names_the_bad_field(field, value):
+    with pytest.raises(ConfigError) as caught:
+        RewardModelTrainConfig(**{"backbone": "tiny", field: value})
+    assert caught.value.field == field
+
+
+def test_causal_lm_config_needs_a_path():
+    with pytest.raises(ConfigError) as caught:
+        RewardModelTrainConfig(backbone="causal_lm")
+    assert caught.value.field == "path"
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def write_cli_inputs(folder, config: dict, records: list[PreferenceRecord]):
+    lines = [json.dumps({"prompt": r.prompt, "completions": r.completions, "ranking": r.ranking}) for r in records]
+    (folder / "prefs.jsonl").write_text("\n".join(lines))
+    (folder / "cfg.json").write_text(json.dumps({**config, "data": {"path": "prefs.jsonl"}}))
+    return folder / "cfg.json"
+
+
+def test_cli_trains_and_saves(tmp_path, capsys):
+    cfg = write_cli_inputs(tmp_path, tiny_config(epochs=1).to_dict(), keyword_records(24))
+    assert cli_main(["train-rm", "--config", str(cfg), "--output-dir", str(tmp_path / "out")]) == 0
+    assert "saved reward model" in capsys.readouterr().out
+    assert load_reward_model(tmp_path / "out", device="cpu").ensemble_size == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "records", "expected"),
+    [
+        ({"backbone": "tiny", "lr": -1}, keyword_records(4), "error: lr: must be > 0"),
+        ({"backbone": "tiny", "colour": "red"}, keyword_records(4), "error: colour: unknown key"),
+        ({"backbone": "tiny"}, [PreferenceRecord("p", ["a", "b"], [[0, 1]])], "error: every record is a tie"),
+    ],
+)
+def test_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, capsys, config, records, expected):
+    cfg = write_cli_inputs(tmp_path, config, records)
+    assert cli_main(["--config", str(cfg), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(expected) and "\n" not in err
+
+
+def test_cli_missing_data_file_is_exit_code_2(tmp_path, capsys):
+    (tmp_path / "cfg.json").write_text(json.dumps({"backbone": "tiny", "data": {"path": "missing.jsonl"}}))
+    assert cli_main(["--config", str(tmp_path / "cfg.json"), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
