@@ -1,0 +1,49 @@
+import math
+
+import pytest
+
+from tests.factories import make_project, make_run, make_user
+from webapp.experiments.metrics import MetricPointError, metric_points_upsert, normalise_points
+from webapp.experiments.models import MetricPoint
+
+pytestmark = pytest.mark.django_db
+
+
+def test_upsert_writes_each_point_once():
+    run = make_run(make_project(owner=make_user()))
+    written = metric_points_upsert(run_id=run.id, points=[("reward", 1, 0.5), ("reward", 2, 0.75), ("kl", 1, 0.01)])
+    assert written == 3
+    assert MetricPoint.objects.filter(run=run).count() == 3
+
+
+def test_upsert_replayed_batch_keeps_one_row_with_the_last_value():
+    run = make_run(make_project(owner=make_user()))
+    metric_points_upsert(run_id=run.id, points=[{"key": "reward", "step": 1, "value": 0.5}])
+    metric_points_upsert(run_id=run.id, points=[{"key": "reward", "step": 1, "value": 0.9}])
+    rows = list(MetricPoint.objects.filter(run=run).values_list("key", "step", "value"))
+    assert rows == [("reward", 1, 0.9)]
+
+
+def test_duplicate_points_within_one_batch_keep_the_last():
+    assert normalise_points([("a", 1, 1.0), ("a", 1, 2.0)]) == [("a", 1, 2.0)]
+
+
+@pytest.mark.parametrize(
+    "point, message",
+    [
+        ({"key": "a", "step": 1}, "missing field 'value'"),
+        (("", 1, 1.0), "key must be"),
+        (("a", -1, 1.0), "step must be"),
+        (("a", 1.5, 1.0), "step must be"),
+        (("a", 1, math.nan), "finite number"),
+        (("a", 1, "x"), "finite number"),
+        ("nonsense", "must be an object"),
+    ],
+)
+def test_bad_point_is_named_by_index_and_nothing_is_written(point, message):
+    run = make_run(make_project(owner=make_user()))
+    with pytest.raises(MetricPointError) as info:
+        metric_points_upsert(run_id=run.id, points=[("ok", 1, 1.0), point])
+    assert info.value.index == 1
+    assert message in info.value.message
+    assert not MetricPoint.objects.filter(run=run).exists()
