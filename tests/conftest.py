@@ -1,10 +1,18 @@
-"""Suite-wide setup: offline models, a throwaway var/ folder, Django settings."""
+"""Suite-wide setup: offline models, a throwaway var/ folder, Django settings.
+
+The settings module is named here rather than in pytest.ini so that the variables below are
+in place before Django reads them (pytest-django would load the settings before any conftest).
+"""
 
 import os
 import tempfile
 
-# Before Django reads its settings: tests never touch the developer's var/ nor the network.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 os.environ.setdefault("STEER_VAR_DIR", tempfile.mkdtemp(prefix="steer-test-var-"))
+os.makedirs(os.path.join(os.environ["STEER_VAR_DIR"], "staticfiles"), exist_ok=True)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import django  # noqa: E402
+
+django.setup()

@@ -1,0 +1,75 @@
+"""Settings switch on the environment: embedded defaults, or the real stack."""
+
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from webapp.environment import load
+
+
+def test_no_variables_gives_sqlite_wal_and_filesystem_broker(tmp_path):
+    env = load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path("."))
+    assert env.database["ENGINE"] == "django.db.backends.sqlite3"
+    assert env.database["NAME"] == str(tmp_path / "steer.sqlite3")
+    assert "journal_mode=WAL" in env.database["OPTIONS"]["init_command"]
+    assert env.broker_url == "filesystem://"
+    assert env.broker_transport_options["data_folder_in"] == str(tmp_path / "broker" / "queue")
+    assert env.uses_embedded_database and env.uses_embedded_broker
+
+
+def test_database_and_broker_urls_switch_to_postgres_and_redis(tmp_path):
+    env = load(
+        {
+            "STEER_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://steer:pw@db.internal:5433/steer",
+            "CELERY_BROKER_URL": "redis://cache.internal:6379/2",
+        },
+        base_dir=Path("."),
+    )
+    assert env.database["ENGINE"] == "django.db.backends.postgresql"
+    assert (env.database["HOST"], env.database["PORT"], env.database["NAME"]) == ("db.internal", 5433, "steer")
+    assert env.broker_url == "redis://cache.internal:6379/2"
+    assert env.broker_transport_options["visibility_timeout"] > 3600
+    assert not env.uses_embedded_database and not env.uses_embedded_broker
+
+
+def test_debug_is_off_unless_asked(tmp_path):
+    assert load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).debug is False
+    assert load({"STEER_VAR_DIR": str(tmp_path), "DEBUG": "1"}, base_dir=Path(".")).debug is True
+
+
+def test_secret_key_is_generated_once_into_var(tmp_path):
+    first = load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).secret_key
+    second = load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).secret_key
+    assert first == second and len(first) >= 50
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_secret_key_from_environment_wins(tmp_path):
+    env = load({"STEER_VAR_DIR": str(tmp_path), "SECRET_KEY": "from-env"}, base_dir=Path("."))
+    assert env.secret_key == "from-env"
+    assert not (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("mysql://root@localhost/steer", "scheme 'mysql'"),
+        ("localhost:5432/steer", "scheme"),
+        ("postgres://postgres@127.0.0.1:5432", "names no database"),
+    ],
+)
+def test_invalid_database_url_is_refused_with_a_clear_message(tmp_path, url, words):
+    with pytest.raises(ImproperlyConfigured, match=words):
+        load({"STEER_VAR_DIR": str(tmp_path), "DATABASE_URL": url}, base_dir=Path("."))
+
+
+def test_invalid_broker_url_is_refused(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="CELERY_BROKER_URL"):
+        load({"STEER_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "kafka://x"}, base_dir=Path("."))
+
+
+def test_invalid_debug_value_is_refused(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="DEBUG"):
+        load({"STEER_VAR_DIR": str(tmp_path), "DEBUG": "maybe"}, base_dir=Path("."))
