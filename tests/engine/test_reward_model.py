@@ -133,3 +133,15 @@ def test_packaged_minilm_loads_offline_and_scores(tmp_path):
     scores = scorer.score(PROMPTS, COMPLETIONS)
     assert scores.shape == (2, 3) and torch.isfinite(scores).all()
     torch.testing.assert_close(scorer.score(PROMPTS[:1], COMPLETIONS[:1]), scores[:, :1], atol=1e-5, rtol=1e-5)
+
+
+def test_a_saved_tiny_policy_serves_as_causal_lm_backbone(tmp_path):
+    tiny = pytest.importorskip("workers.engine.tiny")
+    model, tokenizer = tiny.build_tiny_policy(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+    model.save_pretrained(tmp_path / "policy")
+    tokenizer.save_pretrained(tmp_path / "policy")
+    scorer = build_reward_model(backbone="causal_lm", path=str(tmp_path / "policy"), ensemble_size=2, max_length=128,
+                                device="cpu")  # fmt: skip
+    batched = scorer.score(PROMPTS, COMPLETIONS)  # the chat prompt goes through the policy's template
+    assert batched.shape == (2, 3)
+    torch.testing.assert_close(scorer.score(PROMPTS[2:], COMPLETIONS[2:]), batched[:, 2:], atol=1e-5, rtol=1e-5)

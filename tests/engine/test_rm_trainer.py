@@ -233,3 +233,16 @@ def test_cli_missing_data_file_is_exit_code_2(tmp_path, capsys):
     (tmp_path / "cfg.json").write_text(json.dumps({"backbone": "tiny", "data": {"path": "missing.jsonl"}}))
     assert cli_main(["--config", str(tmp_path / "cfg.json"), "--output-dir", str(tmp_path / "out")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_learns_and_reloads_identically(tmp_path):
+    result = train_reward_model(tiny_config(ensemble_size=2, device="cuda"), keyword_records(120),
+                                output_dir=tmp_path / "rm")  # fmt: skip
+    assert result.metrics["eval/accuracy"] >= 0.9
+    texts = ["a cat excellent runs", "a dog sits"]
+    first = load_reward_model(tmp_path / "rm", device="cuda").score(["p", "p"], texts)
+    again = load_reward_model(tmp_path / "rm", device="cuda").score(["p", "p"], texts)
+    assert torch.equal(first, again)
+    torch.testing.assert_close(load_reward_model(tmp_path / "rm", device="cpu").score(["p", "p"], texts), first,
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
