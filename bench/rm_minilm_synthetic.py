@@ -20,7 +20,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workers.engine.rm_trainer import PreferenceRecord, RewardModelTrainConfig, train_reward_model  # noqa: E402
+from workers.engine.reward_model import build_reward_model  # noqa: E402
+from workers.engine.rm_trainer import (  # noqa: E402
+    PreferenceRecord,
+    RewardModelTrainConfig,
+    split_records,
+    train_reward_model,
+)
 
 TOPICS = {
     "cooking": ["simmer the sauce", "chop the onions", "preheat the oven", "season with salt", "knead the dough"],
@@ -55,6 +61,17 @@ def make_records(task: str, n: int, seed: int) -> list[PreferenceRecord]:
     return records
 
 
+def untrained_accuracy(config: RewardModelTrainConfig, records: list[PreferenceRecord]) -> float:
+    """Held-out accuracy of the freshly built model (random heads): the baseline."""
+    scorer = build_reward_model(backbone=config.backbone, path=config.path, ensemble_size=config.ensemble_size,
+                                seed=config.seed, max_length=config.max_length, device=config.device)  # fmt: skip
+    held_out = [records[i] for i in split_records(len(records), config.eval_fraction, config.seed)[1]]
+    scores = scorer.score([r.prompt for r in held_out for _ in r.completions],
+                          [c for r in held_out for c in r.completions]).mean(0).view(-1, 2)  # fmt: skip
+    best = torch.tensor([r.ranking[0][0] for r in held_out])
+    return (scores.gather(1, best[:, None]) > scores.gather(1, 1 - best[:, None])).float().mean().item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", choices=["keyword", "relevance"], default="relevance")
@@ -75,6 +92,7 @@ def main() -> None:
         ensemble_size=args.ensemble_size, eval_fraction=0.2, device=args.device,
     )  # fmt: skip
     records = make_records(args.task, args.pairs, seed=0)
+    baseline = untrained_accuracy(config, records)
     history = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -84,6 +102,7 @@ def main() -> None:
     evals = [{k: round(v, 4) for k, v in h.items() if k.startswith("eval/") or k == "step"} for h in history
              if "eval/accuracy" in h]  # fmt: skip
     print(json.dumps({"task": args.task, "pairs": args.pairs, "config": config.to_dict(), "seconds": round(seconds, 1),
+                      "eval/accuracy_untrained": round(baseline, 4),
                       "steps": result.steps, "per_epoch": evals,
                       "torch_threads": torch.get_num_threads(), "device": args.device}, indent=1))  # fmt: skip
 

@@ -181,7 +181,9 @@ def _validate_record(record: PreferenceRecord, index: int) -> None:
     if not isinstance(tiers, list) or not all(isinstance(t, list) and t for t in tiers):
         raise DataError(f"{where}: ranking must be a list of non-empty lists of completion indices")
     placed = [i for tier in tiers for i in tier]
-    if sorted(placed) != list(range(len(completions))) or any(isinstance(i, bool) for i in placed):
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in placed):
+        raise DataError(f"{where}: ranking must hold completion indices (integers), got {tiers}")
+    if sorted(placed) != list(range(len(completions))):
         raise DataError(f"{where}: ranking must place each of the {len(completions)} completions exactly once, got {tiers}")
     if record.margin is not None and not (isinstance(record.margin, (int, float)) and record.margin >= 0):
         raise DataError(f"{where}: margin must be a number >= 0, got {record.margin!r}")
@@ -285,6 +287,33 @@ def _evaluate(scorer: RewardModelScorer, records: list[PreferenceRecord], config
     return metrics
 
 
+def _optimizer(scorer: RewardModelScorer, config: RewardModelTrainConfig, total_steps: int):
+    """AdamW over the trainable parameters, with warmup then linear decay: (optimizer, scheduler, params)."""
+    scorer.model.backbone.requires_grad_(config.train_backbone)
+    params = [p for p in scorer.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, config.warmup_ratio))
+    return optimizer, scheduler, params
+
+
+def _train_step(
+    scorer: RewardModelScorer,
+    batch: _Batch,
+    weights: Tensor | None,
+    config: RewardModelTrainConfig,
+    optimizer: torch.optim.Optimizer,
+    params: list[Tensor],
+) -> tuple[float, Tensor, float]:
+    """One AdamW step on a batch: (loss, detached rewards ``(K, N)``, grad norm before clipping)."""
+    rewards = scorer.rewards(batch.prompts, batch.completions)  # (K, N)
+    loss = _preference_loss(rewards, batch, config, weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
+    optimizer.step()
+    return loss.item(), rewards.detach(), grad_norm.item()
+
+
 def _bootstrap_weights(config: RewardModelTrainConfig, num_records: int) -> Tensor | None:
     """``(K, num_records)`` Poisson(1) counts, the online bootstrap; None without one."""
     if config.ensemble_size == 1 or not config.bootstrap:
@@ -325,17 +354,12 @@ def train_reward_model(
     scorer = build_reward_model(backbone=config.backbone, path=config.path, ensemble_size=config.ensemble_size,
                                 seed=config.seed, max_length=config.max_length, device=config.device,
                                 corpus=corpus)  # fmt: skip
-    model = scorer.model
-    model.backbone.requires_grad_(config.train_backbone)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_records) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total_steps, config.warmup_ratio))
+    total_steps = math.ceil(len(train_records) / config.batch_size) * config.epochs
+    optimizer, scheduler, params = _optimizer(scorer, config, total_steps)
     bootstrap = _bootstrap_weights(config, len(train_records))
 
     step, stopped, metrics = 0, False, {}
-    model.train()
+    scorer.model.train()
     for epoch in range(config.epochs):
         order = torch.randperm(len(train_records), generator=torch.Generator().manual_seed(config.seed + epoch))
         for start in range(0, len(order), config.batch_size):
@@ -345,25 +369,19 @@ def train_reward_model(
             ids = order[start : start + config.batch_size]
             batch = _collate([train_records[i] for i in ids], config.margin)
             weights = None if bootstrap is None else bootstrap[:, ids].to(scorer.device)  # (K, B)
-            rewards = scorer.rewards(batch.prompts, batch.completions)  # (K, N)
-            loss = _preference_loss(rewards, batch, config, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
             learning_rate = scheduler.get_last_lr()[0]
-            optimizer.step()
+            loss, rewards, grad_norm = _train_step(scorer, batch, weights, config, optimizer, params)
             scheduler.step()
             step += 1
 
             metrics = {
-                "loss": loss.item(),
+                "loss": loss,
                 "learning_rate": learning_rate,
-                "grad_norm": grad_norm.item(),
+                "grad_norm": grad_norm,
                 "ensemble/disagreement": _disagreement(rewards),
                 "epoch": epoch + (start + len(ids)) / len(order),
             }
-            accuracy = _accuracy(rewards, batch)
-            if accuracy is not None:
+            if (accuracy := _accuracy(rewards, batch)) is not None:
                 metrics["train/accuracy"] = accuracy
             if start + config.batch_size >= len(order) and eval_records:
                 metrics.update(_evaluate(scorer, eval_records, config))
@@ -372,7 +390,7 @@ def train_reward_model(
         if stopped:
             break
 
-    model.eval()
+    scorer.model.eval()
     summary = {**metrics, "train/records": len(train_records), "eval/records": len(eval_records)}
     scorer.save(output_dir, training_config=config.to_dict(), metrics=summary)
     return RewardModelTrainResult(output_dir=Path(output_dir), metrics=summary, steps=step, stopped=stopped)
