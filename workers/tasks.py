@@ -3,13 +3,14 @@
 import re
 import socket
 
-from celery import shared_task
 from django.conf import settings
+
+from workers.celery_app import app
 
 NONCE = re.compile(r"^[0-9a-f]{8,64}$")
 
 
-@shared_task(name="workers.tasks.ping", acks_late=True)
+@app.task(name="workers.tasks.ping", acks_late=True)
 def ping(nonce: str) -> str:
     """Prove a worker consumes from the broker: write var/pings/<nonce> holding the host name."""
     if not NONCE.match(nonce):
