@@ -1,0 +1,103 @@
+import json
+
+import pytest
+from django.test import override_settings
+
+from tests.factories import make_project, make_run
+from webapp.experiments.models import MetricPoint, RunKind
+
+pytestmark = pytest.mark.django_db
+
+
+def post_points(api, run_id, points):
+    return api.post(f"/api/v1/runs/{run_id}/metrics/", data=json.dumps({"points": points}),
+                    content_type="application/json")
+
+
+@pytest.fixture
+def run(owner):
+    return make_run(make_project(owner=owner), kind=RunKind.EXTERNAL)
+
+
+def test_batch_of_objects_and_arrays_is_stored(api, run):
+    response = post_points(api, run.id, [{"key": "reward", "step": 1, "value": 0.5}, ["kl", 1, 0.01]])
+    assert response.status_code == 201, response.json()
+    assert response.json() == {"written": 2}
+    assert set(MetricPoint.objects.filter(run=run).values_list("key", "step", "value")) == {
+        ("reward", 1, 0.5), ("kl", 1, 0.01)}
+
+
+def test_bad_point_answers_400_naming_its_index_and_stores_nothing(api, run):
+    response = post_points(api, run.id, [["reward", 1, 0.5], ["reward", -2, 0.5]])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == ["points[1]"]
+    assert "step" in error["fields"]["points[1]"][0]
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_replayed_batch_keeps_one_point_per_key_and_step(api, run):
+    post_points(api, run.id, [["reward", 1, 0.5]])
+    post_points(api, run.id, [["reward", 1, 0.7]])
+    assert list(MetricPoint.objects.filter(run=run).values_list("value", flat=True)) == [0.7]
+
+
+@override_settings(STEER_METRIC_BATCH_LIMIT=3)
+def test_batch_over_the_limit_answers_413(api, run):
+    response = post_points(api, run.id, [["reward", i, 0.5] for i in range(4)])
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=100)
+def test_body_over_the_upload_limit_answers_413(api, run):
+    response = post_points(api, run.id, [["reward", i, 0.5] for i in range(20)])
+    assert response.status_code == 413
+
+
+def test_body_that_is_not_json_answers_400(api, run):
+    response = api.post(f"/api/v1/runs/{run.id}/metrics/", data="{nope", content_type="application/json")
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_body_without_points_list_answers_400(api, run):
+    response = api.post(f"/api/v1/runs/{run.id}/metrics/", data=json.dumps([1, 2]), content_type="application/json")
+    assert response.status_code == 400
+    assert "points" in response.json()["error"]["fields"]
+
+
+def test_points_list_filters_by_key_and_step_range(api, run):
+    post_points(api, run.id, [["reward", s, s / 10] for s in range(10)] + [["kl", 3, 0.1]])
+    response = api.get(f"/api/v1/runs/{run.id}/metrics/", {"key": "reward", "step_min": 2, "step_max": 4,
+                                                           "ordering": "step"})
+    assert response.status_code == 200
+    assert [(p["step"], p["value"]) for p in response.json()["results"]] == [(2, 0.2), (3, 0.3), (4, 0.4)]
+
+
+def test_points_list_pages_with_a_cursor(api, run):
+    post_points(api, run.id, [["reward", s, float(s)] for s in range(25)])
+    first = api.get(f"/api/v1/runs/{run.id}/metrics/", {"page_size": 10}).json()
+    second = api.get(first["next"]).json()
+    assert [p["step"] for p in first["results"]] == list(range(10))
+    assert [p["step"] for p in second["results"]] == list(range(10, 20))
+
+
+def test_latest_answers_the_last_value_of_each_key_for_many_runs(api, owner, run):
+    other = make_run(run.project, kind=RunKind.EXTERNAL)
+    post_points(api, run.id, [["reward", 1, 0.1], ["reward", 5, 0.5], ["kl", 2, 0.2]])
+    post_points(api, other.id, [["reward", 3, 0.3]])
+    response = api.get("/api/v1/metrics/latest/", {"run": [run.id, other.id], "key": ["reward"]})
+    assert response.status_code == 200
+    assert response.json()["results"] == [
+        {"run": run.id, "key": "reward", "step": 5, "value": 0.5},
+        {"run": other.id, "key": "reward", "step": 3, "value": 0.3},
+    ]
+
+
+def test_latest_for_a_run_of_another_project_answers_404(api, run):
+    stranger_run = make_run(make_project(), kind=RunKind.EXTERNAL)
+    response = api.get("/api/v1/metrics/latest/", {"run": [run.id, stranger_run.id]})
+    assert response.status_code == 404

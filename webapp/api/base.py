@@ -1,0 +1,58 @@
+"""What every Steer API view shares: authentication throttling, the project-role check,
+and turning the apps' own error types into the one error shape."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, generics, status
+from rest_framework.views import APIView
+
+from webapp.api.permissions import ProjectRole
+from webapp.api.throttling import FailedAuthThrottle
+
+
+class TooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+    default_detail = "The request is too large."
+
+
+def field_error(field: str | None, message: str) -> exceptions.ValidationError:
+    """A 400 naming the input at fault, in the API's one error shape."""
+    return exceptions.ValidationError({field or "non_field_errors": [message]})
+
+
+class SteerApiMixin:
+    permission_classes = [ProjectRole]
+    # Roles a caller needs in a project for this resource (see webapp.api.permissions).
+    project_roles: frozenset[str] = frozenset()
+
+    def perform_authentication(self, request):
+        if not request.META.get("HTTP_AUTHORIZATION"):
+            request.user  # noqa: B018 - session authentication, no credentials to guess
+            return
+        throttle = FailedAuthThrottle()
+        throttle.check(request, self)
+        try:
+            request.user  # noqa: B018 - evaluates the authenticators
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure()
+            raise
+
+
+class SteerApi(SteerApiMixin, APIView):
+    pass
+
+
+class SteerListApi(SteerApiMixin, generics.ListAPIView):
+    pass
+
+
+class SteerRetrieveApi(SteerApiMixin, generics.RetrieveAPIView):
+    pass
+
+
+def query_params(request, serializer_class) -> dict:
+    """Validated query-string filters (400 naming the bad parameter), absent ones left out."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return {k: v for k, v in serializer.validated_data.items() if v is not None}

@@ -1,0 +1,123 @@
+"""Prompt datasets: list, import a JSONL/CSV file (all or nothing), read, page through prompts."""
+
+from django.db import IntegrityError
+from django.db.models import Count
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import filters, serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from webapp.api.base import SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.permissions import RESEARCH, scoped_project_ids
+from webapp.datasets.errors import DatasetImportError
+from webapp.datasets.models import Prompt, PromptDataset
+from webapp.datasets.selectors import dataset_list
+from webapp.datasets.services import dataset_import
+
+
+class DatasetOutputSerializer(serializers.ModelSerializer):
+    prompt_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = PromptDataset
+        fields = ["id", "project", "name", "description", "prompt_count", "created_at"]
+
+
+class PromptOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Prompt
+        fields = ["id", "dataset", "index", "text", "messages", "reference", "metadata"]
+
+
+class DatasetListCreateApi(SteerListApi):
+    """GET: the project's datasets. POST: import a JSONL or CSV file as a new dataset.
+
+    The import is atomic: if any line is bad nothing is stored, and the answer lists every
+    bad line by its number.
+    """
+
+    class DatasetImportInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        file = serializers.FileField(required=False, help_text="A .jsonl or .csv file (multipart upload).")
+        content = serializers.CharField(
+            required=False, trim_whitespace=False, help_text="The file's text, instead of an upload."
+        )
+        format = serializers.ChoiceField(
+            choices=["jsonl", "csv"], required=False, help_text="Defaults to the file's extension, else jsonl."
+        )
+
+    InputSerializer = DatasetImportInputSerializer
+    project_roles = RESEARCH
+    serializer_class = DatasetOutputSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "name", "created_at"]
+    ordering = ["id"]
+
+    def get_queryset(self):
+        return dataset_list(project=self.request.membership.project)
+
+    @extend_schema(request=InputSerializer, responses={201: DatasetOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        filename, content = self._file(data.validated_data)
+        try:
+            dataset = dataset_import(
+                project=request.membership.project,
+                name=data.validated_data["name"],
+                description=data.validated_data["description"],
+                filename=filename,
+                content=content,
+                user=request.user,
+            )
+        except DatasetImportError as exc:
+            raise field_error("file", str(exc)) from exc
+        except IntegrityError as exc:  # a concurrent import took the name
+            raise field_error("name", "a dataset with this name already exists in this project") from exc
+        dataset = dataset_list(project=request.membership.project).get(pk=dataset.pk)
+        return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _file(data: dict) -> tuple[str, str]:
+        upload, content = data.get("file"), data.get("content")
+        if (upload is None) == (content is None):
+            raise field_error("file", "send exactly one of 'file' (an upload) or 'content' (the text)")
+        filename = upload.name if upload is not None else "upload.jsonl"
+        if data.get("format"):
+            filename = f"upload.{data['format']}"
+        if upload is not None:
+            try:
+                content = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise field_error("file", f"not UTF-8 text (byte {exc.start})") from exc
+        return filename, content
+
+
+class DatasetDetailApi(SteerRetrieveApi):
+    project_roles = RESEARCH
+    serializer_class = DatasetOutputSerializer
+    lookup_url_kwarg = "dataset_id"
+
+    def get_queryset(self):
+        ids = scoped_project_ids(self.request, RESEARCH)
+        return PromptDataset.objects.filter(project_id__in=ids).annotate(prompt_count=Count("prompts"))
+
+
+class PromptListApi(SteerListApi):
+    """The dataset's prompts in order, cursor-paginated."""
+
+    project_roles = RESEARCH
+    serializer_class = PromptOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["index"]
+    ordering = ["index"]
+
+    def get_queryset(self):
+        ids = scoped_project_ids(self.request, RESEARCH)
+        dataset = PromptDataset.objects.filter(project_id__in=ids, pk=self.kwargs["dataset_id"]).first()
+        if dataset is None:
+            raise Http404("No such dataset.")
+        return Prompt.objects.filter(dataset=dataset)

@@ -1,0 +1,239 @@
+"""Rubrics, comparison tasks and preference labels.
+
+Annotators reach these too (see webapp.api.permissions): they read rubrics and the tasks
+of their projects, and the labels they wrote themselves. Gold answers of gold tasks are
+shown to researchers only, so an annotator cannot look up the answers of the checks.
+"""
+
+from django.db.models import F, Prefetch
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import filters, serializers, status
+from rest_framework.response import Response
+
+from webapp.api.base import SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
+from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
+from webapp.feedback.services import FeedbackError, rubric_create, rubric_version_create
+
+
+class CriterionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Criterion
+        fields = ["position", "name", "description", "weight", "scale"]
+
+
+class CriterionInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    weight = serializers.FloatField(required=False, default=1.0)
+    scale = serializers.ChoiceField(choices=Criterion.Scale.choices, required=False, default=Criterion.Scale.LIKERT_5)
+
+
+class RubricOutputSerializer(serializers.ModelSerializer):
+    version = serializers.SerializerMethodField()
+    criteria = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rubric
+        fields = ["id", "project", "name", "description", "version", "criteria", "created_at"]
+
+    @staticmethod
+    def _latest(rubric) -> RubricVersion | None:
+        versions = list(rubric.versions.all())
+        return max(versions, key=lambda v: v.number) if versions else None
+
+    def get_version(self, rubric) -> int | None:
+        latest = self._latest(rubric)
+        return latest.number if latest else None
+
+    @extend_schema_field(CriterionSerializer(many=True))
+    def get_criteria(self, rubric):
+        latest = self._latest(rubric)
+        return CriterionSerializer(latest.criteria.all(), many=True).data if latest else []
+
+
+def rubrics_in(project_ids):
+    return Rubric.objects.filter(project_id__in=project_ids).prefetch_related("versions__criteria")
+
+
+class RubricListCreateApi(SteerListApi):
+    """GET: the project's rubrics with their latest criteria (any member). POST: a new rubric (research)."""
+
+    class RubricCreateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        criteria = CriterionInputSerializer(many=True)
+
+    project_roles = ANNOTATION
+    project_write_roles = RESEARCH
+    serializer_class = RubricOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "name"]
+    ordering = ["id"]
+
+    def get_queryset(self):
+        return rubrics_in([self.request.membership.project_id])
+
+    @extend_schema(request=RubricCreateInputSerializer, responses={201: RubricOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.RubricCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            rubric = rubric_create(project=request.membership.project, user=request.user, **data.validated_data)
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        rubric = rubrics_in([rubric.project_id]).get(pk=rubric.pk)
+        return Response(RubricOutputSerializer(rubric).data, status=status.HTTP_201_CREATED)
+
+
+class RubricDetailApi(SteerApi):
+    """GET: a rubric with its latest criteria. PUT: replace its criteria (stored as a new version)."""
+
+    class RubricVersionInputSerializer(serializers.Serializer):
+        criteria = CriterionInputSerializer(many=True)
+
+    project_roles = ANNOTATION
+
+    def _rubric(self, request, rubric_id: int, roles) -> Rubric:
+        rubric = rubrics_in(scoped_project_ids(request, roles)).filter(pk=rubric_id).first()
+        if rubric is None:
+            raise Http404("No such rubric.")
+        return rubric
+
+    @extend_schema(responses={200: RubricOutputSerializer})
+    def get(self, request, rubric_id: int):
+        return Response(RubricOutputSerializer(self._rubric(request, rubric_id, ANNOTATION)).data)
+
+    @extend_schema(request=RubricVersionInputSerializer, responses={200: RubricOutputSerializer})
+    def put(self, request, rubric_id: int):
+        rubric = self._rubric(request, rubric_id, ANNOTATION)
+        require_role(request, rubric.project_id, RESEARCH)
+        data = self.RubricVersionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            rubric_version_create(rubric=rubric, criteria=data.validated_data["criteria"], user=request.user)
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(RubricOutputSerializer(self._rubric(request, rubric_id, RESEARCH)).data)
+
+
+class CandidateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Candidate
+        fields = ["position", "text"]
+
+
+class TaskOutputSerializer(serializers.ModelSerializer):
+    """What an annotator sees of a task."""
+
+    candidates = CandidateSerializer(many=True, read_only=True)
+    rubric_version = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = ComparisonTask
+        fields = ["id", "project", "prompt_text", "prompt_messages", "candidates", "rubric_version",
+                  "required_labels", "label_count", "created_at"]
+
+
+class TaskResearchOutputSerializer(TaskOutputSerializer):
+    """Researchers also see where the task came from and the gold answer of a gold task."""
+
+    class ResearchCandidateSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Candidate
+            fields = ["position", "text", "trajectory", "metadata"]
+
+    candidates = ResearchCandidateSerializer(many=True, read_only=True)
+
+    class Meta(TaskOutputSerializer.Meta):
+        fields = TaskOutputSerializer.Meta.fields + ["source_run", "is_gold", "gold_ranking"]
+
+
+def tasks_in(project_ids):
+    return ComparisonTask.objects.filter(project_id__in=project_ids).prefetch_related(
+        Prefetch("candidates", queryset=Candidate.objects.order_by("position"))
+    )
+
+
+def task_serializer_for(request, task: ComparisonTask):
+    researcher = task.project_id in scoped_project_ids(request, RESEARCH)
+    return TaskResearchOutputSerializer if researcher else TaskOutputSerializer
+
+
+class TaskFilterSerializer(serializers.Serializer):
+    open = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                    help_text="true: tasks that still want labels; false: complete ones.")
+
+
+class TaskListApi(SteerListApi):
+    project_roles = ANNOTATION
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "created_at"]
+    ordering = ["id"]
+
+    def get_serializer_class(self):
+        membership = getattr(self.request, "membership", None)
+        if membership is not None and membership.can_research:
+            return TaskResearchOutputSerializer
+        return TaskOutputSerializer
+
+    @extend_schema(parameters=[TaskFilterSerializer], responses={200: TaskResearchOutputSerializer(many=True)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = tasks_in([self.request.membership.project_id])
+        wanted = query_params(self.request, TaskFilterSerializer).get("open")
+        if wanted is True:
+            queryset = queryset.filter(label_count__lt=F("required_labels"))
+        elif wanted is False:
+            queryset = queryset.filter(label_count__gte=F("required_labels"))
+        return queryset
+
+
+class TaskDetailApi(SteerApi):
+    project_roles = ANNOTATION
+
+    @extend_schema(responses={200: TaskResearchOutputSerializer})
+    def get(self, request, task_id: int):
+        task = tasks_in(scoped_project_ids(request, ANNOTATION)).filter(pk=task_id).first()
+        if task is None:
+            raise Http404("No such task.")
+        return Response(task_serializer_for(request, task)(task).data)
+
+
+class LabelOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PreferenceLabel
+        fields = ["id", "task", "annotator", "ranking", "both_bad", "critique", "rubric_version",
+                  "time_spent_ms", "created_at"]
+
+
+class LabelFilterSerializer(serializers.Serializer):
+    task = serializers.IntegerField(required=False, min_value=1)
+    annotator = serializers.IntegerField(required=False, min_value=1)
+
+
+class LabelListApi(SteerListApi):
+    """The project's labels, raw (one per annotator and task); an annotator sees only their own."""
+
+    project_roles = ANNOTATION
+    serializer_class = LabelOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "created_at"]
+    ordering = ["id"]
+
+    @extend_schema(parameters=[LabelFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = query_params(self.request, LabelFilterSerializer)
+        queryset = PreferenceLabel.objects.filter(label_scope(self.request),
+                                                  task__project_id=self.request.membership.project_id)
+        if "task" in params:
+            queryset = queryset.filter(task_id=params["task"])
+        if "annotator" in params:
+            queryset = queryset.filter(annotator_id=params["annotator"])
+        return queryset

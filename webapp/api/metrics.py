@@ -1,0 +1,165 @@
+"""Metrics: batch ingest for trainers, raw points, downsampled history, latest values.
+
+The ingest path is the hot one (an external trainer posts a batch every few steps, a
+benchmark posts thousands): the body is decoded with the stdlib ``json`` and handed as is
+to ``metric_points_upsert``, whose tight loop validates every point; no DRF serializer
+runs per point. A bad point answers 400 naming its index, and nothing of the batch is
+stored.
+"""
+
+import json
+
+from django.conf import settings
+from django.db.models import OuterRef, Subquery
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, filters, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from webapp.api.base import SteerApi, SteerListApi, TooLarge, field_error, query_params
+from webapp.api.permissions import RESEARCH
+from webapp.api.runs import run_for, runs_for
+from webapp.experiments.metrics import MetricPointError, metric_points_upsert
+from webapp.experiments.models import MetricPoint
+
+
+class MetricPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MetricPoint
+        fields = ["run", "key", "step", "value", "recorded_at"]
+
+
+class MetricPointInputSerializer(serializers.Serializer):
+    """Documentation of one point; the endpoint validates points with a faster loop."""
+
+    key = serializers.CharField(max_length=200)
+    step = serializers.IntegerField(min_value=0)
+    value = serializers.FloatField()
+
+
+class MetricBatchInputSerializer(serializers.Serializer):
+    points = MetricPointInputSerializer(
+        many=True,
+        help_text="Objects {key, step, value}, or arrays [key, step, value]. "
+        "At most STEER_METRIC_BATCH_LIMIT (10,000) per request.",
+    )
+
+
+def _decode_batch(request) -> list:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise TooLarge(f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+    if (request.content_type or "").split(";")[0].strip() != "application/json":
+        raise exceptions.UnsupportedMediaType(request.content_type or "(none)")
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise field_error(None, f"the body is not valid JSON ({exc})") from exc
+    points = payload.get("points") if isinstance(payload, dict) else None
+    if not isinstance(points, list):
+        raise field_error("points", "send a JSON object {\"points\": [...]}")
+    limit = settings.STEER_METRIC_BATCH_LIMIT
+    if len(points) > limit:
+        raise TooLarge(f"{len(points)} points in one batch; at most {limit} per request")
+    return points
+
+
+class RunMetricsApi(SteerListApi):
+    """GET: the run's raw metric points, cursor-paginated. POST: ingest a batch of points.
+
+    A point rewritten at the same (key, step) keeps the last value, so a retried batch is
+    harmless.
+    """
+
+    class MetricFilterSerializer(serializers.Serializer):
+        key = serializers.CharField(required=False, max_length=200)
+        step_min = serializers.IntegerField(required=False, min_value=0)
+        step_max = serializers.IntegerField(required=False, min_value=0)
+
+    FilterSerializer = MetricFilterSerializer
+    project_roles = RESEARCH
+    serializer_class = MetricPointSerializer
+    parser_classes = [JSONParser]
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "step"]
+    ordering = ["id"]
+
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        run = run_for(self.request, self.kwargs["run_id"])
+        params = query_params(self.request, self.FilterSerializer)
+        queryset = MetricPoint.objects.filter(run=run)
+        if "key" in params:
+            queryset = queryset.filter(key=params["key"])
+        if "step_min" in params:
+            queryset = queryset.filter(step__gte=params["step_min"])
+        if "step_max" in params:
+            queryset = queryset.filter(step__lte=params["step_max"])
+        return queryset
+
+    @extend_schema(
+        request=MetricBatchInputSerializer,
+        responses={201: inline_serializer("MetricBatchOutput", {"written": serializers.IntegerField()})},
+    )
+    def post(self, request, run_id: int):
+        points = _decode_batch(request)
+        run_id = runs_for(request).filter(pk=run_id).values_list("id", flat=True).first()
+        if run_id is None:
+            raise exceptions.NotFound("No such run.")
+        try:
+            written = metric_points_upsert(run_id=run_id, points=points)
+        except MetricPointError as exc:
+            raise field_error(f"points[{exc.index}]", exc.message) from exc
+        return Response({"written": written}, status=status.HTTP_201_CREATED)
+
+
+class RunIdsSerializer(serializers.Serializer):
+    run = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100,
+                                help_text="Run ids; repeat the parameter: ?run=1&run=2.")
+    key = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=200,
+                                help_text="Metric keys; repeat the parameter. All keys when left out.")
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):
+            data = {name: data.getlist(name) for name in ("run", "key") if name in data}
+        return super().to_internal_value(data)
+
+
+def _visible_run_ids(request, run_ids: list[int]) -> list[int]:
+    """The requested runs, all visible to the caller, or 404 naming the first missing one."""
+    found = set(runs_for(request).filter(pk__in=run_ids).values_list("id", flat=True))
+    missing = [i for i in run_ids if i not in found]
+    if missing:
+        raise exceptions.NotFound(f"No such run: {missing[0]}.")
+    return sorted(found)
+
+
+class MetricLatestApi(SteerApi):
+    """The last value (highest step) of each metric of each requested run, in one call."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(
+        parameters=[RunIdsSerializer],
+        responses={200: inline_serializer("MetricLatestOutput", {
+            "results": inline_serializer("MetricLatestValue", {
+                "run": serializers.IntegerField(), "key": serializers.CharField(),
+                "step": serializers.IntegerField(), "value": serializers.FloatField(),
+            }, many=True),
+        })},
+    )
+    def get(self, request):
+        params = query_params(request, RunIdsSerializer)
+        run_ids = _visible_run_ids(request, params["run"])
+        last_step = (
+            MetricPoint.objects.filter(run_id=OuterRef("run_id"), key=OuterRef("key"))
+            .order_by("-step").values("step")[:1]
+        )
+        points = MetricPoint.objects.filter(run_id__in=run_ids)
+        if params.get("key"):
+            points = points.filter(key__in=params["key"])
+        rows = points.filter(step=Subquery(last_step)).order_by("run_id", "key").values_list("run_id", "key", "step", "value")
+        return Response({"results": [{"run": r, "key": k, "step": s, "value": v} for r, k, s, v in rows]})

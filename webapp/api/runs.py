@@ -1,0 +1,154 @@
+"""Runs: launch, list, read, cancel, and the status reports of external trainers."""
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, filters, serializers, status
+from rest_framework.response import Response
+
+from webapp.api.base import SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.permissions import RESEARCH, scoped_project_ids
+from webapp.datasets.models import PromptDataset
+from webapp.experiments import services
+from webapp.experiments.errors import IllegalTransition, RunError
+from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    worker_lost = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "project", "name", "kind", "status", "progress", "current_step", "total_steps",
+            "error", "cancel_requested", "worker_lost", "config", "dataset", "policy",
+            "created_at", "started_at", "finished_at",
+        ]
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def runs_for(request):
+    """Runs of the projects where the caller is a researcher or owner."""
+    return Run.objects.filter(project_id__in=scoped_project_ids(request, RESEARCH))
+
+
+def run_for(request, run_id: int) -> Run:
+    run = runs_for(request).filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+class RunListCreateApi(SteerListApi):
+    """GET: the project's runs (filter by status and kind). POST: launch a run.
+
+    A launched policy, reward-model or evaluation run is validated against the engine's
+    config and queued for a worker. An ``external`` run is driven by a trainer outside
+    Steer (see ``steer_client.SteerCallback``), which reports its metrics and status.
+    """
+
+    class RunFilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+        kind = serializers.ChoiceField(choices=RunKind.choices, required=False)
+
+    class RunCreateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=RunKind.choices)
+        config = serializers.JSONField(required=False, default=dict, help_text="Engine config (a JSON object).")
+        dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        policy = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+    FilterSerializer, InputSerializer = RunFilterSerializer, RunCreateInputSerializer
+
+    project_roles = RESEARCH
+    serializer_class = RunOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "created_at", "name"]
+    ordering = ["-id"]
+
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = query_params(self.request, self.FilterSerializer)
+        return Run.objects.filter(project=self.request.membership.project, **params)
+
+    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = request.membership.project
+        dataset = self._in_project(PromptDataset, project, values.get("dataset"), "dataset")
+        policy = self._in_project(PolicyModel, project, values.get("policy"), "policy")
+        try:
+            run = services.run_create(
+                project=project, user=request.user, name=values["name"], kind=values["kind"],
+                config=values["config"], dataset=dataset, policy=policy,
+            )
+        except RunError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _in_project(model, project, pk, field):
+        if pk is None:
+            return None
+        obj = model.objects.filter(project=project, pk=pk).first()
+        if obj is None:
+            raise field_error(field, f"no {field} with id {pk} in this project")
+        return obj
+
+
+class RunDetailApi(SteerRetrieveApi):
+    project_roles = RESEARCH
+    serializer_class = RunOutputSerializer
+    lookup_url_kwarg = "run_id"
+
+    def get_queryset(self):
+        return runs_for(self.request)
+
+
+class RunStatusApi(SteerApi):
+    """An external trainer reports its run's status: running, then succeeded or failed.
+
+    Only runs of kind ``external`` take status reports; the state machine of
+    ``run_transition`` decides which moves are legal (409 otherwise).
+    """
+
+    class RunStatusInputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(
+            choices=[RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+        )
+        error = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+        current_step = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+        total_steps = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+    InputSerializer = RunStatusInputSerializer
+
+    project_roles = RESEARCH
+
+    @extend_schema(request=InputSerializer, responses={200: RunOutputSerializer})
+    def post(self, request, run_id: int):
+        run = run_for(request, run_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if run.kind != RunKind.EXTERNAL:
+            raise field_error("status", "only external runs report their status; a Steer run is driven by its worker")
+        values = dict(data.validated_data)
+        to = values.pop("status")
+        total = values.get("total_steps", run.total_steps)
+        current = values.get("current_step", run.current_step)
+        if total:
+            values["progress"] = min(1.0, current / total)
+        if to == RunStatus.SUCCEEDED:
+            values["progress"] = 1.0
+        try:
+            run = services.run_transition(run_id=run.id, to=to, **values)
+        except IllegalTransition as exc:
+            raise Conflict(exc.message) from exc
+        return Response(RunOutputSerializer(run).data)
