@@ -94,6 +94,7 @@ def broker_config(url: str | None, var_dir: Path) -> tuple[str, dict]:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     scheme = urlsplit(url).scheme.lower()
