@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from django.db import connection, transaction
 
+from webapp.experiments.metric_rollups import metric_rollups_refresh, step_ranges
 from webapp.experiments.models import MetricPoint
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
@@ -79,4 +80,7 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
                 "recorded_at = excluded.recorded_at",
                 [(run_id, key, step, value, now) for key, step, value in rows],
             )
+        keys = {key for key, _, _ in rows}
+        for step_min, step_max in step_ranges(step for _, step, _ in rows):
+            metric_rollups_refresh(run_id=run_id, keys=keys, step_min=step_min, step_max=step_max)
     return len(rows)

@@ -201,3 +201,34 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} step {self.step}"
+
+
+class MetricRollup(models.Model):
+    """A bucket of one metric series pre-aggregated for charts: its first, last, min and max points.
+
+    Level L covers ``ROLLUP_WIDTHS[L - 1]`` consecutive steps per bucket (bucket = step // width).
+    Derived from MetricPoint by ``webapp.experiments.metric_rollups`` whenever points are
+    written, so a chart of a million-point series reads about a thousand rows, not a million.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    level = models.PositiveSmallIntegerField()
+    bucket = models.BigIntegerField()
+    n = models.PositiveIntegerField(help_text="Points in the bucket.")
+    first_step = models.BigIntegerField()
+    first_value = models.FloatField()
+    last_step = models.BigIntegerField()
+    last_value = models.FloatField()
+    min_step = models.BigIntegerField()
+    min_value = models.FloatField()
+    max_step = models.BigIntegerField()
+    max_value = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key", "level", "bucket"], name="metric_rollup_unique_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} L{self.level}#{self.bucket}"

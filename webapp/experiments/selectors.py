@@ -1,0 +1,101 @@
+"""Reads on runs, metrics, trajectories and checkpoints; every run lookup is scoped to a project."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from webapp.experiments import metric_history
+from webapp.experiments.metric_rollups import TOP_LEVEL
+from webapp.experiments.models import Checkpoint, MetricRollup, PolicyModel, Run, RunKind, Trajectory
+
+
+def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
+    runs = Run.objects.filter(project=project).select_related("policy", "dataset")
+    if kind:
+        runs = runs.filter(kind=kind)
+    return runs.order_by("-created_at")
+
+
+def run_get(*, project, run_id: int) -> Run:
+    """A run of this project, or 404 (also for another project's run)."""
+    return get_object_or_404(Run.objects.select_related("policy", "dataset"), pk=run_id, project=project)
+
+
+def policy_list(*, project) -> QuerySet[PolicyModel]:
+    return PolicyModel.objects.filter(project=project).order_by("name")
+
+
+def comparison_runs(*, run: Run, limit: int = 20) -> QuerySet[Run]:
+    """Other runs of the same project and kind, newest first, to overlay on the run's charts."""
+    return run_list(project=run.project, kind=run.kind).exclude(pk=run.pk)[:limit]
+
+
+def metric_history_downsampled(*, run_ids, keys, max_points: int,
+                               step_min: int | None = None, step_max: int | None = None) -> list[dict]:
+    """The metric series of ``run_ids`` (all keys when ``keys`` is empty), each at most ``max_points``.
+
+    Returns ``[{"run_id", "key", "steps": [...], "values": [...], "downsampled": bool}]`` sorted
+    by run and key. A series whose range holds more than ``max_points`` steps is cut into
+    ``max_points // 4`` buckets, each keeping its first, last, min and max points; the work
+    happens in SQL on pre-aggregated rollups. Callers must pass only runs the user may see.
+    """
+    return metric_history.history(run_ids=[int(r) for r in run_ids], keys=list(keys or []),
+                                  max_points=max_points, step_min=step_min, step_max=step_max)
+
+
+def metric_keys(*, run_ids) -> list[str]:
+    """Every metric key any of the runs has, sorted."""
+    rows = (MetricRollup.objects.filter(run_id__in=list(run_ids), level=TOP_LEVEL)
+            .order_by("key").values_list("key", flat=True).distinct())
+    return list(rows)
+
+
+def metric_latest(*, run_ids, keys=None) -> dict[int, dict[str, dict]]:
+    """{run_id: {key: {"step", "value"}}}: the value at the highest step of each series."""
+    rows = MetricRollup.objects.filter(run_id__in=list(run_ids), level=TOP_LEVEL)
+    if keys:
+        rows = rows.filter(key__in=list(keys))
+    out: dict[int, dict[str, dict]] = {}
+    for run_id, key, step, value in rows.order_by("run_id", "key", "bucket").values_list(
+        "run_id", "key", "last_step", "last_value"
+    ):
+        out.setdefault(run_id, {})[key] = {"step": step, "value": value}  # the last bucket wins
+    return out
+
+
+def trajectory_steps(*, run: Run) -> list[int]:
+    """Steps of the run that have stored trajectories, ascending."""
+    return list(Trajectory.objects.filter(run=run).order_by("step").values_list("step", flat=True).distinct())
+
+
+TRAJECTORY_ORDERINGS = {
+    "slot": ("group_index", "sample_index"),
+    "reward": ("group_index", "-reward", "sample_index"),
+    "-reward": ("group_index", "reward", "sample_index"),
+    "advantage": ("group_index", "-advantage", "sample_index"),
+}
+
+
+def trajectory_groups(*, run: Run, step: int, order: str = "reward") -> list[dict]:
+    """The step's prompt groups: [{"group_index", "prompt_text", "trajectories": [...], "mean_reward"}]."""
+    ordering = TRAJECTORY_ORDERINGS.get(order, TRAJECTORY_ORDERINGS["reward"])
+    groups: dict[int, dict] = {}
+    for trajectory in Trajectory.objects.filter(run=run, step=step).order_by(*ordering):
+        group = groups.setdefault(trajectory.group_index, {
+            "group_index": trajectory.group_index, "prompt_text": trajectory.prompt_text, "trajectories": [],
+        })
+        group["trajectories"].append(trajectory)
+    for group in groups.values():
+        rewards = [t.reward for t in group["trajectories"]]
+        group["mean_reward"] = sum(rewards) / len(rewards)
+        group["reward_keys"] = sorted({k for t in group["trajectories"] for k in t.rewards})
+    return [groups[i] for i in sorted(groups)]
+
+
+def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
+    return Checkpoint.objects.filter(run=run).order_by("step")
+
+
+def reward_model_runs(*, project) -> QuerySet[Run]:
+    return run_list(project=project, kind=RunKind.REWARD_MODEL)
