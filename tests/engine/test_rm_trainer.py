@@ -1,6 +1,7 @@
 """Reward-model training: config, data checks, learning on synthetic preferences, CLI."""
 
 import json
+import math
 import random
 
 import pytest
@@ -102,6 +103,13 @@ def test_plackett_luce_learns_from_three_way_rankings_with_ties(tmp_path):
         records.append(PreferenceRecord(pair.prompt, [bad, other, good], [[2], [0, 1]]))
     result = train_reward_model(tiny_config(loss="plackett_luce"), records, output_dir=tmp_path / "rm")
     assert result.metrics["eval/accuracy"] >= 0.9
+
+
+def test_rao_kupper_ties_train_alongside_decisive_pairs(tmp_path):
+    records = keyword_records(40) + [PreferenceRecord("describe the scene", ["a cat", "a dog"], [[0, 1]])] * 10
+    config = tiny_config(epochs=1, tie_handling="rao_kupper", center_coef=0.01, margin=0.5)
+    result = train_reward_model(config, records, output_dir=tmp_path / "rm")
+    assert math.isfinite(result.metrics["loss"]) and math.isfinite(result.metrics["eval/loss"])
 
 
 def test_bootstrapped_ensemble_members_disagree(tmp_path):
@@ -246,3 +254,8 @@ def test_training_on_cuda_learns_and_reloads_identically(tmp_path):
     assert torch.equal(first, again)
     torch.testing.assert_close(load_reward_model(tmp_path / "rm", device="cpu").score(["p", "p"], texts), first,
                                atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+def test_config_reads_json_integers_as_floats():
+    config = RewardModelTrainConfig.from_dict({"backbone": "tiny", "lr": 1, "margin": 0})
+    assert config.lr == 1.0 and isinstance(config.lr, float) and isinstance(config.to_dict()["margin"], float)

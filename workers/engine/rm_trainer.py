@@ -58,7 +58,7 @@ class RewardModelTrainConfig:
     )
     tie_threshold: float = field(default=1.0, metadata={"help": "Rao-Kupper log θ (> 0)"})
     margin: float = field(
-        default=0.0, metadata={"help": "Bradley-Terry margin for pairs whose record gives none"}
+        default=0.0, metadata={"help": "Bradley-Terry margin for pairs whose record gives none (Plackett-Luce has none)"}
     )
     center_coef: float = field(default=0.0, metadata={"help": "λ of λ·(r_c + r_r)², e.g. 0.01"})
     lr: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate"})
@@ -113,15 +113,25 @@ class RewardModelTrainConfig:
 
 
 def _check_types(config: RewardModelTrainConfig) -> None:
+    """ConfigError naming the field whose value has the wrong JSON type; ints given for
+    float fields become floats, so ``to_dict`` always writes the same types."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.type in (str | None,) and value is None:
+        optional = f.type == (str | None)
+        if optional and value is None:
             continue
-        expected = {bool: bool, int: int, float: (int, float), str: str}.get(f.type) or str
-        if isinstance(value, bool) and f.type is not bool or not isinstance(value, expected):
-            raise ConfigError(f.name, f"must be {getattr(f.type, '__name__', f.type)}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f.name, f"must be finite, got {value!r}")
+        expected = str if optional else f.type
+        if isinstance(value, bool) and expected is not bool:
+            ok = False  # JSON true is not the number 1
+        elif expected is float:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise ConfigError(f.name, f"must be {'a finite ' if expected is float else ''}{expected.__name__}"
+                                      f"{' or null' if optional else ''}, got {value!r}")  # fmt: skip
+        if expected is float:
+            object.__setattr__(config, f.name, float(value))
 
 
 @dataclass(frozen=True)
@@ -245,13 +255,13 @@ def _preference_loss(
 ) -> Tensor:
     """rewards ``(K, N)``, weights ``(K, B)`` or None → the configured loss, a scalar."""
     center_coef = config.center_coef if center else 0.0
-    if config.loss == "plackett_luce":
-        return plackett_luce_loss(rewards[:, batch.item_index], batch.tiers.to(rewards.device),
-                                  center_coef=center_coef, weights=weights)  # fmt: skip
     device = rewards.device
+    if config.loss == "plackett_luce":
+        return plackett_luce_loss(rewards[:, batch.item_index.to(device)], batch.tiers.to(device),
+                                  center_coef=center_coef, weights=weights)  # fmt: skip
     return bradley_terry_loss(
-        rewards[:, batch.chosen],
-        rewards[:, batch.rejected],
+        rewards[:, batch.chosen.to(device)],
+        rewards[:, batch.rejected.to(device)],
         tie=batch.tie.to(device),
         margin=batch.margin.to(device),
         tie_handling=config.tie_handling,
