@@ -1,0 +1,46 @@
+"""Steer's training engine: RL for LLMs with torch and transformers, free of Django and Celery.
+
+    from workers.engine import train, TrainConfig, Callbacks, PromptRecord
+    result = train(TrainConfig.from_dict(cfg), prompts, callbacks, output_dir=Path(...))
+
+Names are imported lazily, so ``from workers.engine import TrainConfig`` (config validation
+in the web app) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "train": "trainer", "Callbacks": "trainer", "TrainResult": "trainer",
+    "PromptRecord": "data",
+    "TrainConfig": "config", "default_config_dict": "config", "config_field_help": "config",
+    "ConfigError": "errors", "DataError": "errors", "ModelLoadError": "errors",
+    "EngineError": "errors",
+    "build_tiny_policy": "tiny", "load_policy": "policy",
+    "evaluate_pass_at_k": "evaluate", "pass_at_k": "evaluate",
+    "REWARDS": "rewards", "ADVANTAGE_ESTIMATORS": "advantages",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .advantages import ADVANTAGE_ESTIMATORS
+    from .config import TrainConfig, config_field_help, default_config_dict
+    from .data import PromptRecord
+    from .errors import ConfigError, DataError, EngineError, ModelLoadError
+    from .evaluate import evaluate_pass_at_k, pass_at_k
+    from .policy import load_policy
+    from .rewards import REWARDS
+    from .tiny import build_tiny_policy
+    from .trainer import Callbacks, TrainResult, train

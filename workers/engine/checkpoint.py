@@ -1,0 +1,103 @@
+"""Checkpoints: ``output_dir/checkpoints/step-<N>/``, written atomically.
+
+A checkpoint holds the policy and tokenizer in save_pretrained form (plain transformers loads
+it), ``optimizer.pt``, ``rng_state.pt`` (python, numpy, torch, cuda), ``train_config.json`` and
+``trainer_state.json``. It is assembled in a hidden temporary folder and renamed into place,
+so a folder named ``step-<N>`` is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINTS_DIRNAME = "checkpoints"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+STATE_FILE = "trainer_state.json"
+
+
+def checkpoints_root(output_dir: Path) -> Path:
+    return Path(output_dir) / CHECKPOINTS_DIRNAME
+
+
+def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints as (step, path), oldest first."""
+    root = checkpoints_root(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: Path) -> tuple[int, Path] | None:
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(output_dir: Path, step: int, *, model, tokenizer, optimizer,
+                    config_dict: dict[str, Any], trainer_state: dict[str, Any]) -> Path:
+    """Write checkpoint ``step`` atomically and return its folder."""
+    root = checkpoints_root(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"step-{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=root))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(rng_state(), tmp / "rng_state.pt")
+        (tmp / "train_config.json").write_text(json.dumps(config_dict, indent=2))
+        (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step}, indent=2))
+        if target.exists():  # re-saving a step after a resume: replace the old copy
+            old = root / f".old-step-{step}-{os.getpid()}"
+            os.rename(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_training_state(path: Path, optimizer) -> dict[str, Any]:
+    """Restore optimizer and RNG states from checkpoint ``path``; returns trainer_state."""
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    restore_rng_state(torch.load(path / "rng_state.pt", weights_only=False))
+    return json.loads((path / STATE_FILE).read_text())
+
+
+def prune_checkpoints(output_dir: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recent checkpoints (keep == 0 keeps all)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(output_dir)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Prompt records, their validation, JSONL reading, and the per-step prompt schedule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One training prompt: text, or chat messages [{"role": ..., "content": ...}], with an
+    optional reference answer and an id reported back with its rollouts."""
+
+    prompt: str | list[dict]
+    reference: str | None = None
+    id: int | str | None = None
+
+
+def validate_prompts(prompts: Sequence[PromptRecord | Mapping[str, Any]], *,
+                     need_references: bool = False) -> list[PromptRecord]:
+    """Check prompts before any work; mappings are read as {"prompt", "reference", "id"}.
+    Raises DataError naming the first bad record."""
+    if prompts is None or len(prompts) == 0:
+        raise DataError("the dataset is empty: give at least one prompt")
+    records = []
+    for i, item in enumerate(prompts):
+        record = _as_record(item, i)
+        where = f"prompt #{i}" + (f" (id {record.id})" if record.id is not None else "")
+        if isinstance(record.prompt, str):
+            if not record.prompt.strip():
+                raise DataError(f"{where} is empty")
+        elif isinstance(record.prompt, list) and record.prompt:
+            for message in record.prompt:
+                if not (isinstance(message, Mapping) and isinstance(message.get("role"), str)
+                        and isinstance(message.get("content"), str)):
+                    raise DataError(f"{where}: chat messages need string 'role' and 'content'")
+        else:
+            raise DataError(f"{where}: a prompt is a string or a non-empty list of messages")
+        if need_references and record.reference is None:
+            raise DataError(f"{where} has no reference answer, which exact_answer needs")
+        records.append(record)
+    return records
+
+
+def _as_record(item: Any, index: int) -> PromptRecord:
+    if isinstance(item, PromptRecord):
+        record = item
+    elif isinstance(item, Mapping):
+        unknown = set(item) - {"prompt", "reference", "id"}
+        if "prompt" not in item or unknown:
+            raise DataError(f"prompt #{index}: expected keys prompt, reference, id; got "
+                            f"{sorted(item)}")
+        record = PromptRecord(item["prompt"], item.get("reference"), item.get("id"))
+    else:
+        raise DataError(f"prompt #{index}: expected a PromptRecord or an object, got {item!r}")
+    if record.reference is not None and not isinstance(record.reference, str):
+        record = PromptRecord(record.prompt, str(record.reference), record.id)
+    return record
+
+
+def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
+    """Read {"prompt": ..., "reference": ..., "id": ...} lines; DataError on bad lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"prompt file not found: {path}")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    try:
+        return validate_prompts(rows)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def step_prompt_indices(num_prompts: int, per_step: int, seed: int, step: int) -> list[int]:
+    """The prompts of step ``step`` (from 1): consecutive slices of a stream of epochs, each
+    epoch a permutation seeded by (seed, epoch). A pure function of its arguments, so a resumed
+    run sees the same prompts."""
+    out, permutations = [], {}
+    for position in range((step - 1) * per_step, step * per_step):
+        epoch, offset = divmod(position, num_prompts)
+        if epoch not in permutations:
+            permutations[epoch] = np.random.default_rng([seed, epoch]).permutation(num_prompts)
+        out.append(int(permutations[epoch][offset]))
+    return out
+
+
+def refill_prompt_indices(num_prompts: int, count: int, seed: int, step: int, round_: int
+                          ) -> list[int]:
+    """Extra prompts for refill round ``round_`` (from 1) of ``step``, seeded by all four."""
+    rng = np.random.default_rng([seed, step, round_, 1])
+    return [int(i) for i in rng.choice(num_prompts, size=count, replace=count > num_prompts)]
+
+
+def sampling_seed(seed: int, step: int, round_: int) -> int:
+    """Seed of the torch generator that draws the completions of one round of one step."""
+    return int(np.random.SeedSequence([seed, step, round_]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))

@@ -1,0 +1,54 @@
+"""Per-step metrics, named as TRL and verl users expect.
+
+Every step reports: reward, reward_std, rewards/<key>/mean, rewards/<key>/std,
+frac_reward_zero_std, accuracy (when a 0/1 reward defines it), completions/mean_length,
+completions/min_length, completions/max_length, completions/clipped_ratio, kl (0 when beta
+is 0: no reference model), entropy, clip_ratio/low_mean, clip_ratio/high_mean,
+clip_ratio/region_mean, grad_norm, learning_rate, loss, filter/kept_fraction,
+timing/rollout_s, timing/update_s, throughput/tokens_per_s (generated tokens per second of
+the whole step), and rewards/<key>/disagreement for reward-model ensembles.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .rollout import RolloutBatch
+
+STEP_METRICS = (
+    "reward", "reward_std", "frac_reward_zero_std", "completions/mean_length",
+    "completions/min_length", "completions/max_length", "completions/clipped_ratio", "kl",
+    "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+    "grad_norm", "learning_rate", "filter/kept_fraction", "timing/rollout_s",
+    "timing/update_s", "throughput/tokens_per_s",
+)
+
+
+def rollout_metrics(components: torch.Tensor, weights: torch.Tensor, keys: list[str],
+                    batch: RolloutBatch, accuracy_key: str | None) -> dict[str, float]:
+    """Reward and length statistics over every completion sampled this step.
+
+    components (n, G, K) per-component rewards; weights (K,). reward_std is the mean over
+    groups of the within-group std of the summed reward (as TRL reports it).
+    """
+    totals = components @ weights  # (n, G)
+    spread = totals.max(dim=1).values - totals.min(dim=1).values
+    metrics = {
+        "reward": float(totals.mean()),
+        "reward_std": float(totals.std(dim=1).mean()) if totals.shape[1] > 1 else 0.0,
+        "frac_reward_zero_std": float((spread <= 1e-6).float().mean()),
+    }
+    for k, key in enumerate(keys):
+        values = components[..., k].flatten()
+        metrics[f"rewards/{key}/mean"] = float(values.mean())
+        metrics[f"rewards/{key}/std"] = float(values.std()) if values.numel() > 1 else 0.0
+    if accuracy_key is not None:
+        metrics["accuracy"] = float((components[..., keys.index(accuracy_key)] == 1.0)
+                                    .float().mean())
+    lengths = batch.completion_mask.sum(dim=1).float()
+    metrics["completions/mean_length"] = float(lengths.mean())
+    metrics["completions/min_length"] = float(lengths.min())
+    metrics["completions/max_length"] = float(lengths.max())
+    metrics["completions/clipped_ratio"] = (
+        sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons))
+    return metrics

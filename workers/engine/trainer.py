@@ -1,0 +1,333 @@
+"""The RL loop. Each step reads top to bottom: sample groups, score them, filter (refilling
+dropped groups), compute advantages, update the policy, report, checkpoint.
+
+``train`` is what the Celery worker calls; it resumes from the latest complete checkpoint in
+``output_dir`` and, on CPU with the same seed, repeats an uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .advantages import compute_advantages
+from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_checkpoint
+from .config import TrainConfig
+from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prompt_indices,
+                   validate_prompts)
+from .errors import ModelLoadError
+from .filters import any_enabled, keep_mask
+from .metrics import rollout_metrics
+from .policy import (check_policy_available, load_policy, load_policy_checkpoint,
+                     resolve_device, stop_token_ids)
+from .rewards import score_completions
+from .rollout import (RolloutBatch, SamplingParams, concat_rollouts, decode_completions,
+                      encode_prompts, sample_completions)
+from .update import UpdateBatch, build_optimizer, learning_rate_at, policy_update
+
+
+_EVAL_ROUND = 1_000_000  # sampling-seed round reserved for evaluation
+
+
+class Callbacks:
+    """What the caller hears during training. Subclass and override, or pass functions:
+    ``Callbacks(on_metrics=lambda step, m: ...)``. Every hook is optional."""
+
+    def __init__(self, *, on_metrics=None, on_rollouts=None, on_checkpoint=None,
+                 should_stop=None):
+        for name, fn in (("on_metrics", on_metrics), ("on_rollouts", on_rollouts),
+                         ("on_checkpoint", on_checkpoint), ("should_stop", should_stop)):
+            if fn is not None:
+                setattr(self, name, fn)
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Called once per completed step with the metrics named in ``metrics.py``."""
+
+    def on_rollouts(self, step: int, records: list[dict[str, Any]]) -> None:
+        """Called with one dict per completion (see ``rollout_records``)."""
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """Called after checkpoint ``step`` is complete on disk."""
+
+    def should_stop(self) -> bool:
+        """Checked before every step; True ends training cleanly after a checkpoint."""
+        return False
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    steps_completed: int  # number of the last completed step (0 if none)
+    stopped: bool  # should_stop ended the run before total_steps
+    resumed_from: int  # step of the checkpoint resumed from (0 for a fresh run)
+    final_checkpoint: Path | None
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+@dataclass
+class _Session:
+    config: TrainConfig
+    records: list[PromptRecord]
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    ref_model: Any
+    device: str
+    eos_ids: list[int]
+    prompt_ids: dict[int, list[int]] = field(default_factory=dict)  # encoded once per prompt
+
+
+@dataclass
+class _Groups:
+    """Scored rollouts of one step, group-major: row = group * G + j."""
+
+    prompt_indices: list[int]  # (n,) dataset index of each group's prompt
+    batch: RolloutBatch  # n * G rows
+    completions: list[str]
+    rewards: dict[str, list[float]]  # reward key -> n * G values
+    extras: dict[str, float]
+    passed: torch.Tensor  # (n,) bool, passed the filters
+
+
+def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
+          callbacks: Callbacks | None = None, *, output_dir: Path,
+          model_cache_dir: Path | None = None,
+          eval_prompts: Sequence[PromptRecord] | None = None) -> TrainResult:
+    """Train ``config.policy`` on ``prompts`` for steps 1..config.train.total_steps.
+
+    Checks config, data and model paths before any work (ConfigError, DataError,
+    ModelLoadError). Resumes from the latest checkpoint in ``output_dir/checkpoints``.
+    ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/pass@1 and eval/pass@k.
+    """
+    callbacks = callbacks or Callbacks()
+    output_dir = Path(output_dir)
+    records = validate_prompts(prompts, need_references=any(
+        r.name == "exact_answer" for r in config.rewards))
+    eval_records = validate_prompts(eval_prompts, need_references=True) if eval_prompts else []
+    _check_models_available(config)
+    session, start_step = _open_session(config, records, output_dir, model_cache_dir)
+    result = TrainResult(output_dir, start_step, False, start_step, None)
+    last_saved = start_step
+    for step in range(start_step + 1, config.train.total_steps + 1):
+        if callbacks.should_stop():
+            result.stopped = True
+            break
+        metrics, rollout_records = _train_step(session, step)
+        if eval_records and config.eval.every_steps and step % config.eval.every_steps == 0:
+            metrics.update(_evaluate(session, eval_records, step))
+        callbacks.on_metrics(step, metrics)
+        if _logs_rollouts(step, config.train.log_rollouts_fraction):
+            callbacks.on_rollouts(step, rollout_records)
+        result.history.append((step, metrics))
+        result.steps_completed = step
+        if step % config.train.checkpoint_every == 0 or step == config.train.total_steps:
+            result.final_checkpoint = _checkpoint(session, output_dir, step, callbacks)
+            last_saved = step
+    if result.steps_completed > last_saved:
+        result.final_checkpoint = _checkpoint(session, output_dir, result.steps_completed,
+                                              callbacks)
+    elif result.final_checkpoint is None and last_saved:
+        found = latest_checkpoint(output_dir)
+        result.final_checkpoint = found[1] if found else None
+    return result
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+def _check_models_available(config: TrainConfig) -> None:
+    check_policy_available(config.policy)
+    for i, reward in enumerate(config.rewards):
+        if reward.name == "reward_model" and not Path(reward.params["path"]).exists():
+            raise ModelLoadError(f"rewards[{i}].path: no reward model at "
+                                 f"{reward.params['path']}")
+
+
+def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: Path,
+                  model_cache_dir: Path | None) -> tuple[_Session, int]:
+    device = resolve_device(config.train.device)
+    found = latest_checkpoint(output_dir)
+    if found is None:
+        random.seed(config.train.seed)
+        np.random.seed(config.train.seed)
+        torch.manual_seed(config.train.seed)
+        model, tokenizer = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+    else:
+        model, tokenizer = load_policy_checkpoint(found[1], config.policy, device=device)
+    ref_model = None
+    if config.algorithm.beta > 0:  # the frozen initial policy, also after a resume
+        ref_model, _ = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+        ref_model.eval().requires_grad_(False)
+    model.eval()
+    optimizer = build_optimizer(model, config.optim)
+    start_step = 0
+    if found is not None:
+        start_step = load_training_state(found[1], optimizer)["step"]
+    session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
+                       stop_token_ids(model, tokenizer))
+    return session, start_step
+
+
+def _checkpoint(session: _Session, output_dir: Path, step: int, callbacks: Callbacks) -> Path:
+    path = save_checkpoint(output_dir, step, model=session.model, tokenizer=session.tokenizer,
+                           optimizer=session.optimizer, config_dict=session.config.to_dict(),
+                           trainer_state={"total_steps": session.config.train.total_steps})
+    prune_checkpoints(output_dir, session.config.train.keep_checkpoints)
+    callbacks.on_checkpoint(step, path)
+    return path
+
+
+def _logs_rollouts(step: int, fraction: float) -> bool:
+    """Evenly spaced steps, about ``fraction`` of them (all when 1, none when 0)."""
+    return int(step * fraction) > int((step - 1) * fraction)
+
+
+# --- one step ------------------------------------------------------------------------------
+
+def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    cfg = s.config
+    started = time.perf_counter()
+    groups = _sample_and_score(s, step)
+    rollout_s = time.perf_counter() - started
+
+    keys = [r.key for r in cfg.rewards]
+    g = cfg.rollout.num_generations
+    components = torch.tensor([groups.rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
+    weights = torch.tensor([r.weight for r in cfg.rewards])
+    trained = torch.nonzero(groups.passed).flatten()[:cfg.rollout.prompts_per_step]
+    advantages = torch.zeros(components.shape[:2])  # (n, G); groups not trained stay at 0
+    if len(trained):
+        advantages[trained] = compute_advantages(cfg.algorithm.estimator, components[trained],
+                                                 weights, scale=cfg.algorithm.scale)
+
+    started = time.perf_counter()
+    update = _update(s, step, groups.batch, trained, advantages)
+    update_s = time.perf_counter() - started
+
+    metrics = rollout_metrics(components, weights, keys, groups.batch, cfg.accuracy_reward)
+    metrics.update(groups.extras)
+    metrics.update(update)
+    metrics["filter/kept_fraction"] = float(groups.passed.float().mean())
+    metrics["timing/rollout_s"] = rollout_s
+    metrics["timing/update_s"] = update_s
+    generated = float(groups.batch.completion_mask.sum())
+    metrics["throughput/tokens_per_s"] = generated / max(rollout_s + update_s, 1e-9)
+    return metrics, rollout_records(s, groups, components @ weights, advantages, trained)
+
+
+def _sample_and_score(s: _Session, step: int) -> _Groups:
+    """Round 0 takes the step's scheduled prompts; while filters leave fewer than
+    prompts_per_step groups, refill rounds sample more (at most max_refill_rounds)."""
+    cfg = s.config
+    wanted = cfg.rollout.prompts_per_step
+    indices = step_prompt_indices(len(s.records), wanted, cfg.train.seed, step)
+    rounds = [_sample_round(s, indices, step, 0)]
+    passed = int(rounds[0].passed.sum())
+    for round_ in range(1, cfg.filters.max_refill_rounds + 1):
+        if not any_enabled(cfg.filters) or passed >= wanted:
+            break
+        indices = refill_prompt_indices(len(s.records), wanted - passed, cfg.train.seed, step,
+                                        round_)
+        rounds.append(_sample_round(s, indices, step, round_))
+        passed += int(rounds[-1].passed.sum())
+    if len(rounds) == 1:
+        return rounds[0]
+    extras: dict[str, float] = {}
+    for r in rounds:  # averaged over rounds
+        for k, v in r.extras.items():
+            extras[k] = extras.get(k, 0.0) + v / len(rounds)
+    return _Groups(
+        prompt_indices=[i for r in rounds for i in r.prompt_indices],
+        batch=concat_rollouts([r.batch for r in rounds], s.tokenizer.pad_token_id),
+        completions=[c for r in rounds for c in r.completions],
+        rewards={k: [v for r in rounds for v in r.rewards[k]] for k in rounds[0].rewards},
+        extras=extras, passed=torch.cat([r.passed for r in rounds]))
+
+
+def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _Groups:
+    cfg, g = s.config, s.config.rollout.num_generations
+    for i in indices:
+        if i not in s.prompt_ids:
+            s.prompt_ids[i] = encode_prompts(s.tokenizer, [s.records[i].prompt],
+                                             use_chat_template=cfg.rollout.use_chat_template)[0]
+    generator = torch.Generator(device=s.device)
+    generator.manual_seed(sampling_seed(cfg.train.seed, step, round_))
+    params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens,
+                            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p)
+    batch = sample_completions(s.model, [s.prompt_ids[i] for i in indices for _ in range(g)],
+                               params, pad_id=s.tokenizer.pad_token_id, eos_ids=s.eos_ids,
+                               generator=generator)
+    completions = decode_completions(s.tokenizer, batch)
+    rewards, extras = score_completions(
+        cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
+        [s.records[i].reference for i in indices for _ in range(g)],
+        completion_lengths=batch.completion_lengths, device=s.device)
+    weights = [r.weight for r in cfg.rewards]
+    total = torch.tensor([sum(w * rewards[r.key][row] for w, r in zip(weights, cfg.rewards))
+                          for row in range(len(completions))]).reshape(-1, g)
+    correct = None
+    if cfg.accuracy_reward is not None:
+        correct = (torch.tensor(rewards[cfg.accuracy_reward]) == 1.0).reshape(-1, g)
+    return _Groups(indices, batch, completions, rewards, extras,
+                   keep_mask(cfg.filters, total, correct))
+
+
+def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
+            advantages: torch.Tensor) -> dict[str, float]:
+    cfg = s.config
+    lr = learning_rate_at(step, cfg.optim)
+    if len(trained) == 0:  # every group filtered out: nothing to learn from this step
+        return {"kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0,
+                "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.0, "grad_norm": 0.0,
+                "loss": 0.0, "learning_rate": lr}
+    g = cfg.rollout.num_generations
+    rows = [int(i) * g + j for i in trained for j in range(g)]
+    kept = batch.select(rows)
+    update_batch = UpdateBatch(kept.input_ids, kept.attention_mask, kept.completion_mask,
+                               advantages[trained].reshape(-1).to(kept.input_ids.device))
+    return policy_update(s.model, s.optimizer, update_batch, algo=cfg.algorithm,
+                         optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
+                         max_new_tokens=cfg.rollout.max_new_tokens,
+                         micro_batch_size=cfg.train.micro_batch_size, ref_model=s.ref_model)
+
+
+def rollout_records(s: _Session, groups: _Groups, totals: torch.Tensor, advantages: torch.Tensor,
+                    trained: torch.Tensor) -> list[dict[str, Any]]:
+    """One dict per completion: prompt_id, group_index, sample_index, prompt_text,
+    completion_text, rewards {key: value}, reward, advantage, length, finish_reason, trained."""
+    g = s.config.rollout.num_generations
+    trained_set = {int(i) for i in trained}
+    lengths = groups.batch.completion_lengths
+    out = []
+    for row, completion in enumerate(groups.completions):
+        group, j = divmod(row, g)
+        index = groups.prompt_indices[group]
+        record = s.records[index]
+        out.append({
+            "prompt_id": record.id if record.id is not None else index,
+            "group_index": group, "sample_index": j,
+            "prompt_text": s.tokenizer.decode(s.prompt_ids[index]),
+            "completion_text": completion,
+            "rewards": {k: v[row] for k, v in groups.rewards.items()},
+            "reward": float(totals[group, j]), "advantage": float(advantages[group, j]),
+            "length": lengths[row], "finish_reason": groups.batch.finish_reasons[row],
+            "trained": group in trained_set})
+    return out
+
+
+def _evaluate(s: _Session, records: list[PromptRecord], step: int) -> dict[str, float]:
+    from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
+
+    cfg = s.config
+    result = evaluate_pass_at_k(
+        s.model, s.tokenizer, records, num_samples=cfg.eval.num_samples, k=cfg.eval.k,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
+        temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
+        seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND))
+    return {f"eval/{k}": v for k, v in result.items()}
