@@ -19,6 +19,11 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 BROKER_SCHEMES = {"redis", "rediss", "filesystem", "amqp", "pyamqp"}
+# Every variable Steer reads (docker-compose.yml and the README are checked against it).
+VARIABLES = (
+    "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
+    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR",
+)
 
 
 @dataclass(frozen=True)
