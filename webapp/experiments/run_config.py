@@ -34,8 +34,30 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
         if kind == RunKind.REWARD_MODEL:
             from workers.engine.rm_trainer import RewardModelTrainConfig
 
-            return RewardModelTrainConfig.from_dict(config).to_dict()
+            config = dict(config)
+            data = preference_data_section(config.pop("data", None))
+            return {**RewardModelTrainConfig.from_dict(config).to_dict(), "data": data}
     except ConfigError as exc:
         raise RunError(exc.message, field=f"config.{exc.field}") from exc
     # External runs are driven by a trainer outside Steer; their config is recorded as given.
     return config
+
+
+PREFERENCE_SOURCES = ("labels", "pairs")
+
+
+def preference_data_section(data) -> dict[str, Any]:
+    """The `data` section of a reward-model run: the project's preference labels (default) or an
+    imported set of pairs, ``{"source": "pairs", "pair_set": <id>}``."""
+    if data is None:
+        return {"source": "labels"}
+    if not isinstance(data, dict) or data.get("source") not in PREFERENCE_SOURCES:
+        raise RunError('must be {"source": "labels"} or {"source": "pairs", "pair_set": <id>}', field="config.data")
+    if data["source"] == "labels":
+        if set(data) != {"source"}:
+            raise RunError("labels take no other keys", field="config.data")
+        return {"source": "labels"}
+    pair_set = data.get("pair_set")
+    if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
+        raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
+    return {"source": "pairs", "pair_set": pair_set}

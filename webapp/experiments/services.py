@@ -1,4 +1,4 @@
-"""Writes on runs: creation, the status state machine, metrics, trajectories, checkpoints."""
+"""Writes on runs: creation and launch, the status state machine, cancel, execution on a worker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from django.utils import timezone
 
 from webapp.experiments.errors import IllegalTransition, RunError
 from webapp.experiments.models import Run, RunKind, RunStatus
+
+# The Celery task that executes each kind of run (by name: the web process need not import torch).
+RUN_TASKS = {
+    RunKind.POLICY: "workers.tasks.run_policy",
+    RunKind.REWARD_MODEL: "workers.tasks.train_reward_model",
+}
 from webapp.experiments.run_config import parse_config_json, validate_config
 
 
@@ -57,3 +63,76 @@ def run_transition(*, run_id: int, to: str, **fields) -> Run:
             setattr(run, name, value)
         run.save()
     return run
+
+
+def policy_config_merged(*, config: dict, policy) -> dict:
+    """The form's config with the chosen policy's engine spec laid over its `policy` section."""
+    config = dict(config)
+    section = config.get("policy") if isinstance(config.get("policy"), dict) else {}
+    config["policy"] = {**section, **policy.engine_spec()}
+    return config
+
+
+def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None) -> Run:
+    """Create a queued run and send it to a worker once the transaction commits.
+
+    A policy run needs a policy and a dataset; a reward-model run names its preference data in
+    ``config["data"]`` (checked by ``webapp.rewards``). RunError changes nothing and queues nothing.
+    """
+    from webapp.experiments.run_config import parse_config_json
+
+    config = parse_config_json(config)
+    if kind == RunKind.POLICY:
+        if policy is None:
+            raise RunError("choose the policy to train", field="policy")
+        if dataset is None:
+            raise RunError("choose the prompt dataset to train on", field="dataset")
+        if policy.project_id == project.id:
+            config = policy_config_merged(config=config, policy=policy)
+    elif kind not in RUN_TASKS:
+        raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
+    with transaction.atomic():
+        run = run_create(project=project, user=user, name=name, kind=kind, config=config,
+                         dataset=dataset, policy=policy)
+        if kind == RunKind.REWARD_MODEL:
+            from webapp.rewards.selectors import preference_source_check
+
+            preference_source_check(project=project, data=run.config["data"])
+        run_enqueue(run=run)
+    return run
+
+
+def run_enqueue(*, run: Run) -> None:
+    """Send the run's task after the current transaction commits (never before: the worker
+    must find the row)."""
+    from workers.celery_app import app
+
+    task_name, run_id = RUN_TASKS[run.kind], run.id
+    transaction.on_commit(lambda: app.send_task(task_name, args=[run_id]))
+
+
+def run_cancel(*, run_id: int) -> Run:
+    """Cancel a queued run at once; ask a running one to stop (its worker ends it within a step)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.is_terminal:
+            raise RunError(f"the run has already {run.status}", field="status")
+        if run.status == RunStatus.QUEUED:
+            return run_transition(run_id=run.id, to=RunStatus.CANCELLED, cancel_requested=True)
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+    return run
+
+
+def run_execute(*, run_id: int, worker: str) -> str:
+    """Execute a run on this worker (called by the Celery tasks); returns what happened, for logs."""
+    kind = Run.objects.filter(pk=run_id).values_list("kind", flat=True).first()
+    if kind == RunKind.POLICY:
+        from webapp.experiments.execution import policy_run_execute
+
+        return policy_run_execute(run_id=run_id, worker=worker)
+    if kind == RunKind.REWARD_MODEL:
+        from webapp.rewards.training import reward_model_run_execute
+
+        return reward_model_run_execute(run_id=run_id, worker=worker)
+    return "skipped: no such run" if kind is None else f"skipped: {kind} runs are not executed here"

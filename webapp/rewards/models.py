@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from webapp.experiments.models import Run
@@ -36,3 +37,26 @@ class RewardModel(models.Model):
     @property
     def is_ready(self) -> bool:
         return bool(self.path)
+
+
+class PreferencePairSet(models.Model):
+    """Preference pairs imported from JSONL ({prompt, chosen, rejected} a line) to train a reward
+    model on before, or beside, the project's own annotation labels."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="preference_pair_sets")
+    name = models.CharField(max_length=120)
+    pairs = models.JSONField(default=list, help_text="[{prompt, chosen, rejected}], prompt a string or messages.")
+    pair_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="pair_set_unique_name_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

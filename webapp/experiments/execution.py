@@ -1,0 +1,268 @@
+"""Running a run on a worker: claiming it, the engine callbacks that record it, and its end.
+
+A run is *claimed* under a row lock: queued → running, ``attempts`` + 1. The attempt number
+is the run's lease: every write a worker makes (heartbeat, progress, the final status) is
+conditioned on it, so a worker that lost its run to another (after it was presumed dead)
+stops at its next step and writes nothing more. Metrics, trajectories and checkpoints are
+idempotent on their natural keys, so a step replayed after a resume overwrites itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Checkpoint, Run, RunStatus, Trajectory
+from webapp.experiments.services import run_transition
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 5.0
+ERROR_EXCERPT_CHARS = 4000
+TRAJECTORY_FIELDS = ["prompt", "prompt_text", "completion", "rewards", "reward", "advantage", "length",
+                     "finish_reason"]
+
+
+class LeaseLost(Exception):
+    """Another worker holds the run now; this one must stop writing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    attempt: int
+
+
+def heartbeat_is_stale(run: Run, now=None) -> bool:
+    if run.heartbeat_at is None:
+        return True
+    now = now or timezone.now()
+    return now - run.heartbeat_at > timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S)
+
+
+def run_claim(*, run_id: int, worker: str) -> Claim | None:
+    """Take the run for this worker, or None when there is nothing to do.
+
+    Terminal runs are left alone (a redelivered message). A queued run asked to cancel is
+    cancelled here. A run still marked running is taken over only when its previous worker
+    is gone: its heartbeat is stale, or it was this very worker node (which has restarted);
+    otherwise another live worker runs it and this delivery is a duplicate.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_terminal:
+            return None
+        if run.status == RunStatus.QUEUED and run.cancel_requested:
+            run_transition(run_id=run_id, to=RunStatus.CANCELLED)
+            return None
+        if run.status == RunStatus.RUNNING:
+            if not (heartbeat_is_stale(run) or run.worker == worker):
+                return None
+            run_transition(run_id=run_id, to=RunStatus.QUEUED)
+        run = run_transition(run_id=run_id, to=RunStatus.RUNNING, worker=worker, attempts=run.attempts + 1,
+                             heartbeat_at=timezone.now(), error="")
+    return Claim(run_id=run.id, attempt=run.attempts)
+
+
+def _leased(claim: Claim):
+    return Run.objects.filter(pk=claim.run_id, attempts=claim.attempt, status=RunStatus.RUNNING)
+
+
+def run_finish(*, claim: Claim, to: str, **fields) -> bool:
+    """Move the claimed run to its final status, unless the lease was lost meanwhile."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=claim.run_id)
+        if run.attempts != claim.attempt or run.status != RunStatus.RUNNING:
+            return False
+        run_transition(run_id=claim.run_id, to=to, **fields)
+    return True
+
+
+def error_excerpt(exc: BaseException) -> str:
+    """The end of the traceback, where the cause is, within the stored length."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > ERROR_EXCERPT_CHARS:
+        text = "…" + text[-ERROR_EXCERPT_CHARS:]
+    return text
+
+
+class Heartbeat:
+    """A daemon thread that stamps ``heartbeat_at`` every few seconds while the run trains,
+    also in the middle of a long step; it dies with the worker, and the stamp goes stale."""
+
+    def __init__(self, claim: Claim, interval_s: float = HEARTBEAT_INTERVAL_S):
+        self.claim = claim
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{claim.run_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    _leased(self.claim).update(heartbeat_at=timezone.now())
+                except Exception:  # a database hiccup must not kill the thread; the next beat retries
+                    log.exception("heartbeat of run %s failed", self.claim.run_id)
+        finally:
+            connection.close()
+
+
+class RunRecorder:
+    """Engine callbacks that write what the run produces; one instance per claimed attempt."""
+
+    def __init__(self, claim: Claim, *, total_steps: int):
+        self.claim = claim
+        self.total_steps = max(1, total_steps)
+        self.lease_lost = False
+
+    # -- progress and the lease
+    def _touch(self, **fields) -> None:
+        if not _leased(self.claim).update(heartbeat_at=timezone.now(), **fields):
+            self.lease_lost = True
+            raise LeaseLost(f"run {self.claim.run_id} is no longer held by attempt {self.claim.attempt}")
+
+    def on_metrics(self, step: int, metrics: dict) -> None:
+        points = [(key, step, float(value)) for key, value in metrics.items()
+                  if isinstance(value, (int, float)) and math.isfinite(value)]
+        with transaction.atomic():
+            metric_points_upsert(run_id=self.claim.run_id, points=points)
+            self._touch(current_step=step, progress=min(1.0, step / self.total_steps))
+
+    def should_stop(self) -> bool:
+        row = Run.objects.filter(pk=self.claim.run_id).values("cancel_requested", "attempts").first()
+        if row is None or row["attempts"] != self.claim.attempt:
+            self.lease_lost = True
+            return True
+        return row["cancel_requested"]
+
+
+class PolicyRunRecorder(RunRecorder):
+    def __init__(self, claim: Claim, *, total_steps: int, prompt_ids: set[int]):
+        super().__init__(claim, total_steps=total_steps)
+        self.prompt_ids = prompt_ids
+
+    def on_rollouts(self, step: int, records: list[dict]) -> None:
+        rows = [
+            Trajectory(
+                run_id=self.claim.run_id, step=step, group_index=r["group_index"], sample_index=r["sample_index"],
+                prompt_id=r["prompt_id"] if r.get("prompt_id") in self.prompt_ids else None,
+                prompt_text=r["prompt_text"], completion=r["completion_text"],
+                rewards={k: float(v) for k, v in r["rewards"].items()}, reward=float(r["reward"]),
+                advantage=float(r["advantage"]) if r.get("advantage") is not None else None,
+                length=int(r["length"]), finish_reason=r.get("finish_reason") or "",
+            )
+            for r in records
+        ]
+        Trajectory.objects.bulk_create(
+            rows, batch_size=500, update_conflicts=True,
+            unique_fields=["run", "step", "group_index", "sample_index"], update_fields=TRAJECTORY_FIELDS,
+        )
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """Record the checkpoint and forget those the engine has pruned from disk."""
+        path = Path(path)
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        with transaction.atomic():
+            Checkpoint.objects.update_or_create(run_id=self.claim.run_id, step=step,
+                                                defaults={"path": str(path), "size_bytes": size})
+            gone = [c.pk for c in Checkpoint.objects.filter(run_id=self.claim.run_id)
+                    if not Path(c.path).exists()]
+            Checkpoint.objects.filter(pk__in=gone).delete()
+            self._touch()
+
+
+def run_failed(*, claim: Claim, exc: BaseException, user_error: bool) -> None:
+    """A user-caused engine error keeps its one-line message; anything else its traceback."""
+    message = str(exc) if user_error else error_excerpt(exc)
+    run_finish(claim=claim, to=RunStatus.FAILED, error=message)
+
+
+def run_stopped_or_done(*, claim: Claim, recorder: RunRecorder, stopped: bool, **fields) -> str:
+    """The final status after the engine returned: cancelled, succeeded, or nothing if the lease was lost."""
+    if recorder.lease_lost:
+        return "lease lost"
+    if stopped:
+        run_finish(claim=claim, to=RunStatus.CANCELLED, **fields)
+        return RunStatus.CANCELLED
+    run_finish(claim=claim, to=RunStatus.SUCCEEDED, progress=1.0, **fields)
+    return RunStatus.SUCCEEDED
+
+
+def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
+    """Hand runs whose worker is gone back to the queue (running → queued) and enqueue them again.
+
+    A run is orphaned when its heartbeat is stale or, at a worker's start, when it was marked
+    running by that same worker node (which has just restarted, so its tasks are dead). This is
+    what brings back a run after ``kill -9``: kombu's filesystem transport deletes a message
+    when it is fetched, and Redis only restores an unacknowledged one after its visibility
+    timeout (hours), so neither broker redelivers it promptly by itself.
+    """
+    close_old_connections()
+    stale_before = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S)
+    candidates = Run.objects.filter(status=RunStatus.RUNNING)
+    orphaned = candidates.filter(heartbeat_at__lt=stale_before) | candidates.filter(heartbeat_at__isnull=True)
+    if worker:
+        orphaned = orphaned | candidates.filter(worker=worker)
+    recovered = []
+    for run_id in orphaned.values_list("id", flat=True):
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=run_id)
+            if run.status != RunStatus.RUNNING or not (heartbeat_is_stale(run) or run.worker == worker):
+                continue
+            run_transition(run_id=run_id, to=RunStatus.QUEUED)
+            from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
+
+            run_enqueue(run=run)
+        recovered.append(run_id)
+    return recovered
+
+
+def policy_run_execute(*, run_id: int, worker: str) -> str:
+    """Train a policy run with the engine, resuming from its latest checkpoint if it has one."""
+    claim = run_claim(run_id=run_id, worker=worker)
+    if claim is None:
+        return "skipped"
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    from workers.engine import Callbacks, EngineError, PromptRecord, TrainConfig, train  # noqa: PLC0415 (torch)
+
+    recorder = None
+    try:
+        config = TrainConfig.from_dict(run.config)
+        prompts = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
+                   for p in run.dataset.prompts.order_by("index")] if run.dataset else []
+        Run.objects.filter(pk=run_id).update(total_steps=config.train.total_steps)
+        recorder = PolicyRunRecorder(claim, total_steps=config.train.total_steps,
+                                     prompt_ids={p.id for p in prompts})
+        callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
+                              on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop)
+        with Heartbeat(claim):
+            result = train(config, prompts, callbacks, output_dir=run.checkpoint_dir,
+                           model_cache_dir=settings.STEER_MODEL_CACHE_DIR)
+    except LeaseLost:
+        return "lease lost"
+    except EngineError as exc:
+        run_failed(claim=claim, exc=exc, user_error=True)
+        return RunStatus.FAILED
+    except Exception as exc:  # noqa: BLE001 (any crash of the engine ends the run as failed, with its traceback)
+        log.exception("run %s failed", run_id)
+        run_failed(claim=claim, exc=exc, user_error=False)
+        return RunStatus.FAILED
+    return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)

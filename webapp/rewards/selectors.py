@@ -1,0 +1,62 @@
+"""Reads on reward models and their training data; every lookup scoped to a project."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from webapp.experiments.errors import RunError
+from webapp.feedback.models import PreferenceLabel
+from webapp.rewards.models import PreferencePairSet, RewardModel
+
+
+def reward_model_list(*, project) -> QuerySet[RewardModel]:
+    return RewardModel.objects.filter(project=project).select_related("training_run").order_by("-created_at")
+
+
+def reward_model_get(*, project, reward_model_id: int) -> RewardModel:
+    return get_object_or_404(RewardModel.objects.select_related("training_run"), pk=reward_model_id, project=project)
+
+
+def reward_models_ready(*, project) -> QuerySet[RewardModel]:
+    """Reward models a run can use as a reward: trained and saved."""
+    return reward_model_list(project=project).exclude(path="")
+
+
+def pair_set_list(*, project) -> QuerySet[PreferencePairSet]:
+    return PreferencePairSet.objects.filter(project=project).defer("pairs").order_by("-created_at")
+
+
+def label_count(*, project) -> int:
+    return PreferenceLabel.objects.filter(task__project=project).count()
+
+
+def preference_source_check(*, project, data: dict) -> None:
+    """RunError unless the run's preference data exists in this project and is not empty."""
+    if data["source"] == "pairs":
+        if not PreferencePairSet.objects.filter(project=project, pk=data["pair_set"]).exists():
+            raise RunError("no such set of imported pairs in this project", field="config.data")
+    elif not label_count(project=project):
+        raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
+
+
+def preference_records(*, project, data: dict) -> list:
+    """The engine's PreferenceRecords for a reward-model run's data section.
+
+    Labels: one record per annotator label (raw, not aggregated), the task's candidates in
+    position order and the label's ranking as tiers of positions. Imported pairs: chosen ≻ rejected.
+    """
+    from workers.engine.rm_trainer import PreferenceRecord  # noqa: PLC0415 (torch: worker side only)
+
+    if data["source"] == "pairs":
+        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
+        return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]]) for p in pair_set.pairs]
+    records = []
+    labels = (PreferenceLabel.objects.filter(task__project=project)
+              .select_related("task").prefetch_related("task__candidates").order_by("id"))
+    for label in labels:
+        task = label.task
+        candidates = sorted(task.candidates.all(), key=lambda c: c.position)
+        prompt = task.prompt_messages if task.prompt_messages else task.prompt_text
+        records.append(PreferenceRecord(prompt, [c.text for c in candidates], [list(t) for t in label.ranking]))
+    return records
