@@ -39,3 +39,28 @@ def make_policy(project, name: str | None = None) -> PolicyModel:
 def make_run(project, kind: str = RunKind.POLICY, **fields) -> Run:
     """A run row stored directly (config not validated): for tests of what surrounds a run."""
     return Run.objects.create(project=project, name=fields.pop("name", f"run-{next(_seq)}"), kind=kind, **fields)
+
+
+# ---------------------------------------------------------------- feedback
+
+def make_rubric(project, name: str | None = None, criteria: list[dict] | None = None, user=None):
+    from webapp.feedback.services import rubric_create
+
+    criteria = criteria or [{"name": "Correct", "scale": "binary", "weight": 2.0},
+                            {"name": "Clear", "scale": "likert5"}]
+    return rubric_create(project=project, name=name or f"rubric-{next(_seq)}", criteria=criteria, user=user)
+
+
+def make_task(project, completions: list[str] | None = None, prompt: str = "Say hi.", required_labels: int = 1,
+              rubric=None, gold_ranking=None, prompt_messages=None):
+    """One comparison task stored through the JSONL import service."""
+    import json
+
+    from webapp.feedback.services import comparison_tasks_import_jsonl
+
+    row = {"prompt": prompt_messages or prompt, "completions": completions or ["Hi!", "Hello there."]}
+    if gold_ranking is not None:
+        row["gold_ranking"] = gold_ranking
+    [task] = comparison_tasks_import_jsonl(project=project, content=json.dumps(row),
+                                           required_labels=required_labels, rubric=rubric)
+    return task

@@ -146,7 +146,12 @@ class Assignment(models.Model):
                 name="assignment_one_active_per_annotator",
             ),
         ]
-        indexes = [models.Index(fields=["annotator", "status"])]
+        indexes = [
+            models.Index(fields=["annotator", "status"]),
+            # The next-task query counts each task's live assignments; expiry scans by deadline.
+            models.Index(fields=["task", "status", "expires_at"], name="assignment_task_live"),
+            models.Index(fields=["status", "expires_at"], name="assignment_expiry"),
+        ]
 
 
 class PreferenceLabel(models.Model):

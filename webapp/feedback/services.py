@@ -1,25 +1,34 @@
-"""Writes on rubrics, comparison tasks, assignments and labels."""
+"""Writes on rubrics and comparison tasks. Assignment and labels live in ``labelling.py``;
+the names the REST API uses are re-exported here."""
 
+from __future__ import annotations
+
+import random
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from webapp.feedback.models import Criterion, Rubric, RubricVersion
+from webapp.experiments.models import Run, Trajectory
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.models import Candidate, ComparisonTask, Criterion, Rubric, RubricVersion
+from webapp.feedback.parsing import MAX_CANDIDATES, MAX_TASKS, parse_tasks_jsonl, prompt_display_text
+
+# The assignment and label services, re-exported so callers have one place to import from.
+from webapp.feedback.labelling import (  # noqa: F401,E402
+    assignment_skip, label_submit, label_submit_outcome, label_undo, task_next_for_annotator,
+)
+
+SELECTIONS = ("random", "spread")
 
 
-class FeedbackError(Exception):
-    """A feedback request that cannot be honoured; ``field`` names the input at fault."""
+# ---------------------------------------------------------------- rubrics
 
-    def __init__(self, message: str, field: str | None = None):
-        self.message = message
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
-
-
-def _validate_criteria(criteria: Sequence[dict]) -> None:
+def _criteria_clean(criteria: Sequence[dict]) -> list[dict]:
     if not criteria:
         raise FeedbackError("a rubric needs at least one criterion", field="criteria")
-    names = set()
+    names, cleaned = set(), []
     for i, c in enumerate(criteria):
         name = (c.get("name") or "").strip()
         if not name:
@@ -27,30 +36,34 @@ def _validate_criteria(criteria: Sequence[dict]) -> None:
         if name in names:
             raise FeedbackError(f"criterion name {name!r} is used twice", field="criteria")
         names.add(name)
-        if float(c.get("weight", 1.0)) <= 0:
+        try:
+            weight = float(c.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise FeedbackError(f"criterion {name!r} has a weight that is not a number", field="criteria") from None
+        if not weight > 0:
             raise FeedbackError(f"criterion {name!r} needs a positive weight", field="criteria")
-        if c.get("scale", Criterion.Scale.LIKERT_5) not in Criterion.Scale.values:
+        scale = c.get("scale") or Criterion.Scale.LIKERT_5
+        if scale not in Criterion.Scale.values:
             raise FeedbackError(f"criterion {name!r} has an unknown scale; use one of {', '.join(Criterion.Scale.values)}",
                                 field="criteria")
+        cleaned.append({"name": name, "description": c.get("description") or "", "weight": weight, "scale": scale})
+    return cleaned
 
 
 @transaction.atomic
 def rubric_version_create(*, rubric: Rubric, criteria: Sequence[dict], user=None) -> RubricVersion:
     """A new version of the rubric holding exactly `criteria` (name, description, weight, scale)."""
-    _validate_criteria(criteria)
+    cleaned = _criteria_clean(criteria)
     rubric = Rubric.objects.select_for_update().get(pk=rubric.pk)
     last = rubric.versions.order_by("-number").values_list("number", flat=True).first() or 0
     version = RubricVersion.objects.create(rubric=rubric, number=last + 1, created_by=user)
-    Criterion.objects.bulk_create([
-        Criterion(version=version, position=i, name=c["name"].strip(), description=c.get("description", ""),
-                  weight=float(c.get("weight", 1.0)), scale=c.get("scale", Criterion.Scale.LIKERT_5))
-        for i, c in enumerate(criteria)
-    ])
+    Criterion.objects.bulk_create([Criterion(version=version, position=i, **c) for i, c in enumerate(cleaned)])
     return version
 
 
 @transaction.atomic
 def rubric_create(*, project, name: str, criteria: Sequence[dict], description: str = "", user=None) -> Rubric:
+    name = (name or "").strip()
     if Rubric.objects.filter(project=project, name=name).exists():
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
     rubric = Rubric(project=project, name=name, description=description)
@@ -58,3 +71,176 @@ def rubric_create(*, project, name: str, criteria: Sequence[dict], description: 
     rubric.save()
     rubric_version_create(rubric=rubric, criteria=criteria, user=user)
     return rubric
+
+
+def _criteria_of(version: RubricVersion | None) -> list[dict]:
+    if version is None:
+        return []
+    return [{"name": c.name, "description": c.description, "weight": c.weight, "scale": c.scale}
+            for c in version.criteria.order_by("position")]
+
+
+@transaction.atomic
+def rubric_update(*, rubric: Rubric, name: str, description: str, criteria: Sequence[dict], user=None) -> RubricVersion:
+    """Rename/describe the rubric; a change of criteria makes a new version (old scores keep theirs).
+
+    Returns the version now current: the new one, or the latest when the criteria did not change.
+    """
+    name = (name or "").strip()
+    if Rubric.objects.filter(project_id=rubric.project_id, name=name).exclude(pk=rubric.pk).exists():
+        raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
+    cleaned = _criteria_clean(criteria)
+    rubric.name, rubric.description = name, description
+    rubric.full_clean()
+    rubric.save(update_fields=["name", "description"])
+    latest = rubric.latest_version()
+    if latest is not None and _criteria_of(latest) == cleaned:
+        return latest
+    return rubric_version_create(rubric=rubric, criteria=cleaned, user=user)
+
+
+# ---------------------------------------------------------------- comparison tasks
+
+@dataclass
+class TaskSpec:
+    prompt_text: str
+    prompt_messages: list[dict] | None
+    completions: list[str]
+    gold_ranking: list[list[int]] | None = None
+    metadata: list[dict] = field(default_factory=list)  # per candidate
+    trajectory_ids: list[int | None] = field(default_factory=list)
+
+
+def _required_labels_clean(required_labels) -> int:
+    try:
+        value = int(required_labels)
+    except (TypeError, ValueError):
+        raise FeedbackError("labels per task must be a whole number", field="required_labels") from None
+    if not 1 <= value <= 100:
+        raise FeedbackError("labels per task must be between 1 and 100", field="required_labels")
+    return value
+
+
+def _rubric_version_for(project, rubric: Rubric | None) -> RubricVersion | None:
+    if rubric is None:
+        return None
+    if rubric.project_id != project.pk:
+        raise FeedbackError("the rubric belongs to another project", field="rubric")
+    return rubric.latest_version()
+
+
+def _tasks_create(*, project, specs: Sequence[TaskSpec], required_labels: int, rubric_version, source_run=None
+                  ) -> list[ComparisonTask]:
+    tasks = ComparisonTask.objects.bulk_create([
+        ComparisonTask(project=project, source_run=source_run, prompt_text=s.prompt_text,
+                       prompt_messages=s.prompt_messages, rubric_version=rubric_version,
+                       required_labels=required_labels, is_gold=s.gold_ranking is not None,
+                       gold_ranking=s.gold_ranking)
+        for s in specs
+    ], batch_size=1000)
+    Candidate.objects.bulk_create([
+        Candidate(task=task, position=i, text=text,
+                  trajectory_id=spec.trajectory_ids[i] if spec.trajectory_ids else None,
+                  metadata=spec.metadata[i] if spec.metadata else {})
+        for task, spec in zip(tasks, specs)
+        for i, text in enumerate(spec.completions)
+    ], batch_size=2000)
+    return tasks
+
+
+@transaction.atomic
+def comparison_tasks_import_jsonl(*, project, content: str, required_labels: int = 1, rubric: Rubric | None = None,
+                                  user=None) -> list[ComparisonTask]:
+    """Tasks from JSONL (see ``parsing.py``); TaskImportError names every bad line and imports nothing."""
+    required = _required_labels_clean(required_labels)
+    version = _rubric_version_for(project, rubric)
+    rows = parse_tasks_jsonl(content)
+    specs = [TaskSpec(prompt_text=r.prompt_text, prompt_messages=r.prompt_messages, completions=r.completions,
+                      gold_ranking=r.gold_ranking, metadata=[dict(r.metadata) for _ in r.completions])
+             for r in rows]
+    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version)
+
+
+def _pick_spread(samples: list[Trajectory], k: int) -> list[Trajectory]:
+    """k samples spread evenly over the group's reward range: lowest, highest and between."""
+    ordered = sorted(samples, key=lambda t: (t.reward, t.sample_index))
+    n = len(ordered)
+    return [ordered[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+@transaction.atomic
+def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int, k: int = 2,
+                              selection: str = "random", max_tasks: int = 100, required_labels: int = 1,
+                              rubric: Rubric | None = None, seed: int = 0) -> list[ComparisonTask]:
+    """Tasks from a run's trajectories: one task per prompt group, k of its completions.
+
+    ``selection="random"`` draws groups and completions at random; ``"spread"`` takes the groups
+    whose rewards spread widest and, within each, completions from the lowest to the highest
+    reward. Groups already turned into tasks of this project are skipped, so a second call
+    adds new tasks rather than copies. Candidate order is shuffled so position says nothing.
+    """
+    if run.project_id != project.pk:
+        raise FeedbackError("the run belongs to another project", field="run")
+    if selection not in SELECTIONS:
+        raise FeedbackError(f"selection must be one of {', '.join(SELECTIONS)}", field="selection")
+    if not 2 <= int(k) <= MAX_CANDIDATES:
+        raise FeedbackError(f"k must be between 2 and {MAX_CANDIDATES}", field="k")
+    if step_min < 0 or step_max < step_min:
+        raise FeedbackError("the step range must go from a step ≥ 0 up to a later or equal step", field="step_max")
+    if not 1 <= int(max_tasks) <= MAX_TASKS:
+        raise FeedbackError(f"the number of tasks must be between 1 and {MAX_TASKS}", field="max_tasks")
+    required = _required_labels_clean(required_labels)
+    version = _rubric_version_for(project, rubric)
+
+    used = set(Candidate.objects.filter(task__project=project, trajectory__run=run)
+               .values_list("trajectory__step", "trajectory__group_index"))
+    groups: dict[tuple[int, int], list[Trajectory]] = defaultdict(list)
+    for t in (Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max)
+              .select_related("prompt").order_by("step", "group_index", "sample_index")):
+        if (t.step, t.group_index) not in used:
+            groups[(t.step, t.group_index)].append(t)
+    eligible = [(key, samples) for key, samples in groups.items() if len(samples) >= k]
+    if not eligible:
+        raise FeedbackError(f"no unused prompt group in steps {step_min}–{step_max} has {k} completions",
+                            field="step_min")
+
+    rng = random.Random(seed)
+    if selection == "spread":
+        eligible.sort(key=lambda item: (-(max(t.reward for t in item[1]) - min(t.reward for t in item[1])), item[0]))
+    else:
+        rng.shuffle(eligible)
+    specs = []
+    for _key, samples in eligible[:max_tasks]:
+        chosen = _pick_spread(samples, k) if selection == "spread" else rng.sample(samples, k)
+        rng.shuffle(chosen)
+        first = chosen[0]
+        messages = first.prompt.messages if first.prompt is not None and first.prompt.is_chat else None
+        specs.append(TaskSpec(
+            prompt_text=first.prompt_text or (prompt_display_text(messages) if messages else ""),
+            prompt_messages=messages,
+            completions=[t.completion for t in chosen],
+            metadata=[{"reward": t.reward, "step": t.step, "group_index": t.group_index,
+                       "sample_index": t.sample_index, "rewards": t.rewards} for t in chosen],
+            trajectory_ids=[t.pk for t in chosen],
+        ))
+    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version,
+                         source_run=run)
+
+
+@transaction.atomic
+def comparison_task_set_gold(*, task: ComparisonTask, gold_ranking) -> ComparisonTask:
+    """Mark a task gold with a known ranking (or clear it with None)."""
+    from webapp.feedback.ranking import ranking_normalise
+
+    if gold_ranking is None:
+        task.is_gold, task.gold_ranking = False, None
+    else:
+        try:
+            ranking = ranking_normalise(gold_ranking, k=task.candidates.count())
+        except ValueError as exc:
+            raise FeedbackError(str(exc), field="gold_ranking") from None
+        if len(ranking) == 1:
+            raise FeedbackError("a gold ranking must order at least two candidates", field="gold_ranking")
+        task.is_gold, task.gold_ranking = True, ranking
+    task.save(update_fields=["is_gold", "gold_ranking"])
+    return task

@@ -1,0 +1,184 @@
+/* Steer annotation workspace: keyboard-first ranking, drag and drop, time spent, undo countdown.
+   The form works without this file (plain POST); this only makes it faster. */
+(function () {
+  "use strict";
+
+  var PAIR_KEYS = { "1": "a", a: "a", "2": "b", b: "b", "3": "tie", t: "tie", "4": "both_bad", x: "both_bad" };
+  var shownAt = null;      // performance.now() when the current task became visible
+  var spentMs = 0;         // visible time accumulated before the last pause
+  var undoTimer = null;
+
+  function workspace() { return document.getElementById("workspace"); }
+  function labelForm() { return document.getElementById("label-form"); }
+  function rankingList() { return document.getElementById("ranking"); }
+  function items() { var list = rankingList(); return list ? Array.prototype.slice.call(list.children) : []; }
+
+  /* ---- time spent: only while the tab is visible ---- */
+  function startClock() { spentMs = 0; shownAt = document.hidden ? null : performance.now(); }
+  function elapsed() { return spentMs + (shownAt === null ? 0 : performance.now() - shownAt); }
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { if (shownAt !== null) { spentMs += performance.now() - shownAt; shownAt = null; } }
+    else if (shownAt === null) { shownAt = performance.now(); }
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form && form.id === "label-form") {
+      form.elements.time_spent_ms.value = String(Math.round(elapsed()));
+    }
+  }, true);
+
+  /* ---- ranking: order and ties -> rank numbers (1 = best; equal numbers tie) ---- */
+  function syncRanks() {
+    var rank = 0;
+    items().forEach(function (li, index) {
+      var tied = index > 0 && li.dataset.tied === "1";
+      if (index === 0) { li.dataset.tied = "0"; }
+      if (!tied) { rank = index + 1; }
+      li.classList.toggle("tied", tied);
+      li.querySelector(".rank-input").value = String(rank);
+    });
+  }
+
+  function readRanksIntoOrder() {
+    /* Server-rendered rank numbers (e.g. after an error) decide the starting order and ties. */
+    var list = rankingList();
+    if (!list) { return; }
+    var sorted = items().sort(function (x, y) {
+      return Number(x.querySelector(".rank-input").value) - Number(y.querySelector(".rank-input").value);
+    });
+    var previous = null;
+    sorted.forEach(function (li) {
+      var rank = li.querySelector(".rank-input").value;
+      li.dataset.tied = previous !== null && previous === rank ? "1" : "0";
+      previous = rank;
+      list.appendChild(li);
+    });
+    syncRanks();
+  }
+
+  function focusItem(index) {
+    var all = items();
+    if (!all.length) { return; }
+    index = Math.max(0, Math.min(all.length - 1, index));
+    all[index].focus();
+  }
+
+  function focusedIndex() { return items().indexOf(document.activeElement && document.activeElement.closest(".rank-item")); }
+
+  function moveFocused(delta) {
+    var all = items(), i = focusedIndex();
+    if (i < 0) { return; }
+    var j = i + delta;
+    if (j < 0 || j >= all.length) { return; }
+    var li = all[i], list = rankingList();
+    if (delta < 0) { list.insertBefore(li, all[j]); } else { list.insertBefore(li, all[j].nextSibling); }
+    li.dataset.tied = "0";
+    syncRanks();
+    li.focus();
+  }
+
+  function toggleTie() {
+    var all = items(), i = focusedIndex();
+    if (i <= 0) { return; }
+    all[i].dataset.tied = all[i].dataset.tied === "1" ? "0" : "1";
+    syncRanks();
+  }
+
+  /* ---- undo countdown ---- */
+  function startUndoCountdown() {
+    if (undoTimer) { clearInterval(undoTimer); undoTimer = null; }
+    var form = document.querySelector("#workspace form.undo");
+    if (!form) { return; }
+    var left = Number(form.dataset.undoSeconds || 0);
+    var label = form.querySelector(".undo-countdown");
+    undoTimer = setInterval(function () {
+      left -= 1;
+      if (left <= 0 || !document.body.contains(form)) {
+        clearInterval(undoTimer); undoTimer = null;
+        if (document.body.contains(form)) { form.remove(); }
+        return;
+      }
+      if (label) { label.textContent = left + " s"; }
+    }, 1000);
+  }
+
+  /* ---- setup, on first load and after every htmx swap ---- */
+  function setup() {
+    var ws = workspace();
+    if (!ws || ws.dataset.ready === "1") { return; }
+    ws.dataset.ready = "1";
+    startClock();
+    startUndoCountdown();
+    var list = rankingList();
+    if (list) {
+      readRanksIntoOrder();
+      list.classList.add("enhanced");
+      if (window.Sortable) {
+        window.Sortable.create(list, {
+          animation: 120, forceFallback: true, fallbackTolerance: 3, draggable: ".rank-item",
+          filter: "input, select, textarea, a", preventOnFilter: false,
+          onEnd: function (event) { event.item.dataset.tied = "0"; syncRanks(); },
+        });
+      }
+      focusItem(0);
+    }
+  }
+  document.addEventListener("DOMContentLoaded", setup);
+  document.addEventListener("htmx:load", setup);
+  if (document.readyState !== "loading") { setup(); }
+
+  /* ---- keys ---- */
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  function submit(form, button) {
+    if (!form) { return; }
+    if (form.requestSubmit) { form.requestSubmit(button || undefined); } else { (button || form).click(); }
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.altKey || event.metaKey) { return; }
+    var form = labelForm();
+    var target = event.target;
+    if (event.key === "Enter" && event.ctrlKey && form && form.contains(target)) {
+      event.preventDefault(); submit(form); return;
+    }
+    if (event.ctrlKey) { return; }
+    if (typing(target)) {
+      if (event.key === "Escape") { target.blur(); }
+      return;
+    }
+    var key = event.key;
+    var help = document.getElementById("keys-help");
+    if (key === "?") { if (help) { help.open = !help.open; } event.preventDefault(); return; }
+    if (key === "u") {
+      var undo = document.getElementById("undo-button");
+      if (undo) { event.preventDefault(); submit(undo.form, undo); }
+      return;
+    }
+    if (!form) { return; }
+    if (key === "Enter" && target.tagName !== "BUTTON" && target.tagName !== "A") {
+      event.preventDefault(); submit(form, document.getElementById("submit-button")); return;
+    }
+    if (key === "s") { event.preventDefault(); document.getElementById("skip-button").click(); return; }
+    if (!rankingList()) {
+      var choice = PAIR_KEYS[key.toLowerCase()];
+      if (choice) {
+        var radio = form.querySelector('input[name="choice"][value="' + choice + '"]');
+        if (radio) { event.preventDefault(); radio.checked = true; radio.focus(); }
+      }
+      return;
+    }
+    var i = focusedIndex();
+    if (key === "ArrowDown" || key === "j" || key === "J") {
+      event.preventDefault();
+      if (event.shiftKey || key === "J") { moveFocused(1); } else { focusItem(i + 1); }
+    } else if (key === "ArrowUp" || key === "k" || key === "K") {
+      event.preventDefault();
+      if (event.shiftKey || key === "K") { moveFocused(-1); } else { focusItem(i < 0 ? 0 : i - 1); }
+    } else if (key === "=") {
+      event.preventDefault(); toggleTie();
+    }
+  });
+})();

@@ -1,0 +1,280 @@
+"""Assignment (overlap, least-annotated first, expiry, skip, gold) and label submission."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import make_project, make_rubric, make_task, make_user
+from webapp.feedback import labelling
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.models import Assignment, ComparisonTask, CriterionScore, PreferenceLabel
+from webapp.feedback.services import (
+    assignment_skip, label_submit, label_submit_outcome, label_undo, rubric_update, task_next_for_annotator,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def submit(task, user, ranking=((0,), (1,)), **kwargs):
+    return label_submit(task=task, annotator=user, ranking=[list(t) for t in ranking],
+                        submission_key=kwargs.pop("submission_key", key()), **kwargs)
+
+
+# ---------------------------------------------------------------- overlap and order
+
+def test_next_task_is_least_annotated_first():
+    a, b, c = make_user(), make_user(), make_user()
+    project = make_project(annotator=[a, b, c])
+    t1, t2 = make_task(project, required_labels=2), make_task(project, required_labels=2)
+    assert task_next_for_annotator(project=project, annotator=a) == t1
+    # t1 now has one live assignment, t2 none: b gets t2, then c gets t1 again (tie broken by id).
+    assert task_next_for_annotator(project=project, annotator=b) == t2
+    assert task_next_for_annotator(project=project, annotator=c) == t1
+
+
+def test_a_task_stops_being_offered_once_it_has_its_labels():
+    a, b, c = make_user(), make_user(), make_user()
+    project = make_project(annotator=[a, b, c])
+    task = make_task(project, required_labels=2)
+    submit(task_next_for_annotator(project=project, annotator=a), a)
+    submit(task_next_for_annotator(project=project, annotator=b), b)
+    assert task_next_for_annotator(project=project, annotator=c) is None
+    task.refresh_from_db()
+    assert task.label_count == 2
+
+
+def test_live_assignments_count_towards_the_overlap():
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    make_task(project, required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) is not None
+    assert task_next_for_annotator(project=project, annotator=b) is None
+
+
+def test_an_annotator_never_gets_the_same_task_twice():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, required_labels=3)
+    submit(task_next_for_annotator(project=project, annotator=a), a)
+    assert task_next_for_annotator(project=project, annotator=a) is None
+    task.refresh_from_db()
+    assert task.label_count == 1
+
+
+def test_a_held_assignment_comes_back_on_reload():
+    a = make_user()
+    project = make_project(annotator=a)
+    make_task(project), make_task(project)
+    first = task_next_for_annotator(project=project, annotator=a)
+    assert task_next_for_annotator(project=project, annotator=a) == first
+    assert Assignment.objects.filter(annotator=a).count() == 1
+
+
+def test_expired_assignments_are_requeued_for_others():
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    task = make_task(project, required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    later = timezone.now() + labelling.ASSIGNMENT_TTL + timedelta(seconds=1)
+    assert task_next_for_annotator(project=project, annotator=b, now=later) == task
+    assert Assignment.objects.get(annotator=a).status == Assignment.Status.EXPIRED
+
+
+def test_skipped_tasks_go_to_others_but_not_back_to_the_skipper():
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    task = make_task(project, required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    assignment_skip(task=task, annotator=a)
+    assert task_next_for_annotator(project=project, annotator=a) is None
+    assert task_next_for_annotator(project=project, annotator=b) == task
+
+
+def test_non_members_get_no_task():
+    project = make_project(annotator=make_user())
+    make_task(project)
+    with pytest.raises(FeedbackError, match="not a member"):
+        task_next_for_annotator(project=project, annotator=make_user())
+
+
+def test_every_fifth_task_is_gold_while_gold_is_left():
+    a = make_user()
+    project = make_project(annotator=a)
+    regular = [make_task(project) for _ in range(8)]
+    gold = make_task(project, gold_ranking=[[1], [0]])
+    served = []
+    for _ in range(6):
+        task = task_next_for_annotator(project=project, annotator=a)
+        served.append(task)
+        submit(task, a)
+    assert served[4] == gold
+    assert served[:4] == regular[:4] and served[5] == regular[4]
+
+
+def test_gold_tasks_go_to_every_annotator_whatever_their_overlap():
+    users = [make_user() for _ in range(3)]
+    project = make_project(annotator=users)
+    gold = make_task(project, required_labels=1, gold_ranking=[[0], [1]])
+    for user in users:
+        for _ in range(4):
+            submit(make_task(project), user)
+        assert task_next_for_annotator(project=project, annotator=user) == gold
+        submit(gold, user)
+    gold.refresh_from_db()
+    assert gold.label_count == 3
+
+
+# ---------------------------------------------------------------- submission
+
+def test_submit_stores_ranking_closes_the_assignment_and_counts_the_label():
+    a = make_user()
+    project = make_project(annotator=a)
+    make_task(project)
+    task = task_next_for_annotator(project=project, annotator=a)
+    label = submit(task, a, ranking=[[1], [0]], critique="  B is right  ", time_spent_ms=4200)
+    assert (label.ranking, label.critique, label.time_spent_ms) == ([[1], [0]], "B is right", 4200)
+    task.refresh_from_db()
+    assert task.label_count == 1
+    assert Assignment.objects.get(task=task, annotator=a).status == Assignment.Status.COMPLETED
+
+
+def test_resubmitting_the_same_key_returns_the_stored_label():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, required_labels=2)
+    k = key()
+    first, created = label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], submission_key=k)
+    again, created_again = label_submit_outcome(task=task, annotator=a, ranking=[[1], [0]], submission_key=k)
+    assert created and not created_again
+    assert again.pk == first.pk and again.ranking == [[0], [1]]
+    task.refresh_from_db()
+    assert task.label_count == 1 and PreferenceLabel.objects.count() == 1
+
+
+def test_a_second_submission_for_the_same_task_returns_the_first_label():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, required_labels=2)
+    first = submit(task, a, ranking=[[0], [1]])
+    second = submit(task, a, ranking=[[1], [0]])
+    assert second.pk == first.pk
+    assert PreferenceLabel.objects.filter(task=task).count() == 1
+
+
+def test_a_key_reused_on_another_task_is_refused():
+    a = make_user()
+    project = make_project(annotator=a)
+    k = key()
+    submit(make_task(project), a, submission_key=k)
+    with pytest.raises(FeedbackError, match="already used"):
+        submit(make_task(project), a, submission_key=k)
+
+
+@pytest.mark.parametrize("ranking, both_bad, field", [
+    ([[0]], False, "ranking"), ([[0], [0, 1]], False, "ranking"), ([[0], [1]], True, "both_bad"),
+])
+def test_bad_rankings_are_refused_and_nothing_is_stored(ranking, both_bad, field):
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project)
+    with pytest.raises(FeedbackError) as caught:
+        label_submit(task=task, annotator=a, ranking=ranking, both_bad=both_bad, submission_key=key())
+    assert caught.value.field == field
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_outsiders_cannot_label_a_projects_task():
+    project = make_project(annotator=make_user())
+    with pytest.raises(FeedbackError, match="not a member"):
+        submit(make_task(project), make_user())
+
+
+def test_scores_record_the_rubric_version_they_were_given_under():
+    a = make_user()
+    project = make_project(annotator=a)
+    rubric = make_rubric(project)
+    task = make_task(project, rubric=rubric)
+    old = {c.name: c for c in rubric.latest_version().criteria.all()}
+    rubric_update(rubric=rubric, name=rubric.name, description="", criteria=[{"name": "Helpful", "scale": "ten"}])
+    # The page was opened before the edit: scores against version 1 are recorded as version 1.
+    label = submit(task, a, scores={0: {old["Correct"].pk: 1, old["Clear"].pk: 4}, 1: {old["Correct"].pk: 0}})
+    assert label.rubric_version.number == 1
+    assert sorted(CriterionScore.objects.filter(label=label).values_list("candidate__position", "value")) == [
+        (0, 1.0), (0, 4.0), (1, 0.0)]
+
+
+@pytest.mark.parametrize("scores, message", [
+    ({0: {"CORRECT": 2}}, "from 0 to 1"),
+    ({0: {"CLEAR": 0}}, "from 1 to 5"),
+    ({0: {"CLEAR": 2.5}}, "whole number"),
+    ({5: {"CLEAR": 2}}, "no candidate at position 5"),
+    ({0: {999999: 2}}, "not part of this task's rubric"),
+])
+def test_out_of_range_scores_are_refused(scores, message):
+    a = make_user()
+    project = make_project(annotator=a)
+    rubric = make_rubric(project)
+    task = make_task(project, rubric=rubric)
+    ids = {c.name.upper(): c.pk for c in rubric.latest_version().criteria.all()}
+    scores = {p: {ids.get(c, c): v for c, v in by.items()} for p, by in scores.items()}
+    with pytest.raises(FeedbackError, match=message):
+        submit(task, a, scores=scores)
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_scores_from_another_rubric_are_refused():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, rubric=make_rubric(project))
+    other = make_rubric(project).latest_version().criteria.first()
+    with pytest.raises(FeedbackError, match="not part of this task's rubric"):
+        submit(task, a, scores={0: {other.pk: 1}})
+
+
+# ---------------------------------------------------------------- undo
+
+def test_undo_within_the_window_removes_the_label_and_gives_the_task_back():
+    a = make_user()
+    project = make_project(annotator=a)
+    make_task(project), make_task(project)
+    task = task_next_for_annotator(project=project, annotator=a)
+    label = submit(task, a)
+    task_next_for_annotator(project=project, annotator=a)  # the next one is already assigned
+    assert label_undo(label_id=label.pk, annotator=a) == task
+    assert not PreferenceLabel.objects.exists()
+    task.refresh_from_db()
+    assert task.label_count == 0
+    assert task_next_for_annotator(project=project, annotator=a) == task
+
+
+def test_undo_after_the_window_is_refused():
+    a = make_user()
+    project = make_project(annotator=a)
+    label = submit(make_task(project), a)
+    with pytest.raises(FeedbackError, match="30 seconds"):
+        label_undo(label_id=label.pk, annotator=a, now=timezone.now() + timedelta(seconds=31))
+    assert PreferenceLabel.objects.filter(pk=label.pk).exists()
+
+
+def test_nobody_can_undo_someone_elses_label():
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    label = submit(make_task(project), a)
+    with pytest.raises(FeedbackError, match="no such label"):
+        label_undo(label_id=label.pk, annotator=b)
+
+
+def test_label_count_stays_exact_after_undo_and_resubmit():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project)
+    label = submit(task, a)
+    label_undo(label_id=label.pk, annotator=a)
+    submit(task, a, ranking=[[1], [0]])
+    assert ComparisonTask.objects.get(pk=task.pk).label_count == 1

@@ -1,0 +1,90 @@
+"""Exports of a project's labels as JSONL lines (each line ends with a newline).
+
+``preference_pairs_jsonl``: TRL's preference format, one line per (label, ordered pair):
+``{"prompt", "chosen", "rejected"}``; a chat prompt is exported conversationally
+(prompt = list of messages, chosen/rejected = [{"role": "assistant", "content": ...}]).
+Each annotator's label contributes its own pairs (raw votes, not a majority).
+
+``raw_labels_jsonl``: one line per label with the whole ranking (tiers), the per-criterion
+scores and the rubric version; ``prompt`` + ``completions`` + ``ranking`` is also the
+ranked-record format the engine's reward-model trainer reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from django.db.models import Prefetch
+
+from webapp.feedback.models import Candidate, CriterionScore, PreferenceLabel
+from webapp.feedback.ranking import ranking_pairs
+
+CHUNK = 500
+
+
+def _labels(project):
+    return (PreferenceLabel.objects.filter(task__project=project)
+            .select_related("task", "annotator", "rubric_version__rubric")
+            .prefetch_related(Prefetch("task__candidates", queryset=Candidate.objects.order_by("position")))
+            .order_by("task_id", "id"))
+
+
+def _line(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def _prompt(task):
+    return task.prompt_messages if task.prompt_messages else task.prompt_text
+
+
+def _completion(task, text: str):
+    return [{"role": "assistant", "content": text}] if task.prompt_messages else text
+
+
+def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[str]:
+    """Every (better, worse) pair implied by every label; ties left out unless ``include_ties``.
+
+    With ``include_ties`` every line carries ``"tie"`` (true for a tied pair, whose chosen /
+    rejected order is by position and means nothing) and ``"both_bad"``.
+    """
+    for label in _labels(project).iterator(chunk_size=CHUNK):
+        task = label.task
+        texts = {c.position: c.text for c in task.candidates.all()}
+        for better, worse, tied in ranking_pairs(label.ranking):
+            if tied and not include_ties:
+                continue
+            line = {"prompt": _prompt(task), "chosen": _completion(task, texts[better]),
+                    "rejected": _completion(task, texts[worse])}
+            if include_ties:
+                line["tie"] = tied
+                line["both_bad"] = label.both_bad
+            line.update({"task_id": task.pk, "label_id": label.pk, "annotator": label.annotator.username})
+            yield _line(line)
+
+
+def raw_labels_jsonl(*, project) -> Iterator[str]:
+    """One line per label: who, the ranking as tiers, both_bad, critique, scores, time and rubric version."""
+    labels = _labels(project).prefetch_related(
+        Prefetch("scores", queryset=CriterionScore.objects.select_related("criterion", "candidate")))
+    for label in labels.iterator(chunk_size=CHUNK):
+        task = label.task
+        version = label.rubric_version
+        yield _line({
+            "label_id": label.pk,
+            "task_id": task.pk,
+            "is_gold": task.is_gold,
+            "gold_ranking": task.gold_ranking,
+            "annotator": label.annotator.username,
+            "prompt": _prompt(task),
+            "completions": [c.text for c in task.candidates.all()],
+            "ranking": label.ranking,
+            "both_bad": label.both_bad,
+            "critique": label.critique,
+            "rubric": {"name": version.rubric.name, "version": version.number} if version else None,
+            "scores": [{"candidate": s.candidate.position, "criterion": s.criterion.name, "criterion_id": s.criterion_id,
+                        "scale": s.criterion.scale, "weight": s.criterion.weight, "value": s.value}
+                       for s in sorted(label.scores.all(), key=lambda s: (s.candidate.position, s.criterion.position))],
+            "time_spent_ms": label.time_spent_ms,
+            "created_at": label.created_at.isoformat(),
+        })

@@ -1,0 +1,138 @@
+import json
+import time
+import uuid
+
+from django import forms
+
+from webapp.experiments.models import Run
+from webapp.feedback.labelling import MAX_TIME_SPENT_MS
+from webapp.feedback.models import Criterion, Rubric
+from webapp.feedback.ranking import PAIRWISE_CHOICES, ranking_from_pairwise_choice, ranking_from_ranks
+
+
+class CriterionForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                  help_text="Markdown, shown to annotators.")
+    weight = forms.FloatField(initial=1.0, min_value=0.001)
+    scale = forms.ChoiceField(choices=Criterion.Scale.choices, initial=Criterion.Scale.LIKERT_5)
+
+
+CriterionFormSet = forms.formset_factory(CriterionForm, extra=2, can_delete=True)
+
+
+def criteria_from_formset(formset) -> list[dict]:
+    """Filled-in, not deleted rows of a valid formset, in order."""
+    return [{k: f.cleaned_data[k] for k in ("name", "description", "weight", "scale")}
+            for f in formset.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("name", "").strip()]
+
+
+class RubricForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _rubric_field(project):
+    return forms.ModelChoiceField(queryset=Rubric.objects.filter(project=project), required=False,
+                                  empty_label="(no rubric)", help_text="Annotators score each completion on its latest version.")
+
+
+class TaskImportForm(forms.Form):
+    file = forms.FileField(help_text='JSONL, one task a line: {"prompt": "..." or [messages], "completions": ["...", "..."], '
+                                     'optional "gold_ranking": [[1], [0]], "metadata": {...}}.')
+    required_labels = forms.IntegerField(min_value=1, max_value=100, initial=1, label="Labels per task (overlap)")
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rubric"] = _rubric_field(project)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError("The file is not UTF-8 text.") from exc
+
+
+class TasksFromRunForm(forms.Form):
+    run = forms.ModelChoiceField(queryset=Run.objects.none())
+    step_min = forms.IntegerField(min_value=0, initial=0, label="From step")
+    step_max = forms.IntegerField(min_value=0, initial=1000, label="To step")
+    k = forms.IntegerField(min_value=2, max_value=10, initial=2, label="Completions per task (k)")
+    selection = forms.ChoiceField(choices=[("random", "Random"), ("spread", "Highest reward spread in the group")])
+    max_tasks = forms.IntegerField(min_value=1, max_value=50_000, initial=50, label="At most this many tasks")
+    required_labels = forms.IntegerField(min_value=1, max_value=100, initial=1, label="Labels per task (overlap)")
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args, project, runs, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["run"].queryset = runs
+        self.fields["rubric"] = _rubric_field(project)
+
+
+class GoldForm(forms.Form):
+    gold_ranking = forms.CharField(required=False, label="Gold ranking",
+                                   help_text="Tiers of positions, best first, e.g. [[1], [0]] for B over A; empty clears it.")
+
+    def clean_gold_ranking(self):
+        raw = self.cleaned_data["gold_ranking"].strip()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise forms.ValidationError("Write the ranking as JSON, e.g. [[1], [0]].") from None
+
+
+class LabelForm(forms.Form):
+    """One judgement as the workspace posts it; works as a plain POST without JavaScript.
+
+    k = 2: ``choice`` (a / b / tie / both_bad). k > 2: ``rank_<position>`` (1 = best; equal
+    numbers tie), which the drag-and-drop list keeps in step. Scores: ``score_<position>_<criterion id>``.
+    """
+
+    submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput)
+    rendered_at = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    time_spent_ms = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    critique = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, k: int, criteria, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.k, self.criteria = k, list(criteria)
+        if k == 2:
+            self.fields["choice"] = forms.ChoiceField(choices=[(c, c) for c in PAIRWISE_CHOICES],
+                                                      error_messages={"required": "Pick A, B, tie or both bad."})
+        else:
+            for p in range(k):
+                self.fields[f"rank_{p}"] = forms.IntegerField(min_value=1, max_value=k, initial=p + 1)
+        for p in range(k):
+            for c in self.criteria:
+                low, high = c.bounds
+                self.fields[f"score_{p}_{c.pk}"] = forms.IntegerField(required=False, min_value=low, max_value=high)
+
+    @staticmethod
+    def new_initial() -> dict:
+        return {"submission_key": uuid.uuid4().hex, "rendered_at": int(time.time() * 1000)}
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if self.k == 2:
+            data["ranking"], data["both_bad"] = ranking_from_pairwise_choice(data["choice"])
+        else:
+            ranks = {p: data[f"rank_{p}"] for p in range(self.k)}
+            data["ranking"], data["both_bad"] = ranking_from_ranks(ranks, k=self.k), False
+        scores: dict[int, dict[int, int]] = {}
+        for p in range(self.k):
+            for c in self.criteria:
+                value = data.get(f"score_{p}_{c.pk}")
+                if value is not None:
+                    scores.setdefault(p, {})[c.pk] = value
+        data["scores"] = scores
+        spent = data.get("time_spent_ms")
+        if not spent and data.get("rendered_at"):
+            spent = int(time.time() * 1000) - data["rendered_at"]
+        data["time_spent_ms"] = min(max(spent or 0, 0), MAX_TIME_SPENT_MS)
+        return data

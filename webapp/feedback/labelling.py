@@ -1,0 +1,258 @@
+"""Assignment of tasks to annotators and the writing of their labels.
+
+Labels are written here, in the request, never through the broker: a broker or worker
+outage cannot lose one. Submission is idempotent twice over: a retried request carries the
+same ``submission_key``, and (task, annotator) is unique, so a double-click stores one label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
+from webapp.feedback.ranking import ranking_normalise
+from webapp.projects.models import Membership
+
+ASSIGNMENT_TTL = timedelta(minutes=20)
+GOLD_EVERY = 5  # one task in every GOLD_EVERY an annotator gets is a gold task, while any is left
+UNDO_WINDOW_S = 30
+MAX_TIME_SPENT_MS = 24 * 3_600_000
+MAX_CRITIQUE_CHARS = 20_000
+Status = Assignment.Status
+
+
+def _membership_locked(*, project_id: int, annotator) -> Membership:
+    """The annotator's membership row, locked: one annotator's assignment requests run one at a time."""
+    query = Membership.objects.filter(project_id=project_id, user=annotator)
+    if connection.features.has_select_for_update:
+        query = query.select_for_update()
+    membership = query.first()
+    if membership is None:
+        raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
+    return membership
+
+
+def assignments_expire(*, project, now=None) -> int:
+    """Close active assignments past their expiry, so their tasks go back in the queue."""
+    now = now or timezone.now()
+    return Assignment.objects.filter(task__project=project, status=Status.ACTIVE, expires_at__lte=now).update(
+        status=Status.EXPIRED, closed_at=now)
+
+
+def _gold_due(*, project, annotator) -> bool:
+    counts = PreferenceLabel.objects.filter(task__project=project, annotator=annotator).aggregate(
+        total=Count("id"), gold=Count("id", filter=Q(task__is_gold=True)))
+    return counts["gold"] < (counts["total"] + 1) // GOLD_EVERY
+
+
+def _open_tasks(*, project, annotator, now, gold: bool):
+    """This annotator's candidate tasks, least-annotated first (labels + live assignments)."""
+    live = (Assignment.objects.filter(task=OuterRef("pk"), status=Status.ACTIVE, expires_at__gt=now)
+            .order_by().values("task").annotate(n=Count("id")).values("n"))
+    mine = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator).exclude(status=Status.EXPIRED)
+    labelled = PreferenceLabel.objects.filter(task=OuterRef("pk"), annotator=annotator)
+    tasks = (ComparisonTask.objects.filter(project=project, is_gold=gold)
+             .filter(~Exists(mine), ~Exists(labelled))
+             .annotate(claimed=F("label_count") + Coalesce(Subquery(live), Value(0))))
+    if not gold:  # gold tasks go to every annotator once, whatever the overlap
+        tasks = tasks.filter(label_count__lt=F("required_labels"), claimed__lt=F("required_labels"))
+    return tasks.order_by("claimed", "id")
+
+
+def _claim_first(tasks) -> ComparisonTask | None:
+    if connection.features.has_select_for_update_skip_locked:
+        tasks = tasks.select_for_update(skip_locked=True, of=("self",))
+    return tasks.first()
+
+
+@transaction.atomic
+def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask | None:
+    """The task this annotator should label next, assigned to them; None when nothing is left.
+
+    An unexpired assignment the annotator already holds comes back first (a reload does not
+    burn a task). Otherwise the least-annotated task that still needs labels and that this
+    annotator has neither labelled nor skipped; every GOLD_EVERY-th task is a gold task while
+    one is left. On Postgres the candidate row is locked with SKIP LOCKED, so annotators asking
+    at the same moment get different tasks instead of waiting on each other.
+    """
+    now = now or timezone.now()
+    _membership_locked(project_id=project.pk, annotator=annotator)
+    held = (Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE,
+                                      expires_at__gt=now)
+            .select_related("task").order_by("assigned_at", "id").first())
+    if held is not None:
+        return held.task
+    assignments_expire(project=project, now=now)
+    task = None
+    if _gold_due(project=project, annotator=annotator):
+        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=True))
+    if task is None:
+        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=False))
+    if task is None:
+        return None
+    Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
+    return task
+
+
+@transaction.atomic
+def assignment_skip(*, task: ComparisonTask, annotator, now=None) -> None:
+    """The annotator passes on this task: it goes back to the queue for others, not for them."""
+    now = now or timezone.now()
+    _membership_locked(project_id=task.project_id, annotator=annotator)
+    closed = Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
+        status=Status.SKIPPED, closed_at=now)
+    if not closed:
+        Assignment.objects.create(task=task, annotator=annotator, status=Status.SKIPPED, expires_at=now, closed_at=now)
+
+
+def _scores_clean(scores, *, task: ComparisonTask, k: int) -> tuple[list[tuple[int, Criterion, float]], int | None]:
+    """[(candidate position, criterion, value)] and the rubric version they were given under.
+
+    ``scores`` maps candidate position -> {criterion id: value}. All criteria must come from one
+    version of the task's rubric (a rubric edited while the page was open still records the
+    version the annotator saw).
+    """
+    if not scores:
+        return [], None
+    if not isinstance(scores, Mapping):
+        raise FeedbackError("scores must map candidate positions to {criterion id: value}", field="scores")
+    if task.rubric_version_id is None:
+        raise FeedbackError("this task has no rubric to score against", field="scores")
+    wanted: list[tuple[int, int, float]] = []
+    for position, by_criterion in scores.items():
+        try:
+            position = int(position)
+        except (TypeError, ValueError):
+            raise FeedbackError(f"candidate position {position!r} is not a number", field="scores") from None
+        if not 0 <= position < k:
+            raise FeedbackError(f"there is no candidate at position {position}", field="scores")
+        if not isinstance(by_criterion, Mapping):
+            raise FeedbackError("scores must map candidate positions to {criterion id: value}", field="scores")
+        for criterion_id, value in by_criterion.items():
+            try:
+                wanted.append((position, int(criterion_id), float(value)))
+            except (TypeError, ValueError):
+                raise FeedbackError(f"score {value!r} for criterion {criterion_id!r} is not a number",
+                                    field="scores") from None
+    criteria = {c.pk: c for c in Criterion.objects.filter(
+        pk__in={c for _, c, _ in wanted}, version__rubric__versions=task.rubric_version_id).distinct()}
+    cleaned = []
+    for position, criterion_id, value in wanted:
+        criterion = criteria.get(criterion_id)
+        if criterion is None:
+            raise FeedbackError(f"criterion {criterion_id} is not part of this task's rubric", field="scores")
+        low, high = criterion.bounds
+        if not (low <= value <= high and value == int(value)):
+            raise FeedbackError(f"{criterion.name!r} takes a whole number from {low} to {high}, got {value:g}",
+                                field="scores")
+        cleaned.append((position, criterion, value))
+    versions = {c.version_id for _, c, _ in cleaned}
+    if len(versions) > 1:
+        raise FeedbackError("the scores mix criteria from different rubric versions; reload the task", field="scores")
+    return cleaned, versions.pop()
+
+
+def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
+                         scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str
+                         ) -> tuple[PreferenceLabel, bool]:
+    """(label, created): like ``label_submit``, saying whether this call stored the label."""
+    key = (submission_key or "").strip()
+    if not 8 <= len(key) <= 64:
+        raise FeedbackError("a submission key of 8 to 64 characters is required", field="submission_key")
+    existing = PreferenceLabel.objects.filter(submission_key=key).first()
+    if existing is not None:
+        if existing.task_id != task.pk or existing.annotator_id != annotator.pk:
+            raise FeedbackError("this submission key was already used for another label", field="submission_key")
+        return existing, False
+    _membership_locked(project_id=task.project_id, annotator=annotator)
+    candidate_ids = dict(task.candidates.values_list("position", "id"))
+    k = len(candidate_ids)
+    try:
+        tiers = ranking_normalise(ranking, k=k)
+    except ValueError as exc:
+        raise FeedbackError(str(exc), field="ranking") from None
+    if both_bad and len(tiers) != 1:
+        raise FeedbackError("'both bad' is a tie of every candidate; the ranking must be one tier", field="both_bad")
+    if len(critique or "") > MAX_CRITIQUE_CHARS:
+        raise FeedbackError(f"the critique is longer than {MAX_CRITIQUE_CHARS} characters", field="critique")
+    cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k)
+    try:
+        spent = min(max(int(time_spent_ms or 0), 0), MAX_TIME_SPENT_MS)
+    except (TypeError, ValueError):
+        raise FeedbackError("time spent must be a whole number of milliseconds", field="time_spent_ms") from None
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            # Lock the task row so label_count stays exact under concurrent submissions.
+            ComparisonTask.objects.select_for_update().filter(pk=task.pk).first()
+            existing = PreferenceLabel.objects.filter(task=task, annotator=annotator).first()
+            if existing is not None:
+                return existing, False
+            label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=bool(both_bad),
+                                    critique=(critique or "").strip(), time_spent_ms=spent, submission_key=key,
+                                    rubric_version_id=scored_version or task.rubric_version_id)
+            label.full_clean(validate_unique=False, validate_constraints=False)
+            label.save()
+            CriterionScore.objects.bulk_create([
+                CriterionScore(label=label, candidate_id=candidate_ids[position], criterion=criterion, value=value)
+                for position, criterion, value in cleaned_scores
+            ])
+            ComparisonTask.objects.filter(pk=task.pk).update(label_count=F("label_count") + 1)
+            Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
+                status=Status.COMPLETED, closed_at=now)
+    except IntegrityError:
+        # A concurrent request with the same key, or for the same task and annotator, got there first.
+        existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
+        if existing is None:
+            raise
+        return existing, False
+    return label, True
+
+
+def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
+                 scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str) -> PreferenceLabel:
+    """Store one annotator's judgement of a task, or return the one already stored.
+
+    ``ranking``: tiers of candidate positions, best first (``[[1], [0]]`` = B over A,
+    ``[[0, 1]]`` a tie). ``both_bad``: a pairwise "both are bad" vote; the ranking is then one
+    tier. ``scores``: {candidate position: {criterion id: value}} against the task's rubric.
+    ``submission_key``: made once per shown form by the client; retries send it again.
+    Any active assignment of the task to this annotator is closed as completed; a label
+    without one (e.g. over the API) is accepted too. FeedbackError names the bad input.
+    """
+    label, _created = label_submit_outcome(task=task, annotator=annotator, ranking=ranking, both_bad=both_bad,
+                                           critique=critique, scores=scores, time_spent_ms=time_spent_ms,
+                                           submission_key=submission_key)
+    return label
+
+
+@transaction.atomic
+def label_undo(*, label_id: int, annotator, now=None, window_s: int = UNDO_WINDOW_S) -> ComparisonTask:
+    """Withdraw the annotator's own label within ``window_s`` seconds; the task comes back to them."""
+    now = now or timezone.now()
+    label = (PreferenceLabel.objects.select_for_update().select_related("task")
+             .filter(pk=label_id, annotator=annotator).first())
+    if label is None:
+        raise FeedbackError("there is no such label of yours to undo", field="label")
+    if (now - label.created_at).total_seconds() > window_s:
+        raise FeedbackError(f"a label can be undone for {window_s} seconds only; this one is kept", field="label")
+    task = label.task
+    label.delete()
+    ComparisonTask.objects.filter(pk=task.pk, label_count__gt=0).update(label_count=F("label_count") - 1)
+    reopened = (Assignment.objects.filter(task=task, annotator=annotator, status=Status.COMPLETED)
+                .order_by("-assigned_at").first())
+    if reopened is not None:
+        reopened.status, reopened.expires_at, reopened.closed_at = Status.ACTIVE, now + ASSIGNMENT_TTL, None
+        reopened.save(update_fields=["status", "expires_at", "closed_at"])
+    else:
+        Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
+    task.refresh_from_db(fields=["label_count"])
+    return task

@@ -1,0 +1,100 @@
+"""Parsing of comparison-task files (JSONL) into validated rows; pure, no database.
+
+One object a line::
+
+    {"prompt": "text" | [{"role": ..., "content": ...}, ...],
+     "completions": ["first", "second", ...],          # 2..MAX_CANDIDATES strings
+     "gold_ranking": [[1], [0]],                       # optional: makes it a gold task
+     "metadata": {...}}                                # optional
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from webapp.datasets.parsing import _messages
+from webapp.feedback.ranking import ranking_normalise
+
+MAX_CANDIDATES = 10
+MAX_TASKS = 50_000
+KNOWN_KEYS = {"prompt", "completions", "gold_ranking", "metadata"}
+
+
+class TaskImportError(Exception):
+    """An import refused as a whole; ``errors`` lists (line number, message)."""
+
+    def __init__(self, errors: list[tuple[int, str]]):
+        self.errors = errors
+        shown = "; ".join(f"line {n}: {msg}" if n else msg for n, msg in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    prompt_text: str
+    prompt_messages: list[dict] | None
+    completions: list[str]
+    gold_ranking: list[list[int]] | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def prompt_display_text(messages: list[dict]) -> str:
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def task_row_from_object(obj) -> TaskRow:
+    """One task from a decoded JSON object; ValueError says what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError("each line must be a JSON object")
+    unknown = set(obj) - KNOWN_KEYS
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(KNOWN_KEYS))}")
+    prompt = obj.get("prompt")
+    if isinstance(prompt, str) and prompt.strip():
+        prompt_text, messages = prompt, None
+    elif isinstance(prompt, list):
+        messages = _messages(prompt)
+        prompt_text = prompt_display_text(messages)
+    else:
+        raise ValueError("'prompt' must be a non-empty string or a list of {role, content} messages")
+    completions = obj.get("completions")
+    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
+        raise ValueError("'completions' must be a list of strings")
+    if not 2 <= len(completions) <= MAX_CANDIDATES:
+        raise ValueError(f"'completions' must hold 2 to {MAX_CANDIDATES} completions, got {len(completions)}")
+    gold = obj.get("gold_ranking")
+    if gold is not None:
+        try:
+            gold = ranking_normalise(gold, k=len(completions))
+        except ValueError as exc:
+            raise ValueError(f"'gold_ranking': {exc}") from None
+        if len(gold) == 1:
+            raise ValueError("'gold_ranking' ties every completion, so it cannot check anyone; order at least two")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    return TaskRow(prompt_text=prompt_text, prompt_messages=messages, completions=completions,
+                   gold_ranking=gold, metadata=metadata)
+
+
+def parse_tasks_jsonl(content: str) -> list[TaskRow]:
+    """All rows, or TaskImportError listing every bad line by its number (from 1)."""
+    rows, errors = [], []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(task_row_from_object(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+        except ValueError as exc:
+            errors.append((number, str(exc)))
+    if errors:
+        raise TaskImportError(errors)
+    if not rows:
+        raise TaskImportError([(0, "the file holds no tasks")])
+    if len(rows) > MAX_TASKS:
+        raise TaskImportError([(MAX_TASKS + 1, f"at most {MAX_TASKS} tasks per import")])
+    return rows

@@ -1,0 +1,169 @@
+"""Reads for rubrics, comparison tasks, the annotation workspace and the quality page.
+
+Every lookup takes the project the caller was admitted to; another project's object is a 404.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Prefetch, QuerySet, Sum
+from django.shortcuts import get_object_or_404
+
+from webapp.experiments.models import Run
+from webapp.feedback import agreement
+from webapp.feedback.models import (
+    Candidate, ComparisonTask, Criterion, CriterionScore, PreferenceLabel, Rubric, RubricVersion,
+)
+from webapp.projects.models import Membership
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def rubric_list(*, project) -> QuerySet[Rubric]:
+    return Rubric.objects.filter(project=project).annotate(version_count=Count("versions"))
+
+
+def rubric_get(*, project, rubric_id: int) -> Rubric:
+    return get_object_or_404(Rubric, pk=rubric_id, project=project)
+
+
+def rubric_versions(*, rubric: Rubric) -> QuerySet[RubricVersion]:
+    return (rubric.versions.select_related("created_by").order_by("-number")
+            .prefetch_related(Prefetch("criteria", queryset=Criterion.objects.order_by("position")))
+            .annotate(label_count=Count("labels", distinct=True)))
+
+
+def criteria_current(*, task: ComparisonTask) -> list[Criterion]:
+    """The criteria annotators score the task on: the latest version of the task's rubric."""
+    if task.rubric_version_id is None:
+        return []
+    latest = RubricVersion.objects.filter(rubric_id=task.rubric_version.rubric_id).order_by("-number").first()
+    return list(latest.criteria.order_by("position"))
+
+
+def task_list(*, project) -> QuerySet[ComparisonTask]:
+    return (ComparisonTask.objects.filter(project=project).annotate(k=Count("candidates"))
+            .select_related("rubric_version__rubric", "source_run").order_by("-id"))
+
+
+def task_get(*, project, task_id: int) -> ComparisonTask:
+    """A task of this project with its candidates, or 404 (also for another project's task)."""
+    return get_object_or_404(
+        ComparisonTask.objects.select_related("rubric_version__rubric").prefetch_related(
+            Prefetch("candidates", queryset=Candidate.objects.order_by("position"))),
+        pk=task_id, project=project)
+
+
+def task_labels(*, task: ComparisonTask) -> QuerySet[PreferenceLabel]:
+    return (task.labels.select_related("annotator", "rubric_version")
+            .prefetch_related("scores__criterion", "scores__candidate").order_by("created_at"))
+
+
+def run_choices(*, project) -> QuerySet[Run]:
+    """Runs of the project that recorded trajectories, for building tasks from them."""
+    return Run.objects.filter(project=project, trajectories__isnull=False).distinct().order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    open_slots: int
+
+
+def annotation_progress(*, project, annotator) -> Progress:
+    done = PreferenceLabel.objects.filter(task__project=project, annotator=annotator).count()
+    totals = ComparisonTask.objects.filter(project=project, is_gold=False, label_count__lt=F("required_labels")
+                                           ).aggregate(wanted=Sum("required_labels"), have=Sum("label_count"))
+    return Progress(done=done, open_slots=(totals["wanted"] or 0) - (totals["have"] or 0))
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    position: int
+    letter: str
+    text: str
+
+
+def workspace_candidates(*, task: ComparisonTask) -> list[CandidateView]:
+    return [CandidateView(position=c.position, letter=LETTERS[c.position], text=c.text)
+            for c in task.candidates.all()]
+
+
+# ---------------------------------------------------------------- quality
+
+
+@dataclass
+class AnnotatorQuality:
+    annotator_id: int
+    username: str
+    labels: int = 0
+    time_spent_ms: int = 0
+    agreement: float | None = None
+    agreement_n: int = 0
+    tau_b: float | None = None
+    tau_b_n: int = 0
+    gold_accuracy: float | None = None
+    gold_n: int = 0
+
+    @property
+    def labels_per_hour(self) -> float | None:
+        return agreement.labels_per_hour(self.labels, self.time_spent_ms)
+
+
+@dataclass
+class CriterionAlpha:
+    rubric: str
+    criterion: str
+    scale: str
+    alpha: float | None
+    units: int
+
+
+def quality_report(*, project) -> dict:
+    """Agreement, tau-b, gold accuracy, per-criterion alpha and pace, for the project and each annotator."""
+    rows = list(PreferenceLabel.objects.filter(task__project=project)
+                .values_list("task_id", "annotator_id", "ranking", "time_spent_ms"))
+    raw = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r, _ in rows]
+    gold = dict(ComparisonTask.objects.filter(project=project, is_gold=True).values_list("id", "gold_ranking"))
+    pairwise = agreement.pairwise_agreement(raw)
+    tau = agreement.mean_kendall_tau_b(raw)
+    gold_figure = agreement.gold_accuracy(raw, gold)
+
+    names = dict(Membership.objects.filter(project=project).values_list("user_id", "user__username"))
+    people: dict[int, AnnotatorQuality] = {}
+    for _t, annotator_id, _r, spent in rows:
+        person = people.setdefault(annotator_id, AnnotatorQuality(annotator_id, names.get(annotator_id, "(former member)")))
+        person.labels += 1
+        person.time_spent_ms += spent
+    for annotator_id, person in people.items():
+        for figure, value_attr, n_attr in ((pairwise, "agreement", "agreement_n"), (tau, "tau_b", "tau_b_n"),
+                                           (gold_figure, "gold_accuracy", "gold_n")):
+            ratio = figure.per_annotator.get(annotator_id)
+            if ratio is not None:
+                setattr(person, value_attr, ratio.value)
+                setattr(person, n_attr, ratio.total)
+
+    criteria_units: dict[tuple, list] = defaultdict(list)
+    for rubric, name, scale, task_id, candidate_id, value in (
+            CriterionScore.objects.filter(label__task__project=project)
+            .values_list("criterion__version__rubric__name", "criterion__name", "criterion__scale",
+                         "label__task_id", "candidate_id", "value")):
+        criteria_units[(rubric, name, scale)].append(((task_id, candidate_id), value))
+    alphas = []
+    for (rubric, name, scale), scores in sorted(criteria_units.items()):
+        units = agreement.score_units(scores)
+        alphas.append(CriterionAlpha(rubric=rubric, criterion=name, scale=scale,
+                                     alpha=agreement.krippendorff_alpha_ordinal(units),
+                                     units=sum(1 for u in units if len(u) >= 2)))
+    total_ms = sum(r[3] for r in rows)
+    return {
+        "label_count": len(rows),
+        "agreement": pairwise.overall,
+        "tau_b": tau.overall,
+        "gold_accuracy": gold_figure.overall,
+        "labels_per_hour": agreement.labels_per_hour(len(rows), total_ms),
+        "criterion_alphas": alphas,
+        "annotators": sorted(people.values(), key=lambda p: p.username),
+    }

@@ -1,0 +1,275 @@
+import json
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from webapp.feedback import exports, selectors, services
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.forms import (
+    CriterionFormSet, GoldForm, LabelForm, RubricForm, TaskImportForm, TasksFromRunForm, criteria_from_formset,
+)
+from webapp.feedback.labelling import UNDO_WINDOW_S
+from webapp.feedback.models import PreferenceLabel
+from webapp.feedback.parsing import TaskImportError
+from webapp.projects.access import member_required, research_required
+
+
+def _page(request, template: str, **context):
+    return render(request, template, {"project": request.project, "membership": request.membership, **context})
+
+
+# ---------------------------------------------------------------- annotation workspace
+
+def _undo_offer(request, label_id) -> dict | None:
+    """The caller's label still inside the undo window, with the seconds left."""
+    if not label_id:
+        return None
+    label = PreferenceLabel.objects.filter(pk=label_id, annotator=request.user, task__project=request.project).first()
+    if label is None:
+        return None
+    left = UNDO_WINDOW_S - (timezone.now() - label.created_at).total_seconds()
+    return {"label": label, "seconds_left": int(left)} if left > 1 else None
+
+
+def _workspace(request, *, task, form=None, undo=None, error=None, status=200):
+    context = {"task": task, "undo": undo, "error": error,
+               "progress": selectors.annotation_progress(project=request.project, annotator=request.user)}
+    if task is not None:
+        criteria = selectors.criteria_current(task=task)
+        candidates = selectors.workspace_candidates(task=task)
+        form = form or LabelForm(initial=LabelForm.new_initial(), k=len(candidates), criteria=criteria)
+        data = form.data if form.is_bound else {}
+        context.update({
+            "form": form, "criteria": criteria, "k": len(candidates),
+            "already_labelled": PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
+            "candidates": [{
+                "c": c,
+                "rank": data.get(f"rank_{c.position}", c.position + 1),
+                "scores": [{"criterion": cr, "name": f"score_{c.position}_{cr.pk}",
+                            "values": range(cr.bounds[0], cr.bounds[1] + 1),
+                            "current": str(data.get(f"score_{c.position}_{cr.pk}", ""))} for cr in criteria],
+            } for c in candidates],
+            "choice": data.get("choice", ""),
+            "submission_key": data.get("submission_key") or form.initial.get("submission_key"),
+            "rendered_at": data.get("rendered_at") or form.initial.get("rendered_at"),
+        })
+    template = "feedback/partials/_workspace.html" if request.htmx else "feedback/annotate.html"
+    return render(request, template, {"project": request.project, "membership": request.membership, **context},
+                  status=status)
+
+
+@member_required
+def annotate_page(request, project_id: int):
+    """The next task for the caller (their held one first), or a done message."""
+    task = services.task_next_for_annotator(project=request.project, annotator=request.user)
+    return _workspace(request, task=task, undo=_undo_offer(request, request.GET.get("last")))
+
+
+@member_required
+def annotate_task_page(request, project_id: int, task_id: int):
+    task = selectors.task_get(project=request.project, task_id=task_id)
+    return _workspace(request, task=task)
+
+
+def _after_write(request, *, undo_label=None):
+    """Next task, swapped in by htmx; a plain POST is redirected (POST/redirect/GET)."""
+    if not request.htmx:
+        url = reverse("feedback:annotate", args=[request.project.id])
+        return redirect(f"{url}?last={undo_label.pk}" if undo_label else url)
+    task = services.task_next_for_annotator(project=request.project, annotator=request.user)
+    undo = _undo_offer(request, undo_label.pk) if undo_label else None
+    response = _workspace(request, task=task, undo=undo)
+    response["HX-Push-Url"] = reverse("feedback:annotate", args=[request.project.id])
+    return response
+
+
+@require_POST
+@member_required
+def label_submit_view(request, project_id: int, task_id: int):
+    task = selectors.task_get(project=request.project, task_id=task_id)
+    form = LabelForm(request.POST, k=task.candidates.count(), criteria=selectors.criteria_current(task=task))
+    if not form.is_valid():
+        return _workspace(request, task=task, form=form, error="Nothing was saved: " + "; ".join(
+            f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}" for field, errs in form.errors.items()))
+    data = form.cleaned_data
+    try:
+        label = services.label_submit(task=task, annotator=request.user, ranking=data["ranking"],
+                                      both_bad=data["both_bad"], critique=data["critique"], scores=data["scores"],
+                                      time_spent_ms=data["time_spent_ms"], submission_key=data["submission_key"])
+    except FeedbackError as exc:
+        return _workspace(request, task=task, form=form, error=f"Nothing was saved: {exc.message}")
+    return _after_write(request, undo_label=label)
+
+
+@require_POST
+@member_required
+def task_skip_view(request, project_id: int, task_id: int):
+    task = selectors.task_get(project=request.project, task_id=task_id)
+    services.assignment_skip(task=task, annotator=request.user)
+    return _after_write(request)
+
+
+@require_POST
+@member_required
+def label_undo_view(request, project_id: int, label_id: int):
+    if not PreferenceLabel.objects.filter(pk=label_id, task__project=request.project).exists():
+        raise Http404("No such label.")
+    try:
+        task = services.label_undo(label_id=label_id, annotator=request.user)
+    except FeedbackError as exc:
+        messages.error(request, exc.message)
+        if request.htmx:
+            return _workspace(request, task=services.task_next_for_annotator(
+                project=request.project, annotator=request.user), error=exc.message)
+        return redirect("feedback:annotate", request.project.id)
+    if not request.htmx:
+        return redirect("feedback:annotate_task", request.project.id, task.id)
+    return _workspace(request, task=task)
+
+
+# ---------------------------------------------------------------- rubrics (researchers)
+
+@research_required
+def rubric_list_page(request, project_id: int):
+    return _page(request, "feedback/rubric_list.html", rubrics=selectors.rubric_list(project=request.project))
+
+
+@research_required
+def rubric_create_page(request, project_id: int):
+    form = RubricForm(request.POST or None)
+    formset = CriterionFormSet(request.POST or None, prefix="criteria")
+    error = None
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        try:
+            rubric = services.rubric_create(project=request.project, name=form.cleaned_data["name"],
+                                            description=form.cleaned_data["description"],
+                                            criteria=criteria_from_formset(formset), user=request.user)
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            return redirect("feedback:rubric_detail", request.project.id, rubric.id)
+    return _page(request, "feedback/rubric_form.html", form=form, formset=formset, error=error, rubric=None)
+
+
+@research_required
+def rubric_detail_page(request, project_id: int, rubric_id: int):
+    rubric = selectors.rubric_get(project=request.project, rubric_id=rubric_id)
+    return _page(request, "feedback/rubric_detail.html", rubric=rubric,
+                 versions=selectors.rubric_versions(rubric=rubric))
+
+
+@research_required
+def rubric_edit_page(request, project_id: int, rubric_id: int):
+    rubric = selectors.rubric_get(project=request.project, rubric_id=rubric_id)
+    latest = rubric.latest_version()
+    initial = [{"name": c.name, "description": c.description, "weight": c.weight, "scale": c.scale}
+               for c in latest.criteria.order_by("position")] if latest else []
+    form = RubricForm(request.POST or None, initial={"name": rubric.name, "description": rubric.description})
+    formset = CriterionFormSet(request.POST or None, prefix="criteria", initial=initial)
+    error = None
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        try:
+            version = services.rubric_update(rubric=rubric, name=form.cleaned_data["name"],
+                                             description=form.cleaned_data["description"],
+                                             criteria=criteria_from_formset(formset), user=request.user)
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Saved; annotators now score on version {version.number}.")
+            return redirect("feedback:rubric_detail", request.project.id, rubric.id)
+    return _page(request, "feedback/rubric_form.html", form=form, formset=formset, error=error, rubric=rubric)
+
+
+# ---------------------------------------------------------------- tasks (researchers)
+
+@research_required
+def task_list_page(request, project_id: int):
+    page = Paginator(selectors.task_list(project=request.project), 50).get_page(request.GET.get("page"))
+    return _page(request, "feedback/task_list.html", page=page)
+
+
+@research_required
+def task_import_page(request, project_id: int):
+    form = TaskImportForm(request.POST or None, request.FILES or None, project=request.project)
+    line_errors, error = [], None
+    if request.method == "POST" and form.is_valid():
+        try:
+            tasks = services.comparison_tasks_import_jsonl(
+                project=request.project, content=form.cleaned_data["file"],
+                required_labels=form.cleaned_data["required_labels"], rubric=form.cleaned_data["rubric"],
+                user=request.user)
+        except TaskImportError as exc:
+            line_errors = exc.errors
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Imported {len(tasks)} comparison tasks.")
+            return redirect("feedback:tasks", request.project.id)
+    return _page(request, "feedback/task_import.html", form=form, line_errors=line_errors, error=error)
+
+
+@research_required
+def task_from_run_page(request, project_id: int):
+    runs = selectors.run_choices(project=request.project)
+    form = TasksFromRunForm(request.POST or None, project=request.project, runs=runs)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            tasks = services.comparison_tasks_from_run(
+                project=request.project, run=d["run"], step_min=d["step_min"], step_max=d["step_max"], k=d["k"],
+                selection=d["selection"], max_tasks=d["max_tasks"], required_labels=d["required_labels"],
+                rubric=d["rubric"], seed=d["seed"])
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Created {len(tasks)} comparison tasks from {d['run'].name}.")
+            return redirect("feedback:tasks", request.project.id)
+    return _page(request, "feedback/task_from_run.html", form=form, error=error, has_runs=runs.exists())
+
+
+@research_required
+def task_detail_page(request, project_id: int, task_id: int):
+    task = selectors.task_get(project=request.project, task_id=task_id)
+    form = GoldForm(request.POST or None,
+                    initial={"gold_ranking": json.dumps(task.gold_ranking) if task.gold_ranking else ""})
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.comparison_task_set_gold(task=task, gold_ranking=form.cleaned_data["gold_ranking"])
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            return redirect("feedback:task_detail", request.project.id, task.id)
+    return _page(request, "feedback/task_detail.html", task=task, candidates=selectors.workspace_candidates(task=task),
+                 labels=selectors.task_labels(task=task), gold_form=form, error=error)
+
+
+# ---------------------------------------------------------------- quality and export (researchers)
+
+@research_required
+def quality_page(request, project_id: int):
+    return _page(request, "feedback/quality.html", report=selectors.quality_report(project=request.project))
+
+
+def _jsonl_response(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@research_required
+def export_preferences(request, project_id: int):
+    include_ties = request.GET.get("ties") in {"1", "true", "yes"}
+    return _jsonl_response(exports.preference_pairs_jsonl(project=request.project, include_ties=include_ties),
+                           f"{request.project.slug}-preferences{'-with-ties' if include_ties else ''}.jsonl")
+
+
+@research_required
+def export_labels(request, project_id: int):
+    return _jsonl_response(exports.raw_labels_jsonl(project=request.project), f"{request.project.slug}-labels.jsonl")
