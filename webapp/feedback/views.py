@@ -170,7 +170,9 @@ def rubric_edit_page(request, project_id: int, rubric_id: int):
     initial = [{"name": c.name, "description": c.description, "weight": c.weight, "scale": c.scale}
                for c in latest.criteria.order_by("position")] if latest else []
     form = RubricForm(request.POST or None, initial={"name": rubric.name, "description": rubric.description})
-    formset = CriterionFormSet(request.POST or None, prefix="criteria", initial=initial)
+    # Bound without `initial`: rows left as they were must not read as "unchanged" and drop out.
+    formset = (CriterionFormSet(request.POST, prefix="criteria") if request.method == "POST"
+               else CriterionFormSet(prefix="criteria", initial=initial))
     error = None
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         try:

@@ -1,0 +1,190 @@
+"""The dashboard pages: the workspace as plain POST and over htmx, roles and project isolation."""
+
+import json
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_project, make_rubric, make_task, make_user
+from webapp.feedback.models import ComparisonTask, PreferenceLabel, Rubric
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def annotator():
+    return make_user()
+
+
+@pytest.fixture
+def researcher():
+    return make_user()
+
+
+@pytest.fixture
+def project(annotator, researcher):
+    return make_project(annotator=annotator, researcher=researcher)
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def post_label(client, project, task, **data):
+    data.setdefault("submission_key", uuid.uuid4().hex)
+    return client.post(reverse("feedback:submit", args=[project.id, task.id]), data, **data.pop("headers", {}))
+
+
+def test_annotate_page_shows_the_prompt_and_both_completions(client, project, annotator):
+    make_task(project, prompt="What is 2+2?", completions=["**four**", "five"])
+    response = login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "What is 2+2?" in body and "<strong>four</strong>" in body and 'name="choice"' in body
+
+
+def test_plain_post_stores_the_label_and_redirects_to_the_next_task(client, project, annotator):
+    task = make_task(project)
+    response = post_label(login(client, annotator), project, task, choice="b", critique="B answers", time_spent_ms="1500")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("feedback:annotate", args=[project.id]))
+    label = PreferenceLabel.objects.get(task=task)
+    assert (label.ranking, label.critique, label.time_spent_ms) == ([[1], [0]], "B answers", 1500)
+
+
+def test_htmx_post_swaps_in_the_next_task_with_an_undo_offer(client, project, annotator):
+    first, second = make_task(project, prompt="first prompt"), make_task(project, prompt="second prompt")
+    login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    response = post_label(client, project, first, choice="tie", headers={"HTTP_HX_REQUEST": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="workspace"') and "<html" not in body
+    assert "second prompt" in body and reverse("feedback:undo", args=[project.id, PreferenceLabel.objects.get().pk]) in body
+    assert f'data-task="{second.id}"' in body
+
+
+def test_a_double_posted_form_stores_one_label(client, project, annotator):
+    task = make_task(project, required_labels=2)
+    login(client, annotator)
+    key = uuid.uuid4().hex
+    post_label(client, project, task, choice="a", submission_key=key)
+    post_label(client, project, task, choice="a", submission_key=key)
+    assert PreferenceLabel.objects.filter(task=task).count() == 1
+    assert ComparisonTask.objects.get(pk=task.pk).label_count == 1
+
+
+def test_ranking_form_with_rank_numbers_and_scores(client, project, annotator):
+    rubric = make_rubric(project)
+    task = make_task(project, completions=["a", "b", "c"], rubric=rubric)
+    correct, clear = rubric.latest_version().criteria.all()
+    response = post_label(login(client, annotator), project, task, rank_0="2", rank_1="1", rank_2="2",
+                          **{f"score_1_{correct.pk}": "1", f"score_1_{clear.pk}": "5", f"score_0_{clear.pk}": ""})
+    assert response.status_code == 302
+    label = PreferenceLabel.objects.get()
+    assert label.ranking == [[1], [0, 2]]
+    assert sorted(label.scores.values_list("candidate__position", "criterion__name", "value")) == [
+        (1, "Clear", 5.0), (1, "Correct", 1.0)]
+
+
+def test_an_invalid_form_saves_nothing_and_says_why(client, project, annotator):
+    task = make_task(project)
+    response = post_label(login(client, annotator), project, task)
+    assert response.status_code == 200
+    assert "Nothing was saved" in response.content.decode()
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_skip_moves_on(client, project, annotator):
+    task = make_task(project)
+    login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    response = client.post(reverse("feedback:skip", args=[project.id, task.id]))
+    assert response.status_code == 302
+    assert "Nothing left to label" in client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+
+
+def test_undo_brings_the_task_back(client, project, annotator):
+    task = make_task(project)
+    post_label(login(client, annotator), project, task, choice="a")
+    label = PreferenceLabel.objects.get()
+    response = client.post(reverse("feedback:undo", args=[project.id, label.pk]))
+    assert response.status_code == 302
+    assert not PreferenceLabel.objects.exists()
+    assert f'data-task="{task.id}"' in client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+
+
+def test_another_projects_task_is_404_on_every_annotation_url(client, annotator):
+    mine = make_project(annotator=annotator)
+    theirs = make_project(annotator=make_user())
+    task = make_task(theirs)
+    login(client, annotator)
+    assert client.get(reverse("feedback:annotate_task", args=[mine.id, task.id])).status_code == 404
+    assert client.get(reverse("feedback:annotate_task", args=[theirs.id, task.id])).status_code == 404
+    assert post_label(client, mine, task, choice="a").status_code == 404
+    assert client.post(reverse("feedback:skip", args=[mine.id, task.id])).status_code == 404
+    assert not PreferenceLabel.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["rubrics", "rubric_create", "tasks", "task_import", "task_from_run", "quality",
+                                  "export_preferences", "export_labels"])
+def test_researcher_pages_are_403_for_annotators(client, project, annotator, name):
+    assert login(client, annotator).get(reverse(f"feedback:{name}", args=[project.id])).status_code == 403
+
+
+def test_annotators_and_researchers_see_the_annotate_tab(client, project, annotator, researcher):
+    url = reverse("projects:overview", args=[project.id])
+    body = login(client, annotator).get(url).content.decode()
+    assert reverse("feedback:annotate", args=[project.id]) in body and "Start annotating" in body
+    assert reverse("feedback:quality", args=[project.id]) not in body
+    client.logout()
+    body = login(client, researcher).get(url).content.decode()
+    assert reverse("feedback:quality", args=[project.id]) in body
+    assert login(client, researcher).get(reverse("feedback:annotate", args=[project.id])).status_code == 200
+
+
+def test_rubric_create_and_edit_through_the_dashboard(client, project, researcher):
+    login(client, researcher)
+    form = {"name": "Helpfulness", "description": "", "criteria-TOTAL_FORMS": "2", "criteria-INITIAL_FORMS": "0",
+            "criteria-0-name": "Correct", "criteria-0-weight": "2", "criteria-0-scale": "binary",
+            "criteria-1-name": "", "criteria-1-weight": "1", "criteria-1-scale": "likert5"}
+    response = client.post(reverse("feedback:rubric_create", args=[project.id]), form)
+    rubric = Rubric.objects.get(project=project)
+    assert response.status_code == 302
+    form.update({"criteria-1-name": "Concise", "criteria-1-scale": "ten"})
+    client.post(reverse("feedback:rubric_edit", args=[project.id, rubric.id]), form)
+    assert [(v.number, v.criteria.count()) for v in rubric.versions.order_by("number")] == [(1, 1), (2, 2)]
+    page = client.get(reverse("feedback:rubric_detail", args=[project.id, rubric.id])).content.decode()
+    assert "Version 2" in page and "Version 1" in page
+
+
+def test_task_import_page_lists_bad_lines(client, project, researcher):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    content = b'{"prompt": "p", "completions": ["a", "b"]}\n{"prompt": "p", "completions": ["a"]}\n'
+    response = login(client, researcher).post(reverse("feedback:task_import", args=[project.id]), {
+        "file": SimpleUploadedFile("tasks.jsonl", content), "required_labels": "2"})
+    body = response.content.decode()
+    assert "Nothing was imported" in body and "Line 2:" in body
+    assert not ComparisonTask.objects.exists()
+
+
+def test_quality_page_shows_agreement(client, project, annotator, researcher):
+    task = make_task(project, required_labels=2)
+    post_label(login(client, annotator), project, task, choice="a", time_spent_ms="2000")
+    client.logout()
+    post_label(login(client, researcher), project, task, choice="a", time_spent_ms="2000")
+    body = client.get(reverse("feedback:quality", args=[project.id])).content.decode()
+    assert "100%" in body and annotator.username in body
+
+
+def test_exports_stream_jsonl(client, project, annotator, researcher):
+    task = make_task(project, prompt="p", completions=["good", "bad"])
+    post_label(login(client, annotator), project, task, choice="a")
+    client.logout()
+    response = login(client, researcher).get(reverse("feedback:export_preferences", args=[project.id]))
+    assert response.streaming and response["Content-Type"].startswith("application/jsonl")
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in lines] == [("p", "good", "bad")]
+    raw = b"".join(client.get(reverse("feedback:export_labels", args=[project.id])).streaming_content).decode()
+    assert json.loads(raw)["ranking"] == [[0], [1]]
