@@ -129,7 +129,9 @@
 
   /* ---- keys ---- */
   function typing(target) {
-    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+    if (!target) { return false; }
+    if (target.tagName === "INPUT") { return !/^(radio|checkbox|button|submit)$/.test(target.type); }
+    return target.isContentEditable || /^(TEXTAREA|SELECT)$/.test(target.tagName);
   }
 
   function submit(form, button) {
@@ -166,7 +168,7 @@
       var choice = PAIR_KEYS[key.toLowerCase()];
       if (choice) {
         var radio = form.querySelector('input[name="choice"][value="' + choice + '"]');
-        if (radio) { event.preventDefault(); radio.checked = true; radio.focus(); }
+        if (radio) { event.preventDefault(); radio.checked = true; }
       }
       return;
     }

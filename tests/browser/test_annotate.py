@@ -1,0 +1,171 @@
+"""An annotator in a real browser: keyboard, drag and drop, rubric, htmx swaps, XSS, isolation."""
+
+import pytest
+
+from tests.factories import PASSWORD, make_project, make_rubric, make_task, make_user
+from webapp.feedback.models import PreferenceLabel
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+XSS_COMPLETION = (
+    "<script>window.__pwned = 'script'; alert('script')</script>\n\n"
+    "<img src=x onerror=\"window.__pwned = 'img'; alert('img')\">\n\n"
+    "[click me](javascript:window.__pwned='link';alert('link'))"
+)
+
+
+def log_in(page, live_server, user):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/**")
+
+
+def annotate_url(live_server, project):
+    return f"{live_server.url}/projects/{project.id}/feedback/annotate/"
+
+
+def task_id(page) -> int:
+    return int(page.get_attribute("#workspace", "data-task"))
+
+
+def wait_for_task_change(page, old: int):
+    page.wait_for_function(
+        "old => { const w = document.getElementById('workspace'); return w && w.dataset.task !== String(old) }", arg=old)
+
+
+def ranking_letters(page) -> list[str]:
+    return page.eval_on_selector_all("#ranking .rank-item h3", "els => els.map(e => e.textContent.trim())")
+
+
+def test_pairwise_with_the_keyboard_then_the_next_task_swaps_in(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    project.annotation_guidelines = "Prefer the **correct** answer."
+    project.save()
+    first = make_task(project, prompt="What is 2+2?", completions=["4", "5"])
+    second = make_task(project, prompt="What is 3+3?", completions=["6", "7"])
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/")
+    page.click("#start-annotating")
+    assert page.locator(".guidelines strong").inner_text() == "correct"
+    assert task_id(page) == first.id
+    page.locator("body").click()
+    page.keyboard.press("2")
+    assert page.is_checked("input[name=choice][value=b]")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    wait_for_task_change(page, first.id)
+    assert task_id(page) == second.id
+    assert "What is 3+3?" in page.inner_text(".prompt")
+    assert page.is_visible("#undo-button")
+    assert "Labelled by you: 1" in page.inner_text("#progress-counter")
+    label = PreferenceLabel.objects.get(task=first)
+    assert label.ranking == [[0], [1]] and label.time_spent_ms > 0
+    # Both bad with x, and the queue empties without a page load.
+    page.evaluate("window.__same_page = true")
+    page.keyboard.press("x")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queue-empty")
+    assert page.evaluate("window.__same_page") is True
+    assert PreferenceLabel.objects.get(task=second).both_bad is True
+
+
+def test_ranking_by_keyboard_and_drag_with_rubric_scores(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    rubric = make_rubric(project)
+    task = make_task(project, prompt="Pick", completions=["alpha", "beta", "gamma", "delta"], rubric=rubric)
+    follow_up = make_task(project, prompt="Next one", completions=["x", "y"])
+    correct = rubric.latest_version().criteria.get(name="Correct")
+    clear = rubric.latest_version().criteria.get(name="Clear")
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    assert task_id(page) == task.id
+    assert ranking_letters(page) == ["A", "B", "C", "D"]
+
+    # Keyboard: focus C (j j), move it to the top (Shift+Up twice), then tie B... with the one above.
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("Shift+ArrowUp")
+    page.keyboard.press("Shift+ArrowUp")
+    assert ranking_letters(page) == ["C", "A", "B", "D"]
+    page.keyboard.press("j")  # A
+    page.keyboard.press("=")  # A tied with C
+    assert page.eval_on_selector_all("#ranking .rank-input", "els => els.map(e => e.value)") == ["1", "1", "3", "4"]
+
+    # Drag and drop: D above B.
+    d_box = page.locator("#ranking .rank-item", has_text="delta").locator(".handle").bounding_box()
+    b_box = page.locator("#ranking .rank-item", has_text="beta").bounding_box()
+    page.mouse.move(d_box["x"] + d_box["width"] / 2, d_box["y"] + d_box["height"] / 2)
+    page.mouse.down()
+    steps_to = (b_box["x"] + 40, b_box["y"] + 8)
+    page.mouse.move(*steps_to, steps=25)
+    page.mouse.up()
+    page.wait_for_function("() => [...document.querySelectorAll('#ranking .rank-item h3')].map(e => e.textContent.trim()).join('') === 'CADB'")
+
+    # Rubric: score C (position 2) correct and clear 5.
+    page.select_option(f"select[name=score_2_{correct.pk}]", "1")
+    page.select_option(f"select[name=score_2_{clear.pk}]", "5")
+    page.fill("textarea[name=critique]", "C and A are both right; C explains better.")
+    page.locator("#ranking .rank-item").first.focus()
+    page.keyboard.press("Enter")
+    wait_for_task_change(page, task.id)
+    assert task_id(page) == follow_up.id
+
+    label = PreferenceLabel.objects.get(task=task)
+    assert label.ranking == [[0, 2], [3], [1]]
+    assert label.critique == "C and A are both right; C explains better."
+    assert sorted(label.scores.values_list("candidate__position", "criterion__name", "value")) == [
+        (2, "Clear", 5.0), (2, "Correct", 1.0)]
+
+
+def test_undo_brings_the_last_task_back(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    first = make_task(project, prompt="first")
+    make_task(project, prompt="second")
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    page.locator("body").click()
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    wait_for_task_change(page, first.id)
+    page.keyboard.press("u")
+    page.wait_for_function(f"() => document.getElementById('workspace').dataset.task === '{first.id}'")
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_hostile_completion_shows_as_text_and_never_runs(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    make_task(project, prompt="<script>window.__pwned='prompt'</script>", completions=[XSS_COMPLETION, "fine"])
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    candidate = page.locator(".candidate").first
+    text = candidate.inner_text()
+    assert "<script>window.__pwned = 'script'" in text
+    assert "<img src=x onerror=" in text
+    assert candidate.locator("script, img, [onerror], [onclick]").count() == 0
+    assert page.locator(".prompt script").count() == 0
+    link = candidate.locator("a", has_text="click me")
+    assert link.get_attribute("href") is None
+    assert link.get_attribute("rel") == "noopener nofollow"
+    link.click()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned === undefined")
+    assert dialogs == []
+
+
+def test_another_projects_task_by_url_is_404(page, live_server):
+    annotator = make_user()
+    make_project(annotator=annotator)
+    theirs = make_project(annotator=make_user())
+    task = make_task(theirs, prompt="secret prompt")
+    log_in(page, live_server, annotator)
+    response = page.goto(f"{live_server.url}/projects/{theirs.id}/feedback/annotate/{task.id}/")
+    assert response.status == 404
+    assert "secret prompt" not in page.content()
