@@ -1,0 +1,208 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workers.engine import Callbacks, PromptRecord, TrainConfig, train
+from workers.engine.errors import ConfigError, DataError, ModelLoadError
+
+PROMPTS = [PromptRecord(p, id=f"p{i}") for i, p in enumerate(["a", "b", "ab", "ba", "bb"])]
+
+STEP_METRICS = {
+    "reward", "reward_std", "rewards/regex/mean", "rewards/regex/std", "frac_reward_zero_std",
+    "accuracy", "completions/mean_length", "completions/min_length", "completions/max_length",
+    "completions/clipped_ratio", "kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean",
+    "clip_ratio/region_mean", "grad_norm", "learning_rate", "filter/kept_fraction",
+    "timing/rollout_s", "timing/update_s", "throughput/tokens_per_s",
+}
+
+
+class Recorder(Callbacks):
+    def __init__(self, stop_after: int | None = None):
+        super().__init__()
+        self.metrics, self.rollouts, self.checkpoints = {}, {}, []
+        self.stop_after = stop_after
+
+    def on_metrics(self, step, metrics):
+        self.metrics[step] = metrics
+
+    def on_rollouts(self, step, records):
+        self.rollouts[step] = records
+
+    def on_checkpoint(self, step, path):
+        self.checkpoints.append((step, path))
+
+    def should_stop(self):
+        return self.stop_after is not None and len(self.metrics) >= self.stop_after
+
+
+def test_tiny_policy_learns_a_toy_task(tiny_cfg, tmp_path):
+    """Reward 1 for completions made only of 'a': random at first, learnt by RL."""
+    config = TrainConfig.from_dict(tiny_cfg(
+        policy={"source": "tiny", "tiny": {"alphabet": "abcd", "hidden_size": 32,
+                                           "num_layers": 1, "num_heads": 2,
+                                           "intermediate_size": 64}},
+        rollout={"num_generations": 8, "prompts_per_step": 4, "max_new_tokens": 4},
+        train={"total_steps": 30, "checkpoint_every": 100, "device": "cpu"}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    rewards = [recorder.metrics[s]["reward"] for s in range(1, 31)]
+    assert sum(rewards[:3]) / 3 < 0.3
+    assert sum(rewards[-5:]) / 5 > 0.8
+
+
+def test_every_step_reports_the_documented_metrics(tiny_cfg, tmp_path):
+    recorder = Recorder()
+    result = train(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder, output_dir=tmp_path)
+    assert sorted(recorder.metrics) == [1, 2, 3]
+    for metrics in recorder.metrics.values():
+        assert STEP_METRICS <= set(metrics)
+        assert all(isinstance(v, float) for v in metrics.values())
+    assert result.steps_completed == 3 and not result.stopped
+
+
+def test_rollout_records_describe_each_completion(tiny_cfg, tmp_path):
+    recorder = Recorder()
+    train(TrainConfig.from_dict(tiny_cfg(train={"total_steps": 1})), PROMPTS, recorder,
+          output_dir=tmp_path)
+    records = recorder.rollouts[1]
+    assert len(records) == 2 * 4  # prompts_per_step * G
+    first = records[0]
+    assert set(first) >= {"prompt_id", "group_index", "sample_index", "prompt_text",
+                          "completion_text", "rewards", "reward", "advantage", "length",
+                          "finish_reason"}
+    assert first["prompt_id"] in {p.id for p in PROMPTS}
+    assert [r["sample_index"] for r in records[:4]] == [0, 1, 2, 3]
+    assert first["finish_reason"] in ("stop", "length")
+    for group in (0, 1):
+        group_adv = [r["advantage"] for r in records if r["group_index"] == group]
+        assert sum(group_adv) == pytest.approx(0.0, abs=1e-5)  # GRPO: centred per group
+
+
+def test_checkpoint_is_complete_and_loads_with_plain_transformers(tiny_cfg, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    recorder = Recorder()
+    config = TrainConfig.from_dict(tiny_cfg(train={"total_steps": 3, "checkpoint_every": 1,
+                                                   "keep_checkpoints": 2}))
+    result = train(config, PROMPTS, recorder, output_dir=tmp_path)
+    assert [s for s, _ in recorder.checkpoints] == [1, 2, 3]
+    folders = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert folders == ["step-2", "step-3"]  # pruned to keep_checkpoints, no temp leftovers
+    final = result.final_checkpoint
+    assert final == tmp_path / "checkpoints" / "step-3"
+    for name in ("optimizer.pt", "rng_state.pt", "train_config.json", "trainer_state.json"):
+        assert (final / name).is_file()
+    assert TrainConfig.from_dict(json.loads((final / "train_config.json").read_text())) == config
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    assert model.config.vocab_size == len(tokenizer)
+
+
+def _weights(path):
+    return load_file(path / "model.safetensors")
+
+
+def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path):
+    config = TrainConfig.from_dict(tiny_cfg(
+        rollout={"num_generations": 4, "prompts_per_step": 2, "max_new_tokens": 4},
+        algorithm={"beta": 0.05, "num_iterations": 2, "estimator": "rloo"},
+        filters={"dynamic_sampling": True, "max_refill_rounds": 1},
+        optim={"lr": 1e-2, "warmup_steps": 3},
+        train={"total_steps": 6, "checkpoint_every": 2, "device": "cpu", "seed": 7}))
+    straight = Recorder()
+    full = train(config, PROMPTS, straight, output_dir=tmp_path / "straight")
+
+    first = Recorder(stop_after=3)
+    stopped = train(config, PROMPTS, first, output_dir=tmp_path / "resumed")
+    assert stopped.stopped and stopped.steps_completed == 3
+    assert (tmp_path / "resumed" / "checkpoints" / "step-3").is_dir()  # saved on stop
+    second = Recorder()
+    resumed = train(config, PROMPTS, second, output_dir=tmp_path / "resumed")
+    assert resumed.resumed_from == 3 and sorted(second.metrics) == [4, 5, 6]
+
+    def comparable(metrics):
+        return {k: v for k, v in metrics.items()
+                if not k.startswith(("timing/", "throughput/"))}
+
+    combined = {**first.metrics, **second.metrics}
+    for step in range(1, 7):
+        assert comparable(combined[step]) == comparable(straight.metrics[step]), step
+    a, b = _weights(full.final_checkpoint), _weights(resumed.final_checkpoint)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dynamic_sampling_refills_then_skips_an_untrainable_step(tiny_cfg, tmp_path):
+    # every completion scores 1: no group has spread, so every round is dropped
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "not_contains", "text": "zzz"}],
+        filters={"dynamic_sampling": True, "max_refill_rounds": 2},
+        train={"total_steps": 1}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    metrics = recorder.metrics[1]
+    assert metrics["filter/kept_fraction"] == 0.0
+    assert metrics["frac_reward_zero_std"] == 1.0
+    assert metrics["grad_norm"] == 0.0
+    assert len(recorder.rollouts[1]) == 3 * 2 * 4  # 3 rounds of 2 groups of 4
+    assert not any(r["trained"] for r in recorder.rollouts[1])
+
+
+def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "exact_answer"}], eval={"every_steps": 1, "num_samples": 2, "k": 2},
+        train={"total_steps": 1}))
+    prompts = [PromptRecord("a", reference="aa")]
+    recorder = Recorder()
+    train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
+    assert {"eval/greedy_pass@1", "eval/pass@2"} <= set(recorder.metrics[1])
+
+
+# --- errors before any work ----------------------------------------------------------------
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fail the test if a model load starts: errors must come first."""
+    import workers.engine.trainer as trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(trainer, "load_policy", refuse)
+    monkeypatch.setattr(trainer, "load_policy_checkpoint", refuse)
+
+
+def test_empty_dataset_is_refused_before_work(tiny_cfg, tmp_path, no_model_loading):
+    with pytest.raises(DataError, match="empty"):
+        train(TrainConfig.from_dict(tiny_cfg()), [], output_dir=tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_references_for_exact_answer_are_refused(tiny_cfg, tmp_path, no_model_loading):
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "exact_answer"}]))
+    with pytest.raises(DataError, match="reference"):
+        train(config, [PromptRecord("what is 1+1?")], output_dir=tmp_path)
+
+
+def test_missing_model_path_is_refused_before_work(tmp_path, no_model_loading):
+    config = TrainConfig.from_dict({"policy": {"source": "path", "path": str(tmp_path / "no")}})
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "no")):
+        train(config, [PromptRecord("q", reference="1")], output_dir=tmp_path)
+
+
+def test_missing_reward_model_is_refused_before_work(tiny_cfg, tmp_path, no_model_loading):
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "reward_model",
+                                                      "path": str(tmp_path / "rm")}]))
+    with pytest.raises(ModelLoadError, match="rewards\\[0\\]"):
+        train(config, PROMPTS, output_dir=tmp_path)
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"rewards": [{"name": "answer_checker"}]}, "rewards[0].name"),
+    ({"rollout": {"num_generations": 1}}, "rollout.num_generations"),
+])
+def test_bad_config_is_refused_when_read(tiny_cfg, patch, field):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(tiny_cfg(**patch))
+    assert info.value.field == field

@@ -1,0 +1,142 @@
+"""Command line: ``python -m workers.engine {train,eval,train-rm,default-config} ...``.
+
+The only place in the engine that reads the environment (STEER_MODEL_CACHE, default
+``var/models``). User errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, DataError, EngineError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train-rm":  # owned by the reward-model trainer, imported lazily
+        from .rm_trainer import cli_main  # noqa: PLC0415
+
+        return cli_main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workers.engine",
+                                     description="Steer training engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="RL-train a policy")
+    train.add_argument("--config", type=Path, required=True, help="TrainConfig JSON")
+    train.add_argument("--prompts", type=Path, help="JSONL prompts (overrides data.path)")
+    train.add_argument("--output-dir", type=Path,
+                       help="run folder (checkpoints; resumes if present); "
+                            "default var/runs/<config name>")
+    train.add_argument("--model-cache-dir", type=Path, help="cache of converted built-in models")
+    train.add_argument("--eval-prompts", type=Path, help="JSONL prompts for eval.every_steps")
+    train.set_defaults(run=_train)
+    evaluate = sub.add_parser("eval", help="greedy pass@1 and pass@k with exact_answer")
+    evaluate.add_argument("--config", type=Path, required=True)
+    evaluate.add_argument("--prompts", type=Path, help="JSONL prompts (overrides data.path)")
+    evaluate.add_argument("--checkpoint", type=Path, help="checkpoint folder to evaluate "
+                          "instead of the configured policy")
+    evaluate.add_argument("--model-cache-dir", type=Path)
+    evaluate.set_defaults(run=_eval)
+    sub.add_parser("train-rm", help="train a reward model (see its own --help)")
+    defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON")
+    defaults.set_defaults(run=lambda args: print(json.dumps(_default_config(), indent=2)) or 0)
+    return parser
+
+
+def _default_config() -> dict:
+    from .config import default_config_dict  # noqa: PLC0415
+
+    return default_config_dict()
+
+
+def _read_config(path: Path):
+    from .config import TrainConfig  # noqa: PLC0415
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid JSON ({exc})") from None
+    return TrainConfig.from_dict(raw)
+
+
+def _prompts_path(args, config) -> Path:
+    if args.prompts is not None:
+        return args.prompts
+    if config.data.path is None:
+        raise DataError("no prompts: pass --prompts FILE.jsonl or set data.path in the config")
+    path = Path(config.data.path)
+    return path if path.is_absolute() else args.config.parent / path
+
+
+def _model_cache_dir(args) -> Path:
+    return args.model_cache_dir or Path(os.environ.get("STEER_MODEL_CACHE", "var/models"))
+
+
+def _train(args) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from .data import read_prompts_jsonl  # noqa: PLC0415
+    from .trainer import Callbacks, train  # noqa: PLC0415
+
+    config = _read_config(args.config)
+    prompts = read_prompts_jsonl(_prompts_path(args, config))
+    eval_prompts = read_prompts_jsonl(args.eval_prompts) if args.eval_prompts else None
+    output_dir = args.output_dir or Path("var/runs") / args.config.stem
+    bar = tqdm(total=config.train.total_steps, unit="step", dynamic_ncols=True)
+
+    def on_metrics(step: int, metrics: dict[str, float]) -> None:
+        bar.n = step
+        shown = {k: metrics[k] for k in ("reward", "accuracy") if k in metrics}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=True)
+
+    try:
+        result = train(config, prompts, Callbacks(on_metrics=on_metrics), output_dir=output_dir,
+                       model_cache_dir=_model_cache_dir(args), eval_prompts=eval_prompts)
+    finally:
+        bar.close()
+    print(f"done: step {result.steps_completed}/{config.train.total_steps}, "
+          f"checkpoint {result.final_checkpoint}")
+    return 0
+
+
+def _eval(args) -> int:
+    from .data import read_prompts_jsonl  # noqa: PLC0415
+    from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
+    from .policy import load_policy, load_policy_checkpoint, resolve_device  # noqa: PLC0415
+
+    config = _read_config(args.config)
+    prompts = read_prompts_jsonl(_prompts_path(args, config))
+    device = resolve_device(config.train.device)
+    if args.checkpoint is not None:
+        model, tokenizer = load_policy_checkpoint(args.checkpoint, config.policy, device=device)
+    else:
+        model, tokenizer = load_policy(config.policy, cache_dir=_model_cache_dir(args),
+                                       device=device)
+    result = evaluate_pass_at_k(
+        model, tokenizer, prompts, num_samples=config.eval.num_samples, k=config.eval.k,
+        max_new_tokens=config.eval.max_new_tokens or config.rollout.max_new_tokens,
+        temperature=config.eval.temperature, use_chat_template=config.rollout.use_chat_template,
+        seed=config.train.seed)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
