@@ -64,3 +64,42 @@ def make_task(project, completions: list[str] | None = None, prompt: str = "Say 
     [task] = comparison_tasks_import_jsonl(project=project, content=json.dumps(row),
                                            required_labels=required_labels, rubric=rubric)
     return task
+
+
+# ---------------------------------------------------------------- runs on workers
+
+def tiny_run_config(total_steps: int = 3, checkpoint_every: int = 1, **sections) -> dict:
+    """A policy-run config small enough for a step to take a fraction of a second on a CPU."""
+    config = {
+        "policy": {"tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 32,
+                            "max_position_embeddings": 128}},
+        "rollout": {"num_generations": 2, "prompts_per_step": 2, "max_new_tokens": 4},
+        "rewards": [{"name": "exact_answer"}, {"name": "length", "max_tokens": 3, "weight": 0.5}],
+        "train": {"total_steps": total_steps, "checkpoint_every": checkpoint_every, "device": "cpu"},
+    }
+    config.update(sections)
+    return config
+
+
+def tiny_run_form_data(policy, dataset, name: str = "tiny run", total_steps: int = 3, checkpoint_every: int = 1) -> dict:
+    """POST data of the New-run form for a tiny run (the engine's defaults elsewhere)."""
+    import json
+
+    from workers.engine.config import default_config_dict
+
+    from webapp.experiments.forms import KNOBS, form_name
+
+    defaults = default_config_dict()
+    data = {"name": name, "policy": policy.id, "dataset": dataset.id}
+    for path, _ in KNOBS:
+        section, key = path.split(".")
+        data[form_name(path)] = defaults[section][key]
+    tiny = tiny_run_config(total_steps, checkpoint_every)
+    for section in ("rollout", "train"):
+        for key, value in tiny[section].items():
+            if form_name(f"{section}.{key}") in data:
+                data[form_name(f"{section}.{key}")] = value
+    data.update({"reward_0_name": "exact_answer", "reward_0_weight": 1.0, "reward_0_params": "",
+                 "reward_1_name": "length", "reward_1_weight": 0.5, "reward_1_params": '{"max_tokens": 3}'})
+    data["overrides"] = json.dumps({"policy": tiny["policy"], "train": {"device": "cpu"}})
+    return data

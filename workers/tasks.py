@@ -63,10 +63,11 @@ def recover_runs_on_start(sender=None, **kwargs) -> None:
         log.warning("requeued runs orphaned by a dead worker: %s", recovered)
 
     def reap() -> None:
-        from django.db import connection
+        from django.db import close_old_connections, connection
 
         try:
             while not _reaper_stop.wait(max(5.0, settings.STEER_HEARTBEAT_TIMEOUT_S / 2)):
+                close_old_connections()
                 try:
                     found = recover_orphaned_runs()
                     if found:

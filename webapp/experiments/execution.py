@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import threading
 import traceback
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.metrics import metric_points_upsert
@@ -215,7 +216,6 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     when it is fetched, and Redis only restores an unacknowledged one after its visibility
     timeout (hours), so neither broker redelivers it promptly by itself.
     """
-    close_old_connections()
     stale_before = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S)
     candidates = Run.objects.filter(status=RunStatus.RUNNING)
     orphaned = candidates.filter(heartbeat_at__lt=stale_before) | candidates.filter(heartbeat_at__isnull=True)
@@ -241,6 +241,9 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
     if claim is None:
         return "skipped"
     run = Run.objects.select_related("dataset").get(pk=run_id)
+    if claim.attempt == 1 and run.checkpoint_dir.exists():
+        # A first attempt starts fresh: anything here was left by an earlier database's run with this id.
+        shutil.rmtree(run.checkpoint_dir)
     from workers.engine import Callbacks, EngineError, PromptRecord, TrainConfig, train  # noqa: PLC0415 (torch)
 
     recorder = None

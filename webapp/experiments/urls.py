@@ -1,4 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from webapp.experiments import views
 
 app_name = "experiments"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.run_list_page, name="list"),
+    path("new/", views.run_new_page, name="new"),
+    path("<int:run_id>/", views.run_detail_page, name="detail"),
+    path("<int:run_id>/status/", views.run_status_partial, name="status"),
+    path("<int:run_id>/metrics.json", views.run_chart_data, name="chart_data"),
+    path("<int:run_id>/cancel/", views.run_cancel_action, name="cancel"),
+    path("<int:run_id>/trajectories/", views.run_trajectories_partial, name="trajectories"),
+]

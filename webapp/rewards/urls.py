@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from webapp.rewards import views
 
 app_name = "rewards"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.reward_model_list_page, name="list"),
+    path("train/", views.reward_model_train_page, name="train"),
+    path("pairs/import/", views.pair_import_page, name="import_pairs"),
+]

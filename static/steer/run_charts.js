@@ -1,0 +1,116 @@
+/* Live metric charts of a run: one uPlot per metric key, polled from the run's JSON endpoint
+   while the run is active, with EMA smoothing and other runs overlaid for comparison.
+   Text from the server is only ever set with textContent. */
+(function () {
+  "use strict";
+  const root = document.getElementById("charts");
+  if (!root || typeof uPlot === "undefined") return;
+  const url = root.dataset.url;
+  const runId = root.dataset.run;
+  const emaInput = document.getElementById("ema");
+  const emaOut = document.getElementById("ema-value");
+  const stateOut = document.getElementById("chart-state");
+  const empty = document.getElementById("charts-empty");
+  const COLORS = ["#2f6fdb", "#c0392b", "#1f8a4c", "#b7791f", "#8e44ad", "#16a085", "#d35400", "#7f8c8d", "#2c3e50"];
+  const POLL_MS = 2000;
+  const charts = new Map();  // key -> {plot, div, signature}
+  let last = null;
+  let timer = null;
+
+  function comparedIds() {
+    return Array.from(document.querySelectorAll("input[name=compare]:checked")).map((el) => el.value);
+  }
+
+  function ema(values, alpha) {
+    if (alpha <= 0) return values;
+    const out = new Array(values.length);
+    let acc = null;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v === null || v === undefined) { out[i] = null; continue; }
+      acc = acc === null ? v : alpha * acc + (1 - alpha) * v;
+      out[i] = acc;
+    }
+    return out;
+  }
+
+  /* Series of one key across runs, aligned on the union of their steps (null where absent). */
+  function aligned(seriesOfKey, alpha) {
+    const steps = new Set();
+    seriesOfKey.forEach((s) => s.steps.forEach((x) => steps.add(x)));
+    const xs = Array.from(steps).sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = seriesOfKey.map((s) => {
+      const col = new Array(xs.length).fill(null);
+      s.steps.forEach((x, i) => { col[index.get(x)] = s.values[i]; });
+      return ema(col, alpha);
+    });
+    return [xs, ...ys];
+  }
+
+  function render() {
+    if (!last) return;
+    const alpha = parseFloat(emaInput ? emaInput.value : "0");
+    const byKey = new Map();
+    last.series.forEach((s) => {
+      if (!byKey.has(s.key)) byKey.set(s.key, []);
+      byKey.get(s.key).push(s);
+    });
+    empty.hidden = byKey.size > 0;
+    const runIds = Object.keys(last.runs);
+    byKey.forEach((list, key) => {
+      list.sort((a, b) => (String(a.run_id) === runId ? -1 : String(b.run_id) === runId ? 1 : a.run_id - b.run_id));
+      const data = aligned(list, alpha);
+      const signature = list.map((s) => s.run_id).join(",");
+      let entry = charts.get(key);
+      if (entry && entry.signature !== signature) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); entry = null; }
+      if (!entry) {
+        const div = document.createElement("div");
+        div.className = "chart";
+        div.dataset.key = key;
+        const title = document.createElement("h3");
+        title.textContent = key;
+        div.appendChild(title);
+        root.appendChild(div);
+        const series = [{ label: "step" }].concat(list.map((s) => ({
+          label: last.runs[String(s.run_id)] || ("run " + s.run_id),
+          stroke: COLORS[runIds.indexOf(String(s.run_id)) % COLORS.length],
+          width: String(s.run_id) === runId ? 2 : 1,
+          spanGaps: true,
+          points: { show: false },
+        })));
+        const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
+          scales: { x: { time: false } }, series: series, legend: { live: true } }, data, div);
+        entry = { plot, div, signature };
+        charts.set(key, entry);
+      } else {
+        entry.plot.setData(data);
+      }
+    });
+    charts.forEach((entry, key) => {
+      if (!byKey.has(key)) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); }
+    });
+  }
+
+  async function poll() {
+    clearTimeout(timer);
+    const params = new URLSearchParams();
+    comparedIds().forEach((id) => params.append("compare", id));
+    try {
+      const response = await fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      last = await response.json();
+      render();
+      const run = last.run;
+      stateOut.textContent = run.terminal ? "final" : "live · step " + run.current_step + " of " + (run.total_steps || "?");
+      if (!run.terminal) timer = setTimeout(poll, POLL_MS);
+    } catch (err) {
+      stateOut.textContent = "charts could not be updated (" + err.message + "); retrying";
+      timer = setTimeout(poll, POLL_MS * 3);
+    }
+  }
+
+  if (emaInput) emaInput.addEventListener("input", () => { emaOut.textContent = parseFloat(emaInput.value).toFixed(2); render(); });
+  document.querySelectorAll("input[name=compare]").forEach((el) => el.addEventListener("change", poll));
+  poll();
+})();

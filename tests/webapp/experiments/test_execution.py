@@ -1,0 +1,156 @@
+"""Executing runs in-process (the worker tests in tests/workers/ do it through Celery)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+import workers.engine
+from tests.factories import make_dataset, make_policy, make_project, make_user, tiny_run_config
+from webapp.experiments.execution import recover_orphaned_runs, run_claim
+from webapp.experiments.models import Checkpoint, MetricPoint, Run, RunStatus, Trajectory
+from webapp.experiments.services import run_cancel, run_execute, run_launch
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Task messages the services send (captured instead of reaching a broker)."""
+    from workers.celery_app import app
+
+    messages = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
+    return messages
+
+
+def launch(config=None, dataset_kwargs=None, **kwargs):
+    user = make_user()
+    project = make_project(owner=user)
+    dataset = make_dataset(project, **(dataset_kwargs or {}))
+    return run_launch(project=project, user=user, name="tiny", kind="policy", config=config or tiny_run_config(),
+                      dataset=dataset, policy=make_policy(project), **kwargs)
+
+
+def test_launch_sends_the_task_after_commit(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = launch()
+    assert sent == [("workers.tasks.run_policy", [run.id])]
+    assert run.config["policy"]["source"] == "tiny"
+
+
+def test_a_run_trains_and_records_metrics_trajectories_and_checkpoints(sent):
+    run = launch()
+    assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.SUCCEEDED
+    run.refresh_from_db()
+    assert (run.status, run.progress, run.current_step, run.total_steps, run.attempts) == ("succeeded", 1.0, 3, 3, 1)
+    assert run.worker == "w1@host" and run.finished_at is not None
+    steps = sorted(set(MetricPoint.objects.filter(run=run, key="reward").values_list("step", flat=True)))
+    assert steps == [1, 2, 3]
+    assert Trajectory.objects.filter(run=run).count() == 3 * 2 * 2  # steps × prompts × completions
+    trajectory = Trajectory.objects.filter(run=run).first()
+    assert set(trajectory.rewards) == {"exact_answer", "length"} and trajectory.prompt_id is not None
+    assert list(Checkpoint.objects.filter(run=run).values_list("step", flat=True)) == [2, 3]  # keep_checkpoints=2
+
+
+def test_a_finished_run_delivered_again_is_left_alone(sent):
+    run = launch()
+    run_execute(run_id=run.id, worker="w1@host")
+    assert run_execute(run_id=run.id, worker="w2@host") == "skipped"
+    run.refresh_from_db()
+    assert run.attempts == 1 and run.worker == "w1@host"
+
+
+def test_cancel_of_a_queued_run_is_immediate_and_its_task_does_nothing(sent):
+    run = launch()
+    assert run_cancel(run_id=run.id).status == RunStatus.CANCELLED
+    assert run_execute(run_id=run.id, worker="w1@host") == "skipped"
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_cancel_requested_while_running_stops_before_the_next_step(sent, monkeypatch):
+    run = launch(config=tiny_run_config(total_steps=10))
+    from webapp.experiments import execution
+
+    original = execution.RunRecorder.on_metrics
+
+    def cancel_after_step_two(self, step, metrics):
+        original(self, step, metrics)
+        if step == 2:
+            run_cancel(run_id=self.claim.run_id)
+
+    monkeypatch.setattr(execution.RunRecorder, "on_metrics", cancel_after_step_two)
+    assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.CANCELLED
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.current_step == 2
+
+
+def test_an_engine_error_fails_the_run_with_its_message(sent):
+    run = launch(config=tiny_run_config(policy={"source": "path", "path": "/nonexistent/model"}))
+    run.config["policy"] = {"source": "path", "path": "/nonexistent/model"}
+    Run.objects.filter(pk=run.pk).update(config=run.config)
+    assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "no model found at /nonexistent/model" in run.error
+
+
+def test_a_crash_fails_the_run_with_a_traceback_excerpt(sent, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA went away")
+
+    monkeypatch.setattr(workers.engine, "train", crash)
+    run = launch()
+    assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert "Traceback" in run.error and "RuntimeError: CUDA went away" in run.error
+
+
+def test_a_run_held_by_a_live_worker_is_not_taken_over(sent):
+    run = launch()
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker="other@host", attempts=1,
+                                         heartbeat_at=timezone.now())
+    assert run_claim(run_id=run.id, worker="w1@host") is None
+
+
+def test_a_run_whose_heartbeat_is_stale_is_taken_over_with_a_new_attempt(sent, settings):
+    run = launch()
+    stale = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 1)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker="dead@host", attempts=1, heartbeat_at=stale)
+    claim = run_claim(run_id=run.id, worker="w1@host")
+    assert claim.attempt == 2
+    run.refresh_from_db()
+    assert (run.status, run.worker) == (RunStatus.RUNNING, "w1@host")
+
+
+def test_a_worker_that_lost_its_lease_stops_and_writes_no_status(sent, monkeypatch):
+    run = launch(config=tiny_run_config(total_steps=6))
+    from webapp.experiments import execution
+
+    original = execution.RunRecorder.on_metrics
+
+    def taken_over_after_step_one(self, step, metrics):
+        original(self, step, metrics)
+        Run.objects.filter(pk=self.claim.run_id).update(attempts=self.claim.attempt + 1, worker="new@host")
+
+    monkeypatch.setattr(execution.RunRecorder, "on_metrics", taken_over_after_step_one)
+    assert run_execute(run_id=run.id, worker="old@host") == "lease lost"
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.worker == "new@host"
+    assert MetricPoint.objects.filter(run=run, key="reward").count() == 1
+
+
+def test_runs_of_a_restarted_worker_node_or_with_stale_heartbeats_are_requeued(sent, settings,
+                                                                              django_capture_on_commit_callbacks):
+    mine, stale, alive = launch(), launch(), launch()
+    now = timezone.now()
+    Run.objects.filter(pk=mine.pk).update(status=RunStatus.RUNNING, worker="me@host", heartbeat_at=now)
+    Run.objects.filter(pk=stale.pk).update(status=RunStatus.RUNNING, worker="gone@host",
+                                           heartbeat_at=now - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 5))
+    Run.objects.filter(pk=alive.pk).update(status=RunStatus.RUNNING, worker="busy@host", heartbeat_at=now)
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        recovered = recover_orphaned_runs(worker="me@host")
+    assert sorted(recovered) == sorted([mine.id, stale.id])
+    assert sorted(args[0] for _, args in sent) == sorted([mine.id, stale.id])
+    assert Run.objects.get(pk=alive.pk).status == RunStatus.RUNNING
+    assert Run.objects.get(pk=mine.pk).status == RunStatus.QUEUED

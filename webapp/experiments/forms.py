@@ -1,0 +1,238 @@
+"""The New-run form: the engine's knobs with its defaults filled in, rewards with weights.
+
+The form only shapes input into a config dict; the engine's dataclasses validate it (through
+``run_launch``), and their errors, which name a dotted field, are put back on the form field
+that holds it (``field_for_error``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from webapp.datasets.models import PromptDataset
+from webapp.experiments.models import PolicyModel
+
+REWARD_ROWS = 4
+RM_PREFIX = "reward_model:"
+
+# (dotted config path, label). The type and the default come from the engine's config.
+KNOBS = [
+    ("algorithm.estimator", "Advantage estimator"),
+    ("algorithm.scale", "Advantage scale"),
+    ("algorithm.loss_aggregation", "Loss aggregation"),
+    ("algorithm.importance_level", "Importance ratio"),
+    ("algorithm.clip_eps_low", "Clip ε low"),
+    ("algorithm.clip_eps_high", "Clip ε high"),
+    ("algorithm.beta", "KL β"),
+    ("algorithm.num_iterations", "Updates per batch (μ)"),
+    ("rollout.num_generations", "Completions per prompt (G)"),
+    ("rollout.prompts_per_step", "Prompts per step"),
+    ("rollout.max_new_tokens", "Max new tokens"),
+    ("rollout.temperature", "Temperature"),
+    ("optim.lr", "Learning rate"),
+    ("optim.warmup_steps", "Warm-up steps"),
+    ("train.total_steps", "Total steps"),
+    ("train.checkpoint_every", "Checkpoint every"),
+    ("train.log_rollouts_fraction", "Fraction of steps whose trajectories are stored"),
+    ("train.seed", "Seed"),
+]
+
+
+def form_name(path: str) -> str:
+    return path.replace(".", "__")
+
+
+def _lookup(config: dict, path: str):
+    value = config
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _choices_for(path: str) -> tuple[str, ...] | None:
+    from workers.engine import config as engine_config
+
+    return {
+        "algorithm.estimator": engine_config.ESTIMATORS,
+        "algorithm.scale": engine_config.SCALES,
+        "algorithm.loss_aggregation": engine_config.LOSS_AGGREGATIONS,
+        "algorithm.importance_level": engine_config.IMPORTANCE_LEVELS,
+    }.get(path)
+
+
+class NewRunForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none())
+    dataset = forms.ModelChoiceField(queryset=PromptDataset.objects.none())
+    overrides = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}), initial="{}",
+        label="More config (JSON, merged over the fields above)",
+        help_text='Any other engine setting, e.g. {"policy": {"tiny": {"hidden_size": 32}}, "filters": {"dynamic_sampling": true}}.',
+    )
+
+    def __init__(self, *args, project, reward_models=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        from workers.engine.config import config_field_help, default_config_dict
+        from workers.engine.rewards import REWARDS
+
+        self.defaults = default_config_dict()
+        help_texts = config_field_help()
+        self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
+        self.fields["dataset"].queryset = PromptDataset.objects.filter(project=project)
+        for path, label in KNOBS:
+            default = _lookup(self.defaults, path)
+            choices = _choices_for(path)
+            common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
+            if choices:
+                field = forms.ChoiceField(choices=[(c, c) for c in choices], **common)
+            elif isinstance(default, int) and not isinstance(default, bool):
+                field = forms.IntegerField(**common)
+            else:
+                field = forms.FloatField(**common)
+            self.fields[form_name(path)] = field
+        reward_choices = [("", "—")] + [(name, name) for name in sorted(REWARDS) if name != "reward_model"]
+        reward_choices += [(f"{RM_PREFIX}{rm.pk}", f"Reward model: {rm.name}") for rm in reward_models]
+        self.reward_model_paths = {f"{RM_PREFIX}{rm.pk}": rm.path for rm in reward_models}
+        default_rewards = self.defaults["rewards"]
+        for i in range(REWARD_ROWS):
+            initial = default_rewards[i] if i < len(default_rewards) else {}
+            params = {k: v for k, v in initial.items() if k not in ("name", "weight", "label")}
+            self.fields[f"reward_{i}_name"] = forms.ChoiceField(
+                choices=reward_choices, required=False, initial=initial.get("name", ""), label=f"Reward {i + 1}")
+            self.fields[f"reward_{i}_weight"] = forms.FloatField(
+                required=False, initial=initial.get("weight", 1.0), label="Weight")
+            self.fields[f"reward_{i}_params"] = forms.CharField(
+                required=False, initial=json.dumps(params) if params else "", label="Parameters (JSON)",
+                widget=forms.TextInput(attrs={"placeholder": '{"max_tokens": 64}', "class": "mono"}))
+
+    @property
+    def knob_fields(self):
+        return [self[form_name(path)] for path, _ in KNOBS]
+
+    @property
+    def reward_rows(self):
+        return [(self[f"reward_{i}_name"], self[f"reward_{i}_weight"], self[f"reward_{i}_params"])
+                for i in range(REWARD_ROWS)]
+
+    def clean_overrides(self):
+        raw = self.cleaned_data.get("overrides") or ""
+        if not raw.strip():
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).")
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        rewards = []
+        for i in range(REWARD_ROWS):
+            name = cleaned.get(f"reward_{i}_name")
+            if not name:
+                continue
+            weight = cleaned.get(f"reward_{i}_weight")
+            raw = (cleaned.get(f"reward_{i}_params") or "").strip()
+            try:
+                params = json.loads(raw) if raw else {}
+            except json.JSONDecodeError as exc:
+                self.add_error(f"reward_{i}_params", f"Not valid JSON ({exc.msg}).")
+                continue
+            if not isinstance(params, dict):
+                self.add_error(f"reward_{i}_params", "Must be a JSON object.")
+                continue
+            reward = {**params, "name": name, "weight": 1.0 if weight is None else weight}
+            if name.startswith(RM_PREFIX):
+                if name not in self.reward_model_paths:
+                    self.add_error(f"reward_{i}_name", "That reward model is not ready.")
+                    continue
+                reward.update(name="reward_model", path=self.reward_model_paths[name])
+                reward.setdefault("label", f"rm{name[len(RM_PREFIX):]}")
+            rewards.append((i, reward))
+        if not rewards and not self.errors:
+            self.add_error("reward_0_name", "Choose at least one reward.")
+        self.reward_rows_used = [i for i, _ in rewards]
+        cleaned["rewards"] = [reward for _, reward in rewards]
+        return cleaned
+
+    def config(self) -> dict:
+        """The config the form describes (not yet validated by the engine)."""
+        config: dict = {}
+        for path, _ in KNOBS:
+            section, key = path.split(".")
+            config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
+        config["rewards"] = self.cleaned_data["rewards"]
+        return _deep_merge(config, self.cleaned_data.get("overrides") or {})
+
+    def field_for_error(self, field: str | None) -> str | None:
+        """The form field that holds an engine/service error's dotted field (None: the whole form)."""
+        if not field:
+            return None
+        if field in ("name", "policy", "dataset"):
+            return field
+        if field.startswith("config."):
+            path = field[len("config."):]
+            if path.startswith("rewards["):
+                index = int(path[len("rewards["):path.index("]")])
+                rest = path[path.index("]") + 2:] if "]." in path else ""
+                rows = getattr(self, "reward_rows_used", [])
+                if index < len(rows):
+                    row = rows[index]
+                    return f"reward_{row}_{'weight' if rest == 'weight' else 'name' if rest == 'name' else 'params'}"
+            name = form_name(path)
+            if name in self.fields:
+                return name
+            return "overrides"
+        return None
+
+
+class RewardModelRunForm(forms.Form):
+    """A reward-model run: a name, its preference data, and the trainer's settings."""
+
+    name = forms.CharField(max_length=200)
+    data = forms.ChoiceField(label="Preference data")
+    settings = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 14, "class": "mono"}), label="Trainer settings (JSON)",
+        help_text="The reward-model trainer's config; its defaults are filled in.",
+    )
+
+    def __init__(self, *args, pair_sets=(), label_count: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        from workers.engine.rm_trainer import RewardModelTrainConfig
+
+        choices = [("labels", f"This project's preference labels ({label_count})")]
+        choices += [(f"pairs:{s.pk}", f"Imported pairs: {s.name} ({s.pair_count})") for s in pair_sets]
+        self.fields["data"].choices = choices
+        self.fields["settings"].initial = json.dumps(RewardModelTrainConfig().to_dict(), indent=2)
+
+    def clean_settings(self):
+        try:
+            value = json.loads(self.cleaned_data["settings"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).")
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+        return value
+
+    def config(self) -> dict:
+        data = self.cleaned_data["data"]
+        source = {"source": "labels"} if data == "labels" else {"source": "pairs", "pair_set": int(data.split(":")[1])}
+        return {**self.cleaned_data["settings"], "data": source}
+
+    def field_for_error(self, field: str | None) -> str | None:
+        if field == "name":
+            return "name"
+        if field == "config.data":
+            return "data"
+        return "settings" if field and field.startswith("config") else None

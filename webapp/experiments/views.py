@@ -1,0 +1,134 @@
+"""Run pages: list, launch, the live run page (status, charts, trajectories), cancel. Thin."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from webapp.experiments.errors import RunError
+from webapp.experiments.forms import NewRunForm
+from webapp.experiments.models import RunKind
+from webapp.experiments.selectors import (
+    checkpoint_list,
+    comparison_runs,
+    metric_history_downsampled,
+    metric_latest,
+    run_get,
+    run_list,
+    trajectory_groups,
+    trajectory_steps,
+)
+from webapp.experiments.services import run_cancel, run_launch
+from webapp.projects.access import research_required
+
+CHART_MAX_POINTS = 1000
+MAX_COMPARED_RUNS = 8
+
+
+def _context(request, **extra) -> dict:
+    return {"project": request.project, "membership": request.membership, **extra}
+
+
+@research_required
+def run_list_page(request, project_id: int):
+    runs = run_list(project=request.project)
+    context = _context(request, runs=runs, any_active=any(not r.is_terminal for r in runs))
+    if request.htmx:
+        response = render(request, "experiments/partials/_run_table.html", context)
+        return response if context["any_active"] else _stop_polling(response)
+    return render(request, "experiments/list.html", context)
+
+
+def _stop_polling(response):
+    stop = HttpResponseStopPolling(response.content)
+    stop["Content-Type"] = response["Content-Type"]
+    return stop
+
+
+@research_required
+def run_new_page(request, project_id: int):
+    from webapp.rewards.selectors import reward_models_ready
+
+    form = NewRunForm(request.POST or None, project=request.project,
+                      reward_models=reward_models_ready(project=request.project))
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
+                             kind=RunKind.POLICY, config=form.config(), dataset=form.cleaned_data["dataset"],
+                             policy=form.cleaned_data["policy"])
+        except RunError as exc:
+            form.add_error(form.field_for_error(exc.field), exc.message)
+        else:
+            return redirect("experiments:detail", request.project.id, run.id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "experiments/new.html", _context(request, form=form), status=status)
+
+
+@research_required
+def run_detail_page(request, project_id: int, run_id: int):
+    run = run_get(project=request.project, run_id=run_id)
+    return render(request, "experiments/detail.html", _context(
+        request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
+        config_json=json.dumps(run.config, indent=2)))
+
+
+@research_required
+def run_status_partial(request, project_id: int, run_id: int):
+    """The status panel; htmx polls it every 2 s and is told to stop (286) once the run is over."""
+    run = run_get(project=request.project, run_id=run_id)
+    response = render(request, "experiments/partials/_run_status.html", _context(request, run=run))
+    return _stop_polling(response) if run.is_terminal else response
+
+
+@research_required
+def run_chart_data(request, project_id: int, run_id: int):
+    """JSON for the charts: every metric of the run (and of the runs to compare), downsampled."""
+    run = run_get(project=request.project, run_id=run_id)
+    compare_ids = []
+    for raw in request.GET.getlist("compare")[:MAX_COMPARED_RUNS]:
+        if raw.isdigit() and int(raw) != run.id:
+            compare_ids.append(int(raw))
+    others = {r.id: r.name for r in run_list(project=request.project).filter(pk__in=compare_ids)}
+    run_ids = [run.id, *others]
+    series = metric_history_downsampled(run_ids=run_ids, keys=request.GET.getlist("key"),
+                                        max_points=CHART_MAX_POINTS)
+    return JsonResponse({
+        "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
+                "current_step": run.current_step, "total_steps": run.total_steps},
+        "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
+        "latest": {str(k): v for k, v in metric_latest(run_ids=[run.id]).items()},
+        "series": series,
+    })
+
+
+@research_required
+@require_POST
+def run_cancel_action(request, project_id: int, run_id: int):
+    run = run_get(project=request.project, run_id=run_id)
+    try:
+        run = run_cancel(run_id=run.id)
+    except RunError as exc:
+        error = exc.message
+    else:
+        error = ""
+    if request.htmx:
+        return render(request, "experiments/partials/_run_status.html", _context(request, run=run, cancel_error=error))
+    return redirect("experiments:detail", request.project.id, run.id)
+
+
+@research_required
+def run_trajectories_partial(request, project_id: int, run_id: int):
+    """One step's groups: prompt, completions, per-reward values and advantage, sortable by reward."""
+    run = run_get(project=request.project, run_id=run_id)
+    steps = trajectory_steps(run=run)
+    raw = request.GET.get("step", "")
+    step = int(raw) if raw.isdigit() and int(raw) in steps else (steps[-1] if steps else None)
+    order = request.GET.get("order", "reward")
+    groups = trajectory_groups(run=run, step=step, order=order) if step is not None else []
+    context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups)
+    template = "experiments/partials/_trajectories.html" if request.htmx else "experiments/trajectories.html"
+    return render(request, template, context)
