@@ -16,6 +16,13 @@ class TooLarge(exceptions.APIException):
     default_detail = "The request is too large."
 
 
+class Conflict(exceptions.APIException):
+    """The request is well-formed but the object's state forbids it (e.g. cancelling a finished run)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 def field_error(field: str | None, message: str) -> exceptions.ValidationError:
     """A 400 naming the input at fault, in the API's one error shape."""
     return exceptions.ValidationError({field or "non_field_errors": [message]})

@@ -6,15 +6,22 @@ shown to researchers only, so an annotator cannot look up the answers of the che
 """
 
 from django.db.models import F, Prefetch
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
-from webapp.feedback.services import FeedbackError, rubric_create, rubric_version_create
+from webapp.experiments.models import Run
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.parsing import TaskImportError
+from webapp.feedback.services import (
+    comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
+    rubric_update,
+)
 
 
 class CriterionSerializer(serializers.ModelSerializer):
@@ -88,9 +95,15 @@ class RubricListCreateApi(SteerListApi):
 
 
 class RubricDetailApi(SteerApi):
-    """GET: a rubric with its latest criteria. PUT: replace its criteria (stored as a new version)."""
+    """GET: a rubric with its latest criteria. PUT: rename it or replace its criteria.
 
-    class RubricVersionInputSerializer(serializers.Serializer):
+    Changed criteria are stored as a new version, so labels scored against the old one keep
+    their meaning.
+    """
+
+    class RubricUpdateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
         criteria = CriterionInputSerializer(many=True)
 
     project_roles = ANNOTATION
@@ -105,14 +118,14 @@ class RubricDetailApi(SteerApi):
     def get(self, request, rubric_id: int):
         return Response(RubricOutputSerializer(self._rubric(request, rubric_id, ANNOTATION)).data)
 
-    @extend_schema(request=RubricVersionInputSerializer, responses={200: RubricOutputSerializer})
+    @extend_schema(request=RubricUpdateInputSerializer, responses={200: RubricOutputSerializer})
     def put(self, request, rubric_id: int):
         rubric = self._rubric(request, rubric_id, ANNOTATION)
         require_role(request, rubric.project_id, RESEARCH)
-        data = self.RubricVersionInputSerializer(data=request.data)
+        data = self.RubricUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            rubric_version_create(rubric=rubric, criteria=data.validated_data["criteria"], user=request.user)
+            rubric_update(rubric=rubric, user=request.user, **data.validated_data)
         except FeedbackError as exc:
             raise field_error(exc.field, exc.message) from exc
         return Response(RubricOutputSerializer(self._rubric(request, rubric_id, RESEARCH)).data)
@@ -167,7 +180,26 @@ class TaskFilterSerializer(serializers.Serializer):
 
 
 class TaskListApi(SteerListApi):
+    """GET: the project's comparison tasks (any member). POST: make tasks (research).
+
+    POST takes either ``run`` (tasks from that run's trajectories: one per prompt group,
+    ``k`` completions each) or ``content`` (JSONL lines ``{"prompt", "completions",
+    "gold_ranking"?, "metadata"?}``, all or nothing, bad lines named by number).
+    """
+
+    class TaskCreateInputSerializer(serializers.Serializer):
+        run = serializers.IntegerField(required=False, min_value=1)
+        step_min = serializers.IntegerField(required=False, min_value=0, default=0)
+        step_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=2**31 - 1)
+        k = serializers.IntegerField(required=False, default=2)
+        selection = serializers.ChoiceField(choices=["random", "spread"], required=False, default="random")
+        max_tasks = serializers.IntegerField(required=False, default=100)
+        content = serializers.CharField(required=False, trim_whitespace=False)
+        required_labels = serializers.IntegerField(required=False, default=1)
+        rubric = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
     project_roles = ANNOTATION
+    project_write_roles = RESEARCH
     filter_backends = [filters.OrderingFilter]
     ordering_fields = ["id", "created_at"]
     ordering = ["id"]
@@ -190,6 +222,37 @@ class TaskListApi(SteerListApi):
         elif wanted is False:
             queryset = queryset.filter(label_count__gte=F("required_labels"))
         return queryset
+
+    @extend_schema(request=TaskCreateInputSerializer, responses={201: TaskResearchOutputSerializer(many=True)})
+    def post(self, request, project_id: int):
+        data = self.TaskCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values, project = data.validated_data, request.membership.project
+        if ("run" in values) == ("content" in values):
+            raise field_error("run", "send exactly one of 'run' (tasks from its trajectories) or 'content' (JSONL)")
+        rubric = None
+        if values.get("rubric") is not None:
+            rubric = Rubric.objects.filter(project=project, pk=values["rubric"]).first()
+            if rubric is None:
+                raise field_error("rubric", f"no rubric with id {values['rubric']} in this project")
+        try:
+            if "run" in values:
+                run = Run.objects.filter(project=project, pk=values["run"]).first()
+                if run is None:
+                    raise field_error("run", f"no run with id {values['run']} in this project")
+                tasks = comparison_tasks_from_run(
+                    project=project, run=run, step_min=values["step_min"], step_max=values["step_max"],
+                    k=values["k"], selection=values["selection"], max_tasks=values["max_tasks"],
+                    required_labels=values["required_labels"], rubric=rubric)
+            else:
+                tasks = comparison_tasks_import_jsonl(project=project, content=values["content"],
+                                                      required_labels=values["required_labels"], rubric=rubric)
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        except TaskImportError as exc:
+            raise field_error("content", str(exc)) from exc
+        created = tasks_in([project.id]).filter(pk__in=[t.pk for t in tasks])
+        return Response(TaskResearchOutputSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
 
 
 class TaskDetailApi(SteerApi):
@@ -237,3 +300,74 @@ class LabelListApi(SteerListApi):
         if "annotator" in params:
             queryset = queryset.filter(annotator_id=params["annotator"])
         return queryset
+
+
+class LabelCreateApi(SteerApi):
+    """Submit the caller's label of a task (any member of its project).
+
+    ``submission_key`` (8–64 characters, made once per judgement) makes a retry harmless:
+    the label already stored is answered with 200 instead of 201.
+    """
+
+    class LabelCreateInputSerializer(serializers.Serializer):
+        ranking = serializers.JSONField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
+        both_bad = serializers.BooleanField(required=False, default=False)
+        critique = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+        scores = serializers.DictField(
+            child=serializers.DictField(child=serializers.FloatField()), required=False, allow_null=True,
+            help_text="{candidate position: {criterion id: value}} against the task's rubric.")
+        time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0)
+        submission_key = serializers.CharField(max_length=64)
+
+    project_roles = ANNOTATION
+
+    @extend_schema(request=LabelCreateInputSerializer, responses={201: LabelOutputSerializer, 200: LabelOutputSerializer})
+    def post(self, request, task_id: int):
+        task = ComparisonTask.objects.filter(project_id__in=scoped_project_ids(request, ANNOTATION), pk=task_id).first()
+        if task is None:
+            raise Http404("No such task.")
+        data = self.LabelCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        scores = values.pop("scores", None)
+        if scores:
+            try:
+                scores = {int(position): {int(c): v for c, v in by_criterion.items()}
+                          for position, by_criterion in scores.items()}
+            except ValueError as exc:
+                raise field_error("scores", "positions and criterion ids must be whole numbers") from exc
+        try:
+            label, created = label_submit_outcome(task=task, annotator=request.user, scores=scores, **values)
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(LabelOutputSerializer(label).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class LabelDetailApi(SteerApi):
+    """GET: one label (researchers: any of their projects; annotators: their own).
+
+    DELETE: withdraw your own label within the undo window (the task comes back to you).
+    """
+
+    project_roles = ANNOTATION
+
+    def _label(self, request, label_id: int) -> PreferenceLabel:
+        label = PreferenceLabel.objects.filter(label_scope(request), pk=label_id).first()
+        if label is None:
+            raise Http404("No such label.")
+        return label
+
+    @extend_schema(responses={200: LabelOutputSerializer})
+    def get(self, request, label_id: int):
+        return Response(LabelOutputSerializer(self._label(request, label_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, label_id: int):
+        label = self._label(request, label_id)
+        if label.annotator_id != request.user.id:
+            raise PermissionDenied("Only the annotator who wrote a label can withdraw it.")
+        try:
+            label_undo(label_id=label.id, annotator=request.user)
+        except FeedbackError as exc:
+            raise Conflict(exc.message) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,6 @@ stored.
 import json
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, filters, serializers, status
 from rest_framework.parsers import JSONParser
@@ -21,6 +20,7 @@ from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
 from webapp.experiments.models import MetricPoint
+from webapp.experiments.selectors import metric_history_downsampled, metric_latest
 
 
 class MetricPointSerializer(serializers.ModelSerializer):
@@ -137,6 +137,50 @@ def _visible_run_ids(request, run_ids: list[int]) -> list[int]:
     return sorted(found)
 
 
+class MetricHistorySerializer(RunIdsSerializer):
+    max_points = serializers.IntegerField(required=False, default=1000, min_value=4, max_value=10_000,
+                                          help_text="At most this many points per series (downsampled beyond).")
+    step_min = serializers.IntegerField(required=False, min_value=0)
+    step_max = serializers.IntegerField(required=False, min_value=0)
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):
+            data = {name: (data.getlist(name) if name in ("run", "key") else data.get(name))
+                    for name in ("run", "key", "max_points", "step_min", "step_max") if name in data}
+        return super().to_internal_value(data)
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    run = serializers.IntegerField(source="run_id")
+    key = serializers.CharField()
+    steps = serializers.ListField(child=serializers.IntegerField())
+    values = serializers.ListField(child=serializers.FloatField())
+    downsampled = serializers.BooleanField(help_text="True when buckets kept only their first, last, min and max.")
+
+
+class MetricHistoryApi(SteerApi):
+    """Metric series of one or more runs, each downsampled to at most ``max_points`` points.
+
+    A series longer than ``max_points`` keeps, in each of ``max_points / 4`` step buckets, its
+    first, last, lowest and highest point, so spikes survive. ``step_min``/``step_max`` zoom in.
+    """
+
+    project_roles = RESEARCH
+
+    @extend_schema(
+        parameters=[MetricHistorySerializer],
+        responses={200: inline_serializer("MetricHistoryOutput", {"results": MetricSeriesSerializer(many=True)})},
+    )
+    def get(self, request):
+        params = query_params(request, MetricHistorySerializer)
+        run_ids = _visible_run_ids(request, params["run"])
+        series = metric_history_downsampled(
+            run_ids=run_ids, keys=params.get("key") or [], max_points=params["max_points"],
+            step_min=params.get("step_min"), step_max=params.get("step_max"),
+        )
+        return Response({"results": MetricSeriesSerializer(series, many=True).data})
+
+
 class MetricLatestApi(SteerApi):
     """The last value (highest step) of each metric of each requested run, in one call."""
 
@@ -153,13 +197,8 @@ class MetricLatestApi(SteerApi):
     )
     def get(self, request):
         params = query_params(request, RunIdsSerializer)
-        run_ids = _visible_run_ids(request, params["run"])
-        last_step = (
-            MetricPoint.objects.filter(run_id=OuterRef("run_id"), key=OuterRef("key"))
-            .order_by("-step").values("step")[:1]
-        )
-        points = MetricPoint.objects.filter(run_id__in=run_ids)
-        if params.get("key"):
-            points = points.filter(key__in=params["key"])
-        rows = points.filter(step=Subquery(last_step)).order_by("run_id", "key").values_list("run_id", "key", "step", "value")
-        return Response({"results": [{"run": r, "key": k, "step": s, "value": v} for r, k, s, v in rows]})
+        latest = metric_latest(run_ids=_visible_run_ids(request, params["run"]), keys=params.get("key") or None)
+        return Response({"results": [
+            {"run": run_id, "key": key, "step": point["step"], "value": point["value"]}
+            for run_id in sorted(latest) for key, point in sorted(latest[run_id].items())
+        ]})

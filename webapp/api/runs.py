@@ -2,10 +2,10 @@
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, filters, serializers, status
+from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
@@ -23,11 +23,6 @@ class RunOutputSerializer(serializers.ModelSerializer):
             "error", "cancel_requested", "worker_lost", "config", "dataset", "policy",
             "created_at", "started_at", "finished_at",
         ]
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 def runs_for(request):
@@ -85,8 +80,10 @@ class RunListCreateApi(SteerListApi):
         project = request.membership.project
         dataset = self._in_project(PromptDataset, project, values.get("dataset"), "dataset")
         policy = self._in_project(PolicyModel, project, values.get("policy"), "policy")
+        # Steer's own kinds are validated and sent to a worker; an external run waits for its trainer.
+        create = services.run_create if values["kind"] == RunKind.EXTERNAL else services.run_launch
         try:
-            run = services.run_create(
+            run = create(
                 project=project, user=request.user, name=values["name"], kind=values["kind"],
                 config=values["config"], dataset=dataset, policy=policy,
             )
@@ -111,6 +108,21 @@ class RunDetailApi(SteerRetrieveApi):
 
     def get_queryset(self):
         return runs_for(self.request)
+
+
+class RunCancelApi(SteerApi):
+    """Cancel a run: a queued one at once, a running one within a step (its worker stops it)."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(request=None, responses={200: RunOutputSerializer})
+    def post(self, request, run_id: int):
+        run = run_for(request, run_id)
+        try:
+            run = services.run_cancel(run_id=run.id)
+        except RunError as exc:
+            raise Conflict(exc.message) from exc
+        return Response(RunOutputSerializer(run).data)
 
 
 class RunStatusApi(SteerApi):

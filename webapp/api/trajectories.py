@@ -1,12 +1,19 @@
 """Trajectories: a run's sampled completions, filtered by step and reward."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import filters, serializers
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import filters, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
 
-from webapp.api.base import SteerListApi, SteerRetrieveApi, query_params
+from webapp.api.base import SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.experiments.models import Trajectory
+from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_record
+
+# Sampled completions per request from an external trainer.
+TRAJECTORY_BATCH_LIMIT = 2_000
 
 
 class TrajectoryOutputSerializer(serializers.ModelSerializer):
@@ -32,10 +39,34 @@ FILTER_LOOKUPS = {
 }
 
 
+class TrajectoryRecordSerializer(serializers.Serializer):
+    """Documentation of one record; the endpoint validates records with a faster loop."""
+
+    step = serializers.IntegerField(min_value=0)
+    group_index = serializers.IntegerField(min_value=0, required=False, help_text="Prompt group in the step (0).")
+    sample_index = serializers.IntegerField(min_value=0, required=False, help_text="Completion in the group (0).")
+    prompt = serializers.CharField()
+    completion = serializers.CharField()
+    reward = serializers.FloatField()
+    rewards = serializers.DictField(child=serializers.FloatField(), required=False)
+    advantage = serializers.FloatField(required=False, allow_null=True)
+    length = serializers.IntegerField(min_value=0, required=False, help_text="Tokens; 0 when unknown.")
+    finish_reason = serializers.ChoiceField(choices=Trajectory.FinishReason.choices, required=False)
+
+
+class TrajectoryBatchSerializer(serializers.Serializer):
+    records = TrajectoryRecordSerializer(many=True, help_text=f"At most {TRAJECTORY_BATCH_LIMIT} per request.")
+
+
 class RunTrajectoryListApi(SteerListApi):
-    """The run's trajectories, cursor-paginated; `?ordering=reward` or `-reward` to rank them."""
+    """GET: the run's trajectories, cursor-paginated; `?ordering=reward` or `-reward` to rank them.
+
+    POST: an external trainer reports sampled completions; all or nothing, a bad record
+    answers 400 naming its index and field.
+    """
 
     project_roles = RESEARCH
+    parser_classes = [JSONParser]
     serializer_class = TrajectoryOutputSerializer
     filter_backends = [filters.OrderingFilter]
     ordering_fields = ["id", "step", "reward"]
@@ -49,6 +80,24 @@ class RunTrajectoryListApi(SteerListApi):
         run = run_for(self.request, self.kwargs["run_id"])
         params = query_params(self.request, TrajectoryFilterSerializer)
         return Trajectory.objects.filter(run=run, **{FILTER_LOOKUPS[k]: v for k, v in params.items()})
+
+    @extend_schema(request=TrajectoryBatchSerializer,
+                   responses={201: inline_serializer("TrajectoryBatchOutput", {"written": serializers.IntegerField()})})
+    def post(self, request, run_id: int):
+        run = run_for(request, run_id)
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise TooLarge(f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        records = request.data.get("records") if isinstance(request.data, dict) else None
+        if not isinstance(records, list):
+            raise field_error("records", "send a JSON object {\"records\": [...]}")
+        if len(records) > TRAJECTORY_BATCH_LIMIT:
+            raise TooLarge(f"{len(records)} records in one batch; at most {TRAJECTORY_BATCH_LIMIT} per request")
+        try:
+            written = trajectories_record(run_id=run.id, records=records)
+        except TrajectoryRecordError as exc:
+            raise field_error(f"records[{exc.index}].{exc.field}", exc.message) from exc
+        return Response({"written": written}, status=status.HTTP_201_CREATED)
 
 
 class TrajectoryDetailApi(SteerRetrieveApi):

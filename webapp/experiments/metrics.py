@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 
 from django.db import connection, transaction
 
-from webapp.experiments.metric_rollups import metric_rollups_refresh, step_ranges
+from webapp.experiments.metric_rollups import (
+    AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges,
+)
 from webapp.experiments.models import MetricPoint
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
@@ -57,7 +59,13 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
 
 
 def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
-    """Store a batch of points for one run in one statement; returns how many were written."""
+    """Store a batch of points for one run, with its chart rollups; returns how many were written.
+
+    On PostgreSQL the common case (every point new) costs two statements: the points, and
+    the rollup buckets of every level merged from the batch's own aggregates. A batch that
+    rewrote any existing point refreshes the touched buckets from the stored points instead
+    (a replaced value may have been a bucket's min or max).
+    """
     rows = normalise_points(points)
     if not rows:
         return 0
@@ -67,12 +75,16 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
         if connection.vendor == "postgresql":
             keys, steps, values = zip(*rows)
             cursor.execute(
-                f"INSERT INTO {table} (run_id, key, step, value, recorded_at) "
+                f"WITH written AS (INSERT INTO {table} (run_id, key, step, value, recorded_at) "
                 "SELECT %s, k, s, v, %s FROM unnest(%s::text[], %s::bigint[], %s::float8[]) AS t(k, s, v) "
                 "ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, "
-                "recorded_at = EXCLUDED.recorded_at",
+                "recorded_at = EXCLUDED.recorded_at RETURNING xmax) "
+                "SELECT count(*) FROM written WHERE xmax <> 0",
                 [run_id, now, list(keys), list(steps), list(values)],
             )
+            if cursor.fetchone()[0] == 0:
+                merge_fresh_rollups(cursor, run_id=run_id, rows=rows)
+                return len(rows)
         else:
             cursor.executemany(
                 f"INSERT INTO {table} (run_id, key, step, value, recorded_at) VALUES (%s, %s, %s, %s, %s) "
@@ -84,3 +96,69 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
         for step_min, step_max in step_ranges(step for _, step, _ in rows):
             metric_rollups_refresh(run_id=run_id, keys=keys, step_min=step_min, step_max=step_max)
     return len(rows)
+
+
+def _bucket_aggregates(rows: list[tuple[str, int, float]]) -> dict[tuple[str, int, int], list]:
+    """{(key, level, bucket): [n, first_step, first_value, last_step, last_value, min_step, min_value,
+    max_step, max_value]} of the batch alone, level 1 from the points, each higher level from the
+    one below. Ties break as in ``metric_rollups``: the lowest step wins."""
+    out: dict[tuple[str, int, int], list] = {}
+    width = ROLLUP_WIDTHS[0]
+    for key, step, value in rows:
+        agg = out.get((key, 1, step // width))
+        if agg is None:
+            out[(key, 1, step // width)] = [1, step, value, step, value, step, value, step, value]
+        else:
+            _merge_into(agg, [1, step, value, step, value, step, value, step, value])
+    below = out
+    for level in range(2, len(ROLLUP_WIDTHS) + 1):
+        current: dict[tuple[str, int, int], list] = {}
+        for (key, _, bucket), agg in below.items():
+            slot = (key, level, bucket // FANOUT)
+            if slot in current:
+                _merge_into(current[slot], agg)
+            else:
+                current[slot] = list(agg)
+        out.update(current)
+        below = current
+    return out
+
+
+def _merge_into(a: list, b: list) -> None:
+    a[0] += b[0]
+    if b[1] < a[1]:
+        a[1], a[2] = b[1], b[2]
+    if b[3] > a[3]:
+        a[3], a[4] = b[3], b[4]
+    if (b[6], b[5]) < (a[6], a[5]):
+        a[5], a[6] = b[5], b[6]
+    if (-b[8], b[7]) < (-a[8], a[7]):
+        a[7], a[8] = b[7], b[8]
+
+
+def merge_fresh_rollups(cursor, *, run_id: int, rows: list[tuple[str, int, float]]) -> None:
+    """Fold a batch of points that were all new into the stored rollups, every level in one statement.
+
+    Exact only because no point was replaced: a bucket's stored aggregate and the batch's
+    aggregate then cover disjoint points, and merging them is what a full refresh computes.
+    """
+    aggregates = _bucket_aggregates(rows)
+    columns = list(zip(*[(key, level, bucket, *agg) for (key, level, bucket), agg in aggregates.items()]))
+    r, e = ROLLUPS, "EXCLUDED"
+    cursor.execute(
+        f"INSERT INTO {r} (run_id, key, level, bucket, {AGGREGATE_COLUMNS}) "
+        "SELECT %s, * FROM unnest(%s::text[], %s::smallint[], %s::bigint[], %s::int[], %s::bigint[], "
+        "%s::float8[], %s::bigint[], %s::float8[], %s::bigint[], %s::float8[], %s::bigint[], %s::float8[]) "
+        f"ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET n = {r}.n + {e}.n, "
+        f"first_step = LEAST({r}.first_step, {e}.first_step), "
+        f"first_value = CASE WHEN {e}.first_step < {r}.first_step THEN {e}.first_value ELSE {r}.first_value END, "
+        f"last_step = GREATEST({r}.last_step, {e}.last_step), "
+        f"last_value = CASE WHEN {e}.last_step > {r}.last_step THEN {e}.last_value ELSE {r}.last_value END, "
+        f"min_step = CASE WHEN ({e}.min_value, {e}.min_step) < ({r}.min_value, {r}.min_step) "
+        f"THEN {e}.min_step ELSE {r}.min_step END, "
+        f"min_value = LEAST({r}.min_value, {e}.min_value), "
+        f"max_step = CASE WHEN {e}.max_value > {r}.max_value OR "
+        f"({e}.max_value = {r}.max_value AND {e}.max_step < {r}.max_step) THEN {e}.max_step ELSE {r}.max_step END, "
+        f"max_value = GREATEST({r}.max_value, {e}.max_value)",
+        [run_id, *[list(c) for c in columns]],
+    )

@@ -101,3 +101,21 @@ def test_latest_for_a_run_of_another_project_answers_404(api, run):
     stranger_run = make_run(make_project(), kind=RunKind.EXTERNAL)
     response = api.get("/api/v1/metrics/latest/", {"run": [run.id, stranger_run.id]})
     assert response.status_code == 404
+
+
+def test_history_downsamples_a_long_series_to_max_points(api, run):
+    post_points(api, run.id, [["reward", s, float(s % 7)] for s in range(2000)])
+    response = api.get("/api/v1/metrics/history/", {"run": run.id, "key": "reward", "max_points": 100})
+    assert response.status_code == 200, response.json()
+    (series,) = response.json()["results"]
+    assert series["run"] == run.id and series["key"] == "reward"
+    assert series["downsampled"] is True
+    assert 0 < len(series["steps"]) <= 100
+    assert series["steps"][0] == 0 and series["steps"][-1] == 1999
+
+
+def test_history_honours_the_step_range(api, run):
+    post_points(api, run.id, [["reward", s, float(s)] for s in range(50)])
+    response = api.get("/api/v1/metrics/history/", {"run": run.id, "step_min": 10, "step_max": 12})
+    (series,) = response.json()["results"]
+    assert series["steps"] == [10, 11, 12] and series["values"] == [10.0, 11.0, 12.0]

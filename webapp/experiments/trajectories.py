@@ -1,0 +1,96 @@
+"""Trajectories reported by a trainer outside Steer (REST, ``steer_client``), all or nothing.
+
+Steer's own workers record rollouts through ``execution.PolicyRunRecorder``; an external
+trainer (TRL, a custom loop) posts sampled completions over the API, and they land here.
+A slot (run, step, group_index, sample_index) written twice keeps the last report, so a
+retried request is harmless.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from webapp.experiments.models import Trajectory
+
+MAX_TEXT_CHARS = 200_000
+FINISH_REASONS = set(Trajectory.FinishReason.values)
+UPDATE_FIELDS = ["prompt_text", "completion", "rewards", "reward", "advantage", "length", "finish_reason"]
+
+
+class TrajectoryRecordError(ValueError):
+    """A record that cannot be stored; ``index`` is its position in the batch, ``field`` the bad input."""
+
+    def __init__(self, index: int, field: str, message: str):
+        self.index, self.field, self.message = index, field, message
+        super().__init__(f"records[{index}].{field}: {message}")
+
+
+def _count(i: int, record: dict, name: str, default=None) -> int:
+    value = record.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise TrajectoryRecordError(i, name, "must be a non-negative integer")
+    return value
+
+
+def _number(i: int, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TrajectoryRecordError(i, name, "must be a finite number")
+    return float(value)
+
+
+def _text(i: int, record: dict, name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str):
+        raise TrajectoryRecordError(i, name, "must be a string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise TrajectoryRecordError(i, name, f"is longer than {MAX_TEXT_CHARS} characters")
+    return value.replace("\x00", "")
+
+
+def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
+    """One unsaved Trajectory from a decoded JSON record; TrajectoryRecordError names the bad field."""
+    if not isinstance(record, dict):
+        raise TrajectoryRecordError(i, "record", "must be an object")
+    rewards = record.get("rewards", {})
+    if not isinstance(rewards, dict) or not all(isinstance(k, str) for k in rewards):
+        raise TrajectoryRecordError(i, "rewards", "must be an object of reward name to number")
+    rewards = {name: _number(i, f"rewards.{name}", value) for name, value in rewards.items()}
+    advantage = record.get("advantage")
+    finish_reason = record.get("finish_reason") or ""
+    if finish_reason and finish_reason not in FINISH_REASONS:
+        raise TrajectoryRecordError(i, "finish_reason", f"must be one of {', '.join(sorted(FINISH_REASONS))}")
+    return Trajectory(
+        run_id=run_id,
+        step=_count(i, record, "step"),
+        group_index=_count(i, record, "group_index", 0),
+        sample_index=_count(i, record, "sample_index", 0),
+        prompt_text=_text(i, record, "prompt"),
+        completion=_text(i, record, "completion"),
+        rewards=rewards,
+        reward=_number(i, "reward", record.get("reward")),
+        advantage=None if advantage is None else _number(i, "advantage", advantage),
+        length=_count(i, record, "length", 0),
+        finish_reason=finish_reason,
+    )
+
+
+def trajectories_record(*, run_id: int, records: Iterable) -> int:
+    """Validate every record, then store them in one transaction; returns how many were written.
+
+    A slot repeated within the batch keeps its last record.
+    """
+    rows: dict[tuple[int, int, int], Trajectory] = {}
+    for i, record in enumerate(records):
+        row = trajectory_from_record(i, record, run_id=run_id)
+        rows[(row.step, row.group_index, row.sample_index)] = row
+    if not rows:
+        return 0
+    with transaction.atomic():
+        Trajectory.objects.bulk_create(
+            list(rows.values()), batch_size=500, update_conflicts=True,
+            unique_fields=["run", "step", "group_index", "sample_index"], update_fields=UPDATE_FIELDS,
+        )
+    return len(rows)
