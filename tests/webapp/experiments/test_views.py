@@ -1,0 +1,160 @@
+"""Run pages: the New-run form, the run page's status, chart data, cancel and trajectories."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import (
+    PASSWORD,
+    make_dataset,
+    make_policy,
+    make_project,
+    make_run,
+    make_user,
+    tiny_run_form_data,
+)
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Run, RunStatus, Trajectory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    from workers.celery_app import app
+
+    messages = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
+    return messages
+
+
+@pytest.fixture
+def researcher(client):
+    user = make_user()
+    project = make_project(owner=user)
+    client.login(username=user.username, password=PASSWORD)
+    return project
+
+
+def new_run_url(project):
+    return reverse("experiments:new", args=[project.id])
+
+
+def test_new_run_form_shows_the_engine_defaults(client, researcher):
+    make_policy(researcher)
+    page = client.get(new_run_url(researcher)).content.decode()
+    assert 'name="train__total_steps" value="100"' in page
+    assert 'name="rollout__num_generations" value="8"' in page
+    assert '<option value="exact_answer" selected>' in page
+
+
+def test_a_valid_form_launches_a_queued_run_and_sends_its_task(client, researcher, sent,
+                                                              django_capture_on_commit_callbacks):
+    data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(new_run_url(researcher), data)
+    run = Run.objects.get(project=researcher)
+    assert response.status_code == 302 and response["Location"].endswith(f"/runs/{run.id}/")
+    assert run.status == RunStatus.QUEUED
+    assert run.config["rewards"] == [{"name": "exact_answer", "weight": 1.0},
+                                     {"name": "length", "weight": 0.5, "max_tokens": 3}]
+    assert sent == [("workers.tasks.run_policy", [run.id])]
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"rollout__num_generations": 1}, "rollout__num_generations", "must be at least 2"),
+    ({"algorithm__estimator": "ppo"}, "algorithm__estimator", "Select a valid choice"),
+    ({"reward_1_params": '{"max_tokens": "many"}'}, "reward_1_params", "expected int"),
+    ({"reward_1_params": "{oops"}, "reward_1_params", "Not valid JSON"),
+    ({"reward_0_name": "", "reward_1_name": ""}, "reward_0_name", "Choose at least one reward"),
+    ({"overrides": '{"filters": {"max_refill_rounds": -1}}'}, "overrides", "must be &gt;= 0"),
+    ({"overrides": '{"polcy": {}}'}, "overrides", "unknown key"),
+    ({"name": "  "}, "name", "This field is required"),
+])
+def test_invalid_input_is_shown_on_its_field_and_nothing_is_queued(client, researcher, sent, change, field, message,
+                                                                  django_capture_on_commit_callbacks):
+    data = {**tiny_run_form_data(make_policy(researcher), make_dataset(researcher)), **change}
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(new_run_url(researcher), data)
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert field in errors, errors
+    assert message in response.content.decode()
+    assert not Run.objects.exists() and sent == [] and callbacks == []
+
+
+def test_a_policy_of_another_project_cannot_be_chosen(client, researcher, sent):
+    other = make_project(owner=make_user())
+    data = tiny_run_form_data(make_policy(other), make_dataset(researcher))
+    response = client.post(new_run_url(researcher), data)
+    assert "policy" in response.context["form"].errors
+    assert not Run.objects.exists()
+
+
+def test_run_pages_of_another_project_answer_404(client, researcher):
+    run = make_run(make_project(owner=make_user()))
+    for name in ("detail", "status", "chart_data", "trajectories"):
+        assert client.get(reverse(f"experiments:{name}", args=[researcher.id, run.id])).status_code == 404
+        assert client.get(reverse(f"experiments:{name}", args=[run.project_id, run.id])).status_code == 404
+    assert client.post(reverse("experiments:cancel", args=[run.project_id, run.id])).status_code == 404
+
+
+def test_an_annotator_cannot_open_run_pages(client):
+    annotator = make_user()
+    project = make_project(owner=make_user(), annotator=annotator)
+    client.login(username=annotator.username, password=PASSWORD)
+    assert client.get(reverse("experiments:list", args=[project.id])).status_code == 403
+
+
+def test_status_polling_stops_once_the_run_is_over(client, researcher):
+    running = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    done = make_run(researcher, status=RunStatus.SUCCEEDED)
+    assert client.get(reverse("experiments:status", args=[researcher.id, running.id]), HTTP_HX_REQUEST="true").status_code == 200
+    assert client.get(reverse("experiments:status", args=[researcher.id, done.id]), HTTP_HX_REQUEST="true").status_code == 286
+
+
+def test_a_running_run_without_a_recent_heartbeat_shows_worker_lost(client, researcher, settings):
+    stale = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 1)
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=stale, worker="gpu-1")
+    page = client.get(reverse("experiments:detail", args=[researcher.id, run.id])).content.decode()
+    assert "Worker lost" in page and ">Running<" not in page
+    listing = client.get(reverse("experiments:list", args=[researcher.id])).content.decode()
+    assert "Worker lost" in listing
+
+
+def test_cancel_button_cancels_a_queued_run(client, researcher):
+    run = make_run(researcher)
+    response = client.post(reverse("experiments:cancel", args=[researcher.id, run.id]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Cancelled" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+
+
+def test_chart_data_overlays_the_runs_asked_for(client, researcher):
+    run, other = make_run(researcher, name="mine"), make_run(researcher, name="baseline")
+    foreign = make_run(make_project(owner=make_user()))
+    for r in (run, other, foreign):
+        metric_points_upsert(run_id=r.id, points=[("reward", s, s / 10) for s in range(1, 6)])
+    url = reverse("experiments:chart_data", args=[researcher.id, run.id])
+    data = client.get(url, {"compare": [other.id, foreign.id]}).json()
+    assert {(s["run_id"], s["key"]) for s in data["series"]} == {(run.id, "reward"), (other.id, "reward")}
+    assert data["runs"] == {str(run.id): "mine", str(other.id): "baseline"}
+    assert data["latest"][str(run.id)]["reward"] == {"step": 5, "value": 0.5}
+
+
+def test_trajectory_browser_escapes_model_text_and_sorts_by_reward(client, researcher):
+    run = make_run(researcher)
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    for j, reward in enumerate([0.1, 0.9, 0.5]):
+        Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=j, prompt_text=f"prompt {evil}",
+                                  completion=f"answer {j} {evil}", rewards={"exact_answer": reward}, reward=reward,
+                                  advantage=reward - 0.5, length=5, finish_reason="stop")
+    page = client.get(reverse("experiments:trajectories", args=[researcher.id, run.id]), {"step": 1}).content.decode()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.index("answer 1") < page.index("answer 2") < page.index("answer 0")
+    ascending = client.get(reverse("experiments:trajectories", args=[researcher.id, run.id]),
+                           {"step": 1, "order": "-reward"}, HTTP_HX_REQUEST="true").content.decode()
+    assert ascending.index("answer 0") < ascending.index("answer 2") < ascending.index("answer 1")
