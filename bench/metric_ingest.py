@@ -216,24 +216,36 @@ class MLflow:
             return conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
 
 
-def measure(system, args) -> dict:
+def ingest_round(system, args) -> dict:
     runs = system.create_runs(args.runs)
     jobs = batches_for(runs, args.metrics, args.steps, args.batch)
-    points = sum(len(p) for _, p in jobs)
     wall, latencies = timed_parallel(jobs, system.send, args.clients)
-    stored = system.stored()
+    return {"runs": runs, "points": sum(len(p) for _, p in jobs), "wall": wall, "latencies": latencies}
+
+
+def history_queries(system, runs: list, args) -> list[float]:
     rng = random.Random(1)
     queries = [(rng.choice(runs), f"metric_{rng.randrange(args.metrics):02d}") for _ in range(args.queries)]
     sizes = []
-    q_wall, q_latencies = timed_parallel(
-        queries, lambda s, q: sizes.append(system.history(s, q[0], q[1], args.max_points)), 1)
+    _, latencies = timed_parallel(queries, lambda s, q: sizes.append(system.history(s, q[0], q[1], args.max_points)), 1)
+    return latencies, max(sizes)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def summary(system, rounds: list[dict], history: tuple) -> dict:
+    latencies = [t for r in rounds for t in r["latencies"]]
+    points, wall = sum(r["points"] for r in rounds), sum(r["wall"] for r in rounds)
+    q_latencies, q_points = history
     return {
-        "system": system.name, "points": points, "stored": stored, "requests": len(jobs),
+        "system": system.name, "points": points, "stored": system.stored(), "requests": len(latencies),
         "ingest_s": wall, "points_per_s": points / wall,
-        "ingest_p50_ms": 1000 * statistics.median(latencies),
-        "ingest_p95_ms": 1000 * statistics.quantiles(latencies, n=20)[-1],
-        "history_points": max(sizes), "history_p50_ms": 1000 * statistics.median(q_latencies),
-        "history_p95_ms": 1000 * statistics.quantiles(q_latencies, n=20)[-1],
+        "rounds_points_per_s": [r["points"] / r["wall"] for r in rounds],
+        "ingest_p50_ms": 1000 * statistics.median(latencies), "ingest_p95_ms": 1000 * p95(latencies),
+        "history_points": q_points, "history_p50_ms": 1000 * statistics.median(q_latencies),
+        "history_p95_ms": 1000 * p95(q_latencies),
     }
 
 
@@ -248,33 +260,42 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--max-points", type=int, default=500)
     parser.add_argument("--mlflow", default="/tmp/mlflow-venv/bin/mlflow")
-    parser.add_argument("--only", choices=["steer", "mlflow"])
+    parser.add_argument("--rounds", type=int, default=3, help="ingest rounds per system, interleaved")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     assert args.batch <= 1000, "MLflow's log-batch takes at most 1,000 metrics"
 
-    results = []
     logs = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    if args.only != "mlflow":
-        fresh_database(STEER_DB)
-        env = steer_env(logs / "steer-var")
-        project_id, token = steer_prepare(env).split()
-        port = free_port()
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        cmd = [gunicorn, "webapp.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-               "--chdir", str(ROOT), "--log-level", "warning"]
-        with server(cmd, env, f"http://127.0.0.1:{port}/healthz", logs / "steer.log"):
-            results.append(measure(Steer(f"http://127.0.0.1:{port}", int(project_id), token), args))
-    if args.only != "steer":
-        if not shutil.which(args.mlflow) and not Path(args.mlflow).exists():
-            raise SystemExit(f"no MLflow at {args.mlflow}; see bench/metric_ingest.md for the install")
-        fresh_database(MLFLOW_DB)
-        port = free_port()
-        cmd = [args.mlflow, "server", "--backend-store-uri", f"postgresql://postgres@127.0.0.1:5432/{MLFLOW_DB}",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-               "--default-artifact-root", str(logs / "mlruns")]
-        with server(cmd, dict(os.environ), f"http://127.0.0.1:{port}/health", logs / "mlflow.log"):
-            results.append(measure(MLflow(f"http://127.0.0.1:{port}"), args))
+    if not shutil.which(args.mlflow) and not Path(args.mlflow).exists():
+        raise SystemExit(f"no MLflow at {args.mlflow}; see bench/metric_ingest.md for the install")
+    fresh_database(STEER_DB)
+    fresh_database(MLFLOW_DB)
+    env = steer_env(logs / "steer-var")
+    project_id, token = steer_prepare(env).split()
+    steer_port, mlflow_port = free_port(), free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    steer_cmd = [gunicorn, "webapp.wsgi", "--bind", f"127.0.0.1:{steer_port}", "--workers", str(args.workers),
+                 "--chdir", str(ROOT), "--log-level", "warning"]
+    mlflow_cmd = [args.mlflow, "server", "--backend-store-uri",
+                  f"postgresql://postgres@127.0.0.1:5432/{MLFLOW_DB}", "--host", "127.0.0.1",
+                  "--port", str(mlflow_port), "--workers", str(args.workers),
+                  "--default-artifact-root", str(logs / "mlruns")]
+    with server(steer_cmd, env, f"http://127.0.0.1:{steer_port}/healthz", logs / "steer.log"), \
+            server(mlflow_cmd, dict(os.environ), f"http://127.0.0.1:{mlflow_port}/health", logs / "mlflow.log"):
+        systems = [Steer(f"http://127.0.0.1:{steer_port}", int(project_id), token),
+                   MLflow(f"http://127.0.0.1:{mlflow_port}")]
+        rounds = {s.name: [] for s in systems}
+        # Rounds alternate which system goes first, so a change in the machine's background
+        # load falls on both alike; each round adds fresh runs.
+        for i in range(args.rounds):
+            for system in systems if i % 2 == 0 else systems[::-1]:
+                rounds[system.name].append(ingest_round(system, args))
+                print(f"round {i + 1} {system.name}: {rounds[system.name][-1]['points'] / rounds[system.name][-1]['wall']:,.0f} points/s",
+                      flush=True)
+        results = []
+        for system in systems:
+            runs = [run for r in rounds[system.name] for run in r["runs"]]
+            results.append(summary(system, rounds[system.name], history_queries(system, runs, args)))
 
     print(f"\n{args.runs} runs × {args.metrics} metrics × {args.steps} steps, batches of {args.batch}, "
           f"{args.clients} client threads, {args.workers} server workers each; logs in {logs}\n")
@@ -287,7 +308,8 @@ def main() -> None:
                           f"{r['history_p50_ms']:.1f}", f"{r['history_p95_ms']:.1f}"]))
     if len(results) == 2:
         steer, mlflow = results
-        print(f"\ningest throughput ratio Steer/MLflow: {steer['points_per_s'] / mlflow['points_per_s']:.1f}×")
+        print(f"\ningest throughput ratio Steer/MLflow: {steer['points_per_s'] / mlflow['points_per_s']:.1f}× "
+              f"(per round: {', '.join(f'{a / b:.1f}×' for a, b in zip(steer['rounds_points_per_s'], mlflow['rounds_points_per_s']))})")
         print(f"history p95 ratio MLflow/Steer: {mlflow['history_p95_ms'] / steer['history_p95_ms']:.1f}×")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

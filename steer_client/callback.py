@@ -1,0 +1,218 @@
+"""Report a ``transformers`` / TRL training run to Steer with one line.
+
+    trainer.add_callback(SteerCallback("http://steer:8000", token, project="my-project"))
+    # or, so that GRPO completions are reported too:
+    steer_client.watch(trainer, url="http://steer:8000", token=token, project="my-project")
+
+At the start of training an ``external`` run is created in the project and set running;
+every ``on_log`` adds the logged numbers (loss, learning_rate, reward, kl, ...) to a buffer
+that is sent in batches; at the end the buffer is flushed and the run marked succeeded.
+If the process dies with the run unfinished (an exception out of ``trainer.train()``), an
+exit hook marks it failed with the error. A network failure never stops training: points
+stay buffered (up to ``max_buffer``) and go with the next flush.
+
+Completions: TRL's GRPOTrainer keeps the last generation's prompts, completions, rewards
+and advantages in ``trainer._logs``; with ``watch(trainer, ...)`` the callback sends them as
+trajectories of the step at every log. Any other loop can call ``log_completions``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from numbers import Real
+
+from transformers import TrainerCallback
+
+from steer_client.client import SteerClient, SteerError
+
+logger = logging.getLogger("steer_client")
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # tensors, numpy scalars
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+    if isinstance(value, Real) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _text(value) -> str:
+    """A prompt or completion as text: chat messages are joined as 'role: content'."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(m, dict) for m in value):
+        return "\n\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in value)
+    return str(value)
+
+
+class SteerCallback(TrainerCallback):
+    def __init__(self, url: str, token: str, project: int | str, run_name: str | None = None, *,
+                 config: dict | None = None, flush_every_s: float = 5.0, flush_points: int = 1000,
+                 max_buffer: int = 200_000, client: SteerClient | None = None):
+        self.client = client or SteerClient(url, token)
+        self.project, self.run_name, self.config = project, run_name, config
+        self.flush_every_s, self.flush_points = flush_every_s, flush_points
+        self.points: deque = deque(maxlen=max_buffer)
+        self.records: deque = deque(maxlen=max_buffer // 10)
+        self.run_id: int | None = None
+        self.finished = False
+        self.trainer = None
+        self._last_flush = time.monotonic()
+        self._sent_generations: set[tuple[int, int]] = set()
+
+    # -- trainer events --------------------------------------------------------------
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or self.run_id is not None:
+            return
+        name = self.run_name or getattr(args, "run_name", None) or str(args.output_dir).rstrip("/").rsplit("/", 1)[-1]
+        config = self.config or {"trainer": type(self.trainer).__name__ if self.trainer else "transformers",
+                                 "args": _jsonable(args.to_dict())}
+        run = self.client.run_create(project=self.project, name=name, config=config)
+        self.run_id = run["id"]
+        self.client.run_status(self.run_id, "running", total_steps=state.max_steps or None)
+        atexit.register(self._exit_hook)
+        logger.info("Steer run %s created", self.run_id)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.run_id is None or not logs:
+            return
+        step = int(state.global_step)
+        for key, value in logs.items():
+            number = _number(value)
+            if number is not None:
+                self.points.append((str(key)[:200], step, number))
+        if self.trainer is not None:
+            self._collect_trl_completions(step)
+        if len(self.points) >= self.flush_points or time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.run_id is None or self.finished:
+            return
+        self.flush()
+        self.finish("succeeded", current_step=state.global_step)
+
+    # -- for any training loop -------------------------------------------------------
+
+    def log_metrics(self, step: int, metrics: dict) -> None:
+        for key, value in metrics.items():
+            number = _number(value)
+            if number is not None:
+                self.points.append((str(key)[:200], int(step), number))
+
+    def log_completions(self, step: int, prompts: Sequence, completions: Sequence, rewards: Sequence,
+                        *, reward_components: dict[str, Sequence] | None = None,
+                        advantages: Sequence | None = None) -> None:
+        """Queue sampled completions of one step as trajectories.
+
+        Consecutive equal prompts form one group (GRPO samples a group per prompt), so each
+        completion's (group_index, sample_index) follows from the order given.
+        """
+        group, sample, previous = -1, 0, object()
+        for i, (prompt, completion, reward) in enumerate(zip(prompts, completions, rewards)):
+            prompt_text = _text(prompt)
+            if prompt_text != previous:
+                group, sample, previous = group + 1, 0, prompt_text
+            else:
+                sample += 1
+            value = _number(reward)
+            record = {"step": int(step), "group_index": group, "sample_index": sample, "prompt": prompt_text,
+                      "completion": _text(completion), "reward": 0.0 if value is None else value}
+            if reward_components:
+                record["rewards"] = {name: v for name, values in reward_components.items()
+                                     if i < len(values) and (v := _number(values[i])) is not None}
+            if advantages is not None and i < len(advantages) and _number(advantages[i]) is not None:
+                record["advantage"] = _number(advantages[i])
+            self.records.append(record)
+
+    def flush(self) -> None:
+        """Send what is buffered; on failure keep it for the next flush (training goes on)."""
+        self._last_flush = time.monotonic()
+        if self.run_id is None:
+            return
+        try:
+            if self.points:
+                batch = list(self.points)
+                self.client.metrics_log(self.run_id, batch)
+                for _ in batch:
+                    self.points.popleft()
+            if self.records:
+                batch = list(self.records)
+                self.client.trajectories_log(self.run_id, batch)
+                for _ in batch:
+                    self.records.popleft()
+        except SteerError as exc:
+            if exc.status < 500:  # the server refuses this data: keeping it would block every flush
+                logger.warning("Steer refused a batch, dropped it: %s", exc)
+                self.points.clear()
+                self.records.clear()
+            else:
+                logger.warning("Steer is unavailable, keeping %d points for later: %s", len(self.points), exc)
+        except Exception as exc:  # noqa: BLE001 - a reporting failure must never stop training
+            logger.warning("could not reach Steer, keeping %d points for later: %s", len(self.points), exc)
+
+    def finish(self, status: str, *, error: str | None = None, current_step: int | None = None) -> None:
+        if self.run_id is None or self.finished:
+            return
+        self.finished = True
+        try:
+            self.client.run_status(self.run_id, status, error=error, current_step=current_step)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("could not report the run's end to Steer: %s", exc)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _exit_hook(self) -> None:
+        if self.run_id is None or self.finished:
+            return
+        self.flush()
+        error = getattr(sys, "last_value", None)
+        message = f"{type(error).__name__}: {error}" if error else "the training process exited before the end"
+        self.finish("failed", error=message)
+
+    def _collect_trl_completions(self, step: int) -> None:
+        """TRL GRPOTrainer's rolling buffers of the last generation (``trainer._logs``), if any."""
+        logs = getattr(self.trainer, "_logs", None)
+        if not isinstance(logs, dict) or not logs.get("completion"):
+            return
+        prompts, completions = list(logs.get("prompt", [])), list(logs["completion"])
+        rewards_by_name = {name: list(values) for name, values in (logs.get("rewards") or {}).items()}
+        totals = [sum(values[i] for values in rewards_by_name.values() if i < len(values))
+                  for i in range(len(completions))]
+        marker = (step, len(completions))
+        if marker in self._sent_generations or len(prompts) != len(completions):
+            return
+        self._sent_generations.add(marker)
+        self.log_completions(step, prompts, completions, totals, reward_components=rewards_by_name,
+                             advantages=list(logs.get("advantages", [])) or None)
+
+
+def watch(trainer, *, url: str, token: str, project: int | str, run_name: str | None = None,
+          **options) -> SteerCallback:
+    """Add a SteerCallback to ``trainer`` that can also read TRL's logged completions."""
+    callback = SteerCallback(url, token, project, run_name, **options)
+    callback.trainer = trainer
+    trainer.add_callback(callback)
+    return callback

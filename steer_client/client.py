@@ -1,0 +1,109 @@
+"""A small client for Steer's REST API (stdlib + ``requests``; no Django).
+
+    client = SteerClient("http://steer.local:8000", token="steer_…")
+    run = client.run_create(project=3, name="my-trl-run")
+    client.metrics_log(run["id"], [("reward", 1, 0.5), ("kl", 1, 0.01)])
+    client.run_status(run["id"], "succeeded")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import requests
+
+METRIC_BATCH = 1_000  # points per request (the server takes up to STEER_METRIC_BATCH_LIMIT)
+TRAJECTORY_BATCH = 500
+
+
+class SteerError(Exception):
+    """The server refused a request; ``status`` and ``error`` ({"code", "message", "fields"}) say why."""
+
+    def __init__(self, status: int, error: dict):
+        self.status, self.error = status, error
+        super().__init__(f"HTTP {status}: {error.get('message', error)}")
+
+
+class SteerClient:
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0, retries: int = 3):
+        self.base = url.rstrip("/") + "/api/v1"
+        self.timeout, self.retries = timeout, retries
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    # -- transport --------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json=None, params=None, retry: bool = False):
+        """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors."""
+        attempts = self.retries + 1 if retry or method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                response = self.session.request(method, self.base + path, json=json, params=params,
+                                                timeout=self.timeout)
+            except requests.RequestException:
+                if attempt + 1 == attempts:
+                    raise
+            else:
+                if response.status_code < 500 or attempt + 1 == attempts:
+                    break
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+        if response.status_code >= 400:
+            try:
+                error = response.json().get("error", {})
+            except ValueError:
+                error = {"code": "http_error", "message": response.text[:500], "fields": {}}
+            raise SteerError(response.status_code, error)
+        return response.json() if response.content else None
+
+    # -- resources ----------------------------------------------------------------
+
+    def project_id(self, project: int | str) -> int:
+        """A project id from its id, slug or name (among the caller's projects)."""
+        if isinstance(project, int) or (isinstance(project, str) and project.isdigit()):
+            return int(project)
+        params: dict = {"page_size": 1000}
+        while True:
+            page = self.request("GET", "/projects/", params=params)
+            for p in page["results"]:
+                if project in (p["slug"], p["name"]):
+                    return p["id"]
+            if not page.get("next"):
+                raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
+            params = dict(requests.utils.parse_qsl(requests.utils.urlparse(page["next"]).query))
+
+    def run_create(self, *, project: int | str, name: str, config: dict | None = None,
+                   kind: str = "external") -> dict:
+        body = {"name": name, "kind": kind, "config": config or {"trainer": "external"}}
+        return self.request("POST", f"/projects/{self.project_id(project)}/runs/", json=body)
+
+    def run_status(self, run_id: int, status: str, *, error: str | None = None,
+                   current_step: int | None = None, total_steps: int | None = None) -> dict:
+        body = {"status": status}
+        if error is not None:
+            body["error"] = error[:20_000]
+        if current_step is not None:
+            body["current_step"] = int(current_step)
+        if total_steps is not None:
+            body["total_steps"] = int(total_steps)
+        return self.request("POST", f"/runs/{run_id}/status/", json=body)
+
+    def metrics_log(self, run_id: int, points: Sequence[tuple[str, int, float]]) -> int:
+        """Send (key, step, value) points in batches; returns how many the server wrote."""
+        written = 0
+        for start in range(0, len(points), METRIC_BATCH):
+            chunk = [list(p) for p in points[start:start + METRIC_BATCH]]
+            written += self.request("POST", f"/runs/{run_id}/metrics/", json={"points": chunk}, retry=True)["written"]
+        return written
+
+    def trajectories_log(self, run_id: int, records: Sequence[dict]) -> int:
+        written = 0
+        for start in range(0, len(records), TRAJECTORY_BATCH):
+            chunk = list(records[start:start + TRAJECTORY_BATCH])
+            written += self.request("POST", f"/runs/{run_id}/trajectories/", json={"records": chunk},
+                                    retry=True)["written"]
+        return written
+
+    def metric_history(self, run_ids: Iterable[int], keys: Iterable[str] = (), *, max_points: int = 1000) -> list:
+        params = {"run": list(run_ids), "key": list(keys), "max_points": max_points}
+        return self.request("GET", "/metrics/history/", params=params)["results"]

@@ -1,0 +1,122 @@
+"""SteerCallback driven by a real transformers.Trainer against a live Steer server."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+import steer_client
+from tests.factories import make_project, make_user
+from webapp.accounts.services import api_token_create
+from webapp.experiments.models import MetricPoint, Run, RunKind, RunStatus, Trajectory
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+STEPS = 6
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int = 16, length: int = 12):
+        generator = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(0, 64, (n, length), generator=generator)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def tiny_trainer(tmp_path) -> Trainer:
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2))
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=STEPS, logging_steps=1,
+                             per_device_train_batch_size=4, report_to="none", save_strategy="no",
+                             use_cpu=True, disable_tqdm=True, learning_rate=1e-3)
+    return Trainer(model=model, args=args, train_dataset=TokenDataset())
+
+
+@pytest.fixture
+def credentials():
+    user = make_user()
+    project = make_project(owner=user)
+    return project, api_token_create(user=user, name="trainer")[1]
+
+
+def test_trainer_run_lands_as_a_finished_external_run_with_its_logged_metrics(live_server, credentials, tmp_path):
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=live_server.url, token=token, project=project.slug, run_name="tiny-lm")
+    trainer.train()
+
+    run = Run.objects.get(pk=callback.run_id)
+    assert (run.project_id, run.kind, run.name) == (project.id, RunKind.EXTERNAL, "tiny-lm")
+    assert run.status == RunStatus.SUCCEEDED and run.finished_at is not None and run.progress == 1.0
+    loss_steps = list(MetricPoint.objects.filter(run=run, key="loss").order_by("step").values_list("step", flat=True))
+    assert loss_steps == list(range(1, STEPS + 1))
+    assert MetricPoint.objects.filter(run=run, key="learning_rate").count() == STEPS
+    assert run.config["args"]["max_steps"] == STEPS
+
+
+def test_logged_completions_become_trajectories_grouped_by_prompt(live_server, credentials, tmp_path):
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=live_server.url, token=token, project=project.id)
+
+    class Completions(steer_client.SteerCallback.__mro__[1]):  # a TrainerCallback that samples at step 3
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                callback.log_completions(3, ["2+2?", "2+2?", "3+3?", "3+3?"], ["4", "5", "6", "7"], [1.0, 0.0, 1.0, 0.0])
+
+    trainer.add_callback(Completions())
+    trainer.train()
+
+    rows = list(Trajectory.objects.filter(run_id=callback.run_id).order_by("group_index", "sample_index")
+                .values_list("step", "group_index", "sample_index", "prompt_text", "completion", "reward"))
+    assert rows == [(3, 0, 0, "2+2?", "4", 1.0), (3, 0, 1, "2+2?", "5", 0.0),
+                    (3, 1, 0, "3+3?", "6", 1.0), (3, 1, 1, "3+3?", "7", 0.0)]
+
+
+def test_a_process_that_dies_mid_training_marks_the_run_failed(live_server, credentials, tmp_path, monkeypatch):
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=live_server.url, token=token, project=project.id)
+
+    class Boom(steer_client.SteerCallback.__mro__[1]):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise RuntimeError("CUDA out of memory (simulated)")
+
+    trainer.add_callback(Boom())
+    with pytest.raises(RuntimeError) as info:
+        trainer.train()
+    monkeypatch.setattr(sys, "last_value", info.value, raising=False)
+    callback._exit_hook()  # what atexit runs when the exception ends the process
+
+    run = Run.objects.get(pk=callback.run_id)
+    assert run.status == RunStatus.FAILED
+    assert "CUDA out of memory (simulated)" in run.error
+    assert MetricPoint.objects.filter(run=run, key="loss").exists()
+
+
+def test_an_unreachable_server_keeps_points_buffered_and_training_goes_on(credentials):
+    callback = steer_client.SteerCallback("http://127.0.0.1:9", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_metrics(5, {"loss": 1.5, "note": "text is skipped"})
+    callback.flush()
+    assert list(callback.points) == [("loss", 5, 1.5)]
+
+
+def test_the_client_imports_without_django():
+    code = ("import sys, steer_client; from steer_client import SteerCallback, SteerClient; "
+            "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"}, cwd=str(_root()))
+
+
+def _root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
