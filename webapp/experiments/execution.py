@@ -108,12 +108,16 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{claim.run_id}", daemon=True)
 
     def __enter__(self):
-        self._thread.start()
+        # Inside a transaction (in-process tests) another connection could neither see the run
+        # nor write it without waiting on this one; a Celery task never runs in one.
+        if not connection.in_atomic_block:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc_info):
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def _beat(self) -> None:
         try:
