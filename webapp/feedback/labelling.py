@@ -56,9 +56,10 @@ def _open_tasks(*, project, annotator, now, gold: bool):
     """This annotator's candidate tasks, least-annotated first (labels + live assignments)."""
     live = (Assignment.objects.filter(task=OuterRef("pk"), status=Status.ACTIVE, expires_at__gt=now)
             .order_by().values("task").annotate(n=Count("id")).values("n"))
-    mine = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator).exclude(status=Status.EXPIRED)
+    mine = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator,
+                                     status__in=[Status.COMPLETED, Status.SKIPPED])
     labelled = PreferenceLabel.objects.filter(task=OuterRef("pk"), annotator=annotator)
-    tasks = (ComparisonTask.objects.filter(project=project, is_gold=gold)
+    tasks = (ComparisonTask.objects.filter(project=project, is_gold=gold).select_related("rubric_version__rubric")
              .filter(~Exists(mine), ~Exists(labelled))
              .annotate(claimed=F("label_count") + Coalesce(Subquery(live), Value(0))))
     if not gold:  # gold tasks go to every annotator once, whatever the overlap
@@ -66,10 +67,32 @@ def _open_tasks(*, project, annotator, now, gold: bool):
     return tasks.order_by("claimed", "id")
 
 
-def _claim_first(tasks) -> ComparisonTask | None:
-    if connection.features.has_select_for_update_skip_locked:
-        tasks = tasks.select_for_update(skip_locked=True, of=("self",))
-    return tasks.first()
+def _still_open(task: ComparisonTask, *, now) -> bool:
+    """Re-count a locked task's claims in a fresh statement.
+
+    Under READ COMMITTED the picking query saw a snapshot taken before it waited for (or
+    skipped) locks; an assignment another annotator committed in between is only visible to
+    a new statement. The row lock we hold makes this count final.
+    """
+    label_count, required, live = (
+        ComparisonTask.objects.filter(pk=task.pk)
+        .annotate(live=Count("assignments", filter=Q(assignments__status=Status.ACTIVE,
+                                                     assignments__expires_at__gt=now)))
+        .values_list("label_count", "required_labels", "live").get())
+    return label_count + live < required
+
+
+def _claim_first(tasks, *, now, check_overlap: bool, tries: int = 5) -> ComparisonTask | None:
+    passed_over: list[int] = []
+    for _ in range(tries):
+        query = tasks.exclude(pk__in=passed_over) if passed_over else tasks
+        if connection.features.has_select_for_update_skip_locked:
+            query = query.select_for_update(skip_locked=True, of=("self",))
+        task = query.first()
+        if task is None or not check_overlap or _still_open(task, now=now):
+            return task
+        passed_over.append(task.pk)
+    return None
 
 
 @transaction.atomic
@@ -80,22 +103,28 @@ def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask |
     burn a task). Otherwise the least-annotated task that still needs labels and that this
     annotator has neither labelled nor skipped; every GOLD_EVERY-th task is a gold task while
     one is left. On Postgres the candidate row is locked with SKIP LOCKED, so annotators asking
-    at the same moment get different tasks instead of waiting on each other.
+    at the same moment get different tasks instead of waiting on each other. Expired
+    assignments stop counting the moment they expire (the queries compare ``expires_at``), so
+    requeueing needs no background job.
     """
     now = now or timezone.now()
     _membership_locked(project_id=project.pk, annotator=annotator)
-    held = (Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE,
-                                      expires_at__gt=now)
-            .select_related("task").order_by("assigned_at", "id").first())
-    if held is not None:
-        return held.task
-    assignments_expire(project=project, now=now)
+    held = list(Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE)
+                .select_related("task__rubric_version__rubric").order_by("assigned_at", "id"))
+    live = [a for a in held if a.expires_at > now]
+    if live:
+        return live[0].task
+    if held:  # this annotator's own stale assignments: close them before a new one is made
+        Assignment.objects.filter(pk__in=[a.pk for a in held]).update(status=Status.EXPIRED, closed_at=now)
     task = None
     if _gold_due(project=project, annotator=annotator):
-        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=True))
+        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=True),
+                            now=now, check_overlap=False)
     if task is None:
-        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=False))
+        task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=False),
+                            now=now, check_overlap=True)
     if task is None:
+        assignments_expire(project=project, now=now)  # tidy the books while the queue is quiet
         return None
     Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
     return task
@@ -159,6 +188,14 @@ def _scores_clean(scores, *, task: ComparisonTask, k: int) -> tuple[list[tuple[i
     return cleaned, versions.pop()
 
 
+def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceLabel | None:
+    """The label this submission repeats: same key, or this annotator's label on this task."""
+    existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
+    if existing is not None and (existing.task_id != task.pk or existing.annotator_id != annotator.pk):
+        raise FeedbackError("this submission key was already used for another label", field="submission_key")
+    return existing
+
+
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
                          scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str
                          ) -> tuple[PreferenceLabel, bool]:
@@ -166,13 +203,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     key = (submission_key or "").strip()
     if not 8 <= len(key) <= 64:
         raise FeedbackError("a submission key of 8 to 64 characters is required", field="submission_key")
-    existing = PreferenceLabel.objects.filter(submission_key=key).first()
-    if existing is not None:
-        if existing.task_id != task.pk or existing.annotator_id != annotator.pk:
-            raise FeedbackError("this submission key was already used for another label", field="submission_key")
-        return existing, False
-    _membership_locked(project_id=task.project_id, annotator=annotator)
-    candidate_ids = dict(task.candidates.values_list("position", "id"))
+    candidate_ids = {c.position: c.pk for c in task.candidates.all()}
     k = len(candidate_ids)
     try:
         tiers = ranking_normalise(ranking, k=k)
@@ -191,15 +222,22 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     now = timezone.now()
     try:
         with transaction.atomic():
-            # Lock the task row so label_count stays exact under concurrent submissions.
-            ComparisonTask.objects.select_for_update().filter(pk=task.pk).first()
-            existing = PreferenceLabel.objects.filter(task=task, annotator=annotator).first()
+            # Lock the task row (label_count stays exact under concurrent submissions) and check,
+            # in the same statement, that the annotator belongs to the task's project.
+            locked = ComparisonTask.objects.filter(pk=task.pk, project__memberships__user=annotator)
+            if connection.features.has_select_for_update:
+                locked = locked.select_for_update(of=("self",))
+            if locked.values_list("pk", flat=True).first() is None:
+                raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
+            existing = _existing_label(task=task, annotator=annotator, key=key)
             if existing is not None:
                 return existing, False
             label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=bool(both_bad),
                                     critique=(critique or "").strip(), time_spent_ms=spent, submission_key=key,
                                     rubric_version_id=scored_version or task.rubric_version_id)
-            label.full_clean(validate_unique=False, validate_constraints=False)
+            # The foreign keys are objects in hand and uniqueness is the database's job (see except).
+            label.full_clean(exclude=["task", "annotator", "rubric_version"], validate_unique=False,
+                             validate_constraints=False)
             label.save()
             CriterionScore.objects.bulk_create([
                 CriterionScore(label=label, candidate_id=candidate_ids[position], criterion=criterion, value=value)
@@ -210,7 +248,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                 status=Status.COMPLETED, closed_at=now)
     except IntegrityError:
         # A concurrent request with the same key, or for the same task and annotator, got there first.
-        existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
+        existing = _existing_label(task=task, annotator=annotator, key=key)
         if existing is None:
             raise
         return existing, False

@@ -5,6 +5,8 @@ then nh3 with a strict allow-list as a second wall: no scripts, no event handler
 images, only http(s)/mailto links, and every link gets rel="noopener nofollow".
 """
 
+import threading
+
 import markdown
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -26,13 +28,25 @@ class _NoRawHtml(markdown.Extension):
         md.inlinePatterns.deregister("html")
 
 
+_CLEANER = nh3.Cleaner(tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
+                       link_rel=LINK_REL, strip_comments=True)
+_local = threading.local()  # a Markdown instance is reusable (reset between texts) but not thread-safe
+
+
 def sanitise_html(html: str) -> str:
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     link_rel=LINK_REL, strip_comments=True)
+    return _CLEANER.clean(html)
+
+
+def _markdown() -> markdown.Markdown:
+    md = getattr(_local, "md", None)
+    if md is None:
+        md = _local.md = markdown.Markdown(extensions=[_NoRawHtml(), "fenced_code", "tables", "sane_lists"],
+                                           output_format="html")
+    return md
 
 
 def markdown_to_safe_html(text: str) -> SafeString:
     """Sanitised HTML for `text` read as Markdown (fenced code blocks and tables included)."""
-    html = markdown.markdown(text or "", extensions=[_NoRawHtml(), "fenced_code", "tables", "sane_lists"],
-                             output_format="html")
+    md = _markdown()
+    html = md.reset().convert(text or "")
     return mark_safe(sanitise_html(html))  # noqa: S308 (cleaned by nh3 just above)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Prefetch, QuerySet, Sum
+from django.db.models import Count, F, Prefetch, QuerySet, Subquery, Sum
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments.models import Run
@@ -39,8 +39,9 @@ def criteria_current(*, task: ComparisonTask) -> list[Criterion]:
     """The criteria annotators score the task on: the latest version of the task's rubric."""
     if task.rubric_version_id is None:
         return []
-    latest = RubricVersion.objects.filter(rubric_id=task.rubric_version.rubric_id).order_by("-number").first()
-    return list(latest.criteria.order_by("position"))
+    latest = (RubricVersion.objects.filter(rubric__versions=task.rubric_version_id)
+              .order_by("-number").values("pk")[:1])
+    return list(Criterion.objects.filter(version=Subquery(latest)).order_by("position"))
 
 
 def task_list(*, project) -> QuerySet[ComparisonTask]:
@@ -88,7 +89,7 @@ class CandidateView:
 
 def workspace_candidates(*, task: ComparisonTask) -> list[CandidateView]:
     return [CandidateView(position=c.position, letter=LETTERS[c.position], text=c.text)
-            for c in task.candidates.all()]
+            for c in sorted(task.candidates.all(), key=lambda c: c.position)]
 
 
 # ---------------------------------------------------------------- quality

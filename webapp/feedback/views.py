@@ -25,18 +25,18 @@ def _page(request, template: str, **context):
 
 # ---------------------------------------------------------------- annotation workspace
 
-def _undo_offer(request, label_id) -> dict | None:
+def _undo_offer(request, label_id=None, label=None) -> dict | None:
     """The caller's label still inside the undo window, with the seconds left."""
-    if not label_id:
-        return None
-    label = PreferenceLabel.objects.filter(pk=label_id, annotator=request.user, task__project=request.project).first()
+    if label is None and label_id and str(label_id).isdigit():
+        label = PreferenceLabel.objects.filter(pk=label_id, annotator=request.user, task__project=request.project).first()
     if label is None:
         return None
     left = UNDO_WINDOW_S - (timezone.now() - label.created_at).total_seconds()
     return {"label": label, "seconds_left": int(left)} if left > 1 else None
 
 
-def _workspace(request, *, task, form=None, undo=None, error=None, status=200):
+def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False):
+    """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet."""
     context = {"task": task, "undo": undo, "error": error,
                "progress": selectors.annotation_progress(project=request.project, annotator=request.user)}
     if task is not None:
@@ -46,7 +46,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200):
         data = form.data if form.is_bound else {}
         context.update({
             "form": form, "criteria": criteria, "k": len(candidates),
-            "already_labelled": PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
+            "already_labelled": not fresh and PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
             "candidates": [{
                 "c": c,
                 "rank": data.get(f"rank_{c.position}", c.position + 1),
@@ -67,7 +67,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200):
 def annotate_page(request, project_id: int):
     """The next task for the caller (their held one first), or a done message."""
     task = services.task_next_for_annotator(project=request.project, annotator=request.user)
-    return _workspace(request, task=task, undo=_undo_offer(request, request.GET.get("last")))
+    return _workspace(request, task=task, undo=_undo_offer(request, label_id=request.GET.get("last")), fresh=True)
 
 
 @member_required
@@ -82,8 +82,7 @@ def _after_write(request, *, undo_label=None):
         url = reverse("feedback:annotate", args=[request.project.id])
         return redirect(f"{url}?last={undo_label.pk}" if undo_label else url)
     task = services.task_next_for_annotator(project=request.project, annotator=request.user)
-    undo = _undo_offer(request, undo_label.pk) if undo_label else None
-    response = _workspace(request, task=task, undo=undo)
+    response = _workspace(request, task=task, undo=_undo_offer(request, label=undo_label), fresh=True)
     response["HX-Push-Url"] = reverse("feedback:annotate", args=[request.project.id])
     return response
 
@@ -92,7 +91,7 @@ def _after_write(request, *, undo_label=None):
 @member_required
 def label_submit_view(request, project_id: int, task_id: int):
     task = selectors.task_get(project=request.project, task_id=task_id)
-    form = LabelForm(request.POST, k=task.candidates.count(), criteria=selectors.criteria_current(task=task))
+    form = LabelForm(request.POST, k=len(task.candidates.all()), criteria=selectors.criteria_current(task=task))
     if not form.is_valid():
         return _workspace(request, task=task, form=form, error="Nothing was saved: " + "; ".join(
             f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}" for field, errs in form.errors.items()))

@@ -83,6 +83,8 @@ def test_expired_assignments_are_requeued_for_others():
     assert task_next_for_annotator(project=project, annotator=a) == task
     later = timezone.now() + labelling.ASSIGNMENT_TTL + timedelta(seconds=1)
     assert task_next_for_annotator(project=project, annotator=b, now=later) == task
+    # a comes back late: the task is b's now, and a's stale assignment is closed as expired.
+    assert task_next_for_annotator(project=project, annotator=a, now=later) is None
     assert Assignment.objects.get(annotator=a).status == Assignment.Status.EXPIRED
 
 
