@@ -139,3 +139,46 @@ def test_micro_batch_size_does_not_change_the_update():
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(p1, p4))
     assert m1["kl"] == pytest.approx(m4["kl"], rel=1e-4) and m1["kl"] > 0
     assert m1["clip_ratio/region_mean"] == pytest.approx(m4["clip_ratio/region_mean"])
+
+
+def test_zero_advantage_rows_skip_backward_but_the_step_is_the_full_batch_step():
+    results = []
+    for manual in (False, True):
+        model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=1,
+                                       num_heads=2, intermediate_size=64)
+        batch = _update_batch(tok)
+        batch.advantages = torch.tensor([1.0, 0.0, 0.5, 0.0])
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        if manual:  # mu = 1: ratio == 1, so the loss is -A * logp over every real token
+            logprobs, entropy = token_logprobs(model, batch.input_ids, batch.attention_mask, 2,
+                                               1.0, with_entropy=True)
+            m = batch.completion_mask.float()
+            loss = -(batch.advantages[:, None] * logprobs * m).sum() / m.sum()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            metrics = {"entropy": float((entropy * m).sum() / m.sum())}
+        else:
+            metrics = policy_update(model, optimizer, batch, algo=AlgorithmConfig(),
+                                    optim=OptimConfig(), lr=0.1, temperature=1.0,
+                                    max_new_tokens=2, micro_batch_size=2)
+        results.append((metrics, [p.detach().clone() for p in model.parameters()]))
+    (got, p_got), (want, p_want) = results
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(p_got, p_want))
+    assert got["entropy"] == pytest.approx(want["entropy"], rel=1e-5)
+
+
+def test_all_zero_advantages_still_step_adam_momentum():
+    model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=1, num_heads=2,
+                                   intermediate_size=64)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    batch = _update_batch(tok)
+    common = dict(algo=AlgorithmConfig(), optim=OptimConfig(), lr=1e-2, temperature=1.0,
+                  max_new_tokens=2, micro_batch_size=4)
+    policy_update(model, optimizer, batch, **common)
+    before = [p.detach().clone() for p in model.parameters()]
+    batch.advantages = torch.zeros(4)
+    metrics = policy_update(model, optimizer, batch, **common)
+    assert metrics["grad_norm"] == 0.0 and metrics["entropy"] > 0
+    # zero gradient, but Adam's first moment keeps moving the weights, as in a full pass
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

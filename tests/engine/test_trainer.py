@@ -59,6 +59,7 @@ def test_every_step_reports_the_documented_metrics(tiny_cfg, tmp_path):
     for metrics in recorder.metrics.values():
         assert STEP_METRICS <= set(metrics)
         assert all(isinstance(v, float) for v in metrics.values())
+        assert metrics["rollout/logprob_abs_diff"] < 1e-4  # sampler and trainer agree
     assert result.steps_completed == 3 and not result.stopped
 
 

@@ -6,7 +6,9 @@ completions/min_length, completions/max_length, completions/clipped_ratio, kl (0
 is 0: no reference model), entropy, clip_ratio/low_mean, clip_ratio/high_mean,
 clip_ratio/region_mean, grad_norm, learning_rate, loss, filter/kept_fraction,
 timing/rollout_s, timing/update_s, throughput/tokens_per_s (generated tokens per second of
-the whole step), and rewards/<key>/disagreement for reward-model ensembles.
+the whole step); also rewards/<key>/disagreement for reward-model ensembles and
+rollout/logprob_abs_diff (mean |sampler log-prob - trainer log-prob| per token; ~0 with the
+built-in sampler, the number to watch when a faster decoder is plugged in).
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from .metrics import rollout_metrics
 from .policy import (check_policy_available, load_policy, load_policy_checkpoint,
                      resolve_device, stop_token_ids)
 from .rewards import score_completions
-from .rollout import (RolloutBatch, SamplingParams, concat_rollouts, decode_completions,
-                      encode_prompts, sample_completions)
+from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
+                      decode_completions, encode_prompts, sample_completions)
 from .update import UpdateBatch, build_optimizer, learning_rate_at, policy_update
 
 
@@ -81,6 +81,7 @@ class _Session:
     ref_model: Any
     device: str
     eos_ids: list[int]
+    sampler: Sampler = sample_completions  # a faster decoder plugs in here
     prompt_ids: dict[int, list[int]] = field(default_factory=dict)  # encoded once per prompt
 
 
@@ -104,7 +105,8 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
 
     Checks config, data and model paths before any work (ConfigError, DataError,
     ModelLoadError). Resumes from the latest checkpoint in ``output_dir/checkpoints``.
-    ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/pass@1 and eval/pass@k.
+    ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/greedy_pass@1 and
+    eval/pass@<k>.
     """
     callbacks = callbacks or Callbacks()
     output_dir = Path(output_dir)
@@ -260,9 +262,8 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
     generator.manual_seed(sampling_seed(cfg.train.seed, step, round_))
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p)
-    batch = sample_completions(s.model, [s.prompt_ids[i] for i in indices for _ in range(g)],
-                               params, pad_id=s.tokenizer.pad_token_id, eos_ids=s.eos_ids,
-                               generator=generator)
+    batch = s.sampler(s.model, [s.prompt_ids[i] for i in indices for _ in range(g)], params,
+                      pad_id=s.tokenizer.pad_token_id, eos_ids=s.eos_ids, generator=generator)
     completions = decode_completions(s.tokenizer, batch)
     rewards, extras = score_completions(
         cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
@@ -285,12 +286,13 @@ def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
     if len(trained) == 0:  # every group filtered out: nothing to learn from this step
         return {"kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0,
                 "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.0, "grad_norm": 0.0,
-                "loss": 0.0, "learning_rate": lr}
+                "loss": 0.0, "learning_rate": lr, "rollout/logprob_abs_diff": 0.0}
     g = cfg.rollout.num_generations
     rows = [int(i) * g + j for i in trained for j in range(g)]
     kept = batch.select(rows)
     update_batch = UpdateBatch(kept.input_ids, kept.attention_mask, kept.completion_mask,
-                               advantages[trained].reshape(-1).to(kept.input_ids.device))
+                               advantages[trained].reshape(-1).to(kept.input_ids.device),
+                               kept.sampling_logprobs)
     return policy_update(s.model, s.optimizer, update_batch, algo=cfg.algorithm,
                          optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
                          max_new_tokens=cfg.rollout.max_new_tokens,

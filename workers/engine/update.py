@@ -19,12 +19,15 @@ from .losses import aggregate_loss, clipped_policy_loss, kl_k3, token_logprobs
 
 @dataclass
 class UpdateBatch:
-    """input_ids, attention_mask (N, P + T); completion_mask (N, T); advantages (N,)."""
+    """input_ids, attention_mask (N, P + T); completion_mask (N, T); advantages (N,);
+    sampling_logprobs (N, T) from the sampler, when given, are compared with the trainer's own
+    (a mismatch shows a decoder that samples from a different distribution)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     advantages: torch.Tensor
+    sampling_logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -62,7 +65,12 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
                   max_new_tokens: int, micro_batch_size: int, ref_model=None
                   ) -> dict[str, float]:
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
-    (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss)."""
+    (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff).
+
+    Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
+    KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
+    divisors still count them, so the step equals the full-batch step.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
     mask = batch.completion_mask.float()
@@ -72,24 +80,35 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     if algo.beta > 0 and ref_model is not None:
         ref = reference_logprobs(ref_model, batch, temperature=temperature,
                                  micro_batch_size=micro_batch_size)
-    old_logprobs = torch.zeros_like(mask)
-    sums = {"kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0, "loss": 0.0,
-            "grad_norm": 0.0}
+    needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
+        batch.advantages.cpu() != 0)
+    active = _row_chunks(needs_grad, micro_batch_size)
+    sums = dict.fromkeys(("kl", "entropy", "low", "high", "region", "loss", "grad_norm",
+                          "logprob_diff"), 0.0)
     model.train()
+    with torch.no_grad():
+        for rows in _row_chunks(~needs_grad, micro_batch_size):
+            logprobs, entropy = token_logprobs(model, batch.input_ids[rows],
+                                               batch.attention_mask[rows], t, temperature,
+                                               with_entropy=True)
+            _first_pass_metrics(sums, batch, rows, logprobs, entropy, mask, batch_tokens)
+    old_logprobs = torch.zeros_like(mask)
     for iteration in range(algo.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        for s in _micro_batches(n, micro_batch_size):
-            logprobs, entropy = token_logprobs(model, batch.input_ids[s], batch.attention_mask[s],
-                                               t, temperature, with_entropy=iteration == 0)
+        for rows in active:
+            logprobs, entropy = token_logprobs(model, batch.input_ids[rows],
+                                               batch.attention_mask[rows], t, temperature,
+                                               with_entropy=iteration == 0)
+            m = mask[rows]
             if iteration == 0:
-                old_logprobs[s] = logprobs.detach()
-            m = mask[s]
-            terms = clipped_policy_loss(logprobs, old_logprobs[s], batch.advantages[s], m,
+                old_logprobs[rows] = logprobs.detach()
+                _first_pass_metrics(sums, batch, rows, logprobs, entropy, mask, batch_tokens)
+            terms = clipped_policy_loss(logprobs, old_logprobs[rows], batch.advantages[rows], m,
                                         eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high,
                                         level=algo.importance_level)
             per_token = terms.pg_loss
             if ref is not None:
-                kl = kl_k3(logprobs, ref[s])
+                kl = kl_k3(logprobs, ref[rows])
                 per_token = per_token + algo.beta * kl
                 sums["kl"] += float((kl.detach() * m).sum()) / max(batch_tokens, 1.0)
             loss = aggregate_loss(per_token, m, algo.loss_aggregation,
@@ -100,8 +119,7 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
             for key, hit in (("low", terms.clipped_low), ("high", terms.clipped_high),
                              ("region", terms.clipped_region)):
                 sums[key] += float((hit.float() * m).sum()) / max(batch_tokens, 1.0)
-            if entropy is not None:
-                sums["entropy"] += float((entropy * m).sum()) / max(batch_tokens, 1.0)
+        _zero_missing_grads(model)
         max_norm = optim.max_grad_norm if optim.max_grad_norm > 0 else math.inf
         sums["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
         optimizer.step()
@@ -111,4 +129,30 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     return {"kl": sums["kl"] / mu, "entropy": sums["entropy"],
             "clip_ratio/low_mean": sums["low"] / mu, "clip_ratio/high_mean": sums["high"] / mu,
             "clip_ratio/region_mean": sums["region"] / mu, "grad_norm": sums["grad_norm"] / mu,
-            "loss": sums["loss"] / mu, "learning_rate": lr}
+            "loss": sums["loss"] / mu, "learning_rate": lr,
+            "rollout/logprob_abs_diff": sums["logprob_diff"]}
+
+
+def _row_chunks(selected: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Indices of the True rows of ``selected`` (N,), in chunks of at most ``size``."""
+    rows = torch.nonzero(selected).flatten()
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def _first_pass_metrics(sums: dict[str, float], batch: UpdateBatch, rows: torch.Tensor,
+                        logprobs: torch.Tensor, entropy: torch.Tensor | None,
+                        mask: torch.Tensor, batch_tokens: float) -> None:
+    m, denominator = mask[rows], max(batch_tokens, 1.0)
+    if entropy is not None:
+        sums["entropy"] += float((entropy * m).sum()) / denominator
+    if batch.sampling_logprobs is not None:
+        diff = (logprobs.detach() - batch.sampling_logprobs[rows]).abs() * m
+        sums["logprob_diff"] += float(diff.sum()) / denominator
+
+
+def _zero_missing_grads(model) -> None:
+    """Give parameters without a gradient (no row needed one) a zero gradient, so AdamW still
+    steps them (momentum, weight decay) exactly as a full-batch pass would."""
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)
