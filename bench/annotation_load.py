@@ -83,6 +83,10 @@ lines = [json.dumps({{"prompt": f"Question {{i}}: what is {{i}} + {{i}}? Show yo
                                       f"The answer is {{2 * i + 1}}, because **reasons**."]}})
          for i in range(args["tasks"])]
 comparison_tasks_import_jsonl(project=project, content="\\n".join(lines), required_labels=args["overlap"], rubric=rubric)
+from django.db import connection
+if connection.vendor == "postgresql":
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # planner statistics, as autovacuum would have them on a live database
 print(project.id)
 """
 

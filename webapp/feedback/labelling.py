@@ -59,7 +59,7 @@ def _open_tasks(*, project, annotator, now, gold: bool):
     mine = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator,
                                      status__in=[Status.COMPLETED, Status.SKIPPED])
     labelled = PreferenceLabel.objects.filter(task=OuterRef("pk"), annotator=annotator)
-    tasks = (ComparisonTask.objects.filter(project=project, is_gold=gold).select_related("rubric_version__rubric")
+    tasks = (ComparisonTask.objects.filter(project=project, is_gold=gold)
              .filter(~Exists(mine), ~Exists(labelled))
              .annotate(claimed=F("label_count") + Coalesce(Subquery(live), Value(0))))
     if not gold:  # gold tasks go to every annotator once, whatever the overlap
@@ -127,7 +127,8 @@ def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask |
         assignments_expire(project=project, now=now)  # tidy the books while the queue is quiet
         return None
     Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
-    return task
+    # Joined here, not in the pick: there the join would run for every open task before the sort.
+    return ComparisonTask.objects.select_related("rubric_version__rubric").get(pk=task.pk)
 
 
 @transaction.atomic

@@ -14,8 +14,10 @@ CLOSED_BROKER = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
-def broker_down(settings):
+def broker_down(settings, monkeypatch):
     settings.CELERY_BROKER_URL = CLOSED_BROKER
+    # Celery lets the CELERY_BROKER_URL variable win over app.conf (CI sets it), so point both away.
+    monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_BROKER)
     saved = {key: celery_app.conf[key] for key in ("broker_url", "broker_transport_options")}
     celery_app.conf.update(broker_url=CLOSED_BROKER, broker_transport_options={})
     try:
