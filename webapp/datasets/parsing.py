@@ -23,7 +23,8 @@ class PromptRow:
     metadata: dict = field(default_factory=dict)
 
 
-def _messages(value) -> list[dict]:
+def parse_messages(value) -> list[dict]:
+    """Validated chat messages [{"role", "content"}, ...]; ValueError says what is wrong."""
     if not isinstance(value, list) or not value:
         raise ValueError("messages must be a non-empty list of {role, content} objects")
     out = []
@@ -48,7 +49,7 @@ def row_from_object(obj) -> PromptRow:
     value = obj[key]
     text, messages = "", None
     if isinstance(value, list):
-        messages = _messages(value)
+        messages = parse_messages(value)
     elif isinstance(value, str):
         text = value
     else:

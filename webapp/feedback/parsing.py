@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from webapp.datasets.parsing import _messages
+from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
 
 MAX_CANDIDATES = 10
@@ -55,7 +55,7 @@ def task_row_from_object(obj) -> TaskRow:
     if isinstance(prompt, str) and prompt.strip():
         prompt_text, messages = prompt, None
     elif isinstance(prompt, list):
-        messages = _messages(prompt)
+        messages = parse_messages(prompt)
         prompt_text = prompt_display_text(messages)
     else:
         raise ValueError("'prompt' must be a non-empty string or a list of {role, content} messages")

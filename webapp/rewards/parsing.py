@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from webapp.datasets.parsing import _messages
+from webapp.datasets.parsing import parse_messages
 from webapp.rewards.errors import PairImportError
 
 MAX_PAIRS = 100_000
@@ -23,7 +23,7 @@ def pair_from_object(obj) -> dict:
         raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected")
     prompt = obj.get("prompt", "")
     if isinstance(prompt, list):
-        prompt = _messages(prompt)
+        prompt = parse_messages(prompt)
     elif not isinstance(prompt, str):
         raise ValueError("prompt must be a string or a list of {role, content} messages")
     for key in ("chosen", "rejected"):
