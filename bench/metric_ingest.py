@@ -191,7 +191,7 @@ class MLflow:
 
     def create_runs(self, n: int) -> list[str]:
         experiment = check(requests.post(f"{self.base}/api/2.0/mlflow/experiments/create",
-                                         json={"name": "bench"})).json()["experiment_id"]
+                                         json={"name": f"bench-{time.time_ns()}"})).json()["experiment_id"]
         return [check(requests.post(f"{self.base}/api/2.0/mlflow/runs/create",
                                     json={"experiment_id": experiment, "run_name": f"bench-{i}",
                                           "start_time": int(time.time() * 1000)})).json()["run"]["info"]["run_id"]

@@ -1,8 +1,10 @@
+import uuid
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from tests.factories import make_user
+from django.contrib.auth import get_user_model
 from webapp.accounts.services import api_token_create
 
 
@@ -21,9 +23,14 @@ def _fresh_throttles():
     cache.clear()
 
 
+def api_user():
+    """A user without a password (API-token users need none; skipping the hash keeps tests fast)."""
+    return get_user_model().objects.create_user(username=f"api-{uuid.uuid4().hex[:12]}", password=None)
+
+
 @pytest.fixture
 def owner(db):
-    return make_user()
+    return api_user()
 
 
 @pytest.fixture

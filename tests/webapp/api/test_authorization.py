@@ -1,0 +1,190 @@
+"""Every route × every role × two projects: nobody reaches what is not theirs.
+
+The caller holds a role in project A. Against A's objects the answer follows the role
+matrix of docs/api.md; against project B's objects (where the caller has no membership) it
+is always 404, never 403, so another project's objects are not even revealed to exist.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+
+from tests.factories import make_dataset, make_project, make_run
+from tests.webapp.api.conftest import api_user, token_client
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Checkpoint, RunKind, Trajectory
+from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
+from webapp.feedback.services import rubric_create
+from webapp.rewards.models import RewardModel
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["owner", "researcher", "annotator", "outsider"]
+
+
+@dataclass
+class ProjectObjects:
+    project: int
+    dataset: int
+    run: int
+    trajectory: int
+    checkpoint: int
+    rubric: int
+    task: int
+    open_task: int
+    label: int
+    researcher_label: int
+    reward_model: int
+
+
+def make_task(project, rubric=None) -> ComparisonTask:
+    task = ComparisonTask.objects.create(project=project, prompt_text="2+2?",
+                                         rubric_version=rubric.latest_version() if rubric else None)
+    Candidate.objects.bulk_create([Candidate(task=task, position=i, text=t) for i, t in enumerate(["4", "5"])])
+    return task
+
+
+def make_label(task, user) -> PreferenceLabel:
+    return PreferenceLabel.objects.create(task=task, annotator=user, ranking=[[0], [1]],
+                                          submission_key=uuid.uuid4().hex)
+
+
+def populate(users: dict) -> ProjectObjects:
+    project = make_project(owner=users["owner"], researcher=users["researcher"], annotator=users["annotator"])
+    run = make_run(project, kind=RunKind.EXTERNAL, config={"trainer": "test"})
+    metric_points_upsert(run_id=run.id, points=[("reward", s, 0.1 * s) for s in range(5)])
+    trajectory = Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="p",
+                                           completion="c", reward=1.0, length=1)
+    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}" / "step-1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    checkpoint = Checkpoint.objects.create(run=run, step=1, path=str(folder), size_bytes=2)
+    rubric = rubric_create(project=project, name="Helpful", criteria=[{"name": "Correct", "scale": "binary"}])
+    task = make_task(project, rubric)
+    return ProjectObjects(
+        project=project.id, dataset=make_dataset(project).id, run=run.id, trajectory=trajectory.id,
+        checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
+        label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
+        reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+    )
+
+
+@pytest.fixture
+def world():
+    users = {role: api_user() for role in ROLES}
+    other_users = {role: api_user() for role in ROLES}
+    return users, populate(users), populate(other_users)
+
+
+def criteria():
+    return [{"name": "Correct", "scale": "binary"}]
+
+
+# (name, method, path, body, expected status for owner / researcher / annotator of the project)
+ROUTES = [
+    ("project detail", "get", "/api/v1/projects/{project}/", None, (200, 200, 200)),
+    ("dataset list", "get", "/api/v1/projects/{project}/datasets/", None, (200, 200, 403)),
+    ("dataset import", "post", "/api/v1/projects/{project}/datasets/",
+     lambda: {"name": f"ds-{uuid.uuid4().hex[:6]}", "content": '{"prompt": "hi"}\n'}, (201, 201, 403)),
+    ("dataset detail", "get", "/api/v1/datasets/{dataset}/", None, (200, 200, 404)),
+    ("prompt list", "get", "/api/v1/datasets/{dataset}/prompts/", None, (200, 200, 404)),
+    ("run list", "get", "/api/v1/projects/{project}/runs/", None, (200, 200, 403)),
+    ("run create", "post", "/api/v1/projects/{project}/runs/",
+     lambda: {"name": "ext", "kind": "external", "config": {"trainer": "x"}}, (201, 201, 403)),
+    ("run detail", "get", "/api/v1/runs/{run}/", None, (200, 200, 404)),
+    ("run status", "post", "/api/v1/runs/{run}/status/", lambda: {"status": "running"}, (200, 200, 404)),
+    ("run cancel", "post", "/api/v1/runs/{run}/cancel/", None, (200, 200, 404)),
+    ("metric points", "get", "/api/v1/runs/{run}/metrics/", None, (200, 200, 404)),
+    ("metric ingest", "post", "/api/v1/runs/{run}/metrics/", lambda: {"points": [["loss", 9, 1.0]]}, (201, 201, 404)),
+    ("metric history", "get", "/api/v1/metrics/history/?run={run}", None, (200, 200, 404)),
+    ("metric latest", "get", "/api/v1/metrics/latest/?run={run}", None, (200, 200, 404)),
+    ("trajectory list", "get", "/api/v1/runs/{run}/trajectories/", None, (200, 200, 404)),
+    ("trajectory ingest", "post", "/api/v1/runs/{run}/trajectories/",
+     lambda: {"records": [{"step": 2, "prompt": "p", "completion": "c", "reward": 0.5}]}, (201, 201, 404)),
+    ("trajectory detail", "get", "/api/v1/trajectories/{trajectory}/", None, (200, 200, 404)),
+    ("checkpoint list", "get", "/api/v1/runs/{run}/checkpoints/", None, (200, 200, 404)),
+    ("checkpoint download", "get", "/api/v1/checkpoints/{checkpoint}/download/", None, (200, 200, 404)),
+    ("rubric list", "get", "/api/v1/projects/{project}/rubrics/", None, (200, 200, 200)),
+    ("rubric create", "post", "/api/v1/projects/{project}/rubrics/",
+     lambda: {"name": f"r-{uuid.uuid4().hex[:6]}", "criteria": criteria()}, (201, 201, 403)),
+    ("rubric detail", "get", "/api/v1/rubrics/{rubric}/", None, (200, 200, 200)),
+    ("rubric update", "put", "/api/v1/rubrics/{rubric}/",
+     lambda: {"name": "Helpful", "criteria": criteria() + [{"name": "Brief"}]}, (200, 200, 403)),
+    ("task list", "get", "/api/v1/projects/{project}/tasks/", None, (200, 200, 200)),
+    ("task create", "post", "/api/v1/projects/{project}/tasks/",
+     lambda: {"content": json.dumps({"prompt": "q", "completions": ["a", "b"]})}, (201, 201, 403)),
+    ("task detail", "get", "/api/v1/tasks/{task}/", None, (200, 200, 200)),
+    ("label create", "post", "/api/v1/tasks/{open_task}/labels/",
+     lambda: {"ranking": [[1], [0]], "submission_key": uuid.uuid4().hex}, (201, 201, 201)),
+    ("label list", "get", "/api/v1/projects/{project}/labels/", None, (200, 200, 200)),
+    ("own label detail", "get", "/api/v1/labels/{label}/", None, (200, 200, 200)),
+    ("someone else's label", "get", "/api/v1/labels/{researcher_label}/", None, (200, 200, 404)),
+    ("label withdraw", "delete", "/api/v1/labels/{label}/", None, (403, 403, 204)),
+    ("reward model list", "get", "/api/v1/projects/{project}/reward-models/", None, (200, 200, 403)),
+    ("reward model detail", "get", "/api/v1/reward-models/{reward_model}/", None, (200, 200, 404)),
+    ("preference export", "get", "/api/v1/projects/{project}/exports/preferences.jsonl", None, (200, 200, 403)),
+    ("label export", "get", "/api/v1/projects/{project}/exports/labels.jsonl", None, (200, 200, 403)),
+]
+
+
+def call(client, method, path, body):
+    payload = json.dumps(body()) if body else None
+    return getattr(client, method)(path, data=payload, content_type="application/json")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
+def test_route_answers_by_role_in_own_project(world, role, name, method, path, body, expected):
+    users, own, _ = world
+    response = call(token_client(users[role]), method, path.format(**vars(own)), body)
+    wanted = 404 if role == "outsider" else dict(zip(ROLES, expected))[role]
+    assert response.status_code == wanted, (name, role, response.content[:300])
+    if wanted >= 400:
+        assert set(response.json()["error"]) == {"code", "message", "fields"}
+
+
+@pytest.mark.parametrize("role", ROLES[:3])
+@pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
+def test_route_answers_404_for_objects_of_another_project(world, role, name, method, path, body, expected):
+    users, _, other = world
+    response = call(token_client(users[role]), method, path.format(**vars(other)), body)
+    assert response.status_code == 404, (name, role, response.content[:300])
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
+def test_route_answers_401_without_credentials(world, name, method, path, body, expected):
+    from rest_framework.test import APIClient
+
+    _, own, _ = world
+    response = call(APIClient(), method, path.format(**vars(own)), body)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_project_list_holds_only_the_callers_projects(world):
+    users, own, _ = world
+    for role in ROLES[:3]:
+        ids = [p["id"] for p in token_client(users[role]).get("/api/v1/projects/").json()["results"]]
+        assert ids == [own.project]
+    assert token_client(users["outsider"]).get("/api/v1/projects/").json()["results"] == []
+
+
+def test_annotator_lists_only_their_own_labels(world):
+    users, own, _ = world
+    listed = token_client(users["annotator"]).get(f"/api/v1/projects/{own.project}/labels/").json()["results"]
+    assert [label["id"] for label in listed] == [own.label]
+    listed = token_client(users["researcher"]).get(f"/api/v1/projects/{own.project}/labels/").json()["results"]
+    assert sorted(label["id"] for label in listed) == sorted([own.label, own.researcher_label])
+
+
+def test_annotator_does_not_see_gold_answers(world):
+    users, own, _ = world
+    ComparisonTask.objects.filter(pk=own.task).update(is_gold=True, gold_ranking=[[0], [1]])
+    as_annotator = token_client(users["annotator"]).get(f"/api/v1/tasks/{own.task}/").json()
+    as_owner = token_client(users["owner"]).get(f"/api/v1/tasks/{own.task}/").json()
+    assert "gold_ranking" not in as_annotator and "is_gold" not in as_annotator
+    assert as_owner["gold_ranking"] == [[0], [1]]
