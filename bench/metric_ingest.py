@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes, for each system")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per Steer worker (as deployed)")
+    parser.add_argument("--warmup-steps", type=int, default=200, help="a first round per system, not counted")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--max-points", type=int, default=500)
     parser.add_argument("--mlflow", default="/tmp/mlflow-venv/bin/mlflow")
@@ -274,8 +276,9 @@ def main() -> None:
     project_id, token = steer_prepare(env).split()
     steer_port, mlflow_port = free_port(), free_port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    # Steer served as `manage.py serve` and docker-compose serve it: gunicorn, threads per worker.
     steer_cmd = [gunicorn, "webapp.wsgi", "--bind", f"127.0.0.1:{steer_port}", "--workers", str(args.workers),
-                 "--chdir", str(ROOT), "--log-level", "warning"]
+                 "--threads", str(args.threads), "--chdir", str(ROOT), "--log-level", "warning"]
     mlflow_cmd = [args.mlflow, "server", "--backend-store-uri",
                   f"postgresql://postgres@127.0.0.1:5432/{MLFLOW_DB}", "--host", "127.0.0.1",
                   "--port", str(mlflow_port), "--workers", str(args.workers),
@@ -285,6 +288,10 @@ def main() -> None:
         systems = [Steer(f"http://127.0.0.1:{steer_port}", int(project_id), token),
                    MLflow(f"http://127.0.0.1:{mlflow_port}")]
         rounds = {s.name: [] for s in systems}
+        warmup = argparse.Namespace(**{**vars(args), "runs": 1, "steps": args.warmup_steps})
+        warmed = {}
+        for system in systems:  # first requests pay for imports, connection pools, caches
+            warmed[system.name] = ingest_round(system, warmup)["points"]
         # Rounds alternate which system goes first, so a change in the machine's background
         # load falls on both alike; each round adds fresh runs.
         for i in range(args.rounds):
@@ -296,9 +303,11 @@ def main() -> None:
         for system in systems:
             runs = [run for r in rounds[system.name] for run in r["runs"]]
             results.append(summary(system, rounds[system.name], history_queries(system, runs, args)))
+            results[-1]["stored"] -= warmed[system.name]  # the warm-up's points are in the database too
 
     print(f"\n{args.runs} runs × {args.metrics} metrics × {args.steps} steps, batches of {args.batch}, "
-          f"{args.clients} client threads, {args.workers} server workers each; logs in {logs}\n")
+          f"{args.clients} client threads, {args.workers} server workers each (Steer: {args.threads} threads per worker); "
+          f"logs in {logs}\n")
     header = ("system", "points", "stored", "points/s", "ingest p50 ms", "ingest p95 ms",
               "history pts", "history p50 ms", "history p95 ms")
     print(" | ".join(header))

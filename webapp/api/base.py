@@ -10,6 +10,10 @@ from webapp.api.permissions import ProjectRole
 from webapp.api.throttling import FailedAuthThrottle
 
 
+# Ids and steps are 64-bit integers in the database; larger numbers are refused at the edge.
+MAX_ID = 2**63 - 1
+
+
 class TooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
@@ -188,15 +188,15 @@ class TaskListApi(SteerListApi):
     """
 
     class TaskCreateInputSerializer(serializers.Serializer):
-        run = serializers.IntegerField(required=False, min_value=1)
+        run = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
         step_min = serializers.IntegerField(required=False, min_value=0, default=0)
         step_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=2**31 - 1)
-        k = serializers.IntegerField(required=False, default=2)
+        k = serializers.IntegerField(required=False, default=2, min_value=0, max_value=1000)
         selection = serializers.ChoiceField(choices=["random", "spread"], required=False, default="random")
-        max_tasks = serializers.IntegerField(required=False, default=100)
+        max_tasks = serializers.IntegerField(required=False, default=100, min_value=0, max_value=1_000_000)
         content = serializers.CharField(required=False, trim_whitespace=False)
-        required_labels = serializers.IntegerField(required=False, default=1)
-        rubric = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        required_labels = serializers.IntegerField(required=False, default=1, min_value=0, max_value=1000)
+        rubric = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
 
     project_roles = ANNOTATION
     project_write_roles = RESEARCH
@@ -274,8 +274,8 @@ class LabelOutputSerializer(serializers.ModelSerializer):
 
 
 class LabelFilterSerializer(serializers.Serializer):
-    task = serializers.IntegerField(required=False, min_value=1)
-    annotator = serializers.IntegerField(required=False, min_value=1)
+    task = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    annotator = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
 class LabelListApi(SteerListApi):
@@ -316,7 +316,7 @@ class LabelCreateApi(SteerApi):
         scores = serializers.DictField(
             child=serializers.DictField(child=serializers.FloatField()), required=False, allow_null=True,
             help_text="{candidate position: {criterion id: value}} against the task's rubric.")
-        time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0)
+        time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_ID)
         submission_key = serializers.CharField(max_length=64)
 
     project_roles = ANNOTATION

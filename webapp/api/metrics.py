@@ -15,7 +15,7 @@ from rest_framework import exceptions, filters, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from webapp.api.base import SteerApi, SteerListApi, TooLarge, field_error, query_params
+from webapp.api.base import MAX_ID, SteerApi, SteerListApi, TooLarge, field_error, query_params
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
@@ -33,7 +33,7 @@ class MetricPointInputSerializer(serializers.Serializer):
     """Documentation of one point; the endpoint validates points with a faster loop."""
 
     key = serializers.CharField(max_length=200)
-    step = serializers.IntegerField(min_value=0)
+    step = serializers.IntegerField(min_value=0, max_value=MAX_ID)
     value = serializers.FloatField()
 
 
@@ -73,8 +73,8 @@ class RunMetricsApi(SteerListApi):
 
     class MetricFilterSerializer(serializers.Serializer):
         key = serializers.CharField(required=False, max_length=200)
-        step_min = serializers.IntegerField(required=False, min_value=0)
-        step_max = serializers.IntegerField(required=False, min_value=0)
+        step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+        step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
 
     FilterSerializer = MetricFilterSerializer
     project_roles = RESEARCH
@@ -117,7 +117,7 @@ class RunMetricsApi(SteerListApi):
 
 
 class RunIdsSerializer(serializers.Serializer):
-    run = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=100,
+    run = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=100,
                                 help_text="Run ids; repeat the parameter: ?run=1&run=2.")
     key = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=200,
                                 help_text="Metric keys; repeat the parameter. All keys when left out.")
@@ -140,8 +140,8 @@ def _visible_run_ids(request, run_ids: list[int]) -> list[int]:
 class MetricHistorySerializer(RunIdsSerializer):
     max_points = serializers.IntegerField(required=False, default=1000, min_value=4, max_value=10_000,
                                           help_text="At most this many points per series (downsampled beyond).")
-    step_min = serializers.IntegerField(required=False, min_value=0)
-    step_max = serializers.IntegerField(required=False, min_value=0)
+    step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):

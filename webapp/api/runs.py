@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
@@ -53,8 +53,8 @@ class RunListCreateApi(SteerListApi):
         name = serializers.CharField(max_length=200)
         kind = serializers.ChoiceField(choices=RunKind.choices)
         config = serializers.JSONField(required=False, default=dict, help_text="Engine config (a JSON object).")
-        dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-        policy = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
+        policy = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
 
     FilterSerializer, InputSerializer = RunFilterSerializer, RunCreateInputSerializer
 

@@ -6,7 +6,7 @@ from rest_framework import filters, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from webapp.api.base import SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params
+from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.experiments.models import Trajectory
@@ -26,9 +26,9 @@ class TrajectoryOutputSerializer(serializers.ModelSerializer):
 
 
 class TrajectoryFilterSerializer(serializers.Serializer):
-    step = serializers.IntegerField(required=False, min_value=0)
-    step_min = serializers.IntegerField(required=False, min_value=0)
-    step_max = serializers.IntegerField(required=False, min_value=0)
+    step = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
     reward_min = serializers.FloatField(required=False)
     reward_max = serializers.FloatField(required=False)
 
@@ -42,15 +42,15 @@ FILTER_LOOKUPS = {
 class TrajectoryRecordSerializer(serializers.Serializer):
     """Documentation of one record; the endpoint validates records with a faster loop."""
 
-    step = serializers.IntegerField(min_value=0)
-    group_index = serializers.IntegerField(min_value=0, required=False, help_text="Prompt group in the step (0).")
-    sample_index = serializers.IntegerField(min_value=0, required=False, help_text="Completion in the group (0).")
+    step = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    group_index = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Prompt group in the step (0).")
+    sample_index = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Completion in the group (0).")
     prompt = serializers.CharField()
     completion = serializers.CharField()
     reward = serializers.FloatField()
     rewards = serializers.DictField(child=serializers.FloatField(), required=False)
     advantage = serializers.FloatField(required=False, allow_null=True)
-    length = serializers.IntegerField(min_value=0, required=False, help_text="Tokens; 0 when unknown.")
+    length = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Tokens; 0 when unknown.")
     finish_reason = serializers.ChoiceField(choices=Trajectory.FinishReason.choices, required=False)
 
 

@@ -19,6 +19,7 @@ from webapp.experiments.metric_rollups import (
 from webapp.experiments.models import MetricPoint
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
+MAX_STEP = 2**63 - 1  # a BIGINT column
 
 
 class MetricPointError(ValueError):
@@ -50,8 +51,8 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
                 raise MetricPointError(i, "must be an object with key, step and value") from None
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
             raise MetricPointError(i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise MetricPointError(i, "step must be a non-negative integer")
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+            raise MetricPointError(i, "step must be a non-negative integer (below 2**63)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise MetricPointError(i, "value must be a finite number")
         latest[(key, step)] = float(value)

@@ -60,7 +60,7 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
     rewards = {name: _number(i, f"rewards.{name}", value) for name, value in rewards.items()}
     advantage = record.get("advantage")
     finish_reason = record.get("finish_reason") or ""
-    if finish_reason and finish_reason not in FINISH_REASONS:
+    if not isinstance(finish_reason, str) or (finish_reason and finish_reason not in FINISH_REASONS):
         raise TrajectoryRecordError(i, "finish_reason", f"must be one of {', '.join(sorted(FINISH_REASONS))}")
     return Trajectory(
         run_id=run_id,

@@ -1,0 +1,53 @@
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from webapp.accounts.services import api_token_create, api_token_revoke
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(raw):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_valid_token_authenticates(owner):
+    _, raw = api_token_create(user=owner, name="t")
+    assert bearer(raw).get("/api/v1/projects/").status_code == 200
+
+
+def test_revoked_token_answers_401_in_the_error_shape(owner):
+    token, raw = api_token_create(user=owner, name="t")
+    api_token_revoke(token=token)
+    response = bearer(raw).get("/api/v1/projects/")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_repeated_failed_tokens_are_throttled_even_for_a_good_token_after(owner):
+    _, raw = api_token_create(user=owner, name="t")
+    rates = {"auth": "3/min"}
+    with override_settings(REST_FRAMEWORK={**__import__("django.conf").conf.settings.REST_FRAMEWORK,
+                                           "DEFAULT_THROTTLE_RATES": rates}):
+        from rest_framework.settings import api_settings
+        from rest_framework.throttling import SimpleRateThrottle
+
+        api_settings.reload()
+        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        try:
+            codes = [bearer("steer_wrong").get("/api/v1/projects/").status_code for _ in range(4)]
+            assert codes == [401, 401, 401, 429]
+            throttled = bearer(raw).get("/api/v1/projects/")
+            assert throttled.status_code == 429
+            assert throttled.json()["error"]["code"] == "throttled"
+        finally:
+            api_settings.reload()
+            SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_session_login_reaches_the_api(client, owner):
+    client.force_login(owner)
+    assert client.get("/api/v1/projects/").status_code == 200

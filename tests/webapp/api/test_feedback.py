@@ -1,0 +1,117 @@
+import json
+import uuid
+
+import pytest
+
+from tests.factories import make_project
+from tests.webapp.api.conftest import api_user, token_client
+from webapp.feedback.models import PreferenceLabel
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body):
+    return client.post(path, data=json.dumps(body), content_type="application/json")
+
+
+@pytest.fixture
+def project(owner):
+    return make_project(owner=owner)
+
+
+def import_tasks(api, project, lines):
+    content = "\n".join(json.dumps(line) for line in lines)
+    response = post(api, f"/api/v1/projects/{project.id}/tasks/", {"content": content})
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_label_is_stored_once_when_the_request_is_retried(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "2+2?", "completions": ["4", "5"]}])
+    body = {"ranking": [[0], [1]], "submission_key": uuid.uuid4().hex, "critique": "B is wrong"}
+    first = post(api, f"/api/v1/tasks/{task['id']}/labels/", body)
+    again = post(api, f"/api/v1/tasks/{task['id']}/labels/", body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert PreferenceLabel.objects.count() == 1
+
+
+def test_bad_ranking_answers_400_naming_the_field(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "q", "completions": ["a", "b"]}])
+    response = post(api, f"/api/v1/tasks/{task['id']}/labels/", {"ranking": [[0], [7]], "submission_key": "k" * 10})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["ranking"]
+
+
+def test_bad_task_lines_are_reported_by_number(api, project):
+    content = json.dumps({"prompt": "q", "completions": ["a", "b"]}) + "\n" + json.dumps({"prompt": "q"})
+    response = post(api, f"/api/v1/projects/{project.id}/tasks/", {"content": content})
+    assert response.status_code == 400
+    assert "line 2" in response.json()["error"]["message"]
+
+
+def export_rows(api, project, tmp_path):
+    from datasets import load_dataset
+
+    response = api.get(f"/api/v1/projects/{project.id}/exports/preferences.jsonl")
+    assert response.status_code == 200 and response["Content-Type"] == "application/jsonl"
+    path = tmp_path / "prefs.jsonl"
+    path.write_bytes(b"".join(response.streaming_content))
+    return load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+
+
+def label_as_annotator(project, rankings: dict):
+    annotator = api_user()
+    project.memberships.create(user=annotator, role="annotator")
+    labeller = token_client(annotator)
+    for task_id, ranking in rankings.items():
+        assert post(labeller, f"/api/v1/tasks/{task_id}/labels/",
+                    {"ranking": ranking, "submission_key": uuid.uuid4().hex}).status_code == 201
+
+
+def test_preference_export_loads_with_datasets_as_trl_expects(api, project, tmp_path):
+    tasks = import_tasks(api, project, [{"prompt": "2+2?", "completions": ["4", "5", "22"]},
+                                        {"prompt": "1+1?", "completions": ["2", "11"]}])
+    label_as_annotator(project, {tasks[0]["id"]: [[0], [2], [1]], tasks[1]["id"]: [[0], [1]]})
+    rows = export_rows(api, project, tmp_path)
+    assert {"prompt", "chosen", "rejected"} <= set(rows.column_names)
+    assert rows.features["chosen"].dtype == "string"
+    assert sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows) == [
+        ("1+1?", "2", "11"), ("2+2?", "22", "5"), ("2+2?", "4", "22"), ("2+2?", "4", "5")]
+
+
+def test_a_project_mixing_chat_and_plain_prompts_exports_conversational_rows(api, project, tmp_path):
+    tasks = import_tasks(api, project, [
+        {"prompt": "2+2?", "completions": ["4", "5"]},
+        {"prompt": [{"role": "user", "content": "Say hi"}], "completions": ["hi", "bye"]},
+    ])
+    label_as_annotator(project, {tasks[0]["id"]: [[0], [1]], tasks[1]["id"]: [[0], [1]]})
+    rows = export_rows(api, project, tmp_path)
+    by_prompt = {r["prompt"][-1]["content"]: r for r in rows}
+    assert by_prompt["2+2?"]["chosen"] == [{"role": "assistant", "content": "4"}]  # a string, not the number 4
+    assert by_prompt["Say hi"]["rejected"] == [{"role": "assistant", "content": "bye"}]
+
+
+def test_raw_label_export_keeps_each_ranking(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "q", "completions": ["a", "b"]}])
+    post(api, f"/api/v1/tasks/{task['id']}/labels/", {"ranking": [[1], [0]], "submission_key": "c" * 10})
+    response = api.get(f"/api/v1/projects/{project.id}/exports/labels.jsonl")
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [(line["task_id"], line["ranking"]) for line in lines] == [(task["id"], [[1], [0]])]
+
+
+def test_withdrawn_label_is_gone(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "q", "completions": ["a", "b"]}])
+    label = post(api, f"/api/v1/tasks/{task['id']}/labels/", {"ranking": [[1], [0]], "submission_key": "d" * 10}).json()
+    assert api.delete(f"/api/v1/labels/{label['id']}/").status_code == 204
+    assert not PreferenceLabel.objects.exists()
+
+
+def test_rubric_update_with_new_criteria_makes_a_new_version(api, project):
+    rubric = post(api, f"/api/v1/projects/{project.id}/rubrics/",
+                  {"name": "R", "criteria": [{"name": "Correct", "scale": "binary"}]}).json()
+    updated = api.put(f"/api/v1/rubrics/{rubric['id']}/", data=json.dumps(
+        {"name": "R", "criteria": [{"name": "Correct", "scale": "binary"}, {"name": "Brief"}]}),
+        content_type="application/json").json()
+    assert (rubric["version"], updated["version"]) == (1, 2)
+    assert [c["name"] for c in updated["criteria"]] == ["Correct", "Brief"]

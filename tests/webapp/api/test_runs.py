@@ -1,0 +1,124 @@
+import json
+
+import pytest
+
+from tests.factories import make_dataset, make_policy, make_project, make_run
+from webapp.experiments.models import Run, RunKind, RunStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(owner):
+    return make_project(owner=owner)
+
+
+def post(api, path, body):
+    return api.post(path, data=json.dumps(body), content_type="application/json")
+
+
+def test_launched_policy_run_is_queued_for_a_worker_and_its_metrics_read_back(
+        api, project, monkeypatch, django_capture_on_commit_callbacks):
+    from workers.celery_app import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    body = {"name": "grpo-1", "kind": "policy", "dataset": make_dataset(project).id,
+            "policy": make_policy(project).id, "config": {"train": {"total_steps": 3}}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code == 201, response.json()
+    run = response.json()
+    assert run["status"] == RunStatus.QUEUED and run["config"]["train"]["total_steps"] == 3
+    assert sent == [("workers.tasks.run_policy", [run["id"]])]
+
+    points = [["reward", s, s / 10] for s in range(1, 4)]
+    assert post(api, f"/api/v1/runs/{run['id']}/metrics/", {"points": points}).status_code == 201
+    history = api.get("/api/v1/metrics/history/", {"run": run["id"], "key": "reward"}).json()["results"]
+    assert history == [{"run": run["id"], "key": "reward", "steps": [1, 2, 3], "values": [0.1, 0.2, 0.3],
+                        "downsampled": False}]
+
+
+def test_bad_config_answers_400_naming_the_field_and_stores_nothing(api, project):
+    body = {"name": "bad", "kind": "policy", "dataset": make_dataset(project).id, "policy": make_policy(project).id,
+            "config": {"algorithm": {"estimator": "nonsense"}}}
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["config.algorithm.estimator"]
+    assert not Run.objects.exists()
+
+
+def test_dataset_of_another_project_answers_400_without_revealing_it(api, project):
+    stranger = make_dataset(make_project())
+    body = {"name": "x", "kind": "policy", "dataset": stranger.id, "policy": make_policy(project).id}
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"dataset": [f"no dataset with id {stranger.id} in this project"]}
+
+
+def test_external_run_goes_running_then_succeeded_through_the_status_endpoint(api, project):
+    run = post(api, f"/api/v1/projects/{project.id}/runs/",
+               {"name": "trl", "kind": "external", "config": {"trainer": "trl"}}).json()
+    running = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "running", "total_steps": 10}).json()
+    assert running["status"] == "running" and running["started_at"] and running["total_steps"] == 10
+    done = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "succeeded", "current_step": 10}).json()
+    assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["finished_at"]
+
+
+def test_illegal_status_move_answers_409(api, project):
+    run = make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED)
+    response = post(api, f"/api/v1/runs/{run.id}/status/", {"status": "running"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+
+
+def test_status_of_a_steer_run_cannot_be_set_over_the_api(api, project):
+    run = make_run(project, kind=RunKind.POLICY)
+    response = post(api, f"/api/v1/runs/{run.id}/status/", {"status": "running"})
+    assert response.status_code == 400
+    assert Run.objects.get(pk=run.id).status == RunStatus.QUEUED
+
+
+def test_cancel_of_a_queued_run_cancels_it_and_a_second_cancel_answers_409(api, project):
+    run = make_run(project)
+    assert post(api, f"/api/v1/runs/{run.id}/cancel/", {}).json()["status"] == "cancelled"
+    assert post(api, f"/api/v1/runs/{run.id}/cancel/", {}).status_code == 409
+
+
+def test_cancel_of_a_running_run_asks_its_worker_to_stop(api, project):
+    run = make_run(project, status=RunStatus.RUNNING)
+    body = post(api, f"/api/v1/runs/{run.id}/cancel/", {}).json()
+    assert body["status"] == "running" and body["cancel_requested"] is True
+
+
+def test_run_list_filters_by_status(api, project):
+    make_run(project, status=RunStatus.RUNNING)
+    queued = make_run(project)
+    listed = api.get(f"/api/v1/projects/{project.id}/runs/", {"status": "queued"}).json()["results"]
+    assert [r["id"] for r in listed] == [queued.id]
+
+
+def test_unknown_filter_value_answers_400_naming_the_parameter(api, project):
+    response = api.get(f"/api/v1/projects/{project.id}/runs/", {"status": "sleeping"})
+    assert response.status_code == 400
+    assert "status" in response.json()["error"]["fields"]
+
+
+def test_trajectories_filter_by_step_and_reward(api, project):
+    run = make_run(project, kind=RunKind.EXTERNAL)
+    records = [{"step": s, "group_index": 0, "sample_index": i, "prompt": "p", "completion": f"c{i}",
+                "reward": float(i)} for s in (1, 2) for i in range(3)]
+    assert post(api, f"/api/v1/runs/{run.id}/trajectories/", {"records": records}).json() == {"written": 6}
+    listed = api.get(f"/api/v1/runs/{run.id}/trajectories/",
+                     {"step": 2, "reward_min": 1, "ordering": "-reward"}).json()["results"]
+    assert [(t["step"], t["reward"]) for t in listed] == [(2, 2.0), (2, 1.0)]
+
+
+def test_bad_trajectory_record_answers_400_naming_index_and_field(api, project):
+    run = make_run(project, kind=RunKind.EXTERNAL)
+    records = [{"step": 1, "prompt": "p", "completion": "c", "reward": 1.0},
+               {"step": 1, "sample_index": 1, "prompt": "p", "completion": 7, "reward": 1.0}]
+    response = post(api, f"/api/v1/runs/{run.id}/trajectories/", {"records": records})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["records[1].completion"]
+    assert not run.trajectories.exists()
