@@ -58,7 +58,7 @@ def populate(users: dict) -> ProjectObjects:
     metric_points_upsert(run_id=run.id, points=[("reward", s, 0.1 * s) for s in range(5)])
     trajectory = Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="p",
                                            completion="c", reward=1.0, length=1)
-    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}" / "step-1"
+    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}-{uuid.uuid4().hex}" / "step-1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text("{}")
     checkpoint = Checkpoint.objects.create(run=run, step=1, path=str(folder), size_bytes=2)

@@ -1,5 +1,6 @@
 import io
 import tarfile
+import uuid
 
 import pytest
 from django.conf import settings
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 def test_download_streams_the_checkpoint_folder_as_a_tar(api, owner, tmp_path):
     run = make_run(make_project(owner=owner))
-    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}" / "step-4"
+    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}-{uuid.uuid4().hex}" / "step-4"
     (folder / "tokenizer").mkdir(parents=True)
     (folder / "config.json").write_text('{"a": 1}')
     (folder / "model.safetensors").write_bytes(bytes(range(256)) * 5)
@@ -38,7 +39,7 @@ def test_a_checkpoint_path_outside_the_checkpoint_root_is_not_served(api, owner,
 
 def test_symlinks_in_a_checkpoint_are_left_out(api, owner, tmp_path):
     run = make_run(make_project(owner=owner))
-    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}" / "step-1"
+    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}-{uuid.uuid4().hex}" / "step-1"
     folder.mkdir(parents=True)
     (tmp_path / "outside.txt").write_text("secret")
     (folder / "link.txt").symlink_to(tmp_path / "outside.txt")

@@ -5,6 +5,8 @@ exercise the 404 branch); query strings and bodies are generated from the schema
 and invalid. Examples per operation are bounded so the whole run stays well under a minute.
 """
 
+import uuid
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -44,7 +46,7 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
     metric_points_upsert(run_id=run.id, points=[("reward", s, s / 10) for s in range(20)])
     trajectory = Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="p",
                                            completion="c", reward=1.0, length=1)
-    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}" / "step-1"
+    folder = settings.STEER_CHECKPOINT_DIR / f"run-{run.id}-{uuid.uuid4().hex}" / "step-1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text("{}")
     task = ComparisonTask.objects.create(project=project, prompt_text="q")
