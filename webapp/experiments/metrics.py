@@ -7,6 +7,7 @@ holding the last value.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -74,14 +75,16 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
     table = MetricPoint._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            keys, steps, values = zip(*rows)
+            # The batch travels as one JSON text that PostgreSQL unpacks in C: Django's client-side
+            # binding would otherwise quote three Python lists element by element (a third of
+            # the request's CPU). JSON floats round-trip exactly.
             cursor.execute(
                 f"WITH written AS (INSERT INTO {table} (run_id, key, step, value, recorded_at) "
-                "SELECT %s, k, s, v, %s FROM unnest(%s::text[], %s::bigint[], %s::float8[]) AS t(k, s, v) "
+                "SELECT %s, e->>0, (e->>1)::bigint, (e->>2)::float8, %s FROM json_array_elements(%s::json) AS e "
                 "ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, "
                 "recorded_at = EXCLUDED.recorded_at RETURNING xmax) "
                 "SELECT count(*) FROM written WHERE xmax <> 0",
-                [run_id, now, list(keys), list(steps), list(values)],
+                [run_id, now, json.dumps(rows)],
             )
             if cursor.fetchone()[0] == 0:
                 merge_fresh_rollups(cursor, run_id=run_id, rows=rows)
@@ -144,12 +147,14 @@ def merge_fresh_rollups(cursor, *, run_id: int, rows: list[tuple[str, int, float
     aggregate then cover disjoint points, and merging them is what a full refresh computes.
     """
     aggregates = _bucket_aggregates(rows)
-    columns = list(zip(*[(key, level, bucket, *agg) for (key, level, bucket), agg in aggregates.items()]))
+    payload = json.dumps([[key, level, bucket, *agg] for (key, level, bucket), agg in aggregates.items()])
     r, e = ROLLUPS, "EXCLUDED"
+    types = ["text", "smallint", "bigint", "int", "bigint", "float8", "bigint", "float8", "bigint", "float8",
+             "bigint", "float8"]
+    fields = ", ".join(f"(a->>{i})::{t}" for i, t in enumerate(types))
     cursor.execute(
         f"INSERT INTO {r} (run_id, key, level, bucket, {AGGREGATE_COLUMNS}) "
-        "SELECT %s, * FROM unnest(%s::text[], %s::smallint[], %s::bigint[], %s::int[], %s::bigint[], "
-        "%s::float8[], %s::bigint[], %s::float8[], %s::bigint[], %s::float8[], %s::bigint[], %s::float8[]) "
+        f"SELECT %s, {fields} FROM json_array_elements(%s::json) AS a "
         f"ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET n = {r}.n + {e}.n, "
         f"first_step = LEAST({r}.first_step, {e}.first_step), "
         f"first_value = CASE WHEN {e}.first_step < {r}.first_step THEN {e}.first_value ELSE {r}.first_value END, "
@@ -161,5 +166,5 @@ def merge_fresh_rollups(cursor, *, run_id: int, rows: list[tuple[str, int, float
         f"max_step = CASE WHEN {e}.max_value > {r}.max_value OR "
         f"({e}.max_value = {r}.max_value AND {e}.max_step < {r}.max_step) THEN {e}.max_step ELSE {r}.max_step END, "
         f"max_value = GREATEST({r}.max_value, {e}.max_value)",
-        [run_id, *[list(c) for c in columns]],
+        [run_id, payload],
     )
