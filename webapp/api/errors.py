@@ -1,6 +1,7 @@
 """One error shape for the whole API: {"error": {"code", "message", "fields"}}."""
 
 from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -33,6 +34,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args[:1])
+    elif isinstance(exc, DataError):
+        # The database refused a value that validation let through (e.g. a NUL character inside
+        # JSON text on PostgreSQL): the statement was rolled back, so nothing was stored.
+        exc = exceptions.ValidationError([f"a value cannot be stored: {str(exc).splitlines()[0]}"])
     elif isinstance(exc, DjangoValidationError):  # a service's full_clean() refused the input
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     response = drf_exception_handler(exc, context)

@@ -50,8 +50,8 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
                 key, step, value = point
             except (TypeError, ValueError):
                 raise MetricPointError(i, "must be an object with key, step and value") from None
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-            raise MetricPointError(i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+            raise MetricPointError(i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
             raise MetricPointError(i, "step must be a non-negative integer (below 2**63)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -55,7 +55,7 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
     if not isinstance(record, dict):
         raise TrajectoryRecordError(i, "record", "must be an object")
     rewards = record.get("rewards", {})
-    if not isinstance(rewards, dict) or not all(isinstance(k, str) for k in rewards):
+    if not isinstance(rewards, dict) or not all(isinstance(k, str) and k and "\x00" not in k for k in rewards):
         raise TrajectoryRecordError(i, "rewards", "must be an object of reward name to number")
     rewards = {name: _number(i, f"rewards.{name}", value) for name, value in rewards.items()}
     advantage = record.get("advantage")

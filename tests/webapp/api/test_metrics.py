@@ -119,3 +119,9 @@ def test_history_honours_the_step_range(api, run):
     response = api.get("/api/v1/metrics/history/", {"run": run.id, "step_min": 10, "step_max": 12})
     (series,) = response.json()["results"]
     assert series["steps"] == [10, 11, 12] and series["values"] == [10.0, 11.0, 12.0]
+
+
+def test_key_with_a_nul_character_answers_400(api, run):
+    response = post_points(api, run.id, [["ok", 1, 1.0], ["bad\x00key", 1, 1.0]])
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["points[1]"]

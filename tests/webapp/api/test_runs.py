@@ -122,3 +122,11 @@ def test_bad_trajectory_record_answers_400_naming_index_and_field(api, project):
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["records[1].completion"]
     assert not run.trajectories.exists()
+
+
+def test_a_value_the_database_cannot_store_answers_400_not_500(api, project):
+    body = {"name": "nul", "kind": "external", "config": {"note": "a\u0000b"}}
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code in (201, 400)  # SQLite stores NUL; PostgreSQL's jsonb refuses it
+    if response.status_code == 400:
+        assert not Run.objects.exists()
