@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -70,7 +71,7 @@ class SteerClient:
                     return p["id"]
             if not page.get("next"):
                 raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
-            params = dict(requests.utils.parse_qsl(requests.utils.urlparse(page["next"]).query))
+            params = dict(parse_qsl(urlsplit(page["next"]).query))
 
     def run_create(self, *, project: int | str, name: str, config: dict | None = None,
                    kind: str = "external") -> dict:

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run

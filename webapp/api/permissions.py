@@ -54,11 +54,6 @@ def require_role(request, project_id: int, roles: Iterable[str]) -> None:
         raise PermissionDenied("Your role in this project does not allow this.")
 
 
-def sees_all_labels(membership: Membership) -> bool:
-    """Researchers read every label of their project; an annotator only their own."""
-    return membership.role in RESEARCH_ROLES
-
-
 def label_scope(request) -> Q:
     """Filter for the labels the caller may read: all in research projects, their own elsewhere."""
     research_ids = scoped_project_ids(request, RESEARCH)
