@@ -13,12 +13,22 @@ from workers.celery_app import app as celery_app
 CLOSED_BROKER = "redis://127.0.0.1:1/0"
 
 
+def drop_broker_pools():
+    """Celery caches broker connections and producers; forget them after changing the URL."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker_down(settings, monkeypatch):
+    # Read the app's broker first: Celery loads its conf lazily, from the settings changed below.
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "broker_transport_options")}
     settings.CELERY_BROKER_URL = CLOSED_BROKER
     # Celery lets the CELERY_BROKER_URL variable win over app.conf (CI sets it), so point both away.
     monkeypatch.setenv("CELERY_BROKER_URL", CLOSED_BROKER)
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "broker_transport_options")}
+    drop_broker_pools()  # so the closed broker takes effect
     celery_app.conf.update(broker_url=CLOSED_BROKER, broker_transport_options={})
     try:
         with pytest.raises(OperationalError):  # the premise: nothing answers there
@@ -27,6 +37,7 @@ def broker_down(settings, monkeypatch):
         yield
     finally:
         celery_app.conf.update(saved)
+        drop_broker_pools()  # so later tests in this process reach the real broker again
 
 
 @pytest.mark.django_db
