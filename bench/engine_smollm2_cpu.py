@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--model-cache-dir", type=Path, default=ROOT / "var" / "models")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,7 +50,7 @@ def main() -> None:
     config = TrainConfig.from_dict({
         "policy": {"source": "builtin", "name": "smollm2-135m-instruct"},
         "rollout": {"num_generations": 4, "prompts_per_step": 4, "max_new_tokens": 96,
-                    "temperature": 1.0},
+                    "temperature": args.temperature},
         "rewards": [{"name": "exact_answer"}],
         "algorithm": {"estimator": "grpo", "loss_aggregation": "token_mean"},
         "optim": {"lr": args.lr, "max_grad_norm": 1.0},
@@ -60,7 +61,7 @@ def main() -> None:
     def evaluate(model, tokenizer) -> dict[str, float]:
         started = time.perf_counter()
         out = evaluate_pass_at_k(model, tokenizer, records, num_samples=4, k=4,
-                                 max_new_tokens=96, temperature=1.0, seed=123)
+                                 max_new_tokens=96, temperature=args.temperature, seed=123)
         return {**out, "seconds": round(time.perf_counter() - started, 1)}
 
     started = time.perf_counter()
@@ -88,7 +89,7 @@ def main() -> None:
     after = evaluate(model, tokenizer)
     print("after", json.dumps(after), flush=True)
     per_step = [s["rollout_s"] + s["update_s"] for s in steps]
-    print(json.dumps({"threads": args.threads, "lr": args.lr,
+    print(json.dumps({"threads": args.threads, "lr": args.lr, "temperature": args.temperature,
                       "mean_s_per_step": round(sum(per_step) / len(per_step), 1),
                       "train_reward_first_half": round(
                           sum(s["reward"] for s in steps[:len(steps) // 2]) / (len(steps) // 2), 3),

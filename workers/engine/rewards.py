@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
@@ -47,7 +47,7 @@ class RewardComponent:
     help: str
     # Optional variant returning (values, extra metrics), e.g. ensemble disagreement.
     fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None
-    nested_criteria: bool = field(default=False)
+    nested_criteria: bool = False
 
 
 REWARDS: dict[str, RewardComponent] = {}
