@@ -12,15 +12,16 @@ import re
 import socket
 import threading
 
-from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+
+from workers.celery_app import app
 
 NONCE = re.compile(r"^[0-9a-f]{8,64}$")
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="workers.tasks.ping", acks_late=True)
+@app.task(name="workers.tasks.ping", acks_late=True)
 def ping(nonce: str) -> str:
     """Prove a worker consumes from the broker: write var/pings/<nonce> holding the host name."""
     if not NONCE.match(nonce):
@@ -32,7 +33,7 @@ def ping(nonce: str) -> str:
     return host
 
 
-@shared_task(bind=True, name="workers.tasks.run_policy", acks_late=True, reject_on_worker_lost=True)
+@app.task(bind=True, name="workers.tasks.run_policy", acks_late=True, reject_on_worker_lost=True)
 def run_policy(self, run_id: int) -> str:
     """Train the policy run ``run_id``."""
     from webapp.experiments.services import run_execute
@@ -40,7 +41,7 @@ def run_policy(self, run_id: int) -> str:
     return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())
 
 
-@shared_task(bind=True, name="workers.tasks.train_reward_model", acks_late=True, reject_on_worker_lost=True)
+@app.task(bind=True, name="workers.tasks.train_reward_model", acks_late=True, reject_on_worker_lost=True)
 def train_reward_model(self, run_id: int) -> str:
     """Train the reward-model run ``run_id`` and register the model it saves."""
     from webapp.experiments.services import run_execute
@@ -58,9 +59,13 @@ def recover_runs_on_start(sender=None, **kwargs) -> None:
     from webapp.experiments.execution import recover_orphaned_runs
 
     hostname = getattr(sender, "hostname", None)
-    recovered = recover_orphaned_runs(worker=hostname)
-    if recovered:
-        log.warning("requeued runs orphaned by a dead worker: %s", recovered)
+    try:
+        recovered = recover_orphaned_runs(worker=hostname)
+    except Exception:  # a worker that cannot recover runs yet must still serve its queues
+        log.exception("recovering this node's orphaned runs failed; the reaper will retry")
+    else:
+        if recovered:
+            log.warning("requeued runs orphaned by a dead worker: %s", recovered)
 
     def reap() -> None:
         from django.db import close_old_connections, connection

@@ -27,10 +27,11 @@ def redis_available(url: str) -> bool:
 def send_ping_and_wait(env: dict, var_dir: Path, timeout_s: float = 60.0) -> str:
     """Start a worker with `env`, send ping(nonce) through the broker, return what the worker wrote."""
     nonce = secrets.token_hex(8)
+    log = open(var_dir / "worker.log", "w")  # a file, not a pipe nobody reads, which could fill and block
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default",
          "--concurrency", "1", "--pool", "solo", "--loglevel", "WARNING", "-n", f"test-{nonce}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         sender = subprocess.run(
@@ -41,8 +42,8 @@ def send_ping_and_wait(env: dict, var_dir: Path, timeout_s: float = 60.0) -> str
         marker = var_dir / "pings" / nonce
         deadline = time.monotonic() + timeout_s
         while not marker.exists():
-            assert worker.poll() is None, worker.stdout.read().decode()
-            assert time.monotonic() < deadline, "the worker did not run the task in time"
+            assert worker.poll() is None, (var_dir / "worker.log").read_text()
+            assert time.monotonic() < deadline, "no ping in time:\n" + (var_dir / "worker.log").read_text()[-3000:]
             time.sleep(0.2)
         return marker.read_text()
     finally:
@@ -51,6 +52,7 @@ def send_ping_and_wait(env: dict, var_dir: Path, timeout_s: float = 60.0) -> str
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+        log.close()
 
 
 def base_env(var_dir: Path) -> dict:

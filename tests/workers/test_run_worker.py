@@ -146,7 +146,7 @@ def test_cancel_mid_run_stops_the_run_within_one_step(client, worker_factory):
 
 
 def test_a_killed_worker_s_run_resumes_from_its_checkpoint_on_restart(client, worker_factory):
-    steps = 8
+    steps = 30  # long enough that the kill after step 3 always lands mid-run, even on a busy machine
     first = worker_factory("steer-kill@%h")
     run = launch_through_the_form(client, total_steps=steps, checkpoint_every=2)
     wait_for(lambda: run_state(run).current_step >= 3, first, 120, "three steps")
@@ -165,6 +165,6 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_on_restart(client, wo
     assert sorted(set(Trajectory.objects.filter(run=run).values_list("step", flat=True))) == list(range(1, steps + 1))
     # Steps up to the last checkpoint before the kill were not trained again: their rows are untouched.
     after = dict(MetricPoint.objects.filter(run=run, key="reward").values_list("step", "recorded_at"))
-    resumed_from = max(s for s in (2, 4, 6) if s in recorded_before)
+    resumed_from = max(s for s in range(2, steps, 2) if s in recorded_before)
     assert all(after[s] == recorded_before[s] for s in range(1, resumed_from + 1))
     assert all(after[s] > killed_at for s in range(resumed_from + 1, steps + 1))
