@@ -19,7 +19,7 @@ from webapp.api.base import MAX_ID, SteerApi, SteerListApi, TooLarge, field_erro
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricPoint, Run
 from webapp.experiments.selectors import metric_history_downsampled, metric_latest
 
 
@@ -113,6 +113,8 @@ class RunMetricsApi(SteerListApi):
             written = metric_points_upsert(run_id=run_id, points=points)
         except MetricPointError as exc:
             raise field_error(f"points[{exc.index}]", exc.message) from exc
+        except Run.DoesNotExist:  # deleted since the lookup above
+            raise exceptions.NotFound("No such run.") from None
         return Response({"written": written}, status=status.HTTP_201_CREATED)
 
 

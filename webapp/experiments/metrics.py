@@ -17,10 +17,11 @@ from django.db import connection, transaction
 from webapp.experiments.metric_rollups import (
     AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges,
 )
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricPoint, Run
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
 MAX_STEP = 2**63 - 1  # a BIGINT column
+RUNS = Run._meta.db_table
 
 
 class MetricPointError(ValueError):
@@ -63,6 +64,8 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
 def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
     """Store a batch of points for one run, with its chart rollups; returns how many were written.
 
+    Raises ``Run.DoesNotExist`` (writing nothing) when the run does not exist.
+
     On PostgreSQL the common case (every point new) costs two statements: the points, and
     the rollup buckets of every level merged from the batch's own aggregates. A batch that
     rewrote any existing point refreshes the touched buckets from the stored points instead
@@ -78,18 +81,29 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
             # The batch travels as one JSON text that PostgreSQL unpacks in C: Django's client-side
             # binding would otherwise quote three Python lists element by element (a third of
             # the request's CPU). JSON floats round-trip exactly.
+            # The run row is locked FOR KEY SHARE once per batch (what a foreign-key check does
+            # per row; the column has no FK constraint, see MetricPoint.run): a concurrent
+            # deletion of the run waits for this commit, then its trigger deletes these points,
+            # or it went first and the batch finds no run and writes nothing.
             cursor.execute(
-                f"WITH written AS (INSERT INTO {table} (run_id, key, step, value, recorded_at) "
-                "SELECT %s, e->>0, (e->>1)::bigint, (e->>2)::float8, %s FROM json_array_elements(%s::json) AS e "
+                f"WITH run AS (SELECT id FROM {RUNS} WHERE id = %s FOR KEY SHARE), "
+                f"written AS (INSERT INTO {table} (run_id, key, step, value, recorded_at) "
+                "SELECT run.id, e->>0, (e->>1)::bigint, (e->>2)::float8, %s FROM run, json_array_elements(%s::json) AS e "
                 "ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, "
                 "recorded_at = EXCLUDED.recorded_at RETURNING xmax) "
-                "SELECT count(*) FROM written WHERE xmax <> 0",
+                "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM written WHERE xmax <> 0)",
                 [run_id, now, json.dumps(rows)],
             )
-            if cursor.fetchone()[0] == 0:
+            found, rewritten = cursor.fetchone()
+            if not found:
+                raise Run.DoesNotExist(f"run {run_id} does not exist")
+            if rewritten == 0:
                 merge_fresh_rollups(cursor, run_id=run_id, rows=rows)
                 return len(rows)
-        else:
+        else:  # SQLite: writers are serialised, so checking the run once is enough
+            cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s", [run_id])
+            if cursor.fetchone() is None:
+                raise Run.DoesNotExist(f"run {run_id} does not exist")
             cursor.executemany(
                 f"INSERT INTO {table} (run_id, key, step, value, recorded_at) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value, "

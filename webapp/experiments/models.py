@@ -138,7 +138,12 @@ class Run(models.Model):
 class MetricPoint(models.Model):
     """One value of one metric at one step; (run, key, step) is unique so writes are idempotent."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    # No index of its own (the unique (run, key, step) index leads with run) and no per-row
+    # foreign-key check: ingest pays for those on every point. Integrity is kept per batch
+    # instead: ``metric_points_upsert`` locks the run row (FOR KEY SHARE, as the FK check would)
+    # and a trigger on the run table deletes a deleted run's points (migration 0003), beside
+    # the ORM's cascade. See bench/metric_ingest.md.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics", db_index=False, db_constraint=False)
     key = models.CharField(max_length=200)
     step = models.BigIntegerField()
     value = models.FloatField()
@@ -211,7 +216,8 @@ class MetricRollup(models.Model):
     written, so a chart of a million-point series reads about a thousand rows, not a million.
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    # As MetricPoint.run: no separate index, integrity kept per batch (see there).
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     key = models.CharField(max_length=200)
     level = models.PositiveSmallIntegerField()
     bucket = models.BigIntegerField()

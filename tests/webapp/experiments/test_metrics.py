@@ -1,10 +1,11 @@
 import math
 
 import pytest
+from django.db import connection
 
 from tests.factories import make_project, make_run, make_user
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert, normalise_points
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricPoint, MetricRollup, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +48,33 @@ def test_bad_point_is_named_by_index_and_nothing_is_written(point, message):
     assert info.value.index == 1
     assert message in info.value.message
     assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_upsert_for_a_missing_run_raises_and_writes_nothing():
+    run = make_run(make_project(owner=make_user()))
+    with pytest.raises(Run.DoesNotExist):
+        metric_points_upsert(run_id=run.id + 1000, points=[("reward", 1, 0.5)])
+    assert not MetricPoint.objects.exists()
+    assert not MetricRollup.objects.exists()
+
+
+def test_deleting_a_run_deletes_its_points_and_rollups():
+    project = make_project(owner=make_user())
+    run, other = make_run(project), make_run(project)
+    for r in (run, other):
+        metric_points_upsert(run_id=r.id, points=[("reward", s, 0.1) for s in range(20)])
+    run.delete()
+    assert set(MetricPoint.objects.values_list("run_id", flat=True)) == {other.id}
+    assert set(MetricRollup.objects.values_list("run_id", flat=True)) == {other.id}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the run-deletion trigger is PostgreSQL's")
+def test_deleting_a_run_outside_the_orm_still_deletes_its_points_and_rollups():
+    project = make_project(owner=make_user())
+    run, other = make_run(project), make_run(project)
+    for r in (run, other):
+        metric_points_upsert(run_id=r.id, points=[("reward", s, 0.1) for s in range(20)])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM experiments_run WHERE id = %s", [run.id])
+    assert set(MetricPoint.objects.values_list("run_id", flat=True)) == {other.id}
+    assert set(MetricRollup.objects.values_list("run_id", flat=True)) == {other.id}
