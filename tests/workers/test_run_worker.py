@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_user, tiny_run_form_data
 from webapp.experiments.models import MetricPoint, Run, RunStatus, Trajectory
+from workers.engine.checkpoint import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -154,6 +155,11 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_on_restart(client, wo
     killed_at = timezone.now()
     assert run_state(run).status == RunStatus.RUNNING  # the dead worker could not say otherwise
     recorded_before = dict(MetricPoint.objects.filter(run=run, key="reward").values_list("step", "recorded_at"))
+    # A step's metrics are written before its checkpoint is saved, so the resume point is the
+    # newest complete checkpoint folder on disk, not the newest step with metrics.
+    saved = latest_checkpoint(run.checkpoint_dir)
+    assert saved is not None, "checkpoint_every=2 and three steps done: step 2 was saved"
+    resumed_from = saved[0]
 
     second = worker_factory("steer-kill@%h")  # the same node restarts and reclaims its orphaned run
     wait_for(lambda: run_state(run).is_terminal, second, 120, "the resumed run to finish")
@@ -165,6 +171,5 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_on_restart(client, wo
     assert sorted(set(Trajectory.objects.filter(run=run).values_list("step", flat=True))) == list(range(1, steps + 1))
     # Steps up to the last checkpoint before the kill were not trained again: their rows are untouched.
     after = dict(MetricPoint.objects.filter(run=run, key="reward").values_list("step", "recorded_at"))
-    resumed_from = max(s for s in range(2, steps, 2) if s in recorded_before)
     assert all(after[s] == recorded_before[s] for s in range(1, resumed_from + 1))
     assert all(after[s] > killed_at for s in range(resumed_from + 1, steps + 1))
