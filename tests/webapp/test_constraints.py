@@ -4,20 +4,43 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from tests.factories import make_project, make_run, make_user
-from webapp.experiments.models import MetricPoint, Run
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import MetricChunk, MetricPoint, Run
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
 from webapp.projects.models import Membership
 
 pytestmark = pytest.mark.django_db
 
 
+def chunk(run, key, steps):
+    return MetricChunk.objects.create(run=run, key=key, step_min=steps[0], step_max=steps[-1],
+                                      points=[[s, 1.0] for s in steps])
+
+
 def test_metric_point_is_unique_per_run_key_and_step():
-    run = make_run(make_project(owner=make_user()))
-    MetricPoint.objects.create(run=run, key="reward", step=3, value=1.0)
-    MetricPoint.objects.create(run=run, key="reward", step=4, value=1.0)
-    MetricPoint.objects.create(run=run, key="kl", step=3, value=1.0)
+    """Points live in chunks; the database refuses two chunks of one series whose step ranges meet."""
+    project = make_project(owner=make_user())
+    run, other = make_run(project), make_run(project)
+    chunk(run, "reward", [1, 3])
+    chunk(run, "reward", [4, 9])
+    chunk(run, "kl", [1, 3])  # another series
+    chunk(other, "reward", [1, 3])  # another run
+    for steps in ([3], [2], [0, 10], [9, 12]):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            chunk(run, "reward", steps)
+    moved = MetricChunk.objects.get(run=run, key="reward", step_min=4)
+    moved.step_min = 2
     with pytest.raises(IntegrityError), transaction.atomic():
-        MetricPoint.objects.create(run=run, key="reward", step=3, value=2.0)
+        moved.save()
+    assert MetricPoint.objects.filter(run=run, key="reward").count() == 4
+
+
+def test_metric_points_written_twice_are_one_point():
+    run = make_run(make_project(owner=make_user()))
+    metric_points_upsert(run_id=run.id, points=[("reward", s, 0.5) for s in range(10)])
+    metric_points_upsert(run_id=run.id, points=[("reward", s, 0.7) for s in range(5, 15)])
+    rows = list(MetricPoint.objects.filter(run=run).order_by("step").values_list("step", "value"))
+    assert rows == [(s, 0.5) for s in range(5)] + [(s, 0.7) for s in range(5, 15)]
 
 
 def test_one_label_per_annotator_and_task():

@@ -1,14 +1,13 @@
 """Metrics: batch ingest for trainers, raw points, downsampled history, latest values.
 
 The ingest path is the hot one (an external trainer posts a batch every few steps, a
-benchmark posts thousands): the body is decoded with the stdlib ``json`` and handed as is
+benchmark posts thousands): the body is decoded with ``orjson`` and handed as is
 to ``metric_points_upsert``, whose tight loop validates every point; no DRF serializer
 runs per point. A bad point answers 400 naming its index, and nothing of the batch is
 stored.
 """
 
-import json
-
+import orjson
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, filters, serializers, status
@@ -52,7 +51,7 @@ def _decode_batch(request) -> list:
     if (request.content_type or "").split(";")[0].strip() != "application/json":
         raise exceptions.UnsupportedMediaType(request.content_type or "(none)")
     try:
-        payload = json.loads(request.body)
+        payload = orjson.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise field_error(None, f"the body is not valid JSON ({exc})") from exc
     points = payload.get("points") if isinstance(payload, dict) else None
@@ -65,7 +64,7 @@ def _decode_batch(request) -> list:
 
 
 class RunMetricsApi(SteerListApi):
-    """GET: the run's raw metric points, cursor-paginated. POST: ingest a batch of points.
+    """GET: the run's raw metric points in step order, cursor-paginated. POST: ingest a batch of points.
 
     A point rewritten at the same (key, step) keeps the last value, so a retried batch is
     harmless.
@@ -81,8 +80,8 @@ class RunMetricsApi(SteerListApi):
     serializer_class = MetricPointSerializer
     parser_classes = [JSONParser]
     filter_backends = [filters.OrderingFilter]
-    ordering_fields = ["id", "step"]
-    ordering = ["id"]
+    ordering_fields = ["step"]
+    ordering = ["step"]
 
     @extend_schema(parameters=[FilterSerializer])
     def get(self, request, *args, **kwargs):
@@ -95,9 +94,9 @@ class RunMetricsApi(SteerListApi):
         if "key" in params:
             queryset = queryset.filter(key=params["key"])
         if "step_min" in params:
-            queryset = queryset.filter(step__gte=params["step_min"])
+            queryset = queryset.filter(chunk_step_max__gte=params["step_min"], step__gte=params["step_min"])
         if "step_max" in params:
-            queryset = queryset.filter(step__lte=params["step_max"])
+            queryset = queryset.filter(chunk_step_min__lte=params["step_max"], step__lte=params["step_max"])
         return queryset
 
     @extend_schema(

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.experiments.models import Checkpoint, MetricPoint, PolicyModel, Run, Trajectory
+from webapp.experiments.models import Checkpoint, MetricChunk, PolicyModel, Run, Trajectory
 
 
 @admin.register(PolicyModel)
@@ -17,11 +17,19 @@ class RunAdmin(admin.ModelAdmin):
     readonly_fields = ["status", "started_at", "finished_at", "heartbeat_at", "worker", "attempts"]
 
 
-@admin.register(MetricPoint)
-class MetricPointAdmin(admin.ModelAdmin):
-    list_display = ["run", "key", "step", "value"]
+@admin.register(MetricChunk)
+class MetricChunkAdmin(admin.ModelAdmin):
+    """Read-only: points are written by metric_points_upsert, which keeps the rollups in step."""
+
+    list_display = ["run", "key", "step_min", "step_max", "recorded_at"]
     list_filter = ["run__project"]
     search_fields = ["key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Trajectory)

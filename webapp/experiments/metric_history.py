@@ -16,6 +16,7 @@ from webapp.experiments.metric_rollups import (
     POINTS,
     ROLLUP_WIDTHS,
     ROLLUPS,
+    STEPS_BETWEEN,
     TOP_LEVEL,
     merged_columns,
     raw_pieces,
@@ -42,8 +43,8 @@ def series_bounds(*, run_ids: list[int], keys: list[str] | None) -> dict[tuple[i
 
 def raw_series(cursor, *, run_id: int, key: str, lo: int, hi: int) -> list[tuple[int, float]]:
     cursor.execute(
-        f"SELECT step, value FROM {POINTS} WHERE run_id = %s AND key = %s AND step BETWEEN %s AND %s ORDER BY step",
-        [run_id, key, lo, hi],
+        f"SELECT step, value FROM {POINTS} WHERE run_id = %s AND key = %s AND {STEPS_BETWEEN} ORDER BY step",
+        [run_id, key, lo, hi, lo, hi],
     )
     return cursor.fetchall()
 
@@ -64,7 +65,7 @@ def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int, bucke
     lo_aligned = lo // width * width
     span_aligned = (hi // width + 1) * width - lo_aligned
     out_width = -(-span_aligned // (buckets * width)) * width  # a multiple of width, ≥ span / buckets
-    pieces = [f"{raw_pieces(f'(step - {lo_aligned}) / {out_width}')} WHERE run_id = %s AND key = %s AND step BETWEEN %s AND %s"]
+    pieces = [f"{raw_pieces(f'(step - {lo_aligned}) / {out_width}')} WHERE run_id = %s AND key = %s AND {STEPS_BETWEEN}"]
     if level:
         full_first, full_last = -(-lo // width), (hi + 1) // width - 1  # rollup buckets inside [lo, hi]
         if full_first <= full_last:
@@ -74,15 +75,16 @@ def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int, bucke
                 pieces[0],
                 pieces[0],
             ]
+            left, right = (lo, full_first * width - 1), ((full_last + 1) * width, hi)
             params = [
                 run_id, key, full_first, full_last,
-                run_id, key, lo, full_first * width - 1,
-                run_id, key, (full_last + 1) * width, hi,
+                run_id, key, *left, *left,
+                run_id, key, *right, *right,
             ]
         else:
-            params = [run_id, key, lo, hi]
+            params = [run_id, key, lo, hi, lo, hi]
     else:
-        params = [run_id, key, lo, hi]
+        params = [run_id, key, lo, hi, lo, hi]
     cursor.execute(
         f"SELECT DISTINCT b, {merged_columns('PARTITION BY b')} FROM ({' UNION ALL '.join(pieces)}) AS pieces",
         params,

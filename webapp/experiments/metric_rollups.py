@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from webapp.experiments.models import MetricPoint, MetricRollup
+from webapp.experiments.models import MetricChunk, MetricPoint, MetricRollup
 
 FANOUT = 8
 ROLLUP_WIDTHS = (8, 64, 512, 4096, 32768)  # steps per bucket at levels 1..5
@@ -26,6 +26,9 @@ TOP_LEVEL = len(ROLLUP_WIDTHS)
 
 POINTS = MetricPoint._meta.db_table
 ROLLUPS = MetricRollup._meta.db_table
+# Points of the view in [lo, hi] (params: lo, hi, lo, hi). The chunk bounds are what the database
+# can use an index for: only the chunks that overlap the range are read and unpacked.
+STEPS_BETWEEN = "chunk_step_max >= %s AND chunk_step_min <= %s AND step BETWEEN %s AND %s"
 AGGREGATE_COLUMNS = (
     "n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value"
 )
@@ -66,10 +69,10 @@ def _refresh_level(cursor, *, run_id: int, keys: list[str], level: int, step_min
     key_marks = ", ".join(["%s"] * len(keys))
     if level == 1:
         child = (
-            f"{raw_pieces(f'step / {width}')} WHERE run_id = %s AND key IN ({key_marks}) "
-            "AND step BETWEEN %s AND %s"
+            f"{raw_pieces(f'step / {width}')} WHERE run_id = %s AND key IN ({key_marks}) AND {STEPS_BETWEEN}"
         )
-        params = [run_id, *keys, first_bucket * width, (last_bucket + 1) * width - 1]
+        lo, hi = first_bucket * width, (last_bucket + 1) * width - 1
+        params = [run_id, *keys, lo, hi, lo, hi]
     else:
         child = (
             f"SELECT run_id, key, bucket / {FANOUT} AS b, {AGGREGATE_COLUMNS} FROM {ROLLUPS} "
@@ -114,17 +117,11 @@ def metric_rollups_refresh(*, run_id: int, keys: Iterable[str], step_min: int, s
 
 def metric_rollups_rebuild(*, run_id: int) -> None:
     """Recompute all of a run's rollups from its points (after writes that bypassed the upsert)."""
-    rows = (
-        MetricPoint.objects.filter(run_id=run_id)
-        .values_list("key")
-        .order_by()
-        .distinct()
-    )
-    keys = [key for (key,) in rows]
+    chunks = MetricChunk.objects.filter(run_id=run_id).order_by()
+    keys = sorted(set(chunks.values_list("key", flat=True)))
     if not keys:
         return
-    bounds = MetricPoint.objects.filter(run_id=run_id).order_by()
-    step_min = bounds.order_by("step").values_list("step", flat=True).first()
-    step_max = bounds.order_by("-step").values_list("step", flat=True).first()
+    step_min = chunks.order_by("step_min").values_list("step_min", flat=True).first()
+    step_max = chunks.order_by("-step_max").values_list("step_max", flat=True).first()
     for start in range(0, len(keys), 50):
         metric_rollups_refresh(run_id=run_id, keys=keys[start:start + 50], step_min=step_min, step_max=step_max)

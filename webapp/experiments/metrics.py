@@ -1,27 +1,31 @@
-"""Metric ingestion: one statement per batch, idempotent on (run, key, step).
+"""Metric ingestion: a few statements per batch, idempotent on (run, key, step).
 
 Engine callbacks and the REST ingest endpoint both write through ``metric_points_upsert``.
-A point written twice (a retried request, a step replayed after a resume) keeps one row
-holding the last value.
+A point written twice (a retried request, a step replayed after a resume) keeps one value,
+the last. Points are stored as ``MetricChunk`` rows, one per series per batch; ``MetricPoint``
+is the view that reads them back one point a row.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
+import orjson
 from django.db import connection, transaction
 
 from webapp.experiments.metric_rollups import (
     AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges,
 )
-from webapp.experiments.models import MetricPoint, Run
+from webapp.experiments.models import MetricChunk, MetricPoint, Run
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
 MAX_STEP = 2**63 - 1  # a BIGINT column
 RUNS = Run._meta.db_table
+CHUNKS = MetricChunk._meta.db_table
+KEYS_PER_QUERY = 500
+
+Series = dict[str, list[tuple[int, float]]]  # key -> [(step, value)], steps ascending
 
 
 class MetricPointError(ValueError):
@@ -33,15 +37,17 @@ class MetricPointError(ValueError):
         super().__init__(f"points[{index}]: {message}")
 
 
-def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
-    """(key, step, value) triples from tuples or {"key", "step", "value"} dicts, last write wins.
+def normalise_series(points: Iterable) -> Series:
+    """Points from (key, step, value) tuples or {"key", "step", "value"} dicts, grouped by key.
 
-    Raises MetricPointError naming the first bad point; NaN and infinities are refused
-    because no chart or JSON consumer can use them.
+    Last write wins within the batch. Raises MetricPointError naming the first bad point; NaN
+    and infinities are refused because no chart or JSON consumer can use them.
     """
-    latest: dict[tuple[str, int], float] = {}
+    by_key: dict[str, dict[int, float]] = {}
     for i, point in enumerate(points):
-        if isinstance(point, dict):
+        if type(point) is list and len(point) == 3:  # the wire format, checked first
+            key, step, value = point
+        elif isinstance(point, dict):
             try:
                 key, step, value = point["key"], point["step"], point["value"]
             except KeyError as exc:
@@ -51,14 +57,118 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
                 key, step, value = point
             except (TypeError, ValueError):
                 raise MetricPointError(i, "must be an object with key, step and value") from None
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
-            raise MetricPointError(i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
+        values = by_key.get(key) if type(key) is str else None
+        if values is None:  # a key not seen yet in this batch (or not a string)
+            if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+                raise MetricPointError(
+                    i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
+            values = by_key.setdefault(key, {})
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
             raise MetricPointError(i, "step must be a non-negative integer (below 2**63)")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise MetricPointError(i, "value must be a finite number")
+            try:
+                value = float(value)
+            except OverflowError:
+                raise MetricPointError(i, "value must be a finite number") from None
+        if value - value != 0.0:  # NaN or an infinity
             raise MetricPointError(i, "value must be a finite number")
-        latest[(key, step)] = float(value)
-    return [(key, step, value) for (key, step), value in latest.items()]
+        values[step] = value
+    return {key: sorted(values.items()) for key, values in by_key.items()}
+
+
+def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
+    """(key, step, value) triples of ``normalise_series``, key by key in step order."""
+    return [(key, step, value) for key, series in normalise_series(points).items() for step, value in series]
+
+
+# PostgreSQL's common case, in one statement: insert every series of the batch as a chunk unless
+# one of them overlaps a stored chunk of its series (then nothing is inserted and the caller
+# merges). The index on (run, key, step_max) makes the check for an appended batch a few probes.
+PG_INSERT_UNLESS_OVERLAP = (
+    "WITH new AS (SELECT e->>0 AS key, (e->>1)::bigint AS lo, (e->>2)::bigint AS hi, e->3 AS points "
+    "FROM jsonb_array_elements(%s::jsonb) AS e), "
+    f"clash AS (SELECT 1 FROM new JOIN {CHUNKS} c ON c.run_id = %s AND c.key = new.key "
+    "AND c.step_max >= new.lo AND c.step_min <= new.hi LIMIT 1), "
+    f"ins AS (INSERT INTO {CHUNKS} (run_id, key, step_min, step_max, points, recorded_at) "
+    "SELECT %s, key, lo, hi, points, %s FROM new WHERE NOT EXISTS (SELECT 1 FROM clash) RETURNING 1) "
+    "SELECT count(*) FROM ins"
+)
+
+
+def _lock_run(cursor, run_id: int) -> None:
+    """Take the run row: writers of one run's metrics go one at a time (their chunks must not
+    overlap), and a run deleted concurrently either waits for this batch (its trigger then deletes
+    the chunks) or is gone and the batch writes nothing."""
+    if connection.features.has_select_for_update:
+        cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s FOR NO KEY UPDATE", [run_id])
+    else:  # SQLite: writers are serialised already
+        cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s", [run_id])
+    if cursor.fetchone() is None:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+
+
+def _overlapping_chunks(cursor, *, run_id: int, series: Series) -> dict[str, list[tuple[int, list, object]]]:
+    """{key: [(chunk id, points, recorded_at)]} of the stored chunks that overlap the batch's ranges."""
+    found: dict[str, list[tuple[int, list, object]]] = {}
+    keys = list(series)
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        part = keys[start:start + KEYS_PER_QUERY]
+        params: list = []
+        for key in part:
+            params += [key, series[key][0][0], series[key][-1][0]]
+        cursor.execute(
+            f"WITH n(key, lo, hi) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(part))}) "
+            f"SELECT c.id, c.key, c.points, c.recorded_at FROM {CHUNKS} c JOIN n ON c.key = n.key "
+            "AND c.step_max >= n.lo AND c.step_min <= n.hi WHERE c.run_id = %s",
+            [*params, run_id],
+        )
+        for chunk_id, key, points, recorded_at in cursor.fetchall():
+            points = orjson.loads(points) if isinstance(points, str) else points
+            found.setdefault(key, []).append((chunk_id, points, recorded_at))
+    return found
+
+
+def chunk_pieces(new: list[tuple[int, float]], now, stored: list[tuple[list, object]]) -> list[tuple[list, object]]:
+    """The chunks that replace ``stored`` chunks overlapping a batch's ``new`` points of one series.
+
+    New points win over stored ones at the same step. Every point keeps the moment it was
+    recorded, so the result is the maximal runs (in step order) of points recorded together:
+    [(points, recorded_at)], ranges disjoint.
+    """
+    rewritten = {step for step, _ in new}
+    merged = [(step, value, now) for step, value in new]
+    for points, recorded_at in stored:
+        merged += [(step, value, recorded_at) for step, value in points if step not in rewritten]
+    merged.sort(key=lambda p: p[0])
+    pieces: list[tuple[list, object]] = []
+    for step, value, recorded_at in merged:
+        if pieces and pieces[-1][1] == recorded_at:
+            pieces[-1][0].append([step, value])
+        else:
+            pieces.append(([[step, value]], recorded_at))
+    return pieces
+
+
+def _write_chunks(cursor, *, run_id: int, series: Series, now) -> None:
+    """Store the batch's series, merging with any stored chunk they overlap (any database)."""
+    overlapping = _overlapping_chunks(cursor, run_id=run_id, series=series)
+    rows, replaced = [], []
+    for key, points in series.items():
+        stored = overlapping.get(key)
+        if not stored:
+            rows.append((run_id, key, points[0][0], points[-1][0], orjson.dumps(points).decode(), now))
+            continue
+        replaced += [chunk_id for chunk_id, _, _ in stored]
+        for piece, recorded_at in chunk_pieces(points, now, [(p, r) for _, p, r in stored]):
+            rows.append((run_id, key, piece[0][0], piece[-1][0], orjson.dumps(piece).decode(), recorded_at))
+    for start in range(0, len(replaced), KEYS_PER_QUERY):
+        part = replaced[start:start + KEYS_PER_QUERY]
+        cursor.execute(f"DELETE FROM {CHUNKS} WHERE id IN ({', '.join(['%s'] * len(part))})", part)
+    cursor.executemany(
+        f"INSERT INTO {CHUNKS} (run_id, key, step_min, step_max, points, recorded_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)", rows)
 
 
 def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
@@ -66,68 +176,54 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
 
     Raises ``Run.DoesNotExist`` (writing nothing) when the run does not exist.
 
-    On PostgreSQL the common case (every point new) costs two statements: the points, and
-    the rollup buckets of every level merged from the batch's own aggregates. A batch that
-    rewrote any existing point refreshes the touched buckets from the stored points instead
-    (a replaced value may have been a bucket's min or max).
+    On PostgreSQL the common case (the batch's steps lie beyond, or between, the stored chunks
+    of each series) costs three statements: the run lock, the chunks, and the rollup buckets of
+    every level merged from the batch's own aggregates. A batch that overlaps stored chunks is
+    merged with them and refreshes the touched buckets from the stored points (a replaced value
+    may have been a bucket's min or max).
     """
-    rows = normalise_points(points)
-    if not rows:
+    series = normalise_series(points)
+    if not series:
         return 0
+    written = sum(len(s) for s in series.values())
     now = datetime.now(timezone.utc)
-    table = MetricPoint._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
+        _lock_run(cursor, run_id)
         if connection.vendor == "postgresql":
             # The batch travels as one JSON text that PostgreSQL unpacks in C: Django's client-side
-            # binding would otherwise quote three Python lists element by element (a third of
-            # the request's CPU). JSON floats round-trip exactly.
-            # The run row is locked FOR KEY SHARE once per batch (what a foreign-key check does
-            # per row; the column has no FK constraint, see MetricPoint.run): a concurrent
-            # deletion of the run waits for this commit, then its trigger deletes these points,
-            # or it went first and the batch finds no run and writes nothing.
-            cursor.execute(
-                f"WITH run AS (SELECT id FROM {RUNS} WHERE id = %s FOR KEY SHARE), "
-                f"written AS (INSERT INTO {table} (run_id, key, step, value, recorded_at) "
-                "SELECT run.id, e->>0, (e->>1)::bigint, (e->>2)::float8, %s FROM run, json_array_elements(%s::json) AS e "
-                "ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, "
-                "recorded_at = EXCLUDED.recorded_at RETURNING xmax) "
-                "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM written WHERE xmax <> 0)",
-                [run_id, now, json.dumps(rows)],
-            )
-            found, rewritten = cursor.fetchone()
-            if not found:
-                raise Run.DoesNotExist(f"run {run_id} does not exist")
-            if rewritten == 0:
-                merge_fresh_rollups(cursor, run_id=run_id, rows=rows)
-                return len(rows)
-        else:  # SQLite: writers are serialised, so checking the run once is enough
-            cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s", [run_id])
-            if cursor.fetchone() is None:
-                raise Run.DoesNotExist(f"run {run_id} does not exist")
-            cursor.executemany(
-                f"INSERT INTO {table} (run_id, key, step, value, recorded_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value, "
-                "recorded_at = excluded.recorded_at",
-                [(run_id, key, step, value, now) for key, step, value in rows],
-            )
-        keys = {key for key, _, _ in rows}
-        for step_min, step_max in step_ranges(step for _, step, _ in rows):
+            # binding would otherwise quote Python lists element by element. JSON floats round-trip exactly.
+            payload = orjson.dumps([[key, s[0][0], s[-1][0], s] for key, s in series.items()]).decode()
+            cursor.execute(PG_INSERT_UNLESS_OVERLAP, [payload, run_id, run_id, now])
+            if cursor.fetchone()[0]:
+                merge_fresh_rollups(cursor, run_id=run_id, series=series)
+                return written
+        _write_chunks(cursor, run_id=run_id, series=series, now=now)
+        keys = set(series)
+        for step_min, step_max in step_ranges(step for s in series.values() for step, _ in s):
             metric_rollups_refresh(run_id=run_id, keys=keys, step_min=step_min, step_max=step_max)
-    return len(rows)
+    return written
 
 
-def _bucket_aggregates(rows: list[tuple[str, int, float]]) -> dict[tuple[str, int, int], list]:
+def _bucket_aggregates(series: Series) -> dict[tuple[str, int, int], list]:
     """{(key, level, bucket): [n, first_step, first_value, last_step, last_value, min_step, min_value,
     max_step, max_value]} of the batch alone, level 1 from the points, each higher level from the
     one below. Ties break as in ``metric_rollups``: the lowest step wins."""
     out: dict[tuple[str, int, int], list] = {}
     width = ROLLUP_WIDTHS[0]
-    for key, step, value in rows:
-        agg = out.get((key, 1, step // width))
-        if agg is None:
-            out[(key, 1, step // width)] = [1, step, value, step, value, step, value, step, value]
-        else:
-            _merge_into(agg, [1, step, value, step, value, step, value, step, value])
+    for key, points in series.items():
+        agg = None
+        for step, value in points:  # ascending: a bucket's points are consecutive
+            bucket = step // width
+            if agg is None or bucket != open_bucket:
+                open_bucket = bucket
+                agg = out[(key, 1, bucket)] = [1, step, value, step, value, step, value, step, value]
+                continue
+            agg[0] += 1
+            agg[3], agg[4] = step, value
+            if value < agg[6]:
+                agg[5], agg[6] = step, value
+            if value > agg[8]:
+                agg[7], agg[8] = step, value
     below = out
     for level in range(2, len(ROLLUP_WIDTHS) + 1):
         current: dict[tuple[str, int, int], list] = {}
@@ -154,14 +250,14 @@ def _merge_into(a: list, b: list) -> None:
         a[7], a[8] = b[7], b[8]
 
 
-def merge_fresh_rollups(cursor, *, run_id: int, rows: list[tuple[str, int, float]]) -> None:
+def merge_fresh_rollups(cursor, *, run_id: int, series: Series) -> None:
     """Fold a batch of points that were all new into the stored rollups, every level in one statement.
 
     Exact only because no point was replaced: a bucket's stored aggregate and the batch's
     aggregate then cover disjoint points, and merging them is what a full refresh computes.
     """
-    aggregates = _bucket_aggregates(rows)
-    payload = json.dumps([[key, level, bucket, *agg] for (key, level, bucket), agg in aggregates.items()])
+    aggregates = _bucket_aggregates(series)
+    payload = orjson.dumps([[key, level, bucket, *agg] for (key, level, bucket), agg in aggregates.items()]).decode()
     r, e = ROLLUPS, "EXCLUDED"
     types = ["text", "smallint", "bigint", "int", "bigint", "float8", "bigint", "float8", "bigint", "float8",
              "bigint", "float8"]

@@ -135,24 +135,60 @@ class Run(models.Model):
         return settings.STEER_CHECKPOINT_DIR / f"run-{self.pk}"
 
 
-class MetricPoint(models.Model):
-    """One value of one metric at one step; (run, key, step) is unique so writes are idempotent."""
+class MetricChunk(models.Model):
+    """Points of one metric series written together, stored as one row: the storage behind MetricPoint.
 
-    # No index of its own (the unique (run, key, step) index leads with run) and no per-row
-    # foreign-key check: ingest pays for those on every point. Integrity is kept per batch
-    # instead: ``metric_points_upsert`` locks the run row (FOR KEY SHARE, as the FK check would)
-    # and a trigger on the run table deletes a deleted run's points (migration 0003), beside
-    # the ORM's cascade. See bench/metric_ingest.md.
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics", db_index=False, db_constraint=False)
+    A batch of 1,000 points over 10 keys is 10 rows, not 1,000: per-row costs (tuple header,
+    index entries, WAL records) dominated ingest when each point was a row (bench/metric_ingest.md).
+    Within a series (run, key), chunks cover disjoint step ranges [step_min, step_max]; on
+    PostgreSQL an exclusion constraint enforces it, on SQLite a trigger (migration 0004), so a
+    (run, key, step) holds at most one value. ``points`` is ``[[step, value], …]`` in ascending
+    step order; every point of a chunk was recorded at ``recorded_at``.
+    Written only by ``webapp.experiments.metrics.metric_points_upsert``.
+    """
+
+    # No index of its own (the unique (run, key, step_max) index leads with run) and no per-row
+    # foreign-key check: integrity is kept per batch instead. ``metric_points_upsert`` locks the
+    # run row, and a trigger on the run table deletes a deleted run's chunks (migrations 0003, 0004)
+    # beside the ORM's cascade.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     key = models.CharField(max_length=200)
-    step = models.BigIntegerField()
-    value = models.FloatField()
+    step_min = models.BigIntegerField()
+    step_max = models.BigIntegerField()
+    points = models.JSONField(help_text="[[step, value], …], steps ascending.")
     recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "key", "step"], name="metric_unique_run_key_step"),
+            models.UniqueConstraint(fields=["run", "key", "step_max"], name="metric_chunk_unique_end"),
+            models.CheckConstraint(condition=models.Q(step_min__lte=models.F("step_max")), name="metric_chunk_range"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.step_min}..{self.step_max}"
+
+
+class MetricPoint(models.Model):
+    """One value of one metric at one step: a read-only view over ``MetricChunk`` (migration 0004).
+
+    (run, key, step) is unique (the chunks of a series never overlap), so writes through
+    ``metric_points_upsert`` are idempotent. ``chunk_step_min``/``chunk_step_max`` are the
+    bounds of the point's chunk: SQL that reads a step range filters on them too, so the
+    database reads only the chunks that overlap the range.
+    """
+
+    pk = models.CompositePrimaryKey("run", "key", "step")
+    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, related_name="metrics", db_constraint=False)
+    key = models.CharField(max_length=200)
+    step = models.BigIntegerField()
+    value = models.FloatField()
+    recorded_at = models.DateTimeField()
+    chunk_step_min = models.BigIntegerField()
+    chunk_step_max = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "experiments_metricpoint"
 
     def __str__(self) -> str:
         return f"{self.key}@{self.step}={self.value}"

@@ -8,7 +8,7 @@ from tests.factories import make_project, make_run, make_user
 from webapp.experiments.metric_history import choose_level
 from webapp.experiments.metric_rollups import ROLLUP_WIDTHS, metric_rollups_rebuild, step_ranges
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricChunk
 from webapp.experiments.selectors import metric_history_downsampled, metric_keys, metric_latest
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +115,9 @@ def test_keys_and_latest_values_come_from_the_rollups():
 
 def test_rebuild_restores_rollups_of_points_written_around_the_upsert(series):
     run = make_run(make_project(owner=make_user()))
-    MetricPoint.objects.bulk_create([MetricPoint(run=run, key="reward", step=s, value=v) for s, v in series])
+    pieces = [series[i:i + 500] for i in range(0, len(series), 500)]  # chunks written past the upsert
+    MetricChunk.objects.bulk_create([MetricChunk(run=run, key="reward", step_min=p[0][0], step_max=p[-1][0],
+                                                 points=[list(point) for point in p]) for p in pieces])
     assert metric_history_downsampled(run_ids=[run.id], keys=["reward"], max_points=40) == []
     metric_rollups_rebuild(run_id=run.id)
     [out] = metric_history_downsampled(run_ids=[run.id], keys=["reward"], max_points=40)
