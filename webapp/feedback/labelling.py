@@ -8,6 +8,7 @@ same ``submission_key``, and (task, annotator) is unique, so a double-click stor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
@@ -18,6 +19,7 @@ from django.utils import timezone
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
 from webapp.feedback.ranking import ranking_normalise
+from webapp.feedback.selectors import AnnotationCounts, Progress, annotation_counts
 from webapp.projects.models import Membership
 
 ASSIGNMENT_TTL = timedelta(minutes=20)
@@ -46,10 +48,13 @@ def assignments_expire(*, project, now=None) -> int:
         status=Status.EXPIRED, closed_at=now)
 
 
-def _gold_due(*, project, annotator) -> bool:
-    counts = PreferenceLabel.objects.filter(task__project=project, annotator=annotator).aggregate(
-        total=Count("id"), gold=Count("id", filter=Q(task__is_gold=True)))
-    return counts["gold"] < (counts["total"] + 1) // GOLD_EVERY
+def _gold_due(counts: AnnotationCounts) -> bool:
+    """A gold task is due, and one may be left for this annotator.
+
+    Each gold label is on a different gold task, so with no more gold tasks than gold labels
+    none is left: no gold pick then (a project without gold tasks never runs one).
+    """
+    return counts.gold_tasks > counts.gold_done and counts.gold_done < (counts.done + 1) // GOLD_EVERY
 
 
 def _open_tasks(*, project, annotator, now, gold: bool):
@@ -100,9 +105,15 @@ def _claim_first(tasks, *, now, check_overlap: bool, tries: int = 5) -> Comparis
     return None
 
 
+@dataclass(frozen=True)
+class NextTask:
+    task: ComparisonTask | None  # None: nothing left for this annotator
+    progress: Progress  # the annotator's counter, read in the same transaction
+
+
 @transaction.atomic
-def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask | None:
-    """The task this annotator should label next, assigned to them; None when nothing is left.
+def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
+    """The task this annotator should label next, assigned to them, and their progress counter.
 
     An unexpired assignment the annotator already holds comes back first (a reload does not
     burn a task). Otherwise the least-annotated task that still needs labels and that this
@@ -114,15 +125,17 @@ def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask |
     """
     now = now or timezone.now()
     _membership_locked(project_id=project.pk, annotator=annotator)
+    # Assigning a task changes none of these figures, so the workspace shows them as read here.
+    counts = annotation_counts(project=project, annotator=annotator)
     held = list(Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE)
                 .select_related("task__rubric_version__rubric").order_by("assigned_at", "id"))
     live = [a for a in held if a.expires_at > now]
     if live:
-        return live[0].task
+        return NextTask(live[0].task, counts.progress)
     if held:  # this annotator's own stale assignments: close them before a new one is made
         Assignment.objects.filter(pk__in=[a.pk for a in held]).update(status=Status.EXPIRED, closed_at=now)
     task = None
-    if _gold_due(project=project, annotator=annotator):
+    if _gold_due(counts):
         task = _claim_first(_open_tasks(project=project, annotator=annotator, now=now, gold=True),
                             now=now, check_overlap=False)
     if task is None:
@@ -130,10 +143,18 @@ def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask |
                             now=now, check_overlap=True)
     if task is None:
         assignments_expire(project=project, now=now)  # tidy the books while the queue is quiet
-        return None
+        return NextTask(None, counts.progress)
     Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
     # Joined here, not in the pick: there the join would run for every open task before the sort.
-    return ComparisonTask.objects.select_related("rubric_version__rubric").get(pk=task.pk)
+    return NextTask(ComparisonTask.objects.select_related("rubric_version__rubric").get(pk=task.pk), counts.progress)
+
+
+def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask | None:
+    """The task this annotator should label next, assigned to them; None when nothing is left.
+
+    See ``task_next_with_progress``.
+    """
+    return task_next_with_progress(project=project, annotator=annotator, now=now).task
 
 
 @transaction.atomic

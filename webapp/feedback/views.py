@@ -35,10 +35,14 @@ def _undo_offer(request, label_id=None, label=None) -> dict | None:
     return {"label": label, "seconds_left": int(left)} if left > 1 else None
 
 
-def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False):
-    """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet."""
-    context = {"task": task, "undo": undo, "error": error,
-               "progress": selectors.annotation_progress(project=request.project, annotator=request.user)}
+def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False, progress=None):
+    """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet.
+
+    `progress`: the counter, when the caller has it already (``task_next_with_progress``).
+    """
+    if progress is None:
+        progress = selectors.annotation_progress(project=request.project, annotator=request.user)
+    context = {"task": task, "undo": undo, "error": error, "progress": progress}
     if task is not None:
         criteria = selectors.criteria_current(task=task)
         candidates = selectors.workspace_candidates(task=task)
@@ -66,8 +70,9 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
 @member_required
 def annotate_page(request, project_id: int):
     """The next task for the caller (their held one first), or a done message."""
-    task = services.task_next_for_annotator(project=request.project, annotator=request.user)
-    return _workspace(request, task=task, undo=_undo_offer(request, label_id=request.GET.get("last")), fresh=True)
+    nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
+    return _workspace(request, task=nxt.task, undo=_undo_offer(request, label_id=request.GET.get("last")), fresh=True,
+                      progress=nxt.progress)
 
 
 @member_required
@@ -81,8 +86,9 @@ def _after_write(request, *, undo_label=None):
     if not request.htmx:
         url = reverse("feedback:annotate", args=[request.project.id])
         return redirect(f"{url}?last={undo_label.pk}" if undo_label else url)
-    task = services.task_next_for_annotator(project=request.project, annotator=request.user)
-    response = _workspace(request, task=task, undo=_undo_offer(request, label=undo_label), fresh=True)
+    nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
+    response = _workspace(request, task=nxt.task, undo=_undo_offer(request, label=undo_label), fresh=True,
+                          progress=nxt.progress)
     response["HX-Push-Url"] = reverse("feedback:annotate", args=[request.project.id])
     return response
 
@@ -123,8 +129,8 @@ def label_undo_view(request, project_id: int, label_id: int):
     except FeedbackError as exc:
         messages.error(request, exc.message)
         if request.htmx:
-            return _workspace(request, task=services.task_next_for_annotator(
-                project=request.project, annotator=request.user), error=exc.message)
+            nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
+            return _workspace(request, task=nxt.task, error=exc.message, progress=nxt.progress)
         return redirect("feedback:annotate", request.project.id)
     if not request.htmx:
         return redirect("feedback:annotate_task", request.project.id, task.id)

@@ -4,6 +4,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories import make_project, make_rubric, make_task, make_user
@@ -280,3 +282,33 @@ def test_label_count_stays_exact_after_undo_and_resubmit():
     label_undo(label_id=label.pk, annotator=a)
     submit(task, a, ranking=[[1], [0]])
     assert ComparisonTask.objects.get(pk=task.pk).label_count == 1
+
+
+# ---------------------------------------------------------------- counts and query budget
+
+def test_counts_for_the_workspace_and_gold_mixing():
+    from webapp.feedback.selectors import AnnotationCounts, annotation_counts
+
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    regular = [make_task(project, required_labels=3) for _ in range(3)]
+    gold = make_task(project, gold_ranking=[[0], [1]])
+    submit(make_task(project, required_labels=1), b)  # full: wants nothing more
+    submit(regular[0], a), submit(regular[1], a), submit(regular[0], b), submit(gold, a)
+    elsewhere = make_project(annotator=a)
+    submit(make_task(elsewhere), a)
+    assert annotation_counts(project=project, annotator=a) == AnnotationCounts(
+        done=3, gold_done=1, open_slots=(3 - 2) + (3 - 1) + 3, gold_tasks=1)
+    assert annotation_counts(project=elsewhere, annotator=b) == AnnotationCounts(0, 0, 0, 0)
+
+
+def test_no_gold_pick_when_no_gold_task_is_left(django_assert_num_queries):
+    a = make_user()
+    project = make_project(annotator=a)
+    tasks = [make_task(project) for _ in range(6)]
+    with CaptureQueriesContext(connection) as fresh:
+        first = task_next_for_annotator(project=project, annotator=a)
+    for task in tasks[:4]:
+        submit(task, a)  # a gold task is due now, but the project has none
+    with django_assert_num_queries(len(fresh)):
+        assert task_next_for_annotator(project=project, annotator=a) not in {first, None}
