@@ -7,7 +7,7 @@ same ``submission_key``, and (task, annotator) is unique, so a double-click stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -128,7 +128,7 @@ def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
     # Assigning a task changes none of these figures, so the workspace shows them as read here.
     counts = annotation_counts(project=project, annotator=annotator)
     held = list(Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE)
-                .select_related("task__rubric_version__rubric").order_by("assigned_at", "id"))
+                .select_related("task").order_by("assigned_at", "id"))
     live = [a for a in held if a.expires_at > now]
     if live:
         return NextTask(live[0].task, counts.progress)
@@ -145,8 +145,9 @@ def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
         assignments_expire(project=project, now=now)  # tidy the books while the queue is quiet
         return NextTask(None, counts.progress)
     Assignment.objects.create(task=task, annotator=annotator, expires_at=now + ASSIGNMENT_TTL)
-    # Joined here, not in the pick: there the join would run for every open task before the sort.
-    return NextTask(ComparisonTask.objects.select_related("rubric_version__rubric").get(pk=task.pk), counts.progress)
+    # The picked row as it is: the workspace needs no rubric join (it has the criteria) and
+    # a join in the pick would run for every open task before the sort.
+    return NextTask(task, counts.progress)
 
 
 def task_next_for_annotator(*, project, annotator, now=None) -> ComparisonTask | None:
@@ -168,12 +169,14 @@ def assignment_skip(*, task: ComparisonTask, annotator, now=None) -> None:
         Assignment.objects.create(task=task, annotator=annotator, status=Status.SKIPPED, expires_at=now, closed_at=now)
 
 
-def _scores_clean(scores, *, task: ComparisonTask, k: int) -> tuple[list[tuple[int, Criterion, float]], int | None]:
+def _scores_clean(scores, *, task: ComparisonTask, k: int, criteria: Sequence[Criterion] | None = None
+                  ) -> tuple[list[tuple[int, Criterion, float]], int | None]:
     """[(candidate position, criterion, value)] and the rubric version they were given under.
 
     ``scores`` maps candidate position -> {criterion id: value}. All criteria must come from one
     version of the task's rubric (a rubric edited while the page was open still records the
-    version the annotator saw).
+    version the annotator saw). ``criteria``: criteria of the task's rubric the caller has
+    read already; the database is asked only about others.
     """
     if not scores:
         return [], None
@@ -197,8 +200,11 @@ def _scores_clean(scores, *, task: ComparisonTask, k: int) -> tuple[list[tuple[i
             except (TypeError, ValueError):
                 raise FeedbackError(f"score {value!r} for criterion {criterion_id!r} is not a number",
                                     field="scores") from None
-    criteria = {c.pk: c for c in Criterion.objects.filter(
-        pk__in={c for _, c, _ in wanted}, version__rubric__versions=task.rubric_version_id).distinct()}
+    wanted_ids = {c for _, c, _ in wanted}
+    criteria = {c.pk: c for c in criteria or ()}
+    if not wanted_ids <= criteria.keys():
+        criteria = {c.pk: c for c in Criterion.objects.filter(
+            pk__in=wanted_ids, version__rubric__versions=task.rubric_version_id).distinct()}
     cleaned = []
     for position, criterion_id, value in wanted:
         criterion = criteria.get(criterion_id)
@@ -224,8 +230,8 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 
 
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
-                         scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str
-                         ) -> tuple[PreferenceLabel, bool]:
+                         scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
+                         criteria: Sequence[Criterion] | None = None) -> tuple[PreferenceLabel, bool]:
     """(label, created): like ``label_submit``, saying whether this call stored the label."""
     key = (submission_key or "").strip()
     if not 8 <= len(key) <= 64:
@@ -240,7 +246,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         raise FeedbackError("'both bad' is a tie of every candidate; the ranking must be one tier", field="both_bad")
     if len(critique or "") > MAX_CRITIQUE_CHARS:
         raise FeedbackError(f"the critique is longer than {MAX_CRITIQUE_CHARS} characters", field="critique")
-    cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k)
+    cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k, criteria=criteria)
     try:
         spent = min(max(int(time_spent_ms or 0), 0), MAX_TIME_SPENT_MS)
     except (TypeError, ValueError):
@@ -283,19 +289,22 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
 
 
 def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
-                 scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str) -> PreferenceLabel:
+                 scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
+                 criteria: Sequence[Criterion] | None = None) -> PreferenceLabel:
     """Store one annotator's judgement of a task, or return the one already stored.
 
     ``ranking``: tiers of candidate positions, best first (``[[1], [0]]`` = B over A,
     ``[[0, 1]]`` a tie). ``both_bad``: a pairwise "both are bad" vote; the ranking is then one
     tier. ``scores``: {candidate position: {criterion id: value}} against the task's rubric.
     ``submission_key``: made once per shown form by the client; retries send it again.
+    ``criteria``: the task's current criteria (``selectors.criteria_current``) when the caller
+    has them; scores against those need no lookup.
     Any active assignment of the task to this annotator is closed as completed; a label
     without one (e.g. over the API) is accepted too. FeedbackError names the bad input.
     """
     label, _created = label_submit_outcome(task=task, annotator=annotator, ranking=ranking, both_bad=both_bad,
                                            critique=critique, scores=scores, time_spent_ms=time_spent_ms,
-                                           submission_key=submission_key)
+                                           submission_key=submission_key, criteria=criteria)
     return label
 
 

@@ -37,12 +37,16 @@ def rubric_versions(*, rubric: Rubric) -> QuerySet[RubricVersion]:
 
 
 def criteria_current(*, task: ComparisonTask) -> list[Criterion]:
-    """The criteria annotators score the task on: the latest version of the task's rubric."""
+    """The criteria annotators score the task on: the latest version of the task's rubric.
+
+    Each comes with its version and rubric (``c.version.rubric.name`` costs no query).
+    """
     if task.rubric_version_id is None:
         return []
     latest = (RubricVersion.objects.filter(rubric__versions=task.rubric_version_id)
               .order_by("-number").values("pk")[:1])
-    return list(Criterion.objects.filter(version=Subquery(latest)).order_by("position"))
+    return list(Criterion.objects.filter(version=Subquery(latest)).select_related("version__rubric")
+                .order_by("position"))
 
 
 def task_list(*, project) -> QuerySet[ComparisonTask]:

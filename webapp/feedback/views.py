@@ -35,21 +35,27 @@ def _undo_offer(request, label_id=None, label=None) -> dict | None:
     return {"label": label, "seconds_left": int(left)} if left > 1 else None
 
 
-def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False, progress=None):
+def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False, progress=None,
+               criteria_by_version=None):
     """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet.
 
     `progress`: the counter, when the caller has it already (``task_next_with_progress``).
+    `criteria_by_version`: {rubric version id: ``criteria_current`` of a task made with it}
+    that the caller has read; a task with one of those versions scores on the same criteria.
     """
     if progress is None:
         progress = selectors.annotation_progress(project=request.project, annotator=request.user)
     context = {"task": task, "undo": undo, "error": error, "progress": progress}
     if task is not None:
-        criteria = selectors.criteria_current(task=task)
+        known = criteria_by_version or {}
+        criteria = (known[task.rubric_version_id] if task.rubric_version_id in known
+                    else selectors.criteria_current(task=task))
         candidates = selectors.workspace_candidates(task=task)
         form = form or LabelForm(initial=LabelForm.new_initial(), k=len(candidates), criteria=criteria)
         data = form.data if form.is_bound else {}
         context.update({
             "form": form, "criteria": criteria, "k": len(candidates),
+            "rubric_name": criteria[0].version.rubric.name if criteria else "",
             "already_labelled": not fresh and PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
             "candidates": [{
                 "c": c,
@@ -81,14 +87,14 @@ def annotate_task_page(request, project_id: int, task_id: int):
     return _workspace(request, task=task)
 
 
-def _after_write(request, *, undo_label=None):
+def _after_write(request, *, undo_label=None, criteria_by_version=None):
     """Next task, swapped in by htmx; a plain POST is redirected (POST/redirect/GET)."""
     if not request.htmx:
         url = reverse("feedback:annotate", args=[request.project.id])
         return redirect(f"{url}?last={undo_label.pk}" if undo_label else url)
     nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
     response = _workspace(request, task=nxt.task, undo=_undo_offer(request, label=undo_label), fresh=True,
-                          progress=nxt.progress)
+                          progress=nxt.progress, criteria_by_version=criteria_by_version)
     response["HX-Push-Url"] = reverse("feedback:annotate", args=[request.project.id])
     return response
 
@@ -97,18 +103,24 @@ def _after_write(request, *, undo_label=None):
 @member_required
 def label_submit_view(request, project_id: int, task_id: int):
     task = selectors.task_get(project=request.project, task_id=task_id)
-    form = LabelForm(request.POST, k=len(task.candidates.all()), criteria=selectors.criteria_current(task=task))
+    criteria = selectors.criteria_current(task=task)
+    known = {task.rubric_version_id: criteria}  # the next task is most often from the same import
+    form = LabelForm(request.POST, k=len(task.candidates.all()), criteria=criteria)
     if not form.is_valid():
-        return _workspace(request, task=task, form=form, error="Nothing was saved: " + "; ".join(
-            f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}" for field, errs in form.errors.items()))
+        errors = "; ".join(f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}"
+                           for field, errs in form.errors.items())
+        return _workspace(request, task=task, form=form, criteria_by_version=known,
+                          error=f"Nothing was saved: {errors}")
     data = form.cleaned_data
     try:
         label = services.label_submit(task=task, annotator=request.user, ranking=data["ranking"],
                                       both_bad=data["both_bad"], critique=data["critique"], scores=data["scores"],
-                                      time_spent_ms=data["time_spent_ms"], submission_key=data["submission_key"])
+                                      time_spent_ms=data["time_spent_ms"], submission_key=data["submission_key"],
+                                      criteria=criteria)
     except FeedbackError as exc:
-        return _workspace(request, task=task, form=form, error=f"Nothing was saved: {exc.message}")
-    return _after_write(request, undo_label=label)
+        return _workspace(request, task=task, form=form, criteria_by_version=known,
+                          error=f"Nothing was saved: {exc.message}")
+    return _after_write(request, undo_label=label, criteria_by_version=known)
 
 
 @require_POST

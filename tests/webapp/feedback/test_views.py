@@ -188,3 +188,25 @@ def test_exports_stream_jsonl(client, project, annotator, researcher):
     assert [(r["prompt"], r["chosen"], r["rejected"]) for r in lines] == [("p", "good", "bad")]
     raw = b"".join(client.get(reverse("feedback:export_labels", args=[project.id])).streaming_content).decode()
     assert json.loads(raw)["ranking"] == [[0], [1]]
+
+
+def test_the_next_task_is_scored_on_its_rubrics_current_criteria(client, project, annotator):
+    """The criteria read to check a submission serve the next task when it shares the rubric version."""
+    from webapp.feedback.services import rubric_update
+
+    rubric, other = make_rubric(project, name="quality"), make_rubric(project, name="style",
+                                                                      criteria=[{"name": "Tone", "scale": "ten"}])
+    first, second = make_task(project, rubric=rubric), make_task(project, rubric=rubric)
+    third = make_task(project, rubric=other)
+    rubric_update(rubric=rubric, name="quality", description="", criteria=[{"name": "Helpful", "scale": "binary"}])
+    helpful = rubric.latest_version().criteria.get()
+    login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    body = post_label(client, project, first, choice="a", headers={"HTTP_HX_REQUEST": "true"},
+                      **{f"score_0_{helpful.pk}": "1"}).content.decode()
+    assert f'data-task="{second.id}"' in body and "score each on “quality”" in body
+    assert f'name="score_1_{helpful.pk}"' in body and "Correct" not in body
+    assert PreferenceLabel.objects.get(task=first).scores.get().criterion == helpful
+    body = post_label(client, project, second, choice="b", headers={"HTTP_HX_REQUEST": "true"}).content.decode()
+    tone = other.latest_version().criteria.get()
+    assert f'data-task="{third.id}"' in body and "score each on “style”" in body
+    assert f'name="score_0_{tone.pk}"' in body and "Helpful" not in body
