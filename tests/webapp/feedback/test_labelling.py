@@ -312,3 +312,57 @@ def test_no_gold_pick_when_no_gold_task_is_left(django_assert_num_queries):
         submit(task, a)  # a gold task is due now, but the project has none
     with django_assert_num_queries(len(fresh)):
         assert task_next_for_annotator(project=project, annotator=a) not in {first, None}
+
+
+# ---------------------------------------------------------------- concurrency
+
+def test_a_task_filled_between_pick_and_claim_is_passed_over():
+    """The claim re-counts the picked task's claims in a statement of its own (see _CLAIM_SQL)."""
+    a, b, c = make_user(), make_user(), make_user()
+    project = make_project(annotator=[a, b, c])
+    full, spare = make_task(project, required_labels=1), make_task(project, required_labels=1)
+    injected = []
+
+    def another_annotator_claims_first(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not injected and "claimed" in sql:  # right after the pick, before the claim
+            injected.append(Assignment.objects.create(task=full, annotator=c,
+                                                      expires_at=timezone.now() + labelling.ASSIGNMENT_TTL))
+        return result
+
+    with connection.execute_wrapper(another_annotator_claims_first):
+        assert task_next_for_annotator(project=project, annotator=a) == spare
+    assert injected and not Assignment.objects.filter(task=full, annotator=a).exists()
+    assert task_next_for_annotator(project=project, annotator=b) is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not connection.features.has_select_for_update_skip_locked, reason="needs SKIP LOCKED")
+def test_a_task_locked_by_another_request_is_skipped_not_waited_for():
+    import threading
+
+    from django.db import connections, transaction
+
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    first, second = make_task(project, required_labels=2), make_task(project, required_labels=2)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_first_row():
+        try:
+            with transaction.atomic():
+                ComparisonTask.objects.select_for_update().get(pk=first.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_first_row)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert task_next_for_annotator(project=project, annotator=a) == second
+    finally:
+        release.set()
+        holder.join()
+    assert task_next_for_annotator(project=project, annotator=b) == first
