@@ -56,7 +56,8 @@ def _gold_due(counts: AnnotationCounts) -> bool:
     return counts.gold_tasks > counts.gold_done and counts.gold_done < (counts.done + 1) // GOLD_EVERY
 
 
-_TASKS, _ASSIGNMENTS, _LABELS = (m._meta.db_table for m in (ComparisonTask, Assignment, PreferenceLabel))
+_TASKS, _ASSIGNMENTS, _LABELS, _MEMBERS = (
+    m._meta.db_table for m in (ComparisonTask, Assignment, PreferenceLabel, Membership))
 
 # The pick, in SQL both backends read (built through the ORM it cost 1.8 ms of Python a call):
 # this annotator's candidate tasks, least-annotated first (labels + live assignments).
@@ -237,12 +238,30 @@ def _scores_clean(scores, *, task: ComparisonTask, k: int, criteria: Sequence[Cr
     return cleaned, versions.pop()
 
 
-def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceLabel | None:
-    """The label this submission repeats: same key, or this annotator's label on this task."""
-    existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
+def _repeated(existing: PreferenceLabel | None, *, task: ComparisonTask, annotator) -> PreferenceLabel | None:
     if existing is not None and (existing.task_id != task.pk or existing.annotator_id != annotator.pk):
         raise FeedbackError("this submission key was already used for another label", field="submission_key")
     return existing
+
+
+def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceLabel | None:
+    """The label this submission repeats: same key, or this annotator's label on this task."""
+    existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
+    return _repeated(existing, task=task, annotator=annotator)
+
+
+# Lock the task row (label_count stays exact under concurrent submissions), check that the
+# annotator belongs to the task's project, and find the id of the label this submission would
+# repeat (as _existing_label: same key, or this annotator's label on this task, newest first),
+# in one statement. The lookup runs in the statement's snapshot, which predates any wait for
+# the lock: a repeat committed by a concurrent request meanwhile is caught by the insert's
+# unique constraints (see the IntegrityError branch).
+_LOCK_SQL = """
+SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task_id = t.id AND l.annotator_id = %s)
+               ORDER BY l.created_at DESC LIMIT 1)
+  FROM {tasks} t INNER JOIN {members} m ON m.project_id = t.project_id AND m.user_id = %s
+ WHERE t.id = %s{lock}
+"""
 
 
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
@@ -271,16 +290,17 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     now = timezone.now()
     try:
         with transaction.atomic():
-            # Lock the task row (label_count stays exact under concurrent submissions) and check,
-            # in the same statement, that the annotator belongs to the task's project.
-            locked = ComparisonTask.objects.filter(pk=task.pk, project__memberships__user=annotator)
-            if connection.features.has_select_for_update:
-                locked = locked.select_for_update(of=("self",))
-            if locked.values_list("pk", flat=True).first() is None:
+            lock = " FOR UPDATE OF t" if connection.features.has_select_for_update else ""
+            with connection.cursor() as cursor:
+                cursor.execute(_LOCK_SQL.format(labels=_LABELS, tasks=_TASKS, members=_MEMBERS, lock=lock),
+                               [key, annotator.pk, annotator.pk, task.pk])
+                row = cursor.fetchone()
+            if row is None:
                 raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
-            existing = _existing_label(task=task, annotator=annotator, key=key)
-            if existing is not None:
-                return existing, False
+            if row[1] is not None:
+                existing = _repeated(PreferenceLabel.objects.filter(pk=row[1]).first(), task=task, annotator=annotator)
+                if existing is not None:  # (None: withdrawn since; store this one)
+                    return existing, False
             label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=bool(both_bad),
                                     critique=(critique or "").strip(), time_spent_ms=spent, submission_key=key,
                                     rubric_version_id=scored_version or task.rubric_version_id)
