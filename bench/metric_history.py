@@ -33,7 +33,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from webapp.experiments.metrics import metric_points_upsert  # noqa: E402
-from webapp.experiments.models import MetricPoint, Run, RunKind  # noqa: E402
+from webapp.experiments.models import MetricChunk, MetricPoint, MetricRollup, Run, RunKind  # noqa: E402
 from webapp.experiments.selectors import metric_history_downsampled  # noqa: E402
 from webapp.projects.models import Project  # noqa: E402
 
@@ -45,7 +45,8 @@ def bench_run(points: int) -> Run:
     run, _ = Run.objects.get_or_create(project=project, name=f"history-{points}", defaults={"kind": RunKind.EXTERNAL})
     have = MetricPoint.objects.filter(run=run, key=KEY).count()
     if have != points:
-        MetricPoint.objects.filter(run=run).delete()
+        MetricChunk.objects.filter(run=run).delete()
+        MetricRollup.objects.filter(run=run).delete()
         started = time.perf_counter()
         batch = 10_000
         for start in range(1, points + 1, batch):
@@ -57,7 +58,7 @@ def bench_run(points: int) -> Run:
         print(f"ingested {points:,} points in {elapsed:.1f} s ({points / elapsed:,.0f} points/s, rollups included)")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE experiments_metricpoint; ANALYZE experiments_metricrollup")
+                cursor.execute("ANALYZE experiments_metricchunk; ANALYZE experiments_metricrollup")
     return run
 
 

@@ -3,8 +3,8 @@
 For a series and a step range [lo, hi] wider than ``max_points`` steps, the range is cut into
 B = max_points // 4 equal output buckets and each keeps its first, last, min and max points
 (at most 4 points, fewer when they coincide). The output buckets are aligned to the buckets
-of the finest rollup level whose width is at least (hi - lo) / (8·B): the query merges at most
-~8·B rollup rows, plus the raw points of the partial rollup buckets at the range's two edges.
+of the finest rollup level whose width is at least (hi - lo) / (16·B): the query merges at most
+~16·B rollup rows, plus the raw points of the partial rollup buckets at the range's two edges.
 """
 
 from __future__ import annotations

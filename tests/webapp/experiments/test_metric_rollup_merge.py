@@ -5,7 +5,7 @@ import random
 import pytest
 
 from tests.factories import make_project, make_run
-from webapp.experiments.metric_rollups import metric_rollups_rebuild
+from webapp.experiments.metric_rollups import TOP_LEVEL, metric_rollups_rebuild
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import MetricRollup
 
@@ -40,4 +40,4 @@ def test_a_batch_that_replaces_points_still_gives_the_rollups_of_a_rebuild():
     replaced = rollups(run)
     metric_rollups_rebuild(run_id=run.id)
     assert replaced == rollups(run)
-    assert MetricRollup.objects.get(run=run, key="reward", level=5, bucket=0).max_value == 10.0
+    assert MetricRollup.objects.get(run=run, key="reward", level=TOP_LEVEL, bucket=0).max_value == 10.0
