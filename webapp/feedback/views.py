@@ -35,6 +35,16 @@ def _undo_offer(request, label_id=None, label=None) -> dict | None:
     return {"label": label, "seconds_left": int(left)} if left > 1 else None
 
 
+def _score_field(position: int, criterion, data) -> dict:
+    """One score <select>: its options as (text, selected), made here rather than in the template,
+    where each of the dozens of options per task cost a filter call and number localisation."""
+    name = f"score_{position}_{criterion.pk}"
+    current = str(data.get(name, ""))
+    low, high = criterion.bounds
+    return {"criterion": criterion, "name": name,
+            "options": [(str(v), str(v) == current) for v in range(low, high + 1)]}
+
+
 def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False, progress=None,
                criteria_by_version=None):
     """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet.
@@ -60,9 +70,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
             "candidates": [{
                 "c": c,
                 "rank": data.get(f"rank_{c.position}", c.position + 1),
-                "scores": [{"criterion": cr, "name": f"score_{c.position}_{cr.pk}",
-                            "values": range(cr.bounds[0], cr.bounds[1] + 1),
-                            "current": str(data.get(f"score_{c.position}_{cr.pk}", ""))} for cr in criteria],
+                "scores": [_score_field(c.position, cr, data) for cr in criteria],
             } for c in candidates],
             "choice": data.get("choice", ""),
             "submission_key": data.get("submission_key") or form.initial.get("submission_key"),
