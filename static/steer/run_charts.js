@@ -34,16 +34,28 @@
     return out;
   }
 
-  /* Series of one key across runs, aligned on the union of their steps (null where absent). */
+  /* Axis labels that stay readable for tiny (1e-6) and huge values alike. */
+  function fmt(v) {
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    return a < 1e-3 || a >= 1e5 ? v.toExponential(1) : String(+v.toPrecision(4));
+  }
+  const INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
+
+  /* Series of one key across runs, aligned on the union of their steps (null where absent).
+     With smoothing on, this run's raw values come first, drawn faintly behind the smoothed line
+     (as TensorBoard does), so a short run's real values stay visible. */
   function aligned(seriesOfKey, alpha) {
     const steps = new Set();
     seriesOfKey.forEach((s) => s.steps.forEach((x) => steps.add(x)));
     const xs = Array.from(steps).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
-    const ys = seriesOfKey.map((s) => {
+    const ys = [];
+    seriesOfKey.forEach((s) => {
       const col = new Array(xs.length).fill(null);
       s.steps.forEach((x, i) => { col[index.get(x)] = s.values[i]; });
-      return ema(col, alpha);
+      if (alpha > 0 && String(s.run_id) === runId) ys.push(col);
+      ys.push(ema(col, alpha));
     });
     return [xs, ...ys];
   }
@@ -61,7 +73,8 @@
     byKey.forEach((list, key) => {
       list.sort((a, b) => (String(a.run_id) === runId ? -1 : String(b.run_id) === runId ? 1 : a.run_id - b.run_id));
       const data = aligned(list, alpha);
-      const signature = list.map((s) => s.run_id).join(",");
+      const few = data[0].length < 3;  // a line needs two points: show the points themselves
+      const signature = list.map((s) => s.run_id).join(",") + (alpha > 0 ? ":raw" : "") + (few ? ":few" : "");
       let entry = charts.get(key);
       if (entry && entry.signature !== signature) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); entry = null; }
       if (!entry) {
@@ -72,15 +85,20 @@
         title.textContent = key;
         div.appendChild(title);
         root.appendChild(div);
-        const series = [{ label: "step" }].concat(list.map((s) => ({
-          label: last.runs[String(s.run_id)] || ("run " + s.run_id),
-          stroke: COLORS[runIds.indexOf(String(s.run_id)) % COLORS.length],
-          width: String(s.run_id) === runId ? 2 : 1,
-          spanGaps: true,
-          points: { show: false },
-        })));
+        const series = [{ label: "step", value: (u, v) => (v === null || v === undefined ? "--" : String(v)) }];
+        list.forEach((s) => {
+          const name = last.runs[String(s.run_id)] || ("run " + s.run_id);
+          const color = COLORS[runIds.indexOf(String(s.run_id)) % COLORS.length];
+          const mine = String(s.run_id) === runId;
+          if (alpha > 0 && mine) {
+            series.push({ label: name + " (raw)", stroke: color + "55", width: 1, spanGaps: true, points: { show: few } });
+          }
+          series.push({ label: alpha > 0 ? name + " (EMA)" : name, stroke: color, width: mine ? 2 : 1, spanGaps: true,
+                        points: { show: few }, value: (u, v) => (v === null || v === undefined ? "--" : fmt(v)) });
+        });
         const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
-          scales: { x: { time: false } }, series: series, legend: { live: true } }, data, div);
+          scales: { x: { time: false } }, series: series, legend: { live: true },
+          axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map(fmt) }] }, data, div);
         entry = { plot, div, signature };
         charts.set(key, entry);
       } else {

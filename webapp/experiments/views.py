@@ -80,7 +80,8 @@ def run_detail_page(request, project_id: int, run_id: int):
 def run_status_partial(request, project_id: int, run_id: int):
     """The status panel; htmx polls it every 2 s and is told to stop (286) once the run is over."""
     run = run_get(project=request.project, run_id=run_id)
-    response = render(request, "experiments/partials/_run_status.html", _context(request, run=run))
+    response = render(request, "experiments/partials/_run_status.html",
+                      _context(request, run=run, checkpoints=checkpoint_list(run=run)))
     return _stop_polling(response) if run.is_terminal else response
 
 
@@ -116,19 +117,26 @@ def run_cancel_action(request, project_id: int, run_id: int):
     else:
         error = ""
     if request.htmx:
-        return render(request, "experiments/partials/_run_status.html", _context(request, run=run, cancel_error=error))
+        return render(request, "experiments/partials/_run_status.html",
+                      _context(request, run=run, checkpoints=checkpoint_list(run=run), cancel_error=error))
     return redirect("experiments:detail", request.project.id, run.id)
 
 
 @research_required
 def run_trajectories_partial(request, project_id: int, run_id: int):
-    """One step's groups: prompt, completions, per-reward values and advantage, sortable by reward."""
+    """One step's groups: prompt, completions, per-reward values and advantage, sortable by reward.
+
+    Without a step (or with one not stored) it shows the newest step; while the run is active the
+    section polls itself, so "latest" follows the run and a chosen step keeps its place.
+    """
     run = run_get(project=request.project, run_id=run_id)
     steps = trajectory_steps(run=run)
     raw = request.GET.get("step", "")
-    step = int(raw) if raw.isdigit() and int(raw) in steps else (steps[-1] if steps else None)
+    follow_latest = not (raw.isdigit() and int(raw) in steps)
+    step = (steps[-1] if steps else None) if follow_latest else int(raw)
     order = request.GET.get("order", "reward")
     groups = trajectory_groups(run=run, step=step, order=order) if step is not None else []
-    context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups)
+    context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups,
+                       follow_latest=follow_latest)
     template = "experiments/partials/_trajectories.html" if request.htmx else "experiments/trajectories.html"
     return render(request, template, context)

@@ -158,3 +158,32 @@ def test_trajectory_browser_escapes_model_text_and_sorts_by_reward(client, resea
     ascending = client.get(reverse("experiments:trajectories", args=[researcher.id, run.id]),
                            {"step": 1, "order": "-reward"}, HTTP_HX_REQUEST="true").content.decode()
     assert ascending.index("answer 0") < ascending.index("answer 2") < ascending.index("answer 1")
+
+
+def _trajectory(run, step, completion):
+    Trajectory.objects.create(run=run, step=step, group_index=0, sample_index=0, prompt_text="p",
+                              completion=completion, rewards={}, reward=0.0, advantage=0.0, length=1)
+
+
+def test_trajectory_browser_of_an_active_run_follows_the_newest_step_and_keeps_a_chosen_one(client, researcher):
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    url = reverse("experiments:trajectories", args=[researcher.id, run.id])
+    _trajectory(run, 1, "first step")
+    page = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 5s"' in page and "first step" in page
+    _trajectory(run, 2, "second step")
+    latest = client.get(url, {"step": ""}, HTTP_HX_REQUEST="true").content.decode()  # what a poll sends
+    assert "second step" in latest and "first step" not in latest and "latest (2)" in latest
+    chosen = client.get(url, {"step": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "first step" in chosen and '<option value="1" selected>' in chosen
+
+
+def test_trajectory_browser_and_checkpoints_of_a_finished_run_stop_polling(client, researcher):
+    run = make_run(researcher, status=RunStatus.SUCCEEDED)
+    _trajectory(run, 1, "only step")
+    run.checkpoints.create(step=1, path="/ckpt/run-1/step-1", size_bytes=2048)
+    page = client.get(reverse("experiments:trajectories", args=[researcher.id, run.id]),
+                      HTTP_HX_REQUEST="true").content.decode()
+    assert "only step" in page and "every 5s" not in page
+    status = client.get(reverse("experiments:status", args=[researcher.id, run.id]), HTTP_HX_REQUEST="true")
+    assert "/ckpt/run-1/step-1" in status.content.decode()
