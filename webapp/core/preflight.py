@@ -32,7 +32,7 @@ def check_database() -> CheckResult:
             cursor.execute("SELECT 1")
     except OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CheckResult("database", False, f"cannot reach the database at {where}: {first_line}. "
+        return CheckResult("database", False, f"cannot reach the database at {where}: {first_line.rstrip('.')}. "
                            "Check DATABASE_URL, or unset it to use the embedded SQLite file.")
     return CheckResult("database", True, f"database at {where} answers")
 
@@ -46,9 +46,12 @@ def check_broker(timeout_s: float = 3.0) -> CheckResult:
                         connect_timeout=timeout_s) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - kombu raises many transport-specific types
-        return CheckResult("broker", False, f"cannot reach the Celery broker at {_redact(url)}: {exc}. "
+        reason = str(exc).strip().rstrip(".") or type(exc).__name__
+        return CheckResult("broker", False, f"cannot reach the Celery broker at {_redact(url)}: {reason}. "
                            "Check CELERY_BROKER_URL, or unset it to use the embedded filesystem broker.")
-    return CheckResult("broker", True, f"broker at {_redact(url)} answers")
+    where = f"{settings.CELERY_BROKER_URL.split(':', 1)[0]} in {settings.STEER_VAR_DIR / 'broker'}" \
+        if url.startswith("filesystem") else _redact(url)
+    return CheckResult("broker", True, f"broker ({where}) answers")
 
 
 def run_checks() -> list[CheckResult]:

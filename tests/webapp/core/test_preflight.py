@@ -26,11 +26,14 @@ def test_preflight_passes_on_the_configured_stack(capsys):
 
 
 @pytest.mark.django_db
-def test_unreachable_broker_is_reported_by_preflight(settings):
+def test_unreachable_broker_is_reported_by_preflight(settings, capsys):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
-    with pytest.raises(CommandError, match=r"cannot reach the Celery broker at redis://127.0.0.1:1/0"):
+    with pytest.raises(CommandError, match=r"preflight failed \(broker\)"):
         call_command("preflight")
+    out = capsys.readouterr().out
+    assert "ERR broker: cannot reach the Celery broker at redis://127.0.0.1:1/0" in out
+    assert ".." not in out
 
 
 def test_serve_refuses_to_start_with_an_unreachable_broker(tmp_path):
@@ -44,7 +47,10 @@ def test_serve_refuses_to_start_with_an_unreachable_broker(tmp_path):
 def test_invalid_database_url_stops_manage_py_with_a_clear_message(tmp_path):
     result = manage(["migrate"], STEER_VAR_DIR=str(tmp_path), DATABASE_URL="mysql://root@localhost/steer")
     assert result.returncode != 0
-    assert "DATABASE_URL has the scheme 'mysql'" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Steer cannot start: DATABASE_URL has the scheme 'mysql'; Steer supports postgres://USER@HOST:PORT/NAME "
+        "and sqlite:///PATH."]
     assert not (tmp_path / "steer.sqlite3").exists(), "nothing was created"
 
 

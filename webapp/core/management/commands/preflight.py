@@ -13,4 +13,4 @@ class Command(BaseCommand):
             self.stdout.write(style(f"{'ok ' if result.ok else 'ERR'} {result.name}: {result.message}"))
         failed = [r for r in results if not r.ok]
         if failed:
-            raise CommandError("; ".join(r.message for r in failed))
+            raise CommandError(f"preflight failed ({', '.join(r.name for r in failed)}): see the ERR lines above")
