@@ -148,7 +148,7 @@ def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
     # Assigning a task changes none of these figures, so the workspace shows them as read here.
     counts = annotation_counts(project=project, annotator=annotator)
     held = list(Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE)
-                .select_related("task").order_by("assigned_at", "id"))
+                .select_related("task").order_by("assigned_at", "id")) if counts.held else []
     live = [a for a in held if a.expires_at > now]
     if live:
         return NextTask(live[0].task, counts.progress)

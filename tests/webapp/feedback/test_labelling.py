@@ -298,8 +298,15 @@ def test_counts_for_the_workspace_and_gold_mixing():
     elsewhere = make_project(annotator=a)
     submit(make_task(elsewhere), a)
     assert annotation_counts(project=project, annotator=a) == AnnotationCounts(
-        done=3, gold_done=1, open_slots=(3 - 2) + (3 - 1) + 3, gold_tasks=1)
-    assert annotation_counts(project=elsewhere, annotator=b) == AnnotationCounts(0, 0, 0, 0)
+        done=3, gold_done=1, open_slots=(3 - 2) + (3 - 1) + 3, gold_tasks=1, held=0)
+    assert annotation_counts(project=elsewhere, annotator=b) == AnnotationCounts(0, 0, 0, 0, 0)
+    held = task_next_for_annotator(project=project, annotator=b)
+    assert annotation_counts(project=project, annotator=b).held == 1
+    later = timezone.now() + labelling.ASSIGNMENT_TTL + timedelta(seconds=1)
+    assert annotation_counts(project=project, annotator=b).held == 1  # expired or not
+    assert task_next_for_annotator(project=project, annotator=b, now=later) is not None
+    assert Assignment.objects.filter(annotator=b, task=held, status=Assignment.Status.EXPIRED).exists()
+    assert annotation_counts(project=project, annotator=b).held == 1  # the stale one closed, a new one
 
 
 def test_no_gold_pick_when_no_gold_task_is_left(django_assert_num_queries):

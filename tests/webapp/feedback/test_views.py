@@ -214,7 +214,7 @@ def test_the_next_task_is_scored_on_its_rubrics_current_criteria(client, project
 
 def test_submit_and_next_task_stay_within_their_query_budget(client, project, annotator, django_assert_max_num_queries):
     """The hot path of the annotation workspace (bench/annotation_load.md): one POST stores the label
-    with its scores and answers with the next task. 17 statements, and 2 transactions that count
+    with its scores and answers with the next task. 16 statements, and 2 transactions that count
     2 each here (savepoints inside the test's transaction); it was 25 + 4."""
     rubric = make_rubric(project)
     tasks = [make_task(project, rubric=rubric, required_labels=2) for _ in range(8)]
@@ -222,7 +222,7 @@ def test_submit_and_next_task_stay_within_their_query_budget(client, project, an
     login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
     for i, task in enumerate(tasks[:5]):  # past the point where a gold task would be due
         scores = {f"score_{p}_{c.pk}": "1" for p in (0, 1) for c in (correct, clear)}
-        with django_assert_max_num_queries(21):
+        with django_assert_max_num_queries(20):
             response = post_label(client, project, task, choice="b", headers={"HTTP_HX_REQUEST": "true"}, **scores)
         assert f'data-task="{tasks[i + 1].id}"' in response.content.decode()
     assert PreferenceLabel.objects.filter(annotator=annotator).count() == 5
