@@ -29,15 +29,17 @@ MAX_CRITIQUE_CHARS = 20_000
 Status = Assignment.Status
 
 
-def _membership_locked(*, project_id: int, annotator) -> Membership:
-    """The annotator's membership row, locked: one annotator's assignment requests run one at a time."""
-    query = Membership.objects.filter(project_id=project_id, user=annotator)
-    if connection.features.has_select_for_update:
-        query = query.select_for_update()
-    membership = query.first()
-    if membership is None:
-        raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
-    return membership
+def _membership_locked(*, project_id: int, annotator) -> None:
+    """Lock the annotator's membership row: one annotator's assignment requests run one at a time.
+
+    Plain SQL: only the lock is wanted, not the row (through the ORM: 0.7 ms of Python).
+    """
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {_MEMBERS} WHERE project_id = %s AND user_id = %s{lock}",
+                       [project_id, annotator.pk])
+        if cursor.fetchone() is None:
+            raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
 
 
 def assignments_expire(*, project, now=None) -> int:
