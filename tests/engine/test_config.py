@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from workers.engine.config import TrainConfig, config_field_help, default_config_dict
+from workers.engine.config import TrainConfig, config_errors, config_field_help, default_config_dict
 from workers.engine.errors import ConfigError
 
 
@@ -98,3 +98,16 @@ def test_accuracy_reward_prefers_exact_answer():
     assert config.accuracy_reward == "correct"
     only_length = TrainConfig.from_dict({"rewards": [{"name": "length", "max_tokens": 4}]})
     assert only_length.accuracy_reward is None
+
+
+def test_config_errors_lists_every_independent_problem():
+    config = default_config_dict()
+    config["rollout"]["num_generations"] = 1
+    config["optim"]["lr"] = -1.0
+    config["rewards"] = [{"name": "nope"}, {"name": "exact_answer", "weight": "heavy"}]
+    config["typo"] = {}
+    found = {e.field: e.message for e in config_errors(config)}
+    assert set(found) == {"typo", "rollout.num_generations", "optim.lr", "rewards[0].name", "rewards[1].weight"}
+    assert "must be at least 2" in found["rollout.num_generations"]
+    assert config["rollout"]["num_generations"] == 1, "the caller's dict is left as it was"
+    assert config_errors(default_config_dict()) == []

@@ -1,8 +1,9 @@
 """The New-run form: the engine's knobs with its defaults filled in, rewards with weights.
 
-The form only shapes input into a config dict; the engine's dataclasses validate it (through
-``run_launch``), and their errors, which name a dotted field, are put back on the form field
-that holds it (``field_for_error``).
+The form shapes input into a config dict; the engine's dataclasses validate it, and their
+errors, which name a dotted field, are put back on the form field that holds it
+(``field_for_error``): all of them at once in ``clean`` (``config_errors``), and whatever
+``run_launch`` still refuses.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class NewRunForm(forms.Form):
         help_texts = config_field_help()
         self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
         self.fields["dataset"].queryset = PromptDataset.objects.filter(project=project)
+        for name in ("policy", "dataset"):  # the only choice there is comes chosen
+            only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
+            if len(only) == 1:
+                self.fields[name].initial = only[0]
         for path, label in KNOBS:
             default = _lookup(self.defaults, path)
             choices = _choices_for(path)
@@ -112,7 +117,7 @@ class NewRunForm(forms.Form):
                 required=False, initial=initial.get("weight", 1.0), label="Weight")
             self.fields[f"reward_{i}_params"] = forms.CharField(
                 required=False, initial=json.dumps(params) if params else "", label="Parameters (JSON)",
-                widget=forms.TextInput(attrs={"placeholder": '{"max_tokens": 64}', "class": "mono"}))
+                widget=forms.TextInput(attrs={"placeholder": "{} (optional, JSON)", "class": "mono"}))
 
     @property
     def knob_fields(self):
@@ -164,15 +169,25 @@ class NewRunForm(forms.Form):
             self.add_error("reward_0_name", "Choose at least one reward.")
         self.reward_rows_used = [i for i, _ in rewards]
         cleaned["rewards"] = [reward for _, reward in rewards]
+        # The engine's checks too, all of them at once, on every field the form could read.
+        from workers.engine.config import config_errors
+
+        for exc in config_errors(self.config()):
+            field = self.field_for_error(f"config.{exc.field}")
+            if field not in self.errors:
+                self.add_error(field, exc.message)
         return cleaned
 
     def config(self) -> dict:
-        """The config the form describes (not yet validated by the engine)."""
+        """The config the form describes (not yet validated by the engine); fields that did not
+        parse are left out, so the engine's defaults stand in for them."""
         config: dict = {}
         for path, _ in KNOBS:
             section, key = path.split(".")
-            config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
-        config["rewards"] = self.cleaned_data["rewards"]
+            if form_name(path) in self.cleaned_data:
+                config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
+        if self.cleaned_data.get("rewards"):
+            config["rewards"] = self.cleaned_data["rewards"]
         return _deep_merge(config, self.cleaned_data.get("overrides") or {})
 
     def field_for_error(self, field: str | None) -> str | None:

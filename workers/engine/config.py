@@ -376,6 +376,58 @@ def default_config_dict() -> dict[str, Any]:
     return TrainConfig().to_dict()
 
 
+def config_errors(d: dict[str, Any], *, limit: int = 20) -> list[ConfigError]:
+    """Every independent problem of a config, not only the first that ``from_dict`` raises.
+
+    After each error the offending value goes back to its default (an unknown key is dropped)
+    and the config is checked again, so a form can mark all its bad fields in one answer.
+    Stops at a problem it cannot set aside (then the list ends with it). [] means valid.
+    """
+    import copy  # noqa: PLC0415
+
+    trial, defaults, errors = copy.deepcopy(d), default_config_dict(), []
+    for _ in range(limit):
+        try:
+            TrainConfig.from_dict(trial)
+            return errors
+        except ConfigError as exc:
+            errors.append(exc)
+            if not _set_aside(trial, defaults, exc.field) or [e.field for e in errors].count(exc.field) > 1:
+                return errors
+    return errors
+
+
+def _set_aside(trial: dict[str, Any], defaults: dict[str, Any], dotted: str) -> bool:
+    """Put the value at ``dotted`` (``a.b``, ``rewards[1].weight``) back to its default; False if impossible."""
+    parts = dotted.replace("[", ".").replace("]", "").split(".")
+    if parts[0] == "rewards" and len(parts) > 1 and parts[1].isdigit():  # a bad component: a default one in its place
+        rewards, index = trial.get("rewards"), int(parts[1])
+        stand_in = {**defaults["rewards"][0], "label": f"set-aside-{index}"}  # a label no other row has
+        if not isinstance(rewards, list) or index >= len(rewards) or rewards[index] == stand_in:
+            return False
+        rewards[index] = stand_in
+        return True
+    node, default = trial, defaults
+    for part in parts[:-1]:
+        key: Any = int(part) if part.isdigit() else part
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+        default = default.get(key) if isinstance(default, dict) else None
+    last: Any = int(parts[-1]) if parts[-1].isdigit() else parts[-1]
+    if isinstance(node, list) and isinstance(last, int) and last < len(node):
+        del node[last]
+        return True
+    if not isinstance(node, dict) or last not in node:
+        return False
+    if isinstance(default, dict) and last in default:
+        node[last] = default[last]
+    else:
+        del node[last]
+    return True
+
+
 def config_field_help() -> dict[str, str]:
     """Dotted field name -> help text, for forms and docs."""
     out: dict[str, str] = {}

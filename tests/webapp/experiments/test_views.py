@@ -85,6 +85,18 @@ def test_invalid_input_is_shown_on_its_field_and_nothing_is_queued(client, resea
     assert not Run.objects.exists() and sent == [] and callbacks == []
 
 
+def test_every_bad_field_is_marked_in_one_answer(client, researcher, sent):
+    data = {**tiny_run_form_data(make_policy(researcher), make_dataset(researcher)), "name": "",
+            "rollout__num_generations": "1", "optim__lr": "-0.001", "reward_1_name": "exact_answer",
+            "reward_1_weight": "x"}
+    response = client.post(new_run_url(researcher), data)
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert {"name", "rollout__num_generations", "optim__lr", "reward_1_weight"} <= set(errors), errors
+    assert "must be at least 2" in str(errors["rollout__num_generations"]) and "must be &gt; 0" in response.content.decode()
+    assert not Run.objects.exists() and sent == []
+
+
 def test_a_policy_of_another_project_cannot_be_chosen(client, researcher, sent):
     other = make_project(owner=make_user())
     data = tiny_run_form_data(make_policy(other), make_dataset(researcher))
