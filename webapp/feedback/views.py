@@ -65,7 +65,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
         data = form.data if form.is_bound else {}
         context.update({
             "form": form, "criteria": criteria, "k": len(candidates),
-            "rubric_name": criteria[0].version.rubric.name if criteria else "",
+            "rubric_name": criteria[0].rubric_name if criteria else "",
             "already_labelled": not fresh and PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
             "candidates": [{
                 "c": c,
