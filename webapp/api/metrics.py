@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerApi, SteerListApi, TooLarge, field_error, query_params
-from webapp.api.permissions import RESEARCH
+from webapp.api.permissions import RESEARCH, run_id_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
 from webapp.experiments.models import MetricPoint, Run
@@ -105,7 +105,7 @@ class RunMetricsApi(SteerListApi):
     )
     def post(self, request, run_id: int):
         points = _decode_batch(request)
-        run_id = runs_for(request).filter(pk=run_id).values_list("id", flat=True).first()
+        run_id = run_id_in_scope(request, run_id, self.project_roles)
         if run_id is None:
             raise exceptions.NotFound("No such run.")
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Q
 from rest_framework import exceptions, permissions
 
@@ -38,6 +39,27 @@ def scoped_project_ids(request, roles: Iterable[str]) -> list[int]:
     if roles not in cache:
         cache[roles] = project_ids_for_user(user=request.user, roles=roles)
     return cache[roles]
+
+
+def run_id_in_scope(request, run_id: int, roles: Iterable[str]) -> int | None:
+    """``run_id`` when the caller holds one of ``roles`` in the run's project, else None (404).
+
+    One statement, for the metric-ingest hot path; the same rule as ``scoped_project_ids``.
+    """
+    from webapp.experiments.models import Run  # noqa: PLC0415 (permissions is imported by every app's API)
+
+    roles = sorted(set(roles))
+    if not request.user.is_authenticated:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id FROM {Run._meta.db_table} r JOIN {Membership._meta.db_table} m "
+            f"ON m.project_id = r.project_id WHERE r.id = %s AND m.user_id = %s "
+            f"AND m.role IN ({', '.join(['%s'] * len(roles))})",
+            [run_id, request.user.pk, *roles],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def project_membership(request, project_id: int, roles: Iterable[str]) -> Membership:
