@@ -108,6 +108,37 @@ def steer_prepare(env: dict) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+# ------------------------------------------------------------------ CPU accounting (Linux /proc)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats():
+    """(pid, comm, pgid, user+system seconds) of every process we may read."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        yield int(entry.name), comm, int(fields[2]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_seconds(server_pgid: int) -> dict[str, float]:
+    """CPU used so far by PostgreSQL's processes, by one server's process group, and by this client."""
+    db = server = 0.0
+    for _, comm, pgid, seconds in _proc_stats():
+        if comm.startswith("postgres"):
+            db += seconds
+        elif pgid == server_pgid:
+            server += seconds
+    return {"db": db, "server": server, "client": time.process_time()}
+
+
 # ------------------------------------------------------------------ workload
 
 def batches_for(runs: list, metrics: int, steps: int, batch: int):
@@ -219,8 +250,12 @@ class MLflow:
 def ingest_round(system, args) -> dict:
     runs = system.create_runs(args.runs)
     jobs = batches_for(runs, args.metrics, args.steps, args.batch)
+    before = cpu_seconds(system.pgid)
     wall, latencies = timed_parallel(jobs, system.send, args.clients)
-    return {"runs": runs, "points": sum(len(p) for _, p in jobs), "wall": wall, "latencies": latencies}
+    after = cpu_seconds(system.pgid)
+    cpu = {k: after[k] - before[k] for k in before}
+    return {"runs": runs, "points": sum(len(p) for _, p in jobs), "wall": wall, "latencies": latencies,
+            "batches": len(jobs), "cpu": cpu}
 
 
 def history_queries(system, runs: list, args) -> list[float]:
@@ -239,7 +274,10 @@ def summary(system, rounds: list[dict], history: tuple) -> dict:
     latencies = [t for r in rounds for t in r["latencies"]]
     points, wall = sum(r["points"] for r in rounds), sum(r["wall"] for r in rounds)
     q_latencies, q_points = history
+    batches = sum(r["batches"] for r in rounds)
+    cpu_ms = {k: 1000 * sum(r["cpu"][k] for r in rounds) / batches for k in ("db", "server", "client")}
     return {
+        "cpu_ms_per_batch": cpu_ms,
         "system": system.name, "points": points, "stored": system.stored(), "requests": len(latencies),
         "ingest_s": wall, "points_per_s": points / wall,
         "rounds_points_per_s": [r["points"] / r["wall"] for r in rounds],
@@ -283,10 +321,11 @@ def main() -> None:
                   f"postgresql://postgres@127.0.0.1:5432/{MLFLOW_DB}", "--host", "127.0.0.1",
                   "--port", str(mlflow_port), "--workers", str(args.workers),
                   "--default-artifact-root", str(logs / "mlruns")]
-    with server(steer_cmd, env, f"http://127.0.0.1:{steer_port}/healthz", logs / "steer.log"), \
-            server(mlflow_cmd, dict(os.environ), f"http://127.0.0.1:{mlflow_port}/health", logs / "mlflow.log"):
+    with server(steer_cmd, env, f"http://127.0.0.1:{steer_port}/healthz", logs / "steer.log") as steer_proc, \
+            server(mlflow_cmd, dict(os.environ), f"http://127.0.0.1:{mlflow_port}/health", logs / "mlflow.log") as mlflow_proc:
         systems = [Steer(f"http://127.0.0.1:{steer_port}", int(project_id), token),
                    MLflow(f"http://127.0.0.1:{mlflow_port}")]
+        systems[0].pgid, systems[1].pgid = steer_proc.pid, mlflow_proc.pid  # each server leads its own session
         rounds = {s.name: [] for s in systems}
         warmup = argparse.Namespace(**{**vars(args), "runs": 1, "steps": args.warmup_steps})
         warmed = {}
@@ -309,12 +348,13 @@ def main() -> None:
           f"{args.clients} client threads, {args.workers} server workers each (Steer: {args.threads} threads per worker); "
           f"logs in {logs}\n")
     header = ("system", "points", "stored", "points/s", "ingest p50 ms", "ingest p95 ms",
-              "history pts", "history p50 ms", "history p95 ms")
+              "history pts", "history p50 ms", "history p95 ms", "CPU ms/batch: db / server / client")
     print(" | ".join(header))
     for r in results:
         print(" | ".join([r["system"], str(r["points"]), str(r["stored"]), f"{r['points_per_s']:,.0f}",
                           f"{r['ingest_p50_ms']:.1f}", f"{r['ingest_p95_ms']:.1f}", str(r["history_points"]),
-                          f"{r['history_p50_ms']:.1f}", f"{r['history_p95_ms']:.1f}"]))
+                          f"{r['history_p50_ms']:.1f}", f"{r['history_p95_ms']:.1f}",
+                          " / ".join(f"{r['cpu_ms_per_batch'][k]:.1f}" for k in ("db", "server", "client"))]))
     if len(results) == 2:
         steer, mlflow = results
         print(f"\ningest throughput ratio Steer/MLflow: {steer['points_per_s'] / mlflow['points_per_s']:.1f}× "
