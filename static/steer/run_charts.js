@@ -40,6 +40,12 @@
     const a = Math.abs(v);
     return a < 1e-3 || a >= 1e5 ? v.toExponential(1) : String(+v.toPrecision(4));
   }
+  /* A flat series (a constant 0, a fixed learning rate) gets a band around its value, not 0..100. */
+  function yRange(u, min, max) {
+    if (min === null || max === null) return [0, 1];
+    if (min === max) { const pad = Math.abs(min) * 0.1 || 1; return [min - pad, max + pad]; }
+    return uPlot.rangeNum(min, max, 0.1, true);
+  }
   const INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
 
   /* Series of one key across runs, aligned on the union of their steps (null where absent).
@@ -97,7 +103,7 @@
                         points: { show: few }, value: (u, v) => (v === null || v === undefined ? "--" : fmt(v)) });
         });
         const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
-          scales: { x: { time: false } }, series: series, legend: { live: true },
+          scales: { x: { time: false }, y: { range: yRange } }, series: series, legend: { live: true },
           axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map(fmt) }] }, data, div);
         entry = { plot, div, signature };
         charts.set(key, entry);
