@@ -131,6 +131,12 @@ class Run(models.Model):
         return age > settings.STEER_HEARTBEAT_TIMEOUT_S
 
     @property
+    def steps_planned(self) -> int | None:
+        """Steps the run will take: what its worker set, or, before one has, what its config asks."""
+        train = self.config.get("train") if isinstance(self.config, dict) else None
+        return self.total_steps or (train.get("total_steps") if isinstance(train, dict) else None)
+
+    @property
     def checkpoint_dir(self):
         return settings.STEER_CHECKPOINT_DIR / f"run-{self.pk}"
 

@@ -199,3 +199,9 @@ def test_trajectory_browser_and_checkpoints_of_a_finished_run_stop_polling(clien
     assert "only step" in page and "every 5s" not in page
     status = client.get(reverse("experiments:status", args=[researcher.id, run.id]), HTTP_HX_REQUEST="true")
     assert "/ckpt/run-1/step-1" in status.content.decode()
+
+
+def test_a_queued_run_shows_the_steps_its_config_plans(client, researcher):
+    run = make_run(researcher, config={"train": {"total_steps": 40}})
+    page = client.get(reverse("experiments:detail", args=[researcher.id, run.id])).content.decode()
+    assert "step 0 of 40" in page

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         python = sys.executable
         commands = [[python, "-m", "gunicorn", "webapp.wsgi:application", "--bind", bind,
                      "--workers", str(web_workers), "--threads", "4", "--access-logfile", "-",
-                     "--graceful-timeout", "10"]]
+                     "--graceful-timeout", "10", "--no-control-socket"]]  # no socket left in ~/.gunicorn
         if not no_worker:
             commands.append([python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default,gpu",
                              "--concurrency", "1", "--loglevel", "INFO", "-n", "steer-local@%h"])
