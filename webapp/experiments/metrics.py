@@ -211,10 +211,10 @@ def _bucket_aggregates(series: Series) -> dict[tuple[str, int, int], list]:
     out: dict[tuple[str, int, int], list] = {}
     width = ROLLUP_WIDTHS[0]
     for key, points in series.items():
-        agg = None
+        agg, open_bucket = None, None
         for step, value in points:  # ascending: a bucket's points are consecutive
             bucket = step // width
-            if agg is None or bucket != open_bucket:
+            if bucket != open_bucket:
                 open_bucket = bucket
                 agg = out[(key, 1, bucket)] = [1, step, value, step, value, step, value, step, value]
                 continue

@@ -71,9 +71,7 @@ END $$;
 
 def _sqlite_chunks(cursor):
     """The same islands as PG_MOVE, built in Python (SQLite 3.40 has no ordered aggregates)."""
-    import json
-
-    cursor.execute(f"SELECT run_id, key, step, value, recorded_at FROM experiments_metricpoint_rows "
+    cursor.execute("SELECT run_id, key, step, value, recorded_at FROM experiments_metricpoint_rows "
                    "ORDER BY run_id, key, step")
     chunk = None
     for run_id, key, step, value, recorded_at in cursor.fetchall():
