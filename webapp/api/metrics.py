@@ -18,7 +18,7 @@ from webapp.api.base import MAX_ID, SteerApi, SteerListApi, TooLarge, field_erro
 from webapp.api.permissions import RESEARCH, run_id_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
-from webapp.experiments.models import MetricPoint, Run
+from webapp.experiments.models import MAX_CHUNK_SPAN, MetricPoint, Run
 from webapp.experiments.selectors import metric_history_downsampled, metric_latest
 
 
@@ -96,7 +96,8 @@ class RunMetricsApi(SteerListApi):
         if "step_min" in params:
             queryset = queryset.filter(chunk_step_max__gte=params["step_min"], step__gte=params["step_min"])
         if "step_max" in params:
-            queryset = queryset.filter(chunk_step_min__lte=params["step_max"], step__lte=params["step_max"])
+            queryset = queryset.filter(chunk_step_min__lte=params["step_max"], step__lte=params["step_max"],
+                                       chunk_step_max__lte=min(params["step_max"] + MAX_CHUNK_SPAN - 1, MAX_ID))
         return queryset
 
     @extend_schema(

@@ -16,10 +16,11 @@ from webapp.experiments.metric_rollups import (
     POINTS,
     ROLLUP_WIDTHS,
     ROLLUPS,
-    STEPS_BETWEEN,
     TOP_LEVEL,
     merged_columns,
+    STEPS_BETWEEN,
     raw_pieces,
+    steps_between,
 )
 
 
@@ -42,10 +43,8 @@ def series_bounds(*, run_ids: list[int], keys: list[str] | None) -> dict[tuple[i
 
 
 def raw_series(cursor, *, run_id: int, key: str, lo: int, hi: int) -> list[tuple[int, float]]:
-    cursor.execute(
-        f"SELECT step, value FROM {POINTS} WHERE run_id = %s AND key = %s AND {STEPS_BETWEEN} ORDER BY step",
-        [run_id, key, lo, hi, lo, hi],
-    )
+    cursor.execute(f"SELECT step, value FROM {POINTS} WHERE run_id = %s AND key = %s AND {STEPS_BETWEEN} ORDER BY step",
+                   [run_id, key, *steps_between(lo, hi)])
     return cursor.fetchall()
 
 
@@ -75,16 +74,15 @@ def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int, bucke
                 pieces[0],
                 pieces[0],
             ]
-            left, right = (lo, full_first * width - 1), ((full_last + 1) * width, hi)
             params = [
                 run_id, key, full_first, full_last,
-                run_id, key, *left, *left,
-                run_id, key, *right, *right,
+                run_id, key, *steps_between(lo, full_first * width - 1),
+                run_id, key, *steps_between((full_last + 1) * width, hi),
             ]
         else:
-            params = [run_id, key, lo, hi, lo, hi]
+            params = [run_id, key, *steps_between(lo, hi)]
     else:
-        params = [run_id, key, lo, hi, lo, hi]
+        params = [run_id, key, *steps_between(lo, hi)]
     cursor.execute(
         f"SELECT DISTINCT b, {merged_columns('PARTITION BY b')} FROM ({' UNION ALL '.join(pieces)}) AS pieces",
         params,

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from webapp.experiments.models import MetricChunk, MetricPoint, MetricRollup
+from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, MetricRollup
 
 FANOUT = 16
 ROLLUP_WIDTHS = (16, 256, 4096, 65536)  # steps per bucket at levels 1..4
@@ -28,9 +28,16 @@ TOP_LEVEL = len(ROLLUP_WIDTHS)
 
 POINTS = MetricPoint._meta.db_table
 ROLLUPS = MetricRollup._meta.db_table
-# Points of the view in [lo, hi] (params: lo, hi, lo, hi). The chunk bounds are what the database
-# can use an index for: only the chunks that overlap the range are read and unpacked.
-STEPS_BETWEEN = "chunk_step_max >= %s AND chunk_step_min <= %s AND step BETWEEN %s AND %s"
+# The view's points with lo <= step <= hi; its parameters come from ``steps_between(lo, hi)``.
+# The chunk bounds are what the database can use an index for: a chunk spans fewer than
+# MAX_CHUNK_SPAN steps, so those overlapping [lo, hi] end in [lo, hi + MAX_CHUNK_SPAN), one
+# bounded range of the (run, key, step_max) index; only they are unpacked.
+STEPS_BETWEEN = "chunk_step_max BETWEEN %s AND %s AND chunk_step_min <= %s AND step BETWEEN %s AND %s"
+
+
+def steps_between(lo: int, hi: int) -> list[int]:
+    """The parameters of STEPS_BETWEEN for [lo, hi] (the reach stops at the largest BIGINT)."""
+    return [lo, min(hi + MAX_CHUNK_SPAN - 1, 2**63 - 1), hi, lo, hi]
 AGGREGATE_COLUMNS = (
     "n, first_step, first_value, last_step, last_value, min_step, min_value, max_step, max_value"
 )
@@ -70,11 +77,8 @@ def _refresh_level(cursor, *, run_id: int, keys: list[str], level: int, step_min
     first_bucket, last_bucket = step_min // width, step_max // width
     key_marks = ", ".join(["%s"] * len(keys))
     if level == 1:
-        child = (
-            f"{raw_pieces(f'step / {width}')} WHERE run_id = %s AND key IN ({key_marks}) AND {STEPS_BETWEEN}"
-        )
-        lo, hi = first_bucket * width, (last_bucket + 1) * width - 1
-        params = [run_id, *keys, lo, hi, lo, hi]
+        child = f"{raw_pieces(f'step / {width}')} WHERE run_id = %s AND key IN ({key_marks}) AND {STEPS_BETWEEN}"
+        params = [run_id, *keys, *steps_between(first_bucket * width, (last_bucket + 1) * width - 1)]
     else:
         child = (
             f"SELECT run_id, key, bucket / {FANOUT} AS b, {AGGREGATE_COLUMNS} FROM {ROLLUPS} "

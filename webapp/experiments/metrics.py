@@ -15,12 +15,14 @@ import orjson
 from django.db import connection, transaction
 
 from webapp.experiments.metric_rollups import (
-    AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges,
+    AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges, steps_between,
 )
-from webapp.experiments.models import MetricChunk, MetricPoint, Run
+from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, Run
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
-MAX_STEP = 2**63 - 1  # a BIGINT column
+# A BIGINT column, less one: the exclusion constraint's closed range int8range(lo, hi, '[]') is
+# stored as [lo, hi + 1), which must fit in a BIGINT too.
+MAX_STEP = 2**63 - 2
 RUNS = Run._meta.db_table
 CHUNKS = MetricChunk._meta.db_table
 KEYS_PER_QUERY = 500
@@ -64,7 +66,7 @@ def normalise_series(points: Iterable) -> Series:
                     i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
             values = by_key.setdefault(key, {})
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
-            raise MetricPointError(i, "step must be a non-negative integer (below 2**63)")
+            raise MetricPointError(i, f"step must be a non-negative integer of at most {MAX_STEP} (2**63 - 2)")
         if type(value) is not float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise MetricPointError(i, "value must be a finite number")
@@ -90,7 +92,8 @@ PG_INSERT_UNLESS_OVERLAP = (
     "WITH new AS (SELECT e->>0 AS key, (e->>1)::bigint AS lo, (e->>2)::bigint AS hi, e->3 AS points "
     "FROM jsonb_array_elements(%s::jsonb) AS e), "
     f"clash AS (SELECT 1 FROM new JOIN {CHUNKS} c ON c.run_id = %s AND c.key = new.key "
-    "AND c.step_max >= new.lo AND c.step_min <= new.hi LIMIT 1), "
+    f"AND c.step_max BETWEEN new.lo AND LEAST(new.hi, {2**63 - MAX_CHUNK_SPAN}) + {MAX_CHUNK_SPAN - 1} "
+    "AND c.step_min <= new.hi LIMIT 1), "
     f"ins AS (INSERT INTO {CHUNKS} (run_id, key, step_min, step_max, points, recorded_at) "
     "SELECT %s, key, lo, hi, points, %s FROM new WHERE NOT EXISTS (SELECT 1 FROM clash) RETURNING 1) "
     "SELECT count(*) FROM ins"
@@ -117,11 +120,12 @@ def _overlapping_chunks(cursor, *, run_id: int, series: Series) -> dict[str, lis
         part = keys[start:start + KEYS_PER_QUERY]
         params: list = []
         for key in part:
-            params += [key, series[key][0][0], series[key][-1][0]]
+            lo, hi = series[key][0][0], series[key][-1][0]
+            params += [key, lo, hi, steps_between(lo, hi)[1]]  # reach: the last step_max that can overlap
         cursor.execute(
-            f"WITH n(key, lo, hi) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(part))}) "
+            f"WITH n(key, lo, hi, reach) AS (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(part))}) "
             f"SELECT c.id, c.key, c.points, c.recorded_at FROM {CHUNKS} c JOIN n ON c.key = n.key "
-            "AND c.step_max >= n.lo AND c.step_min <= n.hi WHERE c.run_id = %s",
+            "AND c.step_max BETWEEN n.lo AND n.reach AND c.step_min <= n.hi WHERE c.run_id = %s",
             [*params, run_id],
         )
         for chunk_id, key, points, recorded_at in cursor.fetchall():
@@ -130,12 +134,25 @@ def _overlapping_chunks(cursor, *, run_id: int, series: Series) -> dict[str, lis
     return found
 
 
+def span_pieces(points: list) -> list[list]:
+    """Ascending points cut into runs that each cover fewer than MAX_CHUNK_SPAN steps."""
+    if points[-1][0] - points[0][0] < MAX_CHUNK_SPAN:  # the usual batch: one piece
+        return [points]
+    pieces, start = [], 0
+    for i in range(1, len(points)):
+        if points[i][0] - points[start][0] >= MAX_CHUNK_SPAN:
+            pieces.append(points[start:i])
+            start = i
+    pieces.append(points[start:])
+    return pieces
+
+
 def chunk_pieces(new: list[tuple[int, float]], now, stored: list[tuple[list, object]]) -> list[tuple[list, object]]:
     """The chunks that replace ``stored`` chunks overlapping a batch's ``new`` points of one series.
 
     New points win over stored ones at the same step. Every point keeps the moment it was
-    recorded, so the result is the maximal runs (in step order) of points recorded together:
-    [(points, recorded_at)], ranges disjoint.
+    recorded, so the result is the maximal runs (in step order) of points recorded together,
+    each under MAX_CHUNK_SPAN steps: [(points, recorded_at)], ranges disjoint.
     """
     rewritten = {step for step, _ in new}
     merged = [(step, value, now) for step, value in new]
@@ -144,7 +161,7 @@ def chunk_pieces(new: list[tuple[int, float]], now, stored: list[tuple[list, obj
     merged.sort(key=lambda p: p[0])
     pieces: list[tuple[list, object]] = []
     for step, value, recorded_at in merged:
-        if pieces and pieces[-1][1] == recorded_at:
+        if pieces and pieces[-1][1] == recorded_at and step - pieces[-1][0][0][0] < MAX_CHUNK_SPAN:
             pieces[-1][0].append([step, value])
         else:
             pieces.append(([[step, value]], recorded_at))
@@ -158,7 +175,8 @@ def _write_chunks(cursor, *, run_id: int, series: Series, now) -> None:
     for key, points in series.items():
         stored = overlapping.get(key)
         if not stored:
-            rows.append((run_id, key, points[0][0], points[-1][0], orjson.dumps(points).decode(), now))
+            rows += [(run_id, key, piece[0][0], piece[-1][0], orjson.dumps(piece).decode(), now)
+                     for piece in span_pieces(points)]
             continue
         replaced += [chunk_id for chunk_id, _, _ in stored]
         for piece, recorded_at in chunk_pieces(points, now, [(p, r) for _, p, r in stored]):
@@ -192,7 +210,8 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
         if connection.vendor == "postgresql":
             # The batch travels as one JSON text that PostgreSQL unpacks in C: Django's client-side
             # binding would otherwise quote Python lists element by element. JSON floats round-trip exactly.
-            payload = orjson.dumps([[key, s[0][0], s[-1][0], s] for key, s in series.items()]).decode()
+            payload = orjson.dumps([[key, piece[0][0], piece[-1][0], piece] for key, s in series.items()
+                                    for piece in span_pieces(s)]).decode()
             cursor.execute(PG_INSERT_UNLESS_OVERLAP, [payload, run_id, run_id, now])
             if cursor.fetchone()[0]:
                 merge_fresh_rollups(cursor, run_id=run_id, series=series)

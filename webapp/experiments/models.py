@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from webapp.datasets.models import Prompt, PromptDataset
@@ -141,6 +142,9 @@ class Run(models.Model):
         return settings.STEER_CHECKPOINT_DIR / f"run-{self.pk}"
 
 
+MAX_CHUNK_SPAN = 4096  # a chunk covers fewer steps than this: reads of a step range stay a bounded index scan
+
+
 class MetricChunk(models.Model):
     """Points of one metric series written together, stored as one row: the storage behind MetricPoint.
 
@@ -168,6 +172,9 @@ class MetricChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "key", "step_max"], name="metric_chunk_unique_end"),
             models.CheckConstraint(condition=models.Q(step_min__lte=models.F("step_max")), name="metric_chunk_range"),
+            models.CheckConstraint(  # step_max - step_min, which cannot overflow as step_min + span could
+                condition=LessThan(models.F("step_max") - models.F("step_min"), MAX_CHUNK_SPAN),
+                name="metric_chunk_span"),
         ]
 
     def __str__(self) -> str:

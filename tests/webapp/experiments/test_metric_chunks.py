@@ -7,8 +7,8 @@ import pytest
 
 from tests.factories import make_project, make_run
 from webapp.experiments.metric_rollups import metric_rollups_rebuild
-from webapp.experiments.metrics import chunk_pieces, metric_points_upsert
-from webapp.experiments.models import MetricChunk, MetricPoint, MetricRollup
+from webapp.experiments.metrics import MAX_STEP, MetricPointError, chunk_pieces, metric_points_upsert
+from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, MetricRollup
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +27,7 @@ def assert_disjoint(run):
     for key, lo, hi, stored in MetricChunk.objects.filter(run=run).values_list("key", "step_min", "step_max", "points"):
         steps = [s for s, _ in stored]
         assert steps == sorted(set(steps)) and (lo, hi) == (steps[0], steps[-1])
+        assert hi - lo < MAX_CHUNK_SPAN
         by_key.setdefault(key, []).append((lo, hi))
     for ranges in by_key.values():
         ranges.sort()
@@ -89,3 +90,28 @@ def test_a_step_range_filter_reads_only_the_overlapping_chunks():
     rows = MetricPoint.objects.filter(run=run, key="reward", chunk_step_max__gte=250, chunk_step_min__lte=260,
                                       step__gte=250, step__lte=260)
     assert sorted(rows.values_list("step", flat=True)) == list(range(250, 261))
+
+
+def test_a_sparse_batch_is_cut_into_chunks_of_bounded_span():
+    run = make_run(make_project())
+    steps = [0, 1, MAX_CHUNK_SPAN - 1, MAX_CHUNK_SPAN, 10 * MAX_CHUNK_SPAN, 10 * MAX_CHUNK_SPAN + 5]
+    metric_points_upsert(run_id=run.id, points=[("reward", s, float(s)) for s in steps])
+    assert sorted(MetricChunk.objects.filter(run=run).values_list("step_min", "step_max")) == [
+        (0, MAX_CHUNK_SPAN - 1), (MAX_CHUNK_SPAN, MAX_CHUNK_SPAN), (10 * MAX_CHUNK_SPAN, 10 * MAX_CHUNK_SPAN + 5)]
+    metric_points_upsert(run_id=run.id, points=[("reward", s, -1.0) for s in range(2, 3 * MAX_CHUNK_SPAN, 97)])
+    assert_disjoint(run)
+    expected = {("reward", s): float(s) for s in steps}
+    expected.update({("reward", s): -1.0 for s in range(2, 3 * MAX_CHUNK_SPAN, 97)})
+    assert points(run) == expected
+
+
+def test_steps_up_to_the_largest_storable_are_stored_and_rewritten():
+    run = make_run(make_project())
+    top = MAX_STEP
+    metric_points_upsert(run_id=run.id, points=[("reward", top - 1, 1.0), ("reward", top, 2.0)])
+    metric_points_upsert(run_id=run.id, points=[("reward", top, 3.0)])
+    assert points(run) == {("reward", top - 1): 1.0, ("reward", top): 3.0}
+    rows = MetricPoint.objects.filter(run=run, chunk_step_max__gte=top, step__gte=top)
+    assert list(rows.values_list("value", flat=True)) == [3.0]
+    with pytest.raises(MetricPointError, match="at most"):
+        metric_points_upsert(run_id=run.id, points=[("reward", MAX_STEP + 1, 1.0)])

@@ -5,10 +5,11 @@
 import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
+from django.db.models.lookups import LessThan
 
 CHUNKS = "experiments_metricchunk"
 POINTS = "experiments_metricpoint"
-BLOCK = 4096  # steps per chunk at most, for the points moved over
+BLOCK = 4096  # steps per chunk at most (MAX_CHUNK_SPAN): the points moved over are cut at multiples of it
 
 PG_VIEW = f"""
 CREATE VIEW {POINTS} AS
@@ -154,6 +155,8 @@ class Migration(migrations.Migration):
                     models.UniqueConstraint(fields=("run", "key", "step_max"), name="metric_chunk_unique_end"),
                     models.CheckConstraint(condition=models.Q(("step_min__lte", models.F("step_max"))),
                                            name="metric_chunk_range"),
+                    models.CheckConstraint(condition=LessThan(models.F("step_max") - models.F("step_min"), BLOCK),
+                                           name="metric_chunk_span"),
                 ],
             },
         ),
