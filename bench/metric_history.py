@@ -1,11 +1,12 @@
 """Benchmark: chart history of a 1,000,000-point metric series, downsampled to ≤ 1,000 points.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/steer_bench_h4 \\
-        .venv/bin/python bench/metric_history.py [--points 1000000] [--repeat 200]
+        .venv/bin/python bench/metric_history.py [--points 1000000] [--repeat 200] [--per-write 10000]
 
 Migrates the database, stores the series through ``metric_points_upsert`` (the same path
-the worker and the REST ingest use, in batches of 10,000 points, so the rollups are built as
-in production) unless the run already holds it, then times ``metric_history_downsampled``:
+the worker and the REST ingest use, in batches of ``--per-write`` points (10,000: a REST
+client's batches; 1: the worker, which writes each step as it goes), so the chunks and rollups
+are built as in production) unless the run already holds it, then times ``metric_history_downsampled``:
 the whole series, and random step windows. Prints p50/p95/max in milliseconds.
 Not a test: run it by hand on the real stack. Notes in bench/metric_history.md.
 """
@@ -40,15 +41,15 @@ from webapp.projects.models import Project  # noqa: E402
 KEY = "reward"
 
 
-def bench_run(points: int) -> Run:
+def bench_run(points: int, batch: int) -> Run:
     project, _ = Project.objects.get_or_create(slug="bench-metric-history", defaults={"name": "bench metric history"})
-    run, _ = Run.objects.get_or_create(project=project, name=f"history-{points}", defaults={"kind": RunKind.EXTERNAL})
+    run, _ = Run.objects.get_or_create(project=project, name=f"history-{points}-per-{batch}",
+                                       defaults={"kind": RunKind.EXTERNAL})
     have = MetricPoint.objects.filter(run=run, key=KEY).count()
     if have != points:
         MetricChunk.objects.filter(run=run).delete()
         MetricRollup.objects.filter(run=run).delete()
         started = time.perf_counter()
-        batch = 10_000
         for start in range(1, points + 1, batch):
             steps = range(start, min(start + batch, points + 1))
             metric_points_upsert(run_id=run.id, points=[
@@ -83,11 +84,12 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--max-points", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--per-write", type=int, default=10_000, help="points per write call (1: as the worker)")
     args = parser.parse_args()
 
     print(f"database: {connection.vendor} {connection.settings_dict.get('NAME')}")
     call_command("migrate", verbosity=0)
-    run = bench_run(args.points)
+    run = bench_run(args.points, args.per_write)
 
     def whole():
         [series] = metric_history_downsampled(run_ids=[run.id], keys=[KEY], max_points=args.max_points)

@@ -7,19 +7,21 @@ runs per point. A bad point answers 400 naming its index, and nothing of the bat
 stored.
 """
 
+import base64
+
 import orjson
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, filters, serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerApi, SteerListApi, TooLarge, field_error, query_params
+from webapp.api.base import MAX_ID, SteerApi, TooLarge, field_error, query_params
 from webapp.api.permissions import RESEARCH, run_id_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
-from webapp.experiments.models import MAX_CHUNK_SPAN, MetricPoint, Run
-from webapp.experiments.selectors import metric_history_downsampled, metric_latest
+from webapp.experiments.models import MetricPoint, Run
+from webapp.experiments.selectors import metric_history_downsampled, metric_latest, metric_points_page
 
 
 class MetricPointSerializer(serializers.ModelSerializer):
@@ -63,42 +65,58 @@ def _decode_batch(request) -> list:
     return points
 
 
-class RunMetricsApi(SteerListApi):
-    """GET: the run's raw metric points in step order, cursor-paginated. POST: ingest a batch of points.
+class MetricPageSerializer(serializers.Serializer):
+    key = serializers.CharField(required=False, max_length=200)
+    step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    cursor = serializers.CharField(required=False, max_length=600, help_text="The `next` link's cursor.")
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
-    A point rewritten at the same (key, step) keeps the last value, so a retried batch is
-    harmless.
+
+def _cursor_encode(key: str, step: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([key, step])).decode()
+
+
+def _cursor_decode(raw: str) -> tuple[str, int]:
+    try:
+        key, step = orjson.loads(base64.urlsafe_b64decode(raw.encode()))
+        if isinstance(key, str) and type(step) is int:
+            return key, step
+    except (ValueError, TypeError):
+        pass
+    raise field_error("cursor", "not a cursor this endpoint gave out")
+
+
+class RunMetricsApi(SteerApi):
+    """GET: the run's raw metric points in (key, step) order, a page at a time. POST: ingest a batch.
+
+    Paging is by keyset: ``next`` carries the last point's (key, step), so a page costs the
+    same at the end of a long run as at its start, and points written meanwhile are not
+    skipped or repeated. A point rewritten at the same (key, step) keeps the last value, so a
+    retried batch is harmless.
     """
 
-    class MetricFilterSerializer(serializers.Serializer):
-        key = serializers.CharField(required=False, max_length=200)
-        step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
-        step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
-
-    FilterSerializer = MetricFilterSerializer
     project_roles = RESEARCH
-    serializer_class = MetricPointSerializer
     parser_classes = [JSONParser]
-    filter_backends = [filters.OrderingFilter]
-    ordering_fields = ["step"]
-    ordering = ["step"]
 
-    @extend_schema(parameters=[FilterSerializer])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):
-        run = run_for(self.request, self.kwargs["run_id"])
-        params = query_params(self.request, self.FilterSerializer)
-        queryset = MetricPoint.objects.filter(run=run)
-        if "key" in params:
-            queryset = queryset.filter(key=params["key"])
-        if "step_min" in params:
-            queryset = queryset.filter(chunk_step_max__gte=params["step_min"], step__gte=params["step_min"])
-        if "step_max" in params:
-            queryset = queryset.filter(chunk_step_min__lte=params["step_max"], step__lte=params["step_max"],
-                                       chunk_step_max__lte=min(params["step_max"] + MAX_CHUNK_SPAN - 1, MAX_ID))
-        return queryset
+    @extend_schema(parameters=[MetricPageSerializer], responses={200: inline_serializer("MetricPointPage", {
+        "next": serializers.URLField(allow_null=True), "results": MetricPointSerializer(many=True)})})
+    def get(self, request, run_id: int):
+        run = run_for(request, run_id)
+        params = query_params(request, MetricPageSerializer)
+        after = _cursor_decode(params["cursor"]) if "cursor" in params else None
+        limit = params["page_size"]
+        rows = metric_points_page(run_id=run.id, limit=limit + 1, key=params.get("key"), after=after,
+                                  step_min=params.get("step_min"), step_max=params.get("step_max"))
+        next_url = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            query = request.query_params.copy()
+            query["cursor"] = _cursor_encode(rows[-1]["key"], rows[-1]["step"])
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response({"next": next_url, "results": [
+            {"run": r["run_id"], "key": r["key"], "step": r["step"], "value": r["value"],
+             "recorded_at": serializers.DateTimeField().to_representation(r["recorded_at"])} for r in rows]})
 
     @extend_schema(
         request=MetricBatchInputSerializer,

@@ -31,6 +31,9 @@ class MetricChunkAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):  # the rollups would go stale
+        return False
+
 
 @admin.register(Trajectory)
 class TrajectoryAdmin(admin.ModelAdmin):

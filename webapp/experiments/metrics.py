@@ -87,25 +87,33 @@ def normalise_points(points: Iterable) -> list[tuple[str, int, float]]:
 
 # PostgreSQL's common case, in one statement: insert every series of the batch as a chunk unless
 # one of them overlaps a stored chunk of its series (then nothing is inserted and the caller
-# merges). The index on (run, key, step_max) makes the check for an appended batch a few probes.
+# merges). Chunks of a series are disjoint, so only the first chunk ending at or after a new
+# chunk's first step can overlap it: one LIMIT 1 probe of the (run, key, step_max) index per new
+# chunk, whatever the length of the run (a hash join over the run's chunks was linear in it).
 PG_INSERT_UNLESS_OVERLAP = (
     "WITH new AS (SELECT e->>0 AS key, (e->>1)::bigint AS lo, (e->>2)::bigint AS hi, e->3 AS points "
     "FROM jsonb_array_elements(%s::jsonb) AS e), "
-    f"clash AS (SELECT 1 FROM new JOIN {CHUNKS} c ON c.run_id = %s AND c.key = new.key "
-    f"AND c.step_max BETWEEN new.lo AND LEAST(new.hi, {2**63 - MAX_CHUNK_SPAN}) + {MAX_CHUNK_SPAN - 1} "
-    "AND c.step_min <= new.hi LIMIT 1), "
+    "clash AS (SELECT 1 FROM new CROSS JOIN LATERAL ("
+    f"SELECT c.step_min FROM {CHUNKS} c WHERE c.run_id = %s AND c.key = new.key AND c.step_max >= new.lo "
+    "ORDER BY c.step_max LIMIT 1) AS first_after WHERE first_after.step_min <= new.hi LIMIT 1), "
     f"ins AS (INSERT INTO {CHUNKS} (run_id, key, step_min, step_max, points, recorded_at) "
     "SELECT %s, key, lo, hi, points, %s FROM new WHERE NOT EXISTS (SELECT 1 FROM clash) RETURNING 1) "
     "SELECT count(*) FROM ins"
 )
+# Serialises the metric writers of one run (their chunks must not overlap) without blocking the
+# run row's own updates (heartbeat, progress); the row itself is only share-locked, as a foreign
+# key check would, so a concurrent deletion of the run waits for this batch (its trigger then
+# deletes the chunks) or went first (then the batch finds no run and writes nothing).
+PG_LOCK_RUN = (
+    f"WITH writer AS (SELECT pg_advisory_xact_lock(%s)) SELECT 1 FROM writer, {RUNS} r "
+    "WHERE r.id = %s FOR KEY SHARE OF r"
+)
 
 
 def _lock_run(cursor, run_id: int) -> None:
-    """Take the run row: writers of one run's metrics go one at a time (their chunks must not
-    overlap), and a run deleted concurrently either waits for this batch (its trigger then deletes
-    the chunks) or is gone and the batch writes nothing."""
-    if connection.features.has_select_for_update:
-        cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s FOR NO KEY UPDATE", [run_id])
+    """Writers of one run's metrics go one at a time; raises Run.DoesNotExist for a missing run."""
+    if connection.vendor == "postgresql":
+        cursor.execute(PG_LOCK_RUN, [run_id, run_id])
     else:  # SQLite: writers are serialised already
         cursor.execute(f"SELECT 1 FROM {RUNS} WHERE id = %s", [run_id])
     if cursor.fetchone() is None:
@@ -122,12 +130,15 @@ def _overlapping_chunks(cursor, *, run_id: int, series: Series) -> dict[str, lis
         for key in part:
             lo, hi = series[key][0][0], series[key][-1][0]
             params += [key, lo, hi, steps_between(lo, hi)[1]]  # reach: the last step_max that can overlap
-        cursor.execute(
-            f"WITH n(key, lo, hi, reach) AS (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(part))}) "
-            f"SELECT c.id, c.key, c.points, c.recorded_at FROM {CHUNKS} c JOIN n ON c.key = n.key "
-            "AND c.step_max BETWEEN n.lo AND n.reach AND c.step_min <= n.hi WHERE c.run_id = %s",
-            [*params, run_id],
-        )
+        values = f"WITH n(key, lo, hi, reach) AS (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(part))}) "
+        if connection.vendor == "postgresql":  # one bounded index range per series, never a join over the run
+            sql = (f"{values}SELECT c.id, c.key, c.points, c.recorded_at FROM n CROSS JOIN LATERAL ("
+                   f"SELECT * FROM {CHUNKS} WHERE run_id = %s AND key = n.key AND step_max BETWEEN n.lo AND n.reach "
+                   "AND step_min <= n.hi) AS c")
+        else:  # SQLite loops over the few rows of n and probes the index
+            sql = (f"{values}SELECT c.id, c.key, c.points, c.recorded_at FROM {CHUNKS} c JOIN n ON c.key = n.key "
+                   "AND c.step_max BETWEEN n.lo AND n.reach AND c.step_min <= n.hi WHERE c.run_id = %s")
+        cursor.execute(sql, [*params, run_id])
         for chunk_id, key, points, recorded_at in cursor.fetchall():
             points = orjson.loads(points) if isinstance(points, str) else points
             found.setdefault(key, []).append((chunk_id, points, recorded_at))

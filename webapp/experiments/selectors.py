@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from webapp.experiments import metric_history
 from webapp.experiments.metric_rollups import TOP_LEVEL
-from webapp.experiments.models import Checkpoint, MetricRollup, PolicyModel, Run, RunKind, Trajectory
+from webapp.experiments.models import Checkpoint, MetricChunk, MetricRollup, PolicyModel, Run, RunKind, Trajectory
 
 
 def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
@@ -42,6 +42,37 @@ def metric_history_downsampled(*, run_ids, keys, max_points: int,
     """
     return metric_history.history(run_ids=[int(r) for r in run_ids], keys=list(keys or []),
                                   max_points=max_points, step_min=step_min, step_max=step_max)
+
+
+def metric_points_page(*, run_id: int, limit: int, key: str | None = None, step_min: int | None = None,
+                       step_max: int | None = None, after: tuple[str, int] | None = None) -> list[dict]:
+    """Up to ``limit`` raw points of a run in (key, step) order, starting after the point ``after``.
+
+    Keyset paging over the chunks: per key, only the chunks ending at or after the first wanted
+    step are read, in step order, and at most as many as points are still wanted (every chunk
+    holds at least one), so a page costs about ``limit`` points however long the run.
+    Returns [{"run_id", "key", "step", "value", "recorded_at"}].
+    """
+    keys = [key] if key else list(MetricRollup.objects.filter(run_id=run_id, level=TOP_LEVEL)
+                                  .order_by("key").values_list("key", flat=True).distinct())
+    if after is not None:
+        keys = [k for k in keys if k >= after[0]]
+    out: list[dict] = []
+    for k in keys:
+        lo = step_min or 0
+        if after is not None and k == after[0]:
+            lo = max(lo, after[1] + 1)
+        chunks = MetricChunk.objects.filter(run_id=run_id, key=k, step_max__gte=lo)
+        if step_max is not None:
+            chunks = chunks.filter(step_min__lte=step_max)
+        need = limit - len(out)
+        for points, recorded_at in chunks.order_by("step_max").values_list("points", "recorded_at")[:need]:
+            for step, value in points:
+                if step >= lo and (step_max is None or step <= step_max):
+                    out.append({"run_id": run_id, "key": k, "step": step, "value": value, "recorded_at": recorded_at})
+                    if len(out) == limit:
+                        return out
+    return out
 
 
 def metric_keys(*, run_ids) -> list[str]:

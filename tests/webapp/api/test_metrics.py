@@ -85,6 +85,26 @@ def test_points_list_pages_with_a_cursor(api, run):
     assert [p["step"] for p in second["results"]] == list(range(10, 20))
 
 
+def test_paging_through_many_keys_and_chunks_returns_every_point_once_in_key_step_order(api, run):
+    for start in range(0, 60, 7):  # several chunks per key, some a single point
+        post_points(api, run.id, [[f"k{k}", s, float(k * 100 + s)] for k in range(7) for s in range(start, min(start + 7, 60))])
+    post_points(api, run.id, [["k3", s, -1.0] for s in range(10, 30, 3)])  # rewrites split chunks
+    seen, url, params = [], f"/api/v1/runs/{run.id}/metrics/", {"page_size": 13}
+    while url:
+        page = api.get(url, params).json()
+        seen += [(p["key"], p["step"]) for p in page["results"]]
+        url, params = page["next"], None
+    assert seen == sorted({(f"k{k}", s) for k in range(7) for s in range(60)})
+    windowed = api.get(url or f"/api/v1/runs/{run.id}/metrics/", {"key": "k3", "step_min": 9, "step_max": 16}).json()
+    assert [(p["step"], p["value"]) for p in windowed["results"]] == [
+        (9, 309.0), (10, -1.0), (11, 311.0), (12, 312.0), (13, -1.0), (14, 314.0), (15, 315.0), (16, -1.0)]
+
+
+def test_a_forged_cursor_answers_400(api, run):
+    response = api.get(f"/api/v1/runs/{run.id}/metrics/", {"cursor": "bm90IGEgY3Vyc29y"})
+    assert response.status_code == 400 and "cursor" in response.json()["error"]["fields"]
+
+
 def test_latest_answers_the_last_value_of_each_key_for_many_runs(api, owner, run):
     other = make_run(run.project, kind=RunKind.EXTERNAL)
     post_points(api, run.id, [["reward", 1, 0.1], ["reward", 5, 0.5], ["kl", 2, 0.2]])

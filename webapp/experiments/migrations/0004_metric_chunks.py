@@ -26,7 +26,8 @@ FROM {CHUNKS} c, json_each(c.points) AS p
 """
 
 # Chunks of a series never overlap, so (run, key, step) stays unique. PostgreSQL: an exclusion
-# constraint (race-free); SQLite serialises writers, so triggers suffice.
+# constraint (race-free); SQLite serialises writers, so triggers suffice (bounded by the span
+# check: a chunk that overlaps the new one ends within BLOCK steps of its end).
 PG_DISJOINT = f"""
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 ALTER TABLE {CHUNKS} ADD CONSTRAINT metric_chunk_disjoint
@@ -35,7 +36,8 @@ ALTER TABLE {CHUNKS} ADD CONSTRAINT metric_chunk_disjoint
 SQLITE_DISJOINT = [
     f"""CREATE TRIGGER metric_chunk_disjoint_{when} BEFORE {when.upper()} ON {CHUNKS}
     WHEN EXISTS (SELECT 1 FROM {CHUNKS} c WHERE c.run_id = NEW.run_id AND c.key = NEW.key
-                 AND c.step_max >= NEW.step_min AND c.step_min <= NEW.step_max{extra})
+                 AND c.step_max BETWEEN NEW.step_min AND NEW.step_max + {BLOCK - 1}
+                 AND c.step_min <= NEW.step_max{extra})
     BEGIN SELECT RAISE(ABORT, 'metric_chunk_disjoint: chunks of a metric series may not overlap'); END"""
     for when, extra in (("insert", ""), ("update", " AND c.id <> OLD.id"))
 ]
