@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -99,6 +101,10 @@ def test_checkpoint_is_complete_and_loads_with_plain_transformers(tiny_cfg, tmp_
     model = AutoModelForCausalLM.from_pretrained(final)
     tokenizer = AutoTokenizer.from_pretrained(final)
     assert model.config.vocab_size == len(tokenizer)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(final.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in final.iterdir() if p.is_file()} == {0o666 & ~umask}
 
 
 def _weights(path):

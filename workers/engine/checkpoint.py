@@ -77,6 +77,7 @@ def save_checkpoint(output_dir: Path, step: int, *, model, tokenizer, optimizer,
         torch.save(rng_state(), tmp / "rng_state.pt")
         (tmp / "train_config.json").write_text(json.dumps(config_dict, indent=2))
         (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "step": step}, indent=2))
+        _as_umask_allows(tmp)
         if target.exists():  # re-saving a step after a resume: replace the old copy
             old = root / f".old-step-{step}-{os.getpid()}"
             os.rename(target, old)
@@ -86,6 +87,19 @@ def save_checkpoint(output_dir: Path, step: int, *, model, tokenizer, optimizer,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _as_umask_allows(folder: Path) -> None:
+    """Give the folder and its files the modes a plain mkdir/open would have had.
+
+    mkdtemp makes the folder 0700 (and safetensors writes 0600), which would hide a checkpoint
+    from the web server that serves downloads when it runs as another user of the same group.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def load_training_state(path: Path, optimizer) -> dict[str, Any]:
