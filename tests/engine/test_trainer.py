@@ -140,6 +140,32 @@ def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_fast_path_trains_like_the_plain_path(tiny_cfg, tmp_path):
+    """train.fast_path (static-cache decoder, chunked head) changes no result beyond rounding:
+    the same completions, rewards and metrics, and weights within float tolerance."""
+    runs = {}
+    for fast in (False, True):
+        config = TrainConfig.from_dict(tiny_cfg(
+            policy={"source": "tiny", "tiny": {"alphabet": "abcd", "hidden_size": 32,
+                                               "num_layers": 2, "num_heads": 2,
+                                               "intermediate_size": 64}},
+            rollout={"num_generations": 4, "prompts_per_step": 2, "max_new_tokens": 6},
+            algorithm={"beta": 0.05, "num_iterations": 2},
+            train={"total_steps": 4, "checkpoint_every": 100, "device": "cpu",
+                   "fast_path": fast, "micro_batch_size": 3}))
+        recorder = Recorder()
+        result = train(config, PROMPTS, recorder, output_dir=tmp_path / str(fast))
+        runs[fast] = (recorder, _weights(result.final_checkpoint))
+    (plain, w_plain), (fast, w_fast) = runs[False], runs[True]
+    for step in range(1, 5):
+        texts = [[r["completion_text"] for r in rec.rollouts[step]] for rec in (plain, fast)]
+        assert texts[0] == texts[1], step
+        for key, value in plain.metrics[step].items():
+            if not key.startswith(("timing/", "throughput/")):
+                assert fast.metrics[step][key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
+    assert all(torch.allclose(w_plain[k], w_fast[k], atol=1e-4) for k in w_plain)
+
+
 def test_dynamic_sampling_refills_then_skips_an_untrainable_step(tiny_cfg, tmp_path):
     # every completion scores 1: no group has spread, so every round is dropped
     config = TrainConfig.from_dict(tiny_cfg(

@@ -268,6 +268,12 @@ class TrainLoopConfig:
     device: str = _help("'auto' (cuda if present), 'cpu', 'cuda' or 'cuda:N'.", default="auto")
     micro_batch_size: int = _help("Sequences per forward/backward in the update (memory knob; "
                                   "does not change the maths).", default=8)
+    fast_path: bool = _help(
+        "Steer's fast kernels for Llama/Qwen-family policies: a static-KV-cache decoder "
+        "(replayed as a CUDA graph on GPU), the LM head's log-softmax in chunks (no float32 "
+        "logits for the whole micro-batch) and fused AdamW on GPU. Results equal the plain "
+        "Hugging Face path within floating-point rounding; false uses the plain path.",
+        default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION

@@ -1,8 +1,9 @@
 """Rollouts: G sampled completions per prompt, with their tokens, log-probs and masks.
 
 ``sample_completions`` is a plain batched decoder over a KV cache: one prefill of the
-left-padded prompts, then one token per step for every row. A faster decoder (static cache,
-CUDA graphs) only has to implement the ``Sampler`` protocol and return the same
+left-padded prompts, then one token per step for every row. The faster decoder
+(``static_decoder.StaticCacheSampler``: static cache, CUDA graphs) implements the same
+``Sampler`` protocol, draws through the same ``draw_tokens`` and returns the same
 ``RolloutBatch``.
 
 Log-probs are those of the sampled tokens under the temperature-scaled distribution
@@ -125,6 +126,21 @@ def _top_p_filter(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
 
 
+def draw_tokens(logits: torch.Tensor, params: SamplingParams,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from next-token ``logits`` (N, V), and its log-prob under
+    ``log_softmax(logits / temperature)``: (token (N,) long, logp (N,) float32). Every decoder
+    draws through this function, so the same logits and generator state give the same
+    tokens."""
+    logprobs = torch.log_softmax(logits.float() / params.temperature, dim=-1)  # (N, V)
+    if params.greedy:
+        token = logprobs.argmax(dim=-1)
+    else:
+        probs = _top_p_filter(logprobs, params.top_p)
+        token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return token, logprobs.gather(1, token[:, None]).squeeze(1)
+
+
 @torch.no_grad()
 def sample_completions(model, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *,
                        pad_id: int, eos_ids: Sequence[int],
@@ -145,13 +161,7 @@ def sample_completions(model, prompt_ids: Sequence[Sequence[int]], params: Sampl
     done = torch.zeros(n, dtype=torch.bool, device=device)
     tokens, logps, live = [], [], []
     for step in range(params.max_new_tokens):
-        logprobs = torch.log_softmax(logits.float() / params.temperature, dim=-1)  # (N, V)
-        if params.greedy:
-            token = logprobs.argmax(dim=-1)
-        else:
-            probs = _top_p_filter(logprobs, params.top_p)
-            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        logp = logprobs.gather(1, token[:, None]).squeeze(1)
+        token, logp = draw_tokens(logits, params, generator)
         live.append(~done)
         tokens.append(torch.where(done, pad_id, token))
         logps.append(torch.where(done, 0.0, logp))

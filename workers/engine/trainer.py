@@ -30,6 +30,7 @@ from .policy import (check_policy_available, load_policy, load_policy_checkpoint
 from .rewards import score_completions
 from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
+from .static_decoder import StaticCacheSampler, supports
 from .update import UpdateBatch, build_optimizer, learning_rate_at, policy_update
 
 
@@ -81,7 +82,8 @@ class _Session:
     ref_model: Any
     device: str
     eos_ids: list[int]
-    sampler: Sampler = sample_completions  # a faster decoder plugs in here
+    sampler: Sampler = sample_completions  # StaticCacheSampler with train.fast_path
+    eval_sampler: Sampler = sample_completions  # its own cache: eval batches differ in shape
     prompt_ids: dict[int, list[int]] = field(default_factory=dict)  # encoded once per prompt
 
 
@@ -167,12 +169,15 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
         ref_model, _ = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
         ref_model.eval().requires_grad_(False)
     model.eval()
-    optimizer = build_optimizer(model, config.optim)
+    fast = config.train.fast_path
+    optimizer = build_optimizer(model, config.optim, fast=fast)
     start_step = 0
     if found is not None:
         start_step = load_training_state(found[1], optimizer)["step"]
+    samplers = ((StaticCacheSampler(), StaticCacheSampler()) if fast and supports(model)
+                else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
-                       stop_token_ids(model, tokenizer))
+                       stop_token_ids(model, tokenizer), *samplers)
     return session, start_step
 
 
@@ -296,7 +301,8 @@ def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
     return policy_update(s.model, s.optimizer, update_batch, algo=cfg.algorithm,
                          optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
                          max_new_tokens=cfg.rollout.max_new_tokens,
-                         micro_batch_size=cfg.train.micro_batch_size, ref_model=s.ref_model)
+                         micro_batch_size=cfg.train.micro_batch_size, ref_model=s.ref_model,
+                         fast=cfg.train.fast_path)
 
 
 def rollout_records(s: _Session, groups: _Groups, totals: torch.Tensor, advantages: torch.Tensor,
@@ -331,5 +337,5 @@ def _evaluate(s: _Session, records: list[PromptRecord], step: int) -> dict[str, 
         s.model, s.tokenizer, records, num_samples=cfg.eval.num_samples, k=cfg.eval.k,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
         temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
-        seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND))
+        seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler)
     return {f"eval/{k}": v for k, v in result.items()}

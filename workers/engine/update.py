@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .chunked_logprobs import fast_token_logprobs, supports_head
 from .config import AlgorithmConfig, OptimConfig
 from .losses import aggregate_loss, clipped_policy_loss, kl_k3, token_logprobs
 
@@ -40,10 +41,28 @@ def learning_rate_at(step: int, cfg: OptimConfig) -> float:
     return cfg.lr * min(1.0, step / cfg.warmup_steps)
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, *, fast: bool = False
+                    ) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; ``fast`` fuses it into one kernel per step when
+    every parameter is on a GPU (the CPU keeps the default implementation)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = fast and bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                             weight_decay=cfg.weight_decay)
+                             weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+def _logprobs_fn(model, fast: bool):
+    """The log-prob function for ``model``: the chunked one when ``fast`` and the model's head
+    allows it, else the plain full-logits one. Both: (model, ids, mask, T, temperature,
+    completion_mask=, with_entropy=) -> (logprobs (N, T), entropy or None)."""
+    if fast and supports_head(model):
+        return fast_token_logprobs
+
+    def plain(model, input_ids, attention_mask, t, temperature, *, completion_mask=None,
+              with_entropy=False):
+        return token_logprobs(model, input_ids, attention_mask, t, temperature,
+                              with_entropy=with_entropy)
+    return plain
 
 
 def _micro_batches(n: int, size: int) -> list[slice]:
@@ -52,24 +71,29 @@ def _micro_batches(n: int, size: int) -> list[slice]:
 
 @torch.no_grad()
 def reference_logprobs(ref_model, batch: UpdateBatch, *, temperature: float,
-                       micro_batch_size: int) -> torch.Tensor:
+                       micro_batch_size: int, fast: bool = False) -> torch.Tensor:
     """Log-probs (N, T) of the completions under the frozen reference model."""
     t = batch.completion_mask.shape[1]
-    parts = [token_logprobs(ref_model, batch.input_ids[s], batch.attention_mask[s], t,
-                            temperature)[0] for s in _micro_batches(len(batch), micro_batch_size)]
+    logprobs = _logprobs_fn(ref_model, fast)
+    parts = [logprobs(ref_model, batch.input_ids[s], batch.attention_mask[s], t, temperature,
+                      completion_mask=batch.completion_mask[s])[0]
+             for s in _micro_batches(len(batch), micro_batch_size)]
     return torch.cat(parts)
 
 
 def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
                   algo: AlgorithmConfig, optim: OptimConfig, lr: float, temperature: float,
-                  max_new_tokens: int, micro_batch_size: int, ref_model=None
-                  ) -> dict[str, float]:
+                  max_new_tokens: int, micro_batch_size: int, ref_model=None,
+                  fast: bool = False) -> dict[str, float]:
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
     (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff).
 
     Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
     KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
     divisors still count them, so the step equals the full-batch step.
+
+    ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
+    allows it; the result is the same within floating-point rounding.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -79,7 +103,8 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     ref = None
     if algo.beta > 0 and ref_model is not None:
         ref = reference_logprobs(ref_model, batch, temperature=temperature,
-                                 micro_batch_size=micro_batch_size)
+                                 micro_batch_size=micro_batch_size, fast=fast)
+    logprobs_of = _logprobs_fn(model, fast)
     needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
         batch.advantages.cpu() != 0)
     active = _row_chunks(needs_grad, micro_batch_size)
@@ -88,17 +113,19 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     model.train()
     with torch.no_grad():
         for rows in _row_chunks(~needs_grad, micro_batch_size):
-            logprobs, entropy = token_logprobs(model, batch.input_ids[rows],
-                                               batch.attention_mask[rows], t, temperature,
-                                               with_entropy=True)
+            logprobs, entropy = logprobs_of(model, batch.input_ids[rows],
+                                            batch.attention_mask[rows], t, temperature,
+                                            completion_mask=batch.completion_mask[rows],
+                                            with_entropy=True)
             _first_pass_metrics(sums, batch, rows, logprobs, entropy, mask, batch_tokens)
     old_logprobs = torch.zeros_like(mask)
     for iteration in range(algo.num_iterations):
         optimizer.zero_grad(set_to_none=True)
         for rows in active:
-            logprobs, entropy = token_logprobs(model, batch.input_ids[rows],
-                                               batch.attention_mask[rows], t, temperature,
-                                               with_entropy=iteration == 0)
+            logprobs, entropy = logprobs_of(model, batch.input_ids[rows],
+                                            batch.attention_mask[rows], t, temperature,
+                                            completion_mask=batch.completion_mask[rows],
+                                            with_entropy=iteration == 0)
             m = mask[rows]
             if iteration == 0:
                 old_logprobs[rows] = logprobs.detach()

@@ -1,0 +1,87 @@
+"""The chunked LM-head log-probs and the fast update path against the plain ones."""
+
+import pytest
+import torch
+
+from workers.engine.chunked_logprobs import fast_token_logprobs, selected_logprobs
+from workers.engine.config import AlgorithmConfig, OptimConfig
+from workers.engine.losses import token_logprobs
+from workers.engine.rollout import left_pad
+from workers.engine.tiny import build_tiny_policy
+from workers.engine.update import UpdateBatch, build_optimizer, policy_update
+
+
+def _model(seed=0, tie=False):
+    model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, seed=seed)
+    if tie:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model, tok
+
+
+def _batch(tok):
+    ids, mask = left_pad([[3, 6, 6, 7, 8, 6], [3, 7, 6, 2, 2, 2], [6, 7, 7, 8, 6, 7],
+                          [3, 7, 7, 2, 6, 2]], tok.pad_token_id, "cpu")
+    ids[1, :2] = tok.pad_token_id
+    mask[1, :2] = 0
+    completion_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 1], [1, 1, 0]])
+    mask[:, -3:] = completion_mask
+    return UpdateBatch(ids, mask, completion_mask, torch.tensor([1.0, -1.0, 0.5, -0.5]))
+
+
+def test_gradient_of_the_chunked_head_is_exact():
+    torch.manual_seed(0)
+    hidden = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 11, (23,))
+    assert torch.autograd.gradcheck(
+        lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=5)[0], (hidden, weight))
+
+
+def test_chunked_values_and_entropy_equal_a_full_log_softmax():
+    torch.manual_seed(1)
+    hidden, weight = torch.randn(40, 16), torch.randn(50, 16)
+    targets = torch.randint(0, 50, (40,))
+    logprob, entropy = selected_logprobs(hidden, weight, targets, 1.3, chunk=7)
+    full = torch.log_softmax(hidden @ weight.T / 1.3, dim=-1)
+    assert torch.allclose(logprob, full.gather(1, targets[:, None]).squeeze(1), atol=1e-5)
+    assert torch.allclose(entropy, -(full.exp() * full).sum(-1), atol=1e-5)
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["separate-head", "tied-embeddings"])
+def test_fast_token_logprobs_match_values_entropy_and_gradients(tie):
+    grads = []
+    for fast in (False, True):
+        model, tok = _model(tie=tie)
+        batch = _batch(tok)
+        fn = fast_token_logprobs if fast else token_logprobs
+        kwargs = {"completion_mask": batch.completion_mask} if fast else {}
+        logprobs, entropy = fn(model, batch.input_ids, batch.attention_mask, 3, 0.8,
+                               with_entropy=True, **kwargs)
+        m = batch.completion_mask
+        (-(logprobs * m * batch.advantages[:, None]).sum()).backward()
+        grads.append((logprobs.detach() * m, entropy * m,
+                      [p.grad.clone() for p in model.parameters()]))
+    (lp0, e0, g0), (lp1, e1, g1) = grads
+    assert torch.allclose(lp0, lp1, atol=1e-5) and torch.allclose(e0, e1, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g0, g1))
+
+
+@pytest.mark.parametrize("algo", [AlgorithmConfig(),
+                                  AlgorithmConfig(num_iterations=2, beta=0.1)],
+                         ids=["mu1-beta0", "mu2-kl"])
+def test_fast_and_plain_policy_updates_agree(algo):
+    out = []
+    for fast in (False, True):
+        model, tok = _model()
+        ref, _ = _model(seed=1) if algo.beta else (None, None)
+        optimizer = build_optimizer(model, OptimConfig(lr=1e-2), fast=fast)
+        metrics = policy_update(model, optimizer, _batch(tok), algo=algo, optim=OptimConfig(),
+                                lr=1e-2, temperature=1.0, max_new_tokens=3,
+                                micro_batch_size=2, ref_model=ref, fast=fast)
+        out.append((metrics, [p.detach().clone() for p in model.parameters()]))
+    (m0, p0), (m1, p1) = out
+    assert m0.keys() == m1.keys()
+    for key in m0:
+        assert m1[key] == pytest.approx(m0[key], rel=1e-4, abs=1e-6), key
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(p0, p1))

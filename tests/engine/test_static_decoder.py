@@ -1,0 +1,156 @@
+"""The static-cache decoder against the plain one: same tokens, masks, log-probs and finish
+reasons from the same generator state, across the model families it claims to support."""
+
+import pytest
+import torch
+from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+
+from workers.engine.losses import token_logprobs
+from workers.engine.rollout import SamplingParams, encode_prompts, sample_completions
+from workers.engine.static_decoder import StaticCacheSampler, supports
+from workers.engine.tiny import build_char_tokenizer, build_tiny_policy
+
+PROMPTS = ["ab", "a bb ab", "b", "ba ba ba b"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tok = build_tiny_policy(alphabet="ab ", hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, seed=3)
+    return model.eval(), tok
+
+
+def _family(cls, config_cls, **extra):
+    tok = build_char_tokenizer("ab ")
+    config = config_cls(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                        eos_token_id=tok.eos_token_id, **extra)
+    torch.manual_seed(0)
+    return cls(config).eval(), tok
+
+
+FAMILIES = {
+    "llama-gqa": lambda: _family(LlamaForCausalLM, LlamaConfig, tie_word_embeddings=True),
+    "qwen2-bias": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
+    "qwen3-qk-norm": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=8),
+}
+
+
+def _both(model, tok, prompts, params, seed=0, sampler=None):
+    ids = encode_prompts(tok, prompts, use_chat_template=True)
+    common = dict(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
+    plain = sample_completions(model, ids, params, generator=torch.Generator().manual_seed(seed),
+                               **common)
+    fast = (sampler or StaticCacheSampler())(model, ids, params,
+                                             generator=torch.Generator().manual_seed(seed),
+                                             **common)
+    return plain, fast
+
+
+def _assert_same(plain, fast):
+    assert torch.equal(plain.prompt_ids, fast.prompt_ids)
+    assert torch.equal(plain.prompt_mask, fast.prompt_mask)
+    assert torch.equal(plain.completion_ids, fast.completion_ids)
+    assert torch.equal(plain.completion_mask, fast.completion_mask)
+    assert plain.finish_reasons == fast.finish_reasons
+    assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(max_new_tokens=12, temperature=0.8),
+    SamplingParams(max_new_tokens=12, greedy=True),
+    SamplingParams(max_new_tokens=12, temperature=1.3, top_p=0.7),
+], ids=["sampled", "greedy", "top-p"])
+def test_static_decoder_matches_the_plain_decoder(tiny, params):
+    plain, fast = _both(*tiny, PROMPTS * 4, params, seed=5)
+    if not params.greedy:
+        assert set(plain.finish_reasons) == {"stop", "length"}  # rows end at different lengths
+    _assert_same(plain, fast)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_supported_family_matches(family):
+    model, tok = FAMILIES[family]()
+    assert supports(model)
+    plain, fast = _both(model, tok, PROMPTS * 3, SamplingParams(max_new_tokens=10), seed=1)
+    _assert_same(plain, fast)
+
+
+def test_all_rows_stopping_between_checks_trims_to_the_plain_width(tiny):
+    model, tok = tiny
+    # check_every longer than the whole decode: the loop never notices early; the result is
+    # trimmed to where the plain decoder stopped.
+    plain, fast = _both(model, tok, ["ab"] * 8, SamplingParams(max_new_tokens=80,
+                                                                temperature=10.0),
+                        seed=0, sampler=StaticCacheSampler(check_every=1000))
+    assert plain.completion_ids.shape[1] < 80  # every row emitted EOS
+    _assert_same(plain, fast)
+
+
+def test_the_cache_is_reused_and_sees_updated_weights(tiny):
+    model, tok = build_tiny_policy(alphabet="ab ", hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, seed=4)
+    model.eval()
+    sampler = StaticCacheSampler()
+    params = SamplingParams(max_new_tokens=8, greedy=True)
+    _assert_same(*_both(model, tok, PROMPTS, params, sampler=sampler))
+    buffers = sampler._buffers
+    _assert_same(*_both(model, tok, ["a", "b", "ab", "ba"], params, sampler=sampler))
+    assert sampler._buffers is buffers  # same rows, width bucket: no new allocation
+    with torch.no_grad():  # an optimiser step changes weights in place
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    _assert_same(*_both(model, tok, PROMPTS, params, sampler=sampler))
+
+
+def test_sampled_logprobs_equal_the_loss_recomputation(tiny):
+    model, tok = tiny
+    _, fast = _both(model, tok, PROMPTS * 2, SamplingParams(max_new_tokens=6, temperature=0.7))
+    logprobs, _ = token_logprobs(model, fast.input_ids, fast.attention_mask,
+                                 fast.completion_ids.shape[1], 0.7)
+    assert torch.allclose(logprobs.detach() * fast.completion_mask, fast.sampling_logprobs,
+                          atol=1e-5)
+
+
+def test_bfloat16_decoding_agrees_with_teacher_forcing(tiny):
+    model, tok = build_tiny_policy(alphabet="ab ", hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, seed=3)
+    model = model.to(torch.bfloat16).eval()
+    _, fast = _both(model, tok, PROMPTS * 2, SamplingParams(max_new_tokens=6))
+    logprobs, _ = token_logprobs(model, fast.input_ids, fast.attention_mask,
+                                 fast.completion_ids.shape[1], 1.0)
+    diff = (logprobs.detach() - fast.sampling_logprobs).abs() * fast.completion_mask
+    assert float(diff.max()) < 0.1  # bf16 rounding only
+
+
+def test_unsupported_models_fall_back_to_the_plain_decoder():
+    tok = build_char_tokenizer("ab ")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2,
+                                       n_positions=64, eos_token_id=tok.eos_token_id)).eval()
+    assert not supports(model)
+    plain, fast = _both(model, tok, PROMPTS, SamplingParams(max_new_tokens=5), seed=3)
+    _assert_same(plain, fast)
+
+
+def test_sliding_window_models_are_not_claimed():
+    model, _ = _family(Qwen2ForCausalLM, Qwen2Config, use_sliding_window=True, sliding_window=8)
+    assert not supports(model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_decoding_matches_the_plain_decoder_on_gpu(tiny):
+    model, tok = build_tiny_policy(alphabet="ab ", hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, seed=3)
+    model = model.cuda().eval()
+    ids = encode_prompts(tok, PROMPTS * 4, use_chat_template=True)
+    params = SamplingParams(max_new_tokens=12, greedy=True)
+    common = dict(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
+    plain = sample_completions(model, ids, params, **common)
+    sampler = StaticCacheSampler()
+    fast = sampler(model, ids, params, **common)
+    assert sampler._buffers.graph is not None
+    assert torch.equal(plain.completion_ids, fast.completion_ids)
+    assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-4)

@@ -1,0 +1,121 @@
+"""Log-probs of chosen tokens from hidden states, without the whole batch's logits at once.
+
+The plain path (``losses.token_logprobs``) materialises logits (N, T, V) and a float32
+log-softmax of the same size: for a 49k vocabulary that is 200 KB per token, several GB for
+one micro-batch. ``selected_logprobs`` computes the LM head and the log-softmax a chunk of
+tokens at a time, keeps only each token's log-sum-exp, and recomputes the chunk's logits in
+the backward pass. The result and its gradient equal the plain path's up to rounding; memory
+for the head is one chunk, so micro-batches can be much larger.
+
+``fast_token_logprobs`` is the drop-in for ``losses.token_logprobs`` on models where
+``supports`` holds (a final norm inside ``model.model`` and a bias-free ``lm_head``). It also
+skips the head on positions the completion mask leaves out.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .rollout import position_ids_from_mask
+
+_CHUNK_ELEMENTS = 1 << 26  # float32 logits per chunk: 256 MB
+
+
+def chunk_tokens_for(vocab_size: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(vocab_size, 1))
+
+
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    """float32 for the soft-max maths (float64 stays float64, for gradcheck)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class _SelectedLogprobs(torch.autograd.Function):
+    """hidden (M, H), weight (V, H), targets (M,) -> logprob (M,), entropy (M,) (no grad)
+    of ``log_softmax(hidden @ weight.T / temperature)``."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int):
+        m, acc = hidden.shape[0], _accumulator(hidden.dtype)
+        logprob = torch.empty(m, dtype=acc, device=hidden.device)
+        entropy = torch.empty(m, dtype=acc, device=hidden.device)
+        lse = torch.empty(m, dtype=acc, device=hidden.device)
+        for start in range(0, m, chunk):
+            s = slice(start, start + chunk)
+            z = (hidden[s] @ weight.T).to(acc) / temperature
+            lse[s] = torch.logsumexp(z, dim=-1)
+            logprob[s] = z.gather(1, targets[s, None]).squeeze(1) - lse[s]
+            p = torch.exp(z - lse[s, None])
+            entropy[s] = lse[s] - (p * z).sum(dim=-1)
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        ctx.mark_non_differentiable(entropy)
+        return logprob, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprob, _grad_entropy):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        tau, chunk = ctx.temperature, ctx.chunk
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if need_h else None
+        acc = lse.dtype
+        grad_weight = torch.zeros(weight.shape, dtype=acc,
+                                  device=weight.device) if need_w else None
+        rows = torch.arange(min(chunk, hidden.shape[0]), device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk):
+            s = slice(start, start + chunk)
+            h, g = hidden[s], grad_logprob[s]
+            z = (h @ weight.T).to(acc) / tau
+            # d logprob_t / d z = onehot(t) - softmax(z), then / tau for the logits.
+            grad_z = torch.exp(z - lse[s, None]).mul_(-g[:, None])
+            grad_z[rows[:h.shape[0]], targets[s]] += g
+            grad_z = grad_z.div_(tau).to(hidden.dtype)
+            if need_h:
+                grad_hidden[s] = grad_z @ weight
+            if need_w:
+                grad_weight += (grad_z.T @ h).to(acc)
+        return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None,
+                None)
+
+
+def selected_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                      temperature: float, chunk: int | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logprob (M,), entropy (M,)) of ``targets`` under ``log_softmax(hidden @ weight.T / τ)``;
+    differentiable in hidden and weight; entropy carries no gradient."""
+    chunk = chunk or chunk_tokens_for(weight.shape[0])
+    return _SelectedLogprobs.apply(hidden, weight, targets, float(temperature), int(chunk))
+
+
+def supports_head(model) -> bool:
+    head = getattr(model, "lm_head", None)
+    base = getattr(model, "model", None)
+    config = getattr(model, "config", None)
+    return (isinstance(head, torch.nn.Linear) and head.bias is None and base is not None
+            and not getattr(config, "final_logit_softcapping", None)
+            and not getattr(config, "logit_scale", None))
+
+
+def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        num_completion_tokens: int, temperature: float, *,
+                        completion_mask: torch.Tensor | None = None,
+                        with_entropy: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Same contract as ``losses.token_logprobs``: input_ids, attention_mask (N, P + T) ->
+    logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` is 0 get 0
+    (the plain path gives them values that every caller masks out)."""
+    t = num_completion_tokens
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids_from_mask(attention_mask)
+                         ).last_hidden_state[:, -(t + 1):-1]  # (N, T, H): i predicts i + 1
+    targets = input_ids[:, -t:]
+    keep = (torch.ones_like(targets, dtype=torch.bool) if completion_mask is None
+            else completion_mask.bool())
+    logprob, entropy = selected_logprobs(hidden[keep], model.lm_head.weight, targets[keep],
+                                         temperature)
+    out = hidden.new_zeros(targets.shape, dtype=torch.float32).masked_scatter(keep, logprob)
+    ent = None
+    if with_entropy:
+        ent = torch.zeros(targets.shape, dtype=torch.float32,
+                          device=hidden.device).masked_scatter(keep, entropy)
+    return out, ent
