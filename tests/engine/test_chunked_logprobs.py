@@ -29,13 +29,14 @@ def _batch(tok):
     return UpdateBatch(ids, mask, completion_mask, torch.tensor([1.0, -1.0, 0.5, -0.5]))
 
 
-def test_gradient_of_the_chunked_head_is_exact():
+@pytest.mark.parametrize("chunk", [5, 64], ids=["recomputed-chunks", "one-kept-chunk"])
+def test_gradient_of_the_chunked_head_is_exact(chunk):
     torch.manual_seed(0)
     hidden = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
     targets = torch.randint(0, 11, (23,))
     assert torch.autograd.gradcheck(
-        lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=5)[0], (hidden, weight))
+        lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=chunk)[0], (hidden, weight))
 
 
 def test_chunked_values_and_entropy_equal_a_full_log_softmax():

@@ -78,6 +78,16 @@ def test_each_supported_family_matches(family):
     _assert_same(plain, fast)
 
 
+def test_the_graph_computation_over_the_whole_masked_width_matches(tiny):
+    """What the CUDA graph records (attention over every cache slot, unused and stale ones
+    masked), run eagerly on the CPU, twice so the second call meets the first's stale keys."""
+    model, tok = tiny
+    sampler = StaticCacheSampler(use_graphs=False, fixed_width=True)
+    for seed in (5, 6):
+        _assert_same(*_both(model, tok, PROMPTS * 4, SamplingParams(max_new_tokens=12),
+                            seed=seed, sampler=sampler))
+
+
 def test_all_rows_stopping_between_checks_trims_to_the_plain_width(tiny):
     model, tok = tiny
     # check_every longer than the whole decode: the loop never notices early; the result is
@@ -141,16 +151,20 @@ def test_sliding_window_models_are_not_claimed():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_decoding_matches_the_plain_decoder_on_gpu(tiny):
+def test_cuda_graph_decoding_matches_the_plain_decoder_on_gpu():
     model, tok = build_tiny_policy(alphabet="ab ", hidden_size=32, num_layers=2, num_heads=2,
                                    intermediate_size=64, seed=3)
     model = model.cuda().eval()
     ids = encode_prompts(tok, PROMPTS * 4, use_chat_template=True)
-    params = SamplingParams(max_new_tokens=12, greedy=True)
     common = dict(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
-    plain = sample_completions(model, ids, params, **common)
     sampler = StaticCacheSampler()
-    fast = sampler(model, ids, params, **common)
-    assert sampler._buffers.graph is not None
-    assert torch.equal(plain.completion_ids, fast.completion_ids)
-    assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-4)
+    for params, seed in ((SamplingParams(max_new_tokens=12, greedy=True), 0),
+                         (SamplingParams(max_new_tokens=12, temperature=0.9), 1),
+                         (SamplingParams(max_new_tokens=12, temperature=0.9), 2)):
+        batches = [decode(model, ids, params, generator=torch.Generator("cuda").manual_seed(seed),
+                          **common) for decode in (sample_completions, sampler)]
+        assert sampler._buffers.graph is not None
+        plain, fast = batches
+        assert torch.equal(plain.completion_ids, fast.completion_ids)
+        assert torch.equal(plain.completion_mask, fast.completion_mask)
+        assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-4)

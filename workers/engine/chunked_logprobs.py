@@ -47,14 +47,17 @@ class _SelectedLogprobs(torch.autograd.Function):
             logprob[s] = z.gather(1, targets[s, None]).squeeze(1) - lse[s]
             p = torch.exp(z - lse[s, None])
             entropy[s] = lse[s] - (p * z).sum(dim=-1)
-        ctx.save_for_backward(hidden, weight, targets, lse)
+        # One chunk: keep its soft-max for the backward instead of recomputing the head
+        # (memory stays bounded by the chunk; on small heads the recomputation dominates).
+        single = m <= chunk
+        ctx.save_for_backward(hidden, weight, targets, lse, p if single and m else None)
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.mark_non_differentiable(entropy)
         return logprob, entropy
 
     @staticmethod
     def backward(ctx, grad_logprob, _grad_entropy):
-        hidden, weight, targets, lse = ctx.saved_tensors
+        hidden, weight, targets, lse, saved_probs = ctx.saved_tensors
         tau, chunk = ctx.temperature, ctx.chunk
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_hidden = torch.empty_like(hidden) if need_h else None
@@ -65,9 +68,12 @@ class _SelectedLogprobs(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             s = slice(start, start + chunk)
             h, g = hidden[s], grad_logprob[s]
-            z = (h @ weight.T).to(acc) / tau
+            if saved_probs is not None:
+                probs = saved_probs
+            else:
+                probs = torch.exp((h @ weight.T).to(acc) / tau - lse[s, None])
             # d logprob_t / d z = onehot(t) - softmax(z), then / tau for the logits.
-            grad_z = torch.exp(z - lse[s, None]).mul_(-g[:, None])
+            grad_z = probs * -g[:, None]
             grad_z[rows[:h.shape[0]], targets[s]] += g
             grad_z = grad_z.div_(tau).to(hidden.dtype)
             if need_h:

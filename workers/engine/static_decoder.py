@@ -90,12 +90,15 @@ class StaticCacheSampler:
     Keeps the cache and graph of the last (rows, width) it decoded, so consecutive steps of a
     run reuse them; a different model (or re-allocated weights) gets new ones.
     ``use_graphs`` defaults to True on CUDA; ``check_every`` is how many tokens pass between
-    checks that every row has finished.
+    checks that every row has finished. Without graphs each step attends to the filled slots
+    only; ``fixed_width=True`` runs the graph's computation (the whole masked width) eagerly.
     """
 
-    def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8):
+    def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8,
+                 fixed_width: bool | None = None):
         self.use_graphs = use_graphs
         self.check_every = max(1, check_every)
+        self.fixed_width = fixed_width  # attend over the whole cache, as the graph does
         self._key: tuple | None = None
         self._buffers: _Buffers | None = None
         self._pool = None
@@ -118,6 +121,7 @@ class StaticCacheSampler:
         n, p = ids.shape
         t_max = params.max_new_tokens
         graphs = self.use_graphs if self.use_graphs is not None else device.type == "cuda"
+        fixed = graphs if self.fixed_width is None else self.fixed_width
         b = self._buffers_for(model, n, p + t_max, graphs)
         b.key_valid.zero_()
         b.key_valid[:, :p] = mask.bool()
@@ -150,7 +154,7 @@ class StaticCacheSampler:
                 b.graph.replay()
                 logits = b.logits
             else:
-                logits = self._step(model, b, attend_to=slot + 1)
+                logits = self._step(model, b, attend_to=None if fixed else slot + 1)
             b.position.add_(1)
         # Rows all finished before the check noticed: trim to where the plain decoder stops.
         live, tokens, logps = live[:, :steps], tokens[:, :steps], logps[:, :steps]
@@ -229,7 +233,9 @@ class StaticCacheSampler:
     # --- buffers and graphs ----------------------------------------------------------------
 
     def _buffers_for(self, model, n: int, length: int, graphs: bool) -> _Buffers:
-        width = -(-length // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE
+        # One slot past the longest sequence is scratch; the total is a multiple of 64 (aligned
+        # attention masks, and one graph serves many prompt widths).
+        width = -(-(length + 1) // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE - 1
         weight = model.lm_head.weight
         key = (id(model), n, width, graphs, weight.dtype, weight.device,
                tuple(p.data_ptr() for p in model.parameters()))
@@ -265,9 +271,12 @@ class StaticCacheSampler:
 
     def _capture(self, model, b: _Buffers) -> None:
         """Record the decode step into a CUDA graph. Warm-up and capture write only the
-        scratch slot (index W), which no query ever attends to."""
+        scratch slot (index W), which no query attends to afterwards. During warm-up the
+        scratch slot is the one valid key (an all-masked row would give NaN keys there, and a
+        NaN key poisons an additive mask); afterwards it is masked and zeroed."""
         scratch = b.key_valid.shape[1] - 1
         b.slot.fill_(scratch)
+        b.key_valid[:, scratch] = True
         stream = torch.cuda.Stream(device=b.token.device)
         stream.wait_stream(torch.cuda.current_stream(b.token.device))
         with torch.cuda.stream(stream):
@@ -281,3 +290,5 @@ class StaticCacheSampler:
             b.logits = self._step(model, b, attend_to=None)
         b.graph = graph
         b.key_valid[:, scratch] = False
+        for cache in (*b.keys, *b.values):
+            cache[:, :, scratch].zero_()

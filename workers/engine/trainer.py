@@ -199,8 +199,10 @@ def _logs_rollouts(step: int, fraction: float) -> bool:
 
 def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
     cfg = s.config
+    _synchronize(s.device)
     started = time.perf_counter()
     groups = _sample_and_score(s, step)
+    _synchronize(s.device)
     rollout_s = time.perf_counter() - started
 
     keys = [r.key for r in cfg.rewards]
@@ -215,6 +217,7 @@ def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str
 
     started = time.perf_counter()
     update = _update(s, step, groups.batch, trained, advantages)
+    _synchronize(s.device)  # the optimiser step is asynchronous on a GPU
     update_s = time.perf_counter() - started
 
     metrics = rollout_metrics(components, weights, keys, groups.batch, cfg.accuracy_reward)
@@ -226,6 +229,12 @@ def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str
     generated = float(groups.batch.completion_mask.sum())
     metrics["throughput/tokens_per_s"] = generated / max(rollout_s + update_s, 1e-9)
     return metrics, rollout_records(s, groups, components @ weights, advantages, trained)
+
+
+def _synchronize(device: str) -> None:
+    """Wait for queued GPU work, so the step's timings measure work done, not launched."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def _sample_and_score(s: _Session, step: int) -> _Groups:

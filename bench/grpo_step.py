@@ -1,0 +1,328 @@
+"""One GRPO step, TRL's GRPOTrainer against Steer's engine, on identical work, in one run.
+
+    # GPU (issue 7): SmolLM2-135M-shaped policy, bf16, 32 prompts x 8 x 256 tokens
+    python bench/grpo_step.py --device cuda --shape smollm2-135m --json $OUT/grpo_step.json
+    # CPU: the same comparison with a tiny model
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/grpo_step.py --device cpu --shape tiny
+
+The work (bench/grpo_step_work.py): a randomly initialised policy built from a config, a
+word-level tokenizer whose EOS the model cannot emit (every completion runs to full length on
+both sides), the same prompts and the same regex reward; beta = 0, mu = 1, one optimizer step
+per generation batch. TRL's side is bench/grpo_step_trl.py; Steer's side is the real
+``workers.engine.train`` loop, timed through its own ``timing/*`` metrics.
+
+Printed per side: the median step time after warm-up, rollout (generation + scoring) and
+update separately, generation alone, completion tokens/s, peak GPU memory and the update's
+model FLOP utilisation (6 * parameters * trained tokens / update time / the chip's dense bf16
+peak); then TRL's step time over Steer's. ``--check`` first compares Steer's fast path with
+its plain path on this model (decoder and chunked log-probs). Notes: bench/grpo_step.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import torch  # noqa: E402
+
+from grpo_step_work import (REWARD_PATTERN, Work, build_model, build_prompts,  # noqa: E402
+                            build_tokenizer, parameter_count, update_flops)
+from workers.engine import Callbacks, PromptRecord, TrainConfig, train  # noqa: E402
+from workers.engine import rollout, static_decoder, trainer as engine_trainer  # noqa: E402
+
+# Dense bf16 tensor-core peaks (no sparsity), by device-name fragment.
+PEAK_BF16_FLOPS = {"H200": 989.4e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12}
+
+
+def peak_flops(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+# --- Steer's side --------------------------------------------------------------------------
+
+class _TimedSampler(static_decoder.StaticCacheSampler):
+    """The engine's own sampler, with the time of each call recorded (generation alone)."""
+
+    calls: list[float] = []
+
+    def __call__(self, model, *args, **kwargs):
+        device = str(model.lm_head.weight.device)
+        _sync(device)
+        started = time.perf_counter()
+        out = super().__call__(model, *args, **kwargs)
+        _sync(device)
+        _TimedSampler.calls.append(time.perf_counter() - started)
+        return out
+
+
+class _TimedPlainSampler:
+    calls: list[float] = []
+
+    def __call__(self, model, *args, **kwargs):
+        device = str(next(model.parameters()).device)
+        _sync(device)
+        started = time.perf_counter()
+        out = rollout.sample_completions(model, *args, **kwargs)
+        _sync(device)
+        _TimedPlainSampler.calls.append(time.perf_counter() - started)
+        return out
+
+
+def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
+                 micro_batch_size: int, model_path: Path, fast: bool) -> TrainConfig:
+    return TrainConfig.from_dict({
+        "policy": {"source": "path", "path": str(model_path),
+                   "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
+        "rollout": {"num_generations": work.generations, "prompts_per_step": work.prompts,
+                    "max_new_tokens": work.completion_tokens, "temperature": work.temperature,
+                    "top_p": 1.0, "use_chat_template": False},
+        "rewards": [{"name": "regex", "pattern": REWARD_PATTERN, "mode": "search"}],
+        # TRL's defaults: loss_type "dapo" (token mean over the batch), group-scaled
+        # advantages, clip 0.2, grad-norm clip 1.0; beta 0 and mu 1 as the issue fixes.
+        "algorithm": {"estimator": "grpo", "scale": "group", "loss_aggregation": "token_mean",
+                      "beta": 0.0, "num_iterations": 1, "clip_eps_low": 0.2,
+                      "clip_eps_high": 0.2},
+        "optim": {"lr": work.lr, "max_grad_norm": 1.0},
+        "train": {"total_steps": warmup + steps, "checkpoint_every": 10 ** 6,
+                  "keep_checkpoints": 1, "log_rollouts_fraction": 0.0, "device": device,
+                  "seed": work.seed, "micro_batch_size": micro_batch_size,
+                  "fast_path": fast},
+    })
+
+
+def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
+              micro_batch_size: int, output_dir: Path, fast: bool = True) -> dict:
+    tokenizer = build_tokenizer(work.model_config["vocab_size"])
+    model = build_model(work, dtype=dtype, device="cpu")
+    model_path = output_dir / "policy"
+    model.save_pretrained(model_path)
+    tokenizer.save_pretrained(model_path)
+    n_params = parameter_count(model)
+    del model
+    prompts = build_prompts(work)
+    records = [PromptRecord(p, id=i) for i, p in enumerate(prompts)]
+    prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in prompts)
+    config = steer_config(work, steps=steps, warmup=warmup, device=device, dtype=dtype,
+                          micro_batch_size=micro_batch_size, model_path=model_path, fast=fast)
+
+    sampler_cls = _TimedSampler if fast else _TimedPlainSampler
+    sampler_cls.calls = []
+    per_step: list[dict] = []
+    clock = {"last": None}
+
+    def on_metrics(step, metrics):
+        now = time.perf_counter()
+        per_step.append({
+            "step": step, "step_s": None if clock["last"] is None else now - clock["last"],
+            "rollout_s": metrics["timing/rollout_s"], "update_s": metrics["timing/update_s"],
+            "generate_s": sampler_cls.calls[-1] if sampler_cls.calls else None,
+            "completion_tokens": metrics["completions/mean_length"] * work.rows,
+            "all_full_length": metrics["completions/min_length"] == work.completion_tokens,
+            "reward_mean": metrics["reward"]})
+        clock["last"] = now
+
+    # The trainer builds its sampler in _open_session; swap in the timed one for this run.
+    original = engine_trainer.StaticCacheSampler, engine_trainer.sample_completions
+    engine_trainer.StaticCacheSampler = _TimedSampler
+    if not fast:
+        engine_trainer.sample_completions = _TimedPlainSampler()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        train(config, records, Callbacks(on_metrics=on_metrics), output_dir=output_dir / "run")
+    finally:
+        engine_trainer.StaticCacheSampler, engine_trainer.sample_completions = original
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
+
+    timed = [r for r in per_step[warmup:] if r["step_s"] is not None]
+
+    def median(key):
+        values = [r[key] for r in timed if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    step_s = median("step_s")
+    return {
+        "step_s": step_s, "rollout_s": median("rollout_s"), "update_s": median("update_s"),
+        "generate_s": median("generate_s"),
+        "tokens_per_s": median("completion_tokens") / step_s,
+        "peak_mem_gib": peak, "completion_tokens_per_step": median("completion_tokens"),
+        "trained_tokens_per_step": prompt_tokens * work.generations
+        + work.rows * work.completion_tokens,
+        "all_full_length": all(r["all_full_length"] for r in per_step),
+        "loss_type": "token_mean", "parameters": n_params, "steps_timed": len(timed),
+        "per_step": per_step,
+    }
+
+
+# --- fast path against plain path on this model --------------------------------------------
+
+def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
+    """Steer's fast decoder and chunked log-probs against the plain ones, on 16 rows of this
+    work's model: identical sampled tokens, and the log-prob / gradient differences."""
+    from workers.engine.chunked_logprobs import fast_token_logprobs  # noqa: PLC0415
+    from workers.engine.losses import token_logprobs  # noqa: PLC0415
+    from workers.engine.rollout import SamplingParams, sample_completions  # noqa: PLC0415
+
+    model = build_model(work, dtype=dtype, device=device).eval()
+    tokenizer = build_tokenizer(work.model_config["vocab_size"])
+    prompts = [tokenizer(p)["input_ids"] for p in build_prompts(work)[:16]]
+    params = SamplingParams(max_new_tokens=64, temperature=work.temperature)
+    common = dict(pad_id=0, eos_ids=[tokenizer.eos_token_id])
+    out = {}
+    for name, sampler in (("plain", sample_completions),
+                          ("fast", static_decoder.StaticCacheSampler())):
+        generator = torch.Generator(device=device).manual_seed(0)
+        out[name] = sampler(model, prompts, params, generator=generator, **common)
+    plain, fast = out["plain"], out["fast"]
+    same_rows = (plain.completion_ids == fast.completion_ids).all(dim=1).float().mean()
+    first_diff = (plain.completion_ids != fast.completion_ids).float().argmax(dim=1)
+    batch = fast
+    t = batch.completion_ids.shape[1]
+    grads = {}
+    for name in ("plain", "fast"):
+        model.zero_grad(set_to_none=True)
+        if name == "plain":
+            lp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0)
+        else:
+            lp, _ = fast_token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0,
+                                        completion_mask=batch.completion_mask)
+        (lp * batch.completion_mask).sum().backward()
+        grads[name] = (lp.detach() * batch.completion_mask,
+                       torch.cat([p.grad.float().flatten() for p in model.parameters()]))
+    (lp0, g0), (lp1, g1) = grads["plain"], grads["fast"]
+    return {
+        "decoder_identical_rows": float(same_rows),
+        "decoder_first_divergence_median": float(first_diff.float().median()),
+        "sampler_logprob_max_abs_diff_vs_teacher_forced": float(
+            ((lp0 - batch.sampling_logprobs).abs()).max()),
+        "chunked_logprob_max_abs_diff": float((lp0 - lp1).abs().max()),
+        "chunked_grad_rel_diff": float((g0 - g1).norm() / g0.norm()),
+    }
+
+
+# --- report --------------------------------------------------------------------------------
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: dict, work: Work, device: str) -> str:
+    peak = peak_flops(device)
+    rows = ["| side | step s | rollout s | generate s | update s | tokens/s | peak GiB "
+            "| update MFU |", "|---|---|---|---|---|---|---|---|"]
+    for side, r in results.items():
+        mfu = None
+        if peak and r.get("update_s"):
+            n = r.get("parameters") or results.get("steer", {}).get("parameters")
+            if n:
+                mfu = update_flops(n, r["trained_tokens_per_step"]) / r["update_s"] / peak
+        rows.append(f"| {side} | {_fmt(r['step_s'], '.3f')} | {_fmt(r['rollout_s'], '.3f')} "
+                    f"| {_fmt(r['generate_s'], '.3f')} | {_fmt(r['update_s'], '.3f')} "
+                    f"| {_fmt(r['tokens_per_s'], ',.0f')} | {_fmt(r['peak_mem_gib'], '.2f')} "
+                    f"| {_fmt(mfu and 100 * mfu, '.1f')}{'%' if mfu else ''} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shape", default=None, help="smollm2-135m (GPU default) or tiny")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
+    parser.add_argument("--completion-tokens", type=int, default=256)
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--micro-batch-size", type=int, default=None,
+                        help="completions per forward/backward (default 32 on GPU, 64 CPU)")
+    parser.add_argument("--trl-micro-batch-size", type=int, default=None,
+                        help="TRL's micro-batch (default: the same)")
+    parser.add_argument("--sides", default="trl,steer",
+                        help="comma list of trl, steer, steer-plain (in run order)")
+    parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1 (the first step includes loading)")
+
+    torch.set_num_threads(args.threads)
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    cuda = args.device.startswith("cuda")
+    shape = args.shape or ("smollm2-135m" if cuda else "tiny")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    work = Work(shape=shape, prompts=args.prompts, completion_tokens=args.completion_tokens)
+    micro = args.micro_batch_size or (32 if cuda else 64)
+    report = {"work": work.__dict__, "device": args.device, "dtype": str(dtype),
+              "torch": torch.__version__, "python": platform.python_version(),
+              "micro_batch_size": micro,
+              "gpu": torch.cuda.get_device_name(args.device) if cuda else None}
+    try:
+        import transformers  # noqa: PLC0415
+        import trl  # noqa: PLC0415
+        report.update(transformers=transformers.__version__, trl=trl.__version__)
+    except ImportError:
+        report.update(trl=None)
+    print(json.dumps({k: v for k, v in report.items()}), flush=True)
+
+    if args.check:
+        report["check"] = check_fast_path(work, args.device, dtype)
+        print("fast-path check:", json.dumps(report["check"]), flush=True)
+
+    results: dict[str, dict] = {}
+    for side in [s.strip() for s in args.sides.split(",") if s.strip()]:
+        with tempfile.TemporaryDirectory(prefix=f"grpo-{side}-") as tmp:
+            started = time.perf_counter()
+            if side == "trl":
+                from grpo_step_trl import run_trl  # noqa: PLC0415
+                results[side] = run_trl(work, steps=args.steps, warmup=args.warmup,
+                                        device=args.device, dtype=dtype,
+                                        micro_batch_size=args.trl_micro_batch_size or micro,
+                                        output_dir=Path(tmp))
+            elif side in ("steer", "steer-plain"):
+                results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
+                                          device=args.device, dtype=dtype,
+                                          micro_batch_size=micro, output_dir=Path(tmp),
+                                          fast=side == "steer")
+            else:
+                parser.error(f"unknown side {side!r}")
+            results[side]["wall_s"] = time.perf_counter() - started
+        if cuda:
+            torch.cuda.empty_cache()
+        r = results[side]
+        print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
+              f"{r['update_s']:.3f}), all full length: {r['all_full_length']}", flush=True)
+
+    report["results"] = results
+    print()
+    print(table(results, work, args.device))
+    if "trl" in results and "steer" in results:
+        ratio = results["trl"]["step_s"] / results["steer"]["step_s"]
+        report["ratio_trl_over_steer"] = ratio
+        print(f"\nTRL step / Steer step: {ratio:.2f}x "
+              f"(rollout {results['trl']['rollout_s'] / results['steer']['rollout_s']:.2f}x, "
+              f"update {results['trl']['update_s'] / results['steer']['update_s']:.2f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
