@@ -19,5 +19,5 @@ timeout 240 python3 -m pytest -q -p no:cacheprovider --noconftest \
   tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py 2>&1 \
   | tail -n 15 | tee "$OUT/cuda_tests.txt"
 timeout 420 python3 bench/grpo_step.py --device cuda --shape smollm2-135m --check \
-  --sides "${SIDES:-steer,trl,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
+  --sides "${SIDES:-steer,trl,steer-plain,steer-compile}" --steps "${STEPS:-5}" --warmup 2 \
   ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 | grep -v -i warn | tee "$OUT/grpo_step.log"

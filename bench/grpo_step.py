@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,11 @@ def peak_flops(device: str) -> float | None:
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
+
+
+# Steer variants: the default fast path, its decoder step compiled, the plain HF path.
+STEER_SIDES = {"steer": {"fast": True}, "steer-compile": {"fast": True, "compile_decoder": True},
+               "steer-plain": {"fast": False}}
 
 
 # --- Steer's side --------------------------------------------------------------------------
@@ -87,7 +93,8 @@ class _TimedPlainSampler:
 
 
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
-                 micro_batch_size: int, model_path: Path, fast: bool) -> TrainConfig:
+                 micro_batch_size: int, model_path: Path, fast: bool,
+                 compile_decoder: bool = False) -> TrainConfig:
     return TrainConfig.from_dict({
         "policy": {"source": "path", "path": str(model_path),
                    "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
@@ -104,12 +111,13 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
         "train": {"total_steps": warmup + steps, "checkpoint_every": 10 ** 6,
                   "keep_checkpoints": 1, "log_rollouts_fraction": 0.0, "device": device,
                   "seed": work.seed, "micro_batch_size": micro_batch_size,
-                  "fast_path": fast},
+                  "fast_path": fast, "compile_decoder": compile_decoder},
     })
 
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
-              micro_batch_size: int, output_dir: Path, fast: bool = True) -> dict:
+              micro_batch_size: int, output_dir: Path, fast: bool = True,
+              compile_decoder: bool = False) -> dict:
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
     model = build_model(work, dtype=dtype, device="cpu")
     model_path = output_dir / "policy"
@@ -121,7 +129,8 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     records = [PromptRecord(p, id=i) for i, p in enumerate(prompts)]
     prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in prompts)
     config = steer_config(work, steps=steps, warmup=warmup, device=device, dtype=dtype,
-                          micro_batch_size=micro_batch_size, model_path=model_path, fast=fast)
+                          micro_batch_size=micro_batch_size, model_path=model_path, fast=fast,
+                          compile_decoder=compile_decoder)
 
     sampler_cls = _TimedSampler if fast else _TimedPlainSampler
     sampler_cls.calls = []
@@ -227,7 +236,8 @@ def _fmt(value, spec):
 def table(results: dict, work: Work, device: str) -> str:
     peak = peak_flops(device)
     rows = ["| side | step s | rollout s | generate s | update s | tokens/s | peak GiB "
-            "| update MFU |", "|---|---|---|---|---|---|---|---|"]
+            "| update MFU | TRL step / this |", "|---|---|---|---|---|---|---|---|---|"]
+    trl_step = results.get("trl", {}).get("step_s")
     for side, r in results.items():
         mfu = None
         if peak and r.get("update_s"):
@@ -237,7 +247,8 @@ def table(results: dict, work: Work, device: str) -> str:
         rows.append(f"| {side} | {_fmt(r['step_s'], '.3f')} | {_fmt(r['rollout_s'], '.3f')} "
                     f"| {_fmt(r['generate_s'], '.3f')} | {_fmt(r['update_s'], '.3f')} "
                     f"| {_fmt(r['tokens_per_s'], ',.0f')} | {_fmt(r['peak_mem_gib'], '.2f')} "
-                    f"| {_fmt(mfu and 100 * mfu, '.1f')}{'%' if mfu else ''} |")
+                    f"| {_fmt(mfu and 100 * mfu, '.1f')}{'%' if mfu else ''} "
+                    f"| {_fmt(trl_step and trl_step / r['step_s'], '.2f')} |")
     return "\n".join(rows)
 
 
@@ -250,11 +261,11 @@ def main() -> None:
     parser.add_argument("--completion-tokens", type=int, default=256)
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--micro-batch-size", type=int, default=None,
-                        help="completions per forward/backward (default 32 on GPU, 64 CPU)")
+                        help="completions per forward/backward, both sides (default 64)")
     parser.add_argument("--trl-micro-batch-size", type=int, default=None,
                         help="TRL's micro-batch (default: the same)")
     parser.add_argument("--sides", default="trl,steer",
-                        help="comma list of trl, steer, steer-plain (in run order)")
+                        help="comma list of trl, steer, steer-compile, steer-plain (run order)")
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
@@ -270,7 +281,7 @@ def main() -> None:
     shape = args.shape or ("smollm2-135m" if cuda else "tiny")
     dtype = torch.bfloat16 if cuda else torch.float32
     work = Work(shape=shape, prompts=args.prompts, completion_tokens=args.completion_tokens)
-    micro = args.micro_batch_size or (32 if cuda else 64)
+    micro = args.micro_batch_size or 64
     report = {"work": work.__dict__, "device": args.device, "dtype": str(dtype),
               "torch": torch.__version__, "python": platform.python_version(),
               "micro_batch_size": micro,
@@ -284,30 +295,45 @@ def main() -> None:
     print(json.dumps({k: v for k, v in report.items()}), flush=True)
 
     if args.check:
-        report["check"] = check_fast_path(work, args.device, dtype)
+        try:
+            report["check"] = check_fast_path(work, args.device, dtype)
+        except Exception as exc:  # report it, still run the sides
+            traceback.print_exc()
+            report["check"] = {"error": repr(exc)}
         print("fast-path check:", json.dumps(report["check"]), flush=True)
 
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = [s for s in sides if s != "trl" and s not in STEER_SIDES]
+    if unknown:
+        parser.error(f"unknown side(s) {', '.join(unknown)}")
     results: dict[str, dict] = {}
-    for side in [s.strip() for s in args.sides.split(",") if s.strip()]:
+    for side in sides:
         with tempfile.TemporaryDirectory(prefix=f"grpo-{side}-") as tmp:
             started = time.perf_counter()
-            if side == "trl":
-                from grpo_step_trl import run_trl  # noqa: PLC0415
-                results[side] = run_trl(work, steps=args.steps, warmup=args.warmup,
-                                        device=args.device, dtype=dtype,
-                                        micro_batch_size=args.trl_micro_batch_size or micro,
-                                        output_dir=Path(tmp))
-            elif side in ("steer", "steer-plain"):
-                results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
-                                          device=args.device, dtype=dtype,
-                                          micro_batch_size=micro, output_dir=Path(tmp),
-                                          fast=side == "steer")
-            else:
-                parser.error(f"unknown side {side!r}")
+            try:
+                if side == "trl":
+                    from grpo_step_trl import run_trl  # noqa: PLC0415
+                    results[side] = run_trl(work, steps=args.steps, warmup=args.warmup,
+                                            device=args.device, dtype=dtype,
+                                            micro_batch_size=args.trl_micro_batch_size or micro,
+                                            output_dir=Path(tmp))
+                else:
+                    results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
+                                              device=args.device, dtype=dtype,
+                                              micro_batch_size=micro, output_dir=Path(tmp),
+                                              **STEER_SIDES[side])
+            except Exception as exc:  # one failing side must not lose the others' figures
+                traceback.print_exc()
+                report.setdefault("errors", {})[side] = repr(exc)
+                print(f"{side}: FAILED {exc!r}", flush=True)
+                continue
             results[side]["wall_s"] = time.perf_counter() - started
         if cuda:
             torch.cuda.empty_cache()
         r = results[side]
+        if args.json:  # after every side, so a run cut short keeps what it measured
+            report["results"] = results
+            args.json.write_text(json.dumps(report, indent=2, default=str))
         print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
               f"{r['update_s']:.3f}), all full length: {r['all_full_length']}", flush=True)
 

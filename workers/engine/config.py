@@ -274,6 +274,10 @@ class TrainLoopConfig:
         "logits for the whole micro-batch) and fused AdamW on GPU. Results equal the plain "
         "Hugging Face path within floating-point rounding; false uses the plain path.",
         default=True)
+    compile_decoder: bool = _help(
+        "With fast_path: torch.compile the decoder's per-token step before it is captured "
+        "(fused kernels; each run pays one compilation per cache shape, tens of seconds).",
+        default=False)
 
     def __post_init__(self) -> None:
         s = self.SECTION

@@ -21,7 +21,7 @@ plain decoder otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -82,6 +82,7 @@ class _Buffers:
     sin: torch.Tensor
     logits: torch.Tensor | None = None  # (N, V): the captured step's output
     graph: torch.cuda.CUDAGraph | None = None
+    step: Callable[[], torch.Tensor] | None = None  # the fixed-width step (maybe compiled)
 
 
 class StaticCacheSampler:
@@ -92,13 +93,16 @@ class StaticCacheSampler:
     ``use_graphs`` defaults to True on CUDA; ``check_every`` is how many tokens pass between
     checks that every row has finished. Without graphs each step attends to the filled slots
     only; ``fixed_width=True`` runs the graph's computation (the whole masked width) eagerly.
+    ``compile=True`` compiles that fixed-width step with ``torch.compile`` before capturing it
+    (fewer, fused kernels per token; costs a compilation per new cache shape).
     """
 
     def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8,
-                 fixed_width: bool | None = None):
+                 fixed_width: bool | None = None, compile: bool = False):
         self.use_graphs = use_graphs
         self.check_every = max(1, check_every)
         self.fixed_width = fixed_width  # attend over the whole cache, as the graph does
+        self.compile = compile  # torch.compile the fixed-width step (fuses its small kernels)
         self._key: tuple | None = None
         self._buffers: _Buffers | None = None
         self._pool = None
@@ -154,7 +158,7 @@ class StaticCacheSampler:
                 b.graph.replay()
                 logits = b.logits
             else:
-                logits = self._step(model, b, attend_to=None if fixed else slot + 1)
+                logits = (b.step() if fixed else self._step(model, b, attend_to=slot + 1))
             b.position.add_(1)
         # Rows all finished before the check noticed: trim to where the plain decoder stops.
         live, tokens, logps = live[:, :steps], tokens[:, :steps], logps[:, :steps]
@@ -189,7 +193,10 @@ class StaticCacheSampler:
         cos, sin = b.cos[b.position][:, None], b.sin[b.position][:, None]
         h = model.model.embed_tokens(b.token[:, None])
         valid = b.key_valid if attend_to is None else b.key_valid[:, :attend_to]
-        allowed = valid[:, None, None, :]
+        # An additive mask, made once per token rather than converted in each layer's SDPA.
+        dtype = b.keys[0].dtype
+        allowed = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(
+            ~valid, float("-inf"))[:, None, None, :]
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, h, cos, sin, b.keys[i], b.values[i], b.slot, allowed,
                             attend_to=attend_to if attend_to is not None else -1)
@@ -243,6 +250,10 @@ class StaticCacheSampler:
             return self._buffers
         self._buffers = None  # free the old cache before allocating the new one
         b = self._allocate(model, n, width)
+
+        def step() -> torch.Tensor:  # the fixed-width step over these buffers
+            return self._step(model, b, attend_to=None)
+        b.step = torch.compile(step, fullgraph=True, dynamic=False) if self.compile else step
         if graphs:
             self._capture(model, b)
         self._key, self._buffers = key, b
@@ -281,13 +292,13 @@ class StaticCacheSampler:
         stream.wait_stream(torch.cuda.current_stream(b.token.device))
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self._step(model, b, attend_to=None)
+                b.step()
         torch.cuda.current_stream(b.token.device).wait_stream(stream)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            b.logits = self._step(model, b, attend_to=None)
+            b.logits = b.step()
         b.graph = graph
         b.key_valid[:, scratch] = False
         for cache in (*b.keys, *b.values):

@@ -174,8 +174,9 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
     start_step = 0
     if found is not None:
         start_step = load_training_state(found[1], optimizer)["step"]
-    samplers = ((StaticCacheSampler(), StaticCacheSampler()) if fast and supports(model)
-                else (sample_completions, sample_completions))
+    compile_step = config.train.compile_decoder
+    samplers = ((StaticCacheSampler(compile=compile_step), StaticCacheSampler())
+                if fast and supports(model) else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
                        stop_token_ids(model, tokenizer), *samplers)
     return session, start_step
