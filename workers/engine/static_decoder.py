@@ -22,7 +22,7 @@ plain decoder otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -51,10 +51,32 @@ def supports(model) -> bool:
     needed = ("embed_tokens", "layers", "norm", "rotary_emb")
     if base is None or not all(hasattr(base, name) for name in needed):
         return False
+    for layer in base.layers:
+        attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+        if not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj", "scaling",
+                                              "head_dim")):
+            return False
+        if not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+            return False
+        qkv_bias = {m.bias is None for m in (attn.q_proj, attn.k_proj, attn.v_proj)}
+        if len(qkv_bias) > 1 or (mlp.gate_proj.bias is None) != (mlp.up_proj.bias is None):
+            return False  # the fused projections need all or none of the biases
     # Tables of cos/sin per position are computed once; dynamic RoPE rescales with length.
     if getattr(base.rotary_emb, "rope_type", "default") in ("dynamic", "longrope"):
         return False
     return getattr(model, "lm_head", None) is not None
+
+
+_RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
+
+
+def _norm(module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for these families' RMSNorm (weight * normalise(x in float32)), as one
+    ``F.rms_norm`` call instead of eight elementwise kernels; other norms run as they are."""
+    if type(module).__name__ not in _RMS_NORMS:
+        return module(x)
+    normed = F.rms_norm(x.float(), (x.shape[-1],), eps=module.variance_epsilon)
+    return module.weight * normed.to(x.dtype)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +88,50 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     """x (N, H, S, D); cos, sin (N, S, D)."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     return x * cos + _rotate_half(x) * sin
+
+
+@dataclass
+class _FusedWeights:
+    """One layer's q/k/v projections as one matrix, and its MLP's gate/up as another: one
+    matmul each per token instead of three and two. Copies, refreshed before every decode."""
+
+    qkv_weight: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    qkv_sizes: tuple[int, int, int]
+    gate_up_weight: torch.Tensor
+    gate_up_bias: torch.Tensor | None
+
+    @staticmethod
+    def _parts(layer):
+        attn, mlp = layer.self_attn, layer.mlp
+        return (attn.q_proj, attn.k_proj, attn.v_proj), (mlp.gate_proj, mlp.up_proj)
+
+    @classmethod
+    def allocate(cls, layer) -> _FusedWeights:
+        qkv, gate_up = cls._parts(layer)
+
+        def stacked(linears, bias: bool):
+            first = linears[0].weight
+            if bias and linears[0].bias is None:
+                return None
+            rows = sum(m.out_features for m in linears)
+            shape = (rows,) if bias else (rows, first.shape[1])
+            return torch.empty(shape, dtype=first.dtype, device=first.device)
+        fused = cls(stacked(qkv, False), stacked(qkv, True),
+                    tuple(m.out_features for m in qkv), stacked(gate_up, False),
+                    stacked(gate_up, True))
+        fused.refresh(layer)
+        return fused
+
+    def refresh(self, layer) -> None:
+        qkv, gate_up = self._parts(layer)
+        with torch.no_grad():
+            torch.cat([m.weight for m in qkv], out=self.qkv_weight)
+            torch.cat([m.weight for m in gate_up], out=self.gate_up_weight)
+            if self.qkv_bias is not None:
+                torch.cat([m.bias for m in qkv], out=self.qkv_bias)
+            if self.gate_up_bias is not None:
+                torch.cat([m.bias for m in gate_up], out=self.gate_up_bias)
 
 
 @dataclass
@@ -82,6 +148,7 @@ class _Buffers:
     sin: torch.Tensor
     logits: torch.Tensor | None = None  # (N, V): the captured step's output
     graph: torch.cuda.CUDAGraph | None = None
+    fused: list[_FusedWeights] = field(default_factory=list)  # per layer
     step: Callable[[], torch.Tensor] | None = None  # the fixed-width step (maybe compiled)
 
 
@@ -127,6 +194,8 @@ class StaticCacheSampler:
         graphs = self.use_graphs if self.use_graphs is not None else device.type == "cuda"
         fixed = graphs if self.fixed_width is None else self.fixed_width
         b = self._buffers_for(model, n, p + t_max, graphs)
+        for layer, fused in zip(model.model.layers, b.fused):
+            fused.refresh(layer)  # the optimiser changed the weights since the last call
         b.key_valid.zero_()
         b.key_valid[:, :p] = mask.bool()
         positions = position_ids_from_mask(mask)
@@ -183,9 +252,9 @@ class StaticCacheSampler:
         h = model.model.embed_tokens(ids)
         slots = torch.arange(p, device=ids.device)
         for i, layer in enumerate(model.model.layers):
-            h = self._layer(layer, h, cos, sin, b.keys[i], b.values[i], slots, allowed,
-                            attend_to=None)
-        return model.lm_head(model.model.norm(h[:, -1:]))[:, -1]
+            h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], slots,
+                            allowed, attend_to=None)
+        return model.lm_head(_norm(model.model.norm, h[:, -1:]))[:, -1]
 
     def _step(self, model, b: _Buffers, attend_to: int | None) -> torch.Tensor:
         """One token per row from the buffers: logits (N, V). ``attend_to`` limits attention to
@@ -198,24 +267,25 @@ class StaticCacheSampler:
         allowed = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(
             ~valid, float("-inf"))[:, None, None, :]
         for i, layer in enumerate(model.model.layers):
-            h = self._layer(layer, h, cos, sin, b.keys[i], b.values[i], b.slot, allowed,
-                            attend_to=attend_to if attend_to is not None else -1)
-        return model.lm_head(model.model.norm(h))[:, -1]
+            h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
+                            allowed, attend_to=attend_to if attend_to is not None else -1)
+        return model.lm_head(_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
-    def _layer(layer, h, cos, sin, cache_k, cache_v, slots, allowed, *, attend_to):
+    def _layer(layer, fused: _FusedWeights, h, cos, sin, cache_k, cache_v, slots, allowed, *,
+               attend_to):
         """One decoder layer. Writes this call's keys/values at ``slots``; attends over the
         call's own keys (prefill, attend_to None), the first ``attend_to`` cache slots, or the
         whole cache (attend_to -1)."""
         attn = layer.self_attn
         n, s, _ = h.shape
-        x = layer.input_layernorm(h)
+        x = _norm(layer.input_layernorm, h)
         d = attn.head_dim
-        q = attn.q_proj(x).view(n, s, -1, d)
-        k = attn.k_proj(x).view(n, s, -1, d)
-        v = attn.v_proj(x).view(n, s, -1, d)
+        qkv = F.linear(x, fused.qkv_weight, fused.qkv_bias)  # one matmul for q, k and v
+        q, k, v = qkv.split(fused.qkv_sizes, dim=-1)
+        q, k, v = q.view(n, s, -1, d), k.view(n, s, -1, d), v.view(n, s, -1, d)
         if hasattr(attn, "q_norm"):  # Qwen3
-            q, k = attn.q_norm(q), attn.k_norm(k)
+            q, k = _norm(attn.q_norm, q), _norm(attn.k_norm, k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         cache_k.index_copy_(2, slots, k)
@@ -235,7 +305,9 @@ class StaticCacheSampler:
                                              scale=attn.scaling)
         out = out.view(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
         h = h + attn.o_proj(out)
-        return h + layer.mlp(layer.post_attention_layernorm(h))
+        x = _norm(layer.post_attention_layernorm, h)
+        gate, up = F.linear(x, fused.gate_up_weight, fused.gate_up_bias).chunk(2, dim=-1)
+        return h + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
 
     # --- buffers and graphs ----------------------------------------------------------------
 
@@ -278,7 +350,8 @@ class StaticCacheSampler:
             token=torch.zeros(n, dtype=torch.long, device=device),
             position=torch.zeros(n, dtype=torch.long, device=device),
             slot=torch.full((1,), width, dtype=torch.long, device=device),
-            cos=cos[0], sin=sin[0])
+            cos=cos[0], sin=sin[0],
+            fused=[_FusedWeights.allocate(layer) for layer in model.model.layers])
 
     def _capture(self, model, b: _Buffers) -> None:
         """Record the decode step into a CUDA graph. Warm-up and capture write only the
