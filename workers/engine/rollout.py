@@ -195,9 +195,11 @@ def sample_completions(model, prompt_ids: Sequence[Sequence[int]], params: Sampl
 
 
 def decode_completions(tokenizer, batch: RolloutBatch) -> list[str]:
-    """Completion texts without special tokens (the EOS is dropped)."""
-    return [tokenizer.decode(ids[mask.bool()].tolist(), skip_special_tokens=True)
-            for ids, mask in zip(batch.completion_ids, batch.completion_mask)]
+    """Completion texts without special tokens (the EOS is dropped). The completion mask of
+    a row is a prefix of ones, so each row is its first ``length`` ids."""
+    rows = batch.completion_ids.tolist()
+    return tokenizer.batch_decode([row[:n] for row, n in zip(rows, batch.completion_lengths)],
+                                  skip_special_tokens=True)
 
 
 def concat_rollouts(batches: Sequence[RolloutBatch], pad_id: int) -> RolloutBatch:

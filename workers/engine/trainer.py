@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,12 +123,12 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
         if callbacks.should_stop():
             result.stopped = True
             break
-        metrics, rollout_records = _train_step(session, step)
+        metrics, records_of_step = _train_step(session, step)
         if eval_records and config.eval.every_steps and step % config.eval.every_steps == 0:
             metrics.update(_evaluate(session, eval_records, step))
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
-            callbacks.on_rollouts(step, rollout_records)
+            callbacks.on_rollouts(step, records_of_step())
         result.history.append((step, metrics))
         result.steps_completed = step
         if step % config.train.checkpoint_every == 0 or step == config.train.total_steps:
@@ -198,7 +198,10 @@ def _logs_rollouts(step: int, fraction: float) -> bool:
 
 # --- one step ------------------------------------------------------------------------------
 
-def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def _train_step(s: _Session, step: int
+                ) -> tuple[dict[str, float], Callable[[], list[dict[str, Any]]]]:
+    """One step's metrics, and a function building its rollout records (called only on the
+    steps whose rollouts are reported)."""
     cfg = s.config
     _synchronize(s.device)
     started = time.perf_counter()
@@ -229,7 +232,8 @@ def _train_step(s: _Session, step: int) -> tuple[dict[str, float], list[dict[str
     metrics["timing/update_s"] = update_s
     generated = float(groups.batch.completion_mask.sum())
     metrics["throughput/tokens_per_s"] = generated / max(rollout_s + update_s, 1e-9)
-    return metrics, rollout_records(s, groups, components @ weights, advantages, trained)
+    return metrics, lambda: rollout_records(s, groups, components @ weights, advantages,
+                                            trained)
 
 
 def _synchronize(device: str) -> None:
