@@ -117,7 +117,9 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
               micro_batch_size: int, output_dir: Path, fast: bool = True,
-              compile_decoder: bool = False) -> dict:
+              compile_decoder: bool = False, profile_to: Path | None = None) -> dict:
+    """Time ``steps`` steps after ``warmup``; with ``profile_to``, one more step runs under
+    torch.profiler (not timed) and its kernel table is written there."""
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
     model = build_model(work, dtype=dtype, device="cpu")
     model_path = output_dir / "policy"
@@ -128,9 +130,17 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     prompts = build_prompts(work)
     records = [PromptRecord(p, id=i) for i, p in enumerate(prompts)]
     prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in prompts)
-    config = steer_config(work, steps=steps, warmup=warmup, device=device, dtype=dtype,
-                          micro_batch_size=micro_batch_size, model_path=model_path, fast=fast,
-                          compile_decoder=compile_decoder)
+    config = steer_config(work, steps=steps + (profile_to is not None), warmup=warmup,
+                          device=device, dtype=dtype, micro_batch_size=micro_batch_size,
+                          model_path=model_path, fast=fast, compile_decoder=compile_decoder)
+    profiler = None
+    if profile_to is not None:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.startswith("cuda"):
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        profiler = torch.profiler.profile(
+            activities=activities,
+            schedule=torch.profiler.schedule(wait=warmup + steps, warmup=0, active=1, repeat=1))
 
     sampler_cls = _TimedSampler if fast else _TimedPlainSampler
     sampler_cls.calls = []
@@ -146,7 +156,9 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
             "completion_tokens": metrics["completions/mean_length"] * work.rows,
             "all_full_length": metrics["completions/min_length"] == work.completion_tokens,
             "reward_mean": metrics["reward"]})
-        clock["last"] = now
+        if profiler is not None:
+            profiler.step()
+        clock["last"] = time.perf_counter()
 
     # The trainer builds its sampler in _open_session; swap in the timed one for this run.
     original = engine_trainer.StaticCacheSampler, engine_trainer.sample_completions
@@ -156,9 +168,24 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     try:
+        if profiler is not None:
+            profiler.start()
         train(config, records, Callbacks(on_metrics=on_metrics), output_dir=output_dir / "run")
     finally:
         engine_trainer.StaticCacheSampler, engine_trainer.sample_completions = original
+        if profiler is not None:
+            profiler.stop()
+    if profiler is not None:
+        per_step = per_step[:warmup + steps]  # the profiled step is not timed
+        averages = profiler.key_averages()
+        sorts = (["self_device_time_total", "self_cuda_time_total"]
+                 if device.startswith("cuda") else []) + ["self_cpu_time_total"]
+        for sort in sorts:  # the device column's name differs between torch releases
+            try:
+                profile_to.write_text(averages.table(sort_by=sort, row_limit=50))
+                break
+            except (AttributeError, KeyError, ValueError):
+                continue
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
 
     timed = [r for r in per_step[warmup:] if r["step_s"] is not None]
@@ -269,6 +296,9 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile-dir", type=Path, default=None,
+                        help="profile one extra (untimed) step of the steer side; its kernel "
+                             "table goes to DIR/steer_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")
@@ -318,10 +348,12 @@ def main() -> None:
                                             micro_batch_size=args.trl_micro_batch_size or micro,
                                             output_dir=Path(tmp))
                 else:
+                    profile_to = (args.profile_dir / f"{side}_profile.txt"
+                                  if args.profile_dir and side == "steer" else None)
                     results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
                                               device=args.device, dtype=dtype,
                                               micro_batch_size=micro, output_dir=Path(tmp),
-                                              **STEER_SIDES[side])
+                                              profile_to=profile_to, **STEER_SIDES[side])
             except Exception as exc:  # one failing side must not lose the others' figures
                 traceback.print_exc()
                 report.setdefault("errors", {})[side] = repr(exc)
