@@ -21,6 +21,7 @@ its plain path on this model (decoder and chunked log-probs). Notes: bench/grpo_
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -297,8 +298,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="profile one extra (untimed) step of the steer side; its kernel "
-                             "table goes to DIR/steer_profile.txt")
+                        help="profile one extra (untimed) step of the steer and steer-compile "
+                             "sides; kernel tables go to DIR/<side>_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")
@@ -349,7 +350,8 @@ def main() -> None:
                                             output_dir=Path(tmp))
                 else:
                     profile_to = (args.profile_dir / f"{side}_profile.txt"
-                                  if args.profile_dir and side == "steer" else None)
+                                  if args.profile_dir and side in ("steer", "steer-compile")
+                                  else None)
                     results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
                                               device=args.device, dtype=dtype,
                                               micro_batch_size=micro, output_dir=Path(tmp),
@@ -361,6 +363,7 @@ def main() -> None:
                 continue
             results[side]["wall_s"] = time.perf_counter() - started
         if cuda:
+            gc.collect()  # the side's model, cache and graphs, before the next peak is read
             torch.cuda.empty_cache()
         r = results[side]
         if args.json:  # after every side, so a run cut short keeps what it measured

@@ -113,3 +113,12 @@ def test_categorical_draws_follow_the_probabilities_and_skip_zeros():
     assert abs(float((unnormalised == 1).double().mean()) - 0.75) < 0.03
     again = sample_categorical(probs, torch.Generator().manual_seed(0))
     assert torch.equal(drawn, again)  # the generator state fixes the draws
+
+
+def test_a_draw_at_the_top_of_the_range_stays_on_a_possible_token(monkeypatch):
+    from workers.engine import rollout
+
+    monkeypatch.setattr(rollout.torch, "rand", lambda shape, **kw: torch.ones(shape, **{
+        k: v for k, v in kw.items() if k in ("dtype", "device")}))
+    probs = torch.tensor([[0.2, 0.8, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert rollout.sample_categorical(probs, None).tolist() == [1, 3]

@@ -25,6 +25,11 @@ def chunk_tokens_for(vocab_size: int) -> int:
     return max(1, _CHUNK_ELEMENTS // max(vocab_size, 1))
 
 
+def _scaled(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """x / temperature, skipping the pass over a whole logits chunk when it is 1 (exact)."""
+    return x if temperature == 1.0 else x / temperature
+
+
 def _accumulator(dtype: torch.dtype) -> torch.dtype:
     """float32 for the soft-max maths (float64 stays float64, for gradcheck)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -42,7 +47,7 @@ class _SelectedLogprobs(torch.autograd.Function):
         lse = torch.empty(m, dtype=acc, device=hidden.device)
         for start in range(0, m, chunk):
             s = slice(start, start + chunk)
-            z = (hidden[s] @ weight.T).to(acc) / temperature
+            z = _scaled((hidden[s] @ weight.T).to(acc), temperature)
             lse[s] = torch.logsumexp(z, dim=-1)
             logprob[s] = z.gather(1, targets[s, None]).squeeze(1) - lse[s]
             p = torch.exp(z - lse[s, None])
@@ -71,11 +76,11 @@ class _SelectedLogprobs(torch.autograd.Function):
             if saved_probs is not None:
                 probs = saved_probs
             else:
-                probs = torch.exp((h @ weight.T).to(acc) / tau - lse[s, None])
+                probs = torch.exp(_scaled((h @ weight.T).to(acc), tau) - lse[s, None])
             # d logprob_t / d z = onehot(t) - softmax(z), then / tau for the logits.
             grad_z = probs * -g[:, None]
             grad_z[rows[:h.shape[0]], targets[s]] += g
-            grad_z = grad_z.div_(tau).to(hidden.dtype)
+            grad_z = _scaled(grad_z, tau).to(hidden.dtype)
             if need_h:
                 grad_hidden[s] = grad_z @ weight
             if need_w:

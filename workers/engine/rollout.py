@@ -132,7 +132,10 @@ def draw_tokens(logits: torch.Tensor, params: SamplingParams,
     ``log_softmax(logits / temperature)``: (token (N,) long, logp (N,) float32). Every decoder
     draws through this function, so the same logits and generator state give the same
     tokens."""
-    logprobs = torch.log_softmax(logits.float() / params.temperature, dim=-1)  # (N, V)
+    scaled = logits.float()
+    if params.temperature != 1.0:  # dividing by 1 is exact; skip the pass
+        scaled = scaled / params.temperature
+    logprobs = torch.log_softmax(scaled, dim=-1)  # (N, V)
     if params.greedy:
         token = logprobs.argmax(dim=-1)
     else:
@@ -150,7 +153,9 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None) -
     u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device,
                    dtype=torch.float64)
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
-    return index.squeeze(1).clamp_(max=probs.shape[1] - 1)
+    # u * total can round up to total: stay on the last entry with positive probability.
+    last = cdf.argmax(dim=-1, keepdim=True)  # the first index reaching the total
+    return torch.minimum(index, last).squeeze(1)
 
 
 @torch.no_grad()

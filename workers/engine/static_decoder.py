@@ -303,7 +303,8 @@ class StaticCacheSampler:
         mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                              scale=attn.scaling)
-        out = out.view(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
+        # reshape, not view: CUDA's memory-efficient kernel returns a transposed layout.
+        out = out.reshape(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
         h = h + attn.o_proj(out)
         x = _norm(layer.post_attention_layernorm, h)
         gate, up = F.linear(x, fused.gate_up_weight, fused.gate_up_bias).chunk(2, dim=-1)
@@ -320,7 +321,9 @@ class StaticCacheSampler:
                tuple(p.data_ptr() for p in model.parameters()))
         if self._key == key and self._buffers is not None:
             return self._buffers
-        self._buffers = None  # free the old cache before allocating the new one
+        if self._buffers is not None:  # free the old cache before allocating the new one
+            self._buffers.step = self._buffers.graph = None  # the step closes over them
+            self._buffers = None
         b = self._allocate(model, n, width)
 
         def step() -> torch.Tensor:  # the fixed-width step over these buffers

@@ -8,6 +8,7 @@ gradient matters.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -65,6 +66,17 @@ def _logprobs_fn(model, fast: bool):
     return plain
 
 
+def training_attention(device: torch.device):
+    """On CUDA, attention in the update avoids cuDNN's SDPA kernel, whose backward returns NaN
+    for masked batches of some lengths on H100/H200 since torch 2.11 (pytorch#196678; left
+    padding masks whole query rows). Elsewhere nothing changes."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: PLC0415
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
+
+
 def _micro_batches(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -95,6 +107,17 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
     allows it; the result is the same within floating-point rounding.
     """
+    device = batch.input_ids.device
+    with training_attention(device):
+        return _policy_update(model, optimizer, batch, algo=algo, optim=optim, lr=lr,
+                              temperature=temperature, max_new_tokens=max_new_tokens,
+                              micro_batch_size=micro_batch_size, ref_model=ref_model, fast=fast)
+
+
+def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
+                   algo: AlgorithmConfig, optim: OptimConfig, lr: float, temperature: float,
+                   max_new_tokens: int, micro_batch_size: int, ref_model, fast: bool
+                   ) -> dict[str, float]:
     for group in optimizer.param_groups:
         group["lr"] = lr
     mask = batch.completion_mask.float()
