@@ -86,3 +86,15 @@ def test_fast_and_plain_policy_updates_agree(algo):
     for key in m0:
         assert m1[key] == pytest.approx(m0[key], rel=1e-4, abs=1e-6), key
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(p0, p1))
+
+
+def test_training_attention_keeps_cuda_updates_off_cudnn_sdpa():
+    from workers.engine.update import training_attention
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with training_attention(torch.device("cuda")):  # sets flags only; no GPU needed
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    with training_attention(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before

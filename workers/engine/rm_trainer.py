@@ -35,6 +35,7 @@ from workers.engine.preference_losses import (
     plackett_luce_loss,
 )
 from workers.engine.reward_model import BACKBONES, RewardModelScorer, build_reward_model
+from workers.engine.update import training_attention
 
 LOSSES = ("bradley_terry", "plackett_luce")
 
@@ -315,10 +316,11 @@ def _train_step(
     params: list[Tensor],
 ) -> tuple[float, Tensor, float]:
     """One AdamW step on a batch: (loss, detached rewards ``(K, N)``, grad norm before clipping)."""
-    rewards = scorer.rewards(batch.prompts, batch.completions)  # (K, N)
-    loss = _preference_loss(rewards, batch, config, weights)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    with training_attention(params[0].device):  # no cuDNN SDPA in training (see update.py)
+        rewards = scorer.rewards(batch.prompts, batch.completions)  # (K, N)
+        loss = _preference_loss(rewards, batch, config, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     optimizer.step()
     return loss.item(), rewards.detach(), grad_norm.item()
