@@ -181,6 +181,8 @@ class SteerCallback(TrainerCallback):
             self.client.run_status(self.run_id, status, error=error, current_step=current_step)
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not report the run's end to Steer: %s", exc)
+        finally:
+            self.client.close()  # the run is over: release the kept-alive connection
 
     # -- internals ---------------------------------------------------------------------
 

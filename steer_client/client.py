@@ -33,6 +33,10 @@ class SteerClient:
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
+    def close(self) -> None:
+        """Close the kept-alive HTTP connections (a later request opens new ones)."""
+        self.session.close()
+
     # -- transport --------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json=None, params=None, retry: bool = False):

@@ -58,6 +58,8 @@ def test_trainer_run_lands_as_a_finished_external_run_with_its_logged_metrics(li
     assert loss_steps == list(range(1, STEPS + 1))
     assert MetricPoint.objects.filter(run=run, key="learning_rate").count() == STEPS
     assert run.config["args"]["max_steps"] == STEPS
+    # the finished run lets go of its kept-alive connection (no server thread is left holding it)
+    assert not any(adapter.poolmanager.pools for adapter in callback.client.session.adapters.values())
 
 
 def test_logged_completions_become_trajectories_grouped_by_prompt(live_server, credentials, tmp_path):
