@@ -7,26 +7,36 @@
 #   2. bench/grpo_step.py: fast-path check on the real shape, then Steer, TRL, Steer's plain
 #      path and the compiled decoder on the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured.
+#
+# A dry run of the same flow on a CPU machine (small work, the project's venv, no wheels):
+#   DEVICE=cpu PY=.venv/bin/python SKIP_WHEELS=1 OUT=/tmp/out BENCH_ARGS="--prompts 2 \
+#     --completion-tokens 16 --steps 1 --warmup 1 --micro-batch-size 8" bash bench/gpu_grpo_step.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+SHAPE=${SHAPE:-smollm2-135m}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+if [ -z "${SKIP_WHEELS:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch, transformers, trl, datasets, pyarrow, fsspec
+$PY -c "import torch, transformers, trl, datasets, pyarrow, fsspec
 import trl.trainer.grpo_trainer  # imports peft when installed: a version clash shows here
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
       torch.backends.cudnn.version(), 'transformers', transformers.__version__, 'trl',
       trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__,
       'fsspec', fsspec.__version__)" 2>&1 | tee "$OUT/versions.txt"
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
-timeout 150 python3 -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
+timeout 150 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
   tests/engine/test_rollout.py > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
-timeout 400 python3 bench/grpo_step.py --device cuda --shape smollm2-135m --check \
+timeout 400 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
   --sides "${SIDES:-steer,trl,steer-plain,steer-compile}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"
