@@ -71,7 +71,12 @@ def test_fast_token_logprobs_match_values_entropy_and_gradients(tie):
 @pytest.mark.parametrize("algo", [AlgorithmConfig(),
                                   AlgorithmConfig(num_iterations=2, beta=0.1)],
                          ids=["mu1-beta0", "mu2-kl"])
-def test_fast_and_plain_policy_updates_agree(algo):
+def test_fast_and_plain_policy_updates_agree(algo, monkeypatch):
+    from workers.engine import update
+
+    calls = []
+    monkeypatch.setattr(update, "fast_token_logprobs",
+                        lambda *a, **k: calls.append(1) or fast_token_logprobs(*a, **k))
     out = []
     for fast in (False, True):
         model, tok = _model()
@@ -81,6 +86,7 @@ def test_fast_and_plain_policy_updates_agree(algo):
                                 lr=1e-2, temperature=1.0, max_new_tokens=3,
                                 micro_batch_size=2, ref_model=ref, fast=fast)
         out.append((metrics, [p.detach().clone() for p in model.parameters()]))
+        assert bool(calls) == fast  # only the fast update went through the chunked head
     (m0, p0), (m1, p1) = out
     assert m0.keys() == m1.keys()
     for key in m0:

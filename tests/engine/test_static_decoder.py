@@ -43,9 +43,10 @@ def _both(model, tok, prompts, params, seed=0, sampler=None):
     common = dict(pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
     plain = sample_completions(model, ids, params, generator=torch.Generator().manual_seed(seed),
                                **common)
-    fast = (sampler or StaticCacheSampler())(model, ids, params,
-                                             generator=torch.Generator().manual_seed(seed),
-                                             **common)
+    sampler = sampler or StaticCacheSampler()
+    fast = sampler(model, ids, params, generator=torch.Generator().manual_seed(seed), **common)
+    # a supported model really went through the static cache (no silent fallback)
+    assert (sampler._buffers is not None) == supports(model)
     return plain, fast
 
 

@@ -140,10 +140,23 @@ def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fast_path_trains_like_the_plain_path(tiny_cfg, tmp_path):
+def test_fast_path_trains_like_the_plain_path(tiny_cfg, tmp_path, monkeypatch):
     """train.fast_path (static-cache decoder, chunked head) changes no result beyond rounding:
     the same completions, rewards and metrics, and weights within float tolerance."""
-    runs = {}
+    from workers.engine import static_decoder, update
+
+    calls = {"decode": 0, "head": 0}
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(static_decoder.StaticCacheSampler, "_decode",
+                        counting("decode", static_decoder.StaticCacheSampler._decode))
+    monkeypatch.setattr(update, "fast_token_logprobs",
+                        counting("head", update.fast_token_logprobs))
+    runs, used = {}, {}
     for fast in (False, True):
         config = TrainConfig.from_dict(tiny_cfg(
             policy={"source": "tiny", "tiny": {"alphabet": "abcd", "hidden_size": 32,
@@ -154,8 +167,12 @@ def test_fast_path_trains_like_the_plain_path(tiny_cfg, tmp_path):
             train={"total_steps": 4, "checkpoint_every": 100, "device": "cpu",
                    "fast_path": fast, "micro_batch_size": 3}))
         recorder = Recorder()
+        before = dict(calls)
         result = train(config, PROMPTS, recorder, output_dir=tmp_path / str(fast))
         runs[fast] = (recorder, _weights(result.final_checkpoint))
+        used[fast] = {k: calls[k] - before[k] for k in calls}
+    assert used[False] == {"decode": 0, "head": 0}  # the plain run never touched the fast path
+    assert used[True]["decode"] >= 4 and used[True]["head"] >= 4  # the fast run used both
     (plain, w_plain), (fast, w_fast) = runs[False], runs[True]
     for step in range(1, 5):
         texts = [[r["completion_text"] for r in rec.rollouts[step]] for rec in (plain, fast)]
