@@ -65,32 +65,29 @@ STEER_SIDES = {"steer": {"fast": True}, "steer-compile": {"fast": True, "compile
 
 # --- Steer's side --------------------------------------------------------------------------
 
+GENERATE_CALLS: list[float] = []  # seconds of each sampler call (generation alone)
+
+
+def _timed_generation(decode, model, *args, **kwargs):
+    device = str(next(model.parameters()).device)
+    _sync(device)
+    started = time.perf_counter()
+    out = decode(model, *args, **kwargs)
+    _sync(device)
+    GENERATE_CALLS.append(time.perf_counter() - started)
+    return out
+
+
 class _TimedSampler(static_decoder.StaticCacheSampler):
-    """The engine's own sampler, with the time of each call recorded (generation alone)."""
-
-    calls: list[float] = []
+    """The engine's own fast sampler, timed."""
 
     def __call__(self, model, *args, **kwargs):
-        device = str(model.lm_head.weight.device)
-        _sync(device)
-        started = time.perf_counter()
-        out = super().__call__(model, *args, **kwargs)
-        _sync(device)
-        _TimedSampler.calls.append(time.perf_counter() - started)
-        return out
+        return _timed_generation(super().__call__, model, *args, **kwargs)
 
 
-class _TimedPlainSampler:
-    calls: list[float] = []
-
-    def __call__(self, model, *args, **kwargs):
-        device = str(next(model.parameters()).device)
-        _sync(device)
-        started = time.perf_counter()
-        out = rollout.sample_completions(model, *args, **kwargs)
-        _sync(device)
-        _TimedPlainSampler.calls.append(time.perf_counter() - started)
-        return out
+def _timed_plain_sampler(model, *args, **kwargs):
+    """The engine's plain sampler, timed."""
+    return _timed_generation(rollout.sample_completions, model, *args, **kwargs)
 
 
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
@@ -143,8 +140,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
             activities=activities,
             schedule=torch.profiler.schedule(wait=warmup + steps, warmup=0, active=1, repeat=1))
 
-    sampler_cls = _TimedSampler if fast else _TimedPlainSampler
-    sampler_cls.calls = []
+    GENERATE_CALLS.clear()
     per_step: list[dict] = []
     clock = {"last": None}
 
@@ -153,7 +149,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         per_step.append({
             "step": step, "step_s": None if clock["last"] is None else now - clock["last"],
             "rollout_s": metrics["timing/rollout_s"], "update_s": metrics["timing/update_s"],
-            "generate_s": sampler_cls.calls[-1] if sampler_cls.calls else None,
+            "generate_s": GENERATE_CALLS[-1] if GENERATE_CALLS else None,
             "completion_tokens": metrics["completions/mean_length"] * work.rows,
             "all_full_length": metrics["completions/min_length"] == work.completion_tokens,
             "reward_mean": metrics["reward"]})
@@ -165,7 +161,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     original = engine_trainer.StaticCacheSampler, engine_trainer.sample_completions
     engine_trainer.StaticCacheSampler = _TimedSampler
     if not fast:
-        engine_trainer.sample_completions = _TimedPlainSampler()
+        engine_trainer.sample_completions = _timed_plain_sampler
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     try:
