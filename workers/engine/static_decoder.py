@@ -28,111 +28,39 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .llama_layers import (add_linear, attention_inputs, mlp_hidden, rms_norm, rope_tables,
+                           stacked_gate_up, stacked_qkv, supports)
 from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
                       position_ids_from_mask, sample_completions)
 
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
+__all__ = ["StaticCacheSampler", "supports"]
+
 _WIDTH_MULTIPLE = 64  # cache widths are rounded up so graphs are reused across steps
-
-
-def supports(model) -> bool:
-    """True when ``model`` has the layout this decoder implements (and nothing it ignores:
-    sliding windows, logit soft-capping, embedding scaling)."""
-    config = getattr(model, "config", None)
-    if config is None or getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES:
-        return False
-    if getattr(config, "use_sliding_window", False):
-        return False
-    if any(t != "full_attention" for t in (getattr(config, "layer_types", None) or [])):
-        return False
-    if (getattr(config, "final_logit_softcapping", None)
-            or getattr(config, "attn_logit_softcapping", None)):
-        return False
-    base = getattr(model, "model", None)
-    needed = ("embed_tokens", "layers", "norm", "rotary_emb")
-    if base is None or not all(hasattr(base, name) for name in needed):
-        return False
-    for layer in base.layers:
-        attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
-        if not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj", "scaling",
-                                              "head_dim")):
-            return False
-        if not all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn")):
-            return False
-        qkv_bias = {m.bias is None for m in (attn.q_proj, attn.k_proj, attn.v_proj)}
-        if len(qkv_bias) > 1 or (mlp.gate_proj.bias is None) != (mlp.up_proj.bias is None):
-            return False  # the fused projections need all or none of the biases
-    # Tables of cos/sin per position are computed once; dynamic RoPE rescales with length.
-    if getattr(base.rotary_emb, "rope_type", "default") in ("dynamic", "longrope"):
-        return False
-    return getattr(model, "lm_head", None) is not None
-
-
-_RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
-
-
-def _norm(module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` for these families' RMSNorm (weight * normalise(x in float32)), as one
-    ``F.rms_norm`` call instead of eight elementwise kernels; other norms run as they are."""
-    if type(module).__name__ not in _RMS_NORMS:
-        return module(x)
-    normed = F.rms_norm(x.float(), (x.shape[-1],), eps=module.variance_epsilon)
-    return module.weight * normed.to(x.dtype)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (N, H, S, D); cos, sin (N, S, D)."""
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return x * cos + _rotate_half(x) * sin
 
 
 @dataclass
 class _FusedWeights:
     """One layer's q/k/v projections as one matrix, and its MLP's gate/up as another: one
-    matmul each per token instead of three and two. Copies, refreshed before every decode."""
+    matmul each per token instead of three and two. Copies at fixed addresses (a captured graph
+    reads them), refreshed in place before every decode."""
 
     qkv_weight: torch.Tensor
     qkv_bias: torch.Tensor | None
-    qkv_sizes: tuple[int, int, int]
     gate_up_weight: torch.Tensor
     gate_up_bias: torch.Tensor | None
 
-    @staticmethod
-    def _parts(layer):
-        attn, mlp = layer.self_attn, layer.mlp
-        return (attn.q_proj, attn.k_proj, attn.v_proj), (mlp.gate_proj, mlp.up_proj)
-
     @classmethod
+    @torch.no_grad()
     def allocate(cls, layer) -> _FusedWeights:
-        qkv, gate_up = cls._parts(layer)
+        return cls(*stacked_qkv(layer.self_attn), *stacked_gate_up(layer.mlp))
 
-        def stacked(linears, bias: bool):
-            first = linears[0].weight
-            if bias and linears[0].bias is None:
-                return None
-            rows = sum(m.out_features for m in linears)
-            shape = (rows,) if bias else (rows, first.shape[1])
-            return torch.empty(shape, dtype=first.dtype, device=first.device)
-        fused = cls(stacked(qkv, False), stacked(qkv, True),
-                    tuple(m.out_features for m in qkv), stacked(gate_up, False),
-                    stacked(gate_up, True))
-        fused.refresh(layer)
-        return fused
-
+    @torch.no_grad()
     def refresh(self, layer) -> None:
-        qkv, gate_up = self._parts(layer)
-        with torch.no_grad():
-            torch.cat([m.weight for m in qkv], out=self.qkv_weight)
-            torch.cat([m.weight for m in gate_up], out=self.gate_up_weight)
-            if self.qkv_bias is not None:
-                torch.cat([m.bias for m in qkv], out=self.qkv_bias)
-            if self.gate_up_bias is not None:
-                torch.cat([m.bias for m in gate_up], out=self.gate_up_bias)
+        for mine, current in zip(
+                (self.qkv_weight, self.qkv_bias, self.gate_up_weight, self.gate_up_bias),
+                (*stacked_qkv(layer.self_attn), *stacked_gate_up(layer.mlp))):
+            if mine is not None:
+                mine.copy_(current)
 
 
 @dataclass
@@ -145,8 +73,8 @@ class _Buffers:
     token: torch.Tensor  # (N,) long: the token fed to the step
     position: torch.Tensor  # (N,) long: its RoPE position
     slot: torch.Tensor  # (1,) long: the cache slot it is written to
-    cos: torch.Tensor  # (max_positions, D) RoPE tables
-    sin: torch.Tensor
+    cos: torch.Tensor  # (max_positions, D) RoPE tables, rotate_half's sign in sin
+    sin_signed: torch.Tensor
     logits: torch.Tensor | None = None  # (N, V): the captured step's output
     graph: torch.cuda.CUDAGraph | None = None
     fused: list[_FusedWeights] = field(default_factory=list)  # per layer
@@ -249,18 +177,19 @@ class StaticCacheSampler:
         allowed = (causal & mask.bool()[:, None, :]) | torch.eye(p, dtype=torch.bool,
                                                                  device=ids.device)
         allowed = allowed[:, None]  # (N, 1, P, P)
-        cos, sin = b.cos[positions], b.sin[positions]
+        cos, sin = b.cos[positions][:, :, None], b.sin_signed[positions][:, :, None]
         h = model.model.embed_tokens(ids)
         slots = torch.arange(p, device=ids.device)
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], slots,
                             allowed, attend_to=None)
-        return model.lm_head(_norm(model.model.norm, h[:, -1:]))[:, -1]
+        return model.lm_head(rms_norm(model.model.norm, h[:, -1:]))[:, -1]
 
     def _step(self, model, b: _Buffers, attend_to: int | None) -> torch.Tensor:
         """One token per row from the buffers: logits (N, V). ``attend_to`` limits attention to
         the first slots (eager CPU path); None attends over the whole fixed width (graph)."""
-        cos, sin = b.cos[b.position][:, None], b.sin[b.position][:, None]
+        cos = b.cos[b.position][:, None, None]  # (N, 1, 1, D)
+        sin = b.sin_signed[b.position][:, None, None]
         h = model.model.embed_tokens(b.token[:, None])
         valid = b.key_valid if attend_to is None else b.key_valid[:, :attend_to]
         # An additive mask, made once per token rather than converted in each layer's SDPA.
@@ -270,25 +199,20 @@ class StaticCacheSampler:
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
                             allowed, attend_to=attend_to if attend_to is not None else -1)
-        return model.lm_head(_norm(model.model.norm, h))[:, -1]
+        return model.lm_head(rms_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
-    def _layer(layer, fused: _FusedWeights, h, cos, sin, cache_k, cache_v, slots, allowed, *,
-               attend_to):
+    def _layer(layer, fused: _FusedWeights, h, cos, sin_signed, cache_k, cache_v, slots,
+               allowed, *, attend_to):
         """One decoder layer. Writes this call's keys/values at ``slots``; attends over the
         call's own keys (prefill, attend_to None), the first ``attend_to`` cache slots, or the
         whole cache (attend_to -1)."""
         attn = layer.self_attn
         n, s, _ = h.shape
-        x = _norm(layer.input_layernorm, h)
         d = attn.head_dim
-        qkv = F.linear(x, fused.qkv_weight, fused.qkv_bias)  # one matmul for q, k and v
-        q, k, v = qkv.split(fused.qkv_sizes, dim=-1)
-        q, k, v = q.view(n, s, -1, d), k.view(n, s, -1, d), v.view(n, s, -1, d)
-        if hasattr(attn, "q_norm"):  # Qwen3
-            q, k = _norm(attn.q_norm, q), _norm(attn.k_norm, k)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+        q, k, v = attention_inputs(attn, rms_norm(layer.input_layernorm, h), fused.qkv_weight,
+                                   fused.qkv_bias, cos, sin_signed)  # (N, S, heads, D)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
         cache_k.index_copy_(2, slots, k)
         cache_v.index_copy_(2, slots, v)
         if attend_to is None:
@@ -298,18 +222,18 @@ class StaticCacheSampler:
         else:
             keys, values = cache_k[:, :, :attend_to], cache_v[:, :, :attend_to]
         # Grouped-query attention without copying the cache: the query heads that share a
-        # key/value head become extra query rows of that head.
-        kv_heads, group = keys.shape[1], q.shape[1] // keys.shape[1]
-        q = q.reshape(n, kv_heads, group * s, d)
+        # key/value head become extra query rows of that head (a view when S is 1).
+        kv_heads, group = keys.shape[1], q.shape[2] // keys.shape[1]
+        q = q.transpose(1, 2).reshape(n, kv_heads, group * s, d)
         mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                              scale=attn.scaling)
         # reshape, not view: CUDA's memory-efficient kernel returns a transposed layout.
         out = out.reshape(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
-        h = h + attn.o_proj(out)
-        x = _norm(layer.post_attention_layernorm, h)
-        gate, up = F.linear(x, fused.gate_up_weight, fused.gate_up_bias).chunk(2, dim=-1)
-        return h + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
+        h = add_linear(h, out, attn.o_proj)
+        x = rms_norm(layer.post_attention_layernorm, h)
+        return add_linear(h, mlp_hidden(layer.mlp, x, fused.gate_up_weight, fused.gate_up_bias),
+                          layer.mlp.down_proj)
 
     # --- buffers and graphs ----------------------------------------------------------------
 
@@ -344,9 +268,8 @@ class StaticCacheSampler:
         kv_heads = attn.k_proj.out_features // d
         shape = (n, kv_heads, width + 1, d)
         layers = len(model.model.layers)
-        positions = torch.arange(width, device=device)[None]
-        probe = torch.zeros(1, device=device, dtype=dtype)
-        cos, sin = model.model.rotary_emb(probe, positions)
+        cos, sin_signed = rope_tables(model.model.rotary_emb,
+                                      torch.arange(width, device=device)[None], dtype)
         return _Buffers(
             keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(layers)],
             values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(layers)],
@@ -354,7 +277,7 @@ class StaticCacheSampler:
             token=torch.zeros(n, dtype=torch.long, device=device),
             position=torch.zeros(n, dtype=torch.long, device=device),
             slot=torch.full((1,), width, dtype=torch.long, device=device),
-            cos=cos[0], sin=sin[0],
+            cos=cos[0], sin_signed=sin_signed[0],
             fused=[_FusedWeights.allocate(layer) for layer in model.model.layers])
 
     def _capture(self, model, b: _Buffers) -> None:
