@@ -8,14 +8,16 @@ the backward pass. The result and its gradient equal the plain path's up to roun
 for the head is one chunk, so micro-batches can be much larger.
 
 ``fast_token_logprobs`` is the drop-in for ``losses.token_logprobs`` on models where
-``supports`` holds (a final norm inside ``model.model`` and a bias-free ``lm_head``). It also
-skips the head on positions the completion mask leaves out.
+``supports_head`` holds (a final norm inside ``model.model`` and a bias-free ``lm_head``). It
+also skips the head on positions the completion mask leaves out, and runs Llama-family
+policies through the packed forward (``packed_forward``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import packed_forward
 from .rollout import position_ids_from_mask
 
 _CHUNK_ELEMENTS = 1 << 26  # float32 logits per chunk: 256 MB
@@ -113,20 +115,34 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
                         with_entropy: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as ``losses.token_logprobs``: input_ids, attention_mask (N, P + T) ->
-    logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` is 0 get 0
-    (the plain path gives them values that every caller masks out)."""
+    logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` (or the
+    attention mask) is 0 get 0 (the plain path gives them values that every caller masks out).
+
+    Llama-family policies run the packed forward (``packed_forward``: no padding inside a row,
+    maskless causal attention); other models Hugging Face's own base model."""
     t = num_completion_tokens
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=position_ids_from_mask(attention_mask)
-                         ).last_hidden_state[:, -(t + 1):-1]  # (N, T, H): i predicts i + 1
     targets = input_ids[:, -t:]
     keep = (torch.ones_like(targets, dtype=torch.bool) if completion_mask is None
             else completion_mask.bool())
-    logprob, entropy = selected_logprobs(hidden[keep], model.lm_head.weight, targets[keep],
+    if packed_forward.supported(model):
+        keep = keep & attention_mask[:, -t:].bool()
+        packed = packed_forward.packed_hidden_states(model, input_ids, attention_mask)
+        n, width, size = packed.hidden.shape
+        # The token at a column is predicted by the real token just before it in its row.
+        predictor = (packed.rank[:, -t:] - 1).clamp(min=0)
+        flat = (torch.arange(n, device=predictor.device)[:, None] * width + predictor)[keep]
+        selected = packed.hidden.reshape(n * width, size).index_select(0, flat)
+    else:
+        hidden = model.model(input_ids=input_ids, attention_mask=attention_mask,
+                             position_ids=position_ids_from_mask(attention_mask)
+                             ).last_hidden_state[:, -(t + 1):-1]  # (N, T, H): i predicts i + 1
+        selected = hidden[keep]
+    logprob, entropy = selected_logprobs(selected, model.lm_head.weight, targets[keep],
                                          temperature)
-    out = hidden.new_zeros(targets.shape, dtype=torch.float32).masked_scatter(keep, logprob)
+    out = torch.zeros(targets.shape, dtype=torch.float32,
+                      device=targets.device).masked_scatter(keep, logprob)
     ent = None
     if with_entropy:
         ent = torch.zeros(targets.shape, dtype=torch.float32,
-                          device=hidden.device).masked_scatter(keep, entropy)
+                          device=targets.device).masked_scatter(keep, entropy)
     return out, ent

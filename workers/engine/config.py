@@ -270,9 +270,11 @@ class TrainLoopConfig:
                                   "does not change the maths).", default=8)
     fast_path: bool = _help(
         "Steer's fast kernels for Llama/Qwen-family policies: a static-KV-cache decoder "
-        "(replayed as a CUDA graph on GPU), the LM head's log-softmax in chunks (no float32 "
-        "logits for the whole micro-batch) and fused AdamW on GPU. Results equal the plain "
-        "Hugging Face path within floating-point rounding; false uses the plain path.",
+        "(replayed as a CUDA graph on GPU), an update forward with each row's tokens packed "
+        "(maskless causal attention), the LM head's log-softmax in chunks (no float32 logits "
+        "for the whole micro-batch), about half of Hugging Face's kernels per layer, and fused "
+        "AdamW on GPU. Results equal the plain Hugging Face path within floating-point "
+        "rounding; false uses the plain path.",
         default=True)
     compile_decoder: bool = _help(
         "With fast_path: torch.compile the decoder's per-token step before it is captured "

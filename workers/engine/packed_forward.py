@@ -1,0 +1,88 @@
+"""The update's forward pass for Llama-family policies: each row's real tokens packed to its
+front, so attention is plain causal attention with no mask, through the fewer-kernel layer
+arithmetic of ``llama_layers``.
+
+Rollout rows are left-padded prompts followed by right-padded completions. Hugging Face's
+forward over that layout needs a 4-D attention mask, which rules out FlashAttention on CUDA
+(the memory-efficient kernel runs instead, with a slower backward), and it trains on the
+padding columns too. Here the real tokens of each row move to its front, in order: positions
+are then 0, 1, 2, ... for every row (what ``position_ids_from_mask`` gives the real tokens),
+padding only follows a row's end, where causal attention never looks back at it, and the
+batch is trimmed to its longest real row. The hidden states of the real tokens equal Hugging
+Face's up to rounding (float32: the same operations in another order; bfloat16: about one
+ulp, see ``llama_layers``).
+
+``supported(model)`` says whether a model qualifies (``llama_layers.trains_like_hf``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .llama_layers import (add_linear, attention_inputs, mlp_hidden, rms_norm, rope_tables,
+                           stacked_gate_up, stacked_qkv, trains_like_hf)
+
+supported = trains_like_hf
+
+
+@dataclass
+class PackedHidden:
+    """hidden (N, W, H): final-norm hidden states of the packed rows (W = longest real row);
+    rank (N, L): the packed position of each original column (meaningful where mask is 1)."""
+
+    hidden: torch.Tensor
+    rank: torch.Tensor
+
+
+def pack_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed ids (N, W), rank (N, L)): each row's real tokens moved to its front, in order,
+    followed by the row's padding; W is the longest row's count of real tokens."""
+    real = attention_mask.bool()
+    width = int(real.sum(dim=1).max()) if real.numel() else 0
+    # A stable sort on "is padding" puts the real columns first, each group in its order.
+    order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)[:, :width]
+    rank = real.long().cumsum(dim=1) - 1
+    return input_ids.gather(1, order), rank
+
+
+def packed_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                         ) -> PackedHidden:
+    """The policy's final hidden states over the packed rows (see the module docstring)."""
+    ids, rank = pack_rows(input_ids, attention_mask)
+    base = model.model
+    h = base.embed_tokens(ids)
+    n, width = ids.shape
+    cos, sin_signed = rope_tables(base.rotary_emb, torch.arange(width, device=ids.device)[None],
+                                  h.dtype)
+    cos, sin_signed = cos[:, :, None], sin_signed[:, :, None]  # (1, W, 1, D): every row alike
+    for layer in base.layers:
+        h = _layer(layer, h, cos, sin_signed)
+    return PackedHidden(rms_norm(base.norm, h), rank)
+
+
+def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    attn, mlp = layer.self_attn, layer.mlp
+    n, s, _ = h.shape
+    q, k, v = attention_inputs(attn, rms_norm(layer.input_layernorm, h), *stacked_qkv(attn),
+                               cos, sin_signed)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, heads, S, D)
+    out = _causal_attention(q, k, v, attn.scaling)
+    h = add_linear(h, out.transpose(1, 2).reshape(n, s, -1), attn.o_proj)
+    x = rms_norm(layer.post_attention_layernorm, h)
+    return add_linear(h, mlp_hidden(mlp, x, *stacked_gate_up(mlp)), mlp.down_proj)
+
+
+def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+                      ) -> torch.Tensor:
+    """Causal SDPA with grouped key/value heads. FlashAttention (CUDA, half precision) and the
+    CPU kernels take the groups as they are; for float32 on CUDA, where only the
+    memory-efficient kernel would run and it takes no groups, keys and values are repeated."""
+    group = q.shape[1] // k.shape[1]
+    if group > 1 and q.is_cuda and q.dtype == torch.float32:
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
+                                          enable_gqa=k.shape[1] != q.shape[1])
