@@ -130,12 +130,16 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     logprobs_of = _logprobs_fn(model, fast)
     needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
         batch.advantages.cpu() != 0)
-    active = _row_chunks(needs_grad, micro_batch_size)
-    sums = dict.fromkeys(("kl", "entropy", "low", "high", "region", "loss", "grad_norm",
-                          "logprob_diff"), 0.0)
+    device = batch.input_ids.device
+    active = _row_chunks(needs_grad, micro_batch_size, device)
+    # Sums stay on the device and are read once at the end: a read per micro-batch would make
+    # the host wait for the GPU before it could queue the next micro-batch's kernels.
+    sums = {key: torch.zeros((), dtype=torch.float64, device=device)
+            for key in ("kl", "entropy", "low", "high", "region", "loss", "grad_norm",
+                        "logprob_diff")}
     model.train()
     with torch.no_grad():
-        for rows in _row_chunks(~needs_grad, micro_batch_size):
+        for rows in _row_chunks(~needs_grad, micro_batch_size, device):
             logprobs, entropy = logprobs_of(model, batch.input_ids[rows],
                                             batch.attention_mask[rows], t, temperature,
                                             completion_mask=batch.completion_mask[rows],
@@ -160,22 +164,23 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             if ref is not None:
                 kl = kl_k3(logprobs, ref[rows])
                 per_token = per_token + algo.beta * kl
-                sums["kl"] += float((kl.detach() * m).sum()) / max(batch_tokens, 1.0)
+                sums["kl"] += (kl.detach() * m).sum() / max(batch_tokens, 1.0)
             loss = aggregate_loss(per_token, m, algo.loss_aggregation,
                                   max_new_tokens=max_new_tokens, batch_tokens=batch_tokens,
                                   batch_sequences=n)
             loss.backward()
-            sums["loss"] += float(loss.detach())
+            sums["loss"] += loss.detach()
             for key, hit in (("low", terms.clipped_low), ("high", terms.clipped_high),
                              ("region", terms.clipped_region)):
-                sums[key] += float((hit.float() * m).sum()) / max(batch_tokens, 1.0)
+                sums[key] += (hit.float() * m).sum() / max(batch_tokens, 1.0)
         _zero_missing_grads(model)
         max_norm = optim.max_grad_norm if optim.max_grad_norm > 0 else math.inf
-        sums["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        sums["grad_norm"] += torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     model.eval()
     mu = algo.num_iterations
+    sums = dict(zip(sums, torch.stack(list(sums.values())).tolist()))  # one read of the GPU
     return {"kl": sums["kl"] / mu, "entropy": sums["entropy"],
             "clip_ratio/low_mean": sums["low"] / mu, "clip_ratio/high_mean": sums["high"] / mu,
             "clip_ratio/region_mean": sums["region"] / mu, "grad_norm": sums["grad_norm"] / mu,
@@ -183,21 +188,24 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             "rollout/logprob_abs_diff": sums["logprob_diff"]}
 
 
-def _row_chunks(selected: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Indices of the True rows of ``selected`` (N,), in chunks of at most ``size``."""
-    rows = torch.nonzero(selected).flatten()
+def _row_chunks(selected: torch.Tensor, size: int, device: torch.device
+                ) -> list[torch.Tensor]:
+    """Indices of the True rows of ``selected`` (N,), in chunks of at most ``size``, on
+    ``device`` (moved before any work is queued: indexing a GPU tensor with host indices
+    copies them from pageable memory, which waits for the GPU)."""
+    rows = torch.nonzero(selected).flatten().to(device)
     return [rows[i:i + size] for i in range(0, len(rows), size)]
 
 
-def _first_pass_metrics(sums: dict[str, float], batch: UpdateBatch, rows: torch.Tensor,
+def _first_pass_metrics(sums: dict[str, torch.Tensor], batch: UpdateBatch, rows: torch.Tensor,
                         logprobs: torch.Tensor, entropy: torch.Tensor | None,
                         mask: torch.Tensor, batch_tokens: float) -> None:
     m, denominator = mask[rows], max(batch_tokens, 1.0)
     if entropy is not None:
-        sums["entropy"] += float((entropy * m).sum()) / denominator
+        sums["entropy"] += (entropy * m).sum() / denominator
     if batch.sampling_logprobs is not None:
         diff = (logprobs.detach() - batch.sampling_logprobs[rows]).abs() * m
-        sums["logprob_diff"] += float(diff.sum()) / denominator
+        sums["logprob_diff"] += diff.sum() / denominator
 
 
 def _zero_missing_grads(model) -> None:
