@@ -3,9 +3,9 @@
 # see bench/gpu_wheels.sh; run with timeout_s 600). Writes logs and JSON under $OUT:
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, against the
-#      plain one; bf16; the chunked head);
-#   2. bench/grpo_step.py: fast-path check on the real shape, then Steer, TRL, Steer's plain
-#      path and the compiled decoder on the same work, and the table with the ratios. The
+#      plain one; bf16; the packed forward and the chunked head);
+#   2. bench/grpo_step.py: fast-path check on the real shape, then Steer, TRL, the compiled
+#      decoder and Steer's plain path on the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured.
 #
 # A dry run of the same flow on a CPU machine (small work, the project's venv, no wheels):
@@ -34,9 +34,9 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 timeout 150 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
-  tests/engine/test_rollout.py > "$OUT/cuda_tests.txt" 2>&1
+  tests/engine/test_packed_forward.py tests/engine/test_rollout.py > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
 timeout 400 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
-  --sides "${SIDES:-steer,trl,steer-plain,steer-compile}" --steps "${STEPS:-5}" --warmup 2 \
+  --sides "${SIDES:-steer,trl,steer-compile,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"

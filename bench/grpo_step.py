@@ -208,11 +208,13 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
 # --- fast path against plain path on this model --------------------------------------------
 
 def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
-    """Steer's fast decoder and chunked log-probs against the plain ones, on 16 rows of this
-    work's model: identical sampled tokens, and the log-prob / gradient differences."""
+    """Steer's fast decoder and fast update log-probs (packed forward, chunked head) against
+    the plain ones, on 16 rows of this work's model: identical sampled tokens, and the
+    log-prob / gradient differences."""
     from workers.engine.chunked_logprobs import fast_token_logprobs  # noqa: PLC0415
     from workers.engine.losses import token_logprobs  # noqa: PLC0415
     from workers.engine.rollout import SamplingParams, sample_completions  # noqa: PLC0415
+    from workers.engine.update import training_attention  # noqa: PLC0415
 
     model = build_model(work, dtype=dtype, device=device).eval()
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
@@ -232,12 +234,13 @@ def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
     grads = {}
     for name in ("plain", "fast"):
         model.zero_grad(set_to_none=True)
-        if name == "plain":
-            lp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0)
-        else:
-            lp, _ = fast_token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0,
-                                        completion_mask=batch.completion_mask)
-        (lp * batch.completion_mask).sum().backward()
+        with training_attention(torch.device(device)):  # the update's attention kernels
+            if name == "plain":
+                lp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0)
+            else:
+                lp, _ = fast_token_logprobs(model, batch.input_ids, batch.attention_mask, t,
+                                            1.0, completion_mask=batch.completion_mask)
+            (lp * batch.completion_mask).sum().backward()
         grads[name] = (lp.detach() * batch.completion_mask,
                        torch.cat([p.grad.float().flatten() for p in model.parameters()]))
     (lp0, g0), (lp1, g1) = grads["plain"], grads["fast"]
@@ -246,8 +249,8 @@ def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
         "decoder_first_divergence_median": float(first_diff.float().median()),
         "sampler_logprob_max_abs_diff_vs_teacher_forced": float(
             ((lp0 - batch.sampling_logprobs).abs()).max()),
-        "chunked_logprob_max_abs_diff": float((lp0 - lp1).abs().max()),
-        "chunked_grad_rel_diff": float((g0 - g1).norm() / g0.norm()),
+        "update_logprob_max_abs_diff": float((lp0 - lp1).abs().max()),
+        "update_grad_rel_diff": float((g0 - g1).norm() / g0.norm()),
     }
 
 
