@@ -7,7 +7,9 @@ eight elementwise kernels over a float32 copy, RoPE as five kernels for q and fi
 q/k/v as three matmuls and gate/up as two, and each residual as its own add. Here:
 
 - RMSNorm is one ``F.rms_norm`` call with the weight (float32 inside, one rounding);
-- q/k/v are one matmul and gate/up another (the caller passes the stacked weights);
+- q/k/v are one matmul and gate/up another (the decoder keeps stacked copies of the weights;
+  training stacks them per call, and ``stacked_linear`` stacks them again in the backward
+  rather than keep a second copy of the weights alive);
 - RoPE runs once over q and k together, as ``x*cos + roll(x)*sin_signed`` (3 kernels), where
   ``sin_signed`` carries rotate_half's sign;
 - an output projection and its residual add are one ``addmm``.
@@ -71,8 +73,9 @@ def trains_like_hf(model) -> bool:
 
 def rms_norm(module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for these families' RMSNorm as one ``F.rms_norm`` call (float32 inside,
-    the weight applied before the one rounding); other norms run as they are."""
-    if type(module).__name__ not in _RMS_NORMS:
+    the weight applied before the one rounding); other norms, and a weight kept in another
+    dtype than ``x`` (where Hugging Face promotes the result), run as they are."""
+    if type(module).__name__ not in _RMS_NORMS or module.weight.dtype != x.dtype:
         return module(x)
     return F.rms_norm(x, (x.shape[-1],), module.weight, module.variance_epsilon)
 
@@ -92,32 +95,64 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> 
     return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin_signed)
 
 
-def stacked_qkv(attn) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """q/k/v weights (and biases) stacked into one projection; differentiable (a new tensor)."""
-    parts = (attn.q_proj, attn.k_proj, attn.v_proj)
-    bias = None if parts[0].bias is None else torch.cat([m.bias for m in parts])
-    return torch.cat([m.weight for m in parts]), bias
+def qkv_linears(attn) -> tuple[torch.nn.Linear, ...]:
+    return attn.q_proj, attn.k_proj, attn.v_proj
 
 
-def stacked_gate_up(mlp) -> tuple[torch.Tensor, torch.Tensor | None]:
-    parts = (mlp.gate_proj, mlp.up_proj)
-    bias = None if parts[0].bias is None else torch.cat([m.bias for m in parts])
-    return torch.cat([m.weight for m in parts]), bias
+def gate_up_linears(mlp) -> tuple[torch.nn.Linear, ...]:
+    return mlp.gate_proj, mlp.up_proj
+
+
+def stack(linears: tuple[torch.nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weights (and biases) of ``linears`` stacked into one projection (new tensors)."""
+    bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
+    return torch.cat([m.weight for m in linears]), bias
+
+
+class _StackedLinear(torch.autograd.Function):
+    """``F.linear(x, cat(weights), cat(biases))`` whose backward stacks the weights again
+    instead of keeping the stacked copy from the forward: training holds each weight once."""
+
+    @staticmethod
+    def forward(ctx, x, count: int, *parts):
+        weights, biases = parts[:count], parts[count:]
+        ctx.sizes = [w.shape[0] for w in weights]
+        ctx.has_bias = bool(biases)
+        ctx.save_for_backward(x, *weights)
+        return F.linear(x, torch.cat(weights), torch.cat(biases) if biases else None)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, *weights = ctx.saved_tensors
+        count = len(weights)
+        needs = ctx.needs_input_grad
+        grad_x = grad @ torch.cat(weights) if needs[0] else None
+        flat = grad.reshape(-1, grad.shape[-1])
+        grad_w = [None] * count
+        if any(needs[2:2 + count]):
+            grad_w = list((flat.t() @ x.reshape(-1, x.shape[-1])).split(ctx.sizes))
+        grad_b = list(flat.sum(dim=0).split(ctx.sizes)) if ctx.has_bias else []
+        return (grad_x, None, *grad_w, *grad_b)
+
+
+def stacked_linear(x: torch.Tensor, linears: tuple[torch.nn.Linear, ...]) -> torch.Tensor:
+    """The outputs of ``linears`` on ``x``, concatenated, from one matmul (differentiable)."""
+    weights = [m.weight for m in linears]
+    biases = [m.bias for m in linears] if linears[0].bias is not None else []
+    return _StackedLinear.apply(x, len(weights), *weights, *biases)
 
 
 def qkv_sizes(attn) -> tuple[int, int, int]:
     return attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features
 
 
-def attention_inputs(attn, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                     cos: torch.Tensor, sin_signed: torch.Tensor
+def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x (N, S, H) -> q (N, S, Hq, D), k (N, S, Hkv, D) with RoPE, v (N, S, Hkv, D), through
-    one matmul with the stacked q/k/v ``weight``; cos, sin_signed broadcast to (N, S, 1, D)."""
-    n, s, _ = x.shape
+    """The stacked q/k/v projection (N, S, (Hq + 2 Hkv) D) -> q (N, S, Hq, D), k (N, S, Hkv, D)
+    with RoPE, v (N, S, Hkv, D); cos, sin_signed broadcast to (N, S, 1, D)."""
+    n, s, _ = qkv.shape
     d = attn.head_dim
     q_size, k_size, _ = qkv_sizes(attn)
-    qkv = F.linear(x, weight, bias)
     # split, not slices: its backward writes the parts' gradients into one buffer
     if hasattr(attn, "q_norm"):  # Qwen3 normalises each head of q and k before RoPE
         q, k, v = qkv.split(qkv_sizes(attn), dim=-1)
@@ -142,8 +177,7 @@ def add_linear(residual: torch.Tensor, x: torch.Tensor, linear: torch.nn.Linear)
     return out.view(residual.shape)
 
 
-def mlp_hidden(mlp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-               ) -> torch.Tensor:
-    """``act(gate(x)) * up(x)`` through one matmul with the stacked gate/up ``weight``."""
-    gate, up = F.linear(x, weight, bias).chunk(2, dim=-1)
+def mlp_hidden(mlp, gate_up: torch.Tensor) -> torch.Tensor:
+    """``act(gate(x)) * up(x)`` from the stacked gate/up projection of x."""
+    gate, up = gate_up.chunk(2, dim=-1)
     return mlp.act_fn(gate) * up

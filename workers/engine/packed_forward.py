@@ -12,6 +12,11 @@ batch is trimmed to its longest real row. The hidden states of the real tokens e
 Face's up to rounding (float32: the same operations in another order; bfloat16: about one
 ulp, see ``llama_layers``).
 
+A mask with a hole inside a row (a 0 between real tokens) is read as "these tokens are not
+there": the token after the hole is predicted from the real token before it, at the next
+position. Hugging Face's forward would read that prediction off the hole's own column. Rollouts
+never make such rows (prompts are left-padded, completion masks are prefixes).
+
 ``supported(model)`` says whether a model qualifies (``llama_layers.trains_like_hf``).
 """
 
@@ -22,8 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .llama_layers import (add_linear, attention_inputs, mlp_hidden, rms_norm, rope_tables,
-                           stacked_gate_up, stacked_qkv, trains_like_hf)
+from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
+                           qkv_linears, rms_norm, rope_tables, stacked_linear, trains_like_hf)
 
 supported = trains_like_hf
 
@@ -42,7 +47,8 @@ def pack_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor
     """(packed ids (N, W), rank (N, L)): each row's real tokens moved to its front, in order,
     followed by the row's padding; W is the longest row's count of real tokens."""
     real = attention_mask.bool()
-    width = int(real.sum(dim=1).max()) if real.numel() else 0
+    # at least one column, so a batch of padding alone still runs (its values are unused)
+    width = max(int(real.sum(dim=1).max()) if real.numel() else 0, 1)
     # A stable sort on "is padding" puts the real columns first, each group in its order.
     order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)[:, :width]
     rank = real.long().cumsum(dim=1) - 1
@@ -67,13 +73,14 @@ def packed_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.T
 def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
     attn, mlp = layer.self_attn, layer.mlp
     n, s, _ = h.shape
-    q, k, v = attention_inputs(attn, rms_norm(layer.input_layernorm, h), *stacked_qkv(attn),
-                               cos, sin_signed)
+    qkv = stacked_linear(rms_norm(layer.input_layernorm, h), qkv_linears(attn))
+    q, k, v = attention_inputs(attn, qkv, cos, sin_signed)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, heads, S, D)
     out = _causal_attention(q, k, v, attn.scaling)
     h = add_linear(h, out.transpose(1, 2).reshape(n, s, -1), attn.o_proj)
     x = rms_norm(layer.post_attention_layernorm, h)
-    return add_linear(h, mlp_hidden(mlp, x, *stacked_gate_up(mlp)), mlp.down_proj)
+    gate_up = stacked_linear(x, gate_up_linears(mlp))
+    return add_linear(h, mlp_hidden(mlp, gate_up), mlp.down_proj)
 
 
 def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float

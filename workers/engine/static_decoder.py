@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .llama_layers import (add_linear, attention_inputs, mlp_hidden, rms_norm, rope_tables,
-                           stacked_gate_up, stacked_qkv, supports)
+from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
+                           qkv_linears, rms_norm, rope_tables, stack, supports)
 from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
                       position_ids_from_mask, sample_completions)
 
@@ -52,13 +52,13 @@ class _FusedWeights:
     @classmethod
     @torch.no_grad()
     def allocate(cls, layer) -> _FusedWeights:
-        return cls(*stacked_qkv(layer.self_attn), *stacked_gate_up(layer.mlp))
+        return cls(*stack(qkv_linears(layer.self_attn)), *stack(gate_up_linears(layer.mlp)))
 
     @torch.no_grad()
     def refresh(self, layer) -> None:
         for mine, current in zip(
                 (self.qkv_weight, self.qkv_bias, self.gate_up_weight, self.gate_up_bias),
-                (*stacked_qkv(layer.self_attn), *stacked_gate_up(layer.mlp))):
+                (*stack(qkv_linears(layer.self_attn)), *stack(gate_up_linears(layer.mlp)))):
             if mine is not None:
                 mine.copy_(current)
 
@@ -210,8 +210,8 @@ class StaticCacheSampler:
         attn = layer.self_attn
         n, s, _ = h.shape
         d = attn.head_dim
-        q, k, v = attention_inputs(attn, rms_norm(layer.input_layernorm, h), fused.qkv_weight,
-                                   fused.qkv_bias, cos, sin_signed)  # (N, S, heads, D)
+        qkv = F.linear(rms_norm(layer.input_layernorm, h), fused.qkv_weight, fused.qkv_bias)
+        q, k, v = attention_inputs(attn, qkv, cos, sin_signed)  # (N, S, heads, D)
         k, v = k.transpose(1, 2), v.transpose(1, 2)
         cache_k.index_copy_(2, slots, k)
         cache_v.index_copy_(2, slots, v)
@@ -232,8 +232,8 @@ class StaticCacheSampler:
         out = out.reshape(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
         h = add_linear(h, out, attn.o_proj)
         x = rms_norm(layer.post_attention_layernorm, h)
-        return add_linear(h, mlp_hidden(layer.mlp, x, fused.gate_up_weight, fused.gate_up_bias),
-                          layer.mlp.down_proj)
+        gate_up = F.linear(x, fused.gate_up_weight, fused.gate_up_bias)
+        return add_linear(h, mlp_hidden(layer.mlp, gate_up), layer.mlp.down_proj)
 
     # --- buffers and graphs ----------------------------------------------------------------
 
