@@ -115,8 +115,9 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
                         with_entropy: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as ``losses.token_logprobs``: input_ids, attention_mask (N, P + T) ->
-    logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` (or the
-    attention mask) is 0 get 0 (the plain path gives them values that every caller masks out).
+    logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` (or, on the
+    packed path, the attention mask) is 0 get 0 (the plain path gives them values that every
+    caller masks out); so does a completion token with no real token before it in its row.
 
     Llama-family policies run the packed forward (``packed_forward``: no padding inside a row,
     maskless causal attention); other models Hugging Face's own base model."""
@@ -125,11 +126,13 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
     keep = (torch.ones_like(targets, dtype=torch.bool) if completion_mask is None
             else completion_mask.bool())
     if packed_forward.supported(model):
-        keep = keep & attention_mask[:, -t:].bool()
         packed = packed_forward.packed_hidden_states(model, input_ids, attention_mask)
         n, width, size = packed.hidden.shape
-        # The token at a column is predicted by the real token just before it in its row.
-        predictor = (packed.rank[:, -t:] - 1).clamp(min=0)
+        # The token at a column is predicted by the real token just before it in its row; a
+        # row's first real token has none (an empty prompt) and is left out like padding.
+        predictor = packed.rank[:, -t:] - 1
+        keep = keep & attention_mask[:, -t:].bool() & (predictor >= 0)
+        predictor = predictor.clamp(min=0)
         flat = (torch.arange(n, device=predictor.device)[:, None] * width + predictor)[keep]
         selected = packed.hidden.reshape(n * width, size).index_select(0, flat)
     else:

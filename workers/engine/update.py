@@ -164,7 +164,7 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             if ref is not None:
                 kl = kl_k3(logprobs, ref[rows])
                 per_token = per_token + algo.beta * kl
-                sums["kl"] += (kl.detach() * m).sum() / max(batch_tokens, 1.0)
+                sums["kl"] += (kl.detach() * m).sum(dtype=torch.float64) / max(batch_tokens, 1.0)
             loss = aggregate_loss(per_token, m, algo.loss_aggregation,
                                   max_new_tokens=max_new_tokens, batch_tokens=batch_tokens,
                                   batch_sequences=n)
@@ -172,7 +172,7 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             sums["loss"] += loss.detach()
             for key, hit in (("low", terms.clipped_low), ("high", terms.clipped_high),
                              ("region", terms.clipped_region)):
-                sums[key] += (hit.float() * m).sum() / max(batch_tokens, 1.0)
+                sums[key] += (hit.float() * m).sum(dtype=torch.float64) / max(batch_tokens, 1.0)
         _zero_missing_grads(model)
         max_norm = optim.max_grad_norm if optim.max_grad_norm > 0 else math.inf
         sums["grad_norm"] += torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
@@ -202,10 +202,10 @@ def _first_pass_metrics(sums: dict[str, torch.Tensor], batch: UpdateBatch, rows:
                         mask: torch.Tensor, batch_tokens: float) -> None:
     m, denominator = mask[rows], max(batch_tokens, 1.0)
     if entropy is not None:
-        sums["entropy"] += (entropy * m).sum() / denominator
+        sums["entropy"] += (entropy * m).sum(dtype=torch.float64) / denominator
     if batch.sampling_logprobs is not None:
         diff = (logprobs.detach() - batch.sampling_logprobs[rows]).abs() * m
-        sums["logprob_diff"] += diff.sum() / denominator
+        sums["logprob_diff"] += diff.sum(dtype=torch.float64) / denominator
 
 
 def _zero_missing_grads(model) -> None:
