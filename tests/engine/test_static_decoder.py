@@ -11,6 +11,8 @@ from workers.engine.rollout import SamplingParams, encode_prompts, sample_comple
 from workers.engine.static_decoder import StaticCacheSampler, supports
 from workers.engine.tiny import build_char_tokenizer, build_tiny_policy
 
+from .model_families import family, randomised
+
 PROMPTS = ["ab", "a bb ab", "b", "ba ba ba b"]
 
 
@@ -22,20 +24,22 @@ def tiny():
 
 
 def _family(cls, config_cls, **extra):
-    tok = build_char_tokenizer("ab ")
-    config = config_cls(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                        max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-                        eos_token_id=tok.eos_token_id, **extra)
-    torch.manual_seed(0)
-    return cls(config).eval(), tok
+    return family(cls, config_cls, "ab ", **extra)
 
 
 FAMILIES = {
     "llama-gqa": lambda: _family(LlamaForCausalLM, LlamaConfig, tie_word_embeddings=True),
     "qwen2-bias": lambda: _family(Qwen2ForCausalLM, Qwen2Config),
     "qwen3-qk-norm": lambda: _family(Qwen3ForCausalLM, Qwen3Config, head_dim=8),
+    "qwen2-random-biases-and-norms": lambda: _randomised(_family(Qwen2ForCausalLM, Qwen2Config)),
+    "llama-all-biases-random": lambda: _randomised(_family(
+        LlamaForCausalLM, LlamaConfig, attention_bias=True, mlp_bias=True)),
 }
+
+
+def _randomised(model_and_tok):
+    model, tok = model_and_tok
+    return randomised(model), tok
 
 
 def _both(model, tok, prompts, params, seed=0, sampler=None):
@@ -130,6 +134,18 @@ def test_the_cache_is_reused_and_sees_updated_weights(tiny):
     with torch.no_grad():  # an optimiser step changes weights in place
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
+    _assert_same(*_both(model, tok, PROMPTS, params, sampler=sampler))
+
+
+def test_a_reused_cache_sees_updated_biases():
+    model, tok = FAMILIES["llama-all-biases-random"]()
+    sampler = StaticCacheSampler()
+    params = SamplingParams(max_new_tokens=8, greedy=True)
+    _assert_same(*_both(model, tok, PROMPTS, params, sampler=sampler))
+    with torch.no_grad():  # an optimiser step moves the biases too
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.add_(torch.randn_like(p))
     _assert_same(*_both(model, tok, PROMPTS, params, sampler=sampler))
 
 
