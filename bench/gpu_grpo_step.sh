@@ -8,9 +8,11 @@
 #      decoder and Steer's plain path on the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured.
 #
-# A dry run of the same flow on a CPU machine (small work, the project's venv, no wheels):
-#   DEVICE=cpu PY=.venv/bin/python SKIP_WHEELS=1 OUT=/tmp/out BENCH_ARGS="--prompts 2 \
-#     --completion-tokens 16 --steps 1 --warmup 1 --micro-batch-size 8" bash bench/gpu_grpo_step.sh
+# A dry run of the same flow on a CPU machine (tiny model, small work, the project's venv, no
+# wheels; the later --threads wins):
+#   DEVICE=cpu SHAPE=tiny PY=.venv/bin/python SKIP_WHEELS=1 OUT=/tmp/out BENCH_ARGS="--prompts 2 \
+#     --completion-tokens 16 --steps 1 --warmup 1 --micro-batch-size 8 --threads 2" \
+#     bash bench/gpu_grpo_step.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
