@@ -12,7 +12,7 @@ from workers.engine.llama_layers import qkv_linears, stacked_linear
 from workers.engine.losses import token_logprobs
 from workers.engine.packed_forward import pack_rows
 from workers.engine.rollout import left_pad
-from workers.engine.tiny import build_char_tokenizer, build_tiny_policy
+from workers.engine.tiny import build_tiny_policy
 
 from .model_families import family, randomised
 
@@ -20,7 +20,8 @@ PAD = 0
 
 
 def _family(cls, config_cls, **extra):
-    return randomised(family(cls, config_cls, "abc ", **extra)[0]), build_char_tokenizer("abc ")
+    model, tok = family(cls, config_cls, "abc ", **extra)
+    return randomised(model), tok
 
 
 FAMILIES = {
