@@ -104,3 +104,21 @@ def test_training_attention_keeps_cuda_updates_off_cudnn_sdpa():
     assert torch.backends.cuda.cudnn_sdp_enabled() == before
     with training_attention(torch.device("cpu")):
         assert torch.backends.cuda.cudnn_sdp_enabled() == before
+
+
+@pytest.mark.parametrize("chunk", [5, 64], ids=["recomputed-chunks", "one-kept-chunk"])
+def test_without_entropy_the_head_gives_the_same_logprobs_and_gradient(chunk):
+    torch.manual_seed(2)
+    hidden = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 11, (23,))
+    grads = []
+    for with_entropy in (True, False):
+        logprob, entropy = selected_logprobs(hidden, weight, targets, 0.7, chunk=chunk,
+                                             with_entropy=with_entropy)
+        assert (entropy is None) == (not with_entropy)
+        grads.append((logprob.detach(), *torch.autograd.grad(logprob.sum(), (hidden, weight))))
+    assert all(torch.allclose(a, b) for a, b in zip(*grads))
+    assert torch.autograd.gradcheck(
+        lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=chunk,
+                                       with_entropy=False)[0], (hidden, weight))

@@ -38,49 +38,60 @@ def _accumulator(dtype: torch.dtype) -> torch.dtype:
 
 
 class _SelectedLogprobs(torch.autograd.Function):
-    """hidden (M, H), weight (V, H), targets (M,) -> logprob (M,), entropy (M,) (no grad)
-    of ``log_softmax(hidden @ weight.T / temperature)``."""
+    """hidden (M, H), weight (V, H), targets (M,) -> logprob (M,), entropy (M,) (no grad; or
+    None without ``with_entropy``) of ``log_softmax(hidden @ weight.T / temperature)``.
+
+    Each chunk's logits go through one fused ``log_softmax`` (two reads, one write), and the
+    entropy is read off it as ``-sum(p * log p)``; the backward recomputes a chunk's
+    soft-max with one fused ``softmax`` and scales it in place. An earlier version took a
+    separate ``logsumexp`` and ``exp(z - lse)``: about twice the passes over a chunk's float32
+    logits, which is what the head costs on a GPU (bench/grpo_step.md, item 12)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int):
+    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int,
+                with_entropy: bool):
         m, acc = hidden.shape[0], _accumulator(hidden.dtype)
         logprob = torch.empty(m, dtype=acc, device=hidden.device)
-        entropy = torch.empty(m, dtype=acc, device=hidden.device)
-        lse = torch.empty(m, dtype=acc, device=hidden.device)
-        for start in range(0, m, chunk):
-            s = slice(start, start + chunk)
-            z = _scaled((hidden[s] @ weight.T).to(acc), temperature)
-            lse[s] = torch.logsumexp(z, dim=-1)
-            logprob[s] = z.gather(1, targets[s, None]).squeeze(1) - lse[s]
-            p = torch.exp(z - lse[s, None])
-            entropy[s] = lse[s] - (p * z).sum(dim=-1)
+        entropy = torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None
         # One chunk: keep its soft-max for the backward instead of recomputing the head
         # (memory stays bounded by the chunk; on small heads the recomputation dominates).
-        single = m <= chunk
-        ctx.save_for_backward(hidden, weight, targets, lse, p if single and m else None)
+        single, probs = m <= chunk, None
+        for start in range(0, m, chunk):
+            s = slice(start, start + chunk)
+            log_p = torch.log_softmax(_scaled((hidden[s] @ weight.T).to(acc), temperature),
+                                      dim=-1)
+            logprob[s] = log_p.gather(1, targets[s, None]).squeeze(1)
+            if single:
+                probs = log_p.exp()
+                if with_entropy:
+                    entropy[s] = -(probs * log_p).sum(dim=-1)
+            elif with_entropy:
+                entropy[s] = -log_p.exp().mul_(log_p).sum(dim=-1)
+        ctx.save_for_backward(hidden, weight, targets, probs if m else None)
         ctx.temperature, ctx.chunk = temperature, chunk
-        ctx.mark_non_differentiable(entropy)
+        if entropy is not None:
+            ctx.mark_non_differentiable(entropy)
         return logprob, entropy
 
     @staticmethod
     def backward(ctx, grad_logprob, _grad_entropy):
-        hidden, weight, targets, lse, saved_probs = ctx.saved_tensors
+        hidden, weight, targets, saved_probs = ctx.saved_tensors
         tau, chunk = ctx.temperature, ctx.chunk
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_hidden = torch.empty_like(hidden) if need_h else None
-        acc = lse.dtype
+        acc = _accumulator(hidden.dtype)
         grad_weight = torch.zeros(weight.shape, dtype=acc,
                                   device=weight.device) if need_w else None
         rows = torch.arange(min(chunk, hidden.shape[0]), device=hidden.device)
         for start in range(0, hidden.shape[0], chunk):
             s = slice(start, start + chunk)
             h, g = hidden[s], grad_logprob[s]
-            if saved_probs is not None:
-                probs = saved_probs
-            else:
-                probs = torch.exp(_scaled((h @ weight.T).to(acc), tau) - lse[s, None])
             # d logprob_t / d z = onehot(t) - softmax(z), then / tau for the logits.
-            grad_z = probs * -g[:, None]
+            if saved_probs is not None:
+                grad_z = saved_probs * -g[:, None]
+            else:
+                grad_z = torch.softmax(_scaled((h @ weight.T).to(acc), tau), dim=-1)
+                grad_z.mul_(-g[:, None])
             grad_z[rows[:h.shape[0]], targets[s]] += g
             grad_z = _scaled(grad_z, tau).to(hidden.dtype)
             if need_h:
@@ -88,16 +99,19 @@ class _SelectedLogprobs(torch.autograd.Function):
             if need_w:
                 grad_weight += (grad_z.T @ h).to(acc)
         return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None,
-                None)
+                None, None)
 
 
 def selected_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                      temperature: float, chunk: int | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logprob (M,), entropy (M,)) of ``targets`` under ``log_softmax(hidden @ weight.T / τ)``;
-    differentiable in hidden and weight; entropy carries no gradient."""
+                      temperature: float, chunk: int | None = None, *,
+                      with_entropy: bool = True
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logprob (M,), entropy (M,) or None) of ``targets`` under
+    ``log_softmax(hidden @ weight.T / τ)``; differentiable in hidden and weight; entropy
+    carries no gradient and is skipped (None) without ``with_entropy``."""
     chunk = chunk or chunk_tokens_for(weight.shape[0])
-    return _SelectedLogprobs.apply(hidden, weight, targets, float(temperature), int(chunk))
+    return _SelectedLogprobs.apply(hidden, weight, targets, float(temperature), int(chunk),
+                                   bool(with_entropy))
 
 
 def supports_head(model) -> bool:
@@ -141,7 +155,7 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
                              ).last_hidden_state[:, -(t + 1):-1]  # (N, T, H): i predicts i + 1
         selected = hidden[keep]
     logprob, entropy = selected_logprobs(selected, model.lm_head.weight, targets[keep],
-                                         temperature)
+                                         temperature, with_entropy=with_entropy)
     out = torch.zeros(targets.shape, dtype=torch.float32,
                       device=targets.device).masked_scatter(keep, logprob)
     ent = None
