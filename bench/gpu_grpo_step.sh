@@ -34,11 +34,11 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
       trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__,
       'fsspec', fsspec.__version__)" 2>&1 | tee "$OUT/versions.txt"
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
-timeout 150 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
+timeout 180 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
   tests/engine/test_packed_forward.py tests/engine/test_rollout.py > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
-timeout 400 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
+timeout 380 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
   --sides "${SIDES:-steer,trl,steer-compile,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"

@@ -84,13 +84,36 @@ def test_each_supported_family_matches(family):
 
 
 def test_the_graph_computation_over_the_whole_masked_width_matches(tiny):
-    """What the CUDA graph records (attention over every cache slot, unused and stale ones
-    masked), run eagerly on the CPU, twice so the second call meets the first's stale keys."""
+    """What the CUDA graphs record (attention over a 64-slot bucket of the cache, unused and
+    stale slots masked), run eagerly on the CPU, twice so the second call meets the first's stale keys."""
     model, tok = tiny
     sampler = StaticCacheSampler(use_graphs=False, fixed_width=True)
     for seed in (5, 6):
         _assert_same(*_both(model, tok, PROMPTS * 4, SamplingParams(max_new_tokens=12),
                             seed=seed, sampler=sampler))
+
+
+def test_graph_buckets_across_64_slot_boundaries_match(tiny, monkeypatch):
+    """The graphs' computation again, over decodes that run the whole way across several
+    64-slot buckets (the stop id is one the model cannot draw): each token attends over its
+    bucket only, and the tail past it (stale keys of the first call included) never counts.
+    Grouped key/value heads, so the bucketed cache is sliced per head."""
+    model, tok = FAMILIES["llama-gqa"]()
+    sampler = StaticCacheSampler(use_graphs=False, fixed_width=True)
+    widths = []
+    step = StaticCacheSampler._step
+    monkeypatch.setattr(StaticCacheSampler, "_step",
+                        lambda self, *a, attend_to: widths.append(attend_to)
+                        or step(self, *a, attend_to=attend_to))
+    ids = encode_prompts(tok, ["ab ba " * 9, "a", "b ab " * 5, "ba"] * 2, use_chat_template=True)
+    common = dict(pad_id=tok.pad_token_id, eos_ids=[model.config.vocab_size])
+    for seed, params in ((7, SamplingParams(max_new_tokens=150, temperature=0.7)),
+                         (8, SamplingParams(max_new_tokens=140, greedy=True))):
+        plain, fast = (decode(model, ids, params, generator=torch.Generator().manual_seed(seed),
+                              **common) for decode in (sample_completions, sampler))
+        assert fast.completion_mask.all()  # every row ran to the end
+        _assert_same(plain, fast)
+    assert sorted(set(widths)) == [64, 128, 192, 256]  # prompt width 57, 57 + 149 = 206
 
 
 def test_attention_output_in_a_transposed_layout_is_handled(tiny, monkeypatch):
@@ -197,11 +220,32 @@ def test_cuda_graph_decoding_matches_the_plain_decoder_on_gpu(compile_step):
                          (SamplingParams(max_new_tokens=12, temperature=0.9), 2)):
         batches = [decode(model, ids, params, generator=torch.Generator("cuda").manual_seed(seed),
                           **common) for decode in (sample_completions, sampler)]
-        assert sampler._buffers.graph is not None
+        assert sampler._buffers.graphs  # decoded through captured graphs
         plain, fast = batches
         assert torch.equal(plain.completion_ids, fast.completion_ids)
         assert torch.equal(plain.completion_mask, fast.completion_mask)
         assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("compile_step", [False, True], ids=["graphs", "compiled-graphs"])
+def test_cuda_graphs_across_64_slot_buckets_match_the_plain_decoder(compile_step):
+    """One graph per 64-slot bucket, captured mid-decode when first needed, replayed in any
+    order on the second call; compiled, the bucket width turns dynamic after one recompile."""
+    model, tok = FAMILIES["llama-gqa"]()
+    model = model.cuda().eval()
+    ids = encode_prompts(tok, ["ab ba " * 9, "a", "b ab " * 5, "ba"] * 2, use_chat_template=True)
+    common = dict(pad_id=tok.pad_token_id, eos_ids=[model.config.vocab_size])
+    sampler = StaticCacheSampler(compile=compile_step)
+    for seed, params in ((7, SamplingParams(max_new_tokens=150, temperature=0.7)),
+                         (8, SamplingParams(max_new_tokens=140, greedy=True))):
+        plain, fast = (decode(model, ids, params,
+                              generator=torch.Generator("cuda").manual_seed(seed), **common)
+                       for decode in (sample_completions, sampler))
+        assert fast.completion_mask.all()
+        assert torch.equal(plain.completion_ids, fast.completion_ids)
+        assert torch.allclose(plain.sampling_logprobs, fast.sampling_logprobs, atol=1e-4)
+    assert sorted(sampler._buffers.graphs) == [64, 128, 192, 256]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

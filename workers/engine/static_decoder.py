@@ -11,7 +11,8 @@ What it saves on a GPU: Hugging Face's eager decode of a small model spends most
 launching about a thousand small kernels per token from Python and growing a ``DynamicCache``
 by concatenation. Here the cache is allocated once at its final size and written in place,
 q/k/v and gate/up are one matmul each and RMSNorm one kernel, attention runs over a fixed
-width with a key mask, and on CUDA one graph replay launches the whole step. The host checks
+bucket of the cache (the filled slots rounded up to 64) with a key mask, and on CUDA one graph
+replay per token launches the whole step. The host checks
 for "all rows finished" every ``check_every`` tokens instead of after each one, so it runs
 ahead of the GPU. Figures: bench/grpo_step.md.
 
@@ -75,10 +76,20 @@ class _Buffers:
     slot: torch.Tensor  # (1,) long: the cache slot it is written to
     cos: torch.Tensor  # (max_positions, D) RoPE tables, rotate_half's sign in sin
     sin_signed: torch.Tensor
-    logits: torch.Tensor | None = None  # (N, V): the captured step's output
-    graph: torch.cuda.CUDAGraph | None = None
     fused: list[_FusedWeights] = field(default_factory=list)  # per layer
-    step: Callable[[], torch.Tensor] | None = None  # the fixed-width step (maybe compiled)
+    # step(width): one token over the first ``width`` cache slots (maybe compiled)
+    step: Callable[[int], torch.Tensor] | None = None
+    graphs: dict[int, torch.cuda.CUDAGraph] = field(default_factory=dict)  # per bucket width
+    logits: dict[int, torch.Tensor] = field(default_factory=dict)  # each graph's (N, V) output
+
+    @property
+    def scratch(self) -> int:
+        return self.key_valid.shape[1] - 1
+
+    def bucket(self, slot: int) -> int:
+        """The cache width a token written at ``slot`` attends over: slot + 1 rounded up to a
+        multiple of 64 (one graph per bucket, so early tokens skip the empty tail)."""
+        return min(-(-(slot + 1) // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE, self.scratch)
 
 
 class StaticCacheSampler:
@@ -88,20 +99,24 @@ class StaticCacheSampler:
     run reuse them; a different model (or re-allocated weights) gets new ones.
     ``use_graphs`` defaults to True on CUDA; ``check_every`` is how many tokens pass between
     checks that every row has finished. Without graphs each step attends to the filled slots
-    only; ``fixed_width=True`` runs the graph's computation (the whole masked width) eagerly.
-    ``compile=True`` compiles that fixed-width step with ``torch.compile`` before capturing it
-    (fewer, fused kernels per token; costs a compilation per new cache shape).
+    only. With graphs a step attends over a bucket of the cache, the filled slots rounded up
+    to a multiple of 64 with the rest masked; each bucket gets its own graph, captured when
+    first needed. The KV cache is most of what a decode step reads (for the SmolLM2 shape at
+    256 rows, about 2 GB per token at the full width of 384), so a token early in the
+    completion reads only the part it can see. ``fixed_width=True`` runs the graphs'
+    computation (the bucketed, masked width) eagerly. ``compile=True`` compiles that step with
+    ``torch.compile`` before capturing it (fewer, fused kernels per token; the bucket width is
+    a dynamic size after the first recompilation).
     """
 
     def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8,
                  fixed_width: bool | None = None, compile: bool = False):
         self.use_graphs = use_graphs
         self.check_every = max(1, check_every)
-        self.fixed_width = fixed_width  # attend over the whole cache, as the graph does
-        self.compile = compile  # torch.compile the fixed-width step (fuses its small kernels)
+        self.fixed_width = fixed_width  # attend over 64-slot buckets, as the graphs do
+        self.compile = compile  # torch.compile the bucketed step (fuses its small kernels)
         self._key: tuple | None = None
         self._buffers: _Buffers | None = None
-        self._pool = None
 
     def __call__(self, model, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *,
                  pad_id: int, eos_ids: Sequence[int],
@@ -149,14 +164,17 @@ class StaticCacheSampler:
                 steps = step + 1
                 break
             slot = p + step
+            bucket = b.bucket(slot)
+            if graphs and bucket not in b.graphs:
+                self._capture(b, bucket)
             b.token.copy_(tokens[:, step])
             b.slot.fill_(slot)
             b.key_valid[:, slot] = True
-            if b.graph is not None:
-                b.graph.replay()
-                logits = b.logits
+            if graphs:
+                b.graphs[bucket].replay()
+                logits = b.logits[bucket]
             else:
-                logits = (b.step() if fixed else self._step(model, b, attend_to=slot + 1))
+                logits = b.step(bucket) if fixed else self._step(model, b, attend_to=slot + 1)
             b.position.add_(1)
         # Rows all finished before the check noticed: trim to where the plain decoder stops.
         live, tokens, logps = live[:, :steps], tokens[:, :steps], logps[:, :steps]
@@ -185,28 +203,27 @@ class StaticCacheSampler:
                             allowed, attend_to=None)
         return model.lm_head(rms_norm(model.model.norm, h[:, -1:]))[:, -1]
 
-    def _step(self, model, b: _Buffers, attend_to: int | None) -> torch.Tensor:
-        """One token per row from the buffers: logits (N, V). ``attend_to`` limits attention to
-        the first slots (eager CPU path); None attends over the whole fixed width (graph)."""
+    def _step(self, model, b: _Buffers, attend_to: int) -> torch.Tensor:
+        """One token per row from the buffers: logits (N, V), attending over the first
+        ``attend_to`` cache slots (those past the filled ones are masked)."""
         cos = b.cos[b.position][:, None, None]  # (N, 1, 1, D)
         sin = b.sin_signed[b.position][:, None, None]
         h = model.model.embed_tokens(b.token[:, None])
-        valid = b.key_valid if attend_to is None else b.key_valid[:, :attend_to]
+        valid = b.key_valid[:, :attend_to]
         # An additive mask, made once per token rather than converted in each layer's SDPA.
         dtype = b.keys[0].dtype
         allowed = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(
             ~valid, float("-inf"))[:, None, None, :]
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
-                            allowed, attend_to=attend_to if attend_to is not None else -1)
+                            allowed, attend_to=attend_to)
         return model.lm_head(rms_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
     def _layer(layer, fused: _FusedWeights, h, cos, sin_signed, cache_k, cache_v, slots,
                allowed, *, attend_to):
         """One decoder layer. Writes this call's keys/values at ``slots``; attends over the
-        call's own keys (prefill, attend_to None), the first ``attend_to`` cache slots, or the
-        whole cache (attend_to -1)."""
+        call's own keys (prefill, attend_to None) or the first ``attend_to`` cache slots."""
         attn = layer.self_attn
         n, s, _ = h.shape
         d = attn.head_dim
@@ -217,8 +234,6 @@ class StaticCacheSampler:
         cache_v.index_copy_(2, slots, v)
         if attend_to is None:
             keys, values = k, v
-        elif attend_to == -1:
-            keys, values = cache_k, cache_v
         else:
             keys, values = cache_k[:, :, :attend_to], cache_v[:, :, :attend_to]
         # Grouped-query attention without copying the cache: the query heads that share a
@@ -238,24 +253,27 @@ class StaticCacheSampler:
     # --- buffers and graphs ----------------------------------------------------------------
 
     def _buffers_for(self, model, n: int, length: int, graphs: bool) -> _Buffers:
-        # One slot past the longest sequence is scratch; the total is a multiple of 64 (aligned
-        # attention masks, and one graph serves many prompt widths).
-        width = -(-(length + 1) // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE - 1
+        # The cache holds the longest sequence rounded up to a multiple of 64 (aligned attention
+        # masks, and one set of graphs serves many prompt widths), and one scratch slot past
+        # that. No bucket spans the whole cache, so a compiled step never meets a full-size
+        # slice (which torch.compile would specialise on, costing another compilation).
+        width = -(-length // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE
         weight = model.lm_head.weight
         key = (id(model), n, width, graphs, weight.dtype, weight.device,
                tuple(p.data_ptr() for p in model.parameters()))
         if self._key == key and self._buffers is not None:
             return self._buffers
         if self._buffers is not None:  # free the old cache before allocating the new one
-            self._buffers.step = self._buffers.graph = None  # the step closes over them
+            self._buffers.step = None  # the step closes over them
+            self._buffers.graphs.clear()
             self._buffers = None
         b = self._allocate(model, n, width)
 
-        def step() -> torch.Tensor:  # the fixed-width step over these buffers
-            return self._step(model, b, attend_to=None)
-        b.step = torch.compile(step, fullgraph=True, dynamic=False) if self.compile else step
-        if graphs:
-            self._capture(model, b)
+        def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
+            return self._step(model, b, attend_to=attend_to)
+        # dynamic=None: the first bucket compiles for its width, the second recompiles once
+        # with the width as a dynamic size, and later buckets reuse that.
+        b.step = torch.compile(step, fullgraph=True) if self.compile else step
         self._key, self._buffers = key, b
         return b
 
@@ -280,26 +298,25 @@ class StaticCacheSampler:
             cos=cos[0], sin_signed=sin_signed[0],
             fused=[_FusedWeights.allocate(layer) for layer in model.model.layers])
 
-    def _capture(self, model, b: _Buffers) -> None:
-        """Record the decode step into a CUDA graph. Warm-up and capture write only the
-        scratch slot (index W), which no query attends to afterwards. During warm-up the
-        scratch slot is the one valid key (an all-masked row would give NaN keys there, and a
-        NaN key poisons an additive mask); afterwards it is masked and zeroed."""
-        scratch = b.key_valid.shape[1] - 1
+    @staticmethod
+    def _capture(b: _Buffers, bucket: int) -> None:
+        """Record the decode step over the first ``bucket`` cache slots into a CUDA graph,
+        before the token that first needs it is fed (the buffers hold the previous token's
+        state). Warm-up and capture write keys and values only to the scratch slot (index W),
+        which no query attends to afterwards: it is zeroed, and stays masked. Warm-up may meet
+        rows with no valid key in the bucket (NaN there, thrown away with the scratch slot).
+        Each graph keeps its own memory pool, so the graphs can be replayed in any order."""
+        scratch = b.scratch
         b.slot.fill_(scratch)
-        b.key_valid[:, scratch] = True
         stream = torch.cuda.Stream(device=b.token.device)
         stream.wait_stream(torch.cuda.current_stream(b.token.device))
         with torch.cuda.stream(stream):
             for _ in range(2):
-                b.step()
+                b.step(bucket)
         torch.cuda.current_stream(b.token.device).wait_stream(stream)
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            b.logits = b.step()
-        b.graph = graph
-        b.key_valid[:, scratch] = False
+        with torch.cuda.graph(graph):
+            b.logits[bucket] = b.step(bucket)
+        b.graphs[bucket] = graph
         for cache in (*b.keys, *b.values):
             cache[:, :, scratch].zero_()
