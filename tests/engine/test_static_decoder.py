@@ -116,6 +116,89 @@ def test_graph_buckets_across_64_slot_boundaries_match(tiny, monkeypatch):
     assert sorted(set(widths)) == [64, 128, 192, 256]  # prompt width 57, 57 + 149 = 206
 
 
+class _RecordedGraph:
+    """A CPU stand-in for ``torch.cuda.CUDAGraph``. While capturing, the decoder's step runs as
+    usual (a superset of what a real capture does, which only records) and is recorded; each
+    replay runs the recorded step again and writes into the captured output, as a replayed
+    graph does. Enough to check what the host does around capture and replay: which slot the
+    warm-up and capture write, when capture happens relative to the token's state, which
+    graph a token replays, and that a reused cache keeps its graphs."""
+
+    capturing: list = []
+
+    def __init__(self):
+        self.recorded = []
+
+    def replay(self):
+        for step, args, kwargs, out in self.recorded:
+            out.copy_(step(*args, **kwargs))
+
+
+def _fake_cuda_graphs(monkeypatch):
+    """Route the decoder's CUDA-graph calls to ``_RecordedGraph`` on the CPU."""
+    import contextlib
+
+    class Stream:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def graph(g, *args, **kwargs):
+        _RecordedGraph.capturing.append(g)
+        try:
+            yield
+        finally:
+            _RecordedGraph.capturing.pop()
+
+    step = StaticCacheSampler._step
+
+    def recording_step(self, model, b, attend_to):
+        out = step(self, model, b, attend_to=attend_to)
+        if _RecordedGraph.capturing:
+            out = out.clone()
+            _RecordedGraph.capturing[-1].recorded.append(
+                (step, (self, model, b), {"attend_to": attend_to}, out))
+        return out
+    monkeypatch.setattr(StaticCacheSampler, "_step", recording_step)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _RecordedGraph)
+
+
+def test_graph_capture_and_replay_around_the_decode_loop(monkeypatch):
+    """The host side of the CUDA-graph path, on the CPU (see ``_RecordedGraph``): buckets
+    captured mid-decode when first needed, a later call that starts in a higher bucket, a
+    shorter call that reuses the cache and its graphs, a row with an empty prompt (no valid
+    key during warm-up), and a longer call that re-allocates and captures again."""
+    _fake_cuda_graphs(monkeypatch)
+    model, tok = FAMILIES["llama-gqa"]()
+    sampler = StaticCacheSampler(use_graphs=True)
+    common = dict(pad_id=tok.pad_token_id, eos_ids=[model.config.vocab_size])
+
+    def both(ids, params, seed):
+        plain, fast = (decode(model, ids, params, generator=torch.Generator().manual_seed(seed),
+                              **common) for decode in (sample_completions, sampler))
+        _assert_same(plain, fast)
+        return sampler._buffers
+
+    ids = encode_prompts(tok, ["ab ba " * 9, "a", "b ab " * 5, "ba"] * 2, use_chat_template=True)
+    first = both(ids, SamplingParams(max_new_tokens=150, temperature=0.7), 7)
+    assert sorted(first.graphs) == [64, 128, 192, 256]
+    graphs = dict(first.graphs)
+    longer = encode_prompts(tok, ["ab ba " * 14, "a", "b", "ba"] * 2, use_chat_template=True)
+    assert both(longer, SamplingParams(max_new_tokens=100, temperature=0.9), 9) is first
+    short = [[], [5, 6, 7], [6], [7, 7, 5, 6]] * 2  # an empty prompt: NaN only in warm-up
+    assert both(short, SamplingParams(max_new_tokens=70, greedy=True), 10) is first
+    assert first.graphs == graphs  # reused, not captured again
+    wider = both(ids, SamplingParams(max_new_tokens=230, temperature=0.7), 11)
+    assert wider is not first and sorted(wider.graphs)[-1] == 320
+
+
 def test_attention_output_in_a_transposed_layout_is_handled(tiny, monkeypatch):
     """CUDA's memory-efficient SDPA returns (B, M, H, K) transposed to (B, H, M, K), not
     contiguous; the decoder must not assume the CPU kernel's contiguous output."""

@@ -95,8 +95,9 @@ class _Buffers:
 class StaticCacheSampler:
     """A ``Sampler``: ``sampler(model, prompt_ids, params, pad_id=, eos_ids=, generator=)``.
 
-    Keeps the cache and graph of the last (rows, width) it decoded, so consecutive steps of a
-    run reuse them; a different model (or re-allocated weights) gets new ones.
+    Keeps the cache and graphs of the last row count it decoded, at the widest length it has
+    needed, so consecutive steps of a run reuse them; a different model (or re-allocated
+    weights) gets new ones.
     ``use_graphs`` defaults to True on CUDA; ``check_every`` is how many tokens pass between
     checks that every row has finished. Without graphs each step attends to the filled slots
     only. With graphs a step attends over a bucket of the cache, the filled slots rounded up
@@ -253,15 +254,17 @@ class StaticCacheSampler:
     # --- buffers and graphs ----------------------------------------------------------------
 
     def _buffers_for(self, model, n: int, length: int, graphs: bool) -> _Buffers:
-        # The cache holds the longest sequence rounded up to a multiple of 64 (aligned attention
-        # masks, and one set of graphs serves many prompt widths), and one scratch slot past
-        # that. No bucket spans the whole cache, so a compiled step never meets a full-size
-        # slice (which torch.compile would specialise on, costing another compilation).
-        width = -(-length // _WIDTH_MULTIPLE) * _WIDTH_MULTIPLE
+        # Slots 0 .. length - 2 are written (the last token is never fed back), rounded up to a
+        # multiple of 64 (aligned attention masks), and one scratch slot past them. No bucket
+        # spans the whole cache, so a compiled step never meets a full-size slice (which
+        # torch.compile would specialise on, costing another compilation). A cache at least as
+        # wide is reused, with its graphs: batches whose prompts vary in width do not
+        # re-allocate and re-capture every step.
+        width = max(-(-(length - 1) // _WIDTH_MULTIPLE), 1) * _WIDTH_MULTIPLE
         weight = model.lm_head.weight
-        key = (id(model), n, width, graphs, weight.dtype, weight.device,
+        key = (id(model), n, graphs, weight.dtype, weight.device,
                tuple(p.data_ptr() for p in model.parameters()))
-        if self._key == key and self._buffers is not None:
+        if self._key == key and self._buffers is not None and self._buffers.scratch >= width:
             return self._buffers
         if self._buffers is not None:  # free the old cache before allocating the new one
             self._buffers.step = None  # the step closes over them
