@@ -218,6 +218,24 @@ def test_attention_output_in_a_transposed_layout_is_handled(tiny, monkeypatch):
     _assert_same(plain, fast)
 
 
+def test_reordered_o_proj_copy_follows_weight_updates(monkeypatch):
+    """In CUDA's output layout the decode step reads o_proj through a reordered copy of its
+    weight; an optimiser step between decodes must reach that copy too."""
+    import workers.engine.static_decoder as decoder
+
+    sdpa = decoder.F.scaled_dot_product_attention
+    monkeypatch.setattr(decoder.F, "scaled_dot_product_attention", lambda *a, **k: sdpa(
+        *a, **k).transpose(1, 2).contiguous().transpose(1, 2))
+    model, tok = FAMILIES["llama-gqa"]()
+    sampler = StaticCacheSampler(use_graphs=False, fixed_width=True)
+    params = SamplingParams(max_new_tokens=8, temperature=0.9)
+    _assert_same(*_both(model, tok, PROMPTS * 2, params, seed=3, sampler=sampler))
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.add_(torch.randn_like(layer.self_attn.o_proj.weight))
+    _assert_same(*_both(model, tok, PROMPTS * 2, params, seed=3, sampler=sampler))
+
+
 def test_all_rows_stopping_between_checks_trims_to_the_plain_width(tiny):
     model, tok = tiny
     # check_every longer than the whole decode: the loop never notices early; the result is

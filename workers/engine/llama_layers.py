@@ -167,13 +167,16 @@ def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: tor
     return qk[:, :, :q_heads], qk[:, :, q_heads:], v
 
 
-def add_linear(residual: torch.Tensor, x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
+def add_linear(residual: torch.Tensor, x: torch.Tensor, linear: torch.nn.Linear,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
     """``residual + linear(x)``; one ``addmm`` (the add in the matmul's epilogue) when the
-    projection has no bias."""
+    projection has no bias. ``weight`` replaces the projection's weight (the decoder passes a
+    copy with its input columns reordered)."""
+    weight = linear.weight if weight is None else weight
     if linear.bias is not None:
-        return residual + linear(x)
+        return residual + F.linear(x, weight, linear.bias)
     width = residual.shape[-1]
-    out = torch.addmm(residual.reshape(-1, width), x.reshape(-1, x.shape[-1]), linear.weight.t())
+    out = torch.addmm(residual.reshape(-1, width), x.reshape(-1, x.shape[-1]), weight.t())
     return out.view(residual.shape)
 
 

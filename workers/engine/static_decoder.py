@@ -39,27 +39,46 @@ __all__ = ["StaticCacheSampler", "supports"]
 _WIDTH_MULTIPLE = 64  # cache widths are rounded up so graphs are reused across steps
 
 
+def _o_weight_by_group(attn) -> torch.Tensor:
+    """o_proj's weight with its input columns in (query group, key/value head, dim) order
+    instead of (key/value head, query group, dim): the order in which CUDA's memory-efficient
+    attention lays out a decode step's output (see ``StaticCacheSampler._layer``)."""
+    weight = attn.o_proj.weight
+    d = attn.head_dim
+    kv_heads = attn.k_proj.out_features // d
+    group = weight.shape[1] // (kv_heads * d)
+    return weight.view(weight.shape[0], kv_heads, group, d).transpose(1, 2).reshape(
+        weight.shape[0], -1)
+
+
 @dataclass
 class _FusedWeights:
     """One layer's q/k/v projections as one matrix, and its MLP's gate/up as another: one
-    matmul each per token instead of three and two. Copies at fixed addresses (a captured graph
-    reads them), refreshed in place before every decode."""
+    matmul each per token instead of three and two; and o_proj's weight with its columns in
+    the attention output's order on CUDA (``_o_weight_by_group``). Copies at fixed addresses
+    (a captured graph reads them), refreshed in place before every decode."""
 
     qkv_weight: torch.Tensor
     qkv_bias: torch.Tensor | None
     gate_up_weight: torch.Tensor
     gate_up_bias: torch.Tensor | None
+    o_weight_by_group: torch.Tensor
+
+    @staticmethod
+    def _current(layer) -> tuple[torch.Tensor | None, ...]:
+        return (*stack(qkv_linears(layer.self_attn)), *stack(gate_up_linears(layer.mlp)),
+                _o_weight_by_group(layer.self_attn))
 
     @classmethod
     @torch.no_grad()
     def allocate(cls, layer) -> _FusedWeights:
-        return cls(*stack(qkv_linears(layer.self_attn)), *stack(gate_up_linears(layer.mlp)))
+        return cls(*cls._current(layer))
 
     @torch.no_grad()
     def refresh(self, layer) -> None:
         for mine, current in zip(
-                (self.qkv_weight, self.qkv_bias, self.gate_up_weight, self.gate_up_bias),
-                (*stack(qkv_linears(layer.self_attn)), *stack(gate_up_linears(layer.mlp)))):
+                (self.qkv_weight, self.qkv_bias, self.gate_up_weight, self.gate_up_bias,
+                 self.o_weight_by_group), self._current(layer)):
             if mine is not None:
                 mine.copy_(current)
 
@@ -244,9 +263,16 @@ class StaticCacheSampler:
         mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                              scale=attn.scaling)
-        # reshape, not view: CUDA's memory-efficient kernel returns a transposed layout.
-        out = out.reshape(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
-        h = add_linear(h, out, attn.o_proj)
+        by_group = out.transpose(1, 2)  # (N, G * S, KV, D)
+        if s == 1 and by_group.is_contiguous():
+            # CUDA's memory-efficient kernel lays its output out as (N, G, KV, D): o_proj reads
+            # it in that order through its reordered copy, with no copy of the output.
+            h = add_linear(h, by_group.reshape(n, 1, -1), attn.o_proj,
+                           weight=fused.o_weight_by_group)
+        else:
+            # reshape, not view: the output's layout depends on the kernel.
+            out = out.reshape(n, kv_heads * group, s, d).transpose(1, 2).reshape(n, s, -1)
+            h = add_linear(h, out, attn.o_proj)
         x = rms_norm(layer.post_attention_layernorm, h)
         gate_up = F.linear(x, fused.gate_up_weight, fused.gate_up_bias)
         return add_linear(h, mlp_hidden(layer.mlp, gate_up), layer.mlp.down_proj)
