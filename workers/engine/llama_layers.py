@@ -11,7 +11,8 @@ q/k/v as three matmuls and gate/up as two, and each residual as its own add. Her
   training stacks them per call, and ``stacked_linear`` stacks them again in the backward
   rather than keep a second copy of the weights alive);
 - RoPE runs once over q and k together, as ``x*cos + roll(x)*sin_signed`` (3 kernels), where
-  ``sin_signed`` carries rotate_half's sign;
+  ``sin_signed`` carries rotate_half's sign; when decoding, the roll runs over the whole
+  contiguous q/k/v projection, not the strided q|k slice that CUDA's roll would copy first;
 - an output projection and its residual add are one ``addmm``.
 
 In float32 the results equal Hugging Face's up to the order of roundings; in bfloat16 they
@@ -158,6 +159,16 @@ def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: tor
         q, k, v = qkv.split(qkv_sizes(attn), dim=-1)
         qk = torch.cat([rms_norm(attn.q_norm, q.view(n, s, -1, d)),
                         rms_norm(attn.k_norm, k.view(n, s, -1, d))], dim=2)
+    elif not (qkv.requires_grad and torch.is_grad_enabled()) and qkv.is_contiguous():
+        # Decoding: roll every head, v's too, since q|k alone is a strided slice, which CUDA's
+        # roll first copies (4 kernels); the whole projection is contiguous (3 kernels). In
+        # training the slice's backward would cost more than the copy saves.
+        heads = qkv.view(n, s, -1, d)
+        qk_heads = (q_size + k_size) // d
+        qk = torch.addcmul(heads[:, :, :qk_heads] * cos,
+                           heads.roll(d // 2, dims=-1)[:, :, :qk_heads], sin_signed)
+        q_heads = q_size // d
+        return qk[:, :, :q_heads], qk[:, :, q_heads:], heads[:, :, qk_heads:]
     else:
         qk, v = qkv.split((q_size + k_size, qkv.shape[-1] - q_size - k_size), dim=-1)
         qk = qk.view(n, s, -1, d)
