@@ -29,12 +29,17 @@ def _batch(tok):
     return UpdateBatch(ids, mask, completion_mask, torch.tensor([1.0, -1.0, 0.5, -0.5]))
 
 
-@pytest.mark.parametrize("chunk", [5, 64], ids=["recomputed-chunks", "one-kept-chunk"])
-def test_gradient_of_the_chunked_head_is_exact(chunk):
-    torch.manual_seed(0)
+def _float64_head(seed):
+    """hidden (23, 8), weight (11, 8) needing gradients, targets (23,): a head for gradcheck."""
+    torch.manual_seed(seed)
     hidden = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 11, (23,))
+    return hidden, weight, torch.randint(0, 11, (23,))
+
+
+@pytest.mark.parametrize("chunk", [5, 64], ids=["recomputed-chunks", "one-kept-chunk"])
+def test_gradient_of_the_chunked_head_is_exact(chunk):
+    hidden, weight, targets = _float64_head(0)
     assert torch.autograd.gradcheck(
         lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=chunk)[0], (hidden, weight))
 
@@ -108,10 +113,7 @@ def test_training_attention_keeps_cuda_updates_off_cudnn_sdpa():
 
 @pytest.mark.parametrize("chunk", [5, 64], ids=["recomputed-chunks", "one-kept-chunk"])
 def test_without_entropy_the_head_gives_the_same_logprobs_and_gradient(chunk):
-    torch.manual_seed(2)
-    hidden = torch.randn(23, 8, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 11, (23,))
+    hidden, weight, targets = _float64_head(2)
     grads = []
     for with_entropy in (True, False):
         logprob, entropy = selected_logprobs(hidden, weight, targets, 0.7, chunk=chunk,
