@@ -58,8 +58,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-# Steer variants: the default fast path, its decoder step compiled, the plain HF path.
-STEER_SIDES = {"steer": {"fast": True}, "steer-compile": {"fast": True, "compile_decoder": True},
+# Steer variants: the default fast path; the same with the decoder step and the update head's
+# soft-max compiled; the plain HF path.
+STEER_SIDES = {"steer": {"fast": True},
+               "steer-compile": {"fast": True, "compile_decoder": True, "compile_head": True},
                "steer-plain": {"fast": False}}
 
 
@@ -92,7 +94,7 @@ def _timed_plain_sampler(model, *args, **kwargs):
 
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
                  micro_batch_size: int, model_path: Path, fast: bool,
-                 compile_decoder: bool = False) -> TrainConfig:
+                 compile_decoder: bool = False, compile_head: bool = False) -> TrainConfig:
     return TrainConfig.from_dict({
         "policy": {"source": "path", "path": str(model_path),
                    "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
@@ -109,13 +111,15 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
         "train": {"total_steps": warmup + steps, "checkpoint_every": 10 ** 6,
                   "keep_checkpoints": 1, "log_rollouts_fraction": 0.0, "device": device,
                   "seed": work.seed, "micro_batch_size": micro_batch_size,
-                  "fast_path": fast, "compile_decoder": compile_decoder},
+                  "fast_path": fast, "compile_decoder": compile_decoder,
+                  "compile_head": compile_head},
     })
 
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
               micro_batch_size: int, output_dir: Path, fast: bool = True,
-              compile_decoder: bool = False, profile_to: Path | None = None) -> dict:
+              compile_decoder: bool = False, compile_head: bool = False,
+              profile_to: Path | None = None) -> dict:
     """Time ``steps`` steps after ``warmup``; with ``profile_to``, one more step runs under
     torch.profiler (not timed) and its kernel table is written there."""
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
@@ -130,7 +134,8 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     prompt_tokens = sum(len(tokenizer(p)["input_ids"]) for p in prompts)
     config = steer_config(work, steps=steps + (profile_to is not None), warmup=warmup,
                           device=device, dtype=dtype, micro_batch_size=micro_batch_size,
-                          model_path=model_path, fast=fast, compile_decoder=compile_decoder)
+                          model_path=model_path, fast=fast, compile_decoder=compile_decoder,
+                          compile_head=compile_head)
     profiler = None
     if profile_to is not None:
         activities = [torch.profiler.ProfilerActivity.CPU]

@@ -124,3 +124,69 @@ def test_without_entropy_the_head_gives_the_same_logprobs_and_gradient(chunk):
     assert torch.autograd.gradcheck(
         lambda h, w: selected_logprobs(h, w, targets, 0.7, chunk=chunk,
                                        with_entropy=False)[0], (hidden, weight))
+
+
+@pytest.mark.parametrize("with_entropy", [True, False], ids=["with-entropy", "logprobs-only"])
+def test_the_compiled_head_matches_the_eager_head(with_entropy):
+    """``compiled=True`` (torch.compile of each chunk's soft-max arithmetic) against the eager
+    head: values, entropy and both gradients, over several chunks and a temperature."""
+    torch.manual_seed(3)
+    hidden, weight = torch.randn(40, 16), torch.randn(50, 16)
+    targets, upstream = torch.randint(0, 50, (40,)), torch.randn(40)
+    out = []
+    for compiled in (False, True):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        logprob, entropy = selected_logprobs(h, w, targets, 0.8, chunk=7,
+                                             with_entropy=with_entropy, compiled=compiled)
+        (logprob * upstream).sum().backward()
+        out.append((logprob.detach(), entropy, h.grad, w.grad))
+    for eager, compiled in zip(*out):
+        if eager is None:
+            assert compiled is None
+        else:
+            assert torch.allclose(eager, compiled, atol=1e-5, rtol=1e-5)
+
+
+def test_an_update_with_the_compiled_head_equals_the_eager_fast_update(monkeypatch):
+    from workers.engine import chunked_logprobs
+
+    used = []
+    compiled = chunked_logprobs._compiled
+    monkeypatch.setattr(chunked_logprobs, "_compiled",
+                        lambda name: used.append(name) or compiled(name))
+    out = []
+    for compile_head in (False, True):
+        model, tok = _model()
+        optimizer = build_optimizer(model, OptimConfig(lr=1e-2), fast=True)
+        metrics = policy_update(model, optimizer, _batch(tok), algo=AlgorithmConfig(),
+                                optim=OptimConfig(), lr=1e-2, temperature=0.9,
+                                max_new_tokens=3, micro_batch_size=2, fast=True,
+                                compile_head=compile_head)
+        out.append((metrics, [p.detach().clone() for p in model.parameters()]))
+    assert {"stats", "grad"} <= set(used)  # the compiled head ran, forward and backward
+    (m0, p0), (m1, p1) = out
+    for key in m0:
+        assert m1[key] == pytest.approx(m0[key], rel=1e-4, abs=1e-6), key
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(p0, p1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_compiled_head_matches_the_eager_head_in_bfloat16_on_gpu():
+    """The compiled head on CUDA (Triton kernels reading bf16 logits) against the eager one,
+    on a SmolLM2-sized vocabulary and more than one chunk."""
+    torch.manual_seed(4)
+    hidden = torch.randn(3000, 576, device="cuda", dtype=torch.bfloat16)
+    weight = torch.randn(49152, 576, device="cuda", dtype=torch.bfloat16) * 0.05
+    targets = torch.randint(0, 49152, (3000,), device="cuda")
+    upstream = torch.randn(3000, device="cuda")
+    out = []
+    for compiled in (False, True):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        logprob, entropy = selected_logprobs(h, w, targets, 1.0, with_entropy=True,
+                                             compiled=compiled)
+        (logprob * upstream).sum().backward()
+        out.append((logprob.detach(), entropy, h.grad.float(), w.grad.float()))
+    (lp0, e0, gh0, gw0), (lp1, e1, gh1, gw1) = out
+    assert torch.allclose(lp0, lp1, atol=1e-3) and torch.allclose(e0, e1, atol=1e-3)
+    for a, b in ((gh0, gh1), (gw0, gw1)):
+        assert float((a - b).norm() / a.norm()) < 1e-2

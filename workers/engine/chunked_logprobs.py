@@ -37,6 +37,89 @@ def _accumulator(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _head_stats(z: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(logprob, entropy or None, log-sum-exp), each (M,), of a chunk's logits z (M, V) in the
+    accumulation dtype. Written for ``torch.compile``: it fuses this into reductions that read
+    z where it lies (bf16 on a GPU) and write nothing of z's size."""
+    zf = _scaled(z.to(_accumulator(z.dtype)), temperature)
+    lse = torch.logsumexp(zf, dim=-1)
+    logprob = zf.gather(1, targets[:, None]).squeeze(1) - lse
+    entropy = None
+    if with_entropy:
+        entropy = lse - (torch.exp(zf - lse[:, None]) * zf).sum(dim=-1)
+    return logprob, entropy, lse
+
+
+def _head_grad(z: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,
+               temperature: float) -> torch.Tensor:
+    """d(sum g * logprob)/dz for a chunk, in z's dtype: (onehot(t) - softmax(z / tau)) * g / tau.
+    Written for ``torch.compile``: one fused pass that reads z and writes the gradient."""
+    zf = _scaled(z.to(_accumulator(z.dtype)), temperature)
+    hit = torch.arange(z.shape[1], device=z.device)[None, :] == targets[:, None]
+    grad = (hit.to(zf.dtype) - torch.exp(zf - lse[:, None])) * g[:, None]
+    return _scaled(grad, temperature).to(z.dtype)
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _compiled(name: str):
+    """``torch.compile`` of ``_head_stats`` or ``_head_grad``, made once per process; shapes
+    are dynamic, so chunks and micro-batches of any length share one compilation."""
+    if name not in _COMPILED:
+        fn = {"stats": _head_stats, "grad": _head_grad}[name]
+        _COMPILED[name] = torch.compile(fn, dynamic=True, fullgraph=True)
+    return _COMPILED[name]
+
+
+class _CompiledSelectedLogprobs(torch.autograd.Function):
+    """``_SelectedLogprobs`` with the soft-max arithmetic of each chunk compiled
+    (``_head_stats``, ``_head_grad``): the matmuls stay cuBLAS's, and the float32 copy of a
+    chunk's logits is never written. The backward recomputes each chunk's logits."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int,
+                with_entropy: bool):
+        m, acc = hidden.shape[0], _accumulator(hidden.dtype)
+        logprob = torch.empty(m, dtype=acc, device=hidden.device)
+        entropy = torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None
+        lse = torch.empty(m, dtype=acc, device=hidden.device)
+        stats = _compiled("stats")
+        for start in range(0, m, chunk):
+            s = slice(start, start + chunk)
+            lp, ent, lse[s] = stats(hidden[s] @ weight.T, targets[s], temperature,
+                                    with_entropy)
+            logprob[s] = lp
+            if with_entropy:
+                entropy[s] = ent
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        if entropy is not None:
+            ctx.mark_non_differentiable(entropy)
+        return logprob, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprob, _grad_entropy):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        tau, chunk = ctx.temperature, ctx.chunk
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if need_h else None
+        grad_weight = torch.zeros(weight.shape, dtype=lse.dtype,
+                                  device=weight.device) if need_w else None
+        grad = _compiled("grad")
+        for start in range(0, hidden.shape[0], chunk):
+            s = slice(start, start + chunk)
+            h = hidden[s]
+            grad_z = grad(h @ weight.T, targets[s], lse[s], grad_logprob[s].to(lse.dtype), tau)
+            if need_h:
+                grad_hidden[s] = grad_z @ weight
+            if need_w:
+                grad_weight += (grad_z.T @ h).to(lse.dtype)
+        return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None,
+                None, None)
+
+
 class _SelectedLogprobs(torch.autograd.Function):
     """hidden (M, H), weight (V, H), targets (M,) -> logprob (M,), entropy (M,) (no grad; or
     None without ``with_entropy``) of ``log_softmax(hidden @ weight.T / temperature)``.
@@ -104,14 +187,16 @@ class _SelectedLogprobs(torch.autograd.Function):
 
 def selected_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                       temperature: float, chunk: int | None = None, *,
-                      with_entropy: bool = True
+                      with_entropy: bool = True, compiled: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(logprob (M,), entropy (M,) or None) of ``targets`` under
     ``log_softmax(hidden @ weight.T / τ)``; differentiable in hidden and weight; entropy
-    carries no gradient and is skipped (None) without ``with_entropy``."""
+    carries no gradient and is skipped (None) without ``with_entropy``. ``compiled`` runs each
+    chunk's soft-max arithmetic through ``torch.compile`` (same values within rounding)."""
     chunk = chunk or chunk_tokens_for(weight.shape[0])
-    return _SelectedLogprobs.apply(hidden, weight, targets, float(temperature), int(chunk),
-                                   bool(with_entropy))
+    function = _CompiledSelectedLogprobs if compiled else _SelectedLogprobs
+    return function.apply(hidden, weight, targets, float(temperature), int(chunk),
+                          bool(with_entropy))
 
 
 def supports_head(model) -> bool:
@@ -126,7 +211,7 @@ def supports_head(model) -> bool:
 def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         num_completion_tokens: int, temperature: float, *,
                         completion_mask: torch.Tensor | None = None,
-                        with_entropy: bool = False
+                        with_entropy: bool = False, compile_head: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as ``losses.token_logprobs``: input_ids, attention_mask (N, P + T) ->
     logprobs (N, T), entropy (N, T) or None. Positions where ``completion_mask`` (or, on the
@@ -134,7 +219,8 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
     caller masks out); so does a completion token with no real token before it in its row.
 
     Llama-family policies run the packed forward (``packed_forward``: no padding inside a row,
-    maskless causal attention); other models Hugging Face's own base model."""
+    maskless causal attention); other models Hugging Face's own base model. ``compile_head``
+    compiles the head's soft-max arithmetic (``selected_logprobs``)."""
     t = num_completion_tokens
     targets = input_ids[:, -t:]
     keep = (torch.ones_like(targets, dtype=torch.bool) if completion_mask is None
@@ -155,7 +241,8 @@ def fast_token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Te
                              ).last_hidden_state[:, -(t + 1):-1]  # (N, T, H): i predicts i + 1
         selected = hidden[keep]
     logprob, entropy = selected_logprobs(selected, model.lm_head.weight, targets[keep],
-                                         temperature, with_entropy=with_entropy)
+                                         temperature, with_entropy=with_entropy,
+                                         compiled=compile_head)
     out = torch.zeros(targets.shape, dtype=torch.float32,
                       device=targets.device).masked_scatter(keep, logprob)
     ent = None

@@ -278,7 +278,13 @@ class TrainLoopConfig:
         default=True)
     compile_decoder: bool = _help(
         "With fast_path: torch.compile the decoder's per-token step before it is captured "
-        "(fused kernels; each run pays one compilation per cache shape, tens of seconds).",
+        "(fused kernels; each run pays two compilations per cache shape, tens of seconds).",
+        default=False)
+    compile_head: bool = _help(
+        "With fast_path: torch.compile the soft-max arithmetic of the update's chunked LM "
+        "head (log-probs, entropy and their gradient read each chunk's logits in a few fused "
+        "passes instead of writing a float32 copy; one compilation per run). Needs Triton on "
+        "a GPU, a C++ compiler on a CPU.",
         default=False)
 
     def __post_init__(self) -> None:

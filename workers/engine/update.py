@@ -52,12 +52,18 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, *, fast: bool = Fa
                              weight_decay=cfg.weight_decay, fused=fused or None)
 
 
-def _logprobs_fn(model, fast: bool):
+def _logprobs_fn(model, fast: bool, compile_head: bool = False):
     """The log-prob function for ``model``: the chunked one when ``fast`` and the model's head
-    allows it, else the plain full-logits one. Both: (model, ids, mask, T, temperature,
-    completion_mask=, with_entropy=) -> (logprobs (N, T), entropy or None)."""
+    allows it (its soft-max compiled with ``compile_head``), else the plain full-logits one.
+    Both: (model, ids, mask, T, temperature, completion_mask=, with_entropy=) ->
+    (logprobs (N, T), entropy or None)."""
     if fast and supports_head(model):
-        return fast_token_logprobs
+        if not compile_head:
+            return fast_token_logprobs
+
+        def compiled(*args, **kwargs):
+            return fast_token_logprobs(*args, compile_head=True, **kwargs)
+        return compiled
 
     def plain(model, input_ids, attention_mask, t, temperature, *, completion_mask=None,
               with_entropy=False):
@@ -83,10 +89,11 @@ def _micro_batches(n: int, size: int) -> list[slice]:
 
 @torch.no_grad()
 def reference_logprobs(ref_model, batch: UpdateBatch, *, temperature: float,
-                       micro_batch_size: int, fast: bool = False) -> torch.Tensor:
+                       micro_batch_size: int, fast: bool = False,
+                       compile_head: bool = False) -> torch.Tensor:
     """Log-probs (N, T) of the completions under the frozen reference model."""
     t = batch.completion_mask.shape[1]
-    logprobs = _logprobs_fn(ref_model, fast)
+    logprobs = _logprobs_fn(ref_model, fast, compile_head)
     parts = [logprobs(ref_model, batch.input_ids[s], batch.attention_mask[s], t, temperature,
                       completion_mask=batch.completion_mask[s])[0]
              for s in _micro_batches(len(batch), micro_batch_size)]
@@ -96,7 +103,7 @@ def reference_logprobs(ref_model, batch: UpdateBatch, *, temperature: float,
 def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
                   algo: AlgorithmConfig, optim: OptimConfig, lr: float, temperature: float,
                   max_new_tokens: int, micro_batch_size: int, ref_model=None,
-                  fast: bool = False) -> dict[str, float]:
+                  fast: bool = False, compile_head: bool = False) -> dict[str, float]:
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
     (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff).
 
@@ -105,19 +112,21 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     divisors still count them, so the step equals the full-batch step.
 
     ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
-    allows it; the result is the same within floating-point rounding.
+    allows it, and ``compile_head`` compiles that head's soft-max arithmetic; the result is
+    the same within floating-point rounding.
     """
     device = batch.input_ids.device
     with training_attention(device):
         return _policy_update(model, optimizer, batch, algo=algo, optim=optim, lr=lr,
                               temperature=temperature, max_new_tokens=max_new_tokens,
-                              micro_batch_size=micro_batch_size, ref_model=ref_model, fast=fast)
+                              micro_batch_size=micro_batch_size, ref_model=ref_model, fast=fast,
+                              compile_head=compile_head)
 
 
 def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
                    algo: AlgorithmConfig, optim: OptimConfig, lr: float, temperature: float,
-                   max_new_tokens: int, micro_batch_size: int, ref_model, fast: bool
-                   ) -> dict[str, float]:
+                   max_new_tokens: int, micro_batch_size: int, ref_model, fast: bool,
+                   compile_head: bool) -> dict[str, float]:
     for group in optimizer.param_groups:
         group["lr"] = lr
     mask = batch.completion_mask.float()
@@ -126,8 +135,9 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     ref = None
     if algo.beta > 0 and ref_model is not None:
         ref = reference_logprobs(ref_model, batch, temperature=temperature,
-                                 micro_batch_size=micro_batch_size, fast=fast)
-    logprobs_of = _logprobs_fn(model, fast)
+                                 micro_batch_size=micro_batch_size, fast=fast,
+                                 compile_head=compile_head)
+    logprobs_of = _logprobs_fn(model, fast, compile_head)
     needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
         batch.advantages.cpu() != 0)
     device = batch.input_ids.device
