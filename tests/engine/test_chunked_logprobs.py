@@ -126,13 +126,16 @@ def test_without_entropy_the_head_gives_the_same_logprobs_and_gradient(chunk):
                                        with_entropy=False)[0], (hidden, weight))
 
 
-@pytest.mark.parametrize("with_entropy", [True, False], ids=["with-entropy", "logprobs-only"])
-def test_the_compiled_head_matches_the_eager_head(with_entropy):
+@pytest.mark.parametrize(("with_entropy", "rows"), [(True, 40), (False, 40), (True, 36),
+                                                    (True, 0)],
+                         ids=["with-entropy", "logprobs-only", "one-row-last-chunk", "empty"])
+def test_the_compiled_head_matches_the_eager_head(with_entropy, rows):
     """``compiled=True`` (torch.compile of each chunk's soft-max arithmetic) against the eager
-    head: values, entropy and both gradients, over several chunks and a temperature."""
+    head: values, entropy and both gradients, over several chunks (the last one a single row
+    in one case) and a temperature, and an empty selection."""
     torch.manual_seed(3)
-    hidden, weight = torch.randn(40, 16), torch.randn(50, 16)
-    targets, upstream = torch.randint(0, 50, (40,)), torch.randn(40)
+    hidden, weight = torch.randn(rows, 16), torch.randn(50, 16)
+    targets, upstream = torch.randint(0, 50, (rows,)), torch.randn(rows)
     out = []
     for compiled in (False, True):
         h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
@@ -143,8 +146,8 @@ def test_the_compiled_head_matches_the_eager_head(with_entropy):
     for eager, compiled in zip(*out):
         if eager is None:
             assert compiled is None
-        else:
-            assert torch.allclose(eager, compiled, atol=1e-5, rtol=1e-5)
+        else:  # the reductions' order depends on the CPU's vector width: rounding only
+            assert torch.allclose(eager, compiled, atol=1e-4, rtol=1e-5)
 
 
 def test_an_update_with_the_compiled_head_equals_the_eager_fast_update(monkeypatch):

@@ -66,11 +66,23 @@ _COMPILED: dict[str, object] = {}
 
 def _compiled(name: str):
     """``torch.compile`` of ``_head_stats`` or ``_head_grad``, made once per process; shapes
-    are dynamic, so chunks and micro-batches of any length share one compilation."""
+    are dynamic, so chunks and micro-batches of any length share one compilation (per dtype,
+    temperature 1 or not, and entropy or not). Not ``fullgraph``: a long-lived worker that
+    meets more variants than dynamo's recompile limit runs the rest eagerly instead of
+    failing."""
     if name not in _COMPILED:
         fn = {"stats": _head_stats, "grad": _head_grad}[name]
-        _COMPILED[name] = torch.compile(fn, dynamic=True, fullgraph=True)
+        _COMPILED[name] = torch.compile(fn, dynamic=True)
     return _COMPILED[name]
+
+
+def _head_fn(name: str, rows: int):
+    """The compiled function, except for a chunk of fewer than 2 rows (torch.compile
+    specialises sizes 0 and 1, so a one-token last chunk would cost a compilation of its own):
+    that runs the same Python function eagerly."""
+    if rows < 2:
+        return {"stats": _head_stats, "grad": _head_grad}[name]
+    return _compiled(name)
 
 
 class _CompiledSelectedLogprobs(torch.autograd.Function):
@@ -85,11 +97,11 @@ class _CompiledSelectedLogprobs(torch.autograd.Function):
         logprob = torch.empty(m, dtype=acc, device=hidden.device)
         entropy = torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None
         lse = torch.empty(m, dtype=acc, device=hidden.device)
-        stats = _compiled("stats")
         for start in range(0, m, chunk):
             s = slice(start, start + chunk)
-            lp, ent, lse[s] = stats(hidden[s] @ weight.T, targets[s], temperature,
-                                    with_entropy)
+            h = hidden[s]
+            lp, ent, lse[s] = _head_fn("stats", h.shape[0])(h @ weight.T, targets[s],
+                                                            temperature, with_entropy)
             logprob[s] = lp
             if with_entropy:
                 entropy[s] = ent
@@ -107,11 +119,11 @@ class _CompiledSelectedLogprobs(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if need_h else None
         grad_weight = torch.zeros(weight.shape, dtype=lse.dtype,
                                   device=weight.device) if need_w else None
-        grad = _compiled("grad")
         for start in range(0, hidden.shape[0], chunk):
             s = slice(start, start + chunk)
             h = hidden[s]
-            grad_z = grad(h @ weight.T, targets[s], lse[s], grad_logprob[s].to(lse.dtype), tau)
+            grad_z = _head_fn("grad", h.shape[0])(h @ weight.T, targets[s], lse[s],
+                                                  grad_logprob[s].to(lse.dtype), tau)
             if need_h:
                 grad_hidden[s] = grad_z @ weight
             if need_w:

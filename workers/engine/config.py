@@ -283,8 +283,8 @@ class TrainLoopConfig:
     compile_head: bool = _help(
         "With fast_path: torch.compile the soft-max arithmetic of the update's chunked LM "
         "head (log-probs, entropy and their gradient read each chunk's logits in a few fused "
-        "passes instead of writing a float32 copy; one compilation per run). Needs Triton on "
-        "a GPU, a C++ compiler on a CPU.",
+        "passes instead of writing a float32 copy; a few compilations per worker process, "
+        "seconds each). Needs Triton on a GPU, a C++ compiler on a CPU.",
         default=False)
 
     def __post_init__(self) -> None:
