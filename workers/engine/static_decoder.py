@@ -301,8 +301,11 @@ class StaticCacheSampler:
         def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
             return self._step(model, b, attend_to=attend_to)
         # dynamic=None: the first bucket compiles for its width, the second recompiles once
-        # with the width as a dynamic size, and later buckets reuse that.
-        b.step = torch.compile(step, fullgraph=True) if self.compile else step
+        # with the width as a dynamic size, and later buckets (and later runs of the same
+        # model in this process) reuse that. Not fullgraph: a long-lived worker that meets
+        # more models or shapes than dynamo's recompile limit runs the step eagerly (still
+        # captured in graphs) instead of failing the run.
+        b.step = torch.compile(step) if self.compile else step
         self._key, self._buffers = key, b
         return b
 
