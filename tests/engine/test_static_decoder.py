@@ -218,15 +218,17 @@ def test_attention_output_in_a_transposed_layout_is_handled(tiny, monkeypatch):
     _assert_same(plain, fast)
 
 
-def test_reordered_o_proj_copy_follows_weight_updates(monkeypatch):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_reordered_o_proj_copy_follows_weight_updates(monkeypatch, family):
     """In CUDA's output layout the decode step reads o_proj through a reordered copy of its
-    weight; an optimiser step between decodes must reach that copy too."""
+    weight (or the weight itself, where the orders agree); an optimiser step between decodes
+    must reach it too. Every family: grouped heads, biases (o_proj's too), q/k norms."""
     import workers.engine.static_decoder as decoder
 
     sdpa = decoder.F.scaled_dot_product_attention
     monkeypatch.setattr(decoder.F, "scaled_dot_product_attention", lambda *a, **k: sdpa(
         *a, **k).transpose(1, 2).contiguous().transpose(1, 2))
-    model, tok = FAMILIES["llama-gqa"]()
+    model, tok = FAMILIES[family]()
     sampler = StaticCacheSampler(use_graphs=False, fixed_width=True)
     params = SamplingParams(max_new_tokens=8, temperature=0.9)
     _assert_same(*_both(model, tok, PROMPTS * 2, params, seed=3, sampler=sampler))

@@ -39,14 +39,18 @@ __all__ = ["StaticCacheSampler", "supports"]
 _WIDTH_MULTIPLE = 64  # cache widths are rounded up so graphs are reused across steps
 
 
-def _o_weight_by_group(attn) -> torch.Tensor:
+def _o_weight_by_group(attn) -> torch.Tensor | None:
     """o_proj's weight with its input columns in (query group, key/value head, dim) order
     instead of (key/value head, query group, dim): the order in which CUDA's memory-efficient
-    attention lays out a decode step's output (see ``StaticCacheSampler._layer``)."""
+    attention lays out a decode step's output (see ``StaticCacheSampler._layer``). None when
+    the two orders agree (one query head per key/value head, or one key/value head): the
+    weight itself serves, and no copy is kept."""
     weight = attn.o_proj.weight
     d = attn.head_dim
     kv_heads = attn.k_proj.out_features // d
     group = weight.shape[1] // (kv_heads * d)
+    if group == 1 or kv_heads == 1:
+        return None
     return weight.view(weight.shape[0], kv_heads, group, d).transpose(1, 2).reshape(
         weight.shape[0], -1)
 
@@ -62,7 +66,7 @@ class _FusedWeights:
     qkv_bias: torch.Tensor | None
     gate_up_weight: torch.Tensor
     gate_up_bias: torch.Tensor | None
-    o_weight_by_group: torch.Tensor
+    o_weight_by_group: torch.Tensor | None
 
     @staticmethod
     def _current(layer) -> tuple[torch.Tensor | None, ...]:
