@@ -85,6 +85,46 @@ def _head_fn(name: str, rows: int):
     return _compiled(name)
 
 
+def _outputs(hidden: torch.Tensor, with_entropy: bool
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Empty logprob and entropy (or None) vectors for ``hidden``'s rows, in the accumulation
+    dtype."""
+    m, acc = hidden.shape[0], _accumulator(hidden.dtype)
+    logprob = torch.empty(m, dtype=acc, device=hidden.device)
+    return logprob, (torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None)
+
+
+def _finish_forward(ctx, saved: tuple, temperature: float, chunk: int, logprob: torch.Tensor,
+                    entropy: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What both heads' forwards end with: keep ``saved`` and the settings for the backward;
+    the entropy carries no gradient."""
+    ctx.save_for_backward(*saved)
+    ctx.temperature, ctx.chunk = temperature, chunk
+    if entropy is not None:
+        ctx.mark_non_differentiable(entropy)
+    return logprob, entropy
+
+
+def _head_backward(ctx, hidden: torch.Tensor, weight: torch.Tensor, grad_z_of) -> tuple:
+    """The backward both heads share: ``grad_z_of(s, h)`` gives chunk s's gradient of the
+    logits (in hidden's dtype) for its hidden rows h; this turns it into the gradients of
+    hidden and weight, chunk by chunk (weight's accumulated in float32)."""
+    need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    acc = _accumulator(hidden.dtype)
+    grad_hidden = torch.empty_like(hidden) if need_h else None
+    grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+    for start in range(0, hidden.shape[0], ctx.chunk):
+        s = slice(start, start + ctx.chunk)
+        h = hidden[s]
+        grad_z = grad_z_of(s, h)
+        if need_h:
+            grad_hidden[s] = grad_z @ weight
+        if need_w:
+            grad_weight += (grad_z.T @ h).to(acc)
+    return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None, None,
+            None)
+
+
 class _CompiledSelectedLogprobs(torch.autograd.Function):
     """``_SelectedLogprobs`` with the soft-max arithmetic of each chunk compiled
     (``_head_stats``, ``_head_grad``): the matmuls stay cuBLAS's, and the float32 copy of a
@@ -93,10 +133,9 @@ class _CompiledSelectedLogprobs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, temperature: float, chunk: int,
                 with_entropy: bool):
-        m, acc = hidden.shape[0], _accumulator(hidden.dtype)
-        logprob = torch.empty(m, dtype=acc, device=hidden.device)
-        entropy = torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None
-        lse = torch.empty(m, dtype=acc, device=hidden.device)
+        m = hidden.shape[0]
+        logprob, entropy = _outputs(hidden, with_entropy)
+        lse = torch.empty_like(logprob)
         for start in range(0, m, chunk):
             s = slice(start, start + chunk)
             h = hidden[s]
@@ -105,31 +144,18 @@ class _CompiledSelectedLogprobs(torch.autograd.Function):
             logprob[s] = lp
             if with_entropy:
                 entropy[s] = ent
-        ctx.save_for_backward(hidden, weight, targets, lse)
-        ctx.temperature, ctx.chunk = temperature, chunk
-        if entropy is not None:
-            ctx.mark_non_differentiable(entropy)
-        return logprob, entropy
+        return _finish_forward(ctx, (hidden, weight, targets, lse), temperature, chunk,
+                               logprob, entropy)
 
     @staticmethod
     def backward(ctx, grad_logprob, _grad_entropy):
         hidden, weight, targets, lse = ctx.saved_tensors
-        tau, chunk = ctx.temperature, ctx.chunk
-        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_hidden = torch.empty_like(hidden) if need_h else None
-        grad_weight = torch.zeros(weight.shape, dtype=lse.dtype,
-                                  device=weight.device) if need_w else None
-        for start in range(0, hidden.shape[0], chunk):
-            s = slice(start, start + chunk)
-            h = hidden[s]
-            grad_z = _head_fn("grad", h.shape[0])(h @ weight.T, targets[s], lse[s],
-                                                  grad_logprob[s].to(lse.dtype), tau)
-            if need_h:
-                grad_hidden[s] = grad_z @ weight
-            if need_w:
-                grad_weight += (grad_z.T @ h).to(lse.dtype)
-        return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None,
-                None, None)
+        g = grad_logprob.to(lse.dtype)
+
+        def grad_z_of(s, h):
+            return _head_fn("grad", h.shape[0])(h @ weight.T, targets[s], lse[s], g[s],
+                                                ctx.temperature)
+        return _head_backward(ctx, hidden, weight, grad_z_of)
 
 
 class _SelectedLogprobs(torch.autograd.Function):
@@ -146,8 +172,7 @@ class _SelectedLogprobs(torch.autograd.Function):
     def forward(ctx, hidden, weight, targets, temperature: float, chunk: int,
                 with_entropy: bool):
         m, acc = hidden.shape[0], _accumulator(hidden.dtype)
-        logprob = torch.empty(m, dtype=acc, device=hidden.device)
-        entropy = torch.empty(m, dtype=acc, device=hidden.device) if with_entropy else None
+        logprob, entropy = _outputs(hidden, with_entropy)
         # One chunk: keep its soft-max for the backward instead of recomputing the head
         # (memory stays bounded by the chunk; on small heads the recomputation dominates).
         single, probs = m <= chunk, None
@@ -162,25 +187,17 @@ class _SelectedLogprobs(torch.autograd.Function):
                     entropy[s] = -(probs * log_p).sum(dim=-1)
             elif with_entropy:
                 entropy[s] = -log_p.exp().mul_(log_p).sum(dim=-1)
-        ctx.save_for_backward(hidden, weight, targets, probs if m else None)
-        ctx.temperature, ctx.chunk = temperature, chunk
-        if entropy is not None:
-            ctx.mark_non_differentiable(entropy)
-        return logprob, entropy
+        return _finish_forward(ctx, (hidden, weight, targets, probs), temperature, chunk,
+                               logprob, entropy)
 
     @staticmethod
     def backward(ctx, grad_logprob, _grad_entropy):
         hidden, weight, targets, saved_probs = ctx.saved_tensors
-        tau, chunk = ctx.temperature, ctx.chunk
-        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_hidden = torch.empty_like(hidden) if need_h else None
-        acc = _accumulator(hidden.dtype)
-        grad_weight = torch.zeros(weight.shape, dtype=acc,
-                                  device=weight.device) if need_w else None
-        rows = torch.arange(min(chunk, hidden.shape[0]), device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk):
-            s = slice(start, start + chunk)
-            h, g = hidden[s], grad_logprob[s]
+        tau, acc = ctx.temperature, _accumulator(hidden.dtype)
+        rows = torch.arange(min(ctx.chunk, hidden.shape[0]), device=hidden.device)
+
+        def grad_z_of(s, h):
+            g = grad_logprob[s]
             # d logprob_t / d z = onehot(t) - softmax(z), then / tau for the logits.
             if saved_probs is not None:
                 grad_z = saved_probs * -g[:, None]
@@ -188,13 +205,8 @@ class _SelectedLogprobs(torch.autograd.Function):
                 grad_z = torch.softmax(_scaled((h @ weight.T).to(acc), tau), dim=-1)
                 grad_z.mul_(-g[:, None])
             grad_z[rows[:h.shape[0]], targets[s]] += g
-            grad_z = _scaled(grad_z, tau).to(hidden.dtype)
-            if need_h:
-                grad_hidden[s] = grad_z @ weight
-            if need_w:
-                grad_weight += (grad_z.T @ h).to(acc)
-        return (grad_hidden, grad_weight.to(weight.dtype) if need_w else None, None, None,
-                None, None)
+            return _scaled(grad_z, tau).to(hidden.dtype)
+        return _head_backward(ctx, hidden, weight, grad_z_of)
 
 
 def selected_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
