@@ -91,9 +91,13 @@ def rope_tables(rotary_emb, positions: torch.Tensor, dtype: torch.dtype
     return cos, torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of x (..., D) with tables broadcastable to it: three kernels."""
-    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), sin_signed)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
+               rolled: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotary embedding of x (..., D) with tables broadcastable to it: three kernels.
+    ``rolled`` is x rolled by D/2 along its last dimension, when the caller has it already."""
+    if rolled is None:
+        rolled = x.roll(x.shape[-1] // 2, dims=-1)
+    return torch.addcmul(x * cos, rolled, sin_signed)
 
 
 def qkv_linears(attn) -> tuple[torch.nn.Linear, ...]:
@@ -165,8 +169,8 @@ def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: tor
         # training the slice's backward would cost more than the copy saves.
         heads = qkv.view(n, s, -1, d)
         qk_heads = (q_size + k_size) // d
-        qk = torch.addcmul(heads[:, :, :qk_heads] * cos,
-                           heads.roll(d // 2, dims=-1)[:, :, :qk_heads], sin_signed)
+        qk = apply_rope(heads[:, :, :qk_heads], cos, sin_signed,
+                        rolled=heads.roll(d // 2, dims=-1)[:, :, :qk_heads])
         q_heads = q_size // d
         return qk[:, :, :q_heads], qk[:, :, q_heads:], heads[:, :, qk_heads:]
     else:
