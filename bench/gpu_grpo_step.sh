@@ -36,7 +36,8 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 timeout 180 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
-  tests/engine/test_packed_forward.py tests/engine/test_rollout.py > "$OUT/cuda_tests.txt" 2>&1
+  tests/engine/test_packed_forward.py tests/engine/test_rollout.py \
+  tests/engine/test_master_weights.py > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
 timeout 380 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
   --sides "${SIDES:-steer,trl,steer-compile,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \

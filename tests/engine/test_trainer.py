@@ -140,6 +140,28 @@ def test_resume_after_stop_is_bit_identical(tiny_cfg, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_bfloat16_resume_carries_on_from_the_master_weights(tiny_cfg, tmp_path):
+    """A bfloat16 policy trains through float32 master weights (optim.master_weights); a
+    resumed run restores them from the optimiser state, not from the checkpoint's rounded
+    weights, and so repeats the straight run exactly."""
+    config = TrainConfig.from_dict(tiny_cfg(
+        policy={**tiny_cfg()["policy"], "dtype": "bfloat16"},
+        optim={"lr": 3e-3},
+        train={"total_steps": 4, "checkpoint_every": 2, "device": "cpu", "seed": 3}))
+    straight = Recorder()
+    full = train(config, PROMPTS, straight, output_dir=tmp_path / "straight")
+    train(config, PROMPTS, Recorder(stop_after=2), output_dir=tmp_path / "resumed")
+    second = Recorder()
+    resumed = train(config, PROMPTS, second, output_dir=tmp_path / "resumed")
+    assert resumed.resumed_from == 2 and sorted(second.metrics) == [3, 4]
+    assert second.metrics[4]["grad_norm"] == straight.metrics[4]["grad_norm"]
+    a, b = _weights(full.final_checkpoint), _weights(resumed.final_checkpoint)
+    assert all(t.dtype == torch.bfloat16 for t in a.values())
+    saved = torch.load(full.final_checkpoint / "optimizer.pt", weights_only=True)
+    assert all(m.dtype == torch.float32 for m in saved["master_weights"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_fast_path_trains_like_the_plain_path(tiny_cfg, tmp_path, monkeypatch):
     """train.fast_path (static-cache decoder, chunked head) changes no result beyond rounding:
     the same completions, rewards and metrics, and weights within float tolerance."""

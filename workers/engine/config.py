@@ -240,6 +240,12 @@ class OptimConfig:
                                  default=1.0)
     betas: tuple[float, float] = _help("AdamW betas.", default=(0.9, 0.999))
     eps: float = _help("AdamW epsilon.", default=1e-8)
+    master_weights: bool = _help(
+        "With policy.dtype 'bfloat16': AdamW steps float32 copies of the weights and rounds "
+        "the bfloat16 ones from them, since a step of about lr (1e-6) is far below "
+        "bfloat16's resolution and would mostly round away. Costs 8 bytes a parameter; "
+        "false steps the bfloat16 weights directly.",
+        default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION

@@ -17,6 +17,7 @@ import torch
 from .chunked_logprobs import fast_token_logprobs, supports_head
 from .config import AlgorithmConfig, OptimConfig
 from .losses import aggregate_loss, clipped_policy_loss, kl_k3, token_logprobs
+from .master_weights import MasterWeightsAdamW
 
 
 @dataclass
@@ -45,11 +46,15 @@ def learning_rate_at(step: int, cfg: OptimConfig) -> float:
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, *, fast: bool = False
                     ) -> torch.optim.AdamW:
     """AdamW over the trainable parameters; ``fast`` fuses it into one kernel per step when
-    every parameter is on a GPU (the CPU keeps the default implementation)."""
+    every parameter is on a GPU (the CPU keeps the default implementation). Low-precision
+    parameters are stepped as float32 master copies unless ``cfg.master_weights`` is off."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = fast and bool(params) and all(p.is_cuda for p in params)
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                             weight_decay=cfg.weight_decay, fused=fused or None)
+    kwargs = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps,
+              "weight_decay": cfg.weight_decay, "fused": fused or None}
+    if cfg.master_weights and any(p.dtype != torch.float32 for p in params):
+        return MasterWeightsAdamW(params, **kwargs)
+    return torch.optim.AdamW(params, **kwargs)
 
 
 def _logprobs_fn(model, fast: bool, compile_head: bool = False):

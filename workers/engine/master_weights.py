@@ -1,0 +1,94 @@
+"""AdamW over float32 master copies of a low-precision policy's parameters.
+
+A bfloat16 weight near 0.02 is stored to about 1.2e-4, while AdamW at the learning rates of RL
+post-training moves it by about the learning rate (1e-6 by default). Stepped directly, such a
+policy hardly trains: one AdamW step at 1e-6 on a 576 × 576 matrix of bfloat16 weights left
+98 % of them as they were, and moved the rest, the few near zero, by a whole unit of their
+resolution instead of by 1e-6. As in mixed-precision training elsewhere (Megatron, DeepSpeed,
+verl's FSDP workers), the optimiser here steps float32 copies of those parameters, with its
+moments in float32, and rounds the model's weights from them after every step. Forward,
+backward and decoding still run on the bfloat16 weights; the gradients are cast to float32
+once per step. It costs 8 bytes a parameter (the copy and the moments' extra width), and on a
+GPU two passes over the parameters per step.
+
+The master copies are part of the optimiser's state dict, so a resumed run carries on from
+them rather than from the rounded weights of the checkpoint's model files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+MASTER_KEY = "master_weights"
+
+
+class MasterWeightsAdamW(torch.optim.AdamW):
+    """``torch.optim.AdamW`` whose low-precision parameters are stepped as float32 copies.
+
+    Float32 parameters are stepped as themselves. Keyword arguments are AdamW's.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], **adamw_kwargs) -> None:
+        params = list(params)
+        masters = [p if p.dtype == torch.float32
+                   else p.detach().to(torch.float32, copy=True).requires_grad_(p.requires_grad)
+                   for p in params]
+        self._pairs = [(p, m) for p, m in zip(params, masters) if m is not p]
+        super().__init__(masters, **adamw_kwargs)
+
+    @property
+    def low_precision_params(self) -> list[torch.nn.Parameter]:
+        return [p for p, _ in self._pairs]
+
+    @property
+    def master_params(self) -> list[torch.Tensor]:
+        """The float32 copies, in the order of ``low_precision_params``."""
+        return [m for _, m in self._pairs]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None:
+            raise TypeError("MasterWeightsAdamW.step takes no closure")
+        for p, m in self._pairs:
+            m.grad = None if p.grad is None else p.grad.to(torch.float32)
+        super().step()
+        if self._pairs:
+            torch._foreach_copy_(self.low_precision_params, self.master_params)  # rounds
+            for m in self.master_params:
+                m.grad = None  # a float32 gradient lives only during the step
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none=set_to_none)
+        for p in self.low_precision_params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state[MASTER_KEY] = self.master_params
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """AdamW's state, and the master copies where the dict has them. A dict saved by a
+        plain AdamW (a checkpoint written before master weights) starts them from the current
+        weights."""
+        state_dict = dict(state_dict)
+        saved = state_dict.pop(MASTER_KEY, None)
+        if saved is not None:
+            shapes = [tuple(m.shape) for m in self.master_params]
+            if [tuple(s.shape) for s in saved] != shapes:
+                raise ValueError(
+                    f"optimizer state: {len(saved)} master weights do not match the model's "
+                    f"{len(shapes)} low-precision parameters (or their shapes differ)")
+        super().load_state_dict(state_dict)
+        with torch.no_grad():
+            for i, (p, m) in enumerate(self._pairs):
+                if saved is None:
+                    m.copy_(p)
+                else:
+                    m.copy_(saved[i])
+                    p.copy_(m)
