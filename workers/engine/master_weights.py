@@ -3,8 +3,8 @@
 A bfloat16 weight near 0.02 is stored to about 1.2e-4, while AdamW at the learning rates of RL
 post-training moves it by about the learning rate (1e-6 by default). Stepped directly, such a
 policy hardly trains: one AdamW step at 1e-6 on a 576 × 576 matrix of bfloat16 weights left
-98 % of them as they were, and moved the rest, the few near zero, by a whole unit of their
-resolution instead of by 1e-6. As in mixed-precision training elsewhere (Megatron, DeepSpeed,
+98 % of them as they were: only the 2 % closest to zero, where the resolution is fine
+enough, moved at all. As in mixed-precision training elsewhere (Megatron, DeepSpeed,
 verl's FSDP workers), the optimiser here steps float32 copies of those parameters, with its
 moments in float32, and rounds the model's weights from them after every step. Forward,
 backward and decoding still run on the bfloat16 weights; the gradients are cast to float32
