@@ -33,6 +33,7 @@ KNOBS = [
     ("rollout.max_new_tokens", "Max new tokens"),
     ("rollout.temperature", "Temperature"),
     ("optim.lr", "Learning rate"),
+    ("policy.dtype", "Precision"),
     ("optim.warmup_steps", "Warm-up steps"),
     ("train.total_steps", "Total steps"),
     ("train.checkpoint_every", "Checkpoint every"),
@@ -67,6 +68,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
         "algorithm.scale": engine_config.SCALES,
         "algorithm.loss_aggregation": engine_config.LOSS_AGGREGATIONS,
         "algorithm.importance_level": engine_config.IMPORTANCE_LEVELS,
+        "policy.dtype": engine_config.DTYPES,
     }.get(path)
 
 

@@ -76,7 +76,10 @@ class PolicyConfig:
     name: str = _help("Built-in model name, used when source is 'builtin'.",
                       default="smollm2-135m-instruct")
     path: str | None = _help("Local model folder, used when source is 'path'.", default=None)
-    dtype: str = _help("Parameter dtype: 'float32' or 'bfloat16'.", default="float32")
+    dtype: str = _help(
+        "Parameter dtype: 'float32', or 'bfloat16' (half the memory, and the fast choice on a "
+        "GPU; the optimiser keeps float32 master weights, see optim.master_weights).",
+        default="float32")
     tiny: TinyPolicyConfig = _help("Sizes of the tiny model (source 'tiny').",
                                    default_factory=TinyPolicyConfig)
 

@@ -63,9 +63,20 @@ def test_a_valid_form_launches_a_queued_run_and_sends_its_task(client, researche
     assert sent == [("workers.tasks.run_policy", [run.id])]
 
 
+def test_the_precision_chosen_on_the_form_reaches_the_run_config(client, researcher, sent):
+    data = {**tiny_run_form_data(make_policy(researcher), make_dataset(researcher)),
+            "policy__dtype": "bfloat16"}
+    assert 'name="policy__dtype"' in client.get(new_run_url(researcher)).content.decode()
+    response = client.post(new_run_url(researcher), data)
+    assert response.status_code == 302
+    policy = Run.objects.get(project=researcher).config["policy"]
+    assert policy["dtype"] == "bfloat16" and policy["source"] == "tiny"
+
+
 @pytest.mark.parametrize("change, field, message", [
     ({"rollout__num_generations": 1}, "rollout__num_generations", "must be at least 2"),
     ({"algorithm__estimator": "ppo"}, "algorithm__estimator", "Select a valid choice"),
+    ({"policy__dtype": "float16"}, "policy__dtype", "Select a valid choice"),
     ({"reward_1_params": '{"max_tokens": "many"}'}, "reward_1_params", "expected int"),
     ({"reward_1_params": "{oops"}, "reward_1_params", "Not valid JSON"),
     ({"reward_0_name": "", "reward_1_name": ""}, "reward_0_name", "Choose at least one reward"),
