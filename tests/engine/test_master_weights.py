@@ -19,7 +19,7 @@ def _bf16_layer(seed: int = 0) -> torch.nn.Linear:
 def _set_grads(params, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     for p in params:
-        p.grad = torch.randn(p.shape, generator=g).to(p.dtype)
+        p.grad = torch.randn(p.shape, generator=g).to(device=p.device, dtype=p.dtype)
 
 
 def test_the_masters_take_exactly_the_float32_steps():
@@ -113,8 +113,9 @@ def test_master_weights_of_another_model_are_refused():
         MasterWeightsAdamW(other.parameters(), lr=1e-3).load_state_dict(saved)
 
 
-def test_float32_parameters_are_stepped_as_themselves():
-    layer = torch.nn.Linear(4, 4)
+@pytest.mark.parametrize("wide", [torch.float32, torch.float64])
+def test_wider_parameters_are_stepped_as_themselves(wide):
+    layer = torch.nn.Linear(4, 4).to(wide)
     layer.bias.data = layer.bias.data.to(torch.bfloat16)
     optimizer = MasterWeightsAdamW(layer.parameters(), lr=1e-2)
     assert optimizer.low_precision_params == [layer.bias]
@@ -123,6 +124,20 @@ def test_float32_parameters_are_stepped_as_themselves():
     _set_grads(layer.parameters(), seed=0)
     optimizer.step()
     assert not torch.equal(layer.weight, before)
+
+
+def test_step_hooks_run_once_per_step_and_closures_are_refused():
+    torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])  # torch wraps AdamW.step now
+    layer = _bf16_layer()
+    optimizer = MasterWeightsAdamW(layer.parameters(), lr=1e-3)
+    calls = []
+    optimizer.register_step_pre_hook(lambda *_: calls.append("pre"))
+    optimizer.register_step_post_hook(lambda *_: calls.append("post"))
+    _set_grads(layer.parameters(), seed=0)
+    optimizer.step()
+    assert calls == ["pre", "post"]
+    with pytest.raises(TypeError, match="no closure"):
+        optimizer.step(lambda: 0.0)
 
 
 @pytest.mark.parametrize("dtype, master_weights, expected", [
@@ -142,7 +157,7 @@ def test_fused_master_weights_on_gpu_take_the_float32_steps():
     reference = [p.detach().float().cpu().requires_grad_() for p in layer.parameters()]
     ours = build_optimizer(layer, OptimConfig(lr=1e-4), fast=True)
     assert type(ours) is MasterWeightsAdamW and ours.defaults["fused"]
-    theirs = torch.optim.AdamW(reference, lr=1e-4)
+    theirs = torch.optim.AdamW(reference, lr=1e-4, weight_decay=0.0)  # OptimConfig's default
     for step in range(3):
         _set_grads(layer.parameters(), seed=step)
         for p, r in zip(layer.parameters(), reference):

@@ -17,7 +17,7 @@ import torch
 from .chunked_logprobs import fast_token_logprobs, supports_head
 from .config import AlgorithmConfig, OptimConfig
 from .losses import aggregate_loss, clipped_policy_loss, kl_k3, token_logprobs
-from .master_weights import MasterWeightsAdamW
+from .master_weights import LOW_PRECISION, MasterWeightsAdamW
 
 
 @dataclass
@@ -52,7 +52,7 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, *, fast: bool = Fa
     fused = fast and bool(params) and all(p.is_cuda for p in params)
     kwargs = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps,
               "weight_decay": cfg.weight_decay, "fused": fused or None}
-    if cfg.master_weights and any(p.dtype != torch.float32 for p in params):
+    if cfg.master_weights and any(p.dtype in LOW_PRECISION for p in params):
         return MasterWeightsAdamW(params, **kwargs)
     return torch.optim.AdamW(params, **kwargs)
 
