@@ -79,6 +79,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     A policy run needs a policy and a dataset; a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``). RunError changes nothing and queues nothing.
     """
+    from webapp.experiments.local_folders import resolve_local_folders
     from webapp.experiments.run_config import parse_config_json
 
     config = parse_config_json(config)
@@ -91,6 +92,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
         raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
+    config = resolve_local_folders(project=project, kind=kind, config=config)
     with transaction.atomic():
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,
                          dataset=dataset, policy=policy)

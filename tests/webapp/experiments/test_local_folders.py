@@ -1,0 +1,124 @@
+"""A run's config names worker folders only through this project's own records."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user, tiny_run_form_data
+from tests.webapp.api.conftest import api_user, token_client
+from webapp.experiments.errors import RunError
+from webapp.experiments.models import PolicyModel, Run, RunKind
+from webapp.experiments.services import run_launch
+from webapp.rewards.models import RewardModel
+
+pytestmark = pytest.mark.django_db
+
+TINY_RM = {"backbone": "tiny", "batch_size": 4, "max_length": 32, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    from workers.celery_app import app
+
+    monkeypatch.setattr(app, "send_task", lambda name, args: None)
+
+
+def trained_reward_model(project, tmp_path, name="rm"):
+    folder = tmp_path / f"{project.slug}-{name}"
+    folder.mkdir()
+    run = make_run(project, kind=RunKind.REWARD_MODEL)
+    return RewardModel.objects.create(project=project, name=name, training_run=run, backbone="tiny",
+                                      path=str(folder))
+
+
+def policy_body(project, rewards):
+    return {"name": "x", "kind": "policy", "dataset": make_dataset(project).id,
+            "policy": make_policy(project).id,
+            "config": {"train": {"total_steps": 1, "device": "cpu"}, "rewards": rewards}}
+
+
+def test_an_api_run_names_its_projects_reward_model_by_id_and_gets_its_folder(tmp_path):
+    user = api_user()
+    mine = make_project(owner=user)
+    rm = trained_reward_model(mine, tmp_path)
+    r = token_client(user).post(f"/api/v1/projects/{mine.id}/runs/",
+                                policy_body(mine, [{"name": "reward_model", "reward_model": rm.id}]),
+                                format="json")
+    assert r.status_code == 201, r.json()
+    assert Run.objects.get(pk=r.json()["id"]).config["rewards"][0] == {
+        "name": "reward_model", "weight": 1.0, "label": f"rm{rm.id}", "path": rm.path}
+
+
+@pytest.mark.parametrize("how", ["by-path", "by-id"])
+def test_an_api_run_cannot_use_another_projects_reward_model(tmp_path, how):
+    user = api_user()
+    mine = make_project(owner=user)
+    theirs = trained_reward_model(make_project(owner=make_user()), tmp_path)
+    reward = ({"name": "reward_model", "path": theirs.path} if how == "by-path"
+              else {"name": "reward_model", "reward_model": theirs.id})
+    r = token_client(user).post(f"/api/v1/projects/{mine.id}/runs/", policy_body(mine, [reward]),
+                                format="json")
+    assert r.status_code == 400
+    fields = list(r.json()["error"]["fields"])
+    assert fields == ["config.rewards[0].path" if how == "by-path" else "config.rewards[0].reward_model"]
+    assert not Run.objects.filter(project=mine).exists()
+
+
+@pytest.mark.parametrize("reward, field, words", [
+    ({"name": "reward_model", "path": "/etc"}, "config.rewards[0].path", "not the folder of a trained reward model"),
+    ({"name": "reward_model", "reward_model": "3"}, "config.rewards[0].reward_model", "an integer"),
+    ({"name": "reward_model", "reward_model": 10**9}, "config.rewards[0].reward_model", "no trained reward model"),
+])
+def test_a_reward_model_reward_outside_the_project_is_refused_by_name(reward, field, words):
+    user = make_user()
+    project = make_project(owner=user)
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=user, name="r", kind=RunKind.POLICY,
+                   config={"rewards": [reward]}, dataset=make_dataset(project),
+                   policy=make_policy(project))
+    assert info.value.field == field and words in info.value.message
+    assert not Run.objects.exists()
+
+
+def test_an_untrained_reward_model_of_the_project_is_refused(tmp_path):
+    user = make_user()
+    project = make_project(owner=user)
+    rm = RewardModel.objects.create(project=project, name="pending", backbone="tiny")  # no folder yet
+    with pytest.raises(RunError, match="no trained reward model"):
+        run_launch(project=project, user=user, name="r", kind=RunKind.POLICY,
+                   config={"rewards": [{"name": "reward_model", "reward_model": rm.id}]},
+                   dataset=make_dataset(project), policy=make_policy(project))
+
+
+def test_the_new_run_form_cannot_smuggle_another_projects_reward_model(client, tmp_path):
+    user = make_user()
+    mine = make_project(researcher=user)
+    theirs = trained_reward_model(make_project(owner=make_user()), tmp_path)
+    data = tiny_run_form_data(make_policy(mine), make_dataset(mine))
+    overrides = {**json.loads(data["overrides"]), "rewards": [{"name": "reward_model", "path": theirs.path}]}
+    data["overrides"] = json.dumps(overrides)
+    assert client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("experiments:new", args=[mine.id]), data)
+    assert response.status_code == 400
+    assert "not the folder of a trained reward model" in response.content.decode()
+    assert not Run.objects.filter(project=mine).exists()
+
+
+def test_a_reward_model_run_s_backbone_folder_must_be_a_registered_model_of_the_project(tmp_path):
+    user = make_user()
+    mine = make_project(owner=user)
+    other = make_project(owner=make_user())
+    folder = tmp_path / "their-llm"
+    folder.mkdir()
+    PolicyModel.objects.create(project=other, name="llm", source=PolicyModel.Source.PATH, reference=str(folder))
+    config = {**TINY_RM, "backbone": "causal_lm", "path": str(folder)}
+    with pytest.raises(RunError) as info:
+        run_launch(project=mine, user=user, name="rm", kind=RunKind.REWARD_MODEL, config=config)
+    assert info.value.field == "config.path"
+    assert not Run.objects.exists()
+
+    PolicyModel.objects.create(project=mine, name="llm", source=PolicyModel.Source.PATH, reference=str(folder))
+    with pytest.raises(RunError) as info:  # now the folder is ours, and the data is what is missing
+        run_launch(project=mine, user=user, name="rm", kind=RunKind.REWARD_MODEL, config=config)
+    assert info.value.field == "config.data"

@@ -1,0 +1,66 @@
+"""The local folders a run's config may name: only those this project owns.
+
+An engine config can point a worker at folders on its disk: a ``reward_model`` reward's
+``path`` and a reward-model run's backbone ``path``. Those folders are not the caller's to
+choose. A reward model is named by its id in this project (``{"name": "reward_model",
+"reward_model": 3}``), which is resolved here to the folder it was saved to, or by that folder
+itself (as the new-run form does); a backbone folder must be one of this project's registered
+local models (a policy whose source is a local folder, which an operator registers). Anything
+else, such as another project's checkpoint folder, is refused with a RunError naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from webapp.experiments.errors import RunError
+from webapp.experiments.models import PolicyModel, RunKind
+
+
+def resolve_local_folders(*, project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with reward models named by id replaced by their folders; RunError for a
+    folder this project does not own. Shapes the engine refuses are left for its checks."""
+    if kind == RunKind.POLICY and isinstance(config.get("rewards"), list):
+        return {**config, "rewards": [_reward(project, i, r) for i, r in enumerate(config["rewards"])]}
+    if kind == RunKind.REWARD_MODEL and config.get("path") is not None:
+        registered = PolicyModel.objects.filter(project=project, source=PolicyModel.Source.PATH)
+        if not _one_of(config["path"], registered.values_list("reference", flat=True)):
+            raise RunError("is not the folder of a local model registered in this project "
+                           "(a policy whose source is a local folder)", field="config.path")
+    return config
+
+
+def _reward(project, index: int, reward: Any) -> Any:
+    if not isinstance(reward, dict) or reward.get("name") != "reward_model":
+        return reward
+    from webapp.rewards.selectors import reward_models_ready
+
+    field = f"config.rewards[{index}]"
+    ready = reward_models_ready(project=project)
+    if "reward_model" in reward:
+        if "path" in reward:
+            raise RunError("name the reward model by id or by path, not both", field=field)
+        rm_id = reward["reward_model"]
+        if isinstance(rm_id, bool) or not isinstance(rm_id, int):
+            raise RunError(f"must be a reward model's id (an integer), got {rm_id!r}",
+                           field=f"{field}.reward_model")
+        rm = ready.filter(pk=rm_id).first()
+        if rm is None:
+            raise RunError(f"no trained reward model {rm_id} in this project",
+                           field=f"{field}.reward_model")
+        reward = {k: v for k, v in reward.items() if k != "reward_model"}
+        return {**reward, "path": rm.path, "label": reward.get("label") or f"rm{rm.pk}"}
+    path = reward.get("path")
+    if isinstance(path, str) and not _one_of(path, ready.values_list("path", flat=True)):
+        raise RunError("is not the folder of a trained reward model of this project; name the "
+                       'reward model by id instead: {"name": "reward_model", "reward_model": <id>}',
+                       field=f"{field}.path")
+    return reward
+
+
+def _one_of(path: str, folders) -> bool:
+    if not path or "\x00" in path:
+        return False
+    wanted = os.path.realpath(path)
+    return any(folder and os.path.realpath(folder) == wanted for folder in folders)
