@@ -22,7 +22,7 @@ BROKER_SCHEMES = {"redis", "rediss", "filesystem", "amqp", "pyamqp"}
 # Every variable Steer reads (docker-compose.yml and the README are checked against it).
 VARIABLES = (
     "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
-    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR",
+    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR", "STEER_TRUSTED_PROXIES",
 )
 
 
@@ -41,6 +41,7 @@ class Environment:
     model_cache_dir: Path
     uses_embedded_database: bool
     uses_embedded_broker: bool
+    trusted_proxies: int
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:
@@ -52,6 +53,14 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
+
+
+def parse_count(name: str, raw: str | None, default: int) -> int:
+    if raw is None or not raw.strip():
+        return default
+    if not (raw.strip().isascii() and raw.strip().isdigit()):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number (0, 1, 2, ...).")
+    return int(raw)
 
 
 def parse_list(raw: str | None, default: list[str]) -> list[str]:
@@ -144,4 +153,5 @@ def load(environ: Mapping[str, str], base_dir: Path) -> Environment:
         model_cache_dir=Path(environ.get("STEER_MODEL_CACHE_DIR") or var_dir / "models").resolve(),
         uses_embedded_database=not environ.get("DATABASE_URL"),
         uses_embedded_broker=not environ.get("CELERY_BROKER_URL"),
+        trusted_proxies=parse_count("STEER_TRUSTED_PROXIES", environ.get("STEER_TRUSTED_PROXIES"), 0),
     )

@@ -121,6 +121,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": "20/min"},
+    # The client address the failed-login throttle counts against: the connection's own
+    # unless STEER_TRUSTED_PROXIES reverse proxies sit in front (X-Forwarded-For is the
+    # client's to write, so trusting it with no proxy would let a guesser pick a new address
+    # for every guess).
+    "NUM_PROXIES": ENV.trusted_proxies,
+}
+# Only the failed-login throttle caches anything; on disk, so every gunicorn worker on the
+# host counts the same failures.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(ENV.var_dir / "cache"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steer API",

@@ -73,3 +73,12 @@ def test_invalid_broker_url_is_refused(tmp_path):
 def test_invalid_debug_value_is_refused(tmp_path):
     with pytest.raises(ImproperlyConfigured, match="DEBUG"):
         load({"STEER_VAR_DIR": str(tmp_path), "DEBUG": "maybe"}, base_dir=Path("."))
+
+
+def test_trusted_proxies_default_to_none_and_must_be_a_count(tmp_path):
+    base = {"STEER_VAR_DIR": str(tmp_path)}
+    assert load(base, base_dir=Path(".")).trusted_proxies == 0
+    assert load({**base, "STEER_TRUSTED_PROXIES": "1"}, base_dir=Path(".")).trusted_proxies == 1
+    for bad in ("-1", "one", "²"):
+        with pytest.raises(ImproperlyConfigured, match="STEER_TRUSTED_PROXIES"):
+            load({**base, "STEER_TRUSTED_PROXIES": bad}, base_dir=Path("."))

@@ -48,6 +48,51 @@ def test_repeated_failed_tokens_are_throttled_even_for_a_good_token_after(owner)
             SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
 
 
+@pytest.fixture
+def auth_rate_3_a_minute():
+    from django.conf import settings
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "3/min"}}):
+        api_settings.reload()
+        SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        try:
+            yield
+        finally:
+            api_settings.reload()
+            SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_a_guesser_cannot_dodge_the_throttle_with_a_new_forwarded_address(db, auth_rate_3_a_minute):
+    codes = []
+    for i in range(4):
+        client = bearer("steer_wrong")
+        client.credentials(HTTP_AUTHORIZATION="Bearer steer_wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
+        codes.append(client.get("/api/v1/projects/").status_code)
+    assert codes == [401, 401, 401, 429]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_address_is_counted(db, auth_rate_3_a_minute):
+    from rest_framework.settings import api_settings
+
+    with override_settings(REST_FRAMEWORK={**api_settings.user_settings, "NUM_PROXIES": 1}):
+        api_settings.reload()
+        codes = []
+        for client_address in ("10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"):
+            client = bearer("steer_wrong")
+            client.credentials(HTTP_AUTHORIZATION="Bearer steer_wrong", HTTP_X_FORWARDED_FOR=client_address)
+            codes.append(client.get("/api/v1/projects/").status_code)
+    assert codes == [401, 401, 401, 401, 429]
+
+
+def test_failures_are_counted_in_a_cache_every_web_process_shares():
+    from django.conf import settings
+
+    assert settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache")
+    assert str(settings.STEER_VAR_DIR) in settings.CACHES["default"]["LOCATION"]
+
+
 def test_session_login_reaches_the_api(client, owner):
     client.force_login(owner)
     assert client.get("/api/v1/projects/").status_code == 200
