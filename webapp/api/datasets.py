@@ -5,10 +5,11 @@ from django.db.models import Count
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from webapp.api.base import SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.errors import DatasetImportError
 from webapp.datasets.models import Prompt, PromptDataset

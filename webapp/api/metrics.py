@@ -13,10 +13,10 @@ import orjson
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerApi, TooLarge, field_error, query_params
+from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, run_id_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
@@ -48,7 +48,7 @@ class MetricBatchInputSerializer(serializers.Serializer):
 
 def _decode_batch(request) -> list:
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    if length.isascii() and length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         raise TooLarge(f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
     if (request.content_type or "").split(";")[0].strip() != "application/json":
         raise exceptions.UnsupportedMediaType(request.content_type or "(none)")

@@ -1,3 +1,5 @@
+from django.core.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
 
@@ -8,3 +10,12 @@ class DefaultCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        """DRF's paging, with a cursor whose position does not fit the ordering's field (a
+        tampered or hand-made cursor, e.g. ``p=abc`` for ids) answered as an invalid cursor
+        (404) rather than an error of the server."""
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise NotFound(self.invalid_cursor_message) from exc

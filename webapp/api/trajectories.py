@@ -3,10 +3,10 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import filters, serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params
+from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.experiments.models import Trajectory
@@ -86,7 +86,7 @@ class RunTrajectoryListApi(SteerListApi):
     def post(self, request, run_id: int):
         run = run_for(request, run_id)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if length.isascii() and length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise TooLarge(f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
         records = request.data.get("records") if isinstance(request.data, dict) else None
         if not isinstance(records, list):

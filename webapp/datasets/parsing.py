@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
+from json import JSONDecodeError
 
+from webapp.core.json_input import storable_json, storable_text_check
 from webapp.datasets.errors import DatasetImportError
 
 PROMPT_KEYS = ("prompt", "messages", "text", "question")
@@ -74,8 +75,8 @@ def parse_jsonl(content: str) -> list[PromptRow]:
         if not line.strip():
             continue
         try:
-            rows.append(row_from_object(json.loads(line)))
-        except json.JSONDecodeError as exc:
+            rows.append(row_from_object(storable_json(line)))
+        except JSONDecodeError as exc:
             errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
         except ValueError as exc:
             errors.append((number, str(exc)))
@@ -90,7 +91,9 @@ def parse_csv(content: str) -> list[PromptRow]:
     rows, errors = [], []
     for number, record in enumerate(reader, start=2):
         try:
-            rows.append(row_from_object({k: v for k, v in record.items() if k is not None and k != "messages"}))
+            record = {k: v for k, v in record.items() if k is not None and k != "messages"}
+            storable_text_check(record)
+            rows.append(row_from_object(record))
         except ValueError as exc:
             errors.append((number, str(exc)))
     _check(rows, errors)

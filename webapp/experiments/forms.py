@@ -12,6 +12,7 @@ import json
 
 from django import forms
 
+from webapp.core.json_input import json_error, storable_json
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.models import PolicyModel
 
@@ -134,10 +135,7 @@ class NewRunForm(forms.Form):
         raw = self.cleaned_data.get("overrides") or ""
         if not raw.strip():
             return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).")
+        value = _json_field(raw)
         if not isinstance(value, dict):
             raise forms.ValidationError("Must be a JSON object.")
         return value
@@ -152,9 +150,9 @@ class NewRunForm(forms.Form):
             weight = cleaned.get(f"reward_{i}_weight")
             raw = (cleaned.get(f"reward_{i}_params") or "").strip()
             try:
-                params = json.loads(raw) if raw else {}
-            except json.JSONDecodeError as exc:
-                self.add_error(f"reward_{i}_params", f"Not valid JSON ({exc.msg}).")
+                params = _json_field(raw) if raw else {}
+            except forms.ValidationError as exc:
+                self.add_error(f"reward_{i}_params", exc)
                 continue
             if not isinstance(params, dict):
                 self.add_error(f"reward_{i}_params", "Must be a JSON object.")
@@ -234,10 +232,7 @@ class RewardModelRunForm(forms.Form):
         self.fields["settings"].initial = json.dumps(RewardModelTrainConfig().to_dict(), indent=2)
 
     def clean_settings(self):
-        try:
-            value = json.loads(self.cleaned_data["settings"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).")
+        value = _json_field(self.cleaned_data["settings"])
         if not isinstance(value, dict):
             raise forms.ValidationError("Must be a JSON object.")
         return value
@@ -253,3 +248,13 @@ class RewardModelRunForm(forms.Form):
         if field == "config.data":
             return "data"
         return "settings" if field and field.startswith("config") else None
+
+
+def _json_field(raw: str):
+    """A form field's JSON value, or ValidationError saying what is wrong (a syntax error with
+    its line and column, or a value the database cannot store)."""
+    try:
+        return storable_json(raw)
+    except ValueError as exc:
+        message = json_error(exc)
+        raise forms.ValidationError(f"{message[:1].upper()}{message[1:]}.") from None

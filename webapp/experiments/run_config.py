@@ -1,8 +1,8 @@
 """Validation of a run's config JSON against the engine's typed configs."""
 
-import json
 from typing import Any
 
+from webapp.core.json_input import json_error, storable_json
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import RunKind
 
@@ -13,13 +13,25 @@ def parse_config_json(raw: str | bytes | dict | None) -> dict[str, Any]:
         return {}
     if isinstance(raw, dict):
         return raw
+    if not isinstance(raw, str | bytes):  # a JSON body's list, number or boolean
+        raise RunError(f"must be a JSON object, got {_json_type(raw)}", field="config")
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise RunError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", field="config") from exc
+        value = storable_json(raw)
+    except ValueError as exc:
+        raise RunError(json_error(exc), field="config") from exc
     if not isinstance(value, dict):
-        raise RunError(f"must be a JSON object, got {type(value).__name__}", field="config")
+        raise RunError(f"must be a JSON object, got {_json_type(value)}", field="config")
     return value
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {list: "an array", str: "a string"}.get(type(value), type(value).__name__)
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-import json
 import time
 import uuid
 
 from django import forms
 
+from webapp.core.json_input import storable_json
 from webapp.experiments.models import Run
 from webapp.feedback.labelling import MAX_TIME_SPENT_MS
 from webapp.feedback.models import Criterion, Rubric
@@ -80,8 +80,8 @@ class GoldForm(forms.Form):
         if not raw:
             return None
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
+            return storable_json(raw)
+        except ValueError:
             raise forms.ValidationError("Write the ranking as JSON, e.g. [[1], [0]].") from None
 
 

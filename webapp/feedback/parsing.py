@@ -10,8 +10,10 @@ One object a line::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
+from json import JSONDecodeError
+
+from webapp.core.json_input import storable_json
 
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
@@ -86,8 +88,8 @@ def parse_tasks_jsonl(content: str) -> list[TaskRow]:
         if not line.strip():
             continue
         try:
-            rows.append(task_row_from_object(json.loads(line)))
-        except json.JSONDecodeError as exc:
+            rows.append(task_row_from_object(storable_json(line)))
+        except JSONDecodeError as exc:
             errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
         except ValueError as exc:
             errors.append((number, str(exc)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+from json import JSONDecodeError
 
+from webapp.core.json_input import storable_json
 from webapp.datasets.parsing import parse_messages
 from webapp.rewards.errors import PairImportError
 
@@ -41,8 +42,8 @@ def parse_pairs(content: str) -> list[dict]:
         if not line.strip():
             continue
         try:
-            pairs.append(pair_from_object(json.loads(line)))
-        except json.JSONDecodeError as exc:
+            pairs.append(pair_from_object(storable_json(line)))
+        except JSONDecodeError as exc:
             errors.append((number, f"not valid JSON ({exc.msg}, column {exc.colno})"))
         except ValueError as exc:
             errors.append((number, str(exc)))

@@ -53,6 +53,15 @@ def test_pairs_import_reports_each_bad_line_and_stores_nothing(researcher):
     assert not PreferencePairSet.objects.exists()
 
 
+def test_pairs_import_names_a_line_the_database_cannot_store(researcher):
+    content = "\n".join([json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}),
+                         json.dumps({"prompt": "p", "chosen": "a\u0000", "rejected": "b"})])
+    with pytest.raises(PairImportError) as info:
+        pair_set_import(project=researcher, name="bad", content=content)
+    assert info.value.errors == [(2, "holds a NUL character (\\u0000), which cannot be stored")]
+    assert not PreferencePairSet.objects.exists()
+
+
 def test_pairs_import_page_stores_the_pairs(client, researcher):
     upload = SimpleUploadedFile("pairs.jsonl", pairs_jsonl(5).encode())
     response = client.post(reverse("rewards:import_pairs", args=[researcher.id]), {"name": "seed pairs", "file": upload})

@@ -1,0 +1,64 @@
+"""Malformed API input answers 400 or 404 naming what is wrong, never a server error."""
+
+import base64
+
+import pytest
+
+from tests.factories import make_dataset, make_policy, make_project
+from webapp.datasets.models import PromptDataset
+from webapp.experiments.models import Run
+
+pytestmark = pytest.mark.django_db
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+def project(owner):
+    return make_project(owner=owner)
+
+
+@pytest.mark.parametrize("path", ["runs/", "datasets/", "labels/", "tasks/"])
+def test_a_forged_page_cursor_answers_404_invalid_cursor(api, project, path):
+    cursor = base64.b64encode(b"p=abc").decode()
+    response = api.get(f"/api/v1/projects/{project.id}/{path}", {"cursor": cursor})
+    assert response.status_code == 404
+    assert "Invalid cursor" in response.json()["error"]["message"]
+
+
+def test_a_cursor_from_a_page_still_pages(api, project):
+    for i in range(3):
+        make_dataset(project, name=f"d{i}", n=1)
+    first = api.get(f"/api/v1/projects/{project.id}/datasets/", {"page_size": 2}).json()
+    second = api.get(first["next"]).json()
+    assert len(first["results"]) == 2 and len(second["results"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["external", "policy"])
+@pytest.mark.parametrize("config, words", [([1, 2], "an array"), (5, "a number"), (True, "a boolean")])
+def test_a_run_config_that_is_no_object_answers_400(api, project, kind, config, words):
+    body = {"name": "r", "kind": kind, "config": config, "dataset": make_dataset(project).id,
+            "policy": make_policy(project).id}
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"config": [f"must be a JSON object, got {words}"]}
+    assert not Run.objects.exists()
+
+
+def test_a_body_nested_too_deeply_answers_400(api, project):
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", DEEP, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("content, words", [
+    (DEEP, "JSON nested too deeply"),
+    ('{"prompt": "a\\u0000b"}', "NUL character"),
+    ('{"prompt": "hi", "metadata": {"x": NaN}}', "NaN is not a number"),
+])
+def test_an_imported_line_the_database_cannot_store_is_named(api, project, content, words):
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/", {"name": "d", "content": content},
+                        format="json")
+    assert response.status_code == 400
+    assert words in str(response.json()["error"])
+    assert not PromptDataset.objects.exists()

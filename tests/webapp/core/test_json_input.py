@@ -1,0 +1,36 @@
+import json
+
+import pytest
+
+from webapp.core.json_input import json_error, storable_json
+
+
+def test_plain_json_parses_as_json_loads_does():
+    text = '{"a": [1, 2.5, "x\\u00e9", null, true], "big": 123456789012345678901234567890}'
+    assert storable_json(text) == json.loads(text)
+    assert storable_json(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"x": NaN}', "NaN is not a number JSON can store"),
+    ('[1, -Infinity]', "-Infinity is not a number"),
+    ('{"prompt": "a\\u0000b"}', "NUL character"),
+    ('{"a\\u0000": 1}', "NUL character"),  # keys too
+    ('[[["\\ud800"]]]', "unpaired surrogate"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_what_the_database_cannot_store_is_a_value_error_saying_what(text, words):
+    with pytest.raises(ValueError) as info:
+        storable_json(text)
+    assert not isinstance(info.value, json.JSONDecodeError)
+    assert words in json_error(info.value)
+
+
+def test_a_syntax_error_keeps_its_line_and_column():
+    with pytest.raises(json.JSONDecodeError) as info:
+        storable_json('{\n  "a": 1,\n}')
+    assert json_error(info.value).startswith("not valid JSON (line 3, column 1:")
+
+
+def test_a_backslash_before_u0000_is_text_not_nul():
+    assert storable_json('"\\\\u0000"') == "\\u0000"

@@ -1,0 +1,28 @@
+"""The dataset import page names each line it cannot store, and stores nothing."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_project, make_user
+from webapp.datasets.models import PromptDataset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("filename, content, words", [
+    ("p.jsonl", b'{"prompt": "fine"}\n{"prompt": "a\\u0000b"}\n', "holds a NUL character"),
+    ("p.jsonl", b'{"prompt": "hi", "metadata": {"x": NaN}}\n', "NaN is not a number"),
+    ("p.jsonl", b'{"prompt": "\\ud800"}\n', "unpaired surrogate"),
+    ("p.jsonl", b"[" * 50_000 + b"]" * 50_000, "JSON nested too deeply"),
+    ("p.csv", b"prompt,reference\nfine,1\n\"a\x00b\",2\n", "holds a NUL character"),
+])
+def test_a_line_the_database_cannot_store_is_named_and_nothing_is_stored(client, filename, content, words):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "d", "file": SimpleUploadedFile(filename, content)})
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    assert not PromptDataset.objects.exists()

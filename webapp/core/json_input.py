@@ -1,0 +1,59 @@
+"""JSON from users (imported lines, form fields, configs), parsed into values the database can
+store. ``json.loads`` accepts three things PostgreSQL refuses later, with an error of the
+server instead of one naming the line: NaN and ±Infinity, the NUL character (``\\u0000``),
+and unpaired surrogates (``\\ud800``). Nesting deep enough to exhaust Python's stack raises
+RecursionError, which is not a ValueError. Here each of them is a ValueError saying what is
+wrong; syntax errors stay ``json.JSONDecodeError`` (also a ValueError) with line and column.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def storable_json(text: str | bytes) -> Any:
+    """The value of ``text``, or ValueError naming what the database could not store."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if (b"\\u" if isinstance(text, bytes) else "\\u") in text:  # NUL and surrogates come escaped
+        storable_text_check(value)
+    return value
+
+
+def storable_text_check(value: Any) -> None:
+    """ValueError if a string anywhere in ``value`` (keys included) holds NUL or an unpaired
+    surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_string(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _check_string(key)
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_string(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("holds a NUL character (\\u0000), which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds an unpaired surrogate (\\ud800 to \\udfff), which is not text") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON can store; use null or a string")
+
+
+def json_error(exc: ValueError) -> str:
+    """What ``storable_json`` found wrong, a syntax error with its line and column."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    return str(exc)
