@@ -20,6 +20,14 @@ from webapp.experiments.metric_rollups import (
 from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, Run
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
+
+
+def metric_key_is_valid(key: object) -> bool:
+    """A key a metric can be stored under: a non-empty string of at most MAX_KEY_LENGTH
+    characters, without NUL (which PostgreSQL's text refuses)."""
+    return isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+
+
 # A BIGINT column, less one: the exclusion constraint's closed range int8range(lo, hi, '[]') is
 # stored as [lo, hi + 1), which must fit in a BIGINT too.
 MAX_STEP = 2**63 - 2
@@ -61,7 +69,7 @@ def normalise_series(points: Iterable) -> Series:
                 raise MetricPointError(i, "must be an object with key, step and value") from None
         values = by_key.get(key) if type(key) is str else None
         if values is None:  # a key not seen yet in this batch (or not a string)
-            if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+            if not metric_key_is_valid(key):
                 raise MetricPointError(
                     i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
             values = by_key.setdefault(key, {})

@@ -9,8 +9,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import NewRunForm
+from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import RunKind
 from webapp.experiments.selectors import (
     checkpoint_list,
@@ -91,12 +93,15 @@ def run_chart_data(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
     compare_ids = []
     for raw in request.GET.getlist("compare")[:MAX_COMPARED_RUNS]:
-        if raw.isdigit() and int(raw) != run.id:
-            compare_ids.append(int(raw))
+        other = query_id(raw)
+        if other is not None and other != run.id:
+            compare_ids.append(other)
     others = {r.id: r.name for r in run_list(project=request.project).filter(pk__in=compare_ids)}
     run_ids = [run.id, *others]
-    series = metric_history_downsampled(run_ids=run_ids, keys=request.GET.getlist("key"),
-                                        max_points=CHART_MAX_POINTS)
+    asked = request.GET.getlist("key")  # none: every key
+    keys = [k for k in asked if metric_key_is_valid(k)]  # no metric is stored under the others
+    series = (metric_history_downsampled(run_ids=run_ids, keys=keys, max_points=CHART_MAX_POINTS)
+              if keys or not asked else [])
     return JsonResponse({
         "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
                 "current_step": run.current_step, "total_steps": run.total_steps},
@@ -131,9 +136,9 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
     """
     run = run_get(project=request.project, run_id=run_id)
     steps = trajectory_steps(run=run)
-    raw = request.GET.get("step", "")
-    follow_latest = not (raw.isdigit() and int(raw) in steps)
-    step = (steps[-1] if steps else None) if follow_latest else int(raw)
+    chosen = query_id(request.GET.get("step", ""))
+    follow_latest = chosen not in steps
+    step = (steps[-1] if steps else None) if follow_latest else chosen
     order = request.GET.get("order", "reward")
     groups = trajectory_groups(run=run, step=step, order=order) if step is not None else []
     context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups,

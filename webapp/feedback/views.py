@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from webapp.core.query import query_id
 from webapp.feedback import exports, selectors, services
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.forms import (
@@ -27,7 +28,7 @@ def _page(request, template: str, **context):
 
 def _undo_offer(request, label_id=None, label=None) -> dict | None:
     """The caller's label still inside the undo window, with the seconds left."""
-    if label is None and label_id and str(label_id).isdigit():
+    if label is None and query_id(label_id) is not None:
         label = PreferenceLabel.objects.filter(pk=label_id, annotator=request.user, task__project=request.project).first()
     if label is None:
         return None

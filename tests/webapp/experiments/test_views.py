@@ -216,3 +216,23 @@ def test_a_queued_run_shows_the_steps_its_config_plans(client, researcher):
     run = make_run(researcher, config={"train": {"total_steps": 40}})
     page = client.get(reverse("experiments:detail", args=[researcher.id, run.id])).content.decode()
     assert "step 0 of 40" in page
+
+
+@pytest.mark.parametrize("name, params", [
+    ("experiments:trajectories", {"step": "²"}),
+    ("experiments:trajectories", {"step": str(2**70)}),
+    ("experiments:chart_data", {"compare": ["²", str(2**70)]}),
+    ("experiments:chart_data", {"key": ["a\x00b", "k" * 500]}),
+])
+def test_query_values_that_are_no_id_or_key_are_ignored(client, researcher, name, params):
+    run = make_run(researcher)
+    _trajectory(run, 1, "only step")
+    metric_points_upsert(run_id=run.id, points=[("reward", 1, 0.5)])
+    response = client.get(reverse(name, args=[researcher.id, run.id]), params)
+    assert response.status_code == 200
+    if name == "experiments:trajectories":
+        assert "only step" in response.content.decode()  # the newest step, as for no step
+    elif "key" in params:
+        assert response.json()["series"] == []  # no stored key matches them
+    else:
+        assert response.json()["runs"] == {str(run.id): run.name}  # nothing compared

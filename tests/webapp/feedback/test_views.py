@@ -169,6 +169,29 @@ def test_task_import_page_lists_bad_lines(client, project, researcher):
     assert not ComparisonTask.objects.exists()
 
 
+@pytest.mark.parametrize("content, words", [
+    (b'{"prompt": "p", "completions": ["a\\u0000", "b"]}\n', "Line 1: holds a NUL character"),
+    (b'{"prompt": "p", "completions": ["a", "b"]}\n{"prompt": "p", "completions": ["a", "b"], '
+     b'"metadata": {"x": NaN}}\n', "Line 2: NaN is not a number"),
+    (b"[" * 50_000 + b"]" * 50_000, "Line 1: JSON nested too deeply"),
+])
+def test_task_import_names_the_line_of_a_value_the_database_cannot_store(client, project, researcher, content,
+                                                                           words):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = login(client, researcher).post(reverse("feedback:task_import", args=[project.id]), {
+        "file": SimpleUploadedFile("tasks.jsonl", content), "required_labels": "1"})
+    assert response.status_code in (200, 400)
+    assert words in response.content.decode()
+    assert not ComparisonTask.objects.exists()
+
+
+def test_the_annotate_page_ignores_a_last_label_that_is_no_id(client, project, annotator):
+    make_task(project)
+    response = login(client, annotator).get(reverse("feedback:annotate", args=[project.id]), {"last": "²"})
+    assert response.status_code == 200
+
+
 def test_quality_page_shows_agreement(client, project, annotator, researcher):
     task = make_task(project, required_labels=2)
     post_label(login(client, annotator), project, task, choice="a", time_spent_ms="2000")
