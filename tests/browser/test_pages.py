@@ -1,0 +1,46 @@
+"""Pages outside the annotation workspace, in a real browser with no network beyond the server."""
+
+import pytest
+
+from tests.factories import PASSWORD, make_project, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, live_server, user):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/**")
+
+
+def only_this_server(page, live_server):
+    """Requests to any other host fail, as on an offline install; returns the scripts, styles,
+    fonts and data the page asked of other hosts (Redoc's footer logo, an image it hides when it
+    fails, is not counted)."""
+    elsewhere = []
+
+    def route(route):
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            if route.request.resource_type != "image":
+                elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+    return elsewhere
+
+
+@pytest.mark.parametrize("path, ready", [("/api/v1/docs/", ".swagger-ui .info .title"),
+                                         ("/api/v1/redoc/", "redoc-wrapper, .redoc-wrap")])
+def test_the_api_docs_render_without_the_internet(page, live_server, path, ready):
+    user = make_user()
+    make_project(owner=user)
+    log_in(page, live_server, user)
+    elsewhere = only_this_server(page, live_server)
+    page.goto(f"{live_server.url}{path}")
+    page.wait_for_selector(ready)
+    assert "Steer API" in page.content()
+    assert elsewhere == []
