@@ -122,6 +122,12 @@
     comparedIds().forEach((id) => params.append("compare", id));
     try {
       const response = await fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" } });
+      if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login")) {
+        // the session has ended: the login page, back to this run, instead of parsing its HTML
+        stateOut.textContent = "logged out";
+        window.location.assign(new URL(response.url).pathname + "?next=" + encodeURIComponent(location.pathname + location.search));
+        return;
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       last = await response.json();
       render();

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import PASSWORD, make_project, make_user
+from tests.factories import PASSWORD, make_project, make_task, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,3 +44,36 @@ def test_the_api_docs_render_without_the_internet(page, live_server, path, ready
     page.wait_for_selector(ready)
     assert "Steer API" in page.content()
     assert elsewhere == []
+
+
+def test_a_submit_after_the_session_ended_goes_to_the_login_page_and_back(page, live_server):
+    user = make_user()
+    project = make_project(annotator=user)
+    make_task(project)
+    log_in(page, live_server, user)
+    annotate = f"{live_server.url}/projects/{project.id}/feedback/annotate/"
+    page.goto(annotate)
+    page.keyboard.press("1")
+    page.context.clear_cookies(name="sessionid")
+    page.click("#label-form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/accounts/login/**")
+    assert page.locator("#workspace").count() == 0  # a login page, not one inside the workspace
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(annotate)
+
+
+def test_a_refused_submit_says_so_and_keeps_what_was_typed(page, live_server):
+    user = make_user()
+    project = make_project(annotator=user)
+    make_task(project)
+    log_in(page, live_server, user)
+    page.goto(f"{live_server.url}/projects/{project.id}/feedback/annotate/")
+    page.keyboard.press("1")
+    page.fill("textarea[name=critique]", "A is right, B drifts.")
+    page.context.clear_cookies(name="csrftoken")  # the POST is refused with 403
+    page.click("#label-form button[type=submit]")
+    banner = page.wait_for_selector("#request-error:not([hidden])")
+    assert "refused" in banner.text_content() and "403" in banner.text_content()
+    assert page.input_value("textarea[name=critique]") == "A is right, B drifts."
