@@ -51,6 +51,9 @@ def test_default_json_has_exactly_the_config_sections():
     ({"algorithm": {"num_iterationz": 2}}, "algorithm.num_iterationz", "unknown key"),
     ({"bogus": {}}, "bogus", "unknown key"),
     ({"rollout": {"temperature": 0}}, "rollout.temperature", "> 0"),
+    ({"train": {"seed": 2**32}}, "train.seed", "2**32 - 1"),  # numpy refused it mid-run
+    ({"train": {"seed": -1}}, "train.seed", "[0, 4294967295]"),
+    ({"policy": {"tiny": {"seed": 10**30}}}, "policy.tiny.seed", "2**32 - 1"),
     ({"rollout": {"max_new_tokens": "many"}}, "rollout.max_new_tokens", "whole number"),
     ({"rollout": {"use_chat_template": 1}}, "rollout.use_chat_template", "true or false"),
     ({"filters": {"difficulty": {"p_low": 0.9, "p_high": 0.1}}}, "filters.difficulty.p_low",

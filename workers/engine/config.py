@@ -30,6 +30,9 @@ def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
 
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; one range for every seed of a run
+
+
 def _check(ok: bool, section: str, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{section}.{name}" if section else name, message)
@@ -61,6 +64,7 @@ class TinyPolicyConfig:
             _check(getattr(self, name) >= 1, s, name, "must be at least 1")
         _check(self.hidden_size % self.num_heads == 0, s, "num_heads",
                f"must divide hidden_size ({self.hidden_size}); e.g. use 4")
+        _check(0 <= self.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
         _check(self.alphabet is None or len(self.alphabet) >= 1, s, "alphabet",
                "must hold at least one character, or be null for printable ASCII")
 
@@ -299,6 +303,7 @@ class TrainLoopConfig:
     def __post_init__(self) -> None:
         s = self.SECTION
         _check(self.total_steps >= 1, s, "total_steps", "must be at least 1")
+        _check(0 <= self.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
         _check(self.checkpoint_every >= 1, s, "checkpoint_every", "must be at least 1")
         _check(self.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
         _check(0 <= self.log_rollouts_fraction <= 1, s, "log_rollouts_fraction",

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from workers.engine.config import MAX_SEED
 from workers.engine.errors import ConfigError, DataError, EngineError
 from workers.engine.preference_losses import (
     TIE_HANDLING,
@@ -86,6 +87,8 @@ class RewardModelTrainConfig:
         for name in ("ensemble_size", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError("seed", f"must be in [0, {MAX_SEED}] (2**32 - 1), got {self.seed}")
         if self.max_length < 8:
             raise ConfigError("max_length", f"must be at least 8 tokens, got {self.max_length}")
         for name in ("tie_threshold", "lr"):

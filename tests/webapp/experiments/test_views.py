@@ -83,6 +83,8 @@ def test_the_precision_chosen_on_the_form_reaches_the_run_config(client, researc
     ({"overrides": '{"filters": {"max_refill_rounds": -1}}'}, "overrides", "must be &gt;= 0"),
     ({"overrides": '{"polcy": {}}'}, "overrides", "unknown key"),
     ({"name": "  "}, "name", "This field is required"),
+    ({"train__seed": "99999999999999999999999"}, "train__seed", "2**32 - 1"),
+    ({"overrides": '{"filters": NaN}'}, "overrides", "NaN is not a number"),
 ])
 def test_invalid_input_is_shown_on_its_field_and_nothing_is_queued(client, researcher, sent, change, field, message,
                                                                   django_capture_on_commit_callbacks):
