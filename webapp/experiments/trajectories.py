@@ -2,8 +2,10 @@
 
 Steer's own workers record rollouts through ``execution.PolicyRunRecorder``; an external
 trainer (TRL, a custom loop) posts sampled completions over the API, and they land here.
-A slot (run, step, group_index, sample_index) written twice keeps the last report, so a
-retried request is harmless.
+A slot (run, step, group_index, sample_index) written again by a later request keeps the
+last report, so a retried request is harmless; two records of one batch in the same slot are
+refused (with group_index and sample_index left out, every completion of a step fell into slot
+(0, 0), and all but the last were dropped without a word).
 """
 
 from __future__ import annotations
@@ -80,12 +82,21 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
 def trajectories_record(*, run_id: int, records: Iterable) -> int:
     """Validate every record, then store them in one transaction; returns how many were written.
 
-    A slot repeated within the batch keeps its last record.
+    TrajectoryRecordError names the first bad record, or the first that repeats an earlier
+    record's slot.
     """
     rows: dict[tuple[int, int, int], Trajectory] = {}
+    first: dict[tuple[int, int, int], int] = {}
     for i, record in enumerate(records):
         row = trajectory_from_record(i, record, run_id=run_id)
-        rows[(row.step, row.group_index, row.sample_index)] = row
+        slot = (row.step, row.group_index, row.sample_index)
+        if slot in first:
+            raise TrajectoryRecordError(
+                i, "sample_index", f"repeats the slot of records[{first[slot]}] (step {slot[0]}, "
+                f"group_index {slot[1]}, sample_index {slot[2]}); number each completion of a step "
+                "by group_index (its prompt) and sample_index")
+        first[slot] = i
+        rows[slot] = row
     if not rows:
         return 0
     with transaction.atomic():

@@ -124,6 +124,22 @@ def test_bad_trajectory_record_answers_400_naming_index_and_field(api, project):
     assert not run.trajectories.exists()
 
 
+def test_two_records_of_a_batch_in_one_slot_answer_400_and_a_retried_batch_is_harmless(api, project):
+    run = make_run(project, kind=RunKind.EXTERNAL)
+    url = f"/api/v1/runs/{run.id}/trajectories/"
+    unnumbered = [{"step": 10, "prompt": "p", "completion": c, "reward": 1.0} for c in ("first", "second")]
+    response = post(api, url, {"records": unnumbered})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"records[1].sample_index": [
+        "repeats the slot of records[0] (step 10, group_index 0, sample_index 0); number each completion "
+        "of a step by group_index (its prompt) and sample_index"]}
+    assert not run.trajectories.exists()
+    numbered = [{**r, "sample_index": i} for i, r in enumerate(unnumbered)]
+    assert post(api, url, {"records": numbered}).json() == {"written": 2}
+    assert post(api, url, {"records": numbered}).json() == {"written": 2}  # a retry
+    assert sorted(run.trajectories.values_list("completion", flat=True)) == ["first", "second"]
+
+
 def test_a_value_the_database_cannot_store_answers_400_not_500(api, project):
     body = {"name": "nul", "kind": "external", "config": {"note": "a\u0000b"}}
     response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
