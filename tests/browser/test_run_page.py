@@ -1,0 +1,74 @@
+"""A run's page in a real browser: polling panels, cancel, no console errors."""
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import PASSWORD, make_project, make_run, make_user
+from webapp.experiments.models import RunKind, RunStatus, Trajectory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def researcher(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/**")
+    return project
+
+
+def console_errors(page):
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def test_an_opened_checkpoint_list_stays_open_through_the_status_polls(page, live_server, researcher):
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now(), current_step=3)
+    run.checkpoints.create(step=2, path="/ckpt/run/step-2", size_bytes=1024)
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.click("#run-checkpoints > summary")
+    assert page.eval_on_selector("#run-checkpoints", "d => d.open")
+    with page.expect_response(lambda r: "/status/" in r.url):  # a poll replaced the panel
+        pass
+    page.wait_for_timeout(300)
+    assert page.eval_on_selector("#run-checkpoints", "d => d.open")
+    assert errors == []
+
+
+def test_cancel_asks_first(page, live_server, researcher):
+    run = make_run(researcher, status=RunStatus.QUEUED)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, accept=False))
+    page.click("text=Cancel run")
+    page.wait_for_timeout(500)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and "cannot be resumed" in asked[0]
+    page.once("dialog", lambda d: answer(d, accept=True))
+    page.click("text=Cancel run")
+    page.wait_for_selector("#run-status[data-status=cancelled]")
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+
+
+def test_an_external_run_shows_the_trajectories_its_trainer_reported(page, live_server, researcher):
+    run = make_run(researcher, kind=RunKind.EXTERNAL, status=RunStatus.RUNNING)
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector("#trajectories")  # no steps yet: no console error from the poll
+    Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="2+2?",
+                              completion="<b>4</b>", rewards={"acc": 1.0}, reward=1.0, length=3)
+    page.wait_for_selector("#trajectories pre.model-text:has-text('<b>4</b>')", timeout=15_000)
+    assert errors == []
