@@ -17,15 +17,22 @@ class LogoutView(auth_views.LogoutView):
     pass
 
 
+NEW_TOKEN_KEY = "accounts:new-token"
+
+
 @login_required
 def token_list(request):
-    created_raw = None
+    """The caller's tokens. A created token is shown once, on the page the POST redirects to
+    (held in the session until then), so reloading that page makes no second token."""
     form = ApiTokenCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _, created_raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
-        form = ApiTokenCreateForm()
+        _, raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        request.session[NEW_TOKEN_KEY] = raw
+        return redirect("accounts:tokens")
+    created_raw = request.session.pop(NEW_TOKEN_KEY, None) if request.method == "GET" else None
     tokens = ApiToken.objects.filter(user=request.user)
-    return render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_raw": created_raw})
+    return render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_raw": created_raw},
+                  status=400 if request.method == "POST" else 200)
 
 
 @login_required

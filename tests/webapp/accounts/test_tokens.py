@@ -27,10 +27,21 @@ def test_revoked_or_wrong_token_authenticates_nobody():
 def test_tokens_page_creates_a_token_shown_once(client):
     user = make_user()
     client.login(username=user.username, password=PASSWORD)
-    body = client.post(reverse("accounts:tokens"), {"name": "ci"}).content.decode()
+    response = client.post(reverse("accounts:tokens"), {"name": "ci"}, follow=True)
+    assert response.redirect_chain == [(reverse("accounts:tokens"), 302)]  # a reload makes no second token
+    body = response.content.decode()
     token = ApiToken.objects.get(user=user)
     assert "steer_" in body and token.prefix in body
     assert "steer_" not in client.get(reverse("accounts:tokens")).content.decode().replace(token.prefix, "")
+    assert ApiToken.objects.filter(user=user).count() == 1
+
+
+def test_a_bad_token_name_is_shown_on_the_form_and_makes_no_token(client):
+    user = make_user()
+    client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("accounts:tokens"), {"name": ""})
+    assert response.status_code == 400 and response.context["form"].errors["name"]
+    assert not ApiToken.objects.exists()
 
 
 def test_a_user_cannot_revoke_someone_elses_token(client):
