@@ -85,17 +85,27 @@ def parse_jsonl(content: str) -> list[PromptRow]:
 
 
 def parse_csv(content: str) -> list[PromptRow]:
-    reader = csv.DictReader(io.StringIO(content))
-    if not reader.fieldnames or not set(reader.fieldnames) & set(PROMPT_KEYS):
+    """All rows, or DatasetImportError listing every bad row by the line it ends on. Quoting is
+    strict: a quoted field left open swallowed the rest of the file into one prompt."""
+    reader = csv.DictReader(io.StringIO(content), strict=True)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise DatasetImportError([(1, f"not valid CSV ({exc})")]) from None
+    if not header or not set(header) & set(PROMPT_KEYS):
         raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}")])
     rows, errors = [], []
-    for number, record in enumerate(reader, start=2):
-        try:
-            record = {k: v for k, v in record.items() if k is not None and k != "messages"}
-            storable_text_check(record)
-            rows.append(row_from_object(record))
-        except ValueError as exc:
-            errors.append((number, str(exc)))
+    try:
+        for record in reader:
+            try:
+                record = {k: v for k, v in record.items() if k is not None and k != "messages"}
+                storable_text_check(record)
+                rows.append(row_from_object(record))
+            except ValueError as exc:
+                errors.append((reader.line_num, str(exc)))
+    except csv.Error as exc:
+        errors.append((reader.reader.line_num, f"not valid CSV ({exc}); a quoted field must close with a "
+                                        'quote, and a quote inside one is written twice ("")'))
     _check(rows, errors)
     return rows
 

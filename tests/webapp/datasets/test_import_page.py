@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
     ("p.jsonl", b'{"prompt": "\\ud800"}\n', "unpaired surrogate"),
     ("p.jsonl", b"[" * 50_000 + b"]" * 50_000, "JSON nested too deeply"),
     ("p.csv", b"prompt,reference\nfine,1\n\"a\x00b\",2\n", "holds a NUL character"),
+    ("p.csv", b"prompt,reference\nfine,1\n\"unterminated,1\n", "Line 3: not valid CSV (unexpected end of data)"),
+    ("p.csv", b"prompt,reference\nfine,1\n\"a\"b,2\n", "Line 3: not valid CSV"),
 ])
-def test_a_line_the_database_cannot_store_is_named_and_nothing_is_stored(client, filename, content, words):
+def test_a_line_that_cannot_be_stored_is_named_and_nothing_is_stored(client, filename, content, words):
     user = make_user()
     project = make_project(researcher=user)
     assert client.login(username=user.username, password=PASSWORD)
