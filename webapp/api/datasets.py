@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from webapp.api.base import SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
+from webapp.core.uploads import upload_text
 from webapp.datasets.errors import DatasetImportError
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.selectors import dataset_list
@@ -91,9 +92,9 @@ class DatasetListCreateApi(SteerListApi):
             filename = f"upload.{data['format']}"
         if upload is not None:
             try:
-                content = upload.read().decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise field_error("file", f"not UTF-8 text (byte {exc.start})") from exc
+                content = upload_text(upload)
+            except ValueError as exc:
+                raise field_error("file", str(exc)) from exc
         return filename, content
 
 

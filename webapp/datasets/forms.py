@@ -1,5 +1,7 @@
 from django import forms
 
+from webapp.core.uploads import upload_form_text
+
 
 class DatasetImportForm(forms.Form):
     name = forms.CharField(max_length=120)
@@ -8,7 +10,4 @@ class DatasetImportForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        try:
-            return upload.name, upload.read().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise forms.ValidationError("The file is not UTF-8 text.") from exc
+        return upload.name, upload_form_text(upload)

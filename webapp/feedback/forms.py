@@ -4,6 +4,7 @@ import uuid
 from django import forms
 
 from webapp.core.json_input import storable_json
+from webapp.core.uploads import upload_form_text
 from webapp.experiments.models import Run
 from webapp.feedback.labelling import MAX_TIME_SPENT_MS
 from webapp.feedback.models import Criterion, Rubric
@@ -48,11 +49,7 @@ class TaskImportForm(forms.Form):
         self.fields["rubric"] = _rubric_field(project)
 
     def clean_file(self):
-        upload = self.cleaned_data["file"]
-        try:
-            return upload.read().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise forms.ValidationError("The file is not UTF-8 text.") from exc
+        return upload_form_text(self.cleaned_data["file"])
 
 
 class TasksFromRunForm(forms.Form):

@@ -1,5 +1,7 @@
 from django import forms
 
+from webapp.core.uploads import upload_form_text
+
 
 class PairImportForm(forms.Form):
     name = forms.CharField(max_length=120)
@@ -7,8 +9,4 @@ class PairImportForm(forms.Form):
                                      "the prompt may be a list of chat messages.")
 
     def clean_file(self):
-        upload = self.cleaned_data["file"]
-        try:
-            return upload.read().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise forms.ValidationError("The file is not UTF-8 text.") from exc
+        return upload_form_text(self.cleaned_data["file"])

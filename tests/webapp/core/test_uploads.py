@@ -1,0 +1,44 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_project, make_user
+from webapp.core import uploads
+from webapp.core.uploads import upload_text
+from webapp.datasets.models import PromptDataset
+from webapp.rewards.models import PreferencePairSet
+
+
+def test_an_upload_is_read_as_utf8_without_its_byte_order_mark():
+    assert upload_text(SimpleUploadedFile("p.jsonl", '\ufeff{"prompt": "é"}'.encode())) == '{"prompt": "é"}'
+
+
+def test_an_upload_that_is_not_utf8_names_the_byte():
+    with pytest.raises(ValueError, match=r"not UTF-8 text \(byte 3\)"):
+        upload_text(SimpleUploadedFile("p.jsonl", b"abc\xff"))
+
+
+def test_an_upload_over_the_limit_is_refused_unread(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_IMPORT_BYTES", 2**20)
+    upload = SimpleUploadedFile("p.jsonl", b"x" * (3 * 2**20))
+    with pytest.raises(ValueError, match="the file is 3 MB; an import takes at most 1 MB"):
+        upload_text(upload)
+    assert upload.tell() == 0  # not read
+
+
+@pytest.mark.django_db
+def test_the_import_pages_take_a_file_with_a_byte_order_mark_and_refuse_one_too_large(client, monkeypatch):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    bom = '\ufeff{"prompt": "2+2?", "reference": "4"}\n'.encode()
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "d", "file": SimpleUploadedFile("p.jsonl", bom)})
+    assert response.status_code == 302 and PromptDataset.objects.get().prompts.count() == 1
+
+    monkeypatch.setattr(uploads, "MAX_IMPORT_BYTES", 10)
+    pairs = b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+    response = client.post(reverse("rewards:import_pairs", args=[project.id]),
+                           {"name": "s", "file": SimpleUploadedFile("x.jsonl", pairs)})
+    assert "an import takes at most 0 MB" in response.content.decode()
+    assert not PreferencePairSet.objects.exists()

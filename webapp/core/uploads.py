@@ -1,0 +1,31 @@
+"""The text of an uploaded import file (prompts, tasks, preference pairs), read with a limit.
+
+Django keeps an upload over 32 MB in a temporary file, but an import reads all of it into
+memory to parse it, so without a limit one upload could take the web process's memory.
+"""
+
+from __future__ import annotations
+
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+
+
+def upload_text(upload) -> str:
+    """The upload decoded as UTF-8 (a byte-order mark is dropped), or ValueError saying why not."""
+    if upload.size > MAX_IMPORT_BYTES:
+        raise ValueError(f"the file is {upload.size / 2**20:.0f} MB; an import takes at most "
+                         f"{MAX_IMPORT_BYTES // 2**20} MB (split it into several)")
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the file is not UTF-8 text (byte {exc.start})") from None
+
+
+def upload_form_text(upload) -> str:
+    """``upload_text`` for a form's ``clean_<file>``: its ValueError as the field's error."""
+    from django import forms
+
+    try:
+        return upload_text(upload)
+    except ValueError as exc:
+        message = str(exc)
+        raise forms.ValidationError(f"{message[:1].upper()}{message[1:]}.") from None
