@@ -146,11 +146,18 @@ def test_hostile_completion_shows_as_text_and_never_runs(page, live_server):
     log_in(page, live_server, annotator)
     page.goto(annotate_url(live_server, project))
     candidate = page.locator(".candidate").first
+    # Raw, the default: the text exactly as the model wrote it.
+    assert candidate.locator("pre.text-raw").text_content() == XSS_COMPLETION
+    assert candidate.locator("script, img, [onerror], [onclick]").count() == 0
+    assert candidate.locator("a:visible").count() == 0
+    assert page.locator(".prompt script").count() == 0
+    # Rendered Markdown, when the annotator asks for it: sanitised.
+    page.locator("body").click()
+    page.keyboard.press("m")
     text = candidate.inner_text()
     assert "<script>window.__pwned = 'script'" in text
     assert "<img src=x onerror=" in text
     assert candidate.locator("script, img, [onerror], [onclick]").count() == 0
-    assert page.locator(".prompt script").count() == 0
     link = candidate.locator("a", has_text="click me")
     assert link.get_attribute("href") is None
     assert link.get_attribute("rel") == "noopener nofollow"
@@ -158,6 +165,57 @@ def test_hostile_completion_shows_as_text_and_never_runs(page, live_server):
     page.wait_for_timeout(300)
     assert page.evaluate("window.__pwned === undefined")
     assert dialogs == []
+
+
+ARITHMETIC = "2 * 3 * 4 = 24, so 2*3*4 is 24"
+QUOTED = "> 25\n# 25\n\n    indented  twice\n"
+
+
+def shown_text(locator) -> str:
+    return locator.evaluate("el => [...el.children].filter(c => c.offsetParent !== null)"
+                            ".map(c => c.innerText).join('')")
+
+
+def test_model_text_is_raw_by_default_and_markdown_a_remembered_switch(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    first = make_task(project, prompt="# Compute 2*3*4", completions=[ARITHMETIC, QUOTED])
+    second = make_task(project, prompt="Next", completions=["**bold**", "plain"])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    a, b = page.locator(".candidate-text").nth(0), page.locator(".candidate-text").nth(1)
+
+    # Raw by default: exactly the text, whitespace kept, wrapped like the trajectory browser.
+    assert shown_text(a) == ARITHMETIC and shown_text(b) == QUOTED
+    assert shown_text(page.locator(".prompt")).endswith("# Compute 2*3*4")
+    assert page.locator(":is(.candidate-text, .prompt) :is(em, blockquote, h1):visible").count() == 0
+    raw = page.locator(".candidate-text pre.text-raw").first
+    assert raw.evaluate("el => getComputedStyle(el).whiteSpace") == "pre-wrap"
+    assert page.get_attribute(".text-view [data-text-view=raw]", "aria-pressed") == "true"
+
+    # m (or the switch) renders Markdown, sanitised; raw is hidden meanwhile.
+    page.locator("body").click()
+    page.keyboard.press("m")
+    assert a.locator("em").inner_text() == "3" and a.locator("pre.text-raw").is_hidden()
+    assert b.locator("blockquote").is_visible() and b.locator("h1").inner_text() == "25"
+    assert page.get_attribute(".text-view [data-text-view=rendered]", "aria-pressed") == "true"
+
+    # The keys still work, and the next task (an htmx swap) comes rendered too.
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    wait_for_task_change(page, first.id)
+    assert task_id(page) == second.id
+    assert page.locator(".candidate-text strong").first.inner_text() == "bold"
+
+    # Remembered across page loads (this project), until switched back.
+    page.reload()
+    assert page.locator(".candidate-text strong").first.is_visible()
+    page.click(".text-view [data-text-view=raw]")
+    assert shown_text(page.locator(".candidate-text").first) == "**bold**"
+    page.reload()
+    assert shown_text(page.locator(".candidate-text").first) == "**bold**"
+    assert page.locator(".candidate-text strong").first.is_hidden()
+    assert PreferenceLabel.objects.get(task=first).ranking == [[0], [1]]
 
 
 def test_another_projects_task_by_url_is_404(page, live_server):

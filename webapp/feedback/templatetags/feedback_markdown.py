@@ -1,4 +1,5 @@
 from django import template
+from django.utils.html import format_html
 
 from webapp.feedback.rendering import markdown_to_safe_html
 
@@ -9,3 +10,18 @@ register = template.Library()
 def markdown_filter(text: str):
     """``{{ candidate.text|markdown }}``: untrusted Markdown as sanitised HTML."""
     return markdown_to_safe_html(text)
+
+
+@register.simple_tag
+def model_text(text: str):
+    """``{% model_text candidate.text %}``: untrusted model text, shown exactly as it is.
+
+    The visible copy is the text itself, escaped, in a ``<pre>`` that keeps its whitespace
+    and wraps (as the trajectory browser shows it): read as Markdown, ``2 * 3 * 4`` would lose
+    its asterisks and a leading ``>`` or ``#`` would turn into a quote or a heading. Beside it,
+    hidden, the same text as sanitised Markdown, which an annotator may switch to (text_view.js).
+    The newline after ``<pre>`` is there because HTML drops the first one; a text that starts
+    with a newline keeps it.
+    """
+    return format_html('<pre class="model-text text-raw">\n{}</pre><div class="md text-rendered" hidden>{}</div>',
+                       text or "", markdown_to_safe_html(text))
