@@ -218,6 +218,28 @@ def test_model_text_is_raw_by_default_and_markdown_a_remembered_switch(page, liv
     assert PreferenceLabel.objects.get(task=first).ranking == [[0], [1]]
 
 
+CONTRAST = """el => {
+  const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                 .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  let back = el;
+  while (back && (rgb(getComputedStyle(back).backgroundColor)[3] === 0)) { back = back.parentElement; }
+  const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(rgb(getComputedStyle(back).backgroundColor))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def test_key_hints_are_legible_on_every_button(page, live_server):
+    """The <kbd> in the blue Submit button was white on white."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    make_task(project)
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    for selector in ["#submit-button kbd", "#skip-button kbd", ".vote-option kbd"]:
+        assert page.locator(selector).first.evaluate(CONTRAST) >= 4.5, selector
+
+
 def test_another_projects_task_by_url_is_404(page, live_server):
     annotator = make_user()
     make_project(annotator=annotator)
