@@ -18,6 +18,13 @@ class CriterionForm(forms.Form):
     weight = forms.FloatField(initial=1.0, min_value=0.001)
     scale = forms.ChoiceField(choices=Criterion.Scale.choices, initial=Criterion.Scale.LIKERT_5)
 
+    def clean(self):
+        """A row with a description but no name is a mistake, not an empty row to ignore."""
+        data = super().clean()
+        if not data.get("name") and data.get("description", "").strip() and not data.get("DELETE"):
+            self.add_error("name", "A criterion needs a name.")
+        return data
+
 
 CriterionFormSet = forms.formset_factory(CriterionForm, extra=2, can_delete=True)
 

@@ -158,6 +158,30 @@ def test_rubric_create_and_edit_through_the_dashboard(client, project, researche
     assert "Version 2" in page and "Version 1" in page
 
 
+def test_a_criterion_with_a_description_but_no_name_is_an_error_not_an_empty_row(client, project, researcher):
+    login(client, researcher)
+    form = {"name": "Helpfulness", "description": "", "criteria-TOTAL_FORMS": "3", "criteria-INITIAL_FORMS": "0",
+            "criteria-0-name": "Correct", "criteria-0-weight": "1", "criteria-0-scale": "binary",
+            "criteria-1-name": "  ", "criteria-1-description": "Is it polite?", "criteria-1-weight": "1",
+            "criteria-1-scale": "likert5",
+            "criteria-2-name": "", "criteria-2-description": "", "criteria-2-weight": "1", "criteria-2-scale": "likert5"}
+    response = client.post(reverse("feedback:rubric_create", args=[project.id]), form)
+    assert response.status_code == 200
+    assert response.context["formset"].errors[1] == {"name": ["A criterion needs a name."]}
+    assert response.context["formset"].errors[2] == {}  # an empty row is still just ignored
+    assert "A criterion needs a name." in response.content.decode()
+    assert not Rubric.objects.exists()
+
+    # Editing: the same row is refused and the rubric keeps its version; removing it is fine.
+    rubric = make_rubric(project, name="Helpfulness")
+    url = reverse("feedback:rubric_edit", args=[project.id, rubric.id])
+    response = client.post(url, form)
+    assert response.context["formset"].errors[1] == {"name": ["A criterion needs a name."]}
+    assert rubric.versions.count() == 1
+    assert client.post(url, {**form, "criteria-1-DELETE": "on"}).status_code == 302
+    assert list(rubric.latest_version().criteria.values_list("name", flat=True)) == ["Correct"]
+
+
 def test_task_import_page_lists_bad_lines(client, project, researcher):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
