@@ -31,8 +31,11 @@ def task_id(page) -> int:
 
 
 def wait_for_task_change(page, old: int):
+    """Until the next task is swapped in and set up: htmx wires new content up after its settle delay
+    (20 ms), and a key pressed before that would submit the new form as a plain POST."""
     page.wait_for_function(
-        "old => { const w = document.getElementById('workspace'); return w && w.dataset.task !== String(old) }", arg=old)
+        "old => { const w = document.getElementById('workspace');"
+        " return w && w.dataset.task !== String(old) && w.dataset.ready === '1' }", arg=old)
 
 
 def ranking_letters(page) -> list[str]:
@@ -238,6 +241,40 @@ def test_key_hints_are_legible_on_every_button(page, live_server):
     page.goto(annotate_url(live_server, project))
     for selector in ["#submit-button kbd", "#skip-button kbd", ".vote-option kbd"]:
         assert page.locator(selector).first.evaluate(CONTRAST) >= 4.5, selector
+
+
+RECORD_IN_FLIGHT = """() => {
+  window.__inFlight = [];
+  document.body.addEventListener("htmx:beforeSend", event => window.__inFlight.push({
+    by: event.detail.elt.id, submit: document.getElementById("submit-button").disabled,
+    skip: document.getElementById("skip-button").disabled}));
+}"""
+
+
+def test_skip_and_submit_are_disabled_while_in_flight_without_console_errors(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    tasks = [make_task(project, prompt=f"task {i}") for i in range(3)]
+    log_in(page, live_server, annotator)
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(annotate_url(live_server, project))
+    page.evaluate(RECORD_IN_FLIGHT)
+    page.click("#skip-button")
+    wait_for_task_change(page, tasks[0].id)
+    page.locator("body").click()
+    page.keyboard.press("s")
+    wait_for_task_change(page, tasks[1].id)
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queue-empty")
+    assert errors == []
+    both_disabled = {"submit": True, "skip": True}
+    assert page.evaluate("window.__inFlight") == [{"by": "skip-button", **both_disabled},
+                                                  {"by": "skip-button", **both_disabled},
+                                                  {"by": "label-form", **both_disabled}]
+    assert PreferenceLabel.objects.get().task == tasks[2]
 
 
 def test_another_projects_task_by_url_is_404(page, live_server):
