@@ -9,6 +9,7 @@ from webapp.experiments.models import Run
 from webapp.feedback.labelling import MAX_TIME_SPENT_MS
 from webapp.feedback.models import Criterion, Rubric
 from webapp.feedback.ranking import PAIRWISE_CHOICES, ranking_from_pairwise_choice, ranking_from_ranks
+from webapp.feedback.selectors import LETTERS
 
 
 class CriterionForm(forms.Form):
@@ -109,11 +110,13 @@ class LabelForm(forms.Form):
                                                       error_messages={"required": "Pick A, B, tie or both bad."})
         else:
             for p in range(k):
-                self.fields[f"rank_{p}"] = forms.IntegerField(min_value=1, max_value=k, initial=p + 1)
+                self.fields[f"rank_{p}"] = forms.IntegerField(min_value=1, max_value=k, initial=p + 1,
+                                                              label=f"Candidate {LETTERS[p]}")
         for p in range(k):
             for c in self.criteria:
                 low, high = c.bounds
-                self.fields[f"score_{p}_{c.pk}"] = forms.IntegerField(required=False, min_value=low, max_value=high)
+                self.fields[f"score_{p}_{c.pk}"] = forms.IntegerField(required=False, min_value=low, max_value=high,
+                                                                      label=f"Candidate {LETTERS[p]}, {c.name}")
 
     @staticmethod
     def new_initial() -> dict:

@@ -116,7 +116,7 @@ def label_submit_view(request, project_id: int, task_id: int):
     known = {task.rubric_version_id: criteria}  # the next task is most often from the same import
     form = LabelForm(request.POST, k=len(task.candidates.all()), criteria=criteria)
     if not form.is_valid():
-        errors = "; ".join(f"{'' if field == '__all__' else field + ': '}{' '.join(errs)}"
+        errors = "; ".join(f"{'' if field == '__all__' else form[field].label + ': '}{' '.join(errs)}"
                            for field, errs in form.errors.items())
         return _workspace(request, task=task, form=form, criteria_by_version=known,
                           error=f"Nothing was saved: {errors}")

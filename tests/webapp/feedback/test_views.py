@@ -96,6 +96,19 @@ def test_an_invalid_form_saves_nothing_and_says_why(client, project, annotator):
     assert not PreferenceLabel.objects.exists()
 
 
+def test_an_invalid_rank_or_score_names_the_candidate_not_the_field(client, project, annotator):
+    rubric = make_rubric(project)
+    task = make_task(project, completions=["a", "b", "c"], rubric=rubric)
+    clear = rubric.latest_version().criteria.get(name="Clear")
+    response = post_label(login(client, annotator), project, task, rank_0="1", rank_1="2", rank_2="9",
+                          **{f"score_1_{clear.pk}": "7"})
+    body = response.content.decode()
+    assert "Candidate C: Ensure this value is less than or equal to 3." in body
+    assert "Candidate B, Clear: Ensure this value is less than or equal to 5." in body
+    assert "rank_2" not in body.split('role="alert"')[1].split("</div>")[0] and f"score_1_{clear.pk}:" not in body
+    assert not PreferenceLabel.objects.exists()
+
+
 def test_skip_moves_on(client, project, annotator):
     task = make_task(project)
     login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
