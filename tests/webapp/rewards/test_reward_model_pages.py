@@ -5,7 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_user
+from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user
+from webapp.experiments.models import RunKind
 from webapp.rewards.models import RewardModel
 
 pytestmark = pytest.mark.django_db
@@ -38,3 +39,24 @@ def test_the_list_looks_metrics_up_by_key_not_by_their_order(client, researcher)
     assert cells(body, "train-only")[2:5] == ["", "", "8 train"]
     assert cells(body, "none")[2:5] == ["", "", ""]
 
+
+def run_header(client, project, run) -> str:
+    body = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
+    return re.search(r'</nav>\s*<p class="muted">(.*?)</p>', body, re.DOTALL).group(1)
+
+
+def test_a_run_header_starts_with_what_the_run_has(client, researcher):
+    user = researcher.user
+    rm_run = make_run(researcher, kind=RunKind.REWARD_MODEL, created_by=user)
+    header = run_header(client, researcher, rm_run)
+    assert header.startswith(f"Launched by {user.username} · ") and "· ·" not in header
+
+    anonymous = make_run(researcher, kind=RunKind.REWARD_MODEL)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", run_header(client, researcher, anonymous))
+
+    policy, dataset = make_policy(researcher, name="tiny-p"), make_dataset(researcher, name="math")
+    full = make_run(researcher, policy=policy, dataset=dataset, created_by=user)
+    assert run_header(client, researcher, full).startswith(
+        f"Policy tiny-p · dataset math · launched by {user.username} · ")
+    only_dataset = make_run(researcher, dataset=dataset)
+    assert run_header(client, researcher, only_dataset).startswith("Dataset math · ")
