@@ -223,8 +223,9 @@ def test_model_text_is_raw_by_default_and_markdown_a_remembered_switch(page, liv
 
 CONTRAST = """el => {
   const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
-                                 .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const lum = ([r, g, b]) => [r, g, b]
+    .map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
   let back = el;
   while (back && (rgb(getComputedStyle(back).backgroundColor)[3] === 0)) { back = back.parentElement; }
   const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(rgb(getComputedStyle(back).backgroundColor))];

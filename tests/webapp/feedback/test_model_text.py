@@ -12,7 +12,8 @@ pytestmark = pytest.mark.django_db
 
 ARITHMETIC = "2 * 3 * 4 = 24, so 2*3*4 is 24"
 QUOTE_AND_HEADING = "> 25 is the answer\n# 25\n\n    indented   spaces\tand a tab <b>bold?</b>"
-RENDERED_COPY = re.compile(r'<div class="md text-rendered"( hidden)?>.*?</div>', re.DOTALL)  # nh3 allows no <div> inside
+# nh3 lets no <div> through, so the first </div> ends the copy.
+RENDERED_COPY = re.compile(r'<div class="md text-rendered"( hidden)?>.*?</div>', re.DOTALL)
 
 
 def visible(body: str) -> str:

@@ -177,7 +177,8 @@ def test_a_criterion_with_a_description_but_no_name_is_an_error_not_an_empty_row
             "criteria-0-name": "Correct", "criteria-0-weight": "1", "criteria-0-scale": "binary",
             "criteria-1-name": "  ", "criteria-1-description": "Is it polite?", "criteria-1-weight": "1",
             "criteria-1-scale": "likert5",
-            "criteria-2-name": "", "criteria-2-description": "", "criteria-2-weight": "1", "criteria-2-scale": "likert5"}
+            "criteria-2-name": "", "criteria-2-description": "", "criteria-2-weight": "1",
+            "criteria-2-scale": "likert5"}
     response = client.post(reverse("feedback:rubric_create", args=[project.id]), form)
     assert response.status_code == 200
     assert response.context["formset"].errors[1] == {"name": ["A criterion needs a name."]}
