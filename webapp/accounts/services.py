@@ -1,13 +1,19 @@
-"""Writes on accounts: API tokens and demo users."""
+"""Writes on accounts: API tokens and accounts with a generated password."""
 
 import secrets
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
+from webapp.accounts.errors import AccountError
 from webapp.accounts.models import ApiToken, token_digest
+
+# 18 random bytes: 144 bits, 24 URL-safe characters; easy to paste, impossible to guess.
+GENERATED_PASSWORD_BYTES = 18
 
 
 @transaction.atomic
@@ -52,8 +58,35 @@ def api_token_authenticate(*, raw: str):
     return user
 
 
+def username_clean(username: str) -> str:
+    """``username`` as a new account would store it, or AccountError (field ``username``) for a
+    name the user model refuses or one that is taken, also when it differs only in case
+    ("Alice" beside "alice" would be two people to the eye)."""
+    User = get_user_model()
+    username = User.normalize_username((username or "").strip())
+    if not username:
+        raise AccountError("a username is required", field="username")
+    try:
+        User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages), field="username") from None
+    taken = User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).values_list(
+        User.USERNAME_FIELD, flat=True).first()
+    if taken is not None:
+        raise AccountError(f"an account named {taken!r} already exists", field="username")
+    return username
+
+
+@sensitive_variables("password")
 def user_create_with_generated_password(*, username: str, email: str = "") -> tuple[object, str]:
-    """A user with a fresh random password, returned once to be shown to its owner."""
-    password = secrets.token_urlsafe(12)
-    user = get_user_model().objects.create_user(username=username, email=email, password=password)
+    """A new active account with a fresh random password, returned once to be shown to whoever
+    passes it on; only its salted hash is stored, and it is never logged. AccountError as
+    ``username_clean``."""
+    username = username_clean(username)
+    password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    try:
+        with transaction.atomic():  # a savepoint: a caller's transaction survives the refusal
+            user = get_user_model().objects.create_user(username=username, email=email, password=password)
+    except IntegrityError:  # created by someone else between the check and the insert
+        raise AccountError(f"an account named {username!r} already exists", field="username") from None
     return user, password

@@ -54,3 +54,7 @@ class Membership(models.Model):
     @property
     def can_research(self) -> bool:
         return self.role in RESEARCH_ROLES
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.role == Role.OWNER

@@ -2,10 +2,10 @@
 
 from collections.abc import Iterable
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404
 
-from webapp.projects.models import ALL_ROLES, Membership, Project
+from webapp.projects.models import ALL_ROLES, Membership, Project, Role
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:
@@ -42,6 +42,22 @@ def project_ids_for_user(*, user, roles: Iterable[str] = ALL_ROLES) -> list[int]
 
 def memberships_for_user(*, user) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("project").order_by("project__name")
+
+
+def membership_list(*, project: Project) -> QuerySet[Membership]:
+    """The project's members with their accounts: owners first, then researchers, annotators; by name."""
+    rank = Case(*[When(role=role, then=Value(i)) for i, role in enumerate(Role)], output_field=IntegerField())
+    return (Membership.objects.filter(project=project).select_related("user")
+            .annotate(role_rank=rank).order_by("role_rank", "user__username"))
+
+
+def membership_of_user(*, project: Project, user_id: int) -> Membership:
+    """The membership of the account ``user_id`` in ``project``, or Http404 (another project's
+    members are not found through this one)."""
+    membership = Membership.objects.select_related("user", "project").filter(project=project, user_id=user_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
 
 
 def project_overview(*, project: Project) -> dict:

@@ -1,26 +1,171 @@
-"""Writes on projects and memberships."""
+"""Writes on projects and memberships.
 
-from django.db import transaction
+Every membership write locks its project's row first, so the writes of one project run one at
+a time and the rule "a project always has an owner" cannot be broken by two owners demoting
+each other at the same moment.
+"""
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils.text import slugify
+from django.views.decorators.debug import sensitive_variables
 
+from webapp.accounts.errors import AccountError
+from webapp.accounts.services import user_create_with_generated_password
+from webapp.core.json_input import storable_text_check
+from webapp.projects.errors import LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 
+NAME_MAX_LENGTH = Project._meta.get_field("name").max_length
+SLUG_ATTEMPTS = 5
 
-@transaction.atomic
-def project_create(*, name: str, owner, description: str = "", annotation_guidelines: str = "") -> Project:
+
+# ---------------------------------------------------------------- projects
+
+def _text_check(value: str, field: str) -> None:
+    try:
+        storable_text_check(value)
+    except ValueError as exc:
+        raise ProjectError(str(exc), field=field) from None
+
+
+def _name_clean(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ProjectError("a project needs a name", field="name")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ProjectError(f"a project name has at most {NAME_MAX_LENGTH} characters (this one has {len(name)})",
+                           field="name")
+    _text_check(name, "name")
+    if not any(ch.isalnum() for ch in name):
+        raise ProjectError("a project name needs at least one letter or digit", field="name")
+    return name
+
+
+def _free_slug(name: str) -> str:
+    """The name's slug, numbered (`arithmetic-2`) when another project has it already."""
     base = slugify(name)[:100] or "project"
     slug, n = base, 2
     while Project.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
-    project = Project(name=name, slug=slug, description=description, annotation_guidelines=annotation_guidelines)
-    project.full_clean()
-    project.save()
+    return slug
+
+
+@transaction.atomic
+def project_create(*, name: str, owner, description: str = "", annotation_guidelines: str = "") -> Project:
+    """A new project whose first member is ``owner``, as its owner.
+
+    ProjectError naming the field for a name that is empty, too long, without a letter or
+    digit, or already the name of one of the owner's projects (names are what the navigation
+    shows). The slug comes from the name and is made unique with a number.
+    """
+    name = _name_clean(name)
+    _text_check(description, "description")
+    _text_check(annotation_guidelines, "annotation_guidelines")
+    # One creation at a time per owner, so a double-submitted form cannot pass the name check twice.
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).exists()
+    if Project.objects.filter(memberships__user=owner, name__iexact=name).exists():
+        raise ProjectError(f"you already have a project named {name!r}", field="name")
+    project = Project(name=name, description=description, annotation_guidelines=annotation_guidelines)
+    for attempt in range(SLUG_ATTEMPTS):
+        project.slug = _free_slug(name)
+        project.full_clean()
+        try:
+            with transaction.atomic():
+                project.save()
+            break
+        except IntegrityError:  # another creation took the slug between the check and the insert
+            project.pk = None
+            if attempt == SLUG_ATTEMPTS - 1:
+                raise ProjectError("many projects with this name are being created at once; try again",
+                                   field="name") from None
     Membership.objects.create(project=project, user=owner, role=Role.OWNER)
     return project
 
 
+# ---------------------------------------------------------------- memberships
+
+def _role_clean(role: str) -> str:
+    if role not in Role.values:
+        raise ProjectError(f"the role must be one of {', '.join(Role.values)}", field="role")
+    return role
+
+
+def _project_lock(project: Project) -> None:
+    Project.objects.select_for_update().filter(pk=project.pk).exists()
+
+
+def _membership_reread(membership: Membership) -> Membership:
+    """The membership as stored now (call under the project lock); 404 if it was removed meanwhile."""
+    current = Membership.objects.select_related("user", "project").filter(pk=membership.pk).first()
+    if current is None:
+        raise Http404("No such member.")
+    return current
+
+
+def _is_last_owner(membership: Membership) -> bool:
+    return membership.role == Role.OWNER and not Membership.objects.filter(
+        project_id=membership.project_id, role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
 @transaction.atomic
-def membership_set(*, project: Project, user, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+def membership_add(*, project: Project, user, role: str) -> Membership:
+    """Add ``user`` to the project with ``role``. ProjectError if they are a member already (a
+    role is changed with ``membership_role_set``) or their account is deactivated."""
+    role = _role_clean(role)
+    _project_lock(project)
+    if not user.is_active:
+        raise ProjectError(f"the account {user.get_username()!r} is deactivated", field="username")
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise ProjectError(f"{user.get_username()} is already a member; change their role instead", field="username")
+    membership = Membership(project=project, user=user, role=role)
     membership.full_clean()
+    membership.save()
     return membership
+
+
+@sensitive_variables("password")
+@transaction.atomic
+def member_account_create(*, project: Project, username: str, role: str) -> tuple[Membership, str]:
+    """A new account named ``username`` with a generated password, added to the project with
+    ``role``: both or neither.
+
+    Returns the membership and the password. The password exists nowhere else (only its hash
+    is stored): show it once, to the owner who passes it on, and do not log it.
+    """
+    role = _role_clean(role)
+    try:
+        user, password = user_create_with_generated_password(username=username)
+    except AccountError as exc:
+        raise ProjectError(exc.message, field="username") from None
+    return membership_add(project=project, user=user, role=role), password
+
+
+@transaction.atomic
+def membership_role_set(*, membership: Membership, role: str) -> Membership:
+    """Give the member ``role``. LastOwnerError if they are the project's only owner and ``role``
+    is not owner."""
+    role = _role_clean(role)
+    _project_lock(membership.project)
+    membership = _membership_reread(membership)
+    if role != Role.OWNER and _is_last_owner(membership):
+        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner; "
+                             "make another member an owner first", field="role")
+    if membership.role != role:
+        membership.role = role
+        membership.full_clean()
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Remove the member from the project (their account stays). LastOwnerError if they are its
+    only owner."""
+    _project_lock(membership.project)
+    membership = _membership_reread(membership)
+    if _is_last_owner(membership):
+        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner and cannot be removed; "
+                             "make another member an owner first")
+    membership.delete()

@@ -1,0 +1,7 @@
+class AccountError(Exception):
+    """An account request that cannot be honoured; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
