@@ -6,7 +6,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
-from webapp.projects.models import ALL_ROLES, RESEARCH_ROLES, Membership
+from webapp.projects.models import ALL_ROLES, RESEARCH_ROLES, Membership, Role
 from webapp.projects.selectors import membership_get
 
 
@@ -36,3 +36,4 @@ def project_member_required(roles: Iterable[str] = ALL_ROLES):
 
 research_required = project_member_required(RESEARCH_ROLES)
 member_required = project_member_required(ALL_ROLES)
+owner_required = project_member_required({Role.OWNER})

@@ -1,0 +1,23 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from webapp.projects.models import Project, Role
+
+_USERNAME_MAX = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD).max_length
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=Project._meta.get_field("name").max_length,
+                           help_text="Shown in the navigation; unique among your projects.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    annotation_guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
+                                            help_text="Markdown shown to annotators above every task.")
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=_USERNAME_MAX)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
