@@ -1,6 +1,8 @@
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.forms import ApiTokenCreateForm
@@ -15,6 +17,19 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     pass
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's own view (old password, new one twice, the password validators; the session
+    stays logged in): how a generated password given by a project owner is replaced."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("projects:list")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password has been changed.")
+        return response
 
 
 NEW_TOKEN_KEY = "accounts:new-token"
