@@ -8,6 +8,8 @@ Two audiences, by project role:
 * **annotation** (every role, annotators included): the project itself, its rubrics and
   comparison tasks (what there is to annotate), and labels; an annotator sees only the
   labels they wrote.
+* **owners** only: changing a project's members (researchers may list them). Any signed-in
+  caller may create a project, and becomes its owner.
 
 Objects are found through querysets scoped to the projects where the caller holds one of
 the roles the resource needs, so an object of another project (or one the caller's role
@@ -30,6 +32,7 @@ from webapp.projects.selectors import membership_get, project_ids_for_user
 
 RESEARCH = RESEARCH_ROLES
 ANNOTATION = ALL_ROLES
+OWNERS = frozenset({Role.OWNER})
 
 
 def scoped_project_ids(request, roles: Iterable[str]) -> list[int]:

@@ -23,6 +23,8 @@ urlpatterns = [
     # projects, and the collections that belong to one
     path("projects/", projects.ProjectListApi.as_view(), name="project-list"),
     path("projects/<id:project_id>/", projects.ProjectDetailApi.as_view(), name="project-detail"),
+    path("projects/<id:project_id>/members/", projects.MemberListApi.as_view(), name="member-list"),
+    path("projects/<id:project_id>/members/<id:user_id>/", projects.MemberDetailApi.as_view(), name="member-detail"),
     path("projects/<id:project_id>/datasets/", datasets.DatasetListCreateApi.as_view(), name="dataset-list"),
     path("projects/<id:project_id>/runs/", runs.RunListCreateApi.as_view(), name="run-list"),
     path("projects/<id:project_id>/rubrics/", feedback.RubricListCreateApi.as_view(), name="rubric-list"),

@@ -38,6 +38,7 @@ class ProjectObjects:
     label: int
     researcher_label: int
     reward_model: int
+    annotator_user: int
 
 
 def make_task(project, rubric=None) -> ComparisonTask:
@@ -69,6 +70,7 @@ def populate(users: dict) -> ProjectObjects:
         checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
         label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
         reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+        annotator_user=users["annotator"].id,
     )
 
 
@@ -86,6 +88,13 @@ def criteria():
 # (name, method, path, body, expected status for owner / researcher / annotator of the project)
 ROUTES = [
     ("project detail", "get", "/api/v1/projects/{project}/", None, (200, 200, 200)),
+    ("member list", "get", "/api/v1/projects/{project}/members/", None, (200, 200, 403)),
+    ("member add", "post", "/api/v1/projects/{project}/members/",
+     lambda: {"username": api_user().username, "role": "annotator"}, (201, 403, 403)),
+    ("member detail", "get", "/api/v1/projects/{project}/members/{annotator_user}/", None, (200, 200, 403)),
+    ("member role", "patch", "/api/v1/projects/{project}/members/{annotator_user}/",
+     lambda: {"role": "researcher"}, (200, 403, 403)),
+    ("member remove", "delete", "/api/v1/projects/{project}/members/{annotator_user}/", None, (204, 403, 403)),
     ("dataset list", "get", "/api/v1/projects/{project}/datasets/", None, (200, 200, 403)),
     ("dataset import", "post", "/api/v1/projects/{project}/datasets/",
      lambda: {"name": f"ds-{uuid.uuid4().hex[:6]}", "content": '{"prompt": "hi"}\n'}, (201, 201, 403)),

@@ -41,7 +41,7 @@ def wsgi_keeps_the_test_connection():
 @pytest.fixture
 def real_ids(db, settings, wsgi_keeps_the_test_connection):
     user = api_user()
-    project = make_project(owner=user)
+    project = make_project(owner=user, annotator=api_user())
     run = make_run(project, kind=RunKind.EXTERNAL, config={"trainer": "fuzz"})
     metric_points_upsert(run_id=run.id, points=[("reward", s, s / 10) for s in range(20)])
     trajectory = Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="p",
@@ -58,6 +58,7 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
         "checkpoint_id": Checkpoint.objects.create(run=run, step=1, path=str(folder)).id,
         "rubric_id": rubric_create(project=project, name="R", criteria=[{"name": "C"}]).id,
         "task_id": task.id, "label_id": label.id,
+        "user_id": project.memberships.exclude(user=user).get().user_id,
         "reward_model_id": RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
     }
     return ids, api_token_create(user=user, name="fuzz")[1]
