@@ -16,6 +16,12 @@ from webapp.projects.models import Role
 from webapp.projects.selectors import membership_list, membership_of_user, memberships_for_user, project_overview
 
 
+def _form_error(form, exc: ProjectError) -> None:
+    """A service's refusal beside the field it names, as a sentence."""
+    message = exc.message[:1].upper() + exc.message[1:]
+    form.add_error(exc.field if exc.field in form.fields else None, message + ("" if message.endswith(".") else "."))
+
+
 @login_required
 def project_list(request):
     return render(request, "projects/list.html", {"memberships": memberships_for_user(user=request.user)})
@@ -28,7 +34,7 @@ def project_create_page(request):
         try:
             project = services.project_create(owner=request.user, **form.cleaned_data)
         except ProjectError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             messages.success(request, f"Project “{project.name}” created; you are its owner. "
                                       "Add people on its Members page.")
@@ -79,7 +85,7 @@ def member_add(request, project_id: int):
     try:
         services.membership_add(project=request.project, user=user, role=role)
     except ProjectError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        _form_error(form, exc)
         return _members_page(request, add_form=form)
     messages.success(request, f"Added {user.get_username()} as {Role(role).label.lower()}.")
     return redirect("projects:members", request.project.id)
@@ -101,7 +107,7 @@ def member_account_create(request, project_id: int):
         membership, password = services.member_account_create(
             project=request.project, username=form.cleaned_data["username"], role=form.cleaned_data["role"])
     except ProjectError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        _form_error(form, exc)
         return _members_page(request, add_form=form)
     response = _members_page(request, created={"membership": membership, "password": password})
     add_never_cache_headers(response)

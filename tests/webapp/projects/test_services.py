@@ -8,7 +8,11 @@ from tests.factories import make_project, make_user
 from webapp.projects.errors import LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 from webapp.projects.services import (
-    member_account_create, membership_add, membership_remove, membership_role_set, project_create,
+    member_account_create,
+    membership_add,
+    membership_remove,
+    membership_role_set,
+    project_create,
 )
 
 pytestmark = pytest.mark.django_db
