@@ -1,0 +1,55 @@
+"""An owner in a real browser: a new project, a new annotator with a one-time password, who then replaces it."""
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.factories import PASSWORD, make_user
+from webapp.projects.models import Membership, Project
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+NEW_PASSWORD = "ada-chose-this-one-77"
+
+
+def log_in(page, live_server, username, password):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/**")
+
+
+def test_owner_creates_a_project_adds_a_new_annotator_who_replaces_the_password(page, live_server):
+    owner = make_user()
+    log_in(page, live_server, owner.username, PASSWORD)
+    page.click("#new-project")
+    page.fill("#project-new input[name=name]", "Summaries <b>v2</b>")
+    page.click("#project-new button[type=submit]")
+    page.wait_for_url(re.compile(r".*/projects/\d+/$"))
+    project = Project.objects.get()
+    assert page.inner_text("h1").startswith("Summaries <b>v2</b>")  # text, not markup
+
+    page.click("nav.tabs >> text=Members")
+    page.fill("#member-add input[name=username]", "ada")
+    page.select_option("#member-add select[name=role]", "annotator")
+    page.click("#member-add button[type=submit]")
+    assert "No account is named ada" in page.inner_text("#account-offer")
+    page.click("#account-offer button[type=submit]")
+    password = page.inner_text("#new-account-password").strip()
+    assert len(password) >= 24
+    assert Membership.objects.get(project=project, user__username="ada").role == "annotator"
+    assert password not in page.evaluate("JSON.stringify(localStorage)")
+    page.goto(f"{live_server.url}/projects/{project.id}/members/")
+    assert password not in page.content()
+    page.click("text=Log out")
+
+    log_in(page, live_server, "ada", password)
+    assert "Summaries <b>v2</b>" in page.inner_text(".cards")
+    page.click("text=Password")
+    page.fill("input[name=old_password]", password)
+    page.fill("input[name=new_password1]", NEW_PASSWORD)
+    page.fill("input[name=new_password2]", NEW_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Your password has been changed")
+    assert get_user_model().objects.get(username="ada").check_password(NEW_PASSWORD)
