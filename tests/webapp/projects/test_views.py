@@ -255,3 +255,12 @@ def test_an_owner_who_steps_down_lands_on_the_overview(client, world):
         reverse("projects:member-role", args=[world["a"].id, world["owner"].id]), {"role": "researcher"})
     assert response["Location"] == reverse("projects:overview", args=[world["a"].id])
     assert role_of(world["a"], world["owner"]) == Role.RESEARCHER
+
+
+def test_the_overview_counts_in_the_singular_and_the_plural(client, world):
+    body = login(client, world["owner"]).get(reverse("projects:overview", args=[world["a"].id])).content.decode()
+    flat = " ".join(body.split())
+    assert "3</span> members" in flat and "0</span> reward models" in flat
+    Membership.objects.filter(project=world["a"]).exclude(user=world["owner"]).delete()
+    body = client.get(reverse("projects:overview", args=[world["a"].id])).content.decode()
+    assert "1</span> member<" in " ".join(body.split())
