@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.factories import make_project, make_rubric, make_run, make_user
+from tests.factories import make_project, make_rubric, make_run
 from webapp.experiments.models import Trajectory
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, Rubric

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD, make_project, make_task, make_user
 from webapp.experiments.models import MetricPoint, Run, RunKind, RunStatus
-from webapp.experiments.services import run_execute, run_launch
+from webapp.experiments.services import run_execute
 from webapp.feedback.labelling import label_submit
 from webapp.rewards.errors import PairImportError
 from webapp.rewards.models import PreferencePairSet, RewardModel
