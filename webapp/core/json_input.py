@@ -1,7 +1,7 @@
 """JSON from users (imported lines, form fields, configs), parsed into values the database can
 store. ``json.loads`` accepts three things PostgreSQL refuses later, with an error of the
-server instead of one naming the line: NaN and ±Infinity, the NUL character (``\\u0000``),
-and unpaired surrogates (``\\ud800``). Nesting deep enough to exhaust Python's stack raises
+server instead of one naming the line: NaN and ±Infinity (also as numbers too large for a
+float, such as 1e999), the NUL character (``\\u0000``), and unpaired surrogates (``\\ud800``). Nesting deep enough to exhaust Python's stack raises
 RecursionError, which is not a ValueError. Here each of them is a ValueError saying what is
 wrong; syntax errors stay ``json.JSONDecodeError`` (also a ValueError) with line and column.
 """
@@ -9,13 +9,14 @@ wrong; syntax errors stay ``json.JSONDecodeError`` (also a ValueError) with line
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
 def storable_json(text: str | bytes) -> Any:
     """The value of ``text``, or ValueError naming what the database could not store."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     if (b"\\u" if isinstance(text, bytes) else "\\u") in text:  # NUL and surrogates come escaped
@@ -46,6 +47,13 @@ def _check_string(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("holds an unpaired surrogate (\\ud800 to \\udfff), which is not text") from None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a valid JSON number that float() makes infinite
+        raise ValueError(f"{text} is too large for a number the database can store")
+    return value
 
 
 def _refuse_constant(name: str) -> float:

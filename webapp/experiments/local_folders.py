@@ -24,6 +24,8 @@ def resolve_local_folders(*, project, kind: str, config: dict[str, Any]) -> dict
     if kind == RunKind.POLICY and isinstance(config.get("rewards"), list):
         return {**config, "rewards": [_reward(project, i, r) for i, r in enumerate(config["rewards"])]}
     if kind == RunKind.REWARD_MODEL and config.get("path") is not None:
+        if not isinstance(config["path"], str):
+            raise RunError("must be a string: the folder of a local model", field="config.path")
         registered = PolicyModel.objects.filter(project=project, source=PolicyModel.Source.PATH)
         if not _one_of(config["path"], registered.values_list("reference", flat=True)):
             raise RunError("is not the folder of a local model registered in this project "
@@ -59,8 +61,8 @@ def _reward(project, index: int, reward: Any) -> Any:
     return reward
 
 
-def _one_of(path: str, folders) -> bool:
-    if not path or "\x00" in path:
+def _one_of(path: object, folders) -> bool:
+    if not isinstance(path, str) or not path or "\x00" in path:
         return False
     wanted = os.path.realpath(path)
     return any(folder and os.path.realpath(folder) == wanted for folder in folders)

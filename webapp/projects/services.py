@@ -105,8 +105,9 @@ def _membership_reread(membership: Membership) -> Membership:
 
 
 def _is_last_owner(membership: Membership) -> bool:
+    """Whether no other owner could manage the project: a deactivated account cannot log in."""
     return membership.role == Role.OWNER and not Membership.objects.filter(
-        project_id=membership.project_id, role=Role.OWNER).exclude(pk=membership.pk).exists()
+        project_id=membership.project_id, role=Role.OWNER, user__is_active=True).exclude(pk=membership.pk).exists()
 
 
 @transaction.atomic
@@ -150,7 +151,7 @@ def membership_role_set(*, membership: Membership, role: str) -> Membership:
     _project_lock(membership.project)
     membership = _membership_reread(membership)
     if role != Role.OWNER and _is_last_owner(membership):
-        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner; "
+        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner with an active account; "
                              "make another member an owner first", field="role")
     if membership.role != role:
         membership.role = role
@@ -166,6 +167,7 @@ def membership_remove(*, membership: Membership) -> None:
     _project_lock(membership.project)
     membership = _membership_reread(membership)
     if _is_last_owner(membership):
-        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner and cannot be removed; "
+        raise LastOwnerError(f"{membership.user.get_username()} is the project's only owner with an active account "
+                             "and cannot be removed; "
                              "make another member an owner first")
     membership.delete()

@@ -14,6 +14,8 @@ def test_plain_json_parses_as_json_loads_does():
 @pytest.mark.parametrize("text, words", [
     ('{"x": NaN}', "NaN is not a number JSON can store"),
     ('[1, -Infinity]', "-Infinity is not a number"),
+    ('{"x": 1e999}', "1e999 is too large"),  # float() makes it infinite
+    ('[-2.5e400]', "-2.5e400 is too large"),
     ('{"prompt": "a\\u0000b"}', "NUL character"),
     ('{"a\\u0000": 1}', "NUL character"),  # keys too
     ('[[["\\ud800"]]]', "unpaired surrogate"),

@@ -105,6 +105,17 @@ def test_the_new_run_form_cannot_smuggle_another_projects_reward_model(client, t
     assert not Run.objects.filter(project=mine).exists()
 
 
+@pytest.mark.parametrize("path", [5, True, ["/tmp"], {"a": 1}])
+def test_a_backbone_path_that_is_no_string_is_refused_on_its_field(path):
+    user = make_user()
+    project = make_project(owner=user)
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=user, name="rm", kind=RunKind.REWARD_MODEL,
+                   config={**TINY_RM, "backbone": "causal_lm", "path": path})
+    assert info.value.field == "config.path" and "must be a string" in info.value.message
+    assert not Run.objects.exists()
+
+
 def test_a_reward_model_run_s_backbone_folder_must_be_a_registered_model_of_the_project(tmp_path):
     user = make_user()
     mine = make_project(owner=user)

@@ -114,6 +114,19 @@ def test_the_only_owner_cannot_be_removed():
     assert role_of(project, owner) == Role.OWNER
 
 
+def test_an_owner_whose_account_is_deactivated_does_not_count_as_another_owner():
+    active, deactivated = make_user(), make_user()
+    project = make_project(owner=[active, deactivated])
+    deactivated.is_active = False
+    deactivated.save()
+    mine = Membership.objects.get(project=project, user=active)
+    with pytest.raises(LastOwnerError, match="only owner with an active account"):
+        membership_role_set(membership=mine, role=Role.RESEARCHER)
+    with pytest.raises(LastOwnerError, match="only owner with an active account"):
+        membership_remove(membership=mine)
+    assert role_of(project, active) == Role.OWNER
+
+
 def test_an_owner_can_step_down_or_leave_when_another_owner_remains():
     first, second = make_user(), make_user()
     project = make_project(owner=[first, second])
