@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.forms import ApiTokenCreateForm
@@ -32,22 +33,32 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return response
 
 
-NEW_TOKEN_KEY = "accounts:new-token"
+USED_SUBMISSIONS = "accounts:token-submissions"  # keys of the forms that made a token (no secret)
 
 
 @login_required
 def token_list(request):
-    """The caller's tokens. A created token is shown once, on the page the POST redirects to
-    (held in the session until then), so reloading that page makes no second token."""
+    """The caller's tokens. A created token is shown once, in the answer to the POST (never
+    cached, never kept anywhere but as a hash); the same form posted again, as a reload of that
+    page does, makes no second token."""
     form = ApiTokenCreateForm(request.POST or None)
+    created_raw = None
     if request.method == "POST" and form.is_valid():
-        _, raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
-        request.session[NEW_TOKEN_KEY] = raw
-        return redirect("accounts:tokens")
-    created_raw = request.session.pop(NEW_TOKEN_KEY, None) if request.method == "GET" else None
+        used = request.session.get(USED_SUBMISSIONS, [])
+        key = form.cleaned_data["submission_key"]
+        if key in used:
+            messages.info(request, "That token was created already and shown once; create another if you need one.")
+            return redirect("accounts:tokens")
+        _, created_raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        request.session[USED_SUBMISSIONS] = [*used, key][-20:]
+        form = ApiTokenCreateForm()
     tokens = ApiToken.objects.filter(user=request.user)
-    return render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_raw": created_raw},
-                  status=400 if request.method == "POST" else 200)
+    invalid = request.method == "POST" and created_raw is None
+    response = render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_raw": created_raw},
+                      status=400 if invalid else 200)
+    if created_raw:
+        add_never_cache_headers(response)
+    return response
 
 
 @login_required

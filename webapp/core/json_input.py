@@ -1,9 +1,10 @@
 """JSON from users (imported lines, form fields, configs), parsed into values the database can
 store. ``json.loads`` accepts three things PostgreSQL refuses later, with an error of the
 server instead of one naming the line: NaN and ±Infinity (also as numbers too large for a
-float, such as 1e999), the NUL character (``\\u0000``), and unpaired surrogates (``\\ud800``). Nesting deep enough to exhaust Python's stack raises
-RecursionError, which is not a ValueError. Here each of them is a ValueError saying what is
-wrong; syntax errors stay ``json.JSONDecodeError`` (also a ValueError) with line and column.
+float, such as 1e999), the NUL character (``\\u0000``), and unpaired surrogates
+(``\\ud800``). Nesting deep enough to exhaust Python's stack raises RecursionError, which is
+not a ValueError. Here each of them is a ValueError saying what is wrong; syntax errors stay
+``json.JSONDecodeError`` (also a ValueError) with line and column.
 """
 
 from __future__ import annotations

@@ -27,19 +27,25 @@ def test_revoked_or_wrong_token_authenticates_nobody():
 def test_tokens_page_creates_a_token_shown_once(client):
     user = make_user()
     client.login(username=user.username, password=PASSWORD)
-    response = client.post(reverse("accounts:tokens"), {"name": "ci"}, follow=True)
-    assert response.redirect_chain == [(reverse("accounts:tokens"), 302)]  # a reload makes no second token
+    form = {"name": "ci", "submission_key": "k" * 32}
+    response = client.post(reverse("accounts:tokens"), form)
     body = response.content.decode()
     token = ApiToken.objects.get(user=user)
     assert "steer_" in body and token.prefix in body
+    assert "no-store" in response["Cache-Control"]  # not kept in the browser's cache
     assert "steer_" not in client.get(reverse("accounts:tokens")).content.decode().replace(token.prefix, "")
+    again = client.post(reverse("accounts:tokens"), form, follow=True)  # a reload of the answer
+    assert again.redirect_chain == [(reverse("accounts:tokens"), 302)]
+    assert "created already" in again.content.decode() and "steer_" not in again.content.decode().replace(
+        token.prefix, "")
     assert ApiToken.objects.filter(user=user).count() == 1
+    assert all("steer_" not in str(v) for v in client.session.values())  # the raw token is nowhere
 
 
 def test_a_bad_token_name_is_shown_on_the_form_and_makes_no_token(client):
     user = make_user()
     client.login(username=user.username, password=PASSWORD)
-    response = client.post(reverse("accounts:tokens"), {"name": ""})
+    response = client.post(reverse("accounts:tokens"), {"name": "", "submission_key": "k" * 32})
     assert response.status_code == 400 and response.context["form"].errors["name"]
     assert not ApiToken.objects.exists()
 
