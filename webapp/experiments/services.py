@@ -1,12 +1,19 @@
-"""Writes on runs: creation and launch, the status state machine, cancel, execution on a worker."""
+"""Writes on runs: creation and launch, the status state machine, cancel, deletion, execution on a worker."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from webapp.experiments.errors import IllegalTransition, RunError
-from webapp.experiments.models import Run, RunKind, RunStatus
+from webapp.experiments.models import MetricChunk, MetricRollup, Run, RunKind, RunStatus
+
+log = logging.getLogger(__name__)
 
 # The Celery task that executes each kind of run (by name: the web process need not import torch).
 RUN_TASKS = {
@@ -124,6 +131,61 @@ def run_cancel(*, run_id: int) -> Run:
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
     return run
+
+
+def run_delete_check(*, run: Run) -> None:
+    """RunError if the run may not be deleted now: it is still active, or a reward model was trained by it."""
+    if not run.is_terminal:
+        raise RunError(f"the run is {run.status}; cancel it first and delete it once it has stopped",
+                       field="status")
+    from webapp.rewards.models import RewardModel  # noqa: PLC0415 (rewards imports experiments)
+
+    reward_model = RewardModel.objects.filter(training_run=run).first()
+    if reward_model is not None:
+        raise RunError(f"the reward model “{reward_model.name}” was trained by this run and is stored in its "
+                       "folder; it would have to be deleted first, and Steer cannot delete reward models yet",
+                       field="reward_model")
+
+
+def run_delete(*, run_id: int) -> None:
+    """Delete a finished run and what only it holds: trajectories, checkpoint rows, metric chunks
+    and rollups, and (once the transaction commits) its checkpoint folder.
+
+    Comparison tasks made from the run keep their prompt, candidates (whose text is their own) and
+    labels; only their links to the run and its trajectories are cleared. RunError (see
+    ``run_delete_check``) changes nothing; Run.DoesNotExist for a missing run.
+    """
+    with transaction.atomic():
+        # FOR UPDATE waits for metric batches in flight (they hold the row FOR KEY SHARE), and
+        # any batch after this finds the run gone.
+        run = Run.objects.select_for_update().get(pk=run_id)
+        run_delete_check(run=run)
+        # Explicit, though the ORM's cascade and the PostgreSQL trigger of migration 0003 remove
+        # them too: these tables have no foreign-key constraint to fall back on.
+        MetricChunk.objects.filter(run_id=run.pk).delete()
+        MetricRollup.objects.filter(run_id=run.pk).delete()
+        run.delete()  # cascades to trajectories and checkpoints; tasks and candidates are SET_NULL
+        transaction.on_commit(lambda: run_folder_remove(run_id=run_id))
+
+
+def run_folder_remove(*, run_id: int) -> None:
+    """Remove ``STEER_CHECKPOINT_DIR/run-<id>``, never anything outside the checkpoint root.
+
+    A symbolic link in the folder's place is unlinked, its target left alone; links inside the
+    folder are removed as links (``shutil.rmtree`` does not follow them). Failures are logged:
+    the run is already gone from the database.
+    """
+    root = Path(settings.STEER_CHECKPOINT_DIR).resolve()
+    folder = root / f"run-{int(run_id)}"
+    try:
+        if folder.is_symlink():
+            log.warning("run %s: its folder %s is a link to %s; removed the link, not its target",
+                        run_id, folder, folder.readlink())
+            folder.unlink()
+        elif folder.is_dir():
+            shutil.rmtree(folder)
+    except OSError:
+        log.exception("run %s: could not remove its checkpoint folder %s", run_id, folder)
 
 
 def run_execute(*, run_id: int, worker: str) -> str:
