@@ -130,3 +130,18 @@ def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
 
 def reward_model_runs(*, project) -> QuerySet[Run]:
     return run_list(project=project, kind=RunKind.REWARD_MODEL)
+
+
+def run_deletion_summary(*, run: Run) -> dict[str, int]:
+    """What deleting the run removes (trajectories, checkpoints, metric series) and what it keeps
+    (comparison tasks made from it, with their labels), for the confirmation page."""
+    from webapp.feedback.models import ComparisonTask, PreferenceLabel  # noqa: PLC0415 (feedback imports experiments)
+
+    tasks = ComparisonTask.objects.filter(source_run=run)
+    return {
+        "trajectories": Trajectory.objects.filter(run=run).count(),
+        "checkpoints": Checkpoint.objects.filter(run=run).count(),
+        "metric_series": len(metric_keys(run_ids=[run.pk])),
+        "tasks": tasks.count(),
+        "labels": PreferenceLabel.objects.filter(task__in=tasks).count(),
+    }

@@ -10,5 +10,6 @@ urlpatterns = [
     path("<int:run_id>/status/", views.run_status_partial, name="status"),
     path("<int:run_id>/metrics.json", views.run_chart_data, name="chart_data"),
     path("<int:run_id>/cancel/", views.run_cancel_action, name="cancel"),
+    path("<int:run_id>/delete/", views.run_delete_page, name="delete"),
     path("<int:run_id>/trajectories/", views.run_trajectories_partial, name="trajectories"),
 ]

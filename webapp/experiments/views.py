@@ -1,30 +1,32 @@
-"""Run pages: list, launch, the live run page (status, charts, trajectories), cancel. Thin."""
+"""Run pages: list, launch, the live run page (status, charts, trajectories), cancel, delete. Thin."""
 
 from __future__ import annotations
 
 import json
 
-from django.http import JsonResponse
+from django.contrib import messages
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import NewRunForm
 from webapp.experiments.metrics import metric_key_is_valid
-from webapp.experiments.models import RunKind
+from webapp.experiments.models import Run, RunKind
 from webapp.experiments.selectors import (
     checkpoint_list,
     comparison_runs,
     metric_history_downsampled,
     metric_latest,
     run_get,
+    run_deletion_summary,
     run_list,
     trajectory_groups,
     trajectory_steps,
 )
-from webapp.experiments.services import run_cancel, run_launch
+from webapp.experiments.services import run_cancel, run_delete, run_delete_check, run_launch
 from webapp.projects.access import research_required
 
 CHART_MAX_POINTS = 1000
@@ -125,6 +127,31 @@ def run_cancel_action(request, project_id: int, run_id: int):
         return render(request, "experiments/partials/_run_status.html",
                       _context(request, run=run, checkpoints=checkpoint_list(run=run), cancel_error=error))
     return redirect("experiments:detail", request.project.id, run.id)
+
+
+@research_required
+@require_http_methods(["GET", "POST"])
+def run_delete_page(request, project_id: int, run_id: int):
+    """GET: what deleting the run removes and keeps, and the button to do it (a page, so the
+    confirmation works without JavaScript). POST: delete it and go back to the runs list."""
+    run = run_get(project=request.project, run_id=run_id)
+    try:
+        if request.method != "POST":
+            run_delete_check(run=run)
+        else:
+            run_delete(run_id=run.id)
+            messages.success(request, f"Deleted run “{run.name}” with its metrics, trajectories and checkpoints.")
+            return redirect("experiments:list", request.project.id)
+    except RunError as exc:
+        error = exc.message
+    except Run.DoesNotExist as exc:  # deleted by another request since run_get found it
+        raise Http404("No such run.") from exc
+    else:
+        error = ""
+    refused = bool(error) and request.method == "POST"
+    return render(request, "experiments/delete.html",
+                  _context(request, run=run, summary=run_deletion_summary(run=run), error=error),
+                  status=409 if refused else 200)
 
 
 @research_required

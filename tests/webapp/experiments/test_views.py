@@ -238,3 +238,98 @@ def test_query_values_that_are_no_id_or_key_are_ignored(client, researcher, name
         assert response.json()["series"] == []  # no stored key matches them
     else:
         assert response.json()["runs"] == {str(run.id): run.name}  # nothing compared
+
+
+# ---------------------------------------------------------------- delete
+
+@pytest.fixture
+def checkpoint_root(settings, tmp_path):
+    settings.STEER_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    return settings.STEER_CHECKPOINT_DIR
+
+
+def run_with_files(project, **fields):
+    run = make_run(project, **{"status": RunStatus.SUCCEEDED, **fields})
+    metric_points_upsert(run_id=run.id, points=[("reward", s, 0.5) for s in range(3)])
+    Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=0, prompt_text="p", completion="c",
+                              reward=1.0, length=1)
+    (run.checkpoint_dir / "step-1").mkdir(parents=True)
+    return run
+
+
+def delete_url(run):
+    return reverse("experiments:delete", args=[run.project_id, run.id])
+
+
+def test_the_run_page_offers_delete_only_once_the_run_is_over(client, researcher):
+    done = make_run(researcher, status=RunStatus.FAILED)
+    running = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    assert delete_url(done) in client.get(reverse("experiments:detail", args=[researcher.id, done.id])).content.decode()
+    page = client.get(reverse("experiments:detail", args=[researcher.id, running.id])).content.decode()
+    assert delete_url(running) not in page
+
+
+def test_delete_asks_first_then_deletes_and_returns_to_the_runs_list(client, researcher, checkpoint_root,
+                                                                    django_capture_on_commit_callbacks):
+    run = run_with_files(researcher, name="<b>old sweep</b>")
+    page = client.get(delete_url(run))
+    assert page.status_code == 200 and Run.objects.filter(pk=run.id).exists()
+    body = page.content.decode()
+    assert "1 metric series" in body and "1 trajectory" in body and 'name="csrfmiddlewaretoken"' in body
+    assert "<b>old sweep</b>" not in body and "&lt;b&gt;old sweep&lt;/b&gt;" in body
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(delete_url(run), follow=True)
+    assert response.redirect_chain == [(reverse("experiments:list", args=[researcher.id]), 302)]
+    body = response.content.decode()
+    assert "Deleted run “&lt;b&gt;old sweep&lt;/b&gt;”" in body
+    assert not Run.objects.filter(pk=run.id).exists() and not run.checkpoint_dir.exists()
+
+
+def test_delete_without_the_csrf_token_is_refused_and_with_it_succeeds(researcher, checkpoint_root):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.login(username=researcher.memberships.get().user.username, password=PASSWORD)
+    run = run_with_files(researcher)
+    assert client.post(delete_url(run)).status_code == 403
+    assert Run.objects.filter(pk=run.id).exists()
+    client.get(delete_url(run))  # the confirmation page sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    assert client.post(delete_url(run), HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST="true").status_code == 302
+    assert not Run.objects.filter(pk=run.id).exists()
+
+
+@pytest.mark.parametrize("status, words", [(RunStatus.QUEUED, "cancel it first"), (RunStatus.RUNNING, "cancel it first"),
+                                           (RunStatus.SUCCEEDED, "trained by this run")])
+def test_a_run_that_cannot_go_says_why_and_stays(client, researcher, checkpoint_root, status, words):
+    from webapp.rewards.models import RewardModel
+
+    run = run_with_files(researcher, status=status, kind="reward_model" if status == RunStatus.SUCCEEDED else "policy")
+    if status == RunStatus.SUCCEEDED:
+        RewardModel.objects.create(project=researcher, name="rm", backbone="tiny", training_run=run)
+    page = client.get(delete_url(run)).content.decode()
+    assert words in page and 'type="submit"' not in page
+    response = client.post(delete_url(run))
+    assert response.status_code == 409 and words in response.content.decode()
+    assert Run.objects.filter(pk=run.id).exists() and Trajectory.objects.filter(run=run).exists()
+    assert run.checkpoint_dir.is_dir()
+
+
+def test_an_annotator_may_not_delete_a_run(client, checkpoint_root):
+    annotator = make_user()
+    project = make_project(owner=make_user(), annotator=annotator)
+    run = run_with_files(project)
+    client.login(username=annotator.username, password=PASSWORD)
+    assert client.get(delete_url(run)).status_code == 403
+    assert client.post(delete_url(run)).status_code == 403
+    assert Run.objects.filter(pk=run.id).exists()
+
+
+def test_a_run_of_another_project_or_a_missing_one_answers_404(client, researcher, checkpoint_root):
+    run = run_with_files(make_project(owner=make_user()))
+    for project_id in (researcher.id, run.project_id):
+        url = reverse("experiments:delete", args=[project_id, run.id])
+        assert client.get(url).status_code == 404 and client.post(url).status_code == 404
+    assert Run.objects.filter(pk=run.id).exists() and run.checkpoint_dir.is_dir()
+    assert client.post(reverse("experiments:delete", args=[researcher.id, 987654321])).status_code == 404
