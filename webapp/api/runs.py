@@ -1,4 +1,4 @@
-"""Runs: launch, list, read, cancel, and the status reports of external trainers."""
+"""Runs: launch, list, read, cancel, delete, and the status reports of external trainers."""
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
@@ -102,12 +102,29 @@ class RunListCreateApi(SteerListApi):
 
 
 class RunDetailApi(SteerRetrieveApi):
+    """GET: the run. DELETE: delete a finished run with its trajectories, checkpoints and metrics.
+
+    DELETE answers 409 for a queued or running run (cancel it first) and for a run that trained
+    a reward model. Comparison tasks made from the run keep their candidates and labels.
+    """
+
     project_roles = RESEARCH
     serializer_class = RunOutputSerializer
     lookup_url_kwarg = "run_id"
 
     def get_queryset(self):
         return runs_for(self.request)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, run_id: int):
+        run = run_for(request, run_id)
+        try:
+            services.run_delete(run_id=run.id)
+        except RunError as exc:
+            raise Conflict(exc.message) from exc
+        except Run.DoesNotExist as exc:  # deleted by another request since run_for found it
+            raise Http404("No such run.") from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RunCancelApi(SteerApi):

@@ -15,7 +15,7 @@ from django.conf import settings
 from tests.factories import make_dataset, make_project, make_run
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import Checkpoint, RunKind, Trajectory
+from webapp.experiments.models import Checkpoint, RunKind, RunStatus, Trajectory
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import rubric_create
 from webapp.rewards.models import RewardModel
@@ -30,6 +30,7 @@ class ProjectObjects:
     project: int
     dataset: int
     run: int
+    finished_run: int
     trajectory: int
     checkpoint: int
     rubric: int
@@ -67,6 +68,7 @@ def populate(users: dict) -> ProjectObjects:
     task = make_task(project, rubric)
     return ProjectObjects(
         project=project.id, dataset=make_dataset(project).id, run=run.id, trajectory=trajectory.id,
+        finished_run=make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED).id,
         checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
         label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
         reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
@@ -106,6 +108,8 @@ ROUTES = [
     ("run detail", "get", "/api/v1/runs/{run}/", None, (200, 200, 404)),
     ("run status", "post", "/api/v1/runs/{run}/status/", lambda: {"status": "running"}, (200, 200, 404)),
     ("run cancel", "post", "/api/v1/runs/{run}/cancel/", None, (200, 200, 404)),
+    ("run delete", "delete", "/api/v1/runs/{finished_run}/", None, (204, 204, 404)),
+    ("active run delete", "delete", "/api/v1/runs/{run}/", None, (409, 409, 404)),
     ("metric points", "get", "/api/v1/runs/{run}/metrics/", None, (200, 200, 404)),
     ("metric ingest", "post", "/api/v1/runs/{run}/metrics/", lambda: {"points": [["loss", 9, 1.0]]}, (201, 201, 404)),
     ("metric history", "get", "/api/v1/metrics/history/?run={run}", None, (200, 200, 404)),

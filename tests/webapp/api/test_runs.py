@@ -146,3 +146,56 @@ def test_a_value_the_database_cannot_store_answers_400_not_500(api, project):
     assert response.status_code in (201, 400)  # SQLite stores NUL; PostgreSQL's jsonb refuses it
     if response.status_code == 400:
         assert not Run.objects.exists()
+
+
+# ---------------------------------------------------------------- delete
+
+@pytest.fixture
+def checkpoint_root(settings, tmp_path):
+    settings.STEER_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    return settings.STEER_CHECKPOINT_DIR
+
+
+def test_delete_of_a_finished_run_answers_204_and_the_run_and_its_metrics_are_gone(
+        api, project, checkpoint_root, django_capture_on_commit_callbacks):
+    from webapp.experiments.metrics import metric_points_upsert
+    from webapp.experiments.models import MetricChunk, MetricRollup
+
+    run = make_run(project, status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("reward", s, 1.0) for s in range(4)])
+    (run.checkpoint_dir / "step-4").mkdir(parents=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/api/v1/runs/{run.id}/")
+    assert response.status_code == 204 and not response.content
+    assert api.get(f"/api/v1/runs/{run.id}/").status_code == 404
+    assert not MetricChunk.objects.filter(run_id=run.id).exists()
+    assert not MetricRollup.objects.filter(run_id=run.id).exists()
+    assert not run.checkpoint_dir.exists()
+    assert api.delete(f"/api/v1/runs/{run.id}/").status_code == 404  # a second delete finds nothing
+
+
+@pytest.mark.parametrize("status", [RunStatus.QUEUED, RunStatus.RUNNING])
+def test_delete_of_an_active_run_answers_409_naming_its_status(api, project, checkpoint_root, status):
+    run = make_run(project, status=status)
+    response = api.delete(f"/api/v1/runs/{run.id}/")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and status in error["message"] and "cancel it first" in error["message"]
+    assert Run.objects.filter(pk=run.id).exists()
+
+
+def test_delete_of_the_run_that_trained_a_reward_model_answers_409(api, project, checkpoint_root):
+    from webapp.rewards.models import RewardModel
+
+    run = make_run(project, kind=RunKind.REWARD_MODEL, status=RunStatus.SUCCEEDED)
+    RewardModel.objects.create(project=project, name="prefs-rm", backbone="tiny", training_run=run)
+    response = api.delete(f"/api/v1/runs/{run.id}/")
+    assert response.status_code == 409 and "prefs-rm" in response.json()["error"]["message"]
+    assert Run.objects.filter(pk=run.id).exists()
+
+
+def test_the_schema_documents_run_delete():
+    from drf_spectacular.generators import SchemaGenerator
+
+    operation = SchemaGenerator().get_schema(public=True)["paths"]["/api/v1/runs/{run_id}/"]["delete"]
+    assert "204" in operation["responses"]

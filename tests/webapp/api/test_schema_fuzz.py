@@ -18,7 +18,7 @@ from tests.factories import make_dataset, make_project, make_run
 from tests.webapp.api.conftest import api_user
 from webapp.accounts.services import api_token_create
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import Checkpoint, RunKind, Trajectory
+from webapp.experiments.models import Checkpoint, RunKind, RunStatus, Trajectory
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import rubric_create
 from webapp.rewards.models import RewardModel
@@ -60,6 +60,8 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
         "task_id": task.id, "label_id": label.id,
         "user_id": project.memberships.exclude(user=user).get().user_id,
         "reward_model_id": RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+        # DELETE /runs/<id>/ gets a finished run, so the deletion itself runs (later examples find it gone)
+        "finished_run_id": make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED).id,
     }
     return ids, api_token_create(user=user, name="fuzz")[1]
 
@@ -70,5 +72,7 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
 def test_no_input_makes_the_api_answer_5xx(case, real_ids):
     ids, token = real_ids
     if case.path_parameters:
-        case.path_parameters = {name: ids.get(name, value) for name, value in case.path_parameters.items()}
+        deleting = case.method.upper() == "DELETE"
+        case.path_parameters = {name: ids.get(f"finished_{name}" if deleting else name, ids.get(name, value))
+                                for name, value in case.path_parameters.items()}
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error])
