@@ -20,13 +20,18 @@ from webapp.experiments.selectors import (
     comparison_runs,
     metric_history_downsampled,
     metric_latest,
-    run_get,
     run_deletion_summary,
+    run_get,
     run_list,
     trajectory_groups,
     trajectory_steps,
 )
-from webapp.experiments.services import run_cancel, run_delete, run_delete_check, run_launch
+from webapp.experiments.services import (
+    run_cancel,
+    run_delete,
+    run_delete_check,
+    run_launch,
+)
 from webapp.projects.access import research_required
 
 CHART_MAX_POINTS = 1000

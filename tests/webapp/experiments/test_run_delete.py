@@ -7,7 +7,16 @@ from django.urls import reverse
 from tests.factories import PASSWORD, make_project, make_run, make_user
 from webapp.experiments.errors import RunError
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import Checkpoint, MetricChunk, MetricPoint, MetricRollup, Run, RunKind, RunStatus, Trajectory
+from webapp.experiments.models import (
+    Checkpoint,
+    MetricChunk,
+    MetricPoint,
+    MetricRollup,
+    Run,
+    RunKind,
+    RunStatus,
+    Trajectory,
+)
 from webapp.experiments.services import run_delete
 from webapp.feedback.labelling import label_submit
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
