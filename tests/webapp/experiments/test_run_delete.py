@@ -185,3 +185,11 @@ def test_labelled_tasks_made_from_the_run_keep_their_candidates_and_labels_and_s
     page = client.get(reverse("feedback:annotate_task", args=[project.id, labelled.id]))
     assert page.status_code == 200
     assert all(text in page.content.decode() for text in texts[labelled.id])
+
+
+def test_the_admin_leaves_run_deletion_to_the_service(rf):
+    from django.contrib.admin.sites import site
+
+    from webapp.experiments.models import Run
+
+    assert site._registry[Run].has_delete_permission(rf.get("/"), None) is False
