@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.factories import PASSWORD, make_project, make_rubric, make_task, make_user
+from tests.browser.session import log_in
+from tests.factories import make_project, make_rubric, make_task, make_user
 from webapp.feedback.models import PreferenceLabel
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -12,14 +13,6 @@ XSS_COMPLETION = (
     "<img src=x onerror=\"window.__pwned = 'img'; alert('img')\">\n\n"
     "[click me](javascript:window.__pwned='link';alert('link'))"
 )
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/**")
 
 
 def annotate_url(live_server, project):

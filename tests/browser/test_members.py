@@ -5,6 +5,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.browser.session import log_in
 from tests.factories import PASSWORD, make_user
 from webapp.projects.models import Membership, Project
 
@@ -12,17 +13,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 NEW_PASSWORD = "ada-chose-this-one-77"
 
 
-def log_in(page, live_server, username, password):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/**")
-
-
 def test_owner_creates_a_project_adds_a_new_annotator_who_replaces_the_password(page, live_server):
     owner = make_user()
-    log_in(page, live_server, owner.username, PASSWORD)
+    log_in(page, live_server, username=owner.username, password=PASSWORD)
     page.click("#new-project")
     page.fill("#project-new input[name=name]", "Summaries <b>v2</b>")
     page.click("#project-new button[type=submit]")
@@ -44,7 +37,7 @@ def test_owner_creates_a_project_adds_a_new_annotator_who_replaces_the_password(
     assert password not in page.content()
     page.click("text=Log out")
 
-    log_in(page, live_server, "ada", password)
+    log_in(page, live_server, username="ada", password=password)
     assert "Summaries <b>v2</b>" in page.inner_text(".cards")
     page.click("text=Password")
     page.fill("input[name=old_password]", password)

@@ -2,17 +2,10 @@
 
 import pytest
 
+from tests.browser.session import log_in
 from tests.factories import PASSWORD, make_project, make_task, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/**")
 
 
 def only_this_server(page, live_server):

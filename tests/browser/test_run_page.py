@@ -3,7 +3,8 @@
 import pytest
 from django.utils import timezone
 
-from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.browser.session import log_in
+from tests.factories import make_project, make_run, make_user
 from webapp.experiments.models import RunKind, RunStatus, Trajectory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -13,11 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def researcher(page, live_server):
     user = make_user()
     project = make_project(owner=user)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/projects/**")
+    log_in(page, live_server, user)
     return project
 
 

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from tests.factories import PASSWORD, make_project, make_task, make_user
+from tests.factories import make_task
+from tests.webapp.feedback.conftest import login
 
 pytestmark = pytest.mark.django_db
 
@@ -23,26 +24,6 @@ def visible(body: str) -> str:
 
 def raw_block(text: str) -> str:
     return f'<pre class="model-text text-raw">\n{escape(text)}</pre>'
-
-
-@pytest.fixture
-def annotator():
-    return make_user()
-
-
-@pytest.fixture
-def researcher():
-    return make_user()
-
-
-@pytest.fixture
-def project(annotator, researcher):
-    return make_project(annotator=annotator, researcher=researcher)
-
-
-def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.mark.parametrize("completions", [[ARITHMETIC, QUOTE_AND_HEADING], [ARITHMETIC, QUOTE_AND_HEADING, "*"]])

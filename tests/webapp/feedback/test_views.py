@@ -6,30 +6,11 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_rubric, make_task, make_user
+from tests.factories import make_project, make_rubric, make_task, make_user
+from tests.webapp.feedback.conftest import login
 from webapp.feedback.models import ComparisonTask, PreferenceLabel, Rubric
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def annotator():
-    return make_user()
-
-
-@pytest.fixture
-def researcher():
-    return make_user()
-
-
-@pytest.fixture
-def project(annotator, researcher):
-    return make_project(annotator=annotator, researcher=researcher)
-
-
-def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def post_label(client, project, task, **data):
