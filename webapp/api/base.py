@@ -8,10 +8,10 @@ from rest_framework.views import APIView
 
 from webapp.api.permissions import ProjectRole
 from webapp.api.throttling import FailedAuthThrottle
-
+from webapp.core.query import BIGINT_MAX
 
 # Ids and steps are 64-bit integers in the database; larger numbers are refused at the edge.
-MAX_ID = 2**63 - 1
+MAX_ID = BIGINT_MAX
 
 
 class TooLarge(exceptions.APIException):
