@@ -61,8 +61,39 @@ def _reward(project, index: int, reward: Any) -> Any:
     return reward
 
 
-def _one_of(path: object, folders) -> bool:
-    if not isinstance(path, str) or not path or "\x00" in path:
+def reward_models_lock(*, project, config: dict[str, Any]) -> None:
+    """Inside the launch's transaction: lock the rows of the reward models a policy run's
+    resolved config uses, and RunError if one was deleted since ``resolve_local_folders``.
+
+    A deletion locks the same row and then looks for active runs that use it, so either the
+    launch commits first and the deletion sees its queued run, or the deletion commits first
+    and the launch is refused here.
+    """
+    from webapp.rewards.models import RewardModel
+
+    rewards = config.get("rewards")
+    used = {index: reward for index, reward in enumerate(rewards if isinstance(rewards, list) else [])
+            if isinstance(reward, dict) and reward.get("name") == "reward_model"}
+    if not used:
+        return
+    held = list(RewardModel.objects.select_for_update().filter(project=project).exclude(path="")
+                .values_list("path", flat=True))
+    for index, reward in used.items():
+        if not _one_of(reward.get("path"), held):
+            raise RunError("the reward model was deleted while this run was being launched",
+                           field=f"config.rewards[{index}]")
+
+
+def same_folder(path: object, folder: object) -> bool:
+    """Whether two strings name the same folder once links are resolved (False for non-paths)."""
+    if not _usable(path) or not _usable(folder):
         return False
-    wanted = os.path.realpath(path)
-    return any(folder and os.path.realpath(folder) == wanted for folder in folders)
+    return os.path.realpath(path) == os.path.realpath(folder)
+
+
+def _usable(path: object) -> bool:
+    return isinstance(path, str) and bool(path) and "\x00" not in path
+
+
+def _one_of(path: object, folders) -> bool:
+    return any(same_folder(path, folder) for folder in folders)

@@ -86,7 +86,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     A policy run needs a policy and a dataset; a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``). RunError changes nothing and queues nothing.
     """
-    from webapp.experiments.local_folders import resolve_local_folders
+    from webapp.experiments.local_folders import resolve_local_folders, reward_models_lock
     from webapp.experiments.run_config import parse_config_json
 
     config = parse_config_json(config)
@@ -101,6 +101,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
     config = resolve_local_folders(project=project, kind=kind, config=config)
     with transaction.atomic():
+        reward_models_lock(project=project, config=config)
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,
                          dataset=dataset, policy=policy)
         if kind == RunKind.REWARD_MODEL:
@@ -143,8 +144,8 @@ def run_delete_check(*, run: Run) -> None:
     reward_model = RewardModel.objects.filter(training_run=run).first()
     if reward_model is not None:
         raise RunError(f"the reward model “{reward_model.name}” was trained by this run and is stored in its "
-                       "folder; it would have to be deleted first, and Steer cannot delete reward models yet",
-                       field="reward_model")
+                       "folder; delete the reward model first (on the Reward models page), which can delete "
+                       "this run with it", field="reward_model")
 
 
 def run_delete(*, run_id: int) -> None:

@@ -5,3 +5,12 @@ class PairImportError(Exception):
         self.errors = errors
         shown = "; ".join(f"line {n}: {msg}" for n, msg in errors[:10])
         super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}")
+
+
+class RewardModelError(Exception):
+    """A request about a reward model that cannot be honoured; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)

@@ -60,3 +60,19 @@ def preference_records(*, project, data: dict) -> list:
         prompt = task.prompt_messages if task.prompt_messages else task.prompt_text
         records.append(PreferenceRecord(prompt, [c.text for c in candidates], [list(t) for t in label.ranking]))
     return records
+
+
+def runs_using_reward_model(*, reward_model: RewardModel) -> list:
+    """The project's runs whose rewards name this reward model's folder, newest first.
+
+    Runs are resolved to folders at launch (``webapp.experiments.local_folders``), so a run's
+    config holds the folder, not the id: the folders are compared after resolving links.
+    """
+    from webapp.experiments.local_folders import same_folder
+    from webapp.experiments.models import Run
+
+    runs = Run.objects.filter(project_id=reward_model.project_id, config__has_key="rewards").order_by("-id")
+    return [run for run in runs.only("id", "name", "status", "kind", "config")
+            if any(isinstance(r, dict) and r.get("name") == "reward_model"
+                   and same_folder(r.get("path"), reward_model.path)
+                   for r in (run.config.get("rewards") if isinstance(run.config.get("rewards"), list) else []))]

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.reward_model_list_page, name="list"),
     path("train/", views.reward_model_train_page, name="train"),
     path("pairs/import/", views.pair_import_page, name="import_pairs"),
+    path("<int:reward_model_id>/delete/", views.reward_model_delete_page, name="delete"),
 ]

@@ -1,17 +1,27 @@
-"""Reward-model pages: the list with metrics, launching a training run, importing pairs. Thin."""
+"""Reward-model pages: the list with metrics, launching a training run, importing pairs, deleting. Thin."""
 
+from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import RewardModelRunForm
 from webapp.experiments.models import RunKind
-from webapp.experiments.selectors import reward_model_runs
+from webapp.experiments.selectors import reward_model_runs, run_deletion_summary
 from webapp.experiments.services import run_launch
 from webapp.projects.access import research_required
-from webapp.rewards.errors import PairImportError
+from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.forms import PairImportForm
-from webapp.rewards.selectors import label_count, pair_set_list, reward_model_list
-from webapp.rewards.services import pair_set_import
+from webapp.rewards.models import RewardModel
+from webapp.rewards.selectors import (
+    label_count,
+    pair_set_list,
+    reward_model_get,
+    reward_model_list,
+    runs_using_reward_model,
+)
+from webapp.rewards.services import pair_set_import, reward_model_delete, reward_model_delete_check
 
 
 def _context(request, **extra) -> dict:
@@ -56,3 +66,32 @@ def pair_import_page(request, project_id: int):
         else:
             return redirect("rewards:train", request.project.id)
     return render(request, "rewards/import_pairs.html", _context(request, form=form, line_errors=line_errors))
+
+
+@research_required
+@require_http_methods(["GET", "POST"])
+def reward_model_delete_page(request, project_id: int, reward_model_id: int):
+    """GET: what deleting the reward model removes and keeps, with the choice to delete its
+    training run too. POST: delete (``with_training_run=on`` for the run) and go back to the list."""
+    reward_model = reward_model_get(project=request.project, reward_model_id=reward_model_id)
+    with_run = request.method == "POST" and request.POST.get("with_training_run") == "on"
+    try:
+        if request.method != "POST":
+            reward_model_delete_check(reward_model=reward_model)
+        else:
+            reward_model_delete(reward_model_id=reward_model.id, with_training_run=with_run)
+            what = " and its training run" if with_run and reward_model.training_run_id else ""
+            messages.success(request, f"Deleted reward model “{reward_model.name}”{what}.")
+            return redirect("rewards:list", request.project.id)
+    except (RewardModelError, RunError) as exc:
+        error = exc.message
+    except RewardModel.DoesNotExist as exc:  # deleted by another request since reward_model_get found it
+        raise Http404("No such reward model.") from exc
+    else:
+        error = ""
+    run = reward_model.training_run
+    return render(request, "rewards/delete.html", _context(
+        request, reward_model=reward_model, error=error, training_run=run,
+        run_summary=run_deletion_summary(run=run) if run else None,
+        users=runs_using_reward_model(reward_model=reward_model)),
+        status=409 if error and request.method == "POST" else 200)

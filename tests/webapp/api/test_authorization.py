@@ -138,6 +138,7 @@ ROUTES = [
     ("label withdraw", "delete", "/api/v1/labels/{label}/", None, (403, 403, 204)),
     ("reward model list", "get", "/api/v1/projects/{project}/reward-models/", None, (200, 200, 403)),
     ("reward model detail", "get", "/api/v1/reward-models/{reward_model}/", None, (200, 200, 404)),
+    ("reward model delete", "delete", "/api/v1/reward-models/{reward_model}/", None, (204, 204, 404)),
     ("preference export", "get", "/api/v1/projects/{project}/exports/preferences.jsonl", None, (200, 200, 403)),
     ("label export", "get", "/api/v1/projects/{project}/exports/labels.jsonl", None, (200, 200, 403)),
 ]
