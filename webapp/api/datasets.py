@@ -1,4 +1,4 @@
-"""Prompt datasets: list, import a JSONL/CSV file (all or nothing), read, page through prompts."""
+"""Prompt datasets: list, import a JSONL/CSV file (all or nothing), read, page through prompts, delete."""
 
 from django.db import IntegrityError
 from django.db.models import Count
@@ -8,14 +8,14 @@ from rest_framework import filters, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.api.base import SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.base import Conflict, SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import upload_text
-from webapp.datasets.errors import DatasetImportError
+from webapp.datasets.errors import DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.selectors import dataset_list
-from webapp.datasets.services import dataset_import
+from webapp.datasets.services import dataset_delete, dataset_import
 
 
 class DatasetOutputSerializer(serializers.ModelSerializer):
@@ -99,6 +99,9 @@ class DatasetListCreateApi(SteerListApi):
 
 
 class DatasetDetailApi(SteerRetrieveApi):
+    """GET: the dataset. DELETE: delete it with its prompts (204); 409 if runs used it, since a
+    run keeps the dataset it was trained on (delete those runs first)."""
+
     project_roles = RESEARCH
     serializer_class = DatasetOutputSerializer
     lookup_url_kwarg = "dataset_id"
@@ -106,6 +109,17 @@ class DatasetDetailApi(SteerRetrieveApi):
     def get_queryset(self):
         ids = scoped_project_ids(self.request, RESEARCH)
         return PromptDataset.objects.filter(project_id__in=ids).annotate(prompt_count=Count("prompts"))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, dataset_id: int):
+        dataset = self.get_object()
+        try:
+            dataset_delete(dataset_id=dataset.id)
+        except DatasetInUse as exc:
+            raise Conflict(exc.message) from exc
+        except PromptDataset.DoesNotExist as exc:  # deleted by another request since get_object found it
+            raise Http404("No such dataset.") from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PromptListApi(SteerListApi):

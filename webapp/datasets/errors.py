@@ -7,3 +7,11 @@ class DatasetImportError(Exception):
         shown = "; ".join(f"line {n}: {msg}" for n, msg in errors[:10])
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
+
+
+class DatasetInUse(Exception):
+    """A dataset that runs were trained on, which they keep: it cannot be deleted."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)

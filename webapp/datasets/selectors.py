@@ -15,3 +15,8 @@ def dataset_get(*, project, dataset_id: int) -> PromptDataset:
 
 def prompt_list(*, dataset) -> QuerySet[Prompt]:
     return Prompt.objects.filter(dataset=dataset).order_by("index")
+
+
+def dataset_runs(*, dataset) -> QuerySet:
+    """The runs trained or evaluated on the dataset, newest first."""
+    return dataset.runs.order_by("-id").only("id", "name", "status", "project_id")

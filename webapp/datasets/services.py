@@ -5,9 +5,10 @@ from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from webapp.datasets.errors import DatasetImportError
+from webapp.datasets.errors import DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import PromptRow, parse_file
+from webapp.datasets.selectors import dataset_runs
 
 
 @transaction.atomic
@@ -36,3 +37,29 @@ def dataset_import(*, project, name: str, filename: str, content: str, user=None
     """Parse a JSONL/CSV file and store it; DatasetImportError (with line numbers) changes nothing."""
     rows = parse_file(filename, content)
     return dataset_create(project=project, name=name, rows=rows, user=user, description=description)
+
+
+def dataset_delete_check(*, dataset: PromptDataset) -> None:
+    """DatasetInUse if runs used the dataset: a run keeps the prompts it was trained on (its
+    trajectories point at them, and a resumed run reads them again)."""
+    runs = list(dataset_runs(dataset=dataset)[:6])
+    if runs:
+        total = dataset_runs(dataset=dataset).count()
+        named = ", ".join(f"“{run.name}”" for run in runs[:5])
+        more = f" and {total - 5} more" if total > 5 else ""
+        raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it: {named}{more}; "
+                           "a run keeps its dataset, so delete those runs first")
+
+
+def dataset_delete(*, dataset_id: int) -> None:
+    """Delete a dataset and its prompts. DatasetInUse (see ``dataset_delete_check``) changes
+    nothing; PromptDataset.DoesNotExist for a missing dataset.
+
+    The row lock orders this against launches, which lock the dataset they train on
+    (``webapp.experiments.services.run_launch``): a launch that commits first is seen here, and
+    one that comes after finds the dataset gone.
+    """
+    with transaction.atomic():
+        dataset = PromptDataset.objects.select_for_update().get(pk=dataset_id)
+        dataset_delete_check(dataset=dataset)
+        dataset.delete()

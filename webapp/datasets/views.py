@@ -1,10 +1,16 @@
-from django.core.paginator import Paginator
-from django.shortcuts import redirect, render
+"""Dataset pages: the list, one dataset's prompts, importing, deleting. Thin."""
 
-from webapp.datasets.errors import DatasetImportError
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from webapp.datasets.errors import DatasetImportError, DatasetInUse
 from webapp.datasets.forms import DatasetImportForm
-from webapp.datasets.selectors import dataset_get, dataset_list, prompt_list
-from webapp.datasets.services import dataset_import
+from webapp.datasets.models import PromptDataset
+from webapp.datasets.selectors import dataset_get, dataset_list, dataset_runs, prompt_list
+from webapp.datasets.services import dataset_delete, dataset_delete_check, dataset_import
 from webapp.projects.access import research_required
 
 
@@ -38,3 +44,27 @@ def dataset_import_page(request, project_id: int):
             return redirect("datasets:detail", request.project.id, dataset.id)
     return render(request, "datasets/import.html", {"project": request.project, "membership": request.membership,
                                                     "form": form, "line_errors": line_errors})
+
+
+@research_required
+@require_http_methods(["GET", "POST"])
+def dataset_delete_page(request, project_id: int, dataset_id: int):
+    """GET: what deleting the dataset removes, or the runs that keep it. POST: delete it."""
+    dataset = dataset_get(project=request.project, dataset_id=dataset_id)
+    try:
+        if request.method != "POST":
+            dataset_delete_check(dataset=dataset)
+        else:
+            dataset_delete(dataset_id=dataset.id)
+            messages.success(request, f"Deleted dataset “{dataset.name}” with its prompts.")
+            return redirect("datasets:list", request.project.id)
+    except DatasetInUse as exc:
+        error = exc.message
+    except PromptDataset.DoesNotExist as exc:  # deleted by another request since dataset_get found it
+        raise Http404("No such dataset.") from exc
+    else:
+        error = ""
+    return render(request, "datasets/delete.html", {
+        "project": request.project, "membership": request.membership, "dataset": dataset, "error": error,
+        "prompt_count": prompt_list(dataset=dataset).count(), "runs": dataset_runs(dataset=dataset)[:20]},
+        status=409 if error and request.method == "POST" else 200)

@@ -32,9 +32,14 @@ def label_count(*, project) -> int:
 
 
 def preference_source_check(*, project, data: dict) -> None:
-    """RunError unless the run's preference data exists in this project and is not empty."""
+    """RunError unless the run's preference data exists in this project and is not empty (called
+    in the launch's transaction)."""
     if data["source"] == "pairs":
-        if not PreferencePairSet.objects.filter(project=project, pk=data["pair_set"]).exists():
+        # Inside the launch's transaction: the lock keeps a deletion (FOR UPDATE) waiting until
+        # the run is committed, so that the deletion sees it.
+        found = (PreferencePairSet.objects.select_for_update(no_key=True)
+                 .filter(project=project, pk=data["pair_set"]).values_list("pk", flat=True))
+        if not list(found):
             raise RunError("no such set of imported pairs in this project", field="config.data")
     elif not label_count(project=project):
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
@@ -76,3 +81,16 @@ def runs_using_reward_model(*, reward_model: RewardModel) -> list:
             if any(isinstance(r, dict) and r.get("name") == "reward_model"
                    and same_folder(r.get("path"), reward_model.path)
                    for r in (run.config.get("rewards") if isinstance(run.config.get("rewards"), list) else []))]
+
+
+def runs_using_pair_set(*, pair_set: PreferencePairSet) -> QuerySet:
+    """The project's reward-model runs that train on the imported pairs, newest first."""
+    from webapp.experiments.models import Run, RunKind
+
+    return (Run.objects.filter(project_id=pair_set.project_id, kind=RunKind.REWARD_MODEL,
+                               config__data__source="pairs", config__data__pair_set=pair_set.pk)
+            .order_by("-id").only("id", "name", "status"))
+
+
+def pair_set_get(*, project, pair_set_id: int) -> PreferencePairSet:
+    return get_object_or_404(PreferencePairSet.objects.defer("pairs"), pk=pair_set_id, project=project)

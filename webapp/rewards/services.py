@@ -8,7 +8,7 @@ from django.db import transaction
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.parsing import parse_pairs
-from webapp.rewards.selectors import runs_using_reward_model
+from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_model
 
 
 @transaction.atomic
@@ -74,3 +74,25 @@ def reward_model_delete(*, reward_model_id: int, with_training_run: bool = False
         reward_model.delete()
         if with_training_run and run_id is not None:
             run_delete(run_id=run_id)
+
+
+def pair_set_delete_check(*, pair_set: PreferencePairSet) -> None:
+    """RewardModelError if a queued or running reward-model run trains on the pairs: its worker
+    reads them when it starts or resumes."""
+    active = [run for run in runs_using_pair_set(pair_set=pair_set) if not run.is_terminal]
+    if active:
+        named = ", ".join(f"“{run.name}” ({run.status})" for run in active[:5])
+        raise RewardModelError(f"{len(active)} active run{'s' if len(active) != 1 else ''} train"
+                               f"{'s' if len(active) == 1 else ''} on it: {named}; wait for them to finish "
+                               "or cancel them first", field="runs")
+
+
+def pair_set_delete(*, pair_set_id: int) -> None:
+    """Delete a set of imported pairs. Finished runs that trained on it keep their configs and
+    reward models. RewardModelError (see ``pair_set_delete_check``) changes nothing;
+    PreferencePairSet.DoesNotExist for a missing set. The row lock orders this against launches,
+    which lock the set they train on (``webapp.rewards.selectors.preference_source_check``)."""
+    with transaction.atomic():
+        pair_set = PreferencePairSet.objects.select_for_update().defer("pairs").get(pk=pair_set_id)
+        pair_set_delete_check(pair_set=pair_set)
+        pair_set.delete()

@@ -8,4 +8,5 @@ urlpatterns = [
     path("train/", views.reward_model_train_page, name="train"),
     path("pairs/import/", views.pair_import_page, name="import_pairs"),
     path("<int:reward_model_id>/delete/", views.reward_model_delete_page, name="delete"),
+    path("pairs/<int:pair_set_id>/delete/", views.pair_set_delete_page, name="delete_pairs"),
 ]

@@ -13,15 +13,23 @@ from webapp.experiments.services import run_launch
 from webapp.projects.access import research_required
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.forms import PairImportForm
-from webapp.rewards.models import RewardModel
+from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.selectors import (
     label_count,
+    pair_set_get,
     pair_set_list,
     reward_model_get,
     reward_model_list,
+    runs_using_pair_set,
     runs_using_reward_model,
 )
-from webapp.rewards.services import pair_set_import, reward_model_delete, reward_model_delete_check
+from webapp.rewards.services import (
+    pair_set_delete,
+    pair_set_delete_check,
+    pair_set_import,
+    reward_model_delete,
+    reward_model_delete_check,
+)
 
 
 def _context(request, **extra) -> dict:
@@ -94,4 +102,27 @@ def reward_model_delete_page(request, project_id: int, reward_model_id: int):
         request, reward_model=reward_model, error=error, training_run=run,
         run_summary=run_deletion_summary(run=run) if run else None,
         users=runs_using_reward_model(reward_model=reward_model)),
+        status=409 if error and request.method == "POST" else 200)
+
+
+@research_required
+@require_http_methods(["GET", "POST"])
+def pair_set_delete_page(request, project_id: int, pair_set_id: int):
+    """GET: what deleting the imported pairs removes and which runs trained on them. POST: delete."""
+    pair_set = pair_set_get(project=request.project, pair_set_id=pair_set_id)
+    try:
+        if request.method != "POST":
+            pair_set_delete_check(pair_set=pair_set)
+        else:
+            pair_set_delete(pair_set_id=pair_set.id)
+            messages.success(request, f"Deleted the imported pairs “{pair_set.name}”.")
+            return redirect("rewards:list", request.project.id)
+    except RewardModelError as exc:
+        error = exc.message
+    except PreferencePairSet.DoesNotExist as exc:  # deleted by another request since pair_set_get found it
+        raise Http404("No such set of pairs.") from exc
+    else:
+        error = ""
+    return render(request, "rewards/delete_pairs.html", _context(
+        request, pair_set=pair_set, error=error, runs=runs_using_pair_set(pair_set=pair_set)[:20]),
         status=409 if error and request.method == "POST" else 200)

@@ -29,6 +29,7 @@ ROLES = ["owner", "researcher", "annotator", "outsider"]
 class ProjectObjects:
     project: int
     dataset: int
+    unused_dataset: int
     run: int
     finished_run: int
     trajectory: int
@@ -66,9 +67,11 @@ def populate(users: dict) -> ProjectObjects:
     checkpoint = Checkpoint.objects.create(run=run, step=1, path=str(folder), size_bytes=2)
     rubric = rubric_create(project=project, name="Helpful", criteria=[{"name": "Correct", "scale": "binary"}])
     task = make_task(project, rubric)
+    dataset = make_dataset(project)
     return ProjectObjects(
-        project=project.id, dataset=make_dataset(project).id, run=run.id, trajectory=trajectory.id,
-        finished_run=make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED).id,
+        project=project.id, dataset=dataset.id, unused_dataset=make_dataset(project).id, run=run.id,
+        trajectory=trajectory.id,
+        finished_run=make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED, dataset=dataset).id,
         checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
         label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
         reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
@@ -102,6 +105,8 @@ ROUTES = [
      lambda: {"name": f"ds-{uuid.uuid4().hex[:6]}", "content": '{"prompt": "hi"}\n'}, (201, 201, 403)),
     ("dataset detail", "get", "/api/v1/datasets/{dataset}/", None, (200, 200, 404)),
     ("prompt list", "get", "/api/v1/datasets/{dataset}/prompts/", None, (200, 200, 404)),
+    ("unused dataset delete", "delete", "/api/v1/datasets/{unused_dataset}/", None, (204, 204, 404)),
+    ("used dataset delete", "delete", "/api/v1/datasets/{dataset}/", None, (409, 409, 404)),
     ("run list", "get", "/api/v1/projects/{project}/runs/", None, (200, 200, 403)),
     ("run create", "post", "/api/v1/projects/{project}/runs/",
      lambda: {"name": "ext", "kind": "external", "config": {"trainer": "x"}}, (201, 201, 403)),
