@@ -1,11 +1,10 @@
 """Dataset pages: the list, one dataset's prompts, importing, deleting. Thin."""
 
-from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from webapp.core.deletion import deletion_attempt
 from webapp.datasets.errors import DatasetImportError, DatasetInUse
 from webapp.datasets.forms import DatasetImportForm
 from webapp.datasets.models import PromptDataset
@@ -51,20 +50,13 @@ def dataset_import_page(request, project_id: int):
 def dataset_delete_page(request, project_id: int, dataset_id: int):
     """GET: what deleting the dataset removes, or the runs that keep it. POST: delete it."""
     dataset = dataset_get(project=request.project, dataset_id=dataset_id)
-    try:
-        if request.method != "POST":
-            dataset_delete_check(dataset=dataset)
-        else:
-            dataset_delete(dataset_id=dataset.id)
-            messages.success(request, f"Deleted dataset “{dataset.name}” with its prompts.")
-            return redirect("datasets:list", request.project.id)
-    except DatasetInUse as exc:
-        error = exc.message
-    except PromptDataset.DoesNotExist as exc:  # deleted by another request since dataset_get found it
-        raise Http404("No such dataset.") from exc
-    else:
-        error = ""
+    outcome = deletion_attempt(
+        request, check=lambda: dataset_delete_check(dataset=dataset),
+        delete=lambda: dataset_delete(dataset_id=dataset.id), refusals=(DatasetInUse,),
+        gone=PromptDataset.DoesNotExist, done=f"Deleted dataset “{dataset.name}” with its prompts.")
+    if outcome.deleted:
+        return redirect("datasets:list", request.project.id)
     return render(request, "datasets/delete.html", {
-        "project": request.project, "membership": request.membership, "dataset": dataset, "error": error,
+        "project": request.project, "membership": request.membership, "dataset": dataset, "error": outcome.error,
         "prompt_count": prompt_list(dataset=dataset).count(), "runs": dataset_runs(dataset=dataset)[:20]},
-        status=409 if error and request.method == "POST" else 200)
+        status=outcome.status)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import NewRunForm
@@ -140,23 +140,15 @@ def run_delete_page(request, project_id: int, run_id: int):
     """GET: what deleting the run removes and keeps, and the button to do it (a page, so the
     confirmation works without JavaScript). POST: delete it and go back to the runs list."""
     run = run_get(project=request.project, run_id=run_id)
-    try:
-        if request.method != "POST":
-            run_delete_check(run=run)
-        else:
-            run_delete(run_id=run.id)
-            messages.success(request, f"Deleted run “{run.name}” with its metrics, trajectories and checkpoints.")
-            return redirect("experiments:list", request.project.id)
-    except RunError as exc:
-        error = exc.message
-    except Run.DoesNotExist as exc:  # deleted by another request since run_get found it
-        raise Http404("No such run.") from exc
-    else:
-        error = ""
-    refused = bool(error) and request.method == "POST"
+    outcome = deletion_attempt(
+        request, check=lambda: run_delete_check(run=run), delete=lambda: run_delete(run_id=run.id),
+        refusals=(RunError,), gone=Run.DoesNotExist,
+        done=f"Deleted run “{run.name}” with its metrics, trajectories and checkpoints.")
+    if outcome.deleted:
+        return redirect("experiments:list", request.project.id)
     return render(request, "experiments/delete.html",
-                  _context(request, run=run, summary=run_deletion_summary(run=run), error=error),
-                  status=409 if refused else 200)
+                  _context(request, run=run, summary=run_deletion_summary(run=run), error=outcome.error),
+                  status=outcome.status)
 
 
 @research_required

@@ -1,10 +1,9 @@
 """Reward-model pages: the list with metrics, launching a training run, importing pairs, deleting. Thin."""
 
-from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from webapp.core.deletion import deletion_attempt
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import RewardModelRunForm
 from webapp.experiments.models import RunKind
@@ -82,27 +81,19 @@ def reward_model_delete_page(request, project_id: int, reward_model_id: int):
     """GET: what deleting the reward model removes and keeps, with the choice to delete its
     training run too. POST: delete (``with_training_run=on`` for the run) and go back to the list."""
     reward_model = reward_model_get(project=request.project, reward_model_id=reward_model_id)
-    with_run = request.method == "POST" and request.POST.get("with_training_run") == "on"
-    try:
-        if request.method != "POST":
-            reward_model_delete_check(reward_model=reward_model)
-        else:
-            reward_model_delete(reward_model_id=reward_model.id, with_training_run=with_run)
-            what = " and its training run" if with_run and reward_model.training_run_id else ""
-            messages.success(request, f"Deleted reward model “{reward_model.name}”{what}.")
-            return redirect("rewards:list", request.project.id)
-    except (RewardModelError, RunError) as exc:
-        error = exc.message
-    except RewardModel.DoesNotExist as exc:  # deleted by another request since reward_model_get found it
-        raise Http404("No such reward model.") from exc
-    else:
-        error = ""
     run = reward_model.training_run
+    with_run = request.POST.get("with_training_run") == "on" and run is not None
+    outcome = deletion_attempt(
+        request, check=lambda: reward_model_delete_check(reward_model=reward_model),
+        delete=lambda: reward_model_delete(reward_model_id=reward_model.id, with_training_run=with_run),
+        refusals=(RewardModelError, RunError), gone=RewardModel.DoesNotExist,
+        done=f"Deleted reward model “{reward_model.name}”{' and its training run' if with_run else ''}.")
+    if outcome.deleted:
+        return redirect("rewards:list", request.project.id)
     return render(request, "rewards/delete.html", _context(
-        request, reward_model=reward_model, error=error, training_run=run,
+        request, reward_model=reward_model, error=outcome.error, training_run=run,
         run_summary=run_deletion_summary(run=run) if run else None,
-        users=runs_using_reward_model(reward_model=reward_model)),
-        status=409 if error and request.method == "POST" else 200)
+        users=runs_using_reward_model(reward_model=reward_model)), status=outcome.status)
 
 
 @research_required
@@ -110,19 +101,12 @@ def reward_model_delete_page(request, project_id: int, reward_model_id: int):
 def pair_set_delete_page(request, project_id: int, pair_set_id: int):
     """GET: what deleting the imported pairs removes and which runs trained on them. POST: delete."""
     pair_set = pair_set_get(project=request.project, pair_set_id=pair_set_id)
-    try:
-        if request.method != "POST":
-            pair_set_delete_check(pair_set=pair_set)
-        else:
-            pair_set_delete(pair_set_id=pair_set.id)
-            messages.success(request, f"Deleted the imported pairs “{pair_set.name}”.")
-            return redirect("rewards:list", request.project.id)
-    except RewardModelError as exc:
-        error = exc.message
-    except PreferencePairSet.DoesNotExist as exc:  # deleted by another request since pair_set_get found it
-        raise Http404("No such set of pairs.") from exc
-    else:
-        error = ""
+    outcome = deletion_attempt(
+        request, check=lambda: pair_set_delete_check(pair_set=pair_set),
+        delete=lambda: pair_set_delete(pair_set_id=pair_set.id), refusals=(RewardModelError,),
+        gone=PreferencePairSet.DoesNotExist, done=f"Deleted the imported pairs “{pair_set.name}”.")
+    if outcome.deleted:
+        return redirect("rewards:list", request.project.id)
     return render(request, "rewards/delete_pairs.html", _context(
-        request, pair_set=pair_set, error=error, runs=runs_using_pair_set(pair_set=pair_set)[:20]),
-        status=409 if error and request.method == "POST" else 200)
+        request, pair_set=pair_set, error=outcome.error, runs=runs_using_pair_set(pair_set=pair_set)[:20]),
+        status=outcome.status)
