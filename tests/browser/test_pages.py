@@ -70,3 +70,27 @@ def test_a_refused_submit_says_so_and_keeps_what_was_typed(page, live_server):
     banner = page.wait_for_selector("#request-error:not([hidden])")
     assert "refused" in banner.text_content() and "403" in banner.text_content()
     assert page.input_value("textarea[name=critique]") == "A is right, B drifts."
+
+
+def test_a_reward_model_is_deleted_with_its_training_run_from_the_list(page, live_server, settings, tmp_path):
+    """Through the list's link, the confirmation page's box and its form (CSRF enforced here)."""
+    from webapp.experiments.models import Run, RunKind, RunStatus
+    from webapp.rewards.models import RewardModel
+
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    user = make_user()
+    project = make_project(owner=user)
+    run = Run.objects.create(project=project, name="rm training", kind=RunKind.REWARD_MODEL,
+                             status=RunStatus.SUCCEEDED)
+    (run.checkpoint_dir / "reward-model").mkdir(parents=True)
+    RewardModel.objects.create(project=project, name="helpful-rm", backbone="tiny", training_run=run,
+                               path=str(run.checkpoint_dir / "reward-model"))
+    log_in(page, live_server, user)
+    page.goto(f"{live_server.url}/projects/{project.id}/reward-models/")
+    page.click("a[aria-label='Delete reward model helpful-rm']")
+    page.check("input[name=with_training_run]")
+    page.click("button.danger")
+    page.wait_for_url(f"{live_server.url}/projects/{project.id}/reward-models/")
+    assert "Deleted reward model “helpful-rm” and its training run." in page.inner_text(".messages")
+    assert not RewardModel.objects.exists() and not Run.objects.exists()
+    assert not run.checkpoint_dir.exists()
