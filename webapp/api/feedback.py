@@ -160,7 +160,7 @@ class TaskResearchOutputSerializer(TaskOutputSerializer):
     candidates = ResearchCandidateSerializer(many=True, read_only=True)
 
     class Meta(TaskOutputSerializer.Meta):
-        fields = TaskOutputSerializer.Meta.fields + ["source_run", "is_gold", "gold_ranking"]
+        fields = TaskOutputSerializer.Meta.fields + ["source_run", "source_run_name", "is_gold", "gold_ranking"]
 
 
 def tasks_in(project_ids):

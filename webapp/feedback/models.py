@@ -80,6 +80,8 @@ class ComparisonTask(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparison_tasks")
     source_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_run_name = models.CharField(
+        max_length=200, blank=True, help_text="The source run's name, kept when the run is deleted; empty for imports.")
     prompt_text = models.TextField()
     prompt_messages = models.JSONField(null=True, blank=True, help_text="The prompt as chat messages, if it was one.")
     rubric_version = models.ForeignKey(

@@ -132,7 +132,8 @@ def _rubric_version_for(project, rubric: Rubric | None) -> RubricVersion | None:
 def _tasks_create(*, project, specs: Sequence[TaskSpec], required_labels: int, rubric_version, source_run=None
                   ) -> list[ComparisonTask]:
     tasks = ComparisonTask.objects.bulk_create([
-        ComparisonTask(project=project, source_run=source_run, prompt_text=s.prompt_text,
+        ComparisonTask(project=project, source_run=source_run, source_run_name=source_run.name if source_run else "",
+                       prompt_text=s.prompt_text,
                        prompt_messages=s.prompt_messages, rubric_version=rubric_version,
                        required_labels=required_labels, is_gold=s.gold_ranking is not None,
                        gold_ranking=s.gold_ranking)
