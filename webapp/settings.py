@@ -134,14 +134,10 @@ REST_FRAMEWORK = {
     # for every guess).
     "NUM_PROXIES": ENV.trusted_proxies,
 }
-# Only the failed-login throttle caches anything; on disk, so every gunicorn worker on the
-# host counts the same failures.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(ENV.var_dir / "cache"),
-    },
-}
+# Failed log-ins allowed through the login form, per client address and per username
+# (webapp.accounts.auth_failures counts them in the database; the API's token failures use
+# REST_FRAMEWORK's "auth" rate above).
+STEER_LOGIN_FAILURE_RATES = {"address": "30/hour", "username": "10/hour"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steer API",
     "DESCRIPTION": "Runs, metrics, trajectories, feedback and reward models of a Steer installation.",

@@ -47,3 +47,17 @@ class ApiToken(models.Model):
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
+
+
+class AuthFailureWindow(models.Model):
+    """Failed sign-ins of one key (a client address or a username, with the rate's period) in
+    one fixed window of that period; see ``webapp.accounts.auth_failures``."""
+
+    key = models.CharField(max_length=300)
+    window = models.BigIntegerField(help_text="Window number: seconds since the epoch // the period.")
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(help_text="The end of the next window, after which the row counts for nothing.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window"], name="auth_failure_one_row_per_window")]
+        indexes = [models.Index(fields=["expires_at"], name="auth_failure_expiry")]

@@ -1,10 +1,9 @@
 import uuid
 
 import pytest
-from django.core.cache import cache
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from django.contrib.auth import get_user_model
 from webapp.accounts.services import api_token_create
 
 
@@ -14,13 +13,6 @@ def token_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def api_user():

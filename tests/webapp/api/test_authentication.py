@@ -86,11 +86,14 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_is_counted(db, auth
     assert codes == [401, 401, 401, 401, 429]
 
 
-def test_failures_are_counted_in_a_cache_every_web_process_shares():
-    from django.conf import settings
+def test_failures_are_counted_in_the_database_and_refused_requests_are_not_checked(db, auth_rate_3_a_minute):
+    """Counts are rows every web process shares (see tests/webapp/accounts/test_auth_failures.py
+    for concurrent failures)."""
+    from webapp.accounts.models import AuthFailureWindow
 
-    assert settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache")
-    assert str(settings.STEER_VAR_DIR) in settings.CACHES["default"]["LOCATION"]
+    for _ in range(5):
+        bearer("steer_wrong").get("/api/v1/projects/")
+    assert sum(AuthFailureWindow.objects.values_list("count", flat=True)) == 3  # the rest were refused unchecked
 
 
 def test_session_login_reaches_the_api(client, owner):

@@ -1,0 +1,133 @@
+"""Failed sign-ins: counted atomically in the database, over a sliding window, on the login form
+per address and per username."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_user
+from webapp.accounts.auth_failures import Rate, failure_record, failure_wait
+from webapp.accounts.models import AuthFailureWindow
+
+MINUTE = Rate(limit=3, period_s=60)
+
+
+@pytest.mark.parametrize("text, rate", [("20/min", Rate(20, 60)), ("10/hour", Rate(10, 3600)),
+                                        (" 5 / 10min ", Rate(5, 600)), ("1/d", Rate(1, 86400))])
+def test_rates_parse_like_drfs(text, rate):
+    assert Rate.parse(text) == rate
+
+
+@pytest.mark.parametrize("text", ["20", "0/min", "20/fortnight", "-1/min", ""])
+def test_a_bad_rate_is_named(text):
+    with pytest.raises(ValueError, match="not a rate"):
+        Rate.parse(text)
+
+
+@pytest.mark.django_db
+def test_the_limit_th_failure_closes_the_key_through_the_next_window():
+    limits = [("k", MINUTE)]
+    start = 6000.0  # a window boundary
+    for i in range(3):
+        assert failure_wait(limits=limits, now=start + i) == 0
+        failure_record(limits=limits, now=start + i)
+    assert failure_wait(limits=limits, now=start + 10) == 110  # counted in this window and the next
+    assert failure_wait(limits=limits, now=start + 60.5) == 60  # just after the boundary: still closed
+    assert failure_wait(limits=limits, now=start + 120) == 0
+    assert failure_wait(limits=[("other", MINUTE)], now=start + 10) == 0
+
+
+@pytest.mark.django_db
+def test_failures_split_over_two_windows_count_together_until_the_first_drops_out():
+    limits = [("k", MINUTE)]
+    failure_record(limits=limits, now=6050.0)
+    failure_record(limits=limits, now=6055.0)
+    assert failure_wait(limits=limits, now=6061.0) == 0
+    failure_record(limits=limits, now=6061.0)  # 2 + 1: no stretch of 60 s may hold a fourth
+    assert failure_wait(limits=limits, now=6070.0) == 50
+    assert failure_wait(limits=limits, now=6120.0) == 0  # the window of the first two is gone
+
+
+@pytest.mark.django_db
+def test_rows_that_no_longer_count_are_dropped_when_a_failure_is_recorded():
+    failure_record(limits=[("old", MINUTE)], now=6000.0)
+    failure_record(limits=[("new", MINUTE)], now=6000.0 + 200)
+    assert list(AuthFailureWindow.objects.values_list("key", flat=True)) == ["60:new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_failures_are_all_counted():
+    """Each failure is one UPDATE … count + 1 (or the window's first INSERT, retried as an
+    UPDATE when another request inserted first): none is lost between processes."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs a server database")
+    threads_n, per_thread = 8, 5
+    barrier = threading.Barrier(threads_n)
+
+    def guess():
+        barrier.wait()
+        try:
+            for _ in range(per_thread):
+                failure_record(limits=[("k", Rate(1000, 3600))], now=7200.0)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess) for _ in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert AuthFailureWindow.objects.get(key="3600:k").count == threads_n * per_thread
+
+
+# ---------------------------------------------------------------- the login form
+
+
+@pytest.fixture
+def rates(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STEER_LOGIN_FAILURE_RATES = {"address": "5/hour", "username": "3/hour"}
+
+
+def log_in(client, username, password="wrong", address="10.0.0.1"):
+    return client.post(reverse("accounts:login"), {"username": username, "password": password},
+                       REMOTE_ADDR=address)
+
+
+@pytest.mark.django_db
+def test_a_username_guessed_too_often_is_closed_even_to_its_right_password(client, rates):
+    user = make_user()
+    assert [log_in(client, user.username).status_code for _ in range(3)] == [200, 200, 200]
+    refused = log_in(client, user.username.upper(), PASSWORD, address="10.9.9.9")  # another address, same name
+    assert refused.status_code == 429
+    body = refused.content.decode()
+    assert "Too many failed log-ins" in body and "Try again in" in body and "_auth_user_id" not in client.session
+    other = make_user()
+    assert log_in(client, other.username, PASSWORD).status_code == 302  # other users still get in
+
+
+@pytest.mark.django_db
+def test_an_address_guessing_many_usernames_is_closed(client, rates):
+    codes = [log_in(client, f"nobody{i}").status_code for i in range(6)]
+    assert codes == [200] * 5 + [429]
+    assert log_in(client, "nobody99", address="10.0.0.2").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_locked_out_attempt_does_not_check_the_password(client, rates, monkeypatch):
+    from django.contrib.auth import forms
+
+    for _ in range(3):
+        log_in(client, "alice")
+    checked = []
+    monkeypatch.setattr(forms, "authenticate", lambda *a, **k: checked.append(k) or None)
+    assert log_in(client, "alice").status_code == 429 and checked == []
+
+
+@pytest.mark.django_db
+def test_a_form_with_a_missing_field_is_not_counted(client, rates):
+    for _ in range(4):
+        assert client.post(reverse("accounts:login"), {"username": "alice"}).status_code == 200
+    assert not AuthFailureWindow.objects.exists()
