@@ -139,11 +139,19 @@ class RewardConfig:
         "Name used in metrics (rewards/<label>/mean); defaults to name. Needed to tell apart "
         "two components of the same kind.", default=None)
     params: dict[str, Any] = _help("Component parameters.", default_factory=dict)
+    min_group_accuracy: float | None = _help(
+        "Count this component only in groups whose accuracy (share of completions the run's 0/1 "
+        "accuracy reward scores 1) is at least this, in (0, 1]; in other groups every completion "
+        "gets the group's best value of it, so it moves no advantage. GRPO-λ's length penalty "
+        "that applies only once a group mostly answers correctly: a 'length' reward with 0.75.",
+        default=None)
 
     def __post_init__(self) -> None:
         from .rewards import validate_reward_params  # noqa: PLC0415 (cycle: rewards uses errors)
 
         object.__setattr__(self, "params", validate_reward_params(self.name, self.params))
+        if self.min_group_accuracy is not None:
+            _check(0 < self.min_group_accuracy <= 1, "", "min_group_accuracy", "must be in (0, 1]")
 
     @property
     def key(self) -> str:
@@ -157,12 +165,16 @@ class RewardConfig:
         return cls(name=_coerce(d.pop("name"), str, "name"),
                    weight=_coerce(d.pop("weight", 1.0), float, "weight"),
                    label=_coerce(d.pop("label", None), str | None, "label"),
+                   min_group_accuracy=_coerce(d.pop("min_group_accuracy", None), float | None,
+                                              "min_group_accuracy"),
                    params=d)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "weight": self.weight}
         if self.label is not None:
             out["label"] = self.label
+        if self.min_group_accuracy is not None:
+            out["min_group_accuracy"] = self.min_group_accuracy
         out.update(self.params)
         return out
 
@@ -379,6 +391,15 @@ class TrainConfig:
         if self.filters.difficulty.enabled and self.accuracy_reward is None:
             raise ConfigError("filters.difficulty.enabled", "needs a 0/1 reward such as "
                               "exact_answer to measure group accuracy")
+        for i, reward in enumerate(self.rewards):
+            if reward.min_group_accuracy is None:
+                continue
+            if self.accuracy_reward is None:
+                raise ConfigError(f"rewards[{i}].min_group_accuracy", "needs a 0/1 reward such as "
+                                  "exact_answer to measure group accuracy")
+            if reward.key == self.accuracy_reward:
+                raise ConfigError(f"rewards[{i}].min_group_accuracy", f"{reward.key!r} is the "
+                                  "accuracy reward itself; gate another component by it")
 
     @property
     def accuracy_reward(self) -> str | None:

@@ -27,6 +27,7 @@ from .filters import any_enabled, keep_mask
 from .metrics import rollout_metrics
 from .policy import (check_policy_available, load_policy, load_policy_checkpoint,
                      resolve_device, stop_token_ids)
+from .reward_gates import gate_by_group_accuracy
 from .rewards import score_completions
 from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
@@ -288,6 +289,8 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
         cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
         [s.records[i].reference for i in indices for _ in range(g)],
         completion_lengths=batch.completion_lengths, device=s.device)
+    rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g)
+    extras.update(gate_extras)
     weights = [r.weight for r in cfg.rewards]
     total = torch.tensor([sum(w * rewards[r.key][row] for w, r in zip(weights, cfg.rewards))
                           for row in range(len(completions))]).reshape(-1, g)
