@@ -86,9 +86,13 @@ class NewRunForm(forms.Form):
     def __init__(self, *args, project, reward_models=(), **kwargs):
         super().__init__(*args, **kwargs)
         from workers.engine.config import config_field_help, default_config_dict
-        from workers.engine.rewards import REWARDS
+        from workers.engine.rewards import REWARDS, reward_catalog, reward_common_keys
 
         self.defaults = default_config_dict()
+        # The reference shown under the reward rows: each component's parameters, and the keys
+        # any row's parameters may add (the row's own columns hold name and weight).
+        self.reward_catalog = reward_catalog()
+        self.reward_common_keys = [k for k in reward_common_keys() if k["name"] not in ("name", "weight")]
         help_texts = config_field_help()
         self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
         self.fields["dataset"].queryset = PromptDataset.objects.filter(project=project)

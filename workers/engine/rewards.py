@@ -442,3 +442,30 @@ def score_completions(reward_configs, prompts: Sequence, completions: Sequence[s
                                f"{len(completions)} completions")
         values[cfg.key] = [float(v) for v in out]
     return values, extras
+
+
+# --- reference -----------------------------------------------------------------------------
+
+def reward_catalog() -> list[dict[str, Any]]:
+    """Every registered component with its help and parameters, for the launch form and docs:
+    [{name, help, binary, params: [{name, types, required, default, help}]}], by name; a
+    default is written as JSON (as it would be typed in a config), None when required."""
+    import json  # noqa: PLC0415
+
+    return [{"name": c.name, "help": c.help, "binary": c.binary,
+             "params": [{"name": p, "types": " or ".join(t.__name__ for t in spec.types),
+                         "required": spec.default is _REQUIRED,
+                         "default": None if spec.default is _REQUIRED else json.dumps(spec.default),
+                         "help": spec.help}
+                        for p, spec in c.params.items()]}
+            for c in sorted(REWARDS.values(), key=lambda c: c.name)]
+
+
+def reward_common_keys() -> list[dict[str, str]]:
+    """The keys every component takes beside its own parameters (RewardConfig's fields)."""
+    import dataclasses  # noqa: PLC0415
+
+    from .config import RewardConfig  # noqa: PLC0415 (cycle: config validates through here)
+
+    return [{"name": f.name, "help": f.metadata.get("help", "")}
+            for f in dataclasses.fields(RewardConfig) if f.name != "params"]

@@ -50,6 +50,33 @@ def test_new_run_form_shows_the_engine_defaults(client, researcher):
     assert '<option value="exact_answer" selected>' in page
 
 
+def test_the_form_lists_every_reward_component_with_its_parameters(client, researcher):
+    from workers.engine.rewards import REWARDS
+
+    page = client.get(new_run_url(researcher)).content.decode()
+    reference = page[page.index('<details class="reward-reference">'):page.index("</details>")]
+    for name, component in REWARDS.items():
+        assert f'id="reward-component-{name}"' in reference
+        block = reference[reference.index(f'id="reward-component-{name}"'):]
+        block = block[:block.index("</tbody>")]
+        assert all(f"<code>{param}</code>" in block for param in component.params), name
+    length = reference[reference.index('id="reward-component-length"'):]
+    assert "<code>&quot;truncate&quot;</code>" in length[:length.index("</tbody>")]  # defaults as JSON
+    assert "<dt><code>min_group_accuracy</code></dt>" in reference and "<dt><code>label</code></dt>" in reference
+
+
+def test_a_reward_gated_by_group_accuracy_reaches_the_config_and_a_bad_gate_is_named(client, researcher, sent):
+    data = {**tiny_run_form_data(make_policy(researcher), make_dataset(researcher)),
+            "reward_1_params": '{"max_tokens": 3, "min_group_accuracy": 0.75}'}
+    assert client.post(new_run_url(researcher), data).status_code == 302
+    assert Run.objects.get(project=researcher).config["rewards"][1] == {
+        "name": "length", "weight": 0.5, "max_tokens": 3, "min_group_accuracy": 0.75}
+    data["reward_1_params"] = '{"max_tokens": 3, "min_group_accuracy": 2}'
+    response = client.post(new_run_url(researcher), data)
+    assert response.status_code == 400
+    assert "must be in (0, 1]" in str(response.context["form"].errors["reward_1_params"])
+
+
 def test_a_valid_form_launches_a_queued_run_and_sends_its_task(client, researcher, sent,
                                                               django_capture_on_commit_callbacks):
     data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher))
