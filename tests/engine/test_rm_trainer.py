@@ -11,6 +11,7 @@ from workers.engine.errors import ConfigError, DataError
 from workers.engine.preference_losses import bradley_terry_loss
 from workers.engine.reward_model import load_reward_model
 from workers.engine.rm_trainer import (
+    MASTER_KEY_PROBES,
     PreferenceRecord,
     RewardModelTrainConfig,
     cli_main,
@@ -79,6 +80,31 @@ def test_tiny_reward_model_learns_keyword_preference(tmp_path):
     assert history[-1][1]["loss"] < history[0][1]["loss"]
 
 
+def test_master_key_probes_do_not_fool_a_model_that_learnt_content(tmp_path):
+    result = train_reward_model(tiny_config(), keyword_records(120), output_dir=tmp_path / "rm")
+    assert result.metrics["eval/probes/beat_preferred"] <= 0.1
+    assert result.metrics["eval/probes/worst_beat_preferred"] <= 0.2
+
+
+def test_master_key_probes_fool_a_model_that_learnt_a_reasoning_opener(tmp_path):
+    """Preferred answers all open with 'Thought process:': the probe of that opener alone, with
+    nothing after it, then scores at least as high as every preferred answer."""
+    rng = random.Random(1)
+
+    def sentence() -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7)))
+
+    records = []
+    for i in range(120):
+        good, bad = f"Thought process: {sentence()}", f"{sentence()} {sentence()}"
+        records.append(PreferenceRecord("describe the scene", [good, bad] if i % 2 else [bad, good],
+                                        [[0], [1]] if i % 2 else [[1], [0]]))
+    result = train_reward_model(tiny_config(), records, output_dir=tmp_path / "rm")
+    assert result.metrics["eval/accuracy"] == 1.0  # it ranks the data right, and is fooled all the same
+    assert result.metrics["eval/probes/worst_beat_preferred"] == 1.0
+    assert result.metrics["eval/probes/beat_preferred"] > 0.3
+
+
 def test_trained_model_reloads_with_the_scores_it_was_evaluated_with(tmp_path):
     config = tiny_config(epochs=1)
     records = keyword_records(40)
@@ -91,6 +117,11 @@ def test_trained_model_reloads_with_the_scores_it_was_evaluated_with(tmp_path):
     chosen, rejected = scores.gather(1, best[:, None])[:, 0], scores.gather(1, 1 - best[:, None])[:, 0]
     assert bradley_terry_loss(chosen, rejected).item() == pytest.approx(result.metrics["eval/loss"], rel=1e-5)
     assert scorer.manifest["training_config"] == config.to_dict()
+    probes = scorer.score([r.prompt for r in held_out for _ in MASTER_KEY_PROBES],
+                          [p for _ in held_out for p in MASTER_KEY_PROBES]).mean(0).view(len(held_out), -1)
+    beats = (probes >= chosen[:, None]).float()
+    assert beats.mean().item() == pytest.approx(result.metrics["eval/probes/beat_preferred"])
+    assert beats.mean(0).max().item() == pytest.approx(result.metrics["eval/probes/worst_beat_preferred"])
 
 
 def test_plackett_luce_learns_from_three_way_rankings_with_ties(tmp_path):

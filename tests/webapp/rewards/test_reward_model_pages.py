@@ -40,6 +40,19 @@ def test_the_list_looks_metrics_up_by_key_not_by_their_order(client, researcher)
     assert cells(body, "none")[2:5] == ["", "", ""]
 
 
+def test_the_list_shows_how_often_master_key_probes_beat_the_preferred_answer(client, researcher):
+    RewardModel.objects.create(project=researcher, name="sound", backbone="tiny", path="/m/1", metrics={
+        "eval/probes/beat_preferred": 0.0, "eval/probes/worst_beat_preferred": 0.0})
+    RewardModel.objects.create(project=researcher, name="fooled", backbone="tiny", path="/m/2", metrics={
+        "eval/probes/beat_preferred": 0.5667, "eval/probes/worst_beat_preferred": 1.0})
+    RewardModel.objects.create(project=researcher, name="older", backbone="tiny", path="/m/3")
+    body = client.get(reverse("rewards:list", args=[researcher.id])).content.decode()
+    assert cells(body, "sound")[5] == "0.00 (worst probe 0.00)"
+    assert cells(body, "fooled")[5] == "0.57 (worst probe 1.00)"
+    assert '<span class="warn">0.57</span>' in body and '<span class="warn">0.00' not in body
+    assert cells(body, "older")[5] == ""
+
+
 def run_header(client, project, run) -> str:
     body = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
     return re.search(r'</nav>\s*<p class="muted">(.*?)</p>', body, re.DOTALL).group(1)
