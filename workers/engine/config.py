@@ -134,7 +134,10 @@ class RewardConfig:
     """One weighted reward component; its own parameters sit beside name and weight in JSON."""
 
     name: str = _help("Registered component name (e.g. 'exact_answer', 'regex').")
-    weight: float = _help("Weight in the summed reward.", default=1.0)
+    weight: float = _help("Weight in the summed reward. 0 scores and logs the component without "
+                          "training on it: a held-out reward (say a second reward model) whose "
+                          "curve shows when the trained-on rewards are being over-optimised.",
+                          default=1.0)
     label: str | None = _help(
         "Name used in metrics (rewards/<label>/mean); defaults to name. Needed to tell apart "
         "two components of the same kind.", default=None)

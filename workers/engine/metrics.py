@@ -1,7 +1,10 @@
 """Per-step metrics, named as TRL and verl users expect.
 
 Every step reports: reward, reward_std, rewards/<key>/mean, rewards/<key>/std,
-frac_reward_zero_std, accuracy (when a 0/1 reward defines it), completions/mean_length,
+frac_reward_zero_std, accuracy and accuracy/prompt_variance (when a 0/1 reward defines it:
+the share of correct completions, and the mean over prompts of p(1 - p) for each prompt's
+group accuracy p, which bounds how much a group can teach: 0 when every group is all right or
+all wrong), completions/mean_length,
 completions/min_length, completions/max_length, completions/clipped_ratio, kl (0 when beta
 is 0: no reference model), entropy, clip_ratio/low_mean, clip_ratio/high_mean,
 clip_ratio/region_mean, grad_norm, learning_rate, loss, filter/kept_fraction,
@@ -45,8 +48,10 @@ def rollout_metrics(components: torch.Tensor, weights: torch.Tensor, keys: list[
         metrics[f"rewards/{key}/mean"] = float(values.mean())
         metrics[f"rewards/{key}/std"] = float(values.std()) if values.numel() > 1 else 0.0
     if accuracy_key is not None:
-        metrics["accuracy"] = float((components[..., keys.index(accuracy_key)] == 1.0)
-                                    .float().mean())
+        correct = (components[..., keys.index(accuracy_key)] == 1.0).float()  # (n, G)
+        metrics["accuracy"] = float(correct.mean())
+        per_prompt = correct.mean(dim=1)
+        metrics["accuracy/prompt_variance"] = float((per_prompt * (1 - per_prompt)).mean())
     lengths = batch.completion_mask.sum(dim=1).float()
     metrics["completions/mean_length"] = float(lengths.mean())
     metrics["completions/min_length"] = float(lengths.min())
