@@ -76,20 +76,37 @@ def test_a_bad_threshold_is_named(tiny_cfg, rewards, field, words):
     assert info.value.field == field and words in info.value.message
 
 
-def test_a_run_reports_the_share_of_gated_groups_and_records_the_gated_values(tiny_cfg, tmp_path):
+def test_a_run_trains_on_gated_values_and_reports_the_scored_ones(tiny_cfg, tmp_path):
+    """Advantages of a group under the threshold are those of accuracy alone; metrics and the
+    recorded trajectories keep the length reward each completion actually scored."""
     rewards = [{"name": "regex", "pattern": "a+", "mode": "fullmatch"},
                {"name": "length", "max_tokens": 2, "weight": 0.5, "min_group_accuracy": 0.75}]
     recorder = Recorder()
-    train(TrainConfig.from_dict(tiny_cfg(rewards=rewards, train={"total_steps": 2})), PROMPTS, recorder,
-          output_dir=tmp_path)
+    train(TrainConfig.from_dict(tiny_cfg(rewards=rewards, train={"total_steps": 2, "log_rollouts_fraction": 1.0})),
+          PROMPTS, recorder, output_dir=tmp_path)
+    gated_groups = 0
     for step, metrics in recorder.metrics.items():
         assert 0.0 <= metrics["rewards/length/gated_groups"] <= 1.0
-        records = recorder.rollouts.get(step, [])
         by_group = {}
-        for r in records:
+        for r in recorder.rollouts[step]:
+            assert r["rewards"]["length"] == float(r["length"] <= 2)  # as scored, never held
             by_group.setdefault(r["group_index"], []).append(r)
         for group in by_group.values():
-            if sum(r["rewards"]["regex"] == 1.0 for r in group) / len(group) < 0.75:
-                assert len({r["rewards"]["length"] for r in group}) == 1  # held constant
-    gated = [m["rewards/length/gated_groups"] for m in recorder.metrics.values()]
-    assert any(g > 0 for g in gated)  # the random tiny policy fails most groups
+            if not group[0]["trained"] or sum(r["rewards"]["regex"] for r in group) / len(group) >= 0.75:
+                continue
+            gated_groups += 1
+            accuracy = torch.tensor([[r["rewards"]["regex"] for r in group]])
+            alone = compute_advantages("grpo", accuracy[..., None], torch.tensor([1.0]), scale="group")[0]
+            assert [r["advantage"] for r in group] == pytest.approx(alone.tolist(), abs=1e-5)
+    assert gated_groups > 0  # the random tiny policy fails most groups
+
+
+@pytest.mark.parametrize("rewards, expected", [
+    ([{"name": "contains", "text": "x", "weight": 0.0, "label": "held_out"}, {"name": "regex", "pattern": "a"}],
+     "regex"),  # a weight-0 monitor does not define accuracy when a trained-on 0/1 reward does
+    ([{"name": "regex", "pattern": "a"}, {"name": "exact_answer", "weight": 0.0}], "exact_answer"),
+    ([{"name": "contains", "text": "x", "weight": 0.0}, {"name": "length", "max_tokens": 4}], "contains"),
+    ([{"name": "length", "max_tokens": 4}], None),
+])
+def test_the_accuracy_reward_is_exact_answer_else_a_trained_on_0_1_reward(tiny_cfg, rewards, expected):
+    assert TrainConfig.from_dict(tiny_cfg(rewards=rewards)).accuracy_reward == expected

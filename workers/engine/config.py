@@ -406,16 +406,15 @@ class TrainConfig:
 
     @property
     def accuracy_reward(self) -> str | None:
-        """Key of the 0/1 reward that defines accuracy: the first exact_answer, else the first
-        binary component; None when the run has none."""
+        """Key of the 0/1 reward that defines accuracy: the first exact_answer (whatever its
+        weight: a weight-0 exact_answer is how a run trained on a reward model measures real
+        accuracy), else the first binary component trained on, else the first binary one;
+        None when the run has none."""
         from .rewards import REWARDS  # noqa: PLC0415
 
-        for reward in self.rewards:
-            if reward.name == "exact_answer":
-                return reward.key
-        for reward in self.rewards:
-            if REWARDS[reward.name].binary:
-                return reward.key
+        binary = [r for r in self.rewards if REWARDS[r.name].binary]
+        for reward in [r for r in binary if r.name == "exact_answer"] + [r for r in binary if r.weight] + binary:
+            return reward.key
         return None
 
     @classmethod

@@ -8,7 +8,8 @@ group whose accuracy is below it, every completion gets the group's best value o
 component. A value constant within a group adds nothing to group-centred advantages (grpo,
 rloo, reinforce_pp) and is zero after gdpo's per-component normalisation, so the component is
 simply off there; and for a penalty such as ``length`` (1 within budget) the best value means
-no penalty.
+no penalty. The held values are what advantages and group filters see; metrics and recorded
+trajectories keep the values each completion scored.
 """
 
 from __future__ import annotations

@@ -95,9 +95,12 @@ class _Groups:
     prompt_indices: list[int]  # (n,) dataset index of each group's prompt
     batch: RolloutBatch  # n * G rows
     completions: list[str]
-    rewards: dict[str, list[float]]  # reward key -> n * G values
+    rewards: dict[str, list[float]]  # reward key -> n * G values, as scored
     extras: dict[str, float]
     passed: torch.Tensor  # (n,) bool, passed the filters
+    # What advantages and filters see: ``rewards`` with components gated by group accuracy
+    # held at their group's best value (reward_gates); the same lists when nothing is gated.
+    trained_rewards: dict[str, list[float]]
 
 
 def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
@@ -213,11 +216,12 @@ def _train_step(s: _Session, step: int
     keys = [r.key for r in cfg.rewards]
     g = cfg.rollout.num_generations
     components = torch.tensor([groups.rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
+    trained_components = torch.tensor([groups.trained_rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
     weights = torch.tensor([r.weight for r in cfg.rewards])
     trained = torch.nonzero(groups.passed).flatten()[:cfg.rollout.prompts_per_step]
     advantages = torch.zeros(components.shape[:2])  # (n, G); groups not trained stay at 0
     if len(trained):
-        advantages[trained] = compute_advantages(cfg.algorithm.estimator, components[trained],
+        advantages[trained] = compute_advantages(cfg.algorithm.estimator, trained_components[trained],
                                                  weights, scale=cfg.algorithm.scale)
 
     started = time.perf_counter()
@@ -269,7 +273,8 @@ def _sample_and_score(s: _Session, step: int) -> _Groups:
         batch=concat_rollouts([r.batch for r in rounds], s.tokenizer.pad_token_id),
         completions=[c for r in rounds for c in r.completions],
         rewards={k: [v for r in rounds for v in r.rewards[k]] for k in rounds[0].rewards},
-        extras=extras, passed=torch.cat([r.passed for r in rounds]))
+        extras=extras, passed=torch.cat([r.passed for r in rounds]),
+        trained_rewards={k: [v for r in rounds for v in r.trained_rewards[k]] for k in rounds[0].rewards})
 
 
 def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _Groups:
@@ -289,16 +294,16 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
         cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
         [s.records[i].reference for i in indices for _ in range(g)],
         completion_lengths=batch.completion_lengths, device=s.device)
-    rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g)
+    trained_rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g)
     extras.update(gate_extras)
     weights = [r.weight for r in cfg.rewards]
-    total = torch.tensor([sum(w * rewards[r.key][row] for w, r in zip(weights, cfg.rewards))
+    total = torch.tensor([sum(w * trained_rewards[r.key][row] for w, r in zip(weights, cfg.rewards))
                           for row in range(len(completions))]).reshape(-1, g)
     correct = None
     if cfg.accuracy_reward is not None:
         correct = (torch.tensor(rewards[cfg.accuracy_reward]) == 1.0).reshape(-1, g)
     return _Groups(indices, batch, completions, rewards, extras,
-                   keep_mask(cfg.filters, total, correct))
+                   keep_mask(cfg.filters, total, correct), trained_rewards)
 
 
 def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
