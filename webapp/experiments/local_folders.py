@@ -72,8 +72,9 @@ def reward_models_lock(*, project, config: dict[str, Any]) -> None:
     from webapp.rewards.models import RewardModel
 
     rewards = config.get("rewards")
+    # A reward without a usable path is left to the engine's checks, which name what is missing.
     used = {index: reward for index, reward in enumerate(rewards if isinstance(rewards, list) else [])
-            if isinstance(reward, dict) and reward.get("name") == "reward_model"}
+            if isinstance(reward, dict) and reward.get("name") == "reward_model" and _usable(reward.get("path"))}
     if not used:
         return
     held = list(RewardModel.objects.select_for_update().filter(project=project).exclude(path="")

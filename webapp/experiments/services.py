@@ -153,8 +153,9 @@ def run_delete_check(*, run: Run) -> None:
     reward_model = RewardModel.objects.filter(training_run=run).first()
     if reward_model is not None:
         raise RunError(f"the reward model “{reward_model.name}” was trained by this run and is stored in its "
-                       "folder; delete the reward model first (on the Reward models page), which can delete "
-                       "this run with it", field="reward_model")
+                       "folder; delete the reward model first (on the Reward models page, or DELETE "
+                       f"/api/v1/reward-models/{reward_model.pk}/?with_training_run=true), which can "
+                       "delete this run with it", field="reward_model")
 
 
 def run_delete(*, run_id: int) -> None:

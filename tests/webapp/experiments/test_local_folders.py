@@ -133,3 +133,12 @@ def test_a_reward_model_run_s_backbone_folder_must_be_a_registered_model_of_the_
     with pytest.raises(RunError) as info:  # now the folder is ours, and the data is what is missing
         run_launch(project=mine, user=user, name="rm", kind=RunKind.REWARD_MODEL, config=config)
     assert info.value.field == "config.data"
+
+
+@pytest.mark.parametrize("reward", [{"name": "reward_model"}, {"name": "reward_model", "path": 3}])
+def test_a_reward_model_reward_without_a_usable_path_gets_the_engines_message(reward):
+    project = make_project()
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=None, name="x", kind=RunKind.POLICY, dataset=make_dataset(project),
+                   policy=make_policy(project), config={"rewards": [{"name": "exact_answer"}, reward]})
+    assert info.value.field.startswith("config.rewards[1]") and "deleted" not in info.value.message
