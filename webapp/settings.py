@@ -134,10 +134,11 @@ REST_FRAMEWORK = {
     # for every guess).
     "NUM_PROXIES": ENV.trusted_proxies,
 }
-# Failed log-ins allowed through the login form, per client address and per username
-# (webapp.accounts.auth_failures counts them in the database; the API's token failures use
-# REST_FRAMEWORK's "auth" rate above).
+# Failed log-ins allowed per client address and per username, on every form that checks a
+# password (webapp.accounts.backends; counted in the database by webapp.accounts.auth_failures;
+# the API's token failures use REST_FRAMEWORK's "auth" rate above).
 STEER_LOGIN_FAILURE_RATES = {"address": "30/hour", "username": "10/hour"}
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.ThrottledModelBackend"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steer API",
     "DESCRIPTION": "Runs, metrics, trajectories, feedback and reward models of a Steer installation.",

@@ -1,16 +1,21 @@
 """Failed sign-ins, counted in the database so that guessing costs the guesser.
 
-Both ways in are counted: the login form (per client address and per username, since
-passwords are few bits) and API tokens (per client address; tokens are 256 random bits, so
-that rate only keeps a flood of guesses off the database). A key over its rate is refused
-before its credentials are checked, until it is under again.
+Passwords (few bits) are limited per client address and per username on every path that
+checks one: ``webapp.accounts.backends.ThrottledModelBackend`` serves the login form and the
+admin's alike. Each attempt is *reserved* before the password is checked: one transaction
+adds it to its keys' counts (``UPDATE … count + 1``, which holds the rows until it commits,
+so concurrent attempts queue) and, if that takes a key over its rate, rolls itself back and
+refuses. A success then takes its count back. So parallel guesses are counted one by one and
+no more than the limit are ever checked, however many web processes there are.
 
-Counts live in the database that every gunicorn worker and host already shares, and each
-failure is one atomic ``UPDATE … SET count = count + 1`` (or the INSERT of a window's first
-row), so concurrent guesses are all counted. A key is refused while its current and previous fixed
-windows of the rate's period hold ``limit`` failures together: any stretch of one period lies
-within two such windows, so no period holds more than ``limit`` failures, and a key that
-reached its limit waits one to two periods.
+API tokens are 256 random bits, so that limit only keeps a flood of bad tokens off the
+database: it is checked before and counted after (``failure_wait``, ``failure_record``),
+which costs good requests a read rather than two writes.
+
+A key is refused while its current and previous fixed windows of the rate's period hold
+``limit`` failures together: any stretch of one period lies within two such windows, so no
+period holds more than ``limit`` checked failures, and a key that reached its limit waits one
+to two periods.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,39 +58,93 @@ def _row_key(key: str, rate: Rate) -> str:
     return f"{rate.period_s}:{key}"[:300]
 
 
+def _wait(current: int, previous: int, rate: Rate, into: float) -> float:
+    """Seconds until a key with these failure counts is under its rate; 0 when it is."""
+    if current >= rate.limit:  # still counted as the previous window through the next one
+        return 2 * rate.period_s - into
+    if current + previous >= rate.limit:  # open once the previous window drops out
+        return rate.period_s - into
+    return 0.0
+
+
+def _seconds(wait: float) -> int:
+    return max(0, math.ceil(wait - 1e-9))  # the epsilon: (1 - 2/3) × 60 is 20.000000000000004
+
+
+def _counts(row_key: str, window: int) -> tuple[int, int]:
+    counts = dict(AuthFailureWindow.objects.filter(key=row_key, window__in=[window - 1, window])
+                  .values_list("window", "count"))
+    return counts.get(window, 0), counts.get(window - 1, 0)
+
+
 def failure_wait(*, limits: Sequence[Limit], now: float | None = None) -> int:
     """Whole seconds until every key is under its rate again; 0 when none is over."""
     now = time.time() if now is None else now
     wait = 0.0
     for key, rate in limits:
         window, into = divmod(now, rate.period_s)
-        counts = dict(AuthFailureWindow.objects.filter(key=_row_key(key, rate), window__in=[window - 1, window])
-                      .values_list("window", "count"))
-        current, previous = counts.get(window, 0), counts.get(window - 1, 0)
-        if current >= rate.limit:  # still counted as the previous window through the next one
-            wait = max(wait, 2 * rate.period_s - into)
-        elif current + previous >= rate.limit:  # open once the previous window drops out
-            wait = max(wait, rate.period_s - into)
-    return math.ceil(wait)
+        current, previous = _counts(_row_key(key, rate), int(window))
+        wait = max(wait, _wait(current, previous, rate, into))
+    return _seconds(wait)
+
+
+def _add_one(row_key: str, window: int, period_s: int) -> None:
+    rows = AuthFailureWindow.objects.filter(key=row_key, window=window)
+    if rows.update(count=F("count") + 1):
+        return
+    expires_at = datetime.fromtimestamp((window + 2) * period_s, tz=UTC)
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent first failure may insert first
+            AuthFailureWindow.objects.create(key=row_key, window=window, count=1, expires_at=expires_at)
+    except IntegrityError:
+        rows.update(count=F("count") + 1)
+
+
+def _drop_expired(now: float) -> None:
+    AuthFailureWindow.objects.filter(expires_at__lt=datetime.fromtimestamp(now, tz=UTC)).delete()
 
 
 def failure_record(*, limits: Sequence[Limit], now: float | None = None) -> None:
     """Count one failure against each key, and drop rows that no longer count for anything."""
     now = time.time() if now is None else now
+    _drop_expired(now)
     with transaction.atomic():
         for key, rate in limits:
-            window = int(now // rate.period_s)
-            rows = AuthFailureWindow.objects.filter(key=_row_key(key, rate), window=window)
-            if rows.update(count=F("count") + 1):
-                continue
-            expires_at = datetime.fromtimestamp((window + 2) * rate.period_s, tz=UTC)
-            try:
-                with transaction.atomic():  # a savepoint: a concurrent first failure may insert first
-                    AuthFailureWindow.objects.create(key=_row_key(key, rate), window=window, count=1,
-                                                     expires_at=expires_at)
-            except IntegrityError:
-                rows.update(count=F("count") + 1)
-        AuthFailureWindow.objects.filter(expires_at__lt=datetime.fromtimestamp(now, tz=UTC)).delete()
+            _add_one(_row_key(key, rate), int(now // rate.period_s), rate.period_s)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    wait: int  # seconds to wait when refused; 0 when the attempt may go ahead
+    rows: tuple[tuple[str, int], ...] = ()  # (row key, window) counted, to take back on success
+
+
+def failure_reserve(*, limits: Sequence[Limit], now: float | None = None) -> Reservation:
+    """Count an attempt against each key before its credentials are checked. If that takes a
+    key over its rate the count is rolled back and the reservation says how long to wait;
+    otherwise it stands as a failure unless ``failure_refund`` takes it back."""
+    now = time.time() if now is None else now
+    rows, wait = [], 0.0
+    _drop_expired(now)  # on its own: the reservation locks only its own rows, in the order of ``limits``
+    with transaction.atomic():
+        for key, rate in limits:
+            window, into = divmod(now, rate.period_s)
+            row_key, window = _row_key(key, rate), int(window)
+            _add_one(row_key, window, rate.period_s)  # holds the row until this transaction ends
+            current, previous = _counts(row_key, window)
+            rows.append((row_key, window))
+            wait = max(wait, _wait(current - 1, previous, rate, into))  # as it stood before this attempt
+        if wait:
+            transaction.set_rollback(True)
+            return Reservation(wait=max(1, _seconds(wait)))
+    return Reservation(wait=0, rows=tuple(rows))
+
+
+def failure_refund(reservation: Reservation) -> None:
+    """Take back a reserved attempt that succeeded."""
+    with transaction.atomic():
+        for row_key, window in reservation.rows:
+            AuthFailureWindow.objects.filter(key=row_key, window=window, count__gt=0).update(count=F("count") - 1)
 
 
 def client_address(request) -> str:
@@ -96,12 +156,15 @@ def client_address(request) -> str:
 
 
 def login_limits(request, username: str) -> list[Limit]:
-    """The login form's keys: the client address, and the username (as typed, case folded)."""
+    """A password's keys: the client address, and the username as Django compares it (NFKC,
+    as its login forms normalise it, then case folded), so that look-alike spellings of one
+    account share one count."""
     from django.conf import settings
 
     rates = settings.STEER_LOGIN_FAILURE_RATES
+    name = unicodedata.normalize("NFKC", str(username)).strip().casefold()[:150]
     return [(f"login-address:{client_address(request)}", Rate.parse(rates["address"])),
-            (f"login-username:{username.strip().casefold()[:150]}", Rate.parse(rates["username"]))]
+            (f"login-username:{name}", Rate.parse(rates["username"]))]
 
 
 def api_token_limits(request) -> list[Limit]:

@@ -6,37 +6,30 @@ from django.urls import reverse_lazy
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
-from webapp.accounts.auth_failures import failure_record, failure_wait, login_limits
 from webapp.accounts.forms import ApiTokenCreateForm
 from webapp.accounts.models import ApiToken
 from webapp.accounts.services import api_token_create, api_token_revoke
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login, with failed attempts counted per client address and per username
-    (``webapp.accounts.auth_failures``): over either rate, the form answers 429 without
-    checking the password, until the count has fallen under it."""
+    """Django's login. Failed attempts are limited per client address and per username by the
+    password backend (``webapp.accounts.backends``); over either limit the page answers 429,
+    and the password was not checked."""
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
-    def post(self, request, *args, **kwargs):
-        self.limits = login_limits(request, request.POST.get("username", ""))
-        wait = failure_wait(limits=self.limits)
-        if wait:
-            # An unbound form: binding it would check the password.
-            form = self.form_class(request, initial={"username": request.POST.get("username", "")})
-            minutes = -(-wait // 60)
-            context = self.get_context_data(form=form, throttled=(
-                f"Too many failed log-ins from this address or for this username. Try again in "
-                f"{minutes} minute{'s' if minutes != 1 else ''}."))
-            return self.render_to_response(context, status=429)
-        return super().post(request, *args, **kwargs)
-
     def form_invalid(self, form):
-        if any(error.code == "invalid_login" for error in form.errors.as_data().get("__all__", [])):
-            failure_record(limits=self.limits)
-        return super().form_invalid(form)
+        wait = getattr(self.request, "steer_login_wait", 0)
+        if not wait:
+            return super().form_invalid(form)
+        # An unbound form: the refusal is the only message, not "enter a correct password".
+        unbound = self.form_class(self.request, initial={"username": form.data.get("username", "")})
+        minutes = -(-wait // 60)
+        context = self.get_context_data(form=unbound, throttled=(
+            f"Too many failed log-ins from this address or for this username. Try again in "
+            f"{minutes} minute{'s' if minutes != 1 else ''}."))
+        return self.render_to_response(context, status=429)
 
 
 class LogoutView(auth_views.LogoutView):
