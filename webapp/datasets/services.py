@@ -55,8 +55,8 @@ def dataset_delete(*, dataset_id: int) -> None:
     """Delete a dataset and its prompts. DatasetInUse (see ``dataset_delete_check``) changes
     nothing; PromptDataset.DoesNotExist for a missing dataset.
 
-    The row lock orders this against launches, which lock the dataset they train on
-    (``webapp.experiments.services.run_launch``): a launch that commits first is seen here, and
+    The row lock orders this against new runs, which share-lock their dataset
+    (``webapp.experiments.services.run_create``): a run that commits first is seen here, and
     one that comes after finds the dataset gone.
     """
     with transaction.atomic():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from webapp.core.locks import rows_for_share
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import PolicyModel, RunKind
 
@@ -62,8 +63,8 @@ def _reward(project, index: int, reward: Any) -> Any:
 
 
 def reward_models_lock(*, project, config: dict[str, Any]) -> None:
-    """Inside the launch's transaction: lock the rows of the reward models a policy run's
-    resolved config uses, and RunError if one was deleted since ``resolve_local_folders``.
+    """Inside the launch's transaction: share-lock the rows of the project's reward models,
+    and RunError if one the resolved config uses was deleted since ``resolve_local_folders``.
 
     A deletion locks the same row and then looks for active runs that use it, so either the
     launch commits first and the deletion sees its queued run, or the deletion commits first
@@ -77,8 +78,8 @@ def reward_models_lock(*, project, config: dict[str, Any]) -> None:
             if isinstance(reward, dict) and reward.get("name") == "reward_model" and _usable(reward.get("path"))}
     if not used:
         return
-    held = list(RewardModel.objects.select_for_update().filter(project=project).exclude(path="")
-                .values_list("path", flat=True))
+    held = [path for (path,) in rows_for_share(
+        RewardModel.objects.filter(project=project).exclude(path="").values_list("path"))]
     for index, reward in used.items():
         if not _one_of(reward.get("path"), held):
             raise RunError("the reward model was deleted while this run was being launched",

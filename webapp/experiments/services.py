@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.core.locks import rows_for_share
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.errors import IllegalTransition, RunError
 from webapp.experiments.models import MetricChunk, MetricRollup, Run, RunKind, RunStatus
@@ -47,8 +48,12 @@ def run_create(
     config = validate_config(kind, parse_config_json(config))
     run = Run(project=project, created_by=user, name=name.strip(), kind=kind, config=config,
               dataset=dataset, policy=policy)
-    run.full_clean()
-    run.save()
+    with transaction.atomic():
+        # Held until the run is committed, so that a deletion of the dataset waits and sees it.
+        if dataset is not None and not rows_for_share(PromptDataset.objects.filter(pk=dataset.pk).values_list("pk")):
+            raise RunError("the dataset was deleted while this run was being created", field="dataset")
+        run.full_clean()
+        run.save()
     return run
 
 
@@ -103,8 +108,6 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     config = resolve_local_folders(project=project, kind=kind, config=config)
     with transaction.atomic():
         reward_models_lock(project=project, config=config)
-        if dataset is not None and not _locked(PromptDataset, dataset.pk):
-            raise RunError("the dataset was deleted while this run was being launched", field="dataset")
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,
                          dataset=dataset, policy=policy)
         if kind == RunKind.REWARD_MODEL:
@@ -113,12 +116,6 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             preference_source_check(project=project, data=run.config["data"])
         run_enqueue(run=run)
     return run
-
-
-def _locked(model, pk: int) -> bool:
-    """Lock the row against deletion until the transaction ends (FOR NO KEY UPDATE, which a
-    deletion's FOR UPDATE waits for); False if it is gone."""
-    return bool(list(model.objects.select_for_update(no_key=True).filter(pk=pk).values_list("pk", flat=True)))
 
 
 def run_enqueue(*, run: Run) -> None:

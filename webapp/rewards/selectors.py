@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from webapp.core.locks import rows_for_share
 from webapp.experiments.errors import RunError
 from webapp.feedback.models import PreferenceLabel
 from webapp.rewards.models import PreferencePairSet, RewardModel
@@ -35,11 +36,10 @@ def preference_source_check(*, project, data: dict) -> None:
     """RunError unless the run's preference data exists in this project and is not empty (called
     in the launch's transaction)."""
     if data["source"] == "pairs":
-        # Inside the launch's transaction: the lock keeps a deletion (FOR UPDATE) waiting until
-        # the run is committed, so that the deletion sees it.
-        found = (PreferencePairSet.objects.select_for_update(no_key=True)
-                 .filter(project=project, pk=data["pair_set"]).values_list("pk", flat=True))
-        if not list(found):
+        # Inside the launch's transaction: the share lock keeps a deletion (FOR UPDATE) waiting
+        # until the run is committed, so that the deletion sees it.
+        if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
+                              .values_list("pk")):
             raise RunError("no such set of imported pairs in this project", field="config.data")
     elif not label_count(project=project):
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")

@@ -66,7 +66,7 @@ def reward_model_delete(*, reward_model_id: int, with_training_run: bool = False
     from webapp.experiments.services import run_delete  # noqa: PLC0415 (experiments imports rewards lazily)
 
     with transaction.atomic():
-        # The row lock orders this against launches, which lock the rows they use (see
+        # The row lock orders this against launches, which share-lock the rows they use (see
         # local_folders.reward_models_lock): a launch that commits first is seen below.
         reward_model = RewardModel.objects.select_for_update().get(pk=reward_model_id)
         reward_model_delete_check(reward_model=reward_model)
@@ -91,7 +91,7 @@ def pair_set_delete(*, pair_set_id: int) -> None:
     """Delete a set of imported pairs. Finished runs that trained on it keep their configs and
     reward models. RewardModelError (see ``pair_set_delete_check``) changes nothing;
     PreferencePairSet.DoesNotExist for a missing set. The row lock orders this against launches,
-    which lock the set they train on (``webapp.rewards.selectors.preference_source_check``)."""
+    which share-lock the set they train on (``webapp.rewards.selectors.preference_source_check``)."""
     with transaction.atomic():
         pair_set = PreferencePairSet.objects.select_for_update().defer("pairs").get(pk=pair_set_id)
         pair_set_delete_check(pair_set=pair_set)
