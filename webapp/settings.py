@@ -138,6 +138,8 @@ REST_FRAMEWORK = {
 # password (webapp.accounts.backends; counted in the database by webapp.accounts.auth_failures;
 # the API's token failures use REST_FRAMEWORK's "auth" rate above).
 STEER_LOGIN_FAILURE_RATES = {"address": "30/hour", "username": "10/hour"}
+# The only password backend: a second one listed before it would check passwords without the
+# limits, and one after it would have its successes counted as failures.
 AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.ThrottledModelBackend"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steer API",

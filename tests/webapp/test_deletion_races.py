@@ -154,3 +154,21 @@ def test_two_launches_on_one_dataset_do_not_wait_for_each_other(world, monkeypat
                                      config={"trainer": "x"}, dataset=world["dataset"])
     thread.join()
     assert second.pk and "error" not in out
+
+
+def test_a_policy_deleted_while_a_launch_is_in_flight_keeps_the_run(world, monkeypatch):
+    """Policies have no delete page (operators register them in the admin): the ORM delete
+    waits for the launch's share lock and then fails on the run that now uses the policy,
+    instead of the launch failing at commit."""
+    from django.db import IntegrityError
+
+    from webapp.experiments.models import PolicyModel
+
+    started, out = threading.Event(), {}
+    hold(monkeypatch, services, "run_enqueue", started)
+    thread = in_thread(lambda: launch(world, "dataset"), out)
+    assert started.wait(20)
+    with pytest.raises(IntegrityError):
+        PolicyModel.objects.filter(pk=world["policy"].pk).delete()
+    thread.join()
+    assert "error" not in out and Run.objects.filter(name="L", policy=world["policy"]).exists()

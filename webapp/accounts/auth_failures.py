@@ -2,11 +2,13 @@
 
 Passwords (few bits) are limited per client address and per username on every path that
 checks one: ``webapp.accounts.backends.ThrottledModelBackend`` serves the login form and the
-admin's alike. Each attempt is *reserved* before the password is checked: one transaction
-adds it to its keys' counts (``UPDATE … count + 1``, which holds the rows until it commits,
-so concurrent attempts queue) and, if that takes a key over its rate, rolls itself back and
-refuses. A success then takes its count back. So parallel guesses are counted one by one and
-no more than the limit are ever checked, however many web processes there are.
+admin's, ``webapp.accounts.forms.ThrottledPasswordChangeForm`` the old password of a password
+change. Each attempt is *reserved* before the password is checked: one transaction takes a
+lock per key (an advisory lock on PostgreSQL, so concurrent attempts on a key queue whichever
+window they fall in), adds the attempt to its keys' counts and, if that takes a key over its
+rate, rolls itself back and refuses. A success then takes its count back. So parallel guesses
+are counted one by one and no more than the limit are ever checked, however many web
+processes there are.
 
 API tokens are 256 random bits, so that limit only keeps a flood of bad tokens off the
 database: it is checked before and counted after (``failure_wait``, ``failure_record``),
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from webapp.accounts.models import AuthFailureWindow
@@ -72,9 +74,12 @@ def _seconds(wait: float) -> int:
 
 
 def _counts(row_key: str, window: int) -> tuple[int, int]:
-    counts = dict(AuthFailureWindow.objects.filter(key=row_key, window__in=[window - 1, window])
+    """(failures in this window or later ones, failures in the previous window). Later windows
+    count as this one: a web host whose clock runs a little behind another's must not miss the
+    failures the other has already counted in the next window."""
+    counts = dict(AuthFailureWindow.objects.filter(key=row_key, window__gte=window - 1)
                   .values_list("window", "count"))
-    return counts.get(window, 0), counts.get(window - 1, 0)
+    return sum(n for w, n in counts.items() if w >= window), counts.get(window - 1, 0)
 
 
 def failure_wait(*, limits: Sequence[Limit], now: float | None = None) -> int:
@@ -113,6 +118,15 @@ def failure_record(*, limits: Sequence[Limit], now: float | None = None) -> None
             _add_one(_row_key(key, rate), int(now // rate.period_s), rate.period_s)
 
 
+def _key_lock(row_key: str) -> None:
+    """Queue this transaction behind any other reserving the same key, whatever window each
+    falls in (a row lock would not hold attempts just after a window boundary behind those just
+    before it). PostgreSQL only: SQLite runs one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [row_key])
+
+
 @dataclass(frozen=True)
 class Reservation:
     wait: int  # seconds to wait when refused; 0 when the attempt may go ahead
@@ -123,14 +137,17 @@ def failure_reserve(*, limits: Sequence[Limit], now: float | None = None) -> Res
     """Count an attempt against each key before its credentials are checked. If that takes a
     key over its rate the count is rolled back and the reservation says how long to wait;
     otherwise it stands as a failure unless ``failure_refund`` takes it back."""
-    now = time.time() if now is None else now
     rows, wait = [], 0.0
-    _drop_expired(now)  # on its own: the reservation locks only its own rows, in the order of ``limits``
+    _drop_expired(time.time() if now is None else now)  # on its own: the reservation locks only its keys
     with transaction.atomic():
+        for key, rate in limits:  # always in the same order (address, then username): no deadlocks
+            _key_lock(_row_key(key, rate))
+        # Read after the locks: attempts on a key are stamped in the order they hold it.
+        now = time.time() if now is None else now
         for key, rate in limits:
             window, into = divmod(now, rate.period_s)
             row_key, window = _row_key(key, rate), int(window)
-            _add_one(row_key, window, rate.period_s)  # holds the row until this transaction ends
+            _add_one(row_key, window, rate.period_s)
             current, previous = _counts(row_key, window)
             rows.append((row_key, window))
             wait = max(wait, _wait(current - 1, previous, rate, into))  # as it stood before this attempt

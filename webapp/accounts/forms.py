@@ -1,6 +1,10 @@
 import uuid
 
 from django import forms
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import ValidationError
+
+from webapp.accounts.auth_failures import failure_refund, failure_reserve, login_limits
 
 
 class ApiTokenCreateForm(forms.Form):
@@ -9,3 +13,24 @@ class ApiTokenCreateForm(forms.Form):
     # token) makes no second token.
     submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput,
                                      initial=lambda: uuid.uuid4().hex)
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """Django's password change, with the old password checked under the same limits as a
+    log-in (per client address and per username): a stolen session cannot guess it at speed."""
+
+    def __init__(self, user, *args, request, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        reservation = failure_reserve(limits=login_limits(self.request, self.user.get_username()))
+        if reservation.wait:
+            minutes = -(-reservation.wait // 60)
+            raise ValidationError(f"Too many wrong passwords for this account or from this address. Try again in "
+                                  f"{minutes} minute{'s' if minutes != 1 else ''}.", code="throttled")
+        if not self.user.check_password(old_password):
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        failure_refund(reservation)
+        return old_password

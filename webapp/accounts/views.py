@@ -6,7 +6,7 @@ from django.urls import reverse_lazy
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
-from webapp.accounts.forms import ApiTokenCreateForm
+from webapp.accounts.forms import ApiTokenCreateForm, ThrottledPasswordChangeForm
 from webapp.accounts.models import ApiToken
 from webapp.accounts.services import api_token_create, api_token_revoke
 
@@ -42,6 +42,10 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("projects:list")
+    form_class = ThrottledPasswordChangeForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form):
         response = super().form_valid(form)

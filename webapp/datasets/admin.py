@@ -9,6 +9,11 @@ class PromptDatasetAdmin(admin.ModelAdmin):
     list_filter = ["project"]
     search_fields = ["name"]
 
+    def has_delete_permission(self, request, obj=None):
+        """Datasets are deleted from their page or the API (``dataset_delete``), which refuses
+        a dataset runs used and waits for launches in flight."""
+        return False
+
 
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):

@@ -16,6 +16,11 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["status", "started_at", "finished_at", "heartbeat_at", "worker", "attempts"]
 
+    def has_add_permission(self, request):
+        """Runs are launched from the New-run page or the API (``run_launch``, ``run_create``),
+        which validate their config and lock what they use."""
+        return False
+
     def has_delete_permission(self, request, obj=None):
         """Runs are deleted from their page or the API (``run_delete``), which refuses active
         runs and runs that trained a reward model and removes the checkpoint folder."""

@@ -13,7 +13,7 @@ from django.utils import timezone
 from webapp.core.locks import rows_for_share
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.errors import IllegalTransition, RunError
-from webapp.experiments.models import MetricChunk, MetricRollup, Run, RunKind, RunStatus
+from webapp.experiments.models import MetricChunk, MetricRollup, PolicyModel, Run, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,11 @@ def run_create(
     run = Run(project=project, created_by=user, name=name.strip(), kind=kind, config=config,
               dataset=dataset, policy=policy)
     with transaction.atomic():
-        # Held until the run is committed, so that a deletion of the dataset waits and sees it.
-        if dataset is not None and not rows_for_share(PromptDataset.objects.filter(pk=dataset.pk).values_list("pk")):
-            raise RunError("the dataset was deleted while this run was being created", field="dataset")
+        # Held until the run is committed, so that a deletion of the dataset or the policy
+        # waits and then sees the run (instead of the run failing its foreign key at commit).
+        for field, model, obj in (("dataset", PromptDataset, dataset), ("policy", PolicyModel, policy)):
+            if obj is not None and not rows_for_share(model.objects.filter(pk=obj.pk).values_list("pk")):
+                raise RunError(f"the {field} was deleted while this run was being created", field=field)
         run.full_clean()
         run.save()
     return run
