@@ -96,3 +96,54 @@ def pair_set_delete(*, pair_set_id: int) -> None:
         pair_set = PreferencePairSet.objects.select_for_update().defer("pairs").get(pk=pair_set_id)
         pair_set_delete_check(pair_set=pair_set)
         pair_set.delete()
+
+
+MAX_PAIRS_PER_GROUP = 28  # every pair of 8 completions
+
+
+def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, rule: str = "reward",
+                      min_gap: float = 0.0, max_pairs_per_group: int = 4, user=None) -> PreferencePairSet:
+    """A set of preference pairs from the run's trajectories levelled by a rule (see
+    ``webapp.rewards.rule_pairs``). RewardModelError naming the field stores nothing."""
+    from webapp.experiments.models import Trajectory
+    from webapp.rewards.parsing import MAX_PAIRS
+    from webapp.rewards.rule_pairs import Completion, rule_pairs, rules_available
+
+    if run.project_id != project.pk:
+        raise RewardModelError("the run belongs to another project", field="run")
+    if step_min < 0 or step_max < step_min:
+        raise RewardModelError("the step range must go from a step ≥ 0 up to a later or equal step",
+                               field="step_max")
+    if not min_gap >= 0:
+        raise RewardModelError("must be 0 or more", field="min_gap")
+    if not 1 <= max_pairs_per_group <= MAX_PAIRS_PER_GROUP:
+        raise RewardModelError(f"must be between 1 and {MAX_PAIRS_PER_GROUP}", field="max_pairs_per_group")
+    trajectories = (Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max)
+                    .select_related("prompt").order_by("step", "group_index", "sample_index"))
+    completions = [Completion(group=(t.step, t.group_index), sample=t.sample_index,
+                              prompt=t.prompt.engine_prompt() if t.prompt is not None else t.prompt_text,
+                              text=t.completion, reward=t.reward,
+                              rewards=t.rewards if isinstance(t.rewards, dict) else {})
+                   for t in trajectories]
+    if not completions:
+        raise RewardModelError(f"the run recorded no completions in steps {step_min}–{step_max}", field="step_min")
+    if rule not in rules_available(completions):
+        raise RewardModelError(f"no reward {rule!r} in these completions; choose one of "
+                               f"{', '.join(rules_available(completions))}", field="rule")
+    pairs = rule_pairs(completions, rule=rule, min_gap=min_gap, max_pairs_per_group=max_pairs_per_group)
+    if not pairs:
+        raise RewardModelError(f"no two completions of one prompt differ in {rule!r} by more than {min_gap:g}",
+                               field="rule")
+    if len(pairs) > MAX_PAIRS:
+        raise RewardModelError(f"{len(pairs)} pairs; at most {MAX_PAIRS} in one set: narrow the steps",
+                               field="step_max")
+    with transaction.atomic():
+        if PreferencePairSet.objects.filter(project=project, name=name).exists():
+            raise RewardModelError(f"a set of pairs named {name!r} already exists in this project", field="name")
+        pair_set = PreferencePairSet(project=project, name=name, pairs=pairs, pair_count=len(pairs), created_by=user)
+        try:
+            pair_set.full_clean()
+        except ValidationError as exc:
+            raise RewardModelError("; ".join(exc.messages), field="name") from exc
+        pair_set.save()
+    return pair_set

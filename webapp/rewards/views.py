@@ -1,5 +1,6 @@
 """Reward-model pages: the list with metrics, launching a training run, importing pairs, deleting. Thin."""
 
+from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -11,7 +12,7 @@ from webapp.experiments.selectors import reward_model_runs, run_deletion_summary
 from webapp.experiments.services import run_launch
 from webapp.projects.access import research_required
 from webapp.rewards.errors import PairImportError, RewardModelError
-from webapp.rewards.forms import PairImportForm
+from webapp.rewards.forms import PairImportForm, PairsFromRunForm
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.selectors import (
     label_count,
@@ -25,6 +26,7 @@ from webapp.rewards.selectors import (
 from webapp.rewards.services import (
     pair_set_delete,
     pair_set_delete_check,
+    pair_set_from_run,
     pair_set_import,
     reward_model_delete,
     reward_model_delete_check,
@@ -110,3 +112,24 @@ def pair_set_delete_page(request, project_id: int, pair_set_id: int):
     return render(request, "rewards/delete_pairs.html", _context(
         request, pair_set=pair_set, error=outcome.error, runs=runs_using_pair_set(pair_set=pair_set)[:20]),
         status=outcome.status)
+
+
+@research_required
+def pairs_from_run_page(request, project_id: int):
+    """Preference pairs built from a run's completions and rewards (no file needed)."""
+    form = PairsFromRunForm(request.POST or None, project=request.project)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            pair_set = pair_set_from_run(project=request.project, run=data["run"], name=data["name"],
+                                         step_min=data["step_min"], step_max=data["step_max"], rule=data["rule"],
+                                         min_gap=data["min_gap"], max_pairs_per_group=data["max_pairs_per_group"],
+                                         user=request.user)
+        except RewardModelError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Built {pair_set.pair_count} pair{'s' if pair_set.pair_count != 1 else ''} "
+                                      f"“{pair_set.name}” from run “{data['run'].name}”.")
+            return redirect("rewards:train", request.project.id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "rewards/pairs_from_run.html", _context(request, form=form), status=status)
