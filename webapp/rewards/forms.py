@@ -1,8 +1,7 @@
 from django import forms
 
-from webapp.experiments.models import Run, RunKind
-
 from webapp.core.uploads import upload_form_text
+from webapp.experiments.models import Run, RunKind
 
 
 class PairImportForm(forms.Form):
