@@ -1,16 +1,33 @@
-"""Reward models: trained scorers a later run can use as a reward."""
+"""Reward models (trained scorers a later run can use as a reward) and the preference pairs
+they train on."""
 
+from django.db import IntegrityError
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import Conflict, SteerListApi, SteerRetrieveApi, query_params
+from webapp.api.base import (
+    MAX_ID,
+    Conflict,
+    SteerApi,
+    SteerListApi,
+    SteerRetrieveApi,
+    field_error,
+    query_params,
+)
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import RunError
-from webapp.rewards.errors import RewardModelError
-from webapp.rewards.models import RewardModel
-from webapp.rewards.services import reward_model_delete
+from webapp.experiments.models import Run
+from webapp.rewards.errors import PairImportError, RewardModelError
+from webapp.rewards.models import PreferencePairSet, RewardModel
+from webapp.rewards.selectors import pair_set_list
+from webapp.rewards.services import (
+    pair_set_delete,
+    pair_set_from_run,
+    pair_set_import,
+    reward_model_delete,
+)
 
 
 class RewardModelOutputSerializer(serializers.ModelSerializer):
@@ -65,4 +82,107 @@ class RewardModelDetailApi(SteerRetrieveApi):
             raise Conflict(exc.message) from exc
         except RewardModel.DoesNotExist as exc:  # deleted by another request since get_object found it
             raise Http404("No such reward model.") from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- preference pairs
+
+
+class PairSetOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PreferencePairSet
+        fields = ["id", "project", "name", "pair_count", "created_at"]
+
+
+class PairSetDetailOutputSerializer(PairSetOutputSerializer):
+    class Meta(PairSetOutputSerializer.Meta):
+        fields = PairSetOutputSerializer.Meta.fields + ["pairs"]
+
+
+class PairSetListCreateApi(SteerListApi):
+    """GET: the project's sets of preference pairs (without their pairs). POST: import a JSONL
+    text of {prompt, chosen, rejected} lines (TRL's format) as a new set, all or nothing; a
+    refused import names every bad line."""
+
+    class PairImportInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        content = serializers.CharField(trim_whitespace=False, help_text="JSONL: one {prompt, chosen, rejected} a line.")
+
+    InputSerializer = PairImportInputSerializer
+    project_roles = RESEARCH
+    serializer_class = PairSetOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "name", "created_at"]
+    ordering = ["-id"]
+
+    def get_queryset(self):
+        return pair_set_list(project=self.request.membership.project)
+
+    @extend_schema(request=InputSerializer, responses={201: PairSetOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            pair_set = pair_set_import(project=request.membership.project, name=data.validated_data["name"],
+                                       content=data.validated_data["content"], user=request.user)
+        except PairImportError as exc:
+            raise field_error("content", str(exc)) from exc
+        except IntegrityError as exc:  # a concurrent import took the name
+            raise field_error("name", "a set of pairs with this name already exists in this project") from exc
+        return Response(PairSetOutputSerializer(pair_set).data, status=status.HTTP_201_CREATED)
+
+
+class PairSetFromRunApi(SteerApi):
+    """POST: a new set of pairs from a run's recorded completions, levelled by its total reward
+    ("reward") or one reward component, pairs across levels within each prompt, widest gaps
+    first (see the Reward models page's "Build pairs from a run")."""
+
+    class PairsFromRunInputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        run = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+        step_min = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)
+        step_max = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+        rule = serializers.CharField(max_length=200, default="reward")
+        min_gap = serializers.FloatField(min_value=0, default=0.0)
+        max_pairs_per_group = serializers.IntegerField(min_value=1, default=4)
+
+    InputSerializer = PairsFromRunInputSerializer
+    project_roles = RESEARCH
+
+    @extend_schema(request=InputSerializer, responses={201: PairSetOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        project = request.membership.project
+        run = Run.objects.filter(project=project, pk=values.pop("run")).first()
+        if run is None:
+            raise field_error("run", "no run with this id in this project")
+        try:
+            pair_set = pair_set_from_run(project=project, run=run, user=request.user, **values)
+        except RewardModelError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(PairSetOutputSerializer(pair_set).data, status=status.HTTP_201_CREATED)
+
+
+class PairSetDetailApi(SteerRetrieveApi):
+    """GET: one set with its pairs. DELETE: delete it (204); 409 while a queued or running
+    reward-model run trains on it. Finished runs that trained on it keep their configs."""
+
+    project_roles = RESEARCH
+    serializer_class = PairSetDetailOutputSerializer
+    lookup_url_kwarg = "pair_set_id"
+
+    def get_queryset(self):
+        return PreferencePairSet.objects.filter(project_id__in=scoped_project_ids(self.request, RESEARCH))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pair_set_id: int):
+        pair_set = self.get_object()
+        try:
+            pair_set_delete(pair_set_id=pair_set.id)
+        except RewardModelError as exc:
+            raise Conflict(exc.message) from exc
+        except PreferencePairSet.DoesNotExist as exc:  # deleted by another request since get_object found it
+            raise Http404("No such set of pairs.") from exc
         return Response(status=status.HTTP_204_NO_CONTENT)

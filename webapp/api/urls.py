@@ -31,6 +31,9 @@ urlpatterns = [
     path("projects/<id:project_id>/tasks/", feedback.TaskListApi.as_view(), name="task-list"),
     path("projects/<id:project_id>/labels/", feedback.LabelListApi.as_view(), name="label-list"),
     path("projects/<id:project_id>/reward-models/", rewards.RewardModelListApi.as_view(), name="reward-model-list"),
+    path("projects/<id:project_id>/pair-sets/", rewards.PairSetListCreateApi.as_view(), name="pair-set-list"),
+    path("projects/<id:project_id>/pair-sets/from-run/", rewards.PairSetFromRunApi.as_view(),
+         name="pair-set-from-run"),
     path("projects/<id:project_id>/exports/preferences.jsonl", exports.PreferenceExportApi.as_view(),
          name="export-preferences"),
     path("projects/<id:project_id>/exports/labels.jsonl", exports.LabelExportApi.as_view(), name="export-labels"),
@@ -56,4 +59,5 @@ urlpatterns = [
     path("labels/<id:label_id>/", feedback.LabelDetailApi.as_view(), name="label-detail"),
     # reward models
     path("reward-models/<id:reward_model_id>/", rewards.RewardModelDetailApi.as_view(), name="reward-model-detail"),
+    path("pair-sets/<id:pair_set_id>/", rewards.PairSetDetailApi.as_view(), name="pair-set-detail"),
 ]

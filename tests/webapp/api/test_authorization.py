@@ -18,7 +18,7 @@ from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import Checkpoint, RunKind, RunStatus, Trajectory
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import rubric_create
-from webapp.rewards.models import RewardModel
+from webapp.rewards.models import PreferencePairSet, RewardModel
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,7 @@ class ProjectObjects:
     label: int
     researcher_label: int
     reward_model: int
+    pair_set: int
     annotator_user: int
 
 
@@ -75,6 +76,8 @@ def populate(users: dict) -> ProjectObjects:
         checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
         label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
         reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+        pair_set=PreferencePairSet.objects.create(project=project, name="ps", pair_count=1, pairs=[
+            {"prompt": "p", "chosen": "a", "rejected": "b"}]).id,
         annotator_user=users["annotator"].id,
     )
 
@@ -144,6 +147,12 @@ ROUTES = [
     ("reward model list", "get", "/api/v1/projects/{project}/reward-models/", None, (200, 200, 403)),
     ("reward model detail", "get", "/api/v1/reward-models/{reward_model}/", None, (200, 200, 404)),
     ("reward model delete", "delete", "/api/v1/reward-models/{reward_model}/", None, (204, 204, 404)),
+    ("pair set list", "get", "/api/v1/projects/{project}/pair-sets/", None, (200, 200, 403)),
+    ("pair set import", "post", "/api/v1/projects/{project}/pair-sets/",
+     lambda: {"name": f"ps-{uuid.uuid4().hex[:6]}", "content": '{"prompt": "p", "chosen": "a", "rejected": "b"}\n'},
+     (201, 201, 403)),
+    ("pair set detail", "get", "/api/v1/pair-sets/{pair_set}/", None, (200, 200, 404)),
+    ("pair set delete", "delete", "/api/v1/pair-sets/{pair_set}/", None, (204, 204, 404)),
     ("preference export", "get", "/api/v1/projects/{project}/exports/preferences.jsonl", None, (200, 200, 403)),
     ("label export", "get", "/api/v1/projects/{project}/exports/labels.jsonl", None, (200, 200, 403)),
 ]
