@@ -3,7 +3,11 @@ and turning the apps' own error types into the one error shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.http import Http404
 from rest_framework import exceptions, generics, status
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api.permissions import ProjectRole
@@ -25,6 +29,20 @@ class Conflict(exceptions.APIException):
 
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+def deleted(delete: Callable[[], None], *, refusals: tuple[type[Exception], ...], gone: type[Exception],
+            what: str) -> Response:
+    """The answer to a DELETE: 204 once ``delete()`` has run; 409 with the refusal's message for
+    an exception in ``refusals``; 404 for ``gone`` (deleted by another request since the view
+    looked the object up)."""
+    try:
+        delete()
+    except refusals as exc:
+        raise Conflict(exc.message) from exc
+    except gone as exc:
+        raise Http404(f"No such {what}.") from exc
+    return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def field_error(field: str | None, message: str) -> exceptions.ValidationError:

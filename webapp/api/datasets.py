@@ -8,7 +8,7 @@ from rest_framework import filters, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.api.base import Conflict, SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import upload_text
@@ -113,13 +113,8 @@ class DatasetDetailApi(SteerRetrieveApi):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, dataset_id: int):
         dataset = self.get_object()
-        try:
-            dataset_delete(dataset_id=dataset.id)
-        except DatasetInUse as exc:
-            raise Conflict(exc.message) from exc
-        except PromptDataset.DoesNotExist as exc:  # deleted by another request since get_object found it
-            raise Http404("No such dataset.") from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return deleted(lambda: dataset_delete(dataset_id=dataset.id), refusals=(DatasetInUse,),
+                       gone=PromptDataset.DoesNotExist, what="dataset")
 
 
 class PromptListApi(SteerListApi):

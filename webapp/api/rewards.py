@@ -2,20 +2,11 @@
 they train on."""
 
 from django.db import IntegrityError
-from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import (
-    MAX_ID,
-    Conflict,
-    SteerApi,
-    SteerListApi,
-    SteerRetrieveApi,
-    field_error,
-    query_params,
-)
+from webapp.api.base import MAX_ID, SteerApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run
@@ -76,13 +67,9 @@ class RewardModelDetailApi(SteerRetrieveApi):
     def delete(self, request, reward_model_id: int):
         reward_model = self.get_object()
         params = query_params(request, RewardModelDeleteSerializer)
-        try:
-            reward_model_delete(reward_model_id=reward_model.id, with_training_run=params["with_training_run"])
-        except (RewardModelError, RunError) as exc:
-            raise Conflict(exc.message) from exc
-        except RewardModel.DoesNotExist as exc:  # deleted by another request since get_object found it
-            raise Http404("No such reward model.") from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return deleted(lambda: reward_model_delete(reward_model_id=reward_model.id,
+                                                   with_training_run=params["with_training_run"]),
+                       refusals=(RewardModelError, RunError), gone=RewardModel.DoesNotExist, what="reward model")
 
 
 # ---------------------------------------------------------------- preference pairs
@@ -106,7 +93,8 @@ class PairSetListCreateApi(SteerListApi):
 
     class PairImportInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
-        content = serializers.CharField(trim_whitespace=False, help_text="JSONL: one {prompt, chosen, rejected} a line.")
+        content = serializers.CharField(trim_whitespace=False,
+                                        help_text="JSONL: one {prompt, chosen, rejected} a line.")
 
     InputSerializer = PairImportInputSerializer
     project_roles = RESEARCH
@@ -179,10 +167,5 @@ class PairSetDetailApi(SteerRetrieveApi):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, pair_set_id: int):
         pair_set = self.get_object()
-        try:
-            pair_set_delete(pair_set_id=pair_set.id)
-        except RewardModelError as exc:
-            raise Conflict(exc.message) from exc
-        except PreferencePairSet.DoesNotExist as exc:  # deleted by another request since get_object found it
-            raise Http404("No such set of pairs.") from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return deleted(lambda: pair_set_delete(pair_set_id=pair_set.id), refusals=(RewardModelError,),
+                       gone=PreferencePairSet.DoesNotExist, what="set of pairs")

@@ -5,7 +5,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error, query_params
+from webapp.api.base import (
+    MAX_ID,
+    Conflict,
+    SteerApi,
+    SteerListApi,
+    SteerRetrieveApi,
+    deleted,
+    field_error,
+    query_params,
+)
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
@@ -118,13 +127,8 @@ class RunDetailApi(SteerRetrieveApi):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, run_id: int):
         run = run_for(request, run_id)
-        try:
-            services.run_delete(run_id=run.id)
-        except RunError as exc:
-            raise Conflict(exc.message) from exc
-        except Run.DoesNotExist as exc:  # deleted by another request since run_for found it
-            raise Http404("No such run.") from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return deleted(lambda: services.run_delete(run_id=run.id), refusals=(RunError,), gone=Run.DoesNotExist,
+                       what="run")
 
 
 class RunCancelApi(SteerApi):
