@@ -7,6 +7,7 @@ from webapp.core.health import healthz
 project_patterns = [
     path("datasets/", include("webapp.datasets.urls")),
     path("runs/", include("webapp.experiments.urls")),
+    path("policies/", include("webapp.experiments.policy_urls")),
     path("feedback/", include("webapp.feedback.urls")),
     path("reward-models/", include("webapp.rewards.urls")),
 ]

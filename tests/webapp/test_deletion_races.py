@@ -156,19 +156,73 @@ def test_two_launches_on_one_dataset_do_not_wait_for_each_other(world, monkeypat
     assert second.pk and "error" not in out
 
 
-def test_a_policy_deleted_while_a_launch_is_in_flight_keeps_the_run(world, monkeypatch):
-    """Policies have no delete page (operators register them in the admin): the ORM delete
-    waits for the launch's share lock and then fails on the run that now uses the policy,
-    instead of the launch failing at commit."""
-    from django.db import IntegrityError
-
-    from webapp.experiments.models import PolicyModel
+def test_a_policy_deletion_waits_for_a_launch_in_flight_and_then_refuses(world, monkeypatch):
+    from webapp.experiments.errors import PolicyInUse
+    from webapp.experiments.policies import policy_delete
 
     started, out = threading.Event(), {}
     hold(monkeypatch, services, "run_enqueue", started)
     thread = in_thread(lambda: launch(world, "dataset"), out)
     assert started.wait(20)
-    with pytest.raises(IntegrityError):
-        PolicyModel.objects.filter(pk=world["policy"].pk).delete()
+    with pytest.raises(PolicyInUse):
+        policy_delete(policy_id=world["policy"].pk)
     thread.join()
     assert "error" not in out and Run.objects.filter(name="L", policy=world["policy"]).exists()
+
+
+def test_a_launch_after_a_policy_deletion_in_flight_is_refused_on_the_field(world, monkeypatch):
+    import webapp.experiments.policies as policies
+
+    started, out = threading.Event(), {}
+    hold(monkeypatch, policies, "policy_delete_check", started)
+    thread = in_thread(lambda: policies.policy_delete(policy_id=world["policy"].pk), out)
+    assert started.wait(20)
+    with pytest.raises(RunError) as info:
+        launch(world, "dataset")
+    thread.join()
+    assert "error" not in out and info.value.field == "policy"
+    assert not Run.objects.filter(name="L").exists()
+
+
+@pytest.fixture
+def finished_run_checkpoint(world, tmp_path):
+    from webapp.experiments.models import Checkpoint
+
+    run = make_run(world["project"], status=RunStatus.SUCCEEDED, name="sft")
+    return Checkpoint.objects.create(run=run, step=3, path=str(tmp_path / f"run-{run.id}" / "step-3"))
+
+
+def test_a_run_deletion_waits_for_a_policy_made_from_its_checkpoint_and_then_refuses(
+        world, finished_run_checkpoint, monkeypatch):
+    import webapp.experiments.policies as policies
+
+    started, out = threading.Event(), {}
+    hold(monkeypatch, policies, "_finished_checkpoint", started)
+    thread = in_thread(lambda: policies.policy_create(
+        project=world["project"], user=None, name="from sft", source="checkpoint",
+        checkpoint_id=finished_run_checkpoint.pk), out)
+    assert started.wait(20)
+    with pytest.raises(RunError) as info:
+        services.run_delete(run_id=finished_run_checkpoint.run_id)
+    thread.join()
+    assert "error" not in out, out
+    assert info.value.field == "policy" and "“from sft”" in info.value.message
+    assert Run.objects.filter(pk=finished_run_checkpoint.run_id).exists()
+
+
+def test_a_policy_from_a_checkpoint_whose_run_is_being_deleted_is_refused_on_the_field(
+        world, finished_run_checkpoint, monkeypatch):
+    from webapp.experiments.errors import PolicyError
+    from webapp.experiments.policies import policy_create
+
+    started, out = threading.Event(), {}
+    hold(monkeypatch, services, "run_delete_check", started)
+    thread = in_thread(lambda: services.run_delete(run_id=finished_run_checkpoint.run_id), out)
+    assert started.wait(20)
+    with pytest.raises(PolicyError) as info:
+        policy_create(project=world["project"], user=None, name="from sft", source="checkpoint",
+                      checkpoint_id=finished_run_checkpoint.pk)
+    thread.join()
+    assert "error" not in out, out
+    assert info.value.field == "checkpoint"
+    assert not Run.objects.filter(pk=finished_run_checkpoint.run_id).exists()

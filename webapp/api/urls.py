@@ -1,7 +1,18 @@
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from webapp.api import checkpoints, datasets, exports, feedback, metrics, projects, rewards, runs, trajectories
+from webapp.api import (
+    checkpoints,
+    datasets,
+    exports,
+    feedback,
+    metrics,
+    policies,
+    projects,
+    rewards,
+    runs,
+    trajectories,
+)
 
 
 
@@ -27,6 +38,7 @@ urlpatterns = [
     path("projects/<id:project_id>/members/<id:user_id>/", projects.MemberDetailApi.as_view(), name="member-detail"),
     path("projects/<id:project_id>/datasets/", datasets.DatasetListCreateApi.as_view(), name="dataset-list"),
     path("projects/<id:project_id>/runs/", runs.RunListCreateApi.as_view(), name="run-list"),
+    path("projects/<id:project_id>/policies/", policies.PolicyListCreateApi.as_view(), name="policy-list"),
     path("projects/<id:project_id>/rubrics/", feedback.RubricListCreateApi.as_view(), name="rubric-list"),
     path("projects/<id:project_id>/tasks/", feedback.TaskListApi.as_view(), name="task-list"),
     path("projects/<id:project_id>/labels/", feedback.LabelListApi.as_view(), name="label-list"),
@@ -40,6 +52,8 @@ urlpatterns = [
     # datasets
     path("datasets/<id:dataset_id>/", datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<id:dataset_id>/prompts/", datasets.PromptListApi.as_view(), name="prompt-list"),
+    # policies
+    path("policies/<id:policy_id>/", policies.PolicyDetailApi.as_view(), name="policy-detail"),
     # runs and what they produce
     path("runs/<id:run_id>/", runs.RunDetailApi.as_view(), name="run-detail"),
     path("runs/<id:run_id>/cancel/", runs.RunCancelApi.as_view(), name="run-cancel"),

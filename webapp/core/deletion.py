@@ -8,11 +8,18 @@ the page's answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.contrib import messages
 from django.http import Http404
+
+
+def first_few(items: Sequence[str], total: int, shown: int = 5) -> str:
+    """The first ``shown`` of ``items`` joined with commas, and " and N more" for the rest of
+    ``total``: how a refusal names the runs that keep an object."""
+    more = f" and {total - shown} more" if total > shown else ""
+    return f"{', '.join(items[:shown])}{more}"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from webapp.core.deletion import first_few
 from webapp.datasets.errors import DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import PromptRow, parse_file
@@ -42,12 +43,11 @@ def dataset_import(*, project, name: str, filename: str, content: str, user=None
 def dataset_delete_check(*, dataset: PromptDataset) -> None:
     """DatasetInUse if runs used the dataset: a run keeps the prompts it was trained on (its
     trajectories point at them, and a resumed run reads them again)."""
-    runs = list(dataset_runs(dataset=dataset)[:6])
+    runs = list(dataset_runs(dataset=dataset)[:5])
     if runs:
         total = dataset_runs(dataset=dataset).count()
-        named = ", ".join(f"“{run.name}”" for run in runs[:5])
-        more = f" and {total - 5} more" if total > 5 else ""
-        raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it: {named}{more}; "
+        named = first_few([f"“{run.name}”" for run in runs], total)
+        raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it: {named}; "
                            "a run keeps its dataset, so delete those runs first")
 
 

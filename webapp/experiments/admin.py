@@ -7,6 +7,17 @@ from webapp.experiments.models import Checkpoint, MetricChunk, PolicyModel, Run,
 class PolicyModelAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "source", "reference"]
     list_filter = ["source", "project"]
+    readonly_fields = ["project", "source", "reference", "checkpoint", "created_by"]
+
+    def has_add_permission(self, request):
+        """Policies are registered on the Policies page or the API (``policy_create``), which
+        check the built-in's name, the checkpoint's project and run, and staff for a folder."""
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        """Policies are deleted from their page or the API (``policy_delete``), which refuses a
+        policy runs trained from and orders itself against launches."""
+        return False
 
 
 @admin.register(Run)

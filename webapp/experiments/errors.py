@@ -9,3 +9,16 @@ class RunError(Exception):
 
 class IllegalTransition(RunError):
     pass
+
+
+class PolicyError(Exception):
+    """A policy that cannot be registered as asked; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class PolicyInUse(PolicyError):
+    """A policy that runs trained from, which they keep: it cannot be deleted."""

@@ -4,8 +4,8 @@ An engine config can point a worker at folders on its disk: a ``reward_model`` r
 ``path`` and a reward-model run's backbone ``path``. Those folders are not the caller's to
 choose. A reward model is named by its id in this project (``{"name": "reward_model",
 "reward_model": 3}``), which is resolved here to the folder it was saved to, or by that folder
-itself (as the new-run form does); a backbone folder must be one of this project's registered
-local models (a policy whose source is a local folder, which an operator registers). Anything
+itself (as the new-run form does); a backbone folder must be the folder of one of this project's
+policies (a local folder, which an operator registers, or a checkpoint of one of its runs). Anything
 else, such as another project's checkpoint folder, is refused with a RunError naming the field.
 """
 
@@ -27,11 +27,18 @@ def resolve_local_folders(*, project, kind: str, config: dict[str, Any]) -> dict
     if kind == RunKind.REWARD_MODEL and config.get("path") is not None:
         if not isinstance(config["path"], str):
             raise RunError("must be a string: the folder of a local model", field="config.path")
-        registered = PolicyModel.objects.filter(project=project, source=PolicyModel.Source.PATH)
-        if not _one_of(config["path"], registered.values_list("reference", flat=True)):
-            raise RunError("is not the folder of a local model registered in this project "
-                           "(a policy whose source is a local folder)", field="config.path")
+        if not _one_of(config["path"], policy_folders(project=project)):
+            raise RunError("is not the folder of a policy registered in this project (a local "
+                           "folder, or a checkpoint of one of its runs)", field="config.path")
     return config
+
+
+def policy_folders(*, project) -> list[str]:
+    """The folders of the project's policies: registered local folders and the checkpoints
+    policies were made from."""
+    policies = PolicyModel.objects.filter(project=project)
+    return [*policies.filter(source=PolicyModel.Source.PATH).values_list("reference", flat=True),
+            *policies.filter(source=PolicyModel.Source.CHECKPOINT).values_list("checkpoint__path", flat=True)]
 
 
 def _reward(project, index: int, reward: Any) -> Any:

@@ -8,10 +8,12 @@ from webapp.projects.models import Project
 
 
 class PolicyModel(models.Model):
-    """A policy a run can start from: a built-in offline model or a local HF folder."""
+    """A policy a run can start from: a built-in offline model, a checkpoint of one of the
+    project's runs, a local Hugging Face folder (registered by an operator) or a tiny model."""
 
     class Source(models.TextChoices):
         BUILTIN = "builtin", "Built-in (ships offline)"
+        CHECKPOINT = "checkpoint", "Checkpoint of a run"
         PATH = "path", "Local folder"
         TINY = "tiny", "Tiny random model (tests, smoke runs)"
 
@@ -19,7 +21,17 @@ class PolicyModel(models.Model):
     name = models.CharField(max_length=120)
     source = models.CharField(max_length=16, choices=Source.choices)
     reference = models.CharField(
-        max_length=500, blank=True, help_text="Built-in name or folder path; empty for a tiny model."
+        max_length=500, blank=True,
+        help_text="Built-in name or folder path (a checkpoint's folder); empty for a tiny model.",
+    )
+    # A run that trained from it keeps it (Run.policy), and the run whose checkpoint it is
+    # cannot be deleted while it exists (run_delete_check).
+    checkpoint = models.ForeignKey(
+        "Checkpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="policies",
+        help_text="The checkpoint it starts from, when its source is a checkpoint.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -27,6 +39,11 @@ class PolicyModel(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="policy_unique_name_per_project"),
+            models.CheckConstraint(
+                condition=models.Q(source="checkpoint", checkpoint__isnull=False)
+                | (~models.Q(source="checkpoint") & models.Q(checkpoint__isnull=True)),
+                name="policy_checkpoint_iff_checkpoint_source",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -38,6 +55,8 @@ class PolicyModel(models.Model):
             return {"source": "builtin", "name": self.reference}
         if self.source == self.Source.PATH:
             return {"source": "path", "path": self.reference}
+        if self.source == self.Source.CHECKPOINT:
+            return {"source": "path", "path": self.checkpoint.path}
         return {"source": "tiny"}
 
 

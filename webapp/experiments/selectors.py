@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments import metric_history
 from webapp.experiments.metric_rollups import TOP_LEVEL
-from webapp.experiments.models import Checkpoint, MetricChunk, MetricRollup, PolicyModel, Run, RunKind, Trajectory
+from webapp.experiments.models import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    MetricChunk,
+    MetricRollup,
+    PolicyModel,
+    Run,
+    RunKind,
+    Trajectory,
+)
 
 
 def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
@@ -23,7 +32,28 @@ def run_get(*, project, run_id: int) -> Run:
 
 
 def policy_list(*, project) -> QuerySet[PolicyModel]:
-    return PolicyModel.objects.filter(project=project).order_by("name")
+    """The project's policies by name, each with ``run_count`` (runs that trained from it) and
+    its checkpoint's run."""
+    return (PolicyModel.objects.filter(project=project).select_related("checkpoint__run", "created_by")
+            .annotate(run_count=Count("runs")).order_by("name"))
+
+
+def policy_get(*, project, policy_id: int) -> PolicyModel:
+    """A policy of this project, or 404 (also for another project's policy)."""
+    return get_object_or_404(policy_list(project=project), pk=policy_id)
+
+
+def policy_runs(*, policy: PolicyModel) -> QuerySet[Run]:
+    """The runs that trained from the policy, newest first."""
+    return policy.runs.order_by("-id").only("id", "name", "status", "project_id")
+
+
+def checkpoints_to_start_from(*, project, limit: int = 500) -> QuerySet[Checkpoint]:
+    """Checkpoints of the project's finished policy runs, newest run and latest step first: what
+    a policy may be made from (a running run prunes its older checkpoints as it goes)."""
+    return (Checkpoint.objects.filter(run__project=project, run__kind=RunKind.POLICY,
+                                      run__status__in=TERMINAL_STATUSES)
+            .select_related("run").order_by("-run_id", "-step")[:limit])
 
 
 def comparison_runs(*, run: Run, limit: int = 20) -> QuerySet[Run]:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from webapp.core.deletion import first_few
 from webapp.core.locks import rows_for_share
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.errors import IllegalTransition, RunError
@@ -143,10 +144,18 @@ def run_cancel(*, run_id: int) -> Run:
 
 
 def run_delete_check(*, run: Run) -> None:
-    """RunError if the run may not be deleted now: it is still active, or a reward model was trained by it."""
+    """RunError if the run may not be deleted now: it is still active, a policy starts from one
+    of its checkpoints, or a reward model was trained by it."""
     if not run.is_terminal:
         raise RunError(f"the run is {run.status}; cancel it first and delete it once it has stopped",
                        field="status")
+    policies = PolicyModel.objects.filter(checkpoint__run=run).order_by("name")
+    named = [f"“{name}”" for name in policies.values_list("name", flat=True)[:5]]
+    if named:
+        total = policies.count()
+        raise RunError(f"the polic{'ies' if total != 1 else 'y'} {first_few(named, total)} "
+                       f"start{'' if total != 1 else 's'} from this run's checkpoints, which deleting it would "
+                       "remove; delete those policies first (on the Policies page)", field="policy")
     from webapp.rewards.models import RewardModel  # noqa: PLC0415 (rewards imports experiments)
 
     reward_model = RewardModel.objects.filter(training_run=run).first()

@@ -62,7 +62,8 @@ def _stop_polling(response):
 def run_new_page(request, project_id: int):
     from webapp.rewards.selectors import reward_models_ready
 
-    form = NewRunForm(request.POST or None, project=request.project,
+    chosen = query_id(request.GET.get("policy", ""))  # "Train from it" on the Policies page
+    form = NewRunForm(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
                       reward_models=reward_models_ready(project=request.project))
     if request.method == "POST" and form.is_valid():
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from webapp.core.deletion import first_few
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.parsing import parse_pairs
@@ -46,11 +47,10 @@ def reward_model_delete_check(*, reward_model: RewardModel) -> None:
     loads the model's folder when it starts or resumes."""
     active = [run for run in runs_using_reward_model(reward_model=reward_model) if not run.is_terminal]
     if active:
-        named = ", ".join(f"“{run.name}” ({run.status})" for run in active[:5])
-        more = f" and {len(active) - 5} more" if len(active) > 5 else ""
+        named = first_few([f"“{run.name}” ({run.status})" for run in active], len(active))
         raise RewardModelError(
             f"{len(active)} active run{'s' if len(active) != 1 else ''} use{'s' if len(active) == 1 else ''} "
-            f"it as a reward: {named}{more}; wait for them to finish or cancel them first", field="runs")
+            f"it as a reward: {named}; wait for them to finish or cancel them first", field="runs")
 
 
 def reward_model_delete(*, reward_model_id: int, with_training_run: bool = False) -> None:
@@ -81,7 +81,7 @@ def pair_set_delete_check(*, pair_set: PreferencePairSet) -> None:
     reads them when it starts or resumes."""
     active = [run for run in runs_using_pair_set(pair_set=pair_set) if not run.is_terminal]
     if active:
-        named = ", ".join(f"“{run.name}” ({run.status})" for run in active[:5])
+        named = first_few([f"“{run.name}” ({run.status})" for run in active], len(active))
         raise RewardModelError(f"{len(active)} active run{'s' if len(active) != 1 else ''} train"
                                f"{'s' if len(active) == 1 else ''} on it: {named}; wait for them to finish "
                                "or cancel them first", field="runs")
