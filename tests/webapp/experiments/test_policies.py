@@ -307,3 +307,38 @@ def test_api_bad_input_is_a_400_naming_the_field_and_other_projects_are_404(owne
     assert api.post(f"/api/v1/projects/{theirs.project_id}/policies/", {"name": "p", "source": "tiny"},
                     format="json").status_code == 404
     assert PolicyModel.objects.filter(pk=theirs.pk).exists()
+
+
+# ---------------------------------------------------------------- on a worker
+
+def test_a_second_run_trains_on_from_the_first_runs_checkpoint(monkeypatch, settings, tmp_path):
+    """Run A trains a tiny policy hard (lr 1e-2); its last checkpoint becomes a policy; run B
+    (lr 1e-6) starts from it: B's first checkpoint lies within B's own small step of A's last
+    one, while a single step of A moved the weights by more than 1e-3."""
+    from safetensors.torch import load_file
+
+    from tests.factories import tiny_run_config
+    from webapp.experiments.services import run_execute
+    from workers.celery_app import app
+
+    monkeypatch.setattr(app, "send_task", lambda name, args: None)
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    project = make_project()
+    dataset = make_dataset(project)
+    first = run_launch(project=project, user=None, name="A", kind=RunKind.POLICY, dataset=dataset,
+                       policy=make_policy(project), config=tiny_run_config(optim={"lr": 1e-2}))
+    assert run_execute(run_id=first.id, worker="w") == RunStatus.SUCCEEDED
+    last = Checkpoint.objects.filter(run=first).latest("step")
+    policy = policy_create(project=project, user=None, name="A, step 3", source="checkpoint", checkpoint_id=last.pk)
+    second = run_launch(project=project, user=None, name="B", kind=RunKind.POLICY, dataset=dataset, policy=policy,
+                        config=tiny_run_config(total_steps=1, optim={"lr": 1e-6}))
+    assert run_execute(run_id=second.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=second.id).error
+
+    def weights(run, step):
+        folder = Checkpoint.objects.get(run=run, step=step).path
+        return load_file(f"{folder}/model.safetensors")
+
+    a_start, a_end, b_end = weights(first, 2), weights(first, 3), weights(second, 1)
+    name = next(k for k in a_end if k.endswith("q_proj.weight"))
+    assert (b_end[name] - a_end[name]).abs().max() < 1e-4
+    assert (a_end[name] - a_start[name]).abs().max() > 1e-3  # A's steps were large ones
