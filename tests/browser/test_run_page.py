@@ -69,3 +69,20 @@ def test_an_external_run_shows_the_trajectories_its_trainer_reported(page, live_
                               completion="<b>4</b>", rewards={"acc": 1.0}, reward=1.0, length=3)
     page.wait_for_selector("#trajectories pre.model-text:has-text('<b>4</b>')", timeout=15_000)
     assert errors == []
+
+
+def test_a_finished_runs_checkpoint_becomes_a_policy_and_the_next_run_starts_from_it(page, live_server, researcher):
+    run = make_run(researcher, status=RunStatus.SUCCEEDED, name="sft", current_step=4)
+    run.checkpoints.create(step=4, path="/ckpt/run/step-4", size_bytes=2048)
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.click("text=Register as a policy…")
+    assert page.locator("input[name=source][value=checkpoint]").is_checked()
+    assert page.locator("select[name=checkpoint] option:checked").inner_text() == "sft · step 4 (succeeded)"
+    page.fill("input[name=name]", "sft, step 4")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/{researcher.id}/policies/")
+    assert "Registered policy “sft, step 4”." in page.content()
+    page.click("text=Train from it")
+    assert page.locator("select[name=policy] option:checked").inner_text() == "sft, step 4"
+    assert errors == []
