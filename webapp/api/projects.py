@@ -17,7 +17,13 @@ from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_
 from webapp.projects.errors import LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 from webapp.projects.selectors import membership_list, membership_of_user
-from webapp.projects.services import membership_add, membership_remove, membership_role_set, project_create
+from webapp.projects.services import (
+    membership_add,
+    membership_remove,
+    membership_role_set,
+    project_create,
+    project_update,
+)
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):
@@ -72,12 +78,35 @@ class ProjectListApi(SteerListApi):
 
 
 class ProjectDetailApi(SteerRetrieveApi):
+    """GET: the project, with the caller's role. PATCH (owners): change its ``name``,
+    ``description`` or ``annotation_guidelines``; fields left out stay as they are, and so does
+    the slug."""
+
+    class ProjectUpdateInputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, max_length=Project._meta.get_field("name").max_length,
+                                     help_text="Unique among the caller's projects.")
+        description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        annotation_guidelines = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                                      help_text="Markdown shown to annotators above every task.")
+
     project_roles = ANNOTATION
+    project_write_roles = OWNERS
     serializer_class = ProjectOutputSerializer
     lookup_url_kwarg = "project_id"
 
     def get_queryset(self):
         return _projects(self.request)
+
+    @extend_schema(request=ProjectUpdateInputSerializer, responses={200: ProjectOutputSerializer})
+    def patch(self, request, project_id: int):
+        project = self.get_object()
+        data = self.ProjectUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            project_update(project=project, user=request.user, **data.validated_data)
+        except ProjectError as exc:
+            raise _project_error(exc) from exc
+        return Response(ProjectOutputSerializer(self.get_queryset().get(pk=project.pk)).data)
 
 
 USERNAME_MAX_LENGTH = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD).max_length

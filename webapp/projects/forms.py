@@ -14,6 +14,10 @@ class ProjectCreateForm(forms.Form):
                                             help_text="Markdown shown to annotators above every task.")
 
 
+class ProjectSettingsForm(ProjectCreateForm):
+    """The same fields, filled with the project's values."""
+
+
 class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=_USERNAME_MAX)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)

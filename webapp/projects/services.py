@@ -84,6 +84,32 @@ def project_create(*, name: str, owner, description: str = "", annotation_guidel
     return project
 
 
+@transaction.atomic
+def project_update(*, project: Project, user, name: str | None = None, description: str | None = None,
+                   annotation_guidelines: str | None = None) -> Project:
+    """Change the project's name, description or annotation guidelines (None leaves a field as
+    it is); the slug stays, so links keep working.
+
+    ProjectError naming the field, as for ``project_create``; a new name must differ (ignoring
+    case) from the names of ``user``'s other projects. Changed guidelines show on the next task
+    an annotator opens; labels already given keep no copy of them.
+    """
+    _project_lock(project)
+    project = Project.objects.get(pk=project.pk)
+    if name is not None:
+        name = _name_clean(name)
+        if name.casefold() != project.name.casefold() and Project.objects.filter(
+                memberships__user=user, name__iexact=name).exclude(pk=project.pk).exists():
+            raise ProjectError(f"you already have a project named {name!r}", field="name")
+        project.name = name
+    for field, value in (("description", description), ("annotation_guidelines", annotation_guidelines)):
+        if value is not None:
+            _text_check(value, field)
+            setattr(project, field, value)
+    project.save(update_fields=["name", "description", "annotation_guidelines"])
+    return project
+
+
 # ---------------------------------------------------------------- memberships
 
 def _role_clean(role: str) -> str:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.project_list, name="list"),
     path("new/", views.project_create_page, name="new"),
     path("<int:project_id>/", views.project_overview_page, name="overview"),
+    path("<int:project_id>/settings/", views.project_settings_page, name="settings"),
     path("<int:project_id>/members/", views.member_list_page, name="members"),
     path("<int:project_id>/members/add/", views.member_add, name="member-add"),
     path("<int:project_id>/members/new-account/", views.member_account_create, name="member-account-create"),

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_variables
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.accounts.errors import AccountError
 from webapp.accounts.selectors import user_get_by_username
@@ -11,7 +11,7 @@ from webapp.accounts.services import username_clean
 from webapp.projects import services
 from webapp.projects.access import member_required, owner_required
 from webapp.projects.errors import ProjectError
-from webapp.projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm
+from webapp.projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from webapp.projects.models import Role
 from webapp.projects.selectors import membership_list, membership_of_user, memberships_for_user, project_overview
 
@@ -48,6 +48,26 @@ def project_overview_page(request, project_id: int):
     if request.membership.can_research:
         context.update(project_overview(project=request.project))
     return render(request, "projects/overview.html", context)
+
+
+@owner_required
+@require_http_methods(["GET", "POST"])
+def project_settings_page(request, project_id: int):
+    """Owners change the project's name, description and annotation guidelines."""
+    project = request.project
+    form = ProjectSettingsForm(request.POST or None, initial={
+        "name": project.name, "description": project.description,
+        "annotation_guidelines": project.annotation_guidelines})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.project_update(project=project, user=request.user, **form.cleaned_data)
+        except ProjectError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, "Saved the project's settings.")
+            return redirect("projects:settings", project.id)
+    return render(request, "projects/settings.html", {"project": project, "membership": request.membership,
+                                                      "form": form}, status=400 if form.errors else 200)
 
 
 # ---------------------------------------------------------------- members (owners)
