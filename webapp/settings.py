@@ -166,6 +166,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "workers.tasks.run_policy": {"queue": "gpu"},
+    "workers.tasks.run_evaluation": {"queue": "gpu"},
     "workers.tasks.train_reward_model": {"queue": "gpu"},
 }
 CELERY_TASK_SERIALIZER = "json"

@@ -1,6 +1,6 @@
 """Celery tasks: thin shells that take ids, re-read state and call services or the engine.
 
-``run_policy`` and ``train_reward_model`` are routed to the ``gpu`` queue, acknowledged late
+``run_policy``, ``run_evaluation`` and ``train_reward_model`` are routed to the ``gpu`` queue, acknowledged late
 and rejected (so redelivered) when their worker is lost; they are idempotent: a terminal run
 returns at once, a run another live worker holds is left to it, a resumed one continues from
 its last checkpoint. When this worker starts it hands back to the queue the runs orphaned by a
@@ -36,6 +36,14 @@ def ping(nonce: str) -> str:
 @app.task(bind=True, name="workers.tasks.run_policy", acks_late=True, reject_on_worker_lost=True)
 def run_policy(self, run_id: int) -> str:
     """Train the policy run ``run_id``."""
+    from webapp.experiments.services import run_execute
+
+    return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())
+
+
+@app.task(bind=True, name="workers.tasks.run_evaluation", acks_late=True, reject_on_worker_lost=True)
+def run_evaluation(self, run_id: int) -> str:
+    """Evaluate the policy of the evaluation run ``run_id`` on its dataset."""
     from webapp.experiments.services import run_execute
 
     return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())

@@ -1,13 +1,13 @@
 import pytest
 
 from tests.engine.test_trainer import PROMPTS, Recorder
-from workers.engine import PromptRecord, TrainConfig, evaluate, evaluation_steps, train
+from workers.engine import PromptRecord, TrainConfig, evaluate_policy, evaluation_steps, train
 from workers.engine.errors import DataError, ModelLoadError
 
 
 def test_every_prompt_is_sampled_once_in_order_in_steps_of_prompts_per_step(tiny_cfg):
     recorder = Recorder()
-    result = evaluate(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder)
+    result = evaluate_policy(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder)
     assert (result.steps_completed, result.total_steps, result.stopped) == (3, 3, False)
     assert sorted(recorder.rollouts) == sorted(recorder.metrics) == [1, 2, 3]
     seen = [(r["prompt_id"], r["sample_index"]) for s in (1, 2, 3) for r in recorder.rollouts[s]]
@@ -25,20 +25,20 @@ def test_every_prompt_is_sampled_once_in_order_in_steps_of_prompts_per_step(tiny
 def test_a_resumed_evaluation_draws_what_an_uninterrupted_one_would(tiny_cfg):
     config = TrainConfig.from_dict(tiny_cfg(rollout={"temperature": 1.5}))
     straight, first, rest = Recorder(), Recorder(stop_after=1), Recorder()
-    evaluate(config, PROMPTS, straight)
-    stopped = evaluate(config, PROMPTS, first)
+    evaluate_policy(config, PROMPTS, straight)
+    stopped = evaluate_policy(config, PROMPTS, first)
     assert (stopped.steps_completed, stopped.stopped) == (1, True)
-    resumed = evaluate(config, PROMPTS, rest, start_step=1)
+    resumed = evaluate_policy(config, PROMPTS, rest, start_step=1)
     assert resumed.steps_completed == 3 and sorted(rest.rollouts) == [2, 3]
     texts = {s: [r["completion_text"] for r in recorded.rollouts[s]]
              for recorded in (first, rest) for s in recorded.rollouts}
     assert texts == {s: [r["completion_text"] for r in straight.rollouts[s]] for s in (1, 2, 3)}
     assert len({t for s in texts for t in texts[s]}) > 3  # the draws are not all alike
     done = Recorder()
-    assert evaluate(config, PROMPTS, done, start_step=3).steps_completed == 3 and done.rollouts == {}
+    assert evaluate_policy(config, PROMPTS, done, start_step=3).steps_completed == 3 and done.rollouts == {}
 
 
-def test_the_policy_is_not_changed_and_a_trained_checkpoint_scores_better(tiny_cfg, tmp_path):
+def test_a_trained_checkpoint_scores_better_than_the_untrained_policy(tiny_cfg, tmp_path):
     """The toy task of test_trainer: a policy trained on it answers with 'a's; the untrained
     one does not. Evaluating from the checkpoint folder (a 'path' policy) shows it."""
     policy = {"source": "tiny", "tiny": {"alphabet": "abcd", "hidden_size": 32, "num_layers": 1,
@@ -47,8 +47,8 @@ def test_the_policy_is_not_changed_and_a_trained_checkpoint_scores_better(tiny_c
     trained = train(TrainConfig.from_dict(tiny_cfg(policy=policy, rollout=rollout, train={
         "total_steps": 30, "checkpoint_every": 100, "device": "cpu"})), PROMPTS, output_dir=tmp_path)
     before, after = Recorder(), Recorder()
-    evaluate(TrainConfig.from_dict(tiny_cfg(policy=policy, rollout=rollout)), PROMPTS, before)
-    evaluate(TrainConfig.from_dict(tiny_cfg(policy={"source": "path", "path": str(trained.final_checkpoint)},
+    evaluate_policy(TrainConfig.from_dict(tiny_cfg(policy=policy, rollout=rollout)), PROMPTS, before)
+    evaluate_policy(TrainConfig.from_dict(tiny_cfg(policy={"source": "path", "path": str(trained.final_checkpoint)},
                                             rollout=rollout)), PROMPTS, after)
 
     def mean_reward(recorder):
@@ -59,11 +59,11 @@ def test_the_policy_is_not_changed_and_a_trained_checkpoint_scores_better(tiny_c
 
 def test_bad_data_and_missing_models_are_refused_before_any_work(tiny_cfg, tmp_path):
     with pytest.raises(DataError, match="empty"):
-        evaluate(TrainConfig.from_dict(tiny_cfg()), [])
+        evaluate_policy(TrainConfig.from_dict(tiny_cfg()), [])
     with pytest.raises(DataError):  # exact_answer needs references
-        evaluate(TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "exact_answer"}])), [PromptRecord("2+2?")])
+        evaluate_policy(TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "exact_answer"}])), [PromptRecord("2+2?")])
     with pytest.raises(ModelLoadError, match="no model found"):
-        evaluate(TrainConfig.from_dict(tiny_cfg(policy={"source": "path", "path": str(tmp_path)})), PROMPTS)
+        evaluate_policy(TrainConfig.from_dict(tiny_cfg(policy={"source": "path", "path": str(tmp_path)})), PROMPTS)
 
 
 @pytest.mark.parametrize("n, per_step, steps", [(1, 1, 1), (5, 2, 3), (4, 2, 2), (3, 8, 1)])
@@ -75,7 +75,7 @@ def test_fast_and_plain_decoders_give_the_same_evaluation(tiny_cfg):
     results = []
     for fast in (True, False):
         recorder = Recorder()
-        evaluate(TrainConfig.from_dict(tiny_cfg(train={"fast_path": fast, "device": "cpu", "total_steps": 3,
+        evaluate_policy(TrainConfig.from_dict(tiny_cfg(train={"fast_path": fast, "device": "cpu", "total_steps": 3,
                                                        "checkpoint_every": 100})), PROMPTS, recorder)
         results.append([r["completion_text"] for s in (1, 2, 3) for r in recorder.rollouts[s]])
     assert results[0] == results[1]

@@ -133,6 +133,24 @@ def test_a_run_launched_from_the_form_is_trained_by_a_worker_and_shown(client, w
     assert trajectories.content.decode().count('class="card group"') == 2
 
 
+def test_an_evaluation_launched_from_its_form_is_run_by_a_worker_and_summed_up(client, worker_factory):
+    worker = worker_factory()
+    user = make_user()
+    project = make_project(owner=user)
+    policy, dataset = make_policy(project), make_dataset(project, n=5)
+    client.login(username=user.username, password=PASSWORD)
+    data = {k: v for k, v in tiny_run_form_data(policy, dataset, name="eval").items()
+            if not k.startswith(("algorithm__", "optim__", "train__checkpoint", "train__total", "train__log"))}
+    response = client.post(reverse("experiments:new_evaluation", args=[project.id]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = Run.objects.get(project=project)
+    wait_for(lambda: run_state(run).is_terminal, worker, 120, "the evaluation to finish")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert Trajectory.objects.filter(run=run).count() == 5 * 2  # tiny_run_form_data: G = 2
+    page = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
+    assert 'class="evaluation-results"' in page and "<th>accuracy</th>" in page
+
+
 def test_cancel_mid_run_stops_the_run_within_one_step(client, worker_factory):
     worker = worker_factory()
     run = launch_through_the_form(client, total_steps=200, checkpoint_every=50)

@@ -15,7 +15,7 @@ from webapp.experiments.selectors import policy_list
 
 
 class PolicyOutputSerializer(serializers.ModelSerializer):
-    run_count = serializers.IntegerField(read_only=True, help_text="Runs that trained from it.")
+    run_count = serializers.IntegerField(read_only=True, help_text="Runs that trained or evaluated it.")
     checkpoint_run = serializers.IntegerField(source="checkpoint.run_id", read_only=True, allow_null=True,
                                               default=None)
     checkpoint_step = serializers.IntegerField(source="checkpoint.step", read_only=True, allow_null=True,
@@ -73,7 +73,7 @@ class PolicyListCreateApi(SteerListApi):
 
 
 class PolicyDetailApi(SteerRetrieveApi):
-    """GET: the policy. DELETE: delete it (204); 409 if runs trained from it, since a run keeps
+    """GET: the policy. DELETE: delete it (204); 409 if runs trained or evaluated it, since a run keeps
     the policy it started from (delete those runs first). A checkpoint's files stay with its run."""
 
     project_roles = RESEARCH

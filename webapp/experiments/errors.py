@@ -21,4 +21,4 @@ class PolicyError(Exception):
 
 
 class PolicyInUse(PolicyError):
-    """A policy that runs trained from, which they keep: it cannot be deleted."""
+    """A policy that runs trained or evaluated, which they keep: it cannot be deleted."""

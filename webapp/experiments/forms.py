@@ -43,6 +43,17 @@ KNOBS = [
 ]
 
 
+# An evaluation samples and scores; nothing it would train with applies.
+EVALUATION_KNOBS = [
+    ("rollout.num_generations", "Completions per prompt (G)"),
+    ("rollout.max_new_tokens", "Max new tokens"),
+    ("rollout.temperature", "Temperature"),
+    ("rollout.prompts_per_step", "Prompts per step"),
+    ("policy.dtype", "Precision"),
+    ("train.seed", "Seed"),
+]
+
+
 def form_name(path: str) -> str:
     return path.replace(".", "__")
 
@@ -74,6 +85,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
 
 
 class NewRunForm(forms.Form):
+    knobs = KNOBS  # the engine settings the form shows, each as a field
     name = forms.CharField(max_length=200)
     policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none())
     dataset = forms.ModelChoiceField(queryset=PromptDataset.objects.none())
@@ -100,7 +112,7 @@ class NewRunForm(forms.Form):
             only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
             if len(only) == 1:
                 self.fields[name].initial = only[0]
-        for path, label in KNOBS:
+        for path, label in self.knobs:
             default = _lookup(self.defaults, path)
             choices = _choices_for(path)
             common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
@@ -128,7 +140,7 @@ class NewRunForm(forms.Form):
 
     @property
     def knob_fields(self):
-        return [self[form_name(path)] for path, _ in KNOBS]
+        return [self[form_name(path)] for path, _ in self.knobs]
 
     @property
     def reward_rows(self):
@@ -186,7 +198,7 @@ class NewRunForm(forms.Form):
         """The config the form describes (not yet validated by the engine); fields that did not
         parse are left out, so the engine's defaults stand in for them."""
         config: dict = {}
-        for path, _ in KNOBS:
+        for path, _ in self.knobs:
             section, key = path.split(".")
             if form_name(path) in self.cleaned_data:
                 config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
@@ -214,6 +226,20 @@ class NewRunForm(forms.Form):
                 return name
             return "overrides"
         return None
+
+
+class NewEvaluationForm(NewRunForm):
+    """An evaluation run: the policy sampled over every prompt of the dataset, in order, and
+    scored with the rewards; the run's page sums it up (reward, accuracy, pass@k)."""
+
+    knobs = EVALUATION_KNOBS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rollout__prompts_per_step"].help_text = (
+            "Prompts sampled at once: one step. The dataset is covered once, in order.")
+        self.fields["overrides"].help_text = ('Any other engine setting, e.g. {"rollout": {"top_p": 0.95}} '
+                                              'or {"train": {"device": "cpu"}}.')
 
 
 class RewardModelRunForm(forms.Form):

@@ -24,7 +24,7 @@ class PolicyModel(models.Model):
         max_length=500, blank=True,
         help_text="Built-in name or folder path (a checkpoint's folder); empty for a tiny model.",
     )
-    # A run that trained from it keeps it (Run.policy), and the run whose checkpoint it is
+    # A run that trained or evaluated it keeps it (Run.policy), and the run whose checkpoint it is
     # cannot be deleted while it exists (run_delete_check).
     checkpoint = models.ForeignKey(
         "Checkpoint", null=True, blank=True, on_delete=models.PROTECT, related_name="policies",

@@ -124,7 +124,7 @@ def policy_delete_check(*, policy: PolicyModel) -> None:
     named = [f"“{name}”" for name in runs.values_list("name", flat=True)[:5]]
     if named:
         total = runs.count()
-        raise PolicyInUse(f"{total} run{'s' if total != 1 else ''} trained from it: {first_few(named, total)}; "
+        raise PolicyInUse(f"{total} run{'s' if total != 1 else ''} used it: {first_few(named, total)}; "
                           "a run keeps its policy, so delete those runs first")
 
 

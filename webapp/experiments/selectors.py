@@ -15,6 +15,7 @@ from webapp.experiments.models import (
     PolicyModel,
     Run,
     RunKind,
+    RunStatus,
     Trajectory,
 )
 
@@ -32,7 +33,7 @@ def run_get(*, project, run_id: int) -> Run:
 
 
 def policy_list(*, project) -> QuerySet[PolicyModel]:
-    """The project's policies by name, each with ``run_count`` (runs that trained from it) and
+    """The project's policies by name, each with ``run_count`` (runs that trained or evaluated it) and
     its checkpoint's run."""
     return (PolicyModel.objects.filter(project=project).select_related("checkpoint__run", "created_by")
             .annotate(run_count=Count("runs")).order_by("name"))
@@ -175,3 +176,36 @@ def run_deletion_summary(*, run: Run) -> dict[str, int]:
         "tasks": tasks.count(),
         "labels": PreferenceLabel.objects.filter(task__in=tasks).count(),
     }
+
+
+def evaluation_results(*, project, dataset_id: int | None, limit: int = 20) -> list[dict]:
+    """The finished evaluation runs of the project on one dataset, newest first, each as
+    {"run", "summary": {figure: value}} with the ``eval/`` prefix taken off its figures, and
+    "columns": the figures any of them has, in a fixed order (reward first, then accuracy and
+    pass@k, then each reward component, then lengths)."""
+    runs = list(run_list(project=project, kind=RunKind.EVALUATION)
+                .filter(dataset_id=dataset_id, status=RunStatus.SUCCEEDED)[:limit])
+    latest = metric_latest(run_ids=[r.id for r in runs])
+    out = []
+    for run in runs:
+        figures = {key[len("eval/"):]: point["value"] for key, point in latest.get(run.id, {}).items()
+                   if key.startswith("eval/")}
+        if figures:
+            out.append({"run": run, "summary": figures})
+    return out
+
+
+def _column_order(name: str) -> tuple:
+    fixed = ["reward", "reward_std", "accuracy"]
+    if name in fixed:
+        return (0, fixed.index(name), 0, name)
+    if name.startswith("pass@"):
+        return (1, 0, int(name[5:]) if name[5:].isdigit() else 0, name)
+    if name.startswith("rewards/"):
+        return (2, 0, 0, name)
+    return (3, 0, 0, name)
+
+
+def evaluation_columns(results: list[dict]) -> list[str]:
+    """The figures of ``evaluation_results`` as table columns, in ``_column_order``."""
+    return sorted({name for r in results for name in r["summary"]}, key=_column_order)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # The Celery task that executes each kind of run (by name: the web process need not import torch).
 RUN_TASKS = {
     RunKind.POLICY: "workers.tasks.run_policy",
+    RunKind.EVALUATION: "workers.tasks.run_evaluation",
     RunKind.REWARD_MODEL: "workers.tasks.train_reward_model",
 }
 from webapp.experiments.run_config import parse_config_json, validate_config
@@ -92,18 +93,20 @@ def policy_config_merged(*, config: dict, policy) -> dict:
 def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None) -> Run:
     """Create a queued run and send it to a worker once the transaction commits.
 
-    A policy run needs a policy and a dataset; a reward-model run names its preference data in
+    A policy or evaluation run needs a policy and a dataset; a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``). RunError changes nothing and queues nothing.
     """
     from webapp.experiments.local_folders import resolve_local_folders, reward_models_lock
     from webapp.experiments.run_config import parse_config_json
 
     config = parse_config_json(config)
-    if kind == RunKind.POLICY:
+    if kind in (RunKind.POLICY, RunKind.EVALUATION):
+        verb = "train" if kind == RunKind.POLICY else "evaluate"
         if policy is None:
-            raise RunError("choose the policy to train", field="policy")
+            raise RunError(f"choose the policy to {verb}", field="policy")
         if dataset is None:
-            raise RunError("choose the prompt dataset to train on", field="dataset")
+            raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
+                           field="dataset")
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
@@ -214,6 +217,10 @@ def run_execute(*, run_id: int, worker: str) -> str:
         from webapp.experiments.execution import policy_run_execute
 
         return policy_run_execute(run_id=run_id, worker=worker)
+    if kind == RunKind.EVALUATION:
+        from webapp.experiments.evaluation import evaluation_run_execute
+
+        return evaluation_run_execute(run_id=run_id, worker=worker)
     if kind == RunKind.REWARD_MODEL:
         from webapp.rewards.training import reward_model_run_execute
 

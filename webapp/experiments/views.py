@@ -12,12 +12,14 @@ from django_htmx.http import HttpResponseStopPolling
 from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
-from webapp.experiments.forms import NewRunForm
+from webapp.experiments.forms import NewEvaluationForm, NewRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.selectors import (
     checkpoint_list,
     comparison_runs,
+    evaluation_columns,
+    evaluation_results,
     metric_history_downsampled,
     metric_latest,
     run_deletion_summary,
@@ -60,30 +62,43 @@ def _stop_polling(response):
 
 @research_required
 def run_new_page(request, project_id: int):
+    return _launch_page(request, NewRunForm, RunKind.POLICY)
+
+
+@research_required
+def evaluation_new_page(request, project_id: int):
+    return _launch_page(request, NewEvaluationForm, RunKind.EVALUATION)
+
+
+def _launch_page(request, form_class, kind: str):
+    """The New-run and New-evaluation pages: ``?policy=<id>`` (the Policies page's links) comes chosen."""
     from webapp.rewards.selectors import reward_models_ready
 
-    chosen = query_id(request.GET.get("policy", ""))  # "Train from it" on the Policies page
-    form = NewRunForm(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
+    chosen = query_id(request.GET.get("policy", ""))
+    form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
                       reward_models=reward_models_ready(project=request.project))
     if request.method == "POST" and form.is_valid():
         try:
             run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
-                             kind=RunKind.POLICY, config=form.config(), dataset=form.cleaned_data["dataset"],
+                             kind=kind, config=form.config(), dataset=form.cleaned_data["dataset"],
                              policy=form.cleaned_data["policy"])
         except RunError as exc:
             form.add_error(form.field_for_error(exc.field), exc.message)
         else:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
-    return render(request, "experiments/new.html", _context(request, form=form), status=status)
+    return render(request, "experiments/new.html", _context(request, form=form, evaluation=kind == RunKind.EVALUATION),
+                  status=status)
 
 
 @research_required
 def run_detail_page(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
+    results = (evaluation_results(project=request.project, dataset_id=run.dataset_id)
+               if run.kind == RunKind.EVALUATION else [])
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
-        config_json=json.dumps(run.config, indent=2)))
+        config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results)))
 
 
 @research_required

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "train": "trainer", "Callbacks": "trainer", "TrainResult": "trainer",
-    "evaluate": "evaluation_run", "evaluation_steps": "evaluation_run",
+    "evaluate_policy": "evaluation_run", "evaluation_steps": "evaluation_run",
     "EvaluationResult": "evaluation_run",
     "PromptRecord": "data",
     "TrainConfig": "config", "default_config_dict": "config", "config_field_help": "config",
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .data import PromptRecord
     from .errors import ConfigError, DataError, EngineError, ModelLoadError
     from .evaluate import evaluate_pass_at_k, pass_at_k
-    from .evaluation_run import EvaluationResult, evaluate, evaluation_steps
+    from .evaluation_run import EvaluationResult, evaluate_policy, evaluation_steps
     from .policy import load_policy
     from .rewards import REWARDS
     from .tiny import build_tiny_policy

@@ -1,6 +1,6 @@
 """A policy evaluated on a whole dataset: sample, score, report; no update.
 
-``evaluate`` is what the Celery worker calls for an evaluation run. The dataset's prompts are
+``evaluate_policy`` is what the Celery worker calls for an evaluation run. The dataset's prompts are
 taken in order, ``rollout.prompts_per_step`` at a time: each batch is a step, with the same
 metrics as a training step's rollout (reward, per-component means, accuracy, lengths) and every
 completion reported as a rollout record. Each step's draws come from a generator seeded by
@@ -44,7 +44,7 @@ def evaluation_steps(num_prompts: int, prompts_per_step: int) -> int:
     return math.ceil(num_prompts / prompts_per_step)
 
 
-def evaluate(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
+def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
              callbacks: Callbacks | None = None, *, model_cache_dir: Path | None = None,
              start_step: int = 0) -> EvaluationResult:
     """Sample ``rollout.num_generations`` completions of every prompt with ``config.policy``,

@@ -135,7 +135,7 @@ def test_a_policy_runs_trained_from_cannot_be_deleted_one_without_runs_can():
     make_run(project, policy=used, status=RunStatus.SUCCEEDED, name="grpo 1")
     with pytest.raises(PolicyInUse) as info:
         policy_delete(policy_id=used.id)
-    assert "1 run trained from it: “grpo 1”" in info.value.message and "delete those runs first" in info.value.message
+    assert "1 run used it: “grpo 1”" in info.value.message and "delete those runs first" in info.value.message
     policy_delete(policy_id=unused.id)
     assert list(PolicyModel.objects.values_list("pk", flat=True)) == [used.pk]
 

@@ -1,0 +1,199 @@
+"""Evaluation runs: launched from their page or the API, executed on a worker (resumable), and
+summed up beside the other evaluations on the same dataset."""
+
+import json
+import math
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config
+from tests.webapp.api.conftest import api_user, token_client
+from webapp.experiments.evaluation import summarize
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Run, RunKind, RunStatus, Trajectory
+from webapp.experiments.selectors import metric_latest
+from webapp.experiments.services import run_execute, run_launch
+from workers.engine.evaluate import pass_at_k
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    from workers.celery_app import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    return sent
+
+
+def eval_config(**sections):
+    config = tiny_run_config(**sections)
+    config["rollout"] = {**config["rollout"], "num_generations": 4, "prompts_per_step": 2, "temperature": 1.3}
+    return config
+
+
+def launch_evaluation(project, dataset=None, policy=None, **sections):
+    return run_launch(project=project, user=None, name="eval", kind=RunKind.EVALUATION, config=eval_config(**sections),
+                      dataset=dataset or make_dataset(project, n=5), policy=policy or make_policy(project))
+
+
+# ---------------------------------------------------------------- the summary
+
+def row(step, group, correct, reward=None, length=3, finish="stop"):
+    return (step, group, reward if reward is not None else float(correct), {"exact_answer": float(correct)},
+            length, finish)
+
+
+def test_the_summary_counts_prompts_and_gives_unbiased_pass_at_k():
+    # prompt A: 1 of 4 correct; prompt B: 3 of 4; prompt C: none
+    rows = ([row(1, 0, c) for c in (1, 0, 0, 0)] + [row(1, 1, c, length=5, finish="length") for c in (1, 1, 1, 0)]
+            + [row(2, 0, 0) for _ in range(4)])
+    out = summarize(rows, accuracy_key="exact_answer", keys=["exact_answer", "length"])
+    assert (out["eval/prompts"], out["eval/completions"]) == (3, 12)
+    assert out["eval/accuracy"] == out["eval/pass@1"] == pytest.approx(4 / 12)
+    for k in (1, 2, 4):
+        assert out[f"eval/pass@{k}"] == pytest.approx((pass_at_k(4, 1, k) + pass_at_k(4, 3, k) + 0) / 3)
+    assert out["eval/pass@4"] == pytest.approx(2 / 3)
+    assert out["eval/rewards/exact_answer/mean"] == pytest.approx(4 / 12) and "eval/rewards/length/mean" not in out
+    assert out["eval/mean_length"] == pytest.approx((8 * 3 + 4 * 5) / 12) and out["eval/clipped_ratio"] == pytest.approx(4 / 12)
+    assert out["eval/reward_std"] == pytest.approx(math.sqrt(sum((x - 1 / 3) ** 2 for x in [1] * 4 + [0] * 8) / 11))
+
+
+def test_pass_at_k_is_asked_at_powers_of_two_and_the_group_size_and_not_without_a_0_1_reward():
+    rows = [row(1, 0, c) for c in (1, 0, 0, 0, 0, 1)]
+    assert sorted(k for k in summarize(rows, accuracy_key="exact_answer", keys=[]) if "pass@" in k) == [
+        "eval/pass@1", "eval/pass@2", "eval/pass@4", "eval/pass@6"]
+    plain = summarize(rows, accuracy_key=None, keys=["exact_answer"])
+    assert "eval/accuracy" not in plain and not any("pass@" in k for k in plain) and plain["eval/prompts"] == 1
+    assert summarize([], accuracy_key=None, keys=[]) == {}
+
+
+# ---------------------------------------------------------------- on a worker
+
+def test_an_evaluation_samples_every_prompt_and_stores_its_summary():
+    project = make_project()
+    run = launch_evaluation(project)
+    assert run.config["policy"]["source"] == "tiny"
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
+    run.refresh_from_db()
+    assert (run.total_steps, run.current_step, run.progress) == (3, 3, 1.0)  # 5 prompts, 2 a step
+    assert Trajectory.objects.filter(run=run).count() == 5 * 4
+    assert Trajectory.objects.filter(run=run, advantage__isnull=True).count() == 20
+    assert set(Trajectory.objects.filter(run=run).values_list("prompt__index", flat=True)) == {0, 1, 2, 3, 4}
+    summary = {k: v["value"] for k, v in metric_latest(run_ids=[run.id])[run.id].items() if k.startswith("eval/")}
+    assert summary["eval/prompts"] == 5 and summary["eval/completions"] == 20
+    assert {"eval/reward", "eval/accuracy", "eval/pass@1", "eval/pass@2", "eval/pass@4",
+            "eval/rewards/exact_answer/mean", "eval/rewards/length/mean"} <= set(summary)
+    assert not run.checkpoints.exists()
+
+
+class WorkerDied(BaseException):
+    """Escapes the task's error handling, as a killed process would."""
+
+
+def test_an_evaluation_resumed_after_its_worker_died_repeats_an_uninterrupted_one(monkeypatch):
+    from webapp.experiments import execution
+
+    project = make_project()
+    dataset, policy = make_dataset(project, n=5), make_policy(project)
+    straight = launch_evaluation(project, dataset, policy)
+    assert run_execute(run_id=straight.id, worker="w") == RunStatus.SUCCEEDED
+    interrupted = launch_evaluation(project, dataset, policy)
+    original = execution.PolicyRunRecorder.on_metrics
+
+    def die_after_step_2(self, step, metrics):
+        original(self, step, metrics)
+        if step == 2:
+            raise WorkerDied
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", die_after_step_2)
+    with pytest.raises(WorkerDied):
+        run_execute(run_id=interrupted.id, worker="w")
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
+    interrupted.refresh_from_db()
+    assert (interrupted.status, interrupted.current_step) == (RunStatus.RUNNING, 2)
+    assert run_execute(run_id=interrupted.id, worker="w") == RunStatus.SUCCEEDED  # the same node, restarted
+    interrupted.refresh_from_db()
+    assert interrupted.attempts == 2
+
+    def texts(run):
+        return list(Trajectory.objects.filter(run=run).order_by("step", "group_index", "sample_index")
+                    .values_list("step", "completion", "reward"))
+    assert texts(interrupted) == texts(straight)
+    summaries = [{k: v["value"] for k, v in metric_latest(run_ids=[r.id])[r.id].items() if k.startswith("eval/")}
+                 for r in (straight, interrupted)]
+    assert summaries[0] == summaries[1]
+
+
+def test_an_evaluation_without_references_for_exact_answer_fails_with_the_engines_message():
+    project = make_project()
+    dataset = make_dataset(project)
+    dataset.prompts.update(reference="")
+    run = launch_evaluation(project, dataset)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert "reference" in run.error and "Traceback" not in run.error
+
+
+# ---------------------------------------------------------------- pages and API
+
+@pytest.fixture
+def researcher(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    return project
+
+
+def test_the_new_evaluation_page_launches_an_evaluation_run(client, researcher, no_broker,
+                                                             django_capture_on_commit_callbacks):
+    from tests.factories import tiny_run_form_data
+
+    policy, dataset = make_policy(researcher, name="base"), make_dataset(researcher)
+    url = reverse("experiments:new_evaluation", args=[researcher.id])
+    body = client.get(f"{url}?policy={policy.id}").content.decode()
+    assert "New evaluation" in body and "Evaluate</button>" in body and "Learning rate" not in body
+    data = {k: v for k, v in tiny_run_form_data(policy, dataset, name="base on arithmetic").items()
+            if not k.startswith(("algorithm__", "optim__", "train__checkpoint", "train__total", "train__log"))}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = Run.objects.get(name="base on arithmetic")
+    assert run.kind == RunKind.EVALUATION and no_broker == [("workers.tasks.run_evaluation", [run.id])]
+    assert reverse("experiments:new_evaluation", args=[researcher.id]) in client.get(
+        reverse("experiments:list", args=[researcher.id])).content.decode()
+
+
+def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, researcher):
+    dataset, other = make_dataset(researcher), make_dataset(researcher)
+    base = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset,
+                    policy=make_policy(researcher, name="<b>base</b>"), name="base")
+    tuned = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset,
+                     policy=make_policy(researcher, name="tuned"), name="tuned")
+    elsewhere = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=other,
+                         name="elsewhere")
+    for run, accuracy in ((base, 0.25), (tuned, 0.5), (elsewhere, 0.9)):
+        metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, accuracy), ("eval/pass@4", 3, accuracy + 0.2),
+                                                    ("eval/reward", 3, accuracy), ("reward", 3, 7.0)])
+    body = client.get(reverse("experiments:detail", args=[researcher.id, tuned.id])).content.decode()
+    results = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
+    assert "<th>reward</th><th>accuracy</th><th>pass@4</th>" in results
+    assert "&lt;b&gt;base&lt;/b&gt;" in results and "<b>base</b>" not in results
+    assert "<strong>tuned</strong>" in results and "0.500" in results and "0.250" in results and "0.700" in results
+    assert "elsewhere" not in results and "7.000" not in results
+    assert client.get(reverse("experiments:detail", args=[researcher.id, base.id])).status_code == 200
+
+
+def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(no_broker, django_capture_on_commit_callbacks):
+    user = api_user()
+    project = make_project(owner=user)
+    api = token_client(user)
+    body = {"name": "e", "kind": "evaluation", "dataset": make_dataset(project).id, "config": eval_config()}
+    refused = api.post(f"/api/v1/projects/{project.id}/runs/", body, format="json")
+    assert refused.status_code == 400 and "choose the policy to evaluate" in json.dumps(refused.json())
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post(f"/api/v1/projects/{project.id}/runs/", {**body, "policy": make_policy(project).id},
+                           format="json")
+    assert created.status_code == 201, created.json()
+    assert no_broker == [("workers.tasks.run_evaluation", [created.json()["id"]])]
