@@ -36,9 +36,28 @@ def resolve_local_folders(*, project, kind: str, config: dict[str, Any]) -> dict
 def policy_folders(*, project) -> list[str]:
     """The folders of the project's policies: registered local folders and the checkpoints
     policies were made from."""
-    policies = PolicyModel.objects.filter(project=project)
-    return [*policies.filter(source=PolicyModel.Source.PATH).values_list("reference", flat=True),
-            *policies.filter(source=PolicyModel.Source.CHECKPOINT).values_list("checkpoint__path", flat=True)]
+    return [folder for _, folder in _policies_with_folders(project)]
+
+
+def backbone_policy(*, project, kind: str, config: dict[str, Any]) -> PolicyModel | None:
+    """The project's policy whose folder a reward-model run's backbone ``path`` names, if any.
+
+    The launch records it as the run's policy, so that, like a policy run's, it is share-locked
+    until the run is committed and kept while the run exists: deleting the policy is refused,
+    and with it the deletion of the run whose checkpoint holds the backbone.
+    """
+    if kind != RunKind.REWARD_MODEL or not _usable(config.get("path")):
+        return None
+    return next((policy for policy, folder in _policies_with_folders(project) if same_folder(config["path"], folder)),
+                None)
+
+
+def _policies_with_folders(project) -> list[tuple[PolicyModel, str]]:
+    policies = PolicyModel.objects.filter(project=project).select_related("checkpoint").order_by("pk")
+    out = []
+    for policy in policies.filter(source__in=[PolicyModel.Source.PATH, PolicyModel.Source.CHECKPOINT]):
+        out.append((policy, policy.checkpoint.path if policy.checkpoint_id else policy.reference))
+    return out
 
 
 def _reward(project, index: int, reward: Any) -> Any:

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
@@ -38,7 +39,7 @@ class PolicyModel(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="policy_unique_name_per_project"),
+            models.UniqueConstraint("project", Lower("name"), name="policy_unique_name_per_project_any_case"),
             models.CheckConstraint(
                 condition=models.Q(source="checkpoint", checkpoint__isnull=False)
                 | (~models.Q(source="checkpoint") & models.Q(checkpoint__isnull=True)),

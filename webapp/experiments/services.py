@@ -94,9 +94,10 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     """Create a queued run and send it to a worker once the transaction commits.
 
     A policy or evaluation run needs a policy and a dataset; a reward-model run names its preference data in
-    ``config["data"]`` (checked by ``webapp.rewards``). RunError changes nothing and queues nothing.
+    ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
+    its backbone ``path`` is, if any. RunError changes nothing and queues nothing.
     """
-    from webapp.experiments.local_folders import resolve_local_folders, reward_models_lock
+    from webapp.experiments.local_folders import backbone_policy, resolve_local_folders, reward_models_lock
     from webapp.experiments.run_config import parse_config_json
 
     config = parse_config_json(config)
@@ -112,6 +113,12 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     elif kind not in RUN_TASKS:
         raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
     config = resolve_local_folders(project=project, kind=kind, config=config)
+    if kind == RunKind.REWARD_MODEL:
+        backbone = backbone_policy(project=project, kind=kind, config=config)
+        if policy is not None and policy != backbone:
+            raise RunError("a reward-model run's policy is the one whose folder its backbone 'path' names; "
+                           "leave it out", field="policy")
+        policy = backbone
     with transaction.atomic():
         reward_models_lock(project=project, config=config)
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,

@@ -155,6 +155,41 @@ def test_a_run_whose_checkpoint_a_policy_starts_from_is_kept_until_the_policy_go
     assert not Run.objects.filter(pk=checkpoint.run_id).exists()
 
 
+def test_only_the_run_whose_checkpoint_a_policy_starts_from_is_kept(settings, tmp_path):
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    project = make_project()
+    kept, other = checkpoint_of(project, name="kept"), checkpoint_of(project, name="other")
+    policy_create(project=project, user=None, name="from kept", source="checkpoint", checkpoint_id=kept.pk)
+    run_delete(run_id=other.run_id)
+    assert not Run.objects.filter(pk=other.run_id).exists() and Run.objects.filter(pk=kept.run_id).exists()
+
+
+def test_a_reward_model_run_on_a_policys_folder_keeps_the_policy_and_so_the_checkpoint(monkeypatch, settings, tmp_path):
+    from workers.celery_app import app
+
+    monkeypatch.setattr(app, "send_task", lambda name, args: None)
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    project = make_project()
+    checkpoint = checkpoint_of(project)
+    policy = policy_create(project=project, user=None, name="from sft", source="checkpoint",
+                           checkpoint_id=checkpoint.pk)
+    rm_config = {"backbone": "causal_lm", "path": checkpoint.path, "data": {"source": "labels"}}
+    monkeypatch.setattr("webapp.rewards.selectors.preference_source_check", lambda **kwargs: None)
+    with pytest.raises(RunError) as info:  # another policy than the backbone's
+        run_launch(project=project, user=None, name="rm", kind=RunKind.REWARD_MODEL, config=rm_config,
+                   policy=make_policy(project))
+    assert info.value.field == "policy"
+    run = run_launch(project=project, user=None, name="rm", kind=RunKind.REWARD_MODEL, config=rm_config)
+    assert run.policy == policy
+    with pytest.raises(PolicyInUse, match="“rm”"):
+        policy_delete(policy_id=policy.id)
+    with pytest.raises(RunError, match="“from sft”"):
+        run_delete(run_id=checkpoint.run_id)
+    tiny_backbone = run_launch(project=project, user=None, name="rm2", kind=RunKind.REWARD_MODEL,
+                               config={"backbone": "tiny", "data": {"source": "labels"}})
+    assert tiny_backbone.policy is None
+
+
 # ---------------------------------------------------------------- the pages
 
 @pytest.fixture
@@ -195,11 +230,14 @@ def test_the_run_page_links_each_checkpoint_of_a_finished_run_to_a_chosen_regist
     link = f"{reverse('policies:new', args=[researcher.id])}?checkpoint={checkpoint.pk}"
     assert link in client.get(reverse("experiments:detail", args=[researcher.id, checkpoint.run_id])).content.decode()
     running = checkpoint_of(researcher, status=RunStatus.RUNNING)
-    assert "Register as a policy" not in client.get(
-        reverse("experiments:detail", args=[researcher.id, running.run_id])).content.decode()
+    reward_model = checkpoint_of(researcher, kind=RunKind.REWARD_MODEL)
+    for other in (running, reward_model):
+        assert "Register as a policy" not in client.get(
+            reverse("experiments:detail", args=[researcher.id, other.run_id])).content.decode()
     body = client.get(link).content.decode()
     assert f'<option value="{checkpoint.pk}" selected>sft · step 8 (succeeded)</option>' in body
-    assert f'value="{running.pk}"' not in body  # only finished runs' checkpoints are offered
+    # only finished policy runs' checkpoints are offered
+    assert f'value="{running.pk}"' not in body and f'value="{reward_model.pk}"' not in body
     response = client.post(link, {"name": "round 2", "source": "checkpoint", "checkpoint": checkpoint.pk})
     assert response.status_code == 302
     assert PolicyModel.objects.get(name="round 2").checkpoint == checkpoint
@@ -209,6 +247,7 @@ def test_a_refused_registration_shows_the_error_on_its_field_and_stores_nothing(
     url = reverse("policies:new", args=[researcher.id])
     response = client.post(url, {"name": "p", "source": "checkpoint", "checkpoint": ""})
     assert response.status_code == 400 and "choose the checkpoint to start from" in response.content.decode()
+    assert response.context["form"].errors["checkpoint"] == ["choose the checkpoint to start from"]
     response = client.post(url, {"name": "p", "source": "path", "path": "/etc"})  # not offered to non-staff
     assert response.status_code == 400 and not PolicyModel.objects.exists()
 
@@ -220,6 +259,7 @@ def test_staff_register_a_local_folder_on_the_page(client, researcher):
     assert 'value="path"' in client.get(url).content.decode()
     response = client.post(url, {"name": "p", "source": "path", "path": "relative/x"})
     assert response.status_code == 400 and "must be an absolute path" in response.content.decode()
+    assert list(response.context["form"].errors) == ["path"]
     assert client.post(url, {"name": "p", "source": "path", "path": "/models/x"}).status_code == 302
     assert PolicyModel.objects.get().reference == "/models/x"
 
