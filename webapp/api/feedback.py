@@ -14,9 +14,11 @@ from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
+from webapp.api.runs import run_for
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError
+from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
 from webapp.feedback.services import (
     comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
@@ -182,13 +184,17 @@ class TaskFilterSerializer(serializers.Serializer):
 class TaskListApi(SteerListApi):
     """GET: the project's comparison tasks (any member). POST: make tasks (research).
 
-    POST takes either ``run`` (tasks from that run's trajectories: one per prompt group,
-    ``k`` completions each) or ``content`` (JSONL lines ``{"prompt", "completions",
-    "gold_ranking"?, "metadata"?}``, all or nothing, bad lines named by number).
+    POST takes one of ``run`` (tasks from that run's trajectories: one per prompt group,
+    ``k`` completions each), ``runs`` (two run ids: blind comparisons, one task per prompt both
+    answered, an answer of each; ``GET /runs/<id>/head-to-head/?against=<id>`` reads the
+    result) or ``content`` (JSONL lines ``{"prompt", "completions", "gold_ranking"?,
+    "metadata"?}``, all or nothing, bad lines named by number).
     """
 
     class TaskCreateInputSerializer(serializers.Serializer):
         run = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+        runs = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+                                     min_length=2, max_length=2, help_text="Two runs to compare blind.")
         step_min = serializers.IntegerField(required=False, min_value=0, default=0)
         step_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=2**31 - 1)
         k = serializers.IntegerField(required=False, default=2, min_value=0, max_value=1000)
@@ -228,8 +234,9 @@ class TaskListApi(SteerListApi):
         data = self.TaskCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values, project = data.validated_data, request.membership.project
-        if ("run" in values) == ("content" in values):
-            raise field_error("run", "send exactly one of 'run' (tasks from its trajectories) or 'content' (JSONL)")
+        if sum(key in values for key in ("run", "runs", "content")) != 1:
+            raise field_error("run", "send exactly one of 'run' (tasks from its trajectories), 'runs' (two runs "
+                                     "compared blind) or 'content' (JSONL)")
         rubric = None
         if values.get("rubric") is not None:
             rubric = Rubric.objects.filter(project=project, pk=values["rubric"]).first()
@@ -244,6 +251,14 @@ class TaskListApi(SteerListApi):
                     project=project, run=run, step_min=values["step_min"], step_max=values["step_max"],
                     k=values["k"], selection=values["selection"], max_tasks=values["max_tasks"],
                     required_labels=values["required_labels"], rubric=rubric)
+            elif "runs" in values:
+                found = {r.pk: r for r in Run.objects.filter(project=project, pk__in=values["runs"])}
+                missing = [i for i in values["runs"] if i not in found]
+                if missing:
+                    raise field_error("runs", f"no run with id {missing[0]} in this project")
+                tasks = comparison_tasks_head_to_head(
+                    project=project, run_a=found[values["runs"][0]], run_b=found[values["runs"][1]],
+                    max_tasks=values["max_tasks"], required_labels=values["required_labels"], rubric=rubric)
             else:
                 tasks = comparison_tasks_import_jsonl(project=project, content=values["content"],
                                                       required_labels=values["required_labels"], rubric=rubric)
@@ -371,3 +386,36 @@ class LabelDetailApi(SteerApi):
         except FeedbackError as exc:
             raise Conflict(exc.message) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class HeadToHeadOutputSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    against = serializers.IntegerField()
+    tasks = serializers.IntegerField(help_text="Tasks that put an answer of each run side by side.")
+    labels = serializers.IntegerField()
+    wins = serializers.IntegerField(help_text="Labels that ranked this run's answer higher.")
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField(help_text="Ties and 'both bad' votes.")
+    win_rate = serializers.FloatField(allow_null=True, help_text="(wins + ties / 2) / labels; null without labels.")
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                     help_text="The Wilson 95 % interval of win_rate.")
+
+
+class HeadToHeadApi(SteerApi):
+    """GET ``?against=<run id>``: how annotators ranked this run's answers against the other
+    run's, over the blind comparisons of the two (``POST /projects/<id>/tasks/`` with ``runs``)."""
+
+    class HeadToHeadQuerySerializer(serializers.Serializer):
+        against = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+    project_roles = RESEARCH
+
+    @extend_schema(parameters=[HeadToHeadQuerySerializer], responses={200: HeadToHeadOutputSerializer})
+    def get(self, request, run_id: int):
+        run = run_for(request, run_id)
+        against = query_params(request, self.HeadToHeadQuerySerializer)["against"]
+        result = head_to_head(project=run.project, run_a_id=run.id, run_b_id=against)
+        return Response(HeadToHeadOutputSerializer({
+            "run": run.id, "against": against, "tasks": result.tasks, "labels": result.labels,
+            "wins": result.a_wins, "losses": result.b_wins, "ties": result.ties, "win_rate": result.win_rate,
+            "interval": list(result.interval) if result.interval else None}).data)

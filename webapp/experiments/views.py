@@ -94,11 +94,17 @@ def _launch_page(request, form_class, kind: str):
 @research_required
 def run_detail_page(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
+    from webapp.feedback.head_to_head import head_to_head, head_to_head_opponents  # noqa: PLC0415 (feedback imports experiments)
+
     results = (evaluation_results(project=request.project, dataset_id=run.dataset_id)
                if run.kind == RunKind.EVALUATION else [])
+    human = [{"run_id": other_id, "name": name,
+              "result": head_to_head(project=request.project, run_a_id=run.id, run_b_id=other_id)}
+             for other_id, name in head_to_head_opponents(project=request.project, run=run)]
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
-        config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results)))
+        config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
+        human=human, live_run_ids=set(run_list(project=request.project).values_list("id", flat=True))))
 
 
 @research_required

@@ -76,6 +76,19 @@ class TasksFromRunForm(forms.Form):
         self.fields["rubric"] = _rubric_field(project)
 
 
+class HeadToHeadForm(forms.Form):
+    run_a = forms.ModelChoiceField(queryset=Run.objects.none(), label="Run A")
+    run_b = forms.ModelChoiceField(queryset=Run.objects.none(), label="Run B")
+    max_tasks = forms.IntegerField(min_value=1, max_value=50_000, initial=50, label="At most this many tasks")
+    required_labels = forms.IntegerField(min_value=1, max_value=100, initial=1, label="Labels per task (overlap)")
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args, project, runs, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["run_a"].queryset = self.fields["run_b"].queryset = runs
+        self.fields["rubric"] = _rubric_field(project)
+
+
 class GoldForm(forms.Form):
     gold_ranking = forms.CharField(required=False, label="Gold ranking",
                                    help_text="Tiers of positions, best first, e.g. [[1], [0]] for B over A; empty clears it.")

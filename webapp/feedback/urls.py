@@ -16,6 +16,7 @@ urlpatterns = [
     path("tasks/", views.task_list_page, name="tasks"),
     path("tasks/import/", views.task_import_page, name="task_import"),
     path("tasks/from-run/", views.task_from_run_page, name="task_from_run"),
+    path("tasks/head-to-head/", views.task_head_to_head_page, name="task_head_to_head"),
     path("tasks/<int:task_id>/", views.task_detail_page, name="task_detail"),
     path("quality/", views.quality_page, name="quality"),
     path("export/preferences.jsonl", views.export_preferences, name="export_preferences"),

@@ -12,8 +12,16 @@ from webapp.core.query import query_id
 from webapp.feedback import exports, selectors, services
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.forms import (
-    CriterionFormSet, GoldForm, LabelForm, RubricForm, TaskImportForm, TasksFromRunForm, criteria_from_formset,
+    CriterionFormSet,
+    GoldForm,
+    HeadToHeadForm,
+    LabelForm,
+    RubricForm,
+    TaskImportForm,
+    TasksFromRunForm,
+    criteria_from_formset,
 )
+from webapp.feedback.head_to_head import comparison_tasks_head_to_head
 from webapp.feedback.labelling import UNDO_WINDOW_S
 from webapp.feedback.models import PreferenceLabel
 from webapp.feedback.parsing import TaskImportError
@@ -259,6 +267,29 @@ def task_from_run_page(request, project_id: int):
             messages.success(request, f"Created {len(tasks)} comparison tasks from {d['run'].name}.")
             return redirect("feedback:tasks", request.project.id)
     return _page(request, "feedback/task_from_run.html", form=form, error=error, has_runs=runs.exists())
+
+
+@research_required
+def task_head_to_head_page(request, project_id: int):
+    """Blind comparisons of two runs' answers to the same prompts. ``?a=<run>&b=<run>`` come chosen."""
+    runs = selectors.run_choices(project=request.project)
+    initial = {name: query_id(request.GET.get(key, "")) for name, key in (("run_a", "a"), ("run_b", "b"))}
+    form = HeadToHeadForm(request.POST or None, project=request.project, runs=runs,
+                          initial={k: v for k, v in initial.items() if v is not None})
+    error = None
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            tasks = comparison_tasks_head_to_head(
+                project=request.project, run_a=d["run_a"], run_b=d["run_b"], max_tasks=d["max_tasks"],
+                required_labels=d["required_labels"], rubric=d["rubric"], seed=d["seed"])
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Created {len(tasks)} blind comparisons of {d['run_a'].name} and "
+                                      f"{d['run_b'].name}.")
+            return redirect("feedback:tasks", request.project.id)
+    return _page(request, "feedback/task_head_to_head.html", form=form, error=error, has_runs=runs.exists())
 
 
 @research_required

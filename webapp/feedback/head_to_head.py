@@ -1,0 +1,149 @@
+"""Blind human comparisons of two runs: each task puts one answer of each run to the same prompt
+side by side, in shuffled order; the labels give how often people prefer one run's answers.
+
+This is how a change is judged when no reward captures it (a checkpoint against its base, two
+reward models' policies): the two runs are usually evaluation runs of two policies on one
+dataset. Each candidate's metadata names its run (``run``, ``run_name``), so the result stays
+readable after either run is deleted; the annotators never see it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from webapp.experiments.models import Run, Trajectory
+from webapp.feedback.errors import FeedbackError
+from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel, Rubric
+from webapp.feedback.parsing import MAX_TASKS
+from webapp.feedback.services import TaskSpec, _required_labels_clean, _rubric_version_for, _tasks_create
+
+Z_95 = 1.959964
+
+
+@transaction.atomic
+def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks: int = 100, required_labels: int = 1,
+                                  rubric: Rubric | None = None, seed: int = 0) -> list[ComparisonTask]:
+    """One task per prompt both runs answered and no earlier task of this project put to them
+    both: one completion of each (drawn at random from the run's latest step with that prompt),
+    in shuffled order. FeedbackError naming the field changes nothing."""
+    for field, run in (("run_a", run_a), ("run_b", run_b)):
+        if run.project_id != project.pk:
+            raise FeedbackError("the run belongs to another project", field=field)
+    if run_a.pk == run_b.pk:
+        raise FeedbackError("choose two different runs", field="run_b")
+    if not 1 <= int(max_tasks) <= MAX_TASKS:
+        raise FeedbackError(f"the number of tasks must be between 1 and {MAX_TASKS}", field="max_tasks")
+    required = _required_labels_clean(required_labels)
+    version = _rubric_version_for(project, rubric)
+    answers_a, answers_b = _latest_answers(run_a), _latest_answers(run_b)
+    shared = sorted(set(answers_a) & set(answers_b) - _prompts_compared(project, run_a, run_b))
+    if not shared:
+        raise FeedbackError(f"“{run_a.name}” and “{run_b.name}” answered no prompt in common that is not in a task "
+                            "already (their trajectories must come from the same dataset)", field="run_b")
+    rng = random.Random(seed)
+    rng.shuffle(shared)
+    specs = []
+    for prompt_id in shared[:max_tasks]:
+        chosen = [(run_a, rng.choice(answers_a[prompt_id])), (run_b, rng.choice(answers_b[prompt_id]))]
+        rng.shuffle(chosen)
+        first = chosen[0][1]
+        messages = first.prompt.messages if first.prompt.is_chat else None
+        specs.append(TaskSpec(
+            prompt_text=first.prompt_text, prompt_messages=messages,
+            completions=[t.completion for _, t in chosen],
+            metadata=[{"run": run.pk, "run_name": run.name, "prompt_id": prompt_id, "step": t.step,
+                       "sample_index": t.sample_index, "reward": t.reward, "rewards": t.rewards}
+                      for run, t in chosen],
+            trajectory_ids=[t.pk for _, t in chosen],
+        ))
+    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version)
+
+
+def _latest_answers(run: Run) -> dict[int, list[Trajectory]]:
+    """{prompt id: the run's completions of it at the latest step that has it}."""
+    out: dict[int, list[Trajectory]] = {}
+    latest: dict[int, int] = {}
+    for t in (Trajectory.objects.filter(run=run, prompt__isnull=False).select_related("prompt")
+              .order_by("step", "group_index", "sample_index")):
+        if latest.get(t.prompt_id) != t.step:
+            latest[t.prompt_id], out[t.prompt_id] = t.step, []
+        out[t.prompt_id].append(t)
+    return out
+
+
+def _prompts_compared(project, run_a: Run, run_b: Run) -> set[int]:
+    """Prompts of tasks of this project that already hold an answer of each run."""
+    runs_of_task: dict[int, set[int]] = {}
+    prompt_of_task: dict[int, int] = {}
+    for task_id, metadata in Candidate.objects.filter(task__project=project).filter(
+            trajectory__run__in=[run_a, run_b]).values_list("task_id", "metadata"):
+        if isinstance(metadata, dict) and "prompt_id" in metadata:
+            runs_of_task.setdefault(task_id, set()).add(metadata.get("run"))
+            prompt_of_task[task_id] = metadata["prompt_id"]
+    return {prompt_of_task[t] for t, runs in runs_of_task.items() if runs >= {run_a.pk, run_b.pk}}
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """What the labels on the two runs' tasks say, from the point of view of run ``a``."""
+
+    a_wins: int
+    b_wins: int
+    ties: int  # both_bad votes included
+    tasks: int
+
+    @property
+    def labels(self) -> int:
+        return self.a_wins + self.b_wins + self.ties
+
+    @property
+    def win_rate(self) -> float | None:
+        """The share of labels preferring ``a``, a tie counting half; None without labels."""
+        return (self.a_wins + self.ties / 2) / self.labels if self.labels else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The Wilson score interval (95 %) of ``win_rate`` over the labels."""
+        if not self.labels:
+            return None
+        n, p = self.labels, self.win_rate
+        centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
+        half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def head_to_head(*, project, run_a_id: int, run_b_id: int) -> HeadToHead:
+    """Counts over the labels of this project's tasks that put an answer of each run side by side."""
+    positions: dict[int, dict[int, int]] = {}  # task -> {run id: candidate position}
+    for task_id, position, metadata in Candidate.objects.filter(task__project=project).values_list(
+            "task_id", "position", "metadata"):
+        run = metadata.get("run") if isinstance(metadata, dict) else None
+        if run in (run_a_id, run_b_id) and "prompt_id" in metadata:
+            positions.setdefault(task_id, {})[run] = position
+    tasks = {t: p for t, p in positions.items() if len(p) == 2}
+    a_wins = b_wins = ties = 0
+    for task_id, ranking, both_bad in PreferenceLabel.objects.filter(task_id__in=list(tasks)).values_list(
+            "task_id", "ranking", "both_bad"):
+        tier = {position: i for i, members in enumerate(ranking) for position in members}
+        a, b = tier.get(tasks[task_id][run_a_id]), tier.get(tasks[task_id][run_b_id])
+        if both_bad or a is None or b is None or a == b:
+            ties += 1
+        elif a < b:
+            a_wins += 1
+        else:
+            b_wins += 1
+    return HeadToHead(a_wins=a_wins, b_wins=b_wins, ties=ties, tasks=len(tasks))
+
+
+def head_to_head_opponents(*, project, run: Run) -> list[tuple[int, str]]:
+    """(run id, run name) of every run whose answers were put beside this run's in a task."""
+    mine = set(Candidate.objects.filter(task__project=project, trajectory__run=run).values_list("task_id", flat=True))
+    found: dict[int, str] = {}
+    for metadata in Candidate.objects.filter(task_id__in=mine).values_list("metadata", flat=True):
+        if isinstance(metadata, dict) and "prompt_id" in metadata and metadata.get("run") not in (None, run.pk):
+            found[metadata["run"]] = metadata.get("run_name", "")
+    return sorted(found.items())
