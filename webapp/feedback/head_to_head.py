@@ -79,8 +79,8 @@ def _prompts_compared(project, run_a: Run, run_b: Run) -> set[int]:
     """Prompts of tasks of this project that already hold an answer of each run."""
     runs_of_task: dict[int, set[int]] = {}
     prompt_of_task: dict[int, int] = {}
-    for task_id, metadata in Candidate.objects.filter(task__project=project).filter(
-            trajectory__run__in=[run_a, run_b]).values_list("task_id", "metadata"):
+    for task_id, metadata in Candidate.objects.filter(
+            task__project=project, metadata__run__in=[run_a.pk, run_b.pk]).values_list("task_id", "metadata"):
         if isinstance(metadata, dict) and "prompt_id" in metadata:
             runs_of_task.setdefault(task_id, set()).add(metadata.get("run"))
             prompt_of_task[task_id] = metadata["prompt_id"]
@@ -119,8 +119,8 @@ class HeadToHead:
 def head_to_head(*, project, run_a_id: int, run_b_id: int) -> HeadToHead:
     """Counts over the labels of this project's tasks that put an answer of each run side by side."""
     positions: dict[int, dict[int, int]] = {}  # task -> {run id: candidate position}
-    for task_id, position, metadata in Candidate.objects.filter(task__project=project).values_list(
-            "task_id", "position", "metadata"):
+    for task_id, position, metadata in Candidate.objects.filter(
+            task__project=project, metadata__run__in=[run_a_id, run_b_id]).values_list("task_id", "position", "metadata"):
         run = metadata.get("run") if isinstance(metadata, dict) else None
         if run in (run_a_id, run_b_id) and "prompt_id" in metadata:
             positions.setdefault(task_id, {})[run] = position
@@ -141,7 +141,7 @@ def head_to_head(*, project, run_a_id: int, run_b_id: int) -> HeadToHead:
 
 def head_to_head_opponents(*, project, run: Run) -> list[tuple[int, str]]:
     """(run id, run name) of every run whose answers were put beside this run's in a task."""
-    mine = set(Candidate.objects.filter(task__project=project, trajectory__run=run).values_list("task_id", flat=True))
+    mine = set(Candidate.objects.filter(task__project=project, metadata__run=run.pk).values_list("task_id", flat=True))
     found: dict[int, str] = {}
     for metadata in Candidate.objects.filter(task_id__in=mine).values_list("metadata", flat=True):
         if isinstance(metadata, dict) and "prompt_id" in metadata and metadata.get("run") not in (None, run.pk):
