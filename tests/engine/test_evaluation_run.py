@@ -79,3 +79,11 @@ def test_fast_and_plain_decoders_give_the_same_evaluation(tiny_cfg):
                                                        "checkpoint_every": 100})), PROMPTS, recorder)
         results.append([r["completion_text"] for s in (1, 2, 3) for r in recorder.rollouts[s]])
     assert results[0] == results[1]
+
+
+def test_each_step_draws_from_its_own_seed(tiny_cfg):
+    recorder = Recorder()
+    same = [PromptRecord("ab", id=f"p{i}") for i in range(4)]
+    evaluate_policy(TrainConfig.from_dict(tiny_cfg(rollout={"temperature": 1.5})), same, recorder)
+    texts = {s: [r["completion_text"] for r in recorder.rollouts[s]] for s in (1, 2)}
+    assert texts[1] != texts[2]  # the same prompts, other draws

@@ -22,7 +22,7 @@ from webapp.experiments.models import PolicyModel, RunKind
 def resolve_local_folders(*, project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with reward models named by id replaced by their folders; RunError for a
     folder this project does not own. Shapes the engine refuses are left for its checks."""
-    if kind == RunKind.POLICY and isinstance(config.get("rewards"), list):
+    if kind in (RunKind.POLICY, RunKind.EVALUATION) and isinstance(config.get("rewards"), list):
         return {**config, "rewards": [_reward(project, i, r) for i, r in enumerate(config["rewards"])]}
     if kind == RunKind.REWARD_MODEL and config.get("path") is not None:
         if not isinstance(config["path"], str):

@@ -153,7 +153,10 @@ class Run(models.Model):
 
     @property
     def steps_planned(self) -> int | None:
-        """Steps the run will take: what its worker set, or, before one has, what its config asks."""
+        """Steps the run will take: what its worker set, or, before one has, what its config asks
+        (an evaluation's count comes from its dataset, which its worker reads)."""
+        if self.kind == RunKind.EVALUATION:
+            return self.total_steps or None
         train = self.config.get("train") if isinstance(self.config, dict) else None
         return self.total_steps or (train.get("total_steps") if isinstance(train, dict) else None)
 

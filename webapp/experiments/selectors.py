@@ -178,21 +178,41 @@ def run_deletion_summary(*, run: Run) -> dict[str, int]:
     }
 
 
-def evaluation_results(*, project, dataset_id: int | None, limit: int = 20) -> list[dict]:
-    """The finished evaluation runs of the project on one dataset, newest first, each as
-    {"run", "summary": {figure: value}} with the ``eval/`` prefix taken off its figures, and
-    "columns": the figures any of them has, in a fixed order (reward first, then accuracy and
-    pass@k, then each reward component, then lengths)."""
-    runs = list(run_list(project=project, kind=RunKind.EVALUATION)
-                .filter(dataset_id=dataset_id, status=RunStatus.SUCCEEDED)[:limit])
+def evaluation_results(*, project, dataset_id: int | None, include: int | None = None, limit: int = 20) -> list[dict]:
+    """The finished evaluation runs of the project on one dataset, newest first (at most
+    ``limit``, and the run ``include`` whatever its age), each as {"run", "summary": {figure:
+    value}, "sampling": {"G", "temperature", "max_new_tokens", "accuracy"}}, the ``eval/``
+    prefix taken off its figures; runs sampled differently are not comparable figure by figure."""
+    finished = run_list(project=project, kind=RunKind.EVALUATION).filter(dataset_id=dataset_id,
+                                                                           status=RunStatus.SUCCEEDED)
+    runs = list(finished[:limit])
+    if include is not None and include not in {r.id for r in runs}:
+        runs += list(finished.filter(pk=include))
     latest = metric_latest(run_ids=[r.id for r in runs])
     out = []
     for run in runs:
         figures = {key[len("eval/"):]: point["value"] for key, point in latest.get(run.id, {}).items()
                    if key.startswith("eval/")}
         if figures:
-            out.append({"run": run, "summary": figures})
+            out.append({"run": run, "summary": figures, "sampling": _sampling(run.config)})
     return out
+
+
+def _sampling(config) -> dict:
+    """How an evaluation sampled, from its stored (validated, defaults filled) config."""
+    rollout = config.get("rollout", {}) if isinstance(config, dict) else {}
+    rewards = config.get("rewards", []) if isinstance(config, dict) else []
+    accuracy = config.get("accuracy_reward") if isinstance(config, dict) else None
+    if accuracy is None:
+        from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
+
+        try:
+            accuracy = TrainConfig.from_dict(config).accuracy_reward
+        except Exception:  # noqa: BLE001 (a config stored before a change of rules: show no accuracy reward)
+            accuracy = None
+    return {"G": rollout.get("num_generations"), "temperature": rollout.get("temperature"),
+            "max_new_tokens": rollout.get("max_new_tokens"), "accuracy": accuracy,
+            "rewards": [r.get("label") or r.get("name") for r in rewards if isinstance(r, dict)]}
 
 
 def _column_order(name: str) -> tuple:

@@ -108,6 +108,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset is None:
             raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
                            field="dataset")
+        _dataset_check(dataset, config)
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
@@ -129,6 +130,20 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             preference_source_check(project=project, data=run.config["data"])
         run_enqueue(run=run)
     return run
+
+
+def _dataset_check(dataset, config: dict) -> None:
+    """RunError on ``dataset`` when the worker would refuse it: no prompts, or prompts without
+    the reference answer an ``exact_answer`` reward compares with."""
+    prompts = dataset.prompts.all()
+    if not prompts.exists():
+        raise RunError("the dataset has no prompts", field="dataset")
+    rewards = config.get("rewards", [{"name": "exact_answer"}])  # the engine's default
+    if isinstance(rewards, list) and any(isinstance(r, dict) and r.get("name") == "exact_answer" for r in rewards):
+        missing = prompts.filter(reference="").count()
+        if missing:
+            raise RunError(f"{missing} of its prompts have no reference answer, which the exact_answer reward "
+                           "needs; give every prompt a reference or drop that reward", field="dataset")
 
 
 def run_enqueue(*, run: Run) -> None:

@@ -96,7 +96,7 @@ def run_detail_page(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
     from webapp.feedback.head_to_head import head_to_head, head_to_head_opponents  # noqa: PLC0415 (feedback imports experiments)
 
-    results = (evaluation_results(project=request.project, dataset_id=run.dataset_id)
+    results = (evaluation_results(project=request.project, dataset_id=run.dataset_id, include=run.id)
                if run.kind == RunKind.EVALUATION else [])
     human = [{"run_id": other_id, "name": name,
               "result": head_to_head(project=request.project, run_a_id=run.id, run_b_id=other_id)}

@@ -94,6 +94,9 @@ def project_update(*, project: Project, user, name: str | None = None, descripti
     case) from the names of ``user``'s other projects. Changed guidelines show on the next task
     an annotator opens; labels already given keep no copy of them.
     """
+    # The caller's row first, as project_create takes it: a creation and a rename to one name
+    # at once cannot both pass the name check.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
     _project_lock(project)
     project = Project.objects.get(pk=project.pk)
     if name is not None:

@@ -126,14 +126,87 @@ def test_an_evaluation_resumed_after_its_worker_died_repeats_an_uninterrupted_on
     assert summaries[0] == summaries[1]
 
 
-def test_an_evaluation_without_references_for_exact_answer_fails_with_the_engines_message():
+@pytest.mark.parametrize("kind", [RunKind.EVALUATION, RunKind.POLICY])
+def test_a_dataset_the_worker_would_refuse_is_refused_at_launch_on_the_field(kind):
+    from webapp.datasets.services import dataset_create
+    from webapp.experiments.errors import RunError
+
     project = make_project()
-    dataset = make_dataset(project)
-    dataset.prompts.update(reference="")
-    run = launch_evaluation(project, dataset)
-    assert run_execute(run_id=run.id, worker="w") == RunStatus.FAILED
-    run.refresh_from_db()
-    assert "reference" in run.error and "Traceback" not in run.error
+    policy = make_policy(project)
+    no_references = make_dataset(project)
+    no_references.prompts.update(reference="")
+    empty = dataset_create(project=project, name="empty", rows=[])
+    for dataset, words, config in ((no_references, "4 of its prompts have no reference answer", eval_config()),
+                                   (no_references, "4 of its prompts have no reference answer", {}),  # default reward
+                                   (empty, "the dataset has no prompts", eval_config())):
+        with pytest.raises(RunError) as info:
+            run_launch(project=project, user=None, name="x", kind=kind, config=config, dataset=dataset, policy=policy)
+        assert info.value.field == "dataset" and words in info.value.message
+    assert not Run.objects.exists()
+    config = eval_config(rewards=[{"name": "length", "max_tokens": 3}])  # no reference needed
+    assert run_launch(project=project, user=None, name="x", kind=kind, config=config, dataset=no_references,
+                      policy=policy).pk
+
+
+def test_an_evaluation_scores_with_a_reward_model_of_the_project_named_by_id(tmp_path):
+    from webapp.rewards.models import RewardModel
+
+    project = make_project()
+    folder = tmp_path / "rm"
+    folder.mkdir()
+    trainer = make_run(project, kind=RunKind.REWARD_MODEL, status=RunStatus.SUCCEEDED)
+    rm = RewardModel.objects.create(project=project, name="rm", backbone="tiny", training_run=trainer, path=str(folder))
+    run = launch_evaluation(project, rewards=[{"name": "exact_answer"},
+                                              {"name": "reward_model", "reward_model": rm.id, "weight": 0.5}])
+    assert run.config["rewards"][1]["path"] == str(folder)
+
+
+def test_a_resumed_evaluation_starts_after_the_last_step_it_recorded(monkeypatch):
+    import workers.engine
+    from webapp.experiments import execution
+
+    starts = []
+    original_evaluate = workers.engine.evaluate_policy
+
+    def spy(*args, start_step=0, **kwargs):
+        starts.append(start_step)
+        return original_evaluate(*args, start_step=start_step, **kwargs)
+    monkeypatch.setattr(workers.engine, "evaluate_policy", spy)
+    project = make_project()
+    run = launch_evaluation(project)
+    original = execution.PolicyRunRecorder.on_metrics
+
+    def die_after_step_1(self, step, metrics):
+        original(self, step, metrics)
+        if step == 1:
+            raise WorkerDied
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", die_after_step_1)
+    with pytest.raises(WorkerDied):
+        run_execute(run_id=run.id, worker="w")
+    first_ids = set(Trajectory.objects.filter(run=run).values_list("pk", flat=True))
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+    assert starts == [0, 1]
+    assert set(Trajectory.objects.filter(run=run, step=1).values_list("pk", flat=True)) == first_ids
+    order = list(Trajectory.objects.filter(run=run, sample_index=0).order_by("step", "group_index")
+                 .values_list("prompt__index", flat=True))
+    assert order == [0, 1, 2, 3, 4]  # the dataset in order, two prompts a step
+
+
+def test_a_cancelled_evaluation_keeps_its_completions_and_gets_no_summary(monkeypatch):
+    from webapp.experiments import execution
+
+    project = make_project()
+    run = launch_evaluation(project)
+    asked = []
+
+    def stop_before_step_2(self):
+        asked.append(1)
+        return len(asked) >= 2
+    monkeypatch.setattr(execution.PolicyRunRecorder, "should_stop", stop_before_step_2)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.CANCELLED
+    assert Trajectory.objects.filter(run=run).count() == 2 * 4
+    assert not any(k.startswith("eval/") for k in metric_latest(run_ids=[run.id]).get(run.id, {}))
 
 
 # ---------------------------------------------------------------- pages and API
@@ -166,23 +239,38 @@ def test_the_new_evaluation_page_launches_an_evaluation_run(client, researcher, 
 
 
 def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, researcher):
+    from webapp.experiments.run_config import validate_config
+
     dataset, other = make_dataset(researcher), make_dataset(researcher)
-    base = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset,
-                    policy=make_policy(researcher, name="<b>base</b>"), name="base")
-    tuned = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset,
-                     policy=make_policy(researcher, name="tuned"), name="tuned")
-    elsewhere = make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=other,
-                         name="elsewhere")
-    for run, accuracy in ((base, 0.25), (tuned, 0.5), (elsewhere, 0.9)):
+    config = validate_config(RunKind.EVALUATION, eval_config())
+
+    def evaluation(name, status=RunStatus.SUCCEEDED, project=researcher, on=dataset, policy_name=None):
+        return make_run(project, kind=RunKind.EVALUATION, status=status, dataset=on, config=config,
+                        policy=make_policy(project, name=policy_name), name=name)
+    base = evaluation("base", policy_name="<b>base</b>")
+    tuned = evaluation("<i>tuned</i>", policy_name="tuned")
+    elsewhere = evaluation("elsewhere", on=other)
+    running = evaluation("still running", status=RunStatus.RUNNING)
+    foreign = evaluation("foreign", project=make_project())  # another project's run on this dataset's id
+    newer = [evaluation(f"newer {i}") for i in range(3)]
+    for run, accuracy in ((base, 0.25), (tuned, 0.5), (elsewhere, 0.9), (running, 0.1), (foreign, 0.1), *[(n, 0.3) for n in newer]):
         metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, accuracy), ("eval/pass@4", 3, accuracy + 0.2),
                                                     ("eval/reward", 3, accuracy), ("reward", 3, 7.0)])
     body = client.get(reverse("experiments:detail", args=[researcher.id, tuned.id])).content.decode()
     results = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
     assert "<th>reward</th><th>accuracy</th><th>pass@4</th>" in results
     assert "&lt;b&gt;base&lt;/b&gt;" in results and "<b>base</b>" not in results
-    assert "<strong>tuned</strong>" in results and "0.500" in results and "0.250" in results and "0.700" in results
-    assert "elsewhere" not in results and "7.000" not in results
+    assert "<strong>&lt;i&gt;tuned&lt;/i&gt;</strong>" in results and "<i>tuned</i>" not in results
+    assert "0.500" in results and "0.250" in results and "0.700" in results
+    assert "G=4 · T=1.3 · ≤4 tokens · accuracy: exact_answer" in results
+    for absent in ("elsewhere", "still running", "foreign", "7.000"):
+        assert absent not in results
     assert client.get(reverse("experiments:detail", args=[researcher.id, base.id])).status_code == 200
+
+    from webapp.experiments.selectors import evaluation_results
+
+    shown = evaluation_results(project=researcher, dataset_id=dataset.id, include=base.id, limit=2)
+    assert [r["run"].name for r in shown] == ["newer 2", "newer 1", "base"]  # the oldest, asked for, comes too
 
 
 def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(no_broker, django_capture_on_commit_callbacks):
