@@ -108,7 +108,8 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset is None:
             raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
                            field="dataset")
-        _dataset_check(dataset, config)
+        if dataset.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
+            _dataset_check(dataset, config)
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:

@@ -98,13 +98,15 @@ def run_detail_page(request, project_id: int, run_id: int):
 
     results = (evaluation_results(project=request.project, dataset_id=run.dataset_id, include=run.id)
                if run.kind == RunKind.EVALUATION else [])
-    human = [{"run_id": other_id, "name": name,
+    opponents = head_to_head_opponents(project=request.project, run=run)
+    live = set(run_list(project=request.project).filter(pk__in=[i for i, _ in opponents]).values_list("id", flat=True))
+    human = [{"run_id": other_id, "name": name, "live": other_id in live,
               "result": head_to_head(project=request.project, run_a_id=run.id, run_b_id=other_id)}
-             for other_id, name in head_to_head_opponents(project=request.project, run=run)]
+             for other_id, name in opponents]
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
-        human=human, live_run_ids=set(run_list(project=request.project).values_list("id", flat=True))))
+        human=human))
 
 
 @research_required

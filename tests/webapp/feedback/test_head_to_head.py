@@ -169,6 +169,13 @@ def test_the_page_makes_the_tasks_and_the_run_page_shows_the_result_escaped(clie
     section = page[page.index("Human comparisons"):page.index("<h2>Metrics</h2>")]
     assert "&lt;i&gt;base&lt;/i&gt;" in section and "<i>base</i>" not in section
     assert "<td>100%</td>" in section and "<td>3</td><td>0</td><td>0</td><td>3</td>" in section
+    assert "(deleted)" not in section
+    from webapp.experiments.services import run_delete
+
+    run_delete(run_id=base.id)  # the labels keep counting, under the name the run had
+    page = client.get(reverse("experiments:detail", args=[project.id, tuned.id])).content.decode()
+    section = page[page.index("Human comparisons"):page.index("<h2>Metrics</h2>")]
+    assert "&lt;i&gt;base&lt;/i&gt; <span class=\"muted\">(deleted)</span>" in section and "<td>100%</td>" in section
     client.logout()
     assert client.login(username=newcomer.username, password=PASSWORD)
     annotate = client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
