@@ -104,15 +104,10 @@ def summarize(rows, *, accuracy_key: str | None, keys: list[str]) -> dict[str, f
         groups[(step, group)].append(accuracy_key is not None and components.get(accuracy_key) == 1.0)
     out[f"{SUMMARY_PREFIX}prompts"] = float(len(groups))
     if accuracy_key is not None:
+        from workers.engine.evaluate import pass_at_k  # noqa: PLC0415 (torch: the worker computes the summary)
+
         out[f"{SUMMARY_PREFIX}accuracy"] = sum(sum(g) for g in groups.values()) / len(rows)
         n = min(len(g) for g in groups.values())
         for k in sorted({*(2 ** i for i in range(n.bit_length()) if 2 ** i <= n), n}):
-            out[f"{SUMMARY_PREFIX}pass@{k}"] = sum(_pass_at_k(len(g), sum(g), k) for g in groups.values()) / len(groups)
+            out[f"{SUMMARY_PREFIX}pass@{k}"] = sum(pass_at_k(len(g), sum(g), k) for g in groups.values()) / len(groups)
     return out
-
-
-def _pass_at_k(n: int, c: int, k: int) -> float:
-    """1 − C(n − c, k)/C(n, k) (Chen et al. 2021), as the engine's ``pass_at_k`` computes it."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
