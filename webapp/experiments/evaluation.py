@@ -10,7 +10,6 @@ however many workers took part, and is stored as ``eval/...`` metrics at the las
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 
@@ -18,15 +17,13 @@ from django.conf import settings
 
 from webapp.experiments.execution import (
     Heartbeat,
-    LeaseLost,
     PolicyRunRecorder,
+    engine_attempt,
     run_claim,
-    run_failed,
     run_stopped_or_done,
 )
-from webapp.experiments.models import Run, RunStatus, Trajectory
+from webapp.experiments.models import Run, Trajectory
 
-log = logging.getLogger(__name__)
 SUMMARY_PREFIX = "eval/"
 
 
@@ -36,10 +33,15 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
     if claim is None:
         return "skipped"
     run = Run.objects.select_related("dataset").get(pk=run_id)
-    from workers.engine import Callbacks, EngineError, PromptRecord, TrainConfig, evaluate_policy, evaluation_steps  # noqa: PLC0415 (torch)
+    from workers.engine import (  # noqa: PLC0415 (torch)
+        Callbacks,
+        PromptRecord,
+        TrainConfig,
+        evaluate_policy,
+        evaluation_steps,
+    )
 
-    recorder = None
-    try:
+    def attempt():
         config = TrainConfig.from_dict(run.config)
         prompts = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
                    for p in run.dataset.prompts.order_by("index")] if run.dataset else []
@@ -51,19 +53,16 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
         start = run.current_step if claim.attempt > 1 else 0
         with Heartbeat(claim):
             result = evaluate_policy(config, prompts, callbacks, model_cache_dir=settings.STEER_MODEL_CACHE_DIR,
-                              start_step=start)
+                                     start_step=start)
             if not result.stopped:
                 recorder.on_metrics(result.total_steps, evaluation_summary(
                     run=run, accuracy_key=config.accuracy_reward, keys=[r.key for r in config.rewards]))
-    except LeaseLost:
-        return "lease lost"
-    except EngineError as exc:
-        run_failed(claim=claim, exc=exc, user_error=True)
-        return RunStatus.FAILED
-    except Exception as exc:  # noqa: BLE001 (any crash of the engine ends the run as failed, with its traceback)
-        log.exception("run %s failed", run_id)
-        run_failed(claim=claim, exc=exc, user_error=False)
-        return RunStatus.FAILED
+        return result, recorder
+
+    done, failed = engine_attempt(claim, attempt)
+    if failed:
+        return failed
+    result, recorder = done
     return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)
 
 

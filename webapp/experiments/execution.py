@@ -14,9 +14,11 @@ import math
 import shutil
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,6 +29,7 @@ from webapp.experiments.models import Checkpoint, Run, RunStatus, Trajectory
 from webapp.experiments.services import run_transition
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 5.0
 ERROR_EXCERPT_CHARS = 4000
@@ -239,6 +242,26 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     return recovered
 
 
+def engine_attempt(claim: Claim, body: Callable[[], T], *, label: str = "run") -> tuple[T | None, str | None]:
+    """``(body(), None)``, or ``(None, the task's answer)`` when ``body`` (the engine's work for
+    the claimed run) failed: "lease lost" when this worker no longer holds the run (nothing is
+    written); otherwise the run ends as failed, with the one-line message of an EngineError (a
+    user's mistake) or the traceback of anything else."""
+    from workers.engine.errors import EngineError  # noqa: PLC0415 (no torch, but the engine is the worker's)
+
+    try:
+        return body(), None
+    except LeaseLost:
+        return None, "lease lost"
+    except EngineError as exc:
+        run_failed(claim=claim, exc=exc, user_error=True)
+        return None, RunStatus.FAILED
+    except Exception as exc:  # noqa: BLE001 (any crash of the engine ends the run as failed, with its traceback)
+        log.exception("%s %s failed", label, claim.run_id)
+        run_failed(claim=claim, exc=exc, user_error=False)
+        return None, RunStatus.FAILED
+
+
 def policy_run_execute(*, run_id: int, worker: str) -> str:
     """Train a policy run with the engine, resuming from its latest checkpoint if it has one."""
     claim = run_claim(run_id=run_id, worker=worker)
@@ -248,10 +271,9 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
     if claim.attempt == 1 and run.checkpoint_dir.exists():
         # A first attempt starts fresh: anything here was left by an earlier database's run with this id.
         shutil.rmtree(run.checkpoint_dir)
-    from workers.engine import Callbacks, EngineError, PromptRecord, TrainConfig, train  # noqa: PLC0415 (torch)
+    from workers.engine import Callbacks, PromptRecord, TrainConfig, train  # noqa: PLC0415 (torch)
 
-    recorder = None
-    try:
+    def attempt():
         config = TrainConfig.from_dict(run.config)
         prompts = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
                    for p in run.dataset.prompts.order_by("index")] if run.dataset else []
@@ -263,13 +285,10 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
         with Heartbeat(claim):
             result = train(config, prompts, callbacks, output_dir=run.checkpoint_dir,
                            model_cache_dir=settings.STEER_MODEL_CACHE_DIR)
-    except LeaseLost:
-        return "lease lost"
-    except EngineError as exc:
-        run_failed(claim=claim, exc=exc, user_error=True)
-        return RunStatus.FAILED
-    except Exception as exc:  # noqa: BLE001 (any crash of the engine ends the run as failed, with its traceback)
-        log.exception("run %s failed", run_id)
-        run_failed(claim=claim, exc=exc, user_error=False)
-        return RunStatus.FAILED
+        return result, recorder
+
+    done, failed = engine_attempt(claim, attempt)
+    if failed:
+        return failed
+    result, recorder = done
     return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)
