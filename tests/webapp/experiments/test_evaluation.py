@@ -93,24 +93,30 @@ class WorkerDied(BaseException):
     """Escapes the task's error handling, as a killed process would."""
 
 
-def test_an_evaluation_resumed_after_its_worker_died_repeats_an_uninterrupted_one(monkeypatch):
+def run_until_the_worker_dies(monkeypatch, run, *, after_step: int) -> None:
+    """Execute ``run`` until its worker dies once step ``after_step``'s metrics are stored."""
     from webapp.experiments import execution
+
+    original = execution.PolicyRunRecorder.on_metrics
+
+    def die(self, step, metrics):
+        original(self, step, metrics)
+        if step == after_step:
+            raise WorkerDied
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", die)
+    with pytest.raises(WorkerDied):
+        run_execute(run_id=run.id, worker="w")
+    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
+
+
+def test_an_evaluation_resumed_after_its_worker_died_repeats_an_uninterrupted_one(monkeypatch):
 
     project = make_project()
     dataset, policy = make_dataset(project, n=5), make_policy(project)
     straight = launch_evaluation(project, dataset, policy)
     assert run_execute(run_id=straight.id, worker="w") == RunStatus.SUCCEEDED
     interrupted = launch_evaluation(project, dataset, policy)
-    original = execution.PolicyRunRecorder.on_metrics
-
-    def die_after_step_2(self, step, metrics):
-        original(self, step, metrics)
-        if step == 2:
-            raise WorkerDied
-    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", die_after_step_2)
-    with pytest.raises(WorkerDied):
-        run_execute(run_id=interrupted.id, worker="w")
-    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
+    run_until_the_worker_dies(monkeypatch, interrupted, after_step=2)
     interrupted.refresh_from_db()
     assert (interrupted.status, interrupted.current_step) == (RunStatus.RUNNING, 2)
     assert run_execute(run_id=interrupted.id, worker="w") == RunStatus.SUCCEEDED  # the same node, restarted
@@ -163,7 +169,6 @@ def test_an_evaluation_scores_with_a_reward_model_of_the_project_named_by_id(tmp
 
 def test_a_resumed_evaluation_starts_after_the_last_step_it_recorded(monkeypatch):
     import workers.engine
-    from webapp.experiments import execution
 
     starts = []
     original_evaluate = workers.engine.evaluate_policy
@@ -174,17 +179,8 @@ def test_a_resumed_evaluation_starts_after_the_last_step_it_recorded(monkeypatch
     monkeypatch.setattr(workers.engine, "evaluate_policy", spy)
     project = make_project()
     run = launch_evaluation(project)
-    original = execution.PolicyRunRecorder.on_metrics
-
-    def die_after_step_1(self, step, metrics):
-        original(self, step, metrics)
-        if step == 1:
-            raise WorkerDied
-    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", die_after_step_1)
-    with pytest.raises(WorkerDied):
-        run_execute(run_id=run.id, worker="w")
+    run_until_the_worker_dies(monkeypatch, run, after_step=1)
     first_ids = set(Trajectory.objects.filter(run=run).values_list("pk", flat=True))
-    monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
     assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
     assert starts == [0, 1]
     assert set(Trajectory.objects.filter(run=run, step=1).values_list("pk", flat=True)) == first_ids
