@@ -46,6 +46,8 @@ def test_default_json_has_exactly_the_config_sections():
 
 @pytest.mark.parametrize("patch, field, fragment", [
     ({"rollout": {"num_generations": 1}}, "rollout.num_generations", "at least 2"),
+    ({"rollout": {"greedy": True}}, "rollout.num_generations", "must be 1 with greedy"),
+    ({"rollout": {"greedy": True, "num_generations": 0}}, "rollout.num_generations", "must be 1"),
     ({"algorithm": {"estimator": "ppo"}}, "algorithm.estimator", "'grpo'"),
     ({"algorithm": {"clip_eps_low": 1.5}}, "algorithm.clip_eps_low", "[0, 1)"),
     ({"algorithm": {"num_iterationz": 2}}, "algorithm.num_iterationz", "unknown key"),
@@ -114,3 +116,14 @@ def test_config_errors_lists_every_independent_problem():
     assert "must be at least 2" in found["rollout.num_generations"]
     assert config["rollout"]["num_generations"] == 1, "the caller's dict is left as it was"
     assert config_errors(default_config_dict()) == []
+
+
+def test_greedy_decoding_is_one_completion_per_prompt_and_cannot_train():
+    from workers.engine.config import check_trainable
+
+    greedy = TrainConfig.from_dict({"rollout": {"greedy": True, "num_generations": 1}})
+    assert greedy.rollout.greedy and greedy.rollout.num_generations == 1
+    with pytest.raises(ConfigError) as info:
+        check_trainable(greedy)
+    assert info.value.field == "rollout.greedy" and "evaluation runs" in info.value.message
+    check_trainable(TrainConfig())  # sampling trains

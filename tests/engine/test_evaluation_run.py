@@ -87,3 +87,32 @@ def test_each_step_draws_from_its_own_seed(tiny_cfg):
     evaluate_policy(TrainConfig.from_dict(tiny_cfg(rollout={"temperature": 1.5})), same, recorder)
     texts = {s: [r["completion_text"] for r in recorder.rollouts[s]] for s in (1, 2)}
     assert texts[1] != texts[2]  # the same prompts, other draws
+
+
+def test_a_greedy_evaluation_takes_the_most_likely_token_whatever_the_seed(tiny_cfg):
+    """One completion per prompt, the same for any seed or temperature, and the one the plain
+    decoder gives greedily; the fast decoder agrees."""
+    from workers.engine.policy import load_policy, stop_token_ids
+    from workers.engine.rollout import SamplingParams, decode_completions, encode_prompts, sample_completions
+
+    texts = []
+    policy = tiny_cfg()["policy"]
+    policy = {**policy, "tiny": {**policy["tiny"], "seed": 1}}  # whose greedy answers differ and are not empty
+    for seed, temperature, fast in ((1, 1.0, True), (2, 1.7, True), (3, 1.0, False)):
+        recorder = Recorder()
+        config = TrainConfig.from_dict(tiny_cfg(policy=policy, train={"seed": seed, "fast_path": fast},
+                                                rollout={"greedy": True, "num_generations": 1, "temperature": temperature}))
+        evaluate_policy(config, PROMPTS, recorder)
+        rows = [r for s in sorted(recorder.rollouts) for r in recorder.rollouts[s]]
+        assert [r["sample_index"] for r in rows] == [0] * len(PROMPTS)
+        texts.append([r["completion_text"] for r in rows])
+    assert texts[0] == texts[1] == texts[2]
+    assert len(set(texts[0])) > 1 and all(texts[0])
+
+    model, tokenizer = load_policy(config.policy, device="cpu")
+    ids = encode_prompts(tokenizer, [p.prompt if isinstance(p, PromptRecord) else p["prompt"] for p in PROMPTS],
+                         use_chat_template=config.rollout.use_chat_template)
+    batch = sample_completions(model.eval(), ids, SamplingParams(max_new_tokens=config.rollout.max_new_tokens,
+                                                                 greedy=True),
+                               pad_id=tokenizer.pad_token_id, eos_ids=stop_token_ids(model, tokenizer))
+    assert decode_completions(tokenizer, batch) == texts[0]

@@ -278,3 +278,11 @@ def test_bad_config_is_refused_when_read(tiny_cfg, patch, field):
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_dict(tiny_cfg(**patch))
     assert info.value.field == field
+
+
+def test_a_greedy_config_is_refused_before_any_work(tiny_cfg, tmp_path):
+    config = TrainConfig.from_dict(tiny_cfg(rollout={"greedy": True, "num_generations": 1}))
+    with pytest.raises(ConfigError) as info:
+        train(config, PROMPTS, output_dir=tmp_path)
+    assert info.value.field == "rollout.greedy"
+    assert not any(tmp_path.iterdir())  # no checkpoint folder, nothing loaded

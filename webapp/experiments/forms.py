@@ -45,6 +45,7 @@ KNOBS = [
 
 # An evaluation samples and scores; nothing it would train with applies.
 EVALUATION_KNOBS = [
+    ("rollout.greedy", "Greedy: one completion per prompt"),
     ("rollout.num_generations", "Completions per prompt (G)"),
     ("rollout.max_new_tokens", "Max new tokens"),
     ("rollout.temperature", "Temperature"),
@@ -118,7 +119,9 @@ class NewRunForm(forms.Form):
             common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
             if choices:
                 field = forms.ChoiceField(choices=[(c, c) for c in choices], **common)
-            elif isinstance(default, int) and not isinstance(default, bool):
+            elif isinstance(default, bool):
+                field = forms.BooleanField(required=False, **common)
+            elif isinstance(default, int):
                 field = forms.IntegerField(**common)
             else:
                 field = forms.FloatField(**common)
@@ -240,6 +243,18 @@ class NewEvaluationForm(NewRunForm):
             "Prompts sampled at once: one step. The dataset is covered once, in order.")
         self.fields["overrides"].help_text = ('Any other engine setting, e.g. {"rollout": {"top_p": 0.95}} '
                                               'or {"train": {"device": "cpu"}}.')
+        self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
+
+    def config(self) -> dict:
+        """As the New-run form's, except that greedy decoding takes one completion per prompt
+        whatever the G field says (the field is for sampling), unless the JSON sets G itself."""
+        config = super().config()
+        overrides = self.cleaned_data.get("overrides") or {}
+        rollout = config.get("rollout")
+        if (isinstance(rollout, dict) and rollout.get("greedy") is True
+                and "num_generations" not in (overrides.get("rollout") if isinstance(overrides.get("rollout"), dict) else {})):
+            config["rollout"] = {**rollout, "num_generations": 1}
+        return config
 
 
 class RewardModelRunForm(forms.Form):

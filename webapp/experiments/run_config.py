@@ -40,9 +40,12 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
     try:
         if kind in (RunKind.POLICY, RunKind.EVALUATION):
-            from workers.engine.config import TrainConfig
+            from workers.engine.config import TrainConfig, check_trainable
 
-            return TrainConfig.from_dict(config).to_dict()
+            train_config = TrainConfig.from_dict(config)
+            if kind == RunKind.POLICY:
+                check_trainable(train_config)
+            return train_config.to_dict()
         if kind == RunKind.REWARD_MODEL:
             from workers.engine.rm_trainer import RewardModelTrainConfig
 

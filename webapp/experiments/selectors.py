@@ -181,7 +181,7 @@ def run_deletion_summary(*, run: Run) -> dict[str, int]:
 def evaluation_results(*, project, dataset_id: int | None, include: int | None = None, limit: int = 20) -> list[dict]:
     """The finished evaluation runs of the project on one dataset, newest first (at most
     ``limit``, and the run ``include`` whatever its age), each as {"run", "summary": {figure:
-    value}, "sampling": {"G", "temperature", "max_new_tokens", "accuracy"}}, the ``eval/``
+    value}, "sampling": {"G", "greedy", "temperature", "top_p", "max_new_tokens", "accuracy", "rewards"}}, the ``eval/``
     prefix taken off its figures; runs sampled differently are not comparable figure by figure."""
     finished = run_list(project=project, kind=RunKind.EVALUATION).filter(dataset_id=dataset_id,
                                                                            status=RunStatus.SUCCEEDED)
@@ -210,7 +210,8 @@ def _sampling(config) -> dict:
             accuracy = TrainConfig.from_dict(config).accuracy_reward
         except Exception:  # noqa: BLE001 (a config stored before a change of rules: show no accuracy reward)
             accuracy = None
-    return {"G": rollout.get("num_generations"), "temperature": rollout.get("temperature"),
+    return {"G": rollout.get("num_generations"), "greedy": rollout.get("greedy") is True,
+            "temperature": rollout.get("temperature"), "top_p": rollout.get("top_p"),
             "max_new_tokens": rollout.get("max_new_tokens"), "accuracy": accuracy,
             "rewards": [r.get("label") or r.get("name") for r in rewards if isinstance(r, dict)]}
 

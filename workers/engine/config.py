@@ -113,15 +113,25 @@ class RolloutConfig:
     temperature: float = _help("Sampling temperature (> 0); the loss uses the same value.",
                                default=1.0)
     top_p: float = _help("Nucleus sampling mass in (0, 1]; 1 disables it.", default=1.0)
+    greedy: bool = _help(
+        "Decode greedily, the most likely token at each step, instead of sampling: one "
+        "completion per prompt (num_generations 1), temperature and top_p unused. For "
+        "evaluation runs; training samples.", default=False)
     use_chat_template: bool = _help(
         "Wrap plain-text prompts as one user message through the tokenizer's chat template. "
         "Chat prompts (lists of messages) always use it.", default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION
-        _check(self.num_generations >= 2, s, "num_generations",
-               f"must be at least 2 (got {self.num_generations}): group baselines compare "
-               "completions of the same prompt")
+        if self.greedy:
+            _check(self.num_generations == 1, s, "num_generations",
+                   f"must be 1 with greedy decoding (got {self.num_generations}): every "
+                   "greedy completion of a prompt is the same")
+        else:
+            _check(self.num_generations >= 2, s, "num_generations",
+                   f"must be at least 2 (got {self.num_generations}): group baselines compare "
+                   "completions of the same prompt (an evaluation may decode greedily instead: "
+                   "greedy true, num_generations 1)")
         _check(self.prompts_per_step >= 1, s, "prompts_per_step", "must be at least 1")
         _check(self.max_new_tokens >= 1, s, "max_new_tokens", "must be at least 1")
         _check(self.temperature > 0, s, "temperature", "must be > 0 (use a small value, "
@@ -424,6 +434,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
+
+
+def check_trainable(config: TrainConfig) -> None:
+    """ConfigError when ``config`` is valid but cannot train: a policy update needs sampled
+    groups, so greedy decoding (which evaluation runs may use) is refused."""
+    if config.rollout.greedy:
+        raise ConfigError("rollout.greedy", "training samples completions (a group of "
+                          "num_generations per prompt); greedy decoding is for evaluation runs")
 
 
 def default_config_dict() -> dict[str, Any]:

@@ -67,7 +67,8 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
     sampler = StaticCacheSampler() if config.train.fast_path and supports(model) else sample_completions
     eos_ids = stop_token_ids(model, tokenizer)
     params = SamplingParams(max_new_tokens=config.rollout.max_new_tokens,
-                            temperature=config.rollout.temperature, top_p=config.rollout.top_p)
+                            temperature=config.rollout.temperature, top_p=config.rollout.top_p,
+                            greedy=config.rollout.greedy)
     keys = [r.key for r in config.rewards]
     weights = torch.tensor([r.weight for r in config.rewards])
     for step in range(start_step + 1, total + 1):

@@ -19,7 +19,7 @@ import torch
 
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, check_trainable
 from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prompt_indices,
                    validate_prompts)
 from .errors import ModelLoadError
@@ -114,6 +114,7 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
     ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/greedy_pass@1 and
     eval/pass@<k>.
     """
+    check_trainable(config)
     callbacks = callbacks or Callbacks()
     output_dir = Path(output_dir)
     records = validate_prompts(prompts, need_references=any(

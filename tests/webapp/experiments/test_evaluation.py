@@ -281,3 +281,72 @@ def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(no_brok
                            format="json")
     assert created.status_code == 201, created.json()
     assert no_broker == [("workers.tasks.run_evaluation", [created.json()["id"]])]
+
+
+# ---------------------------------------------------------------- greedy decoding
+
+GREEDY = {"greedy": True, "num_generations": 1}
+
+
+def test_a_greedy_evaluation_answers_each_prompt_once_and_sums_up_pass_at_1():
+    project = make_project()
+    config = tiny_run_config()
+    config["rollout"] = {**config["rollout"], **GREEDY, "prompts_per_step": 2}
+    run = run_launch(project=project, user=None, name="greedy", kind=RunKind.EVALUATION, config=config,
+                     dataset=make_dataset(project, n=5), policy=make_policy(project))
+    assert run.config["rollout"]["greedy"] is True
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
+    assert list(Trajectory.objects.filter(run=run).values_list("sample_index", flat=True)) == [0] * 5
+    summary = {k: v["value"] for k, v in metric_latest(run_ids=[run.id])[run.id].items() if k.startswith("eval/")}
+    assert summary["eval/prompts"] == summary["eval/completions"] == 5
+    assert [k for k in summary if "pass@" in k] == ["eval/pass@1"] and summary["eval/pass@1"] == summary["eval/accuracy"]
+
+
+def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(no_broker):
+    from webapp.experiments.errors import RunError
+
+    project = make_project()
+    config = tiny_run_config()
+    config["rollout"] = {**config["rollout"], **GREEDY}
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=None, name="greedy", kind=RunKind.POLICY, config=config,
+                   dataset=make_dataset(project), policy=make_policy(project))
+    assert info.value.field == "config.rollout.greedy" and "evaluation runs" in str(info.value)
+    assert not Run.objects.exists() and no_broker == []
+
+
+def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(client, researcher, no_broker):
+    from tests.factories import tiny_run_form_data
+
+    policy, dataset = make_policy(researcher), make_dataset(researcher)
+    url = reverse("experiments:new_evaluation", args=[researcher.id])
+    assert 'name="rollout__greedy"' in client.get(url).content.decode()
+    assert 'name="rollout__greedy"' not in client.get(reverse("experiments:new", args=[researcher.id])).content.decode()
+    data = {k: v for k, v in tiny_run_form_data(policy, dataset, name="greedy").items()
+            if not k.startswith(("algorithm__", "optim__", "train__checkpoint", "train__total", "train__log"))}
+    assert data["rollout__num_generations"] > 1
+    response = client.post(url, {**data, "rollout__greedy": "on"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rollout = Run.objects.get(name="greedy").config["rollout"]
+    assert (rollout["greedy"], rollout["num_generations"]) == (True, 1)
+    # G set in the JSON is the user's own: refused on the G field, with the reason.
+    overrides = json.loads(data["overrides"])
+    overrides["rollout"] = {"num_generations": 3}
+    refused = client.post(url, {**data, "name": "greedy 3", "rollout__greedy": "on", "overrides": json.dumps(overrides)})
+    assert refused.status_code == 400 and "must be 1 with greedy decoding" in refused.content.decode()
+    assert not Run.objects.filter(name="greedy 3").exists()
+
+
+def test_the_results_table_says_which_evaluations_were_greedy(client, researcher):
+    from webapp.experiments.run_config import validate_config
+
+    dataset = make_dataset(researcher)
+    greedy = validate_config(RunKind.EVALUATION, {**eval_config(), "rollout": {**eval_config()["rollout"], **GREEDY}})
+    sampled = validate_config(RunKind.EVALUATION, {**eval_config(), "rollout": {**eval_config()["rollout"], "top_p": 0.9}})
+    runs = [make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, config=c,
+                     policy=make_policy(researcher), name=n) for n, c in (("g", greedy), ("s", sampled))]
+    for run in runs:
+        metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, 0.5)])
+    body = client.get(reverse("experiments:detail", args=[researcher.id, runs[0].id])).content.decode()
+    assert '<td class="sampling">greedy · ≤4 tokens' in body
+    assert '<td class="sampling">G=4 · T=1.3 · top-p 0.9 · ≤4 tokens' in body
