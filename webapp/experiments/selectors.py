@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -181,21 +183,44 @@ def run_deletion_summary(*, run: Run) -> dict[str, int]:
 def evaluation_results(*, project, dataset_id: int | None, include: int | None = None, limit: int = 20) -> list[dict]:
     """The finished evaluation runs of the project on one dataset, newest first (at most
     ``limit``, and the run ``include`` whatever its age), each as {"run", "summary": {figure:
-    value}, "sampling": {"G", "greedy", "temperature", "top_p", "max_new_tokens", "accuracy", "rewards"}}, the ``eval/``
-    prefix taken off its figures; runs sampled differently are not comparable figure by figure."""
+    value}, "sampling": {"G", "greedy", "temperature", "top_p", "max_new_tokens", "accuracy", "rewards"},
+    "alike": bool}}, the ``eval/`` prefix taken off its figures. Runs sampled or scored differently
+    are not comparable figure by figure: "alike" says whether a row's sampling and rewards are the
+    run ``include``'s (always true without it)."""
     finished = run_list(project=project, kind=RunKind.EVALUATION).filter(dataset_id=dataset_id,
                                                                            status=RunStatus.SUCCEEDED)
     runs = list(finished[:limit])
     if include is not None and include not in {r.id for r in runs}:
         runs += list(finished.filter(pk=include))
     latest = metric_latest(run_ids=[r.id for r in runs])
+    reference = None
+    if include is not None:
+        config = next((r.config for r in runs if r.id == include), None)
+        if config is None:  # not finished yet: its config still says how it samples
+            config = run_list(project=project, kind=RunKind.EVALUATION).filter(pk=include).values_list(
+                "config", flat=True).first()
+        reference = _evaluated_alike(config) if config is not None else None
     out = []
     for run in runs:
         figures = {key[len("eval/"):]: point["value"] for key, point in latest.get(run.id, {}).items()
                    if key.startswith("eval/")}
         if figures:
-            out.append({"run": run, "summary": figures, "sampling": _sampling(run.config)})
+            out.append({"run": run, "summary": figures, "sampling": _sampling(run.config),
+                        "alike": reference is None or _evaluated_alike(run.config) == reference})
     return out
+
+
+def _evaluated_alike(config) -> tuple:
+    """What must match for two evaluations' figures to be comparable: how they sampled and the
+    rewards (with their weights and parameters) that scored them; not the policy, nor the seed."""
+    if not isinstance(config, dict):
+        return ()
+    rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
+    keys = ("greedy", "num_generations", "temperature", "top_p", "max_new_tokens", "use_chat_template")
+    sampling = {k: rollout.get(k) for k in keys}
+    if sampling["greedy"] is True:  # the most likely token whatever the temperature and top-p
+        sampling.update(temperature=None, top_p=None)
+    return tuple(sampling.values()), json.dumps(config.get("rewards"), sort_keys=True)
 
 
 def _sampling(config) -> dict:

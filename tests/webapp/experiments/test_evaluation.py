@@ -337,16 +337,36 @@ def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(cli
     assert not Run.objects.filter(name="greedy 3").exists()
 
 
-def test_the_results_table_says_which_evaluations_were_greedy(client, researcher):
+def test_the_results_table_says_how_each_evaluation_sampled_and_which_are_not_comparable(client, researcher):
     from webapp.experiments.run_config import validate_config
 
     dataset = make_dataset(researcher)
-    greedy = validate_config(RunKind.EVALUATION, {**eval_config(), "rollout": {**eval_config()["rollout"], **GREEDY}})
-    sampled = validate_config(RunKind.EVALUATION, {**eval_config(), "rollout": {**eval_config()["rollout"], "top_p": 0.9}})
-    runs = [make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, config=c,
-                     policy=make_policy(researcher), name=n) for n, c in (("g", greedy), ("s", sampled))]
-    for run in runs:
+
+    def config(rewards=None, **rollout):
+        base = eval_config()
+        return validate_config(RunKind.EVALUATION, {**base, "rollout": {**base["rollout"], **rollout},
+                                                    "rewards": rewards or base["rewards"]})
+    configs = {
+        "greedy": config(**GREEDY),
+        "greedy too": config(**GREEDY, temperature=0.5, top_p=0.5),  # unused when greedy: alike
+        "other seed": {**config(**GREEDY), "train": {**config()["train"], "seed": 7}},  # alike
+        "sampled": config(top_p=0.9),
+        "reweighted": config(rewards=[{"name": "exact_answer", "weight": 2.0}], **GREEDY),
+    }
+    runs = {n: make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, config=c,
+                        policy=make_policy(researcher), name=n) for n, c in configs.items()}
+    for run in runs.values():
         metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, 0.5)])
-    body = client.get(reverse("experiments:detail", args=[researcher.id, runs[0].id])).content.decode()
-    assert '<td class="sampling">greedy · ≤4 tokens' in body
-    assert '<td class="sampling">G=4 · T=1.3 · top-p 0.9 · ≤4 tokens' in body
+    body = client.get(reverse("experiments:detail", args=[researcher.id, runs["greedy"].id])).content.decode()
+    rows = {name: body[body.index(f">{name}<"):].split("</tr>")[0] for name in configs}
+    assert '<td class="sampling">greedy · ≤4 tokens' in rows["greedy"]
+    assert '<td class="sampling">G=4 · T=1.3 · top-p 0.9 · ≤4 tokens' in rows["sampled"]
+    assert [n for n, row in rows.items() if "not comparable" in row] == ["sampled", "reweighted"]
+    from webapp.experiments.selectors import evaluation_results
+
+    assert all(r["alike"] for r in evaluation_results(project=researcher, dataset_id=dataset.id))  # nothing to compare with
+    queued = run_launch(project=researcher, user=None, name="queued", kind=RunKind.EVALUATION, config=configs["sampled"],
+                        dataset=dataset, policy=make_policy(researcher))  # not finished: its config still counts
+    alike = {r["run"].name for r in evaluation_results(project=researcher, dataset_id=dataset.id, include=queued.id)
+             if r["alike"]}
+    assert alike == {"sampled"}
