@@ -87,11 +87,11 @@ def tiny_run_form_data(policy, dataset, name: str = "tiny run", total_steps: int
 
     from workers.engine.config import default_config_dict
 
-    from webapp.experiments.forms import KNOBS, form_name
+    from webapp.experiments.forms import HELD_OUT_KNOBS, KNOBS, form_name
 
     defaults = default_config_dict()
     data = {"name": name, "policy": policy.id, "dataset": dataset.id}
-    for path, _ in KNOBS:
+    for path, _ in KNOBS + HELD_OUT_KNOBS:
         section, key = path.split(".")
         data[form_name(path)] = defaults[section][key]
     tiny = tiny_run_config(total_steps, checkpoint_every)

@@ -29,7 +29,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "project", "name", "kind", "status", "progress", "current_step", "total_steps",
-            "error", "cancel_requested", "worker_lost", "config", "dataset", "policy",
+            "error", "cancel_requested", "worker_lost", "config", "dataset", "policy", "eval_dataset",
             "created_at", "started_at", "finished_at",
         ]
 
@@ -64,6 +64,10 @@ class RunListCreateApi(SteerListApi):
         config = serializers.JSONField(required=False, default=dict, help_text="Engine config (a JSON object).")
         dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
         policy = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
+        eval_dataset = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=MAX_ID,
+            help_text="A policy run's held-out prompts (each with a reference), evaluated every "
+                      "config eval.every_steps steps: eval/greedy_pass@1 and eval/pass@<k> metrics.")
 
     FilterSerializer, InputSerializer = RunFilterSerializer, RunCreateInputSerializer
 
@@ -89,12 +93,13 @@ class RunListCreateApi(SteerListApi):
         project = request.membership.project
         dataset = self._in_project(PromptDataset, project, values.get("dataset"), "dataset")
         policy = self._in_project(PolicyModel, project, values.get("policy"), "policy")
+        eval_dataset = self._in_project(PromptDataset, project, values.get("eval_dataset"), "eval_dataset")
         # Steer's own kinds are validated and sent to a worker; an external run waits for its trainer.
         create = services.run_create if values["kind"] == RunKind.EXTERNAL else services.run_launch
         try:
             run = create(
                 project=project, user=request.user, name=values["name"], kind=values["kind"],
-                config=values["config"], dataset=dataset, policy=policy,
+                config=values["config"], dataset=dataset, policy=policy, eval_dataset=eval_dataset,
             )
         except RunError as exc:
             raise field_error(exc.field, exc.message) from exc
@@ -106,7 +111,7 @@ class RunListCreateApi(SteerListApi):
             return None
         obj = model.objects.filter(project=project, pk=pk).first()
         if obj is None:
-            raise field_error(field, f"no {field} with id {pk} in this project")
+            raise field_error(field, f"no {field.removeprefix('eval_')} with id {pk} in this project")
         return obj
 
 

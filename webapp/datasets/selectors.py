@@ -1,4 +1,4 @@
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from webapp.datasets.models import Prompt, PromptDataset
@@ -18,5 +18,8 @@ def prompt_list(*, dataset) -> QuerySet[Prompt]:
 
 
 def dataset_runs(*, dataset) -> QuerySet:
-    """The runs trained or evaluated on the dataset, newest first."""
-    return dataset.runs.order_by("-id").only("id", "name", "status", "project_id")
+    """The runs trained or evaluated on the dataset, or holding it out, newest first."""
+    from webapp.experiments.models import Run  # noqa: PLC0415 (experiments depends on datasets)
+
+    return (Run.objects.filter(Q(dataset=dataset) | Q(eval_dataset=dataset)).order_by("-id")
+            .only("id", "name", "status", "project_id"))

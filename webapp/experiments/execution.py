@@ -263,11 +263,12 @@ def engine_attempt(claim: Claim, body: Callable[[], T], *, label: str = "run") -
 
 
 def policy_run_execute(*, run_id: int, worker: str) -> str:
-    """Train a policy run with the engine, resuming from its latest checkpoint if it has one."""
+    """Train a policy run with the engine, resuming from its latest checkpoint if it has one, and
+    evaluate its held-out prompts (if it has them) every ``eval.every_steps`` steps."""
     claim = run_claim(run_id=run_id, worker=worker)
     if claim is None:
         return "skipped"
-    run = Run.objects.select_related("dataset").get(pk=run_id)
+    run = Run.objects.select_related("dataset", "eval_dataset").get(pk=run_id)
     if claim.attempt == 1 and run.checkpoint_dir.exists():
         # A first attempt starts fresh: anything here was left by an earlier database's run with this id.
         shutil.rmtree(run.checkpoint_dir)
@@ -277,6 +278,8 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
         config = TrainConfig.from_dict(run.config)
         prompts = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
                    for p in run.dataset.prompts.order_by("index")] if run.dataset else []
+        held_out = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
+                    for p in run.eval_dataset.prompts.order_by("index")] if run.eval_dataset else None
         Run.objects.filter(pk=run_id).update(total_steps=config.train.total_steps)
         recorder = PolicyRunRecorder(claim, total_steps=config.train.total_steps,
                                      prompt_ids={p.id for p in prompts})
@@ -284,7 +287,7 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
                               on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop)
         with Heartbeat(claim):
             result = train(config, prompts, callbacks, output_dir=run.checkpoint_dir,
-                           model_cache_dir=settings.STEER_MODEL_CACHE_DIR)
+                           model_cache_dir=settings.STEER_MODEL_CACHE_DIR, eval_prompts=held_out)
         return result, recorder
 
     done, failed = engine_attempt(claim, attempt)

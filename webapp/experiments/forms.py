@@ -42,6 +42,13 @@ KNOBS = [
     ("train.seed", "Seed"),
 ]
 
+# Held-out prompts a policy run evaluates as it trains: greedy pass@1 and sampled pass@k.
+HELD_OUT_KNOBS = [
+    ("eval.every_steps", "Evaluate every N steps"),
+    ("eval.num_samples", "Samples per prompt (n)"),
+    ("eval.k", "k of pass@k"),
+]
+
 
 # An evaluation samples and scores; nothing it would train with applies.
 EVALUATION_KNOBS = [
@@ -87,9 +94,14 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
 
 class NewRunForm(forms.Form):
     knobs = KNOBS  # the engine settings the form shows, each as a field
+    held_out_knobs = HELD_OUT_KNOBS  # shown beside eval_dataset
     name = forms.CharField(max_length=200)
     policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none())
     dataset = forms.ModelChoiceField(queryset=PromptDataset.objects.none())
+    eval_dataset = forms.ModelChoiceField(
+        queryset=PromptDataset.objects.none(), required=False, label="Held-out prompts", empty_label="— none —",
+        help_text="Prompts the run never trains on, scored by exact match with their references every N steps: "
+                  "greedy pass@1 and pass@k from n samples, charted as eval/…")
     overrides = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}), initial="{}",
         label="More config (JSON, merged over the fields above)",
@@ -109,11 +121,15 @@ class NewRunForm(forms.Form):
         help_texts = config_field_help()
         self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
         self.fields["dataset"].queryset = PromptDataset.objects.filter(project=project)
+        if self.held_out_knobs:
+            self.fields["eval_dataset"].queryset = PromptDataset.objects.filter(project=project)
+        else:
+            del self.fields["eval_dataset"]
         for name in ("policy", "dataset"):  # the only choice there is comes chosen
             only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
             if len(only) == 1:
                 self.fields[name].initial = only[0]
-        for path, label in self.knobs:
+        for path, label in [*self.knobs, *self.held_out_knobs]:
             default = _lookup(self.defaults, path)
             choices = _choices_for(path)
             common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
@@ -144,6 +160,10 @@ class NewRunForm(forms.Form):
     @property
     def knob_fields(self):
         return [self[form_name(path)] for path, _ in self.knobs]
+
+    @property
+    def held_out_fields(self):
+        return [self[form_name(path)] for path, _ in self.held_out_knobs]
 
     @property
     def reward_rows(self):
@@ -201,7 +221,7 @@ class NewRunForm(forms.Form):
         """The config the form describes (not yet validated by the engine); fields that did not
         parse are left out, so the engine's defaults stand in for them."""
         config: dict = {}
-        for path, _ in self.knobs:
+        for path, _ in [*self.knobs, *self.held_out_knobs]:
             section, key = path.split(".")
             if form_name(path) in self.cleaned_data:
                 config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
@@ -213,7 +233,7 @@ class NewRunForm(forms.Form):
         """The form field that holds an engine/service error's dotted field (None: the whole form)."""
         if not field:
             return None
-        if field in ("name", "policy", "dataset"):
+        if field in ("name", "policy", "dataset", "eval_dataset") and field in self.fields:
             return field
         if field.startswith("config."):
             path = field[len("config."):]
@@ -236,6 +256,7 @@ class NewEvaluationForm(NewRunForm):
     scored with the rewards; the run's page sums it up (reward, accuracy, pass@k)."""
 
     knobs = EVALUATION_KNOBS
+    held_out_knobs = []  # an evaluation is all held out
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

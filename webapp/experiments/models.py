@@ -101,6 +101,10 @@ class Run(models.Model):
     policy = models.ForeignKey(
         PolicyModel, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
+    eval_dataset = models.ForeignKey(
+        PromptDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="evaluating_runs",
+        help_text="Held-out prompts a policy run evaluates every eval.every_steps steps.",
+    )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     progress = models.FloatField(default=0.0)
     current_step = models.PositiveIntegerField(default=0)
@@ -130,6 +134,10 @@ class Run(models.Model):
             models.CheckConstraint(
                 condition=models.Q(progress__gte=0.0) & models.Q(progress__lte=1.0),
                 name="run_progress_in_unit_interval",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(eval_dataset__isnull=True) | models.Q(kind="policy"),
+                name="run_eval_dataset_only_for_policy_runs",
             ),
         ]
 

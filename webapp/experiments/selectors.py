@@ -31,7 +31,7 @@ def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
 
 def run_get(*, project, run_id: int) -> Run:
     """A run of this project, or 404 (also for another project's run)."""
-    return get_object_or_404(Run.objects.select_related("policy", "dataset"), pk=run_id, project=project)
+    return get_object_or_404(Run.objects.select_related("policy", "dataset", "eval_dataset"), pk=run_id, project=project)
 
 
 def policy_list(*, project) -> QuerySet[PolicyModel]:

@@ -37,6 +37,7 @@ def run_create(
     config,
     dataset=None,
     policy=None,
+    eval_dataset=None,
 ) -> Run:
     """Validate and store a queued run. Nothing is stored when any input is bad."""
     if kind not in RunKind.values:
@@ -47,15 +48,22 @@ def run_create(
         raise RunError("the dataset belongs to another project", field="dataset")
     if policy is not None and policy.project_id != project.id:
         raise RunError("the policy belongs to another project", field="policy")
+    if eval_dataset is not None:
+        if kind != RunKind.POLICY:
+            raise RunError("only a policy run evaluates held-out prompts as it trains", field="eval_dataset")
+        if eval_dataset.project_id != project.id:
+            raise RunError("the dataset belongs to another project", field="eval_dataset")
     config = validate_config(kind, parse_config_json(config))
     run = Run(project=project, created_by=user, name=name.strip(), kind=kind, config=config,
-              dataset=dataset, policy=policy)
+              dataset=dataset, policy=policy, eval_dataset=eval_dataset)
     with transaction.atomic():
-        # Held until the run is committed, so that a deletion of the dataset or the policy
+        # Held until the run is committed, so that a deletion of a dataset or the policy
         # waits and then sees the run (instead of the run failing its foreign key at commit).
-        for field, model, obj in (("dataset", PromptDataset, dataset), ("policy", PolicyModel, policy)):
+        for field, model, obj in (("dataset", PromptDataset, dataset), ("policy", PolicyModel, policy),
+                                  ("eval_dataset", PromptDataset, eval_dataset)):
             if obj is not None and not rows_for_share(model.objects.filter(pk=obj.pk).values_list("pk")):
-                raise RunError(f"the {field} was deleted while this run was being created", field=field)
+                what = "held-out dataset" if field == "eval_dataset" else field
+                raise RunError(f"the {what} was deleted while this run was being created", field=field)
         run.full_clean()
         run.save()
     return run
@@ -90,10 +98,12 @@ def policy_config_merged(*, config: dict, policy) -> dict:
     return config
 
 
-def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None) -> Run:
+def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None) -> Run:
     """Create a queued run and send it to a worker once the transaction commits.
 
-    A policy or evaluation run needs a policy and a dataset; a reward-model run names its preference data in
+    A policy or evaluation run needs a policy and a dataset; a policy run may name held-out
+    prompts, ``eval_dataset``, to evaluate every ``eval.every_steps`` steps (the two go together);
+    a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
     its backbone ``path`` is, if any. RunError changes nothing and queues nothing.
     """
@@ -110,6 +120,8 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
                            field="dataset")
         if dataset.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
             _dataset_check(dataset, config)
+        if kind == RunKind.POLICY:
+            _held_out_check(eval_dataset, config, project=project)
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
@@ -124,7 +136,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     with transaction.atomic():
         reward_models_lock(project=project, config=config)
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,
-                         dataset=dataset, policy=policy)
+                         dataset=dataset, policy=policy, eval_dataset=eval_dataset)
         if kind == RunKind.REWARD_MODEL:
             from webapp.rewards.selectors import preference_source_check
 
@@ -145,6 +157,31 @@ def _dataset_check(dataset, config: dict) -> None:
         if missing:
             raise RunError(f"{missing} of its prompts have no reference answer, which the exact_answer reward "
                            "needs; give every prompt a reference or drop that reward", field="dataset")
+
+
+def _held_out_check(eval_dataset, config: dict, *, project) -> None:
+    """RunError unless held-out prompts and ``eval.every_steps`` come together, and the prompts
+    are ones the engine's evaluation (exact_answer against each reference) can score."""
+    section = config.get("eval") if isinstance(config.get("eval"), dict) else {}
+    every = section.get("every_steps", 0)
+    every = every if isinstance(every, int) and not isinstance(every, bool) else 0  # the engine names a bad value
+    if eval_dataset is None:
+        if every > 0:
+            raise RunError("choose the held-out prompts to evaluate every eval.every_steps steps, or set it to 0",
+                           field="eval_dataset")
+        return
+    if every <= 0:
+        raise RunError("set how often to evaluate the held-out prompts: eval.every_steps, at least 1",
+                       field="config.eval.every_steps")
+    if eval_dataset.project_id != project.id:  # refused by run_create, naming nothing of it
+        return
+    prompts = eval_dataset.prompts.all()
+    if not prompts.exists():
+        raise RunError("the dataset has no prompts", field="eval_dataset")
+    missing = prompts.filter(reference="").count()
+    if missing:
+        raise RunError(f"{missing} of its prompts have no reference answer; held-out prompts are scored by "
+                       "exact match with their reference", field="eval_dataset")
 
 
 def run_enqueue(*, run: Run) -> None:

@@ -81,7 +81,7 @@ def _launch_page(request, form_class, kind: str):
         try:
             run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
                              kind=kind, config=form.config(), dataset=form.cleaned_data["dataset"],
-                             policy=form.cleaned_data["policy"])
+                             policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))
         except RunError as exc:
             form.add_error(form.field_for_error(exc.field), exc.message)
         else:

@@ -1,0 +1,148 @@
+"""Held-out prompts of a policy run: chosen at launch (page or API), evaluated by the worker every
+``eval.every_steps`` steps (eval/greedy_pass@1, eval/pass@k), and kept while the run exists."""
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from tests.factories import (
+    PASSWORD,
+    make_dataset,
+    make_policy,
+    make_project,
+    make_run,
+    make_user,
+    tiny_run_config,
+    tiny_run_form_data,
+)
+from tests.webapp.api.conftest import api_user, token_client
+from webapp.datasets.errors import DatasetInUse
+from webapp.datasets.parsing import PromptRow
+from webapp.datasets.services import dataset_create, dataset_delete
+from webapp.experiments.errors import RunError
+from webapp.experiments.models import Run, RunKind, RunStatus
+from webapp.experiments.selectors import metric_points_page
+from webapp.experiments.services import run_execute, run_launch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    from workers.celery_app import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    return sent
+
+
+def history(run, key):
+    return [(p["step"], p["value"]) for p in metric_points_page(run_id=run.id, limit=100, key=key)]
+
+
+def held_out_config(every: int = 1, total_steps: int = 2):
+    return tiny_run_config(total_steps=total_steps, checkpoint_every=100,
+                           eval={"every_steps": every, "num_samples": 2, "k": 2})
+
+
+def launch(project, *, eval_dataset, config=None, kind=RunKind.POLICY):
+    return run_launch(project=project, user=None, name="held out", kind=kind, config=config or held_out_config(),
+                      dataset=make_dataset(project, n=4), policy=make_policy(project), eval_dataset=eval_dataset)
+
+
+def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps():
+    project = make_project()
+    held_out = make_dataset(project, name="held out", n=3)
+    run = launch(project, eval_dataset=held_out, config=held_out_config(every=2, total_steps=4))
+    assert run.eval_dataset == held_out
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
+    for key in ("eval/greedy_pass@1", "eval/pass@2"):
+        points = history(run, key)
+        assert [step for step, _ in points] == [2, 4], key
+        assert all(0.0 <= value <= 1.0 for _, value in points)
+    assert [s for s, _ in history(run, "reward")] == [1, 2, 3, 4]
+    # Only the training prompts are sampled for trajectories; the held-out ones are never trained on.
+    assert not run.trajectories.filter(prompt__dataset=held_out).exists() and run.trajectories.exists()
+
+
+@pytest.mark.parametrize("case, field, fragment", [
+    ("every steps without prompts", "eval_dataset", "choose the held-out prompts"),
+    ("prompts without every steps", "config.eval.every_steps", "at least 1"),
+    ("no references", "eval_dataset", "2 of its prompts have no reference answer"),
+    ("empty", "eval_dataset", "has no prompts"),
+    ("another project's", "eval_dataset", "belongs to another project"),
+    ("an evaluation run's", "eval_dataset", "only a policy run"),
+])
+def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(case, field, fragment, no_broker):
+    project = make_project()
+    config, kind = held_out_config(), RunKind.POLICY
+    eval_dataset = make_dataset(project)
+    if case == "every steps without prompts":
+        eval_dataset = None
+    elif case == "prompts without every steps":
+        config = held_out_config(every=0)
+    elif case == "no references":
+        eval_dataset = dataset_create(project=project, name="unmarked", rows=[
+            PromptRow(text="a", reference="1"), PromptRow(text="b", reference=""), PromptRow(text="c", reference="")])
+    elif case == "empty":
+        eval_dataset = dataset_create(project=project, name="empty", rows=[])
+    elif case == "another project's":
+        eval_dataset = make_dataset(make_project())
+    elif case == "an evaluation run's":
+        kind = RunKind.EVALUATION
+    with pytest.raises(RunError) as info:
+        launch(project, eval_dataset=eval_dataset, config=config, kind=kind)
+    assert (info.value.field, fragment in info.value.message) == (field, True), info.value.message
+    assert not Run.objects.exists() and no_broker == []
+
+
+def test_a_dataset_held_out_by_a_run_is_kept_until_the_run_is_deleted():
+    project = make_project()
+    held_out = make_dataset(project)
+    launch(project, eval_dataset=held_out)
+    with pytest.raises(DatasetInUse, match="held out"):
+        dataset_delete(dataset_id=held_out.id)
+    assert held_out.prompts.count() == 4
+
+
+def test_only_a_policy_run_holds_prompts_out_in_the_database_too():
+    project = make_project()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_run(project, kind=RunKind.EVALUATION, eval_dataset=make_dataset(project))
+
+
+def test_the_new_run_page_launches_a_run_with_held_out_prompts(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    policy, dataset, held_out = make_policy(project), make_dataset(project), make_dataset(project, name="held")
+    page = client.get(reverse("experiments:new", args=[project.id])).content.decode()
+    assert "Held-out evaluation" in page and 'name="eval_dataset"' in page and 'name="eval__every_steps"' in page
+    evaluation_page = client.get(reverse("experiments:new_evaluation", args=[project.id])).content.decode()
+    assert 'name="eval_dataset"' not in evaluation_page and 'name="eval__every_steps"' not in evaluation_page
+    data = tiny_run_form_data(policy, dataset, name="with held out")
+    refused = client.post(reverse("experiments:new", args=[project.id]), {**data, "eval_dataset": held_out.id})
+    assert refused.status_code == 400 and "set how often to evaluate the held-out prompts" in refused.content.decode()
+    response = client.post(reverse("experiments:new", args=[project.id]),
+                           {**data, "eval_dataset": held_out.id, "eval__every_steps": 2})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = Run.objects.get(name="with held out")
+    assert run.eval_dataset == held_out and run.config["eval"]["every_steps"] == 2
+    detail = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
+    assert "held out: held, every 2 steps" in detail
+
+
+def test_the_api_takes_held_out_prompts_of_the_project_only():
+    user = api_user()
+    project = make_project(owner=user)
+    api = token_client(user)
+    body = {"name": "r", "kind": "policy", "dataset": make_dataset(project).id, "policy": make_policy(project).id,
+            "config": held_out_config()}
+    foreign = api.post(f"/api/v1/projects/{project.id}/runs/", {**body, "eval_dataset": make_dataset(make_project()).id},
+                       format="json")
+    assert foreign.status_code == 400 and "no dataset with id" in str(foreign.json())
+    held_out = make_dataset(project)
+    created = api.post(f"/api/v1/projects/{project.id}/runs/", {**body, "eval_dataset": held_out.id}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["eval_dataset"] == held_out.id
+    assert api.get(f"/api/v1/runs/{created.json()['id']}/").json()["eval_dataset"] == held_out.id
