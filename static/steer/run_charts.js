@@ -1,5 +1,6 @@
 /* Live metric charts of a run: one uPlot per metric key, polled from the run's JSON endpoint
-   while the run is active, with EMA smoothing and other runs overlaid for comparison.
+   while the run is active, with EMA smoothing and other runs overlaid for comparison (and a
+   table of the settings in which the compared runs differ).
    Text from the server is only ever set with textContent. */
 (function () {
   "use strict";
@@ -66,8 +67,50 @@
     return [xs, ...ys];
   }
 
+  /* The settings that differ between this run and the compared ones, as a table. */
+  const differences = document.getElementById("compare-differences");
+  function renderDifferences() {
+    if (!differences) return;
+    const diff = last.differences || { order: [], rows: [] };
+    differences.replaceChildren();
+    differences.hidden = diff.order.length < 2;
+    if (differences.hidden) return;
+    if (!diff.rows.length) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "The compared runs were launched with the same settings.";
+      differences.appendChild(p);
+      return;
+    }
+    const table = document.createElement("table");
+    table.className = "settings-differences";
+    const caption = document.createElement("caption");
+    caption.textContent = "Settings that differ";
+    table.appendChild(caption);
+    const head = table.createTHead().insertRow();
+    ["Setting", ...diff.order.map((id) => last.runs[id] || ("run " + id))].forEach((text) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = text;
+      head.appendChild(th);
+    });
+    const body = table.createTBody();
+    diff.rows.forEach((row) => {
+      const tr = body.insertRow();
+      const th = document.createElement("th");
+      th.scope = "row";
+      const code = document.createElement("code");
+      code.textContent = row.key;
+      th.appendChild(code);
+      tr.appendChild(th);
+      row.values.forEach((value) => { tr.insertCell().textContent = value; });
+    });
+    differences.appendChild(table);
+  }
+
   function render() {
     if (!last) return;
+    renderDifferences();
     const alpha = parseFloat(emaInput ? emaInput.value : "0");
     const byKey = new Map();
     last.series.forEach((s) => {

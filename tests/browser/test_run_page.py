@@ -86,3 +86,25 @@ def test_a_finished_runs_checkpoint_becomes_a_policy_and_the_next_run_starts_fro
     page.click("text=Train from it")
     assert page.locator("select[name=policy] option:checked").inner_text() == "sft, step 4"
     assert errors == []
+
+
+def test_comparing_runs_shows_the_settings_they_differ_in_as_text(page, live_server, researcher):
+    from webapp.experiments.metrics import metric_points_upsert
+
+    run = make_run(researcher, name="mine", status=RunStatus.SUCCEEDED, config={"algorithm": {"beta": 0.0}})
+    other = make_run(researcher, name="<b>baseline</b>", status=RunStatus.SUCCEEDED, config={"algorithm": {"beta": 0.04}})
+    for r in (run, other):
+        metric_points_upsert(run_id=r.id, points=[("reward", s, s / 10) for s in range(1, 4)])
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector(".chart[data-key=reward]")
+    assert page.is_hidden("#compare-differences")
+    page.click("details.compare > summary")
+    page.check(f"input[name=compare][value='{other.id}']")
+    page.wait_for_selector("table.settings-differences")
+    headers = page.locator("table.settings-differences thead th").all_text_contents()
+    assert headers == ["Setting", "mine", "<b>baseline</b>"]  # a run's name is text, never markup
+    assert page.locator("table.settings-differences tbody tr > *").all_text_contents() == ["algorithm.beta", "0.0", "0.04"]
+    page.uncheck(f"input[name=compare][value='{other.id}']")
+    page.wait_for_selector("#compare-differences", state="hidden")
+    assert errors == []

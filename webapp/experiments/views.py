@@ -15,6 +15,7 @@ from webapp.experiments.errors import RunError
 from webapp.experiments.forms import NewEvaluationForm, NewRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
+from webapp.experiments.run_compare import run_settings, settings_differences
 from webapp.experiments.selectors import (
     checkpoint_list,
     comparison_runs,
@@ -127,7 +128,9 @@ def run_chart_data(request, project_id: int, run_id: int):
         other = query_id(raw)
         if other is not None and other != run.id:
             compare_ids.append(other)
-    others = {r.id: r.name for r in run_list(project=request.project).filter(pk__in=compare_ids)}
+    compared = list(run_list(project=request.project).filter(pk__in=compare_ids)
+                    .select_related("policy", "dataset", "eval_dataset"))
+    others = {r.id: r.name for r in compared}
     run_ids = [run.id, *others]
     asked = request.GET.getlist("key")  # none: every key
     keys = [k for k in asked if metric_key_is_valid(k)]  # no metric is stored under the others
@@ -139,6 +142,9 @@ def run_chart_data(request, project_id: int, run_id: int):
         "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
         "latest": {str(k): v for k, v in metric_latest(run_ids=[run.id]).items()},
         "series": series,
+        # The settings that differ between this run and the compared ones, in the order of "order".
+        "differences": {"order": [str(r.id) for r in (run, *compared)],
+                        "rows": settings_differences([run_settings(r) for r in (run, *compared)]) if compared else []},
     })
 
 

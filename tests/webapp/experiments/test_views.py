@@ -196,6 +196,21 @@ def test_chart_data_overlays_the_runs_asked_for(client, researcher):
     assert data["latest"][str(run.id)]["reward"] == {"step": 5, "value": 0.5}
 
 
+def test_chart_data_lists_the_settings_in_which_the_compared_runs_differ(client, researcher):
+    dataset = make_dataset(researcher, name="arith")
+    run = make_run(researcher, name="mine", dataset=dataset, config={"algorithm": {"beta": 0.0}, "optim": {"lr": 1e-6}})
+    other = make_run(researcher, name="baseline", dataset=dataset,
+                     config={"algorithm": {"beta": 0.04}, "optim": {"lr": 1e-6}}, policy=make_policy(researcher, name="base"))
+    foreign = make_run(make_project(owner=make_user()), config={"secret": "<b>x</b>"})
+    url = reverse("experiments:chart_data", args=[researcher.id, run.id])
+    data = client.get(url, {"compare": [other.id, foreign.id]}).json()["differences"]
+    assert data == {"order": [str(run.id), str(other.id)], "rows": [
+        {"key": "Policy", "values": ["—", "base"]},
+        {"key": "algorithm.beta", "values": ["0.0", "0.04"]},
+    ]}
+    assert client.get(url).json()["differences"] == {"order": [str(run.id)], "rows": []}
+
+
 def test_trajectory_browser_escapes_model_text_and_sorts_by_reward(client, researcher):
     run = make_run(researcher)
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
