@@ -47,6 +47,10 @@ def test_default_json_has_exactly_the_config_sections():
 @pytest.mark.parametrize("patch, field, fragment", [
     ({"rollout": {"num_generations": 1}}, "rollout.num_generations", "at least 2"),
     ({"rollout": {"greedy": True}}, "rollout.num_generations", "must be 1 with greedy"),
+    ({"algorithm": {"clip_eps_low_incorrect": 1.0}}, "algorithm.clip_eps_low_incorrect", "[0, 1)"),
+    ({"algorithm": {"clip_eps_high_incorrect": -0.1}}, "algorithm.clip_eps_high_incorrect", ">= 0"),
+    ({"algorithm": {"clip_eps_high_incorrect": 0.5}, "rewards": [{"name": "length", "max_tokens": 4}]},
+     "algorithm.clip_eps_high_incorrect", "0/1 reward"),
     ({"rollout": {"greedy": True, "num_generations": 0}}, "rollout.num_generations", "must be 1"),
     ({"algorithm": {"estimator": "ppo"}}, "algorithm.estimator", "'grpo'"),
     ({"algorithm": {"clip_eps_low": 1.5}}, "algorithm.clip_eps_low", "[0, 1)"),

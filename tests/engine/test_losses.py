@@ -59,6 +59,58 @@ def test_clipped_loss_token_level_by_hand():
     assert neg.clipped_region[0].tolist() == [False, True, False]
 
 
+def test_per_sequence_clips_clip_each_row_as_its_own_numbers_would():
+    """DISPO: each completion clipped by its own pair (correct ones by one, incorrect by another)."""
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1], [1.5, 0.5, 1.1], [1.4, 0.7, 0.95]]))
+    old, mask = torch.zeros(3, 3), torch.ones(3, 3)
+    adv = torch.tensor([2.0, -1.0, 0.5])
+    low, high = torch.tensor([0.2, 0.05, 0.4]), torch.tensor([0.28, 0.6, 0.3])
+    rows = clipped_policy_loss(logp, old, adv, mask, eps_low=low, eps_high=high)
+    for i in range(3):
+        alone = clipped_policy_loss(logp[i:i + 1], old[i:i + 1], adv[i:i + 1], mask[i:i + 1],
+                                    eps_low=float(low[i]), eps_high=float(high[i]))
+        for name in ("pg_loss", "pg_loss2", "clipped_low", "clipped_high"):
+            assert torch.allclose(getattr(rows, name)[i].float(), getattr(alone, name)[0].float()), (i, name)
+    assert rows.clipped_low[1].tolist() == [False, True, False]  # 0.5 < 1 - 0.05
+    assert rows.pg_loss[1].tolist() == pytest.approx([1.5, 0.95, 1.1])
+    # One pair as numbers or as tensors is the same loss.
+    same = clipped_policy_loss(logp, old, adv, mask, eps_low=torch.full((3,), 0.2), eps_high=0.28)
+    assert torch.equal(same.pg_loss, clipped_policy_loss(logp, old, adv, mask, eps_low=0.2, eps_high=0.28).pg_loss)
+
+
+def test_clips_per_row_give_incorrect_completions_their_own_clips():
+    from workers.engine.update import clips_per_row
+
+    assert clips_per_row(AlgorithmConfig(), None) == (0.2, 0.28)
+    algo = AlgorithmConfig(clip_eps_low_incorrect=0.05)  # its upper clip stays clip_eps_high
+    low, high = clips_per_row(algo, torch.tensor([True, False, True]))
+    assert low.tolist() == pytest.approx([0.2, 0.05, 0.2]) and high.tolist() == pytest.approx([0.28] * 3)
+    with pytest.raises(ValueError, match="correct"):
+        clips_per_row(algo, None)
+
+
+def test_an_update_with_incorrect_clips_equal_to_the_usual_ones_is_the_usual_update():
+    """With μ > 1 the clips bind; incorrect clips equal to the usual ones change nothing, other
+    ones change the step."""
+    results = []
+    for extra in ({}, {"clip_eps_low_incorrect": 0.2, "clip_eps_high_incorrect": 0.28},
+                  {"clip_eps_low_incorrect": 0.0, "clip_eps_high_incorrect": 0.0}):
+        model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=1, num_heads=2,
+                                       intermediate_size=64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        batch = _update_batch(tok)
+        batch.correct = torch.tensor([True, False, True, False])
+        metrics = policy_update(model, optimizer, batch, algo=AlgorithmConfig(num_iterations=4, **extra),
+                                optim=OptimConfig(), lr=0.05, temperature=1.0, max_new_tokens=2,
+                                micro_batch_size=4)
+        results.append((metrics, [p.detach().clone() for p in model.parameters()]))
+    (plain, p0), (equal, p1), (tight, p2) = results
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1)) and plain == equal
+    assert plain["clip_ratio/region_mean"] > 0  # the clips bound in this update
+    assert tight["clip_ratio/region_mean"] > plain["clip_ratio/region_mean"]
+    assert any(not torch.allclose(a, b) for a, b in zip(p0, p2))
+
+
 def test_sequence_ratio_is_geometric_mean_of_token_ratios():
     logp = torch.log(torch.tensor([[2.0, 0.5, 4.0], [3.0, 3.0, 9.0]]))
     old = torch.zeros(2, 3)

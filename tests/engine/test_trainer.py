@@ -286,3 +286,25 @@ def test_a_greedy_config_is_refused_before_any_work(tiny_cfg, tmp_path):
         train(config, PROMPTS, output_dir=tmp_path)
     assert info.value.field == "rollout.greedy"
     assert not any(tmp_path.iterdir())  # no checkpoint folder, nothing loaded
+
+
+def test_dispo_clips_reach_the_update_through_the_accuracy_reward(tiny_cfg, tmp_path, monkeypatch):
+    """The trainer hands the update, for every completion it trains on, whether the 0/1 reward
+    counted it correct; the update turns that into each row's clips."""
+    from workers.engine import update
+
+    seen = []
+    original = update.clips_per_row
+
+    def spy(algo, correct):
+        seen.append(correct.tolist())
+        return original(algo, correct)
+    monkeypatch.setattr(update, "clips_per_row", spy)
+    config = TrainConfig.from_dict(tiny_cfg(algorithm={"clip_eps_low_incorrect": 0.05, "num_iterations": 2},
+                                            train={"total_steps": 3, "log_rollouts_fraction": 1.0}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    expected = [[r["rewards"]["regex"] == 1.0 for r in recorder.rollouts[step] if r["trained"]]
+                for step in sorted(recorder.rollouts)]
+    assert seen == [e for e in expected if e]
+    assert any(any(e) for e in seen) and any(not all(e) for e in seen)  # both kinds were trained on

@@ -212,6 +212,13 @@ class AlgorithmConfig:
                                 default=0.2)
     clip_eps_high: float = _help("Upper clip (clip-higher): ratios above 1 + eps_high stop "
                                  "pushing up.", default=0.28)
+    clip_eps_low_incorrect: float | None = _help(
+        "DISPO: the lower clip for incorrect completions (accuracy reward not 1), so that "
+        "pushing wrong answers down is bounded apart from right ones; null = clip_eps_low.",
+        default=None)
+    clip_eps_high_incorrect: float | None = _help(
+        "DISPO: the upper clip for incorrect completions; null = clip_eps_high. With the two "
+        "above, four clips: correct and incorrect completions, up and down.", default=None)
     beta: float = _help("KL penalty weight to the frozen initial policy (k3); 0 loads no "
                         "reference model.", default=0.0)
     num_iterations: int = _help("Updates per rollout batch (mu); old log-probs are kept from "
@@ -225,8 +232,24 @@ class AlgorithmConfig:
         _one_of(self.importance_level, IMPORTANCE_LEVELS, s, "importance_level")
         _check(0 <= self.clip_eps_low < 1, s, "clip_eps_low", "must be in [0, 1), e.g. 0.2")
         _check(self.clip_eps_high >= 0, s, "clip_eps_high", "must be >= 0, e.g. 0.28")
+        _check(self.clip_eps_low_incorrect is None or 0 <= self.clip_eps_low_incorrect < 1, s,
+               "clip_eps_low_incorrect", "must be in [0, 1), or null for clip_eps_low")
+        _check(self.clip_eps_high_incorrect is None or self.clip_eps_high_incorrect >= 0, s,
+               "clip_eps_high_incorrect", "must be >= 0, or null for clip_eps_high")
         _check(self.beta >= 0, s, "beta", "must be >= 0 (0 disables the KL penalty)")
         _check(self.num_iterations >= 1, s, "num_iterations", "must be at least 1")
+
+    @property
+    def clips_by_correctness(self) -> bool:
+        """DISPO: incorrect completions have clips of their own."""
+        return self.clip_eps_low_incorrect is not None or self.clip_eps_high_incorrect is not None
+
+    def clips_for(self, correct: bool) -> tuple[float, float]:
+        """(eps_low, eps_high) of a correct or an incorrect completion."""
+        if correct:
+            return self.clip_eps_low, self.clip_eps_high
+        return (self.clip_eps_low if self.clip_eps_low_incorrect is None else self.clip_eps_low_incorrect,
+                self.clip_eps_high if self.clip_eps_high_incorrect is None else self.clip_eps_high_incorrect)
 
 
 @dataclass(frozen=True)
@@ -404,6 +427,10 @@ class TrainConfig:
         if self.filters.difficulty.enabled and self.accuracy_reward is None:
             raise ConfigError("filters.difficulty.enabled", "needs a 0/1 reward such as "
                               "exact_answer to measure group accuracy")
+        for name in ("clip_eps_low_incorrect", "clip_eps_high_incorrect"):
+            if getattr(self.algorithm, name) is not None and self.accuracy_reward is None:
+                raise ConfigError(f"algorithm.{name}", "needs a 0/1 reward such as exact_answer "
+                                  "to tell correct completions from incorrect ones")
         for i, reward in enumerate(self.rewards):
             if reward.min_group_accuracy is None:
                 continue

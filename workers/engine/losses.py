@@ -63,19 +63,31 @@ class PolicyLossTerms:
 
 
 def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
-                        advantages: torch.Tensor, mask: torch.Tensor, *, eps_low: float,
-                        eps_high: float, level: str = "token") -> PolicyLossTerms:
+                        advantages: torch.Tensor, mask: torch.Tensor, *,
+                        eps_low: float | torch.Tensor, eps_high: float | torch.Tensor,
+                        level: str = "token") -> PolicyLossTerms:
     """PPO/GRPO surrogate with separate lower and upper clip (DAPO clip-higher).
-    logprobs, old_logprobs, mask (N, T); advantages (N,) -> PolicyLossTerms of (N, T)."""
+    logprobs, old_logprobs, mask (N, T); advantages (N,) -> PolicyLossTerms of (N, T).
+
+    ``eps_low`` and ``eps_high`` are numbers, or (N,) tensors giving each sequence its own
+    clips (DISPO: one pair for correct completions, another for incorrect ones)."""
     ratio = torch.exp(importance_log_ratio(logprobs, old_logprobs, mask, level))
     adv = advantages.unsqueeze(1)
+    if isinstance(eps_low, torch.Tensor) or isinstance(eps_high, torch.Tensor):
+        n = ratio.shape[0]
+        low = 1.0 - torch.as_tensor(eps_low, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
+        high = 1.0 + torch.as_tensor(eps_high, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
+        clipped = torch.clamp(ratio, low, high)
+    else:
+        low, high = 1.0 - eps_low, 1.0 + eps_high
+        clipped = torch.clamp(ratio, low, high)
     pg_loss1 = -adv * ratio
-    pg_loss2 = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
+    pg_loss2 = -adv * clipped
     return PolicyLossTerms(
         ratio=ratio, pg_loss1=pg_loss1, pg_loss2=pg_loss2,
         pg_loss=torch.maximum(pg_loss1, pg_loss2),
-        clipped_low=(ratio < 1.0 - eps_low) & (adv < 0),
-        clipped_high=(ratio > 1.0 + eps_high) & (adv > 0))
+        clipped_low=(ratio < low) & (adv < 0),
+        clipped_high=(ratio > high) & (adv > 0))
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:

@@ -225,8 +225,11 @@ def _train_step(s: _Session, step: int
         advantages[trained] = compute_advantages(cfg.algorithm.estimator, trained_components[trained],
                                                  weights, scale=cfg.algorithm.scale)
 
+    correct = None  # (n, G) bool, for clips by correctness
+    if cfg.accuracy_reward is not None:
+        correct = components[..., keys.index(cfg.accuracy_reward)] == 1.0
     started = time.perf_counter()
-    update = _update(s, step, groups.batch, trained, advantages)
+    update = _update(s, step, groups.batch, trained, advantages, correct)
     _synchronize(s.device)  # the optimiser step is asynchronous on a GPU
     update_s = time.perf_counter() - started
 
@@ -308,7 +311,7 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
 
 
 def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
-            advantages: torch.Tensor) -> dict[str, float]:
+            advantages: torch.Tensor, correct: torch.Tensor | None) -> dict[str, float]:
     cfg = s.config
     lr = learning_rate_at(step, cfg.optim)
     if len(trained) == 0:  # every group filtered out: nothing to learn from this step
@@ -318,9 +321,10 @@ def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
     g = cfg.rollout.num_generations
     rows = [int(i) * g + j for i in trained for j in range(g)]
     kept = batch.select(rows)
+    device = kept.input_ids.device
     update_batch = UpdateBatch(kept.input_ids, kept.attention_mask, kept.completion_mask,
-                               advantages[trained].reshape(-1).to(kept.input_ids.device),
-                               kept.sampling_logprobs)
+                               advantages[trained].reshape(-1).to(device), kept.sampling_logprobs,
+                               correct[trained].reshape(-1).to(device) if correct is not None else None)
     return policy_update(s.model, s.optimizer, update_batch, algo=cfg.algorithm,
                          optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
                          max_new_tokens=cfg.rollout.max_new_tokens,

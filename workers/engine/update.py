@@ -24,13 +24,16 @@ from .master_weights import LOW_PRECISION, MasterWeightsAdamW
 class UpdateBatch:
     """input_ids, attention_mask (N, P + T); completion_mask (N, T); advantages (N,);
     sampling_logprobs (N, T) from the sampler, when given, are compared with the trainer's own
-    (a mismatch shows a decoder that samples from a different distribution)."""
+    (a mismatch shows a decoder that samples from a different distribution). ``correct`` (N,)
+    says which completions the accuracy reward counts correct; the algorithm's clips by
+    correctness need it."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     advantages: torch.Tensor
     sampling_logprobs: torch.Tensor | None = None
+    correct: torch.Tensor | None = None  # (N,) bool, for clips by correctness (DISPO)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -147,6 +150,7 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
         batch.advantages.cpu() != 0)
     device = batch.input_ids.device
     active = _row_chunks(needs_grad, micro_batch_size, device)
+    eps_low, eps_high = clips_per_row(algo, batch.correct)
     # Sums stay on the device and are read once at the end: a read per micro-batch would make
     # the host wait for the GPU before it could queue the next micro-batch's kernels.
     sums = {key: torch.zeros((), dtype=torch.float64, device=device)
@@ -172,9 +176,10 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             if iteration == 0:
                 old_logprobs[rows] = logprobs.detach()
                 _first_pass_metrics(sums, batch, rows, logprobs, entropy, mask, batch_tokens)
-            terms = clipped_policy_loss(logprobs, old_logprobs[rows], batch.advantages[rows], m,
-                                        eps_low=algo.clip_eps_low, eps_high=algo.clip_eps_high,
-                                        level=algo.importance_level)
+            terms = clipped_policy_loss(
+                logprobs, old_logprobs[rows], batch.advantages[rows], m, level=algo.importance_level,
+                eps_low=eps_low[rows] if isinstance(eps_low, torch.Tensor) else eps_low,
+                eps_high=eps_high[rows] if isinstance(eps_high, torch.Tensor) else eps_high)
             per_token = terms.pg_loss
             if ref is not None:
                 kl = kl_k3(logprobs, ref[rows])
@@ -201,6 +206,20 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             "clip_ratio/region_mean": sums["region"] / mu, "grad_norm": sums["grad_norm"] / mu,
             "loss": sums["loss"] / mu, "learning_rate": lr,
             "rollout/logprob_abs_diff": sums["logprob_diff"]}
+
+
+def clips_per_row(algo: AlgorithmConfig, correct: torch.Tensor | None
+                  ) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """(eps_low, eps_high): the algorithm's numbers, or with clips by correctness (DISPO) an
+    (N,) tensor of each, correct rows taking the usual clips and incorrect rows their own."""
+    if not algo.clips_by_correctness:
+        return algo.clip_eps_low, algo.clip_eps_high
+    if correct is None:
+        raise ValueError("clips by correctness need the batch's correct flags")
+    right, wrong = algo.clips_for(True), algo.clips_for(False)
+    low = torch.where(correct, right[0], wrong[0]).to(torch.float32)
+    high = torch.where(correct, right[1], wrong[1]).to(torch.float32)
+    return low, high
 
 
 def _row_chunks(selected: torch.Tensor, size: int, device: torch.device
