@@ -231,6 +231,16 @@ def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
     assert {"eval/greedy_pass@1", "eval/pass@2"} <= set(recorder.metrics[1])
 
 
+def test_periodic_eval_also_measures_the_last_step(tiny_cfg, tmp_path):
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "exact_answer"}], eval={"every_steps": 2, "num_samples": 2, "k": 2},
+        train={"total_steps": 3}))
+    prompts = [PromptRecord("a", reference="aa")]
+    recorder = Recorder()
+    train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
+    assert [s for s in sorted(recorder.metrics) if "eval/pass@2" in recorder.metrics[s]] == [2, 3]
+
+
 # --- errors before any work ----------------------------------------------------------------
 
 @pytest.fixture

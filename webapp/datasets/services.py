@@ -47,8 +47,8 @@ def dataset_delete_check(*, dataset: PromptDataset) -> None:
     if runs:
         total = dataset_runs(dataset=dataset).count()
         named = first_few([f"“{run.name}”" for run in runs], total)
-        raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it: {named}; "
-                           "a run keeps its dataset, so delete those runs first")
+        raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it (to train, evaluate or hold out): "
+                           f"{named}; a run keeps its datasets, so delete those runs first")
 
 
 def dataset_delete(*, dataset_id: int) -> None:

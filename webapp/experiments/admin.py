@@ -25,7 +25,10 @@ class RunAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "kind", "status", "progress", "worker", "created_at"]
     list_filter = ["kind", "status", "project"]
     search_fields = ["name"]
-    readonly_fields = ["status", "started_at", "finished_at", "heartbeat_at", "worker", "attempts"]
+    # What a run was launched with is checked at launch (same project, a config the engine
+    # accepts, locks against deletion); the admin changes none of it.
+    readonly_fields = ["project", "kind", "config", "dataset", "policy", "eval_dataset", "created_by",
+                       "status", "started_at", "finished_at", "heartbeat_at", "worker", "attempts"]
 
     def has_add_permission(self, request):
         """Runs are launched from the New-run page or the API (``run_launch``, ``run_create``),

@@ -93,6 +93,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
 
 
 class NewRunForm(forms.Form):
+    trains = True  # a policy run: the engine's training rules apply
     knobs = KNOBS  # the engine settings the form shows, each as a field
     held_out_knobs = HELD_OUT_KNOBS  # shown beside eval_dataset
     name = forms.CharField(max_length=200)
@@ -209,9 +210,16 @@ class NewRunForm(forms.Form):
         self.reward_rows_used = [i for i, _ in rewards]
         cleaned["rewards"] = [reward for _, reward in rewards]
         # The engine's checks too, all of them at once, on every field the form could read.
-        from workers.engine.config import config_errors
+        from workers.engine.config import check_trainable, config_errors
+        from workers.engine.errors import ConfigError
 
-        for exc in config_errors(self.config()):
+        errors = []
+        if self.trains:
+            try:
+                check_trainable(self.config())
+            except ConfigError as exc:
+                errors.append(exc)
+        for exc in errors or config_errors(self.config()):
             field = self.field_for_error(f"config.{exc.field}")
             if field not in self.errors:
                 self.add_error(field, exc.message)
@@ -255,6 +263,7 @@ class NewEvaluationForm(NewRunForm):
     """An evaluation run: the policy sampled over every prompt of the dataset, in order, and
     scored with the rewards; the run's page sums it up (reward, accuracy, pass@k)."""
 
+    trains = False
     knobs = EVALUATION_KNOBS
     held_out_knobs = []  # an evaluation is all held out
 

@@ -42,10 +42,9 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
         if kind in (RunKind.POLICY, RunKind.EVALUATION):
             from workers.engine.config import TrainConfig, check_trainable
 
-            train_config = TrainConfig.from_dict(config)
             if kind == RunKind.POLICY:
-                check_trainable(train_config)
-            return train_config.to_dict()
+                check_trainable(config)
+            return TrainConfig.from_dict(config).to_dict()
         if kind == RunKind.REWARD_MODEL:
             from workers.engine.rm_trainer import RewardModelTrainConfig
 

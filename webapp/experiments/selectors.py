@@ -215,6 +215,12 @@ def _evaluated_alike(config) -> tuple:
     rewards (with their weights and parameters) that scored them; not the policy, nor the seed."""
     if not isinstance(config, dict):
         return ()
+    from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
+
+    try:  # the engine's defaults filled in, so a config stored before a setting existed compares alike
+        config = TrainConfig.from_dict(config).to_dict()
+    except Exception:  # noqa: BLE001 (a config stored before a change of rules: compare it as stored)
+        pass
     rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
     keys = ("greedy", "num_generations", "temperature", "top_p", "max_new_tokens", "use_chat_template")
     sampling = {k: rollout.get(k) for k in keys}

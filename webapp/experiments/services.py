@@ -121,7 +121,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
             _dataset_check(dataset, config)
         if kind == RunKind.POLICY:
-            _held_out_check(eval_dataset, config, project=project)
+            _held_out_check(eval_dataset, config, project=project, dataset=dataset)
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
@@ -159,12 +159,17 @@ def _dataset_check(dataset, config: dict) -> None:
                            "needs; give every prompt a reference or drop that reward", field="dataset")
 
 
-def _held_out_check(eval_dataset, config: dict, *, project) -> None:
-    """RunError unless held-out prompts and ``eval.every_steps`` come together, and the prompts
-    are ones the engine's evaluation (exact_answer against each reference) can score."""
-    section = config.get("eval") if isinstance(config.get("eval"), dict) else {}
-    every = section.get("every_steps", 0)
-    every = every if isinstance(every, int) and not isinstance(every, bool) else 0  # the engine names a bad value
+def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
+    """RunError unless held-out prompts and ``eval.every_steps`` come together, the prompts are
+    not the training set, and they are ones the engine's evaluation (exact_answer against each
+    reference) can score. A config the engine refuses is left to ``run_create`` to report."""
+    from workers.engine.config import TrainConfig
+    from workers.engine.errors import ConfigError
+
+    try:
+        every = TrainConfig.from_dict(config).eval.every_steps
+    except ConfigError:
+        return
     if eval_dataset is None:
         if every > 0:
             raise RunError("choose the held-out prompts to evaluate every eval.every_steps steps, or set it to 0",
@@ -175,6 +180,9 @@ def _held_out_check(eval_dataset, config: dict, *, project) -> None:
                        field="config.eval.every_steps")
     if eval_dataset.project_id != project.id:  # refused by run_create, naming nothing of it
         return
+    if eval_dataset == dataset:
+        raise RunError("held-out prompts are ones the run does not train on: choose another dataset than "
+                       "the training one", field="eval_dataset")
     prompts = eval_dataset.prompts.all()
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="eval_dataset")

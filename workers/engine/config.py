@@ -366,8 +366,8 @@ class EvalConfig:
     """Periodic evaluation with exact_answer: greedy pass@1 and sampled pass@k."""
 
     SECTION: ClassVar[str] = "eval"
-    every_steps: int = _help("Evaluate every N steps when eval prompts are given (0 = never).",
-                             default=0)
+    every_steps: int = _help("Evaluate every N steps, and at the last, when eval prompts are "
+                             "given (0 = never).", default=0)
     num_samples: int = _help("Samples per prompt (n) for pass@k.", default=4)
     k: int = _help("k of pass@k; at most num_samples.", default=4)
     temperature: float = _help("Sampling temperature for pass@k.", default=1.0)
@@ -463,10 +463,16 @@ class TrainConfig:
         return _to_dict(self)
 
 
-def check_trainable(config: TrainConfig) -> None:
-    """ConfigError when ``config`` is valid but cannot train: a policy update needs sampled
+def check_trainable(config: TrainConfig | dict[str, Any]) -> None:
+    """ConfigError when ``config`` (a TrainConfig, or its JSON before validation, so that this
+    reason comes before greedy's other rules) cannot train: a policy update needs sampled
     groups, so greedy decoding (which evaluation runs may use) is refused."""
-    if config.rollout.greedy:
+    if isinstance(config, dict):
+        rollout = config.get("rollout")
+        greedy = isinstance(rollout, dict) and rollout.get("greedy") is True
+    else:
+        greedy = config.rollout.greedy
+    if greedy:
         raise ConfigError("rollout.greedy", "training samples completions (a group of "
                           "num_generations per prompt); greedy decoding is for evaluation runs")
 

@@ -112,7 +112,7 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
     Checks config, data and model paths before any work (ConfigError, DataError,
     ModelLoadError). Resumes from the latest checkpoint in ``output_dir/checkpoints``.
     ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/greedy_pass@1 and
-    eval/pass@<k>.
+    eval/pass@<k> every that many steps and at the last step.
     """
     check_trainable(config)
     callbacks = callbacks or Callbacks()
@@ -129,7 +129,7 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
             result.stopped = True
             break
         metrics, records_of_step = _train_step(session, step)
-        if eval_records and config.eval.every_steps and step % config.eval.every_steps == 0:
+        if eval_records and _evaluates_at(step, config):
             metrics.update(_evaluate(session, eval_records, step))
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
@@ -354,6 +354,12 @@ def rollout_records(s: _Session, groups: _Groups, totals: torch.Tensor, advantag
             "length": lengths[row], "finish_reason": groups.batch.finish_reasons[row],
             "trained": group in trained_set})
     return out
+
+
+def _evaluates_at(step: int, config: TrainConfig) -> bool:
+    """Every eval.every_steps steps, and at the last step, so the final policy is always measured."""
+    every = config.eval.every_steps
+    return every > 0 and (step % every == 0 or step == config.train.total_steps)
 
 
 def _evaluate(s: _Session, records: list[PromptRecord], step: int) -> dict[str, float]:

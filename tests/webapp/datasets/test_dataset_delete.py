@@ -31,7 +31,7 @@ def test_a_dataset_a_run_used_is_refused_naming_the_run_and_nothing_changes(stat
     make_run(project, dataset=dataset, status=status, name="grpo on it")
     with pytest.raises(DatasetInUse) as info:
         dataset_delete(dataset_id=dataset.id)
-    assert "1 run used it: “grpo on it”" in info.value.message and "delete those runs first" in info.value.message
+    assert "1 run used it (to train, evaluate or hold out): “grpo on it”" in info.value.message and "delete those runs first" in info.value.message
     assert Prompt.objects.filter(dataset=dataset).count() == 3
 
 
@@ -42,7 +42,7 @@ def test_many_runs_are_counted_and_five_named():
         make_run(project, dataset=dataset, name=f"r{i}")
     with pytest.raises(DatasetInUse) as info:
         dataset_delete(dataset_id=dataset.id)
-    assert info.value.message.startswith("7 runs used it: “r6”, “r5”, “r4”, “r3”, “r2” and 2 more")
+    assert info.value.message.startswith("7 runs used it (to train, evaluate or hold out): “r6”, “r5”, “r4”, “r3”, “r2” and 2 more")
 
 
 def test_once_its_runs_are_deleted_the_dataset_can_be_deleted(settings, tmp_path):

@@ -302,17 +302,29 @@ def test_a_greedy_evaluation_answers_each_prompt_once_and_sums_up_pass_at_1():
     assert [k for k in summary if "pass@" in k] == ["eval/pass@1"] and summary["eval/pass@1"] == summary["eval/accuracy"]
 
 
-def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(no_broker):
+@pytest.mark.parametrize("rollout", [GREEDY, {"greedy": True}])  # with G = 1 or not: the reason is greedy
+def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(no_broker, rollout):
     from webapp.experiments.errors import RunError
 
     project = make_project()
     config = tiny_run_config()
-    config["rollout"] = {**config["rollout"], **GREEDY}
+    config["rollout"] = {**config["rollout"], **rollout}
     with pytest.raises(RunError) as info:
         run_launch(project=project, user=None, name="greedy", kind=RunKind.POLICY, config=config,
                    dataset=make_dataset(project), policy=make_policy(project))
     assert info.value.field == "config.rollout.greedy" and "evaluation runs" in str(info.value)
     assert not Run.objects.exists() and no_broker == []
+
+
+def test_the_new_run_form_says_greedy_is_for_evaluations(client, researcher):
+    from tests.factories import tiny_run_form_data
+
+    data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher), name="greedy policy")
+    overrides = {**json.loads(data["overrides"]), "rollout": {"greedy": True}}
+    response = client.post(reverse("experiments:new", args=[researcher.id]), {**data, "overrides": json.dumps(overrides)})
+    body = response.content.decode()
+    assert response.status_code == 400 and "greedy decoding is for evaluation runs" in body
+    assert "must be 1 with greedy" not in body and not Run.objects.filter(name="greedy policy").exists()
 
 
 def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(client, researcher, no_broker):
@@ -353,6 +365,9 @@ def test_the_results_table_says_how_each_evaluation_sampled_and_which_are_not_co
         "sampled": config(top_p=0.9),
         "reweighted": config(rewards=[{"name": "exact_answer", "weight": 2.0}], **GREEDY),
     }
+    stored_before_greedy = config(**GREEDY)
+    stored_before_greedy["rollout"] = {k: v for k, v in config()["rollout"].items() if k != "greedy"}
+    configs["older sampled"] = stored_before_greedy  # no greedy key: sampled, like "sampled" but for top-p
     runs = {n: make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, config=c,
                         policy=make_policy(researcher), name=n) for n, c in configs.items()}
     for run in runs.values():
@@ -361,7 +376,7 @@ def test_the_results_table_says_how_each_evaluation_sampled_and_which_are_not_co
     rows = {name: body[body.index(f">{name}<"):].split("</tr>")[0] for name in configs}
     assert '<td class="sampling">greedy · ≤4 tokens' in rows["greedy"]
     assert '<td class="sampling">G=4 · T=1.3 · top-p 0.9 · ≤4 tokens' in rows["sampled"]
-    assert [n for n, row in rows.items() if "not comparable" in row] == ["sampled", "reweighted"]
+    assert [n for n, row in rows.items() if "not comparable" in row] == ["sampled", "reweighted", "older sampled"]
     from webapp.experiments.selectors import evaluation_results
 
     assert all(r["alike"] for r in evaluation_results(project=researcher, dataset_id=dataset.id))  # nothing to compare with
@@ -370,3 +385,9 @@ def test_the_results_table_says_how_each_evaluation_sampled_and_which_are_not_co
     alike = {r["run"].name for r in evaluation_results(project=researcher, dataset_id=dataset.id, include=queued.id)
              if r["alike"]}
     assert alike == {"sampled"}
+    older = run_launch(project=researcher, user=None, name="new sampled", kind=RunKind.EVALUATION,
+                       config={**configs["older sampled"], "rollout": {**configs["older sampled"]["rollout"], "greedy": False}},
+                       dataset=dataset, policy=make_policy(researcher))
+    alike = {r["run"].name for r in evaluation_results(project=researcher, dataset_id=dataset.id, include=older.id)
+             if r["alike"]}
+    assert alike == {"older sampled"}  # a config stored before the greedy setting compares as sampled

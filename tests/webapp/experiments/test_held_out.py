@@ -50,17 +50,23 @@ def launch(project, *, eval_dataset, config=None, kind=RunKind.POLICY):
                       dataset=make_dataset(project, n=4), policy=make_policy(project), eval_dataset=eval_dataset)
 
 
-def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps():
+def test_a_float_every_steps_the_engine_accepts_is_accepted_with_held_out_prompts():
+    project = make_project()
+    run = launch(project, eval_dataset=make_dataset(project), config=held_out_config(every=2.0))
+    assert run.config["eval"]["every_steps"] == 2
+
+
+def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_last():
     project = make_project()
     held_out = make_dataset(project, name="held out", n=3)
-    run = launch(project, eval_dataset=held_out, config=held_out_config(every=2, total_steps=4))
+    run = launch(project, eval_dataset=held_out, config=held_out_config(every=2, total_steps=5))
     assert run.eval_dataset == held_out
     assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
     for key in ("eval/greedy_pass@1", "eval/pass@2"):
         points = history(run, key)
-        assert [step for step, _ in points] == [2, 4], key
+        assert [step for step, _ in points] == [2, 4, 5], key
         assert all(0.0 <= value <= 1.0 for _, value in points)
-    assert [s for s, _ in history(run, "reward")] == [1, 2, 3, 4]
+    assert [s for s, _ in history(run, "reward")] == [1, 2, 3, 4, 5]
     # Only the training prompts are sampled for trajectories; the held-out ones are never trained on.
     assert not run.trajectories.filter(prompt__dataset=held_out).exists() and run.trajectories.exists()
 
@@ -72,6 +78,8 @@ def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps():
     ("empty", "eval_dataset", "has no prompts"),
     ("another project's", "eval_dataset", "belongs to another project"),
     ("an evaluation run's", "eval_dataset", "only a policy run"),
+    ("the training set", "eval_dataset", "another dataset than the training one"),
+    ("every steps as a float", "eval_dataset", "choose the held-out prompts"),  # 2.0 is 2 to the engine
 ])
 def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(case, field, fragment, no_broker):
     project = make_project()
@@ -90,8 +98,14 @@ def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(
         eval_dataset = make_dataset(make_project())
     elif case == "an evaluation run's":
         kind = RunKind.EVALUATION
+    elif case == "every steps as a float":
+        eval_dataset, config = None, held_out_config(every=2.0)
+    training = make_dataset(project)
+    if case == "the training set":
+        eval_dataset = training
     with pytest.raises(RunError) as info:
-        launch(project, eval_dataset=eval_dataset, config=config, kind=kind)
+        run_launch(project=project, user=None, name="held out", kind=kind, config=config, dataset=training,
+                   policy=make_policy(project), eval_dataset=eval_dataset)
     assert (info.value.field, fragment in info.value.message) == (field, True), info.value.message
     assert not Run.objects.exists() and no_broker == []
 
@@ -99,10 +113,17 @@ def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(
 def test_a_dataset_held_out_by_a_run_is_kept_until_the_run_is_deleted():
     project = make_project()
     held_out = make_dataset(project)
-    launch(project, eval_dataset=held_out)
-    with pytest.raises(DatasetInUse, match="held out"):
+    run = launch(project, eval_dataset=held_out)
+    with pytest.raises(DatasetInUse) as info:
         dataset_delete(dataset_id=held_out.id)
+    assert "1 run used it (to train, evaluate or hold out): “held out”" in info.value.message
     assert held_out.prompts.count() == 4
+    Run.objects.filter(pk=run.id).update(status=RunStatus.CANCELLED)
+    from webapp.experiments.services import run_delete
+
+    run_delete(run_id=run.id)
+    dataset_delete(dataset_id=held_out.id)
+    assert not held_out.prompts.exists()
 
 
 def test_only_a_policy_run_holds_prompts_out_in_the_database_too():
