@@ -93,7 +93,8 @@ def tiny_run_form_data(policy, dataset, name: str = "tiny run", total_steps: int
     data = {"name": name, "policy": policy.id, "dataset": dataset.id}
     for path, _ in KNOBS + HELD_OUT_KNOBS:
         section, key = path.split(".")
-        data[form_name(path)] = defaults[section][key]
+        if defaults[section][key] is not None:  # an optional knob left blank
+            data[form_name(path)] = defaults[section][key]
     tiny = tiny_run_config(total_steps, checkpoint_every)
     for section in ("rollout", "train"):
         for key, value in tiny[section].items():

@@ -72,3 +72,14 @@ def test_module_entry_point_runs(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rollout"]["num_generations"] == 8
+
+
+def test_default_config_explain_lists_every_setting_with_its_default_and_meaning(capsys):
+    from workers.engine.config import config_field_help
+
+    assert main(["default-config", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "algorithm.clip_eps_low_incorrect = null\n    DISPO:" in out
+    assert "rollout.num_generations = 8\n    Completions per prompt" in out
+    assert "\nrollout\n    Sampling." in out  # a section: no value of its own
+    assert all(f"\n{name}" in "\n" + out for name in config_field_help())

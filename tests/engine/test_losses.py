@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from workers.engine.config import AlgorithmConfig, OptimConfig
-from workers.engine.losses import (aggregate_loss, clipped_policy_loss, importance_log_ratio,
-                                   kl_k3, token_logprobs)
+from workers.engine.losses import (aggregate_loss, clipped_policy_loss, clipped_weight_policy_loss,
+                                   importance_log_ratio, kl_k3, token_logprobs)
 from workers.engine.rollout import left_pad
 from workers.engine.tiny import build_tiny_policy
 from workers.engine.update import UpdateBatch, learning_rate_at, policy_update
@@ -105,10 +105,60 @@ def test_an_update_with_incorrect_clips_equal_to_the_usual_ones_is_the_usual_upd
                                 micro_batch_size=4)
         results.append((metrics, [p.detach().clone() for p in model.parameters()]))
     (plain, p0), (equal, p1), (tight, p2) = results
+    assert "clip_ratio/incorrect_region_mean" not in plain
+    assert 0 <= equal.pop("clip_ratio/incorrect_region_mean") <= equal["clip_ratio/region_mean"]
+    assert tight["clip_ratio/incorrect_region_mean"] > 0
     assert all(torch.equal(a, b) for a, b in zip(p0, p1)) and plain == equal
     assert plain["clip_ratio/region_mean"] > 0  # the clips bound in this update
     assert tight["clip_ratio/region_mean"] > plain["clip_ratio/region_mean"]
     assert any(not torch.allclose(a, b) for a, b in zip(p0, p2))
+
+
+def test_cispo_clips_the_weight_and_keeps_every_tokens_gradient():
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.1]])).requires_grad_()
+    old, mask = torch.zeros(1, 3), torch.ones(1, 3)
+    for adv, clipped_weight in ((2.0, [1.28, 0.8, 1.1]), (-1.0, [1.28, 0.8, 1.1])):
+        logp.grad = None
+        terms = clipped_weight_policy_loss(logp, old, torch.tensor([adv]), mask, eps_low=0.2, eps_high=0.28)
+        terms.pg_loss.sum().backward()
+        # d/d log pi of -A * sg(clip(r)) * log pi: -A * clip(r), on clipped tokens too.
+        assert logp.grad[0].tolist() == pytest.approx([-adv * w for w in clipped_weight])
+        assert terms.clipped_high[0].tolist() == [True, False, False]  # whatever the advantage's sign
+        assert terms.clipped_low[0].tolist() == [False, True, False]
+    zero = clipped_weight_policy_loss(logp, old, torch.tensor([0.0]), mask, eps_low=0.2, eps_high=0.28)
+    assert not zero.clipped_region.any()
+
+
+def test_the_two_surrogates_take_the_same_first_step():
+    """At ratio 1 (μ = 1) the gradient of both is A * grad log pi."""
+    params = []
+    for surrogate in ("ppo", "cispo"):
+        model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=1, num_heads=2,
+                                       intermediate_size=64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        policy_update(model, optimizer, _update_batch(tok), algo=AlgorithmConfig(surrogate=surrogate),
+                      optim=OptimConfig(max_grad_norm=0), lr=1.0, temperature=1.0, max_new_tokens=2,
+                      micro_batch_size=4)
+        params.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*params))
+
+
+@pytest.mark.parametrize("surrogate, binds", [("ppo", False), ("cispo", True)])
+def test_an_incorrect_completions_upper_clip_binds_only_under_cispo(surrogate, binds):
+    """With a 0/1 reward alone incorrect completions have advantages <= 0: the 'ppo' surrogate
+    never clips them from above, 'cispo' does (all four DISPO clips bind)."""
+    params = []
+    for extra in ({}, {"clip_eps_high_incorrect": 0.0}):
+        model, tok = build_tiny_policy(alphabet="abc", hidden_size=32, num_layers=1, num_heads=2,
+                                       intermediate_size=64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        batch = _update_batch(tok)  # advantages 1, -1, 0.5, -0.5
+        batch.correct = torch.tensor([True, False, True, False])
+        policy_update(model, optimizer, batch, algo=AlgorithmConfig(num_iterations=4, surrogate=surrogate, **extra),
+                      optim=OptimConfig(), lr=0.05, temperature=1.0, max_new_tokens=2, micro_batch_size=4)
+        params.append([p.detach().clone() for p in model.parameters()])
+    same = all(torch.equal(a, b) for a, b in zip(*params))
+    assert same is not binds
 
 
 def test_sequence_ratio_is_geometric_mean_of_token_ratios():

@@ -25,8 +25,11 @@ KNOBS = [
     ("algorithm.scale", "Advantage scale"),
     ("algorithm.loss_aggregation", "Loss aggregation"),
     ("algorithm.importance_level", "Importance ratio"),
+    ("algorithm.surrogate", "Surrogate"),
     ("algorithm.clip_eps_low", "Clip ε low"),
     ("algorithm.clip_eps_high", "Clip ε high"),
+    ("algorithm.clip_eps_low_incorrect", "Clip ε low, incorrect (DISPO)"),
+    ("algorithm.clip_eps_high_incorrect", "Clip ε high, incorrect (DISPO)"),
     ("algorithm.beta", "KL β"),
     ("algorithm.num_iterations", "Updates per batch (μ)"),
     ("rollout.num_generations", "Completions per prompt (G)"),
@@ -88,6 +91,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
         "algorithm.scale": engine_config.SCALES,
         "algorithm.loss_aggregation": engine_config.LOSS_AGGREGATIONS,
         "algorithm.importance_level": engine_config.IMPORTANCE_LEVELS,
+        "algorithm.surrogate": engine_config.SURROGATES,
         "policy.dtype": engine_config.DTYPES,
     }.get(path)
 
@@ -139,6 +143,8 @@ class NewRunForm(forms.Form):
                 field = forms.ChoiceField(choices=[(c, c) for c in choices], **common)
             elif isinstance(default, bool):
                 field = forms.BooleanField(required=False, **common)
+            elif default is None:  # optional: blank is null, the engine's "same as …"
+                field = forms.FloatField(required=False, **common)
             elif isinstance(default, int):
                 field = forms.IntegerField(**common)
             else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from webapp.experiments.models import RunKind
+
 MISSING = "—"
 
 
@@ -32,9 +34,9 @@ def settings_differences(settings: list[dict[str, Any]]) -> list[dict[str, Any]]
     keys = sorted({k for f in flat for k in f})
     out = []
     for key in keys:
-        shown = [_shown(f[key]) if key in f else MISSING for f in flat]
-        if len(set(shown)) > 1:
-            out.append({"key": key, "values": shown})
+        stored = {json.dumps(f[key], sort_keys=True) if key in f else None for f in flat}  # 1 is not "1"
+        if len(stored) > 1:
+            out.append({"key": key, "values": [_shown(f[key]) if key in f else MISSING for f in flat]})
     return out
 
 
@@ -46,6 +48,13 @@ def run_settings(run) -> dict[str, Any]:
     """What a run was launched with, for comparison: its config's sections, and its policy and
     datasets by name under capitalised keys (which sort first and match no config section)."""
     config = run.config if isinstance(run.config, dict) else {}
+    if run.kind in (RunKind.POLICY, RunKind.EVALUATION):
+        from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
+
+        try:  # defaults filled and numbers typed, so a setting added since, or 2 against 2.0, is no difference
+            config = TrainConfig.from_dict(config).to_dict()
+        except Exception:  # noqa: BLE001 (a config stored before a change of rules: compare it as stored)
+            pass
     named = {"Policy": run.policy if run.policy_id else None, "Dataset": run.dataset if run.dataset_id else None,
              "Held-out prompts": run.eval_dataset if run.eval_dataset_id else None}
     return {**config, **{key: obj.name for key, obj in named.items() if obj is not None}}

@@ -54,8 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
     sub.add_parser("train-rm", help="train a reward model (see its own --help)")
     defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON")
-    defaults.set_defaults(run=lambda args: print(json.dumps(_default_config(), indent=2)) or 0)
+    defaults.add_argument("--explain", action="store_true",
+                          help="list every setting instead: its dotted name, default and meaning")
+    defaults.set_defaults(run=lambda args: print(_explained_config() if args.explain
+                                                 else json.dumps(_default_config(), indent=2)) or 0)
     return parser
+
+
+def _explained_config() -> str:
+    """Every setting as ``name = default`` and its help, indented, sections included."""
+    from .config import config_field_help  # noqa: PLC0415
+
+    defaults, lines = _default_config(), []
+    for name, text in config_field_help().items():
+        value: object = defaults
+        for part in name.split("."):
+            value = value[part]
+        shown = "" if isinstance(value, dict) else f" = {json.dumps(value)}"
+        lines += [f"{name}{shown}", f"    {text}"]
+    return "\n".join(lines)
 
 
 def _default_config() -> dict:

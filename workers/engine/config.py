@@ -24,6 +24,7 @@ ESTIMATORS = ("grpo", "rloo", "reinforce_pp", "gdpo")
 SCALES = ("group", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 IMPORTANCE_LEVELS = ("token", "sequence")
+SURROGATES = ("ppo", "cispo")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -212,13 +213,21 @@ class AlgorithmConfig:
                                 default=0.2)
     clip_eps_high: float = _help("Upper clip (clip-higher): ratios above 1 + eps_high stop "
                                  "pushing up.", default=0.28)
+    surrogate: str = _help(
+        "'ppo': the clipped-ratio objective of PPO, GRPO and DAPO; a token whose ratio has left "
+        "[1 - eps_low, 1 + eps_high] in the direction its advantage pushes gets no gradient, so "
+        "the lower clip binds only where the advantage is negative and the upper only where it "
+        "is positive. 'cispo': the clipped importance weight (no gradient through it) times the "
+        "log-prob (CISPO); every token keeps its gradient, its weight held in that range "
+        "whatever its advantage's sign.", default="ppo")
     clip_eps_low_incorrect: float | None = _help(
-        "DISPO: the lower clip for incorrect completions (accuracy reward not 1), so that "
-        "pushing wrong answers down is bounded apart from right ones; null = clip_eps_low.",
+        "DISPO: the lower clip for incorrect completions (accuracy reward not 1); null = "
+        "clip_eps_low. Correct and incorrect completions, up and down: four clips, all of which "
+        "bind with surrogate 'cispo' (with 'ppo' and a 0/1 reward alone, an incorrect "
+        "completion's advantage is never positive, so its upper clip never binds).",
         default=None)
     clip_eps_high_incorrect: float | None = _help(
-        "DISPO: the upper clip for incorrect completions; null = clip_eps_high. With the two "
-        "above, four clips: correct and incorrect completions, up and down.", default=None)
+        "DISPO: the upper clip for incorrect completions; null = clip_eps_high.", default=None)
     beta: float = _help("KL penalty weight to the frozen initial policy (k3); 0 loads no "
                         "reference model.", default=0.0)
     num_iterations: int = _help("Updates per rollout batch (mu); old log-probs are kept from "
@@ -230,6 +239,7 @@ class AlgorithmConfig:
         _one_of(self.scale, SCALES, s, "scale")
         _one_of(self.loss_aggregation, LOSS_AGGREGATIONS, s, "loss_aggregation")
         _one_of(self.importance_level, IMPORTANCE_LEVELS, s, "importance_level")
+        _one_of(self.surrogate, SURROGATES, s, "surrogate")
         _check(0 <= self.clip_eps_low < 1, s, "clip_eps_low", "must be in [0, 1), e.g. 0.2")
         _check(self.clip_eps_high >= 0, s, "clip_eps_high", "must be >= 0, e.g. 0.28")
         _check(self.clip_eps_low_incorrect is None or 0 <= self.clip_eps_low_incorrect < 1, s,

@@ -48,14 +48,14 @@ def importance_log_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor, mas
 
 @dataclass
 class PolicyLossTerms:
-    """Per-token pieces of the clipped loss, each (N, T)."""
+    """Per-token pieces of the clipped loss, each (N, T). For the 'ppo' surrogate:"""
 
     ratio: torch.Tensor
-    pg_loss1: torch.Tensor  # -A * ratio
-    pg_loss2: torch.Tensor  # -A * clip(ratio, 1 - eps_low, 1 + eps_high)
-    pg_loss: torch.Tensor  # max(pg_loss1, pg_loss2)
-    clipped_low: torch.Tensor  # ratio < 1 - eps_low where A < 0 (bool)
-    clipped_high: torch.Tensor  # ratio > 1 + eps_high where A > 0 (bool)
+    pg_loss1: torch.Tensor  # -A * ratio  ('cispo': -A * sg(ratio) * log pi)
+    pg_loss2: torch.Tensor  # -A * clip(ratio, 1 - eps_low, 1 + eps_high)  ('cispo': clipped weight)
+    pg_loss: torch.Tensor  # max(pg_loss1, pg_loss2)  ('cispo': pg_loss2)
+    clipped_low: torch.Tensor  # ratio < 1 - eps_low where A < 0 (bool)  ('cispo': where A != 0)
+    clipped_high: torch.Tensor  # ratio > 1 + eps_high where A > 0 (bool)  ('cispo': where A != 0)
 
     @property
     def clipped_region(self) -> torch.Tensor:
@@ -73,14 +73,7 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
     clips (DISPO: one pair for correct completions, another for incorrect ones)."""
     ratio = torch.exp(importance_log_ratio(logprobs, old_logprobs, mask, level))
     adv = advantages.unsqueeze(1)
-    if isinstance(eps_low, torch.Tensor) or isinstance(eps_high, torch.Tensor):
-        n = ratio.shape[0]
-        low = 1.0 - torch.as_tensor(eps_low, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
-        high = 1.0 + torch.as_tensor(eps_high, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
-        clipped = torch.clamp(ratio, low, high)
-    else:
-        low, high = 1.0 - eps_low, 1.0 + eps_high
-        clipped = torch.clamp(ratio, low, high)
+    low, high, clipped = _clip(ratio, eps_low, eps_high)
     pg_loss1 = -adv * ratio
     pg_loss2 = -adv * clipped
     return PolicyLossTerms(
@@ -88,6 +81,41 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
         pg_loss=torch.maximum(pg_loss1, pg_loss2),
         clipped_low=(ratio < low) & (adv < 0),
         clipped_high=(ratio > high) & (adv > 0))
+
+
+def _clip(ratio: torch.Tensor, eps_low: float | torch.Tensor, eps_high: float | torch.Tensor):
+    """(low, high, clamp(ratio, low, high)): the bounds as numbers, or (N, 1) columns for per-row clips."""
+    if isinstance(eps_low, torch.Tensor) or isinstance(eps_high, torch.Tensor):
+        n = ratio.shape[0]
+        low = 1.0 - torch.as_tensor(eps_low, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
+        high = 1.0 + torch.as_tensor(eps_high, dtype=ratio.dtype, device=ratio.device).expand(n)[:, None]
+    else:
+        low, high = 1.0 - eps_low, 1.0 + eps_high
+    return low, high, torch.clamp(ratio, low, high)
+
+
+def clipped_weight_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor,
+                               advantages: torch.Tensor, mask: torch.Tensor, *,
+                               eps_low: float | torch.Tensor, eps_high: float | torch.Tensor,
+                               level: str = "token") -> PolicyLossTerms:
+    """CISPO's objective: -sg(clip(ratio, 1 - eps_low, 1 + eps_high)) * A * log pi per token.
+
+    Unlike the 'ppo' surrogate no token loses its gradient: a clipped ratio only caps the
+    weight of its token's log-prob gradient, whatever the advantage's sign, so a lower and an
+    upper clip bind for positive and negative advantages alike (with per-row clips, DISPO's
+    four). At ratio 1 (the first pass) its gradient equals the 'ppo' one: A * grad log pi.
+    Shapes as ``clipped_policy_loss``."""
+    ratio = torch.exp(importance_log_ratio(logprobs, old_logprobs, mask, level))
+    adv = advantages.unsqueeze(1)
+    low, high, clipped = _clip(ratio.detach(), eps_low, eps_high)
+    pg_loss1 = -adv * ratio.detach() * logprobs
+    pg_loss2 = -adv * clipped * logprobs
+    moving = adv != 0
+    return PolicyLossTerms(ratio=ratio, pg_loss1=pg_loss1, pg_loss2=pg_loss2, pg_loss=pg_loss2,
+                           clipped_low=(ratio < low) & moving, clipped_high=(ratio > high) & moving)
+
+
+SURROGATE_LOSSES = {"ppo": clipped_policy_loss, "cispo": clipped_weight_policy_loss}
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 
 from .chunked_logprobs import fast_token_logprobs, supports_head
 from .config import AlgorithmConfig, OptimConfig
-from .losses import aggregate_loss, clipped_policy_loss, kl_k3, token_logprobs
+from .losses import SURROGATE_LOSSES, aggregate_loss, kl_k3, token_logprobs
 from .master_weights import LOW_PRECISION, MasterWeightsAdamW
 
 
@@ -113,7 +113,9 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
                   max_new_tokens: int, micro_batch_size: int, ref_model=None,
                   fast: bool = False, compile_head: bool = False) -> dict[str, float]:
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
-    (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff).
+    (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff; with
+    clips by correctness also clip_ratio/incorrect_region_mean, the share of the batch's tokens
+    clipped in incorrect completions, so clip_ratio/region_mean minus it is the correct ones').
 
     Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
     KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
@@ -151,11 +153,12 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     device = batch.input_ids.device
     active = _row_chunks(needs_grad, micro_batch_size, device)
     eps_low, eps_high = clips_per_row(algo, batch.correct)
+    surrogate = SURROGATE_LOSSES[algo.surrogate]
     # Sums stay on the device and are read once at the end: a read per micro-batch would make
     # the host wait for the GPU before it could queue the next micro-batch's kernels.
     sums = {key: torch.zeros((), dtype=torch.float64, device=device)
-            for key in ("kl", "entropy", "low", "high", "region", "loss", "grad_norm",
-                        "logprob_diff")}
+            for key in ("kl", "entropy", "low", "high", "region", "region_incorrect", "loss",
+                        "grad_norm", "logprob_diff")}
     model.train()
     with torch.no_grad():
         for rows in _row_chunks(~needs_grad, micro_batch_size, device):
@@ -176,7 +179,7 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             if iteration == 0:
                 old_logprobs[rows] = logprobs.detach()
                 _first_pass_metrics(sums, batch, rows, logprobs, entropy, mask, batch_tokens)
-            terms = clipped_policy_loss(
+            terms = surrogate(
                 logprobs, old_logprobs[rows], batch.advantages[rows], m, level=algo.importance_level,
                 eps_low=eps_low[rows] if isinstance(eps_low, torch.Tensor) else eps_low,
                 eps_high=eps_high[rows] if isinstance(eps_high, torch.Tensor) else eps_high)
@@ -193,6 +196,10 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
             for key, hit in (("low", terms.clipped_low), ("high", terms.clipped_high),
                              ("region", terms.clipped_region)):
                 sums[key] += (hit.float() * m).sum(dtype=torch.float64) / max(batch_tokens, 1.0)
+            if algo.clips_by_correctness:  # the share of all tokens clipped in incorrect completions
+                wrong = (~batch.correct[rows]).float()[:, None]
+                sums["region_incorrect"] += (terms.clipped_region.float() * m * wrong).sum(
+                    dtype=torch.float64) / max(batch_tokens, 1.0)
         _zero_missing_grads(model)
         max_norm = optim.max_grad_norm if optim.max_grad_norm > 0 else math.inf
         sums["grad_norm"] += torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
@@ -201,11 +208,14 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     model.eval()
     mu = algo.num_iterations
     sums = dict(zip(sums, torch.stack(list(sums.values())).tolist()))  # one read of the GPU
-    return {"kl": sums["kl"] / mu, "entropy": sums["entropy"],
-            "clip_ratio/low_mean": sums["low"] / mu, "clip_ratio/high_mean": sums["high"] / mu,
-            "clip_ratio/region_mean": sums["region"] / mu, "grad_norm": sums["grad_norm"] / mu,
-            "loss": sums["loss"] / mu, "learning_rate": lr,
-            "rollout/logprob_abs_diff": sums["logprob_diff"]}
+    metrics = {"kl": sums["kl"] / mu, "entropy": sums["entropy"],
+               "clip_ratio/low_mean": sums["low"] / mu, "clip_ratio/high_mean": sums["high"] / mu,
+               "clip_ratio/region_mean": sums["region"] / mu, "grad_norm": sums["grad_norm"] / mu,
+               "loss": sums["loss"] / mu, "learning_rate": lr,
+               "rollout/logprob_abs_diff": sums["logprob_diff"]}
+    if algo.clips_by_correctness:
+        metrics["clip_ratio/incorrect_region_mean"] = sums["region_incorrect"] / mu
+    return metrics
 
 
 def clips_per_row(algo: AlgorithmConfig, correct: torch.Tensor | None

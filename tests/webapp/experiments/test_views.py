@@ -100,6 +100,19 @@ def test_the_precision_chosen_on_the_form_reaches_the_run_config(client, researc
     assert policy["dtype"] == "bfloat16" and policy["source"] == "tiny"
 
 
+def test_the_new_run_form_sets_dispo_clips_and_the_cispo_surrogate(client, researcher):
+    data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher))
+    page = client.get(new_run_url(researcher)).content.decode()
+    assert 'name="algorithm__clip_eps_low_incorrect"' in page and 'name="algorithm__surrogate"' in page
+    response = client.post(new_run_url(researcher), {**data, "algorithm__surrogate": "cispo",
+                                                     "algorithm__clip_eps_low_incorrect": "0.1",
+                                                     "algorithm__clip_eps_high_incorrect": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    algorithm = Run.objects.get(project=researcher).config["algorithm"]
+    assert (algorithm["surrogate"], algorithm["clip_eps_low_incorrect"], algorithm["clip_eps_high_incorrect"]) == (
+        "cispo", 0.1, None)
+
+
 @pytest.mark.parametrize("change, field, message", [
     ({"rollout__num_generations": 1}, "rollout__num_generations", "must be at least 2"),
     ({"algorithm__estimator": "ppo"}, "algorithm__estimator", "Select a valid choice"),
@@ -112,6 +125,10 @@ def test_the_precision_chosen_on_the_form_reaches_the_run_config(client, researc
     ({"name": "  "}, "name", "This field is required"),
     ({"train__seed": "99999999999999999999999"}, "train__seed", "2**32 - 1"),
     ({"overrides": '{"filters": NaN}'}, "overrides", "NaN is not a number"),
+    ({"algorithm__clip_eps_low_incorrect": 1.5}, "algorithm__clip_eps_low_incorrect", "must be in [0, 1)"),
+    ({"algorithm__clip_eps_high_incorrect": 0.5, "reward_0_name": "", "reward_1_name": "length"},
+     "algorithm__clip_eps_high_incorrect", "needs a 0/1 reward"),
+    ({"algorithm__surrogate": "trpo"}, "algorithm__surrogate", "Select a valid choice"),
 ])
 def test_invalid_input_is_shown_on_its_field_and_nothing_is_queued(client, researcher, sent, change, field, message,
                                                                   django_capture_on_commit_callbacks):
