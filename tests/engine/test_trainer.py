@@ -231,6 +231,27 @@ def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
     assert {"eval/greedy_pass@1", "eval/pass@2"} <= set(recorder.metrics[1])
 
 
+def test_a_stop_asked_during_an_evaluation_ends_it_and_the_run_after_that_step(tiny_cfg, tmp_path):
+    """should_stop is asked between evaluation batches: the step is recorded without its
+    eval/ figures, and the loop stops before the next step."""
+    class StopDuringSecondEval(Recorder):
+        calls = 0
+
+        def should_stop(self):  # step 1, its two eval batches, step 2, then stop in its eval
+            self.calls += 1
+            return self.calls >= 5
+
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "exact_answer"}], eval={"every_steps": 1, "num_samples": 2, "k": 2},
+        train={"total_steps": 3}))
+    prompts = [PromptRecord("a", reference="aa")]
+    recorder = StopDuringSecondEval()
+    result = train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
+    assert (result.stopped, result.steps_completed, sorted(recorder.metrics)) == (True, 2, [1, 2])
+    assert "eval/pass@2" in recorder.metrics[1] and not any(k.startswith("eval/") for k in recorder.metrics[2])
+    assert (tmp_path / "checkpoints" / "step-2").is_dir()  # the step is done and saved
+
+
 def test_periodic_eval_also_measures_the_last_step(tiny_cfg, tmp_path):
     config = TrainConfig.from_dict(tiny_cfg(
         rewards=[{"name": "exact_answer"}], eval={"every_steps": 2, "num_samples": 2, "k": 2},

@@ -281,6 +281,7 @@ class NewEvaluationForm(NewRunForm):
         self.fields["overrides"].help_text = ('Any other engine setting, e.g. {"rollout": {"top_p": 0.95}} '
                                               'or {"train": {"device": "cpu"}}.')
         self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
+        self.fields["rollout__num_generations"].required = False  # blank with Greedy; the engine names it otherwise
 
     def config(self) -> dict:
         """As the New-run form's, except that greedy decoding takes one completion per prompt

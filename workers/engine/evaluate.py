@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -26,12 +26,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - failure
 
 
+class _Stopped(Exception):
+    """``should_stop`` said so between two batches."""
+
+
 def _correct(model, tokenizer, prompt_ids: list[list[int]], references: list[str | None],
              params: SamplingParams, generator: torch.Generator | None, batch_rows: int,
-             sampler: Sampler) -> list[float]:
+             sampler: Sampler, should_stop: Callable[[], bool]) -> list[float]:
     pad_id, eos_ids = tokenizer.pad_token_id, stop_token_ids(model, tokenizer)
     out: list[float] = []
     for start in range(0, len(prompt_ids), batch_rows):
+        if should_stop():
+            raise _Stopped
         batch = sampler(model, prompt_ids[start:start + batch_rows], params,
                         pad_id=pad_id, eos_ids=eos_ids, generator=generator)
         completions = decode_completions(tokenizer, batch)
@@ -42,26 +48,40 @@ def _correct(model, tokenizer, prompt_ids: list[list[int]], references: list[str
 def evaluate_pass_at_k(model, tokenizer, records: Sequence[PromptRecord], *, num_samples: int,
                        k: int, max_new_tokens: int, temperature: float = 1.0,
                        use_chat_template: bool = True, seed: int = 0, batch_rows: int = 32,
-                       sampler: Sampler = sample_completions) -> dict[str, float]:
+                       sampler: Sampler = sample_completions,
+                       should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
     """{"greedy_pass@1": fraction solved greedily, "pass@<k>": mean unbiased pass@k over
-    ``num_samples`` samples per prompt at ``temperature``}, decoding with ``sampler``."""
+    ``num_samples`` samples per prompt at ``temperature``}, decoding with ``sampler``; None when
+    ``should_stop``, asked before each batch of ``batch_rows`` rows, ends it early."""
     was_training = model.training
+    try:
+        return _pass_at_k(model, tokenizer, records, num_samples=num_samples, k=k,
+                          max_new_tokens=max_new_tokens, temperature=temperature,
+                          use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
+                          sampler=sampler, should_stop=should_stop)
+    except _Stopped:
+        return None
+    finally:
+        model.train(was_training)
+
+
+def _pass_at_k(model, tokenizer, records, *, num_samples, k, max_new_tokens, temperature,
+               use_chat_template, seed, batch_rows, sampler, should_stop) -> dict[str, float]:
     model.eval()
     prompt_ids = encode_prompts(tokenizer, [r.prompt for r in records],
                                 use_chat_template=use_chat_template)
     references = [r.reference for r in records]
     greedy = _correct(model, tokenizer, prompt_ids, references,
                       SamplingParams(max_new_tokens=max_new_tokens, greedy=True), None,
-                      batch_rows, sampler)
+                      batch_rows, sampler, should_stop)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     sampled = _correct(model, tokenizer, [p for p in prompt_ids for _ in range(num_samples)],
                        [r for r in references for _ in range(num_samples)],
                        SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature),
-                       generator, batch_rows, sampler)
+                       generator, batch_rows, sampler, should_stop)
     per_prompt = [pass_at_k(num_samples, int(sum(sampled[i:i + num_samples])), k)
                   for i in range(0, len(sampled), num_samples)]
-    model.train(was_training)
     return {"greedy_pass@1": sum(greedy) / len(greedy),
             f"pass@{k}": sum(per_prompt) / len(per_prompt)}

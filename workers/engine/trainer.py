@@ -130,7 +130,7 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
             break
         metrics, records_of_step = _train_step(session, step)
         if eval_records and _evaluates_at(step, config):
-            metrics.update(_evaluate(session, eval_records, step))
+            metrics.update(_evaluate(session, eval_records, step, callbacks.should_stop))
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
             callbacks.on_rollouts(step, records_of_step())
@@ -362,7 +362,10 @@ def _evaluates_at(step: int, config: TrainConfig) -> bool:
     return every > 0 and (step % every == 0 or step == config.train.total_steps)
 
 
-def _evaluate(s: _Session, records: list[PromptRecord], step: int) -> dict[str, float]:
+def _evaluate(s: _Session, records: list[PromptRecord], step: int,
+              should_stop: Callable[[], bool]) -> dict[str, float]:
+    """eval/ metrics of the held-out ``records``; none when the run is asked to stop meanwhile
+    (the step itself is done, and the loop stops before the next)."""
     from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
 
     cfg = s.config
@@ -370,5 +373,6 @@ def _evaluate(s: _Session, records: list[PromptRecord], step: int) -> dict[str, 
         s.model, s.tokenizer, records, num_samples=cfg.eval.num_samples, k=cfg.eval.k,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
         temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
-        seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler)
-    return {f"eval/{k}": v for k, v in result.items()}
+        seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler,
+        should_stop=should_stop)
+    return {f"eval/{k}": v for k, v in (result or {}).items()}
