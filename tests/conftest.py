@@ -19,3 +19,16 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 import django  # noqa: E402
 
 django.setup()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Task messages the services send, captured instead of reaching a broker: [(name, args)]."""
+    from workers.celery_app import app
+
+    messages = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
+    return messages

@@ -16,16 +16,7 @@ from webapp.experiments.selectors import metric_latest
 from webapp.experiments.services import run_execute, run_launch
 from workers.engine.evaluate import pass_at_k
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    from workers.celery_app import app
-
-    sent = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]  # no task reaches a broker
 
 
 def eval_config(**sections):
@@ -215,7 +206,7 @@ def researcher(client):
     return project
 
 
-def test_the_new_evaluation_page_launches_an_evaluation_run(client, researcher, no_broker,
+def test_the_new_evaluation_page_launches_an_evaluation_run(client, researcher, sent,
                                                              django_capture_on_commit_callbacks):
     from tests.factories import tiny_run_form_data
 
@@ -229,7 +220,7 @@ def test_the_new_evaluation_page_launches_an_evaluation_run(client, researcher, 
         response = client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     run = Run.objects.get(name="base on arithmetic")
-    assert run.kind == RunKind.EVALUATION and no_broker == [("workers.tasks.run_evaluation", [run.id])]
+    assert run.kind == RunKind.EVALUATION and sent == [("workers.tasks.run_evaluation", [run.id])]
     assert reverse("experiments:new_evaluation", args=[researcher.id]) in client.get(
         reverse("experiments:list", args=[researcher.id])).content.decode()
 
@@ -269,7 +260,7 @@ def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, r
     assert [r["run"].name for r in shown] == ["newer 2", "newer 1", "base"]  # the oldest, asked for, comes too
 
 
-def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(no_broker, django_capture_on_commit_callbacks):
+def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(sent, django_capture_on_commit_callbacks):
     user = api_user()
     project = make_project(owner=user)
     api = token_client(user)
@@ -280,7 +271,7 @@ def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(no_brok
         created = api.post(f"/api/v1/projects/{project.id}/runs/", {**body, "policy": make_policy(project).id},
                            format="json")
     assert created.status_code == 201, created.json()
-    assert no_broker == [("workers.tasks.run_evaluation", [created.json()["id"]])]
+    assert sent == [("workers.tasks.run_evaluation", [created.json()["id"]])]
 
 
 # ---------------------------------------------------------------- greedy decoding
@@ -303,7 +294,7 @@ def test_a_greedy_evaluation_answers_each_prompt_once_and_sums_up_pass_at_1():
 
 
 @pytest.mark.parametrize("rollout", [GREEDY, {"greedy": True}])  # with G = 1 or not: the reason is greedy
-def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(no_broker, rollout):
+def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(sent, rollout):
     from webapp.experiments.errors import RunError
 
     project = make_project()
@@ -313,7 +304,7 @@ def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(no_broker, r
         run_launch(project=project, user=None, name="greedy", kind=RunKind.POLICY, config=config,
                    dataset=make_dataset(project), policy=make_policy(project))
     assert info.value.field == "config.rollout.greedy" and "evaluation runs" in str(info.value)
-    assert not Run.objects.exists() and no_broker == []
+    assert not Run.objects.exists() and sent == []
 
 
 def test_the_new_run_form_says_greedy_is_for_evaluations(client, researcher):
@@ -327,7 +318,7 @@ def test_the_new_run_form_says_greedy_is_for_evaluations(client, researcher):
     assert "must be 1 with greedy" not in body and not Run.objects.filter(name="greedy policy").exists()
 
 
-def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(client, researcher, no_broker):
+def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(client, researcher, sent):
     from tests.factories import tiny_run_form_data
 
     policy, dataset = make_policy(researcher), make_dataset(researcher)

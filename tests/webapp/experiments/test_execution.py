@@ -14,16 +14,6 @@ from webapp.experiments.services import run_cancel, run_execute, run_launch
 pytestmark = pytest.mark.django_db(transaction=False)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Task messages the services send (captured instead of reaching a broker)."""
-    from workers.celery_app import app
-
-    messages = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
-    return messages
-
-
 def launch(config=None, dataset_kwargs=None, **kwargs):
     user = make_user()
     project = make_project(owner=user)

@@ -24,16 +24,7 @@ from webapp.experiments.models import Run, RunKind, RunStatus
 from webapp.experiments.selectors import metric_points_page
 from webapp.experiments.services import run_execute, run_launch
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    from workers.celery_app import app
-
-    sent = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]  # no task reaches a broker
 
 
 def history(run, key):
@@ -81,7 +72,7 @@ def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_la
     ("the training set", "eval_dataset", "another dataset than the training one"),
     ("every steps as a float", "eval_dataset", "choose the held-out prompts"),  # 2.0 is 2 to the engine
 ])
-def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(case, field, fragment, no_broker):
+def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(case, field, fragment, sent):
     project = make_project()
     config, kind = held_out_config(), RunKind.POLICY
     eval_dataset = make_dataset(project)
@@ -107,7 +98,7 @@ def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(
         run_launch(project=project, user=None, name="held out", kind=kind, config=config, dataset=training,
                    policy=make_policy(project), eval_dataset=eval_dataset)
     assert (info.value.field, fragment in info.value.message) == (field, True), info.value.message
-    assert not Run.objects.exists() and no_broker == []
+    assert not Run.objects.exists() and sent == []
 
 
 def test_a_dataset_held_out_by_a_run_is_kept_until_the_run_is_deleted():

@@ -12,16 +12,9 @@ from webapp.experiments.models import PolicyModel, Run, RunKind
 from webapp.experiments.services import run_launch
 from webapp.rewards.models import RewardModel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]  # no task reaches a broker
 
 TINY_RM = {"backbone": "tiny", "batch_size": 4, "max_length": 32, "device": "cpu"}
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    from workers.celery_app import app
-
-    monkeypatch.setattr(app, "send_task", lambda name, args: None)
 
 
 def trained_reward_model(project, tmp_path, name="rm"):

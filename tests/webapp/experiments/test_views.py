@@ -22,15 +22,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    from workers.celery_app import app
-
-    messages = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
-    return messages
-
-
-@pytest.fixture
 def researcher(client):
     user = make_user()
     project = make_project(owner=user)

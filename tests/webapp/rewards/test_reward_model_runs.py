@@ -26,15 +26,6 @@ def pairs_jsonl(n=12):
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    from workers.celery_app import app
-
-    messages = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: messages.append((name, args)))
-    return messages
-
-
-@pytest.fixture
 def researcher(client):
     user = make_user()
     project = make_project(owner=user)
