@@ -129,6 +129,16 @@ def test_cispo_clips_the_weight_and_keeps_every_tokens_gradient():
     assert not zero.clipped_region.any()
 
 
+def test_cispo_keeps_padding_out_of_the_loss_even_at_minus_infinity():
+    logp = torch.tensor([[math.log(1.5), -math.inf]], requires_grad=True)
+    mask = torch.tensor([[1.0, 0.0]])
+    terms = clipped_weight_policy_loss(logp, torch.zeros(1, 2), torch.tensor([1.0]), mask, eps_low=0.2, eps_high=0.28)
+    loss = aggregate_loss(terms.pg_loss, mask, "token_mean", max_new_tokens=2)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(-1.28 * math.log(1.5))
+    assert logp.grad.tolist() == [[pytest.approx(-1.28), 0.0]]
+
+
 def test_the_two_surrogates_take_the_same_first_step():
     """At ratio 1 (μ = 1) the gradient of both is A * grad log pi."""
     params = []

@@ -252,6 +252,22 @@ def test_a_stop_asked_during_an_evaluation_ends_it_and_the_run_after_that_step(t
     assert (tmp_path / "checkpoints" / "step-2").is_dir()  # the step is done and saved
 
 
+def test_a_stop_asked_during_the_last_steps_evaluation_is_a_stop(tiny_cfg, tmp_path):
+    class StopDuringLastEval(Recorder):
+        calls = 0
+
+        def should_stop(self):  # step 1 (no evaluation: every 2), step 2, then in its evaluation
+            self.calls += 1
+            return self.calls >= 3
+
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "exact_answer"}], eval={"every_steps": 2, "num_samples": 2, "k": 2},
+        train={"total_steps": 2}))
+    prompts = [PromptRecord("a", reference="aa")]
+    result = train(config, prompts, StopDuringLastEval(), output_dir=tmp_path, eval_prompts=prompts)
+    assert (result.stopped, result.steps_completed) == (True, 2)
+
+
 def test_periodic_eval_also_measures_the_last_step(tiny_cfg, tmp_path):
     config = TrainConfig.from_dict(tiny_cfg(
         rewards=[{"name": "exact_answer"}], eval={"every_steps": 2, "num_samples": 2, "k": 2},

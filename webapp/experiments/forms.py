@@ -283,6 +283,13 @@ class NewEvaluationForm(NewRunForm):
         self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
         self.fields["rollout__num_generations"].required = False  # blank with Greedy; the engine names it otherwise
 
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("rollout__greedy") and self["rollout__num_generations"].value() in (None, ""):
+            self.errors.pop("rollout__num_generations", None)  # the engine's "expected a whole number, got None"
+            self.add_error("rollout__num_generations", "Required when sampling (at least 2), or tick Greedy.")
+        return cleaned
+
     def config(self) -> dict:
         """As the New-run form's, except that greedy decoding takes one completion per prompt
         whatever the G field says (the field is for sampling), unless the JSON sets G itself."""

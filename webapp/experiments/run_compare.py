@@ -36,7 +36,10 @@ def settings_differences(settings: list[dict[str, Any]]) -> list[dict[str, Any]]
     for key in keys:
         stored = {json.dumps(f[key], sort_keys=True) if key in f else None for f in flat}  # 1 is not "1"
         if len(stored) > 1:
-            out.append({"key": key, "values": [_shown(f[key]) if key in f else MISSING for f in flat]})
+            shown = [_shown(f[key]) if key in f else MISSING for f in flat]
+            if len(set(shown)) < len(stored):  # 1 against "1": the strings in quotes, so the cells differ
+                shown = [json.dumps(f[key]) if key in f else MISSING for f in flat]
+            out.append({"key": key, "values": shown})
     return out
 
 

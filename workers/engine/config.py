@@ -209,8 +209,8 @@ class AlgorithmConfig:
     importance_level: str = _help(
         "'token' (PPO/GRPO ratio per token) or 'sequence' (GSPO: geometric mean per sequence).",
         default="token")
-    clip_eps_low: float = _help("Lower clip: ratios below 1 - eps_low stop pushing down.",
-                                default=0.2)
+    clip_eps_low: float = _help("Lower clip: ratios below 1 - eps_low stop pushing down (with "
+                                "surrogate 'cispo': the floor of a token's weight).", default=0.2)
     clip_eps_high: float = _help("Upper clip (clip-higher): ratios above 1 + eps_high stop "
                                  "pushing up.", default=0.28)
     surrogate: str = _help(
@@ -219,12 +219,15 @@ class AlgorithmConfig:
         "the lower clip binds only where the advantage is negative and the upper only where it "
         "is positive. 'cispo': the clipped importance weight (no gradient through it) times the "
         "log-prob (CISPO); every token keeps its gradient, its weight held in that range "
-        "whatever its advantage's sign.", default="ppo")
+        "whatever its advantage's sign (so 1 - eps_low is a floor under the weight of a token "
+        "whose probability fell: a large eps_low, e.g. 0.99, all but removes it, as CISPO does). "
+        "Clips bind only when num_iterations > 1: the first update's ratios are 1.",
+        default="ppo")
     clip_eps_low_incorrect: float | None = _help(
         "DISPO: the lower clip for incorrect completions (accuracy reward not 1); null = "
         "clip_eps_low. Correct and incorrect completions, up and down: four clips, all of which "
-        "bind with surrogate 'cispo' (with 'ppo' and a 0/1 reward alone, an incorrect "
-        "completion's advantage is never positive, so its upper clip never binds).",
+        "bind with surrogate 'cispo' and num_iterations > 1 (with 'ppo' and a 0/1 reward alone, "
+        "an incorrect completion's advantage is never positive, so its upper clip never binds).",
         default=None)
     clip_eps_high_incorrect: float | None = _help(
         "DISPO: the upper clip for incorrect completions; null = clip_eps_high.", default=None)

@@ -37,7 +37,7 @@ def importance_log_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor, mas
                          level: str) -> torch.Tensor:
     """log pi/pi_old per token ('token'), or GSPO's per-sequence geometric mean
     mean_t(log pi - log pi_old) broadcast over the sequence ('sequence'). (N, T) -> (N, T)."""
-    log_ratio = (logprobs - old_logprobs) * mask
+    log_ratio = torch.where(mask.bool(), logprobs - old_logprobs, 0.0)  # padding: 0, even from -inf
     if level == "token":
         return log_ratio
     if level == "sequence":
@@ -52,7 +52,7 @@ class PolicyLossTerms:
 
     ratio: torch.Tensor
     pg_loss1: torch.Tensor  # -A * ratio  ('cispo': -A * sg(ratio) * log pi)
-    pg_loss2: torch.Tensor  # -A * clip(ratio, 1 - eps_low, 1 + eps_high)  ('cispo': clipped weight)
+    pg_loss2: torch.Tensor  # -A * clip(ratio, 1 - eps_low, 1 + eps_high)  ('cispo': -A * sg(clip) * log pi)
     pg_loss: torch.Tensor  # max(pg_loss1, pg_loss2)  ('cispo': pg_loss2)
     clipped_low: torch.Tensor  # ratio < 1 - eps_low where A < 0 (bool)  ('cispo': where A != 0)
     clipped_high: torch.Tensor  # ratio > 1 + eps_high where A > 0 (bool)  ('cispo': where A != 0)
@@ -107,6 +107,7 @@ def clipped_weight_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tenso
     Shapes as ``clipped_policy_loss``."""
     ratio = torch.exp(importance_log_ratio(logprobs, old_logprobs, mask, level))
     adv = advantages.unsqueeze(1)
+    logprobs = torch.where(mask.bool(), logprobs, 0.0)  # padding's log-probs never reach the loss, even -inf
     low, high, clipped = _clip(ratio.detach(), eps_low, eps_high)
     pg_loss1 = -adv * ratio.detach() * logprobs
     pg_loss2 = -adv * clipped * logprobs

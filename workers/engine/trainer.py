@@ -129,8 +129,11 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
             result.stopped = True
             break
         metrics, records_of_step = _train_step(session, step)
+        eval_cut_short = False
         if eval_records and _evaluates_at(step, config):
-            metrics.update(_evaluate(session, eval_records, step, callbacks.should_stop))
+            figures = _evaluate(session, eval_records, step, callbacks.should_stop)
+            eval_cut_short = figures is None
+            metrics.update(figures or {})
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
             callbacks.on_rollouts(step, records_of_step())
@@ -139,6 +142,9 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
         if step % config.train.checkpoint_every == 0 or step == config.train.total_steps:
             result.final_checkpoint = _checkpoint(session, output_dir, step, callbacks)
             last_saved = step
+        if eval_cut_short:  # asked to stop during the evaluation: the step is done, the run stops
+            result.stopped = True
+            break
     if result.steps_completed > last_saved:
         result.final_checkpoint = _checkpoint(session, output_dir, result.steps_completed,
                                               callbacks)
@@ -363,9 +369,9 @@ def _evaluates_at(step: int, config: TrainConfig) -> bool:
 
 
 def _evaluate(s: _Session, records: list[PromptRecord], step: int,
-              should_stop: Callable[[], bool]) -> dict[str, float]:
-    """eval/ metrics of the held-out ``records``; none when the run is asked to stop meanwhile
-    (the step itself is done, and the loop stops before the next)."""
+              should_stop: Callable[[], bool]) -> dict[str, float] | None:
+    """eval/ metrics of the held-out ``records``; None when the run is asked to stop meanwhile
+    (the step itself is done: the loop records it and stops)."""
     from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
 
     cfg = s.config
@@ -375,4 +381,4 @@ def _evaluate(s: _Session, records: list[PromptRecord], step: int,
         temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
         seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler,
         should_stop=should_stop)
-    return {f"eval/{k}": v for k, v in (result or {}).items()}
+    return None if result is None else {f"eval/{k}": v for k, v in result.items()}

@@ -335,7 +335,8 @@ def test_the_evaluation_form_decodes_greedily_with_one_completion_per_prompt(cli
     blank = client.post(url, {**data, "name": "greedy, G blank", "rollout__greedy": "on", "rollout__num_generations": ""})
     assert blank.status_code == 302 and Run.objects.get(name="greedy, G blank").config["rollout"]["num_generations"] == 1
     sampled = client.post(url, {**data, "name": "sampled, G blank", "rollout__num_generations": ""})
-    assert sampled.status_code == 400 and "rollout__num_generations" in sampled.context["form"].errors
+    assert sampled.status_code == 400
+    assert sampled.context["form"].errors["rollout__num_generations"] == ["Required when sampling (at least 2), or tick Greedy."]
     # G set in the JSON is the user's own: refused on the G field, with the reason.
     overrides = json.loads(data["overrides"])
     overrides["rollout"] = {"num_generations": 3}

@@ -25,8 +25,8 @@ def test_only_keys_whose_values_differ_are_listed_in_order_of_the_runs():
     assert settings_differences([runs[0], runs[0]]) == []
     # Values compare as they were stored: 1 and true differ, and so do a number and its text.
     assert settings_differences([{"x": 1}, {"x": True}]) == [{"key": "x", "values": ["1", "true"]}]
-    assert settings_differences([{"x": 1}, {"x": "1"}]) == [{"key": "x", "values": ["1", "1"]}]
-    assert settings_differences([{"x": None}, {"x": "null"}]) == [{"key": "x", "values": ["null", "null"]}]
+    assert settings_differences([{"x": 1}, {"x": "1"}]) == [{"key": "x", "values": ["1", '"1"']}]
+    assert settings_differences([{"x": None}, {"x": "null"}]) == [{"key": "x", "values": ["null", '"null"']}]
 
 
 @pytest.mark.django_db
