@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from webapp.experiments.models import RunKind
+from webapp.experiments.run_config import with_engine_defaults
 
 MISSING = "—"
 
@@ -51,13 +52,8 @@ def run_settings(run) -> dict[str, Any]:
     """What a run was launched with, for comparison: its config's sections, and its policy and
     datasets by name under capitalised keys (which sort first and match no config section)."""
     config = run.config if isinstance(run.config, dict) else {}
-    if run.kind in (RunKind.POLICY, RunKind.EVALUATION):
-        from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
-
-        try:  # defaults filled and numbers typed, so a setting added since, or 2 against 2.0, is no difference
-            config = TrainConfig.from_dict(config).to_dict()
-        except Exception:  # noqa: BLE001 (a config stored before a change of rules: compare it as stored)
-            pass
+    if run.kind in (RunKind.POLICY, RunKind.EVALUATION):  # a setting added since, or 2 against 2.0, is no difference
+        config = with_engine_defaults(config)
     named = {"Policy": run.policy if run.policy_id else None, "Dataset": run.dataset if run.dataset_id else None,
              "Held-out prompts": run.eval_dataset if run.eval_dataset_id else None}
     return {**config, **{key: obj.name for key, obj in named.items() if obj is not None}}

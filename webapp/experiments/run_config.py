@@ -75,3 +75,16 @@ def preference_data_section(data) -> dict[str, Any]:
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
+
+
+def with_engine_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A policy or evaluation run's stored config read as the engine reads it today: settings
+    added since it was stored filled with their defaults, numbers typed (2.0 is 2). A config the
+    engine's rules now refuse is returned as stored."""
+    from workers.engine.config import TrainConfig
+    from workers.engine.errors import ConfigError
+
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (ConfigError, TypeError, ValueError, AttributeError, KeyError):
+        return config

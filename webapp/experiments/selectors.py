@@ -215,12 +215,9 @@ def _evaluated_alike(config) -> tuple:
     rewards (with their weights and parameters) that scored them; not the policy, nor the seed."""
     if not isinstance(config, dict):
         return ()
-    from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
+    from webapp.experiments.run_config import with_engine_defaults  # noqa: PLC0415
 
-    try:  # the engine's defaults filled in, so a config stored before a setting existed compares alike
-        config = TrainConfig.from_dict(config).to_dict()
-    except Exception:  # noqa: BLE001 (a config stored before a change of rules: compare it as stored)
-        pass
+    config = with_engine_defaults(config)  # a config stored before a setting existed compares alike
     rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
     keys = ("greedy", "num_generations", "temperature", "top_p", "max_new_tokens", "use_chat_template")
     sampling = {k: rollout.get(k) for k in keys}
