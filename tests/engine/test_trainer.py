@@ -231,21 +231,27 @@ def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
     assert {"eval/greedy_pass@1", "eval/pass@2"} <= set(recorder.metrics[1])
 
 
+class StopAtCall(Recorder):
+    """should_stop answers yes from its ``n``-th call on (the loop asks before each step, an
+    evaluation before each batch)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def should_stop(self):
+        self.calls += 1
+        return self.calls >= self.n
+
+
 def test_a_stop_asked_during_an_evaluation_ends_it_and_the_run_after_that_step(tiny_cfg, tmp_path):
     """should_stop is asked between evaluation batches: the step is recorded without its
     eval/ figures, and the loop stops before the next step."""
-    class StopDuringSecondEval(Recorder):
-        calls = 0
-
-        def should_stop(self):  # step 1, its two eval batches, step 2, then stop in its eval
-            self.calls += 1
-            return self.calls >= 5
-
     config = TrainConfig.from_dict(tiny_cfg(
         rewards=[{"name": "exact_answer"}], eval={"every_steps": 1, "num_samples": 2, "k": 2},
         train={"total_steps": 3}))
     prompts = [PromptRecord("a", reference="aa")]
-    recorder = StopDuringSecondEval()
+    recorder = StopAtCall(5)  # step 1, its two eval batches, step 2, then stop in its eval
     result = train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
     assert (result.stopped, result.steps_completed, sorted(recorder.metrics)) == (True, 2, [1, 2])
     assert "eval/pass@2" in recorder.metrics[1] and not any(k.startswith("eval/") for k in recorder.metrics[2])
@@ -253,18 +259,11 @@ def test_a_stop_asked_during_an_evaluation_ends_it_and_the_run_after_that_step(t
 
 
 def test_a_stop_asked_during_the_last_steps_evaluation_is_a_stop(tiny_cfg, tmp_path):
-    class StopDuringLastEval(Recorder):
-        calls = 0
-
-        def should_stop(self):  # step 1 (no evaluation: every 2), step 2, then in its evaluation
-            self.calls += 1
-            return self.calls >= 3
-
     config = TrainConfig.from_dict(tiny_cfg(
         rewards=[{"name": "exact_answer"}], eval={"every_steps": 2, "num_samples": 2, "k": 2},
         train={"total_steps": 2}))
     prompts = [PromptRecord("a", reference="aa")]
-    result = train(config, prompts, StopDuringLastEval(), output_dir=tmp_path, eval_prompts=prompts)
+    result = train(config, prompts, StopAtCall(3), output_dir=tmp_path, eval_prompts=prompts)  # step 1 (no eval: every 2), step 2, its eval
     assert (result.stopped, result.steps_completed) == (True, 2)
 
 
