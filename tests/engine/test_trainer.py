@@ -316,6 +316,30 @@ def test_missing_reward_model_is_refused_before_work(tiny_cfg, tmp_path, no_mode
         train(config, PROMPTS, output_dir=tmp_path)
 
 
+def test_missing_judge_model_is_refused_before_work(tiny_cfg, tmp_path, no_model_loading):
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{
+        "name": "tournament", "judge": {"source": "path", "path": str(tmp_path / "judge")}}]))
+    with pytest.raises(ModelLoadError, match="rewards\\[0\\].judge"):
+        train(config, PROMPTS, output_dir=tmp_path)
+
+
+def test_a_tournament_judged_by_a_language_model_trains(tiny_cfg, tmp_path):
+    """ArenaRL end to end: a tiny judge ranks each group, every step, on the trainer's groups."""
+    judge = {"source": "tiny", "tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                        "intermediate_size": 64, "max_position_embeddings": 1024}}
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "tournament", "judge": judge, "anchor": "none"}],
+        train={"total_steps": 2}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    for step in (1, 2):
+        metrics = recorder.metrics[step]
+        assert metrics["rewards/tournament/judgements"] == 2 * 3  # 2 groups of 4: 3 matches each
+        assert 0.0 <= metrics["rewards/tournament/judge_consistency"] <= 1.0
+        assert metrics["rewards/tournament/mean"] == pytest.approx((1 + 2 / 3 + 2 * (1 - 2.5 / 3)) / 4)
+        assert metrics["grad_norm"] > 0  # distinct ranks inside every group: something to learn
+
+
 @pytest.mark.parametrize("patch, field", [
     ({"rewards": [{"name": "answer_checker"}]}, "rewards[0].name"),
     ({"rollout": {"num_generations": 1}}, "rollout.num_generations"),

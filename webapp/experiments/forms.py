@@ -18,6 +18,7 @@ from webapp.experiments.models import PolicyModel
 
 REWARD_ROWS = 4
 RM_PREFIX = "reward_model:"
+JUDGE_PREFIX = "judge:"  # a tournament reward judged by one of the project's policies
 
 # (dotted config path, label). The type and the default come from the engine's config.
 KNOBS = [
@@ -150,9 +151,14 @@ class NewRunForm(forms.Form):
             else:
                 field = forms.FloatField(**common)
             self.fields[form_name(path)] = field
-        reward_choices = [("", "—")] + [(name, name) for name in sorted(REWARDS) if name != "reward_model"]
+        # A reward model and a tournament's judge are chosen among this project's own.
+        reward_choices = [("", "—")] + [(name, name) for name in sorted(REWARDS)
+                                         if name not in ("reward_model", "tournament")]
         reward_choices += [(f"{RM_PREFIX}{rm.pk}", f"Reward model: {rm.name}") for rm in reward_models]
         self.reward_model_paths = {f"{RM_PREFIX}{rm.pk}": rm.path for rm in reward_models}
+        judges = list(self.fields["policy"].queryset.select_related("checkpoint"))
+        reward_choices += [(f"{JUDGE_PREFIX}{p.pk}", f"Tournament judged by {p.name}") for p in judges]
+        self.judge_specs = {f"{JUDGE_PREFIX}{p.pk}": p.engine_spec() for p in judges}
         default_rewards = self.defaults["rewards"]
         for i in range(REWARD_ROWS):
             initial = default_rewards[i] if i < len(default_rewards) else {}
@@ -211,6 +217,11 @@ class NewRunForm(forms.Form):
                     continue
                 reward.update(name="reward_model", path=self.reward_model_paths[name])
                 reward.setdefault("label", f"rm{name[len(RM_PREFIX):]}")
+            elif name.startswith(JUDGE_PREFIX):
+                if name not in self.judge_specs:
+                    self.add_error(f"reward_{i}_name", "That policy is not in this project.")
+                    continue
+                reward.update(name="tournament", judge=self.judge_specs[name])
             rewards.append((i, reward))
         if not rewards and not self.errors:
             self.add_error("reward_0_name", "Choose at least one reward.")

@@ -4,9 +4,11 @@ An engine config can point a worker at folders on its disk: a ``reward_model`` r
 ``path`` and a reward-model run's backbone ``path``. Those folders are not the caller's to
 choose. A reward model is named by its id in this project (``{"name": "reward_model",
 "reward_model": 3}``), which is resolved here to the folder it was saved to, or by that folder
-itself (as the new-run form does); a backbone folder must be the folder of one of this project's
-policies (a local folder, which an operator registers, or a checkpoint of one of its runs). Anything
-else, such as another project's checkpoint folder, is refused with a RunError naming the field.
+itself (as the new-run form does); a tournament's judge is named by a policy id
+(``{"name": "tournament", "judge_policy": 2}``) or as a model spec; a backbone folder, and a
+judge's folder, must be the folder of one of this project's policies (a local folder, which an
+operator registers, or a checkpoint of one of its runs). Anything else, such as another
+project's checkpoint folder, is refused with a RunError naming the field.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def _policies_with_folders(project) -> list[tuple[PolicyModel, str]]:
 
 
 def _reward(project, index: int, reward: Any) -> Any:
+    if isinstance(reward, dict) and reward.get("name") == "tournament":
+        return _tournament_judge(project, f"config.rewards[{index}]", reward)
     if not isinstance(reward, dict) or reward.get("name") != "reward_model":
         return reward
     from webapp.rewards.selectors import reward_models_ready
@@ -85,6 +89,30 @@ def _reward(project, index: int, reward: Any) -> Any:
         raise RunError("is not the folder of a trained reward model of this project; name the "
                        'reward model by id instead: {"name": "reward_model", "reward_model": <id>}',
                        field=f"{field}.path")
+    return reward
+
+
+def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, Any]:
+    """A tournament's judge named by a policy id (``"judge_policy": 3``) becomes that policy's
+    engine spec; a judge given as a spec may name a local folder only if it is one of this
+    project's policies (built-in and tiny judges name no folder)."""
+    if "judge_policy" in reward:
+        if "judge" in reward:
+            raise RunError("name the judge by policy id or as a model spec, not both", field=field)
+        policy_id = reward["judge_policy"]
+        if isinstance(policy_id, bool) or not isinstance(policy_id, int):
+            raise RunError(f"must be a policy's id (an integer), got {policy_id!r}",
+                           field=f"{field}.judge_policy")
+        policy = PolicyModel.objects.filter(project=project, pk=policy_id).select_related("checkpoint").first()
+        if policy is None:
+            raise RunError(f"no policy {policy_id} in this project", field=f"{field}.judge_policy")
+        return {**{k: v for k, v in reward.items() if k != "judge_policy"}, "judge": policy.engine_spec()}
+    judge = reward.get("judge")
+    if isinstance(judge, dict) and judge.get("source") == "path" and judge.get("path") is not None:
+        if not _one_of(judge["path"], policy_folders(project=project)):
+            raise RunError("is not the folder of a policy registered in this project; name the judge "
+                           'by policy id instead: {"name": "tournament", "judge_policy": <id>}',
+                           field=f"{field}.judge.path")
     return reward
 
 

@@ -100,6 +100,12 @@ class PolicyConfig:
             _check(self.name in BUILTIN_MODELS, self.SECTION, "name",
                    f"unknown built-in model {self.name!r}; known: {', '.join(BUILTIN_MODELS)}")
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        """A policy section on its own (a judge model is named the same way); ConfigError
+        names the key within it."""
+        return _from_dict(cls, d, "")
+
 
 @dataclass(frozen=True)
 class RolloutConfig:
@@ -453,6 +459,11 @@ class TrainConfig:
             if reward.key == self.accuracy_reward:
                 raise ConfigError(f"rewards[{i}].min_group_accuracy", f"{reward.key!r} is the "
                                   "accuracy reward itself; gate another component by it")
+        for i, reward in enumerate(self.rewards):
+            if reward.name == "tournament" and self.rollout.num_generations < 2:
+                raise ConfigError(f"rewards[{i}].name", "a tournament ranks the completions of "
+                                  "one prompt against each other: set rollout.num_generations "
+                                  "to at least 2")
 
     @property
     def accuracy_reward(self) -> str | None:

@@ -88,7 +88,8 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
         rewards, extras = score_completions(
             config.rewards, [r.prompt for r in batch_records for _ in range(g)], completions,
             [r.reference for r in batch_records for _ in range(g)],
-            completion_lengths=batch.completion_lengths, device=device)
+            completion_lengths=batch.completion_lengths, device=device, group_size=g,
+            model_cache_dir=model_cache_dir)
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - started

@@ -416,19 +416,125 @@ def reward_model(prompts, completions, references, **params) -> list[float]:
     return reward_model_with_metrics(prompts, completions, references, **params)[0]
 
 
+# --- tournament (ArenaRL) ------------------------------------------------------------------
+
+TOURNAMENT_ANCHORS = ("reference", "none")
+
+
+def _check_judge(value: dict) -> str | None:
+    from .config import PolicyConfig  # noqa: PLC0415 (cycle: config validates here)
+
+    try:
+        PolicyConfig.from_dict(value)
+    except ConfigError as exc:  # the section's own checks name it 'policy'
+        field = exc.field.removeprefix(f"{PolicyConfig.SECTION}.")
+        raise ConfigError(f"judge.{field}", exc.message) from None
+    return None
+
+
+def _check_criteria_text(value: str) -> str | None:
+    if not value.strip():
+        return "must say what makes a response better"
+    return None if len(value) <= 2000 else f"is {len(value)} characters; the limit is 2000"
+
+
+@functools.lru_cache(maxsize=2)
+def _load_judge(spec_json: str, device: str | None, cache_dir: str | None, criteria: str,
+                max_tokens: int, batch_size: int):
+    import torch  # noqa: PLC0415 (torch only where a model runs)
+
+    from .config import PolicyConfig  # noqa: PLC0415
+    from .judges import PairwiseJudge  # noqa: PLC0415
+    from .policy import load_policy  # noqa: PLC0415
+
+    spec = PolicyConfig.from_dict(json.loads(spec_json))
+    target = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_policy(spec, cache_dir=None if cache_dir is None else cache_dir,
+                                   device=target)
+    model.eval().requires_grad_(False)
+    limit = getattr(model.config, "max_position_embeddings", None) or max_tokens
+    return PairwiseJudge(model, tokenizer, criteria=criteria, max_tokens=min(max_tokens, limit),
+                         batch_size=batch_size)
+
+
+def tournament_with_metrics(prompts, completions, references, *, judge: dict,
+                            criteria: str | None = None, anchor: str = "reference",
+                            max_tokens: int = 2048, batch_size: int = 16, group_size=None,
+                            device=None, model_cache_dir=None, **_
+                            ) -> tuple[list[float], dict[str, float]]:
+    """Rewards from one seeded single-elimination bracket per group of ``group_size``
+    contiguous completions (the whole batch when called without one)."""
+    from .judges import DEFAULT_CRITERIA  # noqa: PLC0415
+    from .tournament import tournament_rewards  # noqa: PLC0415
+
+    n = len(completions)
+    size = group_size or n
+    if n % size:
+        raise ValueError(f"{n} completions do not form groups of {size}")
+    scorer = _load_judge(json.dumps(judge, sort_keys=True), None if device is None else str(device),
+                         None if model_cache_dir is None else str(model_cache_dir),
+                         criteria or DEFAULT_CRITERIA, max_tokens, batch_size)
+    groups = n // size
+    calls: list[bool] = []
+    anchored = anchor == "reference" and all(r is not None and str(r).strip() for r in references)
+    seeds = [[0.0] * size for _ in range(groups)]
+    extras: dict[str, float] = {}
+    if anchored:  # seed by each completion's chance against the reference answer
+        verdicts = scorer.compare(prompts, completions, [str(r) for r in references])
+        calls += verdicts.consistent
+        seeds = [verdicts.first_better[g * size:(g + 1) * size] for g in range(groups)]
+        extras["beats_reference"] = sum(verdicts.first_better) / n if n else 0.0
+
+    def play(matches):
+        rows = [(g * size + i, g * size + j) for g, i, j in matches]
+        verdicts = scorer.compare([prompts[a] for a, _ in rows], [completions[a] for a, _ in rows],
+                                  [completions[b] for _, b in rows])
+        calls.extend(verdicts.consistent)
+        return verdicts.first_better
+
+    rewards = tournament_rewards(seeds, play)
+    extras["judge_consistency"] = sum(calls) / len(calls) if calls else 1.0
+    extras["judgements"] = float(len(calls))
+    return [v for group in rewards for v in group], extras
+
+
+@register("tournament", binary=False, help="ArenaRL: rank each group by a seeded "
+          "single-elimination tournament a language model judges pair by pair (both orders); "
+          "1 for the winner down to 0 for the first round's losers.",
+          fn_with_metrics=tournament_with_metrics,
+          params={"judge": Param((dict,), help="the judge model, as a policy section: "
+                                 '{"source": "builtin", "name": "smollm2-135m-instruct"}',
+                                 check=_check_judge),
+                  "criteria": Param((str,), None, "what makes a response better (default: "
+                                    "correct, helpful, honest and clear)", _check_criteria_text),
+                  "anchor": Param((str,), "reference", "'reference': seed the bracket by each "
+                                  "completion's chance against the prompt's reference answer "
+                                  "(when every prompt has one); 'none': seed in sampling order",
+                                  _choice(*TOURNAMENT_ANCHORS)),
+                  "max_tokens": Param((int,), 2048, "longest judge input in tokens; longer "
+                                      "ones are cut from the left", _positive),
+                  "batch_size": Param((int,), 16, "judge inputs per forward pass", _positive)})
+def tournament(prompts, completions, references, **params) -> list[float]:
+    return tournament_with_metrics(prompts, completions, references, **params)[0]
+
+
 # --- scoring a batch -----------------------------------------------------------------------
 
 def score_completions(reward_configs, prompts: Sequence, completions: Sequence[str],
                       references: Sequence[str | None], *, completion_lengths: Sequence[int],
-                      device=None) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Run every configured component on N completions.
+                      device=None, group_size: int | None = None, model_cache_dir=None
+                      ) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Run every configured component on N completions (``group_size`` contiguous ones per
+    prompt, for components that compare a group's completions; built-in models that a component
+    loads are cached in ``model_cache_dir``).
 
     Returns ({reward key: N values}, {"rewards/<key>/<extra>": value}) where the extras come
     from components that report them (reward-model disagreement).
     """
     values: dict[str, list[float]] = {}
     extras: dict[str, float] = {}
-    context = {"completion_lengths": list(completion_lengths), "device": device}
+    context = {"completion_lengths": list(completion_lengths), "device": device,
+               "group_size": group_size, "model_cache_dir": model_cache_dir}
     for cfg in reward_configs:
         component = REWARDS[cfg.name]
         if component.fn_with_metrics is not None:

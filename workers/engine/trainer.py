@@ -19,7 +19,7 @@ import torch
 
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_checkpoint
-from .config import TrainConfig, check_trainable
+from .config import PolicyConfig, TrainConfig, check_trainable
 from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prompt_indices,
                    validate_prompts)
 from .errors import ModelLoadError
@@ -86,6 +86,7 @@ class _Session:
     sampler: Sampler = sample_completions  # StaticCacheSampler with train.fast_path
     eval_sampler: Sampler = sample_completions  # its own cache: eval batches differ in shape
     prompt_ids: dict[int, list[int]] = field(default_factory=dict)  # encoded once per prompt
+    model_cache_dir: Path | None = None  # built-in models (the policy's, a judge's) cached here
 
 
 @dataclass
@@ -162,6 +163,11 @@ def _check_models_available(config: TrainConfig) -> None:
         if reward.name == "reward_model" and not Path(reward.params["path"]).exists():
             raise ModelLoadError(f"rewards[{i}].path: no reward model at "
                                  f"{reward.params['path']}")
+        if reward.name == "tournament":
+            try:
+                check_policy_available(PolicyConfig.from_dict(reward.params["judge"]))
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"rewards[{i}].judge: {exc}") from None
 
 
 def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: Path,
@@ -189,7 +195,7 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
     samplers = ((StaticCacheSampler(compile=compile_step), StaticCacheSampler())
                 if fast and supports(model) else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
-                       stop_token_ids(model, tokenizer), *samplers)
+                       stop_token_ids(model, tokenizer), *samplers, model_cache_dir=model_cache_dir)
     return session, start_step
 
 
@@ -303,7 +309,8 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
     rewards, extras = score_completions(
         cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
         [s.records[i].reference for i in indices for _ in range(g)],
-        completion_lengths=batch.completion_lengths, device=s.device)
+        completion_lengths=batch.completion_lengths, device=s.device, group_size=g,
+        model_cache_dir=s.model_cache_dir)
     trained_rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g)
     extras.update(gate_extras)
     weights = [r.weight for r in cfg.rewards]

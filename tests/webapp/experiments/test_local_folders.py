@@ -135,3 +135,72 @@ def test_a_reward_model_reward_without_a_usable_path_gets_the_engines_message(re
         run_launch(project=project, user=None, name="x", kind=RunKind.POLICY, dataset=make_dataset(project),
                    policy=make_policy(project), config={"rewards": [{"name": "exact_answer"}, reward]})
     assert info.value.field.startswith("config.rewards[1]") and "deleted" not in info.value.message
+
+
+# ------------------------------------------------------------------ a tournament's judge
+
+def test_an_api_run_names_its_tournament_judge_by_policy_id_and_gets_its_spec(tmp_path):
+    user = api_user()
+    mine = make_project(owner=user)
+    folder = tmp_path / "judge"
+    folder.mkdir()
+    judge = PolicyModel.objects.create(project=mine, name="judge", source=PolicyModel.Source.PATH,
+                                       reference=str(folder))
+    r = token_client(user).post(f"/api/v1/projects/{mine.id}/runs/",
+                                policy_body(mine, [{"name": "tournament", "judge_policy": judge.id}]),
+                                format="json")
+    assert r.status_code == 201, r.json()
+    assert Run.objects.get(pk=r.json()["id"]).config["rewards"][0] == {
+        "name": "tournament", "weight": 1.0, "judge": {"source": "path", "path": str(folder)}}
+
+
+@pytest.mark.parametrize("reward, field, words", [
+    ({"name": "tournament", "judge_policy": "2"}, "config.rewards[0].judge_policy", "an integer"),
+    ({"name": "tournament", "judge_policy": 10**9}, "config.rewards[0].judge_policy", "no policy"),
+    ({"name": "tournament", "judge_policy": 1, "judge": {"source": "tiny"}}, "config.rewards[0]", "not both"),
+    ({"name": "tournament", "judge": {"source": "path", "path": "/etc"}}, "config.rewards[0].judge.path",
+     "not the folder of a policy registered in this project"),
+])
+def test_a_tournament_judge_outside_the_project_is_refused_by_name(reward, field, words):
+    user = make_user()
+    project = make_project(owner=user)
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=user, name="r", kind=RunKind.POLICY,
+                   config={"rewards": [reward]}, dataset=make_dataset(project),
+                   policy=make_policy(project))
+    assert info.value.field == field and words in info.value.message
+    assert not Run.objects.exists()
+
+
+def test_another_projects_policy_cannot_judge():
+    user = make_user()
+    mine = make_project(owner=user)
+    theirs = make_policy(make_project(owner=make_user()))
+    with pytest.raises(RunError) as info:
+        run_launch(project=mine, user=user, name="r", kind=RunKind.POLICY,
+                   config={"rewards": [{"name": "tournament", "judge_policy": theirs.id}]},
+                   dataset=make_dataset(mine), policy=make_policy(mine))
+    assert info.value.field == "config.rewards[0].judge_policy"
+    assert not Run.objects.exists()
+
+
+def test_the_new_run_form_offers_the_projects_policies_as_tournament_judges(client):
+    user = make_user()
+    mine = make_project(researcher=user)
+    judge = make_policy(mine, name="judge-model")
+    theirs = make_policy(make_project(owner=make_user()), name="their-model")
+    assert client.login(username=user.username, password=PASSWORD)
+    page = client.get(reverse("experiments:new", args=[mine.id])).content.decode()
+    assert f'value="judge:{judge.id}"' in page and "Tournament judged by judge-model" in page
+    assert f'value="judge:{theirs.id}"' not in page
+
+    data = tiny_run_form_data(make_policy(mine), make_dataset(mine))
+    data.update(reward_1_name=f"judge:{theirs.id}", reward_1_params="")
+    response = client.post(reverse("experiments:new", args=[mine.id]), data)
+    assert response.status_code == 400 and not Run.objects.filter(project=mine).exists()
+
+    data.update(reward_1_name=f"judge:{judge.id}", reward_1_weight=0.5, reward_1_params='{"anchor": "none"}')
+    response = client.post(reverse("experiments:new", args=[mine.id]), data)
+    assert response.status_code == 302
+    assert Run.objects.get(project=mine).config["rewards"][1] == {
+        "name": "tournament", "weight": 0.5, "anchor": "none", "judge": {"source": "tiny"}}

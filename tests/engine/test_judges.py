@@ -1,0 +1,139 @@
+"""A causal LM as a pairwise judge, and the tournament reward built on it."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from workers.engine import rewards as rewards_module
+from workers.engine.config import TrainConfig
+from workers.engine.errors import ConfigError, ModelLoadError
+from workers.engine.judges import PairwiseJudge, judge_message, letter_ids
+from workers.engine.rewards import tournament_with_metrics, validate_reward_params
+from workers.engine.tiny import build_tiny_policy
+
+ALPHABET = None  # printable ASCII: the stub reads the judge prompt back
+
+
+@pytest.fixture(scope="module")
+def tiny_judge():
+    model, tokenizer = build_tiny_policy(hidden_size=32, num_layers=1, num_heads=2,
+                                         intermediate_size=64, max_position_embeddings=1024,
+                                         alphabet=ALPHABET, seed=3)
+    return PairwiseJudge(model.eval(), tokenizer, batch_size=3)
+
+
+class ContentStub(torch.nn.Module):
+    """A judge model that prefers the response holding "good", and otherwise says "A"
+    (position bias): enough to see verdicts, consistency and both orders at work."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.vocab = len(tokenizer)
+
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep):
+        a, b = letter_ids(self.tokenizer)
+        logits = torch.zeros(input_ids.shape[0], 1, self.vocab)
+        for row, ids in enumerate(input_ids):
+            text = self.tokenizer.decode(ids[attention_mask[row].bool()])
+            first = text.split("[Response A]")[1].split("[Response B]")[0]
+            second = text.split("[Response B]")[1]
+            if "good" in first and "good" not in second:
+                logits[row, 0, a] = 5.0
+            elif "good" in second and "good" not in first:
+                logits[row, 0, b] = 5.0
+            else:
+                logits[row, 0, a] = 2.0
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.fixture
+def stub_judge(tiny_judge):
+    return PairwiseJudge(ContentStub(tiny_judge.tokenizer), tiny_judge.tokenizer, batch_size=4)
+
+
+def test_the_judge_reads_the_request_both_responses_and_the_criteria():
+    text = judge_message([{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}],
+                         "four", "4", "Prefer digits.")
+    assert "system: be brief\nuser: 2+2?" in text
+    assert text.index("[Response A]\nfour") < text.index("[Response B]\n4") < text.index("Prefer digits.")
+
+
+def test_verdicts_are_symmetric_in_the_order_of_the_pair(tiny_judge):
+    forward = tiny_judge.compare(["q?", "r?"], ["ab", "dog"], ["ba.", "cat"])
+    backward = tiny_judge.compare(["q?", "r?"], ["ba.", "cat"], ["ab", "dog"])
+    assert all(0.0 <= p <= 1.0 for p in forward.first_better)
+    assert forward.first_better == pytest.approx([1 - p for p in backward.first_better], abs=1e-6)
+    assert forward.consistent == backward.consistent
+
+
+def test_a_verdict_does_not_depend_on_the_batch_it_is_judged_in(tiny_judge):
+    alone = tiny_judge.compare(["q?"], ["ab"], ["ba"]).first_better
+    batched = tiny_judge.compare(["q?", "a much longer request here?", "x"],
+                                 ["ab", "some other response text", "y"],
+                                 ["ba", "and a long rival response.", "z"]).first_better
+    assert batched[0] == pytest.approx(alone[0], abs=1e-5)
+
+
+def test_long_inputs_are_cut_from_the_left_and_keep_the_question(tiny_judge):
+    judge = PairwiseJudge(tiny_judge.model, tiny_judge.tokenizer, max_tokens=64)
+    ids = judge.encode("q" * 500, "a" * 500, "b" * 500)
+    assert len(ids) == 64
+    assert ids == tiny_judge.encode("q" * 500, "a" * 500, "b" * 500)[-64:]
+
+
+def test_a_judge_whose_tokenizer_lacks_the_letters_is_refused():
+    model, tokenizer = build_tiny_policy(hidden_size=32, num_layers=1, num_heads=2,
+                                         intermediate_size=64, alphabet="ab")
+    with pytest.raises(ModelLoadError, match="no single token for 'A'"):
+        PairwiseJudge(model, tokenizer)
+
+
+def test_both_orders_cancel_position_bias_and_keep_real_preferences(stub_judge):
+    verdicts = stub_judge.compare(["q?", "q?"], ["a good one", "meh"], ["meh", "also meh"])
+    assert verdicts.first_better[0] > 0.99 and verdicts.consistent[0]
+    # "A" every time whatever the content: no preference once both orders are averaged
+    assert verdicts.first_better[1] == pytest.approx(0.5) and not verdicts.consistent[1]
+
+
+def tournament_params(**extra):
+    return validate_reward_params("tournament", {"judge": {"source": "tiny"}, **extra})
+
+
+def test_the_tournament_reward_ranks_each_group_with_its_judge(stub_judge, monkeypatch):
+    monkeypatch.setattr(rewards_module, "_load_judge", lambda *a: stub_judge)
+    completions = ["meh", "good", "meh.", "bad", "good", "x", "y", "z"]
+    values, extras = tournament_with_metrics(["p?"] * 4 + ["q?"] * 4, completions, ["r"] * 8,
+                                             **tournament_params(), group_size=4)
+    assert values[1] == 1.0 and values[4] == 1.0  # each group's "good" completion wins
+    assert extras["judgements"] == 2 * (4 + 3)  # seeding against the reference, then 3 matches
+    assert 0.0 <= extras["judge_consistency"] <= 1.0
+    good = 1 / (1 + math.exp(-5.0))  # the stub's logit gap: P("good" beats the reference)
+    assert extras["beats_reference"] == pytest.approx((2 * good + 6 * 0.5) / 8)
+
+
+def test_without_an_anchor_the_bracket_is_seeded_in_sampling_order(stub_judge, monkeypatch):
+    monkeypatch.setattr(rewards_module, "_load_judge", lambda *a: stub_judge)
+    values, extras = tournament_with_metrics(["p?"] * 4, ["meh", "so so", "good", "bad"],
+                                             [None] * 4, **tournament_params(), group_size=4)
+    assert values[2] == 1.0
+    assert extras["judgements"] == 3 and "beats_reference" not in extras
+
+
+def test_the_tournament_needs_a_valid_judge_and_groups():
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig.from_dict({"rewards": [{"name": "tournament", "judge": {"source": "bogus"}}]})
+    assert exc.value.field == "rewards[0].judge.source"
+    with pytest.raises(ConfigError, match="reward 'tournament' needs 'judge'"):
+        TrainConfig.from_dict({"rewards": [{"name": "tournament"}]})
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig.from_dict({"rewards": [{"name": "tournament", "judge": {"source": "tiny"},
+                                            "criteria": "  "}]})
+    assert exc.value.field == "rewards[0].criteria"
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig.from_dict({"rollout": {"greedy": True, "num_generations": 1},
+                               "rewards": [{"name": "tournament", "judge": {"source": "tiny"}}]})
+    assert exc.value.field == "rewards[0].name" and "at least 2" in exc.value.message
