@@ -20,6 +20,7 @@ from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
+from webapp.feedback.selectors import reward_agreement_rows
 from webapp.feedback.services import (
     comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
     rubric_update,
@@ -419,3 +420,35 @@ class HeadToHeadApi(SteerApi):
             "run": run.id, "against": against, "tasks": result.tasks, "labels": result.labels,
             "wins": result.a_wins, "losses": result.b_wins, "ties": result.ties, "win_rate": result.win_rate,
             "interval": list(result.interval) if result.interval else None}).data)
+
+
+class RewardAgreementOutputSerializer(serializers.Serializer):
+    reward = serializers.CharField(help_text="A reward key, or '(total)' for the weighted sum the run trained on.")
+    pairs = serializers.IntegerField(help_text="Candidate pairs a label put in order, both scored by this reward.")
+    separated = serializers.IntegerField(help_text="Of those, the pairs the reward gave different values.")
+    agreement = serializers.FloatField(allow_null=True,
+                                       help_text="Share of the separated pairs the reward orders as the label does.")
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                     help_text="The Wilson 95 % interval of agreement.")
+
+
+class RewardAgreementApi(SteerApi):
+    """GET: how each reward that runs gave their trajectories orders the completions annotators
+    ranked, over the project's tasks made from runs (``?run=<id>``: from that run only)."""
+
+    class RewardAgreementQuerySerializer(serializers.Serializer):
+        run = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+
+    project_roles = RESEARCH
+
+    @extend_schema(parameters=[RewardAgreementQuerySerializer],
+                   responses={200: RewardAgreementOutputSerializer(many=True)})
+    def get(self, request, project_id: int):
+        run_id = query_params(request, self.RewardAgreementQuerySerializer).get("run")
+        project = request.membership.project
+        if run_id is not None and not project.runs.filter(pk=run_id).exists():
+            raise Http404("No such run.")
+        rows = reward_agreement_rows(project=project, run_id=run_id)
+        return Response(RewardAgreementOutputSerializer([
+            {"reward": r.key, "pairs": r.pairs, "separated": r.decided, "agreement": r.agreement,
+             "interval": list(r.interval) if r.interval else None} for r in rows], many=True).data)

@@ -62,6 +62,8 @@ urlpatterns = [
     path("runs/<id:run_id>/trajectories/", trajectories.RunTrajectoryListApi.as_view(), name="run-trajectories"),
     path("runs/<id:run_id>/checkpoints/", checkpoints.RunCheckpointListApi.as_view(), name="run-checkpoints"),
     path("runs/<id:run_id>/head-to-head/", feedback.HeadToHeadApi.as_view(), name="run-head-to-head"),
+    path("projects/<id:project_id>/reward-agreement/", feedback.RewardAgreementApi.as_view(),
+         name="project-reward-agreement"),
     path("trajectories/<id:trajectory_id>/", trajectories.TrajectoryDetailApi.as_view(), name="trajectory-detail"),
     path("checkpoints/<id:checkpoint_id>/download/", checkpoints.CheckpointDownloadApi.as_view(),
          name="checkpoint-download"),

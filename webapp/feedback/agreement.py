@@ -15,6 +15,8 @@ from itertools import combinations
 
 from webapp.feedback.ranking import preference_sign, tier_of
 
+Z_95 = 1.959964
+
 
 @dataclass(frozen=True)
 class RawLabel:
@@ -191,3 +193,74 @@ def score_units(scores: Iterable[tuple[Hashable, float]]) -> list[list[float]]:
     for key, value in scores:
         units[key].append(value)
     return list(units.values())
+
+
+def wilson_interval(p: float, n: int) -> tuple[float, float] | None:
+    """The Wilson score interval (95 %) of a proportion ``p`` observed over ``n`` trials; None
+    when n is 0."""
+    if n <= 0:
+        return None
+    centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
+    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class RewardAgreement:
+    """How one reward orders the candidate pairs that annotators put in order."""
+
+    key: str
+    pairs: int = 0  # pairs a label orders strictly, both candidates scored by this reward
+    decided: int = 0  # of those, the pairs the reward separates (different values)
+    hits: int = 0  # of those, the pairs it orders as the label does
+
+    @property
+    def agreement(self) -> float | None:
+        return self.hits / self.decided if self.decided else None
+
+    @property
+    def coverage(self) -> float | None:
+        return self.decided / self.pairs if self.pairs else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.agreement is None else wilson_interval(self.agreement, self.decided)
+
+
+def _score(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def reward_agreement(labels: Iterable[RawLabel],
+                     scores: Mapping[int, Mapping[int, Mapping[str, object]]]) -> dict[str, RewardAgreement]:
+    """Each reward's agreement with the annotators, by reward key.
+
+    ``scores`` maps task id -> candidate position -> {reward key: value} (candidates without
+    scores are absent). For every label and every two candidates the label orders strictly
+    (ties and both-bad say nothing about order), a reward that scored both either separates
+    them (a hit when the higher-scored one is the one ranked above) or ties them. Agreement is
+    hits / separated pairs; how often it separates them is reported beside it, since a 0/1
+    reward ties most pairs and is judged only on the rest.
+    """
+    out: dict[str, RewardAgreement] = {}
+    for label in labels:
+        task_scores = scores.get(label.task_id)
+        if not task_scores:
+            continue
+        tiers = tier_of(label.ranking)
+        for i, j in combinations(sorted(p for p in tiers if p in task_scores), 2):
+            human = preference_sign(tiers, i, j)
+            if human == 0:
+                continue
+            for key in task_scores[i].keys() & task_scores[j].keys():
+                a, b = _score(task_scores[i][key]), _score(task_scores[j][key])
+                if a is None or b is None:
+                    continue
+                figure = out.setdefault(key, RewardAgreement(key))
+                figure.pairs += 1
+                if a != b:
+                    figure.decided += 1
+                    figure.hits += int((a > b) == (human > 0))
+    return out

@@ -9,19 +9,17 @@ readable after either run is deleted; the annotators never see it.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from webapp.experiments.models import Run, Trajectory
+from webapp.feedback.agreement import wilson_interval
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel, Rubric
 from webapp.feedback.parsing import MAX_TASKS
 from webapp.feedback.services import TaskSpec, _required_labels_clean, _rubric_version_for, _tasks_create
-
-Z_95 = 1.959964
 
 
 @transaction.atomic
@@ -108,12 +106,7 @@ class HeadToHead:
     @property
     def interval(self) -> tuple[float, float] | None:
         """The Wilson score interval (95 %) of ``win_rate`` over the labels."""
-        if not self.labels:
-            return None
-        n, p = self.labels, self.win_rate
-        centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
-        half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
-        return max(0.0, centre - half), min(1.0, centre + half)
+        return None if self.win_rate is None else wilson_interval(self.win_rate, self.labels)
 
 
 def head_to_head(*, project, run_a_id: int, run_b_id: int) -> HeadToHead:

@@ -172,6 +172,29 @@ class CriterionAlpha:
     units: int
 
 
+TOTAL_REWARD = "(total)"  # the weighted sum a run trained on, beside its components
+
+
+def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | None = None,
+                          run_id: int | None = None) -> list[agreement.RewardAgreement]:
+    """Each reward's agreement with the annotators over the project's tasks made from runs'
+    trajectories (their candidates carry the rewards the run gave them), or only from the run
+    ``run_id``: the total first, then the components by key."""
+    candidates = Candidate.objects.filter(task__project=project, trajectory__isnull=False)
+    if run_id is not None:
+        candidates = candidates.filter(trajectory__run_id=run_id)
+    scores: dict[int, dict[int, dict]] = defaultdict(dict)
+    for task_id, position, rewards, total in candidates.values_list(
+            "task_id", "position", "trajectory__rewards", "trajectory__reward"):
+        scored = {k: v for k, v in rewards.items() if k != TOTAL_REWARD} if isinstance(rewards, dict) else {}
+        scores[task_id][position] = {**scored, TOTAL_REWARD: total}
+    if labels is None:
+        labels = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r in
+                  PreferenceLabel.objects.filter(task_id__in=list(scores)).values_list("task_id", "annotator_id", "ranking")]
+    figures = agreement.reward_agreement(labels, scores)
+    return sorted(figures.values(), key=lambda f: (f.key != TOTAL_REWARD, f.key))
+
+
 def quality_report(*, project) -> dict:
     """Agreement, tau-b, gold accuracy, per-criterion alpha and pace, for the project and each annotator."""
     rows = list(PreferenceLabel.objects.filter(task__project=project)
@@ -210,6 +233,7 @@ def quality_report(*, project) -> dict:
                                      units=sum(1 for u in units if len(u) >= 2)))
     total_ms = sum(r[3] for r in rows)
     return {
+        "reward_agreement": reward_agreement_rows(project=project, labels=raw),
         "label_count": len(rows),
         "agreement": pairwise.overall,
         "tau_b": tau.overall,

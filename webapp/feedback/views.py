@@ -313,7 +313,8 @@ def task_detail_page(request, project_id: int, task_id: int):
 
 @research_required
 def quality_page(request, project_id: int):
-    return _page(request, "feedback/quality.html", report=selectors.quality_report(project=request.project))
+    return _page(request, "feedback/quality.html", report=selectors.quality_report(project=request.project),
+                 total_reward=selectors.TOTAL_REWARD)
 
 
 def _jsonl_response(lines, filename: str) -> StreamingHttpResponse:

@@ -115,3 +115,35 @@ def test_rubric_update_with_new_criteria_makes_a_new_version(api, project):
         content_type="application/json").json()
     assert (rubric["version"], updated["version"]) == (1, 2)
     assert [c["name"] for c in updated["criteria"]] == ["Correct", "Brief"]
+
+
+def test_reward_agreement_sets_each_runs_rewards_against_the_labels(api, project, settings, tmp_path):
+    from tests.factories import make_run
+    from webapp.experiments.models import RunStatus, Trajectory
+    from webapp.feedback.services import comparison_tasks_from_run
+
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    runs = []
+    for judged in ([1.0, 0.0], [0.0, 1.0]):  # the second run's judge prefers the other answer
+        run = make_run(project, status=RunStatus.SUCCEEDED)
+        for sample in range(2):
+            Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=sample, prompt_text="2+2?",
+                                      completion=f"answer {sample}", rewards={"judge": judged[sample]},
+                                      reward=judged[sample], length=2)
+        [task] = comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2)
+        first = task.candidates.get(trajectory__sample_index=0).position
+        ranking = [[first], [1 - first]]  # people prefer "answer 0" both times
+        assert post(api, f"/api/v1/tasks/{task.id}/labels/",
+                    {"ranking": ranking, "submission_key": uuid.uuid4().hex}).status_code == 201
+        runs.append(run)
+
+    everything = api.get(f"/api/v1/projects/{project.id}/reward-agreement/").json()
+    assert [(r["reward"], r["pairs"], r["separated"], r["agreement"]) for r in everything] == [
+        ("(total)", 2, 2, 0.5), ("judge", 2, 2, 0.5)]
+    first_run = api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run={runs[0].id}").json()
+    assert first_run[1]["agreement"] == 1.0 and len(first_run[1]["interval"]) == 2
+
+    elsewhere = make_run(make_project(owner=api_user()))
+    response = api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run={elsewhere.id}")
+    assert response.status_code == 404
+    assert api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run=x").status_code == 400

@@ -6,7 +6,7 @@ import pytest
 
 from webapp.feedback.agreement import (
     RawLabel, gold_accuracy, kendall_tau_b, krippendorff_alpha_ordinal, labels_per_hour, mean_kendall_tau_b,
-    pairwise_agreement,
+    pairwise_agreement, reward_agreement, wilson_interval,
 )
 
 
@@ -118,3 +118,39 @@ def test_labels_per_hour_uses_time_spent():
     # 30 labels in 15 minutes = 120 per hour.
     assert labels_per_hour(30, 15 * 60 * 1000) == pytest.approx(120)
     assert labels_per_hour(3, 0) is None
+
+
+def test_reward_agreement_counts_the_pairs_people_ordered_that_the_reward_separates():
+    scores = {
+        1: {0: {"rm": 0.9, "exact": 1.0}, 1: {"rm": 0.1, "exact": 1.0}, 2: {"rm": 0.5, "exact": 0.0}},
+        2: {0: {"rm": 0.2}, 1: {"rm": 0.7}},
+        3: {0: {"rm": 0.3}, 1: {"rm": 0.4}},  # only a tie was cast here
+    }
+    labels = [
+        RawLabel(1, 1, [[0], [2], [1]]),  # A > C > B
+        RawLabel(2, 1, [[0], [1]]),  # A > B, where the reward says B
+        RawLabel(2, 2, [[1], [0]]),  # another annotator: B > A, as the reward says
+        RawLabel(3, 1, [[0, 1]]),  # a tie says nothing about order
+        RawLabel(4, 1, [[0], [1]]),  # a task without scores (imported)
+    ]
+    figures = reward_agreement(labels, scores)
+    rm, exact = figures["rm"], figures["exact"]
+    # task 1: (A,B) hit, (A,C) hit, (B,C) C above B and 0.5 > 0.1: hit; task 2: a miss, then a hit
+    assert (rm.pairs, rm.decided, rm.hits) == (5, 5, 4) and rm.agreement == 0.8
+    # exact ties A and B (both 1); A > C hit; C > B but exact says B (1) > C (0): miss
+    assert (exact.pairs, exact.decided, exact.hits) == (3, 2, 1)
+    assert exact.coverage == pytest.approx(2 / 3) and exact.agreement == 0.5
+    low, high = rm.interval
+    assert low < 0.8 < high
+
+
+def test_reward_agreement_skips_values_that_are_not_numbers():
+    scores = {1: {0: {"a": float("nan"), "b": True, "c": "1"}, 1: {"a": 1.0, "b": False, "c": "0"}}}
+    assert reward_agreement([RawLabel(1, 1, [[0], [1]])], scores) == {}
+
+
+def test_wilson_interval_matches_the_published_formula():
+    assert wilson_interval(0.5, 0) is None
+    low, high = wilson_interval(0.8, 10)  # Wilson 95 % for 8/10: 0.490 to 0.943
+    assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
+    assert wilson_interval(1.0, 5)[1] == 1.0 and wilson_interval(0.0, 5)[0] == 0.0

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_project, make_rubric, make_task, make_user
+from tests.factories import make_project, make_rubric, make_run, make_task, make_user
 from tests.webapp.feedback.conftest import login
 from webapp.feedback.models import ComparisonTask, PreferenceLabel, Rubric
 
@@ -218,6 +218,29 @@ def test_quality_page_shows_agreement(client, project, annotator, researcher):
     post_label(login(client, researcher), project, task, choice="a", time_spent_ms="2000")
     body = client.get(reverse("feedback:quality", args=[project.id])).content.decode()
     assert "100%" in body and annotator.username in body
+
+
+def test_quality_page_sets_each_reward_against_the_labels(client, settings, tmp_path, project, annotator, researcher):
+    from webapp.experiments.models import RunStatus, Trajectory
+    from webapp.feedback.services import comparison_tasks_from_run
+
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    run = make_run(project, status=RunStatus.SUCCEEDED)
+    for sample, (judged, length) in enumerate([(1.0, 0.0), (0.0, 1.0)]):
+        Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=sample, prompt_text="2+2?",
+                                  completion=f"answer {sample}", rewards={"<b>judge</b>": judged, "length": length},
+                                  reward=judged + length / 2, length=2)
+    [task] = comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2)
+    better = task.candidates.get(trajectory__sample_index=0).position  # the one the judge scored 1
+    post_label(login(client, annotator), project, task, choice="a" if better == 0 else "b")
+    client.logout()
+    body = login(client, researcher).get(reverse("feedback:quality", args=[project.id])).content.decode()
+    table = body[body.index('id="reward-agreement"'):]
+    table = table[:table.index("</table>")]
+    rows = table.split("<tr>")[2:]
+    assert "total (weighted sum)" in rows[0] and ">1.000<" in rows[0]
+    assert "&lt;b&gt;judge&lt;/b&gt;" in rows[1] and ">1.000<" in rows[1]  # model text stays text
+    assert ">length<" in rows[2] and ">0.000<" in rows[2]
 
 
 def test_exports_stream_jsonl(client, project, annotator, researcher):
