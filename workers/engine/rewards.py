@@ -500,7 +500,9 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
 
 @register("tournament", binary=False, help="ArenaRL: rank each group by a seeded "
           "single-elimination tournament a language model judges pair by pair (both orders); "
-          "1 for the winner down to 0 for the first round's losers.",
+          "1 for the winner down to 0 for the first round's losers. Watch "
+          "rewards/<key>/judge_consistency: near 0, the judge picks a position, not a response "
+          "(the built-in 135M model does; register a larger model as a policy to judge).",
           fn_with_metrics=tournament_with_metrics,
           params={"judge": Param((dict,), help="the judge model, as a policy section: "
                                  '{"source": "builtin", "name": "smollm2-135m-instruct"}',
