@@ -44,6 +44,8 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
             if kind == RunKind.POLICY:
                 check_trainable(config)
+            else:
+                config = greedy_takes_one(config)
             return TrainConfig.from_dict(config).to_dict()
         if kind == RunKind.REWARD_MODEL:
             from workers.engine.rm_trainer import RewardModelTrainConfig
@@ -54,6 +56,15 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     except ConfigError as exc:
         raise RunError(exc.message, field=f"config.{exc.field}") from exc
     # External runs are driven by a trainer outside Steer; their config is recorded as given.
+    return config
+
+
+def greedy_takes_one(config: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation that decodes greedily and names no group size gets one completion per
+    prompt (more would all be the same); a size it names is left for the engine to check."""
+    rollout = config.get("rollout")
+    if isinstance(rollout, dict) and rollout.get("greedy") is True and "num_generations" not in rollout:
+        return {**config, "rollout": {**rollout, "num_generations": 1}}
     return config
 
 

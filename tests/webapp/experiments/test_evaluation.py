@@ -293,6 +293,24 @@ def test_a_greedy_evaluation_answers_each_prompt_once_and_sums_up_pass_at_1():
     assert [k for k in summary if "pass@" in k] == ["eval/pass@1"] and summary["eval/pass@1"] == summary["eval/accuracy"]
 
 
+def test_a_greedy_evaluation_that_names_no_group_size_takes_one_completion_per_prompt(sent):
+    from webapp.experiments.errors import RunError
+
+    project = make_project()
+    config = tiny_run_config()
+    rollout = {k: v for k, v in config["rollout"].items() if k != "num_generations"}
+    run = run_launch(project=project, user=None, name="greedy", kind=RunKind.EVALUATION,
+                     config={**config, "rollout": {**rollout, "greedy": True}},
+                     dataset=make_dataset(project), policy=make_policy(project))
+    assert run.config["rollout"]["num_generations"] == 1
+    with pytest.raises(RunError) as info:  # a size it names is its own: greedy with 4 is refused
+        run_launch(project=project, user=None, name="greedy 4", kind=RunKind.EVALUATION,
+                   config={**config, "rollout": {**rollout, "greedy": True, "num_generations": 4}},
+                   dataset=make_dataset(project), policy=make_policy(project))
+    assert info.value.field == "config.rollout.num_generations"
+    assert Run.objects.filter(project=project).count() == 1
+
+
 @pytest.mark.parametrize("rollout", [GREEDY, {"greedy": True}])  # with G = 1 or not: the reason is greedy
 def test_a_policy_run_cannot_decode_greedily_and_nothing_is_created(sent, rollout):
     from webapp.experiments.errors import RunError
