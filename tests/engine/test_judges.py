@@ -9,7 +9,7 @@ import torch
 from workers.engine import rewards as rewards_module
 from workers.engine.config import TrainConfig
 from workers.engine.errors import ConfigError, ModelLoadError
-from workers.engine.judges import PairwiseJudge, judge_message, letter_ids
+from workers.engine.judges import PairwiseJudge, judge_message, letter_ids, piece_budgets, request_text
 from workers.engine.rewards import tournament_with_metrics, validate_reward_params
 from workers.engine.tiny import build_tiny_policy
 
@@ -56,13 +56,13 @@ def stub_judge(tiny_judge):
 
 
 def test_the_judge_reads_the_request_both_responses_and_the_criteria():
-    text = judge_message([{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}],
+    text = judge_message(request_text([{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}]),
                          "four", "4", "Prefer digits.")
     assert "system: be brief\nuser: 2+2?" in text
     assert text.index("[Response A]\nfour") < text.index("[Response B]\n4") < text.index("Prefer digits.")
 
 
-def test_verdicts_are_symmetric_in_the_order_of_the_pair(tiny_judge):
+def test_both_orders_are_judged_so_swapping_the_pair_mirrors_the_verdict(tiny_judge):
     forward = tiny_judge.compare(["q?", "r?"], ["ab", "dog"], ["ba.", "cat"])
     backward = tiny_judge.compare(["q?", "r?"], ["ba.", "cat"], ["ab", "dog"])
     assert all(0.0 <= p <= 1.0 for p in forward.first_better)
@@ -78,11 +78,44 @@ def test_a_verdict_does_not_depend_on_the_batch_it_is_judged_in(tiny_judge):
     assert batched[0] == pytest.approx(alone[0], abs=1e-5)
 
 
-def test_long_inputs_are_cut_from_the_left_and_keep_the_question(tiny_judge):
-    judge = PairwiseJudge(tiny_judge.model, tiny_judge.tokenizer, max_tokens=64)
-    ids = judge.encode("q" * 500, "a" * 500, "b" * 500)
-    assert len(ids) == 64
-    assert ids == tiny_judge.encode("q" * 500, "a" * 500, "b" * 500)[-64:]
+def test_long_inputs_keep_the_labels_the_instructions_and_both_ends_of_each_piece(tiny_judge):
+    judge = PairwiseJudge(tiny_judge.model, tiny_judge.tokenizer, max_tokens=400)
+    request, first, second = "Q" + "q" * 500 + "?", "A1" + "a" * 900 + "END1", "B2" + "b" * 900 + "END2"
+    ids = judge.encode(request, first, second)
+    assert len(ids) <= 400
+    text = judge.tokenizer.decode(ids)
+    for kept in ("[Request]\nQq", "q?", "[Response A]\nA1a", "aEND1", "[Response B]\nB2b", "bEND2",
+                 judge.criteria, "Answer with one letter"):
+        assert kept in text
+    # the two responses are cut to the same length, so neither is judged on more of itself
+    shown_a = text.split("[Response A]\n")[1].split("\n\n[Response B]")[0]
+    shown_b = text.split("[Response B]\n")[1].split("\n\n")[0]
+    assert shown_a.count("a") == shown_b.count("b") > 20 and "[...]" in shown_a and "[...]" in shown_b
+    short = judge.encode("q?", "ab", "ba")  # what fits is left whole
+    assert "[Request]\nq?\n\n[Response A]\nab\n\n[Response B]\nba\n" in judge.tokenizer.decode(short)
+
+
+def test_piece_budgets_leave_what_a_short_piece_does_not_need_to_the_others():
+    assert piece_budgets([10, 500, 700], 310) == [10, 150, 150]
+    assert piece_budgets([10, 20, 30], 310) == [10, 20, 30]
+    assert piece_budgets([400, 90, 500], 300) == [105, 90, 105]
+
+
+def test_a_max_tokens_too_small_for_the_instructions_is_refused(tiny_judge):
+    with pytest.raises(ModelLoadError, match="max_tokens 200 leaves"):
+        PairwiseJudge(tiny_judge.model, tiny_judge.tokenizer, max_tokens=200)
+
+
+def test_a_judge_without_a_chat_template_answers_after_answer_colon(tiny_judge):
+    model, tokenizer = build_tiny_policy(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                         max_position_embeddings=1024, seed=3)
+    tokenizer.chat_template = None
+    judge = PairwiseJudge(model.eval(), tokenizer)
+    assert tokenizer.decode(judge.encode("q?", "ab", "ba")).endswith("A or B.\nAnswer:")
+    # one character per token here, so " A" is two tokens: the bare letters are read
+    assert judge.letters == letter_ids(tokenizer)
+    verdicts = judge.compare(["q?"], ["ab"], ["ba"])
+    assert 0.0 <= verdicts.first_better[0] <= 1.0
 
 
 def test_a_judge_whose_tokenizer_lacks_the_letters_is_refused():
@@ -121,6 +154,17 @@ def test_without_an_anchor_the_bracket_is_seeded_in_sampling_order(stub_judge, m
                                              [None] * 4, **tournament_params(), group_size=4)
     assert values[2] == 1.0
     assert extras["judgements"] == 3 and "beats_reference" not in extras
+
+
+def test_groups_without_a_reference_are_seeded_in_sampling_order(stub_judge, monkeypatch):
+    monkeypatch.setattr(rewards_module, "_load_judge", lambda *a: stub_judge)
+    values, extras = tournament_with_metrics(["p?"] * 4 + ["q?"] * 4,
+                                             ["meh", "good", "x", "y", "good", "x", "y", "z"],
+                                             [None] * 4 + ["r"] * 4, **tournament_params(), group_size=4)
+    assert values[1] == 1.0 and values[4] == 1.0
+    assert extras["judgements"] == 3 + (4 + 3)  # only the second group is seeded against its reference
+    good = 1 / (1 + math.exp(-5.0))
+    assert extras["beats_reference"] == pytest.approx((good + 3 * 0.5) / 4)
 
 
 def test_the_tournament_needs_a_valid_judge_and_groups():

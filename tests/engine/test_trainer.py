@@ -336,8 +336,46 @@ def test_a_tournament_judged_by_a_language_model_trains(tiny_cfg, tmp_path):
         metrics = recorder.metrics[step]
         assert metrics["rewards/tournament/judgements"] == 2 * 3  # 2 groups of 4: 3 matches each
         assert 0.0 <= metrics["rewards/tournament/judge_consistency"] <= 1.0
-        assert metrics["rewards/tournament/mean"] == pytest.approx((1 + 2 / 3 + 2 * (1 - 2.5 / 3)) / 4)
         assert metrics["grad_norm"] > 0  # distinct ranks inside every group: something to learn
+        for group in (0, 1):
+            values = sorted(r["rewards"]["tournament"] for r in recorder.rollouts[step]
+                            if r["group_index"] == group)
+            assert values == pytest.approx([1 / 6, 1 / 6, 2 / 3, 1.0])  # out in round 1, 2, final, winner
+
+
+class MostAs:
+    """A judge that prefers the completion with more 'a's, surely and in both orders."""
+
+    def compare(self, prompts, firsts, seconds):
+        from workers.engine.judges import Verdicts
+
+        better = [1.0 if a.count("a") > b.count("a") else 0.0 if a.count("a") < b.count("a") else 0.5
+                  for a, b in zip(firsts, seconds)]
+        return Verdicts(better, [True] * len(better))
+
+
+def test_the_tournament_winner_of_each_group_is_the_one_its_judge_prefers(tiny_cfg, tmp_path, monkeypatch):
+    from workers.engine import rewards as rewards_module
+
+    monkeypatch.setattr(rewards_module, "_load_judge", lambda *a: MostAs())
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "tournament", "judge": {"source": "tiny"}, "anchor": "none"}],
+        rollout={"num_generations": 4, "prompts_per_step": 2, "max_new_tokens": 6},
+        train={"total_steps": 2}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    winners = 0
+    for records in recorder.rollouts.values():
+        for group in (0, 1):
+            rows = [r for r in records if r["group_index"] == group]
+            most = max(r["completion_text"].count("a") for r in rows)
+            best = [r for r in rows if r["completion_text"].count("a") == most]
+            if len(best) == 1:  # a sole best always wins its bracket
+                assert best[0]["rewards"]["tournament"] == 1.0
+                winners += 1
+            for r in rows:  # and no completion with fewer a's than the winner's ranks above it
+                assert r["rewards"]["tournament"] <= max(b["rewards"]["tournament"] for b in best)
+    assert winners >= 1
 
 
 @pytest.mark.parametrize("patch, field", [

@@ -156,7 +156,8 @@ class NewRunForm(forms.Form):
                                          if name not in ("reward_model", "tournament")]
         reward_choices += [(f"{RM_PREFIX}{rm.pk}", f"Reward model: {rm.name}") for rm in reward_models]
         self.reward_model_paths = {f"{RM_PREFIX}{rm.pk}": rm.path for rm in reward_models}
-        judges = list(self.fields["policy"].queryset.select_related("checkpoint"))
+        # A tournament ranks a group against itself: it trains, but cannot score an evaluation.
+        judges = list(self.fields["policy"].queryset.select_related("checkpoint")) if self.trains else []
         reward_choices += [(f"{JUDGE_PREFIX}{p.pk}", f"Tournament judged by {p.name}") for p in judges]
         self.judge_specs = {f"{JUDGE_PREFIX}{p.pk}": p.engine_spec() for p in judges}
         default_rewards = self.defaults["rewards"]
@@ -217,10 +218,7 @@ class NewRunForm(forms.Form):
                     continue
                 reward.update(name="reward_model", path=self.reward_model_paths[name])
                 reward.setdefault("label", f"rm{name[len(RM_PREFIX):]}")
-            elif name.startswith(JUDGE_PREFIX):
-                if name not in self.judge_specs:
-                    self.add_error(f"reward_{i}_name", "That policy is not in this project.")
-                    continue
+            elif name.startswith(JUDGE_PREFIX):  # the choice field only offers this project's
                 reward.update(name="tournament", judge=self.judge_specs[name])
             rewards.append((i, reward))
         if not rewards and not self.errors:

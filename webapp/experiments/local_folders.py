@@ -116,6 +116,46 @@ def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, 
     return reward
 
 
+def _judge_folders(config: dict[str, Any]) -> dict[int, str]:
+    """{reward index: folder} of the config's tournament judges that are local folders."""
+    rewards = config.get("rewards") if isinstance(config, dict) else None
+    out = {}
+    for index, reward in enumerate(rewards if isinstance(rewards, list) else []):
+        judge = reward.get("judge") if isinstance(reward, dict) and reward.get("name") == "tournament" else None
+        if isinstance(judge, dict) and judge.get("source") == "path" and _usable(judge.get("path")):
+            out[index] = judge["path"]
+    return out
+
+
+def judge_policies_lock(*, project, config: dict[str, Any]) -> None:
+    """Inside the launch's transaction: share-lock the policies whose folders the config's
+    tournament judges name, and RunError if one was deleted since ``resolve_local_folders``.
+    A policy's deletion locks its row and then looks for active runs judging with it
+    (``runs_judging_with``), so one of the two sees the other."""
+    used = _judge_folders(config)
+    if not used:
+        return
+    held = [checkpoint_path or reference for _, source, reference, checkpoint_path in rows_for_share(
+        PolicyModel.objects.filter(project=project, source__in=[PolicyModel.Source.PATH, PolicyModel.Source.CHECKPOINT])
+        .values_list("pk", "source", "reference", "checkpoint__path"))]
+    for index, path in used.items():
+        if not _one_of(path, held):
+            raise RunError("the judge's policy was deleted while this run was being launched",
+                           field=f"config.rewards[{index}].judge")
+
+
+def runs_judging_with(*, policy: PolicyModel) -> list:
+    """The project's runs, newest first, with a tournament judged by this policy's folder."""
+    from webapp.experiments.models import Run
+
+    if policy.source not in (PolicyModel.Source.PATH, PolicyModel.Source.CHECKPOINT):
+        return []
+    folder = policy.checkpoint.path if policy.checkpoint_id else policy.reference
+    runs = Run.objects.filter(project_id=policy.project_id, config__has_key="rewards").order_by("-id")
+    return [run for run in runs.only("id", "name", "status", "kind", "config")
+            if any(same_folder(path, folder) for path in _judge_folders(run.config).values())]
+
+
 def reward_models_lock(*, project, config: dict[str, Any]) -> None:
     """Inside the launch's transaction: share-lock the rows of the project's reward models,
     and RunError if one the resolved config uses was deleted since ``resolve_local_folders``.

@@ -119,13 +119,23 @@ def _finished_checkpoint(project, checkpoint_id) -> Checkpoint:
 
 
 def policy_delete_check(*, policy: PolicyModel) -> None:
-    """PolicyInUse if runs trained from the policy: a run keeps the policy it started from."""
+    """PolicyInUse if runs trained from the policy (a run keeps the policy it started from), or
+    if a queued or running run judges with it (its worker loads the judge's folder when it
+    starts or resumes)."""
+    from webapp.experiments.local_folders import runs_judging_with  # noqa: PLC0415 (imports this app's models)
+
     runs = policy.runs.order_by("-id")
     named = [f"“{name}”" for name in runs.values_list("name", flat=True)[:5]]
     if named:
         total = runs.count()
         raise PolicyInUse(f"{total} run{'s' if total != 1 else ''} used it: {first_few(named, total)}; "
                           "a run keeps its policy, so delete those runs first")
+    judging = [run for run in runs_judging_with(policy=policy) if not run.is_terminal]
+    if judging:
+        named = first_few([f"“{run.name}” ({run.status})" for run in judging], len(judging))
+        raise PolicyInUse(f"{len(judging)} active run{'s' if len(judging) != 1 else ''} judge"
+                          f"{'s' if len(judging) == 1 else ''} with it: {named}; wait for them to finish "
+                          "or cancel them first")
 
 
 def policy_delete(*, policy_id: int) -> None:

@@ -40,13 +40,14 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
     try:
         if kind in (RunKind.POLICY, RunKind.EVALUATION):
-            from workers.engine.config import TrainConfig, check_trainable
+            from workers.engine.config import TrainConfig, check_evaluable, check_trainable
 
             if kind == RunKind.POLICY:
                 check_trainable(config)
-            else:
-                config = greedy_takes_one(config)
-            return TrainConfig.from_dict(config).to_dict()
+                return TrainConfig.from_dict(config).to_dict()
+            validated = TrainConfig.from_dict(greedy_takes_one(config))
+            check_evaluable(validated)
+            return validated.to_dict()
         if kind == RunKind.REWARD_MODEL:
             from workers.engine.rm_trainer import RewardModelTrainConfig
 

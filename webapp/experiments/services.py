@@ -107,7 +107,9 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
     its backbone ``path`` is, if any. RunError changes nothing and queues nothing.
     """
-    from webapp.experiments.local_folders import backbone_policy, resolve_local_folders, reward_models_lock
+    from webapp.experiments.local_folders import (
+        backbone_policy, judge_policies_lock, resolve_local_folders, reward_models_lock,
+    )
     from webapp.experiments.run_config import parse_config_json
 
     config = parse_config_json(config)
@@ -118,15 +120,18 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset is None:
             raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
                            field="dataset")
+    elif kind not in RUN_TASKS:
+        raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
+    # Models named by id become the engine's own fields first, so the checks below read the
+    # config the engine will read.
+    config = resolve_local_folders(project=project, kind=kind, config=config)
+    if kind in (RunKind.POLICY, RunKind.EVALUATION):
         if dataset.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
             _dataset_check(dataset, config)
         if kind == RunKind.POLICY:
             _held_out_check(eval_dataset, config, project=project, dataset=dataset)
         if policy.project_id == project.id:
             config = policy_config_merged(config=config, policy=policy)
-    elif kind not in RUN_TASKS:
-        raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
-    config = resolve_local_folders(project=project, kind=kind, config=config)
     if kind == RunKind.REWARD_MODEL:
         backbone = backbone_policy(project=project, kind=kind, config=config)
         if policy is not None and policy != backbone:
@@ -135,6 +140,7 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         policy = backbone
     with transaction.atomic():
         reward_models_lock(project=project, config=config)
+        judge_policies_lock(project=project, config=config)
         run = run_create(project=project, user=user, name=name, kind=kind, config=config,
                          dataset=dataset, policy=policy, eval_dataset=eval_dataset)
         if kind == RunKind.REWARD_MODEL:

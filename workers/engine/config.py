@@ -501,6 +501,17 @@ def check_trainable(config: TrainConfig | dict[str, Any]) -> None:
                           "num_generations per prompt); greedy decoding is for evaluation runs")
 
 
+def check_evaluable(config: TrainConfig) -> None:
+    """ConfigError when ``config`` cannot score an evaluation run: a tournament ranks a group's
+    completions against each other, so its mean is 0.5 whatever the policy answers."""
+    for i, reward in enumerate(config.rewards):
+        if reward.name == "tournament":
+            raise ConfigError(f"rewards[{i}].name", "a tournament ranks each prompt's completions "
+                              "against each other, so its mean is 0.5 whatever the policy; it "
+                              "cannot score an evaluation (to compare two policies, put their "
+                              "answers side by side for annotators)")
+
+
 def default_config_dict() -> dict[str, Any]:
     """The defaults as JSON (a run that works out of the box with the built-in model)."""
     return TrainConfig().to_dict()

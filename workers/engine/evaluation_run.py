@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
+from .config import TrainConfig, check_evaluable
 from .data import PromptRecord, sampling_seed, validate_prompts
 from .metrics import rollout_metrics
 from .policy import load_policy, resolve_device, stop_token_ids
@@ -52,6 +52,7 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
 
     Checks data and model paths before any work (DataError, ModelLoadError).
     """
+    check_evaluable(config)
     callbacks = callbacks or Callbacks()
     records = validate_prompts(prompts, need_references=any(r.name == "exact_answer" for r in config.rewards))
     _check_models_available(config)

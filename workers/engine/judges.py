@@ -21,7 +21,8 @@ Prompt = str | list[dict]
 
 DEFAULT_CRITERIA = ("Which response answers the request better: correct, helpful, honest and "
                     "clear? Do not prefer a response for its length or its position.")
-MAX_TEXT_CHARS = 8_000  # of the request and of each response, before tokenising
+ELLIPSIS = " [...] "  # where a long piece was cut: its start and its end are kept
+MIN_PIECE_TOKENS = 16  # the least each of request and responses keeps; less cannot be judged
 
 
 def request_text(prompt: Prompt) -> str:
@@ -31,24 +32,56 @@ def request_text(prompt: Prompt) -> str:
     return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in prompt)
 
 
-def judge_message(prompt: Prompt, first: str, second: str, criteria: str) -> str:
+def judge_message(request: str, first: str, second: str, criteria: str) -> str:
     """The user message the judge answers with one letter."""
-    return (f"Compare two responses to the same request.\n\n[Request]\n"
-            f"{request_text(prompt)[:MAX_TEXT_CHARS]}\n\n[Response A]\n{first[:MAX_TEXT_CHARS]}\n\n"
-            f"[Response B]\n{second[:MAX_TEXT_CHARS]}\n\n{criteria}\n"
+    return (f"Compare two responses to the same request.\n\n[Request]\n{request}\n\n"
+            f"[Response A]\n{first}\n\n[Response B]\n{second}\n\n{criteria}\n"
             "Answer with one letter: A or B.")
 
 
-def letter_ids(tokenizer) -> tuple[int, int]:
-    """The token ids of 'A' and 'B'; ModelLoadError unless each is one known token of its own."""
+def _single_token(tokenizer, text: str) -> int | None:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1 or (ids[0] == tokenizer.unk_token_id and tokenizer.unk_token != text):
+        return None
+    return ids[0]
+
+
+def letter_ids(tokenizer, *, after_colon: bool = False) -> tuple[int, int]:
+    """The token ids the judge's answer is read from: 'A' and 'B' at the start of an assistant
+    turn; after a plain-text "Answer:", ' A' and ' B' where those are single tokens (as in
+    BPE vocabularies), else 'A' and 'B'. ModelLoadError when the letters are no tokens."""
+    if after_colon:
+        spaced = (_single_token(tokenizer, " A"), _single_token(tokenizer, " B"))
+        if None not in spaced and spaced[0] != spaced[1]:
+            return spaced[0], spaced[1]
     out = []
     for letter in ("A", "B"):
-        ids = tokenizer.encode(letter, add_special_tokens=False)
-        if len(ids) != 1 or (ids[0] == tokenizer.unk_token_id and tokenizer.unk_token != letter):
+        token = _single_token(tokenizer, letter)
+        if token is None:
             raise ModelLoadError(f"the judge's tokenizer has no single token for {letter!r}; a "
                                  "pairwise judge answers 'A' or 'B', one token each")
-        out.append(ids[0])
+        out.append(token)
     return out[0], out[1]
+
+
+def piece_budgets(lengths: Sequence[int], total: int) -> list[int]:
+    """Split ``total`` tokens among pieces of ``lengths``: a piece that fits keeps all of it
+    and leaves the rest to the others, which share it equally (so two long responses are cut
+    to the same length)."""
+    budgets = [0] * len(lengths)
+    left, open_ = total, sorted(range(len(lengths)), key=lambda i: lengths[i])
+    while open_:
+        share = left // len(open_)
+        i = open_[0]
+        if lengths[i] <= share:
+            budgets[i] = lengths[i]
+            left -= lengths[i]
+            open_.pop(0)
+            continue
+        for j in open_:
+            budgets[j] = share
+        break
+    return budgets
 
 
 @dataclass
@@ -66,25 +99,50 @@ class PairwiseJudge:
                  max_tokens: int = 2048, batch_size: int = 16):
         self.model, self.tokenizer = model, tokenizer
         self.criteria, self.max_tokens, self.batch_size = criteria, max_tokens, batch_size
-        self.letters = letter_ids(tokenizer)
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+        self.letters = letter_ids(tokenizer, after_colon=not self.chat)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # What the template and instructions take, less two tokens of slack per piece for
+        # retokenising the cut texts.
+        self.room = max_tokens - len(self._ids(judge_message("", "", "", criteria))) - 3 * (
+            len(self._tokens(ELLIPSIS)) + 2)
+        if self.room < 3 * MIN_PIECE_TOKENS:
+            raise ModelLoadError(f"max_tokens {max_tokens} leaves {max(self.room, 0)} tokens for the "
+                                 "request and both responses once the judge's instructions are "
+                                 f"in; give at least {max_tokens - self.room + 3 * MIN_PIECE_TOKENS}")
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, prompt: Prompt, first: str, second: str) -> list[int]:
-        """Token ids of the judge's input, ending where the answer letter comes; cut from the
-        left to ``max_tokens`` (the instruction and the responses' ends are kept)."""
-        message = judge_message(prompt, first, second, self.criteria)
-        if getattr(self.tokenizer, "chat_template", None):
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _ids(self, message: str) -> list[int]:
+        if self.chat:
             ids = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=True)
-            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # a BatchEncoding
                 ids = ids["input_ids"]
-        else:
-            ids = self.tokenizer.encode(message + "\nAnswer:", add_special_tokens=True)
-        return list(ids)[-self.max_tokens:]
+            return list(ids)
+        return self.tokenizer.encode(message + "\nAnswer:", add_special_tokens=True)
+
+    def _cut(self, ids: list[int], budget: int) -> str:
+        if len(ids) <= budget:
+            return self.tokenizer.decode(ids)
+        head = budget // 2
+        return self.tokenizer.decode(ids[:head]) + ELLIPSIS + self.tokenizer.decode(ids[len(ids) - (budget - head):])
+
+    def encode(self, prompt: Prompt, first: str, second: str) -> list[int]:
+        """Token ids of the judge's input, ending where the answer letter comes. When the
+        request and the responses do not fit in ``max_tokens``, each long one keeps its start
+        and its end, the responses cut to the same length; the labels and the instructions
+        always stay."""
+        pieces = [self._tokens(request_text(prompt)), self._tokens(first), self._tokens(second)]
+        budgets = piece_budgets([len(p) for p in pieces], self.room)
+        texts = [self._cut(ids, budget) for ids, budget in zip(pieces, budgets)]
+        ids = self._ids(judge_message(*texts, self.criteria))
+        return ids[-self.max_tokens:]  # only if retokenising the cut texts ran over the slack
 
     @torch.no_grad()
     def p_first_letter(self, sequences: Sequence[list[int]]) -> list[float]:

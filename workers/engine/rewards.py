@@ -439,22 +439,33 @@ def _check_criteria_text(value: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_judge(spec_json: str, device: str | None, cache_dir: str | None, criteria: str,
-                max_tokens: int, batch_size: int):
+def _load_judge_model(spec_json: str, device: str | None, cache_dir: str | None):
+    """(model, tokenizer) of a judge, in eval mode; kept for the next step (and for a second
+    tournament reward with the same judge but other criteria)."""
     import torch  # noqa: PLC0415 (torch only where a model runs)
 
     from .config import PolicyConfig  # noqa: PLC0415
-    from .judges import PairwiseJudge  # noqa: PLC0415
     from .policy import load_policy  # noqa: PLC0415
 
     spec = PolicyConfig.from_dict(json.loads(spec_json))
     target = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer = load_policy(spec, cache_dir=None if cache_dir is None else cache_dir,
-                                   device=target)
-    model.eval().requires_grad_(False)
+    model, tokenizer = load_policy(spec, cache_dir=cache_dir, device=target)
+    return model.eval().requires_grad_(False), tokenizer
+
+
+def _load_judge(judge: dict, device, cache_dir, criteria: str, max_tokens: int, batch_size: int):
+    from .judges import PairwiseJudge  # noqa: PLC0415
+
+    model, tokenizer = _load_judge_model(json.dumps(judge, sort_keys=True),
+                                         None if device is None else str(device),
+                                         None if cache_dir is None else str(cache_dir))
     limit = getattr(model.config, "max_position_embeddings", None) or max_tokens
     return PairwiseJudge(model, tokenizer, criteria=criteria, max_tokens=min(max_tokens, limit),
                          batch_size=batch_size)
+
+
+def _has_reference(reference) -> bool:
+    return reference is not None and bool(str(reference).strip())
 
 
 def tournament_with_metrics(prompts, completions, references, *, judge: dict,
@@ -463,7 +474,10 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
                             device=None, model_cache_dir=None, **_
                             ) -> tuple[list[float], dict[str, float]]:
     """Rewards from one seeded single-elimination bracket per group of ``group_size``
-    contiguous completions (the whole batch when called without one)."""
+    contiguous completions (the whole batch when called without one). With ``anchor``
+    "reference", a group whose prompt has a reference answer is seeded by each completion's
+    chance against it, and ``beats_reference`` is the mean of those chances; other groups are
+    seeded in sampling order."""
     from .judges import DEFAULT_CRITERIA  # noqa: PLC0415
     from .tournament import tournament_rewards  # noqa: PLC0415
 
@@ -471,19 +485,22 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
     size = group_size or n
     if n % size:
         raise ValueError(f"{n} completions do not form groups of {size}")
-    scorer = _load_judge(json.dumps(judge, sort_keys=True), None if device is None else str(device),
-                         None if model_cache_dir is None else str(model_cache_dir),
-                         criteria or DEFAULT_CRITERIA, max_tokens, batch_size)
+    scorer = _load_judge(judge, device, model_cache_dir, criteria or DEFAULT_CRITERIA, max_tokens,
+                         batch_size)
     groups = n // size
     calls: list[bool] = []
-    anchored = anchor == "reference" and all(r is not None and str(r).strip() for r in references)
     seeds = [[0.0] * size for _ in range(groups)]
     extras: dict[str, float] = {}
-    if anchored:  # seed by each completion's chance against the reference answer
-        verdicts = scorer.compare(prompts, completions, [str(r) for r in references])
+    anchored = [g for g in range(groups)
+                if anchor == "reference" and _has_reference(references[g * size])]
+    if anchored:  # seed by each completion's chance against its prompt's reference answer
+        rows = [g * size + j for g in anchored for j in range(size)]
+        verdicts = scorer.compare([prompts[r] for r in rows], [completions[r] for r in rows],
+                                  [str(references[r]) for r in rows])
         calls += verdicts.consistent
-        seeds = [verdicts.first_better[g * size:(g + 1) * size] for g in range(groups)]
-        extras["beats_reference"] = sum(verdicts.first_better) / n if n else 0.0
+        for k, g in enumerate(anchored):
+            seeds[g] = verdicts.first_better[k * size:(k + 1) * size]
+        extras["beats_reference"] = sum(verdicts.first_better) / len(rows)
 
     def play(matches):
         rows = [(g * size + i, g * size + j) for g, i, j in matches]
@@ -500,7 +517,9 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
 
 @register("tournament", binary=False, help="ArenaRL: rank each group by a seeded "
           "single-elimination tournament a language model judges pair by pair (both orders); "
-          "1 for the winner down to 0 for the first round's losers. Watch "
+          "1 for the winner down to 0 for the first round's losers, so its mean is 0.5 whatever "
+          "the policy does: follow rewards/<key>/beats_reference (the judge's win rate of the "
+          "completions against the prompts' references) across steps instead. Watch "
           "rewards/<key>/judge_consistency: near 0, the judge picks a position, not a response "
           "(the built-in 135M model does; register a larger model as a policy to judge).",
           fn_with_metrics=tournament_with_metrics,
@@ -509,9 +528,10 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
                                  check=_check_judge),
                   "criteria": Param((str,), None, "what makes a response better (default: "
                                     "correct, helpful, honest and clear)", _check_criteria_text),
-                  "anchor": Param((str,), "reference", "'reference': seed the bracket by each "
-                                  "completion's chance against the prompt's reference answer "
-                                  "(when every prompt has one); 'none': seed in sampling order",
+                  "anchor": Param((str,), "reference", "'reference': seed each group's bracket by "
+                                  "its completions' chances against the prompt's reference answer "
+                                  "(groups whose prompt has none are seeded in sampling order); "
+                                  "'none': seed in sampling order",
                                   _choice(*TOURNAMENT_ANCHORS)),
                   "max_tokens": Param((int,), 2048, "longest judge input in tokens; longer "
                                       "ones are cut from the left", _positive),

@@ -166,8 +166,8 @@ def _check_models_available(config: TrainConfig) -> None:
         if reward.name == "tournament":
             try:
                 check_policy_available(PolicyConfig.from_dict(reward.params["judge"]))
-            except ModelLoadError as exc:
-                raise ModelLoadError(f"rewards[{i}].judge: {exc}") from None
+            except ModelLoadError as exc:  # its message names the field as the policy's
+                raise ModelLoadError(f"rewards[{i}].judge.{str(exc).removeprefix('policy.')}") from None
 
 
 def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: Path,

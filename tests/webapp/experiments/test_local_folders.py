@@ -204,3 +204,61 @@ def test_the_new_run_form_offers_the_projects_policies_as_tournament_judges(clie
     assert response.status_code == 302
     assert Run.objects.get(project=mine).config["rewards"][1] == {
         "name": "tournament", "weight": 0.5, "anchor": "none", "judge": {"source": "tiny"}}
+
+
+def judged_by(tmp_path, project):
+    folder = tmp_path / f"judge-{project.id}"
+    folder.mkdir()
+    return PolicyModel.objects.create(project=project, name="judge", source=PolicyModel.Source.PATH,
+                                      reference=str(folder))
+
+
+def test_a_judge_named_by_id_goes_through_the_held_out_checks_too(tmp_path):
+    user = make_user()
+    project = make_project(owner=user)
+    judge = judged_by(tmp_path, project)
+    with pytest.raises(RunError) as info:  # every_steps without held-out prompts
+        run_launch(project=project, user=user, name="r", kind=RunKind.POLICY,
+                   config={"eval": {"every_steps": 1},
+                           "rewards": [{"name": "tournament", "judge_policy": judge.id}]},
+                   dataset=make_dataset(project), policy=make_policy(project))
+    assert info.value.field == "eval_dataset"
+    assert not Run.objects.exists()
+
+
+def test_an_evaluation_cannot_be_scored_by_a_tournament():
+    user = make_user()
+    project = make_project(owner=user)
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=user, name="e", kind=RunKind.EVALUATION,
+                   config={"rewards": [{"name": "tournament", "judge": {"source": "tiny"}}]},
+                   dataset=make_dataset(project), policy=make_policy(project))
+    assert info.value.field == "config.rewards[0].name" and "0.5 whatever the policy" in info.value.message
+    assert not Run.objects.exists()
+
+
+def test_the_new_evaluation_form_offers_no_tournament(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    judge = make_policy(project, name="judge-model")
+    assert client.login(username=user.username, password=PASSWORD)
+    page = client.get(reverse("experiments:new_evaluation", args=[project.id])).content.decode()
+    assert f'value="judge:{judge.id}"' not in page and "Tournament judged by" not in page
+
+
+def test_a_judges_policy_is_kept_while_an_active_run_judges_with_it(tmp_path):
+    from webapp.experiments.errors import PolicyInUse
+    from webapp.experiments.policies import policy_delete
+    from webapp.experiments.services import run_cancel
+
+    user = make_user()
+    project = make_project(owner=user)
+    judge = judged_by(tmp_path, project)
+    run = run_launch(project=project, user=user, name="judged", kind=RunKind.POLICY,
+                     config={"rewards": [{"name": "tournament", "judge_policy": judge.id}]},
+                     dataset=make_dataset(project), policy=make_policy(project))
+    with pytest.raises(PolicyInUse, match="1 active run judges with it: “judged” \\(queued\\)"):
+        policy_delete(policy_id=judge.id)
+    run_cancel(run_id=run.id)
+    policy_delete(policy_id=judge.id)  # a finished run keeps its config; the judge can go
+    assert not PolicyModel.objects.filter(pk=judge.id).exists()
