@@ -58,20 +58,20 @@ def test_once_its_runs_are_deleted_the_dataset_can_be_deleted(settings, tmp_path
 
 
 def test_a_launch_on_a_dataset_deleted_before_it_committed_is_refused_on_the_field(monkeypatch):
-    from webapp.experiments import local_folders
+    from webapp.experiments import services
     from workers.celery_app import app
 
     monkeypatch.setattr(app, "send_task", lambda name, args: None)
     project = make_project()
     dataset = make_dataset(project)
-    resolve = local_folders.resolve_local_folders
+    merge = services.policy_config_merged  # the launch's last step before its transaction
 
-    def resolve_then_lose_the_dataset(**kwargs):
-        config = resolve(**kwargs)
+    def merge_then_lose_the_dataset(**kwargs):
+        config = merge(**kwargs)
         dataset_delete(dataset_id=dataset.id)  # another request, before the launch's transaction
         return config
 
-    monkeypatch.setattr(local_folders, "resolve_local_folders", resolve_then_lose_the_dataset)
+    monkeypatch.setattr(services, "policy_config_merged", merge_then_lose_the_dataset)
     with pytest.raises(RunError) as info:
         run_launch(project=project, user=None, name="late", kind=RunKind.POLICY, dataset=dataset,
                    policy=make_policy(project), config={})
