@@ -4,7 +4,7 @@ from math import comb
 import pytest
 
 from workers.engine.data import PromptRecord
-from workers.engine.evaluate import evaluate_pass_at_k, pass_at_k
+from workers.engine.evaluate import evaluate_held_out, evaluate_pass_at_k, pass_at_k
 from workers.engine.tiny import build_tiny_policy
 
 
@@ -40,3 +40,20 @@ def test_evaluate_reports_greedy_and_sampled_scores():
     assert all(0.0 <= v <= 1.0 for v in result.values())
     again = evaluate_pass_at_k(model, tok, records, num_samples=4, k=2, max_new_tokens=3)
     assert again == result  # seeded
+
+
+def test_each_held_out_prompt_gets_its_greedy_answer_and_its_samples_tally():
+    model, tok = build_tiny_policy(alphabet="ab", hidden_size=32, num_layers=1, num_heads=2,
+                                   intermediate_size=64)
+    records = [PromptRecord("a", reference="a"), PromptRecord("b", reference="bb"), PromptRecord("ab", reference="b")]
+    result = evaluate_held_out(model, tok, records, num_samples=4, k=2, max_new_tokens=3)
+    assert [a.index for a in result.answers] == [0, 1, 2]
+    assert result.metrics["greedy_pass@1"] == pytest.approx(sum(a.correct for a in result.answers) / 3)
+    for a in result.answers:
+        assert a.samples == 4 and 0 <= a.samples_correct <= 4 and 1 <= a.length <= 3
+        assert a.finish_reason in ("stop", "length")
+        assert a.correct == (a.completion.strip() == records[a.index].reference)
+    # pass@k is built from the same tallies
+    assert result.metrics["pass@2"] == pytest.approx(
+        sum(pass_at_k(4, a.samples_correct, 2) for a in result.answers) / 3)
+    assert evaluate_pass_at_k(model, tok, records, num_samples=4, k=2, max_new_tokens=3) == result.metrics

@@ -23,8 +23,12 @@ STEP_METRICS = {
 class Recorder(Callbacks):
     def __init__(self, stop_after: int | None = None):
         super().__init__()
-        self.metrics, self.rollouts, self.checkpoints = {}, {}, []
+        self.metrics, self.rollouts, self.checkpoints, self.held_out = {}, {}, [], {}
         self.stop_after = stop_after
+
+    def on_held_out(self, step, records):
+        assert step not in self.metrics  # before the step's metrics
+        self.held_out[step] = records
 
     def on_metrics(self, step, metrics):
         self.metrics[step] = metrics
@@ -229,6 +233,9 @@ def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
     recorder = Recorder()
     train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
     assert {"eval/greedy_pass@1", "eval/pass@2"} <= set(recorder.metrics[1])
+    [answer] = recorder.held_out[1]
+    assert answer["index"] == 0 and answer["reference"] == "aa" and answer["samples"] == 2
+    assert float(answer["correct"]) == recorder.metrics[1]["eval/greedy_pass@1"]
 
 
 class StopAtCall(Recorder):
@@ -255,6 +262,7 @@ def test_a_stop_asked_during_an_evaluation_ends_it_and_the_run_after_that_step(t
     result = train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
     assert (result.stopped, result.steps_completed, sorted(recorder.metrics)) == (True, 2, [1, 2])
     assert "eval/pass@2" in recorder.metrics[1] and not any(k.startswith("eval/") for k in recorder.metrics[2])
+    assert sorted(recorder.held_out) == [1]  # an evaluation cut short reports no answers
     assert (tmp_path / "checkpoints" / "step-2").is_dir()  # the step is done and saved
 
 
@@ -275,6 +283,7 @@ def test_periodic_eval_also_measures_the_last_step(tiny_cfg, tmp_path):
     recorder = Recorder()
     train(config, prompts, recorder, output_dir=tmp_path, eval_prompts=prompts)
     assert [s for s in sorted(recorder.metrics) if "eval/pass@2" in recorder.metrics[s]] == [2, 3]
+    assert sorted(recorder.held_out) == [2, 3]
 
 
 # --- errors before any work ----------------------------------------------------------------

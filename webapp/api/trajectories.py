@@ -1,4 +1,5 @@
-"""Trajectories: a run's sampled completions, filtered by step and reward."""
+"""Trajectories: a run's sampled completions, filtered by step and reward; and a policy run's
+greedy answers to its held-out prompts."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -9,7 +10,7 @@ from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, TooLarge, fi
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
-from webapp.experiments.models import Trajectory
+from webapp.experiments.models import HeldOutAnswer, Trajectory
 from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_record
 
 # Sampled completions per request from an external trainer.
@@ -107,3 +108,40 @@ class TrajectoryDetailApi(SteerRetrieveApi):
 
     def get_queryset(self):
         return Trajectory.objects.filter(run__project_id__in=scoped_project_ids(self.request, RESEARCH))
+
+
+class HeldOutAnswerOutputSerializer(serializers.ModelSerializer):
+    index = serializers.IntegerField(source="prompt.index", help_text="The prompt's position in the held-out dataset.")
+    prompt_text = serializers.CharField(source="prompt.display_text")
+    reference = serializers.CharField(source="prompt.reference")
+
+    class Meta:
+        model = HeldOutAnswer
+        fields = ["step", "prompt", "index", "prompt_text", "reference", "completion", "correct",
+                  "samples_correct", "samples", "length", "finish_reason"]
+
+
+class HeldOutFilterSerializer(serializers.Serializer):
+    step = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    correct = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class RunHeldOutAnswerListApi(SteerListApi):
+    """GET: a policy run's greedy answers to its held-out prompts at each step it evaluated
+    them (``?step=``, ``?correct=false``), with how many of the pass@k samples were right;
+    paged, in the order they were stored (by step, then the prompts' order)."""
+
+    project_roles = RESEARCH
+    serializer_class = HeldOutAnswerOutputSerializer
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["id", "step"]
+    ordering = ["id"]  # stored step by step, each step's answers in the prompts' order
+
+    @extend_schema(parameters=[HeldOutFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        run = run_for(self.request, self.kwargs["run_id"])
+        params = query_params(self.request, HeldOutFilterSerializer)
+        return HeldOutAnswer.objects.filter(run=run, **params).select_related("prompt")

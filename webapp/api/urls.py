@@ -60,6 +60,7 @@ urlpatterns = [
     path("runs/<id:run_id>/status/", runs.RunStatusApi.as_view(), name="run-status"),
     path("runs/<id:run_id>/metrics/", metrics.RunMetricsApi.as_view(), name="run-metrics"),
     path("runs/<id:run_id>/trajectories/", trajectories.RunTrajectoryListApi.as_view(), name="run-trajectories"),
+    path("runs/<id:run_id>/held-out/", trajectories.RunHeldOutAnswerListApi.as_view(), name="run-held-out"),
     path("runs/<id:run_id>/checkpoints/", checkpoints.RunCheckpointListApi.as_view(), name="run-checkpoints"),
     path("runs/<id:run_id>/head-to-head/", feedback.HeadToHeadApi.as_view(), name="run-head-to-head"),
     path("projects/<id:project_id>/reward-agreement/", feedback.RewardAgreementApi.as_view(),

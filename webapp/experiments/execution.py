@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import Checkpoint, Run, RunStatus, Trajectory
+from webapp.experiments.models import Checkpoint, HeldOutAnswer, Run, RunStatus, Trajectory
 from webapp.experiments.services import run_transition
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,26 @@ class RunRecorder:
 
 
 class PolicyRunRecorder(RunRecorder):
-    def __init__(self, claim: Claim, *, total_steps: int, prompt_ids: set[int]):
+    def __init__(self, claim: Claim, *, total_steps: int, prompt_ids: set[int],
+                 held_out_ids: set[int] = frozenset()):
         super().__init__(claim, total_steps=total_steps)
         self.prompt_ids = prompt_ids
+        self.held_out_ids = held_out_ids
+
+    def on_held_out(self, step: int, records: list[dict]) -> None:
+        """The greedy answers to the held-out prompts at an evaluated step; stored again (the
+        same rows) when a resumed run evaluates that step again."""
+        rows = [
+            HeldOutAnswer(run_id=self.claim.run_id, step=step, prompt_id=r["prompt_id"],
+                          completion=r["completion_text"], correct=bool(r["correct"]),
+                          samples_correct=int(r["samples_correct"]), samples=int(r["samples"]),
+                          length=int(r["length"]), finish_reason=r.get("finish_reason") or "")
+            for r in records if r.get("prompt_id") in self.held_out_ids
+        ]
+        HeldOutAnswer.objects.bulk_create(
+            rows, batch_size=500, update_conflicts=True, unique_fields=["run", "step", "prompt"],
+            update_fields=["completion", "correct", "samples_correct", "samples", "length", "finish_reason"],
+        )
 
     def on_rollouts(self, step: int, records: list[dict]) -> None:
         rows = [
@@ -282,9 +299,11 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
                     for p in run.eval_dataset.prompts.order_by("index")] if run.eval_dataset else None
         Run.objects.filter(pk=run_id).update(total_steps=config.train.total_steps)
         recorder = PolicyRunRecorder(claim, total_steps=config.train.total_steps,
-                                     prompt_ids={p.id for p in prompts})
+                                     prompt_ids={p.id for p in prompts},
+                                     held_out_ids={p.id for p in held_out or []})
         callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
-                              on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop)
+                              on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop,
+                              on_held_out=recorder.on_held_out)
         with Heartbeat(claim):
             result = train(config, prompts, callbacks, output_dir=run.checkpoint_dir,
                            model_cache_dir=settings.STEER_MODEL_CACHE_DIR, eval_prompts=held_out)

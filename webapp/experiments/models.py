@@ -273,6 +273,32 @@ class Trajectory(models.Model):
         return f"run {self.run_id} step {self.step} [{self.group_index}.{self.sample_index}]"
 
 
+class HeldOutAnswer(models.Model):
+    """A policy run's greedy answer to one of its held-out prompts at a step it evaluated them,
+    with how many of that step's samples of the prompt were right (the pass@k samples)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="held_out_answers")
+    step = models.PositiveIntegerField()
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    completion = models.TextField()
+    correct = models.BooleanField(help_text="The greedy answer matches the prompt's reference.")
+    samples_correct = models.PositiveIntegerField()
+    samples = models.PositiveIntegerField()
+    length = models.PositiveIntegerField(help_text="Answer length in tokens.")
+    finish_reason = models.CharField(max_length=8, choices=Trajectory.FinishReason.choices, blank=True)
+
+    class Meta:
+        ordering = ["run", "step", "prompt"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "prompt"], name="held_out_answer_unique_slot"),
+            models.CheckConstraint(condition=models.Q(samples_correct__lte=models.F("samples")),
+                                   name="held_out_answer_samples_correct_at_most_samples"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step} prompt {self.prompt_id}"
+
+
 class Checkpoint(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
     step = models.PositiveIntegerField()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
@@ -12,6 +13,7 @@ from webapp.experiments.metric_rollups import TOP_LEVEL
 from webapp.experiments.models import (
     TERMINAL_STATUSES,
     Checkpoint,
+    HeldOutAnswer,
     MetricChunk,
     MetricRollup,
     PolicyModel,
@@ -157,6 +159,41 @@ def trajectory_groups(*, run: Run, step: int, order: str = "reward") -> list[dic
     return [groups[i] for i in sorted(groups)]
 
 
+def held_out_steps(*, run: Run) -> list[int]:
+    """Steps at which the run's held-out answers were stored, ascending."""
+    return list(HeldOutAnswer.objects.filter(run=run).order_by("step").values_list("step", flat=True).distinct())
+
+
+HELD_OUT_VIEWS = ("all", "wrong", "changed")
+
+
+@dataclass
+class HeldOutRow:
+    index: int  # the prompt's position in the held-out dataset
+    prompt: str
+    reference: str
+    answer: HeldOutAnswer
+    before: bool | None  # correct at the evaluation before this one; None at the first
+
+
+def held_out_rows(*, run: Run, step: int, show: str = "all") -> list[HeldOutRow]:
+    """The held-out prompts' greedy answers at ``step``, in dataset order, each with whether it
+    was right at the previous evaluated step; ``show`` "wrong" keeps the wrong answers, "changed"
+    those that became right or wrong since then."""
+    previous = (HeldOutAnswer.objects.filter(run=run, step__lt=step).order_by("-step")
+                .values_list("step", flat=True).first())
+    before = dict(HeldOutAnswer.objects.filter(run=run, step=previous).values_list("prompt_id", "correct")
+                  ) if previous is not None else {}
+    rows = []
+    for answer in HeldOutAnswer.objects.filter(run=run, step=step).select_related("prompt").order_by("prompt__index"):
+        row = HeldOutRow(answer.prompt.index, answer.prompt.display_text, answer.prompt.reference, answer,
+                         before.get(answer.prompt_id))
+        if show == "wrong" and answer.correct or show == "changed" and row.before in (None, answer.correct):
+            continue
+        rows.append(row)
+    return rows
+
+
 def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
     return Checkpoint.objects.filter(run=run).order_by("step")
 
@@ -166,13 +203,14 @@ def reward_model_runs(*, project) -> QuerySet[Run]:
 
 
 def run_deletion_summary(*, run: Run) -> dict[str, int]:
-    """What deleting the run removes (trajectories, checkpoints, metric series) and what it keeps
+    """What deleting the run removes (trajectories, held-out answers, checkpoints, metric series) and what it keeps
     (comparison tasks made from it, with their labels), for the confirmation page."""
     from webapp.feedback.models import ComparisonTask, PreferenceLabel  # noqa: PLC0415 (feedback imports experiments)
 
     tasks = ComparisonTask.objects.filter(source_run=run)
     return {
         "trajectories": Trajectory.objects.filter(run=run).count(),
+        "held_out_answers": HeldOutAnswer.objects.filter(run=run).count(),
         "checkpoints": Checkpoint.objects.filter(run=run).count(),
         "metric_series": len(metric_keys(run_ids=[run.pk])),
         "tasks": tasks.count(),

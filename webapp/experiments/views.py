@@ -17,10 +17,13 @@ from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
 from webapp.experiments.selectors import (
+    HELD_OUT_VIEWS,
     checkpoint_list,
     comparison_runs,
     evaluation_columns,
     evaluation_results,
+    held_out_rows,
+    held_out_steps,
     metric_history_downsampled,
     metric_latest,
     run_deletion_summary,
@@ -179,6 +182,24 @@ def run_delete_page(request, project_id: int, run_id: int):
     return render(request, "experiments/delete.html",
                   _context(request, run=run, summary=run_deletion_summary(run=run), error=outcome.error),
                   status=outcome.status)
+
+
+@research_required
+def run_held_out_page(request, project_id: int, run_id: int):
+    """The held-out prompts' greedy answers at one evaluated step (the newest by default), each
+    marked right or wrong, with the share of its samples that were right and whether it was
+    right at the evaluation before; "wrong" and "changed" narrow the list."""
+    run = run_get(project=request.project, run_id=run_id)
+    steps = held_out_steps(run=run)
+    chosen = query_id(request.GET.get("step", ""))
+    step = chosen if chosen in steps else (steps[-1] if steps else None)
+    show = request.GET.get("show", "all")
+    show = show if show in HELD_OUT_VIEWS else "all"
+    rows = held_out_rows(run=run, step=step, show=show) if step is not None else []
+    previous = [s for s in steps if step is not None and s < step]
+    return render(request, "experiments/held_out.html", _context(
+        request, run=run, steps=steps, step=step, show=show, views=HELD_OUT_VIEWS, rows=rows,
+        previous_step=previous[-1] if previous else None))
 
 
 @research_required

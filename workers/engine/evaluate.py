@@ -1,8 +1,10 @@
-"""Evaluation with exact_answer: greedy pass@1 and the unbiased pass@k estimator."""
+"""Evaluation with exact_answer: greedy pass@1, the unbiased pass@k estimator, and each
+prompt's greedy answer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -30,58 +32,99 @@ class _Stopped(Exception):
     """``should_stop`` said so between two batches."""
 
 
-def _correct(model, tokenizer, prompt_ids: list[list[int]], references: list[str | None],
-             params: SamplingParams, generator: torch.Generator | None, batch_rows: int,
-             sampler: Sampler, should_stop: Callable[[], bool]) -> list[float]:
+@dataclass
+class _Decoded:
+    correct: list[float]
+    completions: list[str]
+    lengths: list[int]
+    finish_reasons: list[str]
+
+
+@dataclass
+class HeldOutAnswer:
+    """One held-out prompt's greedy answer, and how many of its samples were right."""
+
+    index: int  # position in the held-out prompts
+    completion: str
+    correct: bool
+    length: int
+    finish_reason: str
+    samples_correct: int
+    samples: int
+
+
+@dataclass
+class HeldOutResult:
+    metrics: dict[str, float]  # greedy_pass@1, pass@<k>
+    answers: list[HeldOutAnswer]
+
+
+def _decode(model, tokenizer, prompt_ids: list[list[int]], references: list[str | None],
+            params: SamplingParams, generator: torch.Generator | None, batch_rows: int,
+            sampler: Sampler, should_stop: Callable[[], bool]) -> _Decoded:
     pad_id, eos_ids = tokenizer.pad_token_id, stop_token_ids(model, tokenizer)
-    out: list[float] = []
+    out = _Decoded([], [], [], [])
     for start in range(0, len(prompt_ids), batch_rows):
         if should_stop():
             raise _Stopped
         batch = sampler(model, prompt_ids[start:start + batch_rows], params,
                         pad_id=pad_id, eos_ids=eos_ids, generator=generator)
         completions = decode_completions(tokenizer, batch)
-        out += exact_answer([], completions, references[start:start + batch_rows])
+        out.correct += exact_answer([], completions, references[start:start + batch_rows])
+        out.completions += completions
+        out.lengths += list(batch.completion_lengths)
+        out.finish_reasons += list(batch.finish_reasons)
     return out
 
 
-def evaluate_pass_at_k(model, tokenizer, records: Sequence[PromptRecord], *, num_samples: int,
-                       k: int, max_new_tokens: int, temperature: float = 1.0,
-                       use_chat_template: bool = True, seed: int = 0, batch_rows: int = 32,
-                       sampler: Sampler = sample_completions,
-                       should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
-    """{"greedy_pass@1": fraction solved greedily, "pass@<k>": mean unbiased pass@k over
-    ``num_samples`` samples per prompt at ``temperature``}, decoding with ``sampler``; None when
-    ``should_stop``, asked before each batch of ``batch_rows`` rows, ends it early."""
+def evaluate_held_out(model, tokenizer, records: Sequence[PromptRecord], *, num_samples: int,
+                      k: int, max_new_tokens: int, temperature: float = 1.0,
+                      use_chat_template: bool = True, seed: int = 0, batch_rows: int = 32,
+                      sampler: Sampler = sample_completions,
+                      should_stop: Callable[[], bool] = lambda: False) -> HeldOutResult | None:
+    """Metrics {"greedy_pass@1": fraction solved greedily, "pass@<k>": mean unbiased pass@k
+    over ``num_samples`` samples per prompt at ``temperature``} and each prompt's greedy answer,
+    decoding with ``sampler``; None when ``should_stop``, asked before each batch of
+    ``batch_rows`` rows, ends it early."""
     was_training = model.training
     try:
-        return _pass_at_k(model, tokenizer, records, num_samples=num_samples, k=k,
-                          max_new_tokens=max_new_tokens, temperature=temperature,
-                          use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
-                          sampler=sampler, should_stop=should_stop)
+        return _held_out(model, tokenizer, records, num_samples=num_samples, k=k,
+                         max_new_tokens=max_new_tokens, temperature=temperature,
+                         use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
+                         sampler=sampler, should_stop=should_stop)
     except _Stopped:
         return None
     finally:
         model.train(was_training)
 
 
-def _pass_at_k(model, tokenizer, records, *, num_samples, k, max_new_tokens, temperature,
-               use_chat_template, seed, batch_rows, sampler, should_stop) -> dict[str, float]:
+def evaluate_pass_at_k(model, tokenizer, records: Sequence[PromptRecord], **kwargs
+                       ) -> dict[str, float] | None:
+    """``evaluate_held_out``'s metrics alone (None when stopped)."""
+    result = evaluate_held_out(model, tokenizer, records, **kwargs)
+    return None if result is None else result.metrics
+
+
+def _held_out(model, tokenizer, records, *, num_samples, k, max_new_tokens, temperature,
+              use_chat_template, seed, batch_rows, sampler, should_stop) -> HeldOutResult:
     model.eval()
     prompt_ids = encode_prompts(tokenizer, [r.prompt for r in records],
                                 use_chat_template=use_chat_template)
     references = [r.reference for r in records]
-    greedy = _correct(model, tokenizer, prompt_ids, references,
-                      SamplingParams(max_new_tokens=max_new_tokens, greedy=True), None,
-                      batch_rows, sampler, should_stop)
+    greedy = _decode(model, tokenizer, prompt_ids, references,
+                     SamplingParams(max_new_tokens=max_new_tokens, greedy=True), None,
+                     batch_rows, sampler, should_stop)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    sampled = _correct(model, tokenizer, [p for p in prompt_ids for _ in range(num_samples)],
-                       [r for r in references for _ in range(num_samples)],
-                       SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature),
-                       generator, batch_rows, sampler, should_stop)
-    per_prompt = [pass_at_k(num_samples, int(sum(sampled[i:i + num_samples])), k)
-                  for i in range(0, len(sampled), num_samples)]
-    return {"greedy_pass@1": sum(greedy) / len(greedy),
-            f"pass@{k}": sum(per_prompt) / len(per_prompt)}
+    sampled = _decode(model, tokenizer, [p for p in prompt_ids for _ in range(num_samples)],
+                      [r for r in references for _ in range(num_samples)],
+                      SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature),
+                      generator, batch_rows, sampler, should_stop).correct
+    solved = [int(sum(sampled[i:i + num_samples])) for i in range(0, len(sampled), num_samples)]
+    per_prompt = [pass_at_k(num_samples, c, k) for c in solved]
+    answers = [HeldOutAnswer(i, greedy.completions[i], greedy.correct[i] == 1.0, greedy.lengths[i],
+                             greedy.finish_reasons[i], solved[i], num_samples)
+               for i in range(len(records))]
+    return HeldOutResult({"greedy_pass@1": sum(greedy.correct) / len(greedy.correct),
+                          f"pass@{k}": sum(per_prompt) / len(per_prompt)}, answers)

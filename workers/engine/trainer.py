@@ -43,9 +43,10 @@ class Callbacks:
     ``Callbacks(on_metrics=lambda step, m: ...)``. Every hook is optional."""
 
     def __init__(self, *, on_metrics=None, on_rollouts=None, on_checkpoint=None,
-                 should_stop=None):
+                 should_stop=None, on_held_out=None):
         for name, fn in (("on_metrics", on_metrics), ("on_rollouts", on_rollouts),
-                         ("on_checkpoint", on_checkpoint), ("should_stop", should_stop)):
+                         ("on_checkpoint", on_checkpoint), ("should_stop", should_stop),
+                         ("on_held_out", on_held_out)):
             if fn is not None:
                 setattr(self, name, fn)
 
@@ -54,6 +55,10 @@ class Callbacks:
 
     def on_rollouts(self, step: int, records: list[dict[str, Any]]) -> None:
         """Called with one dict per completion (see ``rollout_records``)."""
+
+    def on_held_out(self, step: int, records: list[dict[str, Any]]) -> None:
+        """Called, before ``on_metrics`` of the same step, with each held-out prompt's greedy
+        answer when the step evaluated them (see ``held_out_records``)."""
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Called after checkpoint ``step`` is complete on disk."""
@@ -131,10 +136,15 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
             break
         metrics, records_of_step = _train_step(session, step)
         eval_cut_short = False
+        answers = None
         if eval_records and _evaluates_at(step, config):
-            figures = _evaluate(session, eval_records, step, callbacks.should_stop)
-            eval_cut_short = figures is None
-            metrics.update(figures or {})
+            evaluated = _evaluate(session, eval_records, step, callbacks.should_stop)
+            eval_cut_short = evaluated is None
+            if evaluated is not None:
+                metrics.update(evaluated[0])
+                answers = evaluated[1]
+        if answers is not None:
+            callbacks.on_held_out(step, answers)
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
             callbacks.on_rollouts(step, records_of_step())
@@ -376,16 +386,29 @@ def _evaluates_at(step: int, config: TrainConfig) -> bool:
 
 
 def _evaluate(s: _Session, records: list[PromptRecord], step: int,
-              should_stop: Callable[[], bool]) -> dict[str, float] | None:
-    """eval/ metrics of the held-out ``records``; None when the run is asked to stop meanwhile
-    (the step itself is done: the loop records it and stops)."""
-    from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
+              should_stop: Callable[[], bool]) -> tuple[dict[str, float], list[dict[str, Any]]] | None:
+    """eval/ metrics of the held-out ``records`` and their answers (see ``held_out_records``);
+    None when the run is asked to stop meanwhile (the step itself is done: the loop records it
+    and stops)."""
+    from .evaluate import evaluate_held_out  # noqa: PLC0415
 
     cfg = s.config
-    result = evaluate_pass_at_k(
+    result = evaluate_held_out(
         s.model, s.tokenizer, records, num_samples=cfg.eval.num_samples, k=cfg.eval.k,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
         temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
         seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler,
         should_stop=should_stop)
-    return None if result is None else {f"eval/{k}": v for k, v in result.items()}
+    if result is None:
+        return None
+    return {f"eval/{k}": v for k, v in result.metrics.items()}, held_out_records(records, result)
+
+
+def held_out_records(records: Sequence[PromptRecord], result) -> list[dict[str, Any]]:
+    """One dict per held-out prompt, for ``Callbacks.on_held_out``: index, prompt_id,
+    reference, completion_text (the greedy answer), correct, length, finish_reason,
+    samples_correct of samples."""
+    return [{"index": a.index, "prompt_id": records[a.index].id, "reference": records[a.index].reference,
+             "completion_text": a.completion, "correct": a.correct, "length": a.length,
+             "finish_reason": a.finish_reason, "samples_correct": a.samples_correct,
+             "samples": a.samples} for a in result.answers]

@@ -126,6 +126,7 @@ ROUTES = [
     ("trajectory ingest", "post", "/api/v1/runs/{run}/trajectories/",
      lambda: {"records": [{"step": 2, "prompt": "p", "completion": "c", "reward": 0.5}]}, (201, 201, 404)),
     ("trajectory detail", "get", "/api/v1/trajectories/{trajectory}/", None, (200, 200, 404)),
+    ("held-out answers", "get", "/api/v1/runs/{run}/held-out/", None, (200, 200, 404)),
     ("checkpoint list", "get", "/api/v1/runs/{run}/checkpoints/", None, (200, 200, 404)),
     ("checkpoint download", "get", "/api/v1/checkpoints/{checkpoint}/download/", None, (200, 200, 404)),
     ("rubric list", "get", "/api/v1/projects/{project}/rubrics/", None, (200, 200, 200)),

@@ -60,6 +60,72 @@ def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_la
     assert [s for s, _ in history(run, "reward")] == [1, 2, 3, 4, 5]
     # Only the training prompts are sampled for trajectories; the held-out ones are never trained on.
     assert not run.trajectories.filter(prompt__dataset=held_out).exists() and run.trajectories.exists()
+    # Each evaluation stored the greedy answer to every held-out prompt, agreeing with its metric.
+    answers = run.held_out_answers.all()
+    assert sorted({a.step for a in answers}) == [2, 4, 5]
+    for step, value in history(run, "eval/greedy_pass@1"):
+        at_step = [a for a in answers if a.step == step]
+        assert {a.prompt.dataset_id for a in at_step} == {held_out.id} and len(at_step) == 3
+        assert sum(a.correct for a in at_step) / 3 == pytest.approx(value)
+        assert all(a.samples == 2 for a in at_step)
+
+
+def answered(project, step, rows):
+    """A finished run with held-out answers stored at ``step``: rows of (completion, correct)."""
+    from webapp.experiments.models import HeldOutAnswer
+
+    held_out = Run.objects.get(project=project).eval_dataset if Run.objects.filter(project=project).exists() \
+        else make_dataset(project, name="held", n=len(rows))
+    run = Run.objects.filter(project=project).first() or make_run(project, status=RunStatus.SUCCEEDED,
+                                                                  eval_dataset=held_out)
+    for prompt, (completion, correct) in zip(held_out.prompts.order_by("index"), rows):
+        HeldOutAnswer.objects.create(run=run, step=step, prompt=prompt, completion=completion, correct=correct,
+                                     samples_correct=int(correct), samples=2, length=3)
+    return run
+
+
+def test_the_held_out_page_shows_each_answer_and_what_changed_since_the_last_evaluation(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    answered(project, 2, [("<b>4</b>", True), ("5", False), ("6", True)])
+    run = answered(project, 4, [("4", True), ("<script>x</script>", True), ("7", False)])
+    assert client.login(username=user.username, password=PASSWORD)
+    url = reverse("experiments:held_out", args=[project.id, run.id])
+    page = client.get(url).content.decode()  # the newest step by default
+    table = page[page.index('id="held-out"'):page.index("</table>")]
+    assert table.count("<tr class=") == 3 and "&lt;script&gt;x&lt;/script&gt;" in table and "<script>x" not in table
+    assert "newly right" in table and "newly wrong" in table and "changed since step 2" in page
+    changed = client.get(url, {"show": "changed"}).content.decode()
+    assert changed.count('<tr class="right">') == 1 and changed.count('<tr class="wrong">') == 1
+    wrong = client.get(url, {"step": 2, "show": "wrong"}).content.decode()
+    rows = wrong[wrong.index('id="held-out"'):wrong.index("</table>")]
+    assert rows.count("<tr class=") == 1 and ">5<" in rows and "&lt;b&gt;4&lt;/b&gt;" not in rows
+    assert client.get(url, {"step": "999", "show": "nonsense"}).status_code == 200  # falls back to the newest
+
+
+def test_the_held_out_page_is_the_projects_own(client):
+    user = make_user()
+    theirs = answered(make_project(), 1, [("4", True)])
+    assert client.login(username=user.username, password=PASSWORD)
+    mine = make_project(researcher=user)
+    assert client.get(reverse("experiments:held_out", args=[mine.id, theirs.id])).status_code == 404
+
+
+def test_the_api_lists_held_out_answers_by_step_and_correctness():
+    user = api_user()
+    project = make_project(owner=user)
+    answered(project, 2, [("4", True), ("5", False)])
+    run = answered(project, 4, [("4", True), ("6", True)])
+    api = token_client(user)
+    body = api.get(f"/api/v1/runs/{run.id}/held-out/").json()
+    assert [(r["step"], r["index"], r["completion"], r["correct"]) for r in body["results"]] == [
+        (2, 0, "4", True), (2, 1, "5", False), (4, 0, "4", True), (4, 1, "6", True)]
+    assert body["results"][0]["samples"] == 2 and body["results"][0]["reference"] is not None
+    wrong = api.get(f"/api/v1/runs/{run.id}/held-out/?correct=false").json()["results"]
+    assert [(r["step"], r["completion"]) for r in wrong] == [(2, "5")]
+    assert [r["step"] for r in api.get(f"/api/v1/runs/{run.id}/held-out/?step=4").json()["results"]] == [4, 4]
+    theirs = answered(make_project(), 1, [("4", True)])
+    assert api.get(f"/api/v1/runs/{theirs.id}/held-out/").status_code == 404
 
 
 @pytest.mark.parametrize("case, field, fragment", [
