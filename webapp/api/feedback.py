@@ -20,7 +20,7 @@ from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
-from webapp.feedback.selectors import reward_agreement_rows
+from webapp.feedback.selectors import quality_report, reward_agreement_rows
 from webapp.feedback.services import (
     comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
     rubric_update,
@@ -449,6 +449,60 @@ class RewardAgreementApi(SteerApi):
         if run_id is not None and not project.runs.filter(pk=run_id).exists():
             raise Http404("No such run.")
         rows = reward_agreement_rows(project=project, run_id=run_id)
-        return Response(RewardAgreementOutputSerializer([
-            {"reward": r.key, "pairs": r.pairs, "separated": r.decided, "agreement": r.agreement,
-             "interval": list(r.interval) if r.interval else None} for r in rows], many=True).data)
+        return Response(RewardAgreementOutputSerializer([reward_agreement_out(r) for r in rows], many=True).data)
+
+
+def reward_agreement_out(row) -> dict:
+    return {"reward": row.key, "pairs": row.pairs, "separated": row.decided, "agreement": row.agreement,
+            "interval": list(row.interval) if row.interval else None}
+
+
+class RatioSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="null when there is nothing to compute it from.")
+    n = serializers.IntegerField(source="total", help_text="How many comparisons (or pairs) it is computed from.")
+
+
+class AnnotatorQualitySerializer(serializers.Serializer):
+    annotator = serializers.IntegerField(source="annotator_id")
+    username = serializers.CharField()
+    labels = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+    agreement_n = serializers.IntegerField()
+    tau_b = serializers.FloatField(allow_null=True)
+    tau_b_n = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_n = serializers.IntegerField()
+    labels_per_hour = serializers.FloatField(allow_null=True)
+
+
+class CriterionAlphaSerializer(serializers.Serializer):
+    rubric = serializers.CharField()
+    criterion = serializers.CharField()
+    scale = serializers.CharField()
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, ordinal metric.")
+    units = serializers.IntegerField(help_text="Candidate scores given by two annotators or more.")
+
+
+class QualityOutputSerializer(serializers.Serializer):
+    labels = serializers.IntegerField(source="label_count")
+    agreement = RatioSerializer(help_text="Pairwise agreement between annotators on the same task.")
+    tau_b = RatioSerializer(help_text="Mean Kendall tau-b of two annotators' rankings of a task.")
+    gold_accuracy = RatioSerializer(help_text="Share of gold-ordered pairs the annotators ordered the same way.")
+    labels_per_hour = serializers.FloatField(allow_null=True)
+    annotators = AnnotatorQualitySerializer(many=True)
+    criteria = CriterionAlphaSerializer(many=True, source="criterion_alphas")
+    rewards = RewardAgreementOutputSerializer(many=True, source="reward_agreement_out")
+
+
+class QualityApi(SteerApi):
+    """GET: the project's label quality, as on its Quality page: agreement between annotators,
+    tau-b, gold accuracy and pace, overall and per annotator; Krippendorff's alpha per rubric
+    criterion; and each reward's agreement with the labels (as ``reward-agreement/``)."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(responses={200: QualityOutputSerializer})
+    def get(self, request, project_id: int):
+        report = quality_report(project=request.membership.project)
+        report["reward_agreement_out"] = [reward_agreement_out(r) for r in report["reward_agreement"]]
+        return Response(QualityOutputSerializer(report).data)

@@ -65,6 +65,7 @@ urlpatterns = [
     path("runs/<id:run_id>/head-to-head/", feedback.HeadToHeadApi.as_view(), name="run-head-to-head"),
     path("projects/<id:project_id>/reward-agreement/", feedback.RewardAgreementApi.as_view(),
          name="project-reward-agreement"),
+    path("projects/<id:project_id>/quality/", feedback.QualityApi.as_view(), name="project-quality"),
     path("trajectories/<id:trajectory_id>/", trajectories.TrajectoryDetailApi.as_view(), name="trajectory-detail"),
     path("checkpoints/<id:checkpoint_id>/download/", checkpoints.CheckpointDownloadApi.as_view(),
          name="checkpoint-download"),

@@ -147,3 +147,19 @@ def test_reward_agreement_sets_each_runs_rewards_against_the_labels(api, project
     response = api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run={elsewhere.id}")
     assert response.status_code == 404
     assert api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run=x").status_code == 400
+
+
+def test_label_quality_reads_as_on_the_quality_page(api, project):
+    content = json.dumps({"prompt": "q", "completions": ["a", "b", "c"]})
+    response = post(api, f"/api/v1/projects/{project.id}/tasks/", {"content": content, "required_labels": 2})
+    assert response.status_code == 201, response.json()
+    task_id = response.json()[0]["id"]
+    label_as_annotator(project, {task_id: [[0], [1], [2]]})
+    label_as_annotator(project, {task_id: [[0], [2], [1]]})  # agrees on 2 of the 3 pairs
+    body = api.get(f"/api/v1/projects/{project.id}/quality/").json()
+    assert body["labels"] == 2
+    assert body["agreement"] == {"value": pytest.approx(2 / 3), "n": 3}
+    assert body["gold_accuracy"] == {"value": None, "n": 0}
+    assert [a["labels"] for a in body["annotators"]] == [1, 1]
+    assert body["annotators"][0]["agreement"] == pytest.approx(2 / 3)
+    assert body["criteria"] == [] and body["rewards"] == []  # imported tasks carry no rewards
