@@ -74,10 +74,7 @@ def _reward(project, index: int, reward: Any) -> Any:
     if "reward_model" in reward:
         if "path" in reward:
             raise RunError("name the reward model by id or by path, not both", field=field)
-        rm_id = reward["reward_model"]
-        if isinstance(rm_id, bool) or not isinstance(rm_id, int):
-            raise RunError(f"must be a reward model's id (an integer), got {rm_id!r}",
-                           field=f"{field}.reward_model")
+        rm_id = _id(reward["reward_model"], "a reward model's", f"{field}.reward_model")
         rm = ready.filter(pk=rm_id).first()
         if rm is None:
             raise RunError(f"no trained reward model {rm_id} in this project",
@@ -92,6 +89,12 @@ def _reward(project, index: int, reward: Any) -> Any:
     return reward
 
 
+def _id(value: Any, whose: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RunError(f"must be {whose} id (an integer), got {value!r}", field=field)
+    return value
+
+
 def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, Any]:
     """A tournament's judge named by a policy id (``"judge_policy": 3``) becomes that policy's
     engine spec; a judge given as a spec may name a local folder only if it is one of this
@@ -99,10 +102,7 @@ def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, 
     if "judge_policy" in reward:
         if "judge" in reward:
             raise RunError("name the judge by policy id or as a model spec, not both", field=field)
-        policy_id = reward["judge_policy"]
-        if isinstance(policy_id, bool) or not isinstance(policy_id, int):
-            raise RunError(f"must be a policy's id (an integer), got {policy_id!r}",
-                           field=f"{field}.judge_policy")
+        policy_id = _id(reward["judge_policy"], "a policy's", f"{field}.judge_policy")
         policy = PolicyModel.objects.filter(project=project, pk=policy_id).select_related("checkpoint").first()
         if policy is None:
             raise RunError(f"no policy {policy_id} in this project", field=f"{field}.judge_policy")
