@@ -42,18 +42,26 @@ def test_evaluate_reports_greedy_and_sampled_scores():
     assert again == result  # seeded
 
 
-def test_each_held_out_prompt_gets_its_greedy_answer_and_its_samples_tally():
+def scripted(monkeypatch, texts):
+    """Decoded completions taken from ``texts`` in order, whatever the tiny model sampled."""
+    from workers.engine import evaluate
+
+    queue = iter(texts)
+    monkeypatch.setattr(evaluate, "decode_completions",
+                        lambda tokenizer, batch: [next(queue) for _ in batch.completion_lengths])
+
+
+def test_each_held_out_prompt_gets_its_greedy_answer_and_its_samples_tally(monkeypatch):
     model, tok = build_tiny_policy(alphabet="ab", hidden_size=32, num_layers=1, num_heads=2,
                                    intermediate_size=64)
-    records = [PromptRecord("a", reference="a"), PromptRecord("b", reference="bb"), PromptRecord("ab", reference="b")]
-    result = evaluate_held_out(model, tok, records, num_samples=4, k=2, max_new_tokens=3)
-    assert [a.index for a in result.answers] == [0, 1, 2]
-    assert result.metrics["greedy_pass@1"] == pytest.approx(sum(a.correct for a in result.answers) / 3)
-    for a in result.answers:
-        assert a.samples == 4 and 0 <= a.samples_correct <= 4 and 1 <= a.length <= 3
-        assert a.finish_reason in ("stop", "length")
-        assert a.correct == (a.completion.strip() == records[a.index].reference)
-    # pass@k is built from the same tallies
-    assert result.metrics["pass@2"] == pytest.approx(
-        sum(pass_at_k(4, a.samples_correct, 2) for a in result.answers) / 3)
-    assert evaluate_pass_at_k(model, tok, records, num_samples=4, k=2, max_new_tokens=3) == result.metrics
+    records = [PromptRecord("a", reference="1"), PromptRecord("b", reference="2"),
+               PromptRecord("ab", reference="7")]
+    greedy = ["The answer is 1.", "3", "\\boxed{7}"]  # right, wrong, right
+    sampled = ["1", "1", "0", "0",  "2", "0", "0", "0",  "0", "0", "0", "0"]  # 2, 1 and 0 of 4 right
+    scripted(monkeypatch, greedy + sampled)
+    result = evaluate_held_out(model, tok, records, num_samples=4, k=2, max_new_tokens=3, batch_rows=5)
+    assert [(a.index, a.completion, a.correct, a.samples_correct, a.samples) for a in result.answers] == [
+        (0, "The answer is 1.", True, 2, 4), (1, "3", False, 1, 4), (2, "\\boxed{7}", True, 0, 4)]
+    assert result.metrics["greedy_pass@1"] == pytest.approx(2 / 3)
+    assert result.metrics["pass@2"] == pytest.approx((pass_at_k(4, 2, 2) + pass_at_k(4, 1, 2) + 0) / 3)
+    assert all(1 <= a.length <= 3 and a.finish_reason in ("stop", "length") for a in result.answers)

@@ -20,7 +20,7 @@ from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
-from webapp.feedback.selectors import quality_report, reward_agreement_rows
+from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
 from webapp.feedback.services import (
     comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
     rubric_update,
@@ -423,18 +423,21 @@ class HeadToHeadApi(SteerApi):
 
 
 class RewardAgreementOutputSerializer(serializers.Serializer):
-    reward = serializers.CharField(help_text="A reward key, or '(total)' for the weighted sum the run trained on.")
+    reward = serializers.CharField(allow_null=True, help_text="A reward's name; null for the total.")
+    total = serializers.BooleanField(help_text="The weighted sum of the rewards the run trained on.")
     pairs = serializers.IntegerField(help_text="Candidate pairs a label put in order, both scored by this reward.")
     separated = serializers.IntegerField(help_text="Of those, the pairs the reward gave different values.")
     agreement = serializers.FloatField(allow_null=True,
                                        help_text="Share of the separated pairs the reward orders as the label does.")
     interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
-                                     help_text="The Wilson 95 % interval of agreement.")
+                                     help_text="The Wilson 95 % interval of agreement, counting every pair as "
+                                               "independent (pairs from one ranking are not, so it is too narrow).")
 
 
 class RewardAgreementApi(SteerApi):
-    """GET: how each reward that runs gave their trajectories orders the completions annotators
-    ranked, over the project's tasks made from runs (``?run=<id>``: from that run only)."""
+    """GET: how each reward that runs gave their completions orders the completions annotators
+    ranked, over the project's tasks made from runs (``?run=<id>``: from that run only); only two
+    completions the same run scored are compared."""
 
     class RewardAgreementQuerySerializer(serializers.Serializer):
         run = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
@@ -453,8 +456,9 @@ class RewardAgreementApi(SteerApi):
 
 
 def reward_agreement_out(row) -> dict:
-    return {"reward": row.key, "pairs": row.pairs, "separated": row.decided, "agreement": row.agreement,
-            "interval": list(row.interval) if row.interval else None}
+    total = row.key == TOTAL_REWARD
+    return {"reward": None if total else row.key, "total": total, "pairs": row.pairs, "separated": row.decided,
+            "agreement": row.agreement, "interval": list(row.interval) if row.interval else None}
 
 
 class RatioSerializer(serializers.Serializer):

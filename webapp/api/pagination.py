@@ -11,6 +11,15 @@ class DefaultCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_ordering(self, request, queryset, view):
+        """The client's or the view's ordering, then the id: the cursor holds a position in the
+        first field and how many rows at that position came before, which only names the same
+        rows on the next request if rows tied in the first field keep one order."""
+        ordering = tuple(super().get_ordering(request, queryset, view))
+        if not any(field.lstrip("-") in ("id", "pk") for field in ordering):
+            ordering += ("id",)
+        return ordering
+
     def paginate_queryset(self, queryset, request, view=None):
         """DRF's paging, with a cursor whose position does not fit the ordering's field (a
         tampered or hand-made cursor, e.g. ``p=abc`` for ids) answered as an invalid cursor

@@ -179,10 +179,12 @@ class PolicyRunRecorder(RunRecorder):
                           length=int(r["length"]), finish_reason=r.get("finish_reason") or "")
             for r in records if r.get("prompt_id") in self.held_out_ids
         ]
-        HeldOutAnswer.objects.bulk_create(
-            rows, batch_size=500, update_conflicts=True, unique_fields=["run", "step", "prompt"],
-            update_fields=["completion", "correct", "samples_correct", "samples", "length", "finish_reason"],
-        )
+        with transaction.atomic():  # written only while this attempt still holds the run
+            HeldOutAnswer.objects.bulk_create(
+                rows, batch_size=500, update_conflicts=True, unique_fields=["run", "step", "prompt"],
+                update_fields=["completion", "correct", "samples_correct", "samples", "length", "finish_reason"],
+            )
+            self._touch()
 
     def on_rollouts(self, step: int, records: list[dict]) -> None:
         rows = [
@@ -196,10 +198,12 @@ class PolicyRunRecorder(RunRecorder):
             )
             for r in records
         ]
-        Trajectory.objects.bulk_create(
-            rows, batch_size=500, update_conflicts=True,
-            unique_fields=["run", "step", "group_index", "sample_index"], update_fields=TRAJECTORY_FIELDS,
-        )
+        with transaction.atomic():  # written only while this attempt still holds the run
+            Trajectory.objects.bulk_create(
+                rows, batch_size=500, update_conflicts=True,
+                unique_fields=["run", "step", "group_index", "sample_index"], update_fields=TRAJECTORY_FIELDS,
+            )
+            self._touch()
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Record the checkpoint and forget those the engine has pruned from disk."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -184,6 +185,9 @@ def run_delete_page(request, project_id: int, run_id: int):
                   status=outcome.status)
 
 
+HELD_OUT_PAGE = 100  # prompts a page
+
+
 @research_required
 def run_held_out_page(request, project_id: int, run_id: int):
     """The held-out prompts' greedy answers at one evaluated step (the newest by default), each
@@ -196,9 +200,10 @@ def run_held_out_page(request, project_id: int, run_id: int):
     show = request.GET.get("show", "all")
     show = show if show in HELD_OUT_VIEWS else "all"
     rows = held_out_rows(run=run, step=step, show=show) if step is not None else []
+    page = Paginator(rows, HELD_OUT_PAGE).get_page(request.GET.get("page"))
     previous = [s for s in steps if step is not None and s < step]
     return render(request, "experiments/held_out.html", _context(
-        request, run=run, steps=steps, step=step, show=show, views=HELD_OUT_VIEWS, rows=rows,
+        request, run=run, steps=steps, step=step, show=show, views=HELD_OUT_VIEWS, page=page,
         previous_step=previous[-1] if previous else None))
 
 

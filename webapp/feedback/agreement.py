@@ -209,7 +209,7 @@ def wilson_interval(p: float, n: int) -> tuple[float, float] | None:
 class RewardAgreement:
     """How one reward orders the candidate pairs that annotators put in order."""
 
-    key: str
+    key: Hashable  # a reward's name, or a marker the caller chose for the total
     pairs: int = 0  # pairs a label orders strictly, both candidates scored by this reward
     decided: int = 0  # of those, the pairs the reward separates (different values)
     hits: int = 0  # of those, the pairs it orders as the label does
@@ -233,26 +233,29 @@ def _score(value: object) -> float | None:
     return float(value)
 
 
-def reward_agreement(labels: Iterable[RawLabel],
-                     scores: Mapping[int, Mapping[int, Mapping[str, object]]]) -> dict[str, RewardAgreement]:
+def reward_agreement(labels: Iterable[RawLabel], scores: Mapping[int, Mapping[int, Mapping[Hashable, object]]],
+                     sources: Mapping[int, Mapping[int, Hashable]] | None = None) -> dict[Hashable, RewardAgreement]:
     """Each reward's agreement with the annotators, by reward key.
 
     ``scores`` maps task id -> candidate position -> {reward key: value} (candidates without
-    scores are absent). For every label and every two candidates the label orders strictly
-    (ties and both-bad say nothing about order), a reward that scored both either separates
-    them (a hit when the higher-scored one is the one ranked above) or ties them. Agreement is
-    hits / separated pairs; how often it separates them is reported beside it, since a 0/1
-    reward ties most pairs and is judged only on the rest.
+    scores are absent); ``sources``, in the same shape, says who scored each candidate (a run),
+    and only two candidates one source scored are compared: two runs may weigh or even define a
+    reward of the same name differently. For every label and every two candidates the label
+    orders strictly (ties and both-bad say nothing about order), a reward that scored both
+    either separates them (a hit when the higher-scored one is the one ranked above) or ties
+    them. Agreement is hits / separated pairs; how often it separates them is reported beside
+    it, since a 0/1 reward ties most pairs and is judged only on the rest.
     """
-    out: dict[str, RewardAgreement] = {}
+    out: dict[Hashable, RewardAgreement] = {}
     for label in labels:
         task_scores = scores.get(label.task_id)
         if not task_scores:
             continue
+        task_sources = (sources or {}).get(label.task_id, {})
         tiers = tier_of(label.ranking)
         for i, j in combinations(sorted(p for p in tiers if p in task_scores), 2):
             human = preference_sign(tiers, i, j)
-            if human == 0:
+            if human == 0 or task_sources.get(i) != task_sources.get(j):
                 continue
             for key in task_scores[i].keys() & task_scores[j].keys():
                 a, b = _score(task_scores[i][key]), _score(task_scores[j][key])

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments.models import Run
@@ -172,27 +172,36 @@ class CriterionAlpha:
     units: int
 
 
-TOTAL_REWARD = "(total)"  # the weighted sum a run trained on, beside its components
+TOTAL_REWARD = ("total",)  # the weighted sum a run trained on; no reward's name (a string) equals it
 
 
 def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | None = None,
                           run_id: int | None = None) -> list[agreement.RewardAgreement]:
-    """Each reward's agreement with the annotators over the project's tasks made from runs'
-    trajectories (their candidates carry the rewards the run gave them), or only from the run
-    ``run_id``: the total first, then the components by key."""
-    candidates = Candidate.objects.filter(task__project=project, trajectory__isnull=False)
+    """Each reward's agreement with the annotators over the project's tasks made from runs
+    (from one run's trajectories, or head to head from two runs' answers), or only those made
+    from the run ``run_id``: the total first, then the components by name.
+
+    The rewards are those the candidates were made with (their metadata keeps them), so the
+    figures outlive the runs; two candidates are compared only if the same run scored them.
+    """
+    candidates = Candidate.objects.filter(task__project=project).filter(
+        Q(task__source_run_name__gt="") | Q(metadata__has_key="run"))
     if run_id is not None:
-        candidates = candidates.filter(trajectory__run_id=run_id)
+        candidates = candidates.filter(Q(task__source_run_id=run_id) | Q(metadata__run=run_id))
     scores: dict[int, dict[int, dict]] = defaultdict(dict)
-    for task_id, position, rewards, total in candidates.values_list(
-            "task_id", "position", "trajectory__rewards", "trajectory__reward"):
-        scored = {k: v for k, v in rewards.items() if k != TOTAL_REWARD} if isinstance(rewards, dict) else {}
-        scores[task_id][position] = {**scored, TOTAL_REWARD: total}
+    sources: dict[int, dict[int, object]] = defaultdict(dict)
+    for task_id, position, metadata in candidates.values_list("task_id", "position", "metadata"):
+        if not isinstance(metadata, dict) or "reward" not in metadata:
+            continue
+        rewards = metadata.get("rewards")
+        scores[task_id][position] = {**(rewards if isinstance(rewards, dict) else {}), TOTAL_REWARD: metadata["reward"]}
+        sources[task_id][position] = metadata.get("run", "task")  # a task made from one run: one source
     if labels is None:
         labels = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r in
-                  PreferenceLabel.objects.filter(task_id__in=list(scores)).values_list("task_id", "annotator_id", "ranking")]
-    figures = agreement.reward_agreement(labels, scores)
-    return sorted(figures.values(), key=lambda f: (f.key != TOTAL_REWARD, f.key))
+                  PreferenceLabel.objects.filter(task__project=project, task_id__in=candidates.values("task_id"))
+                  .values_list("task_id", "annotator_id", "ranking")]
+    figures = agreement.reward_agreement(labels, scores, sources)
+    return sorted(figures.values(), key=lambda f: (f.key != TOTAL_REWARD, str(f.key)))
 
 
 def quality_report(*, project) -> dict:

@@ -138,10 +138,15 @@ def test_reward_agreement_sets_each_runs_rewards_against_the_labels(api, project
         runs.append(run)
 
     everything = api.get(f"/api/v1/projects/{project.id}/reward-agreement/").json()
-    assert [(r["reward"], r["pairs"], r["separated"], r["agreement"]) for r in everything] == [
-        ("(total)", 2, 2, 0.5), ("judge", 2, 2, 0.5)]
+    assert [(r["reward"], r["total"], r["pairs"], r["separated"], r["agreement"]) for r in everything] == [
+        (None, True, 2, 2, 0.5), ("judge", False, 2, 2, 0.5)]
     first_run = api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run={runs[0].id}").json()
     assert first_run[1]["agreement"] == 1.0 and len(first_run[1]["interval"]) == 2
+
+    from webapp.experiments.services import run_delete  # the figures are the tasks', not the runs'
+
+    run_delete(run_id=runs[1].id)
+    assert api.get(f"/api/v1/projects/{project.id}/reward-agreement/").json() == everything
 
     elsewhere = make_run(make_project(owner=api_user()))
     response = api.get(f"/api/v1/projects/{project.id}/reward-agreement/?run={elsewhere.id}")
@@ -163,3 +168,32 @@ def test_label_quality_reads_as_on_the_quality_page(api, project):
     assert [a["labels"] for a in body["annotators"]] == [1, 1]
     assert body["annotators"][0]["agreement"] == pytest.approx(2 / 3)
     assert body["criteria"] == [] and body["rewards"] == []  # imported tasks carry no rewards
+
+
+def test_a_reward_named_like_the_total_stays_a_reward_and_two_runs_are_never_compared(api, project, settings, tmp_path):
+    from tests.factories import make_dataset, make_run
+    from webapp.experiments.models import RunStatus, Trajectory
+    from webapp.feedback.head_to_head import comparison_tasks_head_to_head
+    from webapp.feedback.services import comparison_tasks_from_run
+
+    settings.STEER_CHECKPOINT_DIR = tmp_path
+    prompt = make_dataset(project, n=1).prompts.get()
+    runs = []
+    for scale in (1.0, 100.0):  # the same components, weighed very differently by the two runs
+        run = make_run(project, status=RunStatus.SUCCEEDED)
+        for sample in range(2):
+            Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=sample, prompt=prompt,
+                                      prompt_text="2+2?", completion=f"{scale} {sample}",
+                                      rewards={"(total)": float(sample), "len": float(sample)},
+                                      reward=scale * (1 - sample), length=2)
+        runs.append(run)
+    [own] = comparison_tasks_from_run(project=project, run=runs[0], step_min=0, step_max=0, k=2)
+    [both] = comparison_tasks_head_to_head(project=project, run_a=runs[0], run_b=runs[1], max_tasks=1)
+    for task in (own, both):
+        ranking = sorted(range(2), key=lambda p: -float(task.candidates.get(position=p).text.split()[0]))
+        assert post(api, f"/api/v1/tasks/{task.id}/labels/",  # prefer the bigger scale, then sample 0
+                    {"ranking": [[p] for p in ranking] if task == both else [[0], [1]],
+                     "submission_key": uuid.uuid4().hex}).status_code == 201
+    rows = {(r["reward"], r["total"]): r["pairs"] for r in api.get(f"/api/v1/projects/{project.id}/reward-agreement/").json()}
+    # one pair, from the task made from one run; the head-to-head pair mixes two runs' rewards
+    assert rows == {(None, True): 1, ("(total)", False): 1, ("len", False): 1}

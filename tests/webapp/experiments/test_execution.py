@@ -127,6 +127,7 @@ def test_a_worker_that_lost_its_lease_stops_and_writes_no_status(sent, monkeypat
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.worker == "new@host"
     assert MetricPoint.objects.filter(run=run, key="reward").count() == 1
+    assert not run.trajectories.exists()  # step 1's, reported after the takeover, were not written
 
 
 def test_runs_of_a_restarted_worker_node_or_with_stale_heartbeats_are_requeued(sent, settings,

@@ -47,27 +47,35 @@ def test_a_float_every_steps_the_engine_accepts_is_accepted_with_held_out_prompt
     assert run.config["eval"]["every_steps"] == 2
 
 
-def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_last():
+def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_last(monkeypatch):
+    from workers.engine import evaluate
+
+    # What the policy "answers" to the held-out prompts (references 0, 2, 4) at steps 2, 4 and 5:
+    # greedily (3 rows a call), then 2 samples each (6 rows a call).
+    greedy = iter([["0", "3", "4"], ["1", "2", "4"], ["0", "2", "4"]])
+    sampled = iter([["0", "9", "2", "2", "9", "9"]] * 3)
+    monkeypatch.setattr(evaluate, "decode_completions",
+                        lambda tokenizer, batch: next(greedy if len(batch.completion_lengths) == 3 else sampled))
     project = make_project()
     held_out = make_dataset(project, name="held out", n=3)
     run = launch(project, eval_dataset=held_out, config=held_out_config(every=2, total_steps=5))
     assert run.eval_dataset == held_out
     assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
     for key in ("eval/greedy_pass@1", "eval/pass@2"):
-        points = history(run, key)
-        assert [step for step, _ in points] == [2, 4, 5], key
-        assert all(0.0 <= value <= 1.0 for _, value in points)
+        assert [step for step, _ in history(run, key)] == [2, 4, 5], key
     assert [s for s, _ in history(run, "reward")] == [1, 2, 3, 4, 5]
     # Only the training prompts are sampled for trajectories; the held-out ones are never trained on.
     assert not run.trajectories.filter(prompt__dataset=held_out).exists() and run.trajectories.exists()
     # Each evaluation stored the greedy answer to every held-out prompt, agreeing with its metric.
-    answers = run.held_out_answers.all()
-    assert sorted({a.step for a in answers}) == [2, 4, 5]
-    for step, value in history(run, "eval/greedy_pass@1"):
-        at_step = [a for a in answers if a.step == step]
-        assert {a.prompt.dataset_id for a in at_step} == {held_out.id} and len(at_step) == 3
-        assert sum(a.correct for a in at_step) / 3 == pytest.approx(value)
-        assert all(a.samples == 2 for a in at_step)
+    answers = {(a.step, a.prompt.index): a for a in run.held_out_answers.select_related("prompt")}
+    assert {a.prompt.dataset_id for a in answers.values()} == {held_out.id}
+    assert {step: [(answers[step, i].completion, answers[step, i].correct) for i in range(3)]
+            for step in (2, 4, 5)} == {2: [("0", True), ("3", False), ("4", True)],
+                                       4: [("1", False), ("2", True), ("4", True)],
+                                       5: [("0", True), ("2", True), ("4", True)]}
+    assert [answers[2, i].samples_correct for i in range(3)] == [1, 2, 0]
+    assert all(a.samples == 2 for a in answers.values())
+    assert history(run, "eval/greedy_pass@1") == [(2, pytest.approx(2 / 3)), (4, pytest.approx(2 / 3)), (5, 1.0)]
 
 
 def answered(project, step, rows):
@@ -224,3 +232,24 @@ def test_the_api_takes_held_out_prompts_of_the_project_only():
     assert created.status_code == 201, created.json()
     assert created.json()["eval_dataset"] == held_out.id
     assert api.get(f"/api/v1/runs/{created.json()['id']}/").json()["eval_dataset"] == held_out.id
+
+
+@pytest.mark.parametrize("ordering", ["step", "-step"])
+def test_paging_answers_by_step_returns_each_once(ordering):
+    from webapp.experiments.models import HeldOutAnswer
+
+    user = api_user()
+    project = make_project(owner=user)
+    held_out = make_dataset(project, name="held", n=25)
+    run = make_run(project, status=RunStatus.SUCCEEDED, eval_dataset=held_out)
+    HeldOutAnswer.objects.bulk_create([
+        HeldOutAnswer(run=run, step=step, prompt=prompt, completion="x", correct=False, samples_correct=0,
+                      samples=2, length=1)
+        for step in (2, 4) for prompt in held_out.prompts.order_by("?")])  # ties at each step, any order
+    api, seen = token_client(user), []
+    url = f"/api/v1/runs/{run.id}/held-out/?ordering={ordering}&page_size=7"
+    while url:
+        body = api.get(url).json()
+        seen += [(r["step"], r["index"]) for r in body["results"]]
+        url = body["next"]
+    assert len(seen) == len(set(seen)) == 50

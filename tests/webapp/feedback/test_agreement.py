@@ -154,3 +154,11 @@ def test_wilson_interval_matches_the_published_formula():
     low, high = wilson_interval(0.8, 10)  # Wilson 95 % for 8/10: 0.490 to 0.943
     assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
     assert wilson_interval(1.0, 5)[1] == 1.0 and wilson_interval(0.0, 5)[0] == 0.0
+
+
+def test_reward_agreement_compares_only_candidates_one_source_scored():
+    scores = {1: {0: {"r": 1.0}, 1: {"r": 0.0}, 2: {"r": 0.5}}}
+    sources = {1: {0: "run a", 1: "run b", 2: "run a"}}
+    labels = [RawLabel(1, 1, [[0], [1], [2]])]  # A > B > C
+    figure = reward_agreement(labels, scores, sources)["r"]
+    assert (figure.pairs, figure.hits) == (1, 1)  # only A and C, both scored by run a
