@@ -238,6 +238,30 @@ def test_periodic_eval_adds_pass_at_k(tiny_cfg, tmp_path):
     assert float(answer["correct"]) == recorder.metrics[1]["eval/greedy_pass@1"]
 
 
+def test_held_out_prompts_are_scored_by_the_runs_own_accuracy_reward(tiny_cfg, tmp_path, monkeypatch):
+    """A run rewarded by a regex needs no references: its held-out answers are scored by it."""
+    from workers.engine import evaluate
+
+    answers = iter([["aa", "ab"], ["a", "a", "b", "b"]])  # greedy, then 2 samples of each prompt
+    monkeypatch.setattr(evaluate, "decode_completions", lambda tokenizer, batch: next(answers))
+    config = TrainConfig.from_dict(tiny_cfg(eval={"every_steps": 1, "num_samples": 2, "k": 1},
+                                            train={"total_steps": 1}))
+    assert config.held_out_reward.name == "regex"
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path, eval_prompts=[PromptRecord("a"), PromptRecord("b")])
+    assert [(r["completion_text"], r["correct"], r["samples_correct"]) for r in recorder.held_out[1]] == [
+        ("aa", True, 2), ("ab", False, 0)]
+    assert recorder.metrics[1]["eval/greedy_pass@1"] == 0.5 and recorder.metrics[1]["eval/pass@1"] == 0.5
+
+
+def test_held_out_prompts_scored_by_exact_answer_need_references(tiny_cfg, tmp_path, no_model_loading):
+    config = TrainConfig.from_dict(tiny_cfg(eval={"every_steps": 1, "num_samples": 2, "k": 1},
+                                            rewards=[{"name": "length", "max_tokens": 3}]))
+    assert config.held_out_reward.name == "exact_answer"  # no 0/1 reward of its own
+    with pytest.raises(DataError, match="no reference answer"):
+        train(config, PROMPTS, output_dir=tmp_path, eval_prompts=[PromptRecord("a")])
+
+
 class StopAtCall(Recorder):
     """should_stop answers yes from its ``n``-th call on (the loop asks before each step, an
     evaluation before each batch)."""

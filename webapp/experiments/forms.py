@@ -106,9 +106,9 @@ class NewRunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=PromptDataset.objects.none())
     eval_dataset = forms.ModelChoiceField(
         queryset=PromptDataset.objects.none(), required=False, label="Held-out prompts", empty_label="— none —",
-        help_text="Prompts the run never trains on, scored every N steps and at the last by exact match with "
-                  "their references: greedy pass@1 and pass@k from n samples, charted as eval/greedy_pass@1 "
-                  "and eval/pass@k.")
+        help_text="Prompts the run never trains on, scored every N steps and at the last by the run's 0/1 reward "
+                  "(exact match with their references when it has none): greedy pass@1 and pass@k from n "
+                  "samples, charted as eval/greedy_pass@1 and eval/pass@k; each greedy answer is kept.")
     overrides = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}), initial="{}",
         label="More config (JSON, merged over the fields above)",

@@ -167,6 +167,17 @@ def held_out_steps(*, run: Run) -> list[int]:
 HELD_OUT_VIEWS = ("all", "wrong", "changed")
 
 
+def held_out_scorer(*, run: Run) -> str:
+    """The key of the 0/1 reward that scored the run's held-out prompts."""
+    from workers.engine.config import TrainConfig  # noqa: PLC0415 (light, no torch)
+    from workers.engine.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        return TrainConfig.from_dict(run.config).held_out_reward.key
+    except ConfigError:  # a run's config was validated at launch; an old one may not be now
+        return "exact_answer"
+
+
 @dataclass
 class HeldOutRow:
     index: int  # the prompt's position in the held-out dataset

@@ -167,15 +167,17 @@ def _dataset_check(dataset, config: dict) -> None:
 
 def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
     """RunError unless held-out prompts and ``eval.every_steps`` come together, the prompts are
-    not the training set, and they are ones the engine's evaluation (exact_answer against each
-    reference) can score. A config the engine refuses is left to ``run_create`` to report."""
+    not the training set, and they are ones the engine's evaluation can score (with its 0/1
+    accuracy reward; exact_answer needs each prompt's reference). A config the engine refuses
+    is left to ``run_create`` to report."""
     from workers.engine.config import TrainConfig
     from workers.engine.errors import ConfigError
 
     try:
-        every = TrainConfig.from_dict(config).eval.every_steps
+        engine_config = TrainConfig.from_dict(config)
     except ConfigError:
         return
+    every = engine_config.eval.every_steps
     if eval_dataset is None:
         if every > 0:
             raise RunError("choose the held-out prompts to evaluate every eval.every_steps steps, or set it to 0",
@@ -192,10 +194,11 @@ def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
     prompts = eval_dataset.prompts.all()
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="eval_dataset")
-    missing = prompts.filter(reference="").count()
+    missing = prompts.filter(reference="").count() if engine_config.held_out_reward.name == "exact_answer" else 0
     if missing:
         raise RunError(f"{missing} of its prompts have no reference answer; held-out prompts are scored by "
-                       "exact match with their reference", field="eval_dataset")
+                       "exact match with their reference (exact_answer) unless the run has another 0/1 reward",
+                       field="eval_dataset")
 
 
 def run_enqueue(*, run: Run) -> None:

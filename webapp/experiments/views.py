@@ -24,6 +24,7 @@ from webapp.experiments.selectors import (
     evaluation_columns,
     evaluation_results,
     held_out_rows,
+    held_out_scorer,
     held_out_steps,
     metric_history_downsampled,
     metric_latest,
@@ -204,7 +205,7 @@ def run_held_out_page(request, project_id: int, run_id: int):
     previous = [s for s in steps if step is not None and s < step]
     return render(request, "experiments/held_out.html", _context(
         request, run=run, steps=steps, step=step, show=show, views=HELD_OUT_VIEWS, page=page,
-        previous_step=previous[-1] if previous else None))
+        previous_step=previous[-1] if previous else None, scorer=held_out_scorer(run=run)))
 
 
 @research_required

@@ -382,7 +382,8 @@ class TrainLoopConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Periodic evaluation with exact_answer: greedy pass@1 and sampled pass@k."""
+    """Periodic evaluation of held-out prompts with the run's 0/1 accuracy reward (exact_answer
+    when it has none): greedy pass@1 and sampled pass@k."""
 
     SECTION: ClassVar[str] = "eval"
     every_steps: int = _help("Evaluate every N steps, and at the last, when eval prompts are "
@@ -477,6 +478,13 @@ class TrainConfig:
         for reward in [r for r in binary if r.name == "exact_answer"] + [r for r in binary if r.weight] + binary:
             return reward.key
         return None
+
+    @property
+    def held_out_reward(self) -> RewardConfig:
+        """The 0/1 reward that scores held-out prompts (eval/greedy_pass@1, eval/pass@k): the
+        accuracy reward, or exact_answer against each prompt's reference when the run has none."""
+        key = self.accuracy_reward
+        return next((r for r in self.rewards if r.key == key), None) or RewardConfig(name="exact_answer")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -1,5 +1,5 @@
-"""Evaluation with exact_answer: greedy pass@1, the unbiased pass@k estimator, and each
-prompt's greedy answer."""
+"""Evaluation with a 0/1 reward (exact_answer unless told otherwise): greedy pass@1, the
+unbiased pass@k estimator, and each prompt's greedy answer."""
 
 from __future__ import annotations
 
@@ -59,9 +59,17 @@ class HeldOutResult:
     answers: list[HeldOutAnswer]
 
 
-def _decode(model, tokenizer, prompt_ids: list[list[int]], references: list[str | None],
+# score(prompts, completions, references, completion_lengths) -> 0/1 per completion
+Scorer = Callable[[list, list[str], list[str | None], list[int]], list[float]]
+
+
+def exact_answer_scorer(prompts, completions, references, completion_lengths) -> list[float]:
+    return exact_answer(prompts, completions, references)
+
+
+def _decode(model, tokenizer, prompts: list, prompt_ids: list[list[int]], references: list[str | None],
             params: SamplingParams, generator: torch.Generator | None, batch_rows: int,
-            sampler: Sampler, should_stop: Callable[[], bool]) -> _Decoded:
+            sampler: Sampler, should_stop: Callable[[], bool], score: Scorer) -> _Decoded:
     pad_id, eos_ids = tokenizer.pad_token_id, stop_token_ids(model, tokenizer)
     out = _Decoded([], [], [], [])
     for start in range(0, len(prompt_ids), batch_rows):
@@ -70,7 +78,9 @@ def _decode(model, tokenizer, prompt_ids: list[list[int]], references: list[str 
         batch = sampler(model, prompt_ids[start:start + batch_rows], params,
                         pad_id=pad_id, eos_ids=eos_ids, generator=generator)
         completions = decode_completions(tokenizer, batch)
-        out.correct += exact_answer([], completions, references[start:start + batch_rows])
+        out.correct += [float(v == 1.0) for v in score(
+            prompts[start:start + batch_rows], completions, references[start:start + batch_rows],
+            list(batch.completion_lengths))]
         out.completions += completions
         out.lengths += list(batch.completion_lengths)
         out.finish_reasons += list(batch.finish_reasons)
@@ -81,17 +91,18 @@ def evaluate_held_out(model, tokenizer, records: Sequence[PromptRecord], *, num_
                       k: int, max_new_tokens: int, temperature: float = 1.0,
                       use_chat_template: bool = True, seed: int = 0, batch_rows: int = 32,
                       sampler: Sampler = sample_completions,
-                      should_stop: Callable[[], bool] = lambda: False) -> HeldOutResult | None:
+                      should_stop: Callable[[], bool] = lambda: False,
+                      score: Scorer = exact_answer_scorer) -> HeldOutResult | None:
     """Metrics {"greedy_pass@1": fraction solved greedily, "pass@<k>": mean unbiased pass@k
     over ``num_samples`` samples per prompt at ``temperature``} and each prompt's greedy answer,
-    decoding with ``sampler``; None when ``should_stop``, asked before each batch of
-    ``batch_rows`` rows, ends it early."""
+    decoding with ``sampler`` and counting as solved what ``score`` gives 1; None when
+    ``should_stop``, asked before each batch of ``batch_rows`` rows, ends it early."""
     was_training = model.training
     try:
         return _held_out(model, tokenizer, records, num_samples=num_samples, k=k,
                          max_new_tokens=max_new_tokens, temperature=temperature,
                          use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
-                         sampler=sampler, should_stop=should_stop)
+                         sampler=sampler, should_stop=should_stop, score=score)
     except _Stopped:
         return None
     finally:
@@ -106,21 +117,22 @@ def evaluate_pass_at_k(model, tokenizer, records: Sequence[PromptRecord], **kwar
 
 
 def _held_out(model, tokenizer, records, *, num_samples, k, max_new_tokens, temperature,
-              use_chat_template, seed, batch_rows, sampler, should_stop) -> HeldOutResult:
+              use_chat_template, seed, batch_rows, sampler, should_stop, score) -> HeldOutResult:
     model.eval()
-    prompt_ids = encode_prompts(tokenizer, [r.prompt for r in records],
-                                use_chat_template=use_chat_template)
+    prompts = [r.prompt for r in records]
+    prompt_ids = encode_prompts(tokenizer, prompts, use_chat_template=use_chat_template)
     references = [r.reference for r in records]
-    greedy = _decode(model, tokenizer, prompt_ids, references,
+    greedy = _decode(model, tokenizer, prompts, prompt_ids, references,
                      SamplingParams(max_new_tokens=max_new_tokens, greedy=True), None,
-                     batch_rows, sampler, should_stop)
+                     batch_rows, sampler, should_stop, score)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    sampled = _decode(model, tokenizer, [p for p in prompt_ids for _ in range(num_samples)],
+    sampled = _decode(model, tokenizer, [p for p in prompts for _ in range(num_samples)],
+                      [p for p in prompt_ids for _ in range(num_samples)],
                       [r for r in references for _ in range(num_samples)],
                       SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature),
-                      generator, batch_rows, sampler, should_stop).correct
+                      generator, batch_rows, sampler, should_stop, score).correct
     solved = [int(sum(sampled[i:i + num_samples])) for i in range(0, len(sampled), num_samples)]
     per_prompt = [pass_at_k(num_samples, c, k) for c in solved]
     answers = [HeldOutAnswer(i, greedy.completions[i], greedy.correct[i] == 1.0, greedy.lengths[i],

@@ -118,14 +118,16 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
     Checks config, data and model paths before any work (ConfigError, DataError,
     ModelLoadError). Resumes from the latest checkpoint in ``output_dir/checkpoints``.
     ``eval_prompts`` with ``config.eval.every_steps`` > 0 adds eval/greedy_pass@1 and
-    eval/pass@<k> every that many steps and at the last step.
+    eval/pass@<k>, scored by ``config.held_out_reward``, every that many steps and at the last
+    step.
     """
     check_trainable(config)
     callbacks = callbacks or Callbacks()
     output_dir = Path(output_dir)
     records = validate_prompts(prompts, need_references=any(
         r.name == "exact_answer" for r in config.rewards))
-    eval_records = validate_prompts(eval_prompts, need_references=True) if eval_prompts else []
+    eval_records = validate_prompts(eval_prompts, need_references=config.held_out_reward.name == "exact_answer"
+                                    ) if eval_prompts else []
     _check_models_available(config)
     session, start_step = _open_session(config, records, output_dir, model_cache_dir)
     result = TrainResult(output_dir, start_step, False, start_step, None)
@@ -398,10 +400,20 @@ def _evaluate(s: _Session, records: list[PromptRecord], step: int,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
         temperature=cfg.eval.temperature, use_chat_template=cfg.rollout.use_chat_template,
         seed=sampling_seed(cfg.train.seed, step, _EVAL_ROUND), sampler=s.eval_sampler,
-        should_stop=should_stop)
+        should_stop=should_stop, score=_held_out_scorer(cfg))
     if result is None:
         return None
     return {f"eval/{k}": v for k, v in result.metrics.items()}, held_out_records(records, result)
+
+
+def _held_out_scorer(config: TrainConfig):
+    """The run's 0/1 accuracy reward as the held-out evaluation's scorer (``held_out_reward``)."""
+    from .rewards import REWARDS  # noqa: PLC0415
+
+    reward = config.held_out_reward
+    fn = REWARDS[reward.name].fn
+    return lambda prompts, completions, references, lengths: fn(
+        prompts, completions, references, completion_lengths=lengths, **reward.params)
 
 
 def held_out_records(records: Sequence[PromptRecord], result) -> list[dict[str, Any]]:

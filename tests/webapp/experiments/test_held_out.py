@@ -78,6 +78,17 @@ def test_a_policy_run_evaluates_its_held_out_prompts_every_n_steps_and_at_the_la
     assert history(run, "eval/greedy_pass@1") == [(2, pytest.approx(2 / 3)), (4, pytest.approx(2 / 3)), (5, 1.0)]
 
 
+def test_held_out_prompts_without_references_are_scored_by_the_runs_own_0_1_reward():
+    project = make_project()
+    unmarked = dataset_create(project=project, name="unmarked", rows=[PromptRow(text="a"), PromptRow(text="b")])
+    config = {**held_out_config(every=1, total_steps=1), "rewards": [{"name": "contains", "text": "4"}]}
+    run = launch(project, eval_dataset=unmarked, config=config)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED, Run.objects.get(pk=run.id).error
+    assert run.held_out_answers.count() == 2
+    assert [v for _, v in history(run, "eval/greedy_pass@1")] == [
+        pytest.approx(sum("4" in a.completion for a in run.held_out_answers.all()) / 2)]
+
+
 def answered(project, step, rows):
     """A finished run with held-out answers stored at ``step``: rows of (completion, correct)."""
     from webapp.experiments.models import HeldOutAnswer
