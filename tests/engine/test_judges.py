@@ -9,8 +9,9 @@ import torch
 from workers.engine import rewards as rewards_module
 from workers.engine.config import TrainConfig
 from workers.engine.errors import ConfigError, ModelLoadError
-from workers.engine.judges import PairwiseJudge, judge_message, letter_ids, piece_budgets, request_text
-from workers.engine.rewards import tournament_with_metrics, validate_reward_params
+from workers.engine.judges import (CriterionJudge, PairwiseJudge, judge_message, letter_ids, piece_budgets,
+                                   request_text, yes_no_ids)
+from workers.engine.rewards import rubric_judge_with_metrics, tournament_with_metrics, validate_reward_params
 from workers.engine.tiny import build_tiny_policy
 
 ALPHABET = None  # printable ASCII: the stub reads the judge prompt back
@@ -181,3 +182,71 @@ def test_the_tournament_needs_a_valid_judge_and_groups():
         TrainConfig.from_dict({"rollout": {"greedy": True, "num_generations": 1},
                                "rewards": [{"name": "tournament", "judge": {"source": "tiny"}}]})
     assert exc.value.field == "rewards[0].name" and "at least 2" in exc.value.message
+
+
+# ------------------------------------------------------------------ criteria judged one by one
+
+class CriterionStub(torch.nn.Module):
+    """Says Yes when the response holds the criterion's name in lower case, else No."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep):
+        yes, no = yes_no_ids(self.tokenizer)
+        logits = torch.zeros(input_ids.shape[0], 1, len(self.tokenizer))
+        for row, ids in enumerate(input_ids):
+            text = self.tokenizer.decode(ids[attention_mask[row].bool()])
+            response = text.split("[Response]\n")[1].split("\n\n[Criterion]")[0]
+            criterion = text.split("[Criterion]\n")[1].split(":")[0].split("\n")[0]
+            logits[row, 0, yes if criterion.lower() in response else no] = 4.0
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.fixture
+def criterion_judge(tiny_judge):
+    return CriterionJudge(CriterionStub(tiny_judge.tokenizer), tiny_judge.tokenizer, batch_size=3)
+
+
+def test_a_criterion_judge_reads_yes_against_no_for_each_criterion(criterion_judge):
+    yes = 1 / (1 + math.exp(-4.0))
+    scores = criterion_judge.scores(["q?", "q?"], ["correct and brief", "wordy"],
+                                    [("Correct", "the answer is right"), ("Brief", "")])
+    assert scores == [[pytest.approx(yes), pytest.approx(yes)], [pytest.approx(1 - yes), pytest.approx(1 - yes)]]
+
+
+def test_the_criterion_judge_falls_back_to_y_and_n(tiny_judge):
+    # one character a token: "Yes" is three tokens here, so the judge reads "Y" against "N"
+    assert yes_no_ids(tiny_judge.tokenizer) == (tiny_judge.tokenizer.convert_tokens_to_ids("Y"),
+                                                tiny_judge.tokenizer.convert_tokens_to_ids("N"))
+
+
+def test_the_rubric_judge_reward_weighs_its_criteria_and_probes_master_keys(criterion_judge, monkeypatch):
+    monkeypatch.setattr(rewards_module, "_load_criterion_judge", lambda *a: criterion_judge)
+    params = validate_reward_params("rubric_judge", {
+        "judge": {"source": "tiny"}, "criteria": [{"name": "Correct", "weight": 3}, {"name": "Brief"}]})
+    yes = 1 / (1 + math.exp(-4.0))
+    values, extras = rubric_judge_with_metrics(["q?"] * 2 + ["r?"] * 2,
+                                               ["correct", "brief", "correct, brief", "neither"],
+                                               [None] * 4, **params, group_size=2)
+    assert values == pytest.approx([(3 * yes + (1 - yes)) / 4, (3 * (1 - yes) + yes) / 4, yes, 1 - yes])
+    assert extras["criteria/Correct"] == pytest.approx((2 * yes + 2 * (1 - yes)) / 4)
+    assert extras["master_key"] == pytest.approx(1 - yes)  # ":" and "Thought process:" meet nothing here
+    _, quiet = rubric_judge_with_metrics(["q?"], ["x"], [None], **{**params, "probes": False})
+    assert "master_key" not in quiet
+
+
+@pytest.mark.parametrize("criteria, words", [
+    ([], "at least one criterion"),
+    ([{"name": " "}], "needs a 'name'"),
+    ([{"name": "a", "weight": 0}], "'weight' must be a number > 0"),
+    ([{"name": "a"}, {"name": "a"}], "two criteria are called 'a'"),
+    ([{"name": "a", "score": 1}], "unknown key 'score'"),
+])
+def test_a_rubric_judges_criteria_are_checked(criteria, words):
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig.from_dict({"rewards": [{"name": "rubric_judge", "judge": {"source": "tiny"},
+                                            "criteria": criteria}]})
+    assert exc.value.field == "rewards[0].criteria" and words in exc.value.message

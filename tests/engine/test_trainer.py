@@ -376,6 +376,21 @@ def test_a_tournament_judged_by_a_language_model_trains(tiny_cfg, tmp_path):
             assert values == pytest.approx([1 / 6, 1 / 6, 2 / 3, 1.0])  # out in round 1, 2, final, winner
 
 
+def test_a_rubric_judged_by_a_language_model_trains(tiny_cfg, tmp_path):
+    judge = {"source": "tiny", "tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                        "intermediate_size": 64, "max_position_embeddings": 1024}}
+    config = TrainConfig.from_dict(tiny_cfg(
+        rewards=[{"name": "rubric_judge", "judge": judge,
+                  "criteria": [{"name": "Correct", "weight": 2}, {"name": "Brief"}]}],
+        train={"total_steps": 1}))
+    recorder = Recorder()
+    train(config, PROMPTS, recorder, output_dir=tmp_path)
+    metrics = recorder.metrics[1]
+    assert {"rewards/rubric_judge/criteria/Correct", "rewards/rubric_judge/criteria/Brief",
+            "rewards/rubric_judge/master_key"} <= set(metrics)
+    assert all(0.0 < r["rewards"]["rubric_judge"] < 1.0 for r in recorder.rollouts[1])
+
+
 class MostAs:
     """A judge that prefers the completion with more 'a's, surely and in both orders."""
 

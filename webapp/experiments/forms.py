@@ -19,6 +19,7 @@ from webapp.experiments.models import PolicyModel
 REWARD_ROWS = 4
 RM_PREFIX = "reward_model:"
 JUDGE_PREFIX = "judge:"  # a tournament reward judged by one of the project's policies
+RUBRIC_PREFIX = "rubric:"  # "rubric:<rubric id>:<policy id>": a rubric judged by a policy
 
 # (dotted config path, label). The type and the default come from the engine's config.
 KNOBS = [
@@ -153,13 +154,20 @@ class NewRunForm(forms.Form):
             self.fields[form_name(path)] = field
         # A reward model and a tournament's judge are chosen among this project's own.
         reward_choices = [("", "—")] + [(name, name) for name in sorted(REWARDS)
-                                         if name not in ("reward_model", "tournament")]
+                                         if name not in ("reward_model", "tournament", "rubric_judge")]
         reward_choices += [(f"{RM_PREFIX}{rm.pk}", f"Reward model: {rm.name}") for rm in reward_models]
         self.reward_model_paths = {f"{RM_PREFIX}{rm.pk}": rm.path for rm in reward_models}
         # A tournament ranks a group against itself: it trains, but cannot score an evaluation.
-        judges = list(self.fields["policy"].queryset.select_related("checkpoint")) if self.trains else []
+        policies = list(self.fields["policy"].queryset.select_related("checkpoint"))
+        judges = policies if self.trains else []
         reward_choices += [(f"{JUDGE_PREFIX}{p.pk}", f"Tournament judged by {p.name}") for p in judges]
         self.judge_specs = {f"{JUDGE_PREFIX}{p.pk}": p.engine_spec() for p in judges}
+        from webapp.feedback.models import Rubric  # noqa: PLC0415 (feedback imports experiments)
+
+        rubrics = [r for r in Rubric.objects.filter(project=project).order_by("name") if r.latest_version()]
+        reward_choices += [(f"{RUBRIC_PREFIX}{r.pk}:{p.pk}", f"Rubric “{r.name}” judged by {p.name}")
+                           for r in rubrics for p in policies]
+        self.rubric_judges = {f"{RUBRIC_PREFIX}{r.pk}:{p.pk}": (r, p.engine_spec()) for r in rubrics for p in policies}
         default_rewards = self.defaults["rewards"]
         for i in range(REWARD_ROWS):
             initial = default_rewards[i] if i < len(default_rewards) else {}
@@ -220,6 +228,12 @@ class NewRunForm(forms.Form):
                 reward.setdefault("label", f"rm{name[len(RM_PREFIX):]}")
             elif name.startswith(JUDGE_PREFIX):  # the choice field only offers this project's
                 reward.update(name="tournament", judge=self.judge_specs[name])
+            elif name.startswith(RUBRIC_PREFIX):
+                from webapp.experiments.local_folders import rubric_judge_criteria  # noqa: PLC0415
+
+                rubric, judge = self.rubric_judges[name]
+                reward.update(name="rubric_judge", judge=judge, **rubric_judge_criteria(rubric))
+                reward.setdefault("label", f"rubric{rubric.pk}")
             rewards.append((i, reward))
         if not rewards and not self.errors:
             self.add_error("reward_0_name", "Choose at least one reward.")

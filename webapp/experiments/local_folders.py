@@ -4,8 +4,9 @@ An engine config can point a worker at folders on its disk: a ``reward_model`` r
 ``path`` and a reward-model run's backbone ``path``. Those folders are not the caller's to
 choose. A reward model is named by its id in this project (``{"name": "reward_model",
 "reward_model": 3}``), which is resolved here to the folder it was saved to, or by that folder
-itself (as the new-run form does); a tournament's judge is named by a policy id
-(``{"name": "tournament", "judge_policy": 2}``) or as a model spec; a backbone folder, and a
+itself (as the new-run form does); a judge (of a tournament or a rubric judge) is named by a
+policy id (``{"name": "tournament", "judge_policy": 2}``) or as a model spec, and a rubric
+judge's criteria by a rubric id (``"rubric": 4``); a backbone folder, and a
 judge's folder, must be the folder of one of this project's policies (a local folder, which an
 operator registers, or a checkpoint of one of its runs). Anything else, such as another
 project's checkpoint folder, is refused with a RunError naming the field.
@@ -62,9 +63,14 @@ def _policies_with_folders(project) -> list[tuple[PolicyModel, str]]:
     return out
 
 
+JUDGED_REWARDS = ("tournament", "rubric_judge")  # rewards a language model judges
+
+
 def _reward(project, index: int, reward: Any) -> Any:
-    if isinstance(reward, dict) and reward.get("name") == "tournament":
-        return _tournament_judge(project, f"config.rewards[{index}]", reward)
+    if isinstance(reward, dict) and reward.get("name") == "rubric_judge":
+        reward = _rubric_criteria(project, f"config.rewards[{index}]", reward)
+    if isinstance(reward, dict) and reward.get("name") in JUDGED_REWARDS:
+        return _judge(project, f"config.rewards[{index}]", reward)
     if not isinstance(reward, dict) or reward.get("name") != "reward_model":
         return reward
     from webapp.rewards.selectors import reward_models_ready
@@ -95,10 +101,34 @@ def _id(value: Any, whose: str, field: str) -> int:
     return value
 
 
-def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, Any]:
-    """A tournament's judge named by a policy id (``"judge_policy": 3``) becomes that policy's
-    engine spec; a judge given as a spec may name a local folder only if it is one of this
-    project's policies (built-in and tiny judges name no folder)."""
+def _rubric_criteria(project, field: str, reward: dict[str, Any]) -> dict[str, Any]:
+    """A rubric judge's criteria named by a rubric of this project (``"rubric": 2``) become that
+    rubric's latest criteria (name, description, weight), its version recorded beside them."""
+    if "rubric" not in reward:
+        return reward
+    if "criteria" in reward:
+        raise RunError("name the criteria by rubric id or list them, not both", field=field)
+    from webapp.feedback.models import Rubric  # noqa: PLC0415 (feedback imports experiments)
+
+    rubric_id = _id(reward["rubric"], "a rubric's", f"{field}.rubric")
+    rubric = Rubric.objects.filter(project=project, pk=rubric_id).first()
+    if rubric is None or rubric.latest_version() is None:
+        raise RunError(f"no rubric {rubric_id} in this project", field=f"{field}.rubric")
+    return {**{k: v for k, v in reward.items() if k != "rubric"}, **rubric_judge_criteria(rubric)}
+
+
+def rubric_judge_criteria(rubric) -> dict[str, Any]:
+    """A rubric's latest criteria as a rubric judge's parameters, with the version recorded."""
+    version = rubric.latest_version()
+    return {"criteria": [{"name": c.name, "description": c.description, "weight": c.weight}
+                         for c in version.criteria.order_by("position")],
+            "rubric_version": version.pk}
+
+
+def _judge(project, field: str, reward: dict[str, Any]) -> dict[str, Any]:
+    """A judge named by a policy id (``"judge_policy": 3``) becomes that policy's engine spec; a
+    judge given as a spec may name a local folder only if it is one of this project's policies
+    (built-in and tiny judges name no folder)."""
     if "judge_policy" in reward:
         if "judge" in reward:
             raise RunError("name the judge by policy id or as a model spec, not both", field=field)
@@ -117,11 +147,12 @@ def _tournament_judge(project, field: str, reward: dict[str, Any]) -> dict[str, 
 
 
 def _judge_folders(config: dict[str, Any]) -> dict[int, str]:
-    """{reward index: folder} of the config's tournament judges that are local folders."""
+    """{reward index: folder} of the config's judges (tournaments, rubric judges) that are local
+    folders."""
     rewards = config.get("rewards") if isinstance(config, dict) else None
     out = {}
     for index, reward in enumerate(rewards if isinstance(rewards, list) else []):
-        judge = reward.get("judge") if isinstance(reward, dict) and reward.get("name") == "tournament" else None
+        judge = reward.get("judge") if isinstance(reward, dict) and reward.get("name") in JUDGED_REWARDS else None
         if isinstance(judge, dict) and judge.get("source") == "path" and _usable(judge.get("path")):
             out[index] = judge["path"]
     return out
@@ -129,7 +160,7 @@ def _judge_folders(config: dict[str, Any]) -> dict[int, str]:
 
 def judge_policies_lock(*, project, config: dict[str, Any]) -> None:
     """Inside the launch's transaction: share-lock the policies whose folders the config's
-    tournament judges name, and RunError if one was deleted since ``resolve_local_folders``.
+    judges name, and RunError if one was deleted since ``resolve_local_folders``.
     A policy's deletion locks its row and then looks for active runs judging with it
     (``runs_judging_with``), so one of the two sees the other."""
     used = _judge_folders(config)
@@ -145,7 +176,7 @@ def judge_policies_lock(*, project, config: dict[str, Any]) -> None:
 
 
 def runs_judging_with(*, policy: PolicyModel) -> list:
-    """The project's runs, newest first, with a tournament judged by this policy's folder."""
+    """The project's runs, newest first, with a reward judged by this policy's folder."""
     from webapp.experiments.models import Run
 
     if policy.source not in (PolicyModel.Source.PATH, PolicyModel.Source.CHECKPOINT):

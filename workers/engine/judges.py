@@ -92,24 +92,25 @@ class Verdicts:
     consistent: list[bool]
 
 
-class PairwiseJudge:
-    """Judge pairs of responses with a causal LM (eval mode, no gradients)."""
+class _LMJudge:
+    """A causal LM (eval mode, no gradients) whose answer is read off its next token: the
+    probability of the first of two answer tokens against the second."""
 
-    def __init__(self, model, tokenizer, *, criteria: str = DEFAULT_CRITERIA,
-                 max_tokens: int = 2048, batch_size: int = 16):
+    def __init__(self, model, tokenizer, *, max_tokens: int, batch_size: int):
         self.model, self.tokenizer = model, tokenizer
-        self.criteria, self.max_tokens, self.batch_size = criteria, max_tokens, batch_size
+        self.max_tokens, self.batch_size = max_tokens, batch_size
         self.chat = bool(getattr(tokenizer, "chat_template", None))
-        self.letters = letter_ids(tokenizer, after_colon=not self.chat)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        # What the template and instructions take, less two tokens of slack per piece for
-        # retokenising the cut texts.
-        self.room = max_tokens - len(self._ids(judge_message("", "", "", criteria))) - 3 * (
-            len(self._tokens(ELLIPSIS)) + 2)
-        if self.room < 3 * MIN_PIECE_TOKENS:
-            raise ModelLoadError(f"max_tokens {max_tokens} leaves {max(self.room, 0)} tokens for the "
-                                 "request and both responses once the judge's instructions are "
-                                 f"in; give at least {max_tokens - self.room + 3 * MIN_PIECE_TOKENS}")
+
+    def _room(self, empty_message: str, pieces: int) -> int:
+        """Tokens left for ``pieces`` texts once the template and instructions are in, less two
+        tokens of slack per piece for retokenising cut texts; ModelLoadError when too few."""
+        room = self.max_tokens - len(self._ids(empty_message)) - pieces * (len(self._tokens(ELLIPSIS)) + 2)
+        if room < pieces * MIN_PIECE_TOKENS:
+            raise ModelLoadError(f"max_tokens {self.max_tokens} leaves {max(room, 0)} tokens for the "
+                                 "request and the responses once the judge's instructions are in; "
+                                 f"give at least {self.max_tokens - room + pieces * MIN_PIECE_TOKENS}")
+        return room
 
     @property
     def device(self) -> torch.device:
@@ -133,20 +134,15 @@ class PairwiseJudge:
         head = budget // 2
         return self.tokenizer.decode(ids[:head]) + ELLIPSIS + self.tokenizer.decode(ids[len(ids) - (budget - head):])
 
-    def encode(self, prompt: Prompt, first: str, second: str) -> list[int]:
-        """Token ids of the judge's input, ending where the answer letter comes. When the
-        request and the responses do not fit in ``max_tokens``, each long one keeps its start
-        and its end, the responses cut to the same length; the labels and the instructions
-        always stay."""
-        pieces = [self._tokens(request_text(prompt)), self._tokens(first), self._tokens(second)]
-        budgets = piece_budgets([len(p) for p in pieces], self.room)
-        texts = [self._cut(ids, budget) for ids, budget in zip(pieces, budgets)]
-        ids = self._ids(judge_message(*texts, self.criteria))
-        return ids[-self.max_tokens:]  # only if retokenising the cut texts ran over the slack
+    def _fit(self, texts: Sequence[str], room: int) -> list[str]:
+        """The texts cut to share ``room`` tokens (``piece_budgets``), each keeping both ends."""
+        pieces = [self._tokens(t) for t in texts]
+        return [self._cut(ids, budget) for ids, budget in zip(pieces, piece_budgets([len(p) for p in pieces], room))]
 
     @torch.no_grad()
-    def p_first_letter(self, sequences: Sequence[list[int]]) -> list[float]:
-        """P('A') / (P('A') + P('B')) after each sequence, in batches of similar length."""
+    def p_first_choice(self, sequences: Sequence[list[int]], choices: tuple[int, int]) -> list[float]:
+        """P(choices[0]) / (P(choices[0]) + P(choices[1])) after each sequence, in batches of
+        similar length."""
         out = [0.0] * len(sequences)
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         for start in range(0, len(order), self.batch_size):
@@ -161,11 +157,35 @@ class PairwiseJudge:
             ids, mask = ids.to(self.device), mask.to(self.device)
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                logits_to_keep=1).logits[:, -1, list(self.letters)]
-            p_a = torch.softmax(logits.float(), dim=-1)[:, 0].cpu().tolist()
+                                logits_to_keep=1).logits[:, -1, list(choices)]
+            p_first = torch.softmax(logits.float(), dim=-1)[:, 0].cpu().tolist()
             for r, i in enumerate(rows):
-                out[i] = p_a[r]
+                out[i] = p_first[r]
         return out
+
+
+class PairwiseJudge(_LMJudge):
+    """Judge pairs of responses to a request: which is better, read as P('A') against P('B')."""
+
+    def __init__(self, model, tokenizer, *, criteria: str = DEFAULT_CRITERIA,
+                 max_tokens: int = 2048, batch_size: int = 16):
+        super().__init__(model, tokenizer, max_tokens=max_tokens, batch_size=batch_size)
+        self.criteria = criteria
+        self.letters = letter_ids(tokenizer, after_colon=not self.chat)
+        self.room = self._room(judge_message("", "", "", criteria), 3)
+
+    def encode(self, prompt: Prompt, first: str, second: str) -> list[int]:
+        """Token ids of the judge's input, ending where the answer letter comes. When the
+        request and the responses do not fit in ``max_tokens``, each long one keeps its start
+        and its end, the responses cut to the same length; the labels and the instructions
+        always stay."""
+        texts = self._fit([request_text(prompt), first, second], self.room)
+        ids = self._ids(judge_message(*texts, self.criteria))
+        return ids[-self.max_tokens:]  # only if retokenising the cut texts ran over the slack
+
+    def p_first_letter(self, sequences: Sequence[list[int]]) -> list[float]:
+        """P('A') / (P('A') + P('B')) after each sequence."""
+        return self.p_first_choice(sequences, self.letters)
 
     def compare(self, prompts: Sequence[Prompt], firsts: Sequence[str],
                 seconds: Sequence[str]) -> Verdicts:
@@ -179,3 +199,50 @@ class PairwiseJudge:
         as_first, as_second = p_a[:n], [1.0 - p for p in p_a[n:]]
         return Verdicts([(x + y) / 2 for x, y in zip(as_first, as_second)],
                         [(x >= 0.5) == (y >= 0.5) for x, y in zip(as_first, as_second)])
+
+
+def criterion_message(request: str, response: str, criterion: str, description: str) -> str:
+    """The user message a criterion judge answers with Yes or No."""
+    rule = f"{criterion}: {description}" if description else criterion
+    return (f"Judge one response to a request against one criterion.\n\n[Request]\n{request}\n\n"
+            f"[Response]\n{response}\n\n[Criterion]\n{rule}\n\n"
+            "Does the response meet the criterion? Answer Yes or No.")
+
+
+def yes_no_ids(tokenizer, *, after_colon: bool = False) -> tuple[int, int]:
+    """The token ids a criterion judge's answer is read from: 'Yes' and 'No' (' Yes' and ' No'
+    after a plain-text "Answer:" where those are single tokens), else 'Y' and 'N'."""
+    spellings = ([(" Yes", " No")] if after_colon else []) + [("Yes", "No"), ("Y", "N")]
+    for yes, no in spellings:
+        ids = (_single_token(tokenizer, yes), _single_token(tokenizer, no))
+        if None not in ids and ids[0] != ids[1]:
+            return ids[0], ids[1]
+    raise ModelLoadError("the judge's tokenizer has no single token for 'Yes' and 'No' (nor 'Y' "
+                         "and 'N'); a criterion judge answers with one of them")
+
+
+class CriterionJudge(_LMJudge):
+    """Judge each response against each criterion on its own: P('Yes') against P('No')."""
+
+    def __init__(self, model, tokenizer, *, max_tokens: int = 2048, batch_size: int = 16):
+        super().__init__(model, tokenizer, max_tokens=max_tokens, batch_size=batch_size)
+        self.answers = yes_no_ids(tokenizer, after_colon=not self.chat)
+        self._rooms: dict[tuple[str, str], int] = {}
+
+    def encode(self, prompt: Prompt, response: str, criterion: str, description: str = "") -> list[int]:
+        """Token ids of the judge's input, ending where Yes or No comes; a long request or
+        response keeps its start and its end, the criterion and the instructions always stay."""
+        key = (criterion, description)
+        if key not in self._rooms:
+            self._rooms[key] = self._room(criterion_message("", "", criterion, description), 2)
+        request, shown = self._fit([request_text(prompt), response], self._rooms[key])
+        return self._ids(criterion_message(request, shown, criterion, description))[-self.max_tokens:]
+
+    def scores(self, prompts: Sequence[Prompt], responses: Sequence[str],
+               criteria: Sequence[tuple[str, str]]) -> list[list[float]]:
+        """P(the response meets the criterion), [response][criterion]: (name, description) each."""
+        sequences = [self.encode(p, r, name, description)
+                     for p, r in zip(prompts, responses, strict=True) for name, description in criteria]
+        flat = self.p_first_choice(sequences, self.answers)
+        m = len(criteria)
+        return [flat[i * m:(i + 1) * m] for i in range(len(responses))]

@@ -540,6 +540,95 @@ def tournament(prompts, completions, references, **params) -> list[float]:
     return tournament_with_metrics(prompts, completions, references, **params)[0]
 
 
+# --- rubric judged by a language model -----------------------------------------------------
+
+MAX_JUDGED_CRITERIA = 20
+JUDGE_PROBES = (":", "Thought process:")  # master keys ("One Token to Fool LLM-as-a-Judge")
+
+
+def _check_judged_criteria(value: list) -> str | None:
+    if not value:
+        return "give at least one criterion, e.g. [{\"name\": \"Correct\", \"description\": \"...\"}]"
+    if len(value) > MAX_JUDGED_CRITERIA:
+        return f"{len(value)} criteria; at most {MAX_JUDGED_CRITERIA}"
+    names = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            return f"criterion {i} needs a 'name' (text)"
+        unknown = sorted(set(item) - {"name", "description", "weight"})
+        if unknown:
+            return f"criterion {i}: unknown key {unknown[0]!r}; use name, description, weight"
+        if not isinstance(item.get("description", ""), str):
+            return f"criterion {i}: 'description' must be text"
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            return f"criterion {i}: 'weight' must be a number > 0"
+        if len(item["name"]) + len(item.get("description", "")) > 2000:
+            return f"criterion {i} is longer than 2000 characters"
+        if item["name"] in names:
+            return f"two criteria are called {item['name']!r}"
+        names.add(item["name"])
+    return None
+
+
+def _load_criterion_judge(judge: dict, device, cache_dir, max_tokens: int, batch_size: int):
+    from .judges import CriterionJudge  # noqa: PLC0415
+
+    model, tokenizer = _load_judge_model(json.dumps(judge, sort_keys=True),
+                                         None if device is None else str(device),
+                                         None if cache_dir is None else str(cache_dir))
+    limit = getattr(model.config, "max_position_embeddings", None) or max_tokens
+    return CriterionJudge(model, tokenizer, max_tokens=min(max_tokens, limit), batch_size=batch_size)
+
+
+def rubric_judge_with_metrics(prompts, completions, references, *, judge: dict, criteria: list,
+                              max_tokens: int = 2048, batch_size: int = 16, probes: bool = True,
+                              group_size=None, device=None, model_cache_dir=None, **_
+                              ) -> tuple[list[float], dict[str, float]]:
+    """Each completion's weighted mean P(meets the criterion) over the criteria; metrics: each
+    criterion's mean, and with ``probes`` the score the same judge gives content-free master-key
+    responses to the batch's prompts (high means the judge can be gamed)."""
+    scorer = _load_criterion_judge(judge, device, model_cache_dir, max_tokens, batch_size)
+    rules = [(c["name"], c.get("description", "")) for c in criteria]
+    weights = [float(c.get("weight", 1.0)) for c in criteria]
+    total = sum(weights)
+    per = scorer.scores(prompts, completions, rules)
+    values = [sum(w * p for w, p in zip(weights, row)) / total for row in per]
+    n = len(completions)
+    extras = {f"criteria/{name[:60]}": sum(row[i] for row in per) / n if n else 0.0
+              for i, (name, _) in enumerate(rules)}
+    if probes and n:
+        size = group_size or n
+        asked = [prompts[g] for g in range(0, n, size)]
+        probed = scorer.scores([p for p in asked for _ in JUDGE_PROBES], [r for _ in asked for r in JUDGE_PROBES],
+                               rules)
+        extras["master_key"] = sum(sum(w * p for w, p in zip(weights, row)) / total for row in probed) / len(probed)
+    return values, extras
+
+
+@register("rubric_judge", binary=False, help="A rubric's criteria judged one by one by a language "
+          "model: the weighted mean of P(the completion meets the criterion), read as P(Yes) against "
+          "P(No). Metrics: each criterion's mean (rewards/<key>/criteria/<name>) and, with probes, "
+          "the score it gives content-free answers such as ':' (rewards/<key>/master_key): a judge "
+          "that rates them well can be gamed.",
+          fn_with_metrics=rubric_judge_with_metrics,
+          params={"judge": Param((dict,), help="the judge model, as a policy section: "
+                                 '{"source": "builtin", "name": "smollm2-135m-instruct"}',
+                                 check=_check_judge),
+                  "criteria": Param((list,), help="[{\"name\", \"description\"?, \"weight\"?}, ...] "
+                                    "(a Steer rubric's criteria, when named by \"rubric\": <id>)",
+                                    check=_check_judged_criteria),
+                  "rubric_version": Param((int,), None, "the Steer rubric version the criteria came "
+                                          "from (recorded, not read)"),
+                  "probes": Param((bool,), True, "also score master-key answers (':' and "
+                                  "'Thought process:') to each prompt and report it"),
+                  "max_tokens": Param((int,), 2048, "longest judge input in tokens; a long request "
+                                      "or completion keeps its start and its end", _positive),
+                  "batch_size": Param((int,), 16, "judge inputs per forward pass", _positive)})
+def rubric_judge(prompts, completions, references, **params) -> list[float]:
+    return rubric_judge_with_metrics(prompts, completions, references, **params)[0]
+
+
 # --- scoring a batch -----------------------------------------------------------------------
 
 def score_completions(reward_configs, prompts: Sequence, completions: Sequence[str],

@@ -175,7 +175,7 @@ def _check_models_available(config: TrainConfig) -> None:
         if reward.name == "reward_model" and not Path(reward.params["path"]).exists():
             raise ModelLoadError(f"rewards[{i}].path: no reward model at "
                                  f"{reward.params['path']}")
-        if reward.name == "tournament":
+        if reward.name in ("tournament", "rubric_judge"):
             try:
                 check_policy_available(PolicyConfig.from_dict(reward.params["judge"]))
             except ModelLoadError as exc:  # its message names the field as the policy's

@@ -262,3 +262,59 @@ def test_a_judges_policy_is_kept_while_an_active_run_judges_with_it(tmp_path):
     run_cancel(run_id=run.id)
     policy_delete(policy_id=judge.id)  # a finished run keeps its config; the judge can go
     assert not PolicyModel.objects.filter(pk=judge.id).exists()
+
+
+# ------------------------------------------------------------------ a rubric judged by a policy
+
+def rubric_of(project, name="helpful"):
+    from tests.factories import make_rubric
+
+    return make_rubric(project, name=name, criteria=[
+        {"name": "Correct", "description": "The final answer is right.", "weight": 2.0, "scale": "binary"},
+        {"name": "Clear", "scale": "likert5"}])
+
+
+def test_an_api_run_names_a_rubric_and_its_judge_by_id_and_gets_their_criteria_and_model(tmp_path):
+    user = api_user()
+    mine = make_project(owner=user)
+    rubric, judge = rubric_of(mine), judged_by(tmp_path, mine)
+    r = token_client(user).post(f"/api/v1/projects/{mine.id}/runs/", policy_body(
+        mine, [{"name": "rubric_judge", "rubric": rubric.id, "judge_policy": judge.id}]), format="json")
+    assert r.status_code == 201, r.json()
+    reward = Run.objects.get(pk=r.json()["id"]).config["rewards"][0]
+    assert reward["criteria"] == [{"name": "Correct", "description": "The final answer is right.", "weight": 2.0},
+                                  {"name": "Clear", "description": "", "weight": 1.0}]
+    assert reward["rubric_version"] == rubric.latest_version().pk
+    assert reward["judge"] == {"source": "path", "path": judge.reference}
+
+
+def test_another_projects_rubric_cannot_be_judged():
+    user = make_user()
+    mine = make_project(owner=user)
+    theirs = rubric_of(make_project(owner=make_user()))
+    with pytest.raises(RunError) as info:
+        run_launch(project=mine, user=user, name="r", kind=RunKind.POLICY,
+                   config={"rewards": [{"name": "rubric_judge", "rubric": theirs.id, "judge": {"source": "tiny"}}]},
+                   dataset=make_dataset(mine), policy=make_policy(mine))
+    assert info.value.field == "config.rewards[0].rubric" and "no rubric" in info.value.message
+    assert not Run.objects.exists()
+
+
+def test_the_new_run_and_evaluation_forms_offer_each_rubric_judged_by_each_policy(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    rubric, judge = rubric_of(project), make_policy(project, name="judge-model")
+    assert client.login(username=user.username, password=PASSWORD)
+    choice = f"rubric:{rubric.id}:{judge.id}"
+    for page in ("experiments:new", "experiments:new_evaluation"):
+        body = client.get(reverse(page, args=[project.id])).content.decode()
+        assert f'value="{choice}"' in body and "Rubric “helpful” judged by judge-model" in body
+
+    data = tiny_run_form_data(make_policy(project), make_dataset(project))
+    data.update(reward_1_name=choice, reward_1_weight=0.5, reward_1_params='{"probes": false}')
+    response = client.post(reverse("experiments:new", args=[project.id]), data)
+    assert response.status_code == 302
+    reward = Run.objects.get(project=project).config["rewards"][1]
+    assert (reward["name"], reward["label"], reward["judge"], reward["probes"]) == (
+        "rubric_judge", f"rubric{rubric.id}", {"source": "tiny"}, False)
+    assert [c["name"] for c in reward["criteria"]] == ["Correct", "Clear"]
