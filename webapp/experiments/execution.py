@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import Checkpoint, HeldOutAnswer, Run, RunStatus, Trajectory
+from webapp.experiments.models import Checkpoint, HeldOutAnswer, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_transition
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,9 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     timeout (hours), so neither broker redelivers it promptly by itself.
     """
     stale_before = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S)
-    candidates = Run.objects.filter(status=RunStatus.RUNNING)
+    # An external run is trained elsewhere and reports over the API: it has no worker, no
+    # heartbeat and no task to send again.
+    candidates = Run.objects.filter(status=RunStatus.RUNNING).exclude(kind=RunKind.EXTERNAL)
     orphaned = candidates.filter(heartbeat_at__lt=stale_before) | candidates.filter(heartbeat_at__isnull=True)
     if worker:
         orphaned = orphaned | candidates.filter(worker=worker)

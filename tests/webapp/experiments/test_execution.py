@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 import workers.engine
-from tests.factories import make_dataset, make_policy, make_project, make_user, tiny_run_config
+from tests.factories import make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config
 from webapp.experiments.execution import recover_orphaned_runs, run_claim
-from webapp.experiments.models import Checkpoint, MetricPoint, Run, RunStatus, Trajectory
+from webapp.experiments.models import Checkpoint, MetricPoint, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_cancel, run_execute, run_launch
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -145,3 +145,16 @@ def test_runs_of_a_restarted_worker_node_or_with_stale_heartbeats_are_requeued(s
     assert sorted(args[0] for _, args in sent) == sorted([mine.id, stale.id])
     assert Run.objects.get(pk=alive.pk).status == RunStatus.RUNNING
     assert Run.objects.get(pk=mine.pk).status == RunStatus.QUEUED
+
+
+def test_a_running_external_run_is_not_taken_for_an_orphan(sent, settings, django_capture_on_commit_callbacks):
+    """An external trainer's run has no heartbeat and no task: the recovery passes it by and
+    still requeues the worker runs after it (it used to stop at it with a KeyError)."""
+    external = make_run(make_project(), kind=RunKind.EXTERNAL, status=RunStatus.RUNNING, config={"trainer": "x"})
+    stale = launch()
+    Run.objects.filter(pk=stale.pk).update(status=RunStatus.RUNNING, worker="gone@host", heartbeat_at=None)
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert recover_orphaned_runs(worker="me@host") == [stale.id]
+    assert [args[0] for _, args in sent] == [stale.id]
+    assert Run.objects.get(pk=external.pk).status == RunStatus.RUNNING
