@@ -31,6 +31,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+# 409 for a report of metrics or trajectories to a run that Steer's worker trains: its records
+# are the worker's, and a report would replace them.
+EXTERNAL_ONLY = ("only external runs report {what} over the API; this run is trained by Steer's worker, "
+                 "which records its own")
+
+
 def deleted(delete: Callable[[], None], *, refusals: tuple[type[Exception], ...], gone: type[Exception],
             what: str) -> Response:
     """The answer to a DELETE: 204 once ``delete()`` has run; 409 with the refusal's message for

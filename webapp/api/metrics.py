@@ -15,12 +15,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerApi, TooLarge, field_error, query_params
+from webapp.api.base import EXTERNAL_ONLY, MAX_ID, Conflict, SteerApi, TooLarge, field_error, query_params
 from webapp.api.parsers import JSONParser
-from webapp.api.permissions import RESEARCH, run_id_in_scope
+from webapp.api.permissions import RESEARCH, run_kind_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
-from webapp.experiments.models import MetricPoint, Run
+from webapp.experiments.models import MetricPoint, Run, RunKind
 from webapp.experiments.selectors import metric_history_downsampled, metric_latest, metric_points_page
 
 
@@ -124,9 +124,11 @@ class RunMetricsApi(SteerApi):
     )
     def post(self, request, run_id: int):
         points = _decode_batch(request)
-        run_id = run_id_in_scope(request, run_id, self.project_roles)
-        if run_id is None:
+        kind = run_kind_in_scope(request, run_id, self.project_roles)
+        if kind is None:
             raise exceptions.NotFound("No such run.")
+        if kind != RunKind.EXTERNAL:
+            raise Conflict(EXTERNAL_ONLY.format(what="metrics"))
         try:
             written = metric_points_upsert(run_id=run_id, points=points)
         except MetricPointError as exc:

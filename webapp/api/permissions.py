@@ -44,8 +44,8 @@ def scoped_project_ids(request, roles: Iterable[str]) -> list[int]:
     return cache[roles]
 
 
-def run_id_in_scope(request, run_id: int, roles: Iterable[str]) -> int | None:
-    """``run_id`` when the caller holds one of ``roles`` in the run's project, else None (404).
+def run_kind_in_scope(request, run_id: int, roles: Iterable[str]) -> str | None:
+    """The run's kind when the caller holds one of ``roles`` in the run's project, else None (404).
 
     One statement, for the metric-ingest hot path; the same rule as ``scoped_project_ids``.
     """
@@ -56,7 +56,7 @@ def run_id_in_scope(request, run_id: int, roles: Iterable[str]) -> int | None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT r.id FROM {Run._meta.db_table} r JOIN {Membership._meta.db_table} m "
+            f"SELECT r.kind FROM {Run._meta.db_table} r JOIN {Membership._meta.db_table} m "
             f"ON m.project_id = r.project_id WHERE r.id = %s AND m.user_id = %s "
             f"AND m.role IN ({', '.join(['%s'] * len(roles))})",
             [run_id, request.user.pk, *roles],

@@ -6,11 +6,20 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import filters, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params
+from webapp.api.base import (
+    EXTERNAL_ONLY,
+    MAX_ID,
+    Conflict,
+    SteerListApi,
+    SteerRetrieveApi,
+    TooLarge,
+    field_error,
+    query_params,
+)
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
-from webapp.experiments.models import HeldOutAnswer, Trajectory
+from webapp.experiments.models import HeldOutAnswer, RunKind, Trajectory
 from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_record
 
 # Sampled completions per request from an external trainer.
@@ -86,6 +95,8 @@ class RunTrajectoryListApi(SteerListApi):
                    responses={201: inline_serializer("TrajectoryBatchOutput", {"written": serializers.IntegerField()})})
     def post(self, request, run_id: int):
         run = run_for(request, run_id)
+        if run.kind != RunKind.EXTERNAL:
+            raise Conflict(EXTERNAL_ONLY.format(what="trajectories"))
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isascii() and length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise TooLarge(f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tests.factories import make_dataset, make_policy, make_project, make_run
-from webapp.experiments.models import Run, RunKind, RunStatus
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Run, RunKind, RunStatus, Trajectory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +33,15 @@ def test_launched_policy_run_is_queued_for_a_worker_and_its_metrics_read_back(
     assert run["status"] == RunStatus.QUEUED and run["config"]["train"]["total_steps"] == 3
     assert sent == [("workers.tasks.run_policy", [run["id"]])]
 
-    points = [["reward", s, s / 10] for s in range(1, 4)]
-    assert post(api, f"/api/v1/runs/{run['id']}/metrics/", {"points": points}).status_code == 201
+    metric_points_upsert(run_id=run["id"], points=[["reward", s, s / 10] for s in range(1, 4)])  # as its worker
+    # The API takes reports from external trainers only: the worker's records stay as they are.
+    for path, body in (("metrics", {"points": [["reward", 2, 9.0]]}),
+                       ("trajectories", {"records": [{"step": 1, "group_index": 0, "sample_index": 0,
+                                                      "prompt": "p", "completion": "c", "reward": 1}]})):
+        response = post(api, f"/api/v1/runs/{run['id']}/{path}/", body)
+        assert response.status_code == 409, response.json()
+        assert response.json()["error"]["message"].startswith(f"only external runs report {path} over the API")
+    assert not Trajectory.objects.filter(run_id=run["id"]).exists()
     history = api.get("/api/v1/metrics/history/", {"run": run["id"], "key": "reward"}).json()["results"]
     assert history == [{"run": run["id"], "key": "reward", "steps": [1, 2, 3], "values": [0.1, 0.2, 0.3],
                         "downsampled": False}]
