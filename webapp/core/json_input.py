@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -66,3 +67,17 @@ def json_error(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
     return str(exc)
+
+
+def jsonl_lines(content: str) -> Iterator[tuple[int, str]]:
+    """(number from 1, line) of a JSONL text, split on "\\n" alone (a "\\r" before it is
+    dropped). ``str.splitlines`` also splits on U+2028, U+2029, U+0085 and other separators
+    that JSON allows raw inside a string, which cut a line in pieces and shifted the numbers."""
+    for number, line in enumerate(content.split("\n"), start=1):
+        yield number, line.removesuffix("\r")
+
+
+def json_line_error(exc: json.JSONDecodeError) -> str:
+    """A syntax error of one JSONL line, with its column ("Unterminated string starting at"
+    ends in "at" already)."""
+    return f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"

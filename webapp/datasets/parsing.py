@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
-from webapp.core.json_input import storable_json, storable_text_check
+from webapp.core.json_input import json_line_error, jsonl_lines, storable_json, storable_text_check
 from webapp.datasets.errors import DatasetImportError
 
 PROMPT_KEYS = ("prompt", "messages", "text", "question")
@@ -71,13 +71,13 @@ def row_from_object(obj) -> PromptRow:
 def parse_jsonl(content: str) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad line by its number (from 1)."""
     rows, errors = [], []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             rows.append(row_from_object(storable_json(line)))
         except JSONDecodeError as exc:
-            errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
     _check(rows, errors)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
-from webapp.core.json_input import storable_json
+from webapp.core.json_input import json_line_error, jsonl_lines, storable_json
 
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
@@ -84,13 +84,13 @@ def task_row_from_object(obj) -> TaskRow:
 def parse_tasks_jsonl(content: str) -> list[TaskRow]:
     """All rows, or TaskImportError listing every bad line by its number (from 1)."""
     rows, errors = [], []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             rows.append(task_row_from_object(storable_json(line)))
         except JSONDecodeError as exc:
-            errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
     if errors:

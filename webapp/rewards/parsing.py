@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from json import JSONDecodeError
 
-from webapp.core.json_input import storable_json
+from webapp.core.json_input import json_line_error, jsonl_lines, storable_json
 from webapp.datasets.parsing import parse_messages
 from webapp.rewards.errors import PairImportError
 
@@ -38,13 +38,13 @@ def pair_from_object(obj) -> dict:
 def parse_pairs(content: str) -> list[dict]:
     """Every pair of a JSONL text, or PairImportError listing each bad line with its number."""
     pairs, errors = [], []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             pairs.append(pair_from_object(storable_json(line)))
         except JSONDecodeError as exc:
-            errors.append((number, f"not valid JSON ({exc.msg}, column {exc.colno})"))
+            errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
         if len(errors) >= MAX_ERRORS:

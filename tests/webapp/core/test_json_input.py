@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from webapp.core.json_input import json_error, storable_json
+from webapp.core.json_input import json_error, jsonl_lines, storable_json
 
 
 def test_plain_json_parses_as_json_loads_does():
@@ -36,3 +36,8 @@ def test_a_syntax_error_keeps_its_line_and_column():
 
 def test_a_backslash_before_u0000_is_text_not_nul():
     assert storable_json('"\\\\u0000"') == "\\u0000"
+
+
+def test_jsonl_lines_split_on_newlines_alone():
+    content = 'a\u2028b\r\nc\u2029d\x0be\x1cf\u0085g\n\nlast'
+    assert list(jsonl_lines(content)) == [(1, "a\u2028b"), (2, "c\u2029d\x0be\x1cf\u0085g"), (3, ""), (4, "last")]
