@@ -86,28 +86,50 @@ def parse_jsonl(content: str) -> list[PromptRow]:
 
 def parse_csv(content: str) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad row by the line it ends on. Quoting is
-    strict: a quoted field left open swallowed the rest of the file into one prompt."""
-    reader = csv.DictReader(io.StringIO(content), strict=True)
+    strict: a quoted field left open swallowed the rest of the file into one prompt. A row
+    needs as many fields as the header (an unquoted comma splits a field in two). A
+    ``messages`` cell holds chat messages as JSON: ``[{"role": "user", "content": "hi"}]``."""
+    reader = csv.reader(io.StringIO(content), strict=True)
     try:
-        header = reader.fieldnames
+        header = next(reader, None)
     except csv.Error as exc:
         raise DatasetImportError([(1, f"not valid CSV ({exc})")]) from None
     if not header or not set(header) & set(PROMPT_KEYS):
         raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}")])
     rows, errors = [], []
     try:
-        for record in reader:
+        for fields in reader:
+            if not fields:  # a blank line
+                continue
             try:
-                record = {k: v for k, v in record.items() if k is not None and k != "messages"}
-                storable_text_check(record)
-                rows.append(row_from_object(record))
+                rows.append(_row_from_csv(header, fields))
             except ValueError as exc:
                 errors.append((reader.line_num, str(exc)))
     except csv.Error as exc:
-        errors.append((reader.reader.line_num, f"not valid CSV ({exc}); a quoted field must close with a "
+        errors.append((reader.line_num, f"not valid CSV ({exc}); a quoted field must close with a "
                                         'quote, and a quote inside one is written twice ("")'))
     _check(rows, errors)
     return rows
+
+
+def _row_from_csv(header: list[str], fields: list[str]) -> PromptRow:
+    if len(fields) != len(header):
+        raise ValueError(f"{len(fields)} field{'s' if len(fields) != 1 else ''} where the header has "
+                         f"{len(header)}; quote a field that holds a comma (\"1,000\")")
+    record = dict(zip(header, fields))
+    storable_text_check(record)
+    if record.get("messages"):
+        try:
+            value = storable_json(record["messages"])
+        except JSONDecodeError as exc:
+            raise ValueError(f"'messages' is {json_line_error(exc)}; write a JSON list of "
+                             '{"role", "content"} objects') from None
+        except ValueError as exc:
+            raise ValueError(f"'messages' {exc}") from None
+        record["messages"] = parse_messages(value)
+    else:
+        record.pop("messages", None)  # an empty cell: the prompt is in another column
+    return row_from_object(record)
 
 
 def _check(rows: list[PromptRow], errors: list[tuple[int, str]]) -> None:

@@ -31,6 +31,24 @@ def test_csv_upload_is_imported(api, project):
     assert response.json()["prompt_count"] == 1
 
 
+def test_csv_messages_column_is_read_as_chat_messages(api, project):
+    content = 'messages,reference\n"[{""role"":""user"",""content"":""hi""}]",1\n'
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/",
+                        {"name": "chat", "content": content, "format": "csv"}, format="json")
+    assert response.status_code == 201, response.json()
+    (prompt,) = api.get(f"/api/v1/datasets/{response.json()['id']}/prompts/").json()["results"]
+    assert (prompt["messages"], prompt["reference"]) == ([{"role": "user", "content": "hi"}], "1")
+
+
+def test_csv_row_split_by_an_unquoted_comma_answers_400_and_imports_nothing(api, project):
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/",
+                        {"name": "csv", "content": "prompt,reference\nWhat is 1,000 + 2?,1002\n", "format": "csv"},
+                        format="json")
+    assert response.status_code == 400
+    assert "line 2: 3 fields where the header has 2" in response.json()["error"]["fields"]["file"][0]
+    assert not PromptDataset.objects.exists()
+
+
 def test_bad_lines_are_each_reported_by_number_and_nothing_is_imported(api, project):
     content = '{"prompt": "ok"}\n{nope\n{"prompt": "ok"}\n{"text": 5}\n'
     response = api.post(f"/api/v1/projects/{project.id}/datasets/", {"name": "bad", "content": content}, format="json")

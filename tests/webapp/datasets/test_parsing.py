@@ -30,3 +30,46 @@ def test_a_json_syntax_error_reads_without_a_doubled_word():
         parse_jsonl('{"prompt": "unterminated\n')
     (_, message), = info.value.errors
     assert message == "not valid JSON (Unterminated string starting at column 12)"
+
+
+def refused(content: str) -> list[tuple[int, str]]:
+    with pytest.raises(DatasetImportError) as info:
+        parse_csv(content)
+    return info.value.errors
+
+
+def test_a_csv_row_split_by_an_unquoted_comma_is_refused_not_shifted():
+    errors = refused("prompt,reference\nWhat is 1,000 + 2?,1002\n")
+    assert errors == [(2, '3 fields where the header has 2; quote a field that holds a comma ("1,000")')]
+
+
+def test_a_csv_row_short_of_fields_is_refused():
+    assert [n for n, _ in refused("prompt,reference\nfine,1\nno reference\n\"two\nlines\",2\n")] == [3]
+
+
+def test_a_quoted_comma_and_blank_lines_are_fine():
+    rows = parse_csv('prompt,reference\n"What is 1,000 + 2?",1002\n\nnext,2\n')
+    assert [(r.text, r.reference) for r in rows] == [("What is 1,000 + 2?", "1002"), ("next", "2")]
+
+
+def test_a_csv_messages_cell_holds_chat_messages_as_json():
+    rows = parse_csv('messages,reference,source\n"[{""role"":""user"",""content"":""hi""}]",1,x\n')
+    assert [(r.text, r.messages, r.reference, r.metadata) for r in rows] == [
+        ("", [{"role": "user", "content": "hi"}], "1", {"source": "x"})]
+
+
+def test_an_empty_messages_cell_leaves_the_prompt_to_another_column():
+    rows = parse_csv('prompt,messages\nhello,\n')
+    assert [(r.text, r.messages, r.metadata) for r in rows] == [("hello", None, {})]
+
+
+@pytest.mark.parametrize("cell, words", [
+    ('"[{""role"":""user"""', "'messages' is not valid JSON ("),
+    ('"[{""role"":""robot"",""content"":""hi""}]"', "message 0 has role 'robot'"),
+    ('"[]"', "messages must be a non-empty list"),
+    ('"""hi"""', "messages must be a non-empty list"),
+    ('"[{""role"":""user"",""content"":""a\\u0000b""}]"', "'messages' holds a NUL character"),
+])
+def test_a_bad_csv_messages_cell_is_a_line_error(cell, words):
+    (number, message), = refused(f"messages,reference\n{cell},1\n")
+    assert number == 2 and words in message
