@@ -1,6 +1,5 @@
 """Prompt datasets: list, import a JSONL/CSV file (all or nothing), read, page through prompts, delete."""
 
-from django.db import IntegrityError
 from django.db.models import Count
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
@@ -12,7 +11,7 @@ from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import upload_text
-from webapp.datasets.errors import DatasetImportError, DatasetInUse
+from webapp.datasets.errors import DatasetError, DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.selectors import dataset_list
 from webapp.datasets.services import dataset_delete, dataset_import
@@ -75,10 +74,10 @@ class DatasetListCreateApi(SteerListApi):
                 content=content,
                 user=request.user,
             )
+        except DatasetError as exc:
+            raise field_error(exc.field, exc.message) from exc
         except DatasetImportError as exc:
             raise field_error("file", str(exc)) from exc
-        except IntegrityError as exc:  # a concurrent import took the name
-            raise field_error("name", "a dataset with this name already exists in this project") from exc
         dataset = dataset_list(project=request.membership.project).get(pk=dataset.pk)
         return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
 

@@ -9,6 +9,16 @@ class DatasetImportError(Exception):
         super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
 
 
+class DatasetError(Exception):
+    """A dataset that cannot be made as asked, whatever its file holds; ``field`` names the
+    input at fault (``name``: another dataset of the project has it, in any case)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
 class DatasetInUse(Exception):
     """A dataset that runs were trained on, which they keep: it cannot be deleted."""
 

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from webapp.projects.models import Project
 
@@ -16,7 +17,7 @@ class PromptDataset(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="dataset_unique_name_per_project"),
+            models.UniqueConstraint("project", Lower("name"), name="dataset_unique_name_per_project_any_case"),
         ]
 
     def __str__(self) -> str:

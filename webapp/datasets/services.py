@@ -3,10 +3,10 @@
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
-from webapp.datasets.errors import DatasetImportError, DatasetInUse
+from webapp.datasets.errors import DatasetError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import PromptRow, parse_file
 from webapp.datasets.selectors import dataset_runs
@@ -14,15 +14,19 @@ from webapp.datasets.selectors import dataset_runs
 
 @transaction.atomic
 def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, description: str = "") -> PromptDataset:
-    """A dataset with its prompts, all or nothing."""
-    if PromptDataset.objects.filter(project=project, name=name).exists():
-        raise DatasetImportError([(0, f"a dataset named {name!r} already exists in this project")])
+    """A dataset with its prompts, all or nothing; DatasetError names the field at fault."""
+    dataset_name_check(project=project, name=name)
     dataset = PromptDataset(project=project, name=name, description=description, created_by=user)
     try:
-        dataset.full_clean()
+        dataset.full_clean(validate_constraints=False)  # the one constraint is the name, checked above
     except ValidationError as exc:
-        raise DatasetImportError([(0, "; ".join(exc.messages))]) from exc
-    dataset.save()
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DatasetError("; ".join(messages), field=field if field in {"name", "description"} else None) from exc
+    try:
+        with transaction.atomic():
+            dataset.save()
+    except IntegrityError as exc:  # an import at the same time took the name
+        raise DatasetError(_name_taken(name, name), field="name") from exc
     Prompt.objects.bulk_create(
         [
             Prompt(dataset=dataset, index=i, text=row.text, messages=row.messages,
@@ -34,8 +38,23 @@ def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, 
     return dataset
 
 
+def dataset_name_check(*, project, name: str) -> None:
+    """DatasetError on ``name`` if another dataset of the project has the name in any case."""
+    taken = PromptDataset.objects.filter(project=project, name__iexact=name).values_list("name", flat=True).first()
+    if taken is not None:
+        raise DatasetError(_name_taken(taken, name), field="name")
+
+
+def _name_taken(taken: str, name: str) -> str:
+    if taken == name:
+        return f"a dataset named {name!r} already exists in this project"
+    return f"a dataset named {taken!r} already exists in this project; names must differ in more than case"
+
+
 def dataset_import(*, project, name: str, filename: str, content: str, user=None, description: str = "") -> PromptDataset:
-    """Parse a JSONL/CSV file and store it; DatasetImportError (with line numbers) changes nothing."""
+    """Parse a JSONL/CSV file and store it; DatasetError (a field at fault, the name checked
+    before the file is read) or DatasetImportError (with line numbers) changes nothing."""
+    dataset_name_check(project=project, name=name)
     rows = parse_file(filename, content)
     return dataset_create(project=project, name=name, rows=rows, user=user, description=description)
 

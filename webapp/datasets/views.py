@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from webapp.core.deletion import deletion_attempt
-from webapp.datasets.errors import DatasetImportError, DatasetInUse
+from webapp.datasets.errors import DatasetError, DatasetImportError, DatasetInUse
 from webapp.datasets.forms import DatasetImportForm
 from webapp.datasets.models import PromptDataset
 from webapp.datasets.selectors import dataset_get, dataset_list, dataset_runs, prompt_list
@@ -37,6 +37,8 @@ def dataset_import_page(request, project_id: int):
             dataset = dataset_import(project=request.project, name=form.cleaned_data["name"], filename=filename,
                                      content=content, user=request.user,
                                      description=form.cleaned_data["description"])
+        except DatasetError as exc:
+            form.add_error(exc.field, exc.message)
         except DatasetImportError as exc:
             line_errors = exc.errors
         else:

@@ -58,11 +58,16 @@ def test_bad_lines_are_each_reported_by_number_and_nothing_is_imported(api, proj
     assert not PromptDataset.objects.exists()
 
 
-def test_duplicate_name_answers_400(api, project):
-    body = {"name": "same", "content": '{"prompt": "a"}\n'}
-    api.post(f"/api/v1/projects/{project.id}/datasets/", body, format="json")
-    response = api.post(f"/api/v1/projects/{project.id}/datasets/", body, format="json")
+@pytest.mark.parametrize("again, words", [
+    ("api-ds", "a dataset named 'api-ds' already exists in this project"),
+    ("API-DS", "a dataset named 'api-ds' already exists in this project; names must differ in more than case"),
+])
+def test_a_name_taken_in_any_case_answers_400_on_name(api, project, again, words):
+    body = {"name": "api-ds", "content": '{"prompt": "a"}\n'}
+    assert api.post(f"/api/v1/projects/{project.id}/datasets/", body, format="json").status_code == 201
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/", {**body, "name": again}, format="json")
     assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"name": [words]}
     assert PromptDataset.objects.count() == 1
 
 

@@ -28,3 +28,17 @@ def test_a_line_that_cannot_be_stored_is_named_and_nothing_is_stored(client, fil
     assert response.status_code == 200
     assert words in response.content.decode()
     assert not PromptDataset.objects.exists()
+
+
+def test_a_name_taken_in_any_case_is_an_error_on_the_name(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    PromptDataset.objects.create(project=project, name="Prompts")
+    assert client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "prompts", "file": SimpleUploadedFile("p.jsonl", b'{"prompt": "hi"}\n')})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "name": ["a dataset named 'Prompts' already exists in this project; names must differ in more than case"]}
+    assert not response.context["line_errors"] and "Fix these lines" not in response.content.decode()
+    assert PromptDataset.objects.count() == 1

@@ -1,0 +1,35 @@
+"""Migration 0002 numbers dataset names that differ only in case, then holds them distinct."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("datasets", "0001_initial")]
+AFTER = [("datasets", "0002_dataset_names_any_case")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def test_names_differing_only_in_case_are_numbered_and_others_kept():
+    old = migrate(BEFORE)
+    Project = old.get_model("projects", "Project")
+    Dataset = old.get_model("datasets", "PromptDataset")
+    first, second = Project.objects.create(name="a", slug="a"), Project.objects.create(name="b", slug="b")
+    for project, name in [(first, "GSM8K"), (first, "gsm8k"), (first, "gsm8k (2)"), (first, "Gsm8k"),
+                          (second, "gsm8k"), (first, "x" * 120), (first, "X" * 120)]:
+        Dataset.objects.create(project=project, name=name)
+
+    new = migrate(AFTER)
+    names = new.get_model("datasets", "PromptDataset").objects.order_by("pk").values_list("project_id", "name")
+    assert list(names) == [(first.id, "GSM8K"), (first.id, "gsm8k (3)"), (first.id, "gsm8k (2)"),
+                           (first.id, "Gsm8k (4)"), (second.id, "gsm8k"), (first.id, "x" * 120),
+                           (first.id, "X" * 110 + " (2)")]
+    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    migrate(leaves)
