@@ -17,7 +17,7 @@ from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_ro
 from webapp.api.runs import run_for
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, LabelConflict
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
 from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
@@ -322,7 +322,8 @@ class LabelCreateApi(SteerApi):
     """Submit the caller's label of a task (any member of its project).
 
     ``submission_key`` (8–64 characters, made once per judgement) makes a retry harmless:
-    the label already stored is answered with 200 instead of 201.
+    the label already stored is answered with 200 instead of 201. Another key for a task the
+    caller has labelled already is a second judgement: 409 ``conflict``, nothing changes.
     """
 
     class LabelCreateInputSerializer(serializers.Serializer):
@@ -354,6 +355,8 @@ class LabelCreateApi(SteerApi):
                 raise field_error("scores", "positions and criterion ids must be whole numbers") from exc
         try:
             label, created = label_submit_outcome(task=task, annotator=request.user, scores=scores, **values)
+        except LabelConflict as exc:
+            raise Conflict(exc.message) from exc
         except FeedbackError as exc:
             raise field_error(exc.field, exc.message) from exc
         return Response(LabelOutputSerializer(label).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,8 +1,10 @@
 """Assignment of tasks to annotators and the writing of their labels.
 
 Labels are written here, in the request, never through the broker: a broker or worker
-outage cannot lose one. Submission is idempotent twice over: a retried request carries the
-same ``submission_key``, and (task, annotator) is unique, so a double-click stores one label.
+outage cannot lose one. Submission is idempotent: a retried request carries the same
+``submission_key`` and gets the label stored the first time. (task, annotator) is unique: a
+submission under another key for a task the annotator labelled already is refused with
+LabelConflict, never dropped silently.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, LabelConflict
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
 from webapp.feedback.ranking import ranking_normalise
 from webapp.feedback.selectors import AnnotationCounts, Progress, annotation_counts
@@ -240,16 +242,23 @@ def _scores_clean(scores, *, task: ComparisonTask, k: int, criteria: Sequence[Cr
     return cleaned, versions.pop()
 
 
-def _repeated(existing: PreferenceLabel | None, *, task: ComparisonTask, annotator) -> PreferenceLabel | None:
+def _repeated(existing: PreferenceLabel | None, *, task: ComparisonTask, annotator, key: str
+              ) -> PreferenceLabel | None:
+    """The label this submission replays (same key, same task and annotator), or None.
+
+    FeedbackError for a key used on another label; LabelConflict for this annotator's label on
+    this task stored under another key (a second judgement, not a retry)."""
     if existing is not None and (existing.task_id != task.pk or existing.annotator_id != annotator.pk):
         raise FeedbackError("this submission key was already used for another label", field="submission_key")
+    if existing is not None and existing.submission_key != key:
+        raise LabelConflict(existing)
     return existing
 
 
 def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceLabel | None:
     """The label this submission repeats: same key, or this annotator's label on this task."""
     existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
-    return _repeated(existing, task=task, annotator=annotator)
+    return _repeated(existing, task=task, annotator=annotator, key=key)
 
 
 # Lock the task row (label_count stays exact under concurrent submissions), check that the
@@ -269,7 +278,8 @@ SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
                          scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
                          criteria: Sequence[Criterion] | None = None) -> tuple[PreferenceLabel, bool]:
-    """(label, created): like ``label_submit``, saying whether this call stored the label."""
+    """(label, created): like ``label_submit``, saying whether this call stored the label
+    (False: a retry with the key of the label stored)."""
     key = (submission_key or "").strip()
     if not 8 <= len(key) <= 64:
         raise FeedbackError("a submission key of 8 to 64 characters is required", field="submission_key")
@@ -300,7 +310,8 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
             if row is None:
                 raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
             if row[1] is not None:
-                existing = _repeated(PreferenceLabel.objects.filter(pk=row[1]).first(), task=task, annotator=annotator)
+                existing = _repeated(PreferenceLabel.objects.filter(pk=row[1]).first(), task=task, annotator=annotator,
+                                     key=key)
                 if existing is not None:  # (None: withdrawn since; store this one)
                     return existing, False
             label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=bool(both_bad),
@@ -329,7 +340,9 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
 def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
                  scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
                  criteria: Sequence[Criterion] | None = None) -> PreferenceLabel:
-    """Store one annotator's judgement of a task, or return the one already stored.
+    """Store one annotator's judgement of a task, or return the one a retry with the same
+    ``submission_key`` stored. LabelConflict (a FeedbackError) when the annotator labelled the
+    task already under another key: nothing changes.
 
     ``ranking``: tiers of candidate positions, best first (``[[1], [0]]`` = B over A,
     ``[[0, 1]]`` a tie). ``both_bad``: a pairwise "both are bad" vote; the ranking is then one

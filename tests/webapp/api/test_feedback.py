@@ -36,6 +36,20 @@ def test_label_is_stored_once_when_the_request_is_retried(api, project):
     assert PreferenceLabel.objects.count() == 1
 
 
+def test_a_second_label_under_a_new_key_answers_409_and_changes_nothing(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "2+2?", "completions": ["4", "5"]}])
+    url = f"/api/v1/tasks/{task['id']}/labels/"
+    first = post(api, url, {"ranking": [[0], [1]], "submission_key": "demo-key-A1"})
+    second = post(api, url, {"ranking": [[1], [0]], "critique": "changed my mind", "submission_key": "demo-key-B1"})
+    assert (first.status_code, second.status_code) == (201, 409)
+    error = second.json()["error"]
+    assert error["code"] == "conflict" and f"labelled this task already (label {first.json()['id']})" in error["message"]
+    [label] = PreferenceLabel.objects.all()
+    assert (label.ranking, label.critique, label.submission_key) == ([[0], [1]], "", "demo-key-A1")
+    replay = post(api, url, {"ranking": [[0], [1]], "submission_key": "demo-key-A1"})
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+
+
 def test_bad_ranking_answers_400_naming_the_field(api, project):
     (task,) = import_tasks(api, project, [{"prompt": "q", "completions": ["a", "b"]}])
     response = post(api, f"/api/v1/tasks/{task['id']}/labels/", {"ranking": [[0], [7]], "submission_key": "k" * 10})

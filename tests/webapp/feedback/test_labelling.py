@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.factories import make_project, make_rubric, make_task, make_user
 from webapp.feedback import labelling
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, LabelConflict
 from webapp.feedback.models import Assignment, ComparisonTask, CriterionScore, PreferenceLabel
 from webapp.feedback.services import (
     assignment_skip, label_submit, label_submit_outcome, label_undo, rubric_update, task_next_for_annotator,
@@ -161,14 +161,29 @@ def test_resubmitting_the_same_key_returns_the_stored_label():
     assert task.label_count == 1 and PreferenceLabel.objects.count() == 1
 
 
-def test_a_second_submission_for_the_same_task_returns_the_first_label():
+def test_a_retry_with_the_same_key_returns_the_first_label():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, required_labels=2)
+    k = key()
+    first = submit(task, a, ranking=[[0], [1]], submission_key=k)
+    again, created = label_submit_outcome(task=task, annotator=a, ranking=[[1], [0]], submission_key=k)
+    assert (again.pk, again.ranking, created) == (first.pk, [[0], [1]], False)
+    assert PreferenceLabel.objects.filter(task=task).count() == 1
+
+
+def test_a_second_judgement_under_a_new_key_is_refused_and_changes_nothing():
     a = make_user()
     project = make_project(annotator=a)
     task = make_task(project, required_labels=2)
     first = submit(task, a, ranking=[[0], [1]])
-    second = submit(task, a, ranking=[[1], [0]])
-    assert second.pk == first.pk
-    assert PreferenceLabel.objects.filter(task=task).count() == 1
+    with pytest.raises(LabelConflict, match=f"labelled this task already \\(label {first.pk}\\)") as info:
+        submit(task, a, ranking=[[1], [0]], critique="changed my mind")
+    assert info.value.field == "submission_key" and info.value.label == first
+    [stored] = PreferenceLabel.objects.filter(task=task)
+    assert (stored.ranking, stored.critique, stored.submission_key) == ([[0], [1]], "", first.submission_key)
+    task.refresh_from_db()
+    assert task.label_count == 1
 
 
 def test_a_key_reused_on_another_task_is_refused():

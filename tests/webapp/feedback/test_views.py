@@ -69,6 +69,21 @@ def test_ranking_form_with_rank_numbers_and_scores(client, project, annotator):
         (1, "Clear", 5.0), (1, "Correct", 1.0)]
 
 
+def test_a_second_judgement_of_a_labelled_task_is_refused_and_said(client, project, annotator):
+    task = make_task(project, required_labels=2)
+    login(client, annotator)
+    post_label(client, project, task, choice="a")
+    first = PreferenceLabel.objects.get()
+    page = client.get(reverse("feedback:annotate_task", args=[project.id, task.id])).content.decode()
+    assert "a new submission is refused and your first label stands" in page
+    response = post_label(client, project, task, choice="b", critique="changed my mind",
+                          headers={"HTTP_HX_REQUEST": "true"})
+    body = response.content.decode()
+    assert response.status_code == 200 and "Nothing was saved: you have labelled this task already" in body
+    stored = PreferenceLabel.objects.get()
+    assert (stored.pk, stored.ranking, stored.critique) == (first.pk, [[0], [1]], "")
+
+
 def test_an_invalid_form_saves_nothing_and_says_why(client, project, annotator):
     task = make_task(project)
     response = post_label(login(client, annotator), project, task)
