@@ -28,6 +28,12 @@
   }, true);
 
   /* ---- ranking: order and ties -> rank numbers (1 = best; equal numbers tie) ---- */
+  function markRanked() {
+    /* The annotator has ordered the list: the server refuses a ranking nobody touched. */
+    var box = document.getElementById("ranked");
+    if (box) { box.checked = true; }
+  }
+
   function syncRanks() {
     var rank = 0;
     items().forEach(function (li, index) {
@@ -74,6 +80,7 @@
     if (delta < 0) { list.insertBefore(li, all[j]); } else { list.insertBefore(li, all[j].nextSibling); }
     li.dataset.tied = "0";
     syncRanks();
+    markRanked();
     li.focus();
   }
 
@@ -82,6 +89,7 @@
     if (i <= 0) { return; }
     all[i].dataset.tied = all[i].dataset.tied === "1" ? "0" : "1";
     syncRanks();
+    markRanked();
   }
 
   /* ---- undo countdown ---- */
@@ -113,11 +121,14 @@
     if (list) {
       readRanksIntoOrder();
       list.classList.add("enhanced");
+      list.addEventListener("change", function (event) {
+        if (event.target.classList.contains("rank-input")) { markRanked(); }
+      });
       if (window.Sortable) {
         window.Sortable.create(list, {
           animation: 120, forceFallback: true, fallbackTolerance: 3, draggable: ".rank-item",
           filter: "input, select, textarea, a", preventOnFilter: false,
-          onEnd: function (event) { event.item.dataset.tied = "0"; syncRanks(); },
+          onEnd: function (event) { event.item.dataset.tied = "0"; syncRanks(); markRanked(); },
         });
       }
       focusItem(0);

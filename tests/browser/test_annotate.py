@@ -117,6 +117,25 @@ def test_ranking_by_keyboard_and_drag_with_rubric_scores(page, live_server):
         (2, "Clear", 5.0), (2, "Correct", 1.0)]
 
 
+def test_enter_on_an_untouched_ranking_saves_nothing_until_the_order_is_confirmed(page, live_server):
+    """The shown order is a shuffle: Enter alone is no judgement (as a pair needs a choice)."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    task = make_task(project, prompt="Pick", completions=["alpha", "beta", "gamma"])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    assert task_id(page) == task.id and not page.is_checked("#ranked")
+    page.locator("#ranking .rank-item").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert task_id(page) == task.id and not PreferenceLabel.objects.filter(task=task).exists()
+    page.check("#ranked")  # the annotator keeps the order shown, knowingly
+    page.locator("#ranking .rank-item").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('queue-empty')")
+    assert PreferenceLabel.objects.get(task=task).ranking == [[0], [1], [2]]
+
+
 def test_undo_brings_the_last_task_back(page, live_server):
     annotator = make_user()
     project = make_project(annotator=annotator)

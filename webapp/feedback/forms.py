@@ -107,7 +107,10 @@ class LabelForm(forms.Form):
     """One judgement as the workspace posts it; works as a plain POST without JavaScript.
 
     k = 2: ``choice`` (a / b / tie / both_bad). k > 2: ``rank_<position>`` (1 = best; equal
-    numbers tie), which the drag-and-drop list keeps in step. Scores: ``score_<position>_<criterion id>``.
+    numbers tie), which the drag-and-drop list keeps in step, and ``ranked``, ticked by the
+    annotator (or by any move of theirs in the list): the rank numbers start as the shuffled
+    display order, so without it an untouched form would record that order as a judgement (as
+    ``choice`` has no default). Scores: ``score_<position>_<criterion id>``.
     """
 
     submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput)
@@ -125,6 +128,9 @@ class LabelForm(forms.Form):
             for p in range(k):
                 self.fields[f"rank_{p}"] = forms.IntegerField(min_value=1, max_value=k, initial=p + 1,
                                                               label=f"Candidate {LETTERS[p]}")
+            self.fields["ranked"] = forms.BooleanField(label="Ranking", error_messages={
+                "required": "put the completions in order (drag them, move them with Shift+↑/↓ or type rank "
+                            "numbers), or tick “This order is my ranking” to keep the order shown"})
         for p in range(k):
             for c in self.criteria:
                 low, high = c.bounds

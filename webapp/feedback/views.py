@@ -82,6 +82,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
                 "scores": [_score_field(c.position, cr, data) for cr in criteria],
             } for c in candidates],
             "choice": data.get("choice", ""),
+            "ranked": bool(data.get("ranked")),
             "submission_key": data.get("submission_key") or form.initial.get("submission_key"),
             "rendered_at": data.get("rendered_at") or form.initial.get("rendered_at"),
         })

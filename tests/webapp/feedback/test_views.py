@@ -60,13 +60,27 @@ def test_ranking_form_with_rank_numbers_and_scores(client, project, annotator):
     rubric = make_rubric(project)
     task = make_task(project, completions=["a", "b", "c"], rubric=rubric)
     correct, clear = rubric.latest_version().criteria.all()
-    response = post_label(login(client, annotator), project, task, rank_0="2", rank_1="1", rank_2="2",
+    response = post_label(login(client, annotator), project, task, rank_0="2", rank_1="1", rank_2="2", ranked="on",
                           **{f"score_1_{correct.pk}": "1", f"score_1_{clear.pk}": "5", f"score_0_{clear.pk}": ""})
     assert response.status_code == 302
     label = PreferenceLabel.objects.get()
     assert label.ranking == [[1], [0, 2]]
     assert sorted(label.scores.values_list("candidate__position", "criterion__name", "value")) == [
         (1, "Clear", 5.0), (1, "Correct", 1.0)]
+
+
+def test_an_untouched_ranking_form_saves_nothing_and_asks_for_an_order(client, project, annotator):
+    """The rank numbers start as the shuffled display order: submitting them as they are is no judgement."""
+    task = make_task(project, completions=["a", "b", "c", "d"])
+    body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert '<input type="checkbox" name="ranked" id="ranked" required >' in body
+    response = post_label(client, project, task, rank_0="1", rank_1="2", rank_2="3", rank_3="4")
+    body = response.content.decode()
+    assert response.status_code == 200 and "Nothing was saved" in body and "This order is my ranking" in body
+    assert "Ranking: put the completions in order" in body
+    assert not PreferenceLabel.objects.exists()
+    confirmed = post_label(client, project, task, rank_0="1", rank_1="2", rank_2="3", rank_3="4", ranked="on")
+    assert confirmed.status_code == 302 and PreferenceLabel.objects.get().ranking == [[0], [1], [2], [3]]
 
 
 def test_a_second_judgement_of_a_labelled_task_is_refused_and_said(client, project, annotator):
