@@ -4,7 +4,8 @@ side by side, in shuffled order; the labels give how often people prefer one run
 This is how a change is judged when no reward captures it (a checkpoint against its base, two
 reward models' policies): the two runs are usually evaluation runs of two policies on one
 dataset. Each candidate's metadata names its run (``run``, ``run_name``), so the result stays
-readable after either run is deleted; the annotators never see it.
+readable after either run is deleted; the annotators never see it. The task's ``source_run`` is
+the first run (the model holds one); the task list names both from the candidates.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from webapp.feedback.agreement import wilson_interval
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel, Rubric
 from webapp.feedback.parsing import MAX_TASKS
-from webapp.feedback.services import TaskSpec, _required_labels_clean, _rubric_version_for, _tasks_create
+from webapp.feedback.services import (
+    TaskSpec, _required_labels_clean, _rubric_version_for, _tasks_create, task_prompt_of,
+)
 
 
 @transaction.atomic
@@ -27,7 +30,8 @@ def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks:
                                   rubric: Rubric | None = None, seed: int = 0) -> list[ComparisonTask]:
     """One task per prompt both runs answered and no earlier task of this project put to them
     both: one completion of each (drawn at random from the run's latest step with that prompt),
-    in shuffled order. FeedbackError naming the field changes nothing."""
+    in shuffled order. The prompt is the dataset's (``task_prompt_of``); the first run is the
+    tasks' ``source_run``. FeedbackError naming the field changes nothing."""
     for field, run in (("run_a", run_a), ("run_b", run_b)):
         if run.project_id != project.pk:
             raise FeedbackError("the run belongs to another project", field=field)
@@ -48,17 +52,17 @@ def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks:
     for prompt_id in shared[:max_tasks]:
         chosen = [(run_a, rng.choice(answers_a[prompt_id])), (run_b, rng.choice(answers_b[prompt_id]))]
         rng.shuffle(chosen)
-        first = chosen[0][1]
-        messages = first.prompt.messages if first.prompt.is_chat else None
+        prompt_text, messages = task_prompt_of(chosen[0][1])
         specs.append(TaskSpec(
-            prompt_text=first.prompt_text, prompt_messages=messages,
+            prompt_text=prompt_text, prompt_messages=messages,
             completions=[t.completion for _, t in chosen],
             metadata=[{"run": run.pk, "run_name": run.name, "prompt_id": prompt_id, "step": t.step,
                        "sample_index": t.sample_index, "reward": t.reward, "rewards": t.rewards}
                       for run, t in chosen],
             trajectory_ids=[t.pk for _, t in chosen],
         ))
-    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version)
+    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version,
+                         source_run=run_a)
 
 
 def _latest_answers(run: Run) -> dict[int, list[Trajectory]]:

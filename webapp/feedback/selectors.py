@@ -63,6 +63,31 @@ def task_list(*, project) -> QuerySet[ComparisonTask]:
             .select_related("rubric_version__rubric", "source_run").order_by("-id"))
 
 
+@dataclass(frozen=True)
+class SourceRun:
+    id: int | None  # None: the run was deleted since
+    name: str
+
+
+def tasks_with_compared_runs(tasks) -> list[ComparisonTask]:
+    """The tasks, each with ``compared_runs``: the runs whose answers a blind two-run task puts
+    side by side, as its candidates' metadata names them (first run first), live ones with their
+    id; an empty list for other tasks."""
+    tasks = list(tasks)
+    found: dict[int, dict[int, str]] = defaultdict(dict)
+    for task_id, metadata in (Candidate.objects.filter(task_id__in=[t.pk for t in tasks], metadata__has_key="prompt_id")
+                              .order_by("task_id", "position").values_list("task_id", "metadata")):
+        if isinstance(metadata, dict) and "run" in metadata:
+            found[task_id][metadata["run"]] = str(metadata.get("run_name", ""))
+    live = set(Run.objects.filter(pk__in={r for runs in found.values() for r in runs}).values_list("pk", flat=True))
+    for task in tasks:
+        runs = found.get(task.pk, {})
+        order = sorted(runs, key=lambda r: r != task.source_run_id)  # stable: the first run, then the other
+        task.compared_runs = ([SourceRun(id=r if r in live else None, name=runs[r]) for r in order]
+                              if len(runs) > 1 else [])
+    return tasks
+
+
 def task_get(*, project, task_id: int) -> ComparisonTask:
     """A task of this project with its candidates, or 404 (also for another project's task)."""
     return get_object_or_404(

@@ -129,8 +129,22 @@ def _rubric_version_for(project, rubric: Rubric | None) -> RubricVersion | None:
     return rubric.latest_version()
 
 
+def task_prompt_of(trajectory: Trajectory) -> tuple[str, list[dict] | None]:
+    """(prompt text, chat messages or None) of a task made from this trajectory: the prompt as the
+    dataset holds it. The trajectory's own ``prompt_text`` is what the model was fed, chat
+    template tokens included; it is used only when the dataset prompt is gone."""
+    prompt = trajectory.prompt
+    if prompt is None:
+        return trajectory.prompt_text, None
+    if prompt.is_chat:
+        return prompt_display_text(prompt.messages), prompt.messages
+    return prompt.text, None
+
+
 def _tasks_create(*, project, specs: Sequence[TaskSpec], required_labels: int, rubric_version, source_run=None
                   ) -> list[ComparisonTask]:
+    """``source_run``: the run the tasks were made from (for tasks of two runs, the first; the
+    candidates' metadata names each one's run)."""
     tasks = ComparisonTask.objects.bulk_create([
         ComparisonTask(project=project, source_run=source_run, source_run_name=source_run.name if source_run else "",
                        prompt_text=s.prompt_text,
@@ -214,11 +228,9 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
     for _key, samples in eligible[:max_tasks]:
         chosen = _pick_spread(samples, k) if selection == "spread" else rng.sample(samples, k)
         rng.shuffle(chosen)
-        first = chosen[0]
-        messages = first.prompt.messages if first.prompt is not None and first.prompt.is_chat else None
+        prompt_text, messages = task_prompt_of(chosen[0])
         specs.append(TaskSpec(
-            prompt_text=first.prompt_text or (prompt_display_text(messages) if messages else ""),
-            prompt_messages=messages,
+            prompt_text=prompt_text, prompt_messages=messages,
             completions=[t.completion for t in chosen],
             metadata=[{"reward": t.reward, "step": t.step, "group_index": t.group_index,
                        "sample_index": t.sample_index, "rewards": t.rewards} for t in chosen],

@@ -227,6 +227,7 @@ def rubric_edit_page(request, project_id: int, rubric_id: int):
 @research_required
 def task_list_page(request, project_id: int):
     page = Paginator(selectors.task_list(project=request.project), 50).get_page(request.GET.get("page"))
+    page.object_list = selectors.tasks_with_compared_runs(page.object_list)
     return _page(request, "feedback/task_list.html", page=page)
 
 

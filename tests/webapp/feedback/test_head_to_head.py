@@ -7,6 +7,8 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user
+from webapp.datasets.parsing import PromptRow
+from webapp.datasets.services import dataset_create
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.experiments.models import RunKind, RunStatus, Trajectory
 from webapp.feedback.errors import FeedbackError
@@ -52,7 +54,57 @@ def test_one_task_per_shared_prompt_with_an_answer_of_each_run_in_shuffled_order
         assert sorted(run_of(c) for c in candidates) == ["base", "tuned"]
         prompt_index = candidates[0].trajectory.prompt.index
         assert all(c.text.endswith(f"#{prompt_index}.{c.metadata['sample_index']}") for c in candidates)
-        assert task.prompt_text == candidates[0].trajectory.prompt.text and task.source_run is None
+        assert task.prompt_text == candidates[0].trajectory.prompt.text and task.prompt_messages is None
+        assert (task.source_run, task.source_run_name) == (base, "base")
+
+
+TEMPLATED = "<|user|>{}<|im_end|><|assistant|>"
+
+
+def templated(project, rows, names=("base", "tuned")):
+    """Runs whose trajectories hold the prompt as the model was fed it, chat template tokens included."""
+    dataset = dataset_create(project=project, name=f"d-{uuid.uuid4().hex[:6]}", rows=rows)
+    runs = []
+    for name in names:
+        run = make_run(project, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, name=name)
+        for group, prompt in enumerate(dataset.prompts.order_by("index")):
+            Trajectory.objects.create(run=run, step=1, group_index=group, sample_index=0, prompt=prompt,
+                                      prompt_text=TEMPLATED.format(prompt.text or prompt.messages[-1]["content"]),
+                                      completion=f"{name} answer {group}", reward=0.0, length=3)
+        runs.append(run)
+    return runs
+
+
+def test_the_prompt_is_the_datasets_not_the_templated_text_the_model_was_fed():
+    project = make_project()
+    base, tuned = templated(project, [PromptRow(text="What is 9+1?")])
+    [task] = comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned)
+    assert (task.prompt_text, task.prompt_messages) == ("What is 9+1?", None)
+    messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "What is 9+1?"}]
+    chat_a, chat_b = templated(project, [PromptRow(messages=messages)], names=("chat-a", "chat-b"))
+    [chat] = comparison_tasks_head_to_head(project=project, run_a=chat_a, run_b=chat_b)
+    assert chat.prompt_messages == messages
+    assert chat.prompt_text == "system: Be terse.\n\nuser: What is 9+1?" and "<|" not in chat.prompt_text
+
+
+def test_the_task_list_names_both_runs_not_import(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    dataset = make_dataset(project, n=1)
+    base, tuned = evaluated(project, dataset, "<b>base</b>"), evaluated(project, dataset, "tuned")
+    comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned)
+    assert client.login(username=user.username, password=PASSWORD)
+    url = reverse("feedback:tasks", args=[project.id])
+    body = client.get(url).content.decode()
+    detail = reverse("experiments:detail", args=[project.id, base.id])
+    assert (f'<a href="{detail}">&lt;b&gt;base&lt;/b&gt;</a> vs '
+            f'<a href="{reverse("experiments:detail", args=[project.id, tuned.id])}">tuned</a>') in body
+    assert ">import<" not in body
+    from webapp.experiments.services import run_delete
+
+    run_delete(run_id=tuned.id)
+    body = client.get(url).content.decode()
+    assert f'<a href="{detail}">&lt;b&gt;base&lt;/b&gt;</a> vs tuned <span class="muted">(deleted run)</span>' in body
 
 
 def test_order_is_shuffled_across_many_prompts():
