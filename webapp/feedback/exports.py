@@ -3,7 +3,8 @@
 ``preference_pairs_jsonl``: TRL's preference format, one line per (label, ordered pair):
 ``{"prompt", "chosen", "rejected"}``; a chat prompt is exported conversationally
 (prompt = list of messages, chosen/rejected = [{"role": "assistant", "content": ...}]).
-Each annotator's label contributes its own pairs (raw votes, not a majority).
+Each annotator's label contributes its own pairs (raw votes, not a majority); a pair of two
+candidates with the same text is left out (chosen == rejected teaches nothing).
 
 ``raw_labels_jsonl``: one line per label with the whole ranking (tiers), the per-criterion
 scores and the rubric version; ``prompt`` + ``completions`` + ``ranking`` is also the
@@ -52,8 +53,8 @@ def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[s
         task = label.task
         texts = {c.position: c.text for c in task.candidates.all()}
         for better, worse, tied in ranking_pairs(label.ranking):
-            if tied and not include_ties:
-                continue
+            if (tied and not include_ties) or texts[better] == texts[worse]:
+                continue  # a pair of one text twice teaches nothing
             line = {"prompt": _prompt(task), "chosen": _completion(task, texts[better]),
                     "rejected": _completion(task, texts[worse])}
             if include_ties:

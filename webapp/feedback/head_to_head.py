@@ -25,13 +25,22 @@ from webapp.feedback.services import (
 )
 
 
+@dataclass(frozen=True)
+class HeadToHeadTasks:
+    tasks: list[ComparisonTask]
+    skipped_identical: int  # prompts passed over because the two answers drawn were the same text
+
+
 @transaction.atomic
-def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks: int = 100, required_labels: int = 1,
-                                  rubric: Rubric | None = None, seed: int = 0) -> list[ComparisonTask]:
+def comparison_tasks_head_to_head_outcome(*, project, run_a: Run, run_b: Run, max_tasks: int = 100,
+                                          required_labels: int = 1, rubric: Rubric | None = None,
+                                          seed: int = 0) -> HeadToHeadTasks:
     """One task per prompt both runs answered and no earlier task of this project put to them
     both: one completion of each (drawn at random from the run's latest step with that prompt),
-    in shuffled order. The prompt is the dataset's (``task_prompt_of``); the first run is the
-    tasks' ``source_run``. FeedbackError naming the field changes nothing."""
+    in shuffled order. A prompt whose two drawn answers are the same text makes no task (the
+    annotator could only pick one at random, and the pick would count as a win); they are
+    counted in ``skipped_identical``. The prompt is the dataset's (``task_prompt_of``); the
+    first run is the tasks' ``source_run``. FeedbackError naming the field changes nothing."""
     for field, run in (("run_a", run_a), ("run_b", run_b)):
         if run.project_id != project.pk:
             raise FeedbackError("the run belongs to another project", field=field)
@@ -48,10 +57,15 @@ def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks:
                             "already (their trajectories must come from the same dataset)", field="run_b")
     rng = random.Random(seed)
     rng.shuffle(shared)
-    specs = []
-    for prompt_id in shared[:max_tasks]:
+    specs, skipped = [], 0
+    for prompt_id in shared:
+        if len(specs) == int(max_tasks):
+            break
         chosen = [(run_a, rng.choice(answers_a[prompt_id])), (run_b, rng.choice(answers_b[prompt_id]))]
         rng.shuffle(chosen)
+        if chosen[0][1].completion == chosen[1][1].completion:
+            skipped += 1
+            continue
         prompt_text, messages = task_prompt_of(chosen[0][1])
         specs.append(TaskSpec(
             prompt_text=prompt_text, prompt_messages=messages,
@@ -61,8 +75,20 @@ def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks:
                       for run, t in chosen],
             trajectory_ids=[t.pk for _, t in chosen],
         ))
-    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version,
-                         source_run=run_a)
+    if not specs:
+        raise FeedbackError(f"on every prompt left to compare, the answers drawn from “{run_a.name}” and "
+                            f"“{run_b.name}” are the same text ({skipped} prompt(s)); there is nothing to choose "
+                            "between", field="run_b")
+    tasks = _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version,
+                          source_run=run_a)
+    return HeadToHeadTasks(tasks=tasks, skipped_identical=skipped)
+
+
+def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks: int = 100, required_labels: int = 1,
+                                  rubric: Rubric | None = None, seed: int = 0) -> list[ComparisonTask]:
+    """The tasks of ``comparison_tasks_head_to_head_outcome``."""
+    return comparison_tasks_head_to_head_outcome(project=project, run_a=run_a, run_b=run_b, max_tasks=max_tasks,
+                                                 required_labels=required_labels, rubric=rubric, seed=seed).tasks
 
 
 def _latest_answers(run: Run) -> dict[int, list[Trajectory]]:

@@ -66,6 +66,8 @@ def task_row_from_object(obj) -> TaskRow:
         raise ValueError("'completions' must be a list of strings")
     if not 2 <= len(completions) <= MAX_CANDIDATES:
         raise ValueError(f"'completions' must hold 2 to {MAX_CANDIDATES} completions, got {len(completions)}")
+    if len(set(completions)) == 1:
+        raise ValueError("the completions are all the same text; there is nothing to choose between")
     gold = obj.get("gold_ranking")
     if gold is not None:
         try:

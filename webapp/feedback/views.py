@@ -21,7 +21,7 @@ from webapp.feedback.forms import (
     TasksFromRunForm,
     criteria_from_formset,
 )
-from webapp.feedback.head_to_head import comparison_tasks_head_to_head
+from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome
 from webapp.feedback.labelling import UNDO_WINDOW_S
 from webapp.feedback.models import PreferenceLabel
 from webapp.feedback.parsing import TaskImportError
@@ -282,14 +282,16 @@ def task_head_to_head_page(request, project_id: int):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            tasks = comparison_tasks_head_to_head(
+            outcome = comparison_tasks_head_to_head_outcome(
                 project=request.project, run_a=d["run_a"], run_b=d["run_b"], max_tasks=d["max_tasks"],
                 required_labels=d["required_labels"], rubric=d["rubric"], seed=d["seed"])
         except FeedbackError as exc:
             error = exc.message
         else:
-            messages.success(request, f"Created {len(tasks)} blind comparisons of {d['run_a'].name} and "
-                                      f"{d['run_b'].name}.")
+            skipped = (f" Skipped {outcome.skipped_identical} prompt(s) whose two answers were the same text."
+                       if outcome.skipped_identical else "")
+            messages.success(request, f"Created {len(outcome.tasks)} blind comparisons of {d['run_a'].name} and "
+                                      f"{d['run_b'].name}.{skipped}")
             return redirect("feedback:tasks", request.project.id)
     return _page(request, "feedback/task_head_to_head.html", form=form, error=error, has_runs=runs.exists())
 

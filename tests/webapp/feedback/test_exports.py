@@ -30,6 +30,16 @@ def test_pairs_follow_the_ranking_and_leave_ties_out():
     assert all(p["prompt"] == "q" and "tie" not in p for p in pairs)
 
 
+def test_a_pair_of_one_text_twice_is_left_out():
+    """A ranking task may hold two copies of one completion; chosen == rejected teaches nothing."""
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, prompt="q", completions=["x", "y", "x"])
+    submit(task, a, [[0], [1], [2]])
+    pairs = lines(preference_pairs_jsonl(project=project, include_ties=True))
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("x", "y"), ("y", "x")]
+
+
 def test_ties_are_kept_with_a_flag_when_asked():
     a = make_user()
     project = make_project(annotator=a)

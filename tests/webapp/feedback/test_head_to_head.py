@@ -4,6 +4,7 @@ by side, and the win rate annotators' labels give."""
 import uuid
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user
@@ -12,7 +13,9 @@ from webapp.datasets.services import dataset_create
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.experiments.models import RunKind, RunStatus, Trajectory
 from webapp.feedback.errors import FeedbackError
-from webapp.feedback.head_to_head import HeadToHead, comparison_tasks_head_to_head, head_to_head
+from webapp.feedback.head_to_head import (
+    HeadToHead, comparison_tasks_head_to_head, comparison_tasks_head_to_head_outcome, head_to_head,
+)
 from webapp.feedback.models import ComparisonTask
 from webapp.feedback.services import label_submit
 from webapp.projects.models import Membership, Role
@@ -85,6 +88,32 @@ def test_the_prompt_is_the_datasets_not_the_templated_text_the_model_was_fed():
     [chat] = comparison_tasks_head_to_head(project=project, run_a=chat_a, run_b=chat_b)
     assert chat.prompt_messages == messages
     assert chat.prompt_text == "system: Be terse.\n\nuser: What is 9+1?" and "<|" not in chat.prompt_text
+
+
+def test_a_prompt_both_runs_answered_with_the_same_text_makes_no_task():
+    project = make_project()
+    dataset = make_dataset(project, n=3)
+    base, tuned = evaluated(project, dataset, "base", g=1), evaluated(project, dataset, "tuned", g=1)
+    same = Trajectory.objects.get(run=tuned, prompt__index=1)
+    same.completion = Trajectory.objects.get(run=base, prompt__index=1).completion
+    same.save()
+    outcome = comparison_tasks_head_to_head_outcome(project=project, run_a=base, run_b=tuned, max_tasks=1)
+    assert outcome.skipped_identical <= 1 and len(outcome.tasks) == 1  # max_tasks counts tasks made
+    user = make_user()
+    Membership.objects.create(project=project, user=user, role=Role.RESEARCHER)
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    url = reverse("feedback:task_head_to_head", args=[project.id])
+    form = {"run_a": base.id, "run_b": tuned.id, "max_tasks": 10, "required_labels": 1, "seed": 0}
+    made = client.post(url, form, follow=True).content.decode()
+    assert "Created 1 blind comparisons of base and tuned. Skipped 1 prompt(s) whose two answers were the same text." in made
+    for task in ComparisonTask.objects.all():
+        assert len({c.text for c in task.candidates.all()}) == 2
+    with pytest.raises(FeedbackError, match="same text") as info:  # only the identical prompt is left
+        comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned)
+    assert info.value.field == "run_b" and ComparisonTask.objects.count() == 2
+    page = client.post(url, form)
+    assert page.status_code == 200 and "are the same text (1 prompt(s))" in page.content.decode()
 
 
 def test_the_task_list_names_both_runs_not_import(client):

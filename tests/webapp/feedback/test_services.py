@@ -100,6 +100,17 @@ def test_import_reports_every_bad_line_by_number_and_imports_nothing():
     assert not ComparisonTask.objects.filter(project=project).exists()
 
 
+def test_import_refuses_a_task_whose_completions_are_all_the_same_text():
+    project = make_project()
+    content = _jsonl({"prompt": "q", "completions": ["a", "b", "a"]}, {"prompt": "q", "completions": ["a", "a"]},
+                     {"prompt": "q", "completions": ["x", "x", "x"]})
+    with pytest.raises(TaskImportError) as caught:
+        comparison_tasks_import_jsonl(project=project, content=content)
+    assert [n for n, _ in caught.value.errors] == [2, 3]
+    assert "all the same text; there is nothing to choose between" in dict(caught.value.errors)[2]
+    assert not ComparisonTask.objects.filter(project=project).exists()
+
+
 def test_import_refuses_another_projects_rubric():
     project, other = make_project(), make_project()
     with pytest.raises(FeedbackError, match="another project"):
