@@ -150,6 +150,27 @@ def test_from_run_random_takes_k_completions_of_one_group_per_task():
         assert task.prompt_text == trajectories[0].prompt_text and task.source_run == run
 
 
+@pytest.mark.parametrize("row, text, messages", [
+    ({"text": "What is 9+1?"}, "What is 9+1?", None),
+    ({"messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "What is 9+1?"}]},
+     "system: Be terse.\n\nuser: What is 9+1?",
+     [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "What is 9+1?"}]),
+])
+def test_from_run_the_prompt_is_the_datasets_not_the_templated_text_the_model_was_fed(row, text, messages):
+    from webapp.datasets.parsing import PromptRow
+    from webapp.datasets.services import dataset_create
+
+    project = make_project()
+    dataset = dataset_create(project=project, name="d", rows=[PromptRow(**row)])
+    run = make_run(project, dataset=dataset)
+    for i in range(2):
+        Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=i, prompt=dataset.prompts.get(),
+                                  prompt_text="<|user|>What is 9+1?<|im_end|><|assistant|>", completion=f"{i}",
+                                  reward=i, length=1)
+    [task] = comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2)
+    assert (task.prompt_text, task.prompt_messages) == (text, messages)
+
+
 def test_from_run_spread_prefers_the_widest_groups_and_their_extremes():
     project = make_project()
     run = make_run(project)
