@@ -87,6 +87,24 @@ def test_default_json_has_exactly_the_config_sections():
      "rewards[0].aggregation", "mean_minus_std"),
     ({"rewards": [{"name": "length", "max_tokens": 10}],
       "filters": {"difficulty": {"enabled": True}}}, "filters.difficulty.enabled", "0/1"),
+    # sizes beyond any real run: refused at launch, before a worker fills its memory
+    ({"rollout": {"num_generations": 1e10}}, "rollout.num_generations",
+     "at most 1,024 (got 10,000,000,000)"),
+    ({"rollout": {"prompts_per_step": 10**6}}, "rollout.prompts_per_step", "at most 8,192"),
+    ({"rollout": {"prompts_per_step": 512, "num_generations": 256}}, "rollout.num_generations",
+     "131,072 completions a step; at most 65,536"),
+    ({"rollout": {"max_new_tokens": 10**6}}, "rollout.max_new_tokens", "at most 131,072"),
+    ({"rollout": {"prompts_per_step": 1024, "num_generations": 64, "max_new_tokens": 8192}},
+     "rollout.max_new_tokens", "536,870,912 tokens; at most 268,435,456"),
+    ({"train": {"total_steps": 10**8}}, "train.total_steps", "at most 10,000,000"),
+    ({"train": {"micro_batch_size": 10**6}}, "train.micro_batch_size", "at most 65,536"),
+    ({"algorithm": {"num_iterations": 1000}}, "algorithm.num_iterations", "at most 64"),
+    ({"filters": {"max_refill_rounds": 10**9}}, "filters.max_refill_rounds", "at most 100"),
+    ({"policy": {"tiny": {"num_layers": 1000}}}, "policy.tiny.num_layers", "at most 64"),
+    ({"policy": {"tiny": {"hidden_size": 2**20, "num_heads": 4}}}, "policy.tiny.hidden_size",
+     "at most 8,192"),
+    ({"eval": {"num_samples": 5000}}, "eval.num_samples", "at most 1,024"),
+    ({"eval": {"max_new_tokens": 10**6}}, "eval.max_new_tokens", "at most 131,072"),
 ])
 def test_bad_values_name_the_dotted_field(patch, field, fragment):
     d = default_config_dict()

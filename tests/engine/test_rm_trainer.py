@@ -222,6 +222,7 @@ def test_config_refuses_unknown_keys():
         ("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("margin", -0.5), ("eval_fraction", 1.0),
         ("tie_threshold", 0.0), ("ensemble_size", True), ("lr", "fast"), ("lr", float("nan")),
         ("bootstrap", 1), ("max_length", 4), ("seed", -1), ("seed", 2**64),
+        ("ensemble_size", 10**4), ("epochs", 10**10), ("batch_size", 10**6), ("max_length", 10**7),
     ],
 )  # fmt: skip
 def test_config_names_the_bad_field(field, value):

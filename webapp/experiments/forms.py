@@ -98,6 +98,26 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
     }.get(path)
 
 
+def _range_for(path: str) -> dict[str, int]:
+    """The engine's bounds on a whole-number setting, as the form field's min_value/max_value
+    (the browser's min/max too), so a slip such as 1e10 is refused on its field."""
+    from workers.engine import config as c
+
+    low, high = {
+        "algorithm.num_iterations": (1, c.MAX_ITERATIONS),
+        "rollout.num_generations": (1, c.MAX_GENERATIONS),
+        "rollout.prompts_per_step": (1, c.MAX_PROMPTS_PER_STEP),
+        "rollout.max_new_tokens": (1, c.MAX_NEW_TOKENS),
+        "train.total_steps": (1, c.MAX_STEPS),
+        "train.checkpoint_every": (1, None),
+        "optim.warmup_steps": (0, None),
+        "eval.every_steps": (0, None),
+        "eval.num_samples": (1, c.MAX_GENERATIONS),
+        "eval.k": (1, c.MAX_GENERATIONS),
+    }.get(path, (None, None))
+    return {k: v for k, v in (("min_value", low), ("max_value", high)) if v is not None}
+
+
 class NewRunForm(forms.Form):
     trains = True  # a policy run: the engine's training rules apply
     knobs = KNOBS  # the engine settings the form shows, each as a field
@@ -148,7 +168,7 @@ class NewRunForm(forms.Form):
             elif default is None:  # optional: blank is null, the engine's "same as …"
                 field = forms.FloatField(required=False, **common)
             elif isinstance(default, int):
-                field = forms.IntegerField(**common)
+                field = forms.IntegerField(**common, **_range_for(path))
             else:
                 field = forms.FloatField(**common)
             self.fields[form_name(path)] = field

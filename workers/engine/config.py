@@ -33,10 +33,27 @@ def _help(text: str, **kwargs: Any) -> Any:
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; one range for every seed of a run
 
+# Upper bounds on sizes, far above any real run's, so that a slip (1e10 for 10) is refused
+# at launch with the field's name instead of filling a worker's memory until it is killed,
+# beyond the reach of a cancel, which acts between steps.
+MAX_GENERATIONS = 1024  # completions per prompt
+MAX_PROMPTS_PER_STEP = 8192
+MAX_COMPLETIONS_PER_STEP = 65_536  # prompts_per_step x num_generations
+MAX_NEW_TOKENS = 131_072  # 128k: the longest contexts of current policies
+MAX_TOKENS_PER_STEP = 2**28  # completions per step x max_new_tokens (268M: 65,536 x 4,096)
+MAX_STEPS = 10_000_000
+MAX_ITERATIONS = 64  # updates per rollout batch (mu)
+MAX_TINY_WIDTH = 8192  # the tiny model's hidden and MLP widths
+MAX_TINY_LAYERS = 64
+
 
 def _check(ok: bool, section: str, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{section}.{name}" if section else name, message)
+
+
+def _at_most(value: int, limit: int, section: str, name: str) -> None:
+    _check(value <= limit, section, name, f"must be at most {limit:,} (got {value:,})")
 
 
 def _one_of(value: Any, choices: tuple[str, ...], section: str, name: str) -> None:
@@ -63,6 +80,10 @@ class TinyPolicyConfig:
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size",
                      "max_position_embeddings"):
             _check(getattr(self, name) >= 1, s, name, "must be at least 1")
+        for name, limit in (("hidden_size", MAX_TINY_WIDTH), ("intermediate_size", MAX_TINY_WIDTH),
+                            ("num_layers", MAX_TINY_LAYERS), ("num_heads", MAX_TINY_WIDTH),
+                            ("max_position_embeddings", MAX_NEW_TOKENS)):
+            _at_most(getattr(self, name), limit, s, name)
         _check(self.hidden_size % self.num_heads == 0, s, "num_heads",
                f"must divide hidden_size ({self.hidden_size}); e.g. use 4")
         _check(0 <= self.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
@@ -141,6 +162,17 @@ class RolloutConfig:
                    "greedy true, num_generations 1)")
         _check(self.prompts_per_step >= 1, s, "prompts_per_step", "must be at least 1")
         _check(self.max_new_tokens >= 1, s, "max_new_tokens", "must be at least 1")
+        _at_most(self.num_generations, MAX_GENERATIONS, s, "num_generations")
+        _at_most(self.prompts_per_step, MAX_PROMPTS_PER_STEP, s, "prompts_per_step")
+        _at_most(self.max_new_tokens, MAX_NEW_TOKENS, s, "max_new_tokens")
+        completions = self.prompts_per_step * self.num_generations
+        _check(completions <= MAX_COMPLETIONS_PER_STEP, s, "num_generations",
+               f"prompts_per_step x num_generations is {completions:,} completions a step; at "
+               f"most {MAX_COMPLETIONS_PER_STEP:,}")
+        _check(completions * self.max_new_tokens <= MAX_TOKENS_PER_STEP, s, "max_new_tokens",
+               f"{completions:,} completions a step of up to {self.max_new_tokens:,} tokens is "
+               f"{completions * self.max_new_tokens:,} tokens; at most {MAX_TOKENS_PER_STEP:,} "
+               "(fewer completions or shorter ones)")
         _check(self.temperature > 0, s, "temperature", "must be > 0 (use a small value, "
                "e.g. 0.1, for near-greedy sampling)")
         _check(0 < self.top_p <= 1, s, "top_p", "must be in (0, 1]")
@@ -257,6 +289,7 @@ class AlgorithmConfig:
                "clip_eps_high_incorrect", "must be >= 0, or null for clip_eps_high")
         _check(self.beta >= 0, s, "beta", "must be >= 0 (0 disables the KL penalty)")
         _check(self.num_iterations >= 1, s, "num_iterations", "must be at least 1")
+        _at_most(self.num_iterations, MAX_ITERATIONS, s, "num_iterations")
 
     @property
     def clips_by_correctness(self) -> bool:
@@ -300,6 +333,7 @@ class FiltersConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_refill_rounds >= 0, self.SECTION, "max_refill_rounds", "must be >= 0")
+        _at_most(self.max_refill_rounds, 100, self.SECTION, "max_refill_rounds")
 
 
 @dataclass(frozen=True)
@@ -370,6 +404,7 @@ class TrainLoopConfig:
     def __post_init__(self) -> None:
         s = self.SECTION
         _check(self.total_steps >= 1, s, "total_steps", "must be at least 1")
+        _at_most(self.total_steps, MAX_STEPS, s, "total_steps")
         _check(0 <= self.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
         _check(self.checkpoint_every >= 1, s, "checkpoint_every", "must be at least 1")
         _check(self.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
@@ -378,6 +413,7 @@ class TrainLoopConfig:
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), s,
                "device", "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
         _check(self.micro_batch_size >= 1, s, "micro_batch_size", "must be at least 1")
+        _at_most(self.micro_batch_size, MAX_COMPLETIONS_PER_STEP, s, "micro_batch_size")
 
 
 @dataclass(frozen=True)
@@ -398,11 +434,13 @@ class EvalConfig:
         s = self.SECTION
         _check(self.every_steps >= 0, s, "every_steps", "must be >= 0")
         _check(self.num_samples >= 1, s, "num_samples", "must be at least 1")
+        _at_most(self.num_samples, MAX_GENERATIONS, s, "num_samples")
         _check(1 <= self.k <= self.num_samples, s, "k",
                f"must be in [1, num_samples={self.num_samples}]")
         _check(self.temperature > 0, s, "temperature", "must be > 0")
         _check(self.max_new_tokens is None or self.max_new_tokens >= 1, s, "max_new_tokens",
                "must be at least 1 or null")
+        _at_most(self.max_new_tokens or 1, MAX_NEW_TOKENS, s, "max_new_tokens")
 
 
 @dataclass(frozen=True)

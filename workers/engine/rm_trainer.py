@@ -96,6 +96,10 @@ class RewardModelTrainConfig:
         for name in ("ensemble_size", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
+        # far above real values: a slip (10000000000 for 10) is refused here, not met by a worker out of memory
+        for name, limit in (("ensemble_size", 64), ("epochs", 10_000), ("batch_size", 65_536), ("max_length", 131_072)):
+            if getattr(self, name) > limit:
+                raise ConfigError(name, f"must be at most {limit:,}, got {getattr(self, name):,}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError("seed", f"must be in [0, {MAX_SEED}] (2**32 - 1), got {self.seed}")
         if self.max_length < 8:

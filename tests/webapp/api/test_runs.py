@@ -56,6 +56,16 @@ def test_bad_config_answers_400_naming_the_field_and_stores_nothing(api, project
     assert not Run.objects.exists()
 
 
+def test_a_size_beyond_the_engine_bounds_answers_400_before_any_worker_sees_it(api, project, sent):
+    body = {"name": "huge", "kind": "policy", "dataset": make_dataset(project).id, "policy": make_policy(project).id,
+            "config": {"rollout": {"num_generations": 1e10}}}
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "config.rollout.num_generations": ["must be at most 1,024 (got 10,000,000,000)"]}
+    assert not Run.objects.exists() and sent == []
+
+
 def test_dataset_of_another_project_answers_400_without_revealing_it(api, project):
     stranger = make_dataset(make_project())
     body = {"name": "x", "kind": "policy", "dataset": stranger.id, "policy": make_policy(project).id}

@@ -41,6 +41,21 @@ def test_new_run_form_shows_the_engine_defaults(client, researcher):
     assert '<option value="exact_answer" selected>' in page
 
 
+def test_sizes_beyond_the_engine_bounds_are_refused_on_their_fields(client, researcher):
+    data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher))
+    page = client.get(new_run_url(researcher)).content.decode()
+    assert 'max="1024"' in page[page.index('name="rollout__num_generations"') - 200:][:400]
+    response = client.post(new_run_url(researcher), {**data, "rollout__num_generations": "10000000000"})
+    assert response.status_code == 400
+    assert "less than or equal to 1024" in str(response.context["form"].errors["rollout__num_generations"])
+    # a product of sizes, each within its own bound, is named by the engine's check
+    response = client.post(new_run_url(researcher), {**data, "rollout__num_generations": "1024",
+                                                     "rollout__prompts_per_step": "8192"})
+    assert response.status_code == 400
+    assert "completions a step; at most 65,536" in str(response.context["form"].errors)
+    assert not Run.objects.exists()
+
+
 def test_the_form_lists_every_reward_component_with_its_parameters(client, researcher):
     from workers.engine.rewards import REWARDS
 
