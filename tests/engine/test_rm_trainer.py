@@ -291,3 +291,19 @@ def test_training_on_cuda_learns_and_reloads_identically(tmp_path):
 def test_config_reads_json_integers_as_floats():
     config = RewardModelTrainConfig.from_dict({"backbone": "tiny", "lr": 1, "margin": 0})
     assert config.lr == 1.0 and isinstance(config.lr, float) and isinstance(config.to_dict()["margin"], float)
+
+
+def test_jsonl_lines_end_at_a_newline_only(tmp_path):
+    """U+2028, U+2029 and U+0085 are allowed raw inside JSON strings (json.dumps with
+    ensure_ascii=False writes them so): they split neither a preference line nor a prompt line."""
+    from workers.engine.data import read_prompts_jsonl
+
+    text = "line one\u2028line two\u2029three\x85four"
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text(json.dumps({"prompt": text, "chosen": "a", "rejected": "b"}, ensure_ascii=False) + "\r\n",
+                     encoding="utf-8")
+    assert [r.prompt for r in load_preferences(prefs)] == [text]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": p, "reference": "1"}, ensure_ascii=False)
+                                 for p in (text, "q")), encoding="utf-8")
+    assert [r.prompt for r in read_prompts_jsonl(prompts)] == [text, "q"]

@@ -71,7 +71,9 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
     if not path.is_file():
         raise DataError(f"prompt file not found: {path}")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # "\n" alone ends a line: str.splitlines would also cut at U+2028, U+2029 or U+0085, which
+    # JSON allows raw inside a string
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:

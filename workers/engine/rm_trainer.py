@@ -453,7 +453,7 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
     an optional ``"margin"`` on either. A missing prompt reads as ``""``."""
     records = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
     except OSError as exc:
         raise DataError(f"cannot read preferences from {path}: {exc.strerror or exc}") from exc
     for number, line in enumerate(lines, start=1):
