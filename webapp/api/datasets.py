@@ -3,11 +3,12 @@
 from django.db.models import Count
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import filters, serializers, status
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import upload_text
@@ -53,7 +54,7 @@ class DatasetListCreateApi(SteerListApi):
     project_roles = RESEARCH
     serializer_class = DatasetOutputSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["id"]
 
@@ -121,7 +122,7 @@ class PromptListApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = PromptOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["index"]
     ordering = ["index"]
 

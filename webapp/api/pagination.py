@@ -1,5 +1,5 @@
 from django.core.exceptions import ValidationError
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError as DrfValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -10,6 +10,17 @@ class DefaultCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        """``?page_size=`` from 1 to 1000; anything else answers 400 naming it (DRF falls back
+        to the default without a word)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise DrfValidationError({self.page_size_query_param: [
+                f"a whole number from 1 to {self.max_page_size}, got {raw[:40]!r}"]})
+        return int(raw)
 
     def get_ordering(self, request, queryset, view):
         """The client's or the view's ordering, then the id: the cursor holds a position in the

@@ -3,10 +3,11 @@
 from django.db import IntegrityError
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema
-from rest_framework import filters, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, deleted, field_error
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import PolicyError, PolicyInUse
 from webapp.experiments.models import PolicyModel
@@ -48,7 +49,7 @@ class PolicyListCreateApi(SteerListApi):
     InputSerializer = PolicyInputSerializer
     project_roles = RESEARCH
     serializer_class = PolicyOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["id"]
 

@@ -8,11 +8,18 @@ project's Members page, so a generated password never passes through scripts or 
 from django.contrib.auth import get_user_model
 from django.db.models import F
 from drf_spectacular.utils import extend_schema
-from rest_framework import filters, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.accounts.selectors import user_get_by_username
-from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.base import (
+    Conflict,
+    SteerApi,
+    SteerListApi,
+    SteerRetrieveApi,
+    field_error,
+)
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_ids
 from webapp.projects.errors import LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
@@ -133,7 +140,7 @@ class MemberListApi(SteerListApi):
     project_roles = RESEARCH
     project_write_roles = OWNERS
     serializer_class = MemberOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id"]
     ordering = ["id"]
 

@@ -2,7 +2,7 @@
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import filters, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
@@ -15,6 +15,7 @@ from webapp.api.base import (
     field_error,
     query_params,
 )
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
@@ -73,7 +74,7 @@ class RunListCreateApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = RunOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at", "name"]
     ordering = ["-id"]
 

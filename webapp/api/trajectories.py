@@ -3,7 +3,7 @@ greedy answers to its held-out prompts."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import filters, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
@@ -16,6 +16,7 @@ from webapp.api.base import (
     field_error,
     query_params,
 )
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
@@ -78,7 +79,7 @@ class RunTrajectoryListApi(SteerListApi):
     project_roles = RESEARCH
     parser_classes = [JSONParser]
     serializer_class = TrajectoryOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "step", "reward"]
     ordering = ["id"]
 
@@ -144,7 +145,7 @@ class RunHeldOutAnswerListApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = HeldOutAnswerOutputSerializer
-    filter_backends = [filters.OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "step"]
     ordering = ["id"]  # stored step by step, each step's answers in the prompts' order
 

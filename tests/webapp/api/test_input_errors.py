@@ -34,6 +34,29 @@ def test_a_cursor_from_a_page_still_pages(api, project):
     assert len(first["results"]) == 2 and len(second["results"]) == 1
 
 
+@pytest.mark.parametrize("page_size", ["abc", "0", "-5", "1001", "2.5", "１０"])
+def test_a_page_size_outside_1_to_1000_answers_400_naming_it(api, project, page_size):
+    response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"page_size": page_size})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["page_size"]
+    assert "a whole number from 1 to 1000" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("ordering", ["bogus", "name,bogus", "-secret", ""])
+def test_an_ordering_the_list_does_not_offer_answers_400_naming_it(api, project, ordering):
+    response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"ordering": ordering})
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["ordering"]
+    assert "this list orders by id, name, created_at" in response.json()["error"]["message"]
+
+
+def test_an_offered_ordering_orders(api, project):
+    for name in ("b", "c", "a"):
+        make_dataset(project, name=name, n=1)
+    response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"ordering": "-name", "page_size": "2"})
+    assert [d["name"] for d in response.json()["results"]] == ["c", "b"]
+
+
 @pytest.mark.parametrize("kind", ["external", "policy"])
 @pytest.mark.parametrize("config, words", [([1, 2], "an array"), (5, "a number"), (True, "a boolean")])
 def test_a_run_config_that_is_no_object_answers_400(api, project, kind, config, words):

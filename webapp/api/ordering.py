@@ -1,0 +1,19 @@
+"""``?ordering=`` validated: a field the list does not offer answers 400 naming it, where DRF's
+filter drops it without a word and the client reads rows in an order it did not ask for."""
+
+from rest_framework import filters
+from rest_framework.exceptions import ValidationError
+
+
+class StrictOrderingFilter(filters.OrderingFilter):
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw is not None:
+            terms = [term.strip() for term in raw.split(",")]
+            offered = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
+            unknown = [term for term in terms if term.lstrip("-") not in offered]
+            if unknown:
+                raise ValidationError({self.ordering_param: [
+                    f"cannot order by {unknown[0]!r}; this list orders by {', '.join(offered)} "
+                    "(prefix - to reverse, comma-separate several)"]})
+        return super().get_ordering(request, queryset, view)
