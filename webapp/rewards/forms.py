@@ -7,7 +7,9 @@ from webapp.experiments.models import Run, RunKind
 class PairImportForm(forms.Form):
     name = forms.CharField(max_length=120)
     file = forms.FileField(help_text='JSONL, one pair a line: {"prompt": ..., "chosen": ..., "rejected": ...}; '
-                                     "the prompt may be a list of chat messages.")
+                                     "the prompt may be a list of chat messages, chosen and rejected the "
+                                     "assistant's messages (TRL's conversational format). A preferences.jsonl "
+                                     "export of a project imports as it is.")
 
     def clean_file(self):
         return upload_form_text(self.cleaned_data["file"])

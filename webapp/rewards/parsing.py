@@ -12,6 +12,25 @@ MAX_PAIRS = 100_000
 MAX_ERRORS = 50
 
 
+# What Steer's own preferences export adds to a pair (where it came from, and with ties on,
+# whether it was a tie): read back without complaint, so an export imports as it is.
+EXPORT_FIELDS = frozenset({"task_id", "label_id", "annotator", "tie", "both_bad"})
+
+
+def _answer(value, key: str) -> str:
+    """A chosen or rejected answer: a string, or, in TRL's conversational format, the
+    assistant message(s) that follow the prompt."""
+    if isinstance(value, list):
+        messages = parse_messages(value)
+        if any(m["role"] != "assistant" for m in messages):
+            raise ValueError(f"{key} as messages holds the answer only: assistant messages, "
+                             "the prompt's own messages belong in prompt")
+        value = "\n".join(m["content"] for m in messages)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a non-empty string or a list of assistant messages")
+    return value
+
+
 def pair_from_object(obj) -> dict:
     """One pair from a decoded JSON object; ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -19,20 +38,21 @@ def pair_from_object(obj) -> dict:
     missing = [k for k in ("chosen", "rejected") if k not in obj]
     if missing:
         raise ValueError(f"missing {' and '.join(missing)}: each line needs prompt, chosen and rejected")
-    unknown = sorted(set(obj) - {"prompt", "chosen", "rejected"})
+    unknown = sorted(set(obj) - {"prompt", "chosen", "rejected"} - EXPORT_FIELDS)
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected")
+    if obj.get("tie") is True:
+        raise ValueError("a tied pair (\"tie\": true) prefers neither answer; export without ties, "
+                         "or leave such lines out")
     prompt = obj.get("prompt", "")
     if isinstance(prompt, list):
         prompt = parse_messages(prompt)
     elif not isinstance(prompt, str):
         raise ValueError("prompt must be a string or a list of {role, content} messages")
-    for key in ("chosen", "rejected"):
-        if not isinstance(obj[key], str) or not obj[key].strip():
-            raise ValueError(f"{key} must be a non-empty string")
-    if obj["chosen"] == obj["rejected"]:
+    chosen, rejected = _answer(obj["chosen"], "chosen"), _answer(obj["rejected"], "rejected")
+    if chosen == rejected:
         raise ValueError("chosen and rejected are the same text; nothing to learn from")
-    return {"prompt": prompt, "chosen": obj["chosen"], "rejected": obj["rejected"]}
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
 def parse_pairs(content: str) -> list[dict]:

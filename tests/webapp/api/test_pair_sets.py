@@ -80,12 +80,28 @@ def test_a_preference_export_with_a_line_separator_imports_back_as_a_pair_set(ow
     exported = api.get(f"/api/v1/projects/{project.id}/exports/preferences.jsonl")
     content = b"".join(exported.streaming_content).decode()
     assert "\u2028" in content  # written raw, as json.dumps(ensure_ascii=False) does
-    lines = [json.loads(line) for line in content.split("\n") if line]
-    for line in lines:  # the export's bookkeeping, which a pair set does not take
-        del line["task_id"], line["label_id"], line["annotator"]
-    content = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    assert "task_id" in content  # imported as it is, with the export's bookkeeping
     created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "again", "content": content},
                        format="json")
     assert created.status_code == 201, created.json()
     pairs = api.get(f"/api/v1/pair-sets/{created.json()['id']}/").json()["pairs"]
     assert pairs == [{"prompt": "line one\u2028line two", "chosen": "a\u2029b", "rejected": "c"}]
+
+
+def test_a_chat_preference_export_imports_back_as_a_pair_set(owner_api):
+    """TRL's conversational format, as the export writes it for a chat prompt: chosen and
+    rejected as the assistant's messages."""
+    from tests.webapp.api.test_feedback import import_tasks, label_as_annotator
+
+    project, api = owner_api
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    tasks = import_tasks(api, project, [{"prompt": messages, "completions": ["4", "5"]}])
+    label_as_annotator(project, {tasks[0]["id"]: [[1], [0]]})
+    exported = api.get(f"/api/v1/projects/{project.id}/exports/preferences.jsonl")
+    content = b"".join(exported.streaming_content).decode()
+    assert json.loads(content)["chosen"] == [{"role": "assistant", "content": "5"}]
+    created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "chat", "content": content},
+                       format="json")
+    assert created.status_code == 201, created.json()
+    pairs = api.get(f"/api/v1/pair-sets/{created.json()['id']}/").json()["pairs"]
+    assert pairs == [{"prompt": messages, "chosen": "5", "rejected": "4"}]

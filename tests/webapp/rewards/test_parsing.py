@@ -20,3 +20,27 @@ def test_a_json_syntax_error_names_its_true_line():
     with pytest.raises(PairImportError) as info:
         parse_pairs(content)
     assert info.value.errors == [(2, "not valid JSON (Unterminated string starting at column 12)")]
+
+
+@pytest.mark.parametrize("line, error", [
+    ({"prompt": "q", "chosen": "a", "rejected": "b", "tie": True, "both_bad": False},
+     "a tied pair (\"tie\": true) prefers neither answer"),
+    ({"prompt": "q", "chosen": [{"role": "user", "content": "a"}], "rejected": "b"},
+     "chosen as messages holds the answer only"),
+    ({"prompt": "q", "chosen": "a", "rejected": []}, "messages must be a non-empty list"),
+    ({"prompt": "q", "chosen": "a", "rejected": 3}, "rejected must be a non-empty string or a list"),
+    ({"prompt": "q", "chosen": [{"role": "assistant", "content": "a"}], "rejected": "a"},
+     "chosen and rejected are the same text"),
+    ({"prompt": "q", "chosen": "a", "rejected": "b", "score": 1}, "unknown field 'score'"),
+])
+def test_bad_pairs_are_named(line, error):
+    with pytest.raises(PairImportError) as info:
+        parse_pairs(json.dumps(line))
+    assert error in info.value.errors[0][1]
+
+
+def test_the_exports_bookkeeping_and_trl_conversational_answers_are_read():
+    line = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": "b", "task_id": 3, "label_id": 9, "annotator": "ann", "tie": False, "both_bad": False}
+    assert parse_pairs(json.dumps(line)) == [{"prompt": [{"role": "user", "content": "q"}], "chosen": "a",
+                                              "rejected": "b"}]
