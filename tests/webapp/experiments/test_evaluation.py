@@ -242,10 +242,12 @@ def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, r
     newer = [evaluation(f"newer {i}") for i in range(3)]
     for run, accuracy in ((base, 0.25), (tuned, 0.5), (elsewhere, 0.9), (running, 0.1), (foreign, 0.1), *[(n, 0.3) for n in newer]):
         metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, accuracy), ("eval/pass@4", 3, accuracy + 0.2),
-                                                    ("eval/reward", 3, accuracy), ("reward", 3, 7.0)])
+                                                    ("eval/reward", 3, accuracy), ("reward", 3, 7.0),
+                                                    ("eval/prompts", 3, 8.0)])
     body = client.get(reverse("experiments:detail", args=[researcher.id, tuned.id])).content.decode()
     results = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
     assert "<th>reward</th><th>accuracy</th><th>pass@4</th>" in results
+    assert "<td>8</td>" in results and "8.000" not in results  # a count shows as one
     assert "&lt;b&gt;base&lt;/b&gt;" in results and "<b>base</b>" not in results
     assert "<strong>&lt;i&gt;tuned&lt;/i&gt;</strong>" in results and "<i>tuned</i>" not in results
     assert "0.500" in results and "0.250" in results and "0.700" in results

@@ -184,9 +184,11 @@ def test_an_annotator_cannot_open_run_pages(client):
 
 
 def test_status_polling_stops_once_the_run_is_over(client, researcher):
-    running = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    running = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=5))
     done = make_run(researcher, status=RunStatus.SUCCEEDED)
-    assert client.get(reverse("experiments:status", args=[researcher.id, running.id]), HTTP_HX_REQUEST="true").status_code == 200
+    panel = client.get(reverse("experiments:status", args=[researcher.id, running.id]), HTTP_HX_REQUEST="true")
+    assert panel.status_code == 200
+    assert "heartbeat 5\xa0seconds ago" in panel.content.decode()  # not "0 minutes ago"
     assert client.get(reverse("experiments:status", args=[researcher.id, done.id]), HTTP_HX_REQUEST="true").status_code == 286
 
 
