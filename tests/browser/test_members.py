@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.browser.session import log_in
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_project, make_user
 from webapp.projects.models import Membership, Project
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,3 +46,28 @@ def test_owner_creates_a_project_adds_a_new_annotator_who_replaces_the_password(
     page.click("main button[type=submit]")
     page.wait_for_selector("text=Your password has been changed")
     assert get_user_model().objects.get(username="ada").check_password(NEW_PASSWORD)
+
+
+def test_removing_a_member_asks_first(page, live_server):
+    owner, ada = make_user(), make_user()
+    project = make_project(name="p", owner=owner, annotator=ada)
+    log_in(page, live_server, username=owner.username, password=PASSWORD)
+    page.goto(f"{live_server.url}/projects/{project.id}/members/")
+    remove = f"tr[data-username='{ada.username}'] button.danger"
+    asked = []
+
+    def answer(accept):
+        def handle(dialog):
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click(remove)
+    page.wait_for_timeout(300)
+    assert asked and asked[0].startswith(f"Remove {ada.username} from p?")
+    assert Membership.objects.filter(project=project, user=ada).exists()  # dismissed: nothing sent
+    page.once("dialog", answer(True))
+    with page.expect_navigation():
+        page.click(remove)
+    assert not Membership.objects.filter(project=project, user=ada).exists()

@@ -33,10 +33,13 @@ def policy_new_page(request, project_id: int):
     """Register a policy. ``?checkpoint=<id>`` (the run page's link) comes chosen."""
     initial = {"source": PolicyModel.Source.BUILTIN}
     chosen = query_id(request.GET.get("checkpoint", ""))
+    checkpoints = checkpoints_to_start_from(project=request.project)
     if chosen is not None:
         initial = {"source": PolicyModel.Source.CHECKPOINT, "checkpoint": chosen}
-    form = PolicyForm(request.POST or None, initial=initial, staff=request.user.is_staff,
-                      checkpoints=checkpoints_to_start_from(project=request.project))
+        checkpoint = next((c for c in checkpoints if c.id == chosen), None)
+        if checkpoint is not None:  # a name to start from: the run's, at the step
+            initial["name"] = f"{checkpoint.run.name}@{checkpoint.step}"[:120]
+    form = PolicyForm(request.POST or None, initial=initial, staff=request.user.is_staff, checkpoints=checkpoints)
     if request.method == "POST" and form.is_valid():
         try:
             policy = policy_create(project=request.project, user=request.user, name=form.cleaned_data["name"],

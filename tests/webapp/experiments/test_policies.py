@@ -236,6 +236,7 @@ def test_the_run_page_links_each_checkpoint_of_a_finished_run_to_a_chosen_regist
             reverse("experiments:detail", args=[researcher.id, other.run_id])).content.decode()
     body = client.get(link).content.decode()
     assert f'<option value="{checkpoint.pk}" selected>sft · step 8 (succeeded)</option>' in body
+    assert 'name="name" value="sft@8"' in body  # a name to start from
     # only finished policy runs' checkpoints are offered
     assert f'value="{running.pk}"' not in body and f'value="{reward_model.pk}"' not in body
     response = client.post(link, {"name": "round 2", "source": "checkpoint", "checkpoint": checkpoint.pk})
