@@ -190,6 +190,16 @@ def assignment_skip(*, task: ComparisonTask, annotator, now=None) -> None:
         Assignment.objects.create(task=task, annotator=annotator, status=Status.SKIPPED, expires_at=now, closed_at=now)
 
 
+def assignments_unskip(*, project, annotator, now=None) -> int:
+    """The annotator's skipped tasks of this project go back to their queue (they come round
+    again as any other task they have not labelled); how many skips were taken back. The
+    skips are closed as expired, the status of an assignment no longer in effect."""
+    now = now or timezone.now()
+    _membership_locked(project_id=project.pk, annotator=annotator)
+    return Assignment.objects.filter(task__project=project, annotator=annotator, status=Status.SKIPPED).update(
+        status=Status.EXPIRED, closed_at=now)
+
+
 def _scores_clean(scores, *, task: ComparisonTask, k: int, criteria: Sequence[Criterion] | None = None
                   ) -> tuple[list[tuple[int, Criterion, float]], int | None]:
     """[(candidate position, criterion, value)] and the rubric version they were given under.

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments.models import Run
@@ -149,6 +149,15 @@ def annotation_counts(*, project, annotator) -> AnnotationCounts:
                                      annotator.pk, project.pk, project.pk])
         done, gold_done, open_slots, gold_tasks, held = cursor.fetchone()
     return AnnotationCounts(done=done, gold_done=gold_done, open_slots=open_slots, gold_tasks=gold_tasks, held=held)
+
+
+def skipped_still_open(*, project, annotator) -> int:
+    """Tasks the annotator skipped that they have not labelled and that still take a label
+    (a gold task always does): what "show my skipped tasks again" would give back."""
+    return (ComparisonTask.objects.filter(project=project, assignments__annotator=annotator,
+                                          assignments__status=Assignment.Status.SKIPPED)
+            .filter(Q(is_gold=True) | Q(label_count__lt=F("required_labels")))
+            .exclude(labels__annotator=annotator).distinct().count())
 
 
 def annotation_progress(*, project, annotator) -> Progress:

@@ -17,7 +17,8 @@ from webapp.feedback.parsing import MAX_CANDIDATES, MAX_TASKS, parse_tasks_jsonl
 
 # The assignment and label services, re-exported so callers have one place to import from.
 from webapp.feedback.labelling import (  # noqa: F401,E402
-    assignment_skip, label_submit, label_submit_outcome, label_undo, task_next_for_annotator, task_next_with_progress,
+    assignment_skip, assignments_unskip, label_submit, label_submit_outcome, label_undo, task_next_for_annotator,
+    task_next_with_progress,
 )
 
 SELECTIONS = ("random", "spread")

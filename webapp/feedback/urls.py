@@ -8,6 +8,7 @@ urlpatterns = [
     path("annotate/<int:task_id>/", views.annotate_task_page, name="annotate_task"),
     path("annotate/<int:task_id>/submit/", views.label_submit_view, name="submit"),
     path("annotate/<int:task_id>/skip/", views.task_skip_view, name="skip"),
+    path("annotate/unskip/", views.tasks_unskip_view, name="unskip"),
     path("labels/<int:label_id>/undo/", views.label_undo_view, name="undo"),
     path("rubrics/", views.rubric_list_page, name="rubrics"),
     path("rubrics/new/", views.rubric_create_page, name="rubric_create"),

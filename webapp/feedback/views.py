@@ -65,6 +65,8 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
     if progress is None:
         progress = selectors.annotation_progress(project=request.project, annotator=request.user)
     context = {"task": task, "undo": undo, "error": error, "progress": progress}
+    if task is None:
+        context["skipped"] = selectors.skipped_still_open(project=request.project, annotator=request.user)
     if task is not None:
         known = criteria_by_version or {}
         criteria = (known[task.rubric_version_id] if task.rubric_version_id in known
@@ -146,6 +148,14 @@ def label_submit_view(request, project_id: int, task_id: int):
 def task_skip_view(request, project_id: int, task_id: int):
     task = selectors.task_get(project=request.project, task_id=task_id)
     services.assignment_skip(task=task, annotator=request.user)
+    return _after_write(request)
+
+
+@require_POST
+@member_required
+def tasks_unskip_view(request, project_id: int):
+    """The caller's skipped tasks come back to their queue; the next task is shown."""
+    services.assignments_unskip(project=request.project, annotator=request.user)
     return _after_write(request)
 
 

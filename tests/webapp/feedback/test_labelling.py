@@ -100,6 +100,30 @@ def test_skipped_tasks_go_to_others_but_not_back_to_the_skipper():
     assert task_next_for_annotator(project=project, annotator=b) == task
 
 
+def test_an_annotator_takes_back_their_own_skips_only():
+    from webapp.feedback.selectors import skipped_still_open
+    from webapp.feedback.services import assignments_unskip
+
+    a, b = make_user(), make_user()
+    project, other = make_project(annotator=[a, b]), make_project(annotator=a)
+    first, second, full = make_task(project), make_task(project), make_task(project)
+    elsewhere = make_task(other)
+    for task in (first, second, full):
+        assignment_skip(task=task, annotator=a)
+    assignment_skip(task=first, annotator=b)
+    assignment_skip(task=elsewhere, annotator=a)
+    submit(full, b)  # full now has its one label: a's skip of it gives nothing back
+    assert task_next_for_annotator(project=project, annotator=a) is None
+    assert skipped_still_open(project=project, annotator=a) == 2
+    assert assignments_unskip(project=project, annotator=a) == 3
+    assert skipped_still_open(project=project, annotator=a) == 0
+    assert {task_next_for_annotator(project=project, annotator=a)} <= {first, second}
+    assert Assignment.objects.get(task=first, annotator=b).status == Assignment.Status.SKIPPED  # b's stays
+    assert Assignment.objects.get(task=elsewhere, annotator=a).status == Assignment.Status.SKIPPED  # other project
+    with pytest.raises(FeedbackError, match="not a member"):
+        assignments_unskip(project=project, annotator=make_user())
+
+
 def test_non_members_get_no_task():
     project = make_project(annotator=make_user())
     make_task(project)

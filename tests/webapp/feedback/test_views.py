@@ -124,7 +124,13 @@ def test_skip_moves_on(client, project, annotator):
     login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
     response = client.post(reverse("feedback:skip", args=[project.id, task.id]))
     assert response.status_code == 302
-    assert "Nothing left to label" in client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    body = client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert "Nothing left to label" in body and "except the 1 you skipped" in body
+    assert "Show my 1 skipped task again" in body
+    response = client.post(reverse("feedback:unskip", args=[project.id]))  # the skipped task comes back
+    assert response.status_code == 302
+    assert f'action="{reverse("feedback:skip", args=[project.id, task.id])}"' in client.get(
+        reverse("feedback:annotate", args=[project.id])).content.decode()
 
 
 def test_undo_brings_the_task_back(client, project, annotator):
