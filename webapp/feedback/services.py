@@ -217,8 +217,15 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
             groups[(t.step, t.group_index)].append(t)
     eligible = [(key, samples) for key, samples in groups.items() if len(samples) >= k]
     if not eligible:
-        raise FeedbackError(f"no unused prompt group in steps {step_min}–{step_max} has {k} completions",
-                            field="step_min")
+        largest = max((len(samples) for samples in groups.values()), default=0)
+        where = "" if step_min == 0 and step_max >= 2**31 - 1 else f" in steps {step_min}–{step_max}"
+        if not groups:
+            stored = Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max).exists()
+            raise FeedbackError(f"no unused prompt group{where}: every one is in a task already (a group "
+                                "becomes tasks once)" if stored else f"the run stored no completions{where}",
+                                field="step_min")
+        raise FeedbackError(f"k is {k}, but the run's unused prompt groups{where} have at most {largest} "
+                            f"completions each: choose k ≤ {largest}", field="k")
 
     rng = random.Random(seed)
     if selection == "spread":

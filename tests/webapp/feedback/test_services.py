@@ -188,8 +188,24 @@ def test_from_run_skips_groups_already_used():
     comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2, max_tasks=1)
     comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2, max_tasks=5)
     assert ComparisonTask.objects.filter(project=project).count() == 2
-    with pytest.raises(FeedbackError, match="no unused prompt group"):
+    with pytest.raises(FeedbackError, match="no unused prompt group in steps 0–0: every one is in a task already"):
         comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2)
+    with pytest.raises(FeedbackError, match="the run stored no completions in steps 5–9"):
+        comparison_tasks_from_run(project=project, run=run, step_min=5, step_max=9, k=2)
+
+
+def test_a_k_larger_than_the_runs_groups_is_named_on_k():
+    project = make_project()
+    run = make_run(project)
+    _trajectories(run, {(0, 0): [0, 1, 0.5], (1, 0): [0, 1]})
+    with pytest.raises(FeedbackError) as info:
+        comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=2**31 - 1, k=5)
+    assert info.value.field == "k"
+    assert info.value.message == ("k is 5, but the run's unused prompt groups have at most 3 completions each: "
+                                  "choose k ≤ 3")
+    with pytest.raises(FeedbackError, match="groups in steps 1–1 have at most 2"):
+        comparison_tasks_from_run(project=project, run=run, step_min=1, step_max=1, k=3)
+    assert not ComparisonTask.objects.exists()
 
 
 def test_from_run_refuses_another_projects_run():
