@@ -1,5 +1,7 @@
 """Dataset pages: the list, one dataset's prompts, importing, deleting. Thin."""
 
+import json
+
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -23,8 +25,11 @@ def dataset_list_page(request, project_id: int):
 def dataset_detail_page(request, project_id: int, dataset_id: int):
     dataset = dataset_get(project=request.project, dataset_id=dataset_id)
     page = Paginator(prompt_list(dataset=dataset), 50).get_page(request.GET.get("page"))
+    # a prompt's other fields (a CSV's extra columns, a JSONL line's other keys), as JSON
+    rows = [(p, json.dumps(p.metadata, ensure_ascii=False, sort_keys=True) if p.metadata else "") for p in page]
     return render(request, "datasets/detail.html", {"project": request.project, "membership": request.membership,
-                                                    "dataset": dataset, "page": page})
+                                                    "dataset": dataset, "page": page, "rows": rows,
+                                                    "with_metadata": any(m for _, m in rows)})
 
 
 @research_required

@@ -42,3 +42,18 @@ def test_a_name_taken_in_any_case_is_an_error_on_the_name(client):
         "name": ["a dataset named 'Prompts' already exists in this project; names must differ in more than case"]}
     assert not response.context["line_errors"] and "Fix these lines" not in response.content.decode()
     assert PromptDataset.objects.count() == 1
+
+
+def test_the_dataset_page_shows_each_prompts_other_fields_escaped(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    content = b"prompt,reference,source,level\nWhat is 2+2?,4,<script>x</script>,easy\n"
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "d", "description": "grade school", "file": SimpleUploadedFile("p.csv", content)})
+    dataset = PromptDataset.objects.get()
+    assert response.status_code == 302
+    body = client.get(reverse("datasets:detail", args=[project.id, dataset.id])).content.decode()
+    assert "<th>Other fields</th>" in body and "grade school" in body and "1 prompt by" in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body and "<script>x</script>" not in body
+    assert "&quot;level&quot;: &quot;easy&quot;" in body
