@@ -10,6 +10,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import ProjectRole
 from webapp.api.throttling import FailedAuthThrottle
 from webapp.core.query import BIGINT_MAX
@@ -79,7 +80,9 @@ class SteerApi(SteerApiMixin, APIView):
 
 
 class SteerListApi(SteerApiMixin, generics.ListAPIView):
-    pass
+    # ?ordering= checked on every list: a list orders by id unless it names more fields
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id"]
 
 
 class SteerRetrieveApi(SteerApiMixin, generics.RetrieveAPIView):

@@ -8,10 +8,10 @@ from rest_framework.exceptions import ValidationError
 class StrictOrderingFilter(filters.OrderingFilter):
     def get_ordering(self, request, queryset, view):
         raw = request.query_params.get(self.ordering_param)
-        if raw is not None:
-            terms = [term.strip() for term in raw.split(",")]
+        if raw:  # empty, as a form's blank field sends it: the list's own order
+            terms = [term.strip() for term in raw.split(",") if term.strip()]
             offered = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
-            unknown = [term for term in terms if term.lstrip("-") not in offered]
+            unknown = [term for term in terms if term.removeprefix("-") not in offered]
             if unknown:
                 raise ValidationError({self.ordering_param: [
                     f"cannot order by {unknown[0]!r}; this list orders by {', '.join(offered)} "

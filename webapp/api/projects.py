@@ -68,6 +68,7 @@ class ProjectListApi(SteerListApi):
 
     project_roles = ANNOTATION
     serializer_class = ProjectOutputSerializer
+    ordering_fields = ["id", "name"]
 
     def get_queryset(self):
         return _projects(self.request)

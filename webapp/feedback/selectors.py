@@ -75,10 +75,13 @@ def tasks_with_compared_runs(tasks) -> list[ComparisonTask]:
     id; an empty list for other tasks."""
     tasks = list(tasks)
     found: dict[int, dict[int, str]] = defaultdict(dict)
-    for task_id, metadata in (Candidate.objects.filter(task_id__in=[t.pk for t in tasks], metadata__has_key="prompt_id")
+    # Only tasks made from runs: an imported task's candidates carry whatever metadata its file gave
+    from_runs = [t.pk for t in tasks if t.source_run_name]
+    for task_id, metadata in (Candidate.objects.filter(task_id__in=from_runs, metadata__has_key="prompt_id")
                               .order_by("task_id", "position").values_list("task_id", "metadata")):
-        if isinstance(metadata, dict) and "run" in metadata:
-            found[task_id][metadata["run"]] = str(metadata.get("run_name", ""))
+        run = metadata.get("run") if isinstance(metadata, dict) else None
+        if isinstance(run, int) and not isinstance(run, bool):
+            found[task_id][run] = str(metadata.get("run_name", ""))
     live = set(Run.objects.filter(pk__in={r for runs in found.values() for r in runs}).values_list("pk", flat=True))
     for task in tasks:
         runs = found.get(task.pk, {})

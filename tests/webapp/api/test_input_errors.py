@@ -42,7 +42,7 @@ def test_a_page_size_outside_1_to_1000_answers_400_naming_it(api, project, page_
     assert "a whole number from 1 to 1000" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("ordering", ["bogus", "name,bogus", "-secret", ""])
+@pytest.mark.parametrize("ordering", ["bogus", "name,bogus", "-secret", "--id"])
 def test_an_ordering_the_list_does_not_offer_answers_400_naming_it(api, project, ordering):
     response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"ordering": ordering})
     assert response.status_code == 400
@@ -55,6 +55,18 @@ def test_an_offered_ordering_orders(api, project):
         make_dataset(project, name=name, n=1)
     response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"ordering": "-name", "page_size": "2"})
     assert [d["name"] for d in response.json()["results"]] == ["c", "b"]
+    for blank in ("", "-name,", " "):  # a blank field, a trailing comma: the rest of the ordering stands
+        response = api.get(f"/api/v1/projects/{project.id}/datasets/", {"ordering": blank})
+        assert response.status_code == 200, (blank, response.json())
+
+
+@pytest.mark.parametrize("path, offered", [("/api/v1/projects/", "id, name"), ("/api/v1/runs/{run}/checkpoints/", "id")])
+def test_lists_without_their_own_ordering_check_it_too(api, project, path, offered):
+    from tests.factories import make_run
+
+    response = api.get(path.format(run=make_run(project).id), {"ordering": "bogus"})
+    assert response.status_code == 400
+    assert f"this list orders by {offered} " in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("kind", ["external", "policy"])

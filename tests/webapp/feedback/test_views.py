@@ -326,3 +326,14 @@ def test_submit_and_next_task_stay_within_their_query_budget(client, project, an
             response = post_label(client, project, task, choice="b", headers={"HTTP_HX_REQUEST": "true"}, **scores)
         assert f'data-task="{tasks[i + 1].id}"' in response.content.decode()
     assert PreferenceLabel.objects.filter(annotator=annotator).count() == 5
+
+
+@pytest.mark.parametrize("metadata", [{"run": "gpt-4", "prompt_id": "q1"}, {"run": {"name": "x"}, "prompt_id": 1},
+                                      {"run": 3, "prompt_id": 1}])
+def test_an_imported_tasks_own_metadata_is_not_taken_for_compared_runs(client, project, researcher, metadata):
+    from webapp.feedback.services import comparison_tasks_import_jsonl
+
+    line = json.dumps({"prompt": "p", "completions": ["a", "b"], "metadata": metadata})
+    comparison_tasks_import_jsonl(project=project, content=line)
+    response = login(client, researcher).get(reverse("feedback:tasks", args=[project.id]))
+    assert response.status_code == 200 and "(blind)" not in response.content.decode()

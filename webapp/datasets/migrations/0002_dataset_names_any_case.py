@@ -6,27 +6,31 @@ by id, so nothing else changes."""
 
 import django.db.models.functions.text
 from django.db import migrations, models
+from django.db.models import Value
+from django.db.models.functions import Lower
 
 
 def names_distinct_in_any_case(apps, schema_editor):
+    """Compared by the database's lower(), the constraint's own: Python's str.lower differs for
+    some letters ('İ'), which would leave a pair the new constraint refuses."""
     PromptDataset = apps.get_model("datasets", "PromptDataset")
-    datasets = list(PromptDataset.objects.order_by("project_id", "pk"))
-    taken: dict[int, set[str]] = {}
-    for dataset in datasets:
-        taken.setdefault(dataset.project_id, set()).add(dataset.name.lower())
-    kept: dict[int, set[str]] = {}
-    for dataset in datasets:
-        seen = kept.setdefault(dataset.project_id, set())
-        if dataset.name.lower() not in seen:
-            seen.add(dataset.name.lower())
+    lowered = PromptDataset.objects.annotate(key=Lower("name"))
+
+    def taken(project_id, name, *, before=None, other_than=None) -> bool:
+        rows = lowered.filter(project_id=project_id, key=Lower(Value(name)))
+        if before is not None:
+            rows = rows.filter(pk__lt=before)
+        if other_than is not None:
+            rows = rows.exclude(pk=other_than)
+        return rows.exists()
+
+    for dataset in PromptDataset.objects.order_by("project_id", "pk"):
+        if not taken(dataset.project_id, dataset.name, before=dataset.pk):
             continue
         n = 2
-        while f"{dataset.name[:110]} ({n})".lower() in taken[dataset.project_id]:
+        while taken(dataset.project_id, f"{dataset.name[:110]} ({n})", other_than=dataset.pk):
             n += 1
-        name = f"{dataset.name[:110]} ({n})"
-        PromptDataset.objects.filter(pk=dataset.pk).update(name=name)
-        taken[dataset.project_id].add(name.lower())
-        seen.add(name.lower())
+        PromptDataset.objects.filter(pk=dataset.pk).update(name=f"{dataset.name[:110]} ({n})")
 
 
 class Migration(migrations.Migration):
