@@ -215,6 +215,8 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
               .select_related("prompt").order_by("step", "group_index", "sample_index")):
         if (t.step, t.group_index) not in used:
             groups[(t.step, t.group_index)].append(t)
+    for key, samples in groups.items():  # one candidate per distinct text: identical ones give no choice
+        groups[key] = list({t.completion: t for t in reversed(samples)}.values())[::-1]
     eligible = [(key, samples) for key, samples in groups.items() if len(samples) >= k]
     if not eligible:
         largest = max((len(samples) for samples in groups.values()), default=0)
@@ -224,8 +226,11 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
             raise FeedbackError(f"no unused prompt group{where}: every one is in a task already (a group "
                                 "becomes tasks once)" if stored else f"the run stored no completions{where}",
                                 field="step_min")
+        if largest < 2:
+            raise FeedbackError(f"in each unused prompt group{where} every completion is the same text: there is "
+                                "nothing to compare", field="step_min")
         raise FeedbackError(f"k is {k}, but the run's unused prompt groups{where} have at most {largest} "
-                            f"completions each: choose k ≤ {largest}", field="k")
+                            f"different completions each: choose k ≤ {largest}", field="k")
 
     rng = random.Random(seed)
     if selection == "spread":

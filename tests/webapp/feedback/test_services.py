@@ -201,11 +201,32 @@ def test_a_k_larger_than_the_runs_groups_is_named_on_k():
     with pytest.raises(FeedbackError) as info:
         comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=2**31 - 1, k=5)
     assert info.value.field == "k"
-    assert info.value.message == ("k is 5, but the run's unused prompt groups have at most 3 completions each: "
-                                  "choose k ≤ 3")
+    assert info.value.message == ("k is 5, but the run's unused prompt groups have at most 3 different completions "
+                                  "each: choose k ≤ 3")
     with pytest.raises(FeedbackError, match="groups in steps 1–1 have at most 2"):
         comparison_tasks_from_run(project=project, run=run, step_min=1, step_max=1, k=3)
     assert not ComparisonTask.objects.exists()
+
+
+def test_from_run_puts_identical_completions_side_by_side_never():
+    project = make_project()
+    run = make_run(project)
+    for i, text in enumerate(["same", "same", "other", "same"]):  # a low temperature's group
+        Trajectory.objects.create(run=run, step=0, group_index=0, sample_index=i, prompt_text="p", completion=text,
+                                  reward=i, length=1)
+    for i in range(2):
+        Trajectory.objects.create(run=run, step=0, group_index=1, sample_index=i, prompt_text="q", completion="dup",
+                                  reward=0, length=1)
+    for seed in range(5):
+        ComparisonTask.objects.all().delete()
+        [task] = comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2, seed=seed,
+                                           max_tasks=5)
+        assert sorted(c.text for c in task.candidates.all()) == ["other", "same"]
+    with pytest.raises(FeedbackError, match="every completion is the same text: there is nothing to compare"):
+        comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=2)  # group 1 is left
+    ComparisonTask.objects.all().delete()
+    with pytest.raises(FeedbackError, match="at most 2 different completions"):
+        comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=0, k=3)
 
 
 def test_from_run_refuses_another_projects_run():
