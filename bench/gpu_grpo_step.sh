@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole device check for issue 7, as one command on the GPU machine (needs .whl carried;
-# see bench/gpu_wheels.sh; run with timeout_s 600). Writes logs and JSON under $OUT:
+# see bench/gpu_wheels.sh; run with timeout_s 540). Writes logs and JSON under $OUT:
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, against the
 #      plain one; bf16; the packed forward and the chunked head);
@@ -33,13 +33,19 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
       torch.backends.cudnn.version(), 'transformers', transformers.__version__, 'trl',
       trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__,
       'fsspec', fsspec.__version__)" 2>&1 | tee "$OUT/versions.txt"
+# Device time is 15 minutes a task, the machine's start included: the tests get TEST_S (150 s)
+# and the bench BENCH_S (330 s), so with the installs the command ends within about 520 s
+# (run it with timeout_s 540), leaving a few minutes for a shorter rerun such as
+#   SKIP_TESTS=1 SIDES=steer,trl STEPS=3 BENCH_S=200 bash bench/gpu_grpo_step.sh
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
-timeout 180 $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
+if [ -z "${SKIP_TESTS:-}" ]; then
+timeout "${TEST_S:-150}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
   tests/engine/test_packed_forward.py tests/engine/test_rollout.py \
   tests/engine/test_master_weights.py > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
-timeout 380 $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
+fi
+timeout "${BENCH_S:-330}" $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
   --sides "${SIDES:-steer,trl,steer-compile,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"
