@@ -2,19 +2,13 @@
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import leaf_nodes, migrate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("datasets", "0001_initial")]
 AFTER = [("datasets", "0002_dataset_names_any_case")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def test_names_differing_only_in_case_are_numbered_and_others_kept():
@@ -38,5 +32,5 @@ def test_names_differing_only_in_case_are_numbered_and_others_kept():
                            (first.id, "Gsm8k (4)"), (second.id, "gsm8k"), (first.id, "x" * 120),
                            (first.id, "X" * 110 + " (2)"), (second.id, "İstanbul"),
                            (second.id, "istanbul (2)" if same else "istanbul")]
-    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    leaves = leaf_nodes()
     migrate(leaves)

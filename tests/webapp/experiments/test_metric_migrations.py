@@ -3,9 +3,8 @@
 from datetime import datetime, timezone
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from tests.migrations import leaf_nodes, migrate
 from webapp.experiments.metric_rollups import metric_rollups_rebuild
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -15,15 +14,8 @@ ROLLUP_FIELDS = ("key", "level", "bucket", "n", "first_step", "first_value", "la
                  "min_step", "min_value", "max_step", "max_value")
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 def latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes("experiments")
+    return leaf_nodes("experiments")
 
 
 def test_points_move_into_chunks_keep_their_timestamps_and_come_back():
