@@ -8,7 +8,6 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
-from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import upload_text
@@ -54,7 +53,6 @@ class DatasetListCreateApi(SteerListApi):
     project_roles = RESEARCH
     serializer_class = DatasetOutputSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["id"]
 
@@ -122,7 +120,6 @@ class PromptListApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = PromptOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["index"]
     ordering = ["index"]
 

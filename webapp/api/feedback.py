@@ -5,53 +5,24 @@ of their projects, and the labels they wrote themselves. Gold answers of gold ta
 shown to researchers only, so an annotator cannot look up the answers of the checks.
 """
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import F, Prefetch
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import (
-    MAX_ID,
-    Conflict,
-    SteerApi,
-    SteerListApi,
-    field_error,
-    query_params,
-)
-from webapp.api.ordering import StrictOrderingFilter
-from webapp.api.permissions import (
-    ANNOTATION,
-    RESEARCH,
-    label_scope,
-    require_role,
-    scoped_project_ids,
-)
+from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
+from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.api.runs import run_for
+from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError, LabelConflict
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
-from webapp.feedback.models import (
-    Candidate,
-    ComparisonTask,
-    Criterion,
-    PreferenceLabel,
-    Rubric,
-    RubricVersion,
-)
 from webapp.feedback.parsing import TaskImportError
-from webapp.feedback.selectors import (
-    TOTAL_REWARD,
-    quality_report,
-    reward_agreement_rows,
-)
+from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
 from webapp.feedback.services import (
-    comparison_tasks_from_run,
-    comparison_tasks_import_jsonl,
-    label_submit_outcome,
-    label_undo,
-    rubric_create,
+    comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
     rubric_update,
 )
 
@@ -107,7 +78,6 @@ class RubricListCreateApi(SteerListApi):
     project_roles = ANNOTATION
     project_write_roles = RESEARCH
     serializer_class = RubricOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name"]
     ordering = ["id"]
 
@@ -236,7 +206,6 @@ class TaskListApi(SteerListApi):
 
     project_roles = ANNOTATION
     project_write_roles = RESEARCH
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at"]
     ordering = ["id"]
 
@@ -328,7 +297,6 @@ class LabelListApi(SteerListApi):
 
     project_roles = ANNOTATION
     serializer_class = LabelOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at"]
     ordering = ["id"]
 

@@ -7,7 +7,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, deleted, field_error
-from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import PolicyError, PolicyInUse
 from webapp.experiments.models import PolicyModel
@@ -49,7 +48,6 @@ class PolicyListCreateApi(SteerListApi):
     InputSerializer = PolicyInputSerializer
     project_roles = RESEARCH
     serializer_class = PolicyOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["id"]
 

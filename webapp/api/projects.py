@@ -12,14 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.accounts.selectors import user_get_by_username
-from webapp.api.base import (
-    Conflict,
-    SteerApi,
-    SteerListApi,
-    SteerRetrieveApi,
-    field_error,
-)
-from webapp.api.ordering import StrictOrderingFilter
+from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_ids
 from webapp.projects.errors import LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
@@ -141,7 +134,6 @@ class MemberListApi(SteerListApi):
     project_roles = RESEARCH
     project_write_roles = OWNERS
     serializer_class = MemberOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id"]
     ordering = ["id"]
 

@@ -6,16 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import (
-    MAX_ID,
-    SteerApi,
-    SteerListApi,
-    SteerRetrieveApi,
-    deleted,
-    field_error,
-    query_params,
-)
-from webapp.api.ordering import StrictOrderingFilter
+from webapp.api.base import MAX_ID, SteerApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run
@@ -49,7 +40,6 @@ class RewardModelDeleteSerializer(serializers.Serializer):
 class RewardModelListApi(SteerListApi):
     project_roles = RESEARCH
     serializer_class = RewardModelOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["-id"]
 
@@ -108,7 +98,6 @@ class PairSetListCreateApi(SteerListApi):
     InputSerializer = PairImportInputSerializer
     project_roles = RESEARCH
     serializer_class = PairSetOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at"]
     ordering = ["-id"]
 

@@ -15,7 +15,6 @@ from webapp.api.base import (
     field_error,
     query_params,
 )
-from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
@@ -74,7 +73,6 @@ class RunListCreateApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = RunOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at", "name"]
     ordering = ["-id"]
 

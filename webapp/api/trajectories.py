@@ -7,16 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
-    EXTERNAL_ONLY,
-    MAX_ID,
-    Conflict,
-    SteerListApi,
-    SteerRetrieveApi,
-    TooLarge,
-    field_error,
-    query_params,
+    EXTERNAL_ONLY, MAX_ID, Conflict, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params,
 )
-from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
@@ -79,7 +71,6 @@ class RunTrajectoryListApi(SteerListApi):
     project_roles = RESEARCH
     parser_classes = [JSONParser]
     serializer_class = TrajectoryOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "step", "reward"]
     ordering = ["id"]
 
@@ -145,7 +136,6 @@ class RunHeldOutAnswerListApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = HeldOutAnswerOutputSerializer
-    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "step"]
     ordering = ["id"]  # stored step by step, each step's answers in the prompts' order
 
