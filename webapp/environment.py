@@ -7,7 +7,9 @@ only caller with the real environment.
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -130,9 +132,26 @@ def secret_key(raw: str | None, var_dir: Path) -> str:
         return path.read_text().strip()
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
-    path.write_text(key)
-    path.chmod(0o600)
+    # Created 0600 and exclusively: never readable by others, not even for the moment between
+    # a write and a chmod; and of two processes starting at once (web and worker), the second
+    # reads the first one's key instead of writing its own.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_when_written(path)
+    with os.fdopen(fd, "w") as file:
+        file.write(key)
     return key
+
+
+def _read_when_written(path: Path, tries: int = 50) -> str:
+    """The key another process has just created (it may not have written it yet)."""
+    for _ in range(tries):
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise ImproperlyConfigured(f"{path} is empty; delete it (a new key is generated) or set SECRET_KEY.")
 
 
 def load(environ: Mapping[str, str], base_dir: Path) -> Environment:

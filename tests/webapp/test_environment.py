@@ -46,6 +46,27 @@ def test_secret_key_is_generated_once_into_var(tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def test_the_generated_key_is_never_readable_by_others_even_while_it_is_written(tmp_path, monkeypatch):
+    import os
+
+    modes = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, flags, mode=0o777: modes.append(mode) or real_open(path, flags, mode))
+    old_umask = os.umask(0)  # the most permissive umask: the file's mode is the one it is created with
+    try:
+        load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path("."))
+    finally:
+        os.umask(old_umask)
+    assert modes == [0o600]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_of_two_processes_generating_the_key_at_once_the_second_reads_the_firsts(tmp_path, monkeypatch):
+    (tmp_path / "secret_key").write_text("the-first-process-key")
+    monkeypatch.setattr(Path, "exists", lambda self: False)  # both saw no file, the other created it first
+    assert load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).secret_key == "the-first-process-key"
+
+
 def test_secret_key_from_environment_wins(tmp_path):
     env = load({"STEER_VAR_DIR": str(tmp_path), "SECRET_KEY": "from-env"}, base_dir=Path("."))
     assert env.secret_key == "from-env"
