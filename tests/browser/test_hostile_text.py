@@ -18,9 +18,9 @@ import pytest
 from django.utils import timezone
 
 from tests.browser.session import log_in
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
 from tests.webapp.api.conftest import token_client
-from webapp.experiments.models import Checkpoint, RunStatus
+from webapp.experiments.models import Checkpoint, Run, RunStatus
 from webapp.feedback.models import PreferenceLabel
 from webapp.rewards.models import RewardModel
 
@@ -107,13 +107,10 @@ def hostile_project(owner, annotator):
                     format="json").status_code == 201
     RewardModel.objects.create(project_id=pid, name=short("reward model"), backbone="tiny", path="/nowhere/rm",
                                metrics={short("rm metric"): 0.5})
-    from webapp.experiments.models import Run
-
     Run.objects.filter(pk=runs[1]).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
     return pid, runs
 
 
-SCRIPT_URL = re.compile(r"^\s*(javascript|data|vbscript):", re.IGNORECASE)
 FINDINGS_JS = """() => {
   const found = [];
   for (const el of document.querySelectorAll('*')) {
