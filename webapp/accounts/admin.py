@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.accounts.models import ApiToken
+from webapp.accounts.models import AccountOrigin, ApiToken
 
 
 @admin.register(ApiToken)
@@ -9,3 +9,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "prefix"]
     readonly_fields = ["prefix", "digest", "created_at", "last_used_at"]
+
+
+@admin.register(AccountOrigin)
+class AccountOriginAdmin(admin.ModelAdmin):
+    list_display = ["user", "created_by_username", "project_name", "created_at"]
+    search_fields = ["user__username", "created_by_username", "project_name"]
+    readonly_fields = ["user", "created_by", "created_by_username", "project_name", "created_at"]

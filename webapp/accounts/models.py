@@ -61,3 +61,22 @@ class AuthFailureWindow(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "window"], name="auth_failure_one_row_per_window")]
         indexes = [models.Index(fields=["expires_at"], name="auth_failure_expiry")]
+
+
+class AccountOrigin(models.Model):
+    """Who created an account with a generated password, and so saw that password.
+
+    Any owner can create accounts on their project's Members page. An owner of another project
+    who adds such an account is told who created it (and may still know its password) and must
+    confirm, so no one can pre-create a colleague's account and keep a way into their projects.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="origin")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_username = models.CharField(max_length=150, help_text="Kept if the creator's account is deleted.")
+    project_name = models.CharField(max_length=120, blank=True, help_text="The project it was created from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} created by {self.created_by_username}"

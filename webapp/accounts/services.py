@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from webapp.accounts.errors import AccountError
-from webapp.accounts.models import ApiToken, token_digest
+from webapp.accounts.models import AccountOrigin, ApiToken, token_digest
 
 # 18 random bytes: 144 bits, 24 URL-safe characters; easy to paste, impossible to guess.
 GENERATED_PASSWORD_BYTES = 18
@@ -78,10 +78,15 @@ def username_clean(username: str) -> str:
 
 
 @sensitive_variables("password")
-def user_create_with_generated_password(*, username: str, email: str = "") -> tuple[object, str]:
+def user_create_with_generated_password(*, username: str, email: str = "", created_by=None,
+                                        project_name: str = "") -> tuple[object, str]:
     """A new active account with a fresh random password, returned once to be shown to whoever
     passes it on; only its salted hash is stored, and it is never logged. AccountError as
-    ``username_clean``."""
+    ``username_clean``.
+
+    ``created_by``, the user who sees the password (from ``project_name``'s Members page), is
+    recorded in an ``AccountOrigin``: whoever adds the account to another project is told.
+    """
     username = username_clean(username)
     password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
     try:
@@ -89,4 +94,7 @@ def user_create_with_generated_password(*, username: str, email: str = "") -> tu
             user = get_user_model().objects.create_user(username=username, email=email, password=password)
     except IntegrityError:  # created by someone else between the check and the insert
         raise AccountError(f"an account named {username!r} already exists", field="username") from None
+    if created_by is not None:
+        AccountOrigin.objects.create(user=user, created_by=created_by, created_by_username=created_by.get_username(),
+                                     project_name=project_name)
     return user, password

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from webapp.accounts.selectors import user_get_by_username
 from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_ids
-from webapp.projects.errors import LastOwnerError, ProjectError
+from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 from webapp.projects.selectors import membership_list, membership_of_user
 from webapp.projects.services import (
@@ -130,6 +130,10 @@ class MemberListApi(SteerListApi):
     class MemberAddInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=USERNAME_MAX_LENGTH)
         role = serializers.ChoiceField(choices=Role.choices, required=False, default=Role.ANNOTATOR)
+        account_created_by = serializers.CharField(
+            max_length=USERNAME_MAX_LENGTH, required=False, default="",
+            help_text="For an account another user created with a generated password (409 otherwise): "
+                      "its creator's username, to confirm that you add it knowing who saw its password.")
 
     project_roles = RESEARCH
     project_write_roles = OWNERS
@@ -149,7 +153,10 @@ class MemberListApi(SteerListApi):
             raise field_error("username", "no account has this username; create it on the project's Members page")
         try:
             membership = membership_add(project=request.membership.project, user=user,
-                                        role=data.validated_data["role"])
+                                        role=data.validated_data["role"], added_by=request.user,
+                                        account_created_by=data.validated_data["account_created_by"])
+        except CreatorNotConfirmed as exc:
+            raise Conflict(f"{exc.message}; to add it anyway, send \"account_created_by\": \"{exc.creator}\"") from exc
         except ProjectError as exc:
             raise _project_error(exc) from exc
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)

@@ -10,3 +10,12 @@ class ProjectError(Exception):
 class LastOwnerError(ProjectError):
     """The change would leave the project without an owner (the API answers 409: the request is
     well-formed, the project's state forbids it)."""
+
+
+class CreatorNotConfirmed(ProjectError):
+    """The account was created by someone else, who saw its generated password: adding it needs
+    the adder to confirm, naming its creator (``creator``)."""
+
+    def __init__(self, message: str, creator: str):
+        super().__init__(message, field="username")
+        self.creator = creator

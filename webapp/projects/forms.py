@@ -21,6 +21,8 @@ class ProjectSettingsForm(ProjectCreateForm):
 class MemberAddForm(forms.Form):
     username = forms.CharField(max_length=_USERNAME_MAX)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+    # Sent by the confirmation offered for an account someone else created: its creator's name.
+    account_created_by = forms.CharField(max_length=_USERNAME_MAX, required=False, widget=forms.HiddenInput)
 
 
 class MemberRoleForm(forms.Form):

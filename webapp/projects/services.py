@@ -12,9 +12,10 @@ from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
 from webapp.accounts.errors import AccountError
+from webapp.accounts.selectors import account_origin
 from webapp.accounts.services import user_create_with_generated_password
 from webapp.core.json_input import storable_text_check
-from webapp.projects.errors import LastOwnerError, ProjectError
+from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 
 NAME_MAX_LENGTH = Project._meta.get_field("name").max_length
@@ -139,16 +140,39 @@ def _is_last_owner(membership: Membership) -> bool:
         project_id=membership.project_id, role=Role.OWNER, user__is_active=True).exclude(pk=membership.pk).exists()
 
 
+def _creator_check(*, user, added_by, account_created_by: str) -> None:
+    """CreatorNotConfirmed if another user created ``user``'s account with a generated password
+    (so may still know it) and ``account_created_by`` does not name them. An account its adder
+    created, or one its holder or an administrator created, needs no confirmation."""
+    origin = account_origin(user=user)
+    if origin is None or origin.created_by_id == added_by.pk:
+        return
+    if account_created_by.strip().casefold() == origin.created_by_username.casefold():
+        return
+    where = f" on the Members page of their project {origin.project_name!r}" if origin.project_name else ""
+    raise CreatorNotConfirmed(
+        f"the account {user.get_username()!r} was created by {origin.created_by_username}{where} on "
+        f"{origin.created_at:%Y-%m-%d}, who saw its generated password and may still know it: add it only if "
+        f"you know it is the person you mean", creator=origin.created_by_username)
+
+
 @transaction.atomic
-def membership_add(*, project: Project, user, role: str) -> Membership:
+def membership_add(*, project: Project, user, role: str, added_by=None, account_created_by: str = "") -> Membership:
     """Add ``user`` to the project with ``role``. ProjectError if they are a member already (a
-    role is changed with ``membership_role_set``) or their account is deactivated."""
+    role is changed with ``membership_role_set``) or their account is deactivated.
+
+    ``added_by`` is the owner adding them (None: an administrator's command). If someone else
+    created the account with a generated password, CreatorNotConfirmed unless
+    ``account_created_by`` names that creator.
+    """
     role = _role_clean(role)
     _project_lock(project)
     if not user.is_active:
         raise ProjectError(f"the account {user.get_username()!r} is deactivated", field="username")
     if Membership.objects.filter(project=project, user=user).exists():
         raise ProjectError(f"{user.get_username()} is already a member; change their role instead", field="username")
+    if added_by is not None:
+        _creator_check(user=user, added_by=added_by, account_created_by=account_created_by)
     membership = Membership(project=project, user=user, role=role)
     membership.full_clean()
     membership.save()
@@ -157,16 +181,17 @@ def membership_add(*, project: Project, user, role: str) -> Membership:
 
 @sensitive_variables("password")
 @transaction.atomic
-def member_account_create(*, project: Project, username: str, role: str) -> tuple[Membership, str]:
+def member_account_create(*, project: Project, username: str, role: str, created_by=None) -> tuple[Membership, str]:
     """A new account named ``username`` with a generated password, added to the project with
-    ``role``: both or neither.
+    ``role``: both or neither. ``created_by``, the owner who sees the password, is recorded.
 
     Returns the membership and the password. The password exists nowhere else (only its hash
     is stored): show it once, to the owner who passes it on, and do not log it.
     """
     role = _role_clean(role)
     try:
-        user, password = user_create_with_generated_password(username=username)
+        user, password = user_create_with_generated_password(username=username, created_by=created_by,
+                                                              project_name=project.name)
     except AccountError as exc:
         raise ProjectError(exc.message, field="username") from None
     return membership_add(project=project, user=user, role=role), password

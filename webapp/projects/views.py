@@ -10,7 +10,7 @@ from webapp.accounts.selectors import user_get_by_username
 from webapp.accounts.services import username_clean
 from webapp.projects import services
 from webapp.projects.access import member_required, owner_required
-from webapp.projects.errors import ProjectError
+from webapp.projects.errors import CreatorNotConfirmed, ProjectError
 from webapp.projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from webapp.projects.models import Role
 from webapp.projects.selectors import membership_list, membership_of_user, memberships_for_user, project_overview
@@ -72,11 +72,11 @@ def project_settings_page(request, project_id: int):
 
 # ---------------------------------------------------------------- members (owners)
 
-def _members_page(request, *, add_form=None, offer=None, created=None):
+def _members_page(request, *, add_form=None, offer=None, created=None, confirm=None):
     return render(request, "projects/members.html", {
         "project": request.project, "membership": request.membership,
         "members": membership_list(project=request.project), "roles": Role.choices,
-        "add_form": add_form or MemberAddForm(), "offer": offer, "created": created,
+        "add_form": add_form or MemberAddForm(), "offer": offer, "created": created, "confirm": confirm,
     })
 
 
@@ -103,7 +103,12 @@ def member_add(request, project_id: int):
         return _members_page(request, add_form=form, offer={"username": username, "role": role,
                                                             "role_label": Role(role).label})
     try:
-        services.membership_add(project=request.project, user=user, role=role)
+        services.membership_add(project=request.project, user=user, role=role, added_by=request.user,
+                                account_created_by=form.cleaned_data["account_created_by"])
+    except CreatorNotConfirmed as exc:
+        return _members_page(request, confirm={
+            "username": user.get_username(), "role": role, "role_label": Role(role).label,
+            "creator": exc.creator, "message": exc.message[:1].upper() + exc.message[1:] + "."})
     except ProjectError as exc:
         _form_error(form, exc)
         return _members_page(request, add_form=form)
@@ -125,7 +130,8 @@ def member_account_create(request, project_id: int):
         return _members_page(request, add_form=form)
     try:
         membership, password = services.member_account_create(
-            project=request.project, username=form.cleaned_data["username"], role=form.cleaned_data["role"])
+            project=request.project, username=form.cleaned_data["username"], role=form.cleaned_data["role"],
+            created_by=request.user)
     except ProjectError as exc:
         _form_error(form, exc)
         return _members_page(request, add_form=form)

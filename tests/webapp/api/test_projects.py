@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from tests.factories import make_project
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.projects.models import Membership, Project, Role
+from webapp.projects.services import member_account_create
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -136,6 +137,22 @@ def test_adding_a_member_twice_answers_400_on_username(team):
         members(project), {"username": users["annotator"].username, "role": "owner"}, format="json")
     assert_error(response, 400, "invalid", "username")
     assert role_of(project, users["annotator"]) == Role.ANNOTATOR
+
+
+def test_an_account_another_owner_created_answers_409_until_its_creator_is_named(team):
+    users, project, other = team
+    carol = member_account_create(project=other, username="carol", role=Role.ANNOTATOR,
+                                  created_by=users["outsider"])[0].user
+    owner = token_client(users["owner"])
+    response = owner.post(members(project), {"username": "carol", "role": "researcher"}, format="json")
+    assert_error(response, 409, "conflict")
+    message = response.json()["error"]["message"]
+    assert f"created by {users['outsider'].username}" in message
+    assert f'"account_created_by": "{users["outsider"].username}"' in message
+    assert role_of(project, carol) is None
+    response = owner.post(members(project), {"username": "carol", "role": "researcher",
+                                             "account_created_by": users["outsider"].username}, format="json")
+    assert response.status_code == 201 and role_of(project, carol) == Role.RESEARCHER
 
 
 @pytest.mark.parametrize("who", ["researcher", "annotator"])

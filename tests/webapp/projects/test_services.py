@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.http import Http404
 
 from tests.factories import make_project, make_user
-from webapp.projects.errors import LastOwnerError, ProjectError
+from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 from webapp.projects.services import (
     member_account_create,
@@ -94,6 +94,47 @@ def test_deactivated_account_is_not_added():
     user.refresh_from_db()
     with pytest.raises(ProjectError, match="deactivated"):
         membership_add(project=project, user=user, role=Role.ANNOTATOR)
+
+
+
+# ---------------------------------------------------------------- accounts someone else created
+
+def test_an_account_another_owner_created_needs_its_creator_named():
+    """An owner who creates an account sees its password; adding it elsewhere names them first."""
+    mallory, alice = make_user(), make_user()
+    theirs, ours = make_project(owner=mallory), make_project(owner=alice)
+    membership, _ = member_account_create(project=theirs, username="carol", role=Role.ANNOTATOR, created_by=mallory)
+    carol = membership.user
+    with pytest.raises(CreatorNotConfirmed) as exc:
+        membership_add(project=ours, user=carol, role=Role.RESEARCHER, added_by=alice)
+    assert exc.value.creator == mallory.username and exc.value.field == "username"
+    assert f"created by {mallory.username}" in exc.value.message and repr(theirs.name) in exc.value.message
+    assert not Membership.objects.filter(project=ours, user=carol).exists()
+    with pytest.raises(CreatorNotConfirmed):  # naming someone else is no confirmation
+        membership_add(project=ours, user=carol, role=Role.RESEARCHER, added_by=alice, account_created_by=alice.username)
+    membership_add(project=ours, user=carol, role=Role.RESEARCHER, added_by=alice,
+                   account_created_by=f" {mallory.username.upper()} ")
+    assert role_of(ours, carol) == Role.RESEARCHER
+
+
+def test_the_creator_and_accounts_nobody_created_for_another_need_no_confirmation():
+    mallory, other = make_user(), make_user()
+    theirs, second = make_project(owner=mallory), make_project(owner=mallory)
+    carol = member_account_create(project=theirs, username="carol", role=Role.ANNOTATOR, created_by=mallory)[0].user
+    membership_add(project=second, user=carol, role=Role.ANNOTATOR, added_by=mallory)
+    membership_add(project=second, user=other, role=Role.ANNOTATOR, added_by=mallory)
+    assert role_of(second, carol) == role_of(second, other) == Role.ANNOTATOR
+
+
+def test_the_creator_stays_named_after_their_account_is_deleted():
+    mallory, alice = make_user(), make_user()
+    theirs, ours = make_project(owner=mallory), make_project(owner=alice)
+    carol = member_account_create(project=theirs, username="carol", role=Role.ANNOTATOR, created_by=mallory)[0].user
+    name = mallory.username
+    theirs.delete()
+    mallory.delete()
+    with pytest.raises(CreatorNotConfirmed, match=f"created by {name}"):
+        membership_add(project=ours, user=carol, role=Role.ANNOTATOR, added_by=alice)
 
 
 # ---------------------------------------------------------------- the last owner

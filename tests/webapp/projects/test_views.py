@@ -214,6 +214,26 @@ def test_new_account_for_a_taken_username_creates_nothing(client, world):
     assert User.objects.filter(username__iexact=world["annotator"].username).count() == 1
 
 
+
+def test_an_account_another_owner_created_is_added_only_after_naming_its_creator(client, world):
+    """Mallory creates "carol" in her project B and keeps the password; the owner of A who adds
+    carol is told who created the account before anything changes, and confirms in a second POST."""
+    login(client, world["outsider"]).post(reverse("projects:member-account-create", args=[world["b"].id]),
+                                          {"username": "carol", "role": "annotator"})
+    carol = User.objects.get(username="carol")
+    client = login(Client(), world["owner"])
+    response = client.post(reverse("projects:member-add", args=[world["a"].id]),
+                           {"username": "carol", "role": "researcher"})
+    body = response.content.decode()
+    assert 'id="creator-confirm"' in body and f"created by {world['outsider'].username}" in body
+    assert "project &#x27;B&#x27;" in body
+    assert role_of(world["a"], carol) is None
+    response = client.post(reverse("projects:member-add", args=[world["a"].id]), {
+        "username": "carol", "role": "researcher", "account_created_by": world["outsider"].username}, follow=True)
+    assert "Added carol as researcher" in response.content.decode()
+    assert role_of(world["a"], carol) == Role.RESEARCHER
+
+
 # ---------------------------------------------------------------- roles and removal
 
 def test_owner_changes_a_role(client, world):
