@@ -9,10 +9,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from webapp.experiments.models import Run
+from webapp.experiments.models import Run, Trajectory
 from webapp.feedback import agreement
 from webapp.feedback.models import (
     Assignment, Candidate, ComparisonTask, Criterion, CriterionScore, PreferenceLabel, Rubric, RubricVersion,
@@ -105,8 +105,10 @@ def task_labels(*, task: ComparisonTask) -> QuerySet[PreferenceLabel]:
 
 
 def run_choices(*, project) -> QuerySet[Run]:
-    """Runs of the project that recorded trajectories, for building tasks from them."""
-    return Run.objects.filter(project=project, trajectories__isnull=False).distinct().order_by("-created_at")
+    """Runs of the project that recorded trajectories, for building tasks from them: one index
+    probe per run (a join with DISTINCT read every trajectory of the project)."""
+    stored = Trajectory.objects.filter(run=OuterRef("pk"))
+    return Run.objects.filter(Exists(stored), project=project).order_by("-created_at")
 
 
 @dataclass(frozen=True)
