@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.db.models import Count, QuerySet
+from django.db.models import BooleanField, Count, F, OuterRef, QuerySet, Subquery, Value
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments import metric_history
@@ -187,22 +187,27 @@ class HeldOutRow:
     before: bool | None  # correct at the evaluation before this one; None at the first
 
 
-def held_out_rows(*, run: Run, step: int, show: str = "all") -> list[HeldOutRow]:
-    """The held-out prompts' greedy answers at ``step``, in dataset order, each with whether it
-    was right at the previous evaluated step; ``show`` "wrong" keeps the wrong answers, "changed"
-    those that became right or wrong since then."""
+def held_out_answers(*, run: Run, step: int, show: str = "all") -> QuerySet[HeldOutAnswer]:
+    """The held-out prompts' greedy answers at ``step``, in dataset order, each with its prompt
+    and ``before``: whether it was right at the previous evaluated step (None at the first);
+    ``show`` "wrong" keeps the wrong answers, "changed" those that became right or wrong since
+    then. Filtered in SQL, so that a page of them is all that is read of a large held-out set."""
     previous = (HeldOutAnswer.objects.filter(run=run, step__lt=step).order_by("-step")
                 .values_list("step", flat=True).first())
-    before = dict(HeldOutAnswer.objects.filter(run=run, step=previous).values_list("prompt_id", "correct")
-                  ) if previous is not None else {}
-    rows = []
-    for answer in HeldOutAnswer.objects.filter(run=run, step=step).select_related("prompt").order_by("prompt__index"):
-        row = HeldOutRow(answer.prompt.index, answer.prompt.display_text, answer.prompt.reference, answer,
-                         before.get(answer.prompt_id))
-        if show == "wrong" and answer.correct or show == "changed" and row.before in (None, answer.correct):
-            continue
-        rows.append(row)
-    return rows
+    before = (Subquery(HeldOutAnswer.objects.filter(run=run, step=previous, prompt=OuterRef("prompt"))
+                       .order_by().values("correct")[:1]) if previous is not None else Value(None, BooleanField()))
+    answers = (HeldOutAnswer.objects.filter(run=run, step=step).select_related("prompt")
+               .annotate(before=before).order_by("prompt__index"))
+    if show == "wrong":
+        answers = answers.filter(correct=False)
+    elif show == "changed":
+        answers = answers.filter(before__isnull=False).exclude(before=F("correct"))
+    return answers
+
+
+def held_out_rows(answers) -> list[HeldOutRow]:
+    """``held_out_answers`` (or a page of them) as table rows."""
+    return [HeldOutRow(a.prompt.index, a.prompt.display_text, a.prompt.reference, a, a.before) for a in answers]
 
 
 def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:

@@ -23,6 +23,7 @@ from webapp.experiments.selectors import (
     comparison_runs,
     evaluation_columns,
     evaluation_results,
+    held_out_answers,
     held_out_rows,
     held_out_scorer,
     held_out_steps,
@@ -200,8 +201,9 @@ def run_held_out_page(request, project_id: int, run_id: int):
     step = chosen if chosen in steps else (steps[-1] if steps else None)
     show = request.GET.get("show", "all")
     show = show if show in HELD_OUT_VIEWS else "all"
-    rows = held_out_rows(run=run, step=step, show=show) if step is not None else []
-    page = Paginator(rows, HELD_OUT_PAGE).get_page(request.GET.get("page"))
+    answers = held_out_answers(run=run, step=step, show=show) if step is not None else []
+    page = Paginator(answers, HELD_OUT_PAGE).get_page(request.GET.get("page"))
+    page.object_list = held_out_rows(page.object_list)
     previous = [s for s in steps if step is not None and s < step]
     return render(request, "experiments/held_out.html", _context(
         request, run=run, steps=steps, step=step, show=show, views=HELD_OUT_VIEWS, page=page,

@@ -1,0 +1,58 @@
+"""What the run pages read stays bounded as a run's stored answers grow."""
+
+import pytest
+from django.db.models.signals import post_init
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_dataset, make_project, make_run, make_user
+from webapp.experiments.models import HeldOutAnswer, RunStatus
+from webapp.experiments.views import HELD_OUT_PAGE
+
+pytestmark = pytest.mark.django_db
+
+
+def _answers(run, held_out, step, correct):
+    HeldOutAnswer.objects.bulk_create([
+        HeldOutAnswer(run=run, step=step, prompt=p, completion=f"answer {p.index}", correct=correct(p.index),
+                      samples_correct=0, samples=2, length=2) for p in held_out.prompts.all()])
+
+
+@pytest.fixture
+def loaded_answers():
+    """How many HeldOutAnswer objects a block of code makes."""
+    made = []
+
+    def count(sender, instance, **kwargs):
+        made.append(instance)
+
+    post_init.connect(count, sender=HeldOutAnswer)
+    yield made
+    post_init.disconnect(count, sender=HeldOutAnswer)
+
+
+@pytest.mark.parametrize("prompts", [3, 2 * HELD_OUT_PAGE + 30])
+def test_the_held_out_page_reads_one_page_of_answers_however_many_prompts(client, loaded_answers, prompts,
+                                                                          django_assert_max_num_queries):
+    """A page of 100 answers, whatever the held-out set (up to 50,000 prompts): every answer of
+    the step, and every answer of the step before, were read into Python to show 100."""
+    user = make_user()
+    project = make_project(researcher=user)
+    held_out = make_dataset(project, n=prompts)
+    run = make_run(project, status=RunStatus.SUCCEEDED, eval_dataset=held_out)
+    _answers(run, held_out, 1, lambda i: i % 2 == 0)
+    _answers(run, held_out, 2, lambda i: i % 3 == 0)
+    assert client.login(username=user.username, password=PASSWORD)
+    url = reverse("experiments:held_out", args=[project.id, run.id])
+    loaded_answers.clear()
+    with django_assert_max_num_queries(12):
+        body = client.get(url, {"show": "changed"}).content.decode()
+    assert len(loaded_answers) <= HELD_OUT_PAGE
+    changed = [i for i in range(prompts) if (i % 2 == 0) != (i % 3 == 0)]
+    table = body[body.index('id="held-out"'):body.index("</table>")]
+    assert table.count("<tr class=") == min(len(changed), HELD_OUT_PAGE)
+    assert f">answer {changed[0]}<" in table and table.count("newly ") == table.count("<tr class=")
+    last = client.get(url, {"show": "changed", "page": 3}).content.decode()
+    if len(changed) > 2 * HELD_OUT_PAGE:
+        assert f">answer {changed[-1]}<" in last and f"({len(changed)} prompts)" in last
+    wrong = client.get(url, {"show": "wrong", "step": 1}).content.decode()
+    assert ">answer 1<" in wrong and ">answer 0<" not in wrong
