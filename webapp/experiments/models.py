@@ -266,7 +266,12 @@ class Trajectory(models.Model):
                 fields=["run", "step", "group_index", "sample_index"], name="trajectory_unique_slot"
             ),
         ]
-        indexes = [models.Index(fields=["run", "step", "reward"])]
+        indexes = [
+            models.Index(fields=["run", "step", "reward"]),
+            # A run's trajectories ranked by reward (the API's ?ordering=reward, ?reward_min=) read
+            # one page of the index; without it, every page sorted the whole run.
+            models.Index(fields=["run", "reward"], name="trajectory_run_reward"),
+        ]
         verbose_name_plural = "trajectories"
 
     def __str__(self) -> str:
