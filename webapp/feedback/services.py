@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models.functions import MD5
 
 from webapp.experiments.models import Run, Trajectory
 from webapp.feedback.errors import FeedbackError
@@ -177,7 +178,19 @@ def comparison_tasks_import_jsonl(*, project, content: str, required_labels: int
     return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version)
 
 
-def _pick_spread(samples: list[Trajectory], k: int) -> list[Trajectory]:
+@dataclass(frozen=True)
+class _Sample:
+    """What choosing a run's completions for tasks reads of each one: its text only as a digest
+    (the completions of a step range may be a million texts of kilobytes each)."""
+    pk: int
+    step: int
+    group_index: int
+    sample_index: int
+    reward: float
+    digest: str
+
+
+def _pick_spread(samples: list[_Sample], k: int) -> list[_Sample]:
     """k samples spread evenly over the group's reward range: lowest, highest and between."""
     ordered = sorted(samples, key=lambda t: (t.reward, t.sample_index))
     n = len(ordered)
@@ -210,13 +223,15 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
 
     used = set(Candidate.objects.filter(task__project=project, trajectory__run=run)
                .values_list("trajectory__step", "trajectory__group_index"))
-    groups: dict[tuple[int, int], list[Trajectory]] = defaultdict(list)
-    for t in (Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max)
-              .select_related("prompt").order_by("step", "group_index", "sample_index")):
+    groups: dict[tuple[int, int], list[_Sample]] = defaultdict(list)
+    rows = (Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max)
+            .annotate(digest=MD5("completion")).order_by("step", "group_index", "sample_index")
+            .values_list("pk", "step", "group_index", "sample_index", "reward", "digest"))
+    for t in (_Sample(*row) for row in rows.iterator(chunk_size=5000)):
         if (t.step, t.group_index) not in used:
             groups[(t.step, t.group_index)].append(t)
     for key, samples in groups.items():  # one candidate per distinct text: identical ones give no choice
-        groups[key] = list({t.completion: t for t in reversed(samples)}.values())[::-1]
+        groups[key] = list({t.digest: t for t in reversed(samples)}.values())[::-1]
     eligible = [(key, samples) for key, samples in groups.items() if len(samples) >= k]
     if not eligible:
         largest = max((len(samples) for samples in groups.values()), default=0)
@@ -237,10 +252,15 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
         eligible.sort(key=lambda item: (-(max(t.reward for t in item[1]) - min(t.reward for t in item[1])), item[0]))
     else:
         rng.shuffle(eligible)
-    specs = []
+    picks = []
     for _key, samples in eligible[:max_tasks]:
         chosen = _pick_spread(samples, k) if selection == "spread" else rng.sample(samples, k)
         rng.shuffle(chosen)
+        picks.append(chosen)
+    full = Trajectory.objects.select_related("prompt").in_bulk([t.pk for chosen in picks for t in chosen])
+    specs = []
+    for picked in picks:
+        chosen = [full[t.pk] for t in picked]
         prompt_text, messages = task_prompt_of(chosen[0])
         specs.append(TaskSpec(
             prompt_text=prompt_text, prompt_messages=messages,

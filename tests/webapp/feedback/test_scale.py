@@ -39,3 +39,34 @@ def test_the_forms_that_choose_a_run_list_each_run_once(client, project, researc
         _trajectories(make_run(project, name=f"run {name}"), 5)
     body = login(client, researcher).get(reverse(f"feedback:{page}", args=[project.id])).content.decode()
     assert body.count(">run a<") == body.count(">run b<") >= 1
+
+
+@pytest.mark.parametrize("groups", [3, 40])
+def test_tasks_from_a_run_read_the_texts_of_the_chosen_completions_only(project, groups):
+    """Two tasks from a step range of any size: the range's completions were all read into Python
+    (500 MB for 64,000 completions of 2-8 kB) to keep the few that become candidates. Duplicate
+    texts in a group still count once."""
+    from django.db.models.signals import post_init
+
+    from webapp.feedback.services import comparison_tasks_from_run
+
+    run = make_run(project)
+    Trajectory.objects.bulk_create([
+        Trajectory(run=run, step=g // 4, group_index=g % 4, sample_index=i, prompt_text=f"p{g}",
+                   completion="same" if i < 2 else f"text {g}.{i}", reward=i / 4, length=1)
+        for g in range(groups) for i in range(4)])
+    made = []
+
+    def count(sender, instance, **kwargs):
+        made.append(instance)
+
+    post_init.connect(count, sender=Trajectory)
+    try:
+        tasks = comparison_tasks_from_run(project=project, run=run, step_min=0, step_max=100, k=3, max_tasks=2,
+                                          seed=7)
+    finally:
+        post_init.disconnect(count, sender=Trajectory)
+    assert len(made) <= 2 * 3
+    for task in tasks:
+        texts = [c.text for c in task.candidates.all()]
+        assert len(set(texts)) == 3 and "same" in texts
