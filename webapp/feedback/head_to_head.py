@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models.functions import MD5
 
 from webapp.experiments.models import Run, Trajectory
 from webapp.feedback.agreement import wilson_interval
@@ -57,15 +58,20 @@ def comparison_tasks_head_to_head_outcome(*, project, run_a: Run, run_b: Run, ma
                             "already (their trajectories must come from the same dataset)", field="run_b")
     rng = random.Random(seed)
     rng.shuffle(shared)
-    specs, skipped = [], 0
+    picks, skipped = [], 0
     for prompt_id in shared:
-        if len(specs) == int(max_tasks):
+        if len(picks) == int(max_tasks):
             break
         chosen = [(run_a, rng.choice(answers_a[prompt_id])), (run_b, rng.choice(answers_b[prompt_id]))]
         rng.shuffle(chosen)
-        if chosen[0][1].completion == chosen[1][1].completion:
+        if chosen[0][1].digest == chosen[1][1].digest:
             skipped += 1
             continue
+        picks.append((prompt_id, chosen))
+    full = Trajectory.objects.select_related("prompt").in_bulk([a.pk for _, chosen in picks for _, a in chosen])
+    specs = []
+    for prompt_id, picked in picks:
+        chosen = [(run, full[a.pk]) for run, a in picked]
         prompt_text, messages = task_prompt_of(chosen[0][1])
         specs.append(TaskSpec(
             prompt_text=prompt_text, prompt_messages=messages,
@@ -91,12 +97,23 @@ def comparison_tasks_head_to_head(*, project, run_a: Run, run_b: Run, max_tasks:
                                                  required_labels=required_labels, rubric=rubric, seed=seed).tasks
 
 
-def _latest_answers(run: Run) -> dict[int, list[Trajectory]]:
+@dataclass(frozen=True)
+class _Answer:
+    """A completion as drawing answers reads it: the text only as a digest (a policy run may hold
+    a million completions of kilobytes each; the chosen ones are read whole afterwards)."""
+    pk: int
+    prompt_id: int
+    step: int
+    digest: str
+
+
+def _latest_answers(run: Run) -> dict[int, list[_Answer]]:
     """{prompt id: the run's completions of it at the latest step that has it}."""
-    out: dict[int, list[Trajectory]] = {}
+    out: dict[int, list[_Answer]] = {}
     latest: dict[int, int] = {}
-    for t in (Trajectory.objects.filter(run=run, prompt__isnull=False).select_related("prompt")
-              .order_by("step", "group_index", "sample_index")):
+    rows = (Trajectory.objects.filter(run=run, prompt__isnull=False).annotate(digest=MD5("completion"))
+            .order_by("step", "group_index", "sample_index").values_list("pk", "prompt_id", "step", "digest"))
+    for t in (_Answer(*row) for row in rows.iterator(chunk_size=5000)):
         if latest.get(t.prompt_id) != t.step:
             latest[t.prompt_id], out[t.prompt_id] = t.step, []
         out[t.prompt_id].append(t)

@@ -70,3 +70,36 @@ def test_tasks_from_a_run_read_the_texts_of_the_chosen_completions_only(project,
     for task in tasks:
         texts = [c.text for c in task.candidates.all()]
         assert len(set(texts)) == 3 and "same" in texts
+
+
+@pytest.mark.parametrize("steps", [1, 12])
+def test_head_to_head_tasks_read_the_texts_of_the_drawn_answers_only(project, steps):
+    """Blind comparisons of two runs draw one answer of each per prompt: every trajectory of both
+    runs, at every step, was read into Python (1 GB for two policy runs of 64,000 completions)."""
+    from django.db.models.signals import post_init
+
+    from tests.factories import make_dataset
+    from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome
+
+    dataset = make_dataset(project, n=6)
+    prompts = list(dataset.prompts.order_by("index"))
+    runs = [make_run(project, name=name) for name in ("base", "tuned")]
+    Trajectory.objects.bulk_create([
+        Trajectory(run=run, step=step, group_index=g, sample_index=i, prompt=p, prompt_text=p.text,
+                   completion="same answer" if g == 0 else f"{run.name} {step}.{g}.{i}", reward=0.0, length=1)
+        for run in runs for step in range(steps) for g, p in enumerate(prompts) for i in range(2)])
+    made = []
+
+    def count(sender, instance, **kwargs):
+        made.append(instance)
+
+    post_init.connect(count, sender=Trajectory)
+    try:
+        outcome = comparison_tasks_head_to_head_outcome(project=project, run_a=runs[0], run_b=runs[1], max_tasks=6,
+                                                        seed=1)
+    finally:
+        post_init.disconnect(count, sender=Trajectory)
+    assert (len(outcome.tasks), outcome.skipped_identical) == (5, 1)
+    assert len(made) <= 2 * 5
+    texts = [c.text for t in outcome.tasks for c in t.candidates.all()]
+    assert all(text.split()[1].startswith(f"{steps - 1}.") for text in texts)
