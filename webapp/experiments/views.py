@@ -101,14 +101,14 @@ def _launch_page(request, form_class, kind: str):
 @research_required
 def run_detail_page(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
-    from webapp.feedback.head_to_head import head_to_head, head_to_head_opponents  # noqa: PLC0415 (feedback imports experiments)
+    from webapp.feedback.head_to_head import head_to_head_opponents, head_to_heads  # noqa: PLC0415 (feedback imports experiments)
 
     results = (evaluation_results(project=request.project, dataset_id=run.dataset_id, include=run.id)
                if run.kind == RunKind.EVALUATION else [])
     opponents = head_to_head_opponents(project=request.project, run=run)
     live = set(run_list(project=request.project).filter(pk__in=[i for i, _ in opponents]).values_list("id", flat=True))
-    human = [{"run_id": other_id, "name": name, "live": other_id in live,
-              "result": head_to_head(project=request.project, run_a_id=run.id, run_b_id=other_id)}
+    against = head_to_heads(project=request.project, run_id=run.id, other_ids=[i for i, _ in opponents])
+    human = [{"run_id": other_id, "name": name, "live": other_id in live, "result": against[other_id]}
              for other_id, name in opponents]
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),

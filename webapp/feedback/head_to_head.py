@@ -158,25 +158,32 @@ class HeadToHead:
 
 def head_to_head(*, project, run_a_id: int, run_b_id: int) -> HeadToHead:
     """Counts over the labels of this project's tasks that put an answer of each run side by side."""
+    return head_to_heads(project=project, run_id=run_a_id, other_ids=[run_b_id]).get(run_b_id, HeadToHead(0, 0, 0, 0))
+
+
+def head_to_heads(*, project, run_id: int, other_ids) -> dict[int, HeadToHead]:
+    """{other run id: ``head_to_head`` of the run against it}, read in two queries however many
+    the others (the run's page shows every run it was compared with)."""
+    others = set(other_ids) - {run_id}
     positions: dict[int, dict[int, int]] = {}  # task -> {run id: candidate position}
     for task_id, position, metadata in Candidate.objects.filter(
-            task__project=project, metadata__run__in=[run_a_id, run_b_id]).values_list("task_id", "position", "metadata"):
+            task__project=project, metadata__run__in=[run_id, *others]).values_list("task_id", "position", "metadata"):
         run = metadata.get("run") if isinstance(metadata, dict) else None
-        if run in (run_a_id, run_b_id) and "prompt_id" in metadata:
+        if (run == run_id or run in others) and "prompt_id" in metadata:
             positions.setdefault(task_id, {})[run] = position
-    tasks = {t: p for t, p in positions.items() if len(p) == 2}
-    a_wins = b_wins = ties = 0
+    tasks = {t: p for t, p in positions.items() if len(p) == 2 and run_id in p}  # task -> {run id: position}
+    counts = {other: [0, 0, 0, 0] for other in others}  # a wins, b wins, ties, tasks
+    for p in tasks.values():
+        counts[next(r for r in p if r != run_id)][3] += 1
     for task_id, ranking, both_bad in PreferenceLabel.objects.filter(task_id__in=list(tasks)).values_list(
             "task_id", "ranking", "both_bad"):
+        other = next(r for r in tasks[task_id] if r != run_id)
         tier = {position: i for i, members in enumerate(ranking) for position in members}
-        a, b = tier.get(tasks[task_id][run_a_id]), tier.get(tasks[task_id][run_b_id])
-        if both_bad or a is None or b is None or a == b:
-            ties += 1
-        elif a < b:
-            a_wins += 1
-        else:
-            b_wins += 1
-    return HeadToHead(a_wins=a_wins, b_wins=b_wins, ties=ties, tasks=len(tasks))
+        a, b = tier.get(tasks[task_id][run_id]), tier.get(tasks[task_id][other])
+        outcome = 2 if both_bad or a is None or b is None or a == b else (0 if a < b else 1)
+        counts[other][outcome] += 1
+    return {other: HeadToHead(a_wins=a_wins, b_wins=b_wins, ties=ties, tasks=n)
+            for other, (a_wins, b_wins, ties, n) in counts.items()}
 
 
 def head_to_head_opponents(*, project, run: Run) -> list[tuple[int, str]]:

@@ -103,3 +103,33 @@ def test_head_to_head_tasks_read_the_texts_of_the_drawn_answers_only(project, st
     assert len(made) <= 2 * 5
     texts = [c.text for t in outcome.tasks for c in t.candidates.all()]
     assert all(text.split()[1].startswith(f"{steps - 1}.") for text in texts)
+
+
+@pytest.mark.parametrize("opponents", [1, 4])
+def test_a_runs_page_reads_its_head_to_head_results_in_queries_that_do_not_grow_with_its_opponents(
+        client, project, researcher, annotator, opponents, django_assert_max_num_queries):
+    """Two queries per run it was compared with, before."""
+    import uuid
+
+    from tests.factories import make_dataset
+    from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome, head_to_head
+    from webapp.feedback.services import label_submit
+
+    dataset = make_dataset(project, n=2)
+    prompts = list(dataset.prompts.order_by("index"))
+    base, *others = [make_run(project, name=f"run{i}") for i in range(opponents + 1)]
+    Trajectory.objects.bulk_create([
+        Trajectory(run=run, step=0, group_index=g, sample_index=0, prompt=p, prompt_text=p.text,
+                   completion=f"{run.name} {g}", reward=0.0, length=1)
+        for run in (base, *others) for g, p in enumerate(prompts)])
+    for other in others:
+        for task in comparison_tasks_head_to_head_outcome(project=project, run_a=base, run_b=other, seed=1).tasks:
+            first = task.candidates.get(position=0).metadata["run"] == base.pk
+            label_submit(task=task, annotator=annotator, ranking=[[0], [1]] if first else [[1], [0]],
+                         submission_key=uuid.uuid4().hex)
+    login(client, researcher)
+    with django_assert_max_num_queries(16):
+        body = client.get(reverse("experiments:detail", args=[project.id, base.id])).content.decode()
+    assert all(f">{other.name}<" in body for other in others)
+    assert [head_to_head(project=project, run_a_id=base.id, run_b_id=o.id).a_wins for o in others] == [2] * opponents
+    assert head_to_head(project=project, run_a_id=others[0].id, run_b_id=base.id).b_wins == 2
