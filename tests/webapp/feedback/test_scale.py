@@ -1,14 +1,19 @@
 """What the feedback pages read stays bounded as a project's runs, trajectories and labels grow."""
 
+import uuid
+
 import pytest
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import make_run
+from tests.factories import make_dataset, make_run
 from tests.webapp.feedback.conftest import login
 from webapp.experiments.models import Trajectory
+from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome, head_to_head
 from webapp.feedback.selectors import run_choices
+from webapp.feedback.services import comparison_tasks_from_run, label_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -46,10 +51,6 @@ def test_tasks_from_a_run_read_the_texts_of_the_chosen_completions_only(project,
     """Two tasks from a step range of any size: the range's completions were all read into Python
     (500 MB for 64,000 completions of 2-8 kB) to keep the few that become candidates. Duplicate
     texts in a group still count once."""
-    from django.db.models.signals import post_init
-
-    from webapp.feedback.services import comparison_tasks_from_run
-
     run = make_run(project)
     Trajectory.objects.bulk_create([
         Trajectory(run=run, step=g // 4, group_index=g % 4, sample_index=i, prompt_text=f"p{g}",
@@ -76,11 +77,6 @@ def test_tasks_from_a_run_read_the_texts_of_the_chosen_completions_only(project,
 def test_head_to_head_tasks_read_the_texts_of_the_drawn_answers_only(project, steps):
     """Blind comparisons of two runs draw one answer of each per prompt: every trajectory of both
     runs, at every step, was read into Python (1 GB for two policy runs of 64,000 completions)."""
-    from django.db.models.signals import post_init
-
-    from tests.factories import make_dataset
-    from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome
-
     dataset = make_dataset(project, n=6)
     prompts = list(dataset.prompts.order_by("index"))
     runs = [make_run(project, name=name) for name in ("base", "tuned")]
@@ -109,12 +105,6 @@ def test_head_to_head_tasks_read_the_texts_of_the_drawn_answers_only(project, st
 def test_a_runs_page_reads_its_head_to_head_results_in_queries_that_do_not_grow_with_its_opponents(
         client, project, researcher, annotator, opponents, django_assert_max_num_queries):
     """Two queries per run it was compared with, before."""
-    import uuid
-
-    from tests.factories import make_dataset
-    from webapp.feedback.head_to_head import comparison_tasks_head_to_head_outcome, head_to_head
-    from webapp.feedback.services import label_submit
-
     dataset = make_dataset(project, n=2)
     prompts = list(dataset.prompts.order_by("index"))
     base, *others = [make_run(project, name=f"run{i}") for i in range(opponents + 1)]
