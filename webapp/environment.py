@@ -24,7 +24,7 @@ BROKER_SCHEMES = {"redis", "rediss", "filesystem", "amqp", "pyamqp"}
 # Every variable Steer reads (docker-compose.yml and the README are checked against it).
 VARIABLES = (
     "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
-    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR", "STEER_TRUSTED_PROXIES",
+    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR", "STEER_TRUSTED_PROXIES", "STEER_HTTPS",
 )
 
 
@@ -44,6 +44,7 @@ class Environment:
     uses_embedded_database: bool
     uses_embedded_broker: bool
     trusted_proxies: int
+    https: bool = False  # served over HTTPS: cookies only over HTTPS, the proxy's X-Forwarded-Proto believed
 
 
 def parse_bool(name: str, raw: str | None, default: bool) -> bool:
@@ -173,4 +174,5 @@ def load(environ: Mapping[str, str], base_dir: Path) -> Environment:
         uses_embedded_database=not environ.get("DATABASE_URL"),
         uses_embedded_broker=not environ.get("CELERY_BROKER_URL"),
         trusted_proxies=parse_count("STEER_TRUSTED_PROXIES", environ.get("STEER_TRUSTED_PROXIES"), 0),
+        https=parse_bool("STEER_HTTPS", environ.get("STEER_HTTPS"), default=False),
     )

@@ -110,6 +110,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 
 SESSION_COOKIE_HTTPONLY = True
+# STEER_HTTPS=1 (served over HTTPS): the session and CSRF cookies travel only over HTTPS, and
+# behind STEER_TRUSTED_PROXIES reverse proxies their X-Forwarded-Proto tells Django a request
+# came in over HTTPS (which CSRF's origin check needs). Without a trusted proxy the header is
+# the client's to write, so it is not believed.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ENV.https
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ENV.https and ENV.trusted_proxies else None
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the body's hx-headers, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

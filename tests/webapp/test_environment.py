@@ -1,11 +1,15 @@
 """Settings switch on the environment: embedded defaults, or the real stack."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.environment import load
+from webapp.environment import VARIABLES, load
 
 
 def test_no_variables_gives_sqlite_wal_and_filesystem_broker(tmp_path):
@@ -103,3 +107,29 @@ def test_trusted_proxies_default_to_none_and_must_be_a_count(tmp_path):
     for bad in ("-1", "one", "²"):
         with pytest.raises(ImproperlyConfigured, match="STEER_TRUSTED_PROXIES"):
             load({**base, "STEER_TRUSTED_PROXIES": bad}, base_dir=Path("."))
+
+
+def test_https_is_off_by_default_and_must_be_a_boolean(tmp_path):
+    base = {"STEER_VAR_DIR": str(tmp_path)}
+    assert load(base, base_dir=Path(".")).https is False
+    assert load({**base, "STEER_HTTPS": "1"}, base_dir=Path(".")).https is True
+    with pytest.raises(ImproperlyConfigured, match="STEER_HTTPS"):
+        load({**base, "STEER_HTTPS": "https"}, base_dir=Path("."))
+
+
+@pytest.mark.parametrize("https, proxies, secure, header", [
+    ("0", "0", False, None), ("1", "0", True, None), ("1", "1", True, ["HTTP_X_FORWARDED_PROTO", "https"]),
+    ("0", "1", False, None),
+])
+def test_https_makes_cookies_secure_and_believes_only_a_trusted_proxys_scheme(tmp_path, https, proxies, secure,
+                                                                              header):
+    """Settings as a fresh process reads them: X-Forwarded-Proto is the client's to write unless a
+    trusted proxy sets it, so it counts only with both variables."""
+    script = ("import json, django; from django.conf import settings; django.setup(); print(json.dumps("
+              "[settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SECURE_PROXY_SSL_HEADER]))")
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env |= {"DJANGO_SETTINGS_MODULE": "webapp.settings", "STEER_VAR_DIR": str(tmp_path), "STEER_HTTPS": https,
+            "STEER_TRUSTED_PROXIES": proxies}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert json.loads(out.stdout) == [secure, secure, header]
