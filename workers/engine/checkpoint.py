@@ -55,6 +55,24 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def _numpy_rng_globals() -> list:
+    """What unpickling numpy's RNG state (a uint32 array) needs beyond torch's weights-only
+    allow-list, under the module names numpy 1 and 2 pickle it with."""
+    multiarray = getattr(np, "_core", np.core).multiarray
+    allowed = [np.ndarray, np.dtype, (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
+               (multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
+    if hasattr(np, "dtypes"):
+        allowed.append(np.dtypes.UInt32DType)
+    return allowed
+
+
+def load_rng_state(path: Path) -> dict[str, Any]:
+    """``rng_state.pt`` read weights-only: tensors, numbers, strings and numpy's state array,
+    and nothing that could run code, whoever wrote the file."""
+    with torch.serialization.safe_globals(_numpy_rng_globals()):
+        return torch.load(path, weights_only=True)
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -105,7 +123,7 @@ def _as_umask_allows(folder: Path) -> None:
 def load_training_state(path: Path, optimizer) -> dict[str, Any]:
     """Restore optimizer and RNG states from checkpoint ``path``; returns trainer_state."""
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    restore_rng_state(torch.load(path / "rng_state.pt", weights_only=False))
+    restore_rng_state(load_rng_state(path / "rng_state.pt"))
     return json.loads((path / STATE_FILE).read_text())
 
 
