@@ -58,7 +58,7 @@ def rng_state() -> dict[str, Any]:
 def _numpy_rng_globals() -> list:
     """What unpickling numpy's RNG state (a uint32 array) needs beyond torch's weights-only
     allow-list, under the module names numpy 1 and 2 pickle it with."""
-    multiarray = getattr(np, "_core", np.core).multiarray
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     allowed = [np.ndarray, np.dtype, (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
                (multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
     if hasattr(np, "dtypes"):
