@@ -13,4 +13,5 @@ urlpatterns = [
     path("<int:project_id>/members/new-account/", views.member_account_create, name="member-account-create"),
     path("<int:project_id>/members/<int:user_id>/role/", views.member_role_change, name="member-role"),
     path("<int:project_id>/members/<int:user_id>/remove/", views.member_remove, name="member-remove"),
+    path("<int:project_id>/leave/", views.project_leave, name="leave"),
 ]

@@ -178,3 +178,17 @@ def member_remove(request, project_id: int, user_id: int):
         return redirect("projects:members", request.project.id)
     messages.success(request, f"Removed {membership.user.get_username()} from {request.project.name}.")
     return _after_own_change(request)
+
+
+@member_required
+@require_POST
+def project_leave(request, project_id: int):
+    """Any member leaves the project (their labels stay); its only owner cannot."""
+    membership = membership_of_user(project=request.project, user_id=request.user.id)
+    try:
+        services.membership_remove(membership=membership)
+    except ProjectError as exc:
+        messages.error(request, f"You are still a member: {exc.message}.")
+        return redirect("projects:overview", request.project.id)
+    messages.success(request, f"You left {request.project.name}.")
+    return redirect("projects:list")

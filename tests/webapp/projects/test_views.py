@@ -234,6 +234,36 @@ def test_an_account_another_owner_created_is_added_only_after_naming_its_creator
     assert role_of(world["a"], carol) == Role.RESEARCHER
 
 
+
+# ---------------------------------------------------------------- leaving
+
+@pytest.mark.parametrize("who", ["researcher", "annotator"])
+def test_a_member_leaves_a_project_and_loses_access(client, world, who):
+    login(client, world[who])
+    assert 'id="leave-project"' in client.get(reverse("projects:overview", args=[world["a"].id])).content.decode()
+    response = client.post(reverse("projects:leave", args=[world["a"].id]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("projects:list")
+    assert f"You left {world['a'].name}" in response.content.decode()
+    assert role_of(world["a"], world[who]) is None
+    assert client.get(reverse("projects:overview", args=[world["a"].id])).status_code == 404
+
+
+def test_the_only_owner_cannot_leave(client, world):
+    response = login(client, world["owner"]).post(reverse("projects:leave", args=[world["a"].id]), follow=True)
+    assert "You are still a member" in response.content.decode() and "only owner" in response.content.decode()
+    assert role_of(world["a"], world["owner"]) == Role.OWNER
+
+
+def test_leaving_answers_only_post_with_a_csrf_token_and_404_to_non_members(client, world):
+    url = reverse("projects:leave", args=[world["a"].id])
+    assert login(client, world["annotator"]).get(url).status_code == 405
+    assert login(Client(), world["outsider"]).post(url).status_code == 404
+    strict = Client(enforce_csrf_checks=True)
+    login(strict, world["annotator"])
+    assert strict.post(url).status_code == 403
+    assert role_of(world["a"], world["annotator"]) == Role.ANNOTATOR
+
+
 # ---------------------------------------------------------------- roles and removal
 
 def test_owner_changes_a_role(client, world):
