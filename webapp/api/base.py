@@ -25,6 +25,13 @@ class TooLarge(exceptions.APIException):
     default_detail = "The request is too large."
 
 
+class Unavailable(exceptions.APIException):
+    """A service the request needs (the task queue) does not answer; nothing was changed."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+
+
 class Conflict(exceptions.APIException):
     """The request is well-formed but the object's state forbids it (e.g. cancelling a finished run)."""
 

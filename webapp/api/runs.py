@@ -11,6 +11,7 @@ from webapp.api.base import (
     SteerApi,
     SteerListApi,
     SteerRetrieveApi,
+    Unavailable,
     deleted,
     field_error,
     query_params,
@@ -18,7 +19,7 @@ from webapp.api.base import (
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
-from webapp.experiments.errors import IllegalTransition, RunError
+from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
 from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus
 
 
@@ -100,6 +101,8 @@ class RunListCreateApi(SteerListApi):
                 project=project, user=request.user, name=values["name"], kind=values["kind"],
                 config=values["config"], dataset=dataset, policy=policy, eval_dataset=eval_dataset,
             )
+        except QueueUnavailable as exc:
+            raise Unavailable(exc.message) from exc
         except RunError as exc:
             raise field_error(exc.field, exc.message) from exc
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -11,6 +11,10 @@ class IllegalTransition(RunError):
     pass
 
 
+class QueueUnavailable(RunError):
+    """The broker refused the launched run's task; the run was withdrawn, so nothing changed."""
+
+
 class PolicyError(Exception):
     """A policy that cannot be registered as asked; ``field`` names the input at fault."""
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from webapp.core.deletion import first_few
 from webapp.core.locks import rows_for_share
 from webapp.datasets.models import PromptDataset
-from webapp.experiments.errors import IllegalTransition, RunError
+from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
 from webapp.experiments.models import MetricChunk, MetricRollup, PolicyModel, Run, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,24 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             raise RunError("a reward-model run's policy is the one whose folder its backbone 'path' names; "
                            "leave it out", field="policy")
         policy = backbone
-    with transaction.atomic():
-        reward_models_lock(project=project, config=config)
-        judge_policies_lock(project=project, config=config)
-        run = run_create(project=project, user=user, name=name, kind=kind, config=config,
-                         dataset=dataset, policy=policy, eval_dataset=eval_dataset)
-        if kind == RunKind.REWARD_MODEL:
-            from webapp.rewards.selectors import preference_source_check
+    from kombu.exceptions import OperationalError
 
-            preference_source_check(project=project, data=run.config["data"])
-        run_enqueue(run=run)
+    try:
+        with transaction.atomic():
+            reward_models_lock(project=project, config=config)
+            judge_policies_lock(project=project, config=config)
+            run = run_create(project=project, user=user, name=name, kind=kind, config=config,
+                             dataset=dataset, policy=policy, eval_dataset=eval_dataset)
+            if kind == RunKind.REWARD_MODEL:
+                from webapp.rewards.selectors import preference_source_check
+
+                preference_source_check(project=project, data=run.config["data"])
+            run_enqueue(run=run)
+    except OperationalError as exc:  # raised by the task sent on commit: no worker will ever see this run
+        log.error("run %s: the broker refused its task (%s); the run is withdrawn", run.id, exc)
+        Run.objects.filter(pk=run.id, status=RunStatus.QUEUED).delete()
+        raise QueueUnavailable("the task queue (the broker at CELERY_BROKER_URL) cannot be reached, so the run "
+                               "was not launched and nothing was stored; launch it again once the broker is up") from exc
     return run
 
 

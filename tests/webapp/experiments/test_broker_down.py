@@ -1,0 +1,51 @@
+"""A launch while the broker is down: a clear error, and no run left queued without a task.
+
+Transactional: the task is sent once the run is committed, as in production, so a broker that
+refuses it is met after the commit (which an outer test transaction would postpone).
+"""
+
+import json
+
+import pytest
+from django.urls import reverse
+from kombu.exceptions import OperationalError
+
+from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_user, tiny_run_form_data
+from tests.webapp.api.conftest import token_client
+from webapp.experiments.models import Run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    from workers.celery_app import app
+
+    def refuse(name, args):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+
+
+def test_an_api_launch_answers_503_and_stores_no_run(broker_down):
+    user = make_user()
+    project = make_project(owner=user)
+    body = {"name": "grpo", "kind": "policy", "dataset": make_dataset(project).id,
+            "policy": make_policy(project).id, "config": {"train": {"total_steps": 3}}}
+    response = token_client(user).post(f"/api/v1/projects/{project.id}/runs/", data=json.dumps(body),
+                                       content_type="application/json")
+    assert response.status_code == 503, response.content
+    error = response.json()["error"]
+    assert error["code"] == "unavailable" and "task queue" in error["message"]
+    assert not Run.objects.exists()
+
+
+def test_the_new_run_form_shows_the_error_and_stores_no_run(client, broker_down):
+    user = make_user()
+    project = make_project(owner=user)
+    client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("experiments:new", args=[project.id]),
+                           tiny_run_form_data(make_policy(project), make_dataset(project)))
+    assert response.status_code == 400
+    assert "task queue" in response.content.decode()
+    assert not Run.objects.exists()
