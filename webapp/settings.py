@@ -20,6 +20,9 @@ STEER_USES_EMBEDDED_DATABASE = ENV.uses_embedded_database
 STEER_USES_EMBEDDED_BROKER = ENV.uses_embedded_broker
 # A running run whose worker has not written a heartbeat for this long shows "worker lost".
 STEER_HEARTBEAT_TIMEOUT_S = 120
+# A run whose worker is lost this many times in a row before it gets further (a checkpoint, an
+# evaluation step) fails, instead of being delivered again forever (a process killed out of memory).
+STEER_MAX_LOST_ATTEMPTS = 3
 # Metric ingestion over REST: at most this many points per request.
 STEER_METRIC_BATCH_LIMIT = 10_000
 

@@ -47,7 +47,8 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
                    for p in run.dataset.prompts.order_by("index")] if run.dataset else []
         total = evaluation_steps(len(prompts), config.rollout.prompts_per_step) if prompts else 0
         Run.objects.filter(pk=run_id).update(total_steps=total)
-        recorder = PolicyRunRecorder(claim, total_steps=max(total, 1), prompt_ids={p.id for p in prompts})
+        recorder = PolicyRunRecorder(claim, total_steps=max(total, 1), prompt_ids={p.id for p in prompts},
+                                     durable_steps=True)
         callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
                               should_stop=recorder.should_stop)
         start = run.current_step if claim.attempt > 1 else 0

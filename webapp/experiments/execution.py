@@ -73,9 +73,21 @@ def run_claim(*, run_id: int, worker: str) -> Claim | None:
             if not (heartbeat_is_stale(run) or run.worker == worker):
                 return None
             run_transition(run_id=run_id, to=RunStatus.QUEUED)
+        # An earlier attempt of a run that has not finished was lost with its worker.
+        lost = run.lost_attempts + 1 if run.attempts else 0
+        if lost >= settings.STEER_MAX_LOST_ATTEMPTS:
+            run_transition(run_id=run_id, to=RunStatus.FAILED, lost_attempts=lost, error=lost_attempts_error(run, lost))
+            return None
         run = run_transition(run_id=run_id, to=RunStatus.RUNNING, worker=worker, attempts=run.attempts + 1,
-                             heartbeat_at=timezone.now(), error="")
+                             lost_attempts=lost, heartbeat_at=timezone.now(), error="")
     return Claim(run_id=run.id, attempt=run.attempts)
+
+
+def lost_attempts_error(run: Run, lost: int) -> str:
+    return (f"its worker was lost {lost} times in a row before the run got any further (last on {run.worker}): "
+            "the process was killed (often by the system, out of memory) or stopped each time; the run is "
+            "stopped here rather than started again forever. Look at that worker's log and its memory, then "
+            "launch the run again")
 
 
 def _leased(claim: Claim):
@@ -136,10 +148,13 @@ class Heartbeat:
 class RunRecorder:
     """Engine callbacks that write what the run produces; one instance per claimed attempt."""
 
-    def __init__(self, claim: Claim, *, total_steps: int):
+    def __init__(self, claim: Claim, *, total_steps: int, durable_steps: bool = False):
         self.claim = claim
         self.total_steps = max(1, total_steps)
         self.lease_lost = False
+        # A run resumed after the last step recorded (an evaluation) has got further with each step;
+        # a policy run, resumed from its checkpoint, only with each checkpoint.
+        self.durable_steps = durable_steps
 
     # -- progress and the lease
     def _touch(self, **fields) -> None:
@@ -152,7 +167,8 @@ class RunRecorder:
                   if isinstance(value, (int, float)) and math.isfinite(value)]
         with transaction.atomic():
             metric_points_upsert(run_id=self.claim.run_id, points=points)
-            self._touch(current_step=step, progress=min(1.0, step / self.total_steps))
+            further = {"lost_attempts": 0} if self.durable_steps else {}
+            self._touch(current_step=step, progress=min(1.0, step / self.total_steps), **further)
 
     def should_stop(self) -> bool:
         row = Run.objects.filter(pk=self.claim.run_id).values("cancel_requested", "attempts").first()
@@ -164,8 +180,8 @@ class RunRecorder:
 
 class PolicyRunRecorder(RunRecorder):
     def __init__(self, claim: Claim, *, total_steps: int, prompt_ids: set[int],
-                 held_out_ids: set[int] = frozenset()):
-        super().__init__(claim, total_steps=total_steps)
+                 held_out_ids: set[int] = frozenset(), durable_steps: bool = False):
+        super().__init__(claim, total_steps=total_steps, durable_steps=durable_steps)
         self.prompt_ids = prompt_ids
         self.held_out_ids = held_out_ids
 
@@ -215,7 +231,7 @@ class PolicyRunRecorder(RunRecorder):
             gone = [c.pk for c in Checkpoint.objects.filter(run_id=self.claim.run_id)
                     if not Path(c.path).exists()]
             Checkpoint.objects.filter(pk__in=gone).delete()
-            self._touch()
+            self._touch(lost_attempts=0)  # a later attempt resumes from here
 
 
 def run_failed(*, claim: Claim, exc: BaseException, user_error: bool) -> None:

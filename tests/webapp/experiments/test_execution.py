@@ -158,3 +158,31 @@ def test_a_running_external_run_is_not_taken_for_an_orphan(sent, settings, djang
         assert recover_orphaned_runs(worker="me@host") == [stale.id]
     assert [args[0] for _, args in sent] == [stale.id]
     assert Run.objects.get(pk=external.pk).status == RunStatus.RUNNING
+
+
+def test_a_run_whose_worker_dies_each_time_before_any_progress_fails_instead_of_restarting_forever(
+        sent, settings, tmp_path):
+    # A pool process killed by the system (out of memory) at the same point of every attempt:
+    # Celery redelivers the task to the same node at once, which takes the run over again.
+    run = launch()
+    for attempt in range(1, settings.STEER_MAX_LOST_ATTEMPTS + 1):
+        claim = run_claim(run_id=run.id, worker="w1@host")
+        assert claim.attempt == attempt  # ... and the process dies here, before a checkpoint
+    assert run_claim(run_id=run.id, worker="w1@host") is None
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.attempts == settings.STEER_MAX_LOST_ATTEMPTS
+    assert f"lost {settings.STEER_MAX_LOST_ATTEMPTS} times in a row" in run.error
+
+
+def test_a_run_that_checkpoints_between_lost_workers_keeps_being_resumed(sent, settings, tmp_path):
+    from webapp.experiments.execution import PolicyRunRecorder
+
+    run = launch()
+    folder = tmp_path / "step-1"
+    folder.mkdir()
+    for attempt in range(1, settings.STEER_MAX_LOST_ATTEMPTS + 3):
+        claim = run_claim(run_id=run.id, worker="w1@host")
+        assert claim.attempt == attempt
+        PolicyRunRecorder(claim, total_steps=3, prompt_ids=set()).on_checkpoint(attempt, folder)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.lost_attempts == 0
