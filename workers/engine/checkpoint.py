@@ -22,6 +22,7 @@ import torch
 
 CHECKPOINTS_DIRNAME = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_LEFTOVER_DIR = re.compile(r"^\.(tmp|old)-step-\d+-")
 STATE_FILE = "trainer_state.json"
 
 
@@ -45,6 +46,16 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(output_dir: Path) -> tuple[int, Path] | None:
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def remove_partial_checkpoints(output_dir: Path) -> None:
+    """Remove the hidden folders of saves that never finished (a worker killed inside
+    ``save_checkpoint``): a resumed run would otherwise keep their bytes until it is deleted."""
+    root = checkpoints_root(output_dir)
+    if root.is_dir():
+        for child in root.iterdir():
+            if _LEFTOVER_DIR.match(child.name) and child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
 
 
 def rng_state() -> dict[str, Any]:

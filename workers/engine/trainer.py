@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .advantages import compute_advantages
-from .checkpoint import latest_checkpoint, load_training_state, prune_checkpoints, save_checkpoint
+from .checkpoint import (latest_checkpoint, load_training_state, prune_checkpoints, remove_partial_checkpoints,
+                         save_checkpoint)
 from .config import PolicyConfig, TrainConfig, check_trainable
 from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prompt_indices,
                    validate_prompts)
@@ -185,6 +186,7 @@ def _check_models_available(config: TrainConfig) -> None:
 def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: Path,
                   model_cache_dir: Path | None) -> tuple[_Session, int]:
     device = resolve_device(config.train.device)
+    remove_partial_checkpoints(output_dir)
     found = latest_checkpoint(output_dir)
     if found is None:
         random.seed(config.train.seed)
