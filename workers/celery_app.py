@@ -6,6 +6,9 @@ from pathlib import Path
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+# Celery logs what a task writes to stderr as a WARNING: the progress bars of every model load and
+# checkpoint save would fill the worker's log with false warnings. Read when huggingface_hub is imported.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = Celery("steer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
