@@ -219,12 +219,16 @@ def run_enqueue(*, run: Run) -> None:
 
 
 def run_cancel(*, run_id: int) -> Run:
-    """Cancel a queued run at once; ask a running one to stop (its worker ends it within a step)."""
+    """Cancel a queued run at once; ask a running one to stop (its worker ends it within a step).
+
+    A running run whose worker is lost is cancelled at once too: no worker may be left to end it,
+    and one that was only slow finds its lease gone at its next write and stops there.
+    """
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.is_terminal:
             raise RunError(f"the run has already {run.status}", field="status")
-        if run.status == RunStatus.QUEUED:
+        if run.status == RunStatus.QUEUED or (run.worker_lost and run.kind != RunKind.EXTERNAL):
             return run_transition(run_id=run.id, to=RunStatus.CANCELLED, cancel_requested=True)
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])

@@ -186,3 +186,25 @@ def test_a_run_that_checkpoints_between_lost_workers_keeps_being_resumed(sent, s
         PolicyRunRecorder(claim, total_steps=3, prompt_ids=set()).on_checkpoint(attempt, folder)
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.lost_attempts == 0
+
+
+def test_cancel_of_a_run_whose_worker_is_lost_is_immediate_and_a_late_worker_writes_nothing(sent, settings):
+    # With no worker left to requeue it, the run would stay "cancelling" (and undeletable) for good.
+    run = launch()
+    claim = run_claim(run_id=run.id, worker="dead@host")
+    stale = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 1)
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=stale)
+    assert run_cancel(run_id=run.id).status == RunStatus.CANCELLED
+    from webapp.experiments.execution import LeaseLost, RunRecorder
+
+    with pytest.raises(LeaseLost):  # the worker was only slow: it stops at its next write
+        RunRecorder(claim, total_steps=3).on_metrics(1, {"reward": 1.0})
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_cancel_of_a_run_whose_worker_is_alive_waits_for_that_worker(sent):
+    run = launch()
+    run_claim(run_id=run.id, worker="w1@host")
+    run = run_cancel(run_id=run.id)
+    assert run.status == RunStatus.RUNNING and run.cancel_requested
