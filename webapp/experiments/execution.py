@@ -267,16 +267,23 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     orphaned = candidates.filter(heartbeat_at__lt=stale_before) | candidates.filter(heartbeat_at__isnull=True)
     if worker:
         orphaned = orphaned | candidates.filter(worker=worker)
+    from kombu.exceptions import OperationalError  # noqa: PLC0415 (as the services, which send the tasks)
+
     recovered = []
     for run_id in orphaned.values_list("id", flat=True):
-        with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run_id)
-            if run.status != RunStatus.RUNNING or not (heartbeat_is_stale(run) or run.worker == worker):
-                continue
-            run_transition(run_id=run_id, to=RunStatus.QUEUED)
-            from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
+        try:
+            with transaction.atomic():
+                run = Run.objects.select_for_update().get(pk=run_id)
+                if run.status != RunStatus.RUNNING or not (heartbeat_is_stale(run) or run.worker == worker):
+                    continue
+                run_transition(run_id=run_id, to=RunStatus.QUEUED)
+                from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
 
-            run_enqueue(run=run)
+                run_enqueue(run=run)
+        except OperationalError:  # the task was not sent: back to running, for the next round to retry
+            log.exception("run %s: the broker refused its task; it stays orphaned until the next round", run_id)
+            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
+            continue
         recovered.append(run_id)
     return recovered
 

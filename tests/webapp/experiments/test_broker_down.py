@@ -49,3 +49,20 @@ def test_the_new_run_form_shows_the_error_and_stores_no_run(client, broker_down)
     assert response.status_code == 400
     assert "task queue" in response.content.decode()
     assert not Run.objects.exists()
+
+
+def test_an_orphaned_run_the_broker_cannot_take_stays_for_the_next_recovery_round(broker_down, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import make_run
+    from webapp.experiments.execution import recover_orphaned_runs
+    from webapp.experiments.models import RunStatus
+
+    stale = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 5)
+    run = make_run(make_project(), status=RunStatus.RUNNING, worker="gone@host", attempts=1, heartbeat_at=stale)
+    assert recover_orphaned_runs() == []
+    run.refresh_from_db()
+    # Still running with a stale heartbeat, not queued behind a message that was never sent.
+    assert run.status == RunStatus.RUNNING and run.worker_lost
