@@ -239,7 +239,9 @@ class AlgorithmConfig:
     estimator: str = _help("'grpo', 'rloo', 'reinforce_pp' or 'gdpo'.", default="grpo")
     scale: str = _help(
         "Advantage scaling for grpo and rloo: 'group' (divide by the group std), 'batch' "
-        "(by the batch std) or 'none' (Dr. GRPO). reinforce_pp and gdpo always batch-normalise.",
+        "(by the batch std) or 'none' (Dr. GRPO). reinforce_pp and gdpo always batch-normalise, "
+        "over completions (each completion counts once, as in ms-swift; verl and OpenRLHF weight "
+        "REINFORCE++'s batch mean and std by tokens, which differs when lengths differ).",
         default="group")
     loss_aggregation: str = _help(
         "'token_mean' (DAPO), 'seq_mean_token_mean' (GRPO) or 'seq_mean_token_sum_norm' "
@@ -250,7 +252,9 @@ class AlgorithmConfig:
     clip_eps_low: float = _help("Lower clip: ratios below 1 - eps_low stop pushing down (with "
                                 "surrogate 'cispo': the floor of a token's weight).", default=0.2)
     clip_eps_high: float = _help("Upper clip (clip-higher): ratios above 1 + eps_high stop "
-                                 "pushing up.", default=0.28)
+                                 "pushing up (with surrogate 'cispo': the weight's cap is 1 + eps_high; "
+                                 "TRL's epsilon_high for cispo is the cap itself, so ours is TRL's minus 1).",
+                                 default=0.28)
     surrogate: str = _help(
         "'ppo': the clipped-ratio objective of PPO, GRPO and DAPO; a token whose ratio has left "
         "[1 - eps_low, 1 + eps_high] in the direction its advantage pushes gets no gradient, so "

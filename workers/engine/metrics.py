@@ -34,7 +34,8 @@ def rollout_metrics(components: torch.Tensor, weights: torch.Tensor, keys: list[
     """Reward and length statistics over every completion sampled this step.
 
     components (n, G, K) per-component rewards; weights (K,). reward_std is the mean over
-    groups of the within-group std of the summed reward (as TRL reports it).
+    groups of the within-group std of the summed reward (how TRL reported it before 1.0; TRL
+    1.16 logs the std over the whole batch, which also counts the spread between prompts).
     """
     totals = components @ weights  # (n, G)
     spread = totals.max(dim=1).values - totals.min(dim=1).values
