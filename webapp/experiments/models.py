@@ -114,8 +114,9 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True, help_text="Host name of the worker running it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker has started or resumed it.")
+    # db_default too: rows written by code that predates the column (older migration states) get 0.
     lost_attempts = models.PositiveIntegerField(
-        default=0, help_text="Attempts in a row whose worker was lost before the run got further (a checkpoint, "
+        default=0, db_default=0, help_text="Attempts in a row whose worker was lost before the run got further (a checkpoint, "
                              "an evaluation step); at STEER_MAX_LOST_ATTEMPTS the run fails.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

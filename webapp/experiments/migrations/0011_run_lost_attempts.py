@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='run',
             name='lost_attempts',
-            field=models.PositiveIntegerField(default=0, help_text='Attempts in a row whose worker was lost before the run got further (a checkpoint, an evaluation step); at STEER_MAX_LOST_ATTEMPTS the run fails.'),
+            field=models.PositiveIntegerField(default=0, db_default=0, help_text='Attempts in a row whose worker was lost before the run got further (a checkpoint, an evaluation step); at STEER_MAX_LOST_ATTEMPTS the run fails.'),
         ),
     ]
