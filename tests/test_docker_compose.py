@@ -78,3 +78,11 @@ def test_entry_points_exist():
     from workers.celery_app import app
 
     assert app.main == "steer"
+
+
+def test_the_gpu_worker_is_given_time_to_release_its_run_on_stop(compose):
+    """A stopped worker finishes its step and saves a checkpoint before it exits; Docker's
+    default 10 s grace would kill it mid-step and lose the steps since the last checkpoint."""
+    grace = compose["services"]["worker-gpu"].get("stop_grace_period", "10s")
+    minutes = re.fullmatch(r"(\d+)m", grace)
+    assert minutes and int(minutes.group(1)) >= 5, grace

@@ -8,11 +8,13 @@ dead worker (``webapp.experiments.execution.recover_orphaned_runs``).
 """
 
 import logging
+import os
 import re
 import socket
 import threading
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.exceptions import Reject
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from django.conf import settings
 
 from workers.celery_app import app
@@ -33,28 +35,48 @@ def ping(nonce: str) -> str:
     return host
 
 
+def worker_process(hostname: str) -> str:
+    """'node:pid' of this worker's main process (the parent of a prefork pool's child)."""
+    from billiard.process import current_process
+
+    main = os.getpid() if current_process()._name == "MainProcess" else os.getppid()
+    return f"{hostname}:{main}"
+
+
+def _execute(task, run_id) -> str:
+    """Execute the run, unless this worker is shutting down: then the message goes back to the
+    broker for another worker, or for this one once it has restarted. (A run this worker has just
+    released comes back to it while it waits for its last task: a solo pool knows it is shutting
+    down; a prefork pool's child learns it from the run, released by its main process.)"""
+    from celery.worker import state
+
+    from webapp.experiments.execution import run_is_released_by
+    from webapp.experiments.services import run_execute
+
+    hostname = task.request.hostname or socket.gethostname()
+    if any(flag is not None and flag is not False for flag in (state.should_stop, state.should_terminate)):  # EX_OK is 0
+        raise Reject("this worker is shutting down", requeue=True)
+    if run_is_released_by(run_id=int(run_id), process=worker_process(hostname)):
+        raise Reject("this worker released the run as it shuts down", requeue=True)
+    return run_execute(run_id=int(run_id), worker=hostname)
+
+
 @app.task(bind=True, name="workers.tasks.run_policy", acks_late=True, reject_on_worker_lost=True)
 def run_policy(self, run_id: int) -> str:
     """Train the policy run ``run_id``."""
-    from webapp.experiments.services import run_execute
-
-    return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())
+    return _execute(self, run_id)
 
 
 @app.task(bind=True, name="workers.tasks.run_evaluation", acks_late=True, reject_on_worker_lost=True)
 def run_evaluation(self, run_id: int) -> str:
     """Evaluate the policy of the evaluation run ``run_id`` on its dataset."""
-    from webapp.experiments.services import run_execute
-
-    return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())
+    return _execute(self, run_id)
 
 
 @app.task(bind=True, name="workers.tasks.train_reward_model", acks_late=True, reject_on_worker_lost=True)
 def train_reward_model(self, run_id: int) -> str:
     """Train the reward-model run ``run_id`` and register the model it saves."""
-    from webapp.experiments.services import run_execute
-
-    return run_execute(run_id=int(run_id), worker=self.request.hostname or socket.gethostname())
+    return _execute(self, run_id)
 
 
 _reaper_stop = threading.Event()
@@ -91,6 +113,39 @@ def recover_runs_on_start(sender=None, **kwargs) -> None:
             connection.close()
 
     threading.Thread(target=reap, name="steer-run-reaper", daemon=True).start()
+
+
+@worker_shutting_down.connect
+def release_runs_on_shutdown(sender=None, **kwargs) -> None:
+    """A warm shutdown (Ctrl-C, SIGTERM) waits for the task in progress: ask this node's runs to
+    stop after their current step, save a checkpoint and go back to the queue, rather than hold
+    the shutdown for the rest of a run (or lose the steps since their last checkpoint when the
+    worker is then killed)."""
+    hostname = sender if isinstance(sender, str) else getattr(sender, "hostname", None)
+    if not hostname:
+        return
+
+    def release() -> None:
+        from django.db import connection
+
+        from webapp.experiments.execution import runs_release
+
+        try:
+            released = runs_release(worker=hostname, process=f"{hostname}:{os.getpid()}")
+        except Exception:  # a database out of reach must not stop the shutdown
+            log.exception("could not release this node's runs; they resume from their checkpoints as orphans")
+        else:
+            if released:
+                log.warning("shutting down: runs %s stop after their current step and go back to the queue",
+                            released)
+        finally:
+            connection.close()
+
+    # In a thread of its own, with its own database connection: this runs inside a signal handler,
+    # which may have interrupted the main thread (a solo pool's task) between two queries.
+    thread = threading.Thread(target=release, name="steer-release-runs")
+    thread.start()
+    thread.join(timeout=10)
 
 
 @worker_shutdown.connect

@@ -191,3 +191,29 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_on_restart(client, wo
     after = dict(MetricPoint.objects.filter(run=run, key="reward").values_list("step", "recorded_at"))
     assert all(after[s] == recorded_before[s] for s in range(1, resumed_from + 1))
     assert all(after[s] > killed_at for s in range(resumed_from + 1, steps + 1))
+
+
+def test_a_worker_stopped_with_sigterm_releases_its_run_which_resumes_where_it_stopped(client, worker_factory):
+    """A warm shutdown (docker compose stop, Ctrl-C) does not wait for the whole run: the run
+    stops after its current step with a checkpoint there, goes back to the queue, and the next
+    worker resumes it from that step, not from an older checkpoint."""
+    steps = 40
+    first = worker_factory("steer-release@%h")
+    run = launch_through_the_form(client, total_steps=steps, checkpoint_every=1000)
+    wait_for(lambda: run_state(run).current_step >= 3, first, 120, "three steps")
+    first.process.send_signal(signal.SIGTERM)
+    first.process.wait(timeout=60)
+    run = run_state(run)
+    assert run.status == RunStatus.QUEUED and run.released_by.startswith("steer-release@"), first.output()
+    assert 3 <= run.current_step < steps
+    stopped_at = run.current_step
+    assert latest_checkpoint(run.checkpoint_dir)[0] == stopped_at  # checkpoint_every=1000: saved on release
+    assert "go back to the queue" in first.output()
+
+    second = worker_factory("steer-release-2@%h")
+    wait_for(lambda: run_state(run).is_terminal, second, 120, "the released run to finish")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (run.attempts, run.lost_attempts, run.released_by) == (2, 0, "")
+    for key in MetricPoint.objects.filter(run=run).values_list("key", flat=True).distinct():
+        assert sorted(MetricPoint.objects.filter(run=run, key=key).values_list("step", flat=True)) == list(
+            range(1, steps + 1)), key

@@ -73,13 +73,14 @@ def run_claim(*, run_id: int, worker: str) -> Claim | None:
             if not (heartbeat_is_stale(run) or run.worker == worker):
                 return None
             run_transition(run_id=run_id, to=RunStatus.QUEUED)
-        # An earlier attempt of a run that has not finished was lost with its worker.
-        lost = run.lost_attempts + 1 if run.attempts else 0
+        # An earlier attempt of a run that has not finished was lost with its worker, unless that
+        # worker released it while shutting down.
+        lost = run.lost_attempts + 1 if run.attempts and not run.released_by else run.lost_attempts
         if lost >= settings.STEER_MAX_LOST_ATTEMPTS:
             run_transition(run_id=run_id, to=RunStatus.FAILED, lost_attempts=lost, error=lost_attempts_error(run, lost))
             return None
         run = run_transition(run_id=run_id, to=RunStatus.RUNNING, worker=worker, attempts=run.attempts + 1,
-                             lost_attempts=lost, heartbeat_at=timezone.now(), error="")
+                             lost_attempts=lost, released_by="", heartbeat_at=timezone.now(), error="")
     return Claim(run_id=run.id, attempt=run.attempts)
 
 
@@ -171,11 +172,11 @@ class RunRecorder:
             self._touch(current_step=step, progress=min(1.0, step / self.total_steps), **further)
 
     def should_stop(self) -> bool:
-        row = Run.objects.filter(pk=self.claim.run_id).values("cancel_requested", "attempts").first()
+        row = Run.objects.filter(pk=self.claim.run_id).values("cancel_requested", "attempts", "released_by").first()
         if row is None or row["attempts"] != self.claim.attempt:
             self.lease_lost = True
             return True
-        return row["cancel_requested"]
+        return row["cancel_requested"] or bool(row["released_by"])
 
 
 class PolicyRunRecorder(RunRecorder):
@@ -241,14 +242,56 @@ def run_failed(*, claim: Claim, exc: BaseException, user_error: bool) -> None:
 
 
 def run_stopped_or_done(*, claim: Claim, recorder: RunRecorder, stopped: bool, **fields) -> str:
-    """The final status after the engine returned: cancelled, succeeded, or nothing if the lease was lost."""
+    """The final status after the engine returned: cancelled, succeeded, back in the queue (its
+    worker released it), or nothing if the lease was lost."""
     if recorder.lease_lost:
         return "lease lost"
+    if stopped and run_requeue_released(claim=claim):
+        return "released"
     if stopped:
         run_finish(claim=claim, to=RunStatus.CANCELLED, **fields)
         return RunStatus.CANCELLED
     run_finish(claim=claim, to=RunStatus.SUCCEEDED, progress=1.0, **fields)
     return RunStatus.SUCCEEDED
+
+
+def runs_release(*, worker: str, process: str) -> list[int]:
+    """Ask the runs this worker node is running to stop after their current step and go back to
+    the queue (called as the worker shuts down: Ctrl-C, SIGTERM, ``docker compose stop``).
+    ``process`` names the shutting-down worker process ('node:pid'), which must not take them
+    back (``run_is_released_by``) while it waits for its last task to end."""
+    with transaction.atomic():
+        ids = list(Run.objects.select_for_update().filter(status=RunStatus.RUNNING, worker=worker)
+                   .values_list("id", flat=True))
+        Run.objects.filter(pk__in=ids).update(released_by=process)
+    return ids
+
+
+def run_is_released_by(*, run_id: int, process: str) -> bool:
+    """Whether ``process`` (a shutting-down worker) released the run: its task is for another worker."""
+    return Run.objects.filter(pk=run_id, released_by=process).exists()
+
+
+def run_requeue_released(*, claim: Claim) -> bool:
+    """Put a run its shutting-down worker released back in the queue (a cancel asked meanwhile
+    wins). False if it was not released. If the broker refuses the task, the run stays running
+    and released, and the next worker to start (or the reaper) takes it back as an orphan."""
+    from kombu.exceptions import OperationalError  # noqa: PLC0415 (as the services, which send the tasks)
+
+    from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
+
+    try:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=claim.run_id)
+            if not run.released_by or run.cancel_requested or run.attempts != claim.attempt \
+                    or run.status != RunStatus.RUNNING:
+                return False
+            run = run_transition(run_id=run.id, to=RunStatus.QUEUED)
+            run_enqueue(run=run)
+    except OperationalError:  # raised as the transaction commits: the run is queued without a task
+        log.exception("run %s: released, but the broker refused its task; it waits for orphan recovery", claim.run_id)
+        Run.objects.filter(pk=claim.run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
+    return True
 
 
 def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:

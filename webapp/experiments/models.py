@@ -114,6 +114,11 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True, help_text="Host name of the worker running it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker has started or resumed it.")
+    released_by = models.CharField(
+        max_length=255, blank=True, default="", db_default="",
+        help_text="Set (to 'node:pid') when the worker running it shuts down: it stops after the step in progress, "
+                  "keeps a checkpoint and goes back to the queue for any other worker than that shutting-down one; "
+                  "the next attempt does not count as a lost one.")
     # db_default too: rows written by code that predates the column (older migration states) get 0.
     lost_attempts = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Attempts in a row whose worker was lost before the run got further (a checkpoint, "
