@@ -9,6 +9,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from webapp.core.preflight import run_checks
 
+WEB_GRACE_S = 20
+# On stop the worker releases its run after the step in progress (a step of SmolLM2 on a
+# laptop's CPU can take a minute) and saves a checkpoint there.
+WORKER_GRACE_S = 300
+
 
 class Command(BaseCommand):
     help = "Start gunicorn and one Celery worker (queues default and gpu); Ctrl-C stops both."
@@ -47,10 +52,13 @@ class Command(BaseCommand):
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            for p in procs:
+            if len(procs) > 1 and procs[1].poll() is None:
+                self.stdout.write(f"Stopping. A run in progress finishes its step first (up to {WORKER_GRACE_S} s), "
+                                  "keeps a checkpoint there and resumes from it on the next start; Ctrl-C again "
+                                  "stops the worker at once.")
+            for p, grace in zip(procs, (WEB_GRACE_S, WORKER_GRACE_S)):
                 try:
-                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                    p.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
                     p.kill()
         exited = [p for p in procs if p.returncode not in (0, -signal.SIGTERM, None)]
