@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
+from webapp.accounts.errors import TokenExpired
 from webapp.accounts.services import api_token_authenticate
 
 
@@ -19,7 +20,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed(_("Token contains invalid characters.")) from exc
-        user = api_token_authenticate(raw=raw)
+        try:
+            user = api_token_authenticate(raw=raw)
+        except TokenExpired as exc:
+            raise exceptions.AuthenticationFailed(exc.message[:1].upper() + exc.message[1:] + ".") from exc
         if user is None:
             raise exceptions.AuthenticationFailed(_("Invalid or revoked token."))
         return (user, None)

@@ -5,3 +5,7 @@ class AccountError(Exception):
         self.message = message
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class TokenExpired(AccountError):
+    """An API token past its ``expires_at``: refused with a message saying so (not as unknown)."""

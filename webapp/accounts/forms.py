@@ -5,10 +5,15 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
 
 from webapp.accounts.auth_failures import failure_refund, failure_reserve, login_limits
+from webapp.accounts.services import TOKEN_LIFETIMES_DAYS
 
 
 class ApiTokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'notebook' or 'trl-cluster'.")
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires", coerce=int, empty_value=None, required=False, initial=90,
+        choices=[*((days, f"in {days} days") for days in TOKEN_LIFETIMES_DAYS), ("", "never")],
+        help_text="A token that leaks stops working by itself; revoke it at once if you know it has.")
     # One per rendered form: the same form posted again (a reload of the page that showed the
     # token) makes no second token.
     submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput,

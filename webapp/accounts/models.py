@@ -15,7 +15,8 @@ def token_digest(raw: str) -> str:
 
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
-        return self.filter(revoked_at__isnull=True)
+        return self.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()),
+                           revoked_at__isnull=True)
 
 
 class ApiToken(models.Model):
@@ -28,6 +29,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="None: the token never expires.")
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -42,8 +44,12 @@ class ApiToken(models.Model):
         return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()

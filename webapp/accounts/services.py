@@ -1,6 +1,7 @@
 """Writes on accounts: API tokens and accounts with a generated password."""
 
 import secrets
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
@@ -9,19 +10,28 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from webapp.accounts.errors import AccountError
+from webapp.accounts.errors import AccountError, TokenExpired
 from webapp.accounts.models import AccountOrigin, ApiToken, token_digest
 
 # 18 random bytes: 144 bits, 24 URL-safe characters; easy to paste, impossible to guess.
 GENERATED_PASSWORD_BYTES = 18
 
 
+# Lifetimes a token can be given (days); None never expires.
+TOKEN_LIFETIMES_DAYS = (7, 30, 90, 365)
+
+
 @transaction.atomic
-def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
-    """Create a token; the raw value is returned once and only its digest is stored."""
+def api_token_create(*, user, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token, valid for ``expires_in_days`` (None: until revoked); the raw value is
+    returned once and only its digest is stored."""
+    if expires_in_days is not None and expires_in_days not in TOKEN_LIFETIMES_DAYS:
+        raise AccountError(f"a token lasts {', '.join(map(str, TOKEN_LIFETIMES_DAYS))} days or never "
+                           f"(got {expires_in_days!r})", field="expires_in_days")
     name = name.strip() or "token"
     raw = ApiToken.generate_raw()
-    token = ApiToken(user=user, name=name[:100], prefix=raw[:12], digest=token_digest(raw))
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    token = ApiToken(user=user, name=name[:100], prefix=raw[:12], digest=token_digest(raw), expires_at=expires_at)
     token.full_clean()
     token.save()
     return token, raw
@@ -34,15 +44,23 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
     return token
 
 
+def _aware(value):
+    """A timestamp read by a raw query: SQLite keeps UTC without an offset."""
+    value = ApiToken._meta.get_field("last_used_at").to_python(value)
+    return timezone.make_aware(value, dt_timezone.utc) if value is not None and timezone.is_naive(value) else value
+
+
 def api_token_authenticate(*, raw: str):
-    """The user owning an active (unrevoked) token with this value, or None.
+    """The user owning an active (unrevoked) token with this value, or None; TokenExpired for a
+    token past its expiry date.
 
     Every API request runs this, so it is one raw statement (building an ORM query costs more
     Python than the lookup itself); ``last_used_at`` is refreshed at most once a minute.
     """
     User = get_user_model()
     users = User.objects.raw(
-        f"SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at FROM {ApiToken._meta.db_table} t "
+        f"SELECT u.*, t.id AS token_id, t.last_used_at AS token_last_used_at, t.expires_at AS token_expires_at "
+        f"FROM {ApiToken._meta.db_table} t "
         f"JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.digest = %s AND t.revoked_at IS NULL",
         [token_digest(raw)],
     )
@@ -50,9 +68,10 @@ def api_token_authenticate(*, raw: str):
     if user is None or not user.is_active:
         return None
     now = timezone.now()
-    last_used_at = ApiToken._meta.get_field("last_used_at").to_python(user.token_last_used_at)
-    if last_used_at is not None and timezone.is_naive(last_used_at):  # SQLite keeps UTC without an offset
-        last_used_at = timezone.make_aware(last_used_at, dt_timezone.utc)
+    expires_at = _aware(user.token_expires_at)
+    if expires_at is not None and expires_at <= now:
+        raise TokenExpired(f"this token expired on {expires_at:%Y-%m-%d %H:%M} UTC; create a new one at /accounts/tokens/")
+    last_used_at = _aware(user.token_last_used_at)
     if last_used_at is None or (now - last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
     return user

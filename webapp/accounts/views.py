@@ -69,7 +69,8 @@ def token_list(request):
         if key in used:
             messages.info(request, "That token was created already and shown once; create another if you need one.")
             return redirect("accounts:tokens")
-        _, created_raw = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        _, created_raw = api_token_create(user=request.user, name=form.cleaned_data["name"],
+                                          expires_in_days=form.cleaned_data["expires_in_days"])
         request.session[USED_SUBMISSIONS] = [*used, key][-20:]
         form = ApiTokenCreateForm()
     tokens = ApiToken.objects.filter(user=request.user)

@@ -63,3 +63,43 @@ def test_login_page_logs_in_and_shows_projects(client):
     assert client.get(reverse("accounts:login")).status_code == 200
     response = client.post(reverse("accounts:login"), {"username": user.username, "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == reverse("projects:list")
+
+
+# ---------------------------------------------------------------- expiry
+
+def test_a_token_chosen_to_expire_works_until_then_and_is_refused_after_saying_so(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    user = make_user()
+    client.login(username=user.username, password=PASSWORD)
+    client.post(reverse("accounts:tokens"), {"name": "ci", "submission_key": "k" * 32, "expires_in_days": "30"})
+    token = ApiToken.objects.get(user=user)
+    assert timedelta(days=29, hours=23) < token.expires_at - timezone.now() <= timedelta(days=30)
+    raw_client = APIClient()
+    _, raw = api_token_create(user=user, name="short", expires_in_days=7)
+    raw_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert raw_client.get("/api/v1/projects/").status_code == 200
+    ApiToken.objects.filter(name="short").update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = raw_client.get("/api/v1/projects/")
+    assert response.status_code == 401 and "expired on" in response.json()["error"]["message"]
+    assert list(ApiToken.objects.active().values_list("name", flat=True)) == ["ci"]
+    assert "expired" in client.get(reverse("accounts:tokens")).content.decode()
+
+
+def test_a_token_without_a_lifetime_never_expires_and_odd_lifetimes_are_refused(client):
+    from webapp.accounts.errors import AccountError
+
+    token, raw = api_token_create(user=make_user(), name="forever")
+    assert token.expires_at is None and api_token_authenticate(raw=raw) is not None
+    with pytest.raises(AccountError, match="7, 30, 90, 365 days or never") as exc:
+        api_token_create(user=make_user(), name="odd", expires_in_days=31)
+    assert exc.value.field == "expires_in_days"
+    user = make_user()
+    client.login(username=user.username, password=PASSWORD)
+    response = client.post(reverse("accounts:tokens"), {"name": "x", "submission_key": "k" * 32,
+                                                        "expires_in_days": "31"})
+    assert response.status_code == 400 and response.context["form"].errors["expires_in_days"]
+    assert not ApiToken.objects.filter(user=user).exists()
