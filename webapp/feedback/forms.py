@@ -143,6 +143,11 @@ class LabelForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        # Scores under criteria this form does not have: the rubric was edited since the page was
+        # shown. Dropping them would store the label without the scores the annotator gave.
+        if any(name.startswith("score_") and name not in self.fields and value for name, value in self.data.items()):
+            raise forms.ValidationError("scores on criteria this task's rubric no longer has (it was edited since "
+                                        "this page was shown): reload the task and score it again")
         if self.errors:
             return data
         if self.k == 2:

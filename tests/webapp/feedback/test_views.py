@@ -337,3 +337,21 @@ def test_an_imported_tasks_own_metadata_is_not_taken_for_compared_runs(client, p
     comparison_tasks_import_jsonl(project=project, content=line)
     response = login(client, researcher).get(reverse("feedback:tasks", args=[project.id]))
     assert response.status_code == 200 and "(blind)" not in response.content.decode()
+
+
+def test_scores_on_criteria_the_rubric_dropped_while_the_form_was_open_are_refused_not_lost(
+        client, project, annotator):
+    """The workspace showed the rubric's criteria; a researcher edits the rubric before the
+    annotator submits. The scores posted name criteria of the old version: the form must not
+    drop them silently and store the label without them."""
+    from webapp.feedback.services import rubric_update
+
+    rubric = make_rubric(project, name="quality")
+    task = make_task(project, rubric=rubric)
+    correct, clear = rubric.latest_version().criteria.order_by("position")
+    rubric_update(rubric=rubric, name="quality", description="", criteria=[{"name": "Helpful", "scale": "binary"}])
+    login(client, annotator)
+    body = post_label(client, project, task, choice="a", headers={"HTTP_HX_REQUEST": "true"},
+                      **{f"score_0_{correct.pk}": "1", f"score_1_{clear.pk}": "4"}).content.decode()
+    assert not PreferenceLabel.objects.filter(task=task).exists()
+    assert "Nothing was saved" in body and "rubric" in body
