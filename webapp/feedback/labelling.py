@@ -91,10 +91,13 @@ _PICK_OVERLAP = """
 # The assignment, made only if the task still has room (for a regular task): the count runs
 # in this new statement. Under READ COMMITTED the pick saw a snapshot taken before it waited
 # for (or skipped) locks; an assignment another annotator committed in between is visible
-# only to a later statement, and the row lock we hold makes this count final.
+# only to a later statement, and the row lock we hold makes this count final. So is a label
+# of this annotator's own (another tab; labels do not take the membership lock): a task they
+# labelled meanwhile is passed over, not assigned to them again.
 _CLAIM_SQL = """
 INSERT INTO {assignments} (task_id, annotator_id, status, assigned_at, expires_at, closed_at)
-SELECT t.id, %s, %s, %s, %s, NULL FROM {tasks} t WHERE t.id = %s{overlap}
+SELECT t.id, %s, %s, %s, %s, NULL FROM {tasks} t WHERE t.id = %s
+   AND NOT EXISTS (SELECT 1 FROM {labels} l WHERE l.task_id = t.id AND l.annotator_id = %s){overlap}
 """
 _CLAIM_OVERLAP = """
    AND t.label_count + (SELECT COUNT(*) FROM {assignments} a
@@ -122,7 +125,7 @@ def _claim_first(*, project, annotator, now, gold: bool, tries: int = 5) -> Comp
         if task is None:
             return None
         with connection.cursor() as cursor:
-            cursor.execute(claim_sql, [*claim_params, task.pk, *([] if gold else [Status.ACTIVE, db_now])])
+            cursor.execute(claim_sql, [*claim_params, task.pk, annotator.pk, *([] if gold else [Status.ACTIVE, db_now])])
             if cursor.rowcount == 1:
                 return task
         passed_over.append(task.pk)

@@ -382,6 +382,29 @@ def test_a_task_filled_between_pick_and_claim_is_passed_over():
     assert task_next_for_annotator(project=project, annotator=b) is None
 
 
+def test_a_task_the_annotator_labelled_between_pick_and_claim_is_passed_over():
+    """The annotator's other tab stores their label on the picked task after the pick read the
+    labels: the claim must not assign them a task they have labelled (it would come back to them
+    as their next task, hold one of its slots for 20 minutes, and make undoing that label fail)."""
+    a = make_user()
+    project = make_project(annotator=a)
+    labelled, spare = make_task(project, required_labels=2), make_task(project, required_labels=2)
+    injected = []
+
+    def the_other_tab_labels_first(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not injected and "claimed" in sql:  # right after the pick, before the claim
+            injected.append(True)
+            injected.append(submit(labelled, a))
+        return result
+
+    with connection.execute_wrapper(the_other_tab_labels_first):
+        assert task_next_for_annotator(project=project, annotator=a) == spare
+    assert injected and not Assignment.objects.filter(task=labelled, annotator=a, status=Assignment.Status.ACTIVE).exists()
+    label_undo(label_id=injected[1].pk, annotator=a)  # the task comes back to them, once
+    assert Assignment.objects.filter(task=labelled, annotator=a, status=Assignment.Status.ACTIVE).count() == 1
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not connection.features.has_select_for_update_skip_locked, reason="needs SKIP LOCKED")
 def test_a_task_locked_by_another_request_is_skipped_not_waited_for():
