@@ -155,6 +155,19 @@ def trajectory_steps(*, run: Run) -> list[int]:
     return _distinct_steps(Trajectory, run)
 
 
+def step_choices(steps: list[int], chosen: int | None, *, recent: int = 50, spread: int = 100) -> list[int]:
+    """The steps a step picker lists: all of them for a short run; for a long one the ``recent``
+    newest, about ``spread`` evenly spaced before them, the first and the chosen one. A live run's
+    picker is re-sent every few seconds, and one option per step of a 5,000-step run is 150 kB."""
+    if len(steps) <= recent + spread:
+        return steps
+    every = -(-(len(steps) - recent) // spread)
+    kept = {*steps[-recent:], *steps[: len(steps) - recent: every], steps[0]}
+    if chosen in steps:
+        kept.add(chosen)
+    return sorted(kept)
+
+
 TRAJECTORY_ORDERINGS = {
     "slot": ("group_index", "sample_index"),
     "reward": ("group_index", "-reward", "sample_index"),

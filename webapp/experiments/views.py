@@ -33,6 +33,7 @@ from webapp.experiments.selectors import (
     run_get,
     run_list,
     trajectory_groups,
+    step_choices,
     trajectory_steps,
 )
 from webapp.experiments.services import (
@@ -225,6 +226,6 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
     order = request.GET.get("order", "reward")
     groups = trajectory_groups(run=run, step=step, order=order) if step is not None else []
     context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups,
-                       follow_latest=follow_latest)
+                       follow_latest=follow_latest, step_options=step_choices(steps, step))
     template = "experiments/partials/_trajectories.html" if request.htmx else "experiments/trajectories.html"
     return render(request, template, context)
