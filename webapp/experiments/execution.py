@@ -272,26 +272,34 @@ def run_is_released_by(*, run_id: int, process: str) -> bool:
     return Run.objects.filter(pk=run_id, released_by=process).exists()
 
 
-def run_requeue_released(*, claim: Claim) -> bool:
-    """Put a run its shutting-down worker released back in the queue (a cancel asked meanwhile
-    wins). False if it was not released. If the broker refuses the task, the run stays running
-    and released, and the next worker to start (or the reaper) takes it back as an orphan."""
+def _back_to_queue(run_id: int, wanted: Callable[[Run], bool]) -> bool | None:
+    """Under the row lock, move a running run back to the queue and send its task again if
+    ``wanted(run)``: True when sent, False when not wanted. None when the broker refused the task
+    (raised as the transaction commits, so the run was queued without one): it is put back to
+    running, where orphan recovery finds it again."""
     from kombu.exceptions import OperationalError  # noqa: PLC0415 (as the services, which send the tasks)
 
     from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
 
     try:
         with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=claim.run_id)
-            if not run.released_by or run.cancel_requested or run.attempts != claim.attempt \
-                    or run.status != RunStatus.RUNNING:
+            run = Run.objects.select_for_update().get(pk=run_id)
+            if run.status != RunStatus.RUNNING or not wanted(run):
                 return False
-            run = run_transition(run_id=run.id, to=RunStatus.QUEUED)
-            run_enqueue(run=run)
-    except OperationalError:  # raised as the transaction commits: the run is queued without a task
-        log.exception("run %s: released, but the broker refused its task; it waits for orphan recovery", claim.run_id)
-        Run.objects.filter(pk=claim.run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
+            run_enqueue(run=run_transition(run_id=run_id, to=RunStatus.QUEUED))
+    except OperationalError:
+        log.exception("run %s: the broker refused its task; it stays running until orphan recovery sends it", run_id)
+        Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
+        return None
     return True
+
+
+def run_requeue_released(*, claim: Claim) -> bool:
+    """Put a run its shutting-down worker released back in the queue (a cancel asked meanwhile
+    wins). False if it was not released. If the broker refuses the task, the run stays running
+    and released, and the next worker to start (or the reaper) takes it back as an orphan."""
+    return _back_to_queue(claim.run_id, lambda run: bool(run.released_by) and not run.cancel_requested
+                          and run.attempts == claim.attempt) is not False
 
 
 def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
@@ -310,25 +318,8 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     orphaned = candidates.filter(heartbeat_at__lt=stale_before) | candidates.filter(heartbeat_at__isnull=True)
     if worker:
         orphaned = orphaned | candidates.filter(worker=worker)
-    from kombu.exceptions import OperationalError  # noqa: PLC0415 (as the services, which send the tasks)
-
-    recovered = []
-    for run_id in orphaned.values_list("id", flat=True):
-        try:
-            with transaction.atomic():
-                run = Run.objects.select_for_update().get(pk=run_id)
-                if run.status != RunStatus.RUNNING or not (heartbeat_is_stale(run) or run.worker == worker):
-                    continue
-                run_transition(run_id=run_id, to=RunStatus.QUEUED)
-                from webapp.experiments.services import run_enqueue  # noqa: PLC0415 (services import tasks lazily too)
-
-                run_enqueue(run=run)
-        except OperationalError:  # the task was not sent: back to running, for the next round to retry
-            log.exception("run %s: the broker refused its task; it stays orphaned until the next round", run_id)
-            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
-            continue
-        recovered.append(run_id)
-    return recovered
+    return [run_id for run_id in orphaned.values_list("id", flat=True)
+            if _back_to_queue(run_id, lambda run: heartbeat_is_stale(run) or run.worker == worker)]
 
 
 def engine_attempt(claim: Claim, body: Callable[[], T], *, label: str = "run") -> tuple[T | None, str | None]:
