@@ -193,6 +193,7 @@ def assignment_skip(*, task: ComparisonTask, annotator, now=None) -> None:
         Assignment.objects.create(task=task, annotator=annotator, status=Status.SKIPPED, expires_at=now, closed_at=now)
 
 
+@transaction.atomic
 def assignments_unskip(*, project, annotator, now=None) -> int:
     """The annotator's skipped tasks of this project go back to their queue (they come round
     again as any other task they have not labelled); how many skips were taken back. The

@@ -124,6 +124,27 @@ def test_an_annotator_takes_back_their_own_skips_only():
         assignments_unskip(project=project, annotator=make_user())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_taking_back_skips_holds_the_annotators_lock_until_it_commits(monkeypatch):
+    """The membership row lock serialises one annotator's assignment requests; taken in
+    autocommit, it was released before the skips were reopened, so it guarded nothing."""
+    from webapp.feedback.services import assignments_unskip
+
+    a = make_user()
+    project = make_project(annotator=a)
+    assignment_skip(task=make_task(project), annotator=a)
+    locked_inside_a_transaction = []
+    lock = labelling._membership_locked
+
+    def spy(**kwargs):
+        locked_inside_a_transaction.append(connection.in_atomic_block)
+        return lock(**kwargs)
+
+    monkeypatch.setattr(labelling, "_membership_locked", spy)
+    assert assignments_unskip(project=project, annotator=a) == 1
+    assert locked_inside_a_transaction == [True]
+
+
 def test_non_members_get_no_task():
     project = make_project(annotator=make_user())
     make_task(project)
