@@ -2,6 +2,8 @@
 they train on."""
 
 from django.db import IntegrityError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,6 +13,7 @@ from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run
 from webapp.rewards.errors import PairImportError, RewardModelError
+from webapp.rewards.exports import pair_set_download_response
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.selectors import pair_set_list
 from webapp.rewards.services import (
@@ -151,8 +154,23 @@ class PairSetFromRunApi(SteerApi):
         return Response(PairSetOutputSerializer(pair_set).data, status=status.HTTP_201_CREATED)
 
 
+class PairSetPairsApi(SteerApi):
+    """GET: the set's pairs as JSONL, streamed (TRL's preference format: plain text, or
+    conversational throughout when any prompt is chat messages), for sets too large to read
+    through the detail."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
+    def get(self, request, pair_set_id: int):
+        pair_set = get_object_or_404(
+            PreferencePairSet.objects.defer("pairs").select_related("project"), pk=pair_set_id,
+            project_id__in=scoped_project_ids(request, RESEARCH))
+        return pair_set_download_response(pair_set.project, pair_set)
+
+
 class PairSetDetailApi(SteerRetrieveApi):
-    """GET: one set with its pairs. DELETE: delete it (204); 409 while a queued or running
+    """GET: one set with its pairs (for a large set, ``pairs.jsonl`` streams them). DELETE: delete it (204); 409 while a queued or running
     reward-model run trains on it. Finished runs that trained on it keep their configs."""
 
     project_roles = RESEARCH

@@ -12,6 +12,7 @@ from webapp.experiments.selectors import reward_model_runs, run_deletion_summary
 from webapp.experiments.services import run_launch
 from webapp.projects.access import research_required
 from webapp.rewards.errors import PairImportError, RewardModelError
+from webapp.rewards.exports import pair_set_download_response
 from webapp.rewards.forms import PairImportForm, PairsFromRunForm
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.selectors import (
@@ -112,6 +113,14 @@ def pair_set_delete_page(request, project_id: int, pair_set_id: int):
     return render(request, "rewards/delete_pairs.html", _context(
         request, pair_set=pair_set, error=outcome.error, runs=runs_using_pair_set(pair_set=pair_set)[:20]),
         status=outcome.status)
+
+
+@research_required
+@require_http_methods(["GET"])
+def pair_set_download_page(request, project_id: int, pair_set_id: int):
+    """The pairs of a set (imported or built from a run) as JSONL, to train on elsewhere."""
+    pair_set = pair_set_get(project=request.project, pair_set_id=pair_set_id)
+    return pair_set_download_response(request.project, pair_set)
 
 
 @research_required

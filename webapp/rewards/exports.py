@@ -1,0 +1,70 @@
+"""A set of preference pairs as a JSONL file, streamed from the database.
+
+Each line is TRL's preference format (``prompt``/``chosen``/``rejected``), loadable with
+``datasets.load_dataset("json", ...)`` and usable by DPOTrainer and RewardTrainer as is. A set
+whose prompts are all strings comes out as plain text; a set with any chat prompt comes out
+conversational throughout (``datasets`` cannot give one column both strings and message lists).
+The pairs are read a chunk at a time through a server-side cursor, so a set of 100,000 long
+pairs is never held in memory whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.utils.text import slugify
+
+from webapp.rewards.models import PreferencePairSet
+
+CHUNK = 500
+_TABLE = PreferencePairSet._meta.db_table
+
+
+def pair_set_is_conversational(*, pair_set_id: int) -> bool:
+    """True when any pair of the set has a chat prompt (a list of messages)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_TABLE} s, jsonb_array_elements(s.pairs) AS e(pair) "
+            "WHERE s.id = %s AND jsonb_typeof(e.pair -> 'prompt') = 'array')", [pair_set_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _pairs_text(pair_set_id: int) -> Iterator[str]:
+    """The set's pairs in their stored order, each as its JSON text."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.pair::text FROM {_TABLE} s, jsonb_array_elements(s.pairs) WITH ORDINALITY "
+            "AS e(pair, n) WHERE s.id = %s ORDER BY e.n", [pair_set_id])
+        while rows := cursor.fetchmany(CHUNK):
+            for (text,) in rows:
+                yield text
+
+
+def _as_conversational(pair: dict) -> dict:
+    if isinstance(pair["prompt"], str):
+        pair["prompt"] = [{"role": "user", "content": pair["prompt"]}]
+    pair["chosen"] = [{"role": "assistant", "content": pair["chosen"]}]
+    pair["rejected"] = [{"role": "assistant", "content": pair["rejected"]}]
+    return pair
+
+
+def pair_set_jsonl(*, pair_set_id: int) -> Iterator[bytes]:
+    """Every pair of the set as one JSONL line (bytes), in the order they were stored."""
+    conversational = pair_set_is_conversational(pair_set_id=pair_set_id)
+    for text in _pairs_text(pair_set_id):
+        pair = orjson.loads(text)
+        row = {"prompt": pair.get("prompt", ""), "chosen": pair["chosen"], "rejected": pair["rejected"]}
+        if conversational:
+            row = _as_conversational(row)
+        yield orjson.dumps(row) + b"\n"
+
+
+def pair_set_download_response(project, pair_set) -> StreamingHttpResponse:
+    """The set's pairs as a streamed JSONL attachment, for the page and the API alike."""
+    response = StreamingHttpResponse(pair_set_jsonl(pair_set_id=pair_set.pk), content_type="application/jsonl")
+    filename = f"{project.slug}-{slugify(pair_set.name) or pair_set.pk}-pairs.jsonl"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
