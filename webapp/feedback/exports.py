@@ -2,7 +2,10 @@
 
 ``preference_pairs_jsonl``: TRL's preference format, one line per (label, ordered pair):
 ``{"prompt", "chosen", "rejected"}``; a chat prompt is exported conversationally
-(prompt = list of messages, chosen/rejected = [{"role": "assistant", "content": ...}]).
+(prompt = list of messages, chosen/rejected = [{"role": "assistant", "content": ...}]), and
+so is every prompt of a project that mixes chat and plain prompts (a plain one as one user
+message): ``datasets`` cannot give one column both strings and message lists (it falls back to
+a JSON feature that decodes "4" as the number 4), and TRL reads either format, not a mix.
 Each annotator's label contributes its own pairs (raw votes, not a majority); a pair of two
 candidates with the same text is left out (chosen == rejected teaches nothing).
 
@@ -18,7 +21,12 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch
 
-from webapp.feedback.models import Candidate, CriterionScore, PreferenceLabel
+from webapp.feedback.models import (
+    Candidate,
+    ComparisonTask,
+    CriterionScore,
+    PreferenceLabel,
+)
 from webapp.feedback.ranking import ranking_pairs
 
 CHUNK = 500
@@ -35,28 +43,39 @@ def _line(obj: dict) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
-def _prompt(task):
-    return task.prompt_messages if task.prompt_messages else task.prompt_text
+def _prompt(task, *, conversational: bool = False):
+    if task.prompt_messages:
+        return task.prompt_messages
+    return [{"role": "user", "content": task.prompt_text}] if conversational else task.prompt_text
 
 
-def _completion(task, text: str):
-    return [{"role": "assistant", "content": text}] if task.prompt_messages else text
+def _completion(task, text: str, *, conversational: bool = False):
+    return [{"role": "assistant", "content": text}] if task.prompt_messages or conversational else text
+
+
+def mixes_prompt_formats(project) -> bool:
+    """True when the project holds both plain-text and chat tasks."""
+    tasks = ComparisonTask.objects.filter(project=project)
+    return tasks.filter(prompt_messages__isnull=True).exists() and tasks.filter(prompt_messages__isnull=False).exists()
 
 
 def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[str]:
     """Every (better, worse) pair implied by every label; ties left out unless ``include_ties``.
 
     With ``include_ties`` every line carries ``"tie"`` (true for a tied pair, whose chosen /
-    rejected order is by position and means nothing) and ``"both_bad"``.
+    rejected order is by position and means nothing) and ``"both_bad"``. A project that mixes
+    chat and plain prompts is exported conversationally throughout.
     """
+    conversational = mixes_prompt_formats(project)
     for label in _labels(project).iterator(chunk_size=CHUNK):
         task = label.task
         texts = {c.position: c.text for c in task.candidates.all()}
         for better, worse, tied in ranking_pairs(label.ranking):
             if (tied and not include_ties) or texts[better] == texts[worse]:
                 continue  # a pair of one text twice teaches nothing
-            line = {"prompt": _prompt(task), "chosen": _completion(task, texts[better]),
-                    "rejected": _completion(task, texts[worse])}
+            line = {"prompt": _prompt(task, conversational=conversational),
+                    "chosen": _completion(task, texts[better], conversational=conversational),
+                    "rejected": _completion(task, texts[worse], conversational=conversational)}
             if include_ties:
                 line["tie"] = tied
                 line["both_bad"] = label.both_bad

@@ -290,6 +290,27 @@ def test_exports_stream_jsonl(client, project, annotator, researcher):
     assert json.loads(raw)["ranking"] == [[0], [1]]
 
 
+
+def test_the_pages_preference_export_of_a_mixed_project_loads_as_one_format(client, project, annotator, researcher,
+                                                                               tmp_path):
+    """Plain and chat prompts in one project: the page's download (not only the API's) is conversational
+    throughout, so ``datasets`` reads message lists of strings rather than a JSON column that turns "4" into 4."""
+    datasets = pytest.importorskip("datasets")
+    plain = make_task(project, prompt="4", completions=["4", "5"])
+    chat = make_task(project, prompt_messages=[{"role": "user", "content": "2+2?"}], completions=["4", "22"])
+    for task in (plain, chat):
+        post_label(login(client, annotator), project, task, choice="a")
+    client.logout()
+    response = login(client, researcher).get(reverse("feedback:export_preferences", args=[project.id]))
+    path = tmp_path / "prefs.jsonl"
+    path.write_bytes(b"".join(response.streaming_content))
+    rows = datasets.load_dataset("json", data_files=str(path), split="train")
+    message = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+    assert [rows.features[c] for c in ("prompt", "chosen", "rejected")] == [message] * 3
+    assert rows[0]["prompt"] == [{"role": "user", "content": "4"}]
+    assert (rows[0]["chosen"], rows[0]["rejected"]) == ([{"role": "assistant", "content": "4"}],
+                                                        [{"role": "assistant", "content": "5"}])
+
 def test_the_next_task_is_scored_on_its_rubrics_current_criteria(client, project, annotator):
     """The criteria read to check a submission serve the next task when it shares the rubric version."""
     from webapp.feedback.services import rubric_update
