@@ -66,6 +66,16 @@ def _text(value) -> str:
     return str(value)
 
 
+def _completion_text(value) -> str:
+    """A completion as text. A conversational one (TRL: ``[{"role": "assistant", "content": ...}]``)
+    is the assistant's words alone, as Steer's own runs store them; a turn that holds other
+    roles (tool calls and their results) keeps each message's role."""
+    if (isinstance(value, list) and value and all(isinstance(m, dict) for m in value)
+            and all(m.get("role") == "assistant" for m in value)):
+        return "\n".join(str(m.get("content") or "") for m in value)
+    return _text(value)
+
+
 class SteerCallback(TrainerCallback):
     def __init__(self, url: str, token: str, project: int | str, run_name: str | None = None, *,
                  config: dict | None = None, flush_every_s: float = 5.0, flush_points: int = 1000,
@@ -139,7 +149,7 @@ class SteerCallback(TrainerCallback):
                 sample += 1
             value = _number(reward)
             record = {"step": int(step), "group_index": group, "sample_index": sample, "prompt": prompt_text,
-                      "completion": _text(completion), "reward": 0.0 if value is None else value}
+                      "completion": _completion_text(completion), "reward": 0.0 if value is None else value}
             if reward_components:
                 record["rewards"] = {name: v for name, values in reward_components.items()
                                      if i < len(values) and (v := _number(values[i])) is not None}
