@@ -211,7 +211,11 @@ class SteerCallback(TrainerCallback):
             return
         prompts, completions = list(logs.get("prompt", [])), list(logs["completion"])
         rewards_by_name = {name: list(values) for name, values in (logs.get("rewards") or {}).items()}
-        totals = [sum(values[i] for values in rewards_by_name.values() if i < len(values))
+        weights = self._reward_weights(len(rewards_by_name))
+        # TRL's reward: the weighted sum of the functions' rewards, a function that returned
+        # None (NaN) left out (nansum)
+        totals = [sum(weight * number for weight, values in zip(weights, rewards_by_name.values())
+                      if i < len(values) and (number := _number(values[i])) is not None)
                   for i in range(len(completions))]
         marker = (step, len(completions))
         if marker in self._sent_generations or len(prompts) != len(completions):
@@ -219,6 +223,17 @@ class SteerCallback(TrainerCallback):
         self._sent_generations.add(marker)
         self.log_completions(step, prompts, completions, totals, reward_components=rewards_by_name,
                              advantages=list(logs.get("advantages", [])) or None)
+
+
+    def _reward_weights(self, count: int) -> list[float]:
+        """TRL's ``reward_weights`` (one per reward function; all 1 unless the config sets them)."""
+        weights = getattr(self.trainer, "reward_weights", None)
+        weights = weights.tolist() if hasattr(weights, "tolist") else weights
+        if isinstance(weights, (list, tuple)) and len(weights) == count:
+            numbers = [_number(w) for w in weights]
+            if all(n is not None for n in numbers):
+                return numbers
+        return [1.0] * count
 
 
 def watch(trainer, *, url: str, token: str, project: int | str, run_name: str | None = None,

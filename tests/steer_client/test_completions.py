@@ -29,3 +29,27 @@ def test_a_completion_with_a_tool_turn_keeps_each_messages_role():
 def test_a_plain_completion_is_stored_as_it_is():
     [record] = records_of(["2+2?"], [" 4"])
     assert (record["prompt"], record["completion"]) == ("2+2?", " 4")
+
+
+def test_trl_completions_are_scored_with_the_trainers_reward_weights_and_none_left_out():
+    """GRPOTrainer's reward is the nansum of each function's reward times ``reward_weights``;
+    the trajectory's reward is the same number (an unweighted sum, or NaN from a function that
+    returned None, made it a different one, or 0)."""
+    import collections
+    import types
+
+    import torch
+
+    # the two attributes of TRL's GRPOTrainer the callback reads
+    trainer = types.SimpleNamespace(reward_weights=torch.tensor([1.0, 0.5]), _logs={
+        "prompt": collections.deque(["2+2?", "2+2?"]), "completion": collections.deque(["4", "5"]),
+        "rewards": {"exact": collections.deque([1.0, 1.0]), "judge": collections.deque([0.8, float("nan")])},
+        "advantages": collections.deque([0.7, -0.7])})
+
+    callback = steer_client.SteerCallback("http://127.0.0.1:9", "steer_x", project=1)
+    callback.trainer = trainer
+    callback._collect_trl_completions(3)
+    records = list(callback.records)
+    assert [r["reward"] for r in records] == [1.4, 1.0]
+    assert records[0]["rewards"] == {"exact": 1.0, "judge": 0.8} and records[1]["rewards"] == {"exact": 1.0}
+    assert [r["advantage"] for r in records] == [0.7, -0.7]
