@@ -77,6 +77,23 @@ def jsonl_lines(content: str) -> Iterator[tuple[int, str]]:
         yield number, line.removesuffix("\r")
 
 
+def json_array_instead_of_lines(content: str) -> str | None:
+    """What to say of a file that is one JSON array where JSON Lines were expected (Label
+    Studio's and Argilla's JSON exports, pandas' ``to_json(orient="records")``), else None.
+    Read line by line, such a file gave an error for each of its lines, none of them the cause."""
+    if not content.lstrip().startswith("["):
+        return None
+    try:
+        value = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, list):
+        return None
+    return (f"the file is one JSON array (of {len(value)} items), as Label Studio's and Argilla's JSON exports "
+            "are, not JSON Lines: write one JSON object a line (pandas: to_json(orient=\"records\", lines=True); "
+            "datasets: Dataset.to_json)")
+
+
 def json_line_error(exc: json.JSONDecodeError) -> str:
     """A syntax error of one JSONL line, with its column ("Unterminated string starting at"
     ends in "at" already)."""

@@ -7,7 +7,13 @@ import io
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
-from webapp.core.json_input import json_line_error, jsonl_lines, storable_json, storable_text_check
+from webapp.core.json_input import (
+    json_array_instead_of_lines,
+    json_line_error,
+    jsonl_lines,
+    storable_json,
+    storable_text_check,
+)
 from webapp.datasets.errors import DatasetImportError
 
 PROMPT_KEYS = ("prompt", "messages", "text", "question")
@@ -80,6 +86,8 @@ def parse_jsonl(content: str) -> list[PromptRow]:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
+    if errors and (array := json_array_instead_of_lines(content)):
+        errors = [(1, array)]
     _check(rows, errors)
     return rows
 

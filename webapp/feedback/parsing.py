@@ -13,8 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
-from webapp.core.json_input import json_line_error, jsonl_lines, storable_json
-
+from webapp.core.json_input import (
+    json_array_instead_of_lines,
+    json_line_error,
+    jsonl_lines,
+    storable_json,
+)
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
 
@@ -95,6 +99,8 @@ def parse_tasks_jsonl(content: str) -> list[TaskRow]:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
+    if errors and (array := json_array_instead_of_lines(content)):
+        errors = [(1, array)]
     if errors:
         raise TaskImportError(errors)
     if not rows:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from json import JSONDecodeError
 
-from webapp.core.json_input import json_line_error, jsonl_lines, storable_json
+from webapp.core.json_input import (
+    json_array_instead_of_lines,
+    json_line_error,
+    jsonl_lines,
+    storable_json,
+)
 from webapp.datasets.parsing import parse_messages
 from webapp.rewards.errors import PairImportError
 
@@ -69,6 +74,8 @@ def parse_pairs(content: str) -> list[dict]:
             errors.append((number, str(exc)))
         if len(errors) >= MAX_ERRORS:
             break
+    if errors and (array := json_array_instead_of_lines(content)):
+        errors = [(1, array)]
     if errors:
         raise PairImportError(errors)
     if not pairs:
