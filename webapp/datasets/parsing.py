@@ -63,10 +63,14 @@ def row_from_object(obj) -> PromptRow:
         raise ValueError(f"'{key}' must be a string or a list of messages")
     ref_key = next((k for k in REFERENCE_KEYS if k in obj), None)
     reference = obj.get(ref_key, "") if ref_key else ""
+    ref_name = ref_key
+    if ref_key is None and isinstance(obj.get("reward_model"), dict) and "ground_truth" in obj["reward_model"]:
+        # verl's prompt files: {"prompt": [...], "reward_model": {"style": "rule", "ground_truth": "72"}, ...}
+        reference, ref_name = obj["reward_model"]["ground_truth"], "reward_model.ground_truth"
     if reference is None:
         reference = ""
     if not isinstance(reference, (str, int, float)):
-        raise ValueError(f"'{ref_key}' must be a string or a number")
+        raise ValueError(f"'{ref_name}' must be a string or a number")
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")

@@ -73,3 +73,24 @@ def test_an_empty_messages_cell_leaves_the_prompt_to_another_column():
 def test_a_bad_csv_messages_cell_is_a_line_error(cell, words):
     (number, message), = refused(f"messages,reference\n{cell},1\n")
     assert number == 2 and words in message
+
+
+def test_a_verl_prompt_file_keeps_its_ground_truth_as_the_reference():
+    """verl's prompt files (its gsm8k preprocessing, written as JSONL) hold the answer in
+    reward_model.ground_truth; it used to land in the metadata only, leaving the prompt
+    without the reference that exact_answer needs."""
+    line = json.dumps({"data_source": "openai/gsm8k", "prompt": [{"role": "user", "content": "2+2?"}],
+                       "ability": "math", "reward_model": {"style": "rule", "ground_truth": "4"},
+                       "extra_info": {"split": "train", "index": 0}})
+    [row] = parse_jsonl(line)
+    assert (row.messages, row.reference) == ([{"role": "user", "content": "2+2?"}], "4")
+    assert row.metadata["reward_model"] == {"style": "rule", "ground_truth": "4"}
+    assert row.metadata["data_source"] == "openai/gsm8k"
+
+
+def test_an_own_reference_field_wins_over_verls_ground_truth_and_a_bad_ground_truth_is_named():
+    [row] = parse_jsonl(json.dumps({"prompt": "2+2?", "answer": "4", "reward_model": {"ground_truth": "5"}}))
+    assert row.reference == "4"
+    with pytest.raises(DatasetImportError) as info:
+        parse_jsonl(json.dumps({"prompt": "2+2?", "reward_model": {"ground_truth": ["4", "four"]}}))
+    assert info.value.errors == [(1, "'reward_model.ground_truth' must be a string or a number")]
