@@ -8,7 +8,9 @@ class PairImportForm(forms.Form):
     name = forms.CharField(max_length=120)
     file = forms.FileField(help_text='JSONL, one pair a line: {"prompt": ..., "chosen": ..., "rejected": ...}; '
                                      "the prompt may be a list of chat messages, chosen and rejected the "
-                                     "assistant's messages (TRL's conversational format). A preferences.jsonl "
+                                     "assistant's messages (TRL's conversational format), or, without a prompt, "
+                                     "whole conversations whose shared opening messages are the prompt (TRL's "
+                                     "implicit prompt). A preferences.jsonl "
                                      "export of a project imports as it is.")
 
     def clean_file(self):

@@ -1,4 +1,7 @@
-"""Parsing of preference-pair JSONL ({prompt, chosen, rejected} a line); pure, no database."""
+"""Parsing of preference-pair JSONL ({prompt, chosen, rejected} a line); pure, no database.
+
+TRL's implicit prompt is read too: no ``prompt``, and chosen and rejected whole conversations
+(message lists) that open with the same messages, which are then the prompt."""
 
 from __future__ import annotations
 
@@ -36,6 +39,15 @@ def _answer(value, key: str) -> str:
     return value
 
 
+def _implicit_prompt(chosen: list, rejected: list) -> tuple[list, list, list]:
+    """TRL's implicit prompt (its ``extract_prompt``): two whole conversations without a
+    ``prompt``, whose shared opening messages are the prompt and the rest each answer."""
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    return chosen[:shared], chosen[shared:], rejected[shared:]
+
+
 def pair_from_object(obj) -> dict:
     """One pair from a decoded JSON object; ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -49,12 +61,15 @@ def pair_from_object(obj) -> dict:
     if obj.get("tie") is True:
         raise ValueError("a tied pair (\"tie\": true) prefers neither answer; export without ties, "
                          "or leave such lines out")
-    prompt = obj.get("prompt", "")
+    prompt, chosen, rejected = obj.get("prompt", ""), obj["chosen"], obj["rejected"]
+    if "prompt" not in obj and isinstance(chosen, list) and isinstance(rejected, list):
+        prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
+        prompt = prompt or ""
     if isinstance(prompt, list):
         prompt = parse_messages(prompt)
     elif not isinstance(prompt, str):
         raise ValueError("prompt must be a string or a list of {role, content} messages")
-    chosen, rejected = _answer(obj["chosen"], "chosen"), _answer(obj["rejected"], "rejected")
+    chosen, rejected = _answer(chosen, "chosen"), _answer(rejected, "rejected")
     if chosen == rejected:
         raise ValueError("chosen and rejected are the same text; nothing to learn from")
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}

@@ -44,3 +44,21 @@ def test_the_exports_bookkeeping_and_trl_conversational_answers_are_read():
             "rejected": "b", "task_id": 3, "label_id": 9, "annotator": "ann", "tie": False, "both_bad": False}
     assert parse_pairs(json.dumps(line)) == [{"prompt": [{"role": "user", "content": "q"}], "chosen": "a",
                                               "rejected": "b"}]
+
+
+def test_trls_implicit_prompt_is_split_off_conversational_pairs():
+    """TRL's implicit-prompt preference format (e.g. trl-lib/ultrafeedback_binarized without its
+    score columns): no prompt, and chosen and rejected whole conversations that share their
+    opening messages; those are the prompt, as TRL's extract_prompt reads it."""
+    system, user = {"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}
+    line = {"chosen": [system, user, {"role": "assistant", "content": "4"}],
+            "rejected": [system, user, {"role": "assistant", "content": "5"}]}
+    assert parse_pairs(json.dumps(line)) == [{"prompt": [system, user], "chosen": "4", "rejected": "5"}]
+
+
+def test_implicit_prompt_conversations_that_part_before_the_answer_are_named():
+    line = {"chosen": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+            "rejected": [{"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]}
+    with pytest.raises(PairImportError) as info:
+        parse_pairs(json.dumps(line))
+    assert "chosen as messages holds the answer only" in info.value.errors[0][1]
