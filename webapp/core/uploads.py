@@ -14,10 +14,22 @@ def upload_text(upload) -> str:
     if upload.size > MAX_IMPORT_BYTES:
         raise ValueError(f"the file is {upload.size / 2**20:.0f} MB; an import takes at most "
                          f"{MAX_IMPORT_BYTES // 2**20} MB (split it into several)")
+    data = upload.read()
     try:
-        return upload.read().decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"the file is not UTF-8 text (byte {exc.start})") from None
+        raise ValueError(_binary_format(data) or f"the file is not UTF-8 text (byte {exc.start})") from None
+
+
+def _binary_format(data: bytes) -> str | None:
+    """What to say of a binary file that people export their data as, else None."""
+    if data[:4] == b"PAR1" and data[-4:] == b"PAR1":
+        return ("the file is Parquet (as verl's data files and the Hugging Face Hub's are); an import reads "
+                "JSONL or CSV: convert it with pandas.read_parquet(path).to_json(out, orient=\"records\", "
+                "lines=True), or datasets' Dataset.to_json")
+    if data[:2] == b"\x1f\x8b":
+        return "the file is gzip-compressed; decompress it (gunzip) and import the JSONL or CSV inside"
+    return None
 
 
 def upload_form_text(upload) -> str:

@@ -42,3 +42,20 @@ def test_the_import_pages_take_a_file_with_a_byte_order_mark_and_refuse_one_too_
                            {"name": "s", "file": SimpleUploadedFile("x.jsonl", pairs)})
     assert "an import takes at most 0 MB" in response.content.decode()
     assert not PreferencePairSet.objects.exists()
+
+
+def test_a_parquet_or_gzip_upload_is_named_as_such():
+    """verl's prompt files and the Hugging Face Hub's are Parquet; refused as 'not UTF-8 text
+    (byte 290)', nothing said what the file was or what to do."""
+    pyarrow = pytest.importorskip("pyarrow")
+    import gzip
+    import io
+
+    from pyarrow import parquet
+
+    buffer = io.BytesIO()
+    parquet.write_table(pyarrow.table({"prompt": ["2+2?"], "answer": ["4"]}), buffer)
+    with pytest.raises(ValueError, match=r"^the file is Parquet .*pandas\.read_parquet"):
+        upload_text(SimpleUploadedFile("train.parquet", buffer.getvalue()))
+    with pytest.raises(ValueError, match=r"^the file is gzip-compressed; decompress it"):
+        upload_text(SimpleUploadedFile("p.jsonl.gz", gzip.compress(b'{"prompt": "\xc3\xa9"}\n' * 50)))
