@@ -1,0 +1,77 @@
+"""axe-core over every page a researcher and an annotator reach, with real content: no serious or
+critical violation (unlabelled controls, unnamed buttons, text below 4.5:1 contrast, scroll boxes
+the keyboard cannot reach, links told apart by colour alone …).
+
+axe-core is the copy bundled in the ``axe-playwright-python`` wheel (pinned in requirements.txt),
+so CI needs no npm. It is injected as an init script, which the pages' Content-Security-Policy
+does not govern.
+"""
+
+import re
+from collections import deque
+
+import pytest
+from axe_playwright_python.base import AXE_SCRIPT
+
+from tests.browser.session import log_in
+from tests.browser.test_hostile_text import hostile_project
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE_RUN = """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations
+  .filter(v => v.impact === 'serious' || v.impact === 'critical')
+  .map(v => `${v.id} (${v.impact}): ${v.help}: ` + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')))"""
+
+
+def axe_violations(page) -> list[str]:
+    """Serious and critical axe-core violations of the page as it stands now."""
+    return page.evaluate(AXE_RUN)
+
+
+@pytest.fixture
+def axe_page(page):
+    page.context.add_init_script(script=AXE_SCRIPT)
+    return page
+
+
+def crawl_with_axe(page, live_server, start: list[str], allowed: re.Pattern, limit: int = 120) -> dict:
+    """{path: violations} for every page reachable by links from ``start`` whose path matches ``allowed``."""
+    seen, queue, report = set(), deque(start), {}
+    while queue and len(seen) < limit:
+        path = queue.popleft()
+        if path in seen:
+            continue
+        seen.add(path)
+        response = page.goto(f"{live_server.url}{path}", wait_until="load")
+        if response is None or response.status != 200 or "html" not in response.headers.get("content-type", ""):
+            continue
+        if found := axe_violations(page):
+            report[path] = found
+        for href in page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)"):
+            rest = href[len(live_server.url):].split("#")[0] if href.startswith(live_server.url) else ""
+            if (allowed.match(rest) and rest not in seen and ".jsonl" not in rest
+                    and not re.search(r"/(logout|delete|remove|revoke)", rest)):
+                queue.append(rest)
+    return {"pages": seen, "report": report}
+
+
+def test_every_page_a_member_reaches_has_no_serious_axe_violation(axe_page, live_server):
+    page = axe_page
+    owner, annotator = make_user(), make_user()
+    pid, runs = hostile_project(owner, annotator)
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert axe_violations(page) == []
+    allowed = re.compile(rf"^/projects/{pid}/|^/accounts/(tokens|password)/$|^/projects/(new/)?$")
+    log_in(page, live_server, owner)
+    extra = [f"/projects/{pid}/runs/{r}/trajectories/" for r in runs]
+    extra += [f"/projects/{pid}/feedback/tasks/head-to-head/?a={runs[0]}&b={runs[1]}"]
+    result = crawl_with_axe(page, live_server, [f"/projects/{pid}/", *extra], allowed)
+    assert len(result["pages"]) > 25, sorted(result["pages"])
+    assert result["report"] == {}
+    page.context.clear_cookies()
+    log_in(page, live_server, annotator)
+    result = crawl_with_axe(page, live_server, [f"/projects/{pid}/", f"/projects/{pid}/feedback/annotate/"], allowed)
+    assert f"/projects/{pid}/feedback/annotate/" in result["pages"]
+    assert result["report"] == {}
+
