@@ -7,11 +7,21 @@
   var shownAt = null;      // performance.now() when the current task became visible
   var spentMs = 0;         // visible time accumulated before the last pause
   var undoTimer = null;
+  var swapped = false;     // the workspace in the page came from an htmx swap (not the page load)
 
   function workspace() { return document.getElementById("workspace"); }
   function labelForm() { return document.getElementById("label-form"); }
   function rankingList() { return document.getElementById("ranking"); }
   function items() { var list = rankingList(); return list ? Array.prototype.slice.call(list.children) : []; }
+  function letter(li) { return li.querySelector("h3").textContent.trim(); }
+
+  /* ---- screen readers: what an action did, said in a live region outside the swapped section ---- */
+  function announce(text) {
+    var status = document.getElementById("workspace-status");
+    if (!status || !text) { return; }
+    status.textContent = "";  // the same words again are still news
+    setTimeout(function () { status.textContent = text; }, 50);
+  }
 
   /* ---- time spent: only while the tab is visible ---- */
   function startClock() { spentMs = 0; shownAt = document.hidden ? null : performance.now(); }
@@ -42,6 +52,7 @@
       if (!tied) { rank = index + 1; }
       li.classList.toggle("tied", tied);
       li.querySelector(".rank-input").value = String(rank);
+      li.setAttribute("aria-label", "Completion " + letter(li) + ", rank " + rank + (tied ? ", tied with the one above" : ""));
     });
   }
 
@@ -82,6 +93,7 @@
     syncRanks();
     markRanked();
     li.focus();
+    announce(letter(li) + " moved to position " + (j + 1) + " of " + all.length + ".");
   }
 
   function toggleTie() {
@@ -90,6 +102,8 @@
     all[i].dataset.tied = all[i].dataset.tied === "1" ? "0" : "1";
     syncRanks();
     markRanked();
+    announce(all[i].dataset.tied === "1" ? letter(all[i]) + " tied with " + letter(all[i - 1]) + "."
+                                         : letter(all[i]) + " no longer tied.");
   }
 
   /* ---- undo countdown ---- */
@@ -103,11 +117,23 @@
       left -= 1;
       if (left <= 0 || !document.body.contains(form)) {
         clearInterval(undoTimer); undoTimer = null;
-        if (document.body.contains(form)) { form.remove(); }
+        if (document.body.contains(form)) {
+          var hadFocus = form.contains(document.activeElement);
+          form.remove();
+          if (hadFocus) { focusAfterSwap(); }
+        }
         return;
       }
       if (label) { label.textContent = left + " s"; }
     }, 1000);
+  }
+
+  /* ---- focus after a swap: the error, else the first completion of a ranking, else the task ---- */
+  function focusAfterSwap() {
+    var target = document.getElementById("workspace-error");
+    if (!target && rankingList()) { focusItem(0); return; }
+    target = target || document.getElementById("task-head") || document.getElementById("queue-empty-heading");
+    if (target) { target.focus(); }
   }
 
   /* ---- setup, on first load and after every htmx swap ---- */
@@ -131,10 +157,17 @@
           onEnd: function (event) { event.item.dataset.tied = "0"; syncRanks(); markRanked(); },
         });
       }
-      focusItem(0);
+      if (!swapped) { focusItem(0); }
+    }
+    if (swapped) {
+      focusAfterSwap();
+      announce(ws.dataset.announce);
     }
   }
   document.addEventListener("DOMContentLoaded", setup);
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "workspace") { swapped = true; }
+  });
   document.addEventListener("htmx:load", setup);
   if (document.readyState !== "loading") { setup(); }
 
@@ -171,7 +204,7 @@
       return;
     }
     if (!form) { return; }
-    if (key === "Enter" && target.tagName !== "BUTTON" && target.tagName !== "A") {
+    if (key === "Enter" && !target.closest("button, a, summary")) {  /* those do their own thing */
       event.preventDefault(); submit(form, document.getElementById("submit-button")); return;
     }
     if (key === "s") { event.preventDefault(); document.getElementById("skip-button").click(); return; }
@@ -184,6 +217,8 @@
       return;
     }
     var i = focusedIndex();
+    var scrolling = !event.shiftKey && target.classList.contains("candidate-text");  /* arrows scroll a long text */
+    if ((key === "ArrowDown" || key === "ArrowUp") && scrolling) { return; }
     if (key === "ArrowDown" || key === "j" || key === "J") {
       event.preventDefault();
       if (event.shiftKey || key === "J") { moveFocused(1); } else { focusItem(i + 1); }

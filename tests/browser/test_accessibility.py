@@ -15,7 +15,7 @@ from axe_playwright_python.base import AXE_SCRIPT
 
 from tests.browser.session import log_in
 from tests.browser.test_hostile_text import hostile_project
-from tests.factories import make_user
+from tests.factories import make_project, make_rubric, make_task, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -75,3 +75,36 @@ def test_every_page_a_member_reaches_has_no_serious_axe_violation(axe_page, live
     assert f"/projects/{pid}/feedback/annotate/" in result["pages"]
     assert result["report"] == {}
 
+
+def test_the_workspace_in_each_state_has_no_serious_axe_violation(axe_page, live_server):
+    """Ranking with a rubric and a tie, an error, the undo bar, a pair, the empty queue: the
+    states a crawl of plain links never sees."""
+    page = axe_page
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    rubric = make_rubric(project)
+    long_text = "\n".join(f"line {i} of a long completion" for i in range(200))
+    ranked = make_task(project, prompt="Rank", completions=[long_text, "beta", "gamma"], rubric=rubric)
+    make_task(project, prompt="Pair", completions=["4", long_text])
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/feedback/annotate/")
+    page.keyboard.press("j")
+    page.keyboard.press("=")  # the tie mark shows
+    page.evaluate("document.getElementById('ranked').checked = false")
+    page.keyboard.press("Enter")  # refused: the order is not confirmed, so the form asks (no request)
+    assert axe_violations(page) == []
+    page.fill("input[name=rank_0]", "9")  # the server refuses it: an error swapped in
+    page.keyboard.press("Tab")  # a typed rank ticks "This order is my ranking"
+    page.evaluate("document.querySelector('#label-form').noValidate = true")
+    page.click("#submit-button")
+    page.wait_for_selector("#workspace-error")
+    assert axe_violations(page) == []
+    page.fill("input[name=rank_0]", "1")
+    page.keyboard.press("Tab")
+    page.click("#submit-button")
+    page.wait_for_function(f"() => document.getElementById('workspace').dataset.task !== '{ranked.id}'")
+    assert page.is_visible("#undo-button") and page.is_visible("input[name=choice]")
+    assert axe_violations(page) == []
+    page.keyboard.press("s")
+    page.wait_for_selector("#queue-empty")
+    assert axe_violations(page) == []
