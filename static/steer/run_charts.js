@@ -14,7 +14,7 @@
   const empty = document.getElementById("charts-empty");
   const COLORS = ["#2f6fdb", "#c0392b", "#1f8a4c", "#b7791f", "#8e44ad", "#16a085", "#d35400", "#7f8c8d", "#2c3e50"];
   const POLL_MS = 2000;
-  const charts = new Map();  // key -> {plot, div, signature}
+  const charts = new Map();  // key -> {plot, div, signature, summary}
   let last = null;
   let timer = null;
 
@@ -65,6 +65,19 @@
       ys.push(ema(col, alpha));
     });
     return [xs, ...ys];
+  }
+
+  /* A chart in words, for whoever cannot see the canvas: each run's steps, last value and range. */
+  function describe(key, list) {
+    return key + ": " + list.map((s) => {
+      const name = last.runs[String(s.run_id)] || ("run " + s.run_id);
+      const values = s.values.filter((v) => v !== null && v !== undefined);
+      if (!values.length) return name + ", no values yet";
+      const low = values.reduce((a, b) => Math.min(a, b)), high = values.reduce((a, b) => Math.max(a, b));
+      return name + ", " + values.length + " step" + (values.length === 1 ? "" : "s") + " from " + s.steps[0] +
+        " to " + s.steps[s.steps.length - 1] + ", last " + fmt(values[values.length - 1]) +
+        ", lowest " + fmt(low) + ", highest " + fmt(high);
+    }).join("; ") + ".";
   }
 
   /* The settings that differ between this run and the compared ones, as a table. */
@@ -133,6 +146,9 @@
         const title = document.createElement("h3");
         title.textContent = key;
         div.appendChild(title);
+        const summary = document.createElement("p");
+        summary.className = "visually-hidden chart-summary";
+        div.appendChild(summary);
         root.appendChild(div);
         const series = [{ label: "step", value: (u, v) => (v === null || v === undefined ? "--" : String(v)) }];
         list.forEach((s) => {
@@ -148,11 +164,12 @@
         const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
           scales: { x: { time: false }, y: { range: yRange } }, series: series, legend: { live: true },
           axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map(fmt) }] }, data, div);
-        entry = { plot, div, signature };
+        entry = { plot, div, signature, summary };
         charts.set(key, entry);
       } else {
         entry.plot.setData(data);
       }
+      entry.summary.textContent = describe(key, list);
     });
     charts.forEach((entry, key) => {
       if (!byKey.has(key)) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); }

@@ -108,3 +108,23 @@ def test_comparing_runs_shows_the_settings_they_differ_in_as_text(page, live_ser
     page.uncheck(f"input[name=compare][value='{other.id}']")
     page.wait_for_selector("#compare-differences", state="hidden")
     assert errors == []
+
+
+def test_each_chart_says_in_words_what_it_draws(page, live_server, researcher):
+    """The canvas is a picture: beside it, text a screen reader reads (each run's steps, last value, range)."""
+    from webapp.experiments.metrics import metric_points_upsert
+
+    run = make_run(researcher, name="mine", status=RunStatus.SUCCEEDED)
+    other = make_run(researcher, name="<b>baseline</b>", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("reward", s, v) for s, v in [(1, 0.25), (2, 0.75), (3, 0.5)]])
+    metric_points_upsert(run_id=other.id, points=[("reward", 1, 0.125)])
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector(".chart[data-key=reward] .chart-summary:not(:empty)")
+    assert page.text_content(".chart[data-key=reward] .chart-summary") == (
+        "reward: mine, 3 steps from 1 to 3, last 0.5, lowest 0.25, highest 0.75.")
+    page.click("details.compare > summary")
+    page.check(f"input[name=compare][value='{other.id}']")
+    page.wait_for_function("() => document.querySelector('.chart[data-key=reward] .chart-summary')"
+                           ".textContent.includes('baseline')")
+    assert page.text_content(".chart[data-key=reward] .chart-summary").endswith(
+        "; <b>baseline</b>, 1 step from 1 to 1, last 0.125, lowest 0.125, highest 0.125.")
