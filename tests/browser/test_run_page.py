@@ -128,3 +128,36 @@ def test_each_chart_says_in_words_what_it_draws(page, live_server, researcher):
                            ".textContent.includes('baseline')")
     assert page.text_content(".chart[data-key=reward] .chart-summary").endswith(
         "; <b>baseline</b>, 1 step from 1 to 1, last 0.125, lowest 0.125, highest 0.125.")
+
+
+def focused_text(page) -> str:
+    return page.evaluate("document.activeElement.textContent.trim()")
+
+
+def test_keyboard_focus_stays_put_through_the_polls(page, live_server, researcher):
+    """A live run's panels are replaced every few seconds: whatever the keyboard was on (a run's
+    link, Cancel, the checkpoints toggle, the step picker) is still focused after each poll."""
+    run = make_run(researcher, name="live one", status=RunStatus.RUNNING, heartbeat_at=timezone.now(), current_step=3)
+    run.checkpoints.create(step=2, path="/ckpt/run/step-2", size_bytes=1024)
+    Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="2+2?",
+                              completion="4", rewards={"acc": 1.0}, reward=1.0, length=3)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/")
+    page.focus("#run-table a:has-text('live one')")
+    with page.expect_response(lambda r: r.url.endswith("/runs/") and r.request.headers.get("hx-request")):
+        pass
+    page.wait_for_timeout(100)
+    assert focused_text(page) == "live one"
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector("#trajectories select[name=step]")
+    for selector, text in [("#run-status button:has-text('Cancel run')", "Cancel run"),
+                           ("#run-checkpoints > summary", "Checkpoints (1)")]:
+        page.focus(selector)
+        with page.expect_response(lambda r: "/status/" in r.url):
+            pass
+        page.wait_for_timeout(100)
+        assert focused_text(page) == text
+    page.focus("#trajectories select[name=step]")
+    with page.expect_response(lambda r: "/trajectories/" in r.url, timeout=15_000):
+        pass
+    page.wait_for_timeout(100)
+    assert page.evaluate("document.activeElement.name") == "step"
