@@ -51,7 +51,7 @@ def test_focus_lands_on_the_new_task_the_error_or_the_empty_queue_after_each_swa
     page.evaluate("document.getElementById('label-form').noValidate = true")
     page.locator("#ranking .rank-item").first.focus()
     page.keyboard.press("Enter")
-    page.wait_for_selector("#workspace-error")
+    page.wait_for_selector("#workspace[data-ready='1'] #workspace-error")  # swapped in and set up
     assert focused(page) == "workspace-error"
     assert page.get_attribute("#workspace-error", "role") == "alert"
     page.keyboard.press("j")  # the keys go on working from there
@@ -61,7 +61,7 @@ def test_focus_lands_on_the_new_task_the_error_or_the_empty_queue_after_each_swa
     wait_for_swap(page, ranking.id)
     assert focused(page) == "task-head"  # a pair: the task's heading, Tab goes on to its completions
     page.keyboard.press("s")
-    page.wait_for_selector("#queue-empty")
+    page.wait_for_selector("#workspace[data-ready='1'] #queue-empty")
     assert focused(page) == "queue-empty-heading"
     assert status(page) == "Nothing left to label."
     assert PreferenceLabel.objects.filter(task__in=[pair, ranking]).count() == 2
