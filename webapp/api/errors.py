@@ -2,7 +2,9 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
 from django.db import DataError
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -55,3 +57,25 @@ def exception_handler(exc, context):
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = 'Bearer realm="steer"'
     return response
+
+
+def _is_route(path_info: str) -> bool:
+    try:
+        return resolve(path_info).func is not route_not_found
+    except Resolver404:
+        return False
+
+
+@csrf_exempt  # it changes nothing; a session's write without its token still gets this 404, not an HTML 403
+def route_not_found(request, path: str = ""):
+    """A path under /api/v1/ that names no route (an unknown word, an id that is not a number,
+    one longer than 18 digits): 404 in the one error shape, where Django would answer its HTML
+    page. A GET without its trailing slash is still redirected to the route it names."""
+    if not request.path_info.endswith("/") and _is_route(request.path_info + "/"):
+        if request.method in ("GET", "HEAD"):
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+        message = f"No API route at {request.path}; the route ends with a slash: {request.path}/"
+    else:
+        message = f"No API route at {request.path}."
+    return JsonResponse({"error": {"code": "not_found", "message": message, "fields": {}}}, status=404)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.api.runs import run_for
+from webapp.api.schema import errors
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError, LabelConflict
@@ -143,7 +144,7 @@ class TaskOutputSerializer(serializers.ModelSerializer):
     """What an annotator sees of a task."""
 
     candidates = CandidateSerializer(many=True, read_only=True)
-    rubric_version = serializers.PrimaryKeyRelatedField(read_only=True)
+    rubric_version = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = ComparisonTask
@@ -163,6 +164,8 @@ class TaskResearchOutputSerializer(TaskOutputSerializer):
 
     class Meta(TaskOutputSerializer.Meta):
         fields = TaskOutputSerializer.Meta.fields + ["source_run", "source_run_name", "is_gold", "gold_ranking"]
+        # an annotator's tasks leave them out (the schema documents the researcher's view)
+        schema_optional = ["source_run", "source_run_name", "is_gold", "gold_ranking"]
 
 
 def tasks_in(project_ids):
@@ -335,7 +338,8 @@ class LabelCreateApi(SteerApi):
 
     project_roles = ANNOTATION
 
-    @extend_schema(request=LabelCreateInputSerializer, responses={201: LabelOutputSerializer, 200: LabelOutputSerializer})
+    @extend_schema(request=LabelCreateInputSerializer,
+                   responses={201: LabelOutputSerializer, 200: LabelOutputSerializer, **errors(409)})
     def post(self, request, task_id: int):
         task = ComparisonTask.objects.filter(project_id__in=scoped_project_ids(request, ANNOTATION), pk=task_id).first()
         if task is None:

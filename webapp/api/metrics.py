@@ -19,6 +19,7 @@ from webapp.api.base import EXTERNAL_ONLY, MAX_ID, Conflict, SteerApi, TooLarge,
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, run_kind_in_scope
 from webapp.api.runs import run_for, runs_for
+from webapp.api.schema import errors
 from webapp.experiments.metrics import MetricPointError, metric_points_upsert
 from webapp.experiments.models import MetricPoint, Run, RunKind
 from webapp.experiments.selectors import metric_history_downsampled, metric_latest, metric_points_page
@@ -120,7 +121,8 @@ class RunMetricsApi(SteerApi):
 
     @extend_schema(
         request=MetricBatchInputSerializer,
-        responses={201: inline_serializer("MetricBatchOutput", {"written": serializers.IntegerField()})},
+        responses={201: inline_serializer("MetricBatchOutput", {"written": serializers.IntegerField()}),
+                   **errors(409, 413)},
     )
     def post(self, request, run_id: int):
         points = _decode_batch(request)
@@ -191,7 +193,8 @@ class MetricHistoryApi(SteerApi):
 
     @extend_schema(
         parameters=[MetricHistorySerializer],
-        responses={200: inline_serializer("MetricHistoryOutput", {"results": MetricSeriesSerializer(many=True)})},
+        responses={200: inline_serializer("MetricHistoryOutput", {"results": MetricSeriesSerializer(many=True)}),
+                   **errors(404)},
     )
     def get(self, request):
         params = query_params(request, MetricHistorySerializer)
@@ -215,7 +218,7 @@ class MetricLatestApi(SteerApi):
                 "run": serializers.IntegerField(), "key": serializers.CharField(),
                 "step": serializers.IntegerField(), "value": serializers.FloatField(),
             }, many=True),
-        })},
+        }), **errors(404)},
     )
     def get(self, request):
         params = query_params(request, RunIdsSerializer)

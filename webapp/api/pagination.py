@@ -39,3 +39,10 @@ class DefaultCursorPagination(CursorPagination):
             return super().paginate_queryset(queryset, request, view)
         except (ValueError, TypeError, ValidationError) as exc:
             raise NotFound(self.invalid_cursor_message) from exc
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] |= {"minimum": 1, "maximum": self.max_page_size, "default": self.page_size}
+        return parameters

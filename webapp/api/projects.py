@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from webapp.accounts.selectors import user_get_by_username
 from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_ids
+from webapp.api.schema import errors
 from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 from webapp.projects.selectors import membership_list, membership_of_user
@@ -144,7 +145,7 @@ class MemberListApi(SteerListApi):
     def get_queryset(self):
         return membership_list(project=self.request.membership.project)
 
-    @extend_schema(request=MemberAddInputSerializer, responses={201: MemberOutputSerializer})
+    @extend_schema(request=MemberAddInputSerializer, responses={201: MemberOutputSerializer, **errors(409)})
     def post(self, request, project_id: int):
         data = self.MemberAddInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -179,7 +180,7 @@ class MemberDetailApi(SteerApi):
     def get(self, request, project_id: int, user_id: int):
         return Response(MemberOutputSerializer(self._membership(request, user_id)).data)
 
-    @extend_schema(request=MemberRoleInputSerializer, responses={200: MemberOutputSerializer})
+    @extend_schema(request=MemberRoleInputSerializer, responses={200: MemberOutputSerializer, **errors(409)})
     def patch(self, request, project_id: int, user_id: int):
         membership = self._membership(request, user_id)
         data = self.MemberRoleInputSerializer(data=request.data)

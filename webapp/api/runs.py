@@ -17,6 +17,7 @@ from webapp.api.base import (
     query_params,
 )
 from webapp.api.permissions import RESEARCH, scoped_project_ids
+from webapp.api.schema import errors
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
 from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
@@ -85,7 +86,7 @@ class RunListCreateApi(SteerListApi):
         params = query_params(self.request, self.FilterSerializer)
         return Run.objects.filter(project=self.request.membership.project, **params)
 
-    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer, **errors(503)})
     def post(self, request, project_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -143,7 +144,7 @@ class RunCancelApi(SteerApi):
 
     project_roles = RESEARCH
 
-    @extend_schema(request=None, responses={200: RunOutputSerializer})
+    @extend_schema(request=None, responses={200: RunOutputSerializer, **errors(409)})
     def post(self, request, run_id: int):
         run = run_for(request, run_id)
         try:
@@ -172,7 +173,7 @@ class RunStatusApi(SteerApi):
 
     project_roles = RESEARCH
 
-    @extend_schema(request=InputSerializer, responses={200: RunOutputSerializer})
+    @extend_schema(request=InputSerializer, responses={200: RunOutputSerializer, **errors(409)})
     def post(self, request, run_id: int):
         run = run_for(request, run_id)
         data = self.InputSerializer(data=request.data)

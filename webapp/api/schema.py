@@ -1,6 +1,85 @@
-"""OpenAPI description of Steer's own authentication (loaded by ApiConfig.ready)."""
+"""OpenAPI description of what drf-spectacular cannot see: Steer's own authentication, and the
+error answers every operation can give, all in the one error shape of ``webapp.api.errors``.
+
+Generated clients read the responses an operation declares to type its errors, so each
+operation lists the statuses it can answer with: 401 and 429 (credentials), 403 (a role that
+does not cover the route, or a session write without its CSRF token), 400 where it takes query
+parameters or a body, 404 where it names an object or pages with a cursor, 415 where it takes a
+body, 409 on every DELETE; a view adds the rest (409, 413, 503) with :func:`errors`."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad input (`invalid`, `parse_error`); `fields` names each bad input and nothing was changed.",
+    401: "No credentials, or a token that is unknown, revoked or expired.",
+    403: "The caller's role does not cover this route (or a session write lacks its CSRF token).",
+    404: "No such object (or run) among the projects the caller's role covers, or a cursor the API did not give.",
+    409: "The object's state forbids the request (`conflict`); nothing was changed.",
+    413: "The body or batch is larger than the API takes (`too_large`).",
+    415: "A body in a media type the operation does not take.",
+    429: "Too many failed tokens from this address (`throttled`); retry after the minute.",
+    503: "A service the request needs (the task queue) does not answer; nothing was stored.",
+}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="`invalid`, `parse_error`, `not_authenticated`, `authentication_failed`, "
+                                           "`permission_denied`, `not_found`, `conflict`, `too_large`, "
+                                           "`unsupported_media_type`, `throttled`, `unavailable`, ...")
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                   help_text="Each bad input (`points[3]`, `config.rollout.num_generations`) "
+                                             "and what is wrong with it; empty unless the code is `invalid`.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+def errors(*codes: int) -> dict:
+    """Error responses to add to an ``@extend_schema(responses=...)``."""
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+class SteerAutoSchema(AutoSchema):
+    def _get_paginator(self):
+        """Only a GET pages: a POST that answers a list (tasks made) sends a plain array."""
+        return super()._get_paginator() if self.method == "GET" else None
+
+    def get_filter_backends(self):
+        return super().get_filter_backends() if self.method == "GET" else []
+
+    def _map_basic_serializer(self, serializer, direction):
+        """Fields a serializer's ``Meta.schema_optional`` names are left out of ``required``: the
+        API sends them to some callers only (a task's sources and gold answer to researchers)."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        optional = getattr(getattr(serializer, "Meta", None), "schema_optional", ())
+        if optional and "required" in schema:
+            schema["required"] = [name for name in schema["required"] if name not in optional]
+            if not schema["required"]:
+                del schema["required"]
+        return schema
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        parameters = self._get_parameters()
+        codes = {401, 403, 429}
+        takes_body = self.method in ("POST", "PUT", "PATCH") and self._get_request_body() is not None
+        if takes_body or any(p["in"] == "query" for p in parameters):
+            codes.add(400)
+        if any(p["in"] == "path" for p in parameters) or any(p["name"] == "cursor" for p in parameters):
+            codes.add(404)
+        if takes_body:
+            codes.add(415)
+        if self.method == "DELETE":
+            codes.add(409)
+        for code in sorted(codes):
+            responses.setdefault(str(code), self._get_response_for_code(
+                ErrorSerializer, str(code), direction=direction) | {"description": ERROR_DESCRIPTIONS[code]})
+        return responses
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -12,6 +12,7 @@ from webapp.api.base import (
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
+from webapp.api.schema import errors
 from webapp.experiments.models import HeldOutAnswer, RunKind, Trajectory
 from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_record
 
@@ -84,7 +85,8 @@ class RunTrajectoryListApi(SteerListApi):
         return Trajectory.objects.filter(run=run, **{FILTER_LOOKUPS[k]: v for k, v in params.items()})
 
     @extend_schema(request=TrajectoryBatchSerializer,
-                   responses={201: inline_serializer("TrajectoryBatchOutput", {"written": serializers.IntegerField()})})
+                   responses={201: inline_serializer("TrajectoryBatchOutput", {"written": serializers.IntegerField()}),
+                              **errors(409, 413)})
     def post(self, request, run_id: int):
         run = run_for(request, run_id)
         if run.kind != RunKind.EXTERNAL:

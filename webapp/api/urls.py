@@ -1,4 +1,4 @@
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from webapp.api import (
@@ -13,6 +13,7 @@ from webapp.api import (
     runs,
     trajectories,
 )
+from webapp.api.errors import route_not_found
 
 
 
@@ -80,4 +81,6 @@ urlpatterns = [
     path("reward-models/<id:reward_model_id>/", rewards.RewardModelDetailApi.as_view(), name="reward-model-detail"),
     path("pair-sets/<id:pair_set_id>/", rewards.PairSetDetailApi.as_view(), name="pair-set-detail"),
     path("pair-sets/<id:pair_set_id>/pairs.jsonl", rewards.PairSetPairsApi.as_view(), name="pair-set-pairs"),
+    # anything else under /api/v1/ answers 404 in the API's error shape, not Django's HTML page
+    re_path(r"(?s)^(?P<path>.*)\Z", route_not_found),
 ]

@@ -1,0 +1,102 @@
+"""The API keeps the contract its OpenAPI schema states, which generated clients rely on: every
+answer (errors included) has a status code, content type and body the operation declares.
+
+test_schema_fuzz.py asks only for "no 5xx"; here every operation is fuzzed against real objects
+with schemathesis's conformance checks. The checks that judge whether an input should have been
+accepted (negative_data_rejection, positive_data_acceptance) are left out: business rules a
+schema cannot state (a unique name, "exactly one of run, runs, content") make them fail on
+correct answers. Examples per operation are few, so the file stays under a minute.
+"""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings as hypothesis_settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation import GenerationMode
+
+from tests.factories import make_project
+from tests.webapp.api.conftest import api_user
+from tests.webapp.api.test_schema_fuzz import real_ids, wsgi_keeps_the_test_connection  # noqa: F401 - fixtures
+from webapp.accounts.services import api_token_create
+from webapp.feedback.models import Candidate, ComparisonTask
+from webapp.wsgi import application
+
+schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application)
+CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _call(operation, token, **parts):
+    case = schema[operation[1]][operation[0]].Case(**parts)
+    return case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CONFORMANCE)
+
+
+@schema.parametrize()
+@hypothesis_settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_every_answer_matches_the_schema(case, real_ids):  # noqa: F811 - the fixture
+    ids, token = real_ids
+    path = case.meta.components.get(ParameterLocation.PATH) if case.meta else None
+    if case.path_parameters and not (path and path.mode == GenerationMode.NEGATIVE):
+        deleting = case.method.upper() == "DELETE"
+        case.path_parameters = {name: ids.get(f"finished_{name}" if deleting else name, ids.get(name, value))
+                                for name, value in case.path_parameters.items()}
+    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CONFORMANCE)
+
+
+@pytest.mark.usefixtures("wsgi_keeps_the_test_connection")
+def test_an_annotators_task_matches_the_schema_without_the_research_fields(db):
+    """An annotator's task leaves out its sources and gold answer; the schema must not require them."""
+    annotator = api_user()
+    project = make_project(owner=api_user(), annotator=annotator)
+    task = ComparisonTask.objects.create(project=project, prompt_text="q")
+    Candidate.objects.bulk_create([Candidate(task=task, position=i, text=t) for i, t in enumerate("ab")])
+    token = api_token_create(user=annotator, name="t")[1]
+    detail = _call(("GET", "/api/v1/tasks/{task_id}/"), token, path_parameters={"task_id": task.id})
+    assert "is_gold" not in detail.json() and detail.json()["rubric_version"] is None
+    page = _call(("GET", "/api/v1/projects/{project_id}/tasks/"), token, path_parameters={"project_id": project.id})
+    assert [t["id"] for t in page.json()["results"]] == [task.id]
+
+
+@pytest.mark.usefixtures("wsgi_keeps_the_test_connection")
+def test_tasks_made_by_post_are_a_plain_list_as_the_schema_says(db):
+    owner = api_user()
+    project = make_project(owner=owner)
+    token = api_token_create(user=owner, name="t")[1]
+    made = _call(("POST", "/api/v1/projects/{project_id}/tasks/"), token, path_parameters={"project_id": project.id},
+                 body={"content": '{"prompt": "2+2?", "completions": ["4", "5"]}\n'}, media_type="application/json")
+    assert made.status_code == 201 and [t["prompt_text"] for t in made.json()] == ["2+2?"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/v1/runs/abc/"),
+    ("GET", "/api/v1/runs/1234567890123456789/"),  # 19 digits: more than an id has
+    ("GET", "/api/v1/no-such-thing/"),
+    ("GET", "/api/v1/runs/%0A/"),  # a newline
+    ("DELETE", "/api/v1/runs/1234567890123456789/"),
+    ("POST", "/api/v1/runs/1/metrics"),  # no trailing slash: a POST is not redirected
+])
+def test_a_path_that_names_no_route_answers_404_in_the_error_shape(client, db, method, path):
+    response = client.generic(method, path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["error"]["message"].startswith("No API route at /api/v1/")
+
+
+def test_a_get_without_its_trailing_slash_is_still_redirected(client, db):
+    response = client.get("/api/v1/projects?page_size=5")
+    assert response.status_code == 301 and response["Location"] == "/api/v1/projects/?page_size=5"
+
+
+def test_a_session_write_to_no_route_answers_404_not_an_html_csrf_page(db):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(api_user())
+    response = client.post("/api/v1/runs/x/cancel/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
