@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.api.runs import run_for
-from webapp.api.schema import errors
+from webapp.api.schema import RankingField, errors
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
 from webapp.feedback.errors import FeedbackError, LabelConflict
@@ -327,7 +327,7 @@ class LabelCreateApi(SteerApi):
     """
 
     class LabelCreateInputSerializer(serializers.Serializer):
-        ranking = serializers.JSONField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
+        ranking = RankingField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
         both_bad = serializers.BooleanField(required=False, default=False)
         critique = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
         scores = serializers.DictField(

@@ -35,7 +35,7 @@ class MetricPointInputSerializer(serializers.Serializer):
     """Documentation of one point; the endpoint validates points with a faster loop."""
 
     key = serializers.CharField(max_length=200)
-    step = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+    step = serializers.IntegerField(min_value=0, max_value=MAX_ID - 1)
     value = serializers.FloatField()
 
 

@@ -21,9 +21,10 @@ class StrictOrderingFilter(filters.OrderingFilter):
     def get_schema_operation_parameters(self, view):
         """The fields this list orders by, as the 400 for any other names them."""
         fields = [name if isinstance(name, str) else name[0] for name in view.ordering_fields]
+        term = f"-?(?:{'|'.join(fields)})"
         return [{
             "name": self.ordering_param, "required": False, "in": "query",
             "description": f"Order by {', '.join(fields)} (prefix - to reverse, comma-separate several); "
                            "empty keeps the list's own order.",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "pattern": f"^(?:{term}(?:,{term})*)?$"},
         }]

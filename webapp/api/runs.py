@@ -17,7 +17,7 @@ from webapp.api.base import (
     query_params,
 )
 from webapp.api.permissions import RESEARCH, scoped_project_ids
-from webapp.api.schema import errors
+from webapp.api.schema import JsonObjectField, errors
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
 from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
@@ -63,7 +63,7 @@ class RunListCreateApi(SteerListApi):
     class RunCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         kind = serializers.ChoiceField(choices=RunKind.choices)
-        config = serializers.JSONField(required=False, default=dict, help_text="Engine config (a JSON object).")
+        config = JsonObjectField(required=False, default=dict, help_text="Engine config (a JSON object).")
         dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
         policy = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
         eval_dataset = serializers.IntegerField(

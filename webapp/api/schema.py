@@ -9,7 +9,7 @@ body, 409 on every DELETE; a view adds the rest (409, 413, 503) with :func:`erro
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 ERROR_DESCRIPTIONS = {
@@ -37,6 +37,16 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JsonObjectField(serializers.JSONField):
+    """JSON that the service checks is an object (a run's config); documented as one."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}})
+class RankingField(serializers.JSONField):
+    """Tiers of candidate positions, checked by the label service; documented as their shape."""
 
 
 def errors(*codes: int) -> dict:

@@ -61,7 +61,8 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
         raise TrajectoryRecordError(i, "rewards", "must be an object of reward name to number")
     rewards = {name: _number(i, f"rewards.{name}", value) for name, value in rewards.items()}
     advantage = record.get("advantage")
-    finish_reason = record.get("finish_reason") or ""
+    finish_reason = record.get("finish_reason")
+    finish_reason = "" if finish_reason is None else finish_reason  # {} or 0 is no reason, and is refused
     if not isinstance(finish_reason, str) or (finish_reason and finish_reason not in FINISH_REASONS):
         raise TrajectoryRecordError(i, "finish_reason", f"must be one of {', '.join(sorted(FINISH_REASONS))}")
     return Trajectory(

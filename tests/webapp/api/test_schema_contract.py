@@ -8,6 +8,8 @@ schema cannot state (a unique name, "exactly one of run, runs, content") make th
 correct answers. Examples per operation are few, so the file stays under a minute.
 """
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings as hypothesis_settings
@@ -20,10 +22,11 @@ from schemathesis.checks import (
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation import GenerationMode
 
-from tests.factories import make_project
+from tests.factories import make_project, make_run
 from tests.webapp.api.conftest import api_user
 from tests.webapp.api.test_schema_fuzz import real_ids, wsgi_keeps_the_test_connection  # noqa: F401 - fixtures
 from webapp.accounts.services import api_token_create
+from webapp.experiments.models import RunKind
 from webapp.feedback.models import Candidate, ComparisonTask
 from webapp.wsgi import application
 
@@ -100,3 +103,43 @@ def test_a_session_write_to_no_route_answers_404_not_an_html_csrf_page(db):
     client.force_login(api_user())
     response = client.post("/api/v1/runs/x/cancel/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+@pytest.fixture
+def documented(client, db):
+    return client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def _body(documented, path, method):
+    ref = documented["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return documented["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_request_bodies_are_documented_as_the_api_checks_them(documented):
+    """A generated client sends what the schema allows; each of these was looser than the API,
+    so the client's valid-looking call was refused (or the role of a member could be left out)."""
+    member = _body(documented, "/api/v1/projects/{project_id}/members/{user_id}/", "patch")
+    assert member["required"] == ["role"]
+    run = _body(documented, "/api/v1/projects/{project_id}/runs/", "post")
+    assert run["properties"]["config"]["type"] == "object"
+    label = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")
+    assert label["properties"]["ranking"]["items"]["items"]["type"] == "integer"
+    point = documented["components"]["schemas"]["MetricPointInputRequest"]
+    assert point["properties"]["step"]["maximum"] == 2**63 - 2
+
+
+def test_ordering_is_documented_with_the_fields_the_list_orders_by(documented):
+    ordering = next(p for p in documented["paths"]["/api/v1/projects/"]["get"]["parameters"]
+                    if p["name"] == "ordering")
+    assert re.fullmatch(ordering["schema"]["pattern"], "-name,id")
+    assert not re.fullmatch(ordering["schema"]["pattern"], "user__username")
+
+
+@pytest.mark.parametrize("reason", [{}, [], 0, False])
+def test_a_trajectory_whose_finish_reason_is_not_a_string_is_refused(api, owner, reason):
+    run = make_run(make_project(owner=owner), kind=RunKind.EXTERNAL)
+    record = {"step": 0, "prompt": "p", "completion": "c", "reward": 0, "finish_reason": reason}
+    response = api.post(f"/api/v1/runs/{run.id}/trajectories/", {"records": [record]}, format="json")
+    assert response.status_code == 400
+    assert "records[0].finish_reason" in response.json()["error"]["fields"]
+    assert not run.trajectories.exists()
