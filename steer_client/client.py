@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlsplit
@@ -40,13 +41,14 @@ class SteerClient:
     # -- transport --------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json=None, params=None, retry: bool = False):
-        """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors."""
+        """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors
+        (a request that cannot be made, such as a body with NaN, is not a network error: it raises at once)."""
         attempts = self.retries + 1 if retry or method == "GET" else 1
         for attempt in range(attempts):
             try:
                 response = self.session.request(method, self.base + path, json=json, params=params,
                                                 timeout=self.timeout)
-            except requests.RequestException:
+            except (requests.ConnectionError, requests.Timeout):
                 if attempt + 1 == attempts:
                     raise
             else:
@@ -94,7 +96,13 @@ class SteerClient:
         return self.request("POST", f"/runs/{run_id}/status/", json=body)
 
     def metrics_log(self, run_id: int, points: Sequence[tuple[str, int, float]]) -> int:
-        """Send (key, step, value) points in batches; returns how many the server wrote."""
+        """Send (key, step, value) points in batches; returns how many the server wrote.
+
+        A value that is not a finite number raises ValueError naming the point (JSON has no NaN
+        or infinity, and the server refuses them), before anything is sent."""
+        for i, (_, _, value) in enumerate(points):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+                raise ValueError(f"points[{i}]: value must be a finite number, got {value!r}")
         written = 0
         for start in range(0, len(points), METRIC_BATCH):
             chunk = [list(p) for p in points[start:start + METRIC_BATCH]]

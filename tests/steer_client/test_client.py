@@ -1,0 +1,68 @@
+"""SteerClient's methods against a live Steer server: each works, and each refusal is a SteerError
+that carries the API's error (or, for input JSON cannot carry, a ValueError naming the point)."""
+
+import time
+
+import pytest
+
+from steer_client.client import SteerClient, SteerError
+from tests.factories import make_project, make_user
+from webapp.accounts.services import api_token_create
+from webapp.experiments.models import RunKind, RunStatus, Trajectory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def project_and_client(live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    client = SteerClient(live_server.url, api_token_create(user=user, name="client")[1], retries=1)
+    yield project, client
+    client.close()
+
+
+def test_every_method_round_trips_through_the_api(project_and_client):
+    project, client = project_and_client
+    assert client.project_id(project.slug) == client.project_id(project.name) == project.id
+    run = client.run_create(project=project.slug, name="scripted")
+    assert run["kind"] == RunKind.EXTERNAL and run["status"] == RunStatus.QUEUED
+    assert client.run_status(run["id"], "running", total_steps=4)["status"] == RunStatus.RUNNING
+    assert client.metrics_log(run["id"], [("reward", s, s / 4) for s in range(4)]) == 4
+    records = [{"step": 1, "group_index": 0, "sample_index": i, "prompt": "p", "completion": c, "reward": 1.0}
+               for i, c in enumerate("ab")]
+    assert client.trajectories_log(run["id"], records) == 2
+    [series] = client.metric_history([run["id"]], ["reward"], max_points=10)
+    assert series["steps"] == [0, 1, 2, 3] and series["values"] == [0.0, 0.25, 0.5, 0.75]
+    done = client.run_status(run["id"], "succeeded", current_step=4)
+    assert done["status"] == RunStatus.SUCCEEDED and done["progress"] == 1.0
+    assert Trajectory.objects.filter(run_id=run["id"]).count() == 2
+
+
+def test_refusals_are_steer_errors_carrying_the_apis_error(project_and_client, live_server):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="r")
+    with pytest.raises(SteerError) as refused:
+        client.metrics_log(run["id"], [("reward", -1, 0.5)])
+    assert refused.value.status == 400 and "points[0]" in refused.value.error["fields"]
+    with pytest.raises(SteerError) as unknown:
+        client.project_id("no-such-project")
+    assert unknown.value.status == 404
+    with pytest.raises(SteerError) as illegal:
+        client.run_status(run["id"], "succeeded")  # queued -> succeeded is not a legal move
+    assert illegal.value.status == 409 and illegal.value.error["code"] == "conflict"
+    with pytest.raises(SteerError) as unauthenticated:
+        SteerClient(live_server.url, "steer_not-a-token", retries=0).run_create(project=project.id, name="x")
+    assert unauthenticated.value.status == 401
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_a_value_json_cannot_carry_raises_at_once_naming_the_point(project_and_client, value):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="r")
+    client.retries = 3  # a retried failure would sleep 0.5 + 1 + 2 s
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"points\[1\]: value must be a finite number"):
+        client.metrics_log(run["id"], [("loss", 0, 1.0), ("loss", 1, value)])
+    assert time.monotonic() - started < 1.0
+    assert client.metric_history([run["id"]], ["loss"]) == []
