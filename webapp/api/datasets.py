@@ -120,7 +120,7 @@ class PromptListApi(SteerListApi):
 
     project_roles = RESEARCH
     serializer_class = PromptOutputSerializer
-    ordering_fields = ["index"]
+    ordering_fields = ["id", "index"]  # id, as every list (docs/api.md)
     ordering = ["index"]
 
     def get_queryset(self):

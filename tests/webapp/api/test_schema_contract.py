@@ -143,3 +143,17 @@ def test_a_trajectory_whose_finish_reason_is_not_a_string_is_refused(api, owner,
     assert response.status_code == 400
     assert "records[0].finish_reason" in response.json()["error"]["fields"]
     assert not run.trajectories.exists()
+
+
+def test_every_list_orders_by_id_as_the_docs_say(real_ids):  # noqa: F811 - the fixture
+    """docs/api.md: ``?ordering=`` takes the fields each list names, ``id`` at least."""
+    ids, token = real_ids
+    lists = [(path, op) for path, methods in schema.raw_schema["paths"].items()
+             for method, op in methods.items()
+             if method == "get" and any(p["name"] == "ordering" for p in op.get("parameters", []))]
+    assert len(lists) > 10
+    for path, _ in lists:
+        names = [p["name"] for p in schema.raw_schema["paths"][path]["get"]["parameters"] if p["in"] == "path"]
+        response = _call(("GET", path), token, path_parameters={name: ids[name] for name in names},
+                         query={"ordering": "-id"})
+        assert response.status_code == 200, (path, response.json())
