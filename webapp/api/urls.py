@@ -82,5 +82,5 @@ urlpatterns = [
     path("pair-sets/<id:pair_set_id>/", rewards.PairSetDetailApi.as_view(), name="pair-set-detail"),
     path("pair-sets/<id:pair_set_id>/pairs.jsonl", rewards.PairSetPairsApi.as_view(), name="pair-set-pairs"),
     # anything else under /api/v1/ answers 404 in the API's error shape, not Django's HTML page
-    re_path(r"(?s)^(?P<path>.*)\Z", route_not_found),
+    re_path(r"^(?P<path>[\s\S]*)", route_not_found),  # [\s\S]: a newline too; no (?s), which reverse() refuses
 ]
