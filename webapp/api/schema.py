@@ -89,6 +89,9 @@ class SteerAutoSchema(AutoSchema):
         for code in sorted(codes):
             responses.setdefault(str(code), self._get_response_for_code(
                 ErrorSerializer, str(code), direction=direction) | {"description": ERROR_DESCRIPTIONS[code]})
+        responses["429"]["headers"] = {"Retry-After": {
+            "required": True, "schema": {"type": "integer", "minimum": 0},
+            "description": "Seconds until this address may try again (up to two periods of the rate)."}}
         return responses
 
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, settings as hypothesis_settings
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -168,3 +169,19 @@ def test_api_routes_still_reverse_beside_the_catch_all_route():
 
     assert reverse("api:run-detail", kwargs={"run_id": 7}) == "/api/v1/runs/7/"
     assert reverse("api:schema") == "/api/v1/schema/"
+
+
+@pytest.mark.usefixtures("wsgi_keeps_the_test_connection")
+def test_a_throttled_answer_matches_the_schema_with_its_retry_after(db, settings):
+    """After the ``auth`` rate of failed tokens, 429 with Retry-After, as the schema declares."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "2/min"}}
+    operation = schema["/api/v1/projects/"]["GET"]
+    for _ in range(2):
+        operation.Case().call(headers={"Authorization": "Bearer steer_wrong"})
+    case = operation.Case()
+    response = case.call(headers={"Authorization": "Bearer steer_wrong"})
+    assert response.status_code == 429
+    assert int({k.lower(): v for k, v in response.headers.items()}["retry-after"][0]) > 0
+    declared = schema.raw_schema["paths"]["/api/v1/projects/"]["get"]["responses"]["429"]
+    assert declared["headers"]["Retry-After"]["required"]  # so the check below checks it
+    case.validate_response(response, checks=[*CONFORMANCE, response_headers_conformance])
