@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.http import Http404
 from rest_framework import exceptions, generics, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -84,6 +85,16 @@ class SteerApiMixin:
 
 class SteerApi(SteerApiMixin, APIView):
     pass
+
+
+class SteerFileApi(SteerApi):
+    """A GET that streams a file (a JSONL export, a checkpoint's tar): its body is the file
+    whatever the request's Accept says, so ``Accept: application/jsonl`` (what a client
+    generated from the schema sends) is not refused with 406; its errors are JSON."""
+
+    def perform_content_negotiation(self, request, force=False):
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
 
 
 class SteerListApi(SteerApiMixin, generics.ListAPIView):

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from webapp.api.base import SteerApi, SteerListApi
+from webapp.api.base import SteerFileApi, SteerListApi
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.experiments.models import Checkpoint
@@ -66,7 +66,7 @@ def tar_chunks(folder: Path, arcroot: str):
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-class CheckpointDownloadApi(SteerApi):
+class CheckpointDownloadApi(SteerFileApi):
     """The checkpoint folder as `run-<id>-step-<n>.tar` (a `save_pretrained` folder for policies)."""
 
     project_roles = RESEARCH

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from webapp.api.base import SteerApi, query_params
+from webapp.api.base import SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
 from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl
 
@@ -28,7 +28,7 @@ class PreferenceExportFilterSerializer(serializers.Serializer):
                                             help_text="Also export tied pairs, with a 'tie' column.")
 
 
-class PreferenceExportApi(SteerApi):
+class PreferenceExportApi(SteerFileApi):
     project_roles = RESEARCH
 
     @extend_schema(parameters=[PreferenceExportFilterSerializer],
@@ -40,7 +40,7 @@ class PreferenceExportApi(SteerApi):
         return jsonl_response(lines, f"{project.slug}-preferences.jsonl")
 
 
-class LabelExportApi(SteerApi):
+class LabelExportApi(SteerFileApi):
     project_roles = RESEARCH
 
     @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})

@@ -185,3 +185,23 @@ def test_a_throttled_answer_matches_the_schema_with_its_retry_after(db, settings
     declared = schema.raw_schema["paths"]["/api/v1/projects/"]["get"]["responses"]["429"]
     assert declared["headers"]["Retry-After"]["required"]  # so the check below checks it
     case.validate_response(response, checks=[*CONFORMANCE, response_headers_conformance])
+
+
+@pytest.mark.parametrize(("operation", "accept"), [
+    ("/api/v1/projects/{project_id}/exports/labels.jsonl", "application/jsonl"),
+    ("/api/v1/projects/{project_id}/exports/preferences.jsonl", "application/jsonl"),
+    ("/api/v1/checkpoints/{checkpoint_id}/download/", "application/x-tar"),
+])
+def test_a_file_is_served_to_a_client_that_accepts_its_declared_type(real_ids, operation, accept):  # noqa: F811
+    """A client generated from the schema asks for the type the schema declares (it got 406)."""
+    ids, token = real_ids
+    names = [p["name"] for p in schema.raw_schema["paths"][operation]["get"]["parameters"] if p["in"] == "path"]
+    case = schema[operation]["GET"].Case(path_parameters={name: ids[name] for name in names})
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                                      checks=CONFORMANCE)
+    assert response.status_code == 200
+    assert {k.lower(): v for k, v in response.headers.items()}["content-type"] == [accept]
+    missing = schema[operation]["GET"].Case(path_parameters={name: 10**17 for name in names})
+    refused = missing.call_and_validate(headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                                        checks=CONFORMANCE)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
