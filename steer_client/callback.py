@@ -9,7 +9,9 @@ every ``on_log`` adds the logged numbers (loss, learning_rate, reward, kl, ...) 
 that is sent in batches; at the end the buffer is flushed and the run marked succeeded.
 If the process dies with the run unfinished (an exception out of ``trainer.train()``), an
 exit hook marks it failed with the error. A network failure never stops training: points
-stay buffered (up to ``max_buffer``) and go with the next flush.
+stay buffered (up to ``max_buffer``) and go with the next flush; if Steer does not answer at
+the start, the run is created at the first flush that reaches it. A refusal at the start (a
+bad token, an unknown project) raises before training begins.
 
 Completions: TRL's GRPOTrainer keeps the last generation's prompts, completions, rewards
 and advantages in ``trainer._logs``; with ``watch(trainer, ...)`` the callback sends them as
@@ -27,6 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from numbers import Real
 
+import requests
 from transformers import TrainerCallback
 
 from steer_client.client import SteerClient, SteerError
@@ -86,6 +89,7 @@ class SteerCallback(TrainerCallback):
         self.points: deque = deque(maxlen=max_buffer)
         self.records: deque = deque(maxlen=max_buffer // 10)
         self.run_id: int | None = None
+        self._pending_run: dict | None = None  # a run to create once Steer answers (it did not at the start)
         self.finished = False
         self.trainer = None
         self._last_flush = time.monotonic()
@@ -99,14 +103,28 @@ class SteerCallback(TrainerCallback):
         name = self.run_name or getattr(args, "run_name", None) or str(args.output_dir).rstrip("/").rsplit("/", 1)[-1]
         config = self.config or {"trainer": type(self.trainer).__name__ if self.trainer else "transformers",
                                  "args": _jsonable(args.to_dict())}
-        run = self.client.run_create(project=self.project, name=name, config=config)
-        self.run_id = run["id"]
-        self.client.run_status(self.run_id, "running", total_steps=state.max_steps or None)
+        self._pending_run = {"name": name, "config": config, "total_steps": state.max_steps or None}
+        try:
+            self._create_run()
+        except SteerError:  # refused (a bad token, an unknown project): say so before training starts
+            self._pending_run = None
+            raise
+        except requests.RequestException as exc:  # a network failure never stops training
+            logger.warning("could not reach Steer to create the run; training goes on, and the run is "
+                           "created at a later flush: %s", exc)
         atexit.register(self._exit_hook)
-        logger.info("Steer run %s created", self.run_id)
+
+    def _create_run(self) -> None:
+        pending = self._pending_run
+        if self.run_id is None:
+            self.run_id = self.client.run_create(project=self.project, name=pending["name"],
+                                                 config=pending["config"])["id"]
+            logger.info("Steer run %s created", self.run_id)
+        self.client.run_status(self.run_id, "running", total_steps=pending["total_steps"])
+        self._pending_run = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.run_id is None or not logs:
+        if (self.run_id is None and self._pending_run is None) or not logs:
             return
         step = int(state.global_step)
         for key, value in logs.items():
@@ -119,7 +137,7 @@ class SteerCallback(TrainerCallback):
             self.flush()
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.run_id is None or self.finished:
+        if (self.run_id is None and self._pending_run is None) or self.finished:
             return
         self.flush()
         self.finish("succeeded", current_step=state.global_step)
@@ -160,9 +178,11 @@ class SteerCallback(TrainerCallback):
     def flush(self) -> None:
         """Send what is buffered; on failure keep it for the next flush (training goes on)."""
         self._last_flush = time.monotonic()
-        if self.run_id is None:
+        if self.run_id is None and self._pending_run is None:
             return
         try:
+            if self._pending_run is not None:
+                self._create_run()
             if self.points:
                 batch = list(self.points)
                 self.client.metrics_log(self.run_id, batch)
@@ -174,7 +194,9 @@ class SteerCallback(TrainerCallback):
                 for _ in batch:
                     self.records.popleft()
         except SteerError as exc:
-            if exc.status < 500:  # the server refuses this data: keeping it would block every flush
+            if self._pending_run is not None:  # the run could not be created: nothing can be sent
+                logger.warning("Steer refused to create the run, keeping %d points: %s", len(self.points), exc)
+            elif exc.status < 500:  # the server refuses this data: keeping it would block every flush
                 logger.warning("Steer refused a batch, dropped it: %s", exc)
                 self.points.clear()
                 self.records.clear()
@@ -197,7 +219,7 @@ class SteerCallback(TrainerCallback):
     # -- internals ---------------------------------------------------------------------
 
     def _exit_hook(self) -> None:
-        if self.run_id is None or self.finished:
+        if (self.run_id is None and self._pending_run is None) or self.finished:
             return
         self.flush()
         error = getattr(sys, "last_value", None)

@@ -122,3 +122,29 @@ def _root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2]
+
+
+def test_a_server_down_at_the_start_does_not_stop_training_and_gets_the_run_later(live_server, credentials,
+                                                                                tmp_path):
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url="http://127.0.0.1:9", token=token, project=project.id)
+    callback.client.retries = 0
+    callback.flush_every_s = 3600  # flush only when told
+    trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)  # Steer is down
+    assert callback.run_id is None and not Run.objects.exists()
+    callback.log_metrics(1, {"loss": 2.0})
+    callback.client.base = live_server.url + "/api/v1"  # Steer is back
+    callback.flush()
+    run = Run.objects.get(pk=callback.run_id)
+    assert run.status == RunStatus.RUNNING and run.kind == RunKind.EXTERNAL
+    assert MetricPoint.objects.filter(run=run, key="loss", step=1, value=2.0).exists()
+    callback.finish("succeeded")
+
+
+def test_a_refusal_at_the_start_stops_training_before_it_begins(live_server, credentials, tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    steer_client.watch(trainer, url=live_server.url, token="steer_wrong", project=credentials[0].id)
+    with pytest.raises(steer_client.client.SteerError) as refused:
+        trainer.train()
+    assert refused.value.status == 401 and trainer.state.global_step == 0
