@@ -74,7 +74,8 @@ class RubricListCreateApi(SteerListApi):
     class RubricCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        criteria = CriterionInputSerializer(many=True)
+        criteria = CriterionInputSerializer(many=True, min_length=1,
+                                            error_messages={"min_length": "a rubric needs at least one criterion"})
 
     project_roles = ANNOTATION
     project_write_roles = RESEARCH
@@ -107,7 +108,8 @@ class RubricDetailApi(SteerApi):
     class RubricUpdateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        criteria = CriterionInputSerializer(many=True)
+        criteria = CriterionInputSerializer(many=True, min_length=1,
+                                            error_messages={"min_length": "a rubric needs at least one criterion"})
 
     project_roles = ANNOTATION
 
@@ -334,7 +336,8 @@ class LabelCreateApi(SteerApi):
             child=serializers.DictField(child=serializers.FloatField()), required=False, allow_null=True,
             help_text="{candidate position: {criterion id: value}} against the task's rubric.")
         time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_ID)
-        submission_key = serializers.CharField(max_length=64)
+        submission_key = serializers.CharField(min_length=8, max_length=64, error_messages=dict.fromkeys(
+            ["min_length", "max_length"], "a submission key of 8 to 64 characters is required"))
 
     project_roles = ANNOTATION
 

@@ -55,6 +55,16 @@ def errors(*codes: int) -> dict:
 
 
 class SteerAutoSchema(AutoSchema):
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        """A nested list's min_length / max_length as minItems / maxItems (drf-spectacular leaves them out)."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.ListSerializer) and schema.get("type") == "array":
+            if field.min_length is not None:
+                schema["minItems"] = field.min_length
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
+        return schema
+
     def _get_paginator(self):
         """Only a GET pages: a POST that answers a list (tasks made) sends a plain array."""
         return super()._get_paginator() if self.method == "GET" else None

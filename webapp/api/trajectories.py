@@ -55,7 +55,8 @@ class TrajectoryRecordSerializer(serializers.Serializer):
     rewards = serializers.DictField(child=serializers.FloatField(), required=False)
     advantage = serializers.FloatField(required=False, allow_null=True)
     length = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Tokens; 0 when unknown.")
-    finish_reason = serializers.ChoiceField(choices=Trajectory.FinishReason.choices, required=False)
+    finish_reason = serializers.ChoiceField(choices=Trajectory.FinishReason.choices, required=False,
+                                            allow_null=True, allow_blank=True, help_text="null or \"\": unknown.")
 
 
 class TrajectoryBatchSerializer(serializers.Serializer):

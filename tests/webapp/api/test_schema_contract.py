@@ -205,3 +205,22 @@ def test_a_file_is_served_to_a_client_that_accepts_its_declared_type(real_ids, o
     refused = missing.call_and_validate(headers={"Authorization": f"Bearer {token}", "Accept": accept},
                                         checks=CONFORMANCE)
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+
+
+def test_limits_the_api_checks_are_in_the_schema_with_the_same_messages(documented, api, owner):
+    """A rubric needs a criterion and a submission key 8 to 64 characters; a record's
+    finish_reason may be null. The schema said otherwise, so valid-looking calls were refused."""
+    rubric = _body(documented, "/api/v1/projects/{project_id}/rubrics/", "post")
+    assert rubric["properties"]["criteria"]["minItems"] == 1
+    label = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")
+    assert label["properties"]["submission_key"]["minLength"] == 8
+    record = documented["components"]["schemas"]["TrajectoryRecordRequest"]
+    assert record["properties"]["finish_reason"]["nullable"]
+    project = make_project(owner=owner)
+    refused = api.post(f"/api/v1/projects/{project.id}/rubrics/", {"name": "R", "criteria": []}, format="json")
+    assert refused.json()["error"]["fields"] == {"criteria": ["a rubric needs at least one criterion"]}
+    task = ComparisonTask.objects.create(project=project, prompt_text="q")
+    Candidate.objects.bulk_create([Candidate(task=task, position=i, text=t) for i, t in enumerate("ab")])
+    short = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": [[0], [1]], "submission_key": "short"},
+                     format="json")
+    assert short.json()["error"]["fields"] == {"submission_key": ["a submission key of 8 to 64 characters is required"]}
