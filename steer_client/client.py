@@ -66,9 +66,10 @@ class SteerClient:
     # -- resources ----------------------------------------------------------------
 
     def project_id(self, project: int | str) -> int:
-        """A project id from its id, slug or name (among the caller's projects)."""
-        if isinstance(project, int) or (isinstance(project, str) and project.isdigit()):
-            return int(project)
+        """A project id from its id, slug or name (among the caller's projects). An int is an id; a
+        string is a slug or name first (a project may be named "2024"), else, if it is digits, an id."""
+        if isinstance(project, int):
+            return project
         params: dict = {"page_size": 1000}
         while True:
             page = self.request("GET", "/projects/", params=params)
@@ -76,6 +77,8 @@ class SteerClient:
                 if project in (p["slug"], p["name"]):
                     return p["id"]
             if not page.get("next"):
+                if project.isascii() and project.isdigit():
+                    return int(project)
                 raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
             params = dict(parse_qsl(urlsplit(page["next"]).query))
 

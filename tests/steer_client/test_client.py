@@ -66,3 +66,11 @@ def test_a_value_json_cannot_carry_raises_at_once_naming_the_point(project_and_c
         client.metrics_log(run["id"], [("loss", 0, 1.0), ("loss", 1, value)])
     assert time.monotonic() - started < 1.0
     assert client.metric_history([run["id"]], ["loss"]) == []
+
+
+def test_a_project_named_with_digits_is_found_by_its_name_and_digits_else_are_an_id(project_and_client):
+    project, client = project_and_client
+    named = make_project(owner=project.memberships.get().user, name="2024")
+    assert client.project_id("2024") == named.id  # not project id 2024
+    assert client.project_id(str(project.id)) == project.id  # e.g. from an environment variable
+    assert client.project_id(project.id) == project.id
