@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
+from webapp.api.base import MAX_ID, SteerApi, SteerFileApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run
@@ -154,7 +154,7 @@ class PairSetFromRunApi(SteerApi):
         return Response(PairSetOutputSerializer(pair_set).data, status=status.HTTP_201_CREATED)
 
 
-class PairSetPairsApi(SteerApi):
+class PairSetPairsApi(SteerFileApi):
     """GET: the set's pairs as JSONL, streamed (TRL's preference format: plain text, or
     conversational throughout when any prompt is chat messages), for sets too large to read
     through the detail."""
