@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .errors import ConfigError
+from .errors import ConfigError, finite_float
 
 POLICY_SOURCES = ("builtin", "path", "tiny")
 DTYPES = ("float32", "bfloat16")
@@ -53,7 +53,9 @@ def _check(ok: bool, section: str, name: str, message: str) -> None:
 
 
 def _at_most(value: int, limit: int, section: str, name: str) -> None:
-    _check(value <= limit, section, name, f"must be at most {limit:,} (got {value:,})")
+    if value > limit:  # a JSON integer can have thousands of digits: not all of them in the message
+        shown = f"{value:,}" if value < 10**30 else "an integer of more than 30 digits"
+        _check(False, section, name, f"must be at most {limit:,} (got {shown})")
 
 
 def _one_of(value: Any, choices: tuple[str, ...], section: str, name: str) -> None:
@@ -672,7 +674,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(where, f"expected a number, got {value!r}")
-        return float(value)
+        return finite_float(value, where)
     if tp is int:
         if isinstance(value, bool) or not (isinstance(value, int) or
                                            (isinstance(value, float) and value.is_integer())):

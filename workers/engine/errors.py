@@ -1,5 +1,7 @@
 """Errors a user can cause by what they hand the engine (configs, data, paths)."""
 
+import math
+
 
 class EngineError(Exception):
     """Base class of the engine's user-facing errors."""
@@ -16,6 +18,20 @@ class ConfigError(EngineError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+def finite_float(value: int | float, field: str) -> float:
+    """``value`` (a JSON number, already known to be one) as a finite float, or ConfigError on
+    ``field``: JSON allows integers of any size (10**400), which ``float()`` cannot convert
+    (OverflowError, not a ValueError), and a dict built in Python may hold NaN or infinity."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        shown = "an integer beyond 1.8e308" if isinstance(value, int) else repr(value)
+        raise ConfigError(field, f"must be a finite number of at most about 1.8e308, got {shown}")
+    return number
 
 
 class DataError(EngineError, ValueError):

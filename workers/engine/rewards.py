@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, finite_float
 
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_INPUT_CHARS = 20_000
@@ -83,8 +83,8 @@ def validate_reward_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(key, f"reward {name!r} needs {key!r}: {spec.help}")
             continue
         value = params[key]
-        if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        if float in spec.types and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = finite_float(value, key)
         if isinstance(value, bool) and bool not in spec.types or \
                 not isinstance(value, spec.types):
             names = " or ".join(t.__name__ for t in spec.types)
@@ -320,13 +320,17 @@ def _validate_criteria(criteria: list) -> list[dict[str, Any]]:
         weight = criterion.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(f"{where}.weight", "must be a number >= 0")
+        weight = finite_float(weight, f"{where}.weight")
         try:
             params = validate_reward_params(criterion["type"], params)
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc.field}", exc.message) from None
         out.append({"type": criterion["type"], "weight": float(weight), **params})
-    if not out or sum(c["weight"] for c in out) <= 0:
+    total = sum(c["weight"] for c in out)
+    if not out or total <= 0:
         raise ConfigError("criteria", "give at least one criterion with a positive weight")
+    if not math.isfinite(total):
+        raise ConfigError("criteria", "the weights add up to more than a float holds; use smaller weights")
     return out
 
 
@@ -551,7 +555,7 @@ def _check_judged_criteria(value: list) -> str | None:
         return "give at least one criterion, e.g. [{\"name\": \"Correct\", \"description\": \"...\"}]"
     if len(value) > MAX_JUDGED_CRITERIA:
         return f"{len(value)} criteria; at most {MAX_JUDGED_CRITERIA}"
-    names = set()
+    names, total = set(), 0.0
     for i, item in enumerate(value):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
             return f"criterion {i} needs a 'name' (text)"
@@ -563,6 +567,12 @@ def _check_judged_criteria(value: list) -> str | None:
         weight = item.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             return f"criterion {i}: 'weight' must be a number > 0"
+        try:
+            total += float(weight)
+        except OverflowError:
+            total = math.inf
+        if not math.isfinite(total):
+            return f"criterion {i}: 'weight' must be a finite number, and the weights' sum too"
         if len(item["name"]) + len(item.get("description", "")) > 2000:
             return f"criterion {i} is longer than 2000 characters"
         if item["name"] in names:

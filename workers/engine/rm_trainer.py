@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from workers.engine.config import MAX_SEED
-from workers.engine.errors import ConfigError, DataError, EngineError
+from workers.engine.errors import ConfigError, DataError, EngineError, finite_float
 from workers.engine.preference_losses import (
     TIE_HANDLING,
     bradley_terry_loss,
@@ -141,14 +141,14 @@ def _check_types(config: RewardModelTrainConfig) -> None:
         if isinstance(value, bool) and expected is not bool:
             ok = False  # JSON true is not the number 1
         elif expected is float:
-            ok = isinstance(value, (int, float)) and math.isfinite(value)
+            ok = isinstance(value, (int, float))
         else:
             ok = isinstance(value, expected)
         if not ok:
             raise ConfigError(f.name, f"must be {'a finite ' if expected is float else ''}{expected.__name__}"
                                       f"{' or null' if optional else ''}, got {value!r}")  # fmt: skip
         if expected is float:
-            object.__setattr__(config, f.name, float(value))
+            object.__setattr__(config, f.name, finite_float(value, f.name))
 
 
 @dataclass(frozen=True)

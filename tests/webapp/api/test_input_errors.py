@@ -97,3 +97,26 @@ def test_an_imported_line_the_database_cannot_store_is_named(api, project, conte
     assert response.status_code == 400
     assert words in str(response.json()["error"])
     assert not PromptDataset.objects.exists()
+
+
+HUGE = 10**400  # a valid JSON number; float() of it raises OverflowError
+
+
+@pytest.mark.parametrize("kind, config, field", [
+    ("policy", {"optim": {"lr": HUGE}}, "config.optim.lr"),
+    ("policy", {"optim": {"betas": [HUGE, 0.9]}}, "config.optim.betas[0]"),
+    ("evaluation", {"rewards": [{"name": "exact_answer", "weight": HUGE}]}, "config.rewards[0].weight"),
+    ("evaluation", {"rewards": [{"name": "exact_answer", "tolerance": HUGE}]}, "config.rewards[0].tolerance"),
+    ("policy", {"rewards": [{"name": "checklist", "criteria": [{"type": "valid_json", "weight": HUGE}]}]},
+     "config.rewards[0].criteria[0].weight"),
+    ("reward_model", {"lr": HUGE}, "config.lr"),
+])
+def test_a_config_number_too_large_for_a_float_answers_400_naming_it(api, project, kind, config, field):
+    body = {"name": "r", "kind": kind, "config": config}
+    if kind != "reward_model":
+        body |= {"dataset": make_dataset(project).id, "policy": make_policy(project).id}
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", body, format="json")
+    assert response.status_code == 400, response.content
+    [message] = response.json()["error"]["fields"][field]
+    assert "finite number" in message
+    assert not Run.objects.exists()
