@@ -11,6 +11,7 @@ This module imports neither torch nor Django, so the web app can validate forms 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +57,16 @@ def _at_most(value: int, limit: int, section: str, name: str) -> None:
     if value > limit:  # a JSON integer can have thousands of digits: not all of them in the message
         shown = f"{value:,}" if value < 10**30 else "an integer of more than 30 digits"
         _check(False, section, name, f"must be at most {limit:,} (got {shown})")
+
+
+_CUDA_INDEX = re.compile(r"cuda:(0|[1-9][0-9]{0,2})")
+
+
+def is_cuda_index(device: str) -> bool:
+    """Whether ``device`` is 'cuda:N' as torch reads it: N without a leading zero or a space, and
+    at most 127 (torch wraps 128 to -128 and refuses 'cuda:x' only when the worker starts)."""
+    match = _CUDA_INDEX.fullmatch(device)
+    return match is not None and int(match.group(1)) <= 127
 
 
 def _one_of(value: Any, choices: tuple[str, ...], section: str, name: str) -> None:
@@ -416,8 +427,9 @@ class TrainLoopConfig:
         _check(self.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
         _check(0 <= self.log_rollouts_fraction <= 1, s, "log_rollouts_fraction",
                "must be in [0, 1]")
-        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), s,
-               "device", "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        _check(self.device in ("auto", "cpu", "cuda") or is_cuda_index(self.device), s,
+               "device", f"{self.device!r} is no device; use 'auto', 'cpu', 'cuda' or 'cuda:N' "
+               "(N the GPU's number, 0 to 127, e.g. 'cuda:0')")
         _check(self.micro_batch_size >= 1, s, "micro_batch_size", "must be at least 1")
         _at_most(self.micro_batch_size, MAX_COMPLETIONS_PER_STEP, s, "micro_batch_size")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from workers.engine.config import MAX_SEED
+from workers.engine.config import MAX_SEED, is_cuda_index
 from workers.engine.errors import ConfigError, DataError, EngineError, finite_float
 from workers.engine.preference_losses import (
     TIE_HANDLING,
@@ -100,6 +100,9 @@ class RewardModelTrainConfig:
         for name, limit in (("ensemble_size", 64), ("epochs", 10_000), ("batch_size", 65_536), ("max_length", 131_072)):
             if getattr(self, name) > limit:
                 raise ConfigError(name, f"must be at most {limit:,}, got {getattr(self, name):,}")
+        if self.device is not None and self.device not in ("cpu", "cuda", "mps") and not is_cuda_index(self.device):
+            raise ConfigError("device", f"{self.device!r} is no device; use 'cpu', 'cuda', 'cuda:N' (N the GPU's "
+                                        "number, 0 to 127), 'mps', or null for cuda when there is one")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError("seed", f"must be in [0, {MAX_SEED}] (2**32 - 1), got {self.seed}")
         if self.max_length < 8:

@@ -120,3 +120,12 @@ def test_a_config_number_too_large_for_a_float_answers_400_naming_it(api, projec
     [message] = response.json()["error"]["fields"][field]
     assert "finite number" in message
     assert not Run.objects.exists()
+
+
+def test_a_device_the_worker_could_not_open_answers_400_at_launch(api, project):
+    body = {"name": "r", "kind": "policy", "config": {"train": {"device": "cuda:x"}},
+            "dataset": make_dataset(project).id, "policy": make_policy(project).id}
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", body, format="json")
+    assert response.status_code == 400
+    assert "config.train.device" in response.json()["error"]["fields"]
+    assert not Run.objects.exists()
