@@ -28,6 +28,23 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(detail)]}
 
 
+def _text(value) -> str:
+    """``value`` as text a UTF-8 response can hold: an error that quotes the input (DRF's "is not
+    a valid choice", a config's unknown key) may quote an unpaired surrogate ("\\ud800" in
+    the JSON body), which cannot be encoded, so the response failed to render (a 500). It is
+    written as its escape instead, the way the request spelled it."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _encodable(fields: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {_text(name): [_text(m) for m in messages] for name, messages in fields.items()}
+
+
 def error_response(code: str, message: str, http_status: int, fields: dict | None = None) -> Response:
     return Response({"error": {"code": code, "message": message, "fields": fields or {}}}, status=http_status)
 
@@ -47,14 +64,14 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
+        fields = _encodable(_flatten(exc.detail))
         first = next(iter(fields.items()), ("", ["invalid input"]))
         message = f"{first[0]}: {first[1][0]}" if first[0] and first[0] != "non_field_errors" else first[1][0]
         response.data = {"error": {"code": "invalid", "message": message, "fields": fields}}
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        response.data = {"error": {"code": str(code), "message": str(detail), "fields": {}}}
+        response.data = {"error": {"code": str(code), "message": _text(detail), "fields": {}}}
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = 'Bearer realm="steer"'
     return response

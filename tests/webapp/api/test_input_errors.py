@@ -129,3 +129,25 @@ def test_a_device_the_worker_could_not_open_answers_400_at_launch(api, project):
     assert response.status_code == 400
     assert "config.train.device" in response.json()["error"]["fields"]
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("runs/", {"name": "r", "kind": "\ud800", "config": {}}, "kind"),
+    ("members/", {"username": "someone", "role": "\ud800"}, "role"),
+    ("policies/", {"name": "p", "source": "\ud800"}, "source"),
+    ("tasks/", {"run": 1, "selection": "\ud800"}, "selection"),
+    ("rubrics/", {"name": "R", "criteria": [{"name": "c", "scale": "\ud800"}]}, "criteria.0.scale"),
+])
+def test_an_error_quoting_an_unpaired_surrogate_answers_400_with_it_escaped(api, project, path, body, field):
+    """DRF's 'is not a valid choice' quotes the value; the response could not encode it (500)."""
+    import json
+
+    from webapp.feedback.models import Rubric
+    from webapp.projects.models import Membership
+
+    response = api.post(f"/api/v1/projects/{project.id}/{path}", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    [message] = response.json()["error"]["fields"][field]
+    assert "\\ud800" in message
+    assert not Run.objects.exists() and not Rubric.objects.exists()
+    assert Membership.objects.filter(project=project).count() == 1
