@@ -58,6 +58,8 @@ def row_from_object(obj) -> PromptRow:
     if isinstance(value, list):
         messages = parse_messages(value)
     elif isinstance(value, str):
+        if not value.strip():  # a run's worker refuses an empty prompt, so the import does
+            raise ValueError(f"'{key}' holds only whitespace; a prompt needs text")
         text = value
     else:
         raise ValueError(f"'{key}' must be a string or a list of messages")

@@ -165,12 +165,26 @@ def _dataset_check(dataset, config: dict) -> None:
     prompts = dataset.prompts.all()
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="dataset")
+    _blank_prompts_check(dataset, field="dataset")
     rewards = config.get("rewards", [{"name": "exact_answer"}])  # the engine's default
     if isinstance(rewards, list) and any(isinstance(r, dict) and r.get("name") == "exact_answer" for r in rewards):
         missing = prompts.filter(reference="").count()
         if missing:
             raise RunError(f"{missing} of its prompts have no reference answer, which the exact_answer reward "
                            "needs; give every prompt a reference or drop that reward", field="dataset")
+
+
+def _blank_prompts_check(dataset, *, field: str) -> None:
+    """RunError on ``field`` if the dataset holds prompts of whitespace alone, which the worker
+    refuses only once the run has started."""
+    from webapp.datasets.selectors import blank_prompts
+
+    blank = list(blank_prompts(dataset=dataset).order_by("index").values_list("index", flat=True)[:5])
+    if blank:
+        total = blank_prompts(dataset=dataset).count()
+        shown = first_few([f"#{i}" for i in blank], total)
+        raise RunError(f"{total} of its prompts hold only whitespace ({shown}); a run needs text in every "
+                       "prompt, so import the dataset again without them", field=field)
 
 
 def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
@@ -202,6 +216,7 @@ def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
     prompts = eval_dataset.prompts.all()
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="eval_dataset")
+    _blank_prompts_check(eval_dataset, field="eval_dataset")
     missing = prompts.filter(reference="").count() if engine_config.held_out_reward.name == "exact_answer" else 0
     if missing:
         raise RunError(f"{missing} of its prompts have no reference answer; held-out prompts are scored by "
