@@ -149,7 +149,8 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             if kind == RunKind.REWARD_MODEL:
                 from webapp.rewards.selectors import preference_source_check
 
-                preference_source_check(project=project, data=run.config["data"])
+                preference_source_check(project=project, data=run.config["data"],
+                                        eval_fraction=run.config["eval_fraction"], seed=run.config["seed"])
             run_enqueue(run=run)
     except OperationalError as exc:  # raised by the task sent on commit: no worker will ever see this run
         log.error("run %s: the broker refused its task (%s); the run is withdrawn", run.id, exc)

@@ -32,17 +32,33 @@ def label_count(*, project) -> int:
     return PreferenceLabel.objects.filter(task__project=project).count()
 
 
-def preference_source_check(*, project, data: dict) -> None:
-    """RunError unless the run's preference data exists in this project and is not empty (called
-    in the launch's transaction)."""
+def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, seed: int = 0) -> None:
+    """RunError unless the run's preference data exists in this project and can train (called
+    in the launch's transaction). Imported pairs always prefer one answer; labels may all be
+    ties (or 'both bad'), or leave their only decisive ones in the held-out share that the
+    run's ``eval_fraction`` and ``seed`` pick, which the worker refuses only once started."""
     if data["source"] == "pairs":
         # Inside the launch's transaction: the share lock keeps a deletion (FOR UPDATE) waiting
         # until the run is committed, so that the deletion sees it.
         if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
                               .values_list("pk")):
             raise RunError("no such set of imported pairs in this project", field="config.data")
-    elif not label_count(project=project):
+        return
+    # The order preference_records gives the engine, whose split is by position in it.
+    rankings = PreferenceLabel.objects.filter(task__project=project).order_by("id").values_list("ranking", flat=True)
+    decisive = [len(ranking) >= 2 for ranking in rankings]
+    if not decisive:
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
+    if not any(decisive):
+        raise RunError(f"all {len(decisive)} of the project's labels are ties (or 'both bad'): nothing to learn a "
+                       "preference from; label more tasks, or import pairs to train on", field="config.data")
+    from workers.engine.rm_trainer import split_records  # noqa: PLC0415 (torch)
+
+    train, _ = split_records(len(decisive), eval_fraction, seed)
+    if not any(decisive[i] for i in train):
+        raise RunError(f"the labels that prefer one answer ({sum(decisive)} of {len(decisive)}) all fall in the "
+                       f"held-out share (eval_fraction {eval_fraction}, seed {seed}), leaving only ties to train on; "
+                       "lower config.eval_fraction, change config.seed or label more tasks", field="config.data")
 
 
 def preference_records(*, project, data: dict) -> list:
