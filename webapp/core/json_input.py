@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,11 @@ def storable_json(text: str | bytes) -> Any:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:  # Python's guard against slow int parsing, naming sys.set_int_max_str_digits()
+        if isinstance(exc, json.JSONDecodeError) or "integer string conversion" not in str(exc):
+            raise
+        raise ValueError(f"holds a whole number of more than {sys.get_int_max_str_digits()} digits; "
+                         "write it as a string") from None
     if (b"\\u" if isinstance(text, bytes) else "\\u") in text:  # NUL and surrogates come escaped
         storable_text_check(value)
     return value

@@ -16,9 +16,28 @@ def upload_text(upload) -> str:
                          f"{MAX_IMPORT_BYTES // 2**20} MB (split it into several)")
     data = upload.read()
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(_binary_format(data) or f"the file is not UTF-8 text (byte {exc.start})") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # utf-8-sig counts from after a UTF-8 byte-order mark
+        raise ValueError(_binary_format(data)
+                         or _not_utf8(data, exc.start + 3 * data.startswith(b"\xef\xbb\xbf"))) from None
+    if "\x00" in text[:2]:  # UTF-16 without its mark: every other byte of ASCII text is NUL, valid UTF-8
+        raise ValueError(UTF16)
+    return text
+
+
+UTF16 = "the file is UTF-16 text (every other byte is NUL); save it as UTF-8"
+
+
+def _not_utf8(data: bytes, start: int) -> str:
+    """Why ``data`` is no UTF-8, where a user can find it: UTF-16 (Excel's "Unicode text" and
+    PowerShell's default) by its byte-order mark, otherwise the line and byte of the first
+    byte that is no UTF-8 (a byte offset alone is no help in a file of a million lines)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return UTF16.replace("every other byte is NUL", "it starts with a UTF-16 byte-order mark")
+    line = data.count(b"\n", 0, start) + 1
+    column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    return (f"the file is not UTF-8 text (byte {start}, line {line}, column {column}: 0x{data[start]:02X}); "
+            "save it as UTF-8 (it may be Latin-1 or Windows-1252)")
 
 
 def _binary_format(data: bytes) -> str | None:

@@ -20,6 +20,7 @@ def test_plain_json_parses_as_json_loads_does():
     ('{"a\\u0000": 1}', "NUL character"),  # keys too
     ('[[["\\ud800"]]]', "unpaired surrogate"),
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"reference": 1' + "0" * 5000 + "}", "a whole number of more than 4300 digits; write it as a string"),
 ])
 def test_what_the_database_cannot_store_is_a_value_error_saying_what(text, words):
     with pytest.raises(ValueError) as info:

@@ -13,9 +13,35 @@ def test_an_upload_is_read_as_utf8_without_its_byte_order_mark():
     assert upload_text(SimpleUploadedFile("p.jsonl", '\ufeff{"prompt": "é"}'.encode())) == '{"prompt": "é"}'
 
 
-def test_an_upload_that_is_not_utf8_names_the_byte():
-    with pytest.raises(ValueError, match=r"not UTF-8 text \(byte 3\)"):
+def test_an_upload_that_is_not_utf8_names_the_byte_and_its_line():
+    with pytest.raises(ValueError, match=r"not UTF-8 text \(byte 3, line 1, column 4: 0xFF\)"):
         upload_text(SimpleUploadedFile("p.jsonl", b"abc\xff"))
+    latin1 = '{"prompt": "tea"}\n{"prompt": "café"}\n'.encode("latin-1")
+    with pytest.raises(ValueError, match=r"\(byte 33, line 2, column 16: 0xE9\); save it as UTF-8 \(it may be Latin-1"):
+        upload_text(SimpleUploadedFile("p.jsonl", latin1))
+    with pytest.raises(ValueError, match=r"\(byte 6, line 2, column 1: 0xFF\)"):  # counted with the UTF-8 mark
+        upload_text(SimpleUploadedFile("p.jsonl", b"\xef\xbb\xbfab\n\xffc"))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_upload_is_named_as_utf16_with_or_without_its_mark(encoding):
+    """Without its byte-order mark, UTF-16 of ASCII text is valid UTF-8 with a NUL every other byte."""
+    with pytest.raises(ValueError, match=r"the file is UTF-16 text \(.*\); save it as UTF-8"):
+        upload_text(SimpleUploadedFile("p.csv", "prompt,answer\n2+2,4\n".encode(encoding)))
+
+
+@pytest.mark.django_db
+def test_a_utf16_dataset_upload_answers_400_saying_so_and_stores_nothing():
+    from tests.webapp.api.conftest import api_user, token_client
+
+    user = api_user()
+    project = make_project(owner=user)
+    response = token_client(user).post(
+        f"/api/v1/projects/{project.id}/datasets/",
+        {"name": "d", "file": SimpleUploadedFile("p.jsonl", '{"prompt": "hi"}\n'.encode("utf-16-le"))}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["file"] == ["the file is UTF-16 text (every other byte is NUL); save it as UTF-8"]
+    assert not PromptDataset.objects.exists()
 
 
 def test_an_upload_over_the_limit_is_refused_unread(monkeypatch):
