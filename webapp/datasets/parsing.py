@@ -101,15 +101,22 @@ def parse_jsonl(content: str) -> list[PromptRow]:
 def parse_csv(content: str) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad row by the line it ends on. Quoting is
     strict: a quoted field left open swallowed the rest of the file into one prompt. A row
-    needs as many fields as the header (an unquoted comma splits a field in two). A
-    ``messages`` cell holds chat messages as JSON: ``[{"role": "user", "content": "hi"}]``."""
+    needs as many fields as the header (an unquoted comma splits a field in two), whose names
+    are distinct (spaces around them are dropped). A ``messages`` cell holds chat messages as
+    JSON: ``[{"role": "user", "content": "hi"}]``."""
     reader = csv.reader(io.StringIO(content), strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
         raise DatasetImportError([(1, f"not valid CSV ({exc})")]) from None
-    if not header or not set(header) & set(PROMPT_KEYS):
-        raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}")])
+    header = [name.strip() for name in header or []]  # "prompt, answer": the space is no part of the name
+    if not set(header) & set(PROMPT_KEYS):
+        cased = [name for name in header if name.lower() in PROMPT_KEYS + REFERENCE_KEYS and name not in PROMPT_KEYS]
+        hint = f" (names are lowercase: {cased[0]!r} is not {cased[0].lower()!r})" if cased else ""
+        raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}{hint}")])
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:  # dict(zip()) kept the last column of a name, silently dropping the others
+        raise DatasetImportError([(1, f"the header names the column {twice[0]!r} twice; each column needs its own name")])
     rows, errors = [], []
     try:
         for fields in reader:

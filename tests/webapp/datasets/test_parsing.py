@@ -94,3 +94,26 @@ def test_an_own_reference_field_wins_over_verls_ground_truth_and_a_bad_ground_tr
     with pytest.raises(DatasetImportError) as info:
         parse_jsonl(json.dumps({"prompt": "2+2?", "reward_model": {"ground_truth": ["4", "four"]}}))
     assert info.value.errors == [(1, "'reward_model.ground_truth' must be a string or a number")]
+
+
+@pytest.mark.parametrize("content, column", [
+    ("prompt,answer,answer\nq,1,2\n", "answer"),
+    ("prompt,prompt\na,b\n", "prompt"),
+    ("prompt,answer ,answer\nq,1,2\n", "answer"),
+])
+def test_a_csv_header_naming_a_column_twice_is_refused(content, column):
+    """dict(zip(header, fields)) kept the last of the two, dropping the other's values unsaid."""
+    with pytest.raises(DatasetImportError) as caught:
+        parse_csv(content)
+    assert caught.value.errors == [(1, f"the header names the column {column!r} twice; each column needs its own name")]
+
+
+def test_spaces_around_csv_header_names_are_dropped():
+    """'prompt, answer' put the reference in a metadata column named ' answer'."""
+    [row] = parse_csv("prompt, answer\nq,1\n")
+    assert (row.text, row.reference, row.metadata) == ("q", "1", {})
+
+
+def test_a_capitalised_csv_header_is_refused_saying_names_are_lowercase():
+    with pytest.raises(DatasetImportError, match="names are lowercase: 'Prompt' is not 'prompt'"):
+        parse_csv("Prompt,Answer\nq,1\n")
