@@ -43,3 +43,20 @@ def test_a_checklist_whose_weights_add_up_beyond_a_float_is_refused():
     criteria = [{"type": "valid_json", "weight": 1e308}, {"type": "max_length", "max_chars": 5, "weight": 1e308}]
     with pytest.raises(ConfigError, match="add up"):
         validate_reward_params("checklist", {"criteria": criteria})
+
+
+@pytest.mark.parametrize("lr", [1.5, 1e39, 1e300])
+def test_a_learning_rate_above_1_is_refused_before_adamw_overflows_in_the_worker(lr):
+    """lr 1e39 launched, then torch's AdamW failed the run ('value cannot be converted to type
+    float without overflow'); any lr above 1 only wrecks the model."""
+    with pytest.raises(ConfigError, match="must be at most 1") as caught:
+        TrainConfig.from_dict({"optim": {"lr": lr}})
+    assert caught.value.field == "optim.lr"
+    with pytest.raises(ConfigError, match="must be at most 1") as caught:
+        RewardModelTrainConfig.from_dict({"lr": lr})
+    assert caught.value.field == "lr"
+
+
+def test_a_learning_rate_of_1_is_kept():
+    assert TrainConfig.from_dict({"optim": {"lr": 1}}).optim.lr == 1.0
+    assert RewardModelTrainConfig.from_dict({"lr": 1}).lr == 1.0

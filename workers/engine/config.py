@@ -44,6 +44,12 @@ MAX_NEW_TOKENS = 131_072  # 128k: the longest contexts of current policies
 MAX_TOKENS_PER_STEP = 2**28  # completions per step x max_new_tokens (268M: 65,536 x 4,096)
 MAX_STEPS = 10_000_000
 MAX_ITERATIONS = 64  # updates per rollout batch (mu)
+# AdamW moves each weight by about lr a step, so above 1 a run only destroys its model; and
+# torch's AdamW overflowed float32 (a crash in the worker, after the launch) once lr / (1 - beta1)
+# passed 3.4e38.
+MAX_LR = 1.0
+LR_TOO_LARGE = ("must be at most 1, e.g. 1e-6: AdamW moves each weight by about lr a step, so a larger "
+                "one destroys the model")
 MAX_TINY_WIDTH = 8192  # the tiny model's hidden and MLP widths
 MAX_TINY_LAYERS = 64
 
@@ -375,6 +381,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         s = self.SECTION
         _check(self.lr > 0, s, "lr", "must be > 0, e.g. 1e-6")
+        _check(self.lr <= MAX_LR, s, "lr", f"{LR_TOO_LARGE} (got {self.lr:g})")
         _check(self.weight_decay >= 0, s, "weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, s, "warmup_steps", "must be >= 0")
         _check(self.max_grad_norm >= 0, s, "max_grad_norm", "must be >= 0 (0 disables)")

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from workers.engine.config import MAX_SEED, is_cuda_index
+from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
 from workers.engine.errors import ConfigError, DataError, EngineError, finite_float
 from workers.engine.preference_losses import (
     TIE_HANDLING,
@@ -110,6 +110,8 @@ class RewardModelTrainConfig:
         for name in ("tie_threshold", "lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)}")
+        if self.lr > MAX_LR:
+            raise ConfigError("lr", f"{LR_TOO_LARGE}, got {self.lr:g}")
         for name in ("margin", "center_coef", "weight_decay", "max_grad_norm"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
