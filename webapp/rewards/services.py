@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -28,7 +30,10 @@ def pair_set_import(*, project, name: str, content: str, user=None) -> Preferenc
 
 
 def reward_model_register(*, run, path: str, metrics: dict) -> RewardModel:
-    """The RewardModel row of a finished reward-model run (idempotent: one per training run)."""
+    """The RewardModel row of a finished reward-model run (idempotent: one per training run).
+    Metrics that are not finite numbers are left out, as the run's metric points leave them:
+    a training that diverged reports a NaN loss, which a JSON column refuses (on PostgreSQL the
+    insert failed and the worker's task with it, leaving the run running)."""
     config = run.config
     name = run.name
     if RewardModel.objects.filter(project_id=run.project_id, name=name).exclude(training_run=run).exists():
@@ -37,7 +42,8 @@ def reward_model_register(*, run, path: str, metrics: dict) -> RewardModel:
         training_run=run,
         defaults={"project_id": run.project_id, "name": name, "backbone": config["backbone"],
                   "ensemble_size": config["ensemble_size"], "path": str(path),
-                  "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
+                  "metrics": {k: v for k, v in metrics.items()
+                              if isinstance(v, (int, float)) and math.isfinite(v)}},
     )
     return reward_model
 

@@ -57,3 +57,15 @@ def test_one_decisive_label_in_the_training_share_launches_and_trains(sent):
     project, user = project_with_labels(rankings)
     run = launch(project, user, eval_fraction=0.25, seed=0)
     assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+
+
+def test_a_training_that_diverges_to_a_nan_loss_ends_its_run_instead_of_crashing_the_task(sent):
+    """A margin of 1e300 makes the loss NaN; registering {"loss": NaN} failed on PostgreSQL's
+    JSON column and the exception left the run running."""
+    from webapp.rewards.models import RewardModel
+
+    project, user = project_with_labels([[[0], [1, 2]], [[2], [1], [0]], [[1], [0, 2]], [[0], [2], [1]]])
+    run = launch(project, user, margin=1e300, eval_fraction=0.0)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+    metrics = RewardModel.objects.get(training_run=run).metrics
+    assert "loss" not in metrics and all(value == value for value in metrics.values())
