@@ -38,5 +38,10 @@ class DataError(EngineError, ValueError):
     """The prompts or preference data handed to the engine cannot be used."""
 
 
+class TrainingDiverged(EngineError, ArithmeticError):
+    """The loss stopped being a number (NaN or infinite): the weights are ruined, so nothing
+    further is trained or saved; the settings that scale the loss or the step are at fault."""
+
+
 class ModelLoadError(EngineError, OSError):
     """A policy or reward model could not be found or loaded."""

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
-from workers.engine.errors import ConfigError, DataError, EngineError, finite_float
+from workers.engine.errors import ConfigError, DataError, EngineError, TrainingDiverged, finite_float
 from workers.engine.preference_losses import (
     TIE_HANDLING,
     bradley_terry_loss,
@@ -423,6 +423,10 @@ def train_reward_model(
             loss, rewards, grad_norm = _train_step(scorer, batch, weights, config, optimizer, params)
             scheduler.step()
             step += 1
+            if not math.isfinite(loss):  # the step just taken made the weights NaN: saving them would
+                raise TrainingDiverged(  # register a reward model that scores every completion NaN
+                    f"training diverged at step {step}: the loss is {loss}; lower lr, margin, center_coef or "
+                    "tie_threshold (nothing was saved)")
 
             metrics = {
                 "loss": loss,

@@ -1,6 +1,8 @@
 """A reward-model run on labels that cannot train (all ties, or the decisive ones all held out
 for evaluation) is refused at launch, not failed by the worker ('every record is a tie')."""
 
+import re
+
 import pytest
 
 from tests.factories import make_project, make_task, make_user
@@ -59,13 +61,26 @@ def test_one_decisive_label_in_the_training_share_launches_and_trains(sent):
     assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
 
 
-def test_a_training_that_diverges_to_a_nan_loss_ends_its_run_instead_of_crashing_the_task(sent):
-    """A margin of 1e300 makes the loss NaN; registering {"loss": NaN} failed on PostgreSQL's
-    JSON column and the exception left the run running."""
+def test_a_training_that_diverges_to_a_nan_loss_fails_its_run_saying_so(sent):
+    """A margin of 1e300 makes the loss NaN; the run registered a model that scores NaN, and on
+    PostgreSQL registering {"loss": NaN} failed the worker's task, leaving the run running."""
     from webapp.rewards.models import RewardModel
 
     project, user = project_with_labels([[[0], [1, 2]], [[2], [1], [0]], [[1], [0, 2]], [[0], [2], [1]]])
     run = launch(project, user, margin=1e300, eval_fraction=0.0)
-    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
-    metrics = RewardModel.objects.get(training_run=run).metrics
-    assert "loss" not in metrics and all(value == value for value in metrics.values())
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.FAILED
+    run.refresh_from_db()
+    assert re.match(r"training diverged at step 1: the loss is (inf|nan); lower lr, margin", run.error)
+    assert not RewardModel.objects.exists()
+
+
+def test_metrics_that_are_not_finite_are_left_out_of_a_registered_reward_model():
+    from tests.factories import make_run
+    from webapp.experiments.models import RunKind
+    from webapp.rewards.services import reward_model_register
+
+    run = make_run(make_project(), kind=RunKind.REWARD_MODEL, config={**TINY_RM, "ensemble_size": 1})
+    model = reward_model_register(run=run, path="/x", metrics={"loss": float("nan"), "grad_norm": float("inf"),
+                                                               "eval/accuracy": 0.75})
+    model.refresh_from_db()
+    assert model.metrics == {"eval/accuracy": 0.75}
