@@ -1,13 +1,21 @@
 """The API's JSON parser: DRF's, with nesting too deep for Python's parser answered as a
-parse error (400) instead of a RecursionError (500)."""
+parse error (400) instead of a RecursionError (500), and nesting deeper than the web app can
+read back once stored (``webapp.core.json_input.MAX_DEPTH``) refused the same way."""
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+
+from webapp.core.json_input import nesting_check
 
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return super().parse(stream, media_type, parser_context)
+            value = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+        try:
+            nesting_check(value)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        return value

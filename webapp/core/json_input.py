@@ -29,7 +29,28 @@ def storable_json(text: str | bytes) -> Any:
                          "write it as a string") from None
     if (b"\\u" if isinstance(text, bytes) else "\\u") in text:  # NUL and surrogates come escaped
         storable_text_check(value)
+    opening = (b"[", b"{") if isinstance(text, bytes) else ("[", "{")
+    if text.count(opening[0]) + text.count(opening[1]) > MAX_DEPTH:  # only then can it nest that deep
+        nesting_check(value)
     return value
+
+
+# Values nested deeper than this are refused: json.loads reads about 990 levels when the
+# import parses a line, but far fewer where the stored value is read back, under the frames of
+# a request (psycopg decoding a jsonb column inside a DRF view or a template), so a value of
+# 900 levels was stored and then failed every page and API answer that read it (RecursionError).
+MAX_DEPTH = 100
+
+
+def nesting_check(value: Any) -> None:
+    """ValueError if arrays and objects in ``value`` nest more than MAX_DEPTH deep."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > MAX_DEPTH:
+            raise ValueError(f"JSON nested more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def storable_text_check(value: Any) -> None:

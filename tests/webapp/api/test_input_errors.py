@@ -151,3 +151,19 @@ def test_an_error_quoting_an_unpaired_surrogate_answers_400_with_it_escaped(api,
     assert "\\ud800" in message
     assert not Run.objects.exists() and not Rubric.objects.exists()
     assert Membership.objects.filter(project=project).count() == 1
+
+
+def test_json_nested_300_levels_is_refused_before_it_is_stored(api, project):
+    """Stored, it failed every answer that read it back (RecursionError under a request's frames)."""
+    from webapp.feedback.models import ComparisonTask
+
+    nested = "[" * 300 + "]" * 300
+    body = '{"name": "r", "kind": "external", "config": {"a": %s}}' % nested
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested more than 100 levels deep" in response.json()["error"]["message"]
+    line = '{"prompt": "p", "completions": ["a", "b"], "metadata": {"a": %s}}' % nested
+    response = api.post(f"/api/v1/projects/{project.id}/tasks/", {"content": line}, format="json")
+    assert response.status_code == 400
+    assert "line 1: JSON nested more than 100 levels deep" in str(response.json()["error"])
+    assert not Run.objects.exists() and not ComparisonTask.objects.exists()

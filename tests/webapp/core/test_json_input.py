@@ -42,3 +42,14 @@ def test_a_backslash_before_u0000_is_text_not_nul():
 def test_jsonl_lines_split_on_newlines_alone():
     content = 'a\u2028b\r\nc\u2029d\x0be\x1cf\u0085g\n\nlast'
     assert list(jsonl_lines(content)) == [(1, "a\u2028b"), (2, "c\u2029d\x0be\x1cf\u0085g"), (3, ""), (4, "last")]
+
+
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a": ', "}")])
+def test_json_nested_past_what_a_request_can_read_back_is_refused(opening, closing):
+    """900 levels parsed at import, then every page reading the stored value hit RecursionError."""
+    from webapp.core.json_input import MAX_DEPTH
+
+    assert storable_json(opening * MAX_DEPTH + "1" + closing * MAX_DEPTH) is not None
+    for depth in (MAX_DEPTH + 1, 900):
+        with pytest.raises(ValueError, match=f"JSON nested more than {MAX_DEPTH} levels deep"):
+            storable_json(opening * depth + "1" + closing * depth)
