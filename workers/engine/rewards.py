@@ -21,10 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, finite_float
+import regex as rx  # not `regex`: the reward of that name is defined below
+
+from .errors import ConfigError, EngineError, finite_float
 
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_INPUT_CHARS = 20_000
+# A user's pattern can backtrack for ages ('(a|a)*b' on forty a's: minutes with re, years with
+# sixty), inside a step that a cancel cannot interrupt. Patterns run on the `regex` module (re's
+# syntax, VERSION0), which avoids much of that backtracking and stops a match past this timeout.
+PATTERN_TIMEOUT_S = 2.0
 _REQUIRED = object()
 
 
@@ -110,7 +116,11 @@ def _choice(*choices: str) -> Callable[[Any], str | None]:
 
 
 _NESTED_QUANTIFIER = re.compile(r"[+*?}]\)[+*{]")
-_REGEX_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}
+_REGEX_FLAGS = {"IGNORECASE": rx.IGNORECASE, "MULTILINE": rx.MULTILINE, "DOTALL": rx.DOTALL}
+
+
+class PatternTimeout(EngineError):
+    """A reward's regular expression ran past PATTERN_TIMEOUT_S on one completion."""
 
 
 def _check_pattern(pattern: str) -> str | None:
@@ -120,14 +130,14 @@ def _check_pattern(pattern: str) -> str | None:
         return ("a quantified group ends in a quantifier (like '(a+)+'), which can take "
                 "exponential time; rewrite it without the nested repetition")
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        rx.compile(pattern, rx.VERSION0)  # as the worker compiles it
+    except (rx.error, ValueError, OverflowError) as exc:
         return f"not a valid regular expression: {exc}"
     return None
 
 
 def _check_flags(flags: list) -> str | None:
-    bad = [f for f in flags if f not in _REGEX_FLAGS]
+    bad = [f for f in flags if not isinstance(f, str) or f not in _REGEX_FLAGS]  # [[1]] is unhashable
     return f"unknown flags {bad}; use {', '.join(_REGEX_FLAGS)}" if bad else None
 
 
@@ -223,17 +233,27 @@ def exact_answer(prompts, completions, references, *, tolerance: float = 1e-6, *
 # --- format and checklist criteria ---------------------------------------------------------
 
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str, flags: tuple[str, ...]) -> re.Pattern:
-    value = 0
+def _compiled(pattern: str, flags: tuple[str, ...]) -> rx.Pattern:
+    value = rx.VERSION0
     for name in flags:
         value |= _REGEX_FLAGS[name]
-    return re.compile(pattern, value)
+    return rx.compile(pattern, value)
 
 
 def _regex_hit(text: str, pattern: str, mode: str, flags: Sequence[str]) -> bool:
+    """Whether ``pattern`` matches; PatternTimeout (the run fails saying so) rather than a step
+    that backtracks for hours."""
     compiled = _compiled(pattern, tuple(flags))
     text = text[:MAX_MATCH_INPUT_CHARS]
-    hit = compiled.fullmatch(text.strip()) if mode == "fullmatch" else compiled.search(text)
+    try:
+        if mode == "fullmatch":
+            hit = compiled.fullmatch(text.strip(), timeout=PATTERN_TIMEOUT_S)
+        else:
+            hit = compiled.search(text, timeout=PATTERN_TIMEOUT_S)
+    except TimeoutError:
+        raise PatternTimeout(f"the regular expression {pattern!r} ran for more than {PATTERN_TIMEOUT_S:g} s on one "
+                             "completion (it backtracks without end on some texts, e.g. '(a|a)*'); rewrite it "
+                             "with fewer alternatives that can match the same text") from None
     return hit is not None
 
 
