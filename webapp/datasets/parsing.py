@@ -14,6 +14,7 @@ from webapp.core.json_input import (
     storable_json,
     storable_text_check,
 )
+from webapp.core.uploads import MAX_IMPORT_BYTES
 from webapp.datasets.errors import DatasetImportError
 
 PROMPT_KEYS = ("prompt", "messages", "text", "question")
@@ -104,6 +105,11 @@ def parse_csv(content: str) -> list[PromptRow]:
     needs as many fields as the header (an unquoted comma splits a field in two), whose names
     are distinct (spaces around them are dropped). A ``messages`` cell holds chat messages as
     JSON: ``[{"role": "user", "content": "hi"}]``."""
+    # The csv module refuses a field over 128 KiB ("field larger than field limit"), which a
+    # long-context prompt is; JSONL takes it, and an import is bounded by its file's size anyway.
+    # The limit is the process's; raising it harms no other reader.
+    if csv.field_size_limit() < MAX_IMPORT_BYTES:
+        csv.field_size_limit(MAX_IMPORT_BYTES)
     reader = csv.reader(io.StringIO(content), strict=True)
     try:
         header = next(reader, None)

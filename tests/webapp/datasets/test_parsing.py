@@ -117,3 +117,15 @@ def test_spaces_around_csv_header_names_are_dropped():
 def test_a_capitalised_csv_header_is_refused_saying_names_are_lowercase():
     with pytest.raises(DatasetImportError, match="names are lowercase: 'Prompt' is not 'prompt'"):
         parse_csv("Prompt,Answer\nq,1\n")
+
+
+@pytest.mark.parametrize("cell", ["x" * 200_000, '"' + "a, b\n" * 40_000 + '"'])
+def test_a_csv_prompt_longer_than_128_kib_is_read_as_jsonl_would(cell):
+    """The csv module's default field limit refused it as 'not valid CSV ... a quoted field must close'."""
+    [long, short] = parse_csv(f"prompt,answer\n{cell},1\nq,2\n")
+    assert len(long.text) == 200_000 and long.reference == "1" and short.text == "q"
+
+
+def test_a_quote_left_open_is_still_refused_with_the_field_limit_raised():
+    with pytest.raises(DatasetImportError, match="a quoted field must close with a quote"):
+        parse_csv('prompt,answer\n"' + "x" * 200_000 + ",1\nq,2\n")
