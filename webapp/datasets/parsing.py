@@ -119,6 +119,9 @@ def parse_csv(content: str) -> list[PromptRow]:
     if not set(header) & set(PROMPT_KEYS):
         cased = [name for name in header if name.lower() in PROMPT_KEYS + REFERENCE_KEYS and name not in PROMPT_KEYS]
         hint = f" (names are lowercase: {cased[0]!r} is not {cased[0].lower()!r})" if cased else ""
+        separator = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+        if separator:  # Excel in many locales saves CSV with semicolons
+            hint = f" (the header is one column holding {separator!r}: separate the columns with commas)"
         raise DatasetImportError([(1, f"the header needs a column named one of {', '.join(PROMPT_KEYS)}{hint}")])
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:  # dict(zip()) kept the last column of a name, silently dropping the others

@@ -1,6 +1,7 @@
 """Prompt files (JSONL and CSV) parsed into rows, or refused naming each bad line."""
 
 import json
+import re
 
 import pytest
 
@@ -129,3 +130,9 @@ def test_a_csv_prompt_longer_than_128_kib_is_read_as_jsonl_would(cell):
 def test_a_quote_left_open_is_still_refused_with_the_field_limit_raised():
     with pytest.raises(DatasetImportError, match="a quoted field must close with a quote"):
         parse_csv('prompt,answer\n"' + "x" * 200_000 + ",1\nq,2\n")
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_refused_saying_so(separator):
+    with pytest.raises(DatasetImportError, match=re.escape(f"the header is one column holding {separator!r}: separate")):
+        parse_csv(f"prompt{separator}answer\nq{separator}1\n")
