@@ -266,8 +266,8 @@ class TaskListApi(SteerListApi):
             else:
                 tasks = comparison_tasks_import_jsonl(project=project, content=values["content"],
                                                       required_labels=values["required_labels"], rubric=rubric)
-        except FeedbackError as exc:
-            raise field_error(exc.field, exc.message) from exc
+        except FeedbackError as exc:  # the service's two runs are this body's 'runs'
+            raise field_error("runs" if exc.field in ("run_a", "run_b") else exc.field, exc.message) from exc
         except TaskImportError as exc:
             raise field_error("content", str(exc)) from exc
         created = tasks_in([project.id]).filter(pk__in=[t.pk for t in tasks])

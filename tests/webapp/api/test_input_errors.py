@@ -167,3 +167,16 @@ def test_json_nested_300_levels_is_refused_before_it_is_stored(api, project):
     assert response.status_code == 400
     assert "line 1: JSON nested more than 100 levels deep" in str(response.json()["error"])
     assert not Run.objects.exists() and not ComparisonTask.objects.exists()
+
+
+def test_a_head_to_head_refusal_names_the_runs_field_the_body_sent(api, project):
+    """The service's field is run_b; the API's body has no such field, it sent 'runs'."""
+    from tests.factories import make_run
+    from webapp.experiments.models import RunKind
+    from webapp.feedback.models import ComparisonTask
+
+    run = make_run(project, kind=RunKind.EVALUATION)
+    response = api.post(f"/api/v1/projects/{project.id}/tasks/", {"runs": [run.id, run.id]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"runs": ["choose two different runs"]}
+    assert not ComparisonTask.objects.exists()
