@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, DataError, EngineError
+from .errors import ConfigError, DataError, EngineError, unreadable_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +90,10 @@ def _read_config(path: Path):
         raise ConfigError("--config", f"file not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:  # a folder, or no permission to read it
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a 5,000-digit number
+        raise ConfigError("--config", unreadable_json(str(path), exc)) from None
     return TrainConfig.from_dict(raw)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, unreadable_json
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,21 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
     rows = []
     # "\n" alone ends a line: str.splitlines would also cut at U+2028, U+2029 or U+0085, which
     # JSON allows raw inside a string
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(unreadable_json(str(path), exc)) from None
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting past the parser
+            raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
     try:
         return validate_prompts(rows)
     except DataError as exc:

@@ -1,5 +1,6 @@
 """Errors a user can cause by what they hand the engine (configs, data, paths)."""
 
+import json
 import math
 
 
@@ -32,6 +33,19 @@ def finite_float(value: int | float, field: str) -> float:
         shown = "an integer beyond 1.8e308" if isinstance(value, int) else repr(value)
         raise ConfigError(field, f"must be a finite number of at most about 1.8e308, got {shown}")
     return number
+
+
+def unreadable_json(where: str, exc: BaseException) -> str:
+    """One line for what a reader of a JSON or JSONL file met besides a missing file: text that
+    is not UTF-8 (a UTF-16 export), nesting past Python's parser (RecursionError), a number of
+    more digits than Python reads, or a syntax error. ``where`` names the file (and line)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{where} is not UTF-8 text (byte {exc.start}: 0x{exc.object[exc.start]:02X}); save it as UTF-8"
+    if isinstance(exc, RecursionError):
+        return f"{where}: JSON nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{where}: not valid JSON ({exc.msg})"
+    return f"{where}: {exc}"
 
 
 class DataError(EngineError, ValueError):

@@ -32,7 +32,9 @@ import torch
 from torch import Tensor
 
 from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
-from workers.engine.errors import ConfigError, DataError, EngineError, TrainingDiverged, finite_float
+from workers.engine.errors import (
+    ConfigError, DataError, EngineError, TrainingDiverged, finite_float, unreadable_json,
+)
 from workers.engine.preference_losses import (
     TIE_HANDLING,
     bradley_terry_loss,
@@ -465,6 +467,8 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
         lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
     except OSError as exc:
         raise DataError(f"cannot read preferences from {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(unreadable_json(str(path), exc)) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -472,6 +476,8 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: each line must be a JSON object")
         if "chosen" in row and "rejected" in row:
@@ -538,6 +544,8 @@ def _read_cli_config(path: Path) -> tuple[RewardModelTrainConfig, Path]:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError("config", f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a 5,000-digit number
+        raise ConfigError("config", unreadable_json(str(path), exc)) from None
     if not isinstance(data, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     data = dict(data)
