@@ -1,6 +1,8 @@
 """Config, prompt and preference files that are not UTF-8, nest past the parser or hold numbers
 of thousands of digits end the CLI with one 'error:' line and exit 2, not a traceback."""
 
+import json
+
 import pytest
 
 from workers.engine.__main__ import main
@@ -39,7 +41,7 @@ def test_a_prompt_file_that_cannot_be_read_is_one_error_line(tmp_path, capsys, k
 def test_a_preference_file_that_cannot_be_read_is_one_error_line(tmp_path, capsys, kind):
     config, prefs = tmp_path / "rm.json", tmp_path / "prefs.jsonl"
     prefs.write_bytes(BAD[kind])
-    config.write_text('{"backbone": "tiny", "data": {"path": "%s"}}' % prefs)
+    config.write_text(json.dumps({"backbone": "tiny", "data": {"path": str(prefs)}}))
     assert cli_main(["--config", str(config), "--output-dir", str(tmp_path / "rm")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and WORDS[kind] in err and str(prefs) in err

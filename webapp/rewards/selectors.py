@@ -52,7 +52,7 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
     if not any(decisive):
         raise RunError(f"all {len(decisive)} of the project's labels are ties (or 'both bad'): nothing to learn a "
                        "preference from; label more tasks, or import pairs to train on", field="config.data")
-    from workers.engine.rm_trainer import split_records  # noqa: PLC0415 (torch)
+    from workers.engine.rm_trainer import split_records  # here: it imports torch
 
     train, _ = split_records(len(decisive), eval_fraction, seed)
     if not any(decisive[i] for i in train):

@@ -21,7 +21,7 @@ class ConfigError(EngineError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
-def finite_float(value: int | float, field: str) -> float:
+def finite_float(value: float, field: str) -> float:
     """``value`` (a JSON number, already known to be one) as a finite float, or ConfigError on
     ``field``: JSON allows integers of any size (10**400), which ``float()`` cannot convert
     (OverflowError, not a ValueError), and a dict built in Python may hold NaN or infinity."""

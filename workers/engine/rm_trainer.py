@@ -33,7 +33,12 @@ from torch import Tensor
 
 from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
 from workers.engine.errors import (
-    ConfigError, DataError, EngineError, TrainingDiverged, finite_float, unreadable_json,
+    ConfigError,
+    DataError,
+    EngineError,
+    TrainingDiverged,
+    finite_float,
+    unreadable_json,
 )
 from workers.engine.preference_losses import (
     TIE_HANDLING,

@@ -158,11 +158,11 @@ def test_json_nested_300_levels_is_refused_before_it_is_stored(api, project):
     from webapp.feedback.models import ComparisonTask
 
     nested = "[" * 300 + "]" * 300
-    body = '{"name": "r", "kind": "external", "config": {"a": %s}}' % nested
+    body = '{"name": "r", "kind": "external", "config": {"a": ' + nested + "}}"
     response = api.post(f"/api/v1/projects/{project.id}/runs/", body, content_type="application/json")
     assert response.status_code == 400
     assert "nested more than 100 levels deep" in response.json()["error"]["message"]
-    line = '{"prompt": "p", "completions": ["a", "b"], "metadata": {"a": %s}}' % nested
+    line = '{"prompt": "p", "completions": ["a", "b"], "metadata": {"a": ' + nested + "}}"
     response = api.post(f"/api/v1/projects/{project.id}/tasks/", {"content": line}, format="json")
     assert response.status_code == 400
     assert "line 1: JSON nested more than 100 levels deep" in str(response.json()["error"])

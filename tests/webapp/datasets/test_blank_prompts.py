@@ -2,7 +2,8 @@
 started, so the import refuses it naming the line, and a launch refuses a dataset stored with one."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.factories import make_policy, make_project, make_user, tiny_run_config
 from webapp.datasets.errors import DatasetImportError
