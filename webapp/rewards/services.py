@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
 from webapp.rewards.errors import PairImportError, RewardModelError
@@ -25,7 +25,11 @@ def pair_set_import(*, project, name: str, content: str, user=None) -> Preferenc
         pair_set.full_clean()
     except ValidationError as exc:
         raise PairImportError([(0, "; ".join(exc.messages))]) from exc
-    pair_set.save()
+    try:
+        with transaction.atomic():
+            pair_set.save()
+    except IntegrityError as exc:  # an import at the same time took the name after the checks above
+        raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")]) from exc
     return pair_set
 
 
