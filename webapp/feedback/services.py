@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import MD5
 
 from webapp.experiments.models import Run, Trajectory
@@ -70,9 +70,19 @@ def rubric_create(*, project, name: str, criteria: Sequence[dict], description: 
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
     rubric = Rubric(project=project, name=name, description=description)
     rubric.full_clean()
-    rubric.save()
+    _rubric_save(rubric)
     rubric_version_create(rubric=rubric, criteria=criteria, user=user)
     return rubric
+
+
+def _rubric_save(rubric: Rubric, **kwargs) -> None:
+    """Save; FeedbackError on ``name`` when another rubric took the name after the checks (two
+    requests at once), instead of the unique constraint's IntegrityError."""
+    try:
+        with transaction.atomic():
+            rubric.save(**kwargs)
+    except IntegrityError as exc:
+        raise FeedbackError(f"a rubric named {rubric.name!r} already exists", field="name") from exc
 
 
 def _criteria_of(version: RubricVersion | None) -> list[dict]:
@@ -94,7 +104,7 @@ def rubric_update(*, rubric: Rubric, name: str, description: str, criteria: Sequ
     cleaned = _criteria_clean(criteria)
     rubric.name, rubric.description = name, description
     rubric.full_clean()
-    rubric.save(update_fields=["name", "description"])
+    _rubric_save(rubric, update_fields=["name", "description"])
     latest = rubric.latest_version()
     if latest is not None and _criteria_of(latest) == cleaned:
         return latest
