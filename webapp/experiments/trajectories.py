@@ -38,9 +38,15 @@ def _count(i: int, record: dict, name: str, default=None) -> int:
 
 
 def _number(i: int, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TrajectoryRecordError(i, name, "must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # an integer such as 10**400 is valid JSON and too large for a float
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise TrajectoryRecordError(i, name, "must be a finite number")
+    return number
 
 
 def _text(i: int, record: dict, name: str) -> str:
@@ -49,7 +55,12 @@ def _text(i: int, record: dict, name: str) -> str:
         raise TrajectoryRecordError(i, name, "must be a string")
     if len(value) > MAX_TEXT_CHARS:
         raise TrajectoryRecordError(i, name, f"is longer than {MAX_TEXT_CHARS} characters")
-    return value.replace("\x00", "")
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # half of a UTF-16 pair ("\\ud800" in the JSON): no database stores it
+        value = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value
 
 
 def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:

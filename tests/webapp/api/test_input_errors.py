@@ -180,3 +180,33 @@ def test_a_head_to_head_refusal_names_the_runs_field_the_body_sent(api, project)
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"runs": ["choose two different runs"]}
     assert not ComparisonTask.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["reward", "advantage", "rewards"])
+def test_a_trajectory_number_beyond_a_float_answers_400_naming_it(api, project, field):
+    """10**400 is valid JSON; math.isfinite() of it raised OverflowError (a 500)."""
+    from tests.factories import make_run
+    from webapp.experiments.models import RunKind, Trajectory
+
+    run = make_run(project, kind=RunKind.EXTERNAL, config={})
+    record = {"step": 1, "prompt": "p", "completion": "c", "reward": 1.0,
+              field: {"exact": 10**400} if field == "rewards" else 10**400}
+    response = api.post(f"/api/v1/runs/{run.id}/trajectories/", {"records": [record]}, format="json")
+    assert response.status_code == 400
+    assert "must be a finite number" in response.json()["error"]["message"]
+    assert f"records[0].{field}" in response.json()["error"]["message"]
+    assert not Trajectory.objects.exists()
+
+
+def test_an_unpaired_surrogate_in_a_trajectory_text_is_stored_as_the_replacement_character(api, project):
+    """As a NUL is dropped there, not to lose a trainer's batch over one odd completion; the
+    database refused it (UnicodeEncodeError, a 500)."""
+    from tests.factories import make_run
+    from webapp.experiments.models import RunKind, Trajectory
+
+    run = make_run(project, kind=RunKind.EXTERNAL, config={})
+    body = '{"records": [{"step": 1, "prompt": "a\\ud800b", "completion": "\\udfff!", "reward": 0.5}]}'
+    response = api.post(f"/api/v1/runs/{run.id}/trajectories/", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    stored = Trajectory.objects.get()
+    assert (stored.prompt_text, stored.completion) == ("a\ufffdb", "\ufffd!")
