@@ -106,9 +106,13 @@ class SteerCallback(TrainerCallback):
         self._pending_run = {"name": name, "config": config, "total_steps": state.max_steps or None}
         try:
             self._create_run()
-        except SteerError:  # refused (a bad token, an unknown project): say so before training starts
-            self._pending_run = None
-            raise
+        except SteerError as exc:
+            if exc.status < 500:  # refused (a bad token, an unknown project): say so before training starts
+                self._pending_run = None
+                raise
+            # Steer (or the proxy before it: 502, 503) is down, as good as unreachable
+            logger.warning("Steer answered %s to creating the run; training goes on, and the run is "
+                           "created at a later flush: %s", exc.status, exc)
         except requests.RequestException as exc:  # a network failure never stops training
             logger.warning("could not reach Steer to create the run; training goes on, and the run is "
                            "created at a later flush: %s", exc)

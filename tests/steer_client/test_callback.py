@@ -1,7 +1,9 @@
 """SteerCallback driven by a real transformers.Trainer against a live Steer server."""
 
+import http.server
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -138,6 +140,53 @@ def test_a_server_down_at_the_start_does_not_stop_training_and_gets_the_run_late
     callback.flush()
     run = Run.objects.get(pk=callback.run_id)
     assert run.status == RunStatus.RUNNING and run.kind == RunKind.EXTERNAL
+    assert MetricPoint.objects.filter(run=run, key="loss", step=1, value=2.0).exists()
+    callback.finish("succeeded")
+
+
+@pytest.fixture
+def proxy_without_upstream():
+    """A reverse proxy whose Steer is down: every request answers 502 with an HTML page."""
+
+    class BadGateway(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BadGateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_502_from_the_proxy_at_the_start_does_not_stop_training(live_server, credentials, tmp_path,
+                                                                   proxy_without_upstream):
+    """A 5xx at the start is Steer being down, as a refused connection is: it raised SteerError
+    out of on_train_begin, which stopped the training."""
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=proxy_without_upstream, token=token, project=project.id)
+    callback.client.retries = 0
+    callback.flush_every_s = 3600  # flush only when told
+    trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)
+    assert callback.run_id is None and not Run.objects.exists()
+    callback.log_metrics(1, {"loss": 2.0})
+    callback.client.base = live_server.url + "/api/v1"  # Steer is back
+    callback.flush()
+    run = Run.objects.get(pk=callback.run_id)
+    assert run.status == RunStatus.RUNNING
     assert MetricPoint.objects.filter(run=run, key="loss", step=1, value=2.0).exists()
     callback.finish("succeeded")
 
