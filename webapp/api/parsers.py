@@ -2,6 +2,8 @@
 parse error (400) instead of a RecursionError (500), and nesting deeper than the web app can
 read back once stored (``webapp.core.json_input.MAX_DEPTH``) refused the same way."""
 
+import sys
+
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -14,6 +16,11 @@ class JSONParser(parsers.JSONParser):
             value = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+        except ParseError as exc:  # DRF quotes json's ValueError, whose digit limit names sys.set_int_max_str_digits()
+            if "integer string conversion" not in str(exc.__context__ or ""):
+                raise
+            raise ParseError(f"JSON parse error - holds a whole number of more than "
+                             f"{sys.get_int_max_str_digits()} digits; write it as a string") from None
         try:
             nesting_check(value)
         except ValueError as exc:

@@ -210,3 +210,16 @@ def test_an_unpaired_surrogate_in_a_trajectory_text_is_stored_as_the_replacement
     assert response.status_code == 201, response.content
     stored = Trajectory.objects.get()
     assert (stored.prompt_text, stored.completion) == ("a\ufffdb", "\ufffd!")
+
+
+def test_a_body_with_a_5000_digit_number_answers_400_without_pythons_advice(api, project):
+    """DRF's parser passed on json.loads' ValueError as it was: 'Exceeds the limit (4300 digits)
+    for integer string conversion ...; use sys.set_int_max_str_digits() to increase the limit',
+    advice for the server's code that the caller cannot follow (the imports said it right)."""
+    body = '{"name": "r", "kind": "external", "config": {"seed": 1' + "0" * 5000 + "}}"
+    response = api.post(f"/api/v1/projects/{project.id}/runs/", body, content_type="application/json")
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "a whole number of more than 4300 digits; write it as a string" in message
+    assert "sys." not in message
+    assert not Run.objects.exists()
