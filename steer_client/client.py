@@ -48,7 +48,8 @@ class SteerClient:
             try:
                 response = self.session.request(method, self.base + path, json=json, params=params,
                                                 timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout):
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+                # the request could not be sent, or its answer was cut off on the way back
                 if attempt + 1 == attempts:
                     raise
             else:

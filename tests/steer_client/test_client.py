@@ -74,3 +74,25 @@ def test_a_project_named_with_digits_is_found_by_its_name_and_digits_else_are_an
     assert client.project_id("2024") == named.id  # not project id 2024
     assert client.project_id(str(project.id)) == project.id  # e.g. from an environment variable
     assert client.project_id(project.id) == project.id
+
+
+def test_an_answer_cut_off_on_the_way_back_is_retried(monkeypatch):
+    """A proxy or server that drops a response mid-body raises ChunkedEncodingError, a network
+    failure like a refused connection: a GET or an idempotent write is sent again."""
+    import requests
+
+    client = SteerClient("http://steer.invalid", "steer_x", retries=1)
+    answers = [requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"), "ok"]
+
+    def send(method, url, **kwargs):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        response = requests.models.Response()
+        response.status_code, response._content = 200, b'{"results": []}'
+        return response
+
+    monkeypatch.setattr(client.session, "request", send)
+    monkeypatch.setattr("steer_client.client.time.sleep", lambda s: None)
+    assert client.request("GET", "/projects/") == {"results": []}
+    assert answers == []
