@@ -60,12 +60,25 @@ def _jsonable(value):
     return str(value)
 
 
+def _content(content) -> str:
+    """A message's content as text: a string, or, in the multimodal form, a list of parts
+    (``{"type": "text", "text": ...}``; an image or other part is named by its type)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part.get("text", "") if part.get("type") == "text" else f"[{part.get('type', 'part')}]"
+                         for part in content if isinstance(part, dict))
+    return str(content)
+
+
 def _text(value) -> str:
     """A prompt or completion as text: chat messages are joined as 'role: content'."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and all(isinstance(m, dict) for m in value):
-        return "\n\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in value)
+        return "\n\n".join(f"{m.get('role', '')}: {_content(m.get('content'))}" for m in value)
     return str(value)
 
 
@@ -75,7 +88,7 @@ def _completion_text(value) -> str:
     roles (tool calls and their results) keeps each message's role."""
     if (isinstance(value, list) and value and all(isinstance(m, dict) for m in value)
             and all(m.get("role") == "assistant" for m in value)):
-        return "\n".join(str(m.get("content") or "") for m in value)
+        return "\n".join(_content(m.get("content")) for m in value)
     return _text(value)
 
 

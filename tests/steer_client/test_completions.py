@@ -26,6 +26,16 @@ def test_a_completion_with_a_tool_turn_keeps_each_messages_role():
     assert record["completion"] == "assistant: call add(2, 2)\n\ntool: 4\n\nassistant: 4"
 
 
+def test_multimodal_content_parts_are_stored_as_their_text():
+    """A message whose content is a list of parts (TRL's vision-language prompts) is its text,
+    an image named by its type, not the Python repr of the list."""
+    prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is shown?"}]}]
+    completion = [{"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}]
+    [record] = records_of([prompt], [completion])
+    assert record["prompt"] == "user: [image]\nWhat is shown?"
+    assert record["completion"] == "A cat."
+
+
 def test_a_plain_completion_is_stored_as_it_is():
     [record] = records_of(["2+2?"], [" 4"])
     assert (record["prompt"], record["completion"]) == ("2+2?", " 4")
