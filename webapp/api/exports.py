@@ -1,4 +1,5 @@
-"""Exports of a project's labels, streamed as JSONL files.
+"""Exports streamed as files: a project's labels as JSONL, a run's trajectories (JSONL) and
+metrics (CSV; see ``webapp.experiments.exports`` for their columns).
 
 ``preferences.jsonl`` is TRL's preference format (``prompt``/``chosen``/``rejected``, one line
 per ordered pair of every label; conversational throughout when the project mixes chat and
@@ -12,8 +13,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from webapp.api.base import SteerFileApi, query_params
+from webapp.api.base import MAX_ID, SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
+from webapp.api.runs import run_for
+from webapp.experiments.exports import export_response, run_metrics_csv, run_trajectories_jsonl
 from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl
 
 
@@ -47,3 +50,50 @@ class LabelExportApi(SteerFileApi):
     def get(self, request, project_id: int):
         project = request.membership.project
         return jsonl_response(raw_labels_jsonl(project=project), f"{project.slug}-labels.jsonl")
+
+
+class TrajectoryExportFilterSerializer(serializers.Serializer):
+    step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="First step to export.")
+    step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="Last step to export.")
+
+
+class RunTrajectoryExportApi(SteerFileApi):
+    """The run's trajectories as one JSONL file, one line per completion in (step, group_index,
+    sample_index) order, with the trajectory list's field names plus ``prompt_messages`` (the
+    chat prompt's messages, else null); loadable with ``datasets.load_dataset("json", ...)``."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(parameters=[TrajectoryExportFilterSerializer],
+                   responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
+    def get(self, request, run_id: int):
+        run = run_for(request, run_id)
+        params = query_params(request, TrajectoryExportFilterSerializer)
+        return export_response(run_trajectories_jsonl(run=run, **params), run=run, what="trajectories.jsonl",
+                               content_type="application/jsonl")
+
+
+class MetricExportFilterSerializer(serializers.Serializer):
+    key = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=200,
+        help_text="Metric keys; repeat the parameter. All keys when left out.")
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):
+            data = {"key": data.getlist("key")} if "key" in data else {}
+        return super().to_internal_value(data)
+
+
+class RunMetricExportApi(SteerFileApi):
+    """The run's raw metric points as one CSV file in long format, ``step,key,value``, in (key,
+    step) order; values written with full precision."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(parameters=[MetricExportFilterSerializer],
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    def get(self, request, run_id: int):
+        run = run_for(request, run_id)
+        params = query_params(request, MetricExportFilterSerializer)
+        return export_response(run_metrics_csv(run=run, keys=params.get("key")), run=run, what="metrics.csv",
+                               content_type="text/csv")

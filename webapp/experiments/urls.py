@@ -13,5 +13,7 @@ urlpatterns = [
     path("<int:run_id>/cancel/", views.run_cancel_action, name="cancel"),
     path("<int:run_id>/delete/", views.run_delete_page, name="delete"),
     path("<int:run_id>/trajectories/", views.run_trajectories_partial, name="trajectories"),
+    path("<int:run_id>/exports/trajectories.jsonl", views.run_trajectories_export, name="export_trajectories"),
+    path("<int:run_id>/exports/metrics.csv", views.run_metrics_export, name="export_metrics"),
     path("<int:run_id>/held-out/", views.run_held_out_page, name="held_out"),
 ]

@@ -13,6 +13,7 @@ from django_htmx.http import HttpResponseStopPolling
 from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
+from webapp.experiments.exports import export_response, run_metrics_csv, run_trajectories_jsonl
 from webapp.experiments.forms import NewEvaluationForm, NewRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
@@ -229,3 +230,18 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
                        follow_latest=follow_latest, step_options=step_choices(steps, step))
     template = "experiments/partials/_trajectories.html" if request.htmx else "experiments/trajectories.html"
     return render(request, template, context)
+
+
+@research_required
+def run_trajectories_export(request, project_id: int, run_id: int):
+    """Every trajectory of the run as a JSONL download (the API's export also takes a step range)."""
+    run = run_get(project=request.project, run_id=run_id)
+    return export_response(run_trajectories_jsonl(run=run), run=run, what="trajectories.jsonl",
+                           content_type="application/jsonl")
+
+
+@research_required
+def run_metrics_export(request, project_id: int, run_id: int):
+    """Every metric point of the run as a CSV download, step,key,value."""
+    run = run_get(project=request.project, run_id=run_id)
+    return export_response(run_metrics_csv(run=run), run=run, what="metrics.csv", content_type="text/csv")
