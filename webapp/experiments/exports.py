@@ -8,8 +8,13 @@ sample_index) order, with the REST API's names for what is stored::
 
 ``prompt`` is the dataset prompt's id (null for a prompt an external trainer sent as text),
 ``prompt_text`` the prompt as text, ``prompt_messages`` the chat messages
-([{"role", "content"}, ...]) when the run's dataset prompt is a chat prompt, else null; so
-every column holds one type and ``datasets.load_dataset("json", ...)`` loads the file as is.
+([{"role", "content"}, ...]) when the run's dataset prompt is a chat prompt, else null. An
+export that holds both chat and plain prompts gives every plain one as one user message: a
+``datasets`` column that is null throughout its first block (10 MB) and a list later fails to
+load ("Couldn't cast array of type list<...> to null"). So each column holds one type and
+``datasets.load_dataset("json", ...)`` loads the file as is; the same limit of ``datasets``
+holds for ``advantage`` (a run whose first steps have none and later steps have one) and for
+``rewards`` (a component first reported after the first block), which the file cannot avoid.
 Text is UTF-8, with U+2028 and U+2029 escaped (``str.splitlines()`` ends a line
 at them). ``finish_reason`` is "stop", "length" or "" (unknown); ``advantage`` may be null. A reward or
 advantage that is not finite (a worker's NaN; the API refuses them) is written as null: JSON
@@ -58,12 +63,16 @@ def run_trajectories_jsonl(*, run: Run, step_min: int | None = None, step_max: i
         rows = rows.filter(step__gte=step_min)
     if step_max is not None:
         rows = rows.filter(step__lte=step_max)
+    conversational = (rows.filter(prompt__messages__isnull=False).exists()
+                      and rows.filter(prompt__messages__isnull=True).exists())  # null too without a prompt
     rows = rows.order_by("step", "group_index", "sample_index").values_list(
         "step", "group_index", "sample_index", "prompt", "prompt_text", "prompt__messages", "completion",
         "reward", "rewards", "advantage", "length", "finish_reason")
     for row in rows.iterator(chunk_size=CHUNK):
-        # orjson writes a float that is not finite as null
-        line = orjson.dumps(dict(zip(TRAJECTORY_COLUMNS, row)))
+        line = dict(zip(TRAJECTORY_COLUMNS, row))
+        if conversational and line["prompt_messages"] is None:
+            line["prompt_messages"] = [{"role": "user", "content": line["prompt_text"]}]
+        line = orjson.dumps(line)  # a float that is not finite as null
         yield line.replace(LS, b"\\u2028").replace(PS, b"\\u2029") + b"\n"
 
 

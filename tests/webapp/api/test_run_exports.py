@@ -31,15 +31,15 @@ def body(response) -> bytes:
 
 
 def a_run_with_trajectories(project):
-    """Six trajectories over three steps, stored out of order: a chat prompt, a plain one, and a
-    prompt an external trainer sent as text only."""
+    """Six trajectories over three steps, stored out of order: plain prompts first, a chat prompt,
+    and, at step 2, prompts an external trainer sent as text only."""
     dataset = dataset_create(project=project, name="mixed", rows=[PromptRow(messages=CHAT), PromptRow(text="1+1?")])
     chat, plain = dataset.prompts.order_by("index")
     run = make_run(project, kind=RunKind.POLICY, name="GRPO «math» / v2", dataset=dataset)
     slots = [(2, 0, 1), (0, 1, 0), (2, 0, 0), (0, 0, 1), (1, 0, 0), (0, 0, 0)]
     Trajectory.objects.bulk_create([
         Trajectory(run=run, step=step, group_index=g, sample_index=s,
-                   prompt=chat if g == 0 and step < 2 else (plain if step < 2 else None),
+                   prompt=None if step == 2 else (chat if g == 1 else plain),
                    prompt_text=f"prompt {step}.{g}", completion=f"answer {step}.{g}.{s} \u2028\"",
                    rewards={"correct": float(s), "format": 0.5}, reward=s + 0.5 + 1 / 3,
                    advantage=None if step == 1 else s - 0.5, length=10 * step + s,
@@ -64,22 +64,26 @@ def test_trajectories_come_out_one_line_per_completion_in_slot_order(tmp_path, m
     assert [(r["step"], r["group_index"], r["sample_index"]) for r in rows] == [
         (0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0), (2, 0, 0), (2, 0, 1)]
     assert list(rows[0]) == exports.TRAJECTORY_COLUMNS
-    assert rows[1] == {"step": 0, "group_index": 0, "sample_index": 1, "prompt": chat.id, "prompt_text": "prompt 0.0",
-                       "prompt_messages": CHAT, "completion": "answer 0.0.1 \u2028\"", "reward": 1 + 0.5 + 1 / 3,
+    assert rows[1] == {"step": 0, "group_index": 0, "sample_index": 1, "prompt": plain.id, "prompt_text": "prompt 0.0",
+                       # chat and plain prompts in one file: plain ones as one user message
+                       "prompt_messages": [{"role": "user", "content": "prompt 0.0"}],
+                       "completion": "answer 0.0.1 \u2028\"", "reward": 1 + 0.5 + 1 / 3,
                        "rewards": {"correct": 1.0, "format": 0.5}, "advantage": 0.5, "length": 1,
                        "finish_reason": "length"}
-    assert rows[2]["prompt"] == plain.id and rows[2]["prompt_messages"] is None
+    assert rows[2]["prompt"] == chat.id and rows[2]["prompt_messages"] == CHAT
     assert rows[3]["advantage"] is None and rows[3]["finish_reason"] == ""
-    assert rows[4]["prompt"] is None and rows[4]["prompt_messages"] is None
+    assert rows[4]["prompt"] is None and rows[4]["prompt_messages"] == [{"role": "user", "content": "prompt 2.0"}]
 
     path = tmp_path / "trajectories.jsonl"
     path.write_bytes(raw)
-    loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+    # blocks of a few lines, as a large file's 10 MB blocks: a list column null in the first
+    # block would not load ("Couldn't cast array of type list<...> to null")
+    loaded = datasets.load_dataset("json", data_files=str(path), split="train", chunksize=600)
     assert loaded.column_names == exports.TRAJECTORY_COLUMNS and len(loaded) == 6
     features = loaded.features
     assert features["prompt_text"].dtype == "string" and features["reward"].dtype == "float64"
     assert features["step"].dtype == "int64" and features["finish_reason"].dtype == "string"
-    assert loaded[0]["prompt_messages"] == CHAT and loaded[2]["prompt_messages"] is None
+    assert loaded[2]["prompt_messages"] == CHAT and loaded[4]["prompt_messages"][0]["content"] == "prompt 2.0"
     assert loaded[5]["rewards"] == {"correct": 1.0, "format": 0.5}
 
 
@@ -89,7 +93,9 @@ def test_a_step_range_narrows_the_trajectories_and_a_bad_bound_is_named(api, own
     url = f"/api/v1/runs/{run.id}/exports/trajectories.jsonl"
     lines = body(api.get(url, {"step_min": 1, "step_max": 1})).decode().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1]
-    assert [json.loads(line)["step"] for line in body(api.get(url, {"step_min": 2})).decode().splitlines()] == [2, 2]
+    external = [json.loads(line) for line in body(api.get(url, {"step_min": 2})).decode().splitlines()]
+    assert [r["step"] for r in external] == [2, 2]
+    assert [r["prompt_messages"] for r in external] == [None, None]  # no chat prompt among them: plain text
     assert body(api.get(url, {"step_max": 0})).decode().count("\n") == 3
     for name, value in [("step_min", "x"), ("step_max", "-1"), ("step_min", str(2**63))]:
         response = api.get(url, {name: value}, HTTP_ACCEPT="application/jsonl")
