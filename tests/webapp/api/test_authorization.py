@@ -120,6 +120,8 @@ ROUTES = [
     ("active run delete", "delete", "/api/v1/runs/{run}/", None, (409, 409, 404)),
     ("metric points", "get", "/api/v1/runs/{run}/metrics/", None, (200, 200, 404)),
     ("metric ingest", "post", "/api/v1/runs/{run}/metrics/", lambda: {"points": [["loss", 9, 1.0]]}, (201, 201, 404)),
+    ("trajectory export", "get", "/api/v1/runs/{run}/exports/trajectories.jsonl", None, (200, 200, 404)),
+    ("metric export", "get", "/api/v1/runs/{run}/exports/metrics.csv", None, (200, 200, 404)),
     ("metric history", "get", "/api/v1/metrics/history/?run={run}", None, (200, 200, 404)),
     ("metric latest", "get", "/api/v1/metrics/latest/?run={run}", None, (200, 200, 404)),
     ("trajectory list", "get", "/api/v1/runs/{run}/trajectories/", None, (200, 200, 404)),

@@ -190,6 +190,8 @@ def test_a_throttled_answer_matches_the_schema_with_its_retry_after(db, settings
 @pytest.mark.parametrize(("operation", "accept"), [
     ("/api/v1/projects/{project_id}/exports/labels.jsonl", "application/jsonl"),
     ("/api/v1/projects/{project_id}/exports/preferences.jsonl", "application/jsonl"),
+    ("/api/v1/runs/{run_id}/exports/trajectories.jsonl", "application/jsonl"),
+    ("/api/v1/runs/{run_id}/exports/metrics.csv", "text/csv"),
     ("/api/v1/checkpoints/{checkpoint_id}/download/", "application/x-tar"),
 ])
 def test_a_file_is_served_to_a_client_that_accepts_its_declared_type(real_ids, operation, accept):  # noqa: F811
