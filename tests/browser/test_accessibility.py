@@ -48,7 +48,7 @@ def crawl_with_axe(page, live_server, start: list[str], allowed: re.Pattern, lim
             continue
         if found := axe_violations(page):
             report[path] = found
-        for href in page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)"):
+        for href in page.eval_on_selector_all("a[href]:not([download])", "els => els.map(a => a.href)"):
             rest = href[len(live_server.url):].split("#")[0] if href.startswith(live_server.url) else ""
             if (allowed.match(rest) and rest not in seen and ".jsonl" not in rest
                     and not re.search(r"/(logout|delete|remove|revoke)", rest)):

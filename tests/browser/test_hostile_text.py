@@ -151,7 +151,7 @@ def crawl(page, live_server, start: list[str], allowed: re.Pattern, limit: int =
         found = page.evaluate(FINDINGS_JS)
         if found["found"] or found["xss"]:
             report[path] = found
-        for href in page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)"):
+        for href in page.eval_on_selector_all("a[href]:not([download])", "els => els.map(a => a.href)"):
             if not href.startswith(live_server.url):
                 continue
             rest = href[len(live_server.url):].split("#")[0]
