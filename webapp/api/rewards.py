@@ -2,20 +2,22 @@
 they train on."""
 
 from django.db import IntegrityError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerApi, SteerFileApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
 from webapp.api.permissions import RESEARCH, scoped_project_ids
+from webapp.core.tar_stream import tar_download_response
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.exports import pair_set_download_response
 from webapp.rewards.models import PreferencePairSet, RewardModel
-from webapp.rewards.selectors import pair_set_list
+from webapp.rewards.selectors import pair_set_list, reward_model_download_name, reward_model_folder
 from webapp.rewards.services import (
     pair_set_delete,
     pair_set_from_run,
@@ -72,6 +74,24 @@ class RewardModelDetailApi(SteerRetrieveApi):
         return deleted(lambda: reward_model_delete(reward_model_id=reward_model.id,
                                                    with_training_run=params["with_training_run"]),
                        refusals=(RewardModelError, RunError), gone=RewardModel.DoesNotExist, what="reward model")
+
+
+class RewardModelDownloadApi(SteerFileApi):
+    """GET: the reward model's folder as ``<slugified name>-<id>.tar`` (``reward_model.json``,
+    ``heads.safetensors``, ``backbone/``), loadable with ``workers.engine.reward_model.load_reward_model``.
+    404 for a model not trained yet or whose folder is not on this server, saying which."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
+    def get(self, request, reward_model_id: int):
+        reward_model = get_object_or_404(RewardModel, pk=reward_model_id,
+                                         project_id__in=scoped_project_ids(request, RESEARCH))
+        try:
+            folder = reward_model_folder(reward_model=reward_model)
+        except Http404 as exc:  # the API's 404 would otherwise say only "Not found."
+            raise exceptions.NotFound(str(exc)) from exc
+        return tar_download_response(folder, reward_model_download_name(reward_model=reward_model))
 
 
 # ---------------------------------------------------------------- preference pairs

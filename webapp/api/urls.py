@@ -82,6 +82,8 @@ urlpatterns = [
     path("labels/<id:label_id>/", feedback.LabelDetailApi.as_view(), name="label-detail"),
     # reward models
     path("reward-models/<id:reward_model_id>/", rewards.RewardModelDetailApi.as_view(), name="reward-model-detail"),
+    path("reward-models/<id:reward_model_id>/download/", rewards.RewardModelDownloadApi.as_view(),
+         name="reward-model-download"),
     path("pair-sets/<id:pair_set_id>/", rewards.PairSetDetailApi.as_view(), name="pair-set-detail"),
     path("pair-sets/<id:pair_set_id>/pairs.jsonl", rewards.PairSetPairsApi.as_view(), name="pair-set-pairs"),
     # anything else under /api/v1/ answers 404 in the API's error shape, not Django's HTML page

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.text import slugify
 
 from webapp.core.locks import rows_for_share
+from webapp.core.tar_stream import folder_in_checkpoint_root
 from webapp.experiments.errors import RunError
 from webapp.feedback.models import PreferenceLabel
 from webapp.rewards.models import PreferencePairSet, RewardModel
@@ -17,6 +22,20 @@ def reward_model_list(*, project) -> QuerySet[RewardModel]:
 
 def reward_model_get(*, project, reward_model_id: int) -> RewardModel:
     return get_object_or_404(RewardModel.objects.select_related("training_run"), pk=reward_model_id, project=project)
+
+
+def reward_model_folder(*, reward_model: RewardModel) -> Path:
+    """The folder the reward model was saved to (where the worker leaves it, inside the checkpoint
+    root); 404 saying why while it is not trained yet or when its files are not on this server."""
+    if not reward_model.is_ready:
+        raise Http404("This reward model is not ready: its training run has not saved it yet.")
+    return folder_in_checkpoint_root(reward_model.path, "This reward model's files are not on this server: "
+                                                        "its folder is missing.")
+
+
+def reward_model_download_name(*, reward_model: RewardModel) -> str:
+    """``<slugified name>-<id>`` (``reward-model-<id>`` for a name with nothing to slugify)."""
+    return f"{slugify(reward_model.name) or 'reward-model'}-{reward_model.pk}"
 
 
 def reward_models_ready(*, project) -> QuerySet[RewardModel]:

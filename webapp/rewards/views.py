@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from webapp.core.deletion import deletion_attempt
+from webapp.core.tar_stream import tar_download_response
 from webapp.experiments.errors import RunError
 from webapp.experiments.forms import RewardModelRunForm
 from webapp.experiments.models import RunKind
@@ -19,6 +20,8 @@ from webapp.rewards.selectors import (
     label_count,
     pair_set_get,
     pair_set_list,
+    reward_model_download_name,
+    reward_model_folder,
     reward_model_get,
     reward_model_list,
     runs_using_pair_set,
@@ -97,6 +100,15 @@ def reward_model_delete_page(request, project_id: int, reward_model_id: int):
         request, reward_model=reward_model, error=outcome.error, training_run=run,
         run_summary=run_deletion_summary(run=run) if run else None,
         users=runs_using_reward_model(reward_model=reward_model)), status=outcome.status)
+
+
+@research_required
+@require_http_methods(["GET"])
+def reward_model_download_page(request, project_id: int, reward_model_id: int):
+    """The reward model's folder as a tar, the same as ``GET /api/v1/reward-models/<id>/download/``."""
+    reward_model = reward_model_get(project=request.project, reward_model_id=reward_model_id)
+    folder = reward_model_folder(reward_model=reward_model)
+    return tar_download_response(folder, reward_model_download_name(reward_model=reward_model))
 
 
 @research_required
