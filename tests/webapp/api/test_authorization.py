@@ -75,7 +75,8 @@ def populate(users: dict) -> ProjectObjects:
         finished_run=make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED, dataset=dataset).id,
         checkpoint=checkpoint.id, rubric=rubric.id, task=task.id, open_task=make_task(project).id,
         label=make_label(task, users["annotator"]).id, researcher_label=make_label(task, users["researcher"]).id,
-        reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+        reward_model=RewardModel.objects.create(project=project, name="rm", backbone="tiny",
+                                                path=str(folder.parent)).id,  # saved: its download answers
         pair_set=PreferencePairSet.objects.create(project=project, name="ps", pair_count=1, pairs=[
             {"prompt": "p", "chosen": "a", "rejected": "b"}]).id,
         annotator_user=users["annotator"].id,
@@ -149,6 +150,7 @@ ROUTES = [
     ("label withdraw", "delete", "/api/v1/labels/{label}/", None, (403, 403, 204)),
     ("reward model list", "get", "/api/v1/projects/{project}/reward-models/", None, (200, 200, 403)),
     ("reward model detail", "get", "/api/v1/reward-models/{reward_model}/", None, (200, 200, 404)),
+    ("reward model download", "get", "/api/v1/reward-models/{reward_model}/download/", None, (200, 200, 404)),
     ("reward model delete", "delete", "/api/v1/reward-models/{reward_model}/", None, (204, 204, 404)),
     ("pair set list", "get", "/api/v1/projects/{project}/pair-sets/", None, (200, 200, 403)),
     ("pair set import", "post", "/api/v1/projects/{project}/pair-sets/",

@@ -59,7 +59,8 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
         "rubric_id": rubric_create(project=project, name="R", criteria=[{"name": "C"}]).id,
         "task_id": task.id, "label_id": label.id,
         "user_id": project.memberships.exclude(user=user).get().user_id,
-        "reward_model_id": RewardModel.objects.create(project=project, name="rm", backbone="tiny").id,
+        "reward_model_id": RewardModel.objects.create(project=project, name="rm", backbone="tiny",
+                                                      path=str(folder.parent)).id,  # saved: it can be downloaded
         # DELETE /runs/<id>/ gets a finished run, so the deletion itself runs (later examples find it gone)
         "finished_run_id": make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED).id,
     }
