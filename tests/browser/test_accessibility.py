@@ -8,12 +8,11 @@ does not govern.
 """
 
 import re
-from collections import deque
 
 import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 
-from tests.browser.session import log_in
+from tests.browser.session import crawl_links, log_in
 from tests.browser.test_hostile_text import hostile_project
 from tests.factories import make_project, make_rubric, make_task, make_user
 
@@ -37,23 +36,16 @@ def axe_page(page):
 
 def crawl_with_axe(page, live_server, start: list[str], allowed: re.Pattern, limit: int = 120) -> dict:
     """{path: violations} for every page reachable by links from ``start`` whose path matches ``allowed``."""
-    seen, queue, report = set(), deque(start), {}
-    while queue and len(seen) < limit:
-        path = queue.popleft()
-        if path in seen:
-            continue
-        seen.add(path)
-        response = page.goto(f"{live_server.url}{path}", wait_until="load")
-        if response is None or response.status != 200 or "html" not in response.headers.get("content-type", ""):
-            continue
+    report = {}
+
+    def visit(path, response) -> bool:
+        if response.status != 200:
+            return False
         if found := axe_violations(page):
             report[path] = found
-        for href in page.eval_on_selector_all("a[href]:not([download])", "els => els.map(a => a.href)"):
-            rest = href[len(live_server.url):].split("#")[0] if href.startswith(live_server.url) else ""
-            if (allowed.match(rest) and rest not in seen and ".jsonl" not in rest
-                    and not re.search(r"/(logout|delete|remove|revoke)", rest)):
-                queue.append(rest)
-    return {"pages": seen, "report": report}
+        return True
+
+    return {"pages": crawl_links(page, live_server, start, allowed, visit, limit), "report": report}
 
 
 def test_every_page_a_member_reaches_has_no_serious_axe_violation(axe_page, live_server):

@@ -12,12 +12,11 @@ templates have none), and no link or form points at a ``javascript:``, ``data:``
 import json
 import re
 import uuid
-from collections import deque
 
 import pytest
 from django.utils import timezone
 
-from tests.browser.session import log_in
+from tests.browser.session import crawl_links, log_in
 from tests.factories import make_user
 from tests.webapp.api.conftest import token_client
 from webapp.experiments.models import Checkpoint, Run, RunStatus
@@ -135,15 +134,9 @@ def crawl(page, live_server, start: list[str], allowed: re.Pattern, limit: int =
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("console", lambda m: refused.append(f"{page.url}: {m.text}")
             if "Content Security Policy" in m.text else None)
-    seen, queue, report = set(), deque(start), {}
-    while queue and len(seen) < limit:
-        path = queue.popleft()
-        if path in seen:
-            continue
-        seen.add(path)
-        response = page.goto(f"{live_server.url}{path}")
-        if response is None or "html" not in response.headers.get("content-type", ""):
-            continue
+    report = {}
+
+    def visit(path, response) -> bool:
         page.wait_for_load_state("networkidle")
         for button in page.query_selector_all(".text-view [data-text-view=rendered]"):
             if button.is_visible():
@@ -151,13 +144,9 @@ def crawl(page, live_server, start: list[str], allowed: re.Pattern, limit: int =
         found = page.evaluate(FINDINGS_JS)
         if found["found"] or found["xss"]:
             report[path] = found
-        for href in page.eval_on_selector_all("a[href]:not([download])", "els => els.map(a => a.href)"):
-            if not href.startswith(live_server.url):
-                continue
-            rest = href[len(live_server.url):].split("#")[0]
-            if (allowed.match(rest) and rest not in seen and ".jsonl" not in rest
-                    and not re.search(r"/(logout|delete|remove|revoke)", rest)):
-                queue.append(rest)
+        return True
+
+    seen = crawl_links(page, live_server, start, allowed, visit, limit)
     return {"pages": seen, "report": report, "dialogs": dialogs, "refused": refused}
 
 

@@ -16,14 +16,13 @@ from rest_framework import serializers
 from webapp.api.base import MAX_ID, SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for
+from webapp.core.downloads import attachment_response
 from webapp.experiments.exports import export_response, run_metrics_csv, run_trajectories_jsonl
 from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl
 
 
 def jsonl_response(lines, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse((line.encode() for line in lines), content_type="application/jsonl")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return attachment_response((line.encode() for line in lines), filename=filename, content_type="application/jsonl")
 
 
 class PreferenceExportFilterSerializer(serializers.Serializer):

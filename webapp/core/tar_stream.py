@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
+from webapp.core.downloads import attachment_response
+
 CHUNK = 1 << 20
 
 
@@ -47,6 +49,4 @@ def tar_chunks(folder: Path, arcroot: str):
 
 def tar_download_response(folder: Path, name: str) -> StreamingHttpResponse:
     """`folder` as the attachment `<name>.tar`, its members under `<name>/`."""
-    response = StreamingHttpResponse(tar_chunks(folder, name), content_type="application/x-tar")
-    response["Content-Disposition"] = f'attachment; filename="{name}.tar"'
-    return response
+    return attachment_response(tar_chunks(folder, name), filename=f"{name}.tar", content_type="application/x-tar")

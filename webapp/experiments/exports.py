@@ -38,6 +38,7 @@ import orjson
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
+from webapp.core.downloads import attachment_response
 from webapp.experiments.models import Run, Trajectory
 from webapp.experiments.selectors import metric_points_page
 
@@ -98,6 +99,4 @@ def run_metrics_csv(*, run: Run, keys: list[str] | None = None) -> Iterator[byte
 
 def export_response(lines: Iterator[bytes], *, run: Run, what: str, content_type: str) -> StreamingHttpResponse:
     """``lines`` as a streamed attachment named after the run, for the run page and the API alike."""
-    response = StreamingHttpResponse(lines, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(run, what)}"'
-    return response
+    return attachment_response(lines, filename=export_filename(run, what), content_type=content_type)

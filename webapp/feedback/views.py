@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from webapp.core.downloads import attachment_response
 from webapp.core.query import query_id
 from webapp.feedback import exports, selectors, services
 from webapp.feedback.errors import FeedbackError
@@ -332,9 +333,7 @@ def quality_page(request, project_id: int):
 
 
 def _jsonl_response(lines, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return attachment_response(lines, filename=filename, content_type="application/jsonl; charset=utf-8")
 
 
 @research_required

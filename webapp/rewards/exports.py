@@ -17,6 +17,8 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
+from webapp.core.downloads import attachment_response
+
 from webapp.rewards.models import PreferencePairSet
 
 CHUNK = 500
@@ -64,7 +66,6 @@ def pair_set_jsonl(*, pair_set_id: int) -> Iterator[bytes]:
 
 def pair_set_download_response(project, pair_set) -> StreamingHttpResponse:
     """The set's pairs as a streamed JSONL attachment, for the page and the API alike."""
-    response = StreamingHttpResponse(pair_set_jsonl(pair_set_id=pair_set.pk), content_type="application/jsonl")
     filename = f"{project.slug}-{slugify(pair_set.name) or pair_set.pk}-pairs.jsonl"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return attachment_response(pair_set_jsonl(pair_set_id=pair_set.pk), filename=filename,
+                               content_type="application/jsonl")
