@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from webapp.accounts.errors import AccountError, TokenExpired
 from webapp.accounts.models import AccountOrigin, ApiToken, token_digest
+from webapp.core.names import name_problem, name_strip
 
 # 18 random bytes: 144 bits, 24 URL-safe characters; easy to paste, impossible to guess.
 GENERATED_PASSWORD_BYTES = 18
@@ -28,7 +29,9 @@ def api_token_create(*, user, name: str, expires_in_days: int | None = None) -> 
     if expires_in_days is not None and expires_in_days not in TOKEN_LIFETIMES_DAYS:
         raise AccountError(f"a token lasts {', '.join(map(str, TOKEN_LIFETIMES_DAYS))} days or never "
                            f"(got {expires_in_days!r})", field="expires_in_days")
-    name = name.strip() or "token"
+    name = name_strip(name) or "token"
+    if problem := name_problem(name):
+        raise AccountError(f"the name {problem}", field="name")
     raw = ApiToken.generate_raw()
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
     token = ApiToken(user=user, name=name[:100], prefix=raw[:12], digest=token_digest(raw), expires_at=expires_at)

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
+from webapp.core.names import name_problem, name_strip
 from webapp.datasets.errors import DatasetError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import PromptRow, parse_file
@@ -15,6 +16,7 @@ from webapp.datasets.selectors import dataset_runs
 @transaction.atomic
 def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, description: str = "") -> PromptDataset:
     """A dataset with its prompts, all or nothing; DatasetError names the field at fault."""
+    name = name_strip(name)
     dataset_name_check(project=project, name=name)
     dataset = PromptDataset(project=project, name=name, description=description, created_by=user)
     try:
@@ -39,7 +41,10 @@ def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, 
 
 
 def dataset_name_check(*, project, name: str) -> None:
-    """DatasetError on ``name`` if another dataset of the project has the name in any case."""
+    """DatasetError on ``name`` if it is no name (``webapp.core.names``) or another dataset of the
+    project has it in any case."""
+    if problem := name_problem(name_strip(name)):
+        raise DatasetError(f"the name {problem}", field="name")
     taken = PromptDataset.objects.filter(project=project, name__iexact=name).values_list("name", flat=True).first()
     if taken is not None:
         raise DatasetError(_name_taken(taken, name), field="name")
@@ -54,6 +59,7 @@ def _name_taken(taken: str, name: str) -> str:
 def dataset_import(*, project, name: str, filename: str, content: str, user=None, description: str = "") -> PromptDataset:
     """Parse a JSONL/CSV file and store it; DatasetError (a field at fault, the name checked
     before the file is read) or DatasetImportError (with line numbers) changes nothing."""
+    name = name_strip(name)
     dataset_name_check(project=project, name=name)
     rows = parse_file(filename, content)
     return dataset_create(project=project, name=name, rows=rows, user=user, description=description)

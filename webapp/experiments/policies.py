@@ -15,6 +15,7 @@ from django.db import transaction
 from webapp.core.deletion import first_few
 from webapp.core.json_input import storable_text_check
 from webapp.core.locks import rows_for_share
+from webapp.core.names import name_problem, name_strip
 from webapp.experiments.errors import PolicyError, PolicyInUse
 from webapp.experiments.models import TERMINAL_STATUSES, Checkpoint, PolicyModel, Run, RunKind
 
@@ -63,9 +64,11 @@ def policy_create(*, project, user, name: str, source: str, reference: str = "",
 
 
 def _name_clean(name: str) -> str:
-    name = (name or "").strip()
+    name = name_strip(name)
     if not name:
         raise PolicyError("a policy needs a name", field="name")
+    if problem := name_problem(name):
+        raise PolicyError(f"the name {problem}", field="name")
     if len(name) > NAME_MAX:
         raise PolicyError(f"at most {NAME_MAX} characters, got {len(name)}", field="name")
     try:

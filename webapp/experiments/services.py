@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from webapp.core.deletion import first_few
 from webapp.core.locks import rows_for_share
+from webapp.core.names import name_problem, name_strip
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
 from webapp.experiments.models import MetricChunk, MetricRollup, PolicyModel, Run, RunKind, RunStatus
@@ -42,8 +43,11 @@ def run_create(
     """Validate and store a queued run. Nothing is stored when any input is bad."""
     if kind not in RunKind.values:
         raise RunError(f"unknown kind {kind!r}; choose one of {', '.join(RunKind.values)}", field="kind")
-    if not name.strip():
+    name = name_strip(name)
+    if not name:
         raise RunError("a run needs a name", field="name")
+    if problem := name_problem(name):
+        raise RunError(f"the name {problem}", field="name")
     if dataset is not None and dataset.project_id != project.id:
         raise RunError("the dataset belongs to another project", field="dataset")
     if policy is not None and policy.project_id != project.id:
@@ -54,7 +58,7 @@ def run_create(
         if eval_dataset.project_id != project.id:
             raise RunError("the dataset belongs to another project", field="eval_dataset")
     config = validate_config(kind, parse_config_json(config))
-    run = Run(project=project, created_by=user, name=name.strip(), kind=kind, config=config,
+    run = Run(project=project, created_by=user, name=name, kind=kind, config=config,
               dataset=dataset, policy=policy, eval_dataset=eval_dataset)
     with transaction.atomic():
         # Held until the run is committed, so that a deletion of a dataset or the policy

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.db.models.functions import MD5
 
+from webapp.core.names import name_problem, name_strip
 from webapp.experiments.models import Run, Trajectory
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, Rubric, RubricVersion
@@ -65,7 +66,7 @@ def rubric_version_create(*, rubric: Rubric, criteria: Sequence[dict], user=None
 
 @transaction.atomic
 def rubric_create(*, project, name: str, criteria: Sequence[dict], description: str = "", user=None) -> Rubric:
-    name = (name or "").strip()
+    name = _rubric_name_clean(name)
     if Rubric.objects.filter(project=project, name=name).exists():
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
     rubric = Rubric(project=project, name=name, description=description)
@@ -73,6 +74,13 @@ def rubric_create(*, project, name: str, criteria: Sequence[dict], description: 
     _rubric_save(rubric)
     rubric_version_create(rubric=rubric, criteria=criteria, user=user)
     return rubric
+
+
+def _rubric_name_clean(name: str | None) -> str:
+    name = name_strip(name)
+    if problem := name_problem(name):
+        raise FeedbackError(f"the name {problem}", field="name")
+    return name
 
 
 def _rubric_save(rubric: Rubric, **kwargs) -> None:
@@ -98,7 +106,7 @@ def rubric_update(*, rubric: Rubric, name: str, description: str, criteria: Sequ
 
     Returns the version now current: the new one, or the latest when the criteria did not change.
     """
-    name = (name or "").strip()
+    name = _rubric_name_clean(name)
     if Rubric.objects.filter(project_id=rubric.project_id, name=name).exclude(pk=rubric.pk).exists():
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
     cleaned = _criteria_clean(criteria)

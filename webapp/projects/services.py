@@ -15,6 +15,7 @@ from webapp.accounts.errors import AccountError
 from webapp.accounts.selectors import account_origin
 from webapp.accounts.services import user_create_with_generated_password
 from webapp.core.json_input import storable_text_check
+from webapp.core.names import name_problem, name_strip
 from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
 from webapp.projects.models import Membership, Project, Role
 
@@ -32,9 +33,11 @@ def _text_check(value: str, field: str) -> None:
 
 
 def _name_clean(name: str) -> str:
-    name = (name or "").strip()
+    name = name_strip(name)
     if not name:
         raise ProjectError("a project needs a name", field="name")
+    if problem := name_problem(name):
+        raise ProjectError(f"the name {problem}", field="name")
     if len(name) > NAME_MAX_LENGTH:
         raise ProjectError(f"a project name has at most {NAME_MAX_LENGTH} characters (this one has {len(name)})",
                            field="name")

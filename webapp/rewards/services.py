@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
+from webapp.core.names import name_problem, name_strip
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.parsing import parse_pairs
@@ -17,6 +18,9 @@ from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_mode
 @transaction.atomic
 def pair_set_import(*, project, name: str, content: str, user=None) -> PreferencePairSet:
     """Parse a JSONL file of pairs and store it; PairImportError (with line numbers) stores nothing."""
+    name = name_strip(name)
+    if problem := name_problem(name):
+        raise PairImportError([(0, f"the name {problem}")])
     pairs = parse_pairs(content)
     if PreferencePairSet.objects.filter(project=project, name=name).exists():
         raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")])
@@ -121,6 +125,9 @@ def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, 
 
     if run.project_id != project.pk:
         raise RewardModelError("the run belongs to another project", field="run")
+    name = name_strip(name)
+    if problem := name_problem(name):
+        raise RewardModelError(f"the name {problem}", field="name")
     if step_min < 0 or step_max < step_min:
         raise RewardModelError("the step range must go from a step ≥ 0 up to a later or equal step",
                                field="step_max")
