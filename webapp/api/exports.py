@@ -17,7 +17,9 @@ from webapp.api.base import MAX_ID, SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for
 from webapp.core.downloads import attachment_response
-from webapp.experiments.exports import export_response, run_metrics_csv, run_trajectories_jsonl
+from webapp.experiments.exports import (
+    PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
+)
 from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl
 
 
@@ -70,6 +72,22 @@ class RunTrajectoryExportApi(SteerFileApi):
         params = query_params(request, TrajectoryExportFilterSerializer)
         return export_response(run_trajectories_jsonl(run=run, **params), run=run, what="trajectories.jsonl",
                                content_type="application/jsonl")
+
+
+class RunTrajectoryParquetExportApi(SteerFileApi):
+    """The same rows as ``trajectories.jsonl`` in one Parquet file with a fixed schema (``rewards``
+    a struct with a float per reward component), for ``pandas.read_parquet`` and
+    ``datasets.load_dataset("parquet", ...)``; streamed a row group at a time."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(parameters=[TrajectoryExportFilterSerializer],
+                   responses={(200, PARQUET_CONTENT_TYPE): OpenApiTypes.BINARY})
+    def get(self, request, run_id: int):
+        run = run_for(request, run_id)
+        params = query_params(request, TrajectoryExportFilterSerializer)
+        return export_response(run_trajectories_parquet(run=run, **params), run=run, what="trajectories.parquet",
+                               content_type=PARQUET_CONTENT_TYPE)
 
 
 class MetricExportFilterSerializer(serializers.Serializer):

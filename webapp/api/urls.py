@@ -63,6 +63,8 @@ urlpatterns = [
     path("runs/<id:run_id>/trajectories/", trajectories.RunTrajectoryListApi.as_view(), name="run-trajectories"),
     path("runs/<id:run_id>/exports/trajectories.jsonl", exports.RunTrajectoryExportApi.as_view(),
          name="export-run-trajectories"),
+    path("runs/<id:run_id>/exports/trajectories.parquet", exports.RunTrajectoryParquetExportApi.as_view(),
+         name="export-run-trajectories-parquet"),
     path("runs/<id:run_id>/exports/metrics.csv", exports.RunMetricExportApi.as_view(), name="export-run-metrics"),
     path("runs/<id:run_id>/held-out/", trajectories.RunHeldOutAnswerListApi.as_view(), name="run-held-out"),
     path("runs/<id:run_id>/checkpoints/", checkpoints.RunCheckpointListApi.as_view(), name="run-checkpoints"),

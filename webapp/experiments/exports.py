@@ -1,4 +1,4 @@
-"""A run's trajectories as JSONL and its metrics as CSV, streamed from the database.
+"""A run's trajectories as JSONL or Parquet and its metrics as CSV, streamed from the database.
 
 ``run_trajectories_jsonl``: one line per sampled completion, in (step, group_index,
 sample_index) order, with the REST API's names for what is stored::
@@ -14,7 +14,8 @@ export that holds both chat and plain prompts gives every plain one as one user 
 load ("Couldn't cast array of type list<...> to null"). So each column holds one type and
 ``datasets.load_dataset("json", ...)`` loads the file as is; the same limit of ``datasets``
 holds for ``advantage`` (a run whose first steps have none and later steps have one) and for
-``rewards`` (a component first reported after the first block), which the file cannot avoid.
+``rewards`` (a component first reported after the first block), which the file cannot avoid;
+``run_trajectories_parquet`` writes the same rows with a schema fixed up front, which it avoids.
 Text is UTF-8, with U+2028 and U+2029 escaped (``str.splitlines()`` ends a line
 at them). ``finish_reason`` is "stop", "length" or "" (unknown); ``advantage`` may be null. A reward or
 advantage that is not finite (a worker's NaN; the API refuses them) is written as null: JSON
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Iterator
 
 import orjson
@@ -42,6 +44,7 @@ from webapp.core.downloads import attachment_response
 from webapp.experiments.models import Run, Trajectory
 from webapp.experiments.selectors import metric_points_page
 
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"  # IANA, 2024
 CHUNK = 500  # trajectories per fetch from the server-side cursor (a few kB each)
 METRIC_PAGE = 5_000  # metric points per read of the chunks
 
@@ -57,24 +60,134 @@ def export_filename(run: Run, what: str) -> str:
     return f"{slugify(run.name) or 'run'}-{run.pk}-{what}"
 
 
-def run_trajectories_jsonl(*, run: Run, step_min: int | None = None, step_max: int | None = None) -> Iterator[bytes]:
-    """Every trajectory of the run (within ``step_min``..``step_max`` when given) as one JSONL line."""
+def _trajectories(run: Run, step_min: int | None, step_max: int | None):
+    """The run's trajectories within the step range, unordered."""
     rows = Trajectory.objects.filter(run=run)
     if step_min is not None:
         rows = rows.filter(step__gte=step_min)
     if step_max is not None:
         rows = rows.filter(step__lte=step_max)
+    return rows
+
+
+def _trajectory_records(rows) -> Iterator[dict]:
+    """One dict per trajectory, ``TRAJECTORY_COLUMNS`` as keys, in (step, group, sample) order,
+    read a chunk at a time; plain prompts as one user message where chat prompts are mixed in."""
     conversational = (rows.filter(prompt__messages__isnull=False).exists()
                       and rows.filter(prompt__messages__isnull=True).exists())  # null too without a prompt
     rows = rows.order_by("step", "group_index", "sample_index").values_list(
         "step", "group_index", "sample_index", "prompt", "prompt_text", "prompt__messages", "completion",
         "reward", "rewards", "advantage", "length", "finish_reason")
     for row in rows.iterator(chunk_size=CHUNK):
-        line = dict(zip(TRAJECTORY_COLUMNS, row))
-        if conversational and line["prompt_messages"] is None:
-            line["prompt_messages"] = [{"role": "user", "content": line["prompt_text"]}]
-        line = orjson.dumps(line)  # a float that is not finite as null
+        record = dict(zip(TRAJECTORY_COLUMNS, row))
+        if conversational and record["prompt_messages"] is None:
+            record["prompt_messages"] = [{"role": "user", "content": record["prompt_text"]}]
+        yield record
+
+
+def run_trajectories_jsonl(*, run: Run, step_min: int | None = None, step_max: int | None = None) -> Iterator[bytes]:
+    """Every trajectory of the run (within ``step_min``..``step_max`` when given) as one JSONL line."""
+    for record in _trajectory_records(_trajectories(run, step_min, step_max)):
+        line = orjson.dumps(record)  # a float that is not finite as null
         yield line.replace(LS, b"\\u2028").replace(PS, b"\\u2029") + b"\n"
+
+
+def run_trajectories_parquet(*, run: Run, step_min: int | None = None,
+                             step_max: int | None = None) -> Iterator[bytes]:
+    """The same rows and values as ``run_trajectories_jsonl``, as a Parquet file whose schema is
+    fixed before the first row, so every column has one type however its first rows look: a
+    ``datasets`` or pandas reader needs no guess (the JSONL's null-first-block limit is gone).
+
+    ``rewards`` is a struct with one float field per reward component any row of the export
+    reports (null where a row lacks it); a run that reports no components has a null column.
+    Rows are written in row groups of ``PARQUET_ROW_GROUP`` and each group is sent as soon as it
+    is written, so memory holds one group, not the run.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _trajectories(run, step_min, step_max)
+    components = _reward_components(rows)
+    schema = pa.schema(_parquet_fields(pa, components))
+    sink = _ByteSink()
+    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    batch: list[dict] = []
+    try:
+        for record in _trajectory_records(rows):
+            batch.append(_parquet_record(record, components))
+            if len(batch) == PARQUET_ROW_GROUP:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+                yield sink.drain()
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    finally:
+        writer.close()  # the footer; written even for an empty export, which is then a valid empty file
+    yield sink.drain()
+
+
+PARQUET_ROW_GROUP = 2_000  # trajectories per row group: a few MB of text
+
+
+def _reward_components(rows) -> list[str]:
+    """Every reward component name the rows report, sorted (one pass over the rewards alone)."""
+    names: set[str] = set()
+    for rewards in rows.values_list("rewards", flat=True).iterator(chunk_size=CHUNK * 4):
+        if isinstance(rewards, dict):
+            names.update(rewards)
+    return sorted(names)
+
+
+def _parquet_fields(pa, components: list[str]) -> list:
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    rewards = pa.struct([(name, pa.float64()) for name in components]) if components else pa.null()
+    return [("step", pa.int64()), ("group_index", pa.int64()), ("sample_index", pa.int64()),
+            ("prompt", pa.int64()), ("prompt_text", pa.string()), ("prompt_messages", pa.list_(message)),
+            ("completion", pa.string()), ("reward", pa.float64()), ("rewards", rewards),
+            ("advantage", pa.float64()), ("length", pa.int64()), ("finish_reason", pa.string())]
+
+
+def _finite(value) -> float | None:
+    """A float for Parquet, null for a value that is missing or not finite (as the JSONL writes it)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _parquet_record(record: dict, components: list[str]) -> dict:
+    rewards = record["rewards"] if isinstance(record["rewards"], dict) else {}
+    return {**record, "reward": _finite(record["reward"]), "advantage": _finite(record["advantage"]),
+            "rewards": {name: _finite(rewards.get(name)) for name in components} if components else None}
+
+
+class _ByteSink:
+    """A write-only file for ``ParquetWriter`` whose bytes are taken out as they are written."""
+
+    closed = False
+
+    def __init__(self):
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._parts.append(data)
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def drain(self) -> bytes:
+        data, self._parts = b"".join(self._parts), []
+        return data
 
 
 def _csv_lines(rows: Iterable) -> bytes:

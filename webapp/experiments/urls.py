@@ -14,6 +14,8 @@ urlpatterns = [
     path("<int:run_id>/delete/", views.run_delete_page, name="delete"),
     path("<int:run_id>/trajectories/", views.run_trajectories_partial, name="trajectories"),
     path("<int:run_id>/exports/trajectories.jsonl", views.run_trajectories_export, name="export_trajectories"),
+    path("<int:run_id>/exports/trajectories.parquet", views.run_trajectories_parquet_export,
+         name="export_trajectories_parquet"),
     path("<int:run_id>/exports/metrics.csv", views.run_metrics_export, name="export_metrics"),
     path("<int:run_id>/held-out/", views.run_held_out_page, name="held_out"),
 ]

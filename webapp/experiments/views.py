@@ -13,7 +13,9 @@ from django_htmx.http import HttpResponseStopPolling
 from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
-from webapp.experiments.exports import export_response, run_metrics_csv, run_trajectories_jsonl
+from webapp.experiments.exports import (
+    PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
+)
 from webapp.experiments.forms import NewEvaluationForm, NewRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
@@ -238,6 +240,14 @@ def run_trajectories_export(request, project_id: int, run_id: int):
     run = run_get(project=request.project, run_id=run_id)
     return export_response(run_trajectories_jsonl(run=run), run=run, what="trajectories.jsonl",
                            content_type="application/jsonl")
+
+
+@research_required
+def run_trajectories_parquet_export(request, project_id: int, run_id: int):
+    """Every trajectory of the run as a Parquet download: the JSONL's rows, typed."""
+    run = run_get(project=request.project, run_id=run_id)
+    return export_response(run_trajectories_parquet(run=run), run=run, what="trajectories.parquet",
+                           content_type=PARQUET_CONTENT_TYPE)
 
 
 @research_required

@@ -122,6 +122,7 @@ ROUTES = [
     ("metric points", "get", "/api/v1/runs/{run}/metrics/", None, (200, 200, 404)),
     ("metric ingest", "post", "/api/v1/runs/{run}/metrics/", lambda: {"points": [["loss", 9, 1.0]]}, (201, 201, 404)),
     ("trajectory export", "get", "/api/v1/runs/{run}/exports/trajectories.jsonl", None, (200, 200, 404)),
+    ("trajectory parquet", "get", "/api/v1/runs/{run}/exports/trajectories.parquet", None, (200, 200, 404)),
     ("metric export", "get", "/api/v1/runs/{run}/exports/metrics.csv", None, (200, 200, 404)),
     ("metric history", "get", "/api/v1/metrics/history/?run={run}", None, (200, 200, 404)),
     ("metric latest", "get", "/api/v1/metrics/latest/?run={run}", None, (200, 200, 404)),

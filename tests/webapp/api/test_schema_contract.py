@@ -191,6 +191,7 @@ def test_a_throttled_answer_matches_the_schema_with_its_retry_after(db, settings
     ("/api/v1/projects/{project_id}/exports/labels.jsonl", "application/jsonl"),
     ("/api/v1/projects/{project_id}/exports/preferences.jsonl", "application/jsonl"),
     ("/api/v1/runs/{run_id}/exports/trajectories.jsonl", "application/jsonl"),
+    ("/api/v1/runs/{run_id}/exports/trajectories.parquet", "application/vnd.apache.parquet"),
     ("/api/v1/runs/{run_id}/exports/metrics.csv", "text/csv"),
     ("/api/v1/checkpoints/{checkpoint_id}/download/", "application/x-tar"),
     ("/api/v1/reward-models/{reward_model_id}/download/", "application/x-tar"),
