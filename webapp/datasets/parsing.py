@@ -39,7 +39,7 @@ def parse_messages(value) -> list[dict]:
     for i, m in enumerate(value):
         if not isinstance(m, dict) or set(m) - {"role", "content"} or "role" not in m or "content" not in m:
             raise ValueError(f"message {i} must be an object with exactly 'role' and 'content'")
-        if m["role"] not in ROLES:
+        if not isinstance(m["role"], str) or m["role"] not in ROLES:
             raise ValueError(f"message {i} has role {m['role']!r}; use one of {', '.join(sorted(ROLES))}")
         if not isinstance(m["content"], str):
             raise ValueError(f"message {i} content must be a string")

@@ -67,6 +67,8 @@ def test_an_empty_messages_cell_leaves_the_prompt_to_another_column():
 @pytest.mark.parametrize("cell, words", [
     ('"[{""role"":""user"""', "'messages' is not valid JSON ("),
     ('"[{""role"":""robot"",""content"":""hi""}]"', "message 0 has role 'robot'"),
+    ('"[{""role"":{},""content"":""hi""}]"', "message 0 has role {}"),  # a TypeError (500): a dict is unhashable
+    ('"[{""role"":[""user""],""content"":""hi""}]"', "message 0 has role ['user']"),
     ('"[]"', "messages must be a non-empty list"),
     ('"""hi"""', "messages must be a non-empty list"),
     ('"[{""role"":""user"",""content"":""a\\u0000b""}]"', "'messages' holds a NUL character"),
