@@ -28,7 +28,7 @@ from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.services import pair_set_import
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"  # zero-width space, non-joiner, joiner, word joiner, BOM
-INVISIBLE = [ZERO_WIDTH, "\u200b", "\u0301\u0308", " \u3000\u200b "]
+INVISIBLE = [ZERO_WIDTH, "\u200b", "\u0301\u0308", " \u3000\u200b ", "\u3164\u3164", "\u2800", "\uffa0\u115f\u1160"]
 BIDI_SPOOF = "invoice\u202egpj.exe"  # shows as "invoiceexe.jpg"
 
 
