@@ -15,7 +15,9 @@ bad token, an unknown project) raises before training begins.
 
 Completions: TRL's GRPOTrainer keeps the last generation's prompts, completions, rewards
 and advantages in ``trainer._logs``; with ``watch(trainer, ...)`` the callback sends them as
-trajectories of the step at every log. Any other loop can call ``log_completions``.
+trajectories of the step at every log. Any other loop can call ``log_completions``. A
+conversational prompt goes as its chat messages, so what is built from the run (annotation
+tasks, preference pairs, exports) stays conversational.
 """
 
 from __future__ import annotations
@@ -80,6 +82,19 @@ def _text(value) -> str:
     if isinstance(value, list) and all(isinstance(m, dict) for m in value):
         return "\n\n".join(f"{m.get('role', '')}: {_content(m.get('content'))}" for m in value)
     return str(value)
+
+
+CHAT_ROLES = {"system", "user", "assistant", "tool"}  # the roles Steer stores a chat prompt with
+
+
+def _prompt(value):
+    """A prompt as Steer's API takes it: a conversational one (TRL: ``[{"role", "content"}, ...]``)
+    as messages, each content as text (multimodal parts as ``_content`` writes them), so tasks,
+    pairs and exports made from the run stay conversational; anything else as text."""
+    if (isinstance(value, list) and value
+            and all(isinstance(m, dict) and m.get("role") in CHAT_ROLES for m in value)):
+        return [{"role": m["role"], "content": _content(m.get("content"))} for m in value]
+    return _text(value)
 
 
 def _completion_text(value) -> str:
@@ -183,7 +198,7 @@ class SteerCallback(TrainerCallback):
             else:
                 sample += 1
             value = _number(reward)
-            record = {"step": int(step), "group_index": group, "sample_index": sample, "prompt": prompt_text,
+            record = {"step": int(step), "group_index": group, "sample_index": sample, "prompt": _prompt(prompt),
                       "completion": _completion_text(completion), "reward": 0.0 if value is None else value}
             if reward_components:
                 record["rewards"] = {name: v for name, values in reward_components.items()

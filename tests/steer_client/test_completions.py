@@ -16,7 +16,18 @@ def test_a_conversational_completion_is_stored_as_the_assistants_words():
     prompt = [{"role": "user", "content": "2+2?"}]
     [record] = records_of([prompt], [[{"role": "assistant", "content": "4"}]])
     assert record["completion"] == "4"
-    assert record["prompt"] == "user: 2+2?"
+    assert record["prompt"] == [{"role": "user", "content": "2+2?"}]  # kept as messages (was "user: 2+2?")
+
+
+def test_a_chat_prompt_is_sent_as_messages_and_one_with_an_unknown_role_as_text():
+    """The API keeps a chat prompt's messages, so tasks, pairs and exports stay conversational;
+    a role Steer does not store (say "developer") would be refused, so that prompt goes as text."""
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?", "name": "ann"}]
+    other = [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    first, second, third = records_of([chat, chat, other], ["4", "5", "4"])
+    assert first["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    assert (first["group_index"], second["group_index"], second["sample_index"]) == (0, 0, 1)
+    assert third["prompt"] == "developer: Be brief.\n\nuser: 2+2?" and third["group_index"] == 1
 
 
 def test_a_completion_with_a_tool_turn_keeps_each_messages_role():
@@ -32,7 +43,7 @@ def test_multimodal_content_parts_are_stored_as_their_text():
     prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is shown?"}]}]
     completion = [{"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}]
     [record] = records_of([prompt], [completion])
-    assert record["prompt"] == "user: [image]\nWhat is shown?"
+    assert record["prompt"] == [{"role": "user", "content": "[image]\nWhat is shown?"}]
     assert record["completion"] == "A cat."
 
 

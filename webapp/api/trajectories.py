@@ -2,7 +2,9 @@
 greedy answers to its held-out prompts."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.db.models import JSONField
+from django.db.models.functions import Coalesce
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -13,6 +15,7 @@ from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.api.schema import errors
+from webapp.datasets.parsing import ROLES
 from webapp.experiments.models import HeldOutAnswer, RunKind, Trajectory
 from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_record
 
@@ -20,13 +23,29 @@ from webapp.experiments.trajectories import TrajectoryRecordError, trajectories_
 TRAJECTORY_BATCH_LIMIT = 2_000
 
 
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=sorted(ROLES))
+    content = serializers.CharField()
+
+
 class TrajectoryOutputSerializer(serializers.ModelSerializer):
+    prompt_messages = MessageSerializer(
+        many=True, read_only=True, allow_null=True, source="chat_messages",
+        help_text="The prompt as chat messages when it is a chat prompt (a dataset's, or one an external trainer "
+                  "sent as messages), else null; prompt_text shows it as 'role: content'.")
+
     class Meta:
         model = Trajectory
         fields = [
-            "id", "run", "step", "group_index", "sample_index", "prompt", "prompt_text", "completion",
-            "rewards", "reward", "advantage", "length", "finish_reason", "created_at",
+            "id", "run", "step", "group_index", "sample_index", "prompt", "prompt_text", "prompt_messages",
+            "completion", "rewards", "reward", "advantage", "length", "finish_reason", "created_at",
         ]
+
+
+def with_chat_messages(trajectories):
+    """``chat_messages`` on each row: the trajectory's own messages, else its dataset prompt's (one join)."""
+    return trajectories.annotate(chat_messages=Coalesce("prompt_messages", "prompt__messages",
+                                                        output_field=JSONField()))
 
 
 class TrajectoryFilterSerializer(serializers.Serializer):
@@ -43,13 +62,24 @@ FILTER_LOOKUPS = {
 }
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string"},
+    {"type": "array", "minItems": 1, "items": {
+        "type": "object", "additionalProperties": False, "required": ["role", "content"],
+        "properties": {"role": {"type": "string", "enum": sorted(ROLES)}, "content": {"type": "string"}}}},
+]})
+class PromptField(serializers.JSONField):
+    """Text or chat messages (documentation: the endpoint checks records itself)."""
+
+
 class TrajectoryRecordSerializer(serializers.Serializer):
     """Documentation of one record; the endpoint validates records with a faster loop."""
 
     step = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
     group_index = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Prompt group in the step (0).")
     sample_index = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Completion in the group (0).")
-    prompt = serializers.CharField()
+    prompt = PromptField(help_text="The prompt: text, or chat messages [{\"role\", \"content\"}, ...] "
+                                   "(roles system, user, assistant, tool; content a string), kept as messages.")
     completion = serializers.CharField()
     reward = serializers.FloatField()
     rewards = serializers.DictField(child=serializers.FloatField(), required=False)
@@ -83,7 +113,8 @@ class RunTrajectoryListApi(SteerListApi):
     def get_queryset(self):
         run = run_for(self.request, self.kwargs["run_id"])
         params = query_params(self.request, TrajectoryFilterSerializer)
-        return Trajectory.objects.filter(run=run, **{FILTER_LOOKUPS[k]: v for k, v in params.items()})
+        rows = Trajectory.objects.filter(run=run, **{FILTER_LOOKUPS[k]: v for k, v in params.items()})
+        return with_chat_messages(rows)
 
     @extend_schema(request=TrajectoryBatchSerializer,
                    responses={201: inline_serializer("TrajectoryBatchOutput", {"written": serializers.IntegerField()}),
@@ -113,7 +144,8 @@ class TrajectoryDetailApi(SteerRetrieveApi):
     lookup_url_kwarg = "trajectory_id"
 
     def get_queryset(self):
-        return Trajectory.objects.filter(run__project_id__in=scoped_project_ids(self.request, RESEARCH))
+        rows = Trajectory.objects.filter(run__project_id__in=scoped_project_ids(self.request, RESEARCH))
+        return with_chat_messages(rows)
 
 
 class HeldOutAnswerOutputSerializer(serializers.ModelSerializer):

@@ -6,9 +6,10 @@ sample_index) order, with the REST API's names for what is stored::
     {"step", "group_index", "sample_index", "prompt", "prompt_text", "prompt_messages",
      "completion", "reward", "rewards", "advantage", "length", "finish_reason"}
 
-``prompt`` is the dataset prompt's id (null for a prompt an external trainer sent as text),
+``prompt`` is the dataset prompt's id (null for a prompt an external trainer sent),
 ``prompt_text`` the prompt as text, ``prompt_messages`` the chat messages
-([{"role", "content"}, ...]) when the run's dataset prompt is a chat prompt, else null. An
+([{"role", "content"}, ...]) when the prompt is a chat prompt (the run's dataset's, or one an
+external trainer sent as messages), else null. An
 export that holds both chat and plain prompts gives every plain one as one user message: a
 ``datasets`` column that is null throughout its first block (10 MB) and a list later fails to
 load ("Couldn't cast array of type list<...> to null"). So each column holds one type and
@@ -37,6 +38,8 @@ import math
 from collections.abc import Iterable, Iterator
 
 import orjson
+from django.db.models import JSONField
+from django.db.models.functions import Coalesce
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
@@ -73,10 +76,10 @@ def _trajectories(run: Run, step_min: int | None, step_max: int | None):
 def _trajectory_records(rows) -> Iterator[dict]:
     """One dict per trajectory, ``TRAJECTORY_COLUMNS`` as keys, in (step, group, sample) order,
     read a chunk at a time; plain prompts as one user message where chat prompts are mixed in."""
-    conversational = (rows.filter(prompt__messages__isnull=False).exists()
-                      and rows.filter(prompt__messages__isnull=True).exists())  # null too without a prompt
+    rows = rows.annotate(chat=Coalesce("prompt_messages", "prompt__messages", output_field=JSONField()))
+    conversational = rows.filter(chat__isnull=False).exists() and rows.filter(chat__isnull=True).exists()
     rows = rows.order_by("step", "group_index", "sample_index").values_list(
-        "step", "group_index", "sample_index", "prompt", "prompt_text", "prompt__messages", "completion",
+        "step", "group_index", "sample_index", "prompt", "prompt_text", "chat", "completion",
         "reward", "rewards", "advantage", "length", "finish_reason")
     for row in rows.iterator(chunk_size=CHUNK):
         record = dict(zip(TRAJECTORY_COLUMNS, row))

@@ -260,6 +260,10 @@ class Trajectory(models.Model):
     sample_index = models.PositiveIntegerField(help_text="Which completion within the group.")
     prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     prompt_text = models.TextField()
+    prompt_messages = models.JSONField(
+        null=True, blank=True,
+        help_text="A chat prompt an external trainer sent as messages [{role, content}, ...] (prompt_text shows "
+                  "them as 'role: content'); a dataset prompt keeps its messages on the prompt.")
     completion = models.TextField()
     rewards = models.JSONField(default=dict, help_text="Per-reward-component values by name.")
     reward = models.FloatField()

@@ -6,6 +6,10 @@ A slot (run, step, group_index, sample_index) written again by a later request k
 last report, so a retried request is harmless; two records of one batch in the same slot are
 refused (with group_index and sample_index left out, every completion of a step fell into slot
 (0, 0), and all but the last were dropped without a word).
+
+A prompt is text, or chat messages ``[{"role", "content"}, ...]`` as TRL's conversational
+datasets hold them: those are kept (``prompt_messages``) so that tasks, pairs and exports made
+from the run stay conversational, and ``prompt_text`` shows them as "role: content".
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from webapp.datasets.parsing import parse_messages
 from webapp.experiments.models import Trajectory
 
 MAX_TEXT_CHARS = 200_000
 FINISH_REASONS = set(Trajectory.FinishReason.values)
-UPDATE_FIELDS = ["prompt_text", "completion", "rewards", "reward", "advantage", "length", "finish_reason"]
+UPDATE_FIELDS = ["prompt_text", "prompt_messages", "completion", "rewards", "reward", "advantage", "length", "finish_reason"]
 
 
 class TrajectoryRecordError(ValueError):
@@ -53,6 +58,29 @@ def _text(i: int, record: dict, name: str) -> str:
     value = record.get(name)
     if not isinstance(value, str):
         raise TrajectoryRecordError(i, name, "must be a string")
+    return _storable(i, name, value)
+
+
+def _prompt(i: int, record: dict) -> tuple[str, list[dict] | None]:
+    """(prompt text, chat messages or None) of a record whose prompt is text or messages."""
+    value = record.get("prompt")
+    if not isinstance(value, list):
+        if not isinstance(value, str):
+            raise TrajectoryRecordError(i, "prompt", "must be a string or a list of {role, content} messages")
+        return _text(i, record, "prompt"), None
+    try:
+        messages = parse_messages(value)
+    except ValueError as exc:
+        raise TrajectoryRecordError(i, "prompt", str(exc)) from None
+    messages = [{"role": m["role"], "content": _storable(i, f"prompt[{j}].content", m["content"])}
+                for j, m in enumerate(messages)]
+    text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)  # as Prompt.display_text
+    if len(text) > MAX_TEXT_CHARS:
+        raise TrajectoryRecordError(i, "prompt", f"is longer than {MAX_TEXT_CHARS} characters")
+    return text, messages
+
+
+def _storable(i: int, name: str, value: str) -> str:
     if len(value) > MAX_TEXT_CHARS:
         raise TrajectoryRecordError(i, name, f"is longer than {MAX_TEXT_CHARS} characters")
     value = value.replace("\x00", "")
@@ -76,12 +104,14 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
     finish_reason = "" if finish_reason is None else finish_reason  # {} or 0 is no reason, and is refused
     if not isinstance(finish_reason, str) or (finish_reason and finish_reason not in FINISH_REASONS):
         raise TrajectoryRecordError(i, "finish_reason", f"must be one of {', '.join(sorted(FINISH_REASONS))}")
+    prompt_text, prompt_messages = _prompt(i, record)
     return Trajectory(
         run_id=run_id,
         step=_count(i, record, "step"),
         group_index=_count(i, record, "group_index", 0),
         sample_index=_count(i, record, "sample_index", 0),
-        prompt_text=_text(i, record, "prompt"),
+        prompt_text=prompt_text,
+        prompt_messages=prompt_messages,
         completion=_text(i, record, "completion"),
         rewards=rewards,
         reward=_number(i, "reward", record.get("reward")),

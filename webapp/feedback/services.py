@@ -154,8 +154,8 @@ def task_prompt_of(trajectory: Trajectory) -> tuple[str, list[dict] | None]:
     dataset holds it. The trajectory's own ``prompt_text`` is what the model was fed, chat
     template tokens included; it is used only when the dataset prompt is gone."""
     prompt = trajectory.prompt
-    if prompt is None:
-        return trajectory.prompt_text, None
+    if prompt is None:  # an external trainer's prompt: text, or the messages it sent
+        return trajectory.prompt_text, trajectory.prompt_messages
     if prompt.is_chat:
         return prompt_display_text(prompt.messages), prompt.messages
     return prompt.text, None

@@ -138,7 +138,8 @@ def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, 
     trajectories = (Trajectory.objects.filter(run=run, step__gte=step_min, step__lte=step_max)
                     .select_related("prompt").order_by("step", "group_index", "sample_index"))
     completions = [Completion(group=(t.step, t.group_index), sample=t.sample_index,
-                              prompt=t.prompt.engine_prompt() if t.prompt is not None else t.prompt_text,
+                              prompt=(t.prompt.engine_prompt() if t.prompt is not None
+                                      else t.prompt_messages or t.prompt_text),
                               text=t.completion, reward=t.reward,
                               rewards=t.rewards if isinstance(t.rewards, dict) else {})
                    for t in trajectories]
