@@ -27,6 +27,8 @@ STEER_MAX_LOST_ATTEMPTS = 3
 STEER_METRIC_BATCH_LIMIT = 10_000
 
 INSTALLED_APPS = [
+    # Before django.contrib.auth: its changepassword and createsuperuser replace Django's.
+    "webapp.accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -40,7 +42,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from static files, not a CDN
     "django_htmx",
     "webapp.core",
-    "webapp.accounts",
     "webapp.projects",
     "webapp.datasets",
     "webapp.experiments",

@@ -5,7 +5,8 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
 
 from webapp.accounts.auth_failures import failure_refund, failure_reserve, login_limits
-from webapp.accounts.services import TOKEN_LIFETIMES_DAYS
+from webapp.accounts.models import ApiToken
+from webapp.accounts.services import TOKEN_LIFETIMES_DAYS, user_password_set
 
 
 class ApiTokenCreateForm(forms.Form):
@@ -22,11 +23,24 @@ class ApiTokenCreateForm(forms.Form):
 
 class ThrottledPasswordChangeForm(PasswordChangeForm):
     """Django's password change, with the old password checked under the same limits as a
-    log-in (per client address and per username): a stolen session cannot guess it at speed."""
+    log-in (per client address and per username): a stolen session cannot guess it at speed.
+    It also revokes the user's API tokens, unless they untick the box: someone who changes a
+    password they fear has leaked expects whoever has it locked out of the API too."""
+
+    revoke_api_tokens = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, user, *args, request, **kwargs):
         super().__init__(user, *args, **kwargs)
         self.request = request
+        active = ApiToken.objects.filter(user=user).active().count()
+        self.fields["revoke_api_tokens"].label = f"Also revoke my API tokens ({active} active)"
+        self.api_tokens_revoked = 0
+
+    def save(self, commit=True):
+        """The new password and the revocation, in one transaction."""
+        self.api_tokens_revoked = user_password_set(user=self.user, password=self.cleaned_data["new_password1"],
+                                                    revoke_api_tokens=self.cleaned_data["revoke_api_tokens"])
+        return self.user
 
     def clean_old_password(self):
         old_password = self.cleaned_data["old_password"]

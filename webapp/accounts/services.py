@@ -1,4 +1,4 @@
-"""Writes on accounts: API tokens and accounts with a generated password."""
+"""Writes on accounts: API tokens, passwords, and accounts with a generated password."""
 
 import secrets
 from datetime import timedelta
@@ -45,6 +45,24 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def api_tokens_revoke_all(*, user) -> int:
+    """Revoke every active token of ``user`` (the records stay, marked revoked, as the tokens
+    page shows them); the number revoked."""
+    return ApiToken.objects.filter(user=user).active().update(revoked_at=timezone.now())
+
+
+@sensitive_variables("password")
+@transaction.atomic
+def user_password_set(*, user, password: str, revoke_api_tokens: bool = True) -> int:
+    """Give ``user`` a new password (already validated by the caller's form) and, unless told
+    not to, revoke their API tokens in the same transaction: whoever changes or resets a
+    password because it may have leaked wants the tokens made with it dead too, and Django ends
+    only the other sessions. Returns the number of tokens revoked."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return api_tokens_revoke_all(user=user) if revoke_api_tokens else 0
 
 
 def _aware(value):

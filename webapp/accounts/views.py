@@ -38,7 +38,8 @@ class LogoutView(auth_views.LogoutView):
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Django's own view (old password, new one twice, the password validators; the session
-    stays logged in): how a generated password given by a project owner is replaced."""
+    stays logged in, Django ends the others): how a generated password given by a project owner
+    is replaced. The API tokens are revoked with it unless the user unticks the box."""
 
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("projects:list")
@@ -49,7 +50,13 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        messages.success(self.request, "Your password has been changed.")
+        revoked = form.api_tokens_revoked
+        if revoked:
+            tokens = f"{revoked} API token{'s' if revoked != 1 else ''}"
+            messages.success(self.request, f"Your password has been changed and {tokens} revoked; "
+                                           "create new ones on the API tokens page.")
+        else:
+            messages.success(self.request, "Your password has been changed.")
         return response
 
 

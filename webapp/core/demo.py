@@ -6,7 +6,10 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from webapp.accounts.services import user_create_with_generated_password
+from webapp.accounts.services import (
+    user_create_with_generated_password,
+    user_password_set,
+)
 from webapp.datasets.parsing import PromptRow
 from webapp.datasets.services import dataset_create
 from webapp.experiments.models import PolicyModel
@@ -86,10 +89,9 @@ def seed_demo() -> tuple[Project, str | None]:
     return project, password
 
 
-def demo_password_reset() -> str:
+def demo_password_reset() -> tuple[str, int]:
+    """A new password for the demo user, and the number of its API tokens revoked with the old one."""
     User = get_user_model()
     user = User.objects.get(username=DEMO_USERNAME)
     password = secrets.token_urlsafe(12)
-    user.set_password(password)
-    user.save(update_fields=["password"])
-    return password
+    return password, user_password_set(user=user, password=password)

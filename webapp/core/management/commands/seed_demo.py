@@ -12,7 +12,8 @@ class Command(BaseCommand):
     def handle(self, *args, reset_password=False, **options):
         project, password = seed_demo()
         if reset_password and password is None:
-            password = demo_password_reset()
+            password, revoked = demo_password_reset()
+            self.stdout.write(f"Revoked {revoked} API token{'s' if revoked != 1 else ''} of {DEMO_USERNAME}.")
         self.stdout.write(f"Demo project: {project.name} (id {project.id})")
         if password:
             self.stdout.write(self.style.SUCCESS(f"Login: {DEMO_USERNAME} / {password}   (shown once; keep it)"))
