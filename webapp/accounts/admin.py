@@ -1,11 +1,21 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    UserChangeForm,
+)
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from webapp.accounts.errors import AccountError
 from webapp.accounts.models import AccountOrigin, ApiToken
-from webapp.accounts.services import api_tokens_revoke_all, user_password_set
+from webapp.accounts.services import (
+    api_tokens_revoke_all,
+    user_password_set,
+    username_clean,
+)
 
 
 @admin.register(ApiToken)
@@ -38,11 +48,35 @@ class RevokingAdminPasswordChangeForm(AdminPasswordChangeForm):
         return self.user
 
 
+class LookAlikeCheckedUsername:
+    """A username the administrator types is refused, like one typed on a Members page, when
+    it would pass for another account's (``webapp.accounts.services.username_clean``)."""
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username")
+        if username and (self.instance.pk is None or "username" in self.changed_data):
+            try:
+                username = username_clean(username, exclude_pk=self.instance.pk)
+            except AccountError as exc:
+                raise ValidationError(exc.message[:1].upper() + exc.message[1:] + ".", code="look_alike") from None
+        return username
+
+
+class SteerUserCreationForm(LookAlikeCheckedUsername, AdminUserCreationForm):
+    pass
+
+
+class SteerUserChangeForm(LookAlikeCheckedUsername, UserChangeForm):
+    pass
+
+
 admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
 class SteerUserAdmin(UserAdmin):
+    add_form = SteerUserCreationForm
+    form = SteerUserChangeForm
     change_password_form = RevokingAdminPasswordChangeForm
 
     def construct_change_message(self, request, form, formsets, add=False):

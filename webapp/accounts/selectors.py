@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 
 from webapp.accounts.models import AccountOrigin
+from webapp.accounts.usernames import username_folded, username_skeletons
 
 
 def user_get_by_username(*, username: str):
@@ -26,3 +27,23 @@ def account_origin(*, user) -> AccountOrigin | None:
     """Who created ``user``'s account with a generated password (and saw it), or None for an
     account its holder or an administrator created."""
     return AccountOrigin.objects.filter(user=user).first()
+
+
+def username_look_alike(*, username: str, exclude_pk=None) -> tuple[str, bool] | None:
+    """The existing username that ``username`` would pass for, and whether it is the same
+    name (NFKC and case aside) rather than only a look-alike; None when it passes for none.
+    ``exclude_pk``: the account being renamed.
+
+    Every username is compared (a team's accounts, a few thousand at most): skeletons are not
+    stored, so no index can find them.
+    """
+    User = get_user_model()
+    folded, skeletons = username_folded(username), username_skeletons(username)
+    names = User.objects.exclude(pk=exclude_pk).values_list(User.USERNAME_FIELD, flat=True).order_by("pk")
+    look_alike = None
+    for name in names.iterator():
+        if username_folded(name) == folded:
+            return name, True
+        if look_alike is None and skeletons & username_skeletons(name):
+            look_alike = name
+    return (look_alike, False) if look_alike is not None else None

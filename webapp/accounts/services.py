@@ -1,17 +1,20 @@
 """Writes on accounts: API tokens, passwords, and accounts with a generated password."""
 
 import secrets
+import unicodedata
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from webapp.accounts.errors import AccountError, TokenExpired
 from webapp.accounts.models import AccountOrigin, ApiToken, token_digest
+from webapp.accounts.selectors import username_look_alike
+from webapp.accounts.usernames import username_invisible
 from webapp.core.names import name_problem, name_strip
 
 # 18 random bytes: 144 bits, 24 URL-safe characters; easy to paste, impossible to guess.
@@ -98,10 +101,12 @@ def api_token_authenticate(*, raw: str):
     return user
 
 
-def username_clean(username: str) -> str:
-    """``username`` as a new account would store it, or AccountError (field ``username``) for a
-    name the user model refuses or one that is taken, also when it differs only in case
-    ("Alice" beside "alice" would be two people to the eye)."""
+def username_clean(username: str, *, exclude_pk=None) -> str:
+    """``username`` as a new account would store it (NFKC), or AccountError (field
+    ``username``) for a name the user model refuses, one with a character that shows nothing,
+    or one that would pass for an existing account's: the same name in another case or
+    width ("Alice", "ａｌｉｃｅ" beside "alice"), or a look-alike ("аlice" with a Cyrillic а).
+    ``exclude_pk``: the account being renamed."""
     User = get_user_model()
     username = User.normalize_username((username or "").strip())
     if not username:
@@ -110,11 +115,34 @@ def username_clean(username: str) -> str:
         User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
     except ValidationError as exc:
         raise AccountError(" ".join(exc.messages), field="username") from None
-    taken = User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).values_list(
-        User.USERNAME_FIELD, flat=True).first()
-    if taken is not None:
-        raise AccountError(f"an account named {taken!r} already exists", field="username")
+    invisible = username_invisible(username)
+    if invisible is not None:
+        raise AccountError(f"a username cannot hold characters that show nothing (it holds U+{ord(invisible):04X} "
+                           f"{unicodedata.name(invisible, 'an unnamed character')})", field="username")
+    clash = username_look_alike(username=username, exclude_pk=exclude_pk)
+    if clash is not None:
+        taken, same = clash
+        if same:
+            raise AccountError(f"an account named {taken!r} already exists", field="username")
+        raise AccountError(f"{username!r} looks like the existing account {taken!r} "
+                           f"({_code_points(username, taken)}); choose a name no one can mistake for it",
+                           field="username")
     return username
+
+
+def _code_points(username: str, taken: str) -> str:
+    """Where two look-alike names differ, for a message: 'U+0430 CYRILLIC SMALL LETTER A'."""
+    odd = [c for c in username if c not in taken] or [c for c in taken if c not in username]
+    return ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in dict.fromkeys(odd)) or "letters that look alike"
+
+
+def _usernames_lock() -> None:
+    """Serialise account creation, so two look-alike names created at once cannot both pass
+    ``username_clean`` (the database's unique index knows only exact duplicates).
+    PostgreSQL only: SQLite runs one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('steer:usernames', 0))")
 
 
 @sensitive_variables("password")
@@ -127,10 +155,11 @@ def user_create_with_generated_password(*, username: str, email: str = "", creat
     ``created_by``, the user who sees the password (from ``project_name``'s Members page), is
     recorded in an ``AccountOrigin``: whoever adds the account to another project is told.
     """
-    username = username_clean(username)
     password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
     try:
         with transaction.atomic():  # a savepoint: a caller's transaction survives the refusal
+            _usernames_lock()
+            username = username_clean(username)
             user = get_user_model().objects.create_user(username=username, email=email, password=password)
     except IntegrityError:  # created by someone else between the check and the insert
         raise AccountError(f"an account named {username!r} already exists", field="username") from None
