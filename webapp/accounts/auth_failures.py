@@ -12,7 +12,8 @@ processes there are.
 
 API tokens are 256 random bits, so that limit only keeps a flood of bad tokens off the
 database: it is checked before and counted after (``failure_wait``, ``failure_record``),
-which costs good requests a read rather than two writes.
+which costs good requests a read rather than two writes; a burst sent at once can have as
+many more than the limit checked as the server handles at once (``webapp.api.throttling``).
 
 A key is refused while its current and previous fixed windows of the rate's period hold
 ``limit`` failures together: any stretch of one period lies within two such windows, so no

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import ProjectRole
-from webapp.api.throttling import FailedAuthThrottle
+from webapp.api.throttling import ThrottledAuthenticationMixin
 from webapp.core.query import BIGINT_MAX
 
 # Ids and steps are 64-bit integers in the database; larger numbers are refused at the edge.
@@ -65,22 +65,10 @@ def field_error(field: str | None, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({field or "non_field_errors": [message]})
 
 
-class SteerApiMixin:
+class SteerApiMixin(ThrottledAuthenticationMixin):
     permission_classes = [ProjectRole]
     # Roles a caller needs in a project for this resource (see webapp.api.permissions).
     project_roles: frozenset[str] = frozenset()
-
-    def perform_authentication(self, request):
-        if not request.META.get("HTTP_AUTHORIZATION"):
-            request.user  # noqa: B018 - session authentication, no credentials to guess
-            return
-        throttle = FailedAuthThrottle()
-        throttle.check(request, self)
-        try:
-            request.user  # noqa: B018 - evaluates the authenticators
-        except exceptions.AuthenticationFailed:
-            throttle.record_failure()
-            raise
 
 
 class SteerApi(SteerApiMixin, APIView):

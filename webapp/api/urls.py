@@ -14,7 +14,21 @@ from webapp.api import (
     trajectories,
 )
 from webapp.api.errors import route_not_found
+from webapp.api.throttling import ThrottledAuthenticationMixin
 
+
+# The schema and its viewers check a token like every route: under the failed-token throttle
+# (without it, a bad token could be tried against /schema/ at any rate).
+class SchemaApi(ThrottledAuthenticationMixin, SpectacularAPIView):
+    pass
+
+
+class SchemaSwaggerView(ThrottledAuthenticationMixin, SpectacularSwaggerView):
+    pass
+
+
+class SchemaRedocView(ThrottledAuthenticationMixin, SpectacularRedocView):
+    pass
 
 
 class IdConverter:
@@ -29,9 +43,9 @@ register_converter(IdConverter, "id")
 
 app_name = "api"
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("schema/", SchemaApi.as_view(), name="schema"),
+    path("docs/", SchemaSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SchemaRedocView.as_view(url_name="api:schema"), name="redoc"),
     # projects, and the collections that belong to one
     path("projects/", projects.ProjectListApi.as_view(), name="project-list"),
     path("projects/<id:project_id>/", projects.ProjectDetailApi.as_view(), name="project-detail"),

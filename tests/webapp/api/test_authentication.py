@@ -99,3 +99,12 @@ def test_failures_are_counted_in_the_database_and_refused_requests_are_not_check
 def test_session_login_reaches_the_api(client, owner):
     client.force_login(owner)
     assert client.get("/api/v1/projects/").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/schema/", "/api/v1/docs/", "/api/v1/redoc/"])
+def test_the_schema_and_its_viewers_check_tokens_under_the_throttle_too(db, auth_rate_3_a_minute, path):
+    """They checked a bad token at any rate: only the API's own views went through the throttle."""
+    client = APIClient(raise_request_exception=False)  # the HTML viewers' 401 also signals the exception
+    client.credentials(HTTP_AUTHORIZATION="Bearer steer_wrong")
+    codes = [client.get(path).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
