@@ -11,6 +11,8 @@ look-alikes of Latin letters are listed here.
 
 import unicodedata
 
+from webapp.core.names import BLANK_GLYPHS
+
 # Look-alikes of Latin letters, by the letter they pass for. Capitals are mapped before case
 # folding: Greek Ν looks like N, but folds to ν, which looks like v.
 _LOOK_ALIKES = {
@@ -26,8 +28,9 @@ SKELETON = str.maketrans({c: latin for latin, chars in _LOOK_ALIKES.items() for 
 # has two skeletons, and two names clash when they share one.
 CAPITAL_I_AS_L = str.maketrans({"I": "l", "Ι": "l", "І": "l", "Ӏ": "l"})
 
-# Letters (category Lo, so Django's username validator takes them) that draw nothing.
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+# Letters (category Lo, so Django's username validator takes them) that draw nothing: the
+# Hangul fillers, as for every other name (webapp.core.names).
+_BLANK_LETTERS = BLANK_GLYPHS
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 
 
