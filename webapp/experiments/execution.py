@@ -3,7 +3,9 @@
 A run is *claimed* under a row lock: queued → running, ``attempts`` + 1. The attempt number
 is the run's lease: every write a worker makes (heartbeat, progress, the final status) is
 conditioned on it, so a worker that lost its run to another (after it was presumed dead)
-stops at its next step and writes nothing more. Metrics, trajectories and checkpoints are
+stops at its next step and writes nothing more. The claim also names the process that executes
+the attempt (``Run.executor``), so that a second delivery of the task to the same node (another
+process of a prefork pool) leaves the run alone while that process lives. Metrics, trajectories and checkpoints are
 idempotent on their natural keys, so a step replayed after a resume overwrites itself.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import threading
 import traceback
@@ -20,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -54,14 +58,46 @@ def heartbeat_is_stale(run: Run, now=None) -> bool:
     return now - run.heartbeat_at > timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S)
 
 
-def run_claim(*, run_id: int, worker: str) -> Claim | None:
-    """Take the run for this worker, or None when there is nothing to do.
+def process_name(process: psutil.Process) -> str:
+    """'pid@start time' of a process on this machine: the start time tells it apart from a later
+    process given the same pid (a restarted container numbers its processes from 1 again)."""
+    return f"{process.pid}@{process.create_time():.2f}"
+
+
+def this_process() -> str:
+    return process_name(psutil.Process(os.getpid()))
+
+
+def process_is_alive(name: str) -> bool:
+    """Whether the process named by ``process_name`` still runs on this machine (a zombie, killed
+    but not yet reaped by its parent, does not)."""
+    try:
+        process = psutil.Process(int(name.partition("@")[0]))
+        return process_name(process) == name and process.status() != psutil.STATUS_ZOMBIE
+    except (ValueError, psutil.Error):  # no such process (or not one this worker may see: not its own)
+        return False
+
+
+def holder_is_gone(run: Run, *, worker: str) -> bool:
+    """Whether the run was held by a process of this worker node that no longer runs: the node
+    restarted, or the pool process executing it was killed (its task is then redelivered to the
+    node at once). A run held by another node is judged by its heartbeat alone."""
+    return run.worker == worker and not process_is_alive(run.executor)
+
+
+def run_claim(*, run_id: int, worker: str, executor: str | None = None) -> Claim | None:
+    """Take the run for this worker process (``executor``, by default the calling one), or None
+    when there is nothing to do.
 
     Terminal runs are left alone (a redelivered message). A queued run asked to cancel is
     cancelled here. A run still marked running is taken over only when its previous worker
-    is gone: its heartbeat is stale, or it was this very worker node (which has restarted);
-    otherwise another live worker runs it and this delivery is a duplicate.
+    is gone: its heartbeat is stale, or it was held on this very worker node by a process
+    that no longer runs (``holder_is_gone``). Otherwise a live process runs it, on another
+    node or on this one (another process of the pool, given a duplicate or redelivered
+    message), and this delivery is a duplicate: taking over there would train the run twice
+    at once until the first process's next write.
     """
+    executor = executor or this_process()
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.is_terminal:
@@ -70,7 +106,7 @@ def run_claim(*, run_id: int, worker: str) -> Claim | None:
             run_transition(run_id=run_id, to=RunStatus.CANCELLED)
             return None
         if run.status == RunStatus.RUNNING:
-            if not (heartbeat_is_stale(run) or run.worker == worker):
+            if not (heartbeat_is_stale(run) or holder_is_gone(run, worker=worker)):
                 return None
             run_transition(run_id=run_id, to=RunStatus.QUEUED)
         # An earlier attempt of a run that has not finished was lost with its worker, unless that
@@ -79,8 +115,9 @@ def run_claim(*, run_id: int, worker: str) -> Claim | None:
         if lost >= settings.STEER_MAX_LOST_ATTEMPTS:
             run_transition(run_id=run_id, to=RunStatus.FAILED, lost_attempts=lost, error=lost_attempts_error(run, lost))
             return None
-        run = run_transition(run_id=run_id, to=RunStatus.RUNNING, worker=worker, attempts=run.attempts + 1,
-                             lost_attempts=lost, released_by="", heartbeat_at=timezone.now(), error="")
+        run = run_transition(run_id=run_id, to=RunStatus.RUNNING, worker=worker, executor=executor,
+                             attempts=run.attempts + 1, lost_attempts=lost, released_by="",
+                             heartbeat_at=timezone.now(), error="")
     return Claim(run_id=run.id, attempt=run.attempts)
 
 
@@ -306,7 +343,8 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     """Hand runs whose worker is gone back to the queue (running → queued) and enqueue them again.
 
     A run is orphaned when its heartbeat is stale or, at a worker's start, when it was marked
-    running by that same worker node (which has just restarted, so its tasks are dead). This is
+    running by that same worker node and the process that held it is gone (the node has just
+    restarted; a run that a process of the new start has already claimed is left to it). This is
     what brings back a run after ``kill -9``: kombu's filesystem transport deletes a message
     when it is fetched, and Redis only restores an unacknowledged one after its visibility
     timeout (hours), so neither broker redelivers it promptly by itself.
@@ -319,7 +357,7 @@ def recover_orphaned_runs(*, worker: str | None = None) -> list[int]:
     if worker:
         orphaned = orphaned | candidates.filter(worker=worker)
     return [run_id for run_id in orphaned.values_list("id", flat=True)
-            if _back_to_queue(run_id, lambda run: heartbeat_is_stale(run) or run.worker == worker)]
+            if _back_to_queue(run_id, lambda run: heartbeat_is_stale(run) or holder_is_gone(run, worker=worker))]
 
 
 def engine_attempt(claim: Claim, body: Callable[[], T], *, label: str = "run") -> tuple[T | None, str | None]:

@@ -112,6 +112,10 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True, help_text="Host name of the worker running it.")
+    executor = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="The process on that worker node executing its current attempt, as 'pid@start time': another "
+                  "delivery of its task to the node (another process of its pool) leaves the run to it while it lives.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker has started or resumed it.")
     released_by = models.CharField(

@@ -1,13 +1,16 @@
 """Executing runs in-process (the worker tests in tests/workers/ do it through Celery)."""
 
+import subprocess
+import sys
 from datetime import timedelta
 
+import psutil
 import pytest
 from django.utils import timezone
 
 import workers.engine
 from tests.factories import make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config
-from webapp.experiments.execution import recover_orphaned_runs, run_claim
+from webapp.experiments.execution import process_is_alive, process_name, recover_orphaned_runs, run_claim, this_process
 from webapp.experiments.models import Checkpoint, MetricPoint, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_cancel, run_execute, run_launch
 
@@ -20,6 +23,26 @@ def launch(config=None, dataset_kwargs=None, **kwargs):
     dataset = make_dataset(project, **(dataset_kwargs or {}))
     return run_launch(project=project, user=user, name="tiny", kind="policy", config=config or tiny_run_config(),
                       dataset=dataset, policy=make_policy(project), **kwargs)
+
+
+@pytest.fixture
+def other_process():
+    """Another live process on this machine (as another process of a worker's pool), named as a
+    claim names its executor; killed at the end."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield child
+    if child.poll() is None:
+        child.kill()
+        child.wait(timeout=10)
+
+
+@pytest.fixture
+def dead_process(other_process):
+    """The name of a process that has run on this machine and exited (killed, as by the system)."""
+    name = process_name(psutil.Process(other_process.pid))
+    other_process.kill()
+    other_process.wait(timeout=10)
+    return name
 
 
 def test_launch_sends_the_task_after_commit(sent, django_capture_on_commit_callbacks):
@@ -102,6 +125,38 @@ def test_a_run_held_by_a_live_worker_is_not_taken_over(sent):
     assert run_claim(run_id=run.id, worker="w1@host") is None
 
 
+def test_a_second_delivery_to_the_same_node_leaves_the_run_to_the_live_process_that_runs_it(sent, other_process):
+    # A prefork pool (--concurrency 2): one process runs the run, and its message, delivered again,
+    # reaches the other process of the same node while the heartbeat is fresh.
+    run = launch()
+    holder = process_name(psutil.Process(other_process.pid))
+    assert run_claim(run_id=run.id, worker="w1@host", executor=holder).attempt == 1
+    assert run_claim(run_id=run.id, worker="w1@host") is None
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.executor) == (RunStatus.RUNNING, 1, holder)
+
+    other_process.kill()  # the holding process dies (killed by the system): its redelivered task takes over at once
+    other_process.wait(timeout=10)
+    claim = run_claim(run_id=run.id, worker="w1@host")
+    assert claim.attempt == 2
+    assert Run.objects.get(pk=run.pk).executor == this_process()
+
+
+def test_a_claim_by_the_same_process_that_holds_the_run_is_a_duplicate_too(sent):
+    run = launch()
+    assert run_claim(run_id=run.id, worker="w1@host").attempt == 1
+    assert run_claim(run_id=run.id, worker="w1@host") is None
+    assert Run.objects.get(pk=run.pk).attempts == 1
+
+
+def test_a_process_is_named_by_pid_and_start_time_so_a_reused_pid_is_not_taken_for_it(dead_process):
+    assert process_is_alive(this_process())
+    assert not process_is_alive(dead_process)
+    pid, _, started = this_process().partition("@")
+    assert not process_is_alive(f"{pid}@{float(started) - 60:.2f}")  # same pid, an earlier process
+    assert not process_is_alive("")  # a run claimed before processes were recorded
+
+
 def test_a_run_whose_heartbeat_is_stale_is_taken_over_with_a_new_attempt(sent, settings):
     run = launch()
     stale = timezone.now() - timedelta(seconds=settings.STEER_HEARTBEAT_TIMEOUT_S + 1)
@@ -147,6 +202,20 @@ def test_runs_of_a_restarted_worker_node_or_with_stale_heartbeats_are_requeued(s
     assert Run.objects.get(pk=mine.pk).status == RunStatus.QUEUED
 
 
+def test_a_restarted_node_leaves_alone_a_run_that_one_of_its_new_processes_already_runs(
+        sent, other_process, django_capture_on_commit_callbacks):
+    # The run's redelivered message reached a process of the restarted node before its recovery ran.
+    before, now = launch(), launch()
+    Run.objects.filter(pk=before.pk).update(status=RunStatus.RUNNING, worker="me@host", heartbeat_at=timezone.now(),
+                                            executor="1@0.00")
+    run_claim(run_id=now.id, worker="me@host", executor=process_name(psutil.Process(other_process.pid)))
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert recover_orphaned_runs(worker="me@host") == [before.id]
+    assert [args[0] for _, args in sent] == [before.id]
+    assert Run.objects.get(pk=now.pk).status == RunStatus.RUNNING
+
+
 def test_a_running_external_run_is_not_taken_for_an_orphan(sent, settings, django_capture_on_commit_callbacks):
     """An external trainer's run has no heartbeat and no task: the recovery passes it by and
     still requeues the worker runs after it (it used to stop at it with a KeyError)."""
@@ -161,12 +230,12 @@ def test_a_running_external_run_is_not_taken_for_an_orphan(sent, settings, djang
 
 
 def test_a_run_whose_worker_dies_each_time_before_any_progress_fails_instead_of_restarting_forever(
-        sent, settings, tmp_path):
+        sent, settings, tmp_path, dead_process):
     # A pool process killed by the system (out of memory) at the same point of every attempt:
     # Celery redelivers the task to the same node at once, which takes the run over again.
     run = launch()
     for attempt in range(1, settings.STEER_MAX_LOST_ATTEMPTS + 1):
-        claim = run_claim(run_id=run.id, worker="w1@host")
+        claim = run_claim(run_id=run.id, worker="w1@host", executor=dead_process)
         assert claim.attempt == attempt  # ... and the process dies here, before a checkpoint
     assert run_claim(run_id=run.id, worker="w1@host") is None
     run.refresh_from_db()
@@ -174,14 +243,14 @@ def test_a_run_whose_worker_dies_each_time_before_any_progress_fails_instead_of_
     assert f"lost {settings.STEER_MAX_LOST_ATTEMPTS} times in a row" in run.error
 
 
-def test_a_run_that_checkpoints_between_lost_workers_keeps_being_resumed(sent, settings, tmp_path):
+def test_a_run_that_checkpoints_between_lost_workers_keeps_being_resumed(sent, settings, tmp_path, dead_process):
     from webapp.experiments.execution import PolicyRunRecorder
 
     run = launch()
     folder = tmp_path / "step-1"
     folder.mkdir()
     for attempt in range(1, settings.STEER_MAX_LOST_ATTEMPTS + 3):
-        claim = run_claim(run_id=run.id, worker="w1@host")
+        claim = run_claim(run_id=run.id, worker="w1@host", executor=dead_process)
         assert claim.attempt == attempt
         PolicyRunRecorder(claim, total_steps=3, prompt_ids=set()).on_checkpoint(attempt, folder)
     run.refresh_from_db()
