@@ -104,3 +104,20 @@ def tiny_run_form_data(policy, dataset, name: str = "tiny run", total_steps: int
                  "reward_1_name": "length", "reward_1_weight": 0.5, "reward_1_params": '{"max_tokens": 3}'})
     data["overrides"] = json.dumps({"policy": tiny["policy"], "train": {"device": "cpu"}})
     return data
+
+
+def dead_process_name() -> str:
+    """How a claim names a worker process (``execution.process_name``), for one that has run on
+    this machine and exited (killed, as by the system): what a lost attempt leaves behind."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from webapp.experiments.execution import process_name
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    name = process_name(psutil.Process(child.pid))
+    child.kill()
+    child.wait(timeout=10)
+    return name

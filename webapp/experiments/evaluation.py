@@ -20,6 +20,7 @@ from webapp.experiments.execution import (
     PolicyRunRecorder,
     engine_attempt,
     run_claim,
+    run_discard_after,
     run_stopped_or_done,
 )
 from webapp.experiments.models import Run, Trajectory
@@ -52,6 +53,8 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
         callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
                               should_stop=recorder.should_stop)
         start = run.current_step if claim.attempt > 1 else 0
+        if claim.attempt > 1:  # the completions a lost attempt stored for the step it did not finish
+            run_discard_after(claim=claim, step=start)
         with Heartbeat(claim):
             result = evaluate_policy(config, prompts, callbacks, model_cache_dir=settings.STEER_MODEL_CACHE_DIR,
                                      start_step=start)

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.metrics import metric_points_discard_after, metric_points_upsert
 from webapp.experiments.models import Checkpoint, HeldOutAnswer, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_transition
 
@@ -140,6 +140,40 @@ def run_finish(*, claim: Claim, to: str, **fields) -> bool:
             return False
         run_transition(run_id=claim.run_id, to=to, **fields)
     return True
+
+
+def run_discard_after(*, claim: Claim, step: int) -> dict[str, int]:
+    """Before an attempt resumes at ``step`` (its checkpoint's; 0 when it starts over), delete what
+    lost attempts recorded after it: metric points and their rollups, trajectories, held-out
+    answers and checkpoint rows. Otherwise a resumed run that stops, fails or is cancelled before
+    it gets back there keeps steps its final model never took. One transaction, idempotent;
+    LeaseLost (nothing deleted) when the attempt no longer holds the run.
+
+    Comparison-task candidates made from discarded trajectories are unlinked, never deleted
+    (``candidates_detach_discarded``): labels stay. A checkpoint row a policy starts from is kept.
+    Returns the counts deleted (and detached), for the worker's log.
+    """
+    from webapp.feedback.services import candidates_detach_discarded  # noqa: PLC0415 (feedback imports experiments)
+
+    with transaction.atomic():
+        points = metric_points_discard_after(run_id=claim.run_id, step=step)
+        run = Run.objects.select_for_update().get(pk=claim.run_id)
+        if run.attempts != claim.attempt or run.status != RunStatus.RUNNING:
+            raise LeaseLost(f"run {claim.run_id} is no longer held by attempt {claim.attempt}")
+        detached = candidates_detach_discarded(run_id=claim.run_id, after_step=step)
+        trajectories, _ = Trajectory.objects.filter(run_id=claim.run_id, step__gt=step).delete()
+        held_out, _ = HeldOutAnswer.objects.filter(run_id=claim.run_id, step__gt=step).delete()
+        checkpoints, _ = (Checkpoint.objects.filter(run_id=claim.run_id, step__gt=step, policies__isnull=True)
+                          .delete())
+        if run.current_step > step:
+            total = max(1, run.total_steps)
+            Run.objects.filter(pk=run.pk).update(current_step=step, progress=min(1.0, step / total))
+    counts = {"metric points": points, "trajectories": trajectories, "held-out answers": held_out,
+              "checkpoints": checkpoints, "candidates unlinked": detached}
+    if any(counts.values()):
+        log.warning("run %s resumes at step %s: discarded what lost attempts recorded after it (%s)", claim.run_id,
+                    step, ", ".join(f"{n} {what}" for what, n in counts.items() if n))
+    return counts
 
 
 def error_excerpt(exc: BaseException) -> str:
@@ -392,6 +426,8 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
         shutil.rmtree(run.checkpoint_dir)
     from workers.engine import Callbacks, PromptRecord, TrainConfig, train  # noqa: PLC0415 (torch)
 
+    from workers.engine.checkpoint import latest_checkpoint  # noqa: PLC0415 (torch)
+
     def attempt():
         config = TrainConfig.from_dict(run.config)
         prompts = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
@@ -399,6 +435,9 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
         held_out = [PromptRecord(p.engine_prompt(), p.reference or None, p.id)
                     for p in run.eval_dataset.prompts.order_by("index")] if run.eval_dataset else None
         Run.objects.filter(pk=run_id).update(total_steps=config.train.total_steps)
+        if claim.attempt > 1:  # the engine resumes from the newest complete checkpoint, or from scratch
+            found = latest_checkpoint(run.checkpoint_dir)
+            run_discard_after(claim=claim, step=found[0] if found else 0)
         recorder = PolicyRunRecorder(claim, total_steps=config.train.total_steps,
                                      prompt_ids={p.id for p in prompts},
                                      held_out_ids={p.id for p in held_out or []})

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from webapp.experiments.metric_rollups import (
     AGGREGATE_COLUMNS, FANOUT, ROLLUP_WIDTHS, ROLLUPS, metric_rollups_refresh, step_ranges, steps_between,
 )
-from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, Run
+from webapp.experiments.models import MAX_CHUNK_SPAN, MetricChunk, MetricPoint, MetricRollup, Run
 
 MAX_KEY_LENGTH = MetricPoint._meta.get_field("key").max_length
 
@@ -240,6 +240,34 @@ def metric_points_upsert(*, run_id: int, points: Iterable) -> int:
         for step_min, step_max in step_ranges(step for s in series.values() for step, _ in s):
             metric_rollups_refresh(run_id=run_id, keys=keys, step_min=step_min, step_max=step_max)
     return written
+
+
+def metric_points_discard_after(*, run_id: int, step: int) -> int:
+    """Delete the run's points at steps after ``step``, with the chart rollups they went into;
+    returns how many points were deleted. Idempotent; raises ``Run.DoesNotExist`` for a missing run.
+
+    A chunk that straddles ``step`` keeps its points up to it (its recorded_at too); the rollup
+    buckets from the one that holds ``step`` on are deleted at every level and that one is
+    computed again from the points that remain.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock_run(cursor, run_id)
+        chunks = MetricChunk.objects.filter(run_id=run_id, step_max__gt=step)
+        keys = sorted(set(chunks.values_list("key", flat=True)))
+        if not keys:
+            return 0
+        deleted = 0
+        for chunk in chunks.filter(step_min__lte=step):  # at most one per series
+            kept = [p for p in chunk.points if p[0] <= step]
+            deleted += len(chunk.points) - len(kept)
+            MetricChunk.objects.filter(pk=chunk.pk).update(points=kept, step_max=kept[-1][0])
+        deleted += sum(len(points) for points in chunks.filter(step_min__gt=step).values_list("points", flat=True))
+        chunks.filter(step_min__gt=step).delete()
+        for level, width in enumerate(ROLLUP_WIDTHS, start=1):
+            MetricRollup.objects.filter(run_id=run_id, level=level, bucket__gte=step // width).delete()
+        for start in range(0, len(keys), 50):
+            metric_rollups_refresh(run_id=run_id, keys=keys[start:start + 50], step_min=step, step_max=step)
+    return deleted
 
 
 def _bucket_aggregates(series: Series) -> dict[tuple[str, int, int], list]:

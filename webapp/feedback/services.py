@@ -292,6 +292,27 @@ def comparison_tasks_from_run(*, project, run: Run, step_min: int, step_max: int
 
 
 @transaction.atomic
+def candidates_detach_discarded(*, run_id: int, after_step: int) -> int:
+    """Unlink the candidates made from the run's trajectories past ``after_step``, which an attempt
+    that resumes from its checkpoint at ``after_step`` is about to discard; returns how many.
+
+    Nothing annotators made is lost: a candidate keeps its own text and the metadata copied at
+    its making (reward, step, indices), its task keeps its labels, and its metadata records
+    ``discarded_on_resume`` (the step the run resumed from) in place of the link. Keeping the
+    trajectory instead would not keep what was ranked: the resumed attempt writes its own
+    completion into the same (step, group, sample) slot.
+    """
+    candidates = list(Candidate.objects.select_for_update()
+                      .filter(trajectory__run_id=run_id, trajectory__step__gt=after_step))
+    for candidate in candidates:
+        metadata = candidate.metadata if isinstance(candidate.metadata, dict) else {}
+        candidate.metadata = {**metadata, "discarded_on_resume": {"run": run_id, "resumed_from_step": after_step}}
+        candidate.trajectory = None
+    Candidate.objects.bulk_update(candidates, ["metadata", "trajectory"], batch_size=500)
+    return len(candidates)
+
+
+@transaction.atomic
 def comparison_task_set_gold(*, task: ComparisonTask, gold_ranking) -> ComparisonTask:
     """Mark a task gold with a known ranking (or clear it with None)."""
     from webapp.feedback.ranking import ranking_normalise

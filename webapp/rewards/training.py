@@ -9,6 +9,7 @@ from webapp.experiments.execution import (
     RunRecorder,
     engine_attempt,
     run_claim,
+    run_discard_after,
     run_stopped_or_done,
 )
 from webapp.experiments.models import Run, RunStatus
@@ -17,8 +18,8 @@ from webapp.rewards.services import reward_model_register
 
 
 def reward_model_run_execute(*, run_id: int, worker: str) -> str:
-    """Train from scratch (the reward-model trainer keeps no checkpoints; a rerun after a lost
-    worker rewrites the same metric rows) and, on success, register the saved model."""
+    """Train from scratch (the reward-model trainer keeps no checkpoints: a rerun after a lost
+    worker first deletes the metrics of the lost attempts) and, on success, register the saved model."""
     claim = run_claim(run_id=run_id, worker=worker)
     if claim is None:
         return "skipped"
@@ -36,6 +37,8 @@ def reward_model_run_execute(*, run_id: int, worker: str) -> str:
         total = planned_steps(len(records), config) if records else 1
         Run.objects.filter(pk=run_id).update(total_steps=total)
         recorder = RunRecorder(claim, total_steps=total)
+        if claim.attempt > 1:
+            run_discard_after(claim=claim, step=0)
         with Heartbeat(claim):
             result = train_reward_model(config, records, output_dir=run.checkpoint_dir / "reward-model",
                                         on_metrics=recorder.on_metrics, should_stop=recorder.should_stop)

@@ -7,7 +7,9 @@ import math
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config
+from tests.factories import (
+    PASSWORD, dead_process_name, make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config,
+)
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.experiments.evaluation import summarize
 from webapp.experiments.metrics import metric_points_upsert
@@ -98,6 +100,7 @@ def run_until_the_worker_dies(monkeypatch, run, *, after_step: int) -> None:
     with pytest.raises(WorkerDied):
         run_execute(run_id=run.id, worker="w")
     monkeypatch.setattr(execution.PolicyRunRecorder, "on_metrics", original)
+    Run.objects.filter(pk=run.pk).update(executor=dead_process_name())  # its process is gone with it
 
 
 def test_an_evaluation_resumed_after_its_worker_died_repeats_an_uninterrupted_one(monkeypatch):

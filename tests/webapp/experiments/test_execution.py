@@ -9,7 +9,9 @@ import pytest
 from django.utils import timezone
 
 import workers.engine
-from tests.factories import make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config
+from tests.factories import (
+    dead_process_name, make_dataset, make_policy, make_project, make_run, make_user, tiny_run_config,
+)
 from webapp.experiments.execution import process_is_alive, process_name, recover_orphaned_runs, run_claim, this_process
 from webapp.experiments.models import Checkpoint, MetricPoint, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_cancel, run_execute, run_launch
@@ -37,12 +39,8 @@ def other_process():
 
 
 @pytest.fixture
-def dead_process(other_process):
-    """The name of a process that has run on this machine and exited (killed, as by the system)."""
-    name = process_name(psutil.Process(other_process.pid))
-    other_process.kill()
-    other_process.wait(timeout=10)
-    return name
+def dead_process():
+    return dead_process_name()
 
 
 def test_launch_sends_the_task_after_commit(sent, django_capture_on_commit_callbacks):

@@ -82,6 +82,25 @@ def test_a_reward_model_run_trains_on_imported_pairs_and_registers_the_model(cli
     assert f'value="reward_model:{model.id}"' in form
 
 
+def test_a_reward_model_run_started_over_after_a_lost_worker_keeps_no_metric_of_the_lost_attempt(
+        client, researcher, sent):
+    """The trainer keeps no checkpoint, so a later attempt starts from step 0: points the lost one
+    wrote past where the new one stops (cancelled here before its first step) must not remain."""
+    from tests.factories import dead_process_name
+    from webapp.experiments.metrics import metric_points_upsert
+
+    pair_set = pair_set_import(project=researcher, name="seed", content=pairs_jsonl())
+    client.post(reverse("rewards:train", args=[researcher.id]), {
+        "name": "rm-1", "data": f"pairs:{pair_set.id}", "settings": json.dumps(TINY_RM)})
+    run = Run.objects.get(project=researcher, kind=RunKind.REWARD_MODEL)
+    metric_points_upsert(run_id=run.id, points=[("loss", 1, 0.7), ("loss", 2, 0.6)])  # the lost attempt's
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker="w@host", executor=dead_process_name(),
+                                         attempts=1, cancel_requested=True)
+
+    assert run_execute(run_id=run.id, worker="w@host") == RunStatus.CANCELLED
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
 def test_a_ready_reward_model_becomes_a_reward_carrying_its_path(client, researcher, sent):
     from tests.factories import make_dataset, make_policy, tiny_run_form_data
 
