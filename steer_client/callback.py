@@ -27,6 +27,7 @@ import logging
 import math
 import sys
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from numbers import Real
@@ -131,7 +132,9 @@ class SteerCallback(TrainerCallback):
         name = self.run_name or getattr(args, "run_name", None) or str(args.output_dir).rstrip("/").rsplit("/", 1)[-1]
         config = self.config or {"trainer": type(self.trainer).__name__ if self.trainer else "transformers",
                                  "args": _jsonable(args.to_dict())}
-        self._pending_run = {"name": name, "config": config, "total_steps": state.max_steps or None}
+        # One key for this run: a creation retried at a later flush (its answer lost) gets the same run.
+        self._pending_run = {"name": name, "config": config, "total_steps": state.max_steps or None,
+                             "idempotency_key": str(uuid.uuid4())}
         try:
             self._create_run()
         except SteerError as exc:
@@ -149,8 +152,8 @@ class SteerCallback(TrainerCallback):
     def _create_run(self) -> None:
         pending = self._pending_run
         if self.run_id is None:
-            self.run_id = self.client.run_create(project=self.project, name=pending["name"],
-                                                 config=pending["config"])["id"]
+            self.run_id = self.client.run_create(project=self.project, name=pending["name"], config=pending["config"],
+                                                 idempotency_key=pending["idempotency_key"])["id"]
             logger.info("Steer run %s created", self.run_id)
         self.client.run_status(self.run_id, "running", total_steps=pending["total_steps"])
         self._pending_run = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
@@ -40,14 +41,14 @@ class SteerClient:
 
     # -- transport --------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, json=None, params=None, retry: bool = False):
+    def request(self, method: str, path: str, *, json=None, params=None, headers=None, retry: bool = False):
         """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors
         (a request that cannot be made, such as a body with NaN, is not a network error: it raises at once)."""
         attempts = self.retries + 1 if retry or method == "GET" else 1
         for attempt in range(attempts):
             try:
                 response = self.session.request(method, self.base + path, json=json, params=params,
-                                                timeout=self.timeout)
+                                                headers=headers, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
                 # the request could not be sent, or its answer was cut off on the way back
                 if attempt + 1 == attempts:
@@ -84,9 +85,15 @@ class SteerClient:
             params = dict(parse_qsl(urlsplit(page["next"]).query))
 
     def run_create(self, *, project: int | str, name: str, config: dict | None = None,
-                   kind: str = "external") -> dict:
+                   kind: str = "external", idempotency_key: str | None = None) -> dict:
+        """Create a run, retried on 5xx and network errors like the other writes: its
+        ``Idempotency-Key`` (``idempotency_key``, else a new UUID for this call) makes the server
+        answer a retry of a creation whose answer was lost with the run it created, not a second
+        run. Pass the same key to a later call to make it a retry of this one."""
         body = {"name": name, "kind": kind, "config": config or {"trainer": "external"}}
-        return self.request("POST", f"/projects/{self.project_id(project)}/runs/", json=body)
+        key = idempotency_key or str(uuid.uuid4())
+        return self.request("POST", f"/projects/{self.project_id(project)}/runs/", json=body,
+                            headers={"Idempotency-Key": key}, retry=True)
 
     def run_status(self, run_id: int, status: str, *, error: str | None = None,
                    current_step: int | None = None, total_steps: int | None = None) -> dict:

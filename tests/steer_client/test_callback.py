@@ -144,6 +144,29 @@ def test_a_server_down_at_the_start_does_not_stop_training_and_gets_the_run_late
     callback.finish("succeeded")
 
 
+def test_a_run_created_at_the_start_whose_answer_was_lost_is_the_run_a_later_flush_gets(live_server, credentials,
+                                                                                         tmp_path):
+    """Steer created the run but its answer never came back: the callback creates it again at a
+    later flush under the same Idempotency-Key, and gets that run instead of a second one."""
+    from tests.steer_client.test_client import lose_the_first_answer
+
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=live_server.url, token=token, project=project.id)
+    callback.client.retries = 0
+    callback.flush_every_s = 3600  # flush only when told
+    keys = lose_the_first_answer(callback.client, f"/projects/{project.id}/runs/")
+    trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)
+    assert callback.run_id is None and Run.objects.count() == 1  # stored, but the trainer does not know it
+    callback.log_metrics(1, {"loss": 2.0})
+    callback.flush()
+    run = Run.objects.get()
+    assert callback.run_id == run.pk and run.status == RunStatus.RUNNING
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert MetricPoint.objects.filter(run=run, key="loss", step=1, value=2.0).exists()
+    callback.finish("succeeded")
+
+
 @pytest.fixture
 def proxy_without_upstream():
     """A reverse proxy whose Steer is down: every request answers 502 with an HTML page."""

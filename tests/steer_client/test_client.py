@@ -96,3 +96,39 @@ def test_an_answer_cut_off_on_the_way_back_is_retried(monkeypatch):
     monkeypatch.setattr("steer_client.client.time.sleep", lambda s: None)
     assert client.request("GET", "/projects/") == {"results": []}
     assert answers == []
+
+
+def lose_the_first_answer(client, path_end: str) -> list[str]:
+    """Make the first request whose path ends with ``path_end`` reach the server, which acts on it,
+    and its answer be lost on the way back; returns the Idempotency-Key each such request sent."""
+    import requests
+
+    send, keys = client.session.request, []
+
+    def request(method, url, **kwargs):
+        response = send(method, url, **kwargs)
+        if url.endswith(path_end):
+            keys.append((kwargs.get("headers") or {}).get("Idempotency-Key"))
+            if len(keys) == 1:
+                raise requests.ConnectionError("Connection reset by peer")
+        return response
+    client.session.request = request
+    return keys
+
+
+def test_a_run_creation_whose_answer_is_lost_is_retried_and_makes_one_run(project_and_client, monkeypatch):
+    project, client = project_and_client
+    monkeypatch.setattr("steer_client.client.time.sleep", lambda s: None)
+    keys = lose_the_first_answer(client, f"/projects/{project.id}/runs/")
+    run = client.run_create(project=project.id, name="trl-1")
+    assert list(project.runs.values_list("id", flat=True)) == [run["id"]]
+    assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) == 36  # one UUID for the call and its retry
+
+
+def test_each_run_create_call_has_a_key_of_its_own_unless_given_one(project_and_client):
+    project, client = project_and_client
+    first = client.run_create(project=project.id, name="a")
+    second = client.run_create(project=project.id, name="a")
+    assert first["id"] != second["id"]
+    assert client.run_create(project=project.id, name="b", idempotency_key="retry-of-b-0001")["id"] == \
+        client.run_create(project=project.id, name="b", idempotency_key="retry-of-b-0001")["id"]

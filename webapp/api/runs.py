@@ -1,7 +1,7 @@
 """Runs: launch, list, read, cancel, delete, and the status reports of external trainers."""
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -20,7 +20,12 @@ from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.api.schema import JsonObjectField, errors
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
-from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
+from webapp.experiments.errors import (
+    IdempotencyKeyReused,
+    IllegalTransition,
+    QueueUnavailable,
+    RunError,
+)
 from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus
 
 
@@ -54,6 +59,7 @@ class RunListCreateApi(SteerListApi):
     A launched policy, reward-model or evaluation run is validated against the engine's
     config and queued for a worker. An ``external`` run is driven by a trainer outside
     Steer (see ``steer_client.SteerCallback``), which reports its metrics and status.
+    An ``Idempotency-Key`` header makes the POST safe to retry (``services.run_create_once``).
     """
 
     class RunFilterSerializer(serializers.Serializer):
@@ -86,7 +92,18 @@ class RunListCreateApi(SteerListApi):
         params = query_params(self.request, self.FilterSerializer)
         return Run.objects.filter(project=self.request.membership.project, **params)
 
-    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer, **errors(503)})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter(
+            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+            description="Makes the creation safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
+                        "run to create. A request that repeats a key you already created a run with in this project "
+                        "answers that run (200) and creates nothing; the same key with a different body answers "
+                        "409 `conflict`.")],
+        responses={201: RunOutputSerializer,
+                   200: OpenApiResponse(RunOutputSerializer, description="A repeated Idempotency-Key: the run that "
+                                        "key created (as it stands now); nothing was created."),
+                   **errors(409, 503)})
     def post(self, request, project_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -95,18 +112,19 @@ class RunListCreateApi(SteerListApi):
         dataset = self._in_project(PromptDataset, project, values.get("dataset"), "dataset")
         policy = self._in_project(PolicyModel, project, values.get("policy"), "policy")
         eval_dataset = self._in_project(PromptDataset, project, values.get("eval_dataset"), "eval_dataset")
-        # Steer's own kinds are validated and sent to a worker; an external run waits for its trainer.
-        create = services.run_create if values["kind"] == RunKind.EXTERNAL else services.run_launch
         try:
-            run = create(
-                project=project, user=request.user, name=values["name"], kind=values["kind"],
-                config=values["config"], dataset=dataset, policy=policy, eval_dataset=eval_dataset,
+            run, created = services.run_create_once(
+                project=project, user=request.user, idempotency_key=request.headers.get("Idempotency-Key"),
+                name=values["name"], kind=values["kind"], config=values["config"], dataset=dataset, policy=policy,
+                eval_dataset=eval_dataset,
             )
         except QueueUnavailable as exc:
             raise Unavailable(exc.message) from exc
+        except IdempotencyKeyReused as exc:
+            raise Conflict(exc.message) from exc
         except RunError as exc:
             raise field_error(exc.field, exc.message) from exc
-        return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @staticmethod
     def _in_project(model, project, pk, field):

@@ -11,6 +11,10 @@ class IllegalTransition(RunError):
     pass
 
 
+class IdempotencyKeyReused(RunError):
+    """An Idempotency-Key that created a run came back with another request body."""
+
+
 class QueueUnavailable(RunError):
     """The broker refused the launched run's task; the run was withdrawn, so nothing changed."""
 

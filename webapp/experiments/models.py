@@ -130,6 +130,13 @@ class Run(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    creation_key = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="The Idempotency-Key its creating request sent (API): the same key again, from the same user in "
+                  "the same project, answers this run instead of creating another.")
+    creation_digest = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="SHA-256 of the creating request's body, to tell a retry from another request under the same key.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -138,6 +145,10 @@ class Run(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["project", "status"])]
         constraints = [
+            models.UniqueConstraint(
+                fields=["project", "created_by", "creation_key"], condition=~models.Q(creation_key=""),
+                name="run_unique_creation_key_per_project_and_user",
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=[s.value for s in RunStatus]), name="run_status_valid"
             ),

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import shutil
 from pathlib import Path
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from webapp.core.deletion import first_few
 from webapp.core.locks import rows_for_share
 from webapp.core.names import name_problem, name_strip
 from webapp.datasets.models import PromptDataset
-from webapp.experiments.errors import IllegalTransition, QueueUnavailable, RunError
+from webapp.experiments.errors import IdempotencyKeyReused, IllegalTransition, QueueUnavailable, RunError
 from webapp.experiments.models import MetricChunk, MetricRollup, PolicyModel, Run, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ def run_create(
     dataset=None,
     policy=None,
     eval_dataset=None,
+    creation_key: str = "",
+    creation_digest: str = "",
 ) -> Run:
     """Validate and store a queued run. Nothing is stored when any input is bad."""
     if kind not in RunKind.values:
@@ -59,7 +65,8 @@ def run_create(
             raise RunError("the dataset belongs to another project", field="eval_dataset")
     config = validate_config(kind, parse_config_json(config))
     run = Run(project=project, created_by=user, name=name, kind=kind, config=config,
-              dataset=dataset, policy=policy, eval_dataset=eval_dataset)
+              dataset=dataset, policy=policy, eval_dataset=eval_dataset,
+              creation_key=creation_key, creation_digest=creation_digest)
     with transaction.atomic():
         # Held until the run is committed, so that a deletion of a dataset or the policy
         # waits and then sees the run (instead of the run failing its foreign key at commit).
@@ -102,7 +109,8 @@ def policy_config_merged(*, config: dict, policy) -> dict:
     return config
 
 
-def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None) -> Run:
+def run_launch(*, project, user, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None,
+               creation_key: str = "", creation_digest: str = "") -> Run:
     """Create a queued run and send it to a worker once the transaction commits.
 
     A policy or evaluation run needs a policy and a dataset; a policy run may name held-out
@@ -149,7 +157,8 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             reward_models_lock(project=project, config=config)
             judge_policies_lock(project=project, config=config)
             run = run_create(project=project, user=user, name=name, kind=kind, config=config,
-                             dataset=dataset, policy=policy, eval_dataset=eval_dataset)
+                             dataset=dataset, policy=policy, eval_dataset=eval_dataset,
+                             creation_key=creation_key, creation_digest=creation_digest)
             if kind == RunKind.REWARD_MODEL:
                 from webapp.rewards.selectors import preference_source_check
 
@@ -161,6 +170,47 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         Run.objects.filter(pk=run.id, status=RunStatus.QUEUED).delete()
         raise QueueUnavailable("the task queue (the broker at CELERY_BROKER_URL) cannot be reached, so the run "
                                "was not launched and nothing was stored; launch it again once the broker is up") from exc
+    return run
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+def run_create_once(*, project, user, idempotency_key: str | None, name: str, kind: str, config,
+                    dataset=None, policy=None, eval_dataset=None) -> tuple[Run, bool]:
+    """Create (an external run) or launch (Steer's kinds) a run: ``(run, True)``. With an
+    ``idempotency_key`` (the API's Idempotency-Key header), a request that repeats a key this user
+    already created a run with in this project answers that run, ``(run, False)``, and creates
+    nothing: a client may retry a creation whose answer it lost. The same key with another body
+    raises IdempotencyKeyReused; a malformed key RunError. Without a key, every call creates.
+    """
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise RunError("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), "
+                       "made once per run to create", field="Idempotency-Key")
+    key = idempotency_key or ""
+    digest = hashlib.sha256(orjson.dumps({
+        "name": name, "kind": kind, "config": config, "dataset": getattr(dataset, "pk", None),
+        "policy": getattr(policy, "pk", None), "eval_dataset": getattr(eval_dataset, "pk", None),
+    }, option=orjson.OPT_SORT_KEYS)).hexdigest() if key else ""
+    create = run_create if kind == RunKind.EXTERNAL else run_launch  # an external run waits for its trainer
+    if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
+        return earlier, False
+    try:
+        run = create(project=project, user=user, name=name, kind=kind, config=config, dataset=dataset,
+                     policy=policy, eval_dataset=eval_dataset, creation_key=key, creation_digest=digest)
+    except (IntegrityError, ValidationError):  # the same key, sent again while the first request was creating
+        if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
+            return earlier, False
+        raise
+    return run, True
+
+
+def _run_created_with(*, project, user, key: str, digest: str) -> Run | None:
+    run = Run.objects.filter(project=project, created_by=user, creation_key=key).first()
+    if run is not None and run.creation_digest != digest:
+        raise IdempotencyKeyReused(f"this Idempotency-Key already created run {run.pk} (“{run.name}”) from a "
+                                   "different request body; send a new key to create another run, or the same "
+                                   "body to get that run again", field="Idempotency-Key")
     return run
 
 

@@ -79,6 +79,23 @@ def test_tasks_made_by_post_are_a_plain_list_as_the_schema_says(db):
     assert made.status_code == 201 and [t["prompt_text"] for t in made.json()] == ["2+2?"]
 
 
+@pytest.mark.usefixtures("wsgi_keeps_the_test_connection")
+def test_a_run_created_under_an_idempotency_key_and_its_retry_answer_as_the_schema_says(db):
+    post = schema.raw_schema["paths"]["/api/v1/projects/{project_id}/runs/"]["post"]
+    [header] = [p for p in post["parameters"] if p["in"] == "header"]
+    assert (header["name"], header.get("required", False)) == ("Idempotency-Key", False)
+    assert {"200", "201", "409"} <= set(post["responses"])
+    owner = api_user()
+    project = make_project(owner=owner)
+    token = api_token_create(user=owner, name="t")[1]
+    body = {"name": "trl", "kind": "external", "config": {"trainer": "custom"}}
+    answers = [_call(("POST", "/api/v1/projects/{project_id}/runs/"), token, path_parameters={"project_id": project.id},
+                     headers={"Idempotency-Key": "7d0c6f0e-2b7b-4a8e-9d1e-0f5a3c2b1a90"}, body=b,
+                     media_type="application/json") for b in (body, body, {**body, "name": "other"})]
+    assert [a.status_code for a in answers] == [201, 200, 409]
+    assert answers[0].json() == answers[1].json()
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/v1/runs/abc/"),
     ("GET", "/api/v1/runs/1234567890123456789/"),  # 19 digits: more than an id has
