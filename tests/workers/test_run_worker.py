@@ -38,7 +38,7 @@ def database_url() -> str:
 class Worker:
     """A celery worker subprocess consuming the default and gpu queues."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, pool: str = "solo", concurrency: int = 1):
         self.name = name
         env = dict(os.environ)
         env.update(STEER_VAR_DIR=str(settings.STEER_VAR_DIR), DATABASE_URL=database_url(),
@@ -48,7 +48,7 @@ class Worker:
         self.log = open(Path(settings.STEER_VAR_DIR) / f"worker-{name.split('@')[0]}.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "default,gpu",
-             "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO", "-n", name, "--without-gossip",
+             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", name, "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -75,8 +75,8 @@ class Worker:
 def worker_factory():
     started = []
 
-    def start(name: str = "steer-test@%h") -> Worker:
-        worker = Worker(name)
+    def start(name: str = "steer-test@%h", **options) -> Worker:
+        worker = Worker(name, **options)
         started.append(worker)
         return worker
 
@@ -217,3 +217,24 @@ def test_a_worker_stopped_with_sigterm_releases_its_run_which_resumes_where_it_s
     for key in MetricPoint.objects.filter(run=run).values_list("key", flat=True).distinct():
         assert sorted(MetricPoint.objects.filter(run=run, key=key).values_list("step", flat=True)) == list(
             range(1, steps + 1)), key
+
+
+def test_a_task_delivered_again_to_another_process_of_a_prefork_pool_leaves_the_run_to_the_first(
+        client, worker_factory):
+    """--concurrency 2: the run's message, sent again while one pool process trains the run, reaches
+    the pool's other process on the same node. It used to take the run over (the node's name
+    matched), so both trained it at once until the first one's next write; now it is skipped."""
+    from workers.celery_app import app
+
+    worker = worker_factory("steer-pool@%h", pool="prefork", concurrency=2)
+    log = Path(worker.log.name)
+    logged_before = log.stat().st_size
+    run = launch_through_the_form(client, total_steps=40, checkpoint_every=20)
+    wait_for(lambda: run_state(run).current_step >= 1, worker, 120, "a first step")
+    app.send_task("workers.tasks.run_policy", args=[run.id])  # the duplicate
+    wait_for(lambda: b"'skipped'" in log.read_bytes()[logged_before:], worker, 60, "the duplicate to be skipped")
+    wait_for(lambda: run_state(run).is_terminal, worker, 180, "the run to finish")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 1 and run.lost_attempts == 0
+    assert sorted(MetricPoint.objects.filter(run=run, key="reward").values_list("step", flat=True)) == list(
+        range(1, 41))
