@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0012_run_released_by'),
+        ('experiments', '0013_trajectory_prompt_messages'),
     ]
 
     operations = [

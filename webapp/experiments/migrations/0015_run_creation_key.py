@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('datasets', '0002_dataset_names_any_case'),
-        ('experiments', '0013_run_executor'),
+        ('experiments', '0014_run_executor'),
         ('projects', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
