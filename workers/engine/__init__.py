@@ -17,6 +17,7 @@ _EXPORTS = {
     "evaluate_policy": "evaluation_run", "evaluation_steps": "evaluation_run",
     "EvaluationResult": "evaluation_run",
     "PromptRecord": "data",
+    "train_dpo": "dpo", "PreferencePair": "dpo", "DPOResult": "dpo", "DPOTrainConfig": "dpo_config",
     "TrainConfig": "config", "default_config_dict": "config", "config_field_help": "config",
     "ConfigError": "errors", "DataError": "errors", "ModelLoadError": "errors",
     "EngineError": "errors",
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from .advantages import ADVANTAGE_ESTIMATORS
     from .config import TrainConfig, config_field_help, default_config_dict
     from .data import PromptRecord
+    from .dpo import DPOResult, PreferencePair, train_dpo
+    from .dpo_config import DPOTrainConfig
     from .errors import ConfigError, DataError, EngineError, ModelLoadError
     from .evaluate import evaluate_pass_at_k, pass_at_k
     from .evaluation_run import EvaluationResult, evaluate_policy, evaluation_steps

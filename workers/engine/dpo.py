@@ -1,0 +1,371 @@
+"""Direct Preference Optimization (Rafailov et al. 2023) of a policy on preference pairs.
+
+Reads top to bottom: ``dpo_loss`` (a pure function of summed log-probs) → the pairs
+(``PreferencePair``; ties skipped) → tokenised prompt + completion rows → reference
+log-probs, computed once with the frozen initial policy before any step and kept on disk
+(``reference_logps.pt``), so no second model is held while training → for each optimizer
+step: the step's pairs in micro-batches, the loss, one AdamW step → checkpoints every
+``dpo.checkpoint_every`` steps, resumed from like the policy trainer's.
+
+Metrics handed to ``on_metrics(step, metrics)``, TRL's names, means over the step's pairs:
+``rewards/chosen`` and ``rewards/rejected`` (β·(log π − log π_ref) of each side),
+``rewards/accuracies`` (share of pairs whose chosen reward is the higher),
+``rewards/margins`` (chosen − rejected reward), ``logps/chosen``, ``logps/rejected``
+(summed completion log-probs under the policy, before the step), ``loss``, ``grad_norm``
+(before clipping), ``learning_rate``, ``epoch``.
+
+Dropout is off throughout (the model stays in eval mode), as TRL's ``disable_dropout``:
+the policy's log-probs and the reference's are then the same function at step 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .checkpoint import (
+    latest_checkpoint,
+    load_training_state,
+    prune_checkpoints,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
+from .dpo_config import DPO_LOSS_TYPES, DPOTrainConfig
+from .errors import DataError, TrainingDiverged
+from .policy import (
+    check_policy_available,
+    load_policy,
+    load_policy_checkpoint,
+    resolve_device,
+)
+from .rollout import encode_prompts, left_pad
+from .update import (
+    _logprobs_fn,
+    _zero_missing_grads,
+    build_optimizer,
+    learning_rate_at,
+    training_attention,
+)
+
+REFERENCE_FILE = "reference_logps.pt"
+
+
+# --- the loss ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DPOLoss:
+    """Per-pair values, each (B,): the loss and the implicit rewards β·(log π − log π_ref)."""
+
+    losses: Tensor
+    chosen_rewards: Tensor
+    rejected_rewards: Tensor
+
+
+def dpo_loss(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
+             *, beta: float, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
+             chosen_lengths: Tensor | None = None, rejected_lengths: Tensor | None = None) -> DPOLoss:
+    """The DPO loss of B pairs from summed completion log-probs, each (B,).
+
+    ``Δ = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))``.
+    ``"sigmoid"``: ``−(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)``, ε = ``label_smoothing`` (cDPO; 0 is DPO).
+    ``"ipo"``: ``(Δ' − 1/(2β))²`` where Δ' divides each side's log-ratio by its completion's
+    token count (``chosen_lengths``, ``rejected_lengths``, (B,)), as TRL does.
+    """
+    if loss_type not in DPO_LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {DPO_LOSS_TYPES}, got {loss_type!r}")
+    chosen_logratios = chosen_logps - ref_chosen_logps  # (B,)
+    rejected_logratios = rejected_logps - ref_rejected_logps  # (B,)
+    if loss_type == "sigmoid":
+        delta = chosen_logratios - rejected_logratios
+        losses = (-(1 - label_smoothing) * F.logsigmoid(beta * delta)
+                  - label_smoothing * F.logsigmoid(-beta * delta))
+    else:
+        if chosen_lengths is None or rejected_lengths is None:
+            raise ValueError("the ipo loss needs the completions' token counts")
+        ipo_delta = (chosen_logratios / chosen_lengths.clamp(min=1)
+                     - rejected_logratios / rejected_lengths.clamp(min=1))
+        losses = (ipo_delta - 1 / (2 * beta)) ** 2
+    return DPOLoss(losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
+
+
+# --- the data ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt (text or chat messages) and two answers, ``chosen`` preferred to ``rejected``."""
+
+    prompt: str | list[dict]
+    chosen: str
+    rejected: str
+
+
+def usable_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair], int]:
+    """(the pairs to train on, how many ties were skipped). A tie (the two answers the same
+    text) prefers neither and gives DPO nothing to learn: it is left out. DataError for a
+    malformed pair or when nothing is left."""
+    kept, ties = [], 0
+    for index, pair in enumerate(pairs):
+        prompt = pair.prompt
+        if not (isinstance(prompt, str) or isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)):
+            raise DataError(f"pair {index}: prompt must be a string or a list of messages")
+        if not (isinstance(pair.chosen, str) and isinstance(pair.rejected, str)):
+            raise DataError(f"pair {index}: chosen and rejected must be strings")
+        if not pair.chosen or not pair.rejected:
+            raise DataError(f"pair {index}: chosen and rejected must not be empty")
+        if pair.chosen == pair.rejected:
+            ties += 1
+            continue
+        kept.append(pair)
+    if not kept:
+        raise DataError(f"no preference pairs to train on ({ties} tie(s) skipped)" if ties
+                        else "no preference pairs to train on")
+    return kept, ties
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], *, max_length: int,
+                 use_chat_template: bool) -> list[_Encoded]:
+    """Token ids of each pair: the prompt as the rest of the engine encodes it (chat prompts
+    through the chat template), each completion followed by EOS. A completion is cut at its end
+    to fit ``max_length`` with its prompt; a prompt too long to leave a completion token keeps
+    its last ``max_length − 1`` tokens."""
+    prompts = encode_prompts(tokenizer, [p.prompt for p in pairs], use_chat_template=use_chat_template)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    out = []
+    for pair, prompt in zip(pairs, prompts):
+        prompt = prompt[-(max_length - 1):]
+        room = max_length - len(prompt)
+        chosen = (tokenizer(pair.chosen, add_special_tokens=False)["input_ids"] + eos)[:room]
+        rejected = (tokenizer(pair.rejected, add_special_tokens=False)["input_ids"] + eos)[:room]
+        out.append(_Encoded(prompt, chosen, rejected))
+    return out
+
+
+def _collate(encoded: Sequence[_Encoded], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows [chosen…, rejected…]: input_ids, attention_mask (2B, P + T), prompts left-padded and
+    completions right-padded; completion_mask (2B, T)."""
+    prompts = [e.prompt for e in encoded] * 2
+    completions = [e.chosen for e in encoded] + [e.rejected for e in encoded]
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id, "cpu")
+    width = max(len(c) for c in completions)
+    completion_ids = torch.full((len(completions), width), pad_id, dtype=torch.long)
+    completion_mask = torch.zeros((len(completions), width), dtype=torch.long)
+    for i, c in enumerate(completions):
+        completion_ids[i, :len(c)] = torch.as_tensor(c, dtype=torch.long)
+        completion_mask[i, :len(c)] = 1
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    return input_ids.to(device), attention_mask.to(device), completion_mask.to(device)
+
+
+def sequence_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, fast: bool
+                   ) -> tuple[Tensor, Tensor]:
+    """(summed completion log-probs (2B,), completion token counts (2B,)), rows [chosen…,
+    rejected…], with the engine's per-token log-prob code (``update._logprobs_fn``)."""
+    input_ids, attention_mask, completion_mask = _collate(encoded, pad_id, device)
+    logprobs, _ = _logprobs_fn(model, fast)(model, input_ids, attention_mask, completion_mask.shape[1], 1.0,
+                                            completion_mask=completion_mask)  # (2B, T)
+    mask = completion_mask.to(logprobs.dtype)
+    return (logprobs * mask).sum(dim=1), mask.sum(dim=1)
+
+
+@torch.no_grad()
+def reference_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, batch_size: int,
+                    fast: bool) -> Tensor:
+    """(N, 2) summed log-probs of each pair's (chosen, rejected) under ``model`` (the frozen
+    initial policy)."""
+    parts = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        logps, _ = sequence_logps(model, chunk, pad_id, device, fast=fast)
+        parts.append(torch.stack(logps.float().cpu().chunk(2), dim=1))
+    return torch.cat(parts)
+
+
+def pairs_fingerprint(pairs: Sequence[PreferencePair], config: DPOTrainConfig) -> str:
+    """What the reference log-probs depend on: the pairs, the initial policy and the encoding."""
+    digest = hashlib.sha256()
+    settings = {"policy": config.to_dict()["policy"], "max_length": config.dpo.max_length,
+                "use_chat_template": config.dpo.use_chat_template}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for pair in pairs:
+        digest.update(json.dumps([pair.prompt, pair.chosen, pair.rejected], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DPOResult:
+    output_dir: Path
+    steps_completed: int  # the last completed step (0 if none)
+    total_steps: int
+    stopped: bool  # should_stop ended the run early
+    resumed_from: int  # step of the checkpoint resumed from (0 for a fresh run)
+    final_checkpoint: Path | None
+    skipped_ties: int
+    metrics: dict[str, float]
+
+
+def planned_dpo_steps(num_pairs: int, config: DPOTrainConfig) -> int:
+    """Optimizer steps of a run on ``num_pairs`` pairs: every epoch ends with a (possibly smaller) step."""
+    per_step = config.dpo.batch_size * config.dpo.gradient_accumulation_steps
+    return math.ceil(num_pairs / per_step) * config.dpo.epochs
+
+
+def step_pairs(step: int, num_pairs: int, config: DPOTrainConfig) -> list[list[int]]:
+    """The pair indices of optimizer step ``step`` (from 1), as micro-batches: each epoch walks
+    a permutation seeded by ``seed + epoch``, so a resumed run takes the same pairs."""
+    per_step = config.dpo.batch_size * config.dpo.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(num_pairs / per_step)
+    epoch, within = divmod(step - 1, steps_per_epoch)
+    order = torch.randperm(num_pairs, generator=torch.Generator().manual_seed(config.dpo.seed + epoch)).tolist()
+    ids = order[within * per_step:(within + 1) * per_step]
+    return [ids[i:i + config.dpo.batch_size] for i in range(0, len(ids), config.dpo.batch_size)]
+
+
+def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output_dir: Path,
+              on_metrics: Callable[[int, dict], None] | None = None,
+              on_checkpoint: Callable[[int, Path], None] | None = None,
+              should_stop: Callable[[], bool] | None = None,
+              model_cache_dir: Path | None = None) -> DPOResult:
+    """Train ``config.policy`` with DPO on ``pairs``; resumes from the latest checkpoint in
+    ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
+    ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
+    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number."""
+    pairs, ties = usable_pairs(pairs)
+    check_policy_available(config.policy)
+    d = config.dpo
+    device = resolve_device(d.device)
+    output_dir = Path(output_dir)
+    remove_partial_checkpoints(output_dir)
+    found = latest_checkpoint(output_dir)
+    if found is None:
+        random.seed(d.seed)
+        np.random.seed(d.seed)
+        torch.manual_seed(d.seed)
+        model, tokenizer = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+    else:
+        model, tokenizer = load_policy_checkpoint(found[1], config.policy, device=device)
+    model.eval()
+    encoded = encode_pairs(tokenizer, pairs, max_length=d.max_length, use_chat_template=d.use_chat_template)
+    ref = _reference(config, pairs, encoded, output_dir, model if found is None else None,
+                     tokenizer.pad_token_id, device, model_cache_dir)
+    optimizer = build_optimizer(model, config.optim, fast=d.fast_path)
+    start = load_training_state(found[1], optimizer)["step"] if found is not None else 0
+
+    total = planned_dpo_steps(len(pairs), config)
+    steps_per_epoch = total // d.epochs
+    step, last_saved, stopped, final, metrics = start, start, False, None, {}
+    for step in range(start + 1, total + 1):
+        if should_stop is not None and should_stop():
+            stopped, step = True, step - 1
+            break
+        micro_batches = step_pairs(step, len(pairs), config)
+        lr = learning_rate_at(step, config.optim)
+        metrics = _dpo_step(model, optimizer, config, encoded, ref, micro_batches, lr, tokenizer.pad_token_id, device)
+        if not math.isfinite(metrics["loss"]):
+            raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
+                                   "optim.lr or raise dpo.beta")
+        metrics["epoch"] = (step - 1) // steps_per_epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch
+        if on_metrics is not None:
+            on_metrics(step, dict(metrics))
+        if step % d.checkpoint_every == 0 or step == total:
+            final, last_saved = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total,
+                                            on_checkpoint), step
+    if step > last_saved:  # stopped between checkpoints: keep what was trained
+        final = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, on_checkpoint)
+    elif final is None and step:
+        found = latest_checkpoint(output_dir)
+        final = found[1] if found else None
+    return DPOResult(output_dir, step, total, stopped, start, final, ties, metrics)
+
+
+def _reference(config: DPOTrainConfig, pairs: Sequence[PreferencePair], encoded: Sequence[_Encoded],
+               output_dir: Path, initial_model, pad_id: int, device: str, model_cache_dir: Path | None) -> Tensor:
+    """(N, 2) reference log-probs: computed with ``initial_model`` on a fresh start and saved;
+    read back on a resume. A resume that finds none for these pairs loads the initial policy
+    for as long as it takes to compute them."""
+    path = output_dir / REFERENCE_FILE
+    fingerprint = pairs_fingerprint(pairs, config)
+    if initial_model is None and path.is_file():
+        saved = torch.load(path, weights_only=True)
+        if saved.get("fingerprint") == fingerprint:
+            return saved["logps"]
+    model = initial_model
+    if model is None:
+        model, _ = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+        model.eval()
+    with training_attention(torch.device(device)):
+        logps = reference_logps(model, encoded, pad_id, device, batch_size=config.dpo.batch_size,
+                                fast=config.dpo.fast_path)
+    del model
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".{REFERENCE_FILE}.{os.getpid()}"
+    torch.save({"fingerprint": fingerprint, "logps": logps}, tmp)
+    os.replace(tmp, path)
+    return logps
+
+
+def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encoded], ref: Tensor,
+              micro_batches: list[list[int]], lr: float, pad_id: int, device: str) -> dict[str, float]:
+    """One AdamW step over the micro-batches (the loss of each pair weighted 1 / pairs in the
+    step, so accumulation equals one big batch); returns the step's metrics."""
+    d = config.dpo
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    num_pairs = sum(len(ids) for ids in micro_batches)
+    sums = dict.fromkeys(("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                          "logps/chosen", "logps/rejected"), 0.0)
+    optimizer.zero_grad(set_to_none=True)
+    with training_attention(torch.device(device)):
+        for ids in micro_batches:
+            logps, lengths = sequence_logps(model, [encoded[i] for i in ids], pad_id, device, fast=d.fast_path)
+            chosen, rejected = logps.float().chunk(2)  # (b,), (b,)
+            chosen_len, rejected_len = lengths.chunk(2)
+            pair_ref = ref[ids].to(chosen.device)  # (b, 2)
+            out = dpo_loss(chosen, rejected, pair_ref[:, 0], pair_ref[:, 1], beta=d.beta, loss_type=d.loss_type,
+                           label_smoothing=d.label_smoothing, chosen_lengths=chosen_len,
+                           rejected_lengths=rejected_len)
+            (out.losses.sum() / num_pairs).backward()
+            for key, values in (("loss", out.losses.detach()), ("rewards/chosen", out.chosen_rewards),
+                                ("rewards/rejected", out.rejected_rewards),
+                                ("rewards/accuracies", (out.chosen_rewards > out.rejected_rewards).float()),
+                                ("rewards/margins", out.chosen_rewards - out.rejected_rewards),
+                                ("logps/chosen", chosen.detach()), ("logps/rejected", rejected.detach())):
+                sums[key] += values.sum().item()
+    _zero_missing_grads(model)
+    max_norm = config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    metrics = {key: value / num_pairs for key, value in sums.items()}
+    metrics.update({"grad_norm": grad_norm, "learning_rate": lr})
+    return metrics
+
+
+def _checkpoint(config: DPOTrainConfig, model, tokenizer, optimizer, output_dir: Path, step: int, total: int,
+                on_checkpoint: Callable[[int, Path], None] | None) -> Path:
+    path = save_checkpoint(output_dir, step, model=model, tokenizer=tokenizer, optimizer=optimizer,
+                           config_dict=config.to_dict(), trainer_state={"total_steps": total, "kind": "dpo"})
+    prune_checkpoints(output_dir, config.dpo.keep_checkpoints)
+    if on_checkpoint is not None:
+        on_checkpoint(step, path)
+    return path
