@@ -187,8 +187,10 @@ def test_ties_are_skipped_and_counted(tmp_path):
     pairs = [*TOY[:2], PreferencePair("x", "ab", "ab")]
     kept, ties = usable_pairs(pairs)
     assert kept == TOY[:2] and ties == 1
-    result = train_dpo(tiny_dpo(epochs=1), pairs, output_dir=tmp_path)
+    history = []
+    result = train_dpo(tiny_dpo(epochs=1), pairs, output_dir=tmp_path, on_metrics=lambda s, m: history.append(m))
     assert result.skipped_ties == 1 and result.total_steps == 1
+    assert history[0]["data/pairs"] == 2 and history[0]["data/skipped_ties"] == 1
 
 
 def test_only_ties_is_a_data_error(tmp_path):

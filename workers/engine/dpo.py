@@ -12,7 +12,8 @@ Metrics handed to ``on_metrics(step, metrics)``, TRL's names, means over the ste
 ``rewards/accuracies`` (share of pairs whose chosen reward is the higher),
 ``rewards/margins`` (chosen − rejected reward), ``logps/chosen``, ``logps/rejected``
 (summed completion log-probs under the policy, before the step), ``loss``, ``grad_norm``
-(before clipping), ``learning_rate``, ``epoch``.
+(before clipping), ``learning_rate``, ``epoch``. Step 1 adds ``data/pairs`` (pairs trained on)
+and ``data/skipped_ties`` (pairs left out as ties).
 
 Dropout is off throughout (the model stays in eval mode), as TRL's ``disable_dropout``:
 the policy's log-probs and the reference's are then the same function at step 0.
@@ -285,6 +286,8 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
             raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
                                    "optim.lr or raise dpo.beta")
         metrics["epoch"] = (step - 1) // steps_per_epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch
+        if step == 1:
+            metrics.update({"data/pairs": len(pairs), "data/skipped_ties": ties})
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % d.checkpoint_every == 0 or step == total:
