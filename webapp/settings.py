@@ -192,6 +192,7 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.run_policy": {"queue": "gpu"},
     "workers.tasks.run_evaluation": {"queue": "gpu"},
     "workers.tasks.train_reward_model": {"queue": "gpu"},
+    "workers.tasks.train_dpo": {"queue": "gpu"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -383,6 +383,113 @@ class RewardModelRunForm(forms.Form):
         return "settings" if field and field.startswith("config") else None
 
 
+# The DPO run's settings on the form (the rest through its JSON field).
+DPO_KNOBS = [
+    ("dpo.beta", "β"),
+    ("dpo.loss_type", "Loss"),
+    ("dpo.label_smoothing", "Label smoothing (cDPO ε)"),
+    ("dpo.epochs", "Epochs"),
+    ("dpo.batch_size", "Pairs per micro-batch"),
+    ("dpo.gradient_accumulation_steps", "Gradient accumulation"),
+    ("dpo.max_length", "Max length (tokens)"),
+    ("optim.lr", "Learning rate"),
+    ("optim.warmup_steps", "Warm-up steps"),
+    ("policy.dtype", "Precision"),
+    ("dpo.checkpoint_every", "Checkpoint every"),
+    ("dpo.seed", "Seed"),
+]
+
+
+class DPORunForm(forms.Form):
+    """A DPO run: a policy of the project, one of its pair sets, and the DPO settings."""
+
+    knobs = DPO_KNOBS
+    name = forms.CharField(max_length=200)
+    policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none(),
+                                    help_text="The policy trained; its weights before training are the reference.")
+    pair_set = forms.ModelChoiceField(queryset=None, label="Preference pairs",
+                                      help_text="Imported pairs ({prompt, chosen, rejected}) of this project.")
+    overrides = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}), initial="{}",
+        label="More config (JSON, merged over the fields above)",
+        help_text='Any other DPO setting, e.g. {"dpo": {"device": "cpu", "keep_checkpoints": 3}} or '
+                  '{"optim": {"weight_decay": 0.01}}.')
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Imported here: rewards imports experiments.
+        from webapp.rewards.selectors import pair_set_list
+        from workers.engine import dpo_config
+
+        defaults = dpo_config.DPOTrainConfig().to_dict()
+        help_texts = dpo_config.dpo_field_help()
+        self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
+        self.fields["pair_set"].queryset = pair_set_list(project=project)
+        self.fields["pair_set"].label_from_instance = lambda s: f"{s.name} ({s.pair_count} pairs)"
+        for name in ("policy", "pair_set"):  # the only choice there is comes chosen
+            only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
+            if len(only) == 1:
+                self.fields[name].initial = only[0]
+        choices = {"dpo.loss_type": dpo_config.DPO_LOSS_TYPES, "policy.dtype": _choices_for("policy.dtype")}
+        for path, label in self.knobs:
+            default = _lookup(defaults, path)
+            common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
+            if path in choices:
+                field = forms.ChoiceField(choices=[(c, c) for c in choices[path]], **common)
+            elif isinstance(default, int):
+                field = forms.IntegerField(min_value=0 if path in ("optim.warmup_steps", "dpo.seed") else 1, **common)
+            else:
+                field = forms.FloatField(**common)
+            self.fields[form_name(path)] = field
+
+    @property
+    def knob_fields(self):
+        return [self[form_name(path)] for path, _ in self.knobs]
+
+    def clean_overrides(self):
+        raw = self.cleaned_data.get("overrides") or ""
+        value = _json_field(raw) if raw.strip() else {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        from workers.engine.dpo_config import DPOTrainConfig
+        from workers.engine.errors import ConfigError
+
+        try:
+            DPOTrainConfig.from_dict({k: v for k, v in self.config().items() if k != "data"})
+        except ConfigError as exc:
+            field = self.field_for_error(f"config.{exc.field}")
+            if field not in self.errors:
+                self.add_error(field, exc.message)
+        return cleaned
+
+    def config(self) -> dict:
+        """The config the form describes; fields that did not parse are left out (the engine's
+        defaults stand in for them)."""
+        config: dict = {}
+        for path, _ in self.knobs:
+            section, key = path.split(".")
+            if form_name(path) in self.cleaned_data:
+                config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
+        config = _deep_merge(config, self.cleaned_data.get("overrides") or {})
+        if self.cleaned_data.get("pair_set") is not None:
+            config["data"] = {"source": "pairs", "pair_set": self.cleaned_data["pair_set"].pk}
+        return config
+
+    def field_for_error(self, field: str | None) -> str | None:
+        if field in ("name", "policy"):
+            return field
+        if field == "config.data":
+            return "pair_set"
+        if field and field.startswith("config."):
+            name = form_name(field[len("config."):])
+            return name if name in self.fields else "overrides"
+        return None
+
+
 def _json_field(raw: str):
     """A form field's JSON value, or ValidationError saying what is wrong (a syntax error with
     its line and column, or a value the database cannot store)."""

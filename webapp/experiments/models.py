@@ -87,6 +87,7 @@ class RunKind(models.TextChoices):
     POLICY = "policy", "Policy RL"
     REWARD_MODEL = "reward_model", "Reward-model training"
     EVALUATION = "evaluation", "Evaluation"
+    DPO = "dpo", "DPO from preference pairs"
     EXTERNAL = "external", "External trainer (reported over the API)"
 
 

@@ -54,6 +54,12 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
             config = dict(config)
             data = preference_data_section(config.pop("data", None))
             return {**RewardModelTrainConfig.from_dict(config).to_dict(), "data": data}
+        if kind == RunKind.DPO:
+            from workers.engine.dpo_config import DPOTrainConfig
+
+            config = dict(config)
+            data = dpo_data_section(config.pop("data", None))
+            return {**DPOTrainConfig.from_dict(config).to_dict(), "data": data}
     except ConfigError as exc:
         raise RunError(exc.message, field=f"config.{exc.field}") from exc
     # External runs are driven by a trainer outside Steer; their config is recorded as given.
@@ -86,6 +92,16 @@ def preference_data_section(data) -> dict[str, Any]:
     pair_set = data.get("pair_set")
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
+    return {"source": "pairs", "pair_set": pair_set}
+
+
+def dpo_data_section(data) -> dict[str, Any]:
+    """The `data` section of a DPO run: an imported set of pairs, ``{"source": "pairs", "pair_set": <id>}``."""
+    pair_set = data.get("pair_set") if isinstance(data, dict) else None
+    if (not isinstance(data, dict) or set(data) != {"source", "pair_set"} or data["source"] != "pairs"
+            or isinstance(pair_set, bool) or not isinstance(pair_set, int)):
+        raise RunError('name the preference pairs to train on: {"source": "pairs", "pair_set": <id of one of the '
+                       "project's pair sets>}", field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
 
 

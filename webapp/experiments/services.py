@@ -28,6 +28,7 @@ RUN_TASKS = {
     RunKind.POLICY: "workers.tasks.run_policy",
     RunKind.EVALUATION: "workers.tasks.run_evaluation",
     RunKind.REWARD_MODEL: "workers.tasks.train_reward_model",
+    RunKind.DPO: "workers.tasks.train_dpo",
 }
 from webapp.experiments.run_config import parse_config_json, validate_config
 
@@ -117,7 +118,8 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     prompts, ``eval_dataset``, to evaluate every ``eval.every_steps`` steps (the two go together);
     a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
-    its backbone ``path`` is, if any. RunError changes nothing and queues nothing.
+    its backbone ``path`` is, if any. A DPO run needs a policy and names its pair set in
+    ``config["data"]``. RunError changes nothing and queues nothing.
     """
     from webapp.experiments.local_folders import (
         backbone_policy, judge_policies_lock, resolve_local_folders, reward_models_lock,
@@ -132,6 +134,14 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset is None:
             raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
                            field="dataset")
+    elif kind == RunKind.DPO:
+        if policy is None:
+            raise RunError("choose the policy to train", field="policy")
+        if dataset is not None or eval_dataset is not None:
+            raise RunError("a DPO run trains on the pair set its config's data names, not on a prompt dataset; "
+                           "leave it out", field="dataset" if dataset is not None else "eval_dataset")
+        if policy.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
+            config = policy_config_merged(config=config, policy=policy)
     elif kind not in RUN_TASKS:
         raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
     # Models named by id become the engine's own fields first, so the checks below read the
@@ -164,6 +174,10 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
 
                 preference_source_check(project=project, data=run.config["data"],
                                         eval_fraction=run.config["eval_fraction"], seed=run.config["seed"])
+            if kind == RunKind.DPO:
+                from webapp.rewards.selectors import dpo_pairs_check
+
+                dpo_pairs_check(project=project, data=run.config["data"])
             run_enqueue(run=run)
     except OperationalError as exc:  # raised by the task sent on commit: no worker will ever see this run
         log.error("run %s: the broker refused its task (%s); the run is withdrawn", run.id, exc)
@@ -384,4 +398,8 @@ def run_execute(*, run_id: int, worker: str) -> str:
         from webapp.rewards.training import reward_model_run_execute
 
         return reward_model_run_execute(run_id=run_id, worker=worker)
+    if kind == RunKind.DPO:
+        from webapp.rewards.dpo_training import dpo_run_execute
+
+        return dpo_run_execute(run_id=run_id, worker=worker)
     return "skipped: no such run" if kind is None else f"skipped: {kind} runs are not executed here"

@@ -102,6 +102,21 @@ def preference_records(*, project, data: dict) -> list:
     return records
 
 
+def dpo_pairs_check(*, project, data: dict) -> None:
+    """RunError unless the DPO run's pair set exists in this project (called in the launch's
+    transaction: the share lock keeps a deletion waiting until the run is committed)."""
+    if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"]).values_list("pk")):
+        raise RunError("no such set of imported pairs in this project", field="config.data")
+
+
+def dpo_pairs(*, project, data: dict) -> list:
+    """The engine's PreferencePairs of a DPO run's pair set, in the order they were imported."""
+    from workers.engine.dpo import PreferencePair
+
+    pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
+    return [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in pair_set.pairs]
+
+
 def runs_using_reward_model(*, reward_model: RewardModel) -> list:
     """The project's runs whose rewards name this reward model's folder, newest first.
 
@@ -119,10 +134,10 @@ def runs_using_reward_model(*, reward_model: RewardModel) -> list:
 
 
 def runs_using_pair_set(*, pair_set: PreferencePairSet) -> QuerySet:
-    """The project's reward-model runs that train on the imported pairs, newest first."""
+    """The project's reward-model and DPO runs that train on the imported pairs, newest first."""
     from webapp.experiments.models import Run, RunKind
 
-    return (Run.objects.filter(project_id=pair_set.project_id, kind=RunKind.REWARD_MODEL,
+    return (Run.objects.filter(project_id=pair_set.project_id, kind__in=[RunKind.REWARD_MODEL, RunKind.DPO],
                                config__data__source="pairs", config__data__pair_set=pair_set.pk)
             .order_by("-id").only("id", "name", "status"))
 
