@@ -240,3 +240,42 @@ def test_config_validation_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_sequence_logps_are_each_completions_log_likelihood_after_its_prompt(fast):
+    """The batched rows (prompts left-padded, completions right-padded, chosen and rejected of
+    different lengths) give what the model says of each prompt + completion on its own."""
+    from workers.engine.dpo import encode_pairs, sequence_logps
+    from workers.engine.tiny import build_tiny_policy
+
+    model, tokenizer = build_tiny_policy(alphabet="abxy", hidden_size=32, num_layers=1, num_heads=2,
+                                         intermediate_size=64, seed=3)
+    model.eval()
+    pairs = [PreferencePair("x", "aaa", "b"), PreferencePair([{"role": "user", "content": "xyyx"}], "ab", "bbbb")]
+    encoded = encode_pairs(tokenizer, pairs, max_length=64, use_chat_template=True)
+    with torch.no_grad():
+        logps, lengths = sequence_logps(model, encoded, tokenizer.pad_token_id, "cpu", fast=fast)
+        expected = []
+        for completion_of in (lambda e: e.chosen, lambda e: e.rejected):
+            for e in encoded:
+                ids = torch.tensor([e.prompt + completion_of(e)])
+                logits = model(input_ids=ids).logits[0, len(e.prompt) - 1:-1]
+                targets = ids[0, len(e.prompt):]
+                expected.append(torch.log_softmax(logits.float(), -1).gather(1, targets[:, None]).sum())
+    assert torch.allclose(logps, torch.stack(expected), atol=1e-4)
+    assert lengths.tolist() == [4, 3, 2, 5]  # each completion and its EOS
+    assert encoded[0].chosen[-1] == tokenizer.eos_token_id
+
+
+def test_a_prompt_too_long_keeps_its_end_and_completions_are_cut_to_fit():
+    from workers.engine.dpo import encode_pairs
+    from workers.engine.tiny import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer("abxy")
+    [long_prompt] = encode_pairs(tokenizer, [PreferencePair("xxxxxxxxxy", "aaaa", "b")], max_length=6,
+                                 use_chat_template=False)
+    assert len(long_prompt.prompt) == 5 and tokenizer.decode(long_prompt.prompt).endswith("y")
+    assert len(long_prompt.chosen) == len(long_prompt.rejected) == 1
+    [short] = encode_pairs(tokenizer, [PreferencePair("xy", "aaaa", "b")], max_length=5, use_chat_template=False)
+    assert tokenizer.decode(short.chosen) == "aaa" and short.rejected == tokenizer("b")["input_ids"] + [2]

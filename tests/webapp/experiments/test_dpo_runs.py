@@ -19,6 +19,8 @@ from webapp.experiments.models import (
     RunKind,
     RunStatus,
 )
+from webapp.experiments.policies import policy_create
+from webapp.experiments.selectors import checkpoints_to_start_from
 from webapp.experiments.services import run_execute, run_launch
 from webapp.rewards.errors import RewardModelError
 from webapp.rewards.services import pair_set_delete, pair_set_import
@@ -138,6 +140,12 @@ def test_a_dpo_run_learns_the_preference_and_registers_the_trained_policy(client
     assert trained.engine_spec() == {"source": "path", "path": str(run.checkpoint_dir / "checkpoints" / "step-8")}
     assert run_execute(run_id=run.id, worker="w2@host") == "skipped"
     assert PolicyModel.objects.filter(checkpoint__run=run).count() == 1
+    # Its other checkpoint can be registered by hand, as a policy run's can.
+    step_6 = Checkpoint.objects.get(run=run, step=6)
+    assert step_6 in checkpoints_to_start_from(project=project)
+    by_hand = policy_create(project=project, user=project.user, name="dpo step 6", source="checkpoint",
+                            checkpoint_id=step_6.id)
+    assert by_hand.engine_spec()["path"].endswith("step-6")
 
     client.login(username=project.user.username, password=PASSWORD)
     page = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
