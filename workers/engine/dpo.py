@@ -335,8 +335,11 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
     for group in optimizer.param_groups:
         group["lr"] = lr
     num_pairs = sum(len(ids) for ids in micro_batches)
-    sums = dict.fromkeys(("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
-                          "logps/chosen", "logps/rejected"), 0.0)
+    # Sums stay on the device and are read once at the end (a read per micro-batch would make the
+    # host wait for the GPU before it could queue the next micro-batch's kernels).
+    sums = {key: torch.zeros((), dtype=torch.float64, device=device)
+            for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                        "logps/chosen", "logps/rejected")}
     optimizer.zero_grad(set_to_none=True)
     with training_attention(torch.device(device)):
         for ids in micro_batches:
@@ -353,13 +356,13 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
                                 ("rewards/accuracies", (out.chosen_rewards > out.rejected_rewards).float()),
                                 ("rewards/margins", out.chosen_rewards - out.rejected_rewards),
                                 ("logps/chosen", chosen.detach()), ("logps/rejected", rejected.detach())):
-                sums[key] += values.sum().item()
+                sums[key] += values.sum(dtype=torch.float64)
     _zero_missing_grads(model)
     max_norm = config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    metrics = {key: value / num_pairs for key, value in sums.items()}
+    metrics = {key: value / num_pairs for key, value in zip(sums, torch.stack(list(sums.values())).tolist())}
     metrics.update({"grad_norm": grad_norm, "learning_rate": lr})
     return metrics
 
