@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('datasets', '0002_dataset_names_any_case'),
-        ('experiments', '0012_run_released_by'),
+        ('experiments', '0015_run_creation_key'),
         ('projects', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
