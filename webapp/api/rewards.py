@@ -4,12 +4,14 @@ they train on."""
 from django.db import IntegrityError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, SteerApi, SteerFileApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
+from webapp.api.pagination import PositionCursorPagination
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.tar_stream import tar_download_response
 from webapp.experiments.errors import RunError
@@ -17,7 +19,12 @@ from webapp.experiments.models import Run
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.exports import pair_set_download_response
 from webapp.rewards.models import PreferencePairSet, RewardModel
-from webapp.rewards.selectors import pair_set_list, reward_model_download_name, reward_model_folder
+from webapp.rewards.selectors import (
+    pair_set_list,
+    pair_set_pairs_page,
+    reward_model_download_name,
+    reward_model_folder,
+)
 from webapp.rewards.services import (
     pair_set_delete,
     pair_set_from_run,
@@ -104,8 +111,28 @@ class PairSetOutputSerializer(serializers.ModelSerializer):
 
 
 class PairSetDetailOutputSerializer(PairSetOutputSerializer):
+    pairs_url = serializers.SerializerMethodField(
+        help_text="The set's pairs, a page at a time (``GET /pair-sets/<id>/pairs/``).")
+    download_url = serializers.SerializerMethodField(
+        help_text="The set's pairs as one streamed JSONL file (``GET /pair-sets/<id>/pairs.jsonl``).")
+
     class Meta(PairSetOutputSerializer.Meta):
-        fields = PairSetOutputSerializer.Meta.fields + ["pairs"]
+        fields = PairSetOutputSerializer.Meta.fields + ["pairs_url", "download_url"]
+
+    def _url(self, name: str, pair_set) -> str:
+        return self.context["request"].build_absolute_uri(reverse(name, kwargs={"pair_set_id": pair_set.pk}))
+
+    def get_pairs_url(self, pair_set) -> str:
+        return self._url("api:pair-set-pair-list", pair_set)
+
+    def get_download_url(self, pair_set) -> str:
+        return self._url("api:pair-set-pairs", pair_set)
+
+
+class PairOutputSerializer(serializers.Serializer):
+    prompt = serializers.JSONField(help_text="A string, or chat messages: a list of {role, content}.")
+    chosen = serializers.CharField()
+    rejected = serializers.CharField()
 
 
 class PairSetListCreateApi(SteerListApi):
@@ -189,16 +216,36 @@ class PairSetPairsApi(SteerFileApi):
         return pair_set_download_response(pair_set.project, pair_set)
 
 
+class PairSetPairListApi(SteerListApi):
+    """GET: the set's pairs, a page at a time, in the order they were stored, each as it was
+    imported or built ({prompt, chosen, rejected}, the prompt a string or chat messages)."""
+
+    project_roles = RESEARCH
+    serializer_class = PairOutputSerializer
+    pagination_class = PositionCursorPagination
+    filter_backends = []
+
+    def list(self, request, pair_set_id: int):
+        pair_set = get_object_or_404(PreferencePairSet.objects.defer("pairs"), pk=pair_set_id,
+                                     project_id__in=scoped_project_ids(request, RESEARCH))
+        pairs = self.paginator.paginate_positions(
+            lambda **page: pair_set_pairs_page(pair_set_id=pair_set.pk, **page), request)
+        return self.get_paginated_response(self.get_serializer(pairs, many=True).data)
+
+
 class PairSetDetailApi(SteerRetrieveApi):
-    """GET: one set with its pairs (for a large set, ``pairs.jsonl`` streams them). DELETE: delete it (204); 409 while a queued or running
-    reward-model run trains on it. Finished runs that trained on it keep their configs."""
+    """GET: one set, its ``pair_count`` and links to its pairs (``pairs_url`` a page at a time,
+    ``download_url`` as one JSONL file), not the pairs themselves: a set holds up to 100,000.
+    DELETE: delete it (204); 409 while a queued or running reward-model run trains on it.
+    Finished runs that trained on it keep their configs."""
 
     project_roles = RESEARCH
     serializer_class = PairSetDetailOutputSerializer
     lookup_url_kwarg = "pair_set_id"
 
     def get_queryset(self):
-        return PreferencePairSet.objects.filter(project_id__in=scoped_project_ids(self.request, RESEARCH))
+        return (PreferencePairSet.objects.defer("pairs")
+                .filter(project_id__in=scoped_project_ids(self.request, RESEARCH)))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, pair_set_id: int):

@@ -102,6 +102,7 @@ urlpatterns = [
          name="reward-model-download"),
     path("pair-sets/<id:pair_set_id>/", rewards.PairSetDetailApi.as_view(), name="pair-set-detail"),
     path("pair-sets/<id:pair_set_id>/pairs.jsonl", rewards.PairSetPairsApi.as_view(), name="pair-set-pairs"),
+    path("pair-sets/<id:pair_set_id>/pairs/", rewards.PairSetPairListApi.as_view(), name="pair-set-pair-list"),
     # anything else under /api/v1/ answers 404 in the API's error shape, not Django's HTML page
     re_path(r"^(?P<path>[\s\S]*)", route_not_found),  # [\s\S]: a newline too; no (?s), which reverse() refuses
 ]

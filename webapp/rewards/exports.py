@@ -18,8 +18,8 @@ from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
 from webapp.core.downloads import attachment_response
-
 from webapp.rewards.models import PreferencePairSet
+from webapp.rewards.selectors import pair_rows_sql
 
 CHUNK = 500
 _TABLE = PreferencePairSet._meta.db_table
@@ -37,11 +37,9 @@ def pair_set_is_conversational(*, pair_set_id: int) -> bool:
 def _pairs_text(pair_set_id: int) -> Iterator[str]:
     """The set's pairs in their stored order, each as its JSON text."""
     with connection.chunked_cursor() as cursor:
-        cursor.execute(
-            f"SELECT e.pair::text FROM {_TABLE} s, jsonb_array_elements(s.pairs) WITH ORDINALITY "
-            "AS e(pair, n) WHERE s.id = %s ORDER BY e.n", [pair_set_id])
+        cursor.execute(pair_rows_sql("ORDER BY e.n"), [pair_set_id])
         while rows := cursor.fetchmany(CHUNK):
-            for (text,) in rows:
+            for _, text in rows:
                 yield text
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -144,3 +146,28 @@ def runs_using_pair_set(*, pair_set: PreferencePairSet) -> QuerySet:
 
 def pair_set_get(*, project, pair_set_id: int) -> PreferencePairSet:
     return get_object_or_404(PreferencePairSet.objects.defer("pairs"), pk=pair_set_id, project=project)
+
+
+def pair_rows_sql(rest: str) -> str:
+    """A query of ``(position, JSON text)`` for each pair of the set whose id is its first
+    parameter, positions counted from 1 in stored order; ``rest`` goes after the WHERE clause."""
+    return (f"SELECT e.n, e.pair::text FROM {PreferencePairSet._meta.db_table} s, "
+            f"jsonb_array_elements(s.pairs) WITH ORDINALITY AS e(pair, n) WHERE s.id = %s {rest}")
+
+
+def pair_set_pairs_page(*, pair_set_id: int, limit: int, after: int = 0,
+                        before: int | None = None) -> list[tuple[int, dict]]:
+    """Up to ``limit`` pairs of a set as ``(position, pair)``, positions counted from 1 in stored
+    order, ascending: those after position ``after``, or, given ``before``, the last ones before it.
+
+    The pairs are one JSON array in one row: PostgreSQL picks the page out of it, so a page of a
+    set of 100,000 pairs brings ``limit`` pairs into Python, not the set."""
+    if before is None:
+        condition, order, params = "e.n > %s", "ASC", [after]
+    else:
+        condition, order, params = "e.n < %s", "DESC", [before]
+    with connection.cursor() as cursor:
+        cursor.execute(pair_rows_sql(f"AND {condition} ORDER BY e.n {order} LIMIT %s"),
+                       [pair_set_id, *params, limit])
+        rows = [(n, orjson.loads(text)) for n, text in cursor.fetchall()]
+    return rows if before is None else rows[::-1]

@@ -158,6 +158,7 @@ ROUTES = [
      lambda: {"name": f"ps-{uuid.uuid4().hex[:6]}", "content": '{"prompt": "p", "chosen": "a", "rejected": "b"}\n'},
      (201, 201, 403)),
     ("pair set detail", "get", "/api/v1/pair-sets/{pair_set}/", None, (200, 200, 404)),
+    ("pair set pairs", "get", "/api/v1/pair-sets/{pair_set}/pairs/", None, (200, 200, 404)),
     ("pair set delete", "delete", "/api/v1/pair-sets/{pair_set}/", None, (204, 204, 404)),
     ("preference export", "get", "/api/v1/projects/{project}/exports/preferences.jsonl", None, (200, 200, 403)),
     ("label export", "get", "/api/v1/projects/{project}/exports/labels.jsonl", None, (200, 200, 403)),

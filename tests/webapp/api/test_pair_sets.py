@@ -22,15 +22,77 @@ def owner_api():
     return project, token_client(user)
 
 
-def test_an_import_is_listed_without_its_pairs_and_read_with_them(owner_api):
+def pairs_of(api, pair_set_id: int) -> list:
+    """Every pair of a set, read page by page from ``/pair-sets/<id>/pairs/``."""
+    pairs, url = [], f"/api/v1/pair-sets/{pair_set_id}/pairs/"
+    while url:
+        page = api.get(url)
+        assert page.status_code == 200, page.content
+        pairs += page.json()["results"]
+        url = page.json()["next"]
+    return pairs
+
+
+def test_an_import_is_listed_and_read_without_its_pairs_which_are_paged(owner_api):
     project, api = owner_api
     created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "prefs", "content": PAIRS}, format="json")
     assert created.status_code == 201 and created.json()["pair_count"] == 2
     listed = api.get(f"/api/v1/projects/{project.id}/pair-sets/").json()["results"]
     assert [(s["name"], s["pair_count"]) for s in listed] == [("prefs", 2)] and "pairs" not in listed[0]
-    detail = api.get(f"/api/v1/pair-sets/{created.json()['id']}/").json()
-    assert detail["pairs"][1] == {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello",
-                                  "rejected": "go away"}
+    set_id = created.json()["id"]
+    detail = api.get(f"/api/v1/pair-sets/{set_id}/").json()
+    assert "pairs" not in detail and detail["pair_count"] == 2
+    assert detail["pairs_url"] == f"http://testserver/api/v1/pair-sets/{set_id}/pairs/"
+    assert detail["download_url"] == f"http://testserver/api/v1/pair-sets/{set_id}/pairs.jsonl"
+    assert api.get(detail["pairs_url"]).json()["results"][1] == {
+        "prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "go away"}
+
+
+def test_the_detail_never_reads_the_pairs_column(owner_api, django_assert_max_num_queries):
+    """A set of 100,000 pairs is tens of MB in one JSON column: the detail leaves it in the database."""
+    project, api = owner_api
+    pair_set = PreferencePairSet.objects.create(project=project, name="big", pair_count=1,
+                                                pairs=[{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    with django_assert_max_num_queries(10) as queries:
+        assert api.get(f"/api/v1/pair-sets/{pair_set.id}/").status_code == 200
+    assert not [q["sql"] for q in queries.captured_queries if '"rewards_preferencepairset"."pairs"' in q["sql"]]
+
+
+def test_pairs_are_paged_forwards_and_back_in_stored_order(owner_api):
+    project, api = owner_api
+    stored = [{"prompt": f"p{i}", "chosen": f"a{i}", "rejected": f"b{i}"} for i in range(5)]
+    pair_set = PreferencePairSet.objects.create(project=project, name="five", pair_count=5, pairs=stored)
+    first = api.get(f"/api/v1/pair-sets/{pair_set.id}/pairs/?page_size=2").json()
+    assert first["results"] == stored[:2] and first["previous"] is None
+    second = api.get(first["next"]).json()
+    assert second["results"] == stored[2:4]
+    last = api.get(second["next"]).json()
+    assert last["results"] == stored[4:] and last["next"] is None
+    back = api.get(last["previous"]).json()
+    assert back["results"] == stored[2:4] and back["next"] == second["next"]
+    assert api.get(back["previous"]).json() == first
+    assert pairs_of(api, pair_set.id) == stored
+
+
+def test_a_page_of_pairs_costs_the_same_queries_and_brings_only_its_pairs(owner_api, django_assert_max_num_queries):
+    project, api = owner_api
+    stored = [{"prompt": f"p{i}", "chosen": f"a{i}", "rejected": f"b{i}"} for i in range(3000)]
+    pair_set = PreferencePairSet.objects.create(project=project, name="many", pair_count=3000, pairs=stored)
+    with django_assert_max_num_queries(10) as queries:
+        page = api.get(f"/api/v1/pair-sets/{pair_set.id}/pairs/?page_size=3").json()
+    assert page["results"] == stored[:3]
+    assert not [q["sql"] for q in queries.captured_queries if '"rewards_preferencepairset"."pairs"' in q["sql"]]
+
+
+def test_pairs_of_another_projects_set_answer_404_and_bad_paging_is_refused(owner_api):
+    project, api = owner_api
+    theirs = PreferencePairSet.objects.create(project=make_project(), name="theirs", pair_count=1,
+                                              pairs=[{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    assert api.get(f"/api/v1/pair-sets/{theirs.id}/pairs/").status_code == 404
+    mine = PreferencePairSet.objects.create(project=project, name="mine", pair_count=1,
+                                            pairs=[{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    assert api.get(f"/api/v1/pair-sets/{mine.id}/pairs/?cursor=bm9wZQ").status_code == 404
+    assert api.get(f"/api/v1/pair-sets/{mine.id}/pairs/?page_size=0").status_code == 400
 
 
 def test_a_bad_import_names_its_lines_and_stores_nothing(owner_api):
@@ -84,7 +146,7 @@ def test_a_preference_export_with_a_line_separator_imports_back_as_a_pair_set(ow
     created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "again", "content": content},
                        format="json")
     assert created.status_code == 201, created.json()
-    pairs = api.get(f"/api/v1/pair-sets/{created.json()['id']}/").json()["pairs"]
+    pairs = pairs_of(api, created.json()["id"])
     assert pairs == [{"prompt": "line one\u2028line two", "chosen": "a\u2029b", "rejected": "c"}]
 
 
@@ -103,5 +165,5 @@ def test_a_chat_preference_export_imports_back_as_a_pair_set(owner_api):
     created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "chat", "content": content},
                        format="json")
     assert created.status_code == 201, created.json()
-    pairs = api.get(f"/api/v1/pair-sets/{created.json()['id']}/").json()["pairs"]
+    pairs = pairs_of(api, created.json()["id"])
     assert pairs == [{"prompt": messages, "chosen": "5", "rejected": "4"}]
