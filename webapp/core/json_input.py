@@ -13,7 +13,10 @@ import json
 import math
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from webapp.core.uploads import UploadText
 
 
 def storable_json(text: str | bytes) -> Any:
@@ -96,27 +99,35 @@ def json_error(exc: ValueError) -> str:
     return str(exc)
 
 
-def jsonl_lines(content: str) -> Iterator[tuple[int, str]]:
-    """(number from 1, line) of a JSONL text, split on "\\n" alone (a "\\r" before it is
-    dropped). ``str.splitlines`` also splits on U+2028, U+2029, U+0085 and other separators
-    that JSON allows raw inside a string, which cut a line in pieces and shifted the numbers."""
-    for number, line in enumerate(content.split("\n"), start=1):
+def jsonl_lines(content: str | UploadText) -> Iterator[tuple[int, str]]:
+    """(number from 1, line) of a JSONL text or uploaded file (read a line at a time), split on
+    "\\n" alone (a "\\r" before it is dropped). ``str.splitlines`` also splits on U+2028, U+2029,
+    U+0085 and other separators that JSON allows raw inside a string, which cut a line in pieces
+    and shifted the numbers."""
+    lines = content.split("\n") if isinstance(content, str) else (
+        line.removesuffix("\n") for line in content.lines())
+    for number, line in enumerate(lines, start=1):
         yield number, line.removesuffix("\r")
 
 
-def json_array_instead_of_lines(content: str) -> str | None:
+def json_array_instead_of_lines(content: str | UploadText) -> str | None:
     """What to say of a file that is one JSON array where JSON Lines were expected (Label
     Studio's and Argilla's JSON exports, pandas' ``to_json(orient="records")``), else None.
     Read line by line, such a file gave an error for each of its lines, none of them the cause."""
-    if not content.lstrip().startswith("["):
+    if not isinstance(content, str):
+        items = content.json_array_items()
+    elif not content.lstrip().startswith("["):
         return None
-    try:
-        value = json.loads(content)
-    except (ValueError, RecursionError):
+    else:
+        try:
+            value = json.loads(content)
+        except (ValueError, RecursionError):
+            return None
+        items = len(value) if isinstance(value, list) else None
+    if items is None:
         return None
-    if not isinstance(value, list):
-        return None
-    return (f"the file is one JSON array (of {len(value)} items), as Label Studio's and Argilla's JSON exports "
+    counted = f" (of {items} items)" if items >= 0 else ""
+    return (f"the file is one JSON array{counted}, as Label Studio's and Argilla's JSON exports "
             "are, not JSON Lines: write one JSON object a line (pandas: to_json(orient=\"records\", lines=True); "
             "datasets: Dataset.to_json)")
 

@@ -14,7 +14,7 @@ from webapp.core.json_input import (
     storable_json,
     storable_text_check,
 )
-from webapp.core.uploads import MAX_IMPORT_BYTES
+from webapp.core.uploads import MAX_IMPORT_BYTES, UploadText
 from webapp.datasets.errors import DatasetImportError
 
 PROMPT_KEYS = ("prompt", "messages", "text", "question")
@@ -81,14 +81,16 @@ def row_from_object(obj) -> PromptRow:
     return PromptRow(text=text, messages=messages, reference=str(reference), metadata={**extra, **metadata})
 
 
-def parse_jsonl(content: str) -> list[PromptRow]:
+def parse_jsonl(content: str | UploadText) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad line by its number (from 1)."""
     rows, errors = [], []
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
-            rows.append(row_from_object(storable_json(line)))
+            row = row_from_object(storable_json(line))
+            if len(rows) <= MAX_ROWS:  # one more says there are too many; the rest need not be kept
+                rows.append(row)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
@@ -99,7 +101,7 @@ def parse_jsonl(content: str) -> list[PromptRow]:
     return rows
 
 
-def parse_csv(content: str) -> list[PromptRow]:
+def parse_csv(content: str | UploadText) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad row by the line it ends on. Quoting is
     strict: a quoted field left open swallowed the rest of the file into one prompt. A row
     needs as many fields as the header (an unquoted comma splits a field in two), whose names
@@ -110,7 +112,7 @@ def parse_csv(content: str) -> list[PromptRow]:
     # The limit is the process's; raising it harms no other reader.
     if csv.field_size_limit() < MAX_IMPORT_BYTES:
         csv.field_size_limit(MAX_IMPORT_BYTES)
-    reader = csv.reader(io.StringIO(content), strict=True)
+    reader = csv.reader(io.StringIO(content) if isinstance(content, str) else content.lines(), strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -132,7 +134,9 @@ def parse_csv(content: str) -> list[PromptRow]:
             if not fields:  # a blank line
                 continue
             try:
-                rows.append(_row_from_csv(header, fields))
+                row = _row_from_csv(header, fields)
+                if len(rows) <= MAX_ROWS:
+                    rows.append(row)
             except ValueError as exc:
                 errors.append((reader.line_num, str(exc)))
     except csv.Error as exc:
@@ -171,5 +175,5 @@ def _check(rows: list[PromptRow], errors: list[tuple[int, str]]) -> None:
         raise DatasetImportError([(MAX_ROWS + 1, f"at most {MAX_ROWS} prompts per import")])
 
 
-def parse_file(name: str, content: str) -> list[PromptRow]:
+def parse_file(name: str, content: str | UploadText) -> list[PromptRow]:
     return parse_csv(content) if name.lower().endswith(".csv") else parse_jsonl(content)

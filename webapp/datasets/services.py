@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
 from webapp.core.names import name_problem, name_strip
+from webapp.core.uploads import UploadText
 from webapp.datasets.errors import DatasetError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import PromptRow, parse_file
@@ -56,7 +57,7 @@ def _name_taken(taken: str, name: str) -> str:
     return f"a dataset named {taken!r} already exists in this project; names must differ in more than case"
 
 
-def dataset_import(*, project, name: str, filename: str, content: str, user=None, description: str = "") -> PromptDataset:
+def dataset_import(*, project, name: str, filename: str, content: str | UploadText, user=None, description: str = "") -> PromptDataset:
     """Parse a JSONL/CSV file and store it; DatasetError (a field at fault, the name checked
     before the file is read) or DatasetImportError (with line numbers) changes nothing."""
     name = name_strip(name)

@@ -19,6 +19,7 @@ from webapp.core.json_input import (
     jsonl_lines,
     storable_json,
 )
+from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
 
@@ -87,14 +88,16 @@ def task_row_from_object(obj) -> TaskRow:
                    gold_ranking=gold, metadata=metadata)
 
 
-def parse_tasks_jsonl(content: str) -> list[TaskRow]:
+def parse_tasks_jsonl(content: str | UploadText) -> list[TaskRow]:
     """All rows, or TaskImportError listing every bad line by its number (from 1)."""
     rows, errors = [], []
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
-            rows.append(task_row_from_object(storable_json(line)))
+            row = task_row_from_object(storable_json(line))
+            if len(rows) <= MAX_TASKS:  # one more says there are too many; the rest need not be kept
+                rows.append(row)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import MD5
 
 from webapp.core.names import name_problem, name_strip
+from webapp.core.uploads import UploadText
 from webapp.experiments.models import Run, Trajectory
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, Rubric, RubricVersion
@@ -184,7 +185,7 @@ def _tasks_create(*, project, specs: Sequence[TaskSpec], required_labels: int, r
 
 
 @transaction.atomic
-def comparison_tasks_import_jsonl(*, project, content: str, required_labels: int = 1, rubric: Rubric | None = None,
+def comparison_tasks_import_jsonl(*, project, content: str | UploadText, required_labels: int = 1, rubric: Rubric | None = None,
                                   user=None) -> list[ComparisonTask]:
     """Tasks from JSONL (see ``parsing.py``); TaskImportError names every bad line and imports nothing."""
     required = _required_labels_clean(required_labels)

@@ -13,6 +13,7 @@ from webapp.core.json_input import (
     jsonl_lines,
     storable_json,
 )
+from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
 from webapp.rewards.errors import PairImportError
 
@@ -75,14 +76,18 @@ def pair_from_object(obj) -> dict:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
-def parse_pairs(content: str) -> list[dict]:
-    """Every pair of a JSONL text, or PairImportError listing each bad line with its number."""
-    pairs, errors = [], []
+def parse_pairs(content: str | UploadText) -> list[dict]:
+    """Every pair of a JSONL text or uploaded file, or PairImportError listing each bad line with
+    its number."""
+    pairs, errors, count = [], [], 0
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
-            pairs.append(pair_from_object(storable_json(line)))
+            pair = pair_from_object(storable_json(line))
+            count += 1
+            if count <= MAX_PAIRS:  # past the limit only the count is kept, for the message
+                pairs.append(pair)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
@@ -95,6 +100,6 @@ def parse_pairs(content: str) -> list[dict]:
         raise PairImportError(errors)
     if not pairs:
         raise PairImportError([(0, "the file holds no pairs")])
-    if len(pairs) > MAX_PAIRS:
-        raise PairImportError([(0, f"{len(pairs)} pairs; at most {MAX_PAIRS} per file")])
+    if count > MAX_PAIRS:
+        raise PairImportError([(0, f"{count} pairs; at most {MAX_PAIRS} per file")])
     return pairs

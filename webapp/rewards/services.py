@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
 from webapp.core.names import name_problem, name_strip
+from webapp.core.uploads import UploadText
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.models import PreferencePairSet, RewardModel
 from webapp.rewards.parsing import parse_pairs
@@ -16,7 +17,7 @@ from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_mode
 
 
 @transaction.atomic
-def pair_set_import(*, project, name: str, content: str, user=None) -> PreferencePairSet:
+def pair_set_import(*, project, name: str, content: str | UploadText, user=None) -> PreferencePairSet:
     """Parse a JSONL file of pairs and store it; PairImportError (with line numbers) stores nothing."""
     name = name_strip(name)
     if problem := name_problem(name):

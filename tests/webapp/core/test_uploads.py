@@ -10,7 +10,7 @@ from webapp.rewards.models import PreferencePairSet
 
 
 def test_an_upload_is_read_as_utf8_without_its_byte_order_mark():
-    assert upload_text(SimpleUploadedFile("p.jsonl", '\ufeff{"prompt": "é"}'.encode())) == '{"prompt": "é"}'
+    assert "".join(upload_text(SimpleUploadedFile("p.jsonl", '\ufeff{"prompt": "é"}'.encode())).lines()) == '{"prompt": "é"}'
 
 
 def test_an_upload_that_is_not_utf8_names_the_byte_and_its_line():
