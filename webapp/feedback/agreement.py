@@ -56,6 +56,51 @@ def _by_task(labels: Iterable[RawLabel]) -> dict[int, list[RawLabel]]:
     return tasks
 
 
+def _signs(ranking: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The label's candidate positions, sorted, and its ``preference_sign`` of each two of
+    them in ``combinations`` order: what every figure comparing two labels reads of a label,
+    computed once per label rather than once per comparison."""
+    tiers = tier_of(ranking)
+    positions = tuple(sorted(tiers))
+    return positions, _signs_over(tiers, positions)
+
+
+def _signs_over(tiers: Mapping[int, int], positions: Sequence[int]) -> tuple[int, ...]:
+    return tuple(preference_sign(tiers, i, j) for i, j in combinations(positions, 2))
+
+
+def agreement_and_tau(labels: Iterable[RawLabel]) -> tuple[Figure, Figure]:
+    """``pairwise_agreement`` and ``mean_kendall_tau_b`` in one pass over the labels."""
+    pairwise, tau = Figure(), Figure()
+    # Both figures of two labels depend on their two rankings alone, and a project's labels hold
+    # few distinct rankings (13 of three candidates): each ranking's signs, and each two
+    # rankings' comparison, are worked out once, not for every label and every two labels.
+    signs: dict[tuple, tuple] = {}
+    compared: dict[tuple, tuple[int, int, float | None]] = {}
+    for task_labels in _by_task(labels).values():
+        keyed = [(label.annotator_id, _ranking_key(label.ranking), label.ranking) for label in task_labels]
+        for (a_id, a_key, a_ranking), (b_id, b_key, b_ranking) in combinations(keyed, 2):
+            if (a_key, b_key) not in compared:
+                a_positions, a = signs.get(a_key) or signs.setdefault(a_key, _signs(a_ranking))
+                b_positions, b = signs.get(b_key) or signs.setdefault(b_key, _signs(b_ranking))
+                if a_positions != b_positions:  # not from a task's import; read b at a's positions, as ever
+                    b = _signs_over(tier_of(b_ranking), a_positions)
+                compared[a_key, b_key] = (sum(x == y for x, y in zip(a, b, strict=True)), len(a),
+                                          _tau_b_of_signs(a, b))
+            agree, judgements, value = compared[a_key, b_key]
+            for ratio in (pairwise.overall, pairwise.per_annotator[a_id], pairwise.per_annotator[b_id]):
+                ratio.add(agree, judgements)
+            if value is None:
+                continue
+            for ratio in (tau.overall, tau.per_annotator[a_id], tau.per_annotator[b_id]):
+                ratio.add(value)
+    return pairwise, tau
+
+
+def _ranking_key(ranking: Sequence[Sequence[int]]) -> tuple:
+    return tuple(map(tuple, ranking))
+
+
 def pairwise_agreement(labels: Iterable[RawLabel]) -> Figure:
     """Share of (candidate pair, annotator pair) judgements on which two annotators agree.
 
@@ -64,16 +109,25 @@ def pairwise_agreement(labels: Iterable[RawLabel]) -> Figure:
     a pairwise task this is "did they cast the same vote", with tie and both-bad both
     counting as "no preference". An annotator's figure counts the comparisons they take part in.
     """
-    figure = Figure()
-    for task_labels in _by_task(labels).values():
-        tiers = [(label.annotator_id, tier_of(label.ranking)) for label in task_labels]
-        for (a_id, a), (b_id, b) in combinations(tiers, 2):
-            for i, j in combinations(sorted(a), 2):
-                agree = float(preference_sign(a, i, j) == preference_sign(b, i, j))
-                figure.overall.add(agree)
-                figure.per_annotator[a_id].add(agree)
-                figure.per_annotator[b_id].add(agree)
-    return figure
+    return agreement_and_tau(labels)[0]
+
+
+def _tau_b_of_signs(a: Sequence[int], b: Sequence[int]) -> float | None:
+    """``kendall_tau_b`` of two rankings given as their signs over every two items."""
+    concordant = discordant = ties_a = ties_b = 0
+    for x, y in zip(a, b, strict=True):
+        if x == 0:
+            ties_a += 1
+        if y == 0:
+            ties_b += 1
+        if x * y > 0:
+            concordant += 1
+        elif x * y < 0:
+            discordant += 1
+    denominator = math.sqrt((len(a) - ties_a) * (len(b) - ties_b))
+    if denominator == 0:
+        return None
+    return (concordant - discordant) / denominator
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -105,18 +159,7 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 def mean_kendall_tau_b(labels: Iterable[RawLabel]) -> Figure:
     """Mean tau-b over every (task, annotator pair); pairs where it is undefined are left out."""
-    figure = Figure()
-    for task_labels in _by_task(labels).values():
-        for a, b in combinations(task_labels, 2):
-            ta, tb = tier_of(a.ranking), tier_of(b.ranking)
-            positions = sorted(ta)
-            tau = kendall_tau_b([ta[p] for p in positions], [tb[p] for p in positions])
-            if tau is None:
-                continue
-            figure.overall.add(tau)
-            figure.per_annotator[a.annotator_id].add(tau)
-            figure.per_annotator[b.annotator_id].add(tau)
-    return figure
+    return agreement_and_tau(labels)[1]
 
 
 def krippendorff_alpha_ordinal(units: Iterable[Sequence[float]]) -> float | None:
@@ -165,18 +208,20 @@ def gold_accuracy(labels: Iterable[RawLabel], gold: Mapping[int, Sequence[Sequen
     gold ranking has an order counts as a miss.
     """
     figure = Figure()
+    compared: dict[tuple, tuple[int, int]] = {}  # (gold ranking, label's ranking) -> (hits, pairs)
     for label in labels:
         known = gold.get(label.task_id)
         if known is None:
             continue
-        g, a = tier_of(known), tier_of(label.ranking)
-        for i, j in combinations(sorted(g), 2):
-            expected = preference_sign(g, i, j)
-            if expected == 0:
-                continue
-            hit = float(preference_sign(a, i, j) == expected)
-            figure.overall.add(hit)
-            figure.per_annotator[label.annotator_id].add(hit)
+        key = (_ranking_key(known), _ranking_key(label.ranking))
+        if key not in compared:
+            g, a = tier_of(known), tier_of(label.ranking)
+            expected = [(i, j, sign) for i, j in combinations(sorted(g), 2) if (sign := preference_sign(g, i, j))]
+            compared[key] = (sum(preference_sign(a, i, j) == sign for i, j, sign in expected), len(expected))
+        hits, pairs = compared[key]
+        if pairs:
+            figure.overall.add(hits, pairs)
+            figure.per_annotator[label.annotator_id].add(hits, pairs)
     return figure
 
 
@@ -246,24 +291,47 @@ def reward_agreement(labels: Iterable[RawLabel], scores: Mapping[int, Mapping[in
     them. Agreement is hits / separated pairs; how often it separates them is reported beside
     it, since a 0/1 reward ties most pairs and is judged only on the rest.
     """
-    out: dict[Hashable, RewardAgreement] = {}
+    counts: dict[Hashable, list[int]] = {}  # key -> [pairs, decided, hits]
+    comparable: dict[int, list] = {}  # per task, worked out once for all of its labels
+    tiers_by_ranking: dict[tuple, dict[int, int]] = {}
     for label in labels:
-        task_scores = scores.get(label.task_id)
-        if not task_scores:
+        if label.task_id not in comparable:
+            comparable[label.task_id] = _comparable_pairs(scores.get(label.task_id) or {},
+                                                          (sources or {}).get(label.task_id, {}))
+        pairs = comparable[label.task_id]
+        if not pairs:
             continue
-        task_sources = (sources or {}).get(label.task_id, {})
-        tiers = tier_of(label.ranking)
-        for i, j in combinations(sorted(p for p in tiers if p in task_scores), 2):
-            human = preference_sign(tiers, i, j)
-            if human == 0 or task_sources.get(i) != task_sources.get(j):
+        ranking = _ranking_key(label.ranking)
+        tiers = tiers_by_ranking.get(ranking) or tiers_by_ranking.setdefault(ranking, tier_of(label.ranking))
+        for i, j, scored in pairs:
+            if i not in tiers or j not in tiers:
                 continue
-            for key in task_scores[i].keys() & task_scores[j].keys():
-                a, b = _score(task_scores[i][key]), _score(task_scores[j][key])
-                if a is None or b is None:
-                    continue
-                figure = out.setdefault(key, RewardAgreement(key))
-                figure.pairs += 1
-                if a != b:
-                    figure.decided += 1
-                    figure.hits += int((a > b) == (human > 0))
-    return out
+            human = preference_sign(tiers, i, j)
+            if human == 0:
+                continue
+            for key, separated, i_higher in scored:
+                count = counts.get(key) or counts.setdefault(key, [0, 0, 0])
+                count[0] += 1
+                if separated:
+                    count[1] += 1
+                    count[2] += i_higher == (human > 0)
+    return {key: RewardAgreement(key, pairs=n, decided=decided, hits=hits)
+            for key, (n, decided, hits) in counts.items()}
+
+
+def _comparable_pairs(task_scores: Mapping[int, Mapping[Hashable, object]],
+                      task_sources: Mapping[int, Hashable]) -> list[tuple[int, int, list]]:
+    """``(i, j, [(key, the scores differ, i's is higher), ...])`` for every two scored candidates
+    of a task, i < j, that one source scored, for each reward both have a finite number for."""
+    valid = {position: {key: value for key, value in ((k, _score(v)) for k, v in rewards.items())
+                        if value is not None}
+             for position, rewards in task_scores.items()}
+    pairs = []
+    for i, j in combinations(sorted(valid), 2):
+        if task_sources.get(i) != task_sources.get(j):
+            continue
+        scored = [(key, valid[i][key] != valid[j][key], valid[i][key] > valid[j][key])
+                  for key in valid[i].keys() & valid[j].keys()]
+        if scored:
+            pairs.append((i, j, scored))
+    return pairs

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import orjson
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
 from webapp.experiments.models import Run, Trajectory
@@ -245,12 +247,15 @@ def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | None = 
 
 def quality_report(*, project) -> dict:
     """Agreement, tau-b, gold accuracy, per-criterion alpha and pace, for the project and each annotator."""
-    rows = list(PreferenceLabel.objects.filter(task__project=project)
-                .values_list("task_id", "annotator_id", "ranking", "time_spent_ms"))
+    # Read as text and each distinct ranking decoded once: Django's JSONField decoded every
+    # label's with json.loads, a fifth of the page's time at 15,000 labels.
+    decoded: dict[str, list] = {}
+    rows = [(task_id, annotator_id, decoded.get(ranking) or decoded.setdefault(ranking, orjson.loads(ranking)), spent)
+            for task_id, annotator_id, ranking, spent in PreferenceLabel.objects.filter(task__project=project)
+            .values_list("task_id", "annotator_id", Cast("ranking", TextField()), "time_spent_ms")]
     raw = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r, _ in rows]
     gold = dict(ComparisonTask.objects.filter(project=project, is_gold=True).values_list("id", "gold_ranking"))
-    pairwise = agreement.pairwise_agreement(raw)
-    tau = agreement.mean_kendall_tau_b(raw)
+    pairwise, tau = agreement.agreement_and_tau(raw)
     gold_figure = agreement.gold_accuracy(raw, gold)
 
     names = dict(Membership.objects.filter(project=project).values_list("user_id", "user__username"))
