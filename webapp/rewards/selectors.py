@@ -6,7 +6,18 @@ from pathlib import Path
 
 import orjson
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
@@ -65,19 +76,29 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
                               .values_list("pk")):
             raise RunError("no such set of imported pairs in this project", field="config.data")
         return
-    # The order preference_records gives the engine, whose split is by position in it.
-    rankings = PreferenceLabel.objects.filter(task__project=project).order_by("id").values_list("ranking", flat=True)
-    decisive = [len(ranking) >= 2 for ranking in rankings]
-    if not decisive:
+    # Counted in the database: the rankings of every label were read into the request.
+    labels = PreferenceLabel.objects.filter(task__project=project).annotate(
+        tiers=Func(F("ranking"), function="jsonb_array_length", output_field=IntegerField()))
+    counts = labels.aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)))
+    total, decisive = counts["total"], counts["decisive"]
+    if not total:
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
-    if not any(decisive):
-        raise RunError(f"all {len(decisive)} of the project's labels are ties (or 'both bad'): nothing to learn a "
+    if not decisive:
+        raise RunError(f"all {total} of the project's labels are ties (or 'both bad'): nothing to learn a "
                        "preference from; label more tasks, or import pairs to train on", field="config.data")
     from workers.engine.rm_trainer import split_records  # here: it imports torch
 
-    train, _ = split_records(len(decisive), eval_fraction, seed)
-    if not any(decisive[i] for i in train):
-        raise RunError(f"the labels that prefer one answer ({sum(decisive)} of {len(decisive)}) all fall in the "
+    train, held_out = split_records(total, eval_fraction, seed)
+    if decisive > len(held_out):  # more than the held-out share holds: one is trained on
+        return
+    # The decisive labels' positions (no more than the held-out share) in the order
+    # preference_records gives the engine, whose split is by position in it. The filter names
+    # the window, so Django applies it after numbering every label.
+    numbered = Case(When(tiers__gte=2, then=Window(RowNumber(), order_by=F("id").asc())))
+    positions = set(labels.annotate(position=numbered).filter(position__isnull=False)
+                    .values_list("position", flat=True))
+    if not any(i + 1 in positions for i in train):
+        raise RunError(f"the labels that prefer one answer ({decisive} of {total}) all fall in the "
                        f"held-out share (eval_fraction {eval_fraction}, seed {seed}), leaving only ties to train on; "
                        "lower config.eval_fraction, change config.seed or label more tasks", field="config.data")
 

@@ -84,3 +84,18 @@ def test_metrics_that_are_not_finite_are_left_out_of_a_registered_reward_model()
                                                                "eval/accuracy": 0.75})
     model.refresh_from_db()
     assert model.metrics == {"eval/accuracy": 0.75}
+
+
+def test_the_launch_check_counts_the_labels_in_the_database_without_reading_their_rankings():
+    """The launch request read every label's ranking (15,000 JSON arrays) to count the decisive
+    ones; with more decisive labels than the held-out share takes, one count settles it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webapp.rewards.selectors import preference_source_check
+
+    project, _ = project_with_labels([[[0], [1, 2]]] * 3 + [[[0, 1, 2]]])
+    with CaptureQueriesContext(connection) as queries:
+        preference_source_check(project=project, data={"source": "labels"}, eval_fraction=0.25, seed=0)
+    [sql] = [q["sql"] for q in queries.captured_queries]
+    assert "COUNT(" in sql and "jsonb_array_length" in sql
