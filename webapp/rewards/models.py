@@ -47,6 +47,8 @@ class PreferencePairSet(models.Model):
     name = models.CharField(max_length=120)
     pairs = models.JSONField(default=list, help_text="[{prompt, chosen, rejected}], prompt a string or messages.")
     pair_count = models.PositiveIntegerField(default=0)
+    has_chat_prompt = models.BooleanField(
+        default=False, help_text="Some pair's prompt is chat messages, so the set downloads as conversational.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

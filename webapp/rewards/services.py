@@ -25,7 +25,7 @@ def pair_set_import(*, project, name: str, content: str | UploadText, user=None)
     pairs = parse_pairs(content)
     if PreferencePairSet.objects.filter(project=project, name=name).exists():
         raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")])
-    pair_set = PreferencePairSet(project=project, name=name, pairs=pairs, pair_count=len(pairs), created_by=user)
+    pair_set = _pair_set(project=project, name=name, pairs=pairs, user=user)
     try:
         pair_set.full_clean()
     except ValidationError as exc:
@@ -36,6 +36,12 @@ def pair_set_import(*, project, name: str, content: str | UploadText, user=None)
     except IntegrityError as exc:  # an import at the same time took the name after the checks above
         raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")]) from exc
     return pair_set
+
+
+def _pair_set(*, project, name: str, pairs: list[dict], user) -> PreferencePairSet:
+    """A new set of pairs (unsaved), with what a download needs to know before its first line."""
+    return PreferencePairSet(project=project, name=name, pairs=pairs, pair_count=len(pairs), created_by=user,
+                             has_chat_prompt=any(isinstance(pair["prompt"], list) for pair in pairs))
 
 
 def reward_model_register(*, run, path: str, metrics: dict) -> RewardModel:
@@ -159,7 +165,7 @@ def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, 
     with transaction.atomic():
         if PreferencePairSet.objects.filter(project=project, name=name).exists():
             raise RewardModelError(f"a set of pairs named {name!r} already exists in this project", field="name")
-        pair_set = PreferencePairSet(project=project, name=name, pairs=pairs, pair_count=len(pairs), created_by=user)
+        pair_set = _pair_set(project=project, name=name, pairs=pairs, user=user)
         try:
             pair_set.full_clean()
         except ValidationError as exc:

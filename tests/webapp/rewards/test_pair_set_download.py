@@ -103,3 +103,20 @@ def test_the_download_streams_outside_a_transaction_too(client):
     client.login(username=user.username, password=PASSWORD)
     rows = lines_of(client.get(reverse("rewards:download_pairs", args=[project.id, pair_set.id])))
     assert len(rows) == 2100 and rows[-1] == {"prompt": "6+6?", "chosen": "12", "rejected": "13"}
+
+
+def test_a_download_reads_the_pairs_once(client):
+    """Whether the set is conversational was found by a scan of every pair before the stream
+    read them all again: PostgreSQL decompressed a large set twice."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = make_user()
+    project = make_project(researcher=user)
+    pair_set = pair_set_import(project=project, name="chat", content=PLAIN + CHAT)
+    client.login(username=user.username, password=PASSWORD)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("rewards:download_pairs", args=[project.id, pair_set.id]))
+        rows = lines_of(response)
+    assert len(rows) == 8 and all(isinstance(row["prompt"], list) for row in rows)
+    assert sum("jsonb_array_elements" in q["sql"] for q in queries.captured_queries) == 1
