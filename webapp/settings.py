@@ -111,7 +111,9 @@ STORAGES = {
 
 # Requests: JSONL imports and metric batches are the largest legitimate bodies.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
+# An uploaded file over this goes to a temporary file, which imports read a chunk at a time
+# (webapp.core.uploads), so that a web process holds no more than this of each upload.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # Django's default, 2.5 MB
 
 SESSION_COOKIE_HTTPONLY = True
 # STEER_HTTPS=1 (served over HTTPS): the session and CSRF cookies travel only over HTTPS, and

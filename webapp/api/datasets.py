@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
-from webapp.core.uploads import upload_text
+from webapp.core.uploads import UploadText, upload_text
 from webapp.datasets.errors import DatasetError, DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.selectors import dataset_list
@@ -81,7 +81,7 @@ class DatasetListCreateApi(SteerListApi):
         return Response(DatasetOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
     @staticmethod
-    def _file(data: dict) -> tuple[str, str]:
+    def _file(data: dict) -> tuple[str, str | UploadText]:
         upload, content = data.get("file"), data.get("content")
         if (upload is None) == (content is None):
             raise field_error("file", "send exactly one of 'file' (an upload) or 'content' (the text)")

@@ -21,7 +21,6 @@ from webapp.rewards.errors import PairImportError
 from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.services import pair_set_import
 
-
 CHUNK = 64 * 1024  # Django's chunk of an upload
 
 
@@ -112,3 +111,28 @@ def test_a_json_array_upload_too_large_to_parse_whole_is_still_named_without_its
         parse_pairs(upload_text(upload("a.json", array)))
     assert info.value.errors == [(1, info.value.errors[0][1])]
     assert info.value.errors[0][1].startswith("the file is one JSON array, as Label Studio's")
+
+
+@pytest.mark.django_db
+def test_an_upload_over_2_5_mb_reaches_the_import_in_a_temporary_file_and_imports_whole(client, monkeypatch):
+    """Django held an upload of up to 32 MB in the web process's memory (FILE_UPLOAD_MAX_MEMORY_SIZE)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
+    from django.urls import reverse
+
+    from tests.factories import PASSWORD, make_user
+    from webapp.datasets import forms
+
+    seen = []
+    monkeypatch.setattr(forms, "upload_form_text",
+                        lambda file: seen.append(type(file)) or uploads.upload_form_text(file))
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    lines = "".join(json.dumps({"prompt": f"What is {i} + {i}? {'padding ' * 10}", "answer": str(2 * i)}) + "\n"
+                    for i in range(30_000))
+    assert len(lines.encode()) > 3 * 2**20
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "big", "file": SimpleUploadedFile("p.jsonl", lines.encode())})
+    assert response.status_code == 302
+    assert seen == [TemporaryUploadedFile]
+    assert PromptDataset.objects.get().prompts.count() == 30_000
