@@ -401,14 +401,18 @@ DPO_KNOBS = [
 
 
 class DPORunForm(forms.Form):
-    """A DPO run: a policy of the project, one of its pair sets, and the DPO settings."""
+    """A DPO run: a policy of the project, its preference data (the annotators' labels, or one of
+    its pair sets), and the DPO settings."""
 
     knobs = DPO_KNOBS
     name = forms.CharField(max_length=200)
     policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none(),
                                     help_text="The policy trained; its weights before training are the reference.")
-    pair_set = forms.ModelChoiceField(queryset=None, label="Preference pairs",
-                                      help_text="Imported pairs ({prompt, chosen, rejected}) of this project.")
+    pair_set = forms.ChoiceField(
+        label="Preference data",
+        help_text="The annotators' labels (each pair of answers a ranking puts apart, the better one chosen; "
+                  "labels given after the launch are not used), or a set of pairs ({prompt, chosen, rejected}) "
+                  "imported or made from a run.")
     overrides = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}), initial="{}",
         label="More config (JSON, merged over the fields above)",
@@ -418,18 +422,21 @@ class DPORunForm(forms.Form):
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         # Imported here: rewards imports experiments.
-        from webapp.rewards.selectors import pair_set_list
+        from webapp.rewards.selectors import label_count, pair_set_list
         from workers.engine import dpo_config
 
         defaults = dpo_config.DPOTrainConfig().to_dict()
         help_texts = dpo_config.dpo_field_help()
         self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
-        self.fields["pair_set"].queryset = pair_set_list(project=project)
-        self.fields["pair_set"].label_from_instance = lambda s: f"{s.name} ({s.pair_count} pairs)"
-        for name in ("policy", "pair_set"):  # the only choice there is comes chosen
-            only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
-            if len(only) == 1:
-                self.fields[name].initial = only[0]
+        labels = label_count(project=project)
+        pair_sets = [(str(s.pk), f"Pairs: {s.name} ({s.pair_count} pairs)") for s in pair_set_list(project=project)]
+        self.fields["pair_set"].choices = ([("labels", f"This project's preference labels ({labels})")] if labels
+                                           else []) + pair_sets
+        if len(self.fields["pair_set"].choices) == 1:  # the only choice there is comes chosen
+            self.fields["pair_set"].initial = self.fields["pair_set"].choices[0][0]
+        only = list(self.fields["policy"].queryset.values_list("pk", flat=True)[:2])
+        if len(only) == 1:
+            self.fields["policy"].initial = only[0]
         choices = {"dpo.loss_type": dpo_config.DPO_LOSS_TYPES, "policy.dtype": _choices_for("policy.dtype")}
         for path, label in self.knobs:
             default = _lookup(defaults, path)
@@ -475,8 +482,11 @@ class DPORunForm(forms.Form):
             if form_name(path) in self.cleaned_data:
                 config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
         config = _deep_merge(config, self.cleaned_data.get("overrides") or {})
-        if self.cleaned_data.get("pair_set") is not None:
-            config["data"] = {"source": "pairs", "pair_set": self.cleaned_data["pair_set"].pk}
+        data = self.cleaned_data.get("pair_set")
+        if data == "labels":
+            config["data"] = {"source": "labels"}
+        elif data:
+            config["data"] = {"source": "pairs", "pair_set": int(data)}
         return config
 
     def field_for_error(self, field: str | None) -> str | None:

@@ -96,12 +96,24 @@ def preference_data_section(data) -> dict[str, Any]:
 
 
 def dpo_data_section(data) -> dict[str, Any]:
-    """The `data` section of a DPO run: an imported set of pairs, ``{"source": "pairs", "pair_set": <id>}``."""
-    pair_set = data.get("pair_set") if isinstance(data, dict) else None
-    if (not isinstance(data, dict) or set(data) != {"source", "pair_set"} or data["source"] != "pairs"
-            or isinstance(pair_set, bool) or not isinstance(pair_set, int)):
-        raise RunError('name the preference pairs to train on: {"source": "pairs", "pair_set": <id of one of the '
-                       "project's pair sets>}", field="config.data")
+    """The `data` section of a DPO run: a set of pairs of the project, ``{"source": "pairs",
+    "pair_set": <id>}``, or its annotators' labels, ``{"source": "labels"}`` (every decisive pair of
+    every label's ranking). The launch fixes labels at the newest one (``"through_label": <id>``),
+    so a resumed run trains on the same pairs however many labels come in meanwhile."""
+    usage = ('name the preference data to train on: {"source": "labels"} (the project\'s labels) or '
+             '{"source": "pairs", "pair_set": <id of one of the project\'s pair sets>}')
+    if not isinstance(data, dict) or data.get("source") not in PREFERENCE_SOURCES:
+        raise RunError(usage, field="config.data")
+    if data["source"] == "labels":
+        through = data.get("through_label")
+        if set(data) - {"source", "through_label"} or (
+                "through_label" in data and (isinstance(through, bool) or not isinstance(through, int) or through < 0)):
+            raise RunError('labels take at most "through_label": the id of the newest label to train on',
+                           field="config.data")
+        return dict(data)
+    pair_set = data.get("pair_set")
+    if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
+        raise RunError(usage, field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
 
 

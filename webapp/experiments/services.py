@@ -177,7 +177,10 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             if kind == RunKind.DPO:
                 from webapp.rewards.selectors import dpo_pairs_check
 
-                dpo_pairs_check(project=project, data=run.config["data"])
+                data = dpo_pairs_check(project=project, data=run.config["data"])
+                if data != run.config["data"]:  # labels fixed at the newest one
+                    run.config = {**run.config, "data": data}
+                    run.save(update_fields=["config"])
             run_enqueue(run=run)
     except OperationalError as exc:  # raised by the task sent on commit: no worker will ever see this run
         log.error("run %s: the broker refused its task (%s); the run is withdrawn", run.id, exc)

@@ -12,6 +12,7 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Max,
     Q,
     QuerySet,
     When,
@@ -26,6 +27,7 @@ from webapp.core.locks import rows_for_share
 from webapp.core.tar_stream import folder_in_checkpoint_root
 from webapp.experiments.errors import RunError
 from webapp.feedback.models import PreferenceLabel
+from webapp.feedback.ranking import ranking_pairs
 from webapp.rewards.models import PreferencePairSet, RewardModel
 
 
@@ -125,19 +127,53 @@ def preference_records(*, project, data: dict) -> list:
     return records
 
 
-def dpo_pairs_check(*, project, data: dict) -> None:
-    """RunError unless the DPO run's pair set exists in this project (called in the launch's
-    transaction: the share lock keeps a deletion waiting until the run is committed)."""
-    if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"]).values_list("pk")):
-        raise RunError("no such set of imported pairs in this project", field="config.data")
+def dpo_pairs_check(*, project, data: dict) -> dict:
+    """The DPO run's data section as it is to be stored, or RunError when it cannot train.
+
+    A pair set must exist in this project (called in the launch's transaction: the share lock
+    keeps a deletion waiting until the run is committed). Labels must hold one that prefers an
+    answer; they are fixed at the newest label now (``through_label``), unless the section names one.
+    """
+    if data["source"] == "pairs":
+        if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
+                              .values_list("pk")):
+            raise RunError("no such set of imported pairs in this project", field="config.data")
+        return data
+    labels = PreferenceLabel.objects.filter(task__project=project)
+    if "through_label" in data:
+        labels = labels.filter(pk__lte=data["through_label"])
+    counts = labels.annotate(tiers=Func(F("ranking"), function="jsonb_array_length", output_field=IntegerField())
+                             ).aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
+    if not counts["total"]:
+        raise RunError("this project has no preference labels yet; label some tasks, or train on a pair set",
+                       field="config.data")
+    if not counts["decisive"]:
+        raise RunError(f"all {counts['total']} of the labels are ties (or 'both bad'): no pair prefers one answer; "
+                       "label more tasks, or train on a pair set", field="config.data")
+    return {"source": "labels", "through_label": data.get("through_label", counts["last"])}
 
 
 def dpo_pairs(*, project, data: dict) -> list:
-    """The engine's PreferencePairs of a DPO run's pair set, in the order they were imported."""
+    """The engine's PreferencePairs of a DPO run's data: a pair set's, in the order they were
+    imported; or, from labels (raw, one annotator's at a time, in the order they were given,
+    through ``through_label``), each pair of candidates a label ranks apart, the better one
+    chosen, as the preference export gives them (ties, and pairs of one text twice, left out)."""
     from workers.engine.dpo import PreferencePair
 
-    pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
-    return [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in pair_set.pairs]
+    if data["source"] == "pairs":
+        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
+        return [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in pair_set.pairs]
+    pairs = []
+    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"])
+              .select_related("task").prefetch_related("task__candidates").order_by("id"))
+    for label in labels.iterator(chunk_size=500):
+        task = label.task
+        texts = {c.position: c.text for c in task.candidates.all()}
+        prompt = task.prompt_messages if task.prompt_messages else task.prompt_text
+        pairs += [PreferencePair(prompt, texts[better], texts[worse])
+                  for better, worse, tied in ranking_pairs(label.ranking)
+                  if not tied and texts[better] != texts[worse]]
+    return pairs
 
 
 def runs_using_reward_model(*, reward_model: RewardModel) -> list:
