@@ -19,7 +19,8 @@ from django.utils import timezone
 from tests.browser.session import crawl_links, log_in
 from tests.factories import make_user
 from tests.webapp.api.conftest import token_client
-from webapp.experiments.models import Checkpoint, Run, RunStatus
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import Checkpoint, PolicyModel, Run, RunKind, RunStatus
 from webapp.feedback.models import PreferenceLabel
 from webapp.rewards.models import RewardModel
 
@@ -61,8 +62,8 @@ def hostile_project(owner, annotator):
         "name": short("dataset"), "description": payloads("dataset description"),
         "content": "\n".join(lines) + "\n"}, format="json")
     assert dataset.status_code == 201, dataset.content
-    assert api.post(f"/api/v1/projects/{pid}/policies/", {"name": short("policy"), "source": "tiny"},
-                    format="json").status_code == 201
+    policy = api.post(f"/api/v1/projects/{pid}/policies/", {"name": short("policy"), "source": "tiny"}, format="json")
+    assert policy.status_code == 201
     rubric = api.post(f"/api/v1/projects/{pid}/rubrics/", {
         "name": short("rubric"), "description": payloads("rubric description"),
         "criteria": [{"name": short("criterion"), "description": payloads("criterion description"),
@@ -76,7 +77,10 @@ def hostile_project(owner, annotator):
         api.post(f"/api/v1/runs/{run['id']}/status/", {"status": "running", "total_steps": 2}, format="json")
         points = [[short("metric key"), s, 0.5 * s] for s in range(3)] + [["reward", s, 0.1 * s] for s in range(3)]
         assert api.post(f"/api/v1/runs/{run['id']}/metrics/", {"points": points}, format="json").status_code == 201
-        records = [{"step": 1, "group_index": 0, "sample_index": i, "prompt": payloads("trajectory prompt"),
+        prompt = payloads("trajectory prompt") if n == 0 else [  # an external trainer's chat prompt, kept as messages
+            {"role": "system", "content": payloads("trajectory system message")},
+            {"role": "user", "content": payloads("trajectory user message")}]
+        records = [{"step": 1, "group_index": 0, "sample_index": i, "prompt": prompt,
                     "completion": payloads(f"completion {i}"), "reward": float(i),
                     "rewards": {short("reward name"): float(i)}} for i in range(2)]
         assert api.post(f"/api/v1/runs/{run['id']}/trajectories/", {"records": records},
@@ -102,8 +106,17 @@ def hostile_project(owner, annotator):
     PreferenceLabel.objects.filter(annotator=annotator).delete()  # the annotator's queue keeps its tasks
     pairs = "\n".join(json.dumps({"prompt": payloads("pair prompt"), "chosen": payloads("chosen"),
                                   "rejected": payloads("rejected")}) for _ in range(2))
-    assert api.post(f"/api/v1/projects/{pid}/pair-sets/", {"name": short("pair set"), "content": pairs},
-                    format="json").status_code == 201
+    pair_set = api.post(f"/api/v1/projects/{pid}/pair-sets/", {"name": short("pair set"), "content": pairs},
+                        format="json")
+    assert pair_set.status_code == 201
+    # a DPO run that trained the policy on the pairs, with its metrics and its last checkpoint registered
+    dpo = Run.objects.create(project_id=pid, name=short("dpo run"), kind=RunKind.DPO, policy_id=policy.json()["id"],
+                             config={"data": {"source": "pairs", "pair_set": pair_set.json()["id"]}},
+                             status=RunStatus.SUCCEEDED, finished_at=timezone.now(), current_step=2, total_steps=2)
+    metric_points_upsert(run_id=dpo.id, points=[("rewards/accuracies", s, 0.5 * s) for s in (1, 2)])
+    last = Checkpoint.objects.create(run=dpo, step=2, path="/nowhere/dpo-step-2", size_bytes=1)
+    PolicyModel.objects.create(project_id=pid, name=short("dpo policy"), source=PolicyModel.Source.CHECKPOINT,
+                               checkpoint=last)
     RewardModel.objects.create(project_id=pid, name=short("reward model"), backbone="tiny", path="/nowhere/rm",
                                metrics={short("rm metric"): 0.5})
     Run.objects.filter(pk=runs[1]).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
@@ -162,6 +175,8 @@ def test_no_page_runs_or_links_to_script_from_hostile_text(page, live_server):
     api_pages += [f"/api/v1/runs/{runs[0]}/trajectories/", f"/api/v1/projects/{pid}/"]
     result = crawl(page, live_server, [f"/projects/{pid}/", *extra, *api_pages], allowed)
     assert len(result["pages"]) > 25, sorted(result["pages"])
+    dpo = Run.objects.get(project_id=pid, kind=RunKind.DPO)
+    assert {f"/projects/{pid}/runs/{dpo.id}/", f"/projects/{pid}/runs/new-dpo/"} <= set(result["pages"])
     assert result["report"] == {} and result["dialogs"] == [], result
     assert result["refused"] == []  # the Content-Security-Policy stops nothing Steer's pages do
     page.context.clear_cookies()
