@@ -1,4 +1,4 @@
-"""Command line: ``python -m workers.engine {train,eval,train-rm,default-config} ...``.
+"""Command line: ``python -m workers.engine {train,eval,train-rm,train-dpo,default-config} ...``.
 
 The only place in the engine that reads the environment (STEER_MODEL_CACHE, default
 ``var/models``). User errors print one line on stderr and exit with status 2.
@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         from .rm_trainer import cli_main  # noqa: PLC0415
 
         return cli_main(argv[1:])
+    if argv and argv[0] == "train-dpo":  # owned by the DPO trainer, imported lazily
+        from .dpo import cli_main as dpo_cli_main  # noqa: PLC0415
+
+        return dpo_cli_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
@@ -53,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model-cache-dir", type=Path)
     evaluate.set_defaults(run=_eval)
     sub.add_parser("train-rm", help="train a reward model (see its own --help)")
+    sub.add_parser("train-dpo", help="train a policy with DPO on preference pairs (see its own --help)")
     defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON")
     defaults.add_argument("--explain", action="store_true",
                           help="list every setting instead: its dotted name, default and meaning")

@@ -375,3 +375,71 @@ def _checkpoint(config: DPOTrainConfig, model, tokenizer, optimizer, output_dir:
     if on_checkpoint is not None:
         on_checkpoint(step, path)
     return path
+
+
+# --- the command line ----------------------------------------------------------------------
+
+def pairs_from_preferences(records) -> list[PreferencePair]:
+    """The pairs of preference records (``rm_trainer.PreferenceRecord``): each completion of a
+    tier above each completion of every tier below, the better one chosen (a tie gives none)."""
+    pairs = []
+    for record in records:
+        for i, upper in enumerate(record.ranking):
+            for lower in record.ranking[i + 1:]:
+                pairs += [PreferencePair(record.prompt, record.completions[a], record.completions[b])
+                          for a in upper for b in lower]
+    return pairs
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m workers.engine train-dpo --config cfg.json --output-dir out/``.
+
+    The config JSON holds the ``DPOTrainConfig`` sections (``policy``, ``dpo``, ``optim``) and
+    ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "chosen", "rejected"}`` or of
+    ``{"prompt", "completions", "ranking"}`` (as ``train-rm`` reads them; a relative path is read
+    from the config file's folder). A run into an output folder that holds checkpoints resumes
+    from the latest. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr),
+    130 interrupted.
+    """
+    import argparse
+    import sys
+
+    from tqdm import tqdm
+
+    from .cli_config import read_cli_config
+    from .errors import EngineError
+    from .rm_trainer import load_preferences
+
+    parser = argparse.ArgumentParser(prog="python -m workers.engine train-dpo",
+                                     description="Train a policy with DPO on preference pairs.")
+    parser.add_argument("--config", required=True, type=Path, help="JSON: DPO config + data.path")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder of the run's checkpoints")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        fields, data_path = read_cli_config(args.config)
+        config = DPOTrainConfig.from_dict(fields)
+        pairs = pairs_from_preferences(load_preferences(data_path))
+        total = planned_dpo_steps(len(usable_pairs(pairs)[0]), config)
+        progress = tqdm(total=total, desc="train-dpo", unit="step")
+
+        def on_metrics(step: int, metrics: dict) -> None:
+            progress.update(step - progress.n)
+            shown = ("loss", "rewards/accuracies", "rewards/margins")
+            progress.set_postfix({k.split("/")[-1][:6]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
+
+        with progress:
+            result = train_dpo(config, pairs, output_dir=args.output_dir, on_metrics=on_metrics)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    shown = {k: round(v, 4) for k, v in result.metrics.items()
+             if k in ("loss", "rewards/accuracies", "rewards/margins")}
+    print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
+          f"({result.skipped_ties} tie(s) skipped) {json.dumps(shown)}")
+    return 0

@@ -543,23 +543,7 @@ def cli_main(argv: list[str]) -> int:
 
 
 def _read_cli_config(path: Path) -> tuple[RewardModelTrainConfig, Path]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError("config", f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a 5,000-digit number
-        raise ConfigError("config", unreadable_json(str(path), exc)) from None
-    if not isinstance(data, dict):
-        raise ConfigError("config", f"{path} must hold a JSON object")
-    data = dict(data)
-    source = data.pop("data", None)
-    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        raise ConfigError("data.path", 'the config needs "data": {"path": "preferences.jsonl"}')
-    if set(source) != {"path"}:
-        raise ConfigError("data", f"unknown key(s) {sorted(set(source) - {'path'})}; only path is read")
-    data_path = Path(source["path"])
-    if not data_path.is_absolute():
-        data_path = path.parent / data_path
+    from .cli_config import read_cli_config
+
+    data, data_path = read_cli_config(path)
     return RewardModelTrainConfig.from_dict(data), data_path

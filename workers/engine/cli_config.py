@@ -1,0 +1,37 @@
+"""A trainer's command-line config file: its settings and the data file it names.
+
+``train-rm`` and ``train-dpo`` read one JSON object: the trainer's config fields, and
+``"data": {"path": "preferences.jsonl"}`` (a relative path is read from the config file's
+folder). Every way a file can be unreadable is a ConfigError naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError, unreadable_json
+
+
+def read_cli_config(path: Path) -> tuple[dict, Path]:
+    """(the config's fields without ``data``, the data file's path)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError("config", f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a 5,000-digit number
+        raise ConfigError("config", unreadable_json(str(path), exc)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{path} must hold a JSON object")
+    data = dict(data)
+    source = data.pop("data", None)
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        raise ConfigError("data.path", 'the config needs "data": {"path": "preferences.jsonl"}')
+    if set(source) != {"path"}:
+        raise ConfigError("data", f"unknown key(s) {sorted(set(source) - {'path'})}; only path is read")
+    data_path = Path(source["path"])
+    if not data_path.is_absolute():
+        data_path = path.parent / data_path
+    return data, data_path
