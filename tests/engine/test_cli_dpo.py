@@ -3,9 +3,12 @@ Steer's web app (a GPU box), as ``train-rm`` trains a reward model."""
 
 import json
 
+import pytest
+
 from workers.engine.__main__ import main
 from workers.engine.checkpoint import latest_checkpoint
 from workers.engine.dpo import PreferencePair, pairs_from_preferences
+from workers.engine.errors import DataError
 from workers.engine.rm_trainer import PreferenceRecord
 
 TINY = {"source": "tiny", "tiny": {"alphabet": "abxy", "hidden_size": 32, "num_layers": 1, "num_heads": 2,
@@ -63,3 +66,22 @@ def test_a_bad_config_or_data_file_is_one_line_naming_it_and_exit_2(tmp_path, ca
         assert main(["train-dpo", "--config", str(path), "--output-dir", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and words in err and err.count("\n") == 1, err
+
+
+def test_trls_conversational_preferences_read_as_the_assistants_text(tmp_path):
+    """TRL's conversational format (and Steer's export of a project with chat prompts) gives
+    chosen and rejected as assistant messages; train-rm and train-dpo refused them as "completions
+    must be a list of strings"."""
+    from workers.engine.rm_trainer import load_preferences
+
+    chat = [{"role": "user", "content": "x"}]
+    line = {"prompt": chat, "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}], "task_id": 1, "annotator": "ann"}
+    tool_turn = {"prompt": chat, "completions": [[{"role": "tool", "content": "t"}], "c"], "ranking": [[0], [1]]}
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    [record] = load_preferences(path)
+    assert (record.prompt, record.completions, record.ranking) == (chat, ["a", "b"], [[0], [1]])
+    path.write_text(json.dumps(tool_turn) + "\n")
+    with pytest.raises(DataError, match="prefs.jsonl:1: completions must be a list of strings"):
+        load_preferences(path)  # not the assistant's words alone: still refused, naming the line

@@ -466,7 +466,9 @@ def _prompt_corpus(prompt: str | list[dict]) -> str:
 def load_preferences(path: Path) -> list[PreferenceRecord]:
     """Preference records from JSONL, one object a line, either TRL style
     ``{"prompt", "chosen", "rejected"}`` or ``{"prompt", "completions", "ranking"}``;
-    an optional ``"margin"`` on either. A missing prompt reads as ``""``."""
+    an optional ``"margin"`` on either. A missing prompt reads as ``""``. A completion in TRL's
+    conversational form, the assistant's messages (``[{"role": "assistant", "content": …}]``),
+    reads as their text."""
     records = []
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
@@ -491,6 +493,8 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
             completions, ranking = row["completions"], row["ranking"]
         else:
             raise DataError(f"{path}:{number}: needs either chosen + rejected or completions + ranking")
+        if isinstance(completions, list):
+            completions = [_assistant_text(c) for c in completions]
         record = PreferenceRecord(row.get("prompt", ""), completions, ranking, row.get("margin"))
         try:
             _validate_record(record, len(records))
@@ -498,6 +502,15 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
             raise DataError(f"{path}:{number}: {str(exc).split(': ', 1)[1]}") from exc
         records.append(record)
     return records
+
+
+def _assistant_text(completion):
+    """A conversational completion (assistant messages only) as its text; anything else as it is."""
+    if (isinstance(completion, list) and completion
+            and all(isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
+                    for m in completion)):
+        return "\n".join(m["content"] for m in completion)
+    return completion
 
 
 def cli_main(argv: list[str]) -> int:
