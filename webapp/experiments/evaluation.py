@@ -18,10 +18,9 @@ from django.conf import settings
 from webapp.experiments.execution import (
     Heartbeat,
     PolicyRunRecorder,
-    engine_attempt,
+    engine_run,
     run_claim,
     run_discard_after,
-    run_stopped_or_done,
 )
 from webapp.experiments.models import Run, Trajectory
 
@@ -63,11 +62,7 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
                     run=run, accuracy_key=config.accuracy_reward, keys=[r.key for r in config.rewards]))
         return result, recorder
 
-    done, failed = engine_attempt(claim, attempt)
-    if failed:
-        return failed
-    result, recorder = done
-    return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)
+    return engine_run(claim, attempt)
 
 
 def evaluation_summary(*, run: Run, accuracy_key: str | None, keys: list[str]) -> dict[str, float]:

@@ -414,6 +414,25 @@ def engine_attempt(claim: Claim, body: Callable[[], T], *, label: str = "run") -
         return None, RunStatus.FAILED
 
 
+def engine_run(claim: Claim, body: Callable[[], tuple], *, label: str = "run",
+               on_succeeded: Callable[[object], None] | None = None) -> str:
+    """The task's answer for the claimed run whose engine work is ``body``, which returns
+    ``(result, recorder)`` (``result.stopped`` when it stopped early): a failure as
+    ``engine_attempt`` ends it; otherwise the run ends as ``run_stopped_or_done`` says, and
+    ``on_succeeded(result)`` (registering what it made) commits with the success or not at all."""
+    done, failed = engine_attempt(claim, body, label=label)
+    if failed:
+        return failed
+    result, recorder = done
+    if on_succeeded is None or result.stopped or recorder.lease_lost:
+        return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)
+    with transaction.atomic():
+        outcome = run_stopped_or_done(claim=claim, recorder=recorder, stopped=False)
+        if outcome == RunStatus.SUCCEEDED:
+            on_succeeded(result)
+    return outcome
+
+
 def policy_run_execute(*, run_id: int, worker: str) -> str:
     """Train a policy run with the engine, resuming from its latest checkpoint if it has one, and
     evaluate its held-out prompts (if it has them) every ``eval.every_steps`` steps."""
@@ -449,8 +468,4 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
                            model_cache_dir=settings.STEER_MODEL_CACHE_DIR, eval_prompts=held_out)
         return result, recorder
 
-    done, failed = engine_attempt(claim, attempt)
-    if failed:
-        return failed
-    result, recorder = done
-    return run_stopped_or_done(claim=claim, recorder=recorder, stopped=result.stopped)
+    return engine_run(claim, attempt)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import shutil
 
 from django.conf import settings
-from django.db import transaction
 
 from webapp.experiments.execution import (
     Heartbeat,
     PolicyRunRecorder,
-    engine_attempt,
+    engine_run,
     run_claim,
-    run_stopped_or_done,
 )
-from webapp.experiments.models import Run, RunStatus
+from webapp.experiments.models import Run
 from webapp.experiments.policies import policy_from_run_register
 from webapp.rewards.selectors import dpo_pairs
 
@@ -44,14 +42,5 @@ def dpo_run_execute(*, run_id: int, worker: str) -> str:
                                model_cache_dir=settings.STEER_MODEL_CACHE_DIR)
         return result, recorder
 
-    done, failed = engine_attempt(claim, attempt, label="DPO run")
-    if failed:
-        return failed
-    result, recorder = done
-    if result.stopped or recorder.lease_lost:
-        return run_stopped_or_done(claim=claim, recorder=recorder, stopped=True)
-    with transaction.atomic():
-        outcome = run_stopped_or_done(claim=claim, recorder=recorder, stopped=False)
-        if outcome == RunStatus.SUCCEEDED:
-            policy_from_run_register(run=run, step=result.steps_completed)
-    return outcome
+    return engine_run(claim, attempt, label="DPO run",
+                      on_succeeded=lambda result: policy_from_run_register(run=run, step=result.steps_completed))

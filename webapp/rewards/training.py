@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from webapp.experiments.execution import (
     Heartbeat,
     RunRecorder,
-    engine_attempt,
+    engine_run,
     run_claim,
     run_discard_after,
-    run_stopped_or_done,
 )
-from webapp.experiments.models import Run, RunStatus
+from webapp.experiments.models import Run
 from webapp.rewards.selectors import preference_records
 from webapp.rewards.services import reward_model_register
 
@@ -44,14 +41,5 @@ def reward_model_run_execute(*, run_id: int, worker: str) -> str:
                                         on_metrics=recorder.on_metrics, should_stop=recorder.should_stop)
         return result, recorder
 
-    done, failed = engine_attempt(claim, attempt, label="reward-model run")
-    if failed:
-        return failed
-    result, recorder = done
-    if result.stopped or recorder.lease_lost:
-        return run_stopped_or_done(claim=claim, recorder=recorder, stopped=True)
-    with transaction.atomic():
-        outcome = run_stopped_or_done(claim=claim, recorder=recorder, stopped=False)
-        if outcome == RunStatus.SUCCEEDED:
-            reward_model_register(run=run, path=str(result.output_dir), metrics=result.metrics)
-    return outcome
+    return engine_run(claim, attempt, label="reward-model run", on_succeeded=lambda result: reward_model_register(
+        run=run, path=str(result.output_dir), metrics=result.metrics))

@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, DataError, EngineError, unreadable_json
+from .cli_config import run_cli
+from .errors import ConfigError, DataError, unreadable_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return dpo_cli_main(argv[1:])
     args = _parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(lambda: args.run(args))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""A trainer's command-line config file: its settings and the data file it names.
+"""The engine's commands: how they end (``run_cli``), and a trainer's config file, its settings
+and the data file it names (``read_cli_config``).
 
 ``train-rm`` and ``train-dpo`` read one JSON object: the trainer's config fields, and
 ``"data": {"path": "preferences.jsonl"}`` (a relative path is read from the config file's
@@ -8,9 +9,24 @@ folder). Every way a file can be unreadable is a ConfigError naming what is wron
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConfigError, unreadable_json
+from .errors import ConfigError, EngineError, unreadable_json
+
+
+def run_cli(body: Callable[[], int]) -> int:
+    """``body()``'s exit code, as every engine command answers: a user error (EngineError) is
+    one line on stderr and 2, Ctrl-C is 130."""
+    try:
+        return body()
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def read_cli_config(path: Path) -> tuple[dict, Path]:

@@ -642,6 +642,11 @@ def _set_aside(trial: dict[str, Any], defaults: dict[str, Any], dotted: str) -> 
 
 def config_field_help() -> dict[str, str]:
     """Dotted field name -> help text, for forms and docs."""
+    return field_help(TrainConfig)
+
+
+def field_help(config_class: type) -> dict[str, str]:
+    """Dotted field name -> help text of a config dataclass and its nested sections."""
     out: dict[str, str] = {}
 
     def walk(cls: type, prefix: str) -> None:
@@ -651,7 +656,7 @@ def config_field_help() -> dict[str, str]:
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], prefix + f.name + ".")
 
-    walk(TrainConfig, "")
+    walk(config_class, "")
     return out
 
 

@@ -402,12 +402,10 @@ def cli_main(argv: list[str]) -> int:
     130 interrupted.
     """
     import argparse
-    import sys
 
     from tqdm import tqdm
 
-    from .cli_config import read_cli_config
-    from .errors import EngineError
+    from .cli_config import read_cli_config, run_cli
     from .rm_trainer import load_preferences
 
     parser = argparse.ArgumentParser(prog="python -m workers.engine train-dpo",
@@ -418,28 +416,23 @@ def cli_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    try:
+    shown = ("loss", "rewards/accuracies", "rewards/margins")
+
+    def train() -> int:
         fields, data_path = read_cli_config(args.config)
         config = DPOTrainConfig.from_dict(fields)
         pairs = pairs_from_preferences(load_preferences(data_path))
-        total = planned_dpo_steps(len(usable_pairs(pairs)[0]), config)
-        progress = tqdm(total=total, desc="train-dpo", unit="step")
+        progress = tqdm(total=planned_dpo_steps(len(usable_pairs(pairs)[0]), config), desc="train-dpo", unit="step")
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
-            shown = ("loss", "rewards/accuracies", "rewards/margins")
             progress.set_postfix({k.split("/")[-1][:6]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
 
         with progress:
             result = train_dpo(config, pairs, output_dir=args.output_dir, on_metrics=on_metrics)
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    shown = {k: round(v, 4) for k, v in result.metrics.items()
-             if k in ("loss", "rewards/accuracies", "rewards/margins")}
-    print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
-          f"({result.skipped_ties} tie(s) skipped) {json.dumps(shown)}")
-    return 0
+        final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
+        print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
+              f"({result.skipped_ties} tie(s) skipped) {json.dumps(final)}")
+        return 0
+
+    return run_cli(train)

@@ -10,8 +10,6 @@ Like ``config.py``, this module imports neither torch nor Django.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +24,7 @@ from .config import (
     _help,
     _one_of,
     _to_dict,
+    field_help,
     is_cuda_index,
 )
 
@@ -114,14 +113,4 @@ class DPOTrainConfig:
 
 def dpo_field_help() -> dict[str, str]:
     """Dotted field name -> help text of the DPO config, for forms and docs."""
-    out: dict[str, str] = {}
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            out[prefix + f.name] = f.metadata.get("help", "")
-            if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], prefix + f.name + ".")
-
-    walk(DPOTrainConfig, "")
-    return out
+    return field_help(DPOTrainConfig)

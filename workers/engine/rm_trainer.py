@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,6 @@ from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
 from workers.engine.errors import (
     ConfigError,
     DataError,
-    EngineError,
     TrainingDiverged,
     finite_float,
     unreadable_json,
@@ -531,7 +529,7 @@ def cli_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    try:
+    def train() -> int:
         config, data_path = _read_cli_config(args.config)
         records = load_preferences(data_path)
         validate_preferences(records)
@@ -544,15 +542,13 @@ def cli_main(argv: list[str]) -> int:
 
         with progress:
             result = train_reward_model(config, records, output_dir=args.output_dir, on_metrics=on_metrics)
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval/")}
-    print(f"saved reward model to {result.output_dir} after {result.steps} steps {json.dumps(shown)}")
-    return 0
+        shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval/")}
+        print(f"saved reward model to {result.output_dir} after {result.steps} steps {json.dumps(shown)}")
+        return 0
+
+    from .cli_config import run_cli
+
+    return run_cli(train)
 
 
 def _read_cli_config(path: Path) -> tuple[RewardModelTrainConfig, Path]:
