@@ -10,8 +10,6 @@ from django.db.models import (
     Case,
     Count,
     F,
-    Func,
-    IntegerField,
     Max,
     Q,
     QuerySet,
@@ -23,6 +21,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 
+from webapp.core.json_sql import JSONArrayLength, array_elements_sql
 from webapp.core.locks import rows_for_share
 from webapp.core.tar_stream import folder_in_checkpoint_root
 from webapp.experiments.errors import RunError
@@ -80,7 +79,7 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
         return
     # Counted in the database: the rankings of every label were read into the request.
     labels = PreferenceLabel.objects.filter(task__project=project).annotate(
-        tiers=Func(F("ranking"), function="jsonb_array_length", output_field=IntegerField()))
+        tiers=JSONArrayLength(F("ranking")))
     counts = labels.aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)))
     total, decisive = counts["total"], counts["decisive"]
     if not total:
@@ -142,8 +141,7 @@ def dpo_pairs_check(*, project, data: dict) -> dict:
     labels = PreferenceLabel.objects.filter(task__project=project)
     if "through_label" in data:
         labels = labels.filter(pk__lte=data["through_label"])
-    counts = labels.annotate(tiers=Func(F("ranking"), function="jsonb_array_length", output_field=IntegerField())
-                             ).aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
+    counts = labels.annotate(tiers=JSONArrayLength(F("ranking"))).aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
     if not counts["total"]:
         raise RunError("this project has no preference labels yet; label some tasks, or train on a pair set",
                        field="config.data")
@@ -208,8 +206,7 @@ def pair_set_get(*, project, pair_set_id: int) -> PreferencePairSet:
 def pair_rows_sql(rest: str) -> str:
     """A query of ``(position, JSON text)`` for each pair of the set whose id is its first
     parameter, positions counted from 1 in stored order; ``rest`` goes after the WHERE clause."""
-    return (f"SELECT e.n, e.pair::text FROM {PreferencePairSet._meta.db_table} s, "
-            f"jsonb_array_elements(s.pairs) WITH ORDINALITY AS e(pair, n) WHERE s.id = %s {rest}")
+    return array_elements_sql(PreferencePairSet._meta.db_table, "pairs", rest)
 
 
 def pair_set_pairs_page(*, pair_set_id: int, limit: int, after: int = 0,

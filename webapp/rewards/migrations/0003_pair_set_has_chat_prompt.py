@@ -3,6 +3,19 @@
 from django.db import migrations, models
 
 
+def has_chat_prompt_fill(apps, schema_editor):
+    """One UPDATE on PostgreSQL; elsewhere (SQLite, under ``make run``) set by set in Python."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "UPDATE rewards_preferencepairset s SET has_chat_prompt = EXISTS ("
+            "SELECT 1 FROM jsonb_array_elements(s.pairs) AS e(pair) WHERE jsonb_typeof(e.pair -> 'prompt') = 'array')")
+        return
+    PairSet = apps.get_model("rewards", "PreferencePairSet")
+    chat = [pair_set.pk for pair_set in PairSet.objects.only("pairs").iterator(chunk_size=20)
+            if any(isinstance(pair, dict) and isinstance(pair.get("prompt"), list) for pair in pair_set.pairs)]
+    PairSet.objects.filter(pk__in=chat).update(has_chat_prompt=True)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -16,9 +29,5 @@ class Migration(migrations.Migration):
             field=models.BooleanField(default=False, help_text="Some pair's prompt is chat messages, so the set downloads as conversational."),
         ),
         # Sets stored before: read each set's pairs once, here, rather than at every download.
-        migrations.RunSQL(
-            "UPDATE rewards_preferencepairset s SET has_chat_prompt = EXISTS ("
-            "SELECT 1 FROM jsonb_array_elements(s.pairs) AS e(pair) WHERE jsonb_typeof(e.pair -> 'prompt') = 'array')",
-            migrations.RunSQL.noop,
-        ),
+        migrations.RunPython(has_chat_prompt_fill, migrations.RunPython.noop),
     ]
