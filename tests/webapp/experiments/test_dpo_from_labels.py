@@ -126,3 +126,12 @@ def test_another_projects_labels_are_not_trained_on(project, labelled, sent):  #
     run = launch(project)
     assert all(p.chosen != "p" for p in dpo_pairs(project=project, data=run.config["data"]))
     assert len(dpo_pairs(project=project, data=run.config["data"])) == 5
+
+
+def test_a_project_without_labels_or_pairs_is_told_what_the_run_needs(client, project, sent):  # noqa: F811
+    client.login(username=project.user.username, password=PASSWORD)
+    page = client.get(reverse("experiments:new_dpo", args=[project.id])).content.decode()
+    assert 'id="no-preference-data"' in page and "label some tasks" in page
+    label(make_task(project, completions=["a", "b"]), annotator(project), [[0], [1]])
+    page = client.get(reverse("experiments:new_dpo", args=[project.id])).content.decode()
+    assert "no-preference-data" not in page and '<option value="labels"' in page
