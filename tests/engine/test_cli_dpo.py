@@ -85,3 +85,16 @@ def test_trls_conversational_preferences_read_as_the_assistants_text(tmp_path):
     path.write_text(json.dumps(tool_turn) + "\n")
     with pytest.raises(DataError, match="prefs.jsonl:1: completions must be a list of strings"):
         load_preferences(path)  # not the assistant's words alone: still refused, naming the line
+
+
+def test_a_pair_marked_tie_reads_as_a_tie_and_gives_dpo_nothing(tmp_path):
+    """Steer's preferences.jsonl?include_ties=true writes a tied pair with "tie": true; it was read
+    as chosen over rejected."""
+    from workers.engine.rm_trainer import load_preferences
+
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b", "tie": True, "both_bad": False}) + "\n"
+                    + json.dumps({"prompt": "p", "chosen": "c", "rejected": "d", "tie": False}) + "\n")
+    tied, decisive = load_preferences(path)
+    assert tied.ranking == [[0, 1]] and decisive.ranking == [[0], [1]]
+    assert pairs_from_preferences([tied, decisive]) == [PreferencePair("p", "c", "d")]

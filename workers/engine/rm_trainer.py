@@ -464,7 +464,8 @@ def _prompt_corpus(prompt: str | list[dict]) -> str:
 def load_preferences(path: Path) -> list[PreferenceRecord]:
     """Preference records from JSONL, one object a line, either TRL style
     ``{"prompt", "chosen", "rejected"}`` or ``{"prompt", "completions", "ranking"}``;
-    an optional ``"margin"`` on either. A missing prompt reads as ``""``. A completion in TRL's
+    an optional ``"margin"`` on either, and ``"tie": true`` on a pair that is a tie (as Steer's
+    export with ties writes it). A missing prompt reads as ``""``. A completion in TRL's
     conversational form, the assistant's messages (``[{"role": "assistant", "content": …}]``),
     reads as their text."""
     records = []
@@ -486,7 +487,8 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
         if not isinstance(row, dict):
             raise DataError(f"{path}:{number}: each line must be a JSON object")
         if "chosen" in row and "rejected" in row:
-            completions, ranking = [row["chosen"], row["rejected"]], [[0], [1]]
+            # Steer's preferences.jsonl?include_ties=true marks a tied pair "tie": true
+            completions, ranking = [row["chosen"], row["rejected"]], [[0, 1]] if row.get("tie") is True else [[0], [1]]
         elif "completions" in row and "ranking" in row:
             completions, ranking = row["completions"], row["ranking"]
         else:
