@@ -118,8 +118,9 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     prompts, ``eval_dataset``, to evaluate every ``eval.every_steps`` steps (the two go together);
     a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
-    its backbone ``path`` is, if any. A DPO run needs a policy and names its pair set in
-    ``config["data"]``. RunError changes nothing and queues nothing.
+    its backbone ``path`` is, if any. A DPO run needs a policy and names its preference data (the
+    labels, fixed here at the newest, or a pair set) in ``config["data"]``. RunError changes
+    nothing and queues nothing.
     """
     from webapp.experiments.local_folders import (
         backbone_policy, judge_policies_lock, resolve_local_folders, reward_models_lock,

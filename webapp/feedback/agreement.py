@@ -138,23 +138,12 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
     """
     if len(x) != len(y):
         raise ValueError("both rankings must rank the same items")
-    concordant = discordant = ties_x = ties_y = 0
-    n0 = 0
-    for i, j in combinations(range(len(x)), 2):
-        n0 += 1
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0:
-            ties_x += 1
-        if dy == 0:
-            ties_y += 1
-        if dx * dy > 0:
-            concordant += 1
-        elif dx * dy < 0:
-            discordant += 1
-    denominator = math.sqrt((n0 - ties_x) * (n0 - ties_y))
-    if denominator == 0:
-        return None
-    return (concordant - discordant) / denominator
+    pairs = list(combinations(range(len(x)), 2))
+    return _tau_b_of_signs([_sign(x[i] - x[j]) for i, j in pairs], [_sign(y[i] - y[j]) for i, j in pairs])
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
 
 
 def mean_kendall_tau_b(labels: Iterable[RawLabel]) -> Figure:
