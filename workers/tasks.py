@@ -58,7 +58,23 @@ def _execute(task, run_id) -> str:
         raise Reject("this worker is shutting down", requeue=True)
     if run_is_released_by(run_id=int(run_id), process=worker_process(hostname)):
         raise Reject("this worker released the run as it shuts down", requeue=True)
-    return run_execute(run_id=int(run_id), worker=hostname)
+    try:
+        return run_execute(run_id=int(run_id), worker=hostname)
+    finally:
+        _release_models(run_id)
+
+
+def _release_models(run_id) -> None:
+    """Free the reward models and judges the run loaded (kept between its steps, not beyond)."""
+    from workers.engine.rewards import release_cached_models
+
+    try:
+        held = release_cached_models()
+    except Exception:  # the run's own outcome is already recorded; never mask it
+        log.exception("run %s: could not release its cached models", run_id)
+        return
+    if held:
+        log.info("run %s: released %d cached reward model(s) and judge(s)", run_id, held)
 
 
 @app.task(bind=True, name="workers.tasks.run_policy", acks_late=True, reject_on_worker_lost=True)

@@ -418,6 +418,26 @@ def _load_scorer(path: str, device: str | None):
     return load_reward_model(path, device=device)
 
 
+def release_cached_models() -> int:
+    """Drop the reward models and judges kept between steps; returns how many were held.
+
+    A worker calls this when a run ends, so the next run on that worker (often a policy run
+    that needs the whole GPU) does not start with the last run's scorers still in memory.
+    Frees the CUDA cache too when torch has already initialised CUDA in this process."""
+    held = _load_scorer.cache_info().currsize + _load_judge_model.cache_info().currsize
+    _load_scorer.cache_clear()
+    _load_judge_model.cache_clear()
+    if held:
+        import gc
+        import sys
+
+        gc.collect()
+        torch = sys.modules.get("torch")  # never import torch just to release nothing
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    return held
+
+
 def reward_model_with_metrics(prompts, completions, references, *, path: str,
                               aggregation: str = "mean", device=None, **params
                               ) -> tuple[list[float], dict[str, float]]:
