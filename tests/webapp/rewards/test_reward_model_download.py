@@ -125,3 +125,13 @@ def test_the_page_answers_404_to_a_non_member_and_403_to_an_annotator(client):
     client.logout()
     assert client.login(username=stranger.username, password=PASSWORD)
     assert client.get(reverse("rewards:download", args=[other.id, rm.id])).status_code == 404
+
+
+def test_the_page_says_how_a_download_becomes_a_hugging_face_classifier_once_there_are_models(client):
+    user = make_user()
+    project = make_project(owner=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    assert "export-rm-hf" not in client.get(reverse("rewards:list", args=[project.id])).content.decode()
+    trained(project)
+    body = client.get(reverse("rewards:list", args=[project.id])).content.decode()
+    assert "python -m workers.engine export-rm-hf FOLDER NEW_FOLDER" in body
