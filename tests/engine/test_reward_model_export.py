@@ -108,3 +108,13 @@ def test_the_cli_answers_a_folder_that_is_no_reward_model_with_one_line(tmp_path
     assert err.startswith("error: ") and "reward_model.json is missing" in err
     with pytest.raises(ModelLoadError):
         export_sequence_classifier(tmp_path / "empty", tmp_path / "hf2")
+
+
+def test_an_export_that_fails_its_check_leaves_no_folder(tmp_path, causal_lm_folder, monkeypatch):
+    from workers.engine import reward_model_export
+
+    _saved(tmp_path / "rm", causal_lm_folder)
+    monkeypatch.setattr(reward_model_export, "CHECK_TOLERANCE", -1.0)  # no export can pass
+    with pytest.raises(ModelLoadError, match="do not use it"):
+        export_sequence_classifier(tmp_path / "rm", tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,11 +86,15 @@ def export_sequence_classifier(source: str | Path, destination: str | Path) -> E
         classifier.config.steer_reward_bias = dropped
     classifier.config.steer_max_length = scorer.max_length
     destination.mkdir(parents=True, exist_ok=True)
-    classifier.save_pretrained(destination)
-    tokenizer = scorer.tokenizer
-    tokenizer.model_max_length = scorer.max_length
-    tokenizer.save_pretrained(destination)
-    difference = _check(destination, scorer, dropped)
+    try:
+        classifier.save_pretrained(destination)
+        tokenizer = scorer.tokenizer
+        tokenizer.model_max_length = scorer.max_length
+        tokenizer.save_pretrained(destination)
+        difference = _check(destination, scorer, dropped)
+    except BaseException:  # leave no classifier that was not checked (the folder was empty)
+        shutil.rmtree(destination, ignore_errors=True)
+        raise
     summary = ExportSummary(folder=str(destination), architecture=type(classifier).__name__,
                             num_labels=scorer.ensemble_size, dropped_bias=dropped, max_abs_difference=difference)
     return summary
