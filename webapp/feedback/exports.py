@@ -11,7 +11,8 @@ candidates with the same text is left out (chosen == rejected teaches nothing).
 
 ``raw_labels_jsonl``: one line per label with the whole ranking (tiers), the per-criterion
 scores and the rubric version; ``prompt`` + ``completions`` + ``ranking`` is also the
-ranked-record format the engine's reward-model trainer reads.
+ranked-record format the engine's reward-model trainer reads. Its prompts follow the same
+rule (message lists throughout for a mixed project); completions stay strings.
 """
 
 from __future__ import annotations
@@ -84,7 +85,11 @@ def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[s
 
 
 def raw_labels_jsonl(*, project) -> Iterator[str]:
-    """One line per label: who, the ranking as tiers, both_bad, critique, scores, time and rubric version."""
+    """One line per label: who, the ranking as tiers, both_bad, critique, scores, time and rubric version.
+
+    As in the preference export, a project that mixes chat and plain prompts gives every
+    ``prompt`` as a message list (a plain one as one user message)."""
+    conversational = mixes_prompt_formats(project)
     labels = _labels(project).prefetch_related(
         Prefetch("scores", queryset=CriterionScore.objects.select_related("criterion", "candidate")))
     for label in labels.iterator(chunk_size=CHUNK):
@@ -96,7 +101,7 @@ def raw_labels_jsonl(*, project) -> Iterator[str]:
             "is_gold": task.is_gold,
             "gold_ranking": task.gold_ranking,
             "annotator": label.annotator.username,
-            "prompt": _prompt(task),
+            "prompt": _prompt(task, conversational=conversational),
             "completions": [c.text for c in task.candidates.all()],
             "ranking": label.ranking,
             "both_bad": label.both_bad,

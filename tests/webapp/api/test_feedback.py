@@ -211,3 +211,22 @@ def test_a_reward_named_like_the_total_stays_a_reward_and_two_runs_are_never_com
     rows = {(r["reward"], r["total"]): r["pairs"] for r in api.get(f"/api/v1/projects/{project.id}/reward-agreement/").json()}
     # one pair, from the task made from one run; the head-to-head pair mixes two runs' rewards
     assert rows == {(None, True): 1, ("(total)", False): 1, ("len", False): 1}
+
+
+def test_a_mixed_project_s_raw_labels_load_with_datasets_as_message_lists(api, project, tmp_path):
+    from datasets import List, load_dataset
+
+    tasks = import_tasks(api, project, [
+        {"prompt": "2+2?", "completions": ["4", "5"]},
+        {"prompt": [{"role": "user", "content": "Say hi"}], "completions": ["hi", "bye"]},
+    ])
+    label_as_annotator(project, {tasks[0]["id"]: [[0], [1]], tasks[1]["id"]: [[1], [0]]})
+    response = api.get(f"/api/v1/projects/{project.id}/exports/labels.jsonl")
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(b"".join(response.streaming_content))
+    rows = load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(rows.features["prompt"], List)  # a list of messages, not a Json column of both
+    by_prompt = {r["prompt"][-1]["content"]: r for r in rows}
+    assert by_prompt["2+2?"]["prompt"] == [{"role": "user", "content": "2+2?"}]
+    assert by_prompt["2+2?"]["completions"] == ["4", "5"]  # strings: "4" stays text
+    assert by_prompt["Say hi"]["ranking"] == [[1], [0]]
