@@ -80,15 +80,15 @@ PREFERENCE_SOURCES = ("labels", "pairs")
 
 def preference_data_section(data) -> dict[str, Any]:
     """The `data` section of a reward-model run: the project's preference labels (default) or an
-    imported set of pairs, ``{"source": "pairs", "pair_set": <id>}``."""
+    imported set of pairs, ``{"source": "pairs", "pair_set": <id>}``. The launch fixes labels at
+    the newest one (``"through_label": <id>``), as a DPO run's: a run a worker starts again
+    trains on the same labels, and the run says which labels its model learned from."""
     if data is None:
         return {"source": "labels"}
     if not isinstance(data, dict) or data.get("source") not in PREFERENCE_SOURCES:
         raise RunError('must be {"source": "labels"} or {"source": "pairs", "pair_set": <id>}', field="config.data")
     if data["source"] == "labels":
-        if set(data) != {"source"}:
-            raise RunError("labels take no other keys", field="config.data")
-        return {"source": "labels"}
+        return _labels_section(data)
     pair_set = data.get("pair_set")
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
@@ -105,16 +105,20 @@ def dpo_data_section(data) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("source") not in PREFERENCE_SOURCES:
         raise RunError(usage, field="config.data")
     if data["source"] == "labels":
-        through = data.get("through_label")
-        if set(data) - {"source", "through_label"} or (
-                "through_label" in data and (isinstance(through, bool) or not isinstance(through, int) or through < 0)):
-            raise RunError('labels take at most "through_label": the id of the newest label to train on',
-                           field="config.data")
-        return dict(data)
+        return _labels_section(data)
     pair_set = data.get("pair_set")
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError(usage, field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
+
+
+def _labels_section(data: dict) -> dict[str, Any]:
+    through = data.get("through_label")
+    if set(data) - {"source", "through_label"} or (
+            "through_label" in data and (isinstance(through, bool) or not isinstance(through, int) or through < 0)):
+        raise RunError('labels take at most "through_label": the id of the newest label to train on',
+                       field="config.data")
+    return dict(data)
 
 
 def with_engine_defaults(config: dict[str, Any]) -> dict[str, Any]:

@@ -173,8 +173,11 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             if kind == RunKind.REWARD_MODEL:
                 from webapp.rewards.selectors import preference_source_check
 
-                preference_source_check(project=project, data=run.config["data"],
-                                        eval_fraction=run.config["eval_fraction"], seed=run.config["seed"])
+                data = preference_source_check(project=project, data=run.config["data"],
+                                               eval_fraction=run.config["eval_fraction"], seed=run.config["seed"])
+                if data != run.config["data"]:  # labels fixed at the newest one
+                    run.config = {**run.config, "data": data}
+                    run.save(update_fields=["config"])
             if kind == RunKind.DPO:
                 from webapp.rewards.selectors import dpo_pairs_check
 

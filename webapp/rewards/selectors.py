@@ -65,23 +65,28 @@ def label_count(*, project) -> int:
     return PreferenceLabel.objects.filter(task__project=project).count()
 
 
-def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, seed: int = 0) -> None:
-    """RunError unless the run's preference data exists in this project and can train (called
-    in the launch's transaction). Imported pairs always prefer one answer; labels may all be
-    ties (or 'both bad'), or leave their only decisive ones in the held-out share that the
-    run's ``eval_fraction`` and ``seed`` pick, which the worker refuses only once started."""
+def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, seed: int = 0) -> dict:
+    """The reward-model run's data section as it is to be stored, or RunError unless the data
+    exists in this project and can train (called in the launch's transaction). Labels are fixed
+    at the newest one now (``through_label``), unless the section names one. Imported pairs
+    always prefer one answer; labels may all be ties (or 'both bad'), or leave their only
+    decisive ones in the held-out share that the run's ``eval_fraction`` and ``seed`` pick,
+    which the worker refuses only once started."""
     if data["source"] == "pairs":
         # Inside the launch's transaction: the share lock keeps a deletion (FOR UPDATE) waiting
         # until the run is committed, so that the deletion sees it.
         if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
                               .values_list("pk")):
             raise RunError("no such set of imported pairs in this project", field="config.data")
-        return
+        return data
     # Counted in the database: the rankings of every label were read into the request.
-    labels = PreferenceLabel.objects.filter(task__project=project).annotate(
-        tiers=JSONArrayLength(F("ranking")))
-    counts = labels.aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)))
+    labels = PreferenceLabel.objects.filter(task__project=project)
+    if "through_label" in data:
+        labels = labels.filter(pk__lte=data["through_label"])
+    labels = labels.annotate(tiers=JSONArrayLength(F("ranking")))
+    counts = labels.aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
     total, decisive = counts["total"], counts["decisive"]
+    fixed = {"source": "labels", "through_label": data.get("through_label", counts["last"])}
     if not total:
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
     if not decisive:
@@ -91,7 +96,7 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
 
     train, held_out = split_records(total, eval_fraction, seed)
     if decisive > len(held_out):  # more than the held-out share holds: one is trained on
-        return
+        return fixed
     # The decisive labels' positions (no more than the held-out share) in the order
     # preference_records gives the engine, whose split is by position in it. The filter names
     # the window, so Django applies it after numbering every label.
@@ -102,13 +107,15 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
         raise RunError(f"the labels that prefer one answer ({decisive} of {total}) all fall in the "
                        f"held-out share (eval_fraction {eval_fraction}, seed {seed}), leaving only ties to train on; "
                        "lower config.eval_fraction, change config.seed or label more tasks", field="config.data")
+    return fixed
 
 
 def preference_records(*, project, data: dict) -> list:
     """The engine's PreferenceRecords for a reward-model run's data section.
 
-    Labels: one record per annotator label (raw, not aggregated), the task's candidates in
-    position order and the label's ranking as tiers of positions. Imported pairs: chosen ≻ rejected.
+    Labels (through ``through_label``): one record per annotator label (raw, not aggregated), the
+    task's candidates in position order and the label's ranking as tiers of positions. Imported
+    pairs: chosen ≻ rejected.
     """
     from workers.engine.rm_trainer import PreferenceRecord  # noqa: PLC0415 (torch: worker side only)
 
@@ -116,8 +123,10 @@ def preference_records(*, project, data: dict) -> list:
         pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
         return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]]) for p in pair_set.pairs]
     records = []
-    labels = (PreferenceLabel.objects.filter(task__project=project)
-              .select_related("task").prefetch_related("task__candidates").order_by("id"))
+    labels = PreferenceLabel.objects.filter(task__project=project)
+    if "through_label" in data:  # runs launched before labels were fixed at launch read them all
+        labels = labels.filter(pk__lte=data["through_label"])
+    labels = labels.select_related("task").prefetch_related("task__candidates").order_by("id")
     for label in labels:
         task = label.task
         candidates = sorted(task.candidates.all(), key=lambda c: c.position)

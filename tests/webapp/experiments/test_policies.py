@@ -174,7 +174,7 @@ def test_a_reward_model_run_on_a_policys_folder_keeps_the_policy_and_so_the_chec
     policy = policy_create(project=project, user=None, name="from sft", source="checkpoint",
                            checkpoint_id=checkpoint.pk)
     rm_config = {"backbone": "causal_lm", "path": checkpoint.path, "data": {"source": "labels"}}
-    monkeypatch.setattr("webapp.rewards.selectors.preference_source_check", lambda **kwargs: None)
+    monkeypatch.setattr("webapp.rewards.selectors.preference_source_check", lambda **kwargs: kwargs["data"])
     with pytest.raises(RunError) as info:  # another policy than the backbone's
         run_launch(project=project, user=None, name="rm", kind=RunKind.REWARD_MODEL, config=rm_config,
                    policy=make_policy(project))

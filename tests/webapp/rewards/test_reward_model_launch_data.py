@@ -99,3 +99,34 @@ def test_the_launch_check_counts_the_labels_in_the_database_without_reading_thei
         preference_source_check(project=project, data={"source": "labels"}, eval_fraction=0.25, seed=0)
     [sql] = [q["sql"] for q in queries.captured_queries]
     assert "COUNT(" in sql and "jsonb_array_length" in sql
+
+
+def test_a_reward_model_run_is_fixed_at_the_newest_label_and_trains_on_those_alone(sent):
+    """Labels given after the launch (or while a lost worker's run waits to start again) are not
+    trained on, and the run says which labels its model learned from."""
+    from webapp.feedback.models import PreferenceLabel
+    from webapp.rewards.selectors import preference_records
+
+    project, user = project_with_labels([[[0], [1, 2]], [[2], [1], [0]]])
+    newest = PreferenceLabel.objects.order_by("-pk").first().pk
+    run = launch(project, user, eval_fraction=0.0)
+    run.refresh_from_db()
+    assert run.config["data"] == {"source": "labels", "through_label": newest}
+
+    label_submit(task=make_task(project, prompt="later", completions=["a", "b"]), annotator=user,
+                 ranking=[[1], [0]], submission_key="key-label-later")
+    assert len(preference_records(project=project, data=run.config["data"])) == 2
+    assert len(preference_records(project=project, data={"source": "labels"})) == 3  # a run stored before
+
+
+def test_a_through_label_the_launch_names_is_kept_and_counted_alone(sent):
+    from webapp.feedback.models import PreferenceLabel
+
+    project, user = project_with_labels([[[0, 1, 2]], [[0], [1, 2]]])
+    tie = PreferenceLabel.objects.order_by("pk").first().pk
+    with pytest.raises(RunError, match="all 1 of the project's labels are ties"):
+        launch(project, user, eval_fraction=0.0, data={"source": "labels", "through_label": tie})
+    with pytest.raises(RunError, match='at most "through_label"'):
+        launch(project, user, data={"source": "labels", "through_label": "newest"})
+    run = launch(project, user, eval_fraction=0.0, data={"source": "labels", "through_label": tie + 1})
+    assert run.config["data"]["through_label"] == tie + 1
