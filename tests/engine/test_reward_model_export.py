@@ -5,29 +5,16 @@ import json
 import pytest
 import torch
 
+from tests.engine.test_reward_model import (
+    COMPLETIONS,
+    CORPUS,
+    PROMPTS,
+    causal_lm_folder,  # noqa: F401 (the tiny Llama folder, a fixture)
+)
 from workers.engine.__main__ import main
 from workers.engine.errors import ConfigError, ModelLoadError
-from workers.engine.reward_model import build_reward_model, build_tiny_encoder
+from workers.engine.reward_model import build_reward_model
 from workers.engine.reward_model_export import export_sequence_classifier
-
-CORPUS = ["the answer is 4", "i do not know", "2 + 2", "say hi", "hi there", "user assistant :"]
-PROMPTS = ["2 + 2", [{"role": "user", "content": "say hi"}], "2 + 2"]
-COMPLETIONS = [" the answer is 4", "hi there", " i do not know the answer is 4 4 4"]
-
-
-@pytest.fixture(scope="module")
-def causal_lm_folder(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    _, tokenizer = build_tiny_encoder(CORPUS, seed=0, max_length=64)
-    tokenizer.chat_template = "{% for m in messages %}{{ m.role }} : {{ m.content }} {% endfor %}"
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _saved(folder, causal_lm_folder, *, ensemble_size=2, bias=None, backbone="causal_lm"):
