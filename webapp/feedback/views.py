@@ -56,16 +56,17 @@ def _score_field(position: int, criterion, data) -> dict:
 
 
 def _workspace(request, *, task, form=None, undo=None, error=None, status=200, fresh=False, progress=None,
-               criteria_by_version=None):
+               criteria_by_version=None, undone=False):
     """The workspace for `task` (None: queue empty). `fresh`: just assigned, so not labelled yet.
 
     `progress`: the counter, when the caller has it already (``task_next_with_progress``).
     `criteria_by_version`: {rubric version id: ``criteria_current`` of a task made with it}
     that the caller has read; a task with one of those versions scores on the same criteria.
+    `undone`: the caller's label on `task` was just withdrawn (said to screen readers).
     """
     if progress is None:
         progress = selectors.annotation_progress(project=request.project, annotator=request.user)
-    context = {"task": task, "undo": undo, "error": error, "progress": progress}
+    context = {"task": task, "undo": undo, "error": error, "progress": progress, "undone": undone}
     if task is None:
         context["skipped"] = selectors.skipped_still_open(project=request.project, annotator=request.user)
     if task is not None:
@@ -168,14 +169,15 @@ def label_undo_view(request, project_id: int, label_id: int):
     try:
         task = services.label_undo(label_id=label_id, annotator=request.user)
     except FeedbackError as exc:
-        messages.error(request, exc.message)
-        if request.htmx:
+        if request.htmx:  # said in the swapped workspace; a flash message would say it again on the next page
             nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
             return _workspace(request, task=nxt.task, error=exc.message, progress=nxt.progress)
+        messages.error(request, exc.message)
         return redirect("feedback:annotate", request.project.id)
     if not request.htmx:
+        messages.success(request, f"Your label on task {task.id} was withdrawn; label it again.")
         return redirect("feedback:annotate_task", request.project.id, task.id)
-    return _workspace(request, task=task)
+    return _workspace(request, task=task, undone=True)
 
 
 # ---------------------------------------------------------------- rubrics (researchers)

@@ -143,6 +143,35 @@ def test_undo_brings_the_task_back(client, project, annotator):
     assert f'data-task="{task.id}"' in client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
 
 
+def test_undo_over_htmx_says_the_label_was_withdrawn(client, project, annotator):
+    task, _next = make_task(project), make_task(project)
+    login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    post_label(client, project, task, choice="a", headers={"HTTP_HX_REQUEST": "true"})
+    label = PreferenceLabel.objects.get()
+    body = client.post(reverse("feedback:undo", args=[project.id, label.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert f'data-task="{task.id}"' in body and not PreferenceLabel.objects.exists()
+    assert f'data-announce="Your label on task {task.id} was withdrawn. Task {task.id}: compare two completions."' in body
+    assert f"Your label on task {task.id} was withdrawn: label it again." in body
+
+
+def test_a_refused_undo_over_htmx_is_said_once_not_again_on_the_next_page(client, project, annotator):
+    """The workspace swapped in says why; the same error was also queued as a flash message,
+    which the annotator met again on whatever page they opened next."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task, _next = make_task(project), make_task(project)
+    login(client, annotator).get(reverse("feedback:annotate", args=[project.id]))
+    post_label(client, project, task, choice="a", headers={"HTTP_HX_REQUEST": "true"})
+    label = PreferenceLabel.objects.get()
+    PreferenceLabel.objects.filter(pk=label.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+    body = client.post(reverse("feedback:undo", args=[project.id, label.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "can be undone for 30 seconds only" in body and PreferenceLabel.objects.filter(pk=label.pk).exists()
+    later = client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert "undone for 30 seconds" not in later and 'class="messages"' not in later
+
+
 def test_another_projects_task_is_404_on_every_annotation_url(client, annotator):
     mine = make_project(annotator=annotator)
     theirs = make_project(annotator=make_user())
