@@ -233,6 +233,25 @@ def test_model_text_is_raw_by_default_and_markdown_a_remembered_switch(page, liv
     assert PreferenceLabel.objects.get(task=first).ranking == [[0], [1]]
 
 
+def test_right_to_left_text_reads_right_to_left(page, live_server):
+    """Arabic in a left-to-right box puts its full stop on the wrong side and mixed runs out of order."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    make_task(project, prompt="مرحبا، كيف حالك؟", completions=["أنا بخير، شكرا.", "Fine, thanks."])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    direction = "el => getComputedStyle(el).direction"
+    assert page.locator(".prompt pre.text-raw").evaluate(direction) == "rtl"
+    a, b = page.locator(".candidate-text").nth(0), page.locator(".candidate-text").nth(1)
+    assert a.locator("pre.text-raw").evaluate(direction) == "rtl"
+    assert b.locator("pre.text-raw").evaluate(direction) == "ltr"
+    page.locator("body").click()
+    page.keyboard.press("m")  # the rendered copy too
+    assert a.locator(".text-rendered").evaluate(direction) == "rtl"
+    page.fill("textarea[name=critique]", "الإجابة أ أوضح.")
+    assert page.locator("textarea[name=critique]").evaluate(direction) == "rtl"
+
+
 CONTRAST = """el => {
   const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
   const lum = ([r, g, b]) => [r, g, b]

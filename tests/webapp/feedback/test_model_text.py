@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 ARITHMETIC = "2 * 3 * 4 = 24, so 2*3*4 is 24"
 QUOTE_AND_HEADING = "> 25 is the answer\n# 25\n\n    indented   spaces\tand a tab <b>bold?</b>"
 # nh3 lets no <div> through, so the first </div> ends the copy.
-RENDERED_COPY = re.compile(r'<div class="md text-rendered"( hidden)?>.*?</div>', re.DOTALL)
+RENDERED_COPY = re.compile(r'<div class="md text-rendered" dir="auto"( hidden)?>.*?</div>', re.DOTALL)
 
 
 def visible(body: str) -> str:
@@ -23,7 +23,7 @@ def visible(body: str) -> str:
 
 
 def raw_block(text: str) -> str:
-    return f'<pre class="model-text text-raw">\n{escape(text)}</pre>'
+    return f'<pre class="model-text text-raw" dir="auto">\n{escape(text)}</pre>'
 
 
 @pytest.mark.parametrize("completions", [[ARITHMETIC, QUOTE_AND_HEADING], [ARITHMETIC, QUOTE_AND_HEADING, "*"]])
@@ -43,8 +43,7 @@ def test_a_text_that_starts_with_a_newline_keeps_it(client, project, annotator):
     """HTML drops one newline right after <pre>; the one the template adds is that one."""
     make_task(project, prompt="\n\nafter two newlines", completions=["\nx", "y"])
     body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
-    assert '<pre class="model-text text-raw">\n\n\nafter two newlines</pre>' in body
-    assert '<pre class="model-text text-raw">\n\nx</pre>' in body
+    assert raw_block("\n\nafter two newlines") in body and raw_block("\nx") in body
 
 
 def test_chat_prompts_show_each_message_as_written(client, project, annotator):
@@ -58,7 +57,7 @@ def test_chat_prompts_show_each_message_as_written(client, project, annotator):
 def test_the_rendered_copy_is_still_sanitised(client, project, annotator):
     make_task(project, completions=["<script>alert(1)</script> [x](javascript:alert(1)) *hi*", "b"])
     body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
-    copies = re.findall(r'<div class="md text-rendered" hidden>(.*?)</div>', body, re.DOTALL)
+    copies = re.findall(r'<div class="md text-rendered" dir="auto" hidden>(.*?)</div>', body, re.DOTALL)
     [copy] = [c for c in copies if "<em>hi</em>" in c]
     assert "&lt;script&gt;" in copy and "<script" not in copy
     assert "javascript:" not in copy
@@ -83,3 +82,4 @@ def test_the_task_page_shows_model_text_as_written_too(client, project, research
     assert raw_block("# 25") in body and raw_block(ARITHMETIC) in body and raw_block("> quoted") in body
     assert not re.search(r"<(em|blockquote|h1)\b", visible(body).split('class="prompt card"')[1])
     assert "steer/text_view" in body
+

@@ -21,7 +21,9 @@ def model_text(text: str):
     its asterisks and a leading ``>`` or ``#`` would turn into a quote or a heading. Beside it,
     hidden, the same text as sanitised Markdown, which an annotator may switch to (text_view.js).
     The newline after ``<pre>`` is there because HTML drops the first one; a text that starts
-    with a newline keeps it.
+    with a newline keeps it. ``dir="auto"``: a right-to-left text (Arabic, Hebrew) reads right to
+    left, its punctuation where it belongs.
     """
-    return format_html('<pre class="model-text text-raw">\n{}</pre><div class="md text-rendered" hidden>{}</div>',
+    return format_html('<pre class="model-text text-raw" dir="auto">\n{}</pre>'
+                       '<div class="md text-rendered" dir="auto" hidden>{}</div>',
                        text or "", markdown_to_safe_html(text))
