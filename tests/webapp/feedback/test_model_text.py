@@ -83,3 +83,12 @@ def test_the_task_page_shows_model_text_as_written_too(client, project, research
     assert not re.search(r"<(em|blockquote|h1)\b", visible(body).split('class="prompt card"')[1])
     assert "steer/text_view" in body
 
+
+def test_an_empty_or_blank_text_says_so(client, project, annotator):
+    """A blank card read as a completion that failed to load; an empty completion is one to judge."""
+    make_task(project, completions=["", "  \n ", "an answer"])
+    body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    cards = body.split('class="candidate-text"')[1:]
+    assert '<p class="muted text-blank">(empty)</p>' in cards[0] and raw_block("") in cards[0]
+    assert '<p class="muted text-blank">(only whitespace)</p>' in cards[1] and raw_block("  \n ") in cards[1]
+    assert "text-blank" not in cards[2].split("</li>")[0]

@@ -22,8 +22,12 @@ def model_text(text: str):
     hidden, the same text as sanitised Markdown, which an annotator may switch to (text_view.js).
     The newline after ``<pre>`` is there because HTML drops the first one; a text that starts
     with a newline keeps it. ``dir="auto"``: a right-to-left text (Arabic, Hebrew) reads right to
-    left, its punctuation where it belongs.
+    left, its punctuation where it belongs. A text with nothing visible in it says so, so that
+    an empty completion is not taken for one that failed to load.
     """
-    return format_html('<pre class="model-text text-raw" dir="auto">\n{}</pre>'
+    text = text or ""
+    blank = "" if text.strip() else format_html('<p class="muted text-blank">{}</p>',
+                                                "(only whitespace)" if text else "(empty)")
+    return format_html('{}<pre class="model-text text-raw" dir="auto">\n{}</pre>'
                        '<div class="md text-rendered" dir="auto" hidden>{}</div>',
-                       text or "", markdown_to_safe_html(text))
+                       blank, text, markdown_to_safe_html(text))
