@@ -73,6 +73,23 @@
     syncRanks();
   }
 
+  function rankTyped(input) {
+    /* A typed rank number moves its completion to where the number puts it (equal numbers tie), so
+       the list, its tie marks and its spoken names say what will be saved, and a later move by
+       keyboard or drag starts from it instead of renumbering the typed ranks away. A number out of
+       range is left as typed, for the form to refuse. */
+    var k = items().length;
+    var valid = items().every(function (li) {
+      var value = li.querySelector(".rank-input").value;
+      return /^[0-9]+$/.test(value) && Number(value) >= 1 && Number(value) <= k;
+    });
+    if (!valid) { return; }
+    var li = input.closest(".rank-item"), active = document.activeElement;
+    readRanksIntoOrder();
+    if (active && active !== document.activeElement && document.body.contains(active)) { active.focus(); }
+    announce(li.getAttribute("aria-label") + ".");
+  }
+
   function focusItem(index) {
     var all = items();
     if (!all.length) { return; }
@@ -148,7 +165,7 @@
       readRanksIntoOrder();
       list.classList.add("enhanced");
       list.addEventListener("change", function (event) {
-        if (event.target.classList.contains("rank-input")) { markRanked(); }
+        if (event.target.classList.contains("rank-input")) { markRanked(); rankTyped(event.target); }
       });
       if (window.Sortable) {
         window.Sortable.create(list, {

@@ -117,6 +117,37 @@ def test_ranking_by_keyboard_and_drag_with_rubric_scores(page, live_server):
         (2, "Clear", 5.0), (2, "Correct", 1.0)]
 
 
+def rank_names(page) -> list[str]:
+    return page.eval_on_selector_all("#ranking .rank-item", "els => els.map(e => e.getAttribute('aria-label'))")
+
+
+def test_typed_rank_numbers_reorder_the_list_and_survive_a_later_move(page, live_server):
+    """A typed rank left the list, its tie marks and its spoken names as they were, and the next
+    Shift+arrow renumbered every completion from the untouched order: the typed ranks were lost."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    task = make_task(project, prompt="Pick", completions=["alpha", "beta", "gamma"])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    page.fill("input[name=rank_2]", "1")  # C first; A still holds 1, so the two tie
+    page.keyboard.press("Tab")
+    assert ranking_letters(page) == ["A", "C", "B"]
+    assert rank_names(page) == ["Completion A, rank 1", "Completion C, rank 1, tied with the one above",
+                                "Completion B, rank 3"]
+    assert page.locator("#ranking .rank-item", has_text="gamma").locator(".tie-mark").is_visible()
+    assert page.is_checked("#ranked")
+    page.fill("input[name=rank_0]", "2")
+    page.keyboard.press("Tab")
+    assert ranking_letters(page) == ["C", "A", "B"]
+    assert page.eval_on_selector_all("#ranking .rank-input", "els => els.map(e => e.value)") == ["1", "2", "3"]
+    page.locator("#ranking .rank-item").nth(2).focus()  # B, moved up by keyboard from the typed order
+    page.keyboard.press("Shift+ArrowUp")
+    assert ranking_letters(page) == ["C", "B", "A"]
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queue-empty")
+    assert PreferenceLabel.objects.get(task=task).ranking == [[2], [1], [0]]
+
+
 def test_enter_on_an_untouched_ranking_saves_nothing_until_the_order_is_confirmed(page, live_server):
     """The shown order is a shuffle: Enter alone is no judgement (as a pair needs a choice)."""
     annotator = make_user()
