@@ -283,6 +283,23 @@ def test_right_to_left_text_reads_right_to_left(page, live_server):
     assert page.locator("textarea[name=critique]").evaluate(direction) == "rtl"
 
 
+def test_a_long_code_line_in_rendered_markdown_keeps_the_pair_side_by_side(page, live_server):
+    """A grid column grew to the widest line: 10,000 px for completion A, 54 px for B, off screen."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    code = "```python\nx = [" + ", ".join(str(i) for i in range(300)) + "]\n```"
+    table = "| a | b |\n|---|---|\n| " + "a" * 2000 + " | 1 |"
+    make_task(project, prompt="Code", completions=[f"{code}\n\n{table}", "short answer"])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    page.locator("body").click()
+    page.keyboard.press("m")
+    assert page.locator(".candidate-text .text-rendered pre").first.is_visible()
+    widths = page.eval_on_selector_all(".pair > .candidate", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(widths) == 2 and abs(widths[0] - widths[1]) < 2
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 CONTRAST = """el => {
   const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
   const lum = ([r, g, b]) => [r, g, b]
