@@ -24,7 +24,16 @@
   }
 
   /* ---- time spent: only while the tab is visible ---- */
-  function startClock() { spentMs = 0; shownAt = document.hidden ? null : performance.now(); }
+  var clockKey = null;     // the submission key of the form the clock runs for
+  function startClock() {
+    /* A refused submission comes back as the same form (same key): its time goes on counting
+       rather than starting again, which recorded only the time since the error. */
+    var form = labelForm();
+    var key = form && form.elements.submission_key ? form.elements.submission_key.value : null;
+    if (key !== null && key === clockKey) { return; }
+    clockKey = key;
+    spentMs = 0; shownAt = document.hidden ? null : performance.now();
+  }
   function elapsed() { return spentMs + (shownAt === null ? 0 : performance.now() - shownAt); }
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { if (shownAt !== null) { spentMs += performance.now() - shownAt; shownAt = null; } }

@@ -167,6 +167,26 @@ def test_enter_on_an_untouched_ranking_saves_nothing_until_the_order_is_confirme
     assert PreferenceLabel.objects.get(task=task).ranking == [[0], [1], [2]]
 
 
+def test_time_spent_counts_from_when_the_task_was_shown_through_a_refused_submission(page, live_server):
+    """The form came back with the error and the clock started again: the label recorded only the
+    seconds after the error, and the Quality page's labels per hour read too high."""
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    task = make_task(project, prompt="Pick", completions=["alpha", "beta", "gamma"])
+    log_in(page, live_server, annotator)
+    page.goto(annotate_url(live_server, project))
+    page.wait_for_timeout(1500)  # reading
+    page.fill("input[name=rank_0]", "9")  # out of range: the server refuses it
+    page.evaluate("document.getElementById('label-form').noValidate = true")
+    page.click("#submit-button")
+    page.wait_for_selector("#workspace[data-ready='1'] #workspace-error")
+    page.fill("input[name=rank_0]", "1")
+    page.check("#ranked")
+    page.click("#submit-button")
+    page.wait_for_selector("#queue-empty")
+    assert PreferenceLabel.objects.get(task=task).time_spent_ms >= 1500
+
+
 def test_undo_brings_the_last_task_back(page, live_server):
     annotator = make_user()
     project = make_project(annotator=annotator)
