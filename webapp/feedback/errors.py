@@ -17,3 +17,15 @@ class LabelConflict(FeedbackError):
                          "submission key, was not saved. A retry must send the key of the label it repeats; to "
                          "change a judgement, withdraw the label first (within the undo window)",
                          field="submission_key")
+
+
+class SubmissionChanged(LabelConflict):
+    """A retry (the same submission key) carrying another judgement than the label it stored:
+    refused like a second judgement (409), so a changed choice is never answered "saved"."""
+
+    def __init__(self, label):
+        self.label = label
+        FeedbackError.__init__(self, f"this submission was saved already (label {label.pk}) with another judgement, "
+                               "which stands; the changed one was not saved. To change a judgement, withdraw the "
+                               "label first (within the undo window) and label the task again",
+                               field="submission_key")

@@ -2,9 +2,11 @@
 
 Labels are written here, in the request, never through the broker: a broker or worker
 outage cannot lose one. Submission is idempotent: a retried request carries the same
-``submission_key`` and gets the label stored the first time. (task, annotator) is unique: a
-submission under another key for a task the annotator labelled already is refused with
-LabelConflict, never dropped silently.
+``submission_key`` and gets the label stored the first time; a retry carrying another
+judgement (ranking, both bad, critique or scores) is refused with SubmissionChanged, so a
+changed choice is never answered as saved. (task, annotator) is unique: a submission under
+another key for a task the annotator labelled already is refused with LabelConflict, never
+dropped silently.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from webapp.feedback.errors import FeedbackError, LabelConflict
+from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
 from webapp.feedback.ranking import ranking_normalise
 from webapp.feedback.selectors import AnnotationCounts, Progress, annotation_counts
@@ -269,6 +271,17 @@ def _repeated(existing: PreferenceLabel | None, *, task: ComparisonTask, annotat
     return existing
 
 
+def _replayed(existing: PreferenceLabel, *, tiers, both_bad: bool, critique: str, scores, candidate_ids
+              ) -> PreferenceLabel:
+    """``existing`` when this retry carries the judgement it stored; SubmissionChanged if not.
+    (Only a retry reads the stored scores: the first submission of a key never comes here.)"""
+    asked = {(candidate_ids[position], criterion.pk, value) for position, criterion, value in scores}
+    if (existing.ranking != tiers or existing.both_bad != both_bad or existing.critique != critique
+            or set(existing.scores.values_list("candidate_id", "criterion_id", "value")) != asked):
+        raise SubmissionChanged(existing)
+    return existing
+
+
 def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceLabel | None:
     """The label this submission repeats: same key, or this annotator's label on this task."""
     existing = PreferenceLabel.objects.filter(Q(submission_key=key) | Q(task=task, annotator=annotator)).first()
@@ -313,6 +326,8 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     except (TypeError, ValueError):
         raise FeedbackError("time spent must be a whole number of milliseconds", field="time_spent_ms") from None
 
+    judgement = dict(tiers=tiers, both_bad=bool(both_bad), critique=(critique or "").strip(), scores=cleaned_scores,
+                     candidate_ids=candidate_ids)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -327,9 +342,9 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                 existing = _repeated(PreferenceLabel.objects.filter(pk=row[1]).first(), task=task, annotator=annotator,
                                      key=key)
                 if existing is not None:  # (None: withdrawn since; store this one)
-                    return existing, False
-            label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=bool(both_bad),
-                                    critique=(critique or "").strip(), time_spent_ms=spent, submission_key=key,
+                    return _replayed(existing, **judgement), False
+            label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=judgement["both_bad"],
+                                    critique=judgement["critique"], time_spent_ms=spent, submission_key=key,
                                     rubric_version_id=scored_version or task.rubric_version_id)
             # The foreign keys are objects in hand and uniqueness is the database's job (see except).
             label.full_clean(exclude=["task", "annotator", "rubric_version"], validate_unique=False,
@@ -347,7 +362,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         existing = _existing_label(task=task, annotator=annotator, key=key)
         if existing is None:
             raise
-        return existing, False
+        return _replayed(existing, **judgement), False
     return label, True
 
 

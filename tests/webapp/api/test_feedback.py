@@ -230,3 +230,15 @@ def test_a_mixed_project_s_raw_labels_load_with_datasets_as_message_lists(api, p
     assert by_prompt["2+2?"]["prompt"] == [{"role": "user", "content": "2+2?"}]
     assert by_prompt["2+2?"]["completions"] == ["4", "5"]  # strings: "4" stays text
     assert by_prompt["Say hi"]["ranking"] == [[1], [0]]
+
+
+def test_a_label_retried_with_its_key_but_another_ranking_is_a_409_and_the_first_stands(api, project):
+    (task,) = import_tasks(api, project, [{"prompt": "q", "completions": ["a", "b"]}])
+    url = f"/api/v1/tasks/{task['id']}/labels/"
+    first = post(api, url, {"ranking": [[1], [0]], "submission_key": "e" * 10})
+    assert first.status_code == 201
+    assert post(api, url, {"ranking": [[1], [0]], "submission_key": "e" * 10}).status_code == 200  # a retry
+    changed = post(api, url, {"ranking": [[0], [1]], "submission_key": "e" * 10})
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "conflict"
+    assert f"label {first.json()['id']}" in changed.json()["error"]["message"]
+    assert list(PreferenceLabel.objects.values_list("ranking", flat=True)) == [[[1], [0]]]

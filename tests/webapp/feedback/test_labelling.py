@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.factories import make_project, make_rubric, make_task, make_user
 from webapp.feedback import labelling
-from webapp.feedback.errors import FeedbackError, LabelConflict
+from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
 from webapp.feedback.models import Assignment, ComparisonTask, CriterionScore, PreferenceLabel
 from webapp.feedback.services import (
     assignment_skip, label_submit, label_submit_outcome, label_undo, rubric_update, task_next_for_annotator,
@@ -198,23 +198,34 @@ def test_resubmitting_the_same_key_returns_the_stored_label():
     project = make_project(annotator=a)
     task = make_task(project, required_labels=2)
     k = key()
-    first, created = label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], submission_key=k)
-    again, created_again = label_submit_outcome(task=task, annotator=a, ranking=[[1], [0]], submission_key=k)
+    first, created = label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], critique=" ok ",
+                                          time_spent_ms=900, submission_key=k)
+    again, created_again = label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], critique="ok",
+                                                time_spent_ms=4000, submission_key=k)  # a later retry
     assert created and not created_again
-    assert again.pk == first.pk and again.ranking == [[0], [1]]
+    assert again.pk == first.pk and again.ranking == [[0], [1]] and again.time_spent_ms == 900
     task.refresh_from_db()
     assert task.label_count == 1 and PreferenceLabel.objects.count() == 1
 
 
-def test_a_retry_with_the_same_key_returns_the_first_label():
+@pytest.mark.parametrize("changed", [
+    {"ranking": [[1], [0]]}, {"ranking": [[0, 1]], "both_bad": True}, {"critique": "on second thought"},
+])
+def test_a_retry_with_the_same_key_but_another_judgement_is_refused_and_the_first_stands(changed):
+    """A lost answer, then the annotator changes their choice and submits the same form again:
+    the first judgement was stored, and the changed one must not be answered 'saved'."""
     a = make_user()
     project = make_project(annotator=a)
     task = make_task(project, required_labels=2)
     k = key()
     first = submit(task, a, ranking=[[0], [1]], submission_key=k)
-    again, created = label_submit_outcome(task=task, annotator=a, ranking=[[1], [0]], submission_key=k)
-    assert (again.pk, again.ranking, created) == (first.pk, [[0], [1]], False)
-    assert PreferenceLabel.objects.filter(task=task).count() == 1
+    with pytest.raises(SubmissionChanged, match=f"saved already \\(label {first.pk}\\) with another judgement") as info:
+        label_submit_outcome(task=task, annotator=a, **{"ranking": [[0], [1]], **changed}, submission_key=k)
+    assert isinstance(info.value, LabelConflict) and info.value.field == "submission_key"
+    [stored] = PreferenceLabel.objects.filter(task=task)
+    assert (stored.pk, stored.ranking, stored.both_bad, stored.critique) == (first.pk, [[0], [1]], False, "")
+    task.refresh_from_db()
+    assert task.label_count == 1
 
 
 def test_a_second_judgement_under_a_new_key_is_refused_and_changes_nothing():
@@ -271,6 +282,22 @@ def test_scores_record_the_rubric_version_they_were_given_under():
     assert label.rubric_version.number == 1
     assert sorted(CriterionScore.objects.filter(label=label).values_list("candidate__position", "value")) == [
         (0, 1.0), (0, 4.0), (1, 0.0)]
+
+
+def test_a_retry_compares_the_rubric_scores_too():
+    a = make_user()
+    project = make_project(annotator=a)
+    task = make_task(project, rubric=make_rubric(project), required_labels=2)
+    criteria = {c.name: c for c in task.rubric_version.criteria.all()}
+    k = key()
+    scores = {0: {criteria["Correct"].pk: 1, criteria["Clear"].pk: 4}}
+    first = submit(task, a, scores=scores, submission_key=k)
+    again, created = label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], scores=scores, submission_key=k)
+    assert (again.pk, created) == (first.pk, False)
+    with pytest.raises(SubmissionChanged):
+        label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], submission_key=k,
+                             scores={0: {criteria["Correct"].pk: 1, criteria["Clear"].pk: 5}})
+    assert sorted(CriterionScore.objects.filter(label=first).values_list("value", flat=True)) == [1.0, 4.0]
 
 
 @pytest.mark.parametrize("scores, message", [
