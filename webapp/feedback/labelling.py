@@ -53,6 +53,14 @@ def assignments_expire(*, project, now=None) -> int:
         status=Status.EXPIRED, closed_at=now)
 
 
+def assignments_release(*, project, annotator, now=None) -> int:
+    """Close the annotator's active assignments in the project (they left it), so the tasks they
+    held go back to the queue at once rather than when the assignments expire; how many."""
+    now = now or timezone.now()
+    return Assignment.objects.filter(task__project=project, annotator=annotator, status=Status.ACTIVE).update(
+        status=Status.EXPIRED, closed_at=now)
+
+
 def _gold_due(counts: AnnotationCounts) -> bool:
     """A gold task is due, and one may be left for this annotator.
 

@@ -219,8 +219,8 @@ def membership_role_set(*, membership: Membership, role: str) -> Membership:
 
 @transaction.atomic
 def membership_remove(*, membership: Membership) -> None:
-    """Remove the member from the project (their account stays). LastOwnerError if they are its
-    only owner."""
+    """Remove the member from the project (their account stays); the tasks they held go back to
+    the queue. LastOwnerError if they are its only owner."""
     _project_lock(membership.project)
     membership = _membership_reread(membership)
     if _is_last_owner(membership):
@@ -228,3 +228,6 @@ def membership_remove(*, membership: Membership) -> None:
                              "and cannot be removed; "
                              "make another member an owner first")
     membership.delete()
+    from webapp.feedback.labelling import assignments_release  # noqa: PLC0415 (feedback builds on projects)
+
+    assignments_release(project=membership.project, annotator=membership.user)

@@ -78,6 +78,23 @@ def test_a_held_assignment_comes_back_on_reload():
     assert Assignment.objects.filter(annotator=a).count() == 1
 
 
+def test_a_removed_member_s_held_task_goes_back_to_the_queue_at_once():
+    """Removed mid-task, an annotator held their task from the others until it expired (20 min)."""
+    from webapp.projects.models import Membership
+    from webapp.projects.services import membership_remove
+
+    a, b, owner = make_user(), make_user(), make_user()
+    project = make_project(owner=owner, annotator=[a, b])
+    task = make_task(project, required_labels=1)
+    other = make_task(make_project(annotator=a), required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    assert task_next_for_annotator(project=other.project, annotator=a) == other
+    membership_remove(membership=Membership.objects.get(project=project, user=a))
+    assert task_next_for_annotator(project=project, annotator=b) == task
+    assert Assignment.objects.get(task=task, annotator=a).status == Assignment.Status.EXPIRED
+    assert Assignment.objects.get(task=other, annotator=a).status == Assignment.Status.ACTIVE  # another project's
+
+
 def test_expired_assignments_are_requeued_for_others():
     a, b = make_user(), make_user()
     project = make_project(annotator=[a, b])
