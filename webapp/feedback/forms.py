@@ -108,8 +108,8 @@ class LabelForm(forms.Form):
 
     k = 2: ``choice`` (a / b / tie / both_bad). k > 2: ``rank_<position>`` (1 = best; equal
     numbers tie), which the drag-and-drop list keeps in step, and ``ranked``, ticked by the
-    annotator (or by any move of theirs in the list): the rank numbers start as the shuffled
-    display order, so without it an untouched form would record that order as a judgement (as
+    annotator (or by any move of theirs in the list): the rank numbers start as the display order
+    (shuffled when a task is made from runs; an imported task's own order), so without it an untouched form would record that order as a judgement (as
     ``choice`` has no default). Scores: ``score_<position>_<criterion id>``.
     """
 

@@ -83,6 +83,18 @@ def test_an_untouched_ranking_form_saves_nothing_and_asks_for_an_order(client, p
     assert confirmed.status_code == 302 and PreferenceLabel.objects.get().ranking == [[0], [1], [2], [3]]
 
 
+def test_the_ranking_hint_says_random_only_for_tasks_whose_order_was_shuffled(client, project, annotator):
+    """Tasks made from runs are shuffled when made; an imported task keeps its file's order, and
+    the hint said 'random' for it too."""
+    make_task(project, completions=["a", "b", "c"])
+    body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert "the order shown at first is the order the task was imported with" in body
+    assert "is random" not in body
+    ComparisonTask.objects.update(source_run_name="grpo-1")
+    body = client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert "the order shown at first is random" in body
+
+
 def test_a_second_judgement_of_a_labelled_task_is_refused_and_said(client, project, annotator):
     task = make_task(project, required_labels=2)
     login(client, annotator)
