@@ -161,3 +161,30 @@ def test_keyboard_focus_stays_put_through_the_polls(page, live_server, researche
         pass
     page.wait_for_timeout(100)
     assert page.evaluate("document.activeElement.name") == "step"
+
+
+def test_an_open_step_picker_stays_open_with_its_step_through_the_polls(page, live_server, researcher):
+    """The trajectories of a live run are polled every 5 s: the step picker the researcher has
+    opened stays open on the step they chose, while the list of steps grows under it."""
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now(), current_step=2)
+    for step in (1, 2):
+        Trajectory.objects.create(run=run, step=step, group_index=0, sample_index=0, prompt_text="2+2?",
+                                  completion=f"answer at step {step}", rewards={}, reward=1.0, length=3)
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    with page.expect_response(lambda r: "/trajectories/" in r.url):
+        page.select_option("#trajectory-step", "1")
+    page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 1')")
+    page.click("#trajectory-step")  # opens its list of steps
+    assert page.eval_on_selector("#trajectory-step", "s => s.matches(':open')")
+    Trajectory.objects.create(run=run, step=3, group_index=0, sample_index=0, prompt_text="2+2?",
+                              completion="answer at step 3", rewards={}, reward=1.0, length=3)
+    for _ in range(2):
+        with page.expect_response(lambda r: "/trajectories/" in r.url, timeout=15_000):
+            pass
+    page.wait_for_function("() => document.querySelector('#trajectory-step option').textContent === 'latest (3)'")
+    page.wait_for_timeout(300)
+    assert page.eval_on_selector("#trajectory-step", "s => s.matches(':open')")
+    assert page.eval_on_selector("#trajectory-step", "s => s.value") == "1"
+    assert page.is_visible("#trajectories pre.model-text:has-text('answer at step 1')")
+    assert errors == []

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, retarget
 
 from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
@@ -237,7 +237,7 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
     """One step's groups: prompt, completions, per-reward values and advantage, sortable by reward.
 
     Without a step (or with one not stored) it shows the newest step; while the run is active the
-    section polls itself, so "latest" follows the run and a chosen step keeps its place.
+    groups poll themselves, so "latest" follows the run and a chosen step keeps its place.
     """
     run = run_get(project=request.project, run_id=run_id)
     steps = trajectory_steps(run=run)
@@ -246,10 +246,17 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
     step = (steps[-1] if steps else None) if follow_latest else chosen
     order = request.GET.get("order", "reward")
     groups = trajectory_groups(run=run, step=step, order=order) if step is not None else []
-    context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups,
+    # A poll of the groups alone (their own element, so an open step picker is not replaced):
+    # the groups and, in place, the picker's options; the whole section once there is none.
+    poll = bool(request.htmx) and request.htmx.target == "trajectory-groups"
+    context = _context(request, run=run, steps=steps, step=step, order=order, groups=groups, poll=poll,
                        follow_latest=follow_latest, step_options=step_choices(steps, step))
-    template = "experiments/partials/_trajectories.html" if request.htmx else "experiments/trajectories.html"
-    return render(request, template, context)
+    if poll and steps:
+        return render(request, "experiments/partials/_trajectory_groups.html", context)
+    if request.htmx:
+        response = render(request, "experiments/partials/_trajectories.html", context)
+        return retarget(response, "#trajectories") if poll else response
+    return render(request, "experiments/trajectories.html", context)
 
 
 @research_required

@@ -270,6 +270,27 @@ def test_trajectory_browser_of_an_active_run_follows_the_newest_step_and_keeps_a
     assert "first step" in chosen and '<option value="1" selected>' in chosen
 
 
+def test_a_poll_of_a_live_runs_trajectories_leaves_the_pickers_alone(client, researcher):
+    """The groups poll (HX-Target: trajectory-groups): the groups and the step list's options to
+    put in place, never the pickers themselves, which an open list would close with."""
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    url = reverse("experiments:trajectories", args=[researcher.id, run.id])
+    _trajectory(run, 1, "first step")
+    section = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert '<form id="trajectory-picker"' in section and 'id="trajectory-groups"' in section
+    assert 'hx-include="#trajectory-picker"' in section and "hx-swap-oob" not in section
+    _trajectory(run, 2, "second step")
+    poll = client.get(url, {"step": "1", "order": "reward"}, HTTP_HX_REQUEST="true",
+                      HTTP_HX_TARGET="trajectory-groups").content.decode()
+    assert "<form" not in poll and 'name="order"' not in poll
+    assert poll.startswith('<div id="trajectory-groups"') and "first step" in poll and "second step" not in poll
+    assert '<select id="trajectory-step" hx-swap-oob="innerHTML">' in poll
+    assert "latest (2)" in poll and '<option value="1" selected>' in poll
+    Trajectory.objects.filter(run=run).delete()  # a resumed run discarded them: the whole section again
+    gone = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="trajectory-groups")
+    assert gone["HX-Retarget"] == "#trajectories" and "No trajectories stored yet." in gone.content.decode()
+
+
 def test_trajectory_browser_and_checkpoints_of_a_finished_run_stop_polling(client, researcher):
     run = make_run(researcher, status=RunStatus.SUCCEEDED)
     _trajectory(run, 1, "only step")
