@@ -192,7 +192,9 @@
       last = await response.json();
       render();
       const run = last.run;
-      stateOut.textContent = run.terminal ? "final" : "live · step " + run.current_step + " of " + (run.total_steps || "?");
+      const step = "step " + run.current_step + (run.steps_planned ? " of " + run.steps_planned : "");
+      stateOut.textContent = run.terminal ? "final" : run.status === "queued"
+        ? "queued" + (run.current_step ? " at " + step : ", not started") : "live · " + step;
       if (!run.terminal) timer = setTimeout(poll, POLL_MS);
     } catch (err) {
       stateOut.textContent = "charts could not be updated (" + err.message + "); retrying";

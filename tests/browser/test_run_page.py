@@ -188,3 +188,13 @@ def test_an_open_step_picker_stays_open_with_its_step_through_the_polls(page, li
     assert page.eval_on_selector("#trajectory-step", "s => s.value") == "1"
     assert page.is_visible("#trajectories pre.model-text:has-text('answer at step 1')")
     assert errors == []
+
+
+def test_a_queued_run_says_it_waits_for_a_worker_in_its_panel_and_its_charts(page, live_server, researcher):
+    run = make_run(researcher, kind=RunKind.DPO, config={"data": {"source": "labels"}})
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    assert page.text_content("#run-progress").startswith("waiting for a GPU worker to start it")
+    page.wait_for_selector("#chart-state:has-text('queued, not started')")
+    assert "?" not in page.text_content("#run-status") + page.text_content("#chart-state")
+    assert errors == []

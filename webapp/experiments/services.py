@@ -170,6 +170,11 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
             run = run_create(project=project, user=user, name=name, kind=kind, config=config,
                              dataset=dataset, policy=policy, eval_dataset=eval_dataset,
                              creation_key=creation_key, creation_digest=creation_digest)
+            if kind == RunKind.EVALUATION:  # its steps are known now (a dataset's prompts never change)
+                from workers.engine.config import evaluation_steps
+
+                run.total_steps = evaluation_steps(run.dataset.prompts.count(), run.config["rollout"]["prompts_per_step"])
+                run.save(update_fields=["total_steps"])
             if kind == RunKind.REWARD_MODEL:
                 from webapp.rewards.selectors import preference_source_check
 

@@ -166,7 +166,7 @@ def run_chart_data(request, project_id: int, run_id: int):
               if keys or not asked else [])
     return JsonResponse({
         "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
-                "current_step": run.current_step, "total_steps": run.total_steps},
+                "current_step": run.current_step, "total_steps": run.total_steps, "steps_planned": run.steps_planned},
         "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
         "latest": {str(k): v for k, v in metric_latest(run_ids=[run.id]).items()},
         "series": series,

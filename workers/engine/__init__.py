@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "train": "trainer", "Callbacks": "trainer", "TrainResult": "trainer",
-    "evaluate_policy": "evaluation_run", "evaluation_steps": "evaluation_run",
+    "evaluate_policy": "evaluation_run", "evaluation_steps": "config",
     "EvaluationResult": "evaluation_run",
     "PromptRecord": "data",
     "train_dpo": "dpo", "PreferencePair": "dpo", "DPOResult": "dpo", "DPOTrainConfig": "dpo_config",
@@ -39,13 +39,13 @@ def __getattr__(name: str):
 
 if TYPE_CHECKING:
     from .advantages import ADVANTAGE_ESTIMATORS
-    from .config import TrainConfig, config_field_help, default_config_dict
+    from .config import TrainConfig, config_field_help, default_config_dict, evaluation_steps
     from .data import PromptRecord
     from .dpo import DPOResult, PreferencePair, train_dpo
     from .dpo_config import DPOTrainConfig
     from .errors import ConfigError, DataError, EngineError, ModelLoadError
     from .evaluate import evaluate_pass_at_k, pass_at_k
-    from .evaluation_run import EvaluationResult, evaluate_policy, evaluation_steps
+    from .evaluation_run import EvaluationResult, evaluate_policy
     from .policy import load_policy
     from .rewards import REWARDS
     from .tiny import build_tiny_policy

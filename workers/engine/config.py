@@ -11,6 +11,7 @@ This module imports neither torch nor Django, so the web app can validate forms 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -581,6 +582,12 @@ def check_evaluable(config: TrainConfig) -> None:
                               "against each other, so its mean is 0.5 whatever the policy; it "
                               "cannot score an evaluation (to compare two policies, put their "
                               "answers side by side for annotators)")
+
+
+def evaluation_steps(num_prompts: int, prompts_per_step: int) -> int:
+    """How many steps an evaluation of ``num_prompts`` takes (here, torch-free: the web app counts
+    an evaluation's steps at launch)."""
+    return math.ceil(num_prompts / prompts_per_step)
 
 
 def default_config_dict() -> dict[str, Any]:

@@ -13,7 +13,6 @@ Nothing is trained, so the sections about updates (algorithm, optim, filters) ar
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig, check_evaluable
+from .config import TrainConfig, check_evaluable, evaluation_steps
 from .data import PromptRecord, sampling_seed, validate_prompts
 from .metrics import rollout_metrics
 from .policy import load_policy, resolve_device, stop_token_ids
@@ -37,11 +36,6 @@ class EvaluationResult:
     steps_completed: int  # the last step done (start_step if none was)
     total_steps: int
     stopped: bool  # should_stop ended it before the last step
-
-
-def evaluation_steps(num_prompts: int, prompts_per_step: int) -> int:
-    """How many steps an evaluation of ``num_prompts`` takes."""
-    return math.ceil(num_prompts / prompts_per_step)
 
 
 def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],

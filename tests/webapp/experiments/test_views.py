@@ -305,7 +305,7 @@ def test_trajectory_browser_and_checkpoints_of_a_finished_run_stop_polling(clien
 def test_a_queued_run_shows_the_steps_its_config_plans(client, researcher):
     run = make_run(researcher, config={"train": {"total_steps": 40}})
     page = client.get(reverse("experiments:detail", args=[researcher.id, run.id])).content.decode()
-    assert "step 0 of 40" in page
+    assert "waiting for a GPU worker to start it · 40 steps planned" in page
 
 
 @pytest.mark.parametrize("name, params", [
