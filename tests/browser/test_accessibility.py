@@ -14,7 +14,9 @@ from axe_playwright_python.base import AXE_SCRIPT
 
 from tests.browser.session import crawl_links, log_in
 from tests.browser.test_hostile_text import hostile_project
-from tests.factories import make_project, make_rubric, make_task, make_user
+from tests.factories import make_project, make_rubric, make_run, make_task, make_user
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import RunKind, RunStatus, Trajectory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -102,4 +104,22 @@ def test_the_workspace_in_each_state_has_no_serious_axe_violation(axe_page, live
     assert axe_violations(page) == []
     page.keyboard.press("s")
     page.wait_for_selector("#queue-empty")
+    assert axe_violations(page) == []
+
+
+def test_the_run_pages_download_filters_opened_have_no_serious_axe_violation(axe_page, live_server):
+    """The metric keys to download sit in a closed <details>, which a crawl's axe does not see."""
+    page = axe_page
+    owner = make_user()
+    project = make_project(owner=owner)
+    run = make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("reward", 1, 0.5), ("<b>kl</b>", 1, 0.25)])
+    Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=0, prompt_text="2+2?",
+                              completion="4", rewards={}, reward=1.0, length=1)
+    log_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/")
+    page.click("details.export-filters > summary")
+    page.check("input[name=key][value='<b>kl</b>']")
+    page.fill("input[name=step_min]", "1")
+    assert page.is_visible("form.export-filters button:has-text('Download Parquet')")
     assert axe_violations(page) == []

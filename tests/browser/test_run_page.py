@@ -1,4 +1,6 @@
-"""A run's page in a real browser: polling panels, cancel, no console errors."""
+"""A run's page in a real browser: polling panels, cancel, downloads, no console errors."""
+
+import json
 
 import pytest
 from django.utils import timezone
@@ -198,3 +200,27 @@ def test_a_queued_run_says_it_waits_for_a_worker_in_its_panel_and_its_charts(pag
     page.wait_for_selector("#chart-state:has-text('queued, not started')")
     assert "?" not in page.text_content("#run-status") + page.text_content("#chart-state")
     assert errors == []
+
+
+def test_the_download_form_sends_the_apis_filters_without_javascript(browser, live_server, researcher):
+    run = make_run(researcher, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED)
+    for step in (1, 2, 3):
+        Trajectory.objects.create(run=run, step=step, group_index=0, sample_index=0, prompt_text="2+2?",
+                                  completion=f"answer {step}", rewards={}, reward=1.0, length=3)
+    context = browser.new_context(java_script_enabled=False, accept_downloads=True)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, researcher.memberships.get().user)
+        page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+        page.get_by_label("from step").fill("2")
+        page.get_by_label("to step").fill("2")
+        with page.expect_download() as download:
+            page.click("form.export-filters button:has-text('Download JSONL')")
+        with open(download.value.path()) as f:
+            assert [json.loads(line)["completion"] for line in f] == ["answer 2"]
+        page.get_by_label("from step").fill("3")
+        page.click("form.export-filters button:has-text('Download Parquet')")  # 3 to 2: refused, named
+        assert page.text_content("p.errors").startswith("step_max: must not be below step_min (3)")
+        assert "/exports/trajectories.parquet?step_min=3&step_max=2" in page.url
+    finally:
+        context.close()

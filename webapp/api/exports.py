@@ -13,10 +13,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from webapp.api.base import MAX_ID, SteerFileApi, query_params
+from webapp.api.base import SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for
 from webapp.core.downloads import attachment_response
+from webapp.experiments.export_filters import (
+    MetricExportFilterSerializer,
+    TrajectoryExportFilterSerializer,
+)
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
@@ -53,11 +57,6 @@ class LabelExportApi(SteerFileApi):
         return jsonl_response(raw_labels_jsonl(project=project), f"{project.slug}-labels.jsonl")
 
 
-class TrajectoryExportFilterSerializer(serializers.Serializer):
-    step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="First step to export.")
-    step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="Last step to export.")
-
-
 class RunTrajectoryExportApi(SteerFileApi):
     """The run's trajectories as one JSONL file, one line per completion in (step, group_index,
     sample_index) order, with the trajectory list's field names plus ``prompt_messages`` (the
@@ -88,17 +87,6 @@ class RunTrajectoryParquetExportApi(SteerFileApi):
         params = query_params(request, TrajectoryExportFilterSerializer)
         return export_response(run_trajectories_parquet(run=run, **params), run=run, what="trajectories.parquet",
                                content_type=PARQUET_CONTENT_TYPE)
-
-
-class MetricExportFilterSerializer(serializers.Serializer):
-    key = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=200,
-        help_text="Metric keys; repeat the parameter. All keys when left out.")
-
-    def to_internal_value(self, data):
-        if hasattr(data, "getlist"):
-            data = {"key": data.getlist("key")} if "key" in data else {}
-        return super().to_internal_value(data)
 
 
 class RunMetricExportApi(SteerFileApi):

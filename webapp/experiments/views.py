@@ -13,6 +13,12 @@ from django_htmx.http import HttpResponseStopPolling, retarget
 from webapp.core.deletion import deletion_attempt
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
+from webapp.experiments.export_filters import (
+    ExportFilterError,
+    MetricExportFilterSerializer,
+    TrajectoryExportFilterSerializer,
+    export_filters,
+)
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
@@ -31,6 +37,7 @@ from webapp.experiments.selectors import (
     held_out_scorer,
     held_out_steps,
     metric_history_downsampled,
+    metric_keys,
     metric_latest,
     policies_from_run,
     run_deletion_summary,
@@ -135,7 +142,8 @@ def run_detail_page(request, project_id: int, run_id: int):
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
-        human=human, trained_policies=policies_from_run(run=run) if run.kind == RunKind.DPO else []))
+        human=human, trained_policies=policies_from_run(run=run) if run.kind == RunKind.DPO else [],
+        metric_keys=metric_keys(run_ids=[run.id])))
 
 
 @research_required
@@ -259,24 +267,36 @@ def run_trajectories_partial(request, project_id: int, run_id: int):
     return render(request, "experiments/trajectories.html", context)
 
 
+def _export(request, run, *, filters, write, what: str, content_type: str):
+    """The run's download ``what``, filtered as the API's export is (``export_filters``); a bad
+    filter is a 400 page naming the parameter."""
+    try:
+        params = export_filters(filters, request.GET)
+    except ExportFilterError as exc:
+        return render(request, "experiments/export_error.html", _context(request, run=run, error=exc), status=400)
+    return export_response(write(run=run, **params), run=run, what=what, content_type=content_type)
+
+
 @research_required
 def run_trajectories_export(request, project_id: int, run_id: int):
-    """Every trajectory of the run as a JSONL download (the API's export also takes a step range)."""
+    """The run's trajectories (all, or ``?step_min=&step_max=``) as a JSONL download."""
     run = run_get(project=request.project, run_id=run_id)
-    return export_response(run_trajectories_jsonl(run=run), run=run, what="trajectories.jsonl",
-                           content_type="application/jsonl")
+    return _export(request, run, filters=TrajectoryExportFilterSerializer, write=run_trajectories_jsonl,
+                   what="trajectories.jsonl", content_type="application/jsonl")
 
 
 @research_required
 def run_trajectories_parquet_export(request, project_id: int, run_id: int):
-    """Every trajectory of the run as a Parquet download: the JSONL's rows, typed."""
+    """The run's trajectories as a Parquet download: the JSONL's rows, typed, with the same filters."""
     run = run_get(project=request.project, run_id=run_id)
-    return export_response(run_trajectories_parquet(run=run), run=run, what="trajectories.parquet",
-                           content_type=PARQUET_CONTENT_TYPE)
+    return _export(request, run, filters=TrajectoryExportFilterSerializer, write=run_trajectories_parquet,
+                   what="trajectories.parquet", content_type=PARQUET_CONTENT_TYPE)
 
 
 @research_required
 def run_metrics_export(request, project_id: int, run_id: int):
-    """Every metric point of the run as a CSV download, step,key,value."""
+    """The run's metric points (every key, or each ``?key=``) as a CSV download, step,key,value."""
     run = run_get(project=request.project, run_id=run_id)
-    return export_response(run_metrics_csv(run=run), run=run, what="metrics.csv", content_type="text/csv")
+    return _export(request, run, filters=MetricExportFilterSerializer,
+                   write=lambda run, key=None: run_metrics_csv(run=run, keys=key),
+                   what="metrics.csv", content_type="text/csv")
