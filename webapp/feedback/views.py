@@ -66,7 +66,8 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
     """
     if progress is None:
         progress = selectors.annotation_progress(project=request.project, annotator=request.user)
-    context = {"task": task, "undo": undo, "error": error, "progress": progress, "undone": undone}
+    context = {"task": task, "undo": undo, "error": error, "progress": progress, "undone": undone,
+               "undo_window_s": UNDO_WINDOW_S}
     if task is None:
         context["skipped"] = selectors.skipped_still_open(project=request.project, annotator=request.user)
     if task is not None:
@@ -74,12 +75,16 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
         criteria = (known[task.rubric_version_id] if task.rubric_version_id in known
                     else selectors.criteria_current(task=task))
         candidates = selectors.workspace_candidates(task=task)
+        already = (None if fresh else
+                   PreferenceLabel.objects.filter(task=task, annotator=request.user).only("id", "created_at").first())
+        if already is not None and context["undo"] is None:
+            context["undo"] = _undo_offer(request, label=already)  # the way to change it, while it lasts
         form = form or LabelForm(initial=LabelForm.new_initial(), k=len(candidates), criteria=criteria)
         data = form.data if form.is_bound else {}
         context.update({
             "form": form, "criteria": criteria, "k": len(candidates),
             "rubric_name": criteria[0].rubric_name if criteria else "",
-            "already_labelled": not fresh and PreferenceLabel.objects.filter(task=task, annotator=request.user).exists(),
+            "already_labelled": already,
             "candidates": [{
                 "c": c,
                 "rank": data.get(f"rank_{c.position}", c.position + 1),

@@ -110,6 +110,24 @@ def test_a_second_judgement_of_a_labelled_task_is_refused_and_said(client, proje
     assert (stored.pk, stored.ranking, stored.critique) == (first.pk, [[0], [1]], "")
 
 
+def test_a_labelled_task_offers_its_undo_only_while_the_window_lasts(client, project, annotator):
+    """The notice said 'undo it to change it' long after the 30 s in which an undo is possible."""
+    from datetime import timedelta
+
+    task = make_task(project, required_labels=2)
+    login(client, annotator)
+    post_label(client, project, task, choice="a")
+    label = PreferenceLabel.objects.get()
+    url = reverse("feedback:annotate_task", args=[project.id, task.id])
+    page = client.get(url).content.decode()
+    assert "(undo it above to change it)" in page
+    assert reverse("feedback:undo", args=[project.id, label.id]) in page
+    PreferenceLabel.objects.update(created_at=label.created_at - timedelta(seconds=31))
+    page = client.get(url).content.decode()
+    assert "the 30 s in which it could be undone have passed" in page
+    assert "undo it above" not in page and reverse("feedback:undo", args=[project.id, label.id]) not in page
+
+
 def test_an_invalid_form_saves_nothing_and_says_why(client, project, annotator):
     task = make_task(project)
     response = post_label(login(client, annotator), project, task)
