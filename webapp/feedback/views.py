@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from webapp.core.downloads import attachment_response
 from webapp.core.query import query_id
 from webapp.feedback import exports, selectors, services
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
 from webapp.feedback.forms import (
     CriterionFormSet,
     GoldForm,
@@ -146,8 +146,18 @@ def label_submit_view(request, project_id: int, task_id: int):
                                       criteria=criteria)
     except FeedbackError as exc:
         return _workspace(request, task=task, form=form, criteria_by_version=known,
-                          error=f"Nothing was saved: {exc.message}")
+                          error=f"Nothing was saved: {_said_to_annotator(exc)}")
     return _after_write(request, undo_label=label, criteria_by_version=known)
+
+
+def _said_to_annotator(exc: FeedbackError) -> str:
+    """The refusal in the workspace's words (the API's name the submission key, which an annotator never sees)."""
+    if isinstance(exc, SubmissionChanged):
+        return (f"this task was saved already (label {exc.label.pk}) with another choice, which stands; "
+                "to change it, undo it within 30 s of saving")
+    if isinstance(exc, LabelConflict):
+        return f"you have labelled this task already (label {exc.label.pk}); your first label stands"
+    return exc.message
 
 
 @require_POST

@@ -106,8 +106,20 @@ def test_a_second_judgement_of_a_labelled_task_is_refused_and_said(client, proje
                           headers={"HTTP_HX_REQUEST": "true"})
     body = response.content.decode()
     assert response.status_code == 200 and "Nothing was saved: you have labelled this task already" in body
+    assert "submission key" not in body  # the API's words; an annotator never sees a key
     stored = PreferenceLabel.objects.get()
     assert (stored.pk, stored.ranking, stored.critique) == (first.pk, [[0], [1]], "")
+
+
+def test_the_same_form_posted_again_with_another_choice_says_the_first_was_saved(client, project, annotator):
+    task = make_task(project, required_labels=2)
+    login(client, annotator)
+    key = uuid.uuid4().hex
+    post_label(client, project, task, choice="a", submission_key=key)
+    response = post_label(client, project, task, choice="b", submission_key=key, headers={"HTTP_HX_REQUEST": "true"})
+    body = response.content.decode()
+    assert "Nothing was saved: this task was saved already" in body and "with another choice, which stands" in body
+    assert PreferenceLabel.objects.get().ranking == [[0], [1]]
 
 
 def test_a_labelled_task_offers_its_undo_only_while_the_window_lasts(client, project, annotator):
