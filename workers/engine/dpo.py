@@ -38,9 +38,7 @@ from torch import Tensor
 from .checkpoint import (
     latest_checkpoint,
     load_training_state,
-    prune_checkpoints,
     remove_partial_checkpoints,
-    save_checkpoint,
 )
 from .dpo_config import DPO_LOSS_TYPES, DPOTrainConfig
 from .errors import DataError, TrainingDiverged
@@ -50,7 +48,14 @@ from .policy import (
     load_policy_checkpoint,
     resolve_device,
 )
-from .rollout import encode_prompts, left_pad
+from .prompt_completion import (
+    encode_prompt_completions,
+    epoch_at,
+    offline_checkpoint,
+    planned_steps,
+    prompt_completion_batch,
+    step_indices,
+)
 from .update import (
     _logprobs_fn,
     _zero_missing_grads,
@@ -146,34 +151,17 @@ def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], *, max_length: int,
     """Token ids of each pair: the prompt as the rest of the engine encodes it (chat prompts
     through the chat template), each completion followed by EOS. A completion is cut at its end
     to fit ``max_length`` with its prompt; a prompt too long to leave a completion token keeps
-    its last ``max_length − 1`` tokens."""
-    prompts = encode_prompts(tokenizer, [p.prompt for p in pairs], use_chat_template=use_chat_template)
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    out = []
-    for pair, prompt in zip(pairs, prompts):
-        prompt = prompt[-(max_length - 1):]
-        room = max_length - len(prompt)
-        chosen = (tokenizer(pair.chosen, add_special_tokens=False)["input_ids"] + eos)[:room]
-        rejected = (tokenizer(pair.rejected, add_special_tokens=False)["input_ids"] + eos)[:room]
-        out.append(_Encoded(prompt, chosen, rejected))
-    return out
+    its last ``max_length − 1`` tokens (``prompt_completion.encode_prompt_completions``)."""
+    rows = encode_prompt_completions(tokenizer, [p.prompt for p in pairs], [(p.chosen, p.rejected) for p in pairs],
+                                     max_length=max_length, use_chat_template=use_chat_template)
+    return [_Encoded(prompt, chosen, rejected) for prompt, (chosen, rejected) in rows]
 
 
 def _collate(encoded: Sequence[_Encoded], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
     """Rows [chosen…, rejected…]: input_ids, attention_mask (2B, P + T), prompts left-padded and
     completions right-padded; completion_mask (2B, T)."""
-    prompts = [e.prompt for e in encoded] * 2
-    completions = [e.chosen for e in encoded] + [e.rejected for e in encoded]
-    prompt_ids, prompt_mask = left_pad(prompts, pad_id, "cpu")
-    width = max(len(c) for c in completions)
-    completion_ids = torch.full((len(completions), width), pad_id, dtype=torch.long)
-    completion_mask = torch.zeros((len(completions), width), dtype=torch.long)
-    for i, c in enumerate(completions):
-        completion_ids[i, :len(c)] = torch.as_tensor(c, dtype=torch.long)
-        completion_mask[i, :len(c)] = 1
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-    return input_ids.to(device), attention_mask.to(device), completion_mask.to(device)
+    return prompt_completion_batch([e.prompt for e in encoded] * 2,
+                                   [e.chosen for e in encoded] + [e.rejected for e in encoded], pad_id, device)
 
 
 def sequence_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, fast: bool
@@ -227,19 +215,17 @@ class DPOResult:
 
 def planned_dpo_steps(num_pairs: int, config: DPOTrainConfig) -> int:
     """Optimizer steps of a run on ``num_pairs`` pairs: every epoch ends with a (possibly smaller) step."""
-    per_step = config.dpo.batch_size * config.dpo.gradient_accumulation_steps
-    return math.ceil(num_pairs / per_step) * config.dpo.epochs
+    d = config.dpo
+    return planned_steps(num_pairs, batch_size=d.batch_size, accumulation=d.gradient_accumulation_steps,
+                         epochs=d.epochs)
 
 
 def step_pairs(step: int, num_pairs: int, config: DPOTrainConfig) -> list[list[int]]:
     """The pair indices of optimizer step ``step`` (from 1), as micro-batches: each epoch walks
     a permutation seeded by ``seed + epoch``, so a resumed run takes the same pairs."""
-    per_step = config.dpo.batch_size * config.dpo.gradient_accumulation_steps
-    steps_per_epoch = math.ceil(num_pairs / per_step)
-    epoch, within = divmod(step - 1, steps_per_epoch)
-    order = torch.randperm(num_pairs, generator=torch.Generator().manual_seed(config.dpo.seed + epoch)).tolist()
-    ids = order[within * per_step:(within + 1) * per_step]
-    return [ids[i:i + config.dpo.batch_size] for i in range(0, len(ids), config.dpo.batch_size)]
+    d = config.dpo
+    return step_indices(step, num_pairs, batch_size=d.batch_size, accumulation=d.gradient_accumulation_steps,
+                        seed=d.seed)
 
 
 def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output_dir: Path,
@@ -285,7 +271,7 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         if not math.isfinite(metrics["loss"]):
             raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
                                    "optim.lr or raise dpo.beta")
-        metrics["epoch"] = (step - 1) // steps_per_epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch
+        metrics["epoch"] = epoch_at(step, steps_per_epoch)
         if step == 1:
             metrics.update({"data/pairs": len(pairs), "data/skipped_ties": ties})
         if on_metrics is not None:
@@ -369,12 +355,8 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
 
 def _checkpoint(config: DPOTrainConfig, model, tokenizer, optimizer, output_dir: Path, step: int, total: int,
                 on_checkpoint: Callable[[int, Path], None] | None) -> Path:
-    path = save_checkpoint(output_dir, step, model=model, tokenizer=tokenizer, optimizer=optimizer,
-                           config_dict=config.to_dict(), trainer_state={"total_steps": total, "kind": "dpo"})
-    prune_checkpoints(output_dir, config.dpo.keep_checkpoints)
-    if on_checkpoint is not None:
-        on_checkpoint(step, path)
-    return path
+    return offline_checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, kind="dpo",
+                              keep=config.dpo.keep_checkpoints, on_checkpoint=on_checkpoint)
 
 
 # --- the command line ----------------------------------------------------------------------

@@ -79,18 +79,26 @@ class DPOSettings:
                "must be in [0, 0.5): the probability that a label is flipped, e.g. 0.1")
         _check(self.label_smoothing == 0 or self.loss_type == "sigmoid", s, "label_smoothing",
                "applies to the 'sigmoid' loss only; set it to 0 for 'ipo'")
-        for name, limit in (("epochs", MAX_EPOCHS), ("batch_size", MAX_PAIRS_PER_BATCH),
-                            ("gradient_accumulation_steps", MAX_ACCUMULATION)):
-            _check(getattr(self, name) >= 1, s, name, "must be at least 1")
-            _at_most(getattr(self, name), limit, s, name)
-        _check(self.max_length >= 2, s, "max_length", "must be at least 2 (a prompt token and a completion token)")
-        _at_most(self.max_length, MAX_NEW_TOKENS, s, "max_length")
-        _check(0 <= self.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
-        _check(self.checkpoint_every >= 1, s, "checkpoint_every", "must be at least 1")
-        _check(self.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
-        _check(self.device in ("auto", "cpu", "cuda") or is_cuda_index(self.device), s,
-               "device", f"{self.device!r} is no device; use 'auto', 'cpu', 'cuda' or 'cuda:N' "
-               "(N the GPU's number, 0 to 127, e.g. 'cuda:0')")
+        check_loop_settings(self)
+
+
+def check_loop_settings(settings) -> None:
+    """The checks of the loop settings the offline trainers (DPO, SFT) share: epochs,
+    batch_size, gradient_accumulation_steps, max_length, seed, checkpoint_every,
+    keep_checkpoints and device; ConfigError naming ``<SECTION>.<field>``."""
+    s = settings.SECTION
+    for name, limit in (("epochs", MAX_EPOCHS), ("batch_size", MAX_PAIRS_PER_BATCH),
+                        ("gradient_accumulation_steps", MAX_ACCUMULATION)):
+        _check(getattr(settings, name) >= 1, s, name, "must be at least 1")
+        _at_most(getattr(settings, name), limit, s, name)
+    _check(settings.max_length >= 2, s, "max_length", "must be at least 2 (a prompt token and a completion token)")
+    _at_most(settings.max_length, MAX_NEW_TOKENS, s, "max_length")
+    _check(0 <= settings.seed <= MAX_SEED, s, "seed", f"must be in [0, {MAX_SEED}] (2**32 - 1)")
+    _check(settings.checkpoint_every >= 1, s, "checkpoint_every", "must be at least 1")
+    _check(settings.keep_checkpoints >= 0, s, "keep_checkpoints", "must be >= 0 (0 keeps all)")
+    _check(settings.device in ("auto", "cpu", "cuda") or is_cuda_index(settings.device), s,
+           "device", f"{settings.device!r} is no device; use 'auto', 'cpu', 'cuda' or 'cuda:N' "
+           "(N the GPU's number, 0 to 127, e.g. 'cuda:0')")
 
 
 @dataclass(frozen=True)
