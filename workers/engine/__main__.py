@@ -1,4 +1,4 @@
-"""Command line: ``python -m workers.engine {train,eval,train-rm,train-dpo,export-rm-hf,default-config} ...``.
+"""Command line: ``python -m workers.engine {train,eval,train-rm,train-dpo,train-sft,export-rm-hf,default-config} ...``.
 
 The only place in the engine that reads the environment (STEER_MODEL_CACHE, default
 ``var/models``). User errors print one line on stderr and exit with status 2.
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from .dpo import cli_main as dpo_cli_main  # noqa: PLC0415
 
         return dpo_cli_main(argv[1:])
+    if argv and argv[0] == "train-sft":  # owned by the SFT trainer, imported lazily
+        from .sft import cli_main as sft_cli_main
+
+        return sft_cli_main(argv[1:])
     if argv and argv[0] == "export-rm-hf":  # owned by the exporter, imported lazily
         from .reward_model_export import cli_main as export_cli_main  # noqa: PLC0415
 
@@ -56,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
     sub.add_parser("train-rm", help="train a reward model (see its own --help)")
     sub.add_parser("train-dpo", help="train a policy with DPO on preference pairs (see its own --help)")
+    sub.add_parser("train-sft", help="supervised fine-tuning of a policy on prompt-completion examples "
+                   "(see its own --help)")
     sub.add_parser("export-rm-hf", help="write a reward model as a Hugging Face sequence classifier "
                    "(see its own --help)")
     defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON")

@@ -1,7 +1,8 @@
-"""The engine's commands: how they end (``run_cli``), and a trainer's config file, its settings
-and the data file it names (``read_cli_config``).
+"""The engine's commands: how they end (``run_cli``), a trainer's config file, its settings
+and the data file it names (``read_cli_config``), and that file's lines (``jsonl_objects``,
+``assistant_text``).
 
-``train-rm`` and ``train-dpo`` read one JSON object: the trainer's config fields, and
+``train-rm``, ``train-dpo`` and ``train-sft`` read one JSON object: the trainer's config fields, and
 ``"data": {"path": "preferences.jsonl"}`` (a relative path is read from the config file's
 folder). Every way a file can be unreadable is a ConfigError naming what is wrong.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import ConfigError, EngineError, unreadable_json
+from .errors import ConfigError, DataError, EngineError, unreadable_json
 
 
 def run_cli(body: Callable[[], int]) -> int:
@@ -51,3 +52,36 @@ def read_cli_config(path: Path) -> tuple[dict, Path]:
     if not data_path.is_absolute():
         data_path = path.parent / data_path
     return data, data_path
+
+
+def jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSONL file of ``what`` (``"preferences"``);
+    DataError naming the file, or the file and line, when it cannot be read or a line is no JSON object."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
+    except OSError as exc:
+        raise DataError(f"cannot read {what} from {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(unreadable_json(str(path), exc)) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: each line must be a JSON object")
+        yield number, row
+
+
+def assistant_text(completion):
+    """A completion in TRL's conversational form (assistant messages only) as its text, the turns
+    joined by newlines; anything else as it is."""
+    if (isinstance(completion, list) and completion
+            and all(isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
+                    for m in completion)):
+        return "\n".join(m["content"] for m in completion)
+    return completion

@@ -36,7 +36,6 @@ from workers.engine.errors import (
     DataError,
     TrainingDiverged,
     finite_float,
-    unreadable_json,
 )
 from workers.engine.preference_losses import (
     TIE_HANDLING,
@@ -468,24 +467,10 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
     export with ties writes it). A missing prompt reads as ``""``. A completion in TRL's
     conversational form, the assistant's messages (``[{"role": "assistant", "content": …}]``),
     reads as their text."""
+    from .cli_config import assistant_text, jsonl_objects
+
     records = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
-    except OSError as exc:
-        raise DataError(f"cannot read preferences from {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(unreadable_json(str(path), exc)) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-        except (ValueError, RecursionError) as exc:
-            raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: each line must be a JSON object")
+    for number, row in jsonl_objects(path, "preferences"):
         if "chosen" in row and "rejected" in row:
             # Steer's preferences.jsonl?include_ties=true marks a tied pair "tie": true
             completions, ranking = [row["chosen"], row["rejected"]], [[0, 1]] if row.get("tie") is True else [[0], [1]]
@@ -494,7 +479,7 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
         else:
             raise DataError(f"{path}:{number}: needs either chosen + rejected or completions + ranking")
         if isinstance(completions, list):
-            completions = [_assistant_text(c) for c in completions]
+            completions = [assistant_text(c) for c in completions]
         record = PreferenceRecord(row.get("prompt", ""), completions, ranking, row.get("margin"))
         try:
             _validate_record(record, len(records))
@@ -502,15 +487,6 @@ def load_preferences(path: Path) -> list[PreferenceRecord]:
             raise DataError(f"{path}:{number}: {str(exc).split(': ', 1)[1]}") from exc
         records.append(record)
     return records
-
-
-def _assistant_text(completion):
-    """A conversational completion (assistant messages only) as its text; anything else as it is."""
-    if (isinstance(completion, list) and completion
-            and all(isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
-                    for m in completion)):
-        return "\n".join(m["content"] for m in completion)
-    return completion
 
 
 def cli_main(argv: list[str]) -> int:

@@ -24,6 +24,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -253,3 +254,92 @@ def _checkpoint(config: SFTTrainConfig, model, tokenizer, optimizer, output_dir:
                 on_checkpoint: Callable[[int, Path], None] | None) -> Path:
     return offline_checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, kind="sft",
                               keep=config.sft.keep_checkpoints, on_checkpoint=on_checkpoint)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
+    """(the examples of a JSONL file, how many tied pairs were skipped). A line is TRL's
+    prompt-completion format, ``{"prompt", "completion"}`` (the prompt a string or chat messages,
+    the completion a string or the assistant's messages), or a preference pair ``{"prompt",
+    "chosen", "rejected"}`` whose chosen answer is the completion (a pair marked ``"tie": true``
+    prefers neither and is skipped). DataError naming the file and line of the first bad one."""
+    from .cli_config import assistant_text, jsonl_objects
+
+    examples, ties = [], 0
+    for number, row in jsonl_objects(path, "examples"):
+        if "completion" in row:
+            completion = row["completion"]
+        elif "chosen" in row and "rejected" in row:
+            if row.get("tie") is True:
+                ties += 1
+                continue
+            completion = row["chosen"]
+        else:
+            raise DataError(f"{path}:{number}: needs prompt + completion (or prompt + chosen + rejected)")
+        prompt = row.get("prompt")
+        if not (isinstance(prompt, str) or isinstance(prompt, list) and prompt and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in prompt)):
+            raise DataError(f"{path}:{number}: prompt must be a string or a list of "
+                            '{"role": …, "content": …} messages')
+        completion = assistant_text(completion)
+        if not isinstance(completion, str) or not completion:
+            raise DataError(f"{path}:{number}: the completion must be a non-empty string or the assistant's "
+                            'messages ([{"role": "assistant", "content": …}])')
+        examples.append(SFTExample(prompt, completion))
+    if not examples:
+        raise DataError(f"{path}: no examples to train on" + (f" ({ties} tied pair(s) skipped)" if ties else ""))
+    return examples, ties
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m workers.engine train-sft --config cfg.json --output-dir out/``.
+
+    The config JSON holds the ``SFTTrainConfig`` sections (``policy``, ``sft``, ``optim``) and
+    ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "completion"}`` or of preference pairs
+    ``{"prompt", "chosen", "rejected"}`` (the chosen answer is learnt; a relative path is read from
+    the config file's folder). A run into an output folder that holds checkpoints resumes from
+    the latest. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr), 130
+    interrupted.
+    """
+    import argparse
+
+    from tqdm import tqdm
+
+    from .cli_config import read_cli_config, run_cli
+
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.engine train-sft",
+        description="Supervised fine-tuning of a policy on prompt-completion examples (TRL's SFTTrainer's "
+                    "format; the loss is on the completion's tokens only).",
+        epilog='The config file: {"policy": {...}, "sft": {...}, "optim": {...}, "data": {"path": "sft.jsonl"}}; '
+               'each line of the data file is {"prompt": ..., "completion": ...} or {"prompt": ..., '
+               '"chosen": ..., "rejected": ...} (the chosen answer is the completion).')
+    parser.add_argument("--config", required=True, type=Path, help="JSON: SFT config + data.path")
+    parser.add_argument("--output-dir", required=True, type=Path,
+                        help="folder of the run's checkpoints (a run into it again resumes from the latest)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    shown = ("loss", "mean_token_accuracy")
+
+    def train() -> int:
+        fields, data_path = read_cli_config(args.config)
+        config = SFTTrainConfig.from_dict(fields)
+        examples, ties = load_sft_examples(data_path)
+        progress = tqdm(total=planned_sft_steps(len(examples), config), desc="train-sft", unit="step")
+
+        def on_metrics(step: int, metrics: dict) -> None:
+            progress.update(step - progress.n)
+            progress.set_postfix({k[:8]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
+
+        with progress:
+            result = train_sft(config, examples, output_dir=args.output_dir, on_metrics=on_metrics)
+        final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
+        print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps on "
+              f"{len(examples)} examples ({ties} tied pair(s) skipped) {json.dumps(final)}")
+        return 0
+
+    return run_cli(train)
