@@ -195,6 +195,7 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.run_evaluation": {"queue": "gpu"},
     "workers.tasks.train_reward_model": {"queue": "gpu"},
     "workers.tasks.train_dpo": {"queue": "gpu"},
+    "workers.tasks.train_sft": {"queue": "gpu"},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,6 +1,7 @@
 """Celery tasks: thin shells that take ids, re-read state and call services or the engine.
 
-``run_policy``, ``run_evaluation``, ``train_reward_model`` and ``train_dpo`` are routed to the ``gpu`` queue, acknowledged late
+``run_policy``, ``run_evaluation``, ``train_reward_model``, ``train_dpo`` and ``train_sft`` are routed to the ``gpu``
+queue, acknowledged late
 and rejected (so redelivered) when their worker is lost; they are idempotent: a terminal run
 returns at once, a run another live worker holds is left to it, a resumed one continues from
 its last checkpoint. When this worker starts it hands back to the queue the runs orphaned by a
@@ -98,6 +99,12 @@ def train_reward_model(self, run_id: int) -> str:
 @app.task(bind=True, name="workers.tasks.train_dpo", acks_late=True, reject_on_worker_lost=True)
 def train_dpo(self, run_id: int) -> str:
     """Train the DPO run ``run_id`` on its preference pairs and register the policy it ends with."""
+    return _execute(self, run_id)
+
+
+@app.task(bind=True, name="workers.tasks.train_sft", acks_late=True, reject_on_worker_lost=True)
+def train_sft(self, run_id: int) -> str:
+    """Fine-tune the SFT run ``run_id`` on its examples and register the policy it ends with."""
     return _execute(self, run_id)
 
 

@@ -56,9 +56,10 @@ def run_for(request, run_id: int) -> Run:
 class RunListCreateApi(SteerListApi):
     """GET: the project's runs (filter by status and kind). POST: launch a run.
 
-    A launched policy, reward-model, DPO or evaluation run is validated against the engine's
+    A launched policy, reward-model, DPO, SFT or evaluation run is validated against the engine's
     config and queued for a worker (a DPO run takes a ``policy`` and names its preference data,
-    the project's labels or a pair set, in ``config.data``). An ``external`` run is driven by a trainer outside
+    the project's labels or a pair set, in ``config.data``; an SFT run too, or a prompt dataset
+    with references). An ``external`` run is driven by a trainer outside
     Steer (see ``steer_client.SteerCallback``), which reports its metrics and status.
     An ``Idempotency-Key`` header makes the POST safe to retry (``services.run_create_once``).
     """

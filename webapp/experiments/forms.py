@@ -399,52 +399,70 @@ DPO_KNOBS = [
     ("dpo.seed", "Seed"),
 ]
 
+# The SFT run's settings on the form (the rest through its JSON field).
+SFT_KNOBS = [
+    ("sft.epochs", "Epochs"),
+    ("sft.batch_size", "Examples per micro-batch"),
+    ("sft.gradient_accumulation_steps", "Gradient accumulation"),
+    ("sft.max_length", "Max length (tokens)"),
+    ("optim.lr", "Learning rate"),
+    ("optim.warmup_steps", "Warm-up steps"),
+    ("policy.dtype", "Precision"),
+    ("sft.checkpoint_every", "Checkpoint every"),
+    ("sft.seed", "Seed"),
+]
 
-class DPORunForm(forms.Form):
-    """A DPO run: a policy of the project, its preference data (the annotators' labels, or one of
-    its pair sets), and the DPO settings."""
 
-    knobs = DPO_KNOBS
+class _OfflineRunForm(forms.Form):
+    """A run that trains a policy offline (DPO, SFT): a policy of the project, its data (the
+    ``data_field``, whose choices ``data_choices`` gives), and the trainer's settings: ``knobs`` as
+    fields with the engine's defaults and help, the rest through the JSON ``overrides``."""
+
+    knobs = ()
+    data_field = "data"
     name = forms.CharField(max_length=200)
-    policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none(),
-                                    help_text="The policy trained; its weights before training are the reference.")
-    pair_set = forms.ChoiceField(
-        label="Preference data",
-        help_text="The annotators' labels (each pair of answers a ranking puts apart, the better one chosen; "
-                  "labels given after the launch are not used), or a set of pairs ({prompt, chosen, rejected}) "
-                  "imported or made from a run.")
+    policy = forms.ModelChoiceField(queryset=PolicyModel.objects.none())
     overrides = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}), initial="{}",
-        label="More config (JSON, merged over the fields above)",
-        help_text='Any other DPO setting, e.g. {"dpo": {"device": "cpu", "keep_checkpoints": 3}} or '
-                  '{"optim": {"weight_decay": 0.01}}.')
+        label="More config (JSON, merged over the fields above)")
+
+    def config_class(self):
+        raise NotImplementedError
+
+    def field_help(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def knob_choices(self) -> dict[str, tuple[str, ...]]:
+        return {"policy.dtype": _choices_for("policy.dtype")}
+
+    def data_choices(self, project) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def data_section(self, value: str) -> dict:
+        raise NotImplementedError
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
-        # Imported here: rewards imports experiments.
-        from webapp.rewards.selectors import label_count, pair_set_list
-        from workers.engine import dpo_config
-
-        defaults = dpo_config.DPOTrainConfig().to_dict()
-        help_texts = dpo_config.dpo_field_help()
+        defaults = self.config_class()().to_dict()
+        help_texts = self.field_help()
         self.fields["policy"].queryset = PolicyModel.objects.filter(project=project)
-        labels = label_count(project=project)
-        pair_sets = [(str(s.pk), f"Pairs: {s.name} ({s.pair_count} pairs)") for s in pair_set_list(project=project)]
-        self.fields["pair_set"].choices = ([("labels", f"This project's preference labels ({labels})")] if labels
-                                           else []) + pair_sets
-        if len(self.fields["pair_set"].choices) == 1:  # the only choice there is comes chosen
-            self.fields["pair_set"].initial = self.fields["pair_set"].choices[0][0]
+        data = self.fields[self.data_field]
+        data.choices = self.data_choices(project)
+        if len(data.choices) == 1:  # the only choice there is comes chosen
+            data.initial = data.choices[0][0]
         only = list(self.fields["policy"].queryset.values_list("pk", flat=True)[:2])
         if len(only) == 1:
             self.fields["policy"].initial = only[0]
-        choices = {"dpo.loss_type": dpo_config.DPO_LOSS_TYPES, "policy.dtype": _choices_for("policy.dtype")}
+        choices = self.knob_choices()
+        section = self.knobs[0][0].split(".")[0]
         for path, label in self.knobs:
             default = _lookup(defaults, path)
             common = {"label": label, "initial": default, "help_text": help_texts.get(path, "")}
             if path in choices:
                 field = forms.ChoiceField(choices=[(c, c) for c in choices[path]], **common)
             elif isinstance(default, int):
-                field = forms.IntegerField(min_value=0 if path in ("optim.warmup_steps", "dpo.seed") else 1, **common)
+                field = forms.IntegerField(min_value=0 if path in ("optim.warmup_steps", f"{section}.seed") else 1,
+                                           **common)
             else:
                 field = forms.FloatField(**common)
             self.fields[form_name(path)] = field
@@ -462,11 +480,10 @@ class DPORunForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        from workers.engine.dpo_config import DPOTrainConfig
         from workers.engine.errors import ConfigError
 
         try:
-            DPOTrainConfig.from_dict({k: v for k, v in self.config().items() if k != "data"})
+            self.config_class().from_dict({k: v for k, v in self.config().items() if k != "data"})
         except ConfigError as exc:
             field = self.field_for_error(f"config.{exc.field}")
             if field not in self.errors:
@@ -482,22 +499,112 @@ class DPORunForm(forms.Form):
             if form_name(path) in self.cleaned_data:
                 config.setdefault(section, {})[key] = self.cleaned_data[form_name(path)]
         config = _deep_merge(config, self.cleaned_data.get("overrides") or {})
-        data = self.cleaned_data.get("pair_set")
-        if data == "labels":
-            config["data"] = {"source": "labels"}
-        elif data:
-            config["data"] = {"source": "pairs", "pair_set": int(data)}
+        data = self.cleaned_data.get(self.data_field)
+        if data:
+            config["data"] = self.data_section(data)
         return config
 
     def field_for_error(self, field: str | None) -> str | None:
         if field in ("name", "policy"):
             return field
         if field == "config.data":
-            return "pair_set"
+            return self.data_field
         if field and field.startswith("config."):
             name = form_name(field[len("config."):])
             return name if name in self.fields else "overrides"
         return None
+
+
+class DPORunForm(_OfflineRunForm):
+    """A DPO run: a policy of the project, its preference data (the annotators' labels, or one of
+    its pair sets), and the DPO settings."""
+
+    knobs = DPO_KNOBS
+    data_field = "pair_set"
+    pair_set = forms.ChoiceField(
+        label="Preference data",
+        help_text="The annotators' labels (each pair of answers a ranking puts apart, the better one chosen; "
+                  "labels given after the launch are not used), or a set of pairs ({prompt, chosen, rejected}) "
+                  "imported or made from a run.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].help_text = "The policy trained; its weights before training are the reference."
+        self.fields["overrides"].help_text = (
+            'Any other DPO setting, e.g. {"dpo": {"device": "cpu", "keep_checkpoints": 3}} or '
+            '{"optim": {"weight_decay": 0.01}}.')
+
+    def config_class(self):
+        from workers.engine.dpo_config import DPOTrainConfig
+
+        return DPOTrainConfig
+
+    def field_help(self) -> dict[str, str]:
+        from workers.engine.dpo_config import dpo_field_help
+
+        return dpo_field_help()
+
+    def knob_choices(self) -> dict[str, tuple[str, ...]]:
+        from workers.engine.dpo_config import DPO_LOSS_TYPES
+
+        return {**super().knob_choices(), "dpo.loss_type": DPO_LOSS_TYPES}
+
+    def data_choices(self, project) -> list[tuple[str, str]]:
+        # Imported here: rewards imports experiments.
+        from webapp.rewards.selectors import label_count, pair_set_list
+
+        labels = label_count(project=project)
+        return (([("labels", f"This project's preference labels ({labels})")] if labels else [])
+                + [(str(s.pk), f"Pairs: {s.name} ({s.pair_count} pairs)") for s in pair_set_list(project=project)])
+
+    def data_section(self, value: str) -> dict:
+        return {"source": "labels"} if value == "labels" else {"source": "pairs", "pair_set": int(value)}
+
+
+class SFTRunForm(_OfflineRunForm):
+    """An SFT run: a policy of the project, its examples (the annotators' top-ranked answers, a pair
+    set's chosen answers, or a prompt dataset's references), and the SFT settings."""
+
+    knobs = SFT_KNOBS
+    data_field = "data"
+    data = forms.ChoiceField(
+        label="Examples",
+        help_text="What the policy learns to answer: each label's top-ranked answer(s) (ties and 'both bad' "
+                  "left out; labels given after the launch are not used), a pair set's chosen answers, or a "
+                  "prompt dataset's reference answers (every row needs one).")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].help_text = "The policy fine-tuned; the run registers the result as a new policy."
+        self.fields["overrides"].help_text = (
+            'Any other SFT setting, e.g. {"sft": {"device": "cpu", "keep_checkpoints": 3}} or '
+            '{"optim": {"weight_decay": 0.01}}.')
+
+    def config_class(self):
+        from workers.engine.sft_config import SFTTrainConfig
+
+        return SFTTrainConfig
+
+    def field_help(self) -> dict[str, str]:
+        from workers.engine.sft_config import sft_field_help
+
+        return sft_field_help()
+
+    def data_choices(self, project) -> list[tuple[str, str]]:
+        from webapp.rewards.selectors import label_count, pair_set_list
+
+        labels = label_count(project=project)
+        datasets = PromptDataset.objects.filter(project=project).order_by("name")
+        return (([("labels", f"Top-ranked answers of this project's labels ({labels})")] if labels else [])
+                + [(f"pairs:{s.pk}", f"Chosen answers: {s.name} ({s.pair_count} pairs)")
+                   for s in pair_set_list(project=project)]
+                + [(f"dataset:{d.pk}", f"References: {d.name}") for d in datasets])
+
+    def data_section(self, value: str) -> dict:
+        if value == "labels":
+            return {"source": "labels"}
+        source, pk = value.split(":")
+        return {"source": source, "pair_set" if source == "pairs" else "dataset": int(pk)}
 
 
 def _json_field(raw: str):

@@ -88,6 +88,7 @@ class RunKind(models.TextChoices):
     REWARD_MODEL = "reward_model", "Reward-model training"
     EVALUATION = "evaluation", "Evaluation"
     DPO = "dpo", "DPO from preference pairs"
+    SFT = "sft", "Supervised fine-tuning"
     EXTERNAL = "external", "External trainer (reported over the API)"
 
 
@@ -193,6 +194,11 @@ class Run(models.Model):
             return self.total_steps or None
         train = self.config.get("train") if isinstance(self.config, dict) else None
         return self.total_steps or (train.get("total_steps") if isinstance(train, dict) else None)
+
+    @property
+    def registers_policy(self) -> bool:
+        """A DPO or SFT run: trains a policy offline and, on success, registers its last checkpoint."""
+        return self.kind in (RunKind.DPO, RunKind.SFT)
 
     @property
     def checkpoint_dir(self):

@@ -64,7 +64,7 @@ def policy_create(*, project, user, name: str, source: str, reference: str = "",
 
 
 def policy_from_run_register(*, run: Run, step: int) -> PolicyModel:
-    """The policy a DPO run trained: its checkpoint ``step``, registered in the run's project under
+    """The policy a DPO or SFT run trained: its checkpoint ``step``, registered in the run's project under
     the run's name (``"<name> (run <id>)"`` when a policy has that name already). Idempotent: the
     policy already made from that checkpoint is returned. Called by the worker as the run succeeds."""
     checkpoint = Checkpoint.objects.get(run=run, step=step)
@@ -122,9 +122,9 @@ def _finished_checkpoint(project, checkpoint_id) -> Checkpoint:
     checkpoint = Checkpoint.objects.filter(pk=checkpoint_id, run__project=project).select_related("run").first()
     if checkpoint is None:
         raise PolicyError(f"no checkpoint {checkpoint_id} in this project", field="checkpoint")
-    if checkpoint.run.kind not in (RunKind.POLICY, RunKind.DPO):
+    if checkpoint.run.kind not in (RunKind.POLICY, RunKind.DPO, RunKind.SFT):
         raise PolicyError(f"checkpoint {checkpoint_id} belongs to a {checkpoint.run.get_kind_display()} run, "
-                          "not a policy or DPO run", field="checkpoint")
+                          "not a policy, DPO or SFT run", field="checkpoint")
     locked = rows_for_share(Run.objects.filter(pk=checkpoint.run_id).values_list("status"))
     if not locked or not Checkpoint.objects.filter(pk=checkpoint.pk).exists():
         raise PolicyError(f"no checkpoint {checkpoint_id} in this project", field="checkpoint")

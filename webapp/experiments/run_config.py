@@ -60,6 +60,12 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
             config = dict(config)
             data = dpo_data_section(config.pop("data", None))
             return {**DPOTrainConfig.from_dict(config).to_dict(), "data": data}
+        if kind == RunKind.SFT:
+            from workers.engine.sft_config import SFTTrainConfig
+
+            config = dict(config)
+            data = sft_data_section(config.pop("data", None))
+            return {**SFTTrainConfig.from_dict(config).to_dict(), "data": data}
     except ConfigError as exc:
         raise RunError(exc.message, field=f"config.{exc.field}") from exc
     # External runs are driven by a trainer outside Steer; their config is recorded as given.
@@ -110,6 +116,26 @@ def dpo_data_section(data) -> dict[str, Any]:
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError(usage, field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
+
+
+def sft_data_section(data) -> dict[str, Any]:
+    """The `data` section of an SFT run: the annotators' labels, ``{"source": "labels"}`` (each
+    label's top-ranked answers), a set of pairs of the project, ``{"source": "pairs", "pair_set":
+    <id>}`` (the chosen answers), or a prompt dataset of the project whose rows all have a
+    reference, ``{"source": "dataset", "dataset": <id>}`` (the reference is the completion). The
+    launch fixes labels at the newest one (``"through_label": <id>``), as a DPO run's."""
+    usage = ('name the examples to train on: {"source": "labels"} (the top-ranked answers of the project\'s '
+             'labels), {"source": "pairs", "pair_set": <id>} (a pair set\'s chosen answers) or '
+             '{"source": "dataset", "dataset": <id>} (a prompt dataset whose rows have a reference)')
+    if not isinstance(data, dict) or data.get("source") not in (*PREFERENCE_SOURCES, "dataset"):
+        raise RunError(usage, field="config.data")
+    if data["source"] == "labels":
+        return _labels_section(data)
+    key = "pair_set" if data["source"] == "pairs" else "dataset"
+    value = data.get(key)
+    if set(data) != {"source", key} or isinstance(value, bool) or not isinstance(value, int):
+        raise RunError(usage, field="config.data")
+    return {"source": data["source"], key: value}
 
 
 def _labels_section(data: dict) -> dict[str, Any]:

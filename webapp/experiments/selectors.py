@@ -55,9 +55,9 @@ def policy_runs(*, policy: PolicyModel) -> QuerySet[Run]:
 
 
 def checkpoints_to_start_from(*, project, limit: int = 500) -> QuerySet[Checkpoint]:
-    """Checkpoints of the project's finished policy and DPO runs, newest run and latest step first: what
+    """Checkpoints of the project's finished policy, DPO and SFT runs, newest run and latest step first: what
     a policy may be made from (a running run prunes its older checkpoints as it goes)."""
-    return (Checkpoint.objects.filter(run__project=project, run__kind__in=[RunKind.POLICY, RunKind.DPO],
+    return (Checkpoint.objects.filter(run__project=project, run__kind__in=[RunKind.POLICY, RunKind.DPO, RunKind.SFT],
                                       run__status__in=TERMINAL_STATUSES)
             .select_related("run").order_by("-run_id", "-step")[:limit])
 
@@ -248,7 +248,7 @@ def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
 
 
 def policies_from_run(*, run: Run) -> QuerySet[PolicyModel]:
-    """The policies made from the run's checkpoints (a DPO run registers its last one), latest step first."""
+    """The policies made from the run's checkpoints (a DPO or SFT run registers its last one), latest step first."""
     return PolicyModel.objects.filter(checkpoint__run=run).select_related("checkpoint").order_by("-checkpoint__step", "pk")
 
 

@@ -29,6 +29,7 @@ RUN_TASKS = {
     RunKind.EVALUATION: "workers.tasks.run_evaluation",
     RunKind.REWARD_MODEL: "workers.tasks.train_reward_model",
     RunKind.DPO: "workers.tasks.train_dpo",
+    RunKind.SFT: "workers.tasks.train_sft",
 }
 from webapp.experiments.run_config import parse_config_json, validate_config
 
@@ -119,8 +120,9 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
     a reward-model run names its preference data in
     ``config["data"]`` (checked by ``webapp.rewards``), and records as its policy the one whose folder
     its backbone ``path`` is, if any. A DPO run needs a policy and names its preference data (the
-    labels, fixed here at the newest, or a pair set) in ``config["data"]``. RunError changes
-    nothing and queues nothing.
+    labels, fixed here at the newest, or a pair set) in ``config["data"]``; an SFT run too, or a
+    prompt dataset with references, which becomes the run's dataset (kept from deletion as any
+    run's). RunError changes nothing and queues nothing.
     """
     from webapp.experiments.local_folders import (
         backbone_policy, judge_policies_lock, resolve_local_folders, reward_models_lock,
@@ -135,14 +137,18 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         if dataset is None:
             raise RunError(f"choose the prompt dataset to {verb} {'on' if kind == RunKind.POLICY else 'it on'}",
                            field="dataset")
-    elif kind == RunKind.DPO:
+    elif kind in (RunKind.DPO, RunKind.SFT):
         if policy is None:
             raise RunError("choose the policy to train", field="policy")
         if dataset is not None or eval_dataset is not None:
-            raise RunError("a DPO run trains on the pair set its config's data names, not on a prompt dataset; "
-                           "leave it out", field="dataset" if dataset is not None else "eval_dataset")
+            what = ("a DPO run trains on the pair set its config's data names, not on a prompt dataset"
+                    if kind == RunKind.DPO else "an SFT run trains on the data its config's data names "
+                    '(a prompt dataset as {"source": "dataset", "dataset": <id>})')
+            raise RunError(f"{what}; leave it out", field="dataset" if dataset is not None else "eval_dataset")
         if policy.project_id == project.id:  # another project's is refused by run_create, naming nothing of it
             config = policy_config_merged(config=config, policy=policy)
+        if kind == RunKind.SFT:
+            dataset = _sft_dataset(project=project, config=config)
     elif kind not in RUN_TASKS:
         raise RunError(f"runs of kind {kind!r} are not executed by Steer's workers", field="kind")
     # Models named by id become the engine's own fields first, so the checks below read the
@@ -183,10 +189,11 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
                 if data != run.config["data"]:  # labels fixed at the newest one
                     run.config = {**run.config, "data": data}
                     run.save(update_fields=["config"])
-            if kind == RunKind.DPO:
-                from webapp.rewards.selectors import dpo_pairs_check
+            if kind in (RunKind.DPO, RunKind.SFT):
+                from webapp.rewards.selectors import dpo_pairs_check, sft_examples_check
 
-                data = dpo_pairs_check(project=project, data=run.config["data"])
+                check = dpo_pairs_check if kind == RunKind.DPO else sft_examples_check
+                data = check(project=project, data=run.config["data"])
                 if data != run.config["data"]:  # labels fixed at the newest one
                     run.config = {**run.config, "data": data}
                     run.save(update_fields=["config"])
@@ -197,6 +204,21 @@ def run_launch(*, project, user, name: str, kind: str, config, dataset=None, pol
         raise QueueUnavailable("the task queue (the broker at CELERY_BROKER_URL) cannot be reached, so the run "
                                "was not launched and nothing was stored; launch it again once the broker is up") from exc
     return run
+
+
+def _sft_dataset(*, project, config: dict) -> PromptDataset | None:
+    """The prompt dataset an SFT run's ``config.data`` names (``{"source": "dataset"}``), of this
+    project; RunError on config.data for an id that is none of its datasets (another project's
+    included, naming nothing of it). None for the other sources."""
+    from webapp.experiments.run_config import sft_data_section
+
+    data = sft_data_section(config.get("data"))
+    if data["source"] != "dataset":
+        return None
+    dataset = PromptDataset.objects.filter(project=project, pk=data["dataset"]).first()
+    if dataset is None:
+        raise RunError("no such prompt dataset in this project", field="config.data")
+    return dataset
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
@@ -414,4 +436,8 @@ def run_execute(*, run_id: int, worker: str) -> str:
         from webapp.rewards.dpo_training import dpo_run_execute
 
         return dpo_run_execute(run_id=run_id, worker=worker)
+    if kind == RunKind.SFT:
+        from webapp.rewards.sft_training import sft_run_execute
+
+        return sft_run_execute(run_id=run_id, worker=worker)
     return "skipped: no such run" if kind is None else f"skipped: {kind} runs are not executed here"

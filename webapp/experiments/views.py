@@ -22,7 +22,7 @@ from webapp.experiments.export_filters import (
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
-from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm
+from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm, SFTRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
@@ -92,18 +92,28 @@ def evaluation_new_page(request, project_id: int):
 @research_required
 def dpo_new_page(request, project_id: int):
     """The New DPO run page: a policy and a pair set of the project; ``?policy=<id>`` comes chosen."""
+    return _offline_launch_page(request, DPORunForm, RunKind.DPO, "experiments/new_dpo.html")
+
+
+@research_required
+def sft_new_page(request, project_id: int):
+    """The New SFT run page: a policy and examples of the project; ``?policy=<id>`` comes chosen."""
+    return _offline_launch_page(request, SFTRunForm, RunKind.SFT, "experiments/new_sft.html")
+
+
+def _offline_launch_page(request, form_class, kind: str, template: str):
     chosen = query_id(request.GET.get("policy", ""))
-    form = DPORunForm(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None)
+    form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None)
     if request.method == "POST" and form.is_valid():
         try:
             run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
-                             kind=RunKind.DPO, config=form.config(), policy=form.cleaned_data["policy"])
+                             kind=kind, config=form.config(), policy=form.cleaned_data["policy"])
         except RunError as exc:
             form.add_error(form.field_for_error(exc.field), exc.message)
         else:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
-    return render(request, "experiments/new_dpo.html", _context(request, form=form), status=status)
+    return render(request, template, _context(request, form=form), status=status)
 
 
 def _launch_page(request, form_class, kind: str):
@@ -142,7 +152,7 @@ def run_detail_page(request, project_id: int, run_id: int):
     return render(request, "experiments/detail.html", _context(
         request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
-        human=human, trained_policies=policies_from_run(run=run) if run.kind == RunKind.DPO else [],
+        human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
         metric_keys=metric_keys(run_ids=[run.id])))
 
 

@@ -183,6 +183,57 @@ def dpo_pairs(*, project, data: dict) -> list:
     return pairs
 
 
+def sft_examples_check(*, project, data: dict) -> dict:
+    """The SFT run's data section as it is to be stored, or RunError when it cannot train (called
+    in the launch's transaction). Labels and pair sets are checked as a DPO run's (a label must
+    prefer an answer; labels fixed at the newest now). A dataset must be the project's (share-locked
+    until the run is committed, as the run's own dataset) and hold prompts that all have a reference."""
+    if data["source"] != "dataset":
+        return dpo_pairs_check(project=project, data=data)
+    from webapp.datasets.models import Prompt, PromptDataset
+
+    if not rows_for_share(PromptDataset.objects.filter(project=project, pk=data["dataset"]).values_list("pk")):
+        raise RunError("no such prompt dataset in this project", field="config.data")
+    prompts = Prompt.objects.filter(dataset_id=data["dataset"])
+    counts = prompts.aggregate(total=Count("id"), missing=Count("id", filter=Q(reference="")))
+    if not counts["total"]:
+        raise RunError("the dataset has no prompts to train on", field="config.data")
+    if counts["missing"]:
+        first = prompts.filter(reference="").order_by("index").values_list("index", flat=True).first()
+        raise RunError(f"{counts['missing']} of the dataset's {counts['total']} prompts have no reference answer "
+                       f"(the first is row {first}, counted from 0): an SFT run learns each prompt's reference; "
+                       "import a dataset whose rows all have one", field="config.data")
+    return data
+
+
+def sft_examples(*, project, data: dict) -> list:
+    """The engine's SFTExamples of an SFT run's data: a pair set's chosen answers, in the order
+    they were imported; a dataset's prompts with their references, in order; or, from labels (raw,
+    one annotator's at a time, in the order they were given, through ``through_label``), the
+    top-ranked answer(s) of each label that prefers one (ties-only and 'both bad' labels give none)."""
+    from workers.engine.sft import SFTExample
+
+    if data["source"] == "pairs":
+        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
+        return [SFTExample(p["prompt"], p["chosen"]) for p in pair_set.pairs]
+    if data["source"] == "dataset":
+        from webapp.datasets.models import Prompt
+
+        prompts = Prompt.objects.filter(dataset__project=project, dataset_id=data["dataset"]).order_by("index")
+        return [SFTExample(p.engine_prompt(), p.reference) for p in prompts.iterator(chunk_size=2000)]
+    examples = []
+    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"], both_bad=False)
+              .select_related("task").prefetch_related("task__candidates").order_by("id"))
+    for label in labels.iterator(chunk_size=500):
+        if len(label.ranking) < 2:  # a tie of every candidate prefers none
+            continue
+        task = label.task
+        texts = {c.position: c.text for c in task.candidates.all()}
+        prompt = task.prompt_messages if task.prompt_messages else task.prompt_text
+        examples += [SFTExample(prompt, texts[position]) for position in label.ranking[0]]
+    return examples
+
+
 def runs_using_reward_model(*, reward_model: RewardModel) -> list:
     """The project's runs whose rewards name this reward model's folder, newest first.
 
@@ -200,10 +251,11 @@ def runs_using_reward_model(*, reward_model: RewardModel) -> list:
 
 
 def runs_using_pair_set(*, pair_set: PreferencePairSet) -> QuerySet:
-    """The project's reward-model and DPO runs that train on the imported pairs, newest first."""
+    """The project's reward-model, DPO and SFT runs that train on the imported pairs, newest first."""
     from webapp.experiments.models import Run, RunKind
 
-    return (Run.objects.filter(project_id=pair_set.project_id, kind__in=[RunKind.REWARD_MODEL, RunKind.DPO],
+    return (Run.objects.filter(project_id=pair_set.project_id,
+                               kind__in=[RunKind.REWARD_MODEL, RunKind.DPO, RunKind.SFT],
                                config__data__source="pairs", config__data__pair_set=pair_set.pk)
             .order_by("-id").only("id", "name", "status"))
 

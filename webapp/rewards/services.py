@@ -98,7 +98,7 @@ def reward_model_delete(*, reward_model_id: int, with_training_run: bool = False
 
 
 def pair_set_delete_check(*, pair_set: PreferencePairSet) -> None:
-    """RewardModelError if a queued or running reward-model or DPO run trains on the pairs: its worker
+    """RewardModelError if a queued or running reward-model, DPO or SFT run trains on the pairs: its worker
     reads them when it starts or resumes."""
     active = [run for run in runs_using_pair_set(pair_set=pair_set) if not run.is_terminal]
     if active:

@@ -18,6 +18,7 @@ _EXPORTS = {
     "EvaluationResult": "evaluation_run",
     "PromptRecord": "data",
     "train_dpo": "dpo", "PreferencePair": "dpo", "DPOResult": "dpo", "DPOTrainConfig": "dpo_config",
+    "train_sft": "sft", "SFTExample": "sft", "SFTResult": "sft", "SFTTrainConfig": "sft_config",
     "TrainConfig": "config", "default_config_dict": "config", "config_field_help": "config",
     "ConfigError": "errors", "DataError": "errors", "ModelLoadError": "errors",
     "EngineError": "errors",
@@ -48,5 +49,7 @@ if TYPE_CHECKING:
     from .evaluation_run import EvaluationResult, evaluate_policy
     from .policy import load_policy
     from .rewards import REWARDS
+    from .sft import SFTExample, SFTResult, train_sft
+    from .sft_config import SFTTrainConfig
     from .tiny import build_tiny_policy
     from .trainer import Callbacks, TrainResult, train

@@ -28,7 +28,8 @@ class References(HTMLParser):
 
 
 PAGES = [
-    ("experiments:new", True), ("experiments:new_evaluation", True), ("experiments:new_dpo", True), ("rewards:train", True),
+    ("experiments:new", True), ("experiments:new_evaluation", True), ("experiments:new_dpo", True), ("experiments:new_sft", True),
+    ("rewards:train", True),
     ("rewards:import_pairs", True), ("rewards:pairs_from_run", True), ("datasets:import", True),
     ("feedback:rubric_create", True), ("feedback:task_import", True), ("feedback:task_from_run", True),
     ("policies:new", True), ("projects:settings", True), ("projects:members", True),
