@@ -1,5 +1,6 @@
 """`make run` with no DATABASE_URL keeps its data in SQLite: the migrations and the SQL that reads
-JSON columns (pair pages and downloads, counting decisive labels) must run there too. The suite
+JSON columns (pair pages and downloads, counting decisive labels for reward-model, DPO and SFT
+launches) must run there too. The suite
 itself runs on PostgreSQL, so these paths are driven here in a process of their own."""
 
 import os
@@ -22,6 +23,9 @@ from webapp.projects.models import Membership, Role
 from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.services import pair_set_import
 from webapp.rewards.selectors import dpo_pairs, dpo_pairs_check, pair_set_pairs_page, preference_source_check
+from webapp.rewards.selectors import sft_examples, sft_examples_check
+from webapp.datasets.parsing import PromptRow
+from webapp.datasets.services import dataset_create
 from webapp.rewards.exports import pair_set_jsonl
 from webapp.feedback.services import comparison_tasks_import_jsonl, label_submit
 
@@ -43,6 +47,15 @@ label_submit(task=task, annotator=owner, ranking=[[0], [1, 2]], submission_key=u
 preference_source_check(project=project, data={"source": "labels"}, eval_fraction=0.0, seed=0)
 data = dpo_pairs_check(project=project, data={"source": "labels"})
 assert [(p.chosen, p.rejected) for p in dpo_pairs(project=project, data=data)] == [("x", "y"), ("x", "z")]
+data = sft_examples_check(project=project, data={"source": "labels"})
+assert [(e.prompt, e.completion) for e in sft_examples(project=project, data=data)] == [("q", "x")]
+from django.db import transaction
+dataset = dataset_create(project=project, name="refs", rows=[PromptRow(text="q", reference="r")])
+with transaction.atomic():  # as in the launch: the checks share-lock the data
+    pairs = sft_examples_check(project=project, data={"source": "pairs", "pair_set": pair_set.id})
+    refs = sft_examples_check(project=project, data={"source": "dataset", "dataset": dataset.id})
+assert [e.completion for e in sft_examples(project=project, data=pairs)] == [f"a{i}" for i in range(5)]
+assert [(e.prompt, e.completion) for e in sft_examples(project=project, data=refs)] == [("q", "r")]
 print("sqlite ok")
 '''
 
