@@ -16,7 +16,7 @@ from tests.browser.session import crawl_links, log_in
 from tests.browser.test_hostile_text import hostile_project
 from tests.factories import make_project, make_rubric, make_run, make_task, make_user
 from webapp.experiments.metrics import metric_points_upsert
-from webapp.experiments.models import RunKind, RunStatus, Trajectory
+from webapp.experiments.models import Run, RunKind, RunStatus, Trajectory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -62,6 +62,8 @@ def test_every_page_a_member_reaches_has_no_serious_axe_violation(axe_page, live
     extra += [f"/projects/{pid}/feedback/tasks/head-to-head/?a={runs[0]}&b={runs[1]}"]
     result = crawl_with_axe(page, live_server, [f"/projects/{pid}/", *extra], allowed)
     assert len(result["pages"]) > 25, sorted(result["pages"])
+    sft = Run.objects.get(project_id=pid, kind=RunKind.SFT)
+    assert {f"/projects/{pid}/runs/new-sft/", f"/projects/{pid}/runs/{sft.id}/"} <= set(result["pages"])
     assert result["report"] == {}
     page.context.clear_cookies()
     log_in(page, live_server, annotator)

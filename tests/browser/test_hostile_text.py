@@ -117,6 +117,15 @@ def hostile_project(owner, annotator):
     last = Checkpoint.objects.create(run=dpo, step=2, path="/nowhere/dpo-step-2", size_bytes=1)
     PolicyModel.objects.create(project_id=pid, name=short("dpo policy"), source=PolicyModel.Source.CHECKPOINT,
                                checkpoint=last)
+    # an SFT run that fine-tuned the policy on the dataset's references, charted, its policy registered
+    sft = Run.objects.create(project_id=pid, name=short("sft run"), kind=RunKind.SFT, policy_id=policy.json()["id"],
+                             dataset_id=dataset.json()["id"],
+                             config={"data": {"source": "dataset", "dataset": dataset.json()["id"]}},
+                             status=RunStatus.SUCCEEDED, finished_at=timezone.now(), current_step=2, total_steps=2)
+    metric_points_upsert(run_id=sft.id, points=[("mean_token_accuracy", s, 0.5 * s) for s in (1, 2)])
+    last = Checkpoint.objects.create(run=sft, step=2, path="/nowhere/sft-step-2", size_bytes=1)
+    PolicyModel.objects.create(project_id=pid, name=short("sft policy"), source=PolicyModel.Source.CHECKPOINT,
+                               checkpoint=last)
     RewardModel.objects.create(project_id=pid, name=short("reward model"), backbone="tiny", path="/nowhere/rm",
                                metrics={short("rm metric"): 0.5})
     Run.objects.filter(pk=runs[1]).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
@@ -176,7 +185,9 @@ def test_no_page_runs_or_links_to_script_from_hostile_text(page, live_server):
     result = crawl(page, live_server, [f"/projects/{pid}/", *extra, *api_pages], allowed)
     assert len(result["pages"]) > 25, sorted(result["pages"])
     dpo = Run.objects.get(project_id=pid, kind=RunKind.DPO)
-    assert {f"/projects/{pid}/runs/{dpo.id}/", f"/projects/{pid}/runs/new-dpo/"} <= set(result["pages"])
+    sft = Run.objects.get(project_id=pid, kind=RunKind.SFT)
+    assert {f"/projects/{pid}/runs/{dpo.id}/", f"/projects/{pid}/runs/new-dpo/", f"/projects/{pid}/runs/{sft.id}/",
+            f"/projects/{pid}/runs/new-sft/"} <= set(result["pages"])
     assert result["report"] == {} and result["dialogs"] == [], result
     assert result["refused"] == []  # the Content-Security-Policy stops nothing Steer's pages do
     page.context.clear_cookies()
