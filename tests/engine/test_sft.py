@@ -214,6 +214,14 @@ def test_bad_settings_name_their_field(section, field):
     assert caught.value.field == field
 
 
+def test_the_default_learning_rate_is_trls_for_sft_even_beside_other_optim_settings():
+    assert SFTTrainConfig().optim.lr == 2e-5
+    assert SFTTrainConfig.from_dict({"optim": {"weight_decay": 0.01}}).optim.lr == 2e-5
+    with pytest.raises(ConfigError) as caught:
+        SFTTrainConfig.from_dict({"optim": {"lr": -1}})
+    assert caught.value.field == "optim.lr"
+
+
 def test_config_round_trips_without_importing_torch():
     import subprocess
     import sys

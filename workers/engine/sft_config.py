@@ -1,7 +1,8 @@
 """The typed config of an SFT run: the JSON an SFT Run stores, validated before any work starts.
 
 Three sections, as a DPO run's: ``policy`` (the model trained, as in ``TrainConfig``),
-``optim`` (AdamW, as in ``TrainConfig``) and ``sft`` (the loop). ``SFTTrainConfig.from_dict``
+``optim`` (AdamW, as in ``TrainConfig``, but with TRL's SFT learning rate, 2e-5, as its
+default) and ``sft`` (the loop). ``SFTTrainConfig.from_dict``
 refuses unknown keys and out-of-range values with a ``ConfigError`` naming the dotted field
 (``"sft.epochs"``); ``to_dict`` gives back JSON that ``from_dict`` reads to an equal config.
 
@@ -15,6 +16,13 @@ from typing import Any, ClassVar
 
 from .config import OptimConfig, PolicyConfig, _from_dict, _help, _to_dict, field_help
 from .dpo_config import check_loop_settings
+
+
+@dataclass(frozen=True)
+class SFTOptimConfig(OptimConfig):
+    """AdamW as a policy run's, its default learning rate TRL's SFTConfig's."""
+
+    lr: float = _help("Peak learning rate (2e-5, TRL's SFT default).", default=2e-5)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class SFTTrainConfig:
 
     policy: PolicyConfig = _help("The model trained.", default_factory=PolicyConfig)  # noqa: RUF009
     sft: SFTSettings = _help("The loop.", default_factory=SFTSettings)  # noqa: RUF009
-    optim: OptimConfig = _help("Optimiser.", default_factory=OptimConfig)  # noqa: RUF009
+    optim: SFTOptimConfig = _help("Optimiser.", default_factory=SFTOptimConfig)  # noqa: RUF009
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SFTTrainConfig:
