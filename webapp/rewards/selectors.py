@@ -135,12 +135,13 @@ def preference_records(*, project, data: dict) -> list:
     return records
 
 
-def dpo_pairs_check(*, project, data: dict) -> dict:
+def dpo_pairs_check(*, project, data: dict, otherwise: str = "train on a pair set") -> dict:
     """The DPO run's data section as it is to be stored, or RunError when it cannot train.
 
     A pair set must exist in this project (called in the launch's transaction: the share lock
     keeps a deletion waiting until the run is committed). Labels must hold one that prefers an
     answer; they are fixed at the newest label now (``through_label``), unless the section names one.
+    ``otherwise`` ends the messages about labels: what else the run could train on.
     """
     if data["source"] == "pairs":
         if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
@@ -152,11 +153,11 @@ def dpo_pairs_check(*, project, data: dict) -> dict:
         labels = labels.filter(pk__lte=data["through_label"])
     counts = labels.annotate(tiers=JSONArrayLength(F("ranking"))).aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
     if not counts["total"]:
-        raise RunError("this project has no preference labels yet; label some tasks, or train on a pair set",
+        raise RunError(f"this project has no preference labels yet; label some tasks, or {otherwise}",
                        field="config.data")
     if not counts["decisive"]:
-        raise RunError(f"all {counts['total']} of the labels are ties (or 'both bad'): no pair prefers one answer; "
-                       "label more tasks, or train on a pair set", field="config.data")
+        raise RunError(f"all {counts['total']} of the labels are ties (or 'both bad'): no label prefers an answer; "
+                       f"label more tasks, or {otherwise}", field="config.data")
     return {"source": "labels", "through_label": data.get("through_label", counts["last"])}
 
 
@@ -189,7 +190,8 @@ def sft_examples_check(*, project, data: dict) -> dict:
     prefer an answer; labels fixed at the newest now). A dataset must be the project's (share-locked
     until the run is committed, as the run's own dataset) and hold prompts that all have a reference."""
     if data["source"] != "dataset":
-        return dpo_pairs_check(project=project, data=data)
+        return dpo_pairs_check(project=project, data=data,
+                               otherwise="train on a pair set's chosen answers or a dataset's references")
     from webapp.datasets.models import Prompt, PromptDataset
 
     if not rows_for_share(PromptDataset.objects.filter(project=project, pk=data["dataset"]).values_list("pk")):

@@ -225,7 +225,7 @@ def test_labels_with_nothing_ranked_first_are_refused_naming_config_data(project
         label(make_task(project, completions=["a", "b"]), user, ranking, both_bad=both_bad)
     with pytest.raises(RunError, match=re.escape(words)) as caught:
         launch(project, {"source": "labels"})
-    assert caught.value.field == "config.data"
+    assert caught.value.field == "config.data" and "or a dataset's references" in caught.value.message
     assert not Run.objects.exists() and sent == []
 
 
