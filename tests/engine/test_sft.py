@@ -7,6 +7,8 @@ import torch
 from workers.engine.errors import ConfigError, DataError
 from workers.engine.sft import (
     SFTExample,
+    batch_token_losses,
+    completion_token_losses,
     encode_examples,
     planned_sft_steps,
     step_examples,
@@ -181,6 +183,23 @@ def test_the_loss_masks_what_trl_masks(conversational, tmp_path):
     [encoded] = encode_examples(tokenizer, [ours], max_length=64, use_chat_template=False)
     assert encoded.prompt + encoded.completion == prepared["input_ids"]
     assert trl_loss == pytest.approx(hand_loss(model, [(encoded.prompt, encoded.completion)]), rel=1e-5)
+    with torch.no_grad():
+        nll, _ = batch_token_losses(model, [encoded], tokenizer.pad_token_id, "cpu")
+    assert (nll.sum() / len(encoded.completion)).item() == pytest.approx(trl_loss, rel=1e-5)
+
+
+def test_completion_token_losses_of_hand_made_logits():
+    """Two rows, three positions, vocabulary of three: masked positions give 0, the rest the
+    negative log-softmax of the target and whether it is the argmax."""
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [5.0, 5.0, 9.0]],
+                           [[0.0, 0.0, 3.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]])
+    targets = torch.tensor([[0, 2, 1], [2, 0, 1]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    nll, correct = completion_token_losses(logits, targets, mask)
+    expected = -torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0] * mask
+    assert torch.allclose(nll, expected)
+    assert nll[0, 0] == 0 and nll[1, 2] == 0
+    assert correct.tolist() == [[False, False, False], [True, False, False]]
 
 
 def test_step_examples_cover_every_example_once_per_epoch():
