@@ -189,7 +189,7 @@ class Run(models.Model):
     def steps_planned(self) -> int | None:
         """Steps the run will take: what its worker set, or, before one has, what its config asks
         (an evaluation's count, from its dataset, is set at launch); None when not known yet (a
-        reward-model or DPO run's, until its worker has read the preference data)."""
+        reward-model, DPO or SFT run's, until its worker has read the data it trains on)."""
         if self.kind == RunKind.EVALUATION:
             return self.total_steps or None
         train = self.config.get("train") if isinstance(self.config, dict) else None

@@ -70,6 +70,13 @@ def test_a_queued_preference_run_says_when_its_steps_are_counted(client, researc
     assert "waiting for a GPU worker</span>" in table and "0/?" not in table
 
 
+def test_a_queued_sft_run_says_when_its_steps_are_counted(client, researcher):
+    run = make_run(researcher, kind=RunKind.SFT, config={"data": {"source": "labels"}, "sft": {"epochs": 1}})
+    panel = status_panel(client, run)
+    assert "waiting for a GPU worker to start it · its steps are counted once the worker has read the training examples" in panel
+    assert "step 0" not in panel and "of ?" not in panel
+
+
 def test_a_queued_external_run_waits_for_its_trainer_not_for_a_worker(client, researcher):
     run = make_run(researcher, kind=RunKind.EXTERNAL)
     panel = status_panel(client, run)
