@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.api.base import SteerListApi, SteerRetrieveApi, deleted, field_error
+from webapp.api.base import BodySerializer, SteerListApi, SteerRetrieveApi, deleted, field_error
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import UploadText, upload_text
@@ -38,7 +38,7 @@ class DatasetListCreateApi(SteerListApi):
     bad line by its number.
     """
 
-    class DatasetImportInputSerializer(serializers.Serializer):
+    class DatasetImportInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         file = serializers.FileField(required=False, help_text="A .jsonl or .csv file (multipart upload).")

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, Conflict, SteerApi, SteerListApi, field_error, query_params
+from webapp.api.base import MAX_ID, BodySerializer, Conflict, SteerApi, SteerListApi, field_error, query_params
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.api.schema import RankingField, errors
@@ -34,7 +34,7 @@ class CriterionSerializer(serializers.ModelSerializer):
         fields = ["position", "name", "description", "weight", "scale"]
 
 
-class CriterionInputSerializer(serializers.Serializer):
+class CriterionInputSerializer(BodySerializer):
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     weight = serializers.FloatField(required=False, default=1.0)
@@ -71,7 +71,7 @@ def rubrics_in(project_ids):
 class RubricListCreateApi(SteerListApi):
     """GET: the project's rubrics with their latest criteria (any member). POST: a new rubric (research)."""
 
-    class RubricCreateInputSerializer(serializers.Serializer):
+    class RubricCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         criteria = CriterionInputSerializer(many=True, min_length=1,
@@ -105,7 +105,7 @@ class RubricDetailApi(SteerApi):
     their meaning.
     """
 
-    class RubricUpdateInputSerializer(serializers.Serializer):
+    class RubricUpdateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         criteria = CriterionInputSerializer(many=True, min_length=1,
@@ -196,7 +196,7 @@ class TaskListApi(SteerListApi):
     "metadata"?}``, all or nothing, bad lines named by number).
     """
 
-    class TaskCreateInputSerializer(serializers.Serializer):
+    class TaskCreateInputSerializer(BodySerializer):
         run = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
         runs = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                      min_length=2, max_length=2, help_text="Two runs to compare blind.")
@@ -328,7 +328,7 @@ class LabelCreateApi(SteerApi):
     caller has labelled already is a second judgement: 409 ``conflict``, nothing changes.
     """
 
-    class LabelCreateInputSerializer(serializers.Serializer):
+    class LabelCreateInputSerializer(BodySerializer):
         ranking = RankingField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
         both_bad = serializers.BooleanField(required=False, default=False)
         critique = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)

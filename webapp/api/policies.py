@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerListApi, SteerRetrieveApi, deleted, field_error
+from webapp.api.base import MAX_ID, BodySerializer, SteerListApi, SteerRetrieveApi, deleted, field_error
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.experiments.errors import PolicyError, PolicyInUse
 from webapp.experiments.models import PolicyModel
@@ -38,7 +38,7 @@ class PolicyListCreateApi(SteerListApi):
     config) or ``path`` (``reference``: an absolute folder on the workers; staff only).
     """
 
-    class PolicyInputSerializer(serializers.Serializer):
+    class PolicyInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         source = serializers.ChoiceField(choices=PolicyModel.Source.values)
         reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)

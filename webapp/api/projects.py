@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.accounts.selectors import user_get_by_username
-from webapp.api.base import Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
+from webapp.api.base import BodySerializer, Conflict, SteerApi, SteerListApi, SteerRetrieveApi, field_error
 from webapp.api.permissions import ANNOTATION, OWNERS, RESEARCH, scoped_project_ids
 from webapp.api.schema import errors
 from webapp.projects.errors import CreatorNotConfirmed, LastOwnerError, ProjectError
@@ -53,7 +53,7 @@ class ProjectListApi(SteerListApi):
     """GET: every project the caller is a member of, any role. POST: a new project, whose owner
     is the caller."""
 
-    class ProjectCreateInputSerializer(serializers.Serializer):
+    class ProjectCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=Project._meta.get_field("name").max_length,
                                      help_text="Unique among the caller's projects.")
         description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
@@ -84,7 +84,7 @@ class ProjectDetailApi(SteerRetrieveApi):
     ``description`` or ``annotation_guidelines``; fields left out stay as they are, and so does
     the slug."""
 
-    class ProjectUpdateInputSerializer(serializers.Serializer):
+    class ProjectUpdateInputSerializer(BodySerializer):
         name = serializers.CharField(required=False, max_length=Project._meta.get_field("name").max_length,
                                      help_text="Unique among the caller's projects.")
         description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -128,7 +128,7 @@ class MemberListApi(SteerListApi):
     existing account (owners). A username without an account answers 400 on ``username``:
     accounts are created on the Members page."""
 
-    class MemberAddInputSerializer(serializers.Serializer):
+    class MemberAddInputSerializer(BodySerializer):
         username = serializers.CharField(max_length=USERNAME_MAX_LENGTH)
         role = serializers.ChoiceField(choices=Role.choices, required=False, default=Role.ANNOTATOR)
         account_created_by = serializers.CharField(
@@ -167,7 +167,7 @@ class MemberDetailApi(SteerApi):
     """GET: one member (owners, researchers). PATCH ``{"role"}``, DELETE: owners only; the last
     owner can be neither demoted nor removed (409)."""
 
-    class MemberRoleInputSerializer(serializers.Serializer):
+    class MemberRoleInputSerializer(BodySerializer):
         role = serializers.ChoiceField(choices=Role.choices)
 
     project_roles = RESEARCH

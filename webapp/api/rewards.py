@@ -10,7 +10,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import MAX_ID, SteerApi, SteerFileApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params
+from webapp.api.base import (
+    MAX_ID, BodySerializer, SteerApi, SteerFileApi, SteerListApi, SteerRetrieveApi, deleted, field_error, query_params,
+)
 from webapp.api.pagination import PositionCursorPagination
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.tar_stream import tar_download_response
@@ -140,7 +142,7 @@ class PairSetListCreateApi(SteerListApi):
     text of {prompt, chosen, rejected} lines (TRL's format) as a new set, all or nothing; a
     refused import names every bad line."""
 
-    class PairImportInputSerializer(serializers.Serializer):
+    class PairImportInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         content = serializers.CharField(trim_whitespace=False,
                                         help_text="JSONL: one {prompt, chosen, rejected} a line.")
@@ -173,7 +175,7 @@ class PairSetFromRunApi(SteerApi):
     ("reward") or one reward component, pairs across levels within each prompt, widest gaps
     first (see the Reward models page's "Build pairs from a run")."""
 
-    class PairsFromRunInputSerializer(serializers.Serializer):
+    class PairsFromRunInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=120)
         run = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         step_min = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)

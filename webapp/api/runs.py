@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from webapp.api.base import (
     MAX_ID,
+    BodySerializer,
     Conflict,
     SteerApi,
     SteerListApi,
@@ -68,7 +69,7 @@ class RunListCreateApi(SteerListApi):
         status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=RunKind.choices, required=False)
 
-    class RunCreateInputSerializer(serializers.Serializer):
+    class RunCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
         kind = serializers.ChoiceField(choices=RunKind.choices)
         config = JsonObjectField(required=False, default=dict, help_text="Engine config (a JSON object).")
@@ -181,7 +182,7 @@ class RunStatusApi(SteerApi):
     ``run_transition`` decides which moves are legal (409 otherwise).
     """
 
-    class RunStatusInputSerializer(serializers.Serializer):
+    class RunStatusInputSerializer(BodySerializer):
         status = serializers.ChoiceField(
             choices=[RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
         )

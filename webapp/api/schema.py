@@ -12,6 +12,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
+from webapp.api.base import BodySerializer
+
 ERROR_DESCRIPTIONS = {
     400: "Bad input (`invalid`, `parse_error`); `fields` names each bad input and nothing was changed.",
     401: "No credentials, or a token that is unknown, revoked or expired.",
@@ -74,8 +76,11 @@ class SteerAutoSchema(AutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         """Fields a serializer's ``Meta.schema_optional`` names are left out of ``required``: the
-        API sends them to some callers only (a task's sources and gold answer to researchers)."""
+        API sends them to some callers only (a task's sources and gold answer to researchers).
+        A request body that refuses keys it does not take says so."""
         schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, BodySerializer):
+            schema["additionalProperties"] = False  # a key the body does not take answers 400
         optional = getattr(getattr(serializer, "Meta", None), "schema_optional", ())
         if optional and "required" in schema:
             schema["required"] = [name for name in schema["required"] if name not in optional]

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
-    EXTERNAL_ONLY, MAX_ID, Conflict, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params,
+    EXTERNAL_ONLY, MAX_ID, BodySerializer, Conflict, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params,
 )
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
@@ -72,7 +72,7 @@ class PromptField(serializers.JSONField):
     """Text or chat messages (documentation: the endpoint checks records itself)."""
 
 
-class TrajectoryRecordSerializer(serializers.Serializer):
+class TrajectoryRecordSerializer(BodySerializer):
     """Documentation of one record; the endpoint validates records with a faster loop."""
 
     step = serializers.IntegerField(min_value=0, max_value=2**31 - 1)

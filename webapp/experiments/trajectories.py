@@ -24,6 +24,9 @@ from webapp.experiments.models import Trajectory
 
 MAX_TEXT_CHARS = 200_000
 FINISH_REASONS = set(Trajectory.FinishReason.values)
+# What a record may hold; any other key (a misspelt "advantages") is refused, not dropped unread.
+RECORD_FIELDS = ("step", "group_index", "sample_index", "prompt", "completion", "reward", "rewards", "advantage",
+                 "length", "finish_reason")
 UPDATE_FIELDS = ["prompt_text", "prompt_messages", "completion", "rewards", "reward", "advantage", "length", "finish_reason"]
 
 
@@ -95,6 +98,9 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
     """One unsaved Trajectory from a decoded JSON record; TrajectoryRecordError names the bad field."""
     if not isinstance(record, dict):
         raise TrajectoryRecordError(i, "record", "must be an object")
+    unknown = [key for key in record if key not in RECORD_FIELDS]
+    if unknown:
+        raise TrajectoryRecordError(i, unknown[0][:100], f"unknown field; a record takes {', '.join(RECORD_FIELDS)}")
     rewards = record.get("rewards", {})
     if not isinstance(rewards, dict) or not all(isinstance(k, str) and k and "\x00" not in k for k in rewards):
         raise TrajectoryRecordError(i, "rewards", "must be an object of reward name to number")

@@ -223,3 +223,49 @@ def test_a_body_with_a_5000_digit_number_answers_400_without_pythons_advice(api,
     assert "a whole number of more than 4300 digits; write it as a string" in message
     assert "sys." not in message
     assert not Run.objects.exists()
+
+
+def test_a_misspelt_field_of_a_patch_answers_400_naming_it_and_changes_nothing(api, project):
+    response = api.patch(f"/api/v1/projects/{project.id}/", {"nmae": "renamed"}, format="json")
+    assert response.status_code == 400
+    assert "unknown field" in response.json()["error"]["fields"]["nmae"][0]
+    project.refresh_from_db()
+    assert project.name != "renamed"
+
+
+def test_a_status_report_with_a_field_the_body_does_not_take_is_refused(api, project):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.post(f"/api/v1/runs/{run.id}/status/", {"status": "running", "step": 7}, format="json")
+    assert response.status_code == 400 and "step" in response.json()["error"]["fields"]
+    run.refresh_from_db()
+    assert run.status == "queued" and run.current_step == 0
+
+
+def test_an_unknown_key_of_a_nested_object_is_named_by_its_path(api, project):
+    body = {"name": "r", "criteria": [{"name": "Correct", "wieght": 3}]}
+    response = api.post(f"/api/v1/projects/{project.id}/rubrics/", body, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["criteria.0.wieght"]
+    assert not project.rubrics.exists()
+
+
+def test_an_unknown_field_of_a_multipart_upload_is_refused(api, project):
+    body = {"name": "d", "content": '{"prompt": "hi"}', "descripton": "typo"}
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/", body, format="multipart")
+    assert response.status_code == 400 and "descripton" in response.json()["error"]["fields"]
+    assert not PromptDataset.objects.filter(project=project).exists()
+
+
+def test_a_trajectory_record_with_an_unknown_field_is_refused_naming_it(api, project):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    record = {"step": 1, "prompt": "p", "completion": "c", "reward": 1.0, "advantages": 0.5}
+    response = api.post(f"/api/v1/runs/{run.id}/trajectories/", {"records": [record]}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["records[0].advantages"]
+    assert not run.trajectories.exists()
+
+
+def test_the_schema_says_request_bodies_take_no_other_keys(api):
+    schemas = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]
+    assert schemas["ProjectUpdateInputRequest"]["additionalProperties"] is False
+    assert schemas["CriterionInputRequest"]["additionalProperties"] is False
+    assert schemas["TrajectoryRecordRequest"]["additionalProperties"] is False
