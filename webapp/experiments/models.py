@@ -96,7 +96,7 @@ class Run(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=RunKind.choices)
-    config = models.JSONField(default=dict, help_text="Engine config, validated at launch.")
+    config = models.JSONField(default=dict, blank=True, help_text="Engine config, validated at launch.")
     dataset = models.ForeignKey(
         PromptDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )

@@ -83,6 +83,16 @@ def test_external_run_goes_running_then_succeeded_through_the_status_endpoint(ap
     assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["finished_at"]
 
 
+@pytest.mark.parametrize("config", [{}, None])
+def test_an_external_run_needs_no_config(api, project, config):
+    """The schema makes ``config`` optional; an external run without one was refused with
+    'config: This field cannot be blank.' (the model's check of an empty JSON object)."""
+    body = {"name": "my-loop", "kind": "external"} | ({"config": config} if config is not None else {})
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", body)
+    assert response.status_code == 201, response.json()
+    assert response.json()["config"] == {} and Run.objects.get(pk=response.json()["id"]).config == {}
+
+
 def test_illegal_status_move_answers_409(api, project):
     run = make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED)
     response = post(api, f"/api/v1/runs/{run.id}/status/", {"status": "running"})
