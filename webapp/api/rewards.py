@@ -165,6 +165,8 @@ class PairSetListCreateApi(SteerListApi):
                                        content=data.validated_data["content"], user=request.user)
         except PairImportError as exc:
             raise field_error("content", str(exc)) from exc
+        except RewardModelError as exc:  # the name
+            raise field_error(exc.field, exc.message) from exc
         except IntegrityError as exc:  # a concurrent import took the name
             raise field_error("name", "a set of pairs with this name already exists in this project") from exc
         return Response(PairSetOutputSerializer(pair_set).data, status=status.HTTP_201_CREATED)

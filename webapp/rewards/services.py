@@ -18,23 +18,28 @@ from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_mode
 
 @transaction.atomic
 def pair_set_import(*, project, name: str, content: str | UploadText, user=None) -> PreferencePairSet:
-    """Parse a JSONL file of pairs and store it; PairImportError (with line numbers) stores nothing."""
+    """Parse a JSONL file of pairs and store it; stores nothing on PairImportError (bad lines, with
+    their numbers) or RewardModelError on ``name`` (a name refused or taken, as for a set built
+    from a run)."""
     name = name_strip(name)
     if problem := name_problem(name):
-        raise PairImportError([(0, f"the name {problem}")])
+        raise RewardModelError(f"the name {problem}", field="name")
     pairs = parse_pairs(content)
     if PreferencePairSet.objects.filter(project=project, name=name).exists():
-        raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")])
+        raise RewardModelError(f"a set of pairs named {name!r} already exists in this project", field="name")
     pair_set = _pair_set(project=project, name=name, pairs=pairs, user=user)
     try:
         pair_set.full_clean()
     except ValidationError as exc:
+        if "name" in getattr(exc, "error_dict", {}):
+            raise RewardModelError("; ".join(exc.message_dict["name"]), field="name") from exc
         raise PairImportError([(0, "; ".join(exc.messages))]) from exc
     try:
         with transaction.atomic():
             pair_set.save()
     except IntegrityError as exc:  # an import at the same time took the name after the checks above
-        raise PairImportError([(0, f"a set of pairs named {name!r} already exists in this project")]) from exc
+        raise RewardModelError(f"a set of pairs named {name!r} already exists in this project",
+                               field="name") from exc
     return pair_set
 
 

@@ -76,6 +76,8 @@ def pair_import_page(request, project_id: int):
                             content=form.cleaned_data["file"], user=request.user)
         except PairImportError as exc:
             line_errors = exc.errors
+        except RewardModelError as exc:  # the name
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             return redirect("rewards:train", request.project.id)
     return render(request, "rewards/import_pairs.html", _context(request, form=form, line_errors=line_errors))

@@ -105,6 +105,18 @@ def test_a_bad_import_names_its_lines_and_stores_nothing(owner_api):
     assert not PreferencePairSet.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["prefs", " \u200b "])
+def test_an_import_under_a_taken_or_empty_name_answers_400_on_name(owner_api, name):
+    """It answered 400 on ``content`` with 'nothing imported, 1 bad line(s): line 0: ...'."""
+    project, api = owner_api
+    api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "prefs", "content": PAIRS}, format="json")
+    response = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": name, "content": PAIRS}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["name"]
+    assert "line 0" not in response.json()["error"]["message"]
+    assert PreferencePairSet.objects.filter(project=project).count() == 1
+
+
 def test_pairs_are_built_from_a_run_of_the_project_only(owner_api):
     project, api = owner_api
     run, theirs = recorded_run(project), recorded_run(make_project(), name="theirs")

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.factories import make_project
-from webapp.rewards.errors import PairImportError
+from webapp.rewards.errors import RewardModelError
 from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.services import pair_set_import
 
@@ -18,6 +18,7 @@ def test_a_pair_import_racing_another_for_the_name_is_refused_naming_it(monkeypa
     pair_set_import(project=project, name="seed", content=content)
     monkeypatch.setattr(PreferencePairSet.objects, "filter", lambda **kwargs: PreferencePairSet.objects.none())
     monkeypatch.setattr(PreferencePairSet, "full_clean", lambda self: None)  # the racing import's checks passed
-    with pytest.raises(PairImportError, match="a set of pairs named 'seed' already exists"):
+    with pytest.raises(RewardModelError, match="a set of pairs named 'seed' already exists") as refused:
         pair_set_import(project=project, name="seed", content=content)
+    assert refused.value.field == "name"
     assert PreferencePairSet.objects.count() == 1

@@ -53,6 +53,16 @@ def test_pairs_import_names_a_line_the_database_cannot_store(researcher):
     assert not PreferencePairSet.objects.exists()
 
 
+def test_pairs_import_page_shows_a_taken_name_on_the_name_field(client, researcher):
+    """It was listed among the file's bad lines ('Nothing was imported. Fix these lines')."""
+    pair_set_import(project=researcher, name="seed pairs", content=pairs_jsonl(2))
+    upload = SimpleUploadedFile("pairs.jsonl", pairs_jsonl(5).encode())
+    response = client.post(reverse("rewards:import_pairs", args=[researcher.id]), {"name": "seed pairs", "file": upload})
+    assert response.context["form"].errors == {"name": ["a set of pairs named 'seed pairs' already exists in this project"]}
+    assert not response.context["line_errors"]
+    assert PreferencePairSet.objects.filter(project=researcher).count() == 1
+
+
 def test_pairs_import_page_stores_the_pairs(client, researcher):
     upload = SimpleUploadedFile("pairs.jsonl", pairs_jsonl(5).encode())
     response = client.post(reverse("rewards:import_pairs", args=[researcher.id]), {"name": "seed pairs", "file": upload})
