@@ -1,5 +1,7 @@
 """One error shape for the whole API: {"error": {"code", "message", "fields"}}."""
 
+import re
+
 from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
@@ -49,9 +51,22 @@ def error_response(code: str, message: str, http_status: int, fields: dict | Non
     return Response({"error": {"code": code, "message": message, "fields": fields or {}}}, status=http_status)
 
 
+_GET_OBJECT_OR_404 = re.compile(r"No (\w+) matches the given query\.")
+
+
+def _not_found_message(message: str) -> str:
+    """Django's get_object_or_404 names the model's class ("No PreferencePairSet matches the given
+    query."); the caller reads it in words, as the views' own messages: "No such preference pair set."."""
+    found = _GET_OBJECT_OR_404.fullmatch(message)
+    if found is None:
+        return message
+    return f"No such {re.sub(r'(?<!^)(?=[A-Z])', ' ', found.group(1)).lower()}."
+
+
 def exception_handler(exc, context):
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
+        # the view's own words ("No such run."), the same whether the object is missing or not the caller's
+        exc = exceptions.NotFound(_not_found_message(str(exc)) if exc.args else None)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args[:1])
     elif isinstance(exc, DataError):

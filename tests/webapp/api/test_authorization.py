@@ -6,6 +6,7 @@ is always 404, never 403, so another project's objects are not even revealed to 
 """
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -190,6 +191,19 @@ def test_route_answers_404_for_objects_of_another_project(world, role, name, met
     response = call(token_client(users[role]), method, path.format(**vars(other)), body)
     assert response.status_code == 404, (name, role, response.content[:300])
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
+def test_a_404_says_what_was_not_found_in_the_same_words_as_for_an_id_that_does_not_exist(
+        world, name, method, path, body, expected):
+    """The view's message ("No such run.") reached the caller as "Not found.", whatever was missing,
+    and a message of get_object_or_404 names the thing in words, not by its model class."""
+    users, _, other = world
+    client = token_client(users["owner"])
+    theirs = call(client, method, path.format(**vars(other)), body).json()["error"]["message"]
+    missing = call(client, method, path.format(**dict.fromkeys(vars(other), 10**15)), body).json()["error"]["message"]
+    assert re.sub(r"\d+", "<id>", theirs) == re.sub(r"\d+", "<id>", missing), name
+    assert theirs.startswith("No such ") and "matches the given query" not in theirs, (name, theirs)
 
 
 @pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
