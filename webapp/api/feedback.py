@@ -9,7 +9,7 @@ from django.db.models import F, Prefetch
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, BodySerializer, Conflict, SteerApi, SteerListApi, field_error, query_params
@@ -411,7 +411,9 @@ class HeadToHeadOutputSerializer(serializers.Serializer):
 
 class HeadToHeadApi(SteerApi):
     """GET ``?against=<run id>``: how annotators ranked this run's answers against the other
-    run's, over the blind comparisons of the two (``POST /projects/<id>/tasks/`` with ``runs``)."""
+    run's, over the blind comparisons of the two (``POST /projects/<id>/tasks/`` with ``runs``).
+    ``against`` names a run of the same project (or a deleted one that left comparisons): 404
+    otherwise, where it answered zero tasks as if the runs had not been compared yet."""
 
     class HeadToHeadQuerySerializer(serializers.Serializer):
         against = serializers.IntegerField(min_value=1, max_value=MAX_ID)
@@ -422,7 +424,12 @@ class HeadToHeadApi(SteerApi):
     def get(self, request, run_id: int):
         run = run_for(request, run_id)
         against = query_params(request, self.HeadToHeadQuerySerializer)["against"]
+        if against == run.id:
+            raise field_error("against", "a run is not compared with itself; name the other run")
         result = head_to_head(project=run.project, run_a_id=run.id, run_b_id=against)
+        if not result.tasks and not run.project.runs.filter(pk=against).exists():
+            # a deleted run's comparisons still count (result.tasks); any other id is no run of the project
+            raise exceptions.NotFound(f"No such run: {against}.")
         return Response(HeadToHeadOutputSerializer({
             "run": run.id, "against": against, "tasks": result.tasks, "labels": result.labels,
             "wins": result.a_wins, "losses": result.b_wins, "ties": result.ties, "win_rate": result.win_rate,

@@ -285,3 +285,19 @@ def test_the_api_makes_the_tasks_and_reads_the_result():
     assert both.status_code == 400
     assert api.get(f"/api/v1/runs/{theirs.id}/head-to-head/", {"against": base.id}).status_code == 404
     assert api.get(f"/api/v1/runs/{tuned.id}/head-to-head/").status_code == 400
+
+
+def test_the_api_answers_404_against_a_run_the_project_never_had_and_400_against_itself():
+    """Both answered 200 with zero tasks, as if the two runs had not been compared yet."""
+    user = api_user()
+    project = make_project(owner=user)
+    dataset = make_dataset(project, n=2)
+    base, tuned = evaluated(project, dataset, "base"), evaluated(project, dataset, "tuned")
+    theirs = make_run(make_project(), kind=RunKind.EVALUATION)
+    api = token_client(user)
+    for against in (theirs.id, 10**15):
+        missing = api.get(f"/api/v1/runs/{tuned.id}/head-to-head/", {"against": against})
+        assert missing.status_code == 404 and missing.json()["error"]["message"] == f"No such run: {against}."
+    itself = api.get(f"/api/v1/runs/{tuned.id}/head-to-head/", {"against": tuned.id})
+    assert itself.status_code == 400 and list(itself.json()["error"]["fields"]) == ["against"]
+    assert api.get(f"/api/v1/runs/{tuned.id}/head-to-head/", {"against": base.id}).json()["tasks"] == 0
