@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,35 @@ import requests
 
 METRIC_BATCH = 1_000  # points per request (the server takes up to STEER_METRIC_BATCH_LIMIT)
 TRAJECTORY_BATCH = 500
+
+
+def _scalar(value):
+    """A numpy or torch scalar (``np.float32(0.5)``, a one-element tensor) as a Python number;
+    anything else as it is."""
+    if not isinstance(value, (int, float)) and callable(getattr(value, "item", None)):
+        try:
+            return value.item()
+        except (TypeError, ValueError, RuntimeError):  # a tensor of several elements, say
+            return value
+    return value
+
+
+def _metric_point(i: int, point) -> list:
+    """``[key, step, value]`` as JSON carries them, or ValueError naming ``points[i]``."""
+    try:
+        key, step, value = point
+    except (TypeError, ValueError):
+        raise ValueError(f"points[{i}]: must be a (key, step, value) triple, got {point!r}") from None
+    step, value = _scalar(step), _scalar(value)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise ValueError(f"points[{i}]: step must be a whole number, got {step!r}")  # noqa: TRY004 (one error for a bad point)
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError(f"points[{i}]: value must be a finite number, got {value!r}")
+    return [key, int(step), float(value)]
 
 
 class SteerError(Exception):
@@ -109,14 +139,14 @@ class SteerClient:
     def metrics_log(self, run_id: int, points: Sequence[tuple[str, int, float]]) -> int:
         """Send (key, step, value) points in batches; returns how many the server wrote.
 
-        A value that is not a finite number raises ValueError naming the point (JSON has no NaN
-        or infinity, and the server refuses them), before anything is sent."""
-        for i, (_, _, value) in enumerate(points):
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
-                raise ValueError(f"points[{i}]: value must be a finite number, got {value!r}")
+        Steps and values may be numpy or torch scalars (``np.float32``, ``loss.detach()``), sent
+        as Python numbers. A value that is not a finite number, or a step that is not a whole
+        number, raises ValueError naming the point (JSON has no NaN or infinity, and the server
+        refuses them), before anything is sent."""
+        checked = [_metric_point(i, point) for i, point in enumerate(points)]
         written = 0
-        for start in range(0, len(points), METRIC_BATCH):
-            chunk = [list(p) for p in points[start:start + METRIC_BATCH]]
+        for start in range(0, len(checked), METRIC_BATCH):
+            chunk = checked[start:start + METRIC_BATCH]
             written += self.request("POST", f"/runs/{run_id}/metrics/", json={"points": chunk}, retry=True)["written"]
         return written
 

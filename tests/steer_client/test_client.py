@@ -132,3 +132,31 @@ def test_each_run_create_call_has_a_key_of_its_own_unless_given_one(project_and_
     assert first["id"] != second["id"]
     assert client.run_create(project=project.id, name="b", idempotency_key="retry-of-b-0001")["id"] == \
         client.run_create(project=project.id, name="b", idempotency_key="retry-of-b-0001")["id"]
+
+
+def test_numpy_and_torch_scalars_are_logged_as_numbers(project_and_client):
+    """A custom loop's np.float32 was refused as 'value must be a finite number, got
+    np.float32(0.5)', and a numpy step failed in json ('int64 is not JSON serializable')."""
+    import numpy as np
+    import torch
+
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="numpy")
+    points = [("loss", np.int64(0), np.float32(0.5)), ("loss", np.int32(1), torch.tensor(0.25)),
+              ("acc", torch.tensor(2), np.float64(1.0))]
+    assert client.metrics_log(run["id"], points) == 3
+    history = {s["key"]: (s["steps"], s["values"]) for s in client.metric_history([run["id"]])}
+    assert history == {"loss": ([0, 1], [0.5, 0.25]), "acc": ([2], [1.0])}
+
+
+@pytest.mark.parametrize("point, words", [
+    (("loss", 1.5, 0.1), r"points\[0\]: step must be a whole number"),
+    (("loss", 1, "0.1"), r"points\[0\]: value must be a finite number"),
+    (("loss", 1), r"points\[0\]: must be a \(key, step, value\) triple"),
+])
+def test_a_point_json_or_the_server_would_refuse_raises_before_sending(project_and_client, point, words):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="bad")
+    with pytest.raises(ValueError, match=words):
+        client.metrics_log(run["id"], [point])
+    assert client.metric_history([run["id"]]) == []
