@@ -34,7 +34,7 @@ class MetricPointSerializer(serializers.ModelSerializer):
 class MetricPointInputSerializer(serializers.Serializer):
     """Documentation of one point; the endpoint validates points with a faster loop."""
 
-    key = serializers.CharField(max_length=200)
+    key = serializers.CharField(max_length=200, trim_whitespace=False)
     step = serializers.IntegerField(min_value=0, max_value=MAX_ID - 1)
     value = serializers.FloatField()
 
@@ -67,7 +67,7 @@ def _decode_batch(request) -> list:
 
 
 class MetricPageSerializer(serializers.Serializer):
-    key = serializers.CharField(required=False, max_length=200)
+    key = serializers.CharField(required=False, max_length=200, trim_whitespace=False)
     step_min = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
     step_max = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
     cursor = serializers.CharField(required=False, max_length=600, help_text="The `next` link's cursor.")
@@ -143,8 +143,8 @@ class RunMetricsApi(SteerApi):
 class RunIdsSerializer(serializers.Serializer):
     run = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=100,
                                 help_text="Run ids; repeat the parameter: ?run=1&run=2.")
-    key = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=200,
-                                help_text="Metric keys; repeat the parameter. All keys when left out.")
+    key = serializers.ListField(child=serializers.CharField(max_length=200, trim_whitespace=False), required=False,
+                                max_length=200, help_text="Metric keys; repeat the parameter. All keys when left out.")
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):

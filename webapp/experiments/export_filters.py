@@ -28,7 +28,7 @@ class TrajectoryExportFilterSerializer(serializers.Serializer):
 
 class MetricExportFilterSerializer(serializers.Serializer):
     key = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=200,
+        child=serializers.CharField(max_length=200, trim_whitespace=False), required=False, max_length=200,
         help_text="Metric keys; repeat the parameter. All keys when left out.")
 
     def to_internal_value(self, data):

@@ -145,3 +145,17 @@ def test_key_with_a_nul_character_answers_400(api, run):
     response = post_points(api, run.id, [["ok", 1, 1.0], ["bad\x00key", 1, 1.0]])
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["points[1]"]
+
+
+@pytest.mark.parametrize("key", ["loss ", " loss", "\tloss"])
+def test_a_key_with_surrounding_whitespace_reads_back_by_that_key(api, run, key):
+    """It was stored as sent, but ?key= was trimmed, so no read found it (0 points, no series)."""
+    assert post_points(api, run.id, [[key, 1, 0.5], [key, 2, 0.25], ["loss", 9, 9.0]]).status_code == 201
+    points = api.get(f"/api/v1/runs/{run.id}/metrics/", {"key": key}).json()["results"]
+    assert [(p["key"], p["step"]) for p in points] == [(key, 1), (key, 2)]
+    [series] = api.get("/api/v1/metrics/history/", {"run": run.id, "key": key}).json()["results"]
+    assert (series["key"], series["steps"]) == (key, [1, 2])
+    [latest] = api.get("/api/v1/metrics/latest/", {"run": run.id, "key": key}).json()["results"]
+    assert (latest["key"], latest["step"]) == (key, 2)
+    csv = b"".join(api.get(f"/api/v1/runs/{run.id}/exports/metrics.csv", {"key": key}).streaming_content).decode()
+    assert csv.splitlines()[1:] == [f"1,{key},0.5", f"2,{key},0.25"]
