@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from webapp.api.ordering import StrictOrderingFilter
 from webapp.api.permissions import ProjectRole
+from webapp.api.query_strings import query_names_read, query_names_unread
 from webapp.api.throttling import ThrottledAuthenticationMixin
 from webapp.core.query import BIGINT_MAX
 
@@ -86,6 +87,17 @@ class SteerApiMixin(ThrottledAuthenticationMixin):
     # Roles a caller needs in a project for this resource (see webapp.api.permissions).
     project_roles: frozenset[str] = frozenset()
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        """A read that takes query parameters (a list, a filtered read) answers 400 naming one
+        it does not take, where it answered as if the parameter had not been sent."""
+        if request.method in ("GET", "HEAD") and response.status_code < 300 and hasattr(request, "query_params"):
+            unread, read = query_names_unread(request)
+            if unread:
+                response = self.handle_exception(exceptions.ValidationError({
+                    name[:100]: [f"not a parameter of this operation; it takes {', '.join(read)}"]
+                    for name in unread[:20]}))
+        return super().finalize_response(request, response, *args, **kwargs)
+
 
 class SteerApi(SteerApiMixin, APIView):
     pass
@@ -114,5 +126,6 @@ class SteerRetrieveApi(SteerApiMixin, generics.RetrieveAPIView):
 def query_params(request, serializer_class) -> dict:
     """Validated query-string filters (400 naming the bad parameter), absent ones left out."""
     serializer = serializer_class(data=request.query_params)
+    query_names_read(request, serializer.fields)
     serializer.is_valid(raise_exception=True)
     return {k: v for k, v in serializer.validated_data.items() if v is not None}

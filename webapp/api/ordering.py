@@ -4,9 +4,12 @@ filter drops it without a word and the client reads rows in an order it did not 
 from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 
+from webapp.api.query_strings import query_names_read
+
 
 class StrictOrderingFilter(filters.OrderingFilter):
     def get_ordering(self, request, queryset, view):
+        query_names_read(request, (self.ordering_param,))
         raw = request.query_params.get(self.ordering_param)
         if raw:  # empty, as a form's blank field sends it: the list's own order
             terms = [term.strip() for term in raw.split(",") if term.strip()]

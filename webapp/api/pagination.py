@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from rest_framework.exceptions import NotFound, ValidationError as DrfValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 
+from webapp.api.query_strings import query_names_read
 from webapp.core.query import BIGINT_MAX
 
 
@@ -16,6 +17,7 @@ class DefaultCursorPagination(CursorPagination):
     def get_page_size(self, request):
         """``?page_size=`` from 1 to 1000; anything else answers 400 naming it (DRF falls back
         to the default without a word)."""
+        query_names_read(request, (self.cursor_query_param, self.page_size_query_param))
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size

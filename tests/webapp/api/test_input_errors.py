@@ -269,3 +269,28 @@ def test_the_schema_says_request_bodies_take_no_other_keys(api):
     assert schemas["ProjectUpdateInputRequest"]["additionalProperties"] is False
     assert schemas["CriterionInputRequest"]["additionalProperties"] is False
     assert schemas["TrajectoryRecordRequest"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("path, parameter", [
+    ("runs/{run}/trajectories/", "steps_min"),  # step_min misspelt: the list came back unfiltered
+    ("projects/{project}/runs/", "state"),
+    ("metrics/history/", "keys"),
+    ("runs/{run}/metrics/", "keyy"),
+    ("projects/{project}/exports/preferences.jsonl", "include_tie"),
+])
+def test_a_query_parameter_the_operation_does_not_take_answers_400_naming_it(api, project, path, parameter):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    url = "/api/v1/" + path.format(run=run.id, project=project.id)
+    response = api.get(url, {"run": run.id, parameter: "3"} if path.startswith("metrics/") else {parameter: "3"})
+    assert response.status_code == 400, response
+    assert list(response.json()["error"]["fields"]) == [parameter]
+    assert "not a parameter of this operation" in response.json()["error"]["message"]
+
+
+def test_the_parameters_a_list_takes_and_its_own_links_still_answer(api, project):
+    for i in range(3):
+        make_dataset(project, name=f"d{i}", n=1)
+    first = api.get(f"/api/v1/projects/{project.id}/datasets/", {"page_size": 2, "ordering": "-name", "format": "json"})
+    assert first.status_code == 200
+    second = api.get(first.json()["next"])
+    assert second.status_code == 200 and api.get(second.json()["previous"]).status_code == 200
