@@ -123,6 +123,8 @@ class SteerCallback(TrainerCallback):
         self.trainer = None
         self._last_flush = time.monotonic()
         self._sent_generations: set[tuple[int, int]] = set()
+        self._step: int | None = None  # the trainer's global step at the last log
+        self._step_reported: int | None = None
 
     # -- trainer events --------------------------------------------------------------
 
@@ -161,7 +163,7 @@ class SteerCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if (self.run_id is None and self._pending_run is None) or not logs:
             return
-        step = int(state.global_step)
+        step = self._step = int(state.global_step)
         for key, value in logs.items():
             number = _number(value)
             if number is not None:
@@ -239,6 +241,20 @@ class SteerCallback(TrainerCallback):
                 logger.warning("Steer is unavailable, keeping %d points for later: %s", len(self.points), exc)
         except Exception as exc:  # noqa: BLE001 - a reporting failure must never stop training
             logger.warning("could not reach Steer, keeping %d points for later: %s", len(self.points), exc)
+        else:
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        """The trainer's step, when it moved since the last report, so that the run page's progress
+        bar moves while it trains (it stood at 0 until the end)."""
+        if self.run_id is None or self._pending_run is not None or self._step in (None, self._step_reported):
+            return
+        try:
+            self.client.run_status(self.run_id, "running", current_step=self._step)
+        except Exception as exc:  # noqa: BLE001 - progress is a nicety; a failure must never stop training
+            logger.info("could not report the run's progress to Steer: %s", exc)
+        else:
+            self._step_reported = self._step
 
     def finish(self, status: str, *, error: str | None = None, current_step: int | None = None) -> None:
         if self.run_id is None or self.finished:

@@ -64,6 +64,25 @@ def test_trainer_run_lands_as_a_finished_external_run_with_its_logged_metrics(li
     assert not any(adapter.poolmanager.pools for adapter in callback.client.session.adapters.values())
 
 
+def test_the_runs_progress_moves_while_the_trainer_trains(live_server, credentials, tmp_path):
+    """The run's current_step stood at 0 until the end: a report of "running" with the step was
+    refused (409), and the callback sent none."""
+    project, token = credentials
+    trainer = tiny_trainer(tmp_path)
+    callback = steer_client.watch(trainer, url=live_server.url, token=token, project=project.id, flush_every_s=0)
+    seen = []
+
+    class Watcher(steer_client.SteerCallback.__mro__[1]):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 4:  # steps 1 to 3 have been logged and flushed
+                seen.append(Run.objects.values_list("current_step", "total_steps", "progress").get(pk=callback.run_id))
+
+    trainer.add_callback(Watcher())
+    trainer.train()
+    assert seen == [(3, STEPS, 3 / STEPS)]
+    assert Run.objects.get(pk=callback.run_id).status == RunStatus.SUCCEEDED
+
+
 def test_logged_completions_become_trajectories_grouped_by_prompt(live_server, credentials, tmp_path):
     project, token = credentials
     trainer = tiny_trainer(tmp_path)

@@ -179,7 +179,9 @@ class RunStatusApi(SteerApi):
     """An external trainer reports its run's status: running, then succeeded or failed.
 
     Only runs of kind ``external`` take status reports; the state machine of
-    ``run_transition`` decides which moves are legal (409 otherwise).
+    ``run_transition`` decides which moves are legal (409 otherwise). "running" again, while the
+    run runs, reports its progress (``current_step``, ``total_steps``): the run page's progress
+    bar stood at 0 until the run ended, and the report was refused with 409.
     """
 
     class RunStatusInputSerializer(BodySerializer):
@@ -210,7 +212,10 @@ class RunStatusApi(SteerApi):
         if to == RunStatus.SUCCEEDED:
             values["progress"] = 1.0
         try:
-            run = services.run_transition(run_id=run.id, to=to, **values)
+            if to == RunStatus.RUNNING and run.status == RunStatus.RUNNING:  # progress while it runs
+                run = services.run_progress_report(run_id=run.id, **values)
+            else:
+                run = services.run_transition(run_id=run.id, to=to, **values)
         except IllegalTransition as exc:
             raise Conflict(exc.message) from exc
         return Response(RunOutputSerializer(run).data)

@@ -103,6 +103,22 @@ def run_transition(*, run_id: int, to: str, **fields) -> Run:
     return run
 
 
+def run_progress_report(*, run_id: int, **fields) -> Run:
+    """An external trainer's report that its running run is still running, with how far it has
+    got (``current_step``, ``total_steps``, ``progress``): stored under a row lock, the status
+    unchanged. IllegalTransition for a run that is not running (finished, cancelled, or not
+    started: its first report of "running" is a transition)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.RUNNING:
+            raise IllegalTransition(f"a {run.status} run cannot become {RunStatus.RUNNING}", field="status")
+        for name, value in fields.items():
+            setattr(run, name, value)
+        if fields:
+            run.save(update_fields=list(fields))
+    return run
+
+
 def policy_config_merged(*, config: dict, policy) -> dict:
     """The form's config with the chosen policy's engine spec laid over its `policy` section."""
     config = dict(config)

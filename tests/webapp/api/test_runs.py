@@ -93,6 +93,23 @@ def test_an_external_run_needs_no_config(api, project, config):
     assert response.json()["config"] == {} and Run.objects.get(pk=response.json()["id"]).config == {}
 
 
+def test_an_external_run_reports_its_progress_while_it_runs(api, project):
+    """A second "running" answered 409 ('a running run cannot become running'), so a trainer
+    could not move the run's progress bar, which stood at 0 until the run ended."""
+    run = post(api, f"/api/v1/projects/{project.id}/runs/", {"name": "trl", "kind": "external"}).json()
+    started = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "running", "total_steps": 10}).json()
+    for _ in range(2):  # a retried report answers the same
+        halfway = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "running", "current_step": 5})
+        assert halfway.status_code == 200, halfway.json()
+        body = halfway.json()
+        assert (body["status"], body["current_step"], body["total_steps"], body["progress"]) == ("running", 5, 10, 0.5)
+        assert body["started_at"] == started["started_at"] and body["finished_at"] is None
+    done = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "succeeded", "current_step": 10}).json()
+    assert done["status"] == "succeeded" and done["progress"] == 1.0
+    late = post(api, f"/api/v1/runs/{run['id']}/status/", {"status": "running", "current_step": 11})
+    assert late.status_code == 409 and Run.objects.get(pk=run["id"]).current_step == 10
+
+
 def test_illegal_status_move_answers_409(api, project):
     run = make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED)
     response = post(api, f"/api/v1/runs/{run.id}/status/", {"status": "running"})
