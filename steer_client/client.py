@@ -87,13 +87,21 @@ class SteerClient:
                 if response.status_code < 500 or attempt + 1 == attempts:
                     break
             time.sleep(min(8.0, 0.5 * 2**attempt))
+        try:
+            body = response.json() if response.content else None
+        except ValueError:  # not Steer's answer: a proxy's or a login page, or a URL that is not Steer's
+            body = ValueError
         if response.status_code >= 400:
-            try:
-                error = response.json().get("error", {})
-            except ValueError:
+            error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(error, dict):
                 error = {"code": "http_error", "message": response.text[:500], "fields": {}}
             raise SteerError(response.status_code, error)
-        return response.json() if response.content else None
+        if body is ValueError:
+            raise SteerError(response.status_code, {
+                "code": "not_json", "fields": {},
+                "message": f"{method} {response.url} answered {response.headers.get('Content-Type', 'no type')}, "
+                           f"not JSON: is {self.base} Steer's API? {response.text[:200]!r}"})
+        return body
 
     # -- resources ----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """SteerClient's methods against a live Steer server: each works, and each refusal is a SteerError
 that carries the API's error (or, for input JSON cannot carry, a ValueError naming the point)."""
 
+import re
 import time
 
 import pytest
@@ -160,3 +161,28 @@ def test_a_point_json_or_the_server_would_refuse_raises_before_sending(project_a
     with pytest.raises(ValueError, match=words):
         client.metrics_log(run["id"], [point])
     assert client.metric_history([run["id"]]) == []
+
+
+@pytest.mark.parametrize("status, content_type, body, words", [
+    (200, "text/html", b"<html><form>Sign in</form></html>", "not JSON: is http://steer.invalid/api/v1 Steer's API?"),
+    (502, "application/json", b'["bad gateway"]', "bad gateway"),
+    (503, "application/json", b'{"error": "maintenance"}', "maintenance"),
+])
+def test_an_answer_that_is_not_steers_raises_a_steer_error_saying_what_came(monkeypatch, status, content_type, body,
+                                                                            words):
+    """A login page answered 200 raised json's 'Expecting value: line 1 column 1', and a JSON
+    error body that was not Steer's ({"error": "..."} or a list) an AttributeError."""
+    import requests
+
+    client = SteerClient("http://steer.invalid", "steer_x", retries=0)
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.status_code, response._content, response.url = status, body, url
+        response.headers["Content-Type"] = content_type
+        return response
+
+    monkeypatch.setattr(client.session, "request", send)
+    with pytest.raises(SteerError, match=re.escape(words)) as refused:
+        client.request("GET", "/projects/")
+    assert refused.value.status == status
