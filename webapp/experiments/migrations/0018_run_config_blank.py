@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0016_run_kind_dpo'),
+        ('experiments', '0017_run_kind_sft'),
     ]
 
     operations = [
