@@ -84,7 +84,7 @@ def test_no_data_path_and_a_missing_data_file_are_named(tmp_path, capsys):
     config = tmp_path / "sft.json"
     config.write_text(json.dumps({"policy": TINY}))
     assert main(["train-sft", "--config", str(config), "--output-dir", str(tmp_path / "o")]) == 2
-    assert 'the config needs "data": {"path": "preferences.jsonl"}' in capsys.readouterr().err
+    assert 'the config needs "data": {"path": "examples.jsonl"}' in capsys.readouterr().err
     config.write_text(json.dumps({"policy": TINY, "data": {"path": "gone.jsonl"}}))
     assert main(["train-sft", "--config", str(config), "--output-dir", str(tmp_path / "o")]) == 2
     assert "cannot read examples from" in capsys.readouterr().err

@@ -30,8 +30,9 @@ def run_cli(body: Callable[[], int]) -> int:
         return 130
 
 
-def read_cli_config(path: Path) -> tuple[dict, Path]:
-    """(the config's fields without ``data``, the data file's path)."""
+def read_cli_config(path: Path, example: str = "preferences.jsonl") -> tuple[dict, Path]:
+    """(the config's fields without ``data``, the data file's path); ``example`` is the file name
+    the message for a config without one shows."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -45,7 +46,7 @@ def read_cli_config(path: Path) -> tuple[dict, Path]:
     data = dict(data)
     source = data.pop("data", None)
     if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        raise ConfigError("data.path", 'the config needs "data": {"path": "preferences.jsonl"}')
+        raise ConfigError("data.path", f'the config needs "data": {{"path": "{example}"}}')
     if set(source) != {"path"}:
         raise ConfigError("data", f"unknown key(s) {sorted(set(source) - {'path'})}; only path is read")
     data_path = Path(source["path"])

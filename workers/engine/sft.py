@@ -326,7 +326,7 @@ def cli_main(argv: list[str]) -> int:
     shown = ("loss", "mean_token_accuracy")
 
     def train() -> int:
-        fields, data_path = read_cli_config(args.config)
+        fields, data_path = read_cli_config(args.config, example="examples.jsonl")
         config = SFTTrainConfig.from_dict(fields)
         examples, ties = load_sft_examples(data_path)
         progress = tqdm(total=planned_sft_steps(len(examples), config), desc="train-sft", unit="step")
