@@ -4,6 +4,8 @@
     run = client.run_create(project=3, name="my-trl-run")
     client.metrics_log(run["id"], [("reward", 1, 0.5), ("kl", 1, 0.01)])
     client.run_status(run["id"], "succeeded")
+    for r in client.runs(project=3, status="succeeded"):   # every page, followed for you
+        print(r["name"], r["progress"])
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import math
 import numbers
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -103,6 +105,18 @@ class SteerClient:
                            f"not JSON: is {self.base} Steer's API? {response.text[:200]!r}"})
         return body
 
+    def paginate(self, path: str, params: dict | None = None, *, page_size: int = 1000) -> Iterator[dict]:
+        """Every result of a paged list (``/projects/``, ``/projects/<id>/runs/``, a run's
+        ``/trajectories/`` ...), following each page's ``next`` link with the same filters;
+        ``params`` are the list's filters (a list value repeats its parameter)."""
+        params = {**(params or {}), "page_size": page_size}
+        while True:
+            page = self.request("GET", path, params=params)
+            yield from page["results"]
+            if not page.get("next"):
+                return
+            params = parse_qs(urlsplit(page["next"]).query)  # the filters and the cursor, as the server wrote them
+
     # -- resources ----------------------------------------------------------------
 
     def project_id(self, project: int | str) -> int:
@@ -110,17 +124,31 @@ class SteerClient:
         string is a slug or name first (a project may be named "2024"), else, if it is digits, an id."""
         if isinstance(project, int):
             return project
-        params: dict = {"page_size": 1000}
-        while True:
-            page = self.request("GET", "/projects/", params=params)
-            for p in page["results"]:
-                if project in (p["slug"], p["name"]):
-                    return p["id"]
-            if not page.get("next"):
-                if project.isascii() and project.isdigit():
-                    return int(project)
-                raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
-            params = dict(parse_qsl(urlsplit(page["next"]).query))
+        for p in self.paginate("/projects/"):
+            if project in (p["slug"], p["name"]):
+                return p["id"]
+        if project.isascii() and project.isdigit():
+            return int(project)
+        raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
+
+    def runs(self, *, project: int | str, status: str | None = None, kind: str | None = None) -> Iterator[dict]:
+        """The project's runs, newest first, every page; ``status`` and ``kind`` filter them."""
+        filters = {k: v for k, v in {"status": status, "kind": kind}.items() if v is not None}
+        return self.paginate(f"/projects/{self.project_id(project)}/runs/", filters)
+
+    def run(self, run_id: int) -> dict:
+        """One run: its kind, status, progress, config and the rest of ``GET /runs/<id>/``."""
+        return self.request("GET", f"/runs/{int(run_id)}/")
+
+    def trajectories(self, run_id: int, *, step: int | None = None, step_min: int | None = None,
+                     step_max: int | None = None, reward_min: float | None = None,
+                     reward_max: float | None = None) -> Iterator[dict]:
+        """The run's trajectories (prompt, completion, rewards, advantage ...), every page; one
+        ``step`` or a ``step_min``/``step_max`` range, and a reward range."""
+        asked = {"step": step, "step_min": step_min, "step_max": step_max, "reward_min": reward_min,
+                 "reward_max": reward_max}
+        filters = {k: v for k, v in asked.items() if v is not None}
+        return self.paginate(f"/runs/{int(run_id)}/trajectories/", filters)
 
     def run_create(self, *, project: int | str, name: str, config: dict | None = None,
                    kind: str = "external", idempotency_key: str | None = None) -> dict:

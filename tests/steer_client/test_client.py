@@ -186,3 +186,23 @@ def test_an_answer_that_is_not_steers_raises_a_steer_error_saying_what_came(monk
     with pytest.raises(SteerError, match=re.escape(words)) as refused:
         client.request("GET", "/projects/")
     assert refused.value.status == status
+
+
+def test_lists_are_read_to_the_end_through_every_page_with_their_filters(project_and_client):
+    """paginate follows each page's next link; runs() and trajectories() read every page."""
+    project, client = project_and_client
+    made = [client.run_create(project=project.id, name=f"run-{i}") for i in range(5)]
+    client.run_status(made[0]["id"], "running")
+    assert [r["id"] for r in client.paginate(f"/projects/{project.id}/runs/", page_size=2)] == [
+        r["id"] for r in reversed(made)]  # newest first, over three pages
+    assert [r["id"] for r in client.runs(project=project.slug, status="running")] == [made[0]["id"]]
+    assert client.run(made[1]["id"])["name"] == "run-1"
+    records = [{"step": s, "group_index": 0, "sample_index": i, "prompt": "p", "completion": f"{s}-{i}",
+                "reward": float(i)} for s in range(3) for i in range(2)]
+    client.trajectories_log(made[1]["id"], records)
+    got = list(client.paginate(f"/runs/{made[1]['id']}/trajectories/", {"step_min": 1}, page_size=1))
+    assert sorted(t["completion"] for t in got) == ["1-0", "1-1", "2-0", "2-1"]  # the filter kept on every page
+    assert sorted(t["completion"] for t in client.trajectories(made[1]["id"], step=2, reward_min=1.0)) == ["2-1"]
+    with pytest.raises(SteerError) as refused:
+        list(client.runs(project=project.id, status="sleeping"))
+    assert refused.value.status == 400
