@@ -29,6 +29,8 @@ SELECTIONS = ("random", "spread")
 
 # ---------------------------------------------------------------- rubrics
 
+MAX_CRITERION_WEIGHT = 1e6
+
 def _criteria_clean(criteria: Sequence[dict]) -> list[dict]:
     if not criteria:
         raise FeedbackError("a rubric needs at least one criterion", field="criteria")
@@ -46,6 +48,9 @@ def _criteria_clean(criteria: Sequence[dict]) -> list[dict]:
             raise FeedbackError(f"criterion {name!r} has a weight that is not a number", field="criteria") from None
         if not weight > 0:
             raise FeedbackError(f"criterion {name!r} needs a positive weight", field="criteria")
+        if not weight <= MAX_CRITERION_WEIGHT:  # the weighted means (Quality page, rubric judge) stay finite
+            raise FeedbackError(f"criterion {name!r} has a weight of {weight:g}; the most is {MAX_CRITERION_WEIGHT:g} "
+                                "(weights count relative to each other)", field="criteria")
         scale = c.get("scale") or Criterion.Scale.LIKERT_5
         if scale not in Criterion.Scale.values:
             raise FeedbackError(f"criterion {name!r} has an unknown scale; use one of {', '.join(Criterion.Scale.values)}",

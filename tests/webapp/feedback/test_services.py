@@ -33,6 +33,8 @@ def test_rubric_create_stores_version_one_with_its_criteria():
     ([{"name": "A"}, {"name": "A"}], "used twice"),
     ([{"name": "A", "weight": 0}], "positive weight"),
     ([{"name": "A", "weight": "heavy"}], "not a number"),
+    ([{"name": "A", "weight": 1e308}, {"name": "B", "weight": 1e308}], "the most is 1e\\+06"),  # the sum overflowed
+    ([{"name": "A", "weight": float("inf")}], "the most is"),
     ([{"name": "A", "scale": "1-7"}], "unknown scale"),
 ])
 def test_rubric_create_refuses_bad_criteria_and_stores_nothing(criteria, message):
