@@ -200,7 +200,7 @@ class TaskListApi(SteerListApi):
         run = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
         runs = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                      min_length=2, max_length=2, help_text="Two runs to compare blind.")
-        step_min = serializers.IntegerField(required=False, min_value=0, default=0)
+        step_min = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=0)
         step_max = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=2**31 - 1)
         k = serializers.IntegerField(required=False, default=2, min_value=0, max_value=1000)
         selection = serializers.ChoiceField(choices=["random", "spread"], required=False, default="random")

@@ -181,7 +181,8 @@ class PairSetFromRunApi(SteerApi):
         name = serializers.CharField(max_length=120)
         run = serializers.IntegerField(min_value=1, max_value=MAX_ID)
         step_min = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)
-        step_max = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+        step_max = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=MAX_ID,
+                                            help_text="The last step to take completions from; every step when left out.")
         rule = serializers.CharField(max_length=200, default="reward")
         min_gap = serializers.FloatField(min_value=0, default=0.0)
         max_pairs_per_group = serializers.IntegerField(min_value=1, default=4)

@@ -64,6 +64,14 @@ def test_bad_task_lines_are_reported_by_number(api, project):
     assert "line 2" in response.json()["error"]["message"]
 
 
+def test_tasks_from_a_run_refuse_a_step_min_past_the_largest_step_naming_it(api, project):
+    from tests.factories import make_run
+
+    run = make_run(project)
+    response = post(api, f"/api/v1/projects/{project.id}/tasks/", {"run": run.id, "step_min": 10**30})
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["step_min"]
+
+
 def export_rows(api, project, tmp_path):
     from datasets import load_dataset
 

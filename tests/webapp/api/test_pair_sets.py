@@ -132,6 +132,17 @@ def test_pairs_are_built_from_a_run_of_the_project_only(owner_api):
                     {"name": "x", "run": theirs.id, "step_max": 2}, format="json").status_code == 404
 
 
+def test_pairs_from_a_run_take_every_step_when_no_range_is_given(owner_api):
+    """step_max was required, while tasks from a run default to every step."""
+    project, api = owner_api
+    run = recorded_run(project)
+    url = f"/api/v1/projects/{project.id}/pair-sets/from-run/"
+    every = api.post(url, {"name": "all", "run": run.id, "rule": "exact_answer"}, format="json")
+    ranged = api.post(url, {"name": "ranged", "run": run.id, "step_min": 0, "step_max": 10**6, "rule": "exact_answer"},
+                      format="json")
+    assert every.status_code == 201 and every.json()["pair_count"] == ranged.json()["pair_count"] > 0
+
+
 def test_delete_answers_409_while_a_reward_model_run_trains_on_the_set(owner_api):
     project, api = owner_api
     pair_set = PreferencePairSet.objects.create(project=project, name="ps", pair_count=0, pairs=[])
