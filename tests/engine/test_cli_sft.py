@@ -57,11 +57,23 @@ def test_train_sft_trains_saves_and_resumes_from_its_folder(tmp_path, capsys):
     assert "after 3 steps" in capsys.readouterr().out and latest_checkpoint(out)[0] == 3
 
 
+def test_trl_conversational_lines_learn_their_last_assistant_turn(tmp_path):
+    """TRL's {"messages": [...]} (the format of its chat SFT datasets) was refused as 'needs prompt + completion'."""
+    talk = [{"role": "system", "content": "y"}, {"role": "user", "content": "x"},
+            {"role": "assistant", "content": "a"}, {"role": "user", "content": "xx"}]
+    path = tmp_path / "sft.jsonl"
+    path.write_text(json.dumps({"messages": [*talk, {"role": "assistant", "content": "ab"}]}) + "\n")
+    assert load_sft_examples(path) == ([SFTExample(talk, "ab")], 0)
+
+
 @pytest.mark.parametrize(("config", "lines", "words"), [
     ({"sft": {"epochs": 0}}, [{"prompt": "x", "completion": "a"}], "sft.epochs"),
     ({"sft": {"beta": 0.1}}, [{"prompt": "x", "completion": "a"}], "sft.beta"),
     ({}, [{"prompt": "x", "completion": "a"}, {"prompt": "x", "answer": "a"}],
-     "sft.jsonl:2: needs prompt + completion (or prompt + chosen + rejected)"),
+     "sft.jsonl:2: needs prompt + completion, messages, or prompt + chosen + rejected"),
+    ({}, [{"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": "y"}]}],
+     "sft.jsonl:1: the last of the messages must be the assistant's answer to learn (it is 'user')"),
+    ({}, [{"messages": [{"role": "assistant", "content": "a"}]}], "sft.jsonl:1: messages must be a list of at least two"),
     ({}, [{"prompt": "x", "completion": "a"}, "{nope"], "sft.jsonl:2: not JSON"),
     ({}, ["[1, 2]"], "sft.jsonl:1: each line must be a JSON object"),
     ({}, [{"prompt": 3, "completion": "a"}], "sft.jsonl:1: prompt must be a string or a list of"),

@@ -258,16 +258,31 @@ def _checkpoint(config: SFTTrainConfig, model, tokenizer, optimizer, output_dir:
 
 # --- the command line ----------------------------------------------------------------------
 
+def _last_turn_as_completion(messages, where: str) -> dict:
+    """``{"messages": [...]}`` (TRL's conversational format) as prompt + completion: the messages
+    before the last are the prompt, the last, the assistant's, is the completion learnt (earlier
+    assistant turns are context, not trained on)."""
+    if not (isinstance(messages, list) and len(messages) >= 2 and all(isinstance(m, dict) for m in messages)):
+        raise DataError(f"{where}: messages must be a list of at least two messages, the last the assistant's")
+    if messages[-1].get("role") != "assistant":
+        raise DataError(f"{where}: the last of the messages must be the assistant's answer to learn "
+                        f"(it is {messages[-1].get('role')!r})")
+    return {"prompt": messages[:-1], "completion": messages[-1].get("content")}
+
+
 def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
     """(the examples of a JSONL file, how many tied pairs were skipped). A line is TRL's
     prompt-completion format, ``{"prompt", "completion"}`` (the prompt a string or chat messages,
-    the completion a string or the assistant's messages), or a preference pair ``{"prompt",
+    the completion a string or the assistant's messages), TRL's conversational ``{"messages"}``
+    whose last message, the assistant's, is the completion, or a preference pair ``{"prompt",
     "chosen", "rejected"}`` whose chosen answer is the completion (a pair marked ``"tie": true``
     prefers neither and is skipped). DataError naming the file and line of the first bad one."""
     from .cli_config import assistant_text, jsonl_objects
 
     examples, ties = [], 0
     for number, row in jsonl_objects(path, "examples"):
+        if "messages" in row and "prompt" not in row:  # TRL's conversational format: the last turn is learnt
+            row = _last_turn_as_completion(row["messages"], f"{path}:{number}")
         if "completion" in row:
             completion = row["completion"]
         elif "chosen" in row and "rejected" in row:
@@ -276,7 +291,7 @@ def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
                 continue
             completion = row["chosen"]
         else:
-            raise DataError(f"{path}:{number}: needs prompt + completion (or prompt + chosen + rejected)")
+            raise DataError(f"{path}:{number}: needs prompt + completion, messages, or prompt + chosen + rejected")
         prompt = row.get("prompt")
         if not (isinstance(prompt, str) or isinstance(prompt, list) and prompt and all(
                 isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
@@ -297,7 +312,7 @@ def cli_main(argv: list[str]) -> int:
     """``python -m workers.engine train-sft --config cfg.json --output-dir out/``.
 
     The config JSON holds the ``SFTTrainConfig`` sections (``policy``, ``sft``, ``optim``) and
-    ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "completion"}`` or of preference pairs
+    ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "completion"}`` or ``{"messages"}``, or of preference pairs
     ``{"prompt", "chosen", "rejected"}`` (the chosen answer is learnt; a relative path is read from
     the config file's folder). A run into an output folder that holds checkpoints resumes from
     the latest. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr), 130
@@ -314,8 +329,9 @@ def cli_main(argv: list[str]) -> int:
         description="Supervised fine-tuning of a policy on prompt-completion examples (TRL's SFTTrainer's "
                     "format; the loss is on the completion's tokens only).",
         epilog='The config file: {"policy": {...}, "sft": {...}, "optim": {...}, "data": {"path": "sft.jsonl"}}; '
-               'each line of the data file is {"prompt": ..., "completion": ...} or {"prompt": ..., '
-               '"chosen": ..., "rejected": ...} (the chosen answer is the completion).')
+               'each line of the data file is {"prompt": ..., "completion": ...}, {"messages": [...]} (the '
+               'last, the assistant\'s, is the completion) or {"prompt": ..., "chosen": ..., "rejected": ...} '
+               '(the chosen answer is the completion).')
     parser.add_argument("--config", required=True, type=Path, help="JSON: SFT config + data.path")
     parser.add_argument("--output-dir", required=True, type=Path,
                         help="folder of the run's checkpoints (a run into it again resumes from the latest)")
