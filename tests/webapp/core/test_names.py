@@ -23,7 +23,7 @@ from webapp.feedback.services import rubric_create
 from webapp.projects.errors import ProjectError
 from webapp.projects.models import Project
 from webapp.projects.services import project_create
-from webapp.rewards.errors import PairImportError
+from webapp.rewards.errors import RewardModelError
 from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.services import pair_set_import
 
@@ -96,7 +96,7 @@ def _token(world, name):
 
 CREATORS = [
     (_run, RunError, Run), (_dataset, DatasetError, PromptDataset), (_rubric, FeedbackError, Rubric),
-    (_pairs, PairImportError, PreferencePairSet), (_policy, PolicyError, PolicyModel),
+    (_pairs, RewardModelError, PreferencePairSet), (_policy, PolicyError, PolicyModel),
     (_project, ProjectError, Project), (_token, AccountError, ApiToken),
 ]
 IDS = [c[0].__name__.strip("_") for c in CREATORS]
