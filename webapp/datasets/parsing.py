@@ -32,13 +32,19 @@ class PromptRow:
 
 
 def parse_messages(value) -> list[dict]:
-    """Validated chat messages [{"role", "content"}, ...]; ValueError says what is wrong."""
+    """Validated chat messages [{"role", "content"}, ...]; ValueError says what is wrong. Another
+    field of a message is refused unless it is null, which is read as absent."""
     if not isinstance(value, list) or not value:
         raise ValueError("messages must be a non-empty list of {role, content} objects")
     out = []
     for i, m in enumerate(value):
-        if not isinstance(m, dict) or set(m) - {"role", "content"} or "role" not in m or "content" not in m:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
             raise ValueError(f"message {i} must be an object with exactly 'role' and 'content'")
+        # datasets' to_json writes every field of the column's message type in every message, null
+        # where a message has none ("name": null when any message of the dataset has a name)
+        other = sorted(key for key, inner in m.items() if key not in {"role", "content"} and inner is not None)
+        if other:
+            raise ValueError(f"message {i} has the field {other[0]!r}; a message holds only 'role' and 'content'")
         if not isinstance(m["role"], str) or m["role"] not in ROLES:
             raise ValueError(f"message {i} has role {m['role']!r}; use one of {', '.join(sorted(ROLES))}")
         if not isinstance(m["content"], str):

@@ -138,3 +138,22 @@ def test_a_quote_left_open_is_still_refused_with_the_field_limit_raised():
 def test_a_csv_separated_by_semicolons_or_tabs_is_refused_saying_so(separator):
     with pytest.raises(DatasetImportError, match=re.escape(f"the header is one column holding {separator!r}: separate")):
         parse_csv(f"prompt{separator}answer\nq{separator}1\n")
+
+
+def test_null_message_fields_written_by_datasets_to_json_are_read_past():
+    """datasets' to_json writes every field of a messages column's type in every message: one
+    message with a "name" gives every other message "name": null, and each line was refused
+    ("message 0 must be an object with exactly 'role' and 'content')."""
+    lines = [{"prompt": [{"role": "system", "content": "Be brief.", "name": None},
+                         {"role": "user", "content": "2+2?", "name": None}], "answer": "4"},
+             {"messages": [{"role": "user", "content": "3+3?", "name": None, "tool_calls": None}], "answer": "6"}]
+    rows = parse_jsonl("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert [(r.messages, r.reference) for r in rows] == [
+        ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], "4"),
+        ([{"role": "user", "content": "3+3?"}], "6")]
+
+
+def test_a_message_field_that_holds_something_is_named():
+    with pytest.raises(DatasetImportError) as info:
+        parse_jsonl(json.dumps({"prompt": [{"role": "user", "content": "hi", "name": "bob"}]}))
+    assert info.value.errors == [(1, "message 0 has the field 'name'; a message holds only 'role' and 'content'")]

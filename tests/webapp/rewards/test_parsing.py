@@ -62,3 +62,13 @@ def test_implicit_prompt_conversations_that_part_before_the_answer_are_named():
     with pytest.raises(PairImportError) as info:
         parse_pairs(json.dumps(line))
     assert "chosen as messages holds the answer only" in info.value.errors[0][1]
+
+
+def test_null_message_fields_of_a_datasets_export_are_read_past_in_pairs():
+    """A conversational preference dataset saved with datasets' to_json carries "name": null (or
+    any other optional field of the column's message type) in every message."""
+    line = {"prompt": [{"role": "user", "content": "q", "name": None}],
+            "chosen": [{"role": "assistant", "content": "a", "name": None}],
+            "rejected": [{"role": "assistant", "content": "b", "name": None}]}
+    assert parse_pairs(json.dumps(line)) == [{"prompt": [{"role": "user", "content": "q"}], "chosen": "a",
+                                              "rejected": "b"}]
