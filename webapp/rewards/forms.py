@@ -11,7 +11,8 @@ class PairImportForm(forms.Form):
                                      "assistant's messages (TRL's conversational format), or, without a prompt, "
                                      "whole conversations whose shared opening messages are the prompt (TRL's "
                                      "implicit prompt). A preferences.jsonl "
-                                     "export of a project imports as it is.")
+                                     "export of a project imports as it is, and so does ultrafeedback_binarized "
+                                     "(trl-lib's or HuggingFaceH4's).")
 
     def clean_file(self):
         return upload_form_text(self.cleaned_data["file"])

@@ -1,7 +1,8 @@
 """Parsing of preference-pair JSONL ({prompt, chosen, rejected} a line); pure, no database.
 
-TRL's implicit prompt is read too: no ``prompt``, and chosen and rejected whole conversations
-(message lists) that open with the same messages, which are then the prompt."""
+TRL's implicit prompt is read too: no ``prompt`` (or, as TRL reads it, a string prompt beside
+them), and chosen and rejected whole conversations (message lists) that open with the same
+messages, which are then the prompt."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ MAX_ERRORS = 50
 # What Steer's own preferences export adds to a pair (where it came from, and with ties on,
 # whether it was a tie): read back without complaint, so an export imports as it is.
 EXPORT_FIELDS = frozenset({"task_id", "label_id", "annotator", "tie", "both_bad"})
+# What the preference datasets TRL's documentation trains on add, read past likewise:
+# trl-lib/ultrafeedback_binarized the two answers' scores; HuggingFaceH4/ultrafeedback_binarized
+# those, the prompt's id and the chosen conversation again as ``messages``.
+DATASET_FIELDS = frozenset({"score_chosen", "score_rejected", "prompt_id", "messages"})
 
 
 def _answer(value, key: str) -> str:
@@ -49,6 +54,11 @@ def _implicit_prompt(chosen: list, rejected: list) -> tuple[list, list, list]:
     return chosen[:shared], chosen[shared:], rejected[shared:]
 
 
+def _holds_prompt(messages: list) -> bool:
+    """Whether answers given as messages hold more than the assistant's: a whole conversation."""
+    return any(isinstance(m, dict) and m.get("role") != "assistant" for m in messages)
+
+
 def pair_from_object(obj) -> dict:
     """One pair from a decoded JSON object; ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -56,14 +66,18 @@ def pair_from_object(obj) -> dict:
     missing = [k for k in ("chosen", "rejected") if k not in obj]
     if missing:
         raise ValueError(f"missing {' and '.join(missing)}: each line needs prompt, chosen and rejected")
-    unknown = sorted(set(obj) - {"prompt", "chosen", "rejected"} - EXPORT_FIELDS)
+    unknown = sorted(set(obj) - {"prompt", "chosen", "rejected"} - EXPORT_FIELDS - DATASET_FIELDS)
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected")
+        raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected (drop other "
+                         "columns first, e.g. with datasets' select_columns([\"prompt\", \"chosen\", \"rejected\"]))")
     if obj.get("tie") is True:
         raise ValueError("a tied pair (\"tie\": true) prefers neither answer; export without ties, "
                          "or leave such lines out")
     prompt, chosen, rejected = obj.get("prompt", ""), obj["chosen"], obj["rejected"]
-    if "prompt" not in obj and isinstance(chosen, list) and isinstance(rejected, list):
+    conversations = isinstance(chosen, list) and isinstance(rejected, list)
+    if conversations and ("prompt" not in obj or isinstance(prompt, str) and _holds_prompt(chosen + rejected)):
+        # TRL's maybe_extract_prompt takes the prompt from the conversations also when a string
+        # prompt comes with them (HuggingFaceH4/ultrafeedback_binarized: the user's message again)
         prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
         prompt = prompt or ""
     if isinstance(prompt, list):

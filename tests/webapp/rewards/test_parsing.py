@@ -72,3 +72,25 @@ def test_null_message_fields_of_a_datasets_export_are_read_past_in_pairs():
             "rejected": [{"role": "assistant", "content": "b", "name": None}]}
     assert parse_pairs(json.dumps(line)) == [{"prompt": [{"role": "user", "content": "q"}], "chosen": "a",
                                               "rejected": "b"}]
+
+
+def test_trl_and_h4_ultrafeedback_binarized_lines_import():
+    """The preference datasets of TRL's DPO and reward-model examples: trl-lib's has the answers'
+    scores beside chosen and rejected, HuggingFaceH4's also a string prompt (the user's message
+    again, which TRL's maybe_extract_prompt replaces by the conversations' opening), its id and
+    the chosen conversation as messages. Every line was refused ("unknown field 'score_chosen'",
+    "chosen as messages holds the answer only")."""
+    user = {"role": "user", "content": "2+2?"}
+    chosen, rejected = [user, {"role": "assistant", "content": "4"}], [user, {"role": "assistant", "content": "5"}]
+    trl = {"chosen": chosen, "rejected": rejected, "score_chosen": 8.0, "score_rejected": 2.5}
+    h4 = {"prompt": "2+2?", "prompt_id": "ab12", "chosen": chosen, "rejected": rejected, "messages": chosen,
+          "score_chosen": 8.0, "score_rejected": 2.5}
+    pairs = parse_pairs("\n".join(json.dumps(line) for line in (trl, h4)) + "\n")
+    assert pairs == [{"prompt": [user], "chosen": "4", "rejected": "5"}] * 2
+
+
+def test_a_string_prompt_with_assistant_answers_as_messages_stays_the_prompt():
+    line = {"prompt": "q", "chosen": [{"role": "assistant", "content": "a"}], "rejected": "b"}
+    assert parse_pairs(json.dumps(line)) == [{"prompt": "q", "chosen": "a", "rejected": "b"}]
+    both = {**line, "rejected": [{"role": "assistant", "content": "b"}]}
+    assert parse_pairs(json.dumps(both)) == [{"prompt": "q", "chosen": "a", "rejected": "b"}]
