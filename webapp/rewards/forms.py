@@ -10,7 +10,7 @@ class PairImportForm(forms.Form):
                                      "the prompt may be a list of chat messages, chosen and rejected the "
                                      "assistant's messages (TRL's conversational format), or, without a prompt, "
                                      "whole conversations whose shared opening messages are the prompt (TRL's "
-                                     "implicit prompt). A preferences.jsonl "
+                                     "implicit prompt). A preferences.jsonl or labels.jsonl "
                                      "export of a project imports as it is, and so does ultrafeedback_binarized "
                                      "(trl-lib's or HuggingFaceH4's).")
 

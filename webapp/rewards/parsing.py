@@ -1,8 +1,9 @@
 """Parsing of preference-pair JSONL ({prompt, chosen, rejected} a line); pure, no database.
 
-TRL's implicit prompt is read too: no ``prompt`` (or, as TRL reads it, a string prompt beside
-them), and chosen and rejected whole conversations (message lists) that open with the same
-messages, which are then the prompt."""
+TRL's implicit prompt is read too: chosen and rejected whole conversations (message lists)
+that open with the same messages, which are then the prompt, with no ``prompt`` or, as TRL
+reads it, a string one beside them. So is Steer's labels.jsonl, each line as the pairs its
+ranking implies."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from webapp.core.json_input import (
 )
 from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
+from webapp.feedback.ranking import ranking_normalise, ranking_pairs
 from webapp.rewards.errors import PairImportError
 
 MAX_PAIRS = 100_000
@@ -90,6 +92,45 @@ def pair_from_object(obj) -> dict:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
+# Steer's labels.jsonl export: a label's whole ranking of a task's completions, read as the
+# pairs it implies, those that preferences.jsonl gives for it.
+LABEL_FIELDS = frozenset({"label_id", "task_id", "is_gold", "gold_ranking", "annotator", "prompt", "completions",
+                          "ranking", "both_bad", "critique", "rubric", "scores", "time_spent_ms", "created_at"})
+
+
+def label_pairs(obj: dict) -> list[dict]:
+    """The pairs of a labels.jsonl line (prompt, completions, ranking as tiers): each two answers
+    the ranking orders, better first, as the preferences export gives them; ties and two copies
+    of one text give none. ValueError says what is wrong."""
+    unknown = sorted(set(obj) - LABEL_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; a ranked line (as labels.jsonl) holds prompt, "
+                         "completions and ranking")
+    prompt = obj.get("prompt", "")
+    if isinstance(prompt, list):
+        prompt = parse_messages(prompt)
+    elif not isinstance(prompt, str):
+        raise ValueError("prompt must be a string or a list of {role, content} messages")
+    completions = obj["completions"]
+    if not isinstance(completions, list) or len(completions) < 2 or not all(
+            isinstance(c, str) and c.strip() for c in completions):
+        raise ValueError("completions must be a list of two or more non-empty strings")
+    try:
+        ranking = ranking_normalise(obj["ranking"], k=len(completions))
+    except ValueError as exc:
+        raise ValueError(f"ranking: {exc}") from None
+    return [{"prompt": prompt, "chosen": completions[better], "rejected": completions[worse]}
+            for better, worse, tied in ranking_pairs(ranking)
+            if not tied and completions[better] != completions[worse]]
+
+
+def pairs_from_object(obj) -> list[dict]:
+    """The pairs of one decoded line: a pair, or a labels.jsonl line's; ValueError says what is wrong."""
+    if isinstance(obj, dict) and "completions" in obj and "ranking" in obj and not {"chosen", "rejected"} & set(obj):
+        return label_pairs(obj)
+    return [pair_from_object(obj)]
+
+
 def parse_pairs(content: str | UploadText) -> list[dict]:
     """Every pair of a JSONL text or uploaded file, or PairImportError listing each bad line with
     its number."""
@@ -98,10 +139,10 @@ def parse_pairs(content: str | UploadText) -> list[dict]:
         if not line.strip():
             continue
         try:
-            pair = pair_from_object(storable_json(line))
-            count += 1
-            if count <= MAX_PAIRS:  # past the limit only the count is kept, for the message
-                pairs.append(pair)
+            found = pairs_from_object(storable_json(line))
+            if count + len(found) <= MAX_PAIRS:  # past the limit only the count is kept, for the message
+                pairs.extend(found)
+            count += len(found)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
@@ -113,7 +154,7 @@ def parse_pairs(content: str | UploadText) -> list[dict]:
     if errors:
         raise PairImportError(errors)
     if not pairs:
-        raise PairImportError([(0, "the file holds no pairs")])
+        raise PairImportError([(0, "the file holds no pairs (a ranking that ties every answer gives none)")])
     if count > MAX_PAIRS:
         raise PairImportError([(0, f"{count} pairs; at most {MAX_PAIRS} per file")])
     return pairs

@@ -91,3 +91,22 @@ def test_exports_hold_only_the_projects_own_labels():
     submit(make_task(theirs), a, [[0], [1]])
     assert lines(preference_pairs_jsonl(project=mine)) == []
     assert lines(raw_labels_jsonl(project=mine)) == []
+
+
+def test_labels_jsonl_imports_as_pairs_as_preferences_jsonl_does():
+    """Steer's labels.jsonl (each label's whole ranking) was refused by the pair import on every
+    line ("missing chosen and rejected"); it now gives the pairs the preference export gives."""
+    from webapp.rewards.parsing import parse_pairs
+
+    a, b = make_user(), make_user()
+    project = make_project(annotator=[a, b])
+    task = make_task(project, prompt="4", completions=["4", "5", "six", "4"], required_labels=2)
+    submit(task, a, [[2], [0, 1], [3]], critique="six is spelt out")
+    submit(task, b, [[0, 1, 2, 3]])  # all tied: no pairs
+    chat = make_task(project, prompt_messages=[{"role": "user", "content": "Hi"}], completions=["Hello", "Yo"])
+    submit(chat, a, [[1], [0]])
+    labels = "".join(raw_labels_jsonl(project=project))
+    preferences = "".join(preference_pairs_jsonl(project=project))
+    assert parse_pairs(labels) == parse_pairs(preferences)
+    assert len(parse_pairs(labels)) == 5  # six > 4, six > 5, six > 4 (the copy), 5 > 4 (copy); Yo > Hello
+

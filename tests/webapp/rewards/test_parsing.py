@@ -94,3 +94,16 @@ def test_a_string_prompt_with_assistant_answers_as_messages_stays_the_prompt():
     assert parse_pairs(json.dumps(line)) == [{"prompt": "q", "chosen": "a", "rejected": "b"}]
     both = {**line, "rejected": [{"role": "assistant", "content": "b"}]}
     assert parse_pairs(json.dumps(both)) == [{"prompt": "q", "chosen": "a", "rejected": "b"}]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"ranking": [[0], [0]]}, "ranking: the ranking must place each of the 2 candidates"),
+    ({"completions": ["only one"], "ranking": [[0]]}, "completions must be a list of two or more"),
+    ({"agreement": 1}, "unknown field 'agreement'"),
+])
+def test_a_bad_ranked_line_is_named_in_the_pair_import(change, words):
+    line = {"prompt": "q", "completions": ["x", "y"], "ranking": [[1], [0]], **change}
+    with pytest.raises(PairImportError) as info:
+        parse_pairs(json.dumps(line) + "\n")
+    [(number, message)] = info.value.errors
+    assert number == 1 and words in message
