@@ -56,6 +56,14 @@ def _implicit_prompt(chosen: list, rejected: list) -> tuple[list, list, list]:
     return chosen[:shared], chosen[shared:], rejected[shared:]
 
 
+def _prompt(value) -> str | list[dict]:
+    if isinstance(value, list):
+        return parse_messages(value)
+    if not isinstance(value, str):
+        raise ValueError("prompt must be a string or a list of {role, content} messages")  # noqa: TRY004 (parsers catch ValueError)
+    return value
+
+
 def _holds_prompt(messages: list) -> bool:
     """Whether answers given as messages hold more than the assistant's: a whole conversation."""
     return any(isinstance(m, dict) and m.get("role") != "assistant" for m in messages)
@@ -82,10 +90,7 @@ def pair_from_object(obj) -> dict:
         # prompt comes with them (HuggingFaceH4/ultrafeedback_binarized: the user's message again)
         prompt, chosen, rejected = _implicit_prompt(chosen, rejected)
         prompt = prompt or ""
-    if isinstance(prompt, list):
-        prompt = parse_messages(prompt)
-    elif not isinstance(prompt, str):
-        raise ValueError("prompt must be a string or a list of {role, content} messages")
+    prompt = _prompt(prompt)
     chosen, rejected = _answer(chosen, "chosen"), _answer(rejected, "rejected")
     if chosen == rejected:
         raise ValueError("chosen and rejected are the same text; nothing to learn from")
@@ -106,11 +111,7 @@ def label_pairs(obj: dict) -> list[dict]:
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r}; a ranked line (as labels.jsonl) holds prompt, "
                          "completions and ranking")
-    prompt = obj.get("prompt", "")
-    if isinstance(prompt, list):
-        prompt = parse_messages(prompt)
-    elif not isinstance(prompt, str):
-        raise ValueError("prompt must be a string or a list of {role, content} messages")
+    prompt = _prompt(obj.get("prompt", ""))
     completions = obj["completions"]
     if not isinstance(completions, list) or len(completions) < 2 or not all(
             isinstance(c, str) and c.strip() for c in completions):
