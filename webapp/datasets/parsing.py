@@ -17,10 +17,12 @@ from webapp.core.json_input import (
 from webapp.core.uploads import MAX_IMPORT_BYTES, UploadText
 from webapp.datasets.errors import DatasetImportError
 
-PROMPT_KEYS = ("prompt", "messages", "text", "question")
+# "problem": the math sets RL trains on (MATH-500, NuminaMath, DeepScaleR: problem, answer, solution)
+PROMPT_KEYS = ("prompt", "messages", "text", "question", "problem")
 REFERENCE_KEYS = ("reference", "answer", "solution")
 ROLES = {"system", "user", "assistant", "tool"}
 MAX_ROWS = 200_000
+MAX_NAMED_FIELDS = 8  # of a line without a prompt, the fields its error names
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,12 @@ def row_from_object(obj) -> PromptRow:
         raise ValueError("each line must be a JSON object")
     key = next((k for k in PROMPT_KEYS if obj.get(k) not in (None, "")), None)
     if key is None:
-        raise ValueError(f"no prompt: give one of the fields {', '.join(PROMPT_KEYS)}")
+        given = next((k for k in PROMPT_KEYS if k in obj), None)
+        if given is not None:  # a CSV's empty cell, a JSON null or ""
+            raise ValueError(f"'{given}' is {'null' if obj[given] is None else 'empty'}; a prompt needs text")
+        fields = ", ".join(repr(k[:40]) for k in list(obj)[:MAX_NAMED_FIELDS]) + (", ..." if len(obj) > MAX_NAMED_FIELDS else "")
+        raise ValueError(f"no prompt: give one of the fields {', '.join(PROMPT_KEYS)} "
+                         f"(the line has {fields or 'no fields'}; rename the prompt's field)")
     value = obj[key]
     text, messages = "", None
     if isinstance(value, list):

@@ -157,3 +157,37 @@ def test_a_message_field_that_holds_something_is_named():
     with pytest.raises(DatasetImportError) as info:
         parse_jsonl(json.dumps({"prompt": [{"role": "user", "content": "hi", "name": "bob"}]}))
     assert info.value.errors == [(1, "message 0 has the field 'name'; a message holds only 'role' and 'content'")]
+
+
+def test_a_line_without_a_prompt_field_names_the_fields_it_has():
+    """Alpaca's and Dolly's files name the prompt 'instruction': every line was refused with the
+    fields Steer reads, not those the line has, so nothing said which to rename."""
+    with pytest.raises(DatasetImportError) as info:
+        parse_jsonl(json.dumps({"instruction": "Say hi.", "input": "", "output": "Hi"}) + "\n")
+    assert info.value.errors == [(1, ("no prompt: give one of the fields prompt, messages, text, question, problem "
+                                      "(the line has 'instruction', 'input', 'output'; rename the prompt's field)"))]
+
+
+@pytest.mark.parametrize("content, error", [
+    ('{"prompt": "", "answer": "4"}\n', "'prompt' is empty; a prompt needs text"),
+    ('{"question": null, "answer": "4"}\n', "'question' is null; a prompt needs text"),
+])
+def test_an_empty_prompt_is_named_as_empty(content, error):
+    with pytest.raises(DatasetImportError) as info:
+        parse_jsonl(content)
+    assert info.value.errors == [(1, error)]
+
+
+def test_an_empty_csv_prompt_cell_is_named_as_empty():
+    assert refused("prompt,answer\nq,1\n,2\n") == [(3, "'prompt' is empty; a prompt needs text")]
+
+
+def test_the_math_sets_problem_field_is_the_prompt():
+    """MATH-500, NuminaMath and DeepScaleR hold the prompt in 'problem' (with answer and
+    solution); each line was refused ('no prompt')."""
+    line = {"problem": "What is $2+2$?", "solution": "It is $\\boxed{4}$.", "answer": "4", "level": 1}
+    [row] = parse_jsonl(json.dumps(line) + "\n")
+    assert (row.text, row.reference, row.metadata) == ("What is $2+2$?", "4", {"solution": "It is $\\boxed{4}$.",
+                                                                                "level": 1})
+    [row] = parse_csv("problem,answer\nWhat is 3+3?,6\n")
+    assert (row.text, row.reference) == ("What is 3+3?", "6")
