@@ -57,3 +57,21 @@ def test_the_dataset_page_shows_each_prompts_other_fields_escaped(client):
     assert "<th>Other fields</th>" in body and "grade school" in body and "1 prompt by" in body
     assert "&lt;script&gt;x&lt;/script&gt;" in body and "<script>x</script>" not in body
     assert "&quot;level&quot;: &quot;easy&quot;" in body
+
+
+@pytest.mark.parametrize("url, data", [
+    ("datasets:import", {"name": "d"}),
+    ("feedback:task_import", {"required_labels": 1}),
+])
+def test_a_file_of_many_bad_lines_shows_the_first_hundred_and_counts_the_rest(client, url, data):
+    """A file of the wrong shape (Alpaca's 52,000 lines) listed an error for every line, a page
+    of megabytes."""
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    content = b"".join(b'{"instruction": "Say hi %d."}\n' % i for i in range(150))
+    response = client.post(reverse(url, args=[project.id]), {**data, "file": SimpleUploadedFile("p.jsonl", content)})
+    body = response.content.decode()
+    assert "Line 100: " in body and "Line 101: " not in body
+    assert "… and 50 more bad lines." in body
+    assert not PromptDataset.objects.exists()
