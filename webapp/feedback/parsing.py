@@ -51,11 +51,27 @@ def prompt_display_text(messages: list[dict]) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def _other_shape(obj: dict) -> str | None:
+    """What to say of a line of another kind of file (an export of Steer's or TRL's) that users
+    bring to the task import, else None: an unknown-fields error named none of it."""
+    if "completion" in obj and "completions" not in obj:
+        return ("one completion a line (a run's trajectories.jsonl, TRL's prompt-completion format); a task "
+                "is one line holding a prompt and its 2 to 10 answers in 'completions': group each prompt's "
+                "completions into one line, or make tasks from a run of this project (Tasks, From a run's trajectories)")
+    if "chosen" in obj and "rejected" in obj and "completions" not in obj:
+        return ("a preference pair (TRL's format, preferences.jsonl), which the pair import reads (Reward "
+                "models, Import preference pairs); as a task write {\"prompt\", \"completions\": [a, b]}, in an order "
+                "that does not tell which was chosen")
+    return None
+
+
 def task_row_from_object(obj) -> TaskRow:
     """One task from a decoded JSON object; ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError("each line must be a JSON object")
     unknown = set(obj) - KNOWN_KEYS
+    if unknown and (shape := _other_shape(obj)):
+        raise ValueError(shape)
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(KNOWN_KEYS))}")
     prompt = obj.get("prompt")

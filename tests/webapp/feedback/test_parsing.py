@@ -20,3 +20,20 @@ def test_a_json_syntax_error_names_its_true_line_without_a_doubled_word():
     with pytest.raises(TaskImportError) as info:
         parse_tasks_jsonl(content)
     assert info.value.errors == [(2, "not valid JSON (Unterminated string starting at column 12)")]
+
+
+@pytest.mark.parametrize("line, words", [
+    ({"step": 0, "group_index": 0, "sample_index": 0, "prompt": None, "prompt_text": "q", "prompt_messages": None,
+      "completion": "a", "reward": 1.0, "rewards": {}, "advantage": None, "length": 1, "finish_reason": "stop"},
+     "one completion a line (a run's trajectories.jsonl"),
+    ({"prompt": "q", "completion": "a"}, "group each prompt's completions into one line"),
+    ({"prompt": "q", "chosen": "a", "rejected": "b", "task_id": 1, "label_id": 2, "annotator": "ann"},
+     "a preference pair (TRL's format, preferences.jsonl), which the pair import reads"),
+])
+def test_a_line_of_a_trajectory_or_pair_file_says_what_it_is(line, words):
+    """Such lines were refused as 'unknown field(s) advantage, completion, finish_reason, ...',
+    which said nothing of what a task line is."""
+    with pytest.raises(TaskImportError) as info:
+        parse_tasks_jsonl(json.dumps(line) + "\n")
+    [(number, message)] = info.value.errors
+    assert number == 1 and words in message
