@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
@@ -159,24 +160,41 @@ def parse_csv(content: str | UploadText) -> list[PromptRow]:
     return rows
 
 
+# A cell that opens as a list of {"role"/"content": ...} objects, in JSON or as Python writes it
+MESSAGES_TEXT = re.compile(r"""\s*\[\s*\{\s*['"](role|content)['"]\s*:""")
+PYTHON_LIST = re.compile(r"\s*\[\s*\{\s*'")
+
+
 def _row_from_csv(header: list[str], fields: list[str]) -> PromptRow:
     if len(fields) != len(header):
         raise ValueError(f"{len(fields)} field{'s' if len(fields) != 1 else ''} where the header has "
                          f"{len(header)}; quote a field that holds a comma (\"1,000\")")
     record = dict(zip(header, fields))
     storable_text_check(record)
-    if record.get("messages"):
-        try:
-            value = storable_json(record["messages"])
-        except JSONDecodeError as exc:
-            raise ValueError(f"'messages' is {json_line_error(exc)}; write a JSON list of "
-                             '{"role", "content"} objects') from None
-        except ValueError as exc:
-            raise ValueError(f"'messages' {exc}") from None
-        record["messages"] = parse_messages(value)
-    else:
+    for name in PROMPT_KEYS:  # messages, or a prompt column holding messages as text (verl's files saved as CSV)
+        cell = record.get(name)
+        if cell and (name == "messages" or MESSAGES_TEXT.match(cell)):
+            record[name] = _messages_cell(name, cell)
+    if not record.get("messages"):
         record.pop("messages", None)  # an empty cell: the prompt is in another column
     return row_from_object(record)
+
+
+def _messages_cell(name: str, cell: str) -> list[dict]:
+    """The chat messages a CSV cell holds as JSON; ValueError says what is wrong."""
+    try:
+        value = storable_json(cell)
+    except JSONDecodeError as exc:
+        if PYTHON_LIST.match(cell):
+            raise ValueError(f"'{name}' holds a Python list ([{{'role': ...}}]), as pandas' and datasets' to_csv "
+                             "write a column of messages, not JSON: save a chat dataset as JSONL (datasets: "
+                             "Dataset.to_json; pandas: to_json(orient=\"records\", lines=True)), or write the cell "
+                             "with json.dumps") from None
+        raise ValueError(f"'{name}' is {json_line_error(exc)}; write a JSON list of "
+                         '{"role", "content"} objects') from None
+    except ValueError as exc:
+        raise ValueError(f"'{name}' {exc}") from None
+    return parse_messages(value)
 
 
 def _check(rows: list[PromptRow], errors: list[tuple[int, str]]) -> None:

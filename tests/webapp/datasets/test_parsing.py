@@ -191,3 +191,22 @@ def test_the_math_sets_problem_field_is_the_prompt():
                                                                                 "level": 1})
     [row] = parse_csv("problem,answer\nWhat is 3+3?,6\n")
     assert (row.text, row.reference) == ("What is 3+3?", "6")
+
+
+def test_a_messages_column_saved_by_to_csv_is_refused_saying_how_to_save_it():
+    """pandas' and datasets' to_csv write a column of messages as Python's repr, which was refused
+    as 'not valid JSON (Expecting property name enclosed in double quotes ...)'."""
+    (number, message), = refused('''messages,answer\n"[{'role': 'user', 'content': ""it's 2+2?""}]",4\n''')
+    assert number == 2 and message.startswith("'messages' holds a Python list ([{'role': ...}]), as pandas'")
+    assert "Dataset.to_json" in message
+
+
+def test_a_prompt_column_holding_messages_is_read_as_messages_not_as_text():
+    """verl's prompt files saved as CSV hold the prompt's messages as text in the prompt column; as
+    JSON they were imported as the text '[{"role": "user", ...}]', as Python's repr likewise."""
+    [row] = parse_csv('prompt,answer\n"[{""role"": ""user"", ""content"": ""2+2?""}]",4\n')
+    assert (row.text, row.messages, row.reference) == ("", [{"role": "user", "content": "2+2?"}], "4")
+    (number, message), = refused('''prompt,answer\n"[{'content': '2+2?', 'role': 'user'}]",4\n''')
+    assert number == 2 and message.startswith("'prompt' holds a Python list")
+    [row] = parse_csv('prompt\n"[{a}] is a set of one set, in Python terms?"\n')
+    assert row.text == "[{a}] is a set of one set, in Python terms?"
