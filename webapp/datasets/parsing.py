@@ -88,7 +88,9 @@ def row_from_object(obj) -> PromptRow:
         reference = ""
     if not isinstance(reference, (str, int, float)):
         raise ValueError(f"'{ref_name}' must be a string or a number")
-    metadata = obj.get("metadata", {})
+    metadata = obj.get("metadata")
+    if metadata is None:  # none, or null as datasets' to_json writes a missing one
+        metadata = {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
     extra = {k: v for k, v in obj.items() if k not in {key, ref_key, "metadata"}}
@@ -177,7 +179,25 @@ def _row_from_csv(header: list[str], fields: list[str]) -> PromptRow:
             record[name] = _messages_cell(name, cell)
     if not record.get("messages"):
         record.pop("messages", None)  # an empty cell: the prompt is in another column
+    if "metadata" in record:
+        record["metadata"] = _metadata_cell(record["metadata"])
     return row_from_object(record)
+
+
+def _metadata_cell(cell: str) -> dict:
+    """A metadata cell: a JSON object, or empty for none; ValueError says what is wrong."""
+    if not cell.strip():
+        return {}
+    try:
+        value = storable_json(cell)
+    except JSONDecodeError as exc:
+        raise ValueError(f"'metadata' is {json_line_error(exc)}; write a JSON object "
+                         '({"source": "x"}), or rename the column to keep its text') from None
+    except ValueError as exc:
+        raise ValueError(f"'metadata' {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError('\'metadata\' must be a JSON object ({"source": "x"}); rename the column to keep its text')  # noqa: TRY004
+    return value
 
 
 def _messages_cell(name: str, cell: str) -> list[dict]:

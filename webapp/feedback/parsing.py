@@ -97,7 +97,9 @@ def task_row_from_object(obj) -> TaskRow:
             raise ValueError(f"'gold_ranking': {exc}") from None
         if len(gold) == 1:
             raise ValueError("'gold_ranking' ties every completion, so it cannot check anyone; order at least two")
-    metadata = obj.get("metadata", {})
+    metadata = obj.get("metadata")
+    if metadata is None:  # none, or null as datasets' to_json writes a missing one
+        metadata = {}
     if not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
     return TaskRow(prompt_text=prompt_text, prompt_messages=messages, completions=completions,

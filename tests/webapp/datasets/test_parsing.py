@@ -210,3 +210,27 @@ def test_a_prompt_column_holding_messages_is_read_as_messages_not_as_text():
     assert number == 2 and message.startswith("'prompt' holds a Python list")
     [row] = parse_csv('prompt\n"[{a}] is a set of one set, in Python terms?"\n')
     assert row.text == "[{a}] is a set of one set, in Python terms?"
+
+
+@pytest.mark.parametrize("cell, metadata", [('"{""origin"": ""gsm8k"", ""level"": 2}"', {"origin": "gsm8k", "level": 2}),
+                                            ("", {})])
+def test_a_csv_metadata_column_holds_a_json_object_or_nothing(cell, metadata):
+    """A CSV's metadata column was refused whatever it held ("'metadata' must be an object"),
+    an empty cell too: a cell is text, never an object."""
+    [row] = parse_csv(f"prompt,metadata,source\nq,{cell},x\n")
+    assert row.metadata == {**metadata, "source": "x"}
+
+
+@pytest.mark.parametrize("cell, words", [
+    ("gsm8k", "'metadata' is not valid JSON (Expecting value at column 1); write a JSON object"),
+    ('"[1, 2]"', "'metadata' must be a JSON object"),
+])
+def test_a_csv_metadata_cell_that_is_no_json_object_is_named(cell, words):
+    (number, message), = refused(f"prompt,metadata\nq,{cell}\n")
+    assert number == 2 and message.startswith(words)
+
+
+def test_null_metadata_is_no_metadata():
+    """datasets' to_json writes a row's missing metadata as null, which was refused."""
+    [row] = parse_jsonl('{"prompt": "q", "metadata": null, "answer": "4"}\n')
+    assert (row.metadata, row.reference) == ({}, "4")

@@ -37,3 +37,8 @@ def test_a_line_of_a_trajectory_or_pair_file_says_what_it_is(line, words):
         parse_tasks_jsonl(json.dumps(line) + "\n")
     [(number, message)] = info.value.errors
     assert number == 1 and words in message
+
+
+def test_null_metadata_is_no_metadata():
+    [row] = parse_tasks_jsonl('{"prompt": "q", "completions": ["a", "b"], "metadata": null}\n')
+    assert row.metadata == {}
