@@ -72,6 +72,10 @@ def row_from_object(obj) -> PromptRow:
     text, messages = "", None
     if isinstance(value, list):
         messages = parse_messages(value)
+        if messages[-1]["role"] == "assistant":  # a run generates the assistant's next turn, after this answer
+            raise ValueError(f"'{key}' ends with an assistant message, which the policy would read as part of its "
+                             "prompt (a whole conversation, as TRL's messages format for SFT holds): end a prompt "
+                             "with the user's message, and give the answer as the reference")
     elif isinstance(value, str):
         if not value.strip():  # a run's worker refuses an empty prompt, so the import does
             raise ValueError(f"'{key}' holds only whitespace; a prompt needs text")

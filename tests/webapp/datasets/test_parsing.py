@@ -234,3 +234,16 @@ def test_null_metadata_is_no_metadata():
     """datasets' to_json writes a row's missing metadata as null, which was refused."""
     [row] = parse_jsonl('{"prompt": "q", "metadata": null, "answer": "4"}\n')
     assert (row.metadata, row.reference) == ({}, "4")
+
+
+def test_messages_that_end_with_the_assistants_answer_are_refused():
+    """A conversational SFT dataset (TRL's {"messages": [..., assistant]}) imported as prompts put
+    each answer in its prompt: the run's policy generated a next turn after reading it."""
+    line = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}
+    with pytest.raises(DatasetImportError) as info:
+        parse_jsonl(json.dumps(line) + "\n")
+    [(number, message)] = info.value.errors
+    assert number == 1 and message.startswith("'messages' ends with an assistant message, which the policy would read")
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "2+2?"}]
+    [row] = parse_jsonl(json.dumps({"prompt": turns, "answer": "4"}) + "\n")
+    assert row.messages == turns
