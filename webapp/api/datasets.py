@@ -11,6 +11,7 @@ from webapp.api.base import BodySerializer, SteerListApi, SteerRetrieveApi, dele
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
 from webapp.core.uploads import UploadText, upload_text
+from webapp.datasets.parquet_rows import parquet_upload
 from webapp.datasets.errors import DatasetError, DatasetImportError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.selectors import dataset_list
@@ -90,6 +91,8 @@ class DatasetListCreateApi(SteerListApi):
             filename = f"upload.{data['format']}"
         if upload is not None:
             try:
+                if parquet := parquet_upload(upload):  # verl's and the Hub's files, read row group by row group
+                    return parquet
                 content = upload_text(upload)
             except ValueError as exc:
                 raise field_error("file", str(exc)) from exc

@@ -113,8 +113,8 @@ def _not_utf8(head: bytes, start: int, line: int, column: int, byte: int) -> str
 def _binary_format(head: bytes, tail: bytes) -> str | None:
     """What to say of a binary file that people export their data as, else None."""
     if head == b"PAR1" and tail == b"PAR1":
-        return ("the file is Parquet (as verl's data files and the Hugging Face Hub's are); an import reads "
-                "JSONL or CSV: convert it with pandas.read_parquet(path).to_json(out, orient=\"records\", "
+        return ("the file is Parquet (as verl's data files and the Hugging Face Hub's are); this import reads "
+                "JSONL (a prompt dataset's import reads Parquet as it is): convert it with pandas.read_parquet(path).to_json(out, orient=\"records\", "
                 "lines=True), or datasets' Dataset.to_json")
     if head[:2] == b"\x1f\x8b":
         return "the file is gzip-compressed; decompress it (gunzip) and import the JSONL or CSV inside"

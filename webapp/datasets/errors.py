@@ -2,11 +2,12 @@
 class DatasetImportError(Exception):
     """An import that was refused as a whole; ``errors`` lists (line number, message)."""
 
-    def __init__(self, errors: list[tuple[int, str]]):
+    def __init__(self, errors: list[tuple[int, str]], unit: str = "line"):
         self.errors = errors
-        shown = "; ".join(f"line {n}: {msg}" for n, msg in errors[:10])
+        self.unit = unit  # "row" for a Parquet file
+        shown = "; ".join(f"{unit} {n}: {msg}" for n, msg in errors[:10])
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
+        super().__init__(f"nothing imported, {len(errors)} bad {unit}(s): {shown}{more}")
 
 
 class DatasetError(Exception):

@@ -1,4 +1,4 @@
-"""Parsing of prompt files (JSONL and CSV) into validated rows; pure, no database."""
+"""Parsing of prompt files (JSONL and CSV; Parquet in parquet_rows) into validated rows; pure, no database."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def parse_jsonl(content: str | UploadText) -> list[PromptRow]:
             errors.append((number, str(exc)))
     if errors and (array := json_array_instead_of_lines(content)):
         errors = [(1, array)]
-    _check(rows, errors)
+    check_rows(rows, errors)
     return rows
 
 
@@ -162,7 +162,7 @@ def parse_csv(content: str | UploadText) -> list[PromptRow]:
     except csv.Error as exc:
         errors.append((reader.line_num, f"not valid CSV ({exc}); a quoted field must close with a "
                                         'quote, and a quote inside one is written twice ("")'))
-    _check(rows, errors)
+    check_rows(rows, errors)
     return rows
 
 
@@ -221,14 +221,20 @@ def _messages_cell(name: str, cell: str) -> list[dict]:
     return parse_messages(value)
 
 
-def _check(rows: list[PromptRow], errors: list[tuple[int, str]]) -> None:
+def check_rows(rows: list[PromptRow], errors: list[tuple[int, str]], unit: str = "line") -> None:
     if errors:
-        raise DatasetImportError(errors)
+        raise DatasetImportError(errors, unit)
     if not rows:
-        raise DatasetImportError([(1, "the file holds no prompts")])
+        raise DatasetImportError([(1, "the file holds no prompts")], unit)
     if len(rows) > MAX_ROWS:
-        raise DatasetImportError([(MAX_ROWS + 1, f"at most {MAX_ROWS} prompts per import")])
+        raise DatasetImportError([(MAX_ROWS + 1, f"at most {MAX_ROWS} prompts per import")], unit)
 
 
-def parse_file(name: str, content: str | UploadText) -> list[PromptRow]:
+def parse_file(name: str, content) -> list[PromptRow]:
+    """A JSONL or CSV file's rows (``content`` its text), or a Parquet file's (``content`` the
+    upload itself, which ``is_parquet`` recognised)."""
+    if name.lower().endswith(".parquet"):
+        from webapp.datasets.parquet_rows import parse_parquet
+
+        return parse_parquet(content)
     return parse_csv(content) if name.lower().endswith(".csv") else parse_jsonl(content)

@@ -35,7 +35,7 @@ def dataset_detail_page(request, project_id: int, dataset_id: int):
 @research_required
 def dataset_import_page(request, project_id: int):
     form = DatasetImportForm(request.POST or None, request.FILES or None)
-    line_errors = []
+    line_errors, line_unit = [], "line"
     if request.method == "POST" and form.is_valid():
         filename, content = form.cleaned_data["file"]
         try:
@@ -45,11 +45,11 @@ def dataset_import_page(request, project_id: int):
         except DatasetError as exc:
             form.add_error(exc.field, exc.message)
         except DatasetImportError as exc:
-            line_errors = exc.errors
+            line_errors, line_unit = exc.errors, exc.unit
         else:
             return redirect("datasets:detail", request.project.id, dataset.id)
     return render(request, "datasets/import.html", {"project": request.project, "membership": request.membership,
-                                                    "form": form, "line_errors": line_errors})
+                                                    "form": form, "line_errors": line_errors, "line_unit": line_unit})
 
 
 @research_required
