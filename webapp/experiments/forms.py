@@ -9,12 +9,14 @@ errors, which name a dotted field, are put back on the form field that holds it
 from __future__ import annotations
 
 import json
+import secrets
 
 from django import forms
 
 from webapp.core.json_input import json_error, storable_json
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.models import PolicyModel
+from webapp.experiments.services import IDEMPOTENCY_KEY
 
 REWARD_ROWS = 4
 RM_PREFIX = "reward_model:"
@@ -118,7 +120,33 @@ def _range_for(path: str) -> dict[str, int]:
     return {k: v for k, v in (("min_value", low), ("max_value", high)) if v is not None}
 
 
-class NewRunForm(forms.Form):
+class LaunchForm(forms.Form):
+    """A launch form carries ``submission_key``, made once as the page is shown and sent back with
+    every submission of that page: a second click on Launch (or a resent POST) repeats the key, and
+    ``form_launch`` answers the run the first one made instead of launching another."""
+
+    submission_key = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["submission_key"].initial = new_submission_key()
+
+    def clean_submission_key(self) -> str:
+        key = self.cleaned_data.get("submission_key") or ""
+        return key if IDEMPOTENCY_KEY.match(key) else ""  # none (or a hand-made one): an ordinary launch
+
+    def renew_submission_key(self) -> None:
+        """A fresh key for the page shown again, so that its next submission launches anew."""
+        self.data = self.data.copy()
+        self.data["submission_key"] = new_submission_key()
+
+
+def new_submission_key() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters of A-Z a-z 0-9 - _
+
+
+class NewRunForm(LaunchForm):
     trains = True  # a policy run: the engine's training rules apply
     knobs = KNOBS  # the engine settings the form shows, each as a field
     held_out_knobs = HELD_OUT_KNOBS  # shown beside eval_dataset
@@ -345,7 +373,7 @@ class NewEvaluationForm(NewRunForm):
         return config
 
 
-class RewardModelRunForm(forms.Form):
+class RewardModelRunForm(LaunchForm):
     """A reward-model run: a name, its preference data, and the trainer's settings."""
 
     name = forms.CharField(max_length=200)
@@ -413,7 +441,7 @@ SFT_KNOBS = [
 ]
 
 
-class _OfflineRunForm(forms.Form):
+class _OfflineRunForm(LaunchForm):
     """A run that trains a policy offline (DPO, SFT): a policy of the project, its data (the
     ``data_field``, whose choices ``data_choices`` gives), and the trainer's settings: ``knobs`` as
     fields with the engine's defaults and help, the rest through the JSON ``overrides``."""

@@ -22,6 +22,7 @@ from webapp.experiments.export_filters import (
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
+from webapp.experiments.form_launch import form_launch
 from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm, SFTRunForm
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
@@ -51,7 +52,6 @@ from webapp.experiments.services import (
     run_cancel,
     run_delete,
     run_delete_check,
-    run_launch,
 )
 from webapp.projects.access import research_required
 
@@ -105,12 +105,8 @@ def _offline_launch_page(request, form_class, kind: str, template: str):
     chosen = query_id(request.GET.get("policy", ""))
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None)
     if request.method == "POST" and form.is_valid():
-        try:
-            run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
-                             kind=kind, config=form.config(), policy=form.cleaned_data["policy"])
-        except RunError as exc:
-            form.add_error(form.field_for_error(exc.field), exc.message)
-        else:
+        run = form_launch(request, form, kind=kind, policy=form.cleaned_data["policy"])
+        if run is not None:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
     return render(request, template, _context(request, form=form), status=status)
@@ -124,13 +120,9 @@ def _launch_page(request, form_class, kind: str):
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
                       reward_models=reward_models_ready(project=request.project))
     if request.method == "POST" and form.is_valid():
-        try:
-            run = run_launch(project=request.project, user=request.user, name=form.cleaned_data["name"],
-                             kind=kind, config=form.config(), dataset=form.cleaned_data["dataset"],
-                             policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))
-        except RunError as exc:
-            form.add_error(form.field_for_error(exc.field), exc.message)
-        else:
+        run = form_launch(request, form, kind=kind, dataset=form.cleaned_data["dataset"],
+                          policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))
+        if run is not None:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
     return render(request, "experiments/new.html", _context(request, form=form, evaluation=kind == RunKind.EVALUATION),

@@ -7,10 +7,10 @@ from django.views.decorators.http import require_http_methods
 from webapp.core.deletion import deletion_attempt
 from webapp.core.tar_stream import tar_download_response
 from webapp.experiments.errors import RunError
+from webapp.experiments.form_launch import form_launch
 from webapp.experiments.forms import RewardModelRunForm
 from webapp.experiments.models import RunKind
 from webapp.experiments.selectors import reward_model_runs, run_deletion_summary
-from webapp.experiments.services import run_launch
 from webapp.projects.access import research_required
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.exports import pair_set_download_response
@@ -55,12 +55,8 @@ def reward_model_train_page(request, project_id: int):
     form = RewardModelRunForm(request.POST or None, pair_sets=pair_set_list(project=project),
                               label_count=label_count(project=project))
     if request.method == "POST" and form.is_valid():
-        try:
-            run = run_launch(project=project, user=request.user, name=form.cleaned_data["name"],
-                             kind=RunKind.REWARD_MODEL, config=form.config())
-        except RunError as exc:
-            form.add_error(form.field_for_error(exc.field), exc.message)
-        else:
+        run = form_launch(request, form, kind=RunKind.REWARD_MODEL)
+        if run is not None:
             return redirect("experiments:detail", project.id, run.id)
     status = 400 if request.method == "POST" else 200
     return render(request, "rewards/train.html", _context(request, form=form), status=status)

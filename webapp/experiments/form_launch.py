@@ -1,0 +1,29 @@
+"""Launching a run from a launch page's form, once per page shown (``LaunchForm.submission_key``)."""
+
+from __future__ import annotations
+
+from webapp.experiments.errors import IdempotencyKeyReused, RunError
+from webapp.experiments.models import Run
+from webapp.experiments.services import run_create_once
+
+
+def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
+    """The run the valid ``form`` launches (``inputs``: dataset, policy, eval_dataset), or None with
+    the refusal put on the form's field. A submission that repeats the page's key with the same
+    values (a double click on Launch, a resent POST) answers the run the first one launched; with
+    other values (the page kept by Back, then edited) it launches nothing and asks to launch again."""
+    try:
+        run, _created = run_create_once(
+            project=request.project, user=request.user, idempotency_key=form.cleaned_data.get("submission_key") or None,
+            name=form.cleaned_data["name"], kind=kind, config=form.config(), **inputs)
+    except IdempotencyKeyReused:
+        earlier = Run.objects.get(project=request.project, created_by=request.user,
+                                  creation_key=form.cleaned_data["submission_key"])
+        form.renew_submission_key()
+        form.add_error(None, f"This page already launched run “{earlier.name}”, with other settings. Nothing "
+                             "else was launched: press Launch again to launch this one too.")
+        return None
+    except RunError as exc:
+        form.add_error(form.field_for_error(exc.field), exc.message)
+        return None
+    return run
