@@ -66,3 +66,18 @@ def test_an_orphaned_run_the_broker_cannot_take_stays_for_the_next_recovery_roun
     run.refresh_from_db()
     # Still running with a stale heartbeat, not queued behind a message that was never sent.
     assert run.status == RunStatus.RUNNING and run.worker_lost
+
+
+def test_the_reward_model_page_shows_the_error_and_stores_no_run(client, broker_down):
+    from tests.webapp.rewards.test_reward_model_runs import TINY_RM, pairs_jsonl
+    from webapp.rewards.services import pair_set_import
+
+    user = make_user()
+    project = make_project(owner=user)
+    client.login(username=user.username, password=PASSWORD)
+    pair_set = pair_set_import(project=project, name="seed", content=pairs_jsonl())
+    response = client.post(reverse("rewards:train", args=[project.id]), {
+        "name": "rm-1", "data": f"pairs:{pair_set.id}", "settings": json.dumps(TINY_RM)})
+    assert response.status_code == 400
+    assert "the task queue (the broker at CELERY_BROKER_URL) cannot be reached" in response.content.decode()
+    assert not Run.objects.exists()
