@@ -29,7 +29,7 @@ def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
     runs = Run.objects.filter(project=project).select_related("policy", "dataset")
     if kind:
         runs = runs.filter(kind=kind)
-    return runs.order_by("-created_at")
+    return runs.order_by("-created_at", "-id")  # ties broken, so that pages neither repeat nor skip a run
 
 
 def run_get(*, project, run_id: int) -> Run:

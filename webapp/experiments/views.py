@@ -63,10 +63,16 @@ def _context(request, **extra) -> dict:
     return {"project": request.project, "membership": request.membership, **extra}
 
 
+RUNS_PAGE = 50  # runs a page of the runs list
+
+
 @research_required
 def run_list_page(request, project_id: int):
-    runs = run_list(project=request.project)
-    context = _context(request, runs=runs, any_active=any(not r.is_terminal for r in runs))
+    """The project's runs, newest first, a page at a time; the table polls itself (keeping its page)
+    while a run it shows is active."""
+    page = Paginator(run_list(project=request.project), RUNS_PAGE).get_page(request.GET.get("page"))
+    runs = list(page.object_list)
+    context = _context(request, runs=runs, page=page, any_active=any(not r.is_terminal for r in runs))
     if request.htmx:
         response = render(request, "experiments/partials/_run_table.html", context)
         return response if context["any_active"] else _stop_polling(response)
