@@ -181,10 +181,13 @@ class NewRunForm(LaunchForm):
             self.fields["eval_dataset"].queryset = PromptDataset.objects.filter(project=project)
         else:
             del self.fields["eval_dataset"]
+        self.nothing_to_choose = set()  # "policy", "dataset": the project has none yet (the page says what to do)
         for name in ("policy", "dataset"):  # the only choice there is comes chosen
             only = list(self.fields[name].queryset.values_list("pk", flat=True)[:2])
             if len(only) == 1:
                 self.fields[name].initial = only[0]
+            elif not only:
+                self.nothing_to_choose.add(name)
         for path, label in [*self.knobs, *self.held_out_knobs]:
             default = _lookup(self.defaults, path)
             choices = _choices_for(path)
@@ -390,6 +393,7 @@ class RewardModelRunForm(LaunchForm):
         choices = [("labels", f"This project's preference labels ({label_count})")]
         choices += [(f"pairs:{s.pk}", f"Imported pairs: {s.name} ({s.pair_count})") for s in pair_sets]
         self.fields["data"].choices = choices
+        self.no_preference_data = not label_count and len(choices) == 1  # the page says what to do first
         self.fields["settings"].initial = json.dumps(RewardModelTrainConfig().to_dict(), indent=2)
 
     def clean_settings(self):
@@ -481,6 +485,7 @@ class _OfflineRunForm(LaunchForm):
         only = list(self.fields["policy"].queryset.values_list("pk", flat=True)[:2])
         if len(only) == 1:
             self.fields["policy"].initial = only[0]
+        self.nothing_to_choose = set() if only else {"policy"}  # the page says what to do first
         choices = self.knob_choices()
         section = self.knobs[0][0].split(".")[0]
         for path, label in self.knobs:
