@@ -247,6 +247,11 @@ def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
     return Checkpoint.objects.filter(run=run).order_by("step")
 
 
+def checkpoint_get(*, run: Run, checkpoint_id: int) -> Checkpoint:
+    """A checkpoint of this run, or 404 (also for another run's)."""
+    return get_object_or_404(Checkpoint, pk=checkpoint_id, run=run)
+
+
 def policies_from_run(*, run: Run) -> QuerySet[PolicyModel]:
     """The policies made from the run's checkpoints (a DPO or SFT run registers its last one), latest step first."""
     return PolicyModel.objects.filter(checkpoint__run=run).select_related("checkpoint").order_by("-checkpoint__step", "pk")

@@ -19,5 +19,7 @@ urlpatterns = [
     path("<int:run_id>/exports/trajectories.parquet", views.run_trajectories_parquet_export,
          name="export_trajectories_parquet"),
     path("<int:run_id>/exports/metrics.csv", views.run_metrics_export, name="export_metrics"),
+    path("<int:run_id>/checkpoints/<int:checkpoint_id>/download/", views.run_checkpoint_download,
+         name="checkpoint_download"),
     path("<int:run_id>/held-out/", views.run_held_out_page, name="held_out"),
 ]

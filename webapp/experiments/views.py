@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget
 
 from webapp.core.deletion import deletion_attempt
+from webapp.core.tar_stream import folder_in_checkpoint_root, tar_download_response
 from webapp.core.query import query_id
 from webapp.experiments.errors import RunError
 from webapp.experiments.export_filters import (
@@ -29,6 +30,7 @@ from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
 from webapp.experiments.selectors import (
     HELD_OUT_VIEWS,
+    checkpoint_get,
     checkpoint_list,
     comparison_runs,
     evaluation_columns,
@@ -223,6 +225,17 @@ def run_delete_page(request, project_id: int, run_id: int):
     return render(request, "experiments/delete.html",
                   _context(request, run=run, summary=run_deletion_summary(run=run), error=outcome.error),
                   status=outcome.status)
+
+
+@research_required
+@require_http_methods(["GET"])
+def run_checkpoint_download(request, project_id: int, run_id: int, checkpoint_id: int):
+    """The checkpoint's folder as ``run-<id>-step-<n>.tar``, the same as
+    ``GET /api/v1/checkpoints/<id>/download/``; 404 once its files are gone."""
+    run = run_get(project=request.project, run_id=run_id)
+    checkpoint = checkpoint_get(run=run, checkpoint_id=checkpoint_id)
+    folder = folder_in_checkpoint_root(checkpoint.path, "The checkpoint's files are not on this server.")
+    return tar_download_response(folder, f"run-{run.id}-step-{checkpoint.step}")
 
 
 HELD_OUT_PAGE = 100  # prompts a page
