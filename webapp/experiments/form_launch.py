@@ -24,6 +24,6 @@ def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
                              "else was launched: press Launch again to launch this one too.")
         return None
     except RunError as exc:
-        form.add_error(form.field_for_error(exc.field), exc.message)
+        form.add_input_error(exc.field, exc.message)
         return None
     return run

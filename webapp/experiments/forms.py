@@ -9,6 +9,7 @@ errors, which name a dotted field, are put back on the form field that holds it
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
 from django import forms
@@ -136,10 +137,35 @@ class LaunchForm(forms.Form):
         key = self.cleaned_data.get("submission_key") or ""
         return key if IDEMPOTENCY_KEY.match(key) else ""  # none (or a hand-made one): an ordinary launch
 
+    json_fields = ("overrides", "settings")  # JSON of any setting: an error on one names its key
+
+    def add_input_error(self, field: str | None, message: str) -> None:
+        """Put an engine or service error about ``field`` (dotted, e.g. ``config.rollout.top_p``) on
+        the form field that holds it (``field_for_error``), unless that one has an error already.
+        On a JSON field the message starts with the key at fault, which the field holds among others
+        (``rollout.top_p: must be in (0, 1]``)."""
+        target = self.field_for_error(field)
+        if target is not None and target in self.errors:
+            return
+        key = _json_key(field, target, self.json_fields)
+        self.add_error(target, f"{key}: {message}" if key else message)
+
     def renew_submission_key(self) -> None:
         """A fresh key for the page shown again, so that its next submission launches anew."""
         self.data = self.data.copy()
         self.data["submission_key"] = new_submission_key()
+
+
+def _json_key(field: str | None, target: str | None, json_fields) -> str:
+    """The key of the JSON ``target`` field that the dotted ``field`` names ("" when none)."""
+    if not field or not field.startswith("config.") or target is None:
+        return ""
+    path = field[len("config."):]
+    if target in json_fields:
+        return path
+    if re.fullmatch(r"reward_\d+_params", target) and "]." in path:  # rewards[1].max_tokens: its row's parameter
+        return path[path.index("]") + 2:]
+    return ""
 
 
 def new_submission_key() -> str:
@@ -301,9 +327,7 @@ class NewRunForm(LaunchForm):
             except ConfigError as exc:
                 errors.append(exc)
         for exc in errors or config_errors(self.config()):
-            field = self.field_for_error(f"config.{exc.field}")
-            if field not in self.errors:
-                self.add_error(field, exc.message)
+            self.add_input_error(f"config.{exc.field}", exc.message)
         return cleaned
 
     def config(self) -> dict:
@@ -518,9 +542,7 @@ class _OfflineRunForm(LaunchForm):
         try:
             self.config_class().from_dict({k: v for k, v in self.config().items() if k != "data"})
         except ConfigError as exc:
-            field = self.field_for_error(f"config.{exc.field}")
-            if field not in self.errors:
-                self.add_error(field, exc.message)
+            self.add_input_error(f"config.{exc.field}", exc.message)
         return cleaned
 
     def config(self) -> dict:
