@@ -193,9 +193,11 @@
       render();
       const run = last.run;
       const step = "step " + run.current_step + (run.steps_planned ? " of " + run.steps_planned : "");
-      stateOut.textContent = run.terminal ? "final" : run.status === "queued"
-        ? "queued" + (run.current_step ? " at " + step : ", not started") : "live · " + step;
-      if (!run.terminal) timer = setTimeout(poll, POLL_MS);
+      const following = (last.compared_active || []).length;  // compared runs still going
+      stateOut.textContent = run.terminal
+        ? "final" + (following ? " · following " + following + " compared run" + (following === 1 ? "" : "s") : "")
+        : run.status === "queued" ? "queued" + (run.current_step ? " at " + step : ", not started") : "live · " + step;
+      if (!run.terminal || following) timer = setTimeout(poll, POLL_MS);
     } catch (err) {
       stateOut.textContent = "charts could not be updated (" + err.message + "); retrying";
       timer = setTimeout(poll, POLL_MS * 3);

@@ -186,6 +186,8 @@ def run_chart_data(request, project_id: int, run_id: int):
         "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
                 "current_step": run.current_step, "total_steps": run.total_steps, "steps_planned": run.steps_planned},
         "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
+        # Compared runs still going: the charts keep polling for them once this run is over.
+        "compared_active": [str(r.id) for r in compared if not r.is_terminal],
         "latest": {str(k): v for k, v in metric_latest(run_ids=[run.id]).items()},
         "series": series,
         # The settings that differ between this run and the compared ones, in the order of "order".

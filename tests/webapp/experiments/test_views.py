@@ -221,6 +221,16 @@ def test_chart_data_overlays_the_runs_asked_for(client, researcher):
     assert data["latest"][str(run.id)]["reward"] == {"step": 5, "value": 0.5}
 
 
+def test_chart_data_names_the_compared_runs_still_going(client, researcher):
+    """A finished run's charts keep polling while a run compared with it is still going."""
+    run = make_run(researcher, status=RunStatus.SUCCEEDED)
+    live, done = make_run(researcher, status=RunStatus.RUNNING), make_run(researcher, status=RunStatus.FAILED)
+    foreign = make_run(make_project(owner=make_user()), status=RunStatus.RUNNING)
+    url = reverse("experiments:chart_data", args=[researcher.id, run.id])
+    assert client.get(url, {"compare": [live.id, done.id, foreign.id]}).json()["compared_active"] == [str(live.id)]
+    assert client.get(url).json()["compared_active"] == []
+
+
 def test_chart_data_lists_the_settings_in_which_the_compared_runs_differ(client, researcher):
     dataset = make_dataset(researcher, name="arith")
     run = make_run(researcher, name="mine", dataset=dataset, config={"algorithm": {"beta": 0.0}, "optim": {"lr": 1e-6}})

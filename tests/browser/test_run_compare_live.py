@@ -1,0 +1,33 @@
+"""A finished run's charts compared with a run still going keep following that run."""
+
+import pytest
+
+from tests.browser.session import log_in
+from tests.factories import make_project, make_run, make_user
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import RunStatus
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_compared_live_run_keeps_drawing_on_a_finished_runs_charts(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    baseline = make_run(project, name="baseline", status=RunStatus.SUCCEEDED)
+    live = make_run(project, name="live", status=RunStatus.RUNNING, current_step=1)
+    metric_points_upsert(run_id=baseline.id, points=[("reward", s, s / 10) for s in range(1, 4)])
+    metric_points_upsert(run_id=live.id, points=[("reward", 1, 0.5)])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{baseline.id}/")
+    page.wait_for_selector(".chart[data-key=reward] .chart-summary:not(:empty)")
+    page.click("details.compare > summary")
+    page.check(f"input[name=compare][value='{live.id}']")
+    page.wait_for_function("() => document.querySelector('.chart[data-key=reward] .chart-summary')"
+                           ".textContent.includes('live, 1 step')")
+    metric_points_upsert(run_id=live.id, points=[("reward", 2, 0.75)])  # the live run's next step
+    page.wait_for_function("() => document.querySelector('.chart[data-key=reward] .chart-summary')"
+                           ".textContent.includes('live, 2 steps from 1 to 2, last 0.75')")
+    assert page.text_content("#chart-state") == "final · following 1 compared run"
+    live.status = RunStatus.SUCCEEDED
+    live.save(update_fields=["status"])
+    page.wait_for_function("() => document.getElementById('chart-state').textContent === 'final'")
