@@ -17,11 +17,11 @@ def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
             project=request.project, user=request.user, idempotency_key=form.cleaned_data.get("submission_key") or None,
             name=form.cleaned_data["name"], kind=kind, config=form.config(), **inputs)
     except IdempotencyKeyReused:
-        earlier = Run.objects.get(project=request.project, created_by=request.user,
-                                  creation_key=form.cleaned_data["submission_key"])
+        earlier = Run.objects.filter(project=request.project, created_by=request.user,
+                                     creation_key=form.cleaned_data["submission_key"]).first()
         form.renew_submission_key()
-        form.add_error(None, f"This page already launched run “{earlier.name}”, with other settings. Nothing "
-                             "else was launched: press Launch again to launch this one too.")
+        form.add_error(None, f"This page already launched {f'run “{earlier.name}”' if earlier else 'a run'}, with "
+                             "other settings. Nothing else was launched: press Launch again to launch this one too.")
         return None
     except RunError as exc:
         form.add_input_error(exc.field, exc.message)
