@@ -13,7 +13,13 @@ from webapp.experiments.errors import PolicyError, PolicyInUse
 from webapp.experiments.models import PolicyModel
 from webapp.experiments.policies import policy_create, policy_delete, policy_delete_check
 from webapp.experiments.policy_forms import PolicyForm
-from webapp.experiments.selectors import checkpoints_to_start_from, policy_get, policy_list, policy_runs
+from webapp.experiments.selectors import (
+    checkpoints_to_start_from,
+    policy_get,
+    policy_list,
+    policy_registered_alike,
+    policy_runs,
+)
 from webapp.projects.access import research_required
 
 
@@ -41,15 +47,19 @@ def policy_new_page(request, project_id: int):
             initial["name"] = f"{checkpoint.run.name}@{checkpoint.step}"[:120]
     form = PolicyForm(request.POST or None, initial=initial, staff=request.user.is_staff, checkpoints=checkpoints)
     if request.method == "POST" and form.is_valid():
+        asked = {"name": form.cleaned_data["name"], "source": form.cleaned_data["source"],
+                 "reference": form.reference(), "checkpoint_id": form.checkpoint_id()}
         try:
-            policy = policy_create(project=request.project, user=request.user, name=form.cleaned_data["name"],
-                                   source=form.cleaned_data["source"], reference=form.reference(),
-                                   checkpoint_id=form.checkpoint_id())
-        except PolicyError as exc:
-            form.add_error(form.field_for_error(exc.field), exc.message)
-        except IntegrityError:  # a concurrent registration took the name
-            form.add_error("name", "a policy with this name already exists in this project")
-        else:
+            policy = policy_create(project=request.project, user=request.user, **asked)
+        except (PolicyError, IntegrityError) as exc:  # IntegrityError: a concurrent registration took the name
+            # The same registration sent again (a double click on Register) is the one already made.
+            policy = (policy_registered_alike(project=request.project, user=request.user, **asked)
+                      if isinstance(exc, IntegrityError) or exc.field == "name" else None)
+            if policy is None and isinstance(exc, IntegrityError):
+                form.add_error("name", "a policy with this name already exists in this project")
+            elif policy is None:
+                form.add_error(form.field_for_error(exc.field), exc.message)
+        if policy is not None:
             messages.success(request, f"Registered policy “{policy.name}”.")
             return redirect("policies:list", request.project.id)
     status = 400 if request.method == "POST" else 200

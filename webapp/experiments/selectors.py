@@ -49,6 +49,29 @@ def policy_get(*, project, policy_id: int) -> PolicyModel:
     return get_object_or_404(policy_list(project=project), pk=policy_id)
 
 
+def policy_registered_alike(*, project, user, name: str, source: str, reference: str = "",
+                            checkpoint_id: int | None = None) -> PolicyModel | None:
+    """The policy ``user`` registered in the project under ``name`` (any case) from the same model
+    (the same built-in, folder or checkpoint; a tiny one), or None: the same registration sent
+    again, as a double click on Register does."""
+    import os  # noqa: PLC0415
+
+    from webapp.core.names import name_strip  # noqa: PLC0415
+
+    policy = (PolicyModel.objects.filter(project=project, name__iexact=name_strip(name or ""), source=source)
+              .filter(created_by=user).first() if getattr(user, "pk", None) else None)
+    if policy is None:
+        return None
+    reference = (reference or "").strip()
+    if source == PolicyModel.Source.CHECKPOINT:
+        same = policy.checkpoint_id == checkpoint_id
+    elif source == PolicyModel.Source.PATH:
+        same = bool(reference) and policy.reference == os.path.normpath(reference)
+    else:
+        same = policy.reference == reference
+    return policy if same else None
+
+
 def policy_runs(*, policy: PolicyModel) -> QuerySet[Run]:
     """The runs that trained from the policy, newest first."""
     return policy.runs.order_by("-id").only("id", "name", "status", "project_id")
