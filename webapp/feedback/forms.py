@@ -48,8 +48,9 @@ def _rubric_field(project):
 
 
 class TaskImportForm(forms.Form):
-    file = forms.FileField(help_text='JSONL, one task a line: {"prompt": "..." or [messages], "completions": ["...", "..."], '
-                                     'optional "gold_ranking": [[1], [0]], "metadata": {...}}.')
+    file = forms.FileField(help_text='JSONL, one task a line: {"prompt": "..." or [messages], "completions": ["...", "..."] '
+                                     '(each a string or the assistant\'s messages), optional "gold_ranking": [[1], [0]], '
+                                     '"metadata": {...}}.')
     required_labels = forms.IntegerField(min_value=1, max_value=100, initial=1, label="Labels per task (overlap)")
 
     def __init__(self, *args, project, **kwargs):

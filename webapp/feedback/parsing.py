@@ -3,7 +3,7 @@
 One object a line::
 
     {"prompt": "text" | [{"role": ..., "content": ...}, ...],
-     "completions": ["first", "second", ...],          # 2..MAX_CANDIDATES strings
+     "completions": ["first", "second", ...],          # 2..MAX_CANDIDATES strings (or assistant messages)
      "gold_ranking": [[1], [0]],                       # optional: makes it a gold task
      "metadata": {...}}                                # optional
 """
@@ -51,6 +51,20 @@ def prompt_display_text(messages: list[dict]) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+def _completion_text(value, i: int) -> str:
+    """A completion: a string, or, in TRL's conversational format, the assistant message(s) of
+    the answer (joined by newlines, as the pair import reads chosen and rejected)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        messages = parse_messages(value)
+        if any(m["role"] != "assistant" for m in messages):
+            raise ValueError(f"completion {i} as messages holds the answer only: assistant messages "
+                             "(the prompt's own messages belong in 'prompt')")
+        return "\n".join(m["content"] for m in messages)
+    raise ValueError("'completions' must be a list of strings (or of assistant messages)")
+
+
 def _other_shape(obj: dict) -> str | None:
     """What to say of a line of another kind of file (an export of Steer's or TRL's) that users
     bring to the task import, else None: an unknown-fields error named none of it."""
@@ -83,8 +97,9 @@ def task_row_from_object(obj) -> TaskRow:
     else:
         raise ValueError("'prompt' must be a non-empty string or a list of {role, content} messages")
     completions = obj.get("completions")
-    if not isinstance(completions, list) or not all(isinstance(c, str) for c in completions):
-        raise ValueError("'completions' must be a list of strings")
+    if not isinstance(completions, list):
+        raise ValueError("'completions' must be a list of strings (or of assistant messages)")
+    completions = [_completion_text(c, i) for i, c in enumerate(completions)]
     if not 2 <= len(completions) <= MAX_CANDIDATES:
         raise ValueError(f"'completions' must hold 2 to {MAX_CANDIDATES} completions, got {len(completions)}")
     if len(set(completions)) == 1:

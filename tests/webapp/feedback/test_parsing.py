@@ -42,3 +42,24 @@ def test_a_line_of_a_trajectory_or_pair_file_says_what_it_is(line, words):
 def test_null_metadata_is_no_metadata():
     [row] = parse_tasks_jsonl('{"prompt": "q", "completions": ["a", "b"], "metadata": null}\n')
     assert row.metadata == {}
+
+
+def test_completions_given_as_assistant_messages_are_read_as_their_text():
+    """TRL's conversational answers ([{"role": "assistant", "content": ...}]) were refused with
+    "'completions' must be a list of strings", though the pair import reads them."""
+    line = {"prompt": [{"role": "user", "content": "Say hi"}],
+            "completions": [[{"role": "assistant", "content": "Hi!"}], "Hello there.",
+                            [{"role": "assistant", "content": "Hey"}, {"role": "assistant", "content": "you"}]]}
+    [row] = parse_tasks_jsonl(json.dumps(line) + "\n")
+    assert row.completions == ["Hi!", "Hello there.", "Hey\nyou"]
+
+
+@pytest.mark.parametrize("completion, words", [
+    ([{"role": "user", "content": "x"}], "completion 0 as messages holds the answer only"),
+    (3, "'completions' must be a list of strings (or of assistant messages)"),
+])
+def test_completions_that_are_neither_text_nor_assistant_messages_are_refused(completion, words):
+    line = {"prompt": "q", "completions": [completion, "b"]}
+    with pytest.raises(TaskImportError) as caught:
+        parse_tasks_jsonl(json.dumps(line) + "\n")
+    assert words in str(caught.value)
