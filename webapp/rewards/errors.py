@@ -4,7 +4,8 @@ class PairImportError(Exception):
     def __init__(self, errors: list[tuple[int, str]]):
         self.errors = errors
         shown = "; ".join(f"line {n}: {msg}" for n, msg in errors[:10])
-        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}")
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
 
 
 class RewardModelError(Exception):

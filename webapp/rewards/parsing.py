@@ -21,7 +21,6 @@ from webapp.feedback.ranking import ranking_normalise, ranking_pairs
 from webapp.rewards.errors import PairImportError
 
 MAX_PAIRS = 100_000
-MAX_ERRORS = 50
 
 
 # What Steer's own preferences export adds to a pair (where it came from, and with ties on,
@@ -148,8 +147,6 @@ def parse_pairs(content: str | UploadText) -> list[dict]:
             errors.append((number, json_line_error(exc)))
         except ValueError as exc:
             errors.append((number, str(exc)))
-        if len(errors) >= MAX_ERRORS:
-            break
     if errors and (array := json_array_instead_of_lines(content)):
         errors = [(1, array)]
     if errors:

@@ -62,6 +62,7 @@ def test_the_dataset_page_shows_each_prompts_other_fields_escaped(client):
 @pytest.mark.parametrize("url, data", [
     ("datasets:import", {"name": "d"}),
     ("feedback:task_import", {"required_labels": 1}),
+    ("rewards:import_pairs", {"name": "p"}),  # stopped at 50 bad lines, without a count of the rest
 ])
 def test_a_file_of_many_bad_lines_shows_the_first_hundred_and_counts_the_rest(client, url, data):
     """A file of the wrong shape (Alpaca's 52,000 lines) listed an error for every line, a page

@@ -111,3 +111,11 @@ def test_a_truncated_parquet_file_is_refused_saying_so(api_project):
     assert response.status_code == 400
     assert "not a Parquet file that can be read" in response.json()["error"]["fields"]["file"][0]
     assert not PromptDataset.objects.exists()
+
+
+def test_every_bad_row_is_counted(api_project):
+    api, project = api_project
+    upload = SimpleUploadedFile("p.parquet", parquet(pa.table({"instruction": [f"say {i}" for i in range(150)]})))
+    response = api.post(f"/api/v1/projects/{project.id}/datasets/", {"name": "alpaca", "file": upload},
+                        format="multipart")
+    assert "nothing imported, 150 bad row(s)" in response.json()["error"]["fields"]["file"][0]
