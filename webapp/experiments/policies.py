@@ -146,8 +146,11 @@ def policy_delete_check(*, policy: PolicyModel) -> None:
     named = [f"“{name}”" for name in runs.values_list("name", flat=True)[:5]]
     if named:
         total = runs.count()
+        active = runs.exclude(status__in=TERMINAL_STATUSES).exists()
+        then = ("cancel the ones still queued or running, then delete them once they have stopped" if active
+                else "delete those runs first")
         raise PolicyInUse(f"{total} run{'s' if total != 1 else ''} used it: {first_few(named, total)}; "
-                          "a run keeps its policy, so delete those runs first")
+                          f"a run keeps its policy, so {then}")
     judging = [run for run in runs_judging_with(policy=policy) if not run.is_terminal]
     if judging:
         named = first_few([f"“{run.name}” ({run.status})" for run in judging], len(judging))

@@ -140,6 +140,16 @@ def test_a_policy_runs_trained_from_cannot_be_deleted_one_without_runs_can():
     assert list(PolicyModel.objects.values_list("pk", flat=True)) == [used.pk]
 
 
+def test_a_policy_a_queued_run_uses_says_to_cancel_that_run_first():
+    """The refusal said 'delete those runs first', which a queued or running run refuses too."""
+    project = make_project()
+    used = make_policy(project)
+    make_run(project, policy=used, status=RunStatus.QUEUED, name="grpo 2")
+    with pytest.raises(PolicyInUse) as info:
+        policy_delete(policy_id=used.id)
+    assert "cancel the ones still queued or running, then delete them once they have stopped" in info.value.message
+
+
 def test_a_run_whose_checkpoint_a_policy_starts_from_is_kept_until_the_policy_goes(settings, tmp_path):
     settings.STEER_CHECKPOINT_DIR = tmp_path
     project = make_project()
