@@ -73,8 +73,13 @@ def dataset_delete_check(*, dataset: PromptDataset) -> None:
     if runs:
         total = dataset_runs(dataset=dataset).count()
         named = first_few([f"“{run.name}”" for run in runs], total)
+        from webapp.experiments.models import TERMINAL_STATUSES  # noqa: PLC0415 (experiments depends on datasets)
+
+        active = dataset_runs(dataset=dataset).exclude(status__in=TERMINAL_STATUSES).exists()
+        then = ("cancel the ones still queued or running, then delete them once they have stopped" if active
+                else "delete those runs first")
         raise DatasetInUse(f"{total} run{'s' if total != 1 else ''} used it (to train, evaluate or hold out): "
-                           f"{named}; a run keeps its datasets, so delete those runs first")
+                           f"{named}; a run keeps its datasets, so {then}")
 
 
 def dataset_delete(*, dataset_id: int) -> None:
