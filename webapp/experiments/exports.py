@@ -44,12 +44,14 @@ from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
 from webapp.core.downloads import attachment_response
+from webapp.core.parquet_stream import CONTENT_TYPE, ROW_GROUP, parquet_chunks
 from webapp.experiments.models import Run, Trajectory
 from webapp.experiments.selectors import metric_points_page
 
-PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"  # IANA, 2024
+PARQUET_CONTENT_TYPE = CONTENT_TYPE
 CHUNK = 500  # trajectories per fetch from the server-side cursor (a few kB each)
 METRIC_PAGE = 5_000  # metric points per read of the chunks
+PARQUET_ROW_GROUP = ROW_GROUP  # trajectories per row group: a few MB of text
 
 TRAJECTORY_COLUMNS = ["step", "group_index", "sample_index", "prompt", "prompt_text", "prompt_messages",
                       "completion", "reward", "rewards", "advantage", "length", "finish_reason"]
@@ -107,29 +109,11 @@ def run_trajectories_parquet(*, run: Run, step_min: int | None = None,
     is written, so memory holds one group, not the run.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rows = _trajectories(run, step_min, step_max)
     components = _reward_components(rows)
-    schema = pa.schema(_parquet_fields(pa, components))
-    sink = _ByteSink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
-    batch: list[dict] = []
-    try:
-        for record in _trajectory_records(rows):
-            batch.append(_parquet_record(record, components))
-            if len(batch) == PARQUET_ROW_GROUP:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-                yield sink.drain()
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-    finally:
-        writer.close()  # the footer; written even for an empty export, which is then a valid empty file
-    yield sink.drain()
-
-
-PARQUET_ROW_GROUP = 2_000  # trajectories per row group: a few MB of text
+    records = (_parquet_record(record, components) for record in _trajectory_records(rows))
+    yield from parquet_chunks(records, pa.schema(_parquet_fields(pa, components)), row_group=PARQUET_ROW_GROUP)
 
 
 def _reward_components(rows) -> list[str]:
@@ -162,35 +146,6 @@ def _parquet_record(record: dict, components: list[str]) -> dict:
     rewards = record["rewards"] if isinstance(record["rewards"], dict) else {}
     return {**record, "reward": _finite(record["reward"]), "advantage": _finite(record["advantage"]),
             "rewards": {name: _finite(rewards.get(name)) for name in components} if components else None}
-
-
-class _ByteSink:
-    """A write-only file for ``ParquetWriter`` whose bytes are taken out as they are written."""
-
-    closed = False
-
-    def __init__(self):
-        self._parts: list[bytes] = []
-        self._position = 0
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self._parts.append(data)
-        self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def drain(self) -> bytes:
-        data, self._parts = b"".join(self._parts), []
-        return data
 
 
 def _csv_lines(rows: Iterable) -> bytes:
