@@ -5,7 +5,8 @@ metrics (CSV; see ``webapp.experiments.exports`` for their columns).
 per ordered pair of every label; conversational throughout when the project mixes chat and
 plain prompts), loadable with ``datasets.load_dataset("json", ...)`` and
 usable by TRL's DPOTrainer and RewardTrainer as is. ``labels.jsonl`` keeps every raw label
-(whole ranking, scores, critique, annotator), as the reward-model trainer reads it.
+(whole ranking, scores, critique, annotator), as the reward-model trainer reads it;
+``labels.parquet`` holds the same rows with a fixed schema.
 """
 
 from django.http import StreamingHttpResponse
@@ -24,7 +25,7 @@ from webapp.experiments.export_filters import (
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
-from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl
+from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl, raw_labels_parquet
 
 
 def jsonl_response(lines, filename: str) -> StreamingHttpResponse:
@@ -55,6 +56,20 @@ class LabelExportApi(SteerFileApi):
     def get(self, request, project_id: int):
         project = request.membership.project
         return jsonl_response(raw_labels_jsonl(project=project), f"{project.slug}-labels.jsonl")
+
+
+class LabelParquetExportApi(SteerFileApi):
+    """The same labels and values as ``labels.jsonl`` in one Parquet file with a fixed schema, for
+    ``pandas.read_parquet`` and ``datasets.load_dataset("parquet", ...)``; streamed a row group at
+    a time."""
+
+    project_roles = RESEARCH
+
+    @extend_schema(responses={(200, PARQUET_CONTENT_TYPE): OpenApiTypes.BINARY})
+    def get(self, request, project_id: int):
+        project = request.membership.project
+        return attachment_response(raw_labels_parquet(project=project), filename=f"{project.slug}-labels.parquet",
+                                   content_type=PARQUET_CONTENT_TYPE)
 
 
 class RunTrajectoryExportApi(SteerFileApi):

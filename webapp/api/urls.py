@@ -64,6 +64,8 @@ urlpatterns = [
     path("projects/<id:project_id>/exports/preferences.jsonl", exports.PreferenceExportApi.as_view(),
          name="export-preferences"),
     path("projects/<id:project_id>/exports/labels.jsonl", exports.LabelExportApi.as_view(), name="export-labels"),
+    path("projects/<id:project_id>/exports/labels.parquet", exports.LabelParquetExportApi.as_view(),
+         name="export-labels-parquet"),
     # datasets
     path("datasets/<id:dataset_id>/", datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<id:dataset_id>/prompts/", datasets.PromptListApi.as_view(), name="prompt-list"),

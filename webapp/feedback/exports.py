@@ -9,6 +9,8 @@ a JSON feature that decodes "4" as the number 4), and TRL reads either format, n
 Each annotator's label contributes its own pairs (raw votes, not a majority); a pair of two
 candidates with the same text is left out (chosen == rejected teaches nothing).
 
+``raw_labels_parquet``: the same rows and values as a typed Parquet file (see its docstring).
+
 ``raw_labels_jsonl``: one line per label with the whole ranking (tiers), the per-criterion
 scores and the rubric version; ``prompt`` + ``completions`` + ``ranking`` is also the
 ranked-record format the engine's reward-model trainer reads. Its prompts follow the same
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 
 from django.db.models import Prefetch
 
+from webapp.core.parquet_stream import parquet_chunks
 from webapp.feedback.models import (
     Candidate,
     ComparisonTask,
@@ -31,6 +34,8 @@ from webapp.feedback.models import (
 from webapp.feedback.ranking import ranking_pairs
 
 CHUNK = 500
+LABEL_COLUMNS = ["label_id", "task_id", "is_gold", "gold_ranking", "annotator", "prompt", "completions", "ranking",
+                 "both_bad", "critique", "rubric", "scores", "time_spent_ms", "created_at"]
 
 
 def _labels(project):
@@ -58,6 +63,11 @@ def mixes_prompt_formats(project) -> bool:
     """True when the project holds both plain-text and chat tasks."""
     tasks = ComparisonTask.objects.filter(project=project)
     return tasks.filter(prompt_messages__isnull=True).exists() and tasks.filter(prompt_messages__isnull=False).exists()
+
+
+def has_chat_prompts(project) -> bool:
+    """True when any of the project's tasks has a chat prompt."""
+    return ComparisonTask.objects.filter(project=project, prompt_messages__isnull=False).exists()
 
 
 def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[str]:
@@ -89,19 +99,56 @@ def raw_labels_jsonl(*, project) -> Iterator[str]:
 
     As in the preference export, a project that mixes chat and plain prompts gives every
     ``prompt`` as a message list (a plain one as one user message)."""
-    conversational = mixes_prompt_formats(project)
+    for record in _label_records(project, conversational=mixes_prompt_formats(project)):
+        yield _line({**record, "created_at": record["created_at"].isoformat()})
+
+
+def raw_labels_parquet(*, project) -> Iterator[bytes]:
+    """The rows and values of ``raw_labels_jsonl`` as one Parquet file whose schema is fixed before
+    the first row (``created_at`` a UTC timestamp), streamed a row group at a time.
+
+    ``datasets.load_dataset("json", ...)`` can fail on a large labels.jsonl: ``gold_ranking`` and
+    ``rubric`` are null on every line of a first 10 MB block without gold tasks or rubrics, and
+    filled later. Here ``prompt`` is a string column in a project without chat prompts, else
+    a list of ``{role, content}`` messages for every label (a plain prompt as one user message),
+    as in the JSONL."""
+    import pyarrow as pa
+
+    conversational = has_chat_prompts(project)
+    schema = pa.schema(_label_fields(pa, conversational=conversational))
+    # a string column takes each task's text: a chat task made while the file is written gives its text
+    records = _label_records(project, conversational=conversational, text_prompts=not conversational)
+    yield from parquet_chunks(records, schema, row_group=PARQUET_ROW_GROUP)
+
+
+PARQUET_ROW_GROUP = 2_000  # labels per row group
+
+
+def _label_fields(pa, *, conversational: bool) -> list:
+    tiers = pa.list_(pa.list_(pa.int64()))
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    score = pa.struct([("candidate", pa.int64()), ("criterion", pa.string()), ("criterion_id", pa.int64()),
+                       ("scale", pa.string()), ("weight", pa.float64()), ("value", pa.float64())])
+    return [("label_id", pa.int64()), ("task_id", pa.int64()), ("is_gold", pa.bool_()), ("gold_ranking", tiers),
+            ("annotator", pa.string()), ("prompt", pa.list_(message) if conversational else pa.string()),
+            ("completions", pa.list_(pa.string())), ("ranking", tiers), ("both_bad", pa.bool_()),
+            ("critique", pa.string()), ("rubric", pa.struct([("name", pa.string()), ("version", pa.int64())])),
+            ("scores", pa.list_(score)), ("time_spent_ms", pa.int64()), ("created_at", pa.timestamp("us", tz="UTC"))]
+
+
+def _label_records(project, *, conversational: bool, text_prompts: bool = False) -> Iterator[dict]:
     labels = _labels(project).prefetch_related(
         Prefetch("scores", queryset=CriterionScore.objects.select_related("criterion", "candidate")))
     for label in labels.iterator(chunk_size=CHUNK):
         task = label.task
         version = label.rubric_version
-        yield _line({
+        yield {
             "label_id": label.pk,
             "task_id": task.pk,
             "is_gold": task.is_gold,
             "gold_ranking": task.gold_ranking,
             "annotator": label.annotator.username,
-            "prompt": _prompt(task, conversational=conversational),
+            "prompt": task.prompt_text if text_prompts else _prompt(task, conversational=conversational),
             "completions": [c.text for c in task.candidates.all()],
             "ranking": label.ranking,
             "both_bad": label.both_bad,
@@ -111,5 +158,5 @@ def raw_labels_jsonl(*, project) -> Iterator[str]:
                         "scale": s.criterion.scale, "weight": s.criterion.weight, "value": s.value}
                        for s in sorted(label.scores.all(), key=lambda s: (s.candidate.position, s.criterion.position))],
             "time_spent_ms": label.time_spent_ms,
-            "created_at": label.created_at.isoformat(),
-        })
+            "created_at": label.created_at,
+        }

@@ -22,4 +22,5 @@ urlpatterns = [
     path("quality/", views.quality_page, name="quality"),
     path("export/preferences.jsonl", views.export_preferences, name="export_preferences"),
     path("export/labels.jsonl", views.export_labels, name="export_labels"),
+    path("export/labels.parquet", views.export_labels_parquet, name="export_labels_parquet"),
 ]

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.core.downloads import attachment_response
+from webapp.core.parquet_stream import CONTENT_TYPE as PARQUET_CONTENT_TYPE
 from webapp.core.query import query_id
 from webapp.feedback import exports, selectors, services
 from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
@@ -363,3 +364,9 @@ def export_preferences(request, project_id: int):
 @research_required
 def export_labels(request, project_id: int):
     return _jsonl_response(exports.raw_labels_jsonl(project=request.project), f"{request.project.slug}-labels.jsonl")
+
+
+@research_required
+def export_labels_parquet(request, project_id: int):
+    return attachment_response(exports.raw_labels_parquet(project=request.project),
+                               filename=f"{request.project.slug}-labels.parquet", content_type=PARQUET_CONTENT_TYPE)

@@ -163,6 +163,7 @@ ROUTES = [
     ("pair set delete", "delete", "/api/v1/pair-sets/{pair_set}/", None, (204, 204, 404)),
     ("preference export", "get", "/api/v1/projects/{project}/exports/preferences.jsonl", None, (200, 200, 403)),
     ("label export", "get", "/api/v1/projects/{project}/exports/labels.jsonl", None, (200, 200, 403)),
+    ("label parquet", "get", "/api/v1/projects/{project}/exports/labels.parquet", None, (200, 200, 403)),
     ("reward agreement", "get", "/api/v1/projects/{project}/reward-agreement/?run={run}", None, (200, 200, 403)),
     ("label quality", "get", "/api/v1/projects/{project}/quality/", None, (200, 200, 403)),
 ]
