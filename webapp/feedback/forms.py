@@ -6,7 +6,7 @@ from django import forms
 from webapp.core.json_input import storable_json
 from webapp.core.uploads import upload_form_text
 from webapp.experiments.models import Run
-from webapp.feedback.labelling import MAX_TIME_SPENT_MS
+from webapp.feedback.labelling import MAX_CRITIQUE_CHARS, MAX_TIME_SPENT_MS
 from webapp.feedback.models import Criterion, Rubric
 from webapp.feedback.ranking import PAIRWISE_CHOICES, ranking_from_pairwise_choice, ranking_from_ranks
 from webapp.feedback.selectors import LETTERS
@@ -117,7 +117,7 @@ class LabelForm(forms.Form):
     submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput)
     rendered_at = forms.IntegerField(required=False, widget=forms.HiddenInput)
     time_spent_ms = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    critique = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    critique = forms.CharField(required=False, max_length=MAX_CRITIQUE_CHARS, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, k: int, criteria, **kwargs):
         super().__init__(*args, **kwargs)

@@ -447,3 +447,21 @@ def test_scores_on_criteria_the_rubric_dropped_while_the_form_was_open_are_refus
                       **{f"score_0_{correct.pk}": "1", f"score_1_{clear.pk}": "4"}).content.decode()
     assert not PreferenceLabel.objects.filter(task=task).exists()
     assert "Nothing was saved" in body and "rubric" in body
+
+
+def test_the_critique_box_takes_as_many_characters_as_a_label_keeps_and_a_longer_one_is_refused(client, project,
+                                                                                              annotator):
+    """The textarea had no maxlength: a critique over the server's limit (MAX_CRITIQUE_CHARS) was
+    typed in full and only refused when submitted."""
+    from webapp.feedback.labelling import MAX_CRITIQUE_CHARS
+
+    task = make_task(project)
+    body = login(client, annotator).get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert f'<textarea name="critique" rows="2" maxlength="{MAX_CRITIQUE_CHARS}" dir="auto">' in body
+    response = post_label(client, project, task, choice="a", critique="x" * (MAX_CRITIQUE_CHARS + 1))
+    body = response.content.decode()
+    assert response.status_code == 200 and "Nothing was saved: Critique: " in body
+    assert f"at most {MAX_CRITIQUE_CHARS} characters" in body
+    assert not PreferenceLabel.objects.exists()
+    kept = post_label(client, project, task, choice="a", critique="x" * MAX_CRITIQUE_CHARS)
+    assert kept.status_code == 302 and len(PreferenceLabel.objects.get().critique) == MAX_CRITIQUE_CHARS
