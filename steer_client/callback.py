@@ -9,7 +9,9 @@ every ``on_log`` adds the logged numbers (loss, learning_rate, reward, kl, ...) 
 that is sent in batches; at the end the buffer is flushed and the run marked succeeded.
 If the process dies with the run unfinished (an exception out of ``trainer.train()``), an
 exit hook marks it failed with the error. A network failure never stops training: points
-stay buffered (up to ``max_buffer``) and go with the next flush; if Steer does not answer at
+stay buffered (up to ``max_buffer``) and go with the next flush, as they do when Steer answers
+5xx or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
+start); a batch Steer itself refuses (its 4xx error) is dropped. If Steer does not answer at
 the start, the run is created at the first flush that reaches it. A refusal at the start (a
 bad token, an unknown project) raises before training begins.
 
@@ -35,7 +37,7 @@ from numbers import Real
 import requests
 from transformers import TrainerCallback
 
-from steer_client.client import SteerClient, SteerError
+from steer_client.client import NOT_STEERS_ANSWER, SteerClient, SteerError
 
 logger = logging.getLogger("steer_client")
 
@@ -233,10 +235,13 @@ class SteerCallback(TrainerCallback):
         except SteerError as exc:
             if self._pending_run is not None:  # the run could not be created: nothing can be sent
                 logger.warning("Steer refused to create the run, keeping %d points: %s", len(self.points), exc)
-            elif exc.status < 500:  # the server refuses this data: keeping it would block every flush
+            elif exc.status < 500 and exc.error.get("code") not in NOT_STEERS_ANSWER:
+                # Steer refuses this data: keeping it would block every flush
                 logger.warning("Steer refused a batch, dropped it: %s", exc)
                 self.points.clear()
                 self.records.clear()
+            elif exc.status < 500:  # not Steer's answer (a proxy's or a login page): nothing refused the data
+                logger.warning("the answer was not Steer's, keeping %d points for later: %s", len(self.points), exc)
             else:
                 logger.warning("Steer is unavailable, keeping %d points for later: %s", len(self.points), exc)
         except Exception as exc:  # noqa: BLE001 - a reporting failure must never stop training

@@ -52,6 +52,11 @@ def _metric_point(i: int, point) -> list:
     return [key, int(step), float(value)]
 
 
+# Codes of a SteerError whose answer was not Steer's API error (a proxy's or a login page, a URL
+# that is not Steer's): its message holds the status and the start of the body that came.
+NOT_STEERS_ANSWER = frozenset({"http_error", "not_json"})
+
+
 class SteerError(Exception):
     """The server refused a request; ``status`` and ``error`` ({"code", "message", "fields"}) say why."""
 

@@ -239,3 +239,48 @@ def test_a_refusal_at_the_start_stops_training_before_it_begins(live_server, cre
     with pytest.raises(steer_client.client.SteerError) as refused:
         trainer.train()
     assert refused.value.status == 401 and trainer.state.global_step == 0
+
+
+def answering(monkeypatch, callback, status: int, content_type: str, body: bytes) -> None:
+    """Every request of the callback's client gets this answer."""
+    import requests
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.status_code, response._content, response.url = status, body, url
+        response.headers["Content-Type"] = content_type
+        return response
+
+    monkeypatch.setattr(callback.client.session, "request", send)
+
+
+@pytest.mark.parametrize("status, body", [
+    (200, b"<html><form>Sign in to the VPN</form></html>"),  # a login page in front of Steer
+    (404, b"<html><body>404 Not Found (nginx)</body></html>"),  # a proxy without the route
+])
+def test_an_answer_that_is_not_steers_keeps_the_batch_and_says_what_came(monkeypatch, caplog, status, body):
+    """Any answer under 500 was taken for Steer refusing the batch, which was dropped: a proxy's
+    HTML page (a login page answered 200, a 404) lost the points and completions for good."""
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_metrics(5, {"loss": 1.5})
+    callback.log_completions(5, ["p"], ["c"], [1.0])
+    answering(monkeypatch, callback, status, "text/html", body)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert list(callback.points) == [("loss", 5, 1.5)] and len(callback.records) == 1
+    said = caplog.text
+    assert f"HTTP {status}" in said and body[:20].decode() in said and "keeping 1 points" in said
+
+
+def test_a_batch_steer_refuses_is_dropped_so_that_later_flushes_go_through(monkeypatch, caplog):
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_metrics(5, {"loss": 1.5})
+    answering(monkeypatch, callback, 400, "application/json",
+              b'{"error": {"code": "invalid", "message": "bad point", "fields": {"points[0]": ["bad"]}}}')
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
