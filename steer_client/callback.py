@@ -10,7 +10,7 @@ that is sent in batches; at the end the buffer is flushed and the run marked suc
 If the process dies with the run unfinished (an exception out of ``trainer.train()``), an
 exit hook marks it failed with the error. A network failure never stops training: points
 stay buffered (up to ``max_buffer``) and go with the next flush, as they do when Steer answers
-5xx or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
+5xx or 429 (too many requests) or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
 start); a batch Steer itself refuses (its 4xx error) is dropped. If Steer does not answer at
 the start, the run is created at the first flush that reaches it. A refusal at the start (a
 bad token, an unknown project) raises before training begins.
@@ -235,11 +235,13 @@ class SteerCallback(TrainerCallback):
         except SteerError as exc:
             if self._pending_run is not None:  # the run could not be created: nothing can be sent
                 logger.warning("Steer refused to create the run, keeping %d points: %s", len(self.points), exc)
-            elif exc.status < 500 and exc.error.get("code") not in NOT_STEERS_ANSWER:
+            elif exc.status < 500 and exc.status != 429 and exc.error.get("code") not in NOT_STEERS_ANSWER:
                 # Steer refuses this data: keeping it would block every flush
                 logger.warning("Steer refused a batch, dropped it: %s", exc)
                 self.points.clear()
                 self.records.clear()
+            elif exc.status == 429:  # too many requests: later, the same batch goes through
+                logger.warning("Steer asked to slow down, keeping %d points for later: %s", len(self.points), exc)
             elif exc.status < 500:  # not Steer's answer (a proxy's or a login page): nothing refused the data
                 logger.warning("the answer was not Steer's, keeping %d points for later: %s", len(self.points), exc)
             else:

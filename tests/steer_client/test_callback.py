@@ -284,3 +284,17 @@ def test_a_batch_steer_refuses_is_dropped_so_that_later_flushes_go_through(monke
     with caplog.at_level("WARNING", logger="steer_client"):
         callback.flush()
     assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
+
+
+def test_a_429_keeps_the_batch_for_a_later_flush(monkeypatch, caplog):
+    """Too many requests is a "later", not a refusal of the data: the batch was dropped as a 4xx."""
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_metrics(5, {"loss": 1.5})
+    answering(monkeypatch, callback, 429, "application/json",
+              b'{"error": {"code": "throttled", "message": "Request was throttled.", "fields": {}}}')
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert list(callback.points) == [("loss", 5, 1.5)]
+    assert "Steer asked to slow down, keeping 1 points for later: HTTP 429" in caplog.text
