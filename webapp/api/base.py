@@ -74,12 +74,17 @@ def field_error(field: str | None, message: str) -> exceptions.ValidationError:
 class BodySerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = [key for key in data if key not in self.fields]
-            if unknown:
-                takes = ", ".join(name for name, field in self.fields.items() if not field.read_only)
-                raise exceptions.ValidationError(
-                    {str(key)[:100]: [f"unknown field; this body takes {takes}"] for key in unknown[:20]})
+            body_keys_refuse_unknown(data, [name for name, field in self.fields.items() if not field.read_only])
         return super().to_internal_value(data)
+
+
+def body_keys_refuse_unknown(data: Mapping, takes: list[str]) -> None:
+    """400 naming each key of ``data`` that is not in ``takes`` (a body decoded by hand, as the
+    metric and trajectory batches are, refuses them as a ``BodySerializer`` does)."""
+    unknown = [key for key in data if key not in takes]
+    if unknown:
+        raise exceptions.ValidationError(
+            {str(key)[:100]: [f"unknown field; this body takes {', '.join(takes)}"] for key in unknown[:20]})
 
 
 class SteerApiMixin(ThrottledAuthenticationMixin):

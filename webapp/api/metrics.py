@@ -15,7 +15,9 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import EXTERNAL_ONLY, MAX_ID, Conflict, SteerApi, TooLarge, field_error, query_params
+from webapp.api.base import (
+    EXTERNAL_ONLY, MAX_ID, BodySerializer, Conflict, SteerApi, TooLarge, body_keys_refuse_unknown, field_error, query_params,
+)
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, run_kind_in_scope
 from webapp.api.runs import run_for, runs_for
@@ -39,7 +41,7 @@ class MetricPointInputSerializer(serializers.Serializer):
     value = serializers.FloatField()
 
 
-class MetricBatchInputSerializer(serializers.Serializer):
+class MetricBatchInputSerializer(BodySerializer):
     points = MetricPointInputSerializer(
         many=True,
         help_text="Objects {key, step, value}, or arrays [key, step, value]. "
@@ -60,6 +62,7 @@ def _decode_batch(request) -> list:
     points = payload.get("points") if isinstance(payload, dict) else None
     if not isinstance(points, list):
         raise field_error("points", "send a JSON object {\"points\": [...]}")
+    body_keys_refuse_unknown(payload, ["points"])
     limit = settings.STEER_METRIC_BATCH_LIMIT
     if len(points) > limit:
         raise TooLarge(f"{len(points)} points in one batch; at most {limit} per request")

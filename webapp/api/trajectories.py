@@ -9,7 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
-    EXTERNAL_ONLY, MAX_ID, BodySerializer, Conflict, SteerListApi, SteerRetrieveApi, TooLarge, field_error, query_params,
+    EXTERNAL_ONLY, MAX_ID, BodySerializer, Conflict, SteerListApi, SteerRetrieveApi, TooLarge, body_keys_refuse_unknown,
+    field_error, query_params,
 )
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, scoped_project_ids
@@ -89,7 +90,7 @@ class TrajectoryRecordSerializer(BodySerializer):
                                             allow_null=True, allow_blank=True, help_text="null or \"\": unknown.")
 
 
-class TrajectoryBatchSerializer(serializers.Serializer):
+class TrajectoryBatchSerializer(BodySerializer):
     records = TrajectoryRecordSerializer(many=True, help_text=f"At most {TRAJECTORY_BATCH_LIMIT} per request.")
 
 
@@ -129,6 +130,7 @@ class RunTrajectoryListApi(SteerListApi):
         records = request.data.get("records") if isinstance(request.data, dict) else None
         if not isinstance(records, list):
             raise field_error("records", "send a JSON object {\"records\": [...]}")
+        body_keys_refuse_unknown(request.data, ["records"])
         if len(records) > TRAJECTORY_BATCH_LIMIT:
             raise TooLarge(f"{len(records)} records in one batch; at most {TRAJECTORY_BATCH_LIMIT} per request")
         try:

@@ -7,6 +7,7 @@ import pytest
 from tests.factories import make_dataset, make_policy, make_project
 from webapp.datasets.models import PromptDataset
 from webapp.experiments.models import Run
+from webapp.experiments.selectors import metric_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -264,11 +265,28 @@ def test_a_trajectory_record_with_an_unknown_field_is_refused_naming_it(api, pro
     assert not run.trajectories.exists()
 
 
+@pytest.mark.parametrize("path, body, extra", [
+    ("metrics/", {"points": [["loss", 1, 0.5]], "step": 3}, "step"),  # a step meant for every point
+    ("trajectories/", {"records": [{"step": 1, "prompt": "p", "completion": "c"}], "run_id": 1}, "run_id"),
+])
+def test_a_batch_body_with_a_key_beside_its_list_is_refused_naming_it(api, project, path, body, extra):
+    """The metric and trajectory batches are decoded by hand and stored a key beside their list
+    without a word, where every other body answers 400 naming it."""
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.post(f"/api/v1/runs/{run.id}/{path}", body, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [extra]
+    assert "unknown field; this body takes" in response.json()["error"]["fields"][extra][0]
+    assert metric_keys(run_ids=[run.id]) == [] and not run.trajectories.exists()
+
+
 def test_the_schema_says_request_bodies_take_no_other_keys(api):
     schemas = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]
     assert schemas["ProjectUpdateInputRequest"]["additionalProperties"] is False
     assert schemas["CriterionInputRequest"]["additionalProperties"] is False
     assert schemas["TrajectoryRecordRequest"]["additionalProperties"] is False
+    assert schemas["MetricBatchInputRequest"]["additionalProperties"] is False
+    assert schemas["TrajectoryBatchRequest"]["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("path, parameter", [
