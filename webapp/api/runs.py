@@ -68,6 +68,8 @@ class RunListCreateApi(SteerListApi):
     class RunFilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=RunKind.choices, required=False)
+        search = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                       help_text="Runs whose name contains this, in any case.")
 
     class RunCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
@@ -93,7 +95,11 @@ class RunListCreateApi(SteerListApi):
 
     def get_queryset(self):
         params = query_params(self.request, self.FilterSerializer)
-        return Run.objects.filter(project=self.request.membership.project, **params)
+        runs = Run.objects.filter(project=self.request.membership.project)
+        search = params.pop("search", "")
+        if search:
+            runs = runs.filter(name__icontains=search)
+        return runs.filter(**params)
 
     @extend_schema(
         request=InputSerializer,

@@ -25,11 +25,39 @@ from webapp.experiments.models import (
 )
 
 
-def run_list(*, project, kind: str | None = None) -> QuerySet[Run]:
+def run_list(*, project, kind: str | None = None, status: str | None = None, name_contains: str = "",
+             metric: str = "", metric_order: str = "") -> QuerySet[Run]:
+    """The project's runs, newest first, filtered by kind, status and a part of the name (any case).
+
+    With ``metric`` each run carries ``metric_value``, that metric's value at its highest step
+    (None for a run without it); ``metric_order`` "desc" or "asc" sorts by it, runs without the
+    metric last, then newest first."""
     runs = Run.objects.filter(project=project).select_related("policy", "dataset")
     if kind:
         runs = runs.filter(kind=kind)
-    return runs.order_by("-created_at", "-id")  # ties broken, so that pages neither repeat nor skip a run
+    if status:
+        runs = runs.filter(status=status)
+    if name_contains:
+        runs = runs.filter(name__icontains=name_contains)
+    order = ["-created_at", "-id"]  # ties broken, so that pages neither repeat nor skip a run
+    if metric:
+        latest = (MetricRollup.objects.filter(run=OuterRef("pk"), key=metric, level=TOP_LEVEL)
+                  .order_by("-bucket").values("last_value")[:1])
+        runs = runs.annotate(metric_value=Subquery(latest))
+        if metric_order in ("desc", "asc"):
+            value = F("metric_value")
+            order = [value.desc(nulls_last=True) if metric_order == "desc" else value.asc(nulls_last=True), *order]
+    return runs.order_by(*order)
+
+
+def project_metric_keys(*, project, only: str | None = None, limit: int = 500) -> list[str]:
+    """The metric keys the project's runs have, sorted (at most ``limit``); with ``only``, that
+    key if a run has it (a cheap check where the whole list is not shown)."""
+    rows = MetricRollup.objects.filter(run__project=project, level=TOP_LEVEL)
+    if only is not None:
+        rows = rows.filter(key=only)
+    rows = rows.order_by("key").values_list("key", flat=True).distinct()
+    return list(rows[:limit])
 
 
 def run_get(*, project, run_id: int) -> Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.http import JsonResponse
@@ -28,6 +29,7 @@ from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm, 
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
+from webapp.experiments.run_list_filters import RunListFilterForm
 from webapp.experiments.selectors import (
     HELD_OUT_VIEWS,
     checkpoint_get,
@@ -43,6 +45,7 @@ from webapp.experiments.selectors import (
     metric_keys,
     metric_latest,
     policies_from_run,
+    project_metric_keys,
     run_deletion_summary,
     run_get,
     run_list,
@@ -70,15 +73,33 @@ RUNS_PAGE = 50  # runs a page of the runs list
 
 @research_required
 def run_list_page(request, project_id: int):
-    """The project's runs, newest first, a page at a time; the table polls itself (keeping its page)
-    while a run it shows is active."""
-    page = Paginator(run_list(project=request.project), RUNS_PAGE).get_page(request.GET.get("page"))
+    """The project's runs, newest first, a page at a time, filtered by name, kind and status, with a
+    metric's latest value as a column to sort by; the table polls itself (keeping its page and
+    filters) while a run it shows is active."""
+    # a poll renders the table alone: it checks the chosen metric, not the list of every key
+    keys = (project_metric_keys(project=request.project, only=request.GET.get("metric", ""))
+            if request.htmx else project_metric_keys(project=request.project))
+    filters = RunListFilterForm(request.GET, metric_keys=keys)
+    filters.is_valid()
+    chosen = filters.filters()
+    page = Paginator(run_list(project=request.project, **chosen), RUNS_PAGE).get_page(request.GET.get("page"))
     runs = list(page.object_list)
-    context = _context(request, runs=runs, page=page, any_active=any(not r.is_terminal for r in runs))
+    context = _context(request, runs=runs, page=page, any_active=any(not r.is_terminal for r in runs),
+                       filters=filters, metric=chosen["metric"], ordered_by_metric=bool(chosen["metric_order"]),
+                       poll_query=_page_query(request.GET, page.number),
+                       previous_query=_page_query(request.GET, page.number - 1),
+                       next_query=_page_query(request.GET, page.number + 1))
     if request.htmx:
         response = render(request, "experiments/partials/_run_table.html", context)
         return response if context["any_active"] else _stop_polling(response)
     return render(request, "experiments/list.html", context)
+
+
+def _page_query(query, number: int) -> str:
+    """``?page=<number>`` (left out for page 1) followed by the list's filters, as a link's query."""
+    pairs = [("page", str(number))] if number > 1 else []
+    pairs += [(name, value) for name, values in query.lists() if name != "page" for value in values]
+    return "?" + urlencode(pairs) if pairs else ""
 
 
 def _stop_polling(response):

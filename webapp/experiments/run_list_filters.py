@@ -1,0 +1,46 @@
+"""The runs list's filters: a GET form (name, kind, status) and a metric to show and sort by."""
+
+from __future__ import annotations
+
+from django import forms
+
+from webapp.experiments.models import RunKind, RunStatus
+
+ORDERS = [("", "Newest first"), ("desc", "Metric, highest first"), ("asc", "Metric, lowest first")]
+
+
+class RunListFilterForm(forms.Form):
+    q = forms.CharField(label="Name contains", required=False, max_length=200, strip=True)
+    kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *RunKind.choices])
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *RunStatus.choices])
+    metric = forms.ChoiceField(label="Metric column", required=False)
+    order = forms.ChoiceField(label="Order", required=False, choices=ORDERS)
+
+    def __init__(self, data, *, metric_keys: list[str]):
+        super().__init__(data)
+        self.fields["metric"].choices = [("", "None"), *((key, key) for key in metric_keys)]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("order") and not cleaned.get("metric") and "metric" not in self.errors:
+            self.add_error("order", "Choose a metric column to order by.")
+        return cleaned
+
+    def filters(self) -> dict:
+        """``run_list`` keyword arguments from the fields that are valid (an invalid one filters
+        nothing and shows its error); call after ``is_valid()``."""
+        data = self.cleaned_data
+        metric = data.get("metric") or ""
+        return {"kind": data.get("kind") or None, "status": data.get("status") or None,
+                "name_contains": data.get("q") or "", "metric": metric,
+                "metric_order": (data.get("order") or "") if metric else ""}
+
+    def problems(self) -> list[str]:
+        """Each invalid filter's error, naming it; the list is shown without that filter."""
+        return [f"{self.fields[name].label}: {error} It is left out." for name, errors in self.errors.items()
+                for error in errors]
+
+    def narrows(self) -> bool:
+        """True when a valid filter leaves runs out (the metric column alone leaves none out)."""
+        filters = self.filters()
+        return any(filters[name] for name in ("kind", "status", "name_contains"))
