@@ -192,6 +192,102 @@ def test_an_open_step_picker_stays_open_with_its_step_through_the_polls(page, li
     assert errors == []
 
 
+def _steps(run, *steps):
+    for step in steps:
+        Trajectory.objects.create(run=run, step=step, group_index=0, sample_index=0, prompt_text="2+2?",
+                                  completion=f"answer at step {step}", rewards={}, reward=1.0, length=3)
+
+
+def _hold(page, target: str, held: list) -> None:
+    """Hold the browser's first request to the trajectories with HX-Target ``target``: its route
+    waits in ``held`` until the test lets it go on."""
+    def route(r):
+        if r.request.headers.get("hx-target") == target and not held:
+            held.append(r)
+        else:
+            r.continue_()
+
+    page.route("**/trajectories/**", route)
+
+
+def _release(route) -> None:
+    try:
+        route.continue_()
+    except Exception:  # noqa: BLE001, S110 (the page aborted it: nothing left to answer)
+        pass
+
+
+def _wait_for(page, held: list) -> None:
+    for _ in range(150):
+        if held:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the request was not sent")
+
+
+ABORTED = ["htmx:afterRequest", "htmx:sendAbort"]  # what htmx logs (console.error) of a request it aborts
+
+
+def _shown(page) -> tuple[str, list[str]]:
+    """The step picked, and the completions the groups show."""
+    return (page.eval_on_selector("#trajectory-step", "s => s.value"),
+            page.eval_on_selector_all("#trajectory-groups pre.model-text:not(.prompt)", "ps => ps.map(p => p.textContent)"))
+
+
+def test_a_poll_sent_before_the_researcher_picks_a_step_never_shows_its_older_view(page, live_server, researcher):
+    """The groups poll every 5 s with the picker's values. One sent before the researcher picks a
+    step (so asking for the newest) and answered while their own request is still on its way
+    used to put the newest step's groups and the step list set to "latest" back; their request
+    now aborts it (hx-sync), and no poll is sent while theirs is on its way."""
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now(), current_step=3)
+    _steps(run, 1, 2, 3)
+    errors = console_errors(page)
+    polls, mine = [], []
+    _hold(page, "trajectory-groups", polls)
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 3')")
+    _wait_for(page, polls)  # the first poll (step: latest) is on its way, held
+    page.unroute("**/trajectories/**")
+    _hold(page, "trajectories", mine)
+    page.select_option("#trajectory-step", "1")
+    _wait_for(page, mine)  # the researcher's request is on its way, held
+    _release(polls[0])  # the poll's answer comes first
+    page.wait_for_timeout(500)
+    assert page.eval_on_selector("#trajectory-step", "s => s.value") == "1"
+    assert not page.is_visible("#trajectories pre.model-text:has-text('answer at step 1')")  # not yet
+    assert errors == ABORTED  # the poll, by the researcher's request
+    with page.expect_response(lambda r: r.request.headers.get("hx-target") == "trajectories"):
+        _release(mine[0])
+    page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 1')")
+    assert _shown(page) == ("1", ["answer at step 1"])
+    page.unroute("**/trajectories/**")
+    with page.expect_response(lambda r: r.request.headers.get("hx-target") == "trajectory-groups", timeout=15_000):
+        pass  # the next poll asks for the chosen step
+    page.wait_for_timeout(300)
+    assert _shown(page) == ("1", ["answer at step 1"])
+    assert errors == ABORTED and not page.is_visible("#request-error")
+
+
+def test_the_last_step_picked_wins_over_one_picked_before_it_was_answered(page, live_server, researcher):
+    """Two steps picked in a row, the first not yet answered: the second is shown. (A second
+    request waited for the first, whose answer replaced the picker that was to send it.)"""
+    run = make_run(researcher, status=RunStatus.SUCCEEDED, current_step=3)
+    _steps(run, 1, 2, 3)
+    errors = console_errors(page)
+    mine = []
+    page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
+    page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 3')")
+    _hold(page, "trajectories", mine)
+    page.select_option("#trajectory-step", "1")
+    _wait_for(page, mine)  # held
+    page.select_option("#trajectory-step", "2")
+    _release(mine[0])
+    page.wait_for_timeout(500)  # every answer in
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+    assert _shown(page) == ("2", ["answer at step 2"])
+    assert errors == ABORTED and not page.is_visible("#request-error")  # the first request, by the second
+
+
 def test_a_queued_run_says_it_waits_for_a_worker_in_its_panel_and_its_charts(page, live_server, researcher):
     run = make_run(researcher, kind=RunKind.DPO, config={"data": {"source": "labels"}})
     errors = console_errors(page)

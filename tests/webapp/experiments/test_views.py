@@ -301,6 +301,33 @@ def test_a_poll_of_a_live_runs_trajectories_leaves_the_pickers_alone(client, res
     assert gone["HX-Retarget"] == "#trajectories" and "No trajectories stored yet." in gone.content.decode()
 
 
+def _opening_tag(html: str, element_id: str) -> str:
+    start = html.index(f'id="{element_id}"')
+    return html[html.rindex("<", 0, start):html.index(">", start) + 1]
+
+
+def test_the_step_picker_and_the_groups_poll_share_one_request_queue(client, researcher):
+    """hx-sync: the picker's request replaces one of its own still on its way and aborts a poll of
+    the groups on its way; a poll is not sent while the picker's request is (a late answer would
+    put the older view back, or replace the picker that was to send the newer request)."""
+    run = make_run(researcher, status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    url = reverse("experiments:trajectories", args=[researcher.id, run.id])
+    _trajectory(run, 1, "first step")
+    # the panel the run page loads, and the trajectories' page of their own
+    for section in (client.get(url, HTTP_HX_REQUEST="true").content.decode(), client.get(url).content.decode()):
+        assert 'hx-sync="this:replace"' in _opening_tag(section, "trajectory-picker")
+        groups = _opening_tag(section, "trajectory-groups")
+        assert 'hx-trigger="every 5s"' in groups and 'hx-sync="#trajectory-picker:abort"' in groups
+        assert section.count("hx-sync") == 2
+    poll = client.get(url, {"step": "1"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="trajectory-groups").content.decode()
+    assert 'hx-sync="#trajectory-picker:abort"' in _opening_tag(poll, "trajectory-groups")  # the next poll too
+    run.status = RunStatus.SUCCEEDED
+    run.save(update_fields=["status"])
+    finished = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-sync="this:replace"' in _opening_tag(finished, "trajectory-picker")
+    assert "hx-sync" not in _opening_tag(finished, "trajectory-groups")  # no poll left to sync
+
+
 def test_trajectory_browser_and_checkpoints_of_a_finished_run_stop_polling(client, researcher):
     run = make_run(researcher, status=RunStatus.SUCCEEDED)
     _trajectory(run, 1, "only step")
