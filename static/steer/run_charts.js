@@ -205,6 +205,18 @@
   }
 
   if (emaInput) emaInput.addEventListener("input", () => { emaOut.textContent = parseFloat(emaInput.value).toFixed(2); render(); });
-  document.querySelectorAll("input[name=compare]").forEach((el) => el.addEventListener("change", poll));
+  /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay. */
+  function rememberCompared() {
+    const params = new URLSearchParams(location.search);
+    params.delete("compare");
+    comparedIds().forEach((id) => params.append("compare", id));
+    const query = params.toString();
+    history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
+  }
+
+  document.querySelectorAll("input[name=compare]").forEach((el) => el.addEventListener("change", () => {
+    rememberCompared();
+    poll();
+  }));
   poll();
 })();

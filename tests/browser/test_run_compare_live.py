@@ -31,3 +31,33 @@ def test_a_compared_live_run_keeps_drawing_on_a_finished_runs_charts(page, live_
     live.status = RunStatus.SUCCEEDED
     live.save(update_fields=["status"])
     page.wait_for_function("() => document.getElementById('chart-state').textContent === 'final'")
+
+
+def test_runs_ticked_on_the_polling_list_open_overlaid_and_the_address_follows_the_ticks(page, live_server):
+    """The ticks survive the list's poll (hx-preserve), Compare opens the first run's page with the
+    others ticked and drawn, and a tick changed there is written to the address (?compare=)."""
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    first = make_run(project, name="first", status=RunStatus.SUCCEEDED)
+    second = make_run(project, name="second", status=RunStatus.SUCCEEDED)
+    make_run(project, name="going", status=RunStatus.RUNNING)  # the list polls while it shows this one
+    metric_points_upsert(run_id=first.id, points=[("reward", s, s / 10) for s in range(1, 4)])
+    metric_points_upsert(run_id=second.id, points=[("reward", s, s / 5) for s in range(1, 3)])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/")
+    page.check(f"#compare-{first.id}")
+    page.check(f"#compare-{second.id}")
+    with page.expect_response(lambda r: r.url.endswith(f"/projects/{project.id}/runs/") and
+                              r.request.headers.get("hx-request") == "true"):
+        pass  # one poll of the table has swapped it
+    page.wait_for_timeout(200)
+    assert page.is_checked(f"#compare-{first.id}") and page.is_checked(f"#compare-{second.id}")
+    page.click("#compare-form button")
+    page.wait_for_url(f"**/runs/{second.id}/?compare={first.id}#charts")
+    assert page.is_checked(f"input[name=compare][value='{first.id}']")
+    page.wait_for_function("() => (document.querySelector('.chart[data-key=reward] .chart-summary') || {})"
+                           ".textContent?.includes('first')")
+    page.uncheck(f"input[name=compare][value='{first.id}']")
+    page.wait_for_function("() => !location.search.includes('compare=')")
+    page.check(f"input[name=compare][value='{first.id}']")
+    page.wait_for_function(f"() => location.search === '?compare={first.id}'")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("new-evaluation/", views.evaluation_new_page, name="new_evaluation"),
     path("new-dpo/", views.dpo_new_page, name="new_dpo"),
     path("new-sft/", views.sft_new_page, name="new_sft"),
+    path("compare/", views.run_compare_page, name="compare"),
     path("<int:run_id>/", views.run_detail_page, name="detail"),
     path("<int:run_id>/status/", views.run_status_partial, name="status"),
     path("<int:run_id>/metrics.json", views.run_chart_data, name="chart_data"),

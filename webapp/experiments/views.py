@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget
 
@@ -170,8 +172,16 @@ def run_detail_page(request, project_id: int, run_id: int):
     against = head_to_heads(project=request.project, run_id=run.id, other_ids=[i for i, _ in opponents])
     human = [{"run_id": other_id, "name": name, "live": other_id in live, "result": against[other_id]}
              for other_id, name in opponents]
+    asked = request.GET.getlist("compare")[:MAX_COMPARED_RUNS]
+    wanted = set(_compare_ids(asked, run))
+    compared = list(run_list(project=request.project).filter(pk__in=wanted)) if wanted else []
+    others = list(comparison_runs(run=run))
+    others += [r for r in compared if r not in others]  # asked for by the address: older, or of another kind
+    # one count for an id of no run, of another project's run, or that is no id: nothing told apart
+    missing = len(wanted) - len(compared) + sum(1 for raw in asked if query_id(raw) is None)
     return render(request, "experiments/detail.html", _context(
-        request, run=run, others=comparison_runs(run=run), checkpoints=checkpoint_list(run=run),
+        request, run=run, others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
+        checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
         metric_keys=metric_keys(run_ids=[run.id])))
@@ -186,16 +196,34 @@ def run_status_partial(request, project_id: int, run_id: int):
     return _stop_polling(response) if run.is_terminal else response
 
 
+def _compare_ids(raw_ids: list[str], run: Run) -> list[int]:
+    """The ids among the first ``MAX_COMPARED_RUNS`` values of ``?compare=``, this run's left out
+    (whose runs the caller may see is the query's business)."""
+    ids = [query_id(raw) for raw in raw_ids[:MAX_COMPARED_RUNS]]
+    return [i for i in ids if i is not None and i != run.id]
+
+
+@research_required
+def run_compare_page(request, project_id: int):
+    """The runs ticked on the runs list (``?run=``, in the list's order), on the first one's page with
+    the others overlaid on its charts; fewer than two, or more than the charts overlay, back to
+    the list saying so."""
+    ids = list(dict.fromkeys(i for i in (query_id(raw) for raw in request.GET.getlist("run")) if i is not None))
+    runs = {r.id: r for r in run_list(project=request.project).filter(pk__in=ids)}
+    chosen = [i for i in ids if i in runs]
+    if len(chosen) < 2 or len(chosen) > MAX_COMPARED_RUNS + 1:
+        messages.error(request, f"Tick from two to {MAX_COMPARED_RUNS + 1} runs to compare"
+                                f"{f' ({len(chosen)} ticked)' if chosen else ''}.")
+        return redirect("experiments:list", request.project.id)
+    query = urlencode([("compare", i) for i in chosen[1:]])
+    return redirect(f"{reverse('experiments:detail', args=[request.project.id, chosen[0]])}?{query}#charts")
+
+
 @research_required
 def run_chart_data(request, project_id: int, run_id: int):
     """JSON for the charts: every metric of the run (and of the runs to compare), downsampled."""
     run = run_get(project=request.project, run_id=run_id)
-    compare_ids = []
-    for raw in request.GET.getlist("compare")[:MAX_COMPARED_RUNS]:
-        other = query_id(raw)
-        if other is not None and other != run.id:
-            compare_ids.append(other)
-    compared = list(run_list(project=request.project).filter(pk__in=compare_ids)
+    compared = list(run_list(project=request.project).filter(pk__in=_compare_ids(request.GET.getlist("compare"), run))
                     .select_related("policy", "dataset", "eval_dataset"))
     others = {r.id: r.name for r in compared}
     run_ids = [run.id, *others]
