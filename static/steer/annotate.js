@@ -4,6 +4,7 @@
   "use strict";
 
   var PAIR_KEYS = { "1": "a", a: "a", "2": "b", b: "b", "3": "tie", t: "tie", "4": "both_bad", x: "both_bad" };
+  var STRENGTH_KEYS = { "5": "1", "6": "2", "7": "3", "0": "" };  /* how much better: slightly, better, much, not said */
   var shownAt = null;      // performance.now() when the current task became visible
   var spentMs = 0;         // visible time accumulated before the last pause
   var undoTimer = null;
@@ -236,10 +237,10 @@
     if (key === "s") { event.preventDefault(); document.getElementById("skip-button").click(); return; }
     if (!rankingList()) {
       var choice = PAIR_KEYS[key.toLowerCase()];
-      if (choice) {
-        var radio = form.querySelector('input[name="choice"][value="' + choice + '"]');
-        if (radio) { event.preventDefault(); radio.checked = true; }
-      }
+      var strength = STRENGTH_KEYS[key];
+      var radio = choice ? form.querySelector('input[name="choice"][value="' + choice + '"]')
+        : strength !== undefined ? form.querySelector('input[name="strength"][value="' + strength + '"]') : null;
+      if (radio) { event.preventDefault(); radio.checked = true; }
       return;
     }
     var i = focusedIndex();

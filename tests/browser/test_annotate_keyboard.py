@@ -124,3 +124,24 @@ def test_a_long_completion_scrolls_with_the_arrow_keys_and_is_named(page, live_s
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Completion A"
     page.keyboard.press("j")  # j still goes to the next completion
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Completion B, rank 2"
+
+
+def test_how_much_better_is_given_with_5_6_7_and_taken_back_with_0(page, live_server):
+    annotator = make_user()
+    project = make_project(annotator=annotator)
+    first = make_task(project, prompt="2+2?", completions=["4", "5"])
+    second = make_task(project, prompt="3+3?", completions=["6", "7"])
+    open_workspace(page, live_server, project, annotator)
+    page.keyboard.press("1")
+    page.keyboard.press("7")
+    assert page.is_checked("input[name=strength][value='3']")
+    page.keyboard.press("Enter")
+    wait_for_swap(page, first.id)
+    page.keyboard.press("b")
+    page.keyboard.press("5")
+    page.keyboard.press("0")  # not said after all
+    assert page.is_checked("input[name=strength][value='']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queue-empty")
+    strengths = dict(PreferenceLabel.objects.values_list("task_id", "strength"))
+    assert strengths == {first.id: 3, second.id: None}

@@ -288,7 +288,7 @@ class TaskDetailApi(SteerApi):
 class LabelOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = PreferenceLabel
-        fields = ["id", "task", "annotator", "ranking", "both_bad", "critique", "rubric_version",
+        fields = ["id", "task", "annotator", "ranking", "both_bad", "strength", "critique", "rubric_version",
                   "time_spent_ms", "created_at"]
 
 
@@ -331,6 +331,10 @@ class LabelCreateApi(SteerApi):
     class LabelCreateInputSerializer(BodySerializer):
         ranking = RankingField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
         both_bad = serializers.BooleanField(required=False, default=False)
+        strength = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=1, max_value=3,
+            help_text="With two candidates and one preferred: how much better it is, 1 slightly, 2 better, "
+                      "3 much better (HelpSteer2-Preference's magnitudes); null or left out: not said.")
         critique = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
         scores = serializers.DictField(
             child=serializers.DictField(child=serializers.FloatField()), required=False, allow_null=True,

@@ -405,6 +405,11 @@ class RewardModelRunForm(LaunchForm):
 
     name = forms.CharField(max_length=200)
     data = forms.ChoiceField(label="Preference data")
+    strength_margins = forms.CharField(
+        label="Margins by preference strength", required=False, max_length=200,
+        help_text="Labels only: three numbers, the Bradley-Terry margins of labels whose choice is slightly "
+                  "better, better and much better (as Llama 2's reward model), e.g. 0.33, 0.67, 1. Empty: "
+                  "every label gets the settings' margin.")
     settings = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "class": "mono"}), label="Trainer settings (JSON)",
         help_text="The reward-model trainer's config; its defaults are filled in.",
@@ -426,14 +431,34 @@ class RewardModelRunForm(LaunchForm):
             raise forms.ValidationError("Must be a JSON object.")
         return value
 
+    def clean_strength_margins(self):
+        text = self.cleaned_data["strength_margins"].strip()
+        if not text:
+            return None
+        try:
+            return [float(part) for part in text.replace(",", " ").split()]
+        except ValueError:
+            raise forms.ValidationError("Write three numbers, e.g. 0.33, 0.67, 1.") from None
+
+    def clean(self):
+        data = super().clean()
+        if data.get("strength_margins") is not None and data.get("data", "labels") != "labels":
+            self.add_error("strength_margins", "Margins by strength go with the project's labels: pairs carry "
+                                               "their own margin, if any.")
+        return data
+
     def config(self) -> dict:
         data = self.cleaned_data["data"]
         source = {"source": "labels"} if data == "labels" else {"source": "pairs", "pair_set": int(data.split(":")[1])}
+        if self.cleaned_data.get("strength_margins") is not None:
+            source["strength_margins"] = self.cleaned_data["strength_margins"]
         return {**self.cleaned_data["settings"], "data": source}
 
     def field_for_error(self, field: str | None) -> str | None:
         if field == "name":
             return "name"
+        if field == "config.data.strength_margins":
+            return "strength_margins"
         if field == "config.data":
             return "data"
         return "settings" if field and field.startswith("config") else None

@@ -1,5 +1,6 @@
 """Validation of a run's config JSON against the engine's typed configs."""
 
+import math
 from typing import Any
 
 from webapp.core.json_input import json_error, storable_json
@@ -53,7 +54,11 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
             config = dict(config)
             data = preference_data_section(config.pop("data", None))
-            return {**RewardModelTrainConfig.from_dict(config).to_dict(), "data": data}
+            trainer = RewardModelTrainConfig.from_dict(config)
+            if "strength_margins" in data and trainer.loss != "bradley_terry":
+                raise RunError(f"strength_margins are Bradley-Terry margins; the {trainer.loss} loss has none",
+                               field="config.data.strength_margins")
+            return {**trainer.to_dict(), "data": data}
         if kind == RunKind.DPO:
             from workers.engine.dpo_config import DPOTrainConfig
 
@@ -94,11 +99,26 @@ def preference_data_section(data) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("source") not in PREFERENCE_SOURCES:
         raise RunError('must be {"source": "labels"} or {"source": "pairs", "pair_set": <id>}', field="config.data")
     if data["source"] == "labels":
-        return _labels_section(data)
+        labels = dict(data)
+        margins = labels.pop("strength_margins", None)
+        section = _labels_section(labels)
+        return section if margins is None else {**section, "strength_margins": _strength_margins(margins)}
     pair_set = data.get("pair_set")
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
+
+
+def _strength_margins(margins) -> list[float]:
+    """A reward-model run's Bradley-Terry margin for labels of strength 1, 2 and 3 (slightly
+    better, better, much better), as Llama 2's reward model: three numbers, each at least 0."""
+    if (not isinstance(margins, list) or len(margins) != 3
+            or any(isinstance(m, bool) or not isinstance(m, int | float) or not math.isfinite(m) or m < 0
+                   for m in margins)):
+        raise RunError("strength_margins must be three numbers of at least 0, the margins of labels "
+                       "slightly better, better and much better, e.g. [0.33, 0.67, 1.0]",
+                       field="config.data.strength_margins")
+    return [float(m) for m in margins]
 
 
 def dpo_data_section(data) -> dict[str, Any]:

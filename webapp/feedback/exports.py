@@ -35,7 +35,7 @@ from webapp.feedback.ranking import ranking_pairs
 
 CHUNK = 500
 LABEL_COLUMNS = ["label_id", "task_id", "is_gold", "gold_ranking", "annotator", "prompt", "completions", "ranking",
-                 "both_bad", "critique", "rubric", "scores", "time_spent_ms", "created_at"]
+                 "both_bad", "strength", "critique", "rubric", "scores", "time_spent_ms", "created_at"]
 
 
 def _labels(project):
@@ -95,7 +95,8 @@ def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[s
 
 
 def raw_labels_jsonl(*, project) -> Iterator[str]:
-    """One line per label: who, the ranking as tiers, both_bad, critique, scores, time and rubric version.
+    """One line per label: who, the ranking as tiers, both_bad, strength (1-3 or null), critique,
+    scores, time and rubric version.
 
     As in the preference export, a project that mixes chat and plain prompts gives every
     ``prompt`` as a message list (a plain one as one user message)."""
@@ -131,7 +132,7 @@ def _label_fields(pa, *, conversational: bool) -> list:
                        ("scale", pa.string()), ("weight", pa.float64()), ("value", pa.float64())])
     return [("label_id", pa.int64()), ("task_id", pa.int64()), ("is_gold", pa.bool_()), ("gold_ranking", tiers),
             ("annotator", pa.string()), ("prompt", pa.list_(message) if conversational else pa.string()),
-            ("completions", pa.list_(pa.string())), ("ranking", tiers), ("both_bad", pa.bool_()),
+            ("completions", pa.list_(pa.string())), ("ranking", tiers), ("both_bad", pa.bool_()), ("strength", pa.int64()),
             ("critique", pa.string()), ("rubric", pa.struct([("name", pa.string()), ("version", pa.int64())])),
             ("scores", pa.list_(score)), ("time_spent_ms", pa.int64()), ("created_at", pa.timestamp("us", tz="UTC"))]
 
@@ -152,6 +153,7 @@ def _label_records(project, *, conversational: bool, text_prompts: bool = False)
             "completions": [c.text for c in task.candidates.all()],
             "ranking": label.ranking,
             "both_bad": label.both_bad,
+            "strength": label.strength,
             "critique": label.critique,
             "rubric": {"name": version.rubric.name, "version": version.number} if version else None,
             "scores": [{"candidate": s.candidate.position, "criterion": s.criterion.name, "criterion_id": s.criterion_id,

@@ -7,7 +7,7 @@ from webapp.core.json_input import storable_json
 from webapp.core.uploads import upload_form_text
 from webapp.experiments.models import Run
 from webapp.feedback.labelling import MAX_CRITIQUE_CHARS, MAX_TIME_SPENT_MS
-from webapp.feedback.models import Criterion, Rubric
+from webapp.feedback.models import Criterion, PreferenceLabel, Rubric
 from webapp.feedback.ranking import PAIRWISE_CHOICES, ranking_from_pairwise_choice, ranking_from_ranks
 from webapp.feedback.selectors import LETTERS
 
@@ -125,6 +125,9 @@ class LabelForm(forms.Form):
         if k == 2:
             self.fields["choice"] = forms.ChoiceField(choices=[(c, c) for c in PAIRWISE_CHOICES],
                                                       error_messages={"required": "Pick A, B, tie or both bad."})
+            self.fields["strength"] = forms.TypedChoiceField(
+                label="How much better", required=False, coerce=int, empty_value=None,
+                choices=[("", "not said"), *PreferenceLabel.Strength.choices])
         else:
             for p in range(k):
                 self.fields[f"rank_{p}"] = forms.IntegerField(min_value=1, max_value=k, initial=p + 1,
@@ -153,7 +156,12 @@ class LabelForm(forms.Form):
             return data
         if self.k == 2:
             data["ranking"], data["both_bad"] = ranking_from_pairwise_choice(data["choice"])
+            if data.get("strength") is not None and len(data["ranking"]) != 2:
+                self.add_error("strength", "leave it unset for a tie or 'both bad': it says how much better "
+                                           "the answer you prefer is")
+                return data
         else:
+            data["strength"] = None
             ranks = {p: data[f"rank_{p}"] for p in range(self.k)}
             data["ranking"], data["both_bad"] = ranking_from_ranks(ranks, k=self.k), False
         scores: dict[int, dict[int, int]] = {}

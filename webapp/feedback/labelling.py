@@ -279,12 +279,13 @@ def _repeated(existing: PreferenceLabel | None, *, task: ComparisonTask, annotat
     return existing
 
 
-def _replayed(existing: PreferenceLabel, *, tiers, both_bad: bool, critique: str, scores, candidate_ids
-              ) -> PreferenceLabel:
+def _replayed(existing: PreferenceLabel, *, tiers, both_bad: bool, strength: int | None, critique: str, scores,
+              candidate_ids) -> PreferenceLabel:
     """``existing`` when this retry carries the judgement it stored; SubmissionChanged if not.
     (Only a retry reads the stored scores: the first submission of a key never comes here.)"""
     asked = {(candidate_ids[position], criterion.pk, value) for position, criterion, value in scores}
-    if (existing.ranking != tiers or existing.both_bad != both_bad or existing.critique != critique
+    if (existing.ranking != tiers or existing.both_bad != both_bad or existing.strength != strength
+            or existing.critique != critique
             or set(existing.scores.values_list("candidate_id", "criterion_id", "value")) != asked):
         raise SubmissionChanged(existing)
     return existing
@@ -312,7 +313,8 @@ SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task
 
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
                          scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
-                         criteria: Sequence[Criterion] | None = None) -> tuple[PreferenceLabel, bool]:
+                         criteria: Sequence[Criterion] | None = None,
+                         strength: int | None = None) -> tuple[PreferenceLabel, bool]:
     """(label, created): like ``label_submit``, saying whether this call stored the label
     (False: a retry with the key of the label stored)."""
     key = (submission_key or "").strip()
@@ -326,6 +328,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         raise FeedbackError(str(exc), field="ranking") from None
     if both_bad and len(tiers) != 1:
         raise FeedbackError("'both bad' is a tie of every candidate; the ranking must be one tier", field="both_bad")
+    _strength_check(strength, k=k, tiers=tiers)
     if len(critique or "") > MAX_CRITIQUE_CHARS:
         raise FeedbackError(f"the critique is longer than {MAX_CRITIQUE_CHARS} characters", field="critique")
     cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k, criteria=criteria)
@@ -334,8 +337,8 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     except (TypeError, ValueError):
         raise FeedbackError("time spent must be a whole number of milliseconds", field="time_spent_ms") from None
 
-    judgement = dict(tiers=tiers, both_bad=bool(both_bad), critique=(critique or "").strip(), scores=cleaned_scores,
-                     candidate_ids=candidate_ids)
+    judgement = dict(tiers=tiers, both_bad=bool(both_bad), strength=strength, critique=(critique or "").strip(),
+                     scores=cleaned_scores, candidate_ids=candidate_ids)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -352,7 +355,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                 if existing is not None:  # (None: withdrawn since; store this one)
                     return _replayed(existing, **judgement), False
             label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=judgement["both_bad"],
-                                    critique=judgement["critique"], time_spent_ms=spent, submission_key=key,
+                                    strength=strength, critique=judgement["critique"], time_spent_ms=spent, submission_key=key,
                                     rubric_version_id=scored_version or task.rubric_version_id)
             # The foreign keys are objects in hand and uniqueness is the database's job (see except).
             label.full_clean(exclude=["task", "annotator", "rubric_version"], validate_unique=False,
@@ -374,16 +377,31 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     return label, True
 
 
+def _strength_check(strength, *, k: int, tiers) -> None:
+    """FeedbackError unless ``strength`` is None, or 1-3 on a pairwise label that prefers one answer."""
+    if strength is None:
+        return
+    if isinstance(strength, bool) or not isinstance(strength, int) or not 1 <= strength <= 3:
+        raise FeedbackError(f"the strength must be 1 (slightly better), 2 (better) or 3 (much better), got {strength!r}",
+                            field="strength")
+    if k != 2 or len(tiers) != 2:
+        raise FeedbackError("a strength says how much better the preferred answer is: it goes only with a label "
+                            "of two answers that prefers one (not a tie, 'both bad' or a ranking of more)",
+                            field="strength")
+
+
 def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
                  scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
-                 criteria: Sequence[Criterion] | None = None) -> PreferenceLabel:
+                 criteria: Sequence[Criterion] | None = None, strength: int | None = None) -> PreferenceLabel:
     """Store one annotator's judgement of a task, or return the one a retry with the same
     ``submission_key`` stored. LabelConflict (a FeedbackError) when the annotator labelled the
     task already under another key: nothing changes.
 
     ``ranking``: tiers of candidate positions, best first (``[[1], [0]]`` = B over A,
     ``[[0, 1]]`` a tie). ``both_bad``: a pairwise "both are bad" vote; the ranking is then one
-    tier. ``scores``: {candidate position: {criterion id: value}} against the task's rubric.
+    tier. ``strength``: optional, with two candidates and one preferred, how much better it is
+    (1 slightly, 2 better, 3 much better). ``scores``: {candidate position: {criterion id: value}}
+    against the task's rubric.
     ``submission_key``: made once per shown form by the client; retries send it again.
     ``criteria``: the task's current criteria (``selectors.criteria_current``) when the caller
     has them; scores against those need no lookup.
@@ -392,7 +410,7 @@ def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = F
     """
     label, _created = label_submit_outcome(task=task, annotator=annotator, ranking=ranking, both_bad=both_bad,
                                            critique=critique, scores=scores, time_spent_ms=time_spent_ms,
-                                           submission_key=submission_key, criteria=criteria)
+                                           submission_key=submission_key, criteria=criteria, strength=strength)
     return label
 
 

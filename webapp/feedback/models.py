@@ -161,12 +161,22 @@ class PreferenceLabel(models.Model):
 
     ``ranking`` holds tiers of candidate positions, best first: ``[[1], [0]]`` is B over A,
     ``[[0, 1]]`` a tie. ``both_bad`` marks a pairwise "both are bad" vote (a tie at the bottom).
+    ``strength`` (pairwise, decisive labels only; optional) says how much better the preferred
+    answer is, as HelpSteer2-Preference's magnitudes: 1 slightly, 2 better, 3 much better.
     """
+
+    class Strength(models.IntegerChoices):
+        SLIGHTLY = 1, "slightly better"
+        BETTER = 2, "better"
+        MUCH = 3, "much better"
 
     task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="labels")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labels")
     ranking = models.JSONField()
     both_bad = models.BooleanField(default=False)
+    strength = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=Strength.choices,
+        help_text="How much better the preferred answer is (pairwise labels that prefer one); null: not said.")
     critique = models.TextField(blank=True)
     rubric_version = models.ForeignKey(
         RubricVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="labels"
@@ -179,6 +189,8 @@ class PreferenceLabel(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["task", "annotator"], name="label_one_per_annotator_and_task"),
+            models.CheckConstraint(condition=models.Q(strength__isnull=True) | models.Q(strength__gte=1, strength__lte=3),
+                                   name="label_strength_1_to_3"),
         ]
 
     def __str__(self) -> str:

@@ -92,6 +92,7 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
                 "scores": [_score_field(c.position, cr, data) for cr in criteria],
             } for c in candidates],
             "choice": data.get("choice", ""),
+            "strength": data.get("strength", ""),
             "ranked": bool(data.get("ranked")),
             "submission_key": data.get("submission_key") or form.initial.get("submission_key"),
             "rendered_at": data.get("rendered_at") or form.initial.get("rendered_at"),
@@ -144,7 +145,7 @@ def label_submit_view(request, project_id: int, task_id: int):
         label = services.label_submit(task=task, annotator=request.user, ranking=data["ranking"],
                                       both_bad=data["both_bad"], critique=data["critique"], scores=data["scores"],
                                       time_spent_ms=data["time_spent_ms"], submission_key=data["submission_key"],
-                                      criteria=criteria)
+                                      criteria=criteria, strength=data["strength"])
     except FeedbackError as exc:
         return _workspace(request, task=task, form=form, criteria_by_version=known,
                           error=f"Nothing was saved: {_said_to_annotator(exc)}")

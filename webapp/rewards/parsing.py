@@ -17,6 +17,7 @@ from webapp.core.json_input import (
 )
 from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
+from webapp.feedback.exports import LABEL_COLUMNS
 from webapp.feedback.ranking import ranking_normalise, ranking_pairs
 from webapp.rewards.errors import PairImportError
 
@@ -98,8 +99,7 @@ def pair_from_object(obj) -> dict:
 
 # Steer's labels.jsonl export: a label's whole ranking of a task's completions, read as the
 # pairs it implies, those that preferences.jsonl gives for it.
-LABEL_FIELDS = frozenset({"label_id", "task_id", "is_gold", "gold_ranking", "annotator", "prompt", "completions",
-                          "ranking", "both_bad", "critique", "rubric", "scores", "time_spent_ms", "created_at"})
+LABEL_FIELDS = frozenset(LABEL_COLUMNS)
 
 
 def label_pairs(obj: dict) -> list[dict]:

@@ -86,7 +86,8 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
     labels = labels.annotate(tiers=JSONArrayLength(F("ranking")))
     counts = labels.aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
     total, decisive = counts["total"], counts["decisive"]
-    fixed = {"source": "labels", "through_label": data.get("through_label", counts["last"])}
+    fixed = {"source": "labels", "through_label": data.get("through_label", counts["last"]),
+             **({"strength_margins": data["strength_margins"]} if "strength_margins" in data else {})}
     if not total:
         raise RunError("this project has no preference labels yet; import pairs to train on", field="config.data")
     if not decisive:
@@ -114,8 +115,9 @@ def preference_records(*, project, data: dict) -> list:
     """The engine's PreferenceRecords for a reward-model run's data section.
 
     Labels (through ``through_label``): one record per annotator label (raw, not aggregated), the
-    task's candidates in position order and the label's ranking as tiers of positions. Imported
-    pairs: chosen ≻ rejected.
+    task's candidates in position order and the label's ranking as tiers of positions; with
+    ``strength_margins``, a label that says how much better its choice is gets that strength's
+    margin (the others the run's ``margin``). Imported pairs: chosen ≻ rejected.
     """
     from workers.engine.rm_trainer import PreferenceRecord  # noqa: PLC0415 (torch: worker side only)
 
@@ -127,11 +129,14 @@ def preference_records(*, project, data: dict) -> list:
     if "through_label" in data:  # runs launched before labels were fixed at launch read them all
         labels = labels.filter(pk__lte=data["through_label"])
     labels = labels.select_related("task").prefetch_related("task__candidates").order_by("id")
+    margins = data.get("strength_margins")
     for label in labels:
         task = label.task
         candidates = sorted(task.candidates.all(), key=lambda c: c.position)
         prompt = task.prompt_messages if task.prompt_messages else task.prompt_text
-        records.append(PreferenceRecord(prompt, [c.text for c in candidates], [list(t) for t in label.ranking]))
+        margin = margins[label.strength - 1] if margins and label.strength else None
+        records.append(PreferenceRecord(prompt, [c.text for c in candidates], [list(t) for t in label.ranking],
+                                        margin))
     return records
 
 
