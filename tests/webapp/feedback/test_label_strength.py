@@ -139,6 +139,25 @@ def test_strength_margins_give_each_labels_margin_to_the_reward_model(annotator,
     assert [r.margin for r in preference_records(project=project, data={"source": "labels"})] == [None] * 3
 
 
+def test_a_reward_model_run_with_strength_margins_trains_with_them(annotator, sent, monkeypatch):
+    """The worker's training gets each label's margin (the engine's Bradley-Terry loss reads it)."""
+    from webapp.experiments.models import RunStatus
+    from webapp.experiments.services import run_execute
+    from workers.engine import rm_trainer
+
+    project, owner = labelled(annotator)
+    run = run_launch(project=project, user=owner, name="rm", kind="reward_model",
+                     config={**TINY_RM, "eval_fraction": 0.0,
+                             "data": {"source": "labels", "strength_margins": [0.25, 0.5, 2.0]}})
+    seen = []
+    collate = rm_trainer._collate
+    monkeypatch.setattr(rm_trainer, "_collate",
+                        lambda records, default: seen.append(sorted(collate(records, default).margin.tolist()))
+                        or collate(records, default))
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+    assert [0.0, 0.25, 2.0] in seen  # one batch of the three labels: no strength (the margin 0), slightly, much
+
+
 @pytest.mark.parametrize("margins", [[1, 2], "1,2,3", [0.1, -1, 2], [0.1, float("nan"), 1], [True, 1, 2]])
 def test_bad_strength_margins_are_refused_naming_them(annotator, sent, margins):
     project, owner = labelled(annotator)
