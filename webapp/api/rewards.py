@@ -135,6 +135,10 @@ class PairOutputSerializer(serializers.Serializer):
     prompt = serializers.JSONField(help_text="A string, or chat messages: a list of {role, content}.")
     chosen = serializers.CharField()
     rejected = serializers.CharField()
+    margin = serializers.FloatField(
+        required=False, min_value=0,
+        help_text="TRL's optional margin (≥ 0), present only when the pair was imported with one: a "
+                  "reward-model run's Bradley-Terry loss is -log σ(r_chosen - r_rejected - margin).")
 
 
 class PairSetListCreateApi(SteerListApi):
@@ -223,7 +227,8 @@ class PairSetPairsApi(SteerFileApi):
 
 class PairSetPairListApi(SteerListApi):
     """GET: the set's pairs, a page at a time, in the order they were stored, each as it was
-    imported or built ({prompt, chosen, rejected}, the prompt a string or chat messages)."""
+    imported or built ({prompt, chosen, rejected}, the prompt a string or chat messages, and
+    ``margin`` when it was imported with one)."""
 
     project_roles = RESEARCH
     serializer_class = PairOutputSerializer

@@ -1,9 +1,10 @@
 """A set of preference pairs as a JSONL file, streamed from the database.
 
-Each line is TRL's preference format (``prompt``/``chosen``/``rejected``), loadable with
-``datasets.load_dataset("json", ...)`` and usable by DPOTrainer and RewardTrainer as is. A set
-whose prompts are all strings comes out as plain text; a set with any chat prompt comes out
-conversational throughout (``datasets`` cannot give one column both strings and message lists).
+Each line is TRL's preference format (``prompt``/``chosen``/``rejected``, and ``margin`` for a
+pair imported with one), loadable with ``datasets.load_dataset("json", ...)`` and usable by
+DPOTrainer and RewardTrainer as is. A set whose prompts are all strings comes out as plain
+text; a set with any chat prompt comes out conversational throughout (``datasets`` cannot give
+one column both strings and message lists).
 The pairs are read a chunk at a time through a server-side cursor, so a set of 100,000 long
 pairs is never held in memory whole.
 """
@@ -51,6 +52,8 @@ def pair_set_jsonl(*, pair_set: PreferencePairSet) -> Iterator[bytes]:
         row = {"prompt": pair.get("prompt", ""), "chosen": pair["chosen"], "rejected": pair["rejected"]}
         if conversational:
             row = _as_conversational(row)
+        if "margin" in pair:  # so that the line imports back as the same pair
+            row["margin"] = pair["margin"]
         yield orjson.dumps(row) + b"\n"
 
 

@@ -10,9 +10,11 @@ class PairImportForm(forms.Form):
                                      "the prompt may be a list of chat messages, chosen and rejected the "
                                      "assistant's messages (TRL's conversational format), or, without a prompt, "
                                      "whole conversations whose shared opening messages are the prompt (TRL's "
-                                     "implicit prompt). A preferences.jsonl or labels.jsonl "
-                                     "export of a project imports as it is, and so does ultrafeedback_binarized "
-                                     "(trl-lib's or HuggingFaceH4's).")
+                                     "implicit prompt). A line may carry TRL's optional \"margin\", a number "
+                                     "≥ 0 by which a reward model should score chosen above rejected (the "
+                                     "Bradley-Terry margin; DPO and SFT runs ignore it). A preferences.jsonl "
+                                     "or labels.jsonl export of a project imports as it is, and so does "
+                                     "ultrafeedback_binarized (trl-lib's or HuggingFaceH4's).")
 
     def clean_file(self):
         return upload_form_text(self.cleaned_data["file"])

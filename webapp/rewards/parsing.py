@@ -3,10 +3,12 @@
 TRL's implicit prompt is read too: chosen and rejected whole conversations (message lists)
 that open with the same messages, which are then the prompt, with no ``prompt`` or, as TRL
 reads it, a string one beside them. So is Steer's labels.jsonl, each line as the pairs its
-ranking implies."""
+ranking implies. A pair may carry TRL's optional ``margin``, which a reward-model run's
+Bradley-Terry loss uses."""
 
 from __future__ import annotations
 
+import math
 from json import JSONDecodeError
 
 from webapp.core.json_input import (
@@ -31,6 +33,33 @@ EXPORT_FIELDS = frozenset({"task_id", "label_id", "annotator", "tie", "both_bad"
 # trl-lib/ultrafeedback_binarized the two answers' scores; HuggingFaceH4/ultrafeedback_binarized
 # those, the prompt's id and the chosen conversation again as ``messages``.
 DATASET_FIELDS = frozenset({"score_chosen", "score_rejected", "prompt_id", "messages"})
+# What a pair is, and stores: TRL's preference columns, ``margin`` the optional one its
+# RewardTrainer reads (-log σ(r_chosen - r_rejected - margin)).
+PAIR_FIELDS = frozenset({"prompt", "chosen", "rejected", "margin"})
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _margin(value) -> float | None:
+    """TRL's optional margin: a number ≥ 0 (the engine refuses a negative one), as a float, or
+    None when it is null (datasets' to_json writes a column's missing values as null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):  # parsers catch ValueError
+        raise ValueError(f"margin must be a number ≥ 0 (or null for none), not {_json_kind(value)}")  # noqa: TRY004
+    try:
+        margin = float(value) + 0.0  # -0.0 as 0.0
+    except OverflowError:  # an integer of hundreds of digits
+        margin = math.inf
+    if not math.isfinite(margin):
+        raise ValueError("margin is too large a number")
+    if margin < 0:
+        raise ValueError(f"margin must be ≥ 0, got {margin:g}")
+    return margin
 
 
 def _answer(value, key: str) -> str:
@@ -76,10 +105,11 @@ def pair_from_object(obj) -> dict:
     missing = [k for k in ("chosen", "rejected") if k not in obj]
     if missing:
         raise ValueError(f"missing {' and '.join(missing)}: each line needs prompt, chosen and rejected")
-    unknown = sorted(set(obj) - {"prompt", "chosen", "rejected"} - EXPORT_FIELDS - DATASET_FIELDS)
+    unknown = sorted(set(obj) - PAIR_FIELDS - EXPORT_FIELDS - DATASET_FIELDS)
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected (drop other "
-                         "columns first, e.g. with datasets' select_columns([\"prompt\", \"chosen\", \"rejected\"]))")
+        raise ValueError(f"unknown field {unknown[0]!r}; a line holds prompt, chosen and rejected, and optionally "
+                         "margin (drop other columns first, e.g. with datasets' "
+                         "select_columns([\"prompt\", \"chosen\", \"rejected\"]))")
     if obj.get("tie") is True:
         raise ValueError("a tied pair (\"tie\": true) prefers neither answer; export without ties, "
                          "or leave such lines out")
@@ -94,7 +124,10 @@ def pair_from_object(obj) -> dict:
     chosen, rejected = _answer(chosen, "chosen"), _answer(rejected, "rejected")
     if chosen == rejected:
         raise ValueError("chosen and rejected are the same text; nothing to learn from")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    pair = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+    if (margin := _margin(obj.get("margin"))) is not None:  # stored only when given
+        pair["margin"] = margin
+    return pair
 
 
 # Steer's labels.jsonl export: a label's whole ranking of a task's completions, read as the

@@ -105,6 +105,32 @@ def test_a_bad_import_names_its_lines_and_stores_nothing(owner_api):
     assert not PreferencePairSet.objects.exists()
 
 
+def test_an_import_with_trls_margin_gives_it_in_the_pairs_and_the_download(owner_api):
+    project, api = owner_api
+    content = ('{"prompt": "2+2?", "chosen": "4", "rejected": "5", "margin": 1}\n'
+               '{"prompt": "3+3?", "chosen": "6", "rejected": "7"}\n')
+    created = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "prefs", "content": content},
+                       format="json")
+    assert created.status_code == 201 and created.json()["pair_count"] == 2
+    pairs = [{"prompt": "2+2?", "chosen": "4", "rejected": "5", "margin": 1.0},
+             {"prompt": "3+3?", "chosen": "6", "rejected": "7"}]
+    assert pairs_of(api, created.json()["id"]) == pairs
+    download = api.get(f"/api/v1/pair-sets/{created.json()['id']}/pairs.jsonl")
+    assert [json.loads(line) for line in b"".join(download.streaming_content).splitlines()] == pairs
+
+
+def test_a_bad_margin_answers_400_naming_its_line_and_stores_nothing(owner_api):
+    project, api = owner_api
+    content = '{"prompt": "p", "chosen": "a", "rejected": "b", "margin": 1}\n' \
+              '{"prompt": "p", "chosen": "a", "rejected": "b", "margin": "high"}\n'
+    response = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "bad", "content": content},
+                        format="json")
+    assert response.status_code == 400
+    message = " ".join(response.json()["error"]["fields"]["content"])
+    assert "line 2: margin must be a number ≥ 0 (or null for none), not a string" in message
+    assert "line 1" not in message and not PreferencePairSet.objects.exists()
+
+
 @pytest.mark.parametrize("name", ["prefs", " \u200b "])
 def test_an_import_under_a_taken_or_empty_name_answers_400_on_name(owner_api, name):
     """It answered 400 on ``content`` with 'nothing imported, 1 bad line(s): line 0: ...'."""

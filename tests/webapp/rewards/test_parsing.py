@@ -32,6 +32,8 @@ def test_a_json_syntax_error_names_its_true_line():
     ({"prompt": "q", "chosen": [{"role": "assistant", "content": "a"}], "rejected": "a"},
      "chosen and rejected are the same text"),
     ({"prompt": "q", "chosen": "a", "rejected": "b", "score": 1}, "unknown field 'score'"),
+    ({"prompt": "q", "chosen": "a", "rejected": "b", "margin": "1"}, "margin must be a number ≥ 0"),
+    ({"prompt": "q", "chosen": "a", "rejected": "b", "margin": -2}, "margin must be ≥ 0, got -2"),
 ])
 def test_bad_pairs_are_named(line, error):
     with pytest.raises(PairImportError) as info:
