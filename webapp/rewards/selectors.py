@@ -117,13 +117,16 @@ def preference_records(*, project, data: dict) -> list:
     Labels (through ``through_label``): one record per annotator label (raw, not aggregated), the
     task's candidates in position order and the label's ranking as tiers of positions; with
     ``strength_margins``, a label that says how much better its choice is gets that strength's
-    margin (the others the run's ``margin``). Imported pairs: chosen ≻ rejected.
+    margin (the others the run's ``margin``). Imported pairs: chosen ≻ rejected, with the pair's
+    margin when it was imported with one.
     """
     from workers.engine.rm_trainer import PreferenceRecord  # noqa: PLC0415 (torch: worker side only)
 
     if data["source"] == "pairs":
         pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
-        return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]]) for p in pair_set.pairs]
+        # A pair without a margin gives None: the run's config.margin applies to it.
+        return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]], p.get("margin"))
+                for p in pair_set.pairs]
     records = []
     labels = PreferenceLabel.objects.filter(task__project=project)
     if "through_label" in data:  # runs launched before labels were fixed at launch read them all
@@ -170,7 +173,8 @@ def dpo_pairs(*, project, data: dict) -> list:
     """The engine's PreferencePairs of a DPO run's data: a pair set's, in the order they were
     imported; or, from labels (raw, one annotator's at a time, in the order they were given,
     through ``through_label``), each pair of candidates a label ranks apart, the better one
-    chosen, as the preference export gives them (ties, and pairs of one text twice, left out)."""
+    chosen, as the preference export gives them (ties, and pairs of one text twice, left out).
+    A pair's margin is not read: DPO has none, as TRL's DPOTrainer."""
     from workers.engine.dpo import PreferencePair
 
     if data["source"] == "pairs":

@@ -164,6 +164,21 @@ def test_a_dpo_run_learns_the_preference_and_registers_the_trained_policy(client
     assert PolicyModel.objects.get(checkpoint__run=again).name == "dpo-2"
 
 
+def test_a_dpo_run_on_pairs_with_margins_trains_as_on_the_same_pairs_without(project, pair_set, sent):
+    """DPO has no margin (as TRL's DPOTrainer): a set imported with TRL's margin column trains the
+    same policy, step by step, as the set without it."""
+    with_margins = pair_set_import(project=project, name="toy with margins", content="\n".join(
+        json.dumps({**json.loads(line), "margin": i + 0.5}) for i, line in enumerate(pairs_jsonl().splitlines())))
+    losses = []
+    for name, pairs in (("plain", pair_set), ("margins", with_margins)):
+        run = run_launch(project=project, user=project.user, name=name, kind=RunKind.DPO,
+                         config=dpo_config(pairs, epochs=1), policy=make_policy(project))
+        assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.SUCCEEDED
+        losses.append(list(MetricPoint.objects.filter(run=run, key="loss").order_by("step")
+                           .values_list("step", "value")))
+    assert len(losses[0]) == 2 and losses[1] == losses[0]
+
+
 def test_a_policy_name_already_taken_gets_the_run_id(project, pair_set, sent):
     PolicyModel.objects.create(project=project, name="DPO-1", source=PolicyModel.Source.TINY)
     run = launch(project, pair_set, epochs=1)

@@ -239,6 +239,15 @@ def test_a_pair_set_gives_its_chosen_answers_and_cannot_be_deleted_under_an_acti
     pair_set_delete(pair_set_id=pair_set.id)  # a finished run keeps its config and policy
 
 
+def test_a_pair_set_with_margins_gives_the_same_chosen_answers_and_trains(project, sent):
+    """SFT has no margin (as TRL's SFTTrainer): TRL's margin column on imported pairs is not read."""
+    content = "\n".join(json.dumps({**json.loads(line), "margin": 1.5}) for line in pairs_jsonl().splitlines())
+    pair_set = pair_set_import(project=project, name="toy with margins", content=content)
+    run = launch(project, {"source": "pairs", "pair_set": pair_set.id}, epochs=1)
+    assert sft_examples(project=project, data=run.config["data"]) == [SFTExample(p, "a" * len(p)) for p in PROMPTS]
+    assert run_execute(run_id=run.id, worker="w1@host") == RunStatus.SUCCEEDED
+
+
 def test_a_dataset_gives_its_references_and_cannot_be_deleted_while_a_run_used_it(project, dataset, sent):
     run = launch(project, {"source": "dataset", "dataset": dataset.id})
     assert sft_examples(project=project, data=run.config["data"]) == [SFTExample(p, "a" * len(p)) for p in PROMPTS]
