@@ -136,10 +136,21 @@ class SteerClient:
             return int(project)
         raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
 
-    def runs(self, *, project: int | str, status: str | None = None, kind: str | None = None) -> Iterator[dict]:
-        """The project's runs, newest first, every page; ``status`` and ``kind`` filter them."""
-        filters = {k: v for k, v in {"status": status, "kind": kind}.items() if v is not None}
+    def runs(self, *, project: int | str, status: str | None = None, kind: str | None = None,
+             search: str | None = None, tag: str | None = None) -> Iterator[dict]:
+        """The project's runs, newest first, every page; ``status``, ``kind``, ``search`` (a part
+        of the name) and ``tag`` filter them."""
+        asked = {"status": status, "kind": kind, "search": search, "tag": tag}
+        filters = {k: v for k, v in asked.items() if v is not None}
         return self.paginate(f"/projects/{self.project_id(project)}/runs/", filters)
+
+    def run_update(self, run_id: int, *, name: str | None = None, description: str | None = None,
+                   tags: Sequence[str] | None = None) -> dict:
+        """Set a run's name, description (Markdown notes) or tags (``tags`` replaces them); what is
+        left None is left as it is. Answers the run."""
+        asked = {"name": name, "description": description, "tags": None if tags is None else list(tags)}
+        return self.request("PATCH", f"/runs/{int(run_id)}/", json={k: v for k, v in asked.items() if v is not None},
+                            retry=True)
 
     def run(self, run_id: int) -> dict:
         """One run: its kind, status, progress, config and the rest of ``GET /runs/<id>/``."""

@@ -206,3 +206,15 @@ def test_lists_are_read_to_the_end_through_every_page_with_their_filters(project
     with pytest.raises(SteerError) as refused:
         list(client.runs(project=project.id, status="sleeping"))
     assert refused.value.status == 400
+
+
+def test_a_runs_notes_and_tags_are_set_and_its_runs_found_by_tag_and_name(project_and_client):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="sweep lr 1e-6")
+    client.run_create(project=project.id, name="other")
+    updated = client.run_update(run["id"], description="the *baseline*", tags=["baseline", "sweep"])
+    assert (updated["description"], updated["tags"], updated["name"]) == ("the *baseline*", ["baseline", "sweep"],
+                                                                          "sweep lr 1e-6")
+    assert [r["id"] for r in client.runs(project=project.id, tag="BASELINE")] == [run["id"]]
+    assert [r["id"] for r in client.runs(project=project.id, search="LR 1e")] == [run["id"]]
+    assert client.run_update(run["id"], tags=[])["tags"] == []

@@ -27,19 +27,23 @@ from webapp.experiments.errors import (
     QueueUnavailable,
     RunError,
 )
-from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus
+from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus, RunTag
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
     worker_lost = serializers.BooleanField(read_only=True)
+    tags = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
         fields = [
             "id", "project", "name", "kind", "status", "progress", "current_step", "total_steps",
             "error", "cancel_requested", "worker_lost", "config", "dataset", "policy", "eval_dataset",
-            "created_at", "started_at", "finished_at",
+            "description", "tags", "created_at", "started_at", "finished_at",
         ]
+
+    def get_tags(self, run) -> list[str]:
+        return [tag.name for tag in run.tags.all()]
 
 
 def runs_for(request):
@@ -70,6 +74,8 @@ class RunListCreateApi(SteerListApi):
         kind = serializers.ChoiceField(choices=RunKind.choices, required=False)
         search = serializers.CharField(required=False, allow_blank=True, max_length=200,
                                        help_text="Runs whose name contains this, in any case.")
+        tag = serializers.CharField(required=False, allow_blank=True, max_length=40,
+                                    help_text="Runs with this tag, in any case.")
 
     class RunCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
@@ -99,7 +105,10 @@ class RunListCreateApi(SteerListApi):
         search = params.pop("search", "")
         if search:
             runs = runs.filter(name__icontains=search)
-        return runs.filter(**params)
+        tag = params.pop("tag", "")
+        if tag:
+            runs = runs.filter(pk__in=RunTag.objects.filter(name__iexact=tag).values("run_id"))
+        return runs.filter(**params).prefetch_related("tags")
 
     @extend_schema(
         request=InputSerializer,
@@ -146,18 +155,43 @@ class RunListCreateApi(SteerListApi):
 
 
 class RunDetailApi(SteerRetrieveApi):
-    """GET: the run. DELETE: delete a finished run with its trajectories, checkpoints and metrics.
+    """GET: the run. PATCH: its name, description (Markdown notes) or tags. DELETE: delete a
+    finished run with its trajectories, checkpoints and metrics.
 
     DELETE answers 409 for a queued or running run (cancel it first) and for a run that trained
     a reward model. Comparison tasks made from the run keep their candidates and labels.
     """
+
+    class RunNotesInputSerializer(BodySerializer):
+        name = serializers.CharField(required=False, max_length=200, trim_whitespace=False)
+        description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                            help_text="The researcher's notes on the run, Markdown.")
+        tags = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+                                     required=False, max_length=100,
+                                     help_text="Replace the run's tags: short texts (≤ 40 characters, no comma), "
+                                               "at most 20; the first of those differing only in case is kept.")
 
     project_roles = RESEARCH
     serializer_class = RunOutputSerializer
     lookup_url_kwarg = "run_id"
 
     def get_queryset(self):
-        return runs_for(self.request)
+        return runs_for(self.request).prefetch_related("tags")
+
+    @extend_schema(request=RunNotesInputSerializer, responses={200: RunOutputSerializer})
+    def patch(self, request, run_id: int):
+        """Set the run's name, description or tags (MLflow's run name, description and tags); a
+        key left out is left as it is. All or nothing: a bad value answers 400 naming it."""
+        run = run_for(request, run_id)
+        data = self.RunNotesInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = services.run_notes_update(run_id=run.id, project=run.project, **data.validated_data)
+        except RunError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        except Run.DoesNotExist:
+            raise Http404("No such run.") from None
+        return Response(RunOutputSerializer(Run.objects.prefetch_related("tags").get(pk=run.pk)).data)
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, run_id: int):

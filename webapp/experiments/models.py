@@ -97,6 +97,7 @@ class Run(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=RunKind.choices)
     config = models.JSONField(default=dict, blank=True, help_text="Engine config, validated at launch.")
+    description = models.TextField(blank=True, help_text="The researcher's notes on the run (Markdown).")
     dataset = models.ForeignKey(
         PromptDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
@@ -268,6 +269,21 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}@{self.step}={self.value}"
+
+
+class RunTag(models.Model):
+    """A short label a researcher gives a run ("baseline", "sweep-lr", "paper"), to find it again."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="run_tag_unique_per_run")]
+        indexes = [models.Index(fields=["name"], name="run_tag_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Trajectory(models.Model):

@@ -1,4 +1,5 @@
-"""The runs list's filters: a GET form (name, kind, status) and a metric to show and sort by."""
+"""The runs list's filters: a GET form (name, kind, status, tag) and a metric to show and sort by;
+and the run page's notes form."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ ORDERS = [("", "Newest first"), ("desc", "Metric, highest first"), ("asc", "Metr
 
 class RunListFilterForm(forms.Form):
     q = forms.CharField(label="Name contains", required=False, max_length=200, strip=True)
+    tag = forms.CharField(label="Tag", required=False, max_length=40, strip=True)
     kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *RunKind.choices])
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *RunStatus.choices])
     metric = forms.ChoiceField(label="Metric column", required=False)
@@ -32,7 +34,7 @@ class RunListFilterForm(forms.Form):
         data = self.cleaned_data
         metric = data.get("metric") or ""
         return {"kind": data.get("kind") or None, "status": data.get("status") or None,
-                "name_contains": data.get("q") or "", "metric": metric,
+                "name_contains": data.get("q") or "", "tag": data.get("tag") or "", "metric": metric,
                 "metric_order": (data.get("order") or "") if metric else ""}
 
     def problems(self) -> list[str]:
@@ -43,4 +45,16 @@ class RunListFilterForm(forms.Form):
     def narrows(self) -> bool:
         """True when a valid filter leaves runs out (the metric column alone leaves none out)."""
         filters = self.filters()
-        return any(filters[name] for name in ("kind", "status", "name_contains"))
+        return any(filters[name] for name in ("kind", "status", "name_contains", "tag"))
+
+
+class RunNotesForm(forms.Form):
+    """The run page's notes: its name, tags (comma-separated) and a Markdown description."""
+
+    name = forms.CharField(max_length=200)
+    tags = forms.CharField(required=False, max_length=2000, help_text="Comma-separated, e.g. baseline, lr-sweep.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
+                                  help_text="Markdown: what this run tries, what came of it.")
+
+    def clean_tags(self) -> list[str]:
+        return self.cleaned_data["tags"].split(",")

@@ -21,13 +21,15 @@ from webapp.experiments.models import (
     Run,
     RunKind,
     RunStatus,
+    RunTag,
     Trajectory,
 )
 
 
 def run_list(*, project, kind: str | None = None, status: str | None = None, name_contains: str = "",
-             metric: str = "", metric_order: str = "") -> QuerySet[Run]:
-    """The project's runs, newest first, filtered by kind, status and a part of the name (any case).
+             tag: str = "", metric: str = "", metric_order: str = "") -> QuerySet[Run]:
+    """The project's runs, newest first, filtered by kind, status, a part of the name and a tag
+    (both in any case).
 
     With ``metric`` each run carries ``metric_value``, that metric's value at its highest step
     (None for a run without it); ``metric_order`` "desc" or "asc" sorts by it, runs without the
@@ -39,6 +41,8 @@ def run_list(*, project, kind: str | None = None, status: str | None = None, nam
         runs = runs.filter(status=status)
     if name_contains:
         runs = runs.filter(name__icontains=name_contains)
+    if tag:
+        runs = runs.filter(pk__in=RunTag.objects.filter(name__iexact=tag).values("run_id"))
     order = ["-created_at", "-id"]  # ties broken, so that pages neither repeat nor skip a run
     if metric:
         latest = (MetricRollup.objects.filter(run=OuterRef("pk"), key=metric, level=TOP_LEVEL)

@@ -32,6 +32,7 @@ RUN_TASKS = {
     RunKind.SFT: "workers.tasks.train_sft",
 }
 from webapp.experiments.run_config import parse_config_json, validate_config
+from webapp.experiments.run_notes import run_notes_update, tags_clean  # noqa: F401 (services' public names)
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ urlpatterns = [
     path("compare/", views.run_compare_page, name="compare"),
     path("<int:run_id>/", views.run_detail_page, name="detail"),
     path("<int:run_id>/status/", views.run_status_partial, name="status"),
+    path("<int:run_id>/notes/", views.run_notes_action, name="notes"),
     path("<int:run_id>/metrics.json", views.run_chart_data, name="chart_data"),
     path("<int:run_id>/cancel/", views.run_cancel_action, name="cancel"),
     path("<int:run_id>/delete/", views.run_delete_page, name="delete"),

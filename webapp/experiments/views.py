@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -31,7 +31,7 @@ from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm, 
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
-from webapp.experiments.run_list_filters import RunListFilterForm
+from webapp.experiments.run_list_filters import RunListFilterForm, RunNotesForm
 from webapp.experiments.selectors import (
     HELD_OUT_VIEWS,
     checkpoint_get,
@@ -59,6 +59,7 @@ from webapp.experiments.services import (
     run_cancel,
     run_delete,
     run_delete_check,
+    run_notes_update,
 )
 from webapp.projects.access import research_required
 
@@ -84,7 +85,8 @@ def run_list_page(request, project_id: int):
     filters = RunListFilterForm(request.GET, metric_keys=keys)
     filters.is_valid()
     chosen = filters.filters()
-    page = Paginator(run_list(project=request.project, **chosen), RUNS_PAGE).get_page(request.GET.get("page"))
+    runs = run_list(project=request.project, **chosen).prefetch_related("tags")
+    page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
     runs = list(page.object_list)
     context = _context(request, runs=runs, page=page, any_active=any(not r.is_terminal for r in runs),
                        filters=filters, metric=chosen["metric"], ordered_by_metric=bool(chosen["metric_order"]),
@@ -161,7 +163,7 @@ def _launch_page(request, form_class, kind: str):
 
 
 @research_required
-def run_detail_page(request, project_id: int, run_id: int):
+def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, notes_error: str = "", status=200):
     run = run_get(project=request.project, run_id=run_id)
     from webapp.feedback.head_to_head import head_to_head_opponents, head_to_heads  # noqa: PLC0415 (feedback imports experiments)
 
@@ -179,12 +181,37 @@ def run_detail_page(request, project_id: int, run_id: int):
     others += [r for r in compared if r not in others]  # asked for by the address: older, or of another kind
     # one count for an id of no run, of another project's run, or that is no id: nothing told apart
     missing = len(wanted) - len(compared) + sum(1 for raw in asked if query_id(raw) is None)
+    tags = [t.name for t in run.tags.all()]
+    notes_form = notes_form or RunNotesForm(initial={"name": run.name, "tags": ", ".join(tags),
+                                                     "description": run.description})
     return render(request, "experiments/detail.html", _context(
-        request, run=run, others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
+        request, run=run, tags=tags, notes_form=notes_form, notes_error=notes_error,
+        others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
         checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
-        metric_keys=metric_keys(run_ids=[run.id])))
+        metric_keys=metric_keys(run_ids=[run.id])), status=status)
+
+
+@require_POST
+@research_required
+def run_notes_action(request, project_id: int, run_id: int):
+    """Save the run's name, tags and description from its page; a refusal shows the page again
+    with the form as sent and what is wrong (400), nothing saved."""
+    run = run_get(project=request.project, run_id=run_id)
+    form = RunNotesForm(request.POST)
+    if form.is_valid():
+        try:
+            run_notes_update(run_id=run.id, project=request.project, name=form.cleaned_data["name"],
+                                      description=form.cleaned_data["description"], tags=form.cleaned_data["tags"])
+        except RunError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except Run.DoesNotExist:
+            raise Http404("No such run.") from None
+        else:
+            messages.success(request, "Notes saved.")
+            return redirect("experiments:detail", request.project.id, run.id)
+    return run_detail_page(request, project_id, run_id, notes_form=form, notes_error="Nothing was saved.", status=400)
 
 
 @research_required

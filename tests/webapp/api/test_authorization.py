@@ -116,6 +116,7 @@ ROUTES = [
     ("run create", "post", "/api/v1/projects/{project}/runs/",
      lambda: {"name": "ext", "kind": "external", "config": {"trainer": "x"}}, (201, 201, 403)),
     ("run detail", "get", "/api/v1/runs/{run}/", None, (200, 200, 404)),
+    ("run notes", "patch", "/api/v1/runs/{run}/", lambda: {"tags": ["baseline"]}, (200, 200, 404)),
     ("run status", "post", "/api/v1/runs/{run}/status/", lambda: {"status": "running"}, (200, 200, 404)),
     ("run cancel", "post", "/api/v1/runs/{run}/cancel/", None, (200, 200, 404)),
     ("run delete", "delete", "/api/v1/runs/{finished_run}/", None, (204, 204, 404)),
