@@ -11,6 +11,8 @@ candidates with the same text is left out (chosen == rejected teaches nothing).
 
 ``raw_labels_parquet``: the same rows and values as a typed Parquet file (see its docstring).
 
+Labels a researcher rejected in review (``review.py``) are left out of every export.
+
 ``raw_labels_jsonl``: one line per label with the whole ranking (tiers), the per-criterion
 scores and the rubric version; ``prompt`` + ``completions`` + ``ranking`` is also the
 ranked-record format the engine's reward-model trainer reads. Its prompts follow the same
@@ -39,7 +41,7 @@ LABEL_COLUMNS = ["label_id", "task_id", "is_gold", "gold_ranking", "annotator", 
 
 
 def _labels(project):
-    return (PreferenceLabel.objects.filter(task__project=project)
+    return (PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)  # rejected: left out
             .select_related("task", "annotator", "rubric_version__rubric")
             .prefetch_related(Prefetch("task__candidates", queryset=Candidate.objects.order_by("position")))
             .order_by("task_id", "id"))

@@ -176,3 +176,10 @@ class LabelForm(forms.Form):
             spent = int(time.time() * 1000) - data["rendered_at"]
         data["time_spent_ms"] = min(max(spent or 0, 0), MAX_TIME_SPENT_MS)
         return data
+
+
+class LabelRejectForm(forms.Form):
+    """Why a label (or all of an annotator's) is rejected: optional, kept with the label."""
+
+    reason = forms.CharField(max_length=500, required=False, strip=True,
+                             widget=forms.TextInput(attrs={"placeholder": "reason (optional)", "maxlength": 500}))

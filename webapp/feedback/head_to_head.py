@@ -175,7 +175,7 @@ def head_to_heads(*, project, run_id: int, other_ids) -> dict[int, HeadToHead]:
     counts = {other: [0, 0, 0, 0] for other in others}  # a wins, b wins, ties, tasks
     for p in tasks.values():
         counts[next(r for r in p if r != run_id)][3] += 1
-    for task_id, ranking, both_bad in PreferenceLabel.objects.filter(task_id__in=list(tasks)).values_list(
+    for task_id, ranking, both_bad in PreferenceLabel.objects.filter(task_id__in=list(tasks), rejected_at__isnull=True).values_list(
             "task_id", "ranking", "both_bad"):
         other = next(r for r in tasks[task_id] if r != run_id)
         tier = {position: i for i, members in enumerate(ranking) for position in members}

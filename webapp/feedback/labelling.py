@@ -422,6 +422,8 @@ def label_undo(*, label_id: int, annotator, now=None, window_s: int = UNDO_WINDO
              .filter(pk=label_id, annotator=annotator).first())
     if label is None:
         raise FeedbackError("there is no such label of yours to undo", field="label")
+    if label.rejected_at is not None:  # it no longer counts; a reviewed label is kept, raw
+        raise FeedbackError("this label was rejected by a researcher; it is kept and cannot be undone", field="label")
     if (now - label.created_at).total_seconds() > window_s:
         raise FeedbackError(f"a label can be undone for {window_s} seconds only; this one is kept", field="label")
     task = label.task

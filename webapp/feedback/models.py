@@ -163,6 +163,7 @@ class PreferenceLabel(models.Model):
     ``[[0, 1]]`` a tie. ``both_bad`` marks a pairwise "both are bad" vote (a tie at the bottom).
     ``strength`` (pairwise, decisive labels only; optional) says how much better the preferred
     answer is, as HelpSteer2-Preference's magnitudes: 1 slightly, 2 better, 3 much better.
+    A rejected label (``rejected_at`` set, see ``review.py``) is kept but counts nowhere.
     """
 
     class Strength(models.IntegerChoices):
@@ -184,6 +185,12 @@ class PreferenceLabel(models.Model):
     time_spent_ms = models.PositiveIntegerField(default=0)
     submission_key = models.CharField(max_length=64, unique=True, help_text="Client key; a retried request stores one label.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Review: a researcher's rejection (a spammer's or careless label). The label is kept, raw,
+    # but no longer counts: not in the task's label_count, exports, training or quality figures.
+    rejected_at = models.DateTimeField(null=True, blank=True, help_text="When a researcher rejected it; null: it counts.")
+    rejected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    rejection_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

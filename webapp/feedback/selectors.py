@@ -102,8 +102,21 @@ def task_get(*, project, task_id: int) -> ComparisonTask:
 
 
 def task_labels(*, task: ComparisonTask) -> QuerySet[PreferenceLabel]:
-    return (task.labels.select_related("annotator", "rubric_version")
+    """Every label of the task, rejected ones too (researchers review them here)."""
+    return (task.labels.select_related("annotator", "rubric_version", "rejected_by")
             .prefetch_related("scores__criterion", "scores__candidate").order_by("created_at"))
+
+
+def label_get(*, project, label_id: int) -> PreferenceLabel:
+    """A label of this project, or 404 (also for another project's label)."""
+    return get_object_or_404(PreferenceLabel, pk=label_id, task__project=project)
+
+
+def label_annotator_get(*, project, annotator_id: int):
+    """The user with labels in this project under ``annotator_id`` (a former member too), or 404."""
+    user_model = PreferenceLabel._meta.get_field("annotator").related_model
+    return get_object_or_404(user_model.objects.filter(
+        Exists(PreferenceLabel.objects.filter(annotator=OuterRef("pk"), task__project=project))), pk=annotator_id)
 
 
 def run_choices(*, project) -> QuerySet[Run]:
@@ -167,6 +180,12 @@ def skipped_still_open(*, project, annotator) -> int:
             .exclude(labels__annotator=annotator).distinct().count())
 
 
+def annotator_labels_counted(*, project, annotator_id: int) -> int:
+    """How many of the annotator's labels in the project still count: what rejecting all of them rejects."""
+    return PreferenceLabel.objects.filter(task__project=project, annotator_id=annotator_id,
+                                          rejected_at__isnull=True).count()
+
+
 def annotation_progress(*, project, annotator) -> Progress:
     return annotation_counts(project=project, annotator=annotator).progress
 
@@ -198,6 +217,7 @@ class AnnotatorQuality:
     tau_b_n: int = 0
     gold_accuracy: float | None = None
     gold_n: int = 0
+    rejected: int = 0  # labels rejected in review: kept, counted in none of the figures
 
     @property
     def labels_per_hour(self) -> float | None:
@@ -239,19 +259,24 @@ def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | None = 
         sources[task_id][position] = metadata.get("run", "task")  # a task made from one run: one source
     if labels is None:
         labels = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r in
-                  PreferenceLabel.objects.filter(task__project=project, task_id__in=candidates.values("task_id"))
+                  PreferenceLabel.objects.filter(task__project=project, task_id__in=candidates.values("task_id"),
+                                                 rejected_at__isnull=True)
                   .values_list("task_id", "annotator_id", "ranking")]
     figures = agreement.reward_agreement(labels, scores, sources)
     return sorted(figures.values(), key=lambda f: (f.key != TOTAL_REWARD, str(f.key)))
 
 
 def quality_report(*, project) -> dict:
-    """Agreement, tau-b, gold accuracy, per-criterion alpha and pace, for the project and each annotator."""
+    """Agreement, tau-b, gold accuracy, per-criterion alpha and pace, for the project and each annotator.
+
+    Rejected labels (see ``review.py``) count in none of the figures; each annotator's row says
+    how many of theirs were rejected (an annotator whose labels all were has a row of them alone)."""
     # Read as text and each distinct ranking decoded once: Django's JSONField decoded every
     # label's with json.loads, a fifth of the page's time at 15,000 labels.
     decoded: dict[str, list] = {}
     rows = [(task_id, annotator_id, decoded.get(ranking) or decoded.setdefault(ranking, orjson.loads(ranking)), spent)
-            for task_id, annotator_id, ranking, spent in PreferenceLabel.objects.filter(task__project=project)
+            for task_id, annotator_id, ranking, spent in PreferenceLabel.objects.filter(task__project=project,
+                                                                                        rejected_at__isnull=True)
             .values_list("task_id", "annotator_id", Cast("ranking", TextField()), "time_spent_ms")]
     raw = [agreement.RawLabel(task_id=t, annotator_id=a, ranking=r) for t, a, r, _ in rows]
     gold = dict(ComparisonTask.objects.filter(project=project, is_gold=True).values_list("id", "gold_ranking"))
@@ -264,6 +289,10 @@ def quality_report(*, project) -> dict:
         person = people.setdefault(annotator_id, AnnotatorQuality(annotator_id, names.get(annotator_id, "(former member)")))
         person.labels += 1
         person.time_spent_ms += spent
+    for annotator_id, n in (PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=False)
+                            .values("annotator_id").annotate(n=Count("id")).values_list("annotator_id", "n")):
+        person = people.setdefault(annotator_id, AnnotatorQuality(annotator_id, names.get(annotator_id, "(former member)")))
+        person.rejected = n
     for annotator_id, person in people.items():
         for figure, value_attr, n_attr in ((pairwise, "agreement", "agreement_n"), (tau, "tau_b", "tau_b_n"),
                                            (gold_figure, "gold_accuracy", "gold_n")):
@@ -274,7 +303,7 @@ def quality_report(*, project) -> dict:
 
     criteria_units: dict[tuple, list] = defaultdict(list)
     for rubric, name, scale, task_id, candidate_id, value in (
-            CriterionScore.objects.filter(label__task__project=project)
+            CriterionScore.objects.filter(label__task__project=project, label__rejected_at__isnull=True)
             .values_list("criterion__version__rubric__name", "criterion__name", "criterion__scale",
                          "label__task_id", "candidate_id", "value")):
         criteria_units[(rubric, name, scale)].append(((task_id, candidate_id), value))

@@ -23,6 +23,7 @@ from webapp.feedback.labelling import (  # noqa: F401,E402
     assignment_skip, assignments_unskip, label_submit, label_submit_outcome, label_undo, task_next_for_annotator,
     task_next_with_progress,
 )
+from webapp.feedback.review import annotator_labels_reject, label_reject, label_restore  # noqa: F401,E402
 
 SELECTIONS = ("random", "spread")
 

@@ -18,6 +18,7 @@ from webapp.feedback.forms import (
     GoldForm,
     HeadToHeadForm,
     LabelForm,
+    LabelRejectForm,
     RubricForm,
     TaskImportForm,
     TasksFromRunForm,
@@ -340,7 +341,59 @@ def task_detail_page(request, project_id: int, task_id: int):
         else:
             return redirect("feedback:task_detail", request.project.id, task.id)
     return _page(request, "feedback/task_detail.html", task=task, candidates=selectors.workspace_candidates(task=task),
-                 labels=selectors.task_labels(task=task), gold_form=form, error=error)
+                 labels=selectors.task_labels(task=task), gold_form=form, error=error, reject_form=LabelRejectForm())
+
+
+# ---------------------------------------------------------------- label review (researchers)
+
+@require_POST
+@research_required
+def label_reject_view(request, project_id: int, label_id: int):
+    """Reject a label (it stays stored, counted nowhere); back to its task's page."""
+    label = selectors.label_get(project=request.project, label_id=label_id)
+    form = LabelRejectForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Label {label.pk} was not rejected: the reason is longer than 500 characters.")
+    else:
+        try:
+            services.label_reject(label_id=label.pk, project=request.project, by=request.user,
+                                  reason=form.cleaned_data["reason"])
+        except FeedbackError as exc:
+            messages.error(request, f"Label {label.pk} was not rejected: {exc.message}.")
+        else:
+            messages.success(request, f"Label {label.pk} was rejected: it no longer counts, and the task wants "
+                                      "another label.")
+    return redirect("feedback:task_detail", request.project.id, label.task_id)
+
+
+@require_POST
+@research_required
+def label_restore_view(request, project_id: int, label_id: int):
+    """Restore a rejected label (it counts again); back to its task's page."""
+    label = selectors.label_get(project=request.project, label_id=label_id)
+    services.label_restore(label_id=label.pk, project=request.project, by=request.user)
+    messages.success(request, f"Label {label.pk} was restored: it counts again.")
+    return redirect("feedback:task_detail", request.project.id, label.task_id)
+
+
+@research_required
+def annotator_reject_page(request, project_id: int, annotator_id: int):
+    """GET: how many of the annotator's labels would be rejected. POST: reject them all."""
+    annotator = selectors.label_annotator_get(project=request.project, annotator_id=annotator_id)
+    form = LabelRejectForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            n = services.annotator_labels_reject(project=request.project, annotator_id=annotator.pk, by=request.user,
+                                                 reason=form.cleaned_data["reason"])
+        except FeedbackError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Rejected {n} label{'s' if n != 1 else ''} of {annotator.username}: "
+                                      "they no longer count, and their tasks want other labels.")
+            return redirect("feedback:quality", request.project.id)
+    return _page(request, "feedback/annotator_reject.html", annotator=annotator, form=form, error=error,
+                 counted=selectors.annotator_labels_counted(project=request.project, annotator_id=annotator.pk))
 
 
 # ---------------------------------------------------------------- quality and export (researchers)

@@ -62,12 +62,14 @@ def pair_set_list(*, project) -> QuerySet[PreferencePairSet]:
 
 
 def label_count(*, project) -> int:
-    return PreferenceLabel.objects.filter(task__project=project).count()
+    """The project's labels that count (rejected ones left out), as runs on labels would read them."""
+    return PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True).count()
 
 
 def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, seed: int = 0) -> dict:
     """The reward-model run's data section as it is to be stored, or RunError unless the data
-    exists in this project and can train (called in the launch's transaction). Labels are fixed
+    exists in this project and can train (called in the launch's transaction). Rejected labels
+    (``webapp.feedback.review``) count nowhere, here or in the readers below. Labels are fixed
     at the newest one now (``through_label``), unless the section names one. Imported pairs
     always prefer one answer; labels may all be ties (or 'both bad'), or leave their only
     decisive ones in the held-out share that the run's ``eval_fraction`` and ``seed`` pick,
@@ -80,7 +82,7 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
             raise RunError("no such set of imported pairs in this project", field="config.data")
         return data
     # Counted in the database: the rankings of every label were read into the request.
-    labels = PreferenceLabel.objects.filter(task__project=project)
+    labels = PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)
     if "through_label" in data:
         labels = labels.filter(pk__lte=data["through_label"])
     labels = labels.annotate(tiers=JSONArrayLength(F("ranking")))
@@ -114,7 +116,7 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
 def preference_records(*, project, data: dict) -> list:
     """The engine's PreferenceRecords for a reward-model run's data section.
 
-    Labels (through ``through_label``): one record per annotator label (raw, not aggregated), the
+    Labels (through ``through_label``, rejected ones left out): one record per annotator label (raw, not aggregated), the
     task's candidates in position order and the label's ranking as tiers of positions; with
     ``strength_margins``, a label that says how much better its choice is gets that strength's
     margin (the others the run's ``margin``). Imported pairs: chosen ≻ rejected, with the pair's
@@ -128,7 +130,7 @@ def preference_records(*, project, data: dict) -> list:
         return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]], p.get("margin"))
                 for p in pair_set.pairs]
     records = []
-    labels = PreferenceLabel.objects.filter(task__project=project)
+    labels = PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)
     if "through_label" in data:  # runs launched before labels were fixed at launch read them all
         labels = labels.filter(pk__lte=data["through_label"])
     labels = labels.select_related("task").prefetch_related("task__candidates").order_by("id")
@@ -156,7 +158,7 @@ def dpo_pairs_check(*, project, data: dict, otherwise: str = "train on a pair se
                               .values_list("pk")):
             raise RunError("no such set of imported pairs in this project", field="config.data")
         return data
-    labels = PreferenceLabel.objects.filter(task__project=project)
+    labels = PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)
     if "through_label" in data:
         labels = labels.filter(pk__lte=data["through_label"])
     counts = labels.annotate(tiers=JSONArrayLength(F("ranking"))).aggregate(total=Count("id"), decisive=Count("id", filter=Q(tiers__gte=2)), last=Max("id"))
@@ -181,7 +183,8 @@ def dpo_pairs(*, project, data: dict) -> list:
         pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
         return [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in pair_set.pairs]
     pairs = []
-    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"])
+    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"],
+                                             rejected_at__isnull=True)
               .select_related("task").prefetch_related("task__candidates").order_by("id"))
     for label in labels.iterator(chunk_size=500):
         task = label.task
@@ -233,7 +236,8 @@ def sft_examples(*, project, data: dict) -> list:
         prompts = Prompt.objects.filter(dataset__project=project, dataset_id=data["dataset"]).order_by("index")
         return [SFTExample(p.engine_prompt(), p.reference) for p in prompts.iterator(chunk_size=2000)]
     examples = []
-    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"], both_bad=False)
+    labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"], both_bad=False,
+                                             rejected_at__isnull=True)
               .select_related("task").prefetch_related("task__candidates").order_by("id"))
     for label in labels.iterator(chunk_size=500):
         if len(label.ranking) < 2:  # a tie of every candidate prefers none
