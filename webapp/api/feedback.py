@@ -22,9 +22,10 @@ from webapp.feedback.errors import FeedbackError, LabelConflict
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
 from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
+from webapp.feedback.review import MAX_REASON_CHARS
 from webapp.feedback.services import (
-    comparison_tasks_from_run, comparison_tasks_import_jsonl, label_submit_outcome, label_undo, rubric_create,
-    rubric_update,
+    annotator_labels_reject, comparison_tasks_from_run, comparison_tasks_import_jsonl, label_reject, label_restore,
+    label_submit_outcome, label_undo, rubric_create, rubric_update,
 )
 
 
@@ -289,7 +290,11 @@ class LabelOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = PreferenceLabel
         fields = ["id", "task", "annotator", "ranking", "both_bad", "strength", "critique", "rubric_version",
-                  "time_spent_ms", "created_at"]
+                  "time_spent_ms", "created_at", "rejected_at", "rejection_reason"]
+        extra_kwargs = {"rejected_at": {"help_text": "When a researcher rejected the label (it then counts nowhere: "
+                                                     "not in exports, training or quality figures); null: it counts."},
+                        "rejection_reason": {"help_text": "Why it was rejected, as the researcher said; empty if "
+                                                          "they did not, or if it counts."}}
 
 
 class LabelFilterSerializer(serializers.Serializer):
@@ -400,6 +405,80 @@ class LabelDetailApi(SteerApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def label_for_review(request, label_id: int) -> PreferenceLabel:
+    """The label, if the caller may see it (404 otherwise), and may review it: 403 for an annotator."""
+    label = PreferenceLabel.objects.filter(label_scope(request), pk=label_id).select_related("task__project").first()
+    if label is None:
+        raise Http404("No such label.")
+    require_role(request, label.task.project_id, RESEARCH)
+    return label
+
+
+class ReasonInputSerializer(BodySerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_REASON_CHARS,
+                                   help_text="Why, kept with the label (optional).")
+
+
+class LabelRejectApi(SteerApi):
+    """Reject a label (researchers): it is kept, with who rejected it, when and why, but counts
+    nowhere (exports, training, quality figures, head-to-head results), and its task wants another
+    label. Rejecting a rejected label changes nothing; either way the label is answered as it stands."""
+
+    project_roles = ANNOTATION
+
+    @extend_schema(request=ReasonInputSerializer, responses={200: LabelOutputSerializer})
+    def post(self, request, label_id: int):
+        label = label_for_review(request, label_id)
+        data = ReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            label = label_reject(label_id=label.pk, project=label.task.project, by=request.user,
+                                 reason=data.validated_data["reason"])
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(LabelOutputSerializer(label).data)
+
+
+class LabelRestoreApi(SteerApi):
+    """Restore a rejected label (researchers): it counts again. Restoring a label that counts
+    changes nothing; either way the label is answered as it stands. No body (as a run's cancel)."""
+
+    project_roles = ANNOTATION
+
+    @extend_schema(request=None, responses={200: LabelOutputSerializer})
+    def post(self, request, label_id: int):
+        label = label_for_review(request, label_id)
+        label = label_restore(label_id=label.pk, project=label.task.project, by=request.user)
+        return Response(LabelOutputSerializer(label).data)
+
+
+class AnnotatorLabelsRejectOutputSerializer(serializers.Serializer):
+    rejected = serializers.IntegerField(help_text="How many labels this call rejected (those rejected before are "
+                                                  "not counted).")
+
+
+class AnnotatorLabelsRejectApi(SteerApi):
+    """Reject every label of one annotator in the project that still counts (researchers): a
+    spammer's, say. 400 on ``annotator`` for a user with no labels in the project."""
+
+    class AnnotatorLabelsRejectInputSerializer(ReasonInputSerializer):
+        annotator = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The annotator's user id.")
+
+    project_roles = RESEARCH
+
+    @extend_schema(request=AnnotatorLabelsRejectInputSerializer, responses={200: AnnotatorLabelsRejectOutputSerializer})
+    def post(self, request, project_id: int):
+        data = self.AnnotatorLabelsRejectInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            n = annotator_labels_reject(project=request.membership.project, by=request.user,
+                                        annotator_id=data.validated_data["annotator"],
+                                        reason=data.validated_data["reason"])
+        except FeedbackError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        return Response(AnnotatorLabelsRejectOutputSerializer({"rejected": n}).data)
+
+
 class HeadToHeadOutputSerializer(serializers.Serializer):
     run = serializers.IntegerField()
     against = serializers.IntegerField()
@@ -495,6 +574,8 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     gold_accuracy = serializers.FloatField(allow_null=True)
     gold_n = serializers.IntegerField()
     labels_per_hour = serializers.FloatField(allow_null=True)
+    rejected = serializers.IntegerField(help_text="The annotator's labels rejected in review, counted in none of "
+                                                  "the figures.")
 
 
 class CriterionAlphaSerializer(serializers.Serializer):

@@ -57,6 +57,8 @@ urlpatterns = [
     path("projects/<id:project_id>/rubrics/", feedback.RubricListCreateApi.as_view(), name="rubric-list"),
     path("projects/<id:project_id>/tasks/", feedback.TaskListApi.as_view(), name="task-list"),
     path("projects/<id:project_id>/labels/", feedback.LabelListApi.as_view(), name="label-list"),
+    path("projects/<id:project_id>/labels/reject/", feedback.AnnotatorLabelsRejectApi.as_view(),
+         name="annotator-labels-reject"),
     path("projects/<id:project_id>/reward-models/", rewards.RewardModelListApi.as_view(), name="reward-model-list"),
     path("projects/<id:project_id>/pair-sets/", rewards.PairSetListCreateApi.as_view(), name="pair-set-list"),
     path("projects/<id:project_id>/pair-sets/from-run/", rewards.PairSetFromRunApi.as_view(),
@@ -98,6 +100,8 @@ urlpatterns = [
     path("tasks/<id:task_id>/", feedback.TaskDetailApi.as_view(), name="task-detail"),
     path("tasks/<id:task_id>/labels/", feedback.LabelCreateApi.as_view(), name="label-create"),
     path("labels/<id:label_id>/", feedback.LabelDetailApi.as_view(), name="label-detail"),
+    path("labels/<id:label_id>/reject/", feedback.LabelRejectApi.as_view(), name="label-reject"),
+    path("labels/<id:label_id>/restore/", feedback.LabelRestoreApi.as_view(), name="label-restore"),
     # reward models
     path("reward-models/<id:reward_model_id>/", rewards.RewardModelDetailApi.as_view(), name="reward-model-detail"),
     path("reward-models/<id:reward_model_id>/download/", rewards.RewardModelDownloadApi.as_view(),

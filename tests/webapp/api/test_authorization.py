@@ -151,6 +151,11 @@ ROUTES = [
     ("own label detail", "get", "/api/v1/labels/{label}/", None, (200, 200, 200)),
     ("someone else's label", "get", "/api/v1/labels/{researcher_label}/", None, (200, 200, 404)),
     ("label withdraw", "delete", "/api/v1/labels/{label}/", None, (403, 403, 204)),
+    ("label reject", "post", "/api/v1/labels/{label}/reject/", lambda: {"reason": "spam"}, (200, 200, 403)),
+    ("someone else's label reject", "post", "/api/v1/labels/{researcher_label}/reject/", None, (200, 200, 404)),
+    ("label restore", "post", "/api/v1/labels/{label}/restore/", None, (200, 200, 403)),
+    ("annotator labels reject", "post", "/api/v1/projects/{project}/labels/reject/",
+     lambda: {"annotator": "{annotator_user}", "reason": "spam"}, (200, 200, 403)),
     ("reward model list", "get", "/api/v1/projects/{project}/reward-models/", None, (200, 200, 403)),
     ("reward model detail", "get", "/api/v1/reward-models/{reward_model}/", None, (200, 200, 404)),
     ("reward model download", "get", "/api/v1/reward-models/{reward_model}/download/", None, (200, 200, 404)),
@@ -170,8 +175,14 @@ ROUTES = [
 ]
 
 
-def call(client, method, path, body):
-    payload = json.dumps(body()) if body else None
+def filled(value, objects: dict):
+    """A body's value "{name}" (a name of ``ProjectObjects``) is that object's id, as in a path."""
+    name = re.fullmatch(r"\{(\w+)\}", value) if isinstance(value, str) else None
+    return objects[name[1]] if name else value
+
+
+def call(client, method, path, body, objects=None):
+    payload = json.dumps({k: filled(v, objects or {}) for k, v in body().items()}) if body else None
     return getattr(client, method)(path, data=payload, content_type="application/json")
 
 
@@ -179,7 +190,7 @@ def call(client, method, path, body):
 @pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
 def test_route_answers_by_role_in_own_project(world, role, name, method, path, body, expected):
     users, own, _ = world
-    response = call(token_client(users[role]), method, path.format(**vars(own)), body)
+    response = call(token_client(users[role]), method, path.format(**vars(own)), body, vars(own))
     wanted = 404 if role == "outsider" else dict(zip(ROLES, expected))[role]
     assert response.status_code == wanted, (name, role, response.content[:300])
     if wanted >= 400:
@@ -190,7 +201,7 @@ def test_route_answers_by_role_in_own_project(world, role, name, method, path, b
 @pytest.mark.parametrize("name, method, path, body, expected", ROUTES, ids=[r[0] for r in ROUTES])
 def test_route_answers_404_for_objects_of_another_project(world, role, name, method, path, body, expected):
     users, _, other = world
-    response = call(token_client(users[role]), method, path.format(**vars(other)), body)
+    response = call(token_client(users[role]), method, path.format(**vars(other)), body, vars(other))
     assert response.status_code == 404, (name, role, response.content[:300])
     assert response.json()["error"]["code"] == "not_found"
 
@@ -202,8 +213,9 @@ def test_a_404_says_what_was_not_found_in_the_same_words_as_for_an_id_that_does_
     and a message of get_object_or_404 names the thing in words, not by its model class."""
     users, _, other = world
     client = token_client(users["owner"])
-    theirs = call(client, method, path.format(**vars(other)), body).json()["error"]["message"]
-    missing = call(client, method, path.format(**dict.fromkeys(vars(other), 10**15)), body).json()["error"]["message"]
+    theirs = call(client, method, path.format(**vars(other)), body, vars(other)).json()["error"]["message"]
+    missing = call(client, method, path.format(**dict.fromkeys(vars(other), 10**15)), body,
+                   dict.fromkeys(vars(other), 10**15)).json()["error"]["message"]
     assert re.sub(r"\d+", "<id>", theirs) == re.sub(r"\d+", "<id>", missing), name
     assert theirs.startswith("No such ") and "matches the given query" not in theirs, (name, theirs)
 
@@ -213,7 +225,7 @@ def test_route_answers_401_without_credentials(world, name, method, path, body, 
     from rest_framework.test import APIClient
 
     _, own, _ = world
-    response = call(APIClient(), method, path.format(**vars(own)), body)
+    response = call(APIClient(), method, path.format(**vars(own)), body, vars(own))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
 
