@@ -46,6 +46,6 @@ class CriterionScoreInline(admin.TabularInline):
 
 @admin.register(PreferenceLabel)
 class PreferenceLabelAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent_ms", "created_at"]
+    list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent_ms", "created_at", "rejected_at"]
     list_filter = ["task__project"]
     inlines = [CriterionScoreInline]

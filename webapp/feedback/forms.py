@@ -182,4 +182,5 @@ class LabelRejectForm(forms.Form):
     """Why a label (or all of an annotator's) is rejected: optional, kept with the label."""
 
     reason = forms.CharField(max_length=500, required=False, strip=True,
-                             widget=forms.TextInput(attrs={"placeholder": "reason (optional)", "maxlength": 500}))
+                             widget=forms.TextInput(attrs={"placeholder": "reason (optional)", "maxlength": 500,
+                                                            "aria-label": "Reason (optional)"}))

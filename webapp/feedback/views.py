@@ -341,7 +341,8 @@ def task_detail_page(request, project_id: int, task_id: int):
         else:
             return redirect("feedback:task_detail", request.project.id, task.id)
     return _page(request, "feedback/task_detail.html", task=task, candidates=selectors.workspace_candidates(task=task),
-                 labels=selectors.task_labels(task=task), gold_form=form, error=error, reject_form=LabelRejectForm())
+                 labels=selectors.task_labels(task=task), gold_form=form, error=error,
+                 reject_form=LabelRejectForm(auto_id=False))  # one per label row: no id repeated
 
 
 # ---------------------------------------------------------------- label review (researchers)
