@@ -97,7 +97,9 @@ class Run(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=RunKind.choices)
     config = models.JSONField(default=dict, blank=True, help_text="Engine config, validated at launch.")
-    description = models.TextField(blank=True, help_text="The researcher's notes on the run (Markdown).")
+    # db_default: a row written by code that predates the column (an older migration's model) gets "" too
+    description = models.TextField(blank=True, default="", db_default="",
+                                   help_text="The researcher's notes on the run (Markdown).")
     dataset = models.ForeignKey(
         PromptDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='run',
             name='description',
-            field=models.TextField(blank=True, help_text="The researcher's notes on the run (Markdown)."),
+            field=models.TextField(blank=True, db_default='', default='', help_text="The researcher's notes on the run (Markdown)."),
         ),
         migrations.CreateModel(
             name='RunTag',
