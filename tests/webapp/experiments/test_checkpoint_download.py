@@ -8,18 +8,10 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.factories import make_project, make_run, make_user
 from webapp.experiments.models import Checkpoint, RunStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def checkpoint_of(run, step: int = 4) -> Checkpoint:

@@ -6,20 +6,12 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.factories import make_project, make_run, make_user
 from webapp.experiments.models import RunKind, RunStatus
 from webapp.experiments.selectors import comparison_runs
 from webapp.experiments.views import MAX_COMPARED_RUNS
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def ticked(html: str) -> list[str]:

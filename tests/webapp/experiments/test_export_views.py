@@ -19,14 +19,6 @@ from webapp.experiments.models import RunKind
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
-
-
 def url(name, run, **query):
     return reverse(f"experiments:{name}", args=[run.project_id, run.id]), query
 

@@ -1,27 +1,14 @@
 """The runs list: a page at a time, newest first, polling its own page while a run on it is active."""
 
-import re
-
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.factories import make_run
+from tests.webapp.experiments.conftest import shown_runs as shown
 from webapp.experiments.models import Run, RunStatus
 from webapp.experiments.views import RUNS_PAGE
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
-
-
-def shown(html: str) -> list[str]:
-    return re.findall(r'id="run-link-\d+" href="[^"]+">([^<]+)</a>', html)
 
 
 def test_many_runs_are_listed_a_page_at_a_time_newest_first(client, researcher):

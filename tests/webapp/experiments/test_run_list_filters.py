@@ -6,25 +6,14 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.factories import make_project, make_run, make_user
 from tests.webapp.api.conftest import api_user, token_client
+from tests.webapp.experiments.conftest import shown_runs as shown
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import Run, RunKind, RunStatus
 from webapp.experiments.views import RUNS_PAGE
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
-
-
-def shown(html: str) -> list[str]:
-    return re.findall(r'id="run-link-\d+" href="[^"]+">([^<]+)</a>', html)
 
 
 def page(client, project, **query) -> str:

@@ -15,14 +15,6 @@ from webapp.experiments.run_notes import MAX_TAGS, run_notes_update, tags_clean
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def researcher(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
-
-
 def tags_of(run) -> list[str]:
     return list(RunTag.objects.filter(run=run).order_by("id").values_list("name", flat=True))
 
