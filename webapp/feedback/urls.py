@@ -5,6 +5,7 @@ from webapp.feedback import views
 app_name = "feedback"
 urlpatterns = [
     path("annotate/", views.annotate_page, name="annotate"),
+    path("annotate/rejected/", views.my_rejected_labels_page, name="my_rejected"),
     path("annotate/<int:task_id>/", views.annotate_task_page, name="annotate_task"),
     path("annotate/<int:task_id>/submit/", views.label_submit_view, name="submit"),
     path("annotate/<int:task_id>/skip/", views.task_skip_view, name="skip"),

@@ -104,6 +104,15 @@ def _workspace(request, *, task, form=None, undo=None, error=None, status=200, f
 
 
 @member_required
+def my_rejected_labels_page(request, project_id: int):
+    """The caller's own labels that a researcher rejected in review, each with its task's prompt,
+    the caller's ranking, who rejected it, when and why: the reviewer's word back to the annotator."""
+    labels = selectors.rejected_labels_of(project=request.project, annotator=request.user)
+    page = Paginator(labels, 50).get_page(request.GET.get("page"))
+    return _page(request, "feedback/my_rejected_labels.html", page=page)
+
+
+@member_required
 def annotate_page(request, project_id: int):
     """The next task for the caller (their held one first), or a done message."""
     nxt = services.task_next_with_progress(project=request.project, annotator=request.user)

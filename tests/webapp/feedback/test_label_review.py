@@ -309,3 +309,25 @@ def test_the_confirm_page_is_404_for_someone_without_labels_in_the_project(clien
     assert client.get(reverse("feedback:annotator_reject", args=[project.id, outsider.pk])).status_code == 404
     assert client.post(reverse("feedback:annotator_reject", args=[project.id, outsider.pk])).status_code == 404
     assert PreferenceLabel.objects.get(annotator=outsider).rejected_at is None
+
+
+def test_an_annotator_sees_how_many_of_their_labels_were_rejected_and_why(client, project, annotator, researcher):
+    other = make_user()
+    project.memberships.create(user=other, role="annotator")
+    mine = submit(make_task(project, prompt="What is 2+2?"), annotator, [[0], [1]])
+    theirs = submit(make_task(project, prompt="their task"), other, [[0], [1]])
+    label_reject(label_id=mine.id, project=project, by=researcher, reason="read both <b>before</b> choosing")
+    label_reject(label_id=theirs.id, project=project, by=researcher, reason="someone else's")
+    make_task(project)  # a task left, so the workspace shows its counter
+    login(client, annotator)
+    html = client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    url = reverse("feedback:my_rejected", args=[project.id])
+    assert f'(<a href="{url}">1 rejected in review</a>)' in html
+    html = client.get(url).content.decode()
+    assert "What is 2+2?" in html and "read both &lt;b&gt;before&lt;/b&gt; choosing" in html
+    assert "their task" not in html and "someone else" not in html
+    label_restore(label_id=mine.id, project=project)
+    assert "None of your labels in this project was rejected." in client.get(url).content.decode()
+    assert "rejected in review" not in client.get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    stranger = make_project(owner=make_user())
+    assert client.get(reverse("feedback:my_rejected", args=[stranger.id])).status_code == 404
