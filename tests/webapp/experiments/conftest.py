@@ -16,6 +16,13 @@ def researcher(client):
     return project
 
 
+@pytest.fixture
+def project(researcher):
+    """The same logged-in project, under the name the launch pages' tests use (test modules whose
+    ``project`` is another one define their own)."""
+    return researcher
+
+
 def shown_runs(html: str) -> list[str]:
     """The names of the runs the runs list shows, in its order."""
     return re.findall(r'id="run-link-\d+" href="[^"]+">([^<]+)</a>', html)

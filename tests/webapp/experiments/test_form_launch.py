@@ -8,11 +8,8 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import (
-    PASSWORD,
     make_dataset,
     make_policy,
-    make_project,
-    make_user,
     tiny_run_form_data,
 )
 from tests.webapp.experiments.test_sft_runs import form_data as sft_form_data
@@ -21,14 +18,6 @@ from webapp.experiments.models import Run, RunKind
 from webapp.rewards.services import pair_set_import
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def page_key(client, url) -> str:

@@ -7,11 +7,8 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import (
-    PASSWORD,
     make_dataset,
     make_policy,
-    make_project,
-    make_user,
     tiny_run_form_data,
 )
 from tests.webapp.experiments.test_sft_runs import form_data as sft_form_data
@@ -19,14 +16,6 @@ from tests.webapp.experiments.test_sft_runs import toy_dataset
 from webapp.experiments.models import Run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def errors(response, field) -> list[str]:

@@ -4,18 +4,10 @@ data) says what to do first, with a link to do it; once it is there the notice i
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_dataset, make_policy, make_project, make_user
+from tests.factories import make_dataset, make_policy
 from webapp.rewards.services import pair_set_import
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def page(client, name, project) -> str:
