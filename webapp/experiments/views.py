@@ -85,8 +85,8 @@ def run_list_page(request, project_id: int):
     filters = RunListFilterForm(request.GET, metric_keys=keys)
     filters.is_valid()
     chosen = filters.filters()
-    runs = run_list(project=request.project, **chosen).prefetch_related("tags")
-    page = Paginator(runs, RUNS_PAGE).get_page(request.GET.get("page"))
+    listed = run_list(project=request.project, **chosen).prefetch_related("tags")
+    page = Paginator(listed, RUNS_PAGE).get_page(request.GET.get("page"))
     runs = list(page.object_list)
     context = _context(request, runs=runs, page=page, any_active=any(not r.is_terminal for r in runs),
                        filters=filters, metric=chosen["metric"], ordered_by_metric=bool(chosen["metric_order"]),
@@ -174,7 +174,7 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
     against = head_to_heads(project=request.project, run_id=run.id, other_ids=[i for i, _ in opponents])
     human = [{"run_id": other_id, "name": name, "live": other_id in live, "result": against[other_id]}
              for other_id, name in opponents]
-    asked = request.GET.getlist("compare")[:MAX_COMPARED_RUNS]
+    asked = request.GET.getlist("compare")[:MAX_COMPARED_RUNS]  # as _compare_ids reads them
     wanted = set(_compare_ids(asked, run))
     compared = list(run_list(project=request.project).filter(pk__in=wanted)) if wanted else []
     others = list(comparison_runs(run=run))
@@ -203,7 +203,7 @@ def run_notes_action(request, project_id: int, run_id: int):
     if form.is_valid():
         try:
             run_notes_update(run_id=run.id, project=request.project, name=form.cleaned_data["name"],
-                                      description=form.cleaned_data["description"], tags=form.cleaned_data["tags"])
+                             description=form.cleaned_data["description"], tags=form.cleaned_data["tags"])
         except RunError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         except Run.DoesNotExist:
