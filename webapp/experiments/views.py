@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget
 
 from webapp.core.deletion import deletion_attempt
-from webapp.core.tar_stream import folder_in_checkpoint_root, tar_download_response
 from webapp.core.query import query_id
+from webapp.core.tar_stream import folder_in_checkpoint_root, tar_download_response
 from webapp.experiments.errors import RunError
 from webapp.experiments.export_filters import (
     ExportFilterError,
@@ -24,13 +24,28 @@ from webapp.experiments.export_filters import (
     export_filters,
 )
 from webapp.experiments.exports import (
-    PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
+    PARQUET_CONTENT_TYPE,
+    export_response,
+    run_metrics_csv,
+    run_trajectories_jsonl,
+    run_trajectories_parquet,
 )
 from webapp.experiments.form_launch import form_launch
-from webapp.experiments.forms import DPORunForm, NewEvaluationForm, NewRunForm, SFTRunForm
+from webapp.experiments.forms import (
+    DPORunForm,
+    NewEvaluationForm,
+    NewRunForm,
+    SFTRunForm,
+)
 from webapp.experiments.metrics import metric_key_is_valid
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.run_compare import run_settings, settings_differences
+from webapp.experiments.run_copy import (
+    copy_fill,
+    copy_url,
+    offline_run_copy,
+    policy_run_copy,
+)
 from webapp.experiments.run_list_filters import RunListFilterForm, RunNotesForm
 from webapp.experiments.selectors import (
     HELD_OUT_VIEWS,
@@ -51,8 +66,8 @@ from webapp.experiments.selectors import (
     run_deletion_summary,
     run_get,
     run_list,
-    trajectory_groups,
     step_choices,
+    trajectory_groups,
     trajectory_steps,
 )
 from webapp.experiments.services import (
@@ -124,42 +139,47 @@ def evaluation_new_page(request, project_id: int):
 
 @research_required
 def dpo_new_page(request, project_id: int):
-    """The New DPO run page: a policy and a pair set of the project; ``?policy=<id>`` comes chosen."""
+    """The New DPO run page: a policy and a pair set of the project; ``?policy=<id>`` comes chosen,
+    ``?from=<run id>`` fills it with that DPO run's settings."""
     return _offline_launch_page(request, DPORunForm, RunKind.DPO, "experiments/new_dpo.html")
 
 
 @research_required
 def sft_new_page(request, project_id: int):
-    """The New SFT run page: a policy and examples of the project; ``?policy=<id>`` comes chosen."""
+    """The New SFT run page: a policy and examples of the project; ``?policy=<id>`` comes chosen,
+    ``?from=<run id>`` fills it with that SFT run's settings."""
     return _offline_launch_page(request, SFTRunForm, RunKind.SFT, "experiments/new_sft.html")
 
 
 def _offline_launch_page(request, form_class, kind: str, template: str):
     chosen = query_id(request.GET.get("policy", ""))
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None)
+    copy = copy_fill(form, project=request.project, query=request.GET, kind=kind, read=offline_run_copy)
     if request.method == "POST" and form.is_valid():
         run = form_launch(request, form, kind=kind, policy=form.cleaned_data["policy"])
         if run is not None:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
-    return render(request, template, _context(request, form=form), status=status)
+    return render(request, template, _context(request, form=form, copy=copy), status=status)
 
 
 def _launch_page(request, form_class, kind: str):
-    """The New-run and New-evaluation pages: ``?policy=<id>`` (the Policies page's links) comes chosen."""
+    """The New-run and New-evaluation pages: ``?policy=<id>`` (the Policies page's links) comes chosen;
+    ``?from=<run id>`` fills the form with that run's settings."""
     from webapp.rewards.selectors import reward_models_ready
 
     chosen = query_id(request.GET.get("policy", ""))
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
                       reward_models=reward_models_ready(project=request.project))
+    copy = copy_fill(form, project=request.project, query=request.GET, kind=kind, read=policy_run_copy)
     if request.method == "POST" and form.is_valid():
         run = form_launch(request, form, kind=kind, dataset=form.cleaned_data["dataset"],
                           policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))
         if run is not None:
             return redirect("experiments:detail", request.project.id, run.id)
     status = 400 if request.method == "POST" else 200
-    return render(request, "experiments/new.html", _context(request, form=form, evaluation=kind == RunKind.EVALUATION),
-                  status=status)
+    return render(request, "experiments/new.html",
+                  _context(request, form=form, copy=copy, evaluation=kind == RunKind.EVALUATION), status=status)
 
 
 @research_required
@@ -190,6 +210,7 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
         checkpoints=checkpoint_list(run=run),
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
+        copy_url=copy_url(run),
         metric_keys=metric_keys(run_ids=[run.id])), status=status)
 
 

@@ -10,6 +10,7 @@ from webapp.experiments.errors import RunError
 from webapp.experiments.form_launch import form_launch
 from webapp.experiments.forms import RewardModelRunForm
 from webapp.experiments.models import RunKind
+from webapp.experiments.run_copy import copy_fill, reward_model_run_copy
 from webapp.experiments.selectors import reward_model_runs, run_deletion_summary
 from webapp.projects.access import research_required
 from webapp.rewards.errors import PairImportError, RewardModelError
@@ -54,12 +55,13 @@ def reward_model_train_page(request, project_id: int):
     project = request.project
     form = RewardModelRunForm(request.POST or None, pair_sets=pair_set_list(project=project),
                               label_count=label_count(project=project))
+    copy = copy_fill(form, project=project, query=request.GET, kind=RunKind.REWARD_MODEL, read=reward_model_run_copy)
     if request.method == "POST" and form.is_valid():
         run = form_launch(request, form, kind=RunKind.REWARD_MODEL)
         if run is not None:
             return redirect("experiments:detail", project.id, run.id)
     status = 400 if request.method == "POST" else 200
-    return render(request, "rewards/train.html", _context(request, form=form), status=status)
+    return render(request, "rewards/train.html", _context(request, form=form, copy=copy), status=status)
 
 
 @research_required
