@@ -106,6 +106,25 @@ def test_a_policy_runs_copy_launched_unchanged_has_its_config_datasets_and_polic
     assert copy.name == "baseline (copy)"
 
 
+def test_a_copy_with_a_knob_changed_differs_from_the_original_in_that_knob_alone(client, project, tmp_path):
+    original = policy_run(project, tmp_path)
+    url = reverse("experiments:new", args=[project.id]) + f"?from={original.id}"
+    data = {**unchanged(client.get(url).context["form"]), "algorithm__beta": 0.1, "optim__lr": 1e-5}
+    assert client.post(url, data).status_code == 302
+    copy = Run.objects.filter(project=project, kind=RunKind.POLICY).exclude(pk=original.pk).get()
+    expected = {**original.config, "algorithm": {**original.config["algorithm"], "beta": 0.1},
+                "optim": {**original.config["optim"], "lr": 1e-5}}
+    assert copy.config == expected
+
+
+def test_a_policy_in_the_address_wins_over_the_copied_runs(client, project, tmp_path):
+    original = policy_run(project, tmp_path)
+    other = make_policy(project, name="other")
+    url = reverse("experiments:new", args=[project.id]) + f"?from={original.id}&policy={other.id}"
+    form = client.get(url).context["form"]
+    assert form["policy"].value() == other.id and form["optim__lr"].value() == 3e-6
+
+
 def test_a_policy_runs_copy_shows_its_settings_in_the_fields_and_the_rest_as_json(client, project, tmp_path):
     original = policy_run(project, tmp_path)
     rm = RewardModel.objects.get(project=project)
