@@ -358,3 +358,13 @@ def test_the_copy_page_escapes_the_runs_name(client, project):
                           policy=make_policy(project))
     html = copy_page(client, original).content.decode()
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_rewards_past_the_forms_rows_are_named_as_left_out(client, project):
+    rewards = [{"name": "exact_answer"}] + [{"name": "length", "max_tokens": 3, "label": f"len{i}"} for i in range(4)]
+    original = run_launch(project=project, user=owner(project), name="r", kind=RunKind.POLICY,
+                          config={"train": {"device": "cpu"}, "rewards": rewards},
+                          dataset=make_dataset(project), policy=make_policy(project))
+    response = copy_page(client, original)
+    assert [response.context["form"][f"reward_{i}_name"].value() for i in range(4)] == ["exact_answer"] + ["length"] * 3
+    assert "Reward 5 (len3): the form has 4 reward rows, so it was left out." in response.content.decode()
