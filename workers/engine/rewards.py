@@ -24,6 +24,7 @@ from typing import Any
 import regex as rx  # not `regex`: the reward of that name is defined below
 
 from .errors import ConfigError, EngineError, finite_float
+from .math_equivalence import answer_matches, math_verify_missing, parse_reference
 
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_INPUT_CHARS = 20_000
@@ -54,17 +55,21 @@ class RewardComponent:
     # Optional variant returning (values, extra metrics), e.g. ensemble disagreement.
     fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None
     nested_criteria: bool = False
+    # What is missing where the engine runs (an optional package), as a message; None if nothing.
+    unavailable: Callable[[], str | None] | None = None
 
 
 REWARDS: dict[str, RewardComponent] = {}
 
 
 def register(name: str, *, params: dict[str, Param], binary: bool, help: str,
-             fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None):
+             fn_with_metrics: Callable[..., tuple[list[float], dict[str, float]]] | None = None,
+             unavailable: Callable[[], str | None] | None = None):
     def wrap(fn: Callable[..., list[float]]) -> Callable[..., list[float]]:
         REWARDS[name] = RewardComponent(name=name, fn=fn, params=params, binary=binary,
                                         help=help, fn_with_metrics=fn_with_metrics,
-                                        nested_criteria=name == "checklist")
+                                        nested_criteria=name == "checklist",
+                                        unavailable=unavailable)
         return fn
     return wrap
 
@@ -78,6 +83,8 @@ def validate_reward_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("name", f"unknown reward {name!r}; known rewards: "
                           f"{', '.join(sorted(REWARDS))}")
     component = REWARDS[name]
+    if component.unavailable is not None and (missing := component.unavailable()):
+        raise ConfigError("name", f"reward {name!r} {missing}")
     out: dict[str, Any] = {}
     unknown = sorted(set(params) - set(component.params))
     if unknown:
@@ -228,6 +235,50 @@ def answers_match(predicted: str | None, reference: str | None, tolerance: float
 def exact_answer(prompts, completions, references, *, tolerance: float = 1e-6, **_) -> list[float]:
     refs = references if references is not None else [None] * len(completions)
     return [float(answers_match(extract_answer(c), r, tolerance)) for c, r in zip(completions, refs)]
+
+
+# --- math answers, compared symbolically ---------------------------------------------------
+
+def _check_timeout(value: int) -> str | None:
+    return None if 1 <= value <= 600 else "must be between 1 and 600 seconds"
+
+
+@register("math_verify", binary=True, unavailable=math_verify_missing,
+          help="1 when the final answer is mathematically the reference, by Hugging Face's "
+          "math-verify (as TRL's accuracy_reward): \\frac{\\sqrt{2}}{2} is \\sqrt{2}/2, (x+1)^2 is "
+          "x^2+2x+1, \\{1,2\\} is \\{2,1\\}, intervals, tuples, degrees and units. The answer is "
+          "the last \\boxed{}, else LaTeX after 'the final answer is', else the last plain "
+          "expression; the reference is LaTeX, with or without $...$ or \\boxed{}, or GSM8K's "
+          "'... #### 72'. The answer's LaTeX must be well formed (\\frac12 is not read, as in "
+          "TRL). A reference in which math-verify finds no mathematics (words such as 'Paris', "
+          "malformed LaTeX) is compared as exact_answer compares it; a missing one scores 0. "
+          "Needs the math-verify package where the engine runs.",
+          params={"timeout_s": Param((int,), 5, "seconds allowed: in the main thread (the CLI, "
+                                     "a Celery worker) math-verify's own alarm stops each parse and "
+                                     "each comparison after it, so an item takes at most about three "
+                                     "times this; in another thread, where "
+                                     "alarms cannot be set, the item is given up after it and "
+                                     "scores 0. Inputs are cut to their last 20,000 characters, "
+                                     "and an answer with a number of over 10,000 digits "
+                                     "(10^{10^{10}}) scores 0 without being computed",
+                                     _check_timeout)})
+def math_verify(prompts, completions, references, *, timeout_s: int = 5, **_) -> list[float]:
+    """N completions and their N references (or None) -> N values, 1.0 when the final answer is
+    equivalent to the reference; a reference without mathematics falls back to answers_match."""
+    refs = references if references is not None else [None] * len(completions)
+    golds: dict[str, list] = {}  # a group's completions share their prompt's reference
+    out = []
+    for completion, reference in zip(completions, refs):
+        if reference is None:
+            out.append(0.0)
+            continue
+        if reference not in golds:
+            golds[reference] = parse_reference(reference, timeout_s)
+        if golds[reference]:
+            out.append(float(answer_matches(golds[reference], completion, timeout_s)))
+        else:
+            out.append(float(answers_match(extract_answer(completion), reference)))
+    return out
 
 
 # --- format and checklist criteria ---------------------------------------------------------
