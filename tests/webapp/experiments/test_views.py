@@ -83,6 +83,24 @@ def test_a_reward_gated_by_group_accuracy_reaches_the_config_and_a_bad_gate_is_n
     assert "must be in (0, 1]" in str(response.context["form"].errors["reward_1_params"])
 
 
+def test_a_math_verify_reward_is_offered_launched_and_refused_where_math_verify_is_missing(
+        client, researcher, sent, monkeypatch):
+    import sys
+
+    page = client.get(new_run_url(researcher)).content.decode()
+    assert '<option value="math_verify">' in page and 'id="reward-component-math_verify"' in page
+    data = {**tiny_run_form_data(make_policy(researcher), make_dataset(researcher)),
+            "reward_0_name": "math_verify", "reward_0_params": '{"timeout_s": 3}'}
+    assert client.post(new_run_url(researcher), data).status_code == 302
+    assert Run.objects.get(project=researcher).config["rewards"][0] == {"name": "math_verify", "weight": 1.0,
+                                                                        "timeout_s": 3}
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # as on a box without the package
+    response = client.post(new_run_url(researcher), {**data, "name": "second"})
+    assert response.status_code == 400
+    assert "pip install math-verify==0.9.0" in str(response.context["form"].errors)
+    assert Run.objects.filter(project=researcher).count() == 1
+
+
 def test_a_valid_form_launches_a_queued_run_and_sends_its_task(client, researcher, sent,
                                                               django_capture_on_commit_callbacks):
     data = tiny_run_form_data(make_policy(researcher), make_dataset(researcher))
