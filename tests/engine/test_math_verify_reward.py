@@ -249,3 +249,29 @@ def test_config_validation_imports_neither_math_verify_nor_sympy():
             "assert 'math_verify' not in sys.modules and 'sympy' not in sys.modules, 'imported'\n")
     result = run_python(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_prompts_without_a_reference_are_refused_naming_the_reward(tiny_cfg, tmp_path):
+    from workers.engine import PromptRecord, train
+    from workers.engine.data import validate_prompts
+    from workers.engine.errors import DataError
+    from workers.engine.evaluation_run import evaluate_policy
+
+    prompts = [PromptRecord("1+1?", "2"), PromptRecord("2+2?")]
+    with pytest.raises(DataError, match=r"prompt #1 has no reference answer, which math_verify needs"):
+        validate_prompts(prompts, need_references="math_verify")
+    assert len(validate_prompts(prompts)) == 2
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "math_verify"}]))
+    with pytest.raises(DataError, match="which math_verify needs"):
+        evaluate_policy(config, prompts)
+    with pytest.raises(DataError, match="which math_verify needs"):
+        train(config, prompts, output_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_weight_0_math_verify_measures_accuracy_beside_other_0_1_rewards(tiny_cfg):
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "regex", "pattern": "^A"},
+                                                     {"name": "math_verify", "weight": 0}]))
+    assert config.accuracy_reward == "math_verify"
+    config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "math_verify"}, {"name": "exact_answer"}]))
+    assert config.accuracy_reward == "math_verify"  # the first of the two that read the reference

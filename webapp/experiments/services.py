@@ -281,16 +281,20 @@ def _run_created_with(*, project, user, key: str, digest: str) -> Run | None:
 
 def _dataset_check(dataset, config: dict) -> None:
     """RunError on ``dataset`` when the worker would refuse it: no prompts, or prompts without
-    the reference answer an ``exact_answer`` reward compares with."""
+    the reference answer an ``exact_answer`` or ``math_verify`` reward compares with."""
+    from workers.engine.rewards import reference_reward
+
     prompts = dataset.prompts.all()
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="dataset")
     _blank_prompts_check(dataset, field="dataset")
     rewards = config.get("rewards", [{"name": "exact_answer"}])  # the engine's default
-    if isinstance(rewards, list) and any(isinstance(r, dict) and r.get("name") == "exact_answer" for r in rewards):
+    names = [r.get("name") for r in rewards if isinstance(r, dict)] if isinstance(rewards, list) else []
+    needer = reference_reward(names)
+    if needer is not None:
         missing = prompts.filter(reference="").count()
         if missing:
-            raise RunError(f"{missing} of its prompts have no reference answer, which the exact_answer reward "
+            raise RunError(f"{missing} of its prompts have no reference answer, which the {needer} reward "
                            "needs; give every prompt a reference or drop that reward", field="dataset")
 
 
@@ -310,10 +314,11 @@ def _blank_prompts_check(dataset, *, field: str) -> None:
 def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
     """RunError unless held-out prompts and ``eval.every_steps`` come together, the prompts are
     not the training set, and they are ones the engine's evaluation can score (with its 0/1
-    accuracy reward; exact_answer needs each prompt's reference). A config the engine refuses
-    is left to ``run_create`` to report."""
+    accuracy reward; exact_answer and math_verify need each prompt's reference). A config the
+    engine refuses is left to ``run_create`` to report."""
     from workers.engine.config import TrainConfig
     from workers.engine.errors import ConfigError
+    from workers.engine.rewards import REFERENCE_REWARDS
 
     try:
         engine_config = TrainConfig.from_dict(config)
@@ -337,10 +342,12 @@ def _held_out_check(eval_dataset, config: dict, *, project, dataset) -> None:
     if not prompts.exists():
         raise RunError("the dataset has no prompts", field="eval_dataset")
     _blank_prompts_check(eval_dataset, field="eval_dataset")
-    missing = prompts.filter(reference="").count() if engine_config.held_out_reward.name == "exact_answer" else 0
+    scorer = engine_config.held_out_reward.name
+    missing = prompts.filter(reference="").count() if scorer in REFERENCE_REWARDS else 0
     if missing:
-        raise RunError(f"{missing} of its prompts have no reference answer; held-out prompts are scored by "
-                       "exact match with their reference (exact_answer) unless the run has another 0/1 reward",
+        how = ("by exact match with their reference (exact_answer) unless the run has another 0/1 reward"
+               if scorer == "exact_answer" else f"against their reference by the run's {scorer} reward")
+        raise RunError(f"{missing} of its prompts have no reference answer; held-out prompts are scored {how}",
                        field="eval_dataset")
 
 

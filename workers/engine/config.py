@@ -532,14 +532,14 @@ class TrainConfig:
 
     @property
     def accuracy_reward(self) -> str | None:
-        """Key of the 0/1 reward that defines accuracy: the first exact_answer (whatever its
-        weight: a weight-0 exact_answer is how a run trained on a reward model measures real
+        """Key of the 0/1 reward that defines accuracy: the first exact_answer or math_verify
+        (whatever its weight: a weight-0 one is how a run trained on a reward model measures real
         accuracy), else the first binary component trained on, else the first binary one;
         None when the run has none."""
-        from .rewards import REWARDS  # noqa: PLC0415
+        from .rewards import REFERENCE_REWARDS, REWARDS  # noqa: PLC0415
 
         binary = [r for r in self.rewards if REWARDS[r.name].binary]
-        for reward in [r for r in binary if r.name == "exact_answer"] + [r for r in binary if r.weight] + binary:
+        for reward in [r for r in binary if r.name in REFERENCE_REWARDS] + [r for r in binary if r.weight] + binary:
             return reward.key
         return None
 

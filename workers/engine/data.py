@@ -24,9 +24,10 @@ class PromptRecord:
 
 
 def validate_prompts(prompts: Sequence[PromptRecord | Mapping[str, Any]], *,
-                     need_references: bool = False) -> list[PromptRecord]:
+                     need_references: str | None = None) -> list[PromptRecord]:
     """Check prompts before any work; mappings are read as {"prompt", "reference", "id"}.
-    Raises DataError naming the first bad record."""
+    ``need_references`` names the reward that compares with each prompt's reference (None: no
+    reference needed). Raises DataError naming the first bad record."""
     if prompts is None or len(prompts) == 0:
         raise DataError("the dataset is empty: give at least one prompt")
     records = []
@@ -44,7 +45,7 @@ def validate_prompts(prompts: Sequence[PromptRecord | Mapping[str, Any]], *,
         else:
             raise DataError(f"{where}: a prompt is a string or a non-empty list of messages")
         if need_references and record.reference is None:
-            raise DataError(f"{where} has no reference answer, which exact_answer needs")
+            raise DataError(f"{where} has no reference answer, which {need_references} needs")
         records.append(record)
     return records
 

@@ -25,7 +25,7 @@ from .config import TrainConfig, check_evaluable, evaluation_steps
 from .data import PromptRecord, sampling_seed, validate_prompts
 from .metrics import rollout_metrics
 from .policy import load_policy, resolve_device, stop_token_ids
-from .rewards import score_completions
+from .rewards import reference_reward, score_completions
 from .rollout import SamplingParams, decode_completions, encode_prompts, sample_completions
 from .static_decoder import StaticCacheSampler, supports
 from .trainer import Callbacks, _check_models_available
@@ -48,7 +48,7 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
     """
     check_evaluable(config)
     callbacks = callbacks or Callbacks()
-    records = validate_prompts(prompts, need_references=any(r.name == "exact_answer" for r in config.rewards))
+    records = validate_prompts(prompts, need_references=reference_reward([r.name for r in config.rewards]))
     _check_models_available(config)
     per_step, g = config.rollout.prompts_per_step, config.rollout.num_generations
     total = evaluation_steps(len(records), per_step)

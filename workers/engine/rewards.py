@@ -60,6 +60,14 @@ class RewardComponent:
 
 
 REWARDS: dict[str, RewardComponent] = {}
+# Components that compare a completion with its prompt's reference answer: a run with one refuses
+# prompts without a reference (each would score 0), and the first is the run's accuracy reward.
+REFERENCE_REWARDS = ("exact_answer", "math_verify")
+
+
+def reference_reward(names: Sequence[str]) -> str | None:
+    """The first of the reward ``names`` that needs every prompt's reference answer, or None."""
+    return next((name for name in names if name in REFERENCE_REWARDS), None)
 
 
 def register(name: str, *, params: dict[str, Param], binary: bool, help: str,

@@ -29,7 +29,7 @@ from .metrics import rollout_metrics
 from .policy import (check_policy_available, load_policy, load_policy_checkpoint,
                      resolve_device, stop_token_ids)
 from .reward_gates import gate_by_group_accuracy
-from .rewards import score_completions
+from .rewards import reference_reward, score_completions
 from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
 from .static_decoder import StaticCacheSampler, supports
@@ -125,9 +125,8 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
     check_trainable(config)
     callbacks = callbacks or Callbacks()
     output_dir = Path(output_dir)
-    records = validate_prompts(prompts, need_references=any(
-        r.name == "exact_answer" for r in config.rewards))
-    eval_records = validate_prompts(eval_prompts, need_references=config.held_out_reward.name == "exact_answer"
+    records = validate_prompts(prompts, need_references=reference_reward([r.name for r in config.rewards]))
+    eval_records = validate_prompts(eval_prompts, need_references=reference_reward([config.held_out_reward.name])
                                     ) if eval_prompts else []
     _check_models_available(config)
     session, start_step = _open_session(config, records, output_dir, model_cache_dir)

@@ -148,6 +148,21 @@ def test_a_dataset_the_worker_would_refuse_is_refused_at_launch_on_the_field(kin
                       policy=policy).pk
 
 
+@pytest.mark.parametrize("kind", [RunKind.EVALUATION, RunKind.POLICY])
+def test_a_math_verify_reward_needs_every_reference_as_exact_answer_does(kind):
+    from webapp.experiments.errors import RunError
+
+    project = make_project()
+    no_references = make_dataset(project)
+    no_references.prompts.filter(index__gte=2).update(reference="")
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=None, name="x", kind=kind, dataset=no_references, policy=make_policy(project),
+                   config=eval_config(rewards=[{"name": "length", "max_tokens": 3}, {"name": "math_verify"}]))
+    assert info.value.field == "dataset"
+    assert "2 of its prompts have no reference answer, which the math_verify reward needs" in info.value.message
+    assert not Run.objects.exists()
+
+
 def test_an_evaluation_scores_with_a_reward_model_of_the_project_named_by_id(tmp_path):
     from webapp.rewards.models import RewardModel
 

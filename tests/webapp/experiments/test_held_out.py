@@ -186,6 +186,20 @@ def test_held_out_prompts_the_worker_could_not_score_are_refused_on_their_field(
     assert not Run.objects.exists() and sent == []
 
 
+def test_held_out_prompts_scored_by_math_verify_need_their_references(sent):
+    project = make_project()
+    unmarked = dataset_create(project=project, name="unmarked", rows=[
+        PromptRow(text="a", reference="1"), PromptRow(text="b", reference="")])
+    config = {**held_out_config(), "rewards": [{"name": "math_verify"}, {"name": "length", "max_tokens": 3}]}
+    with pytest.raises(RunError) as info:
+        run_launch(project=project, user=None, name="held out", kind=RunKind.POLICY, config=config,
+                   dataset=make_dataset(project), policy=make_policy(project), eval_dataset=unmarked)
+    assert info.value.field == "eval_dataset"
+    assert info.value.message == ("1 of its prompts have no reference answer; held-out prompts are scored against "
+                                  "their reference by the run's math_verify reward")
+    assert not Run.objects.exists() and sent == []
+
+
 def test_a_dataset_held_out_by_a_run_is_kept_until_the_run_is_deleted():
     project = make_project()
     held_out = make_dataset(project)
