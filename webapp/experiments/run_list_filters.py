@@ -3,6 +3,8 @@ and the run page's notes form."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 
 from webapp.experiments.models import RunKind, RunStatus
@@ -41,6 +43,12 @@ class RunListFilterForm(forms.Form):
         """Each invalid filter's error, naming it; the list is shown without that filter."""
         return [f"{self.fields[name].label}: {error} It is left out." for name, errors in self.errors.items()
                 for error in errors]
+
+    def tag_query(self, tag: str) -> str:
+        """The query of a link to the list filtered by ``tag``: the other filters as they were asked
+        for (as the pager keeps them), any other tag replaced, back to the first page; URL-encoded."""
+        pairs = [(name, tag if name == "tag" else self.data.get(name, "")) for name in self.fields]
+        return "?" + urlencode([(name, value) for name, value in pairs if value])
 
     def narrows(self) -> bool:
         """True when a valid filter leaves runs out (the metric column alone leaves none out)."""

@@ -11,6 +11,7 @@ from tests.webapp.api.conftest import api_user, token_client
 from tests.webapp.experiments.conftest import shown_runs as shown
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import Run, RunKind, RunStatus
+from webapp.experiments.run_notes import run_notes_update
 from webapp.experiments.views import RUNS_PAGE
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +107,34 @@ def test_the_api_lists_runs_whose_name_contains_the_search(researcher):
     names = [r["name"] for r in api.get(f"/api/v1/projects/{project.id}/runs/", {"search": "grpo"}).json()["results"]]
     assert names == ["GRPO sweep 1"]
     assert len(api.get(f"/api/v1/projects/{project.id}/runs/", {"search": ""}).json()["results"]) == 2
+
+
+def tag_hrefs(html: str) -> list[str]:
+    return re.findall(r'<a class="badge tag" href="([^"]*)">', html)
+
+
+def test_a_tag_link_keeps_the_other_filters_and_goes_back_to_the_first_page(client, researcher):
+    Run.objects.bulk_create([Run(project=researcher, name=f"sweep {i:03}", kind="policy", status=RunStatus.RUNNING)
+                             for i in range(RUNS_PAGE + 3)])
+    oldest = Run.objects.get(name="sweep 000")
+    run_notes_update(run_id=oldest.id, project=researcher, tags=["lr sweep"])
+    metric_points_upsert(run_id=oldest.id, points=[["reward", 1, 0.5]])
+    html = page(client, researcher, page=2, q="sweep", kind="policy", status="running", metric="reward")
+    assert "Page 2 of 2" in html
+    assert tag_hrefs(html) == ["?q=sweep&amp;tag=lr+sweep&amp;kind=policy&amp;status=running&amp;metric=reward"]
+    followed = page(client, researcher, q="sweep", tag="lr sweep", kind="policy", status="running", metric="reward")
+    assert shown(followed) == ["sweep 000"]
+    # a tag link on a list already filtered by a tag and ordered by a metric replaces the tag, keeps the order
+    html = page(client, researcher, tag="other", metric="reward", order="desc")
+    assert shown(html) == []
+    html = page(client, researcher, tag="lr sweep", metric="reward", order="desc")
+    assert tag_hrefs(html) == ["?tag=lr+sweep&amp;metric=reward&amp;order=desc"]
+
+
+def test_a_tag_link_encodes_the_tag_and_the_search(client, researcher):
+    run = make_run(researcher, name="a&b #1 café")
+    run_notes_update(run_id=run.id, project=researcher, tags=["a&b #x é"])
+    html = page(client, researcher, q="a&b #1 café")
+    assert tag_hrefs(html) == ["?q=a%26b+%231+caf%C3%A9&amp;tag=a%26b+%23x+%C3%A9"]
+    assert shown(page(client, researcher, q="a&b #1 café", tag="a&b #x é")) == ["a&amp;b #1 café"]
+
