@@ -18,6 +18,9 @@
   let last = null;
   let timer = null;
 
+  const deletedOut = document.getElementById("compare-deleted");
+  const deleted = new Map();  // id -> the name the page showed, of compared runs deleted since
+
   function comparedIds() {
     return Array.from(document.querySelectorAll("input[name=compare]:checked")).map((el) => el.value);
   }
@@ -121,6 +124,22 @@
     differences.appendChild(table);
   }
 
+  /* Compared runs the server no longer found: said by the name the page showed them under, their
+     boxes unticked (and the address with them) so that the next polls stop asking. */
+  function sayDeleted(ids) {
+    ids.forEach((id) => {
+      const box = document.querySelector("input[name=compare][value='" + CSS.escape(id) + "']");
+      if (box) { box.checked = false; box.disabled = true; }
+      if (!deleted.has(id)) deleted.set(id, (box && box.dataset.name) || "");
+    });
+    if (!ids.length) return;
+    rememberCompared();
+    deletedOut.textContent = Array.from(deleted, ([id, name]) =>
+      "Run " + id + " you compared" + (name ? " (\"" + name + "\")" : "") +
+      " was deleted; its curves are no longer shown.").join(" ");
+    deletedOut.hidden = false;
+  }
+
   function render() {
     if (!last) return;
     renderDifferences();
@@ -190,6 +209,7 @@
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
       last = await response.json();
+      if (deletedOut) sayDeleted(last.compared_missing || []);
       render();
       const run = last.run;
       const step = "step " + run.current_step + (run.steps_planned ? " of " + run.steps_planned : "");

@@ -61,3 +61,27 @@ def test_runs_ticked_on_the_polling_list_open_overlaid_and_the_address_follows_t
     page.wait_for_function("() => !location.search.includes('compare=')")
     page.check(f"input[name=compare][value='{first.id}']")
     page.wait_for_function(f"() => location.search === '?compare={first.id}'")
+
+
+def test_a_compared_run_deleted_while_the_page_is_open_is_said_by_its_name(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    baseline = make_run(project, name="baseline", status=RunStatus.RUNNING, current_step=1)
+    other = make_run(project, name='<b>sweep "2"</b> & co', status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=baseline.id, points=[("reward", 1, 0.1)])
+    metric_points_upsert(run_id=other.id, points=[("reward", 1, 0.5)])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{baseline.id}/?compare={other.id}")
+    page.wait_for_function("() => (document.querySelector('.chart[data-key=reward] .chart-summary') || {})"
+                           ".textContent?.includes('sweep')")
+    assert page.is_hidden("#compare-deleted")
+    other_id = other.id
+    other.delete()  # elsewhere, while this page polls
+    page.wait_for_selector("#compare-deleted:not([hidden])")
+    said = page.text_content("#compare-deleted")
+    assert said == f'Run {other_id} you compared ("<b>sweep "2"</b> & co") was deleted; its curves are no longer shown.'
+    assert page.locator("#compare-deleted b").count() == 0  # text, not markup
+    page.wait_for_function("() => !document.querySelector('.chart[data-key=reward] .chart-summary')"
+                           ".textContent.includes('sweep')")
+    assert not page.is_checked(f"input[name=compare][value='{other_id}']")
+    page.wait_for_function("() => !location.search.includes('compare=')")

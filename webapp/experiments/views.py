@@ -271,7 +271,8 @@ def run_compare_page(request, project_id: int):
 def run_chart_data(request, project_id: int, run_id: int):
     """JSON for the charts: every metric of the run (and of the runs to compare), downsampled."""
     run = run_get(project=request.project, run_id=run_id)
-    compared = list(run_list(project=request.project).filter(pk__in=_compare_ids(request.GET.getlist("compare"), run))
+    wanted = list(dict.fromkeys(_compare_ids(request.GET.getlist("compare"), run)))
+    compared = list(run_list(project=request.project).filter(pk__in=wanted)
                     .select_related("policy", "dataset", "eval_dataset"))
     others = {r.id: r.name for r in compared}
     run_ids = [run.id, *others]
@@ -285,6 +286,9 @@ def run_chart_data(request, project_id: int, run_id: int):
         "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
         # Compared runs still going: the charts keep polling for them once this run is over.
         "compared_active": [str(r.id) for r in compared if not r.is_terminal],
+        # Compared runs not found (deleted since the page showed them, or of no run of the project):
+        # the page names them by the name it showed, rather than their curves vanishing unsaid.
+        "compared_missing": [str(i) for i in wanted if i not in others],
         "latest": {str(k): v for k, v in metric_latest(run_ids=[run.id]).items()},
         "series": series,
         # The settings that differ between this run and the compared ones, in the order of "order".

@@ -249,6 +249,21 @@ def test_chart_data_names_the_compared_runs_still_going(client, researcher):
     assert client.get(url).json()["compared_active"] == []
 
 
+def test_chart_data_names_the_compared_runs_it_did_not_find(client, researcher):
+    """A compared run deleted while its page is open: its id is said, so the page can say so."""
+    run, kept, gone = make_run(researcher), make_run(researcher), make_run(researcher)
+    foreign = make_run(make_project(owner=make_user()))
+    url = reverse("experiments:chart_data", args=[researcher.id, run.id])
+    asked = {"compare": [kept.id, gone.id, foreign.id, "x", run.id, gone.id]}
+    assert client.get(url, asked).json()["compared_missing"] == [str(foreign.id)]  # another project's: not found
+    gone_id = gone.id
+    gone.delete()
+    data = client.get(url, asked).json()
+    assert data["compared_missing"] == [str(gone_id), str(foreign.id)]  # once each, in the address's order
+    assert set(data["runs"]) == {str(run.id), str(kept.id)}
+    assert client.get(url).json()["compared_missing"] == []
+
+
 def test_chart_data_lists_the_settings_in_which_the_compared_runs_differ(client, researcher):
     dataset = make_dataset(researcher, name="arith")
     run = make_run(researcher, name="mine", dataset=dataset, config={"algorithm": {"beta": 0.0}, "optim": {"lr": 1e-6}})
