@@ -137,7 +137,7 @@ class PairOutputSerializer(serializers.Serializer):
     rejected = serializers.CharField()
     margin = serializers.FloatField(
         required=False, min_value=0,
-        help_text="TRL's optional margin (≥ 0), present only when the pair was imported with one: a "
+        help_text="TRL's optional margin (0 to 20), present only when the pair was imported with one: a "
                   "reward-model run's Bradley-Terry loss is -log σ(r_chosen - r_rejected - margin).")
 
 

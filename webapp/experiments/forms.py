@@ -408,7 +408,7 @@ class RewardModelRunForm(LaunchForm):
     strength_margins = forms.CharField(
         label="Margins by preference strength", required=False, max_length=200,
         help_text="Labels only: three numbers, the Bradley-Terry margins of labels whose choice is slightly "
-                  "better, better and much better (as Llama 2's reward model), e.g. 0.33, 0.67, 1. Empty: "
+                  "better, better and much better (as Llama 2's reward model), each 0 to 20, e.g. 0.33, 0.67, 1. Empty: "
                   "every label gets the settings' margin.")
     settings = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "class": "mono"}), label="Trainer settings (JSON)",

@@ -111,12 +111,18 @@ def preference_data_section(data) -> dict[str, Any]:
 
 def _strength_margins(margins) -> list[float]:
     """A reward-model run's Bradley-Terry margin for labels of strength 1, 2 and 3 (slightly
-    better, better, much better), as Llama 2's reward model: three numbers, each at least 0."""
+    better, better, much better), as Llama 2's reward model: three numbers, each at least 0 and at
+    most ``MAX_PAIR_MARGIN``, as an imported pair's margin."""
+    from workers.engine.config import MARGIN_TOO_LARGE, MAX_PAIR_MARGIN
+
     if (not isinstance(margins, list) or len(margins) != 3
             or any(isinstance(m, bool) or not isinstance(m, int | float) or not math.isfinite(m) or m < 0
                    for m in margins)):
         raise RunError("strength_margins must be three numbers of at least 0, the margins of labels "
                        "slightly better, better and much better, e.g. [0.33, 0.67, 1.0]",
+                       field="config.data.strength_margins")
+    if too_large := [m for m in margins if m > MAX_PAIR_MARGIN]:
+        raise RunError(f"each of strength_margins {MARGIN_TOO_LARGE}, got {too_large[0]:g}",
                        field="config.data.strength_margins")
     return [float(m) for m in margins]
 

@@ -11,7 +11,7 @@ class PairImportForm(forms.Form):
                                      "assistant's messages (TRL's conversational format), or, without a prompt, "
                                      "whole conversations whose shared opening messages are the prompt (TRL's "
                                      "implicit prompt). A line may carry TRL's optional \"margin\", a number "
-                                     "≥ 0 by which a reward model should score chosen above rejected (the "
+                                     "from 0 to 20 by which a reward model should score chosen above rejected (the "
                                      "Bradley-Terry margin; DPO and SFT runs ignore it). A preferences.jsonl "
                                      "or labels.jsonl export of a project imports as it is, and so does "
                                      "ultrafeedback_binarized (trl-lib's or HuggingFaceH4's).")

@@ -22,6 +22,7 @@ from webapp.datasets.parsing import parse_messages
 from webapp.feedback.exports import LABEL_COLUMNS
 from webapp.feedback.ranking import ranking_normalise, ranking_pairs
 from webapp.rewards.errors import PairImportError
+from workers.engine.config import MARGIN_TOO_LARGE, MAX_PAIR_MARGIN
 
 MAX_PAIRS = 100_000
 
@@ -45,7 +46,7 @@ def _json_kind(value) -> str:
 
 
 def _margin(value) -> float | None:
-    """TRL's optional margin: a number ≥ 0 (the engine refuses a negative one), as a float, or
+    """TRL's optional margin: a number from 0 to ``MAX_PAIR_MARGIN`` (the engine refuses others), as a float, or
     None when it is null (datasets' to_json writes a column's missing values as null)."""
     if value is None:
         return None
@@ -59,6 +60,8 @@ def _margin(value) -> float | None:
         raise ValueError("margin is too large a number")
     if margin < 0:
         raise ValueError(f"margin must be ≥ 0, got {margin:g}")
+    if margin > MAX_PAIR_MARGIN:  # the run would diverge rather than learn
+        raise ValueError(f"margin {MARGIN_TOO_LARGE}, got {margin:g}")
     return margin
 
 

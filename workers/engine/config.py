@@ -51,6 +51,14 @@ MAX_ITERATIONS = 64  # updates per rollout batch (mu)
 MAX_LR = 1.0
 LR_TOO_LARGE = ("must be at most 1, e.g. 1e-6: AdamW moves each weight by about lr a step, so a larger "
                 "one destroys the model")
+# A Bradley-Terry margin m is a gap in reward logits that the loss -log σ(r_c - r_r - m) asks for.
+# Real ones are small: Llama 2's reward model used 0.33 to 1, HelpSteer2-Preference's strengths
+# are 1 to 3. At 20, σ(20) is already 1 - 2e-9, a certainty float32 cannot tell from 1 (σ(17)
+# rounds to 1.0 there); a larger margin, a slip or another scale (scores 0-100), only pushes the
+# rewards apart until the run diverges. So it is refused wherever a margin enters: a pair's on
+# import, a label strength's, the trainer's own and a record's.
+MAX_PAIR_MARGIN = 20.0
+MARGIN_TOO_LARGE = "must be at most 20 (a gap in logits: σ(20) is already 1 − 2e-9)"
 MAX_TINY_WIDTH = 8192  # the tiny model's hidden and MLP widths
 MAX_TINY_LAYERS = 64
 

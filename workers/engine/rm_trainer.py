@@ -30,7 +30,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from workers.engine.config import LR_TOO_LARGE, MAX_LR, MAX_SEED, is_cuda_index
+from workers.engine.config import (
+    LR_TOO_LARGE,
+    MARGIN_TOO_LARGE,
+    MAX_LR,
+    MAX_PAIR_MARGIN,
+    MAX_SEED,
+    is_cuda_index,
+)
 from workers.engine.errors import (
     ConfigError,
     DataError,
@@ -73,7 +80,7 @@ class RewardModelTrainConfig:
     )
     tie_threshold: float = field(default=1.0, metadata={"help": "Rao-Kupper log θ (> 0)"})
     margin: float = field(
-        default=0.0, metadata={"help": "Bradley-Terry margin for pairs whose record gives none (Plackett-Luce has none)"}
+        default=0.0, metadata={"help": "Bradley-Terry margin (0 to 20) for pairs whose record gives none (Plackett-Luce has none)"}
     )
     center_coef: float = field(default=0.0, metadata={"help": "λ of λ·(r_c + r_r)², e.g. 0.01"})
     lr: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate"})
@@ -119,6 +126,8 @@ class RewardModelTrainConfig:
         for name in ("margin", "center_coef", "weight_decay", "max_grad_norm"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.margin > MAX_PAIR_MARGIN:
+            raise ConfigError("margin", f"{MARGIN_TOO_LARGE}, got {self.margin:g}")
         for name in ("warmup_ratio", "eval_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(name, f"must be in [0, 1), got {getattr(self, name)}")
@@ -223,6 +232,8 @@ def _validate_record(record: PreferenceRecord, index: int) -> None:
         raise DataError(f"{where}: ranking must place each of the {len(completions)} completions exactly once, got {tiers}")
     if record.margin is not None and not (isinstance(record.margin, (int, float)) and record.margin >= 0):
         raise DataError(f"{where}: margin must be a number >= 0, got {record.margin!r}")
+    if record.margin is not None and not record.margin <= MAX_PAIR_MARGIN:  # inf too
+        raise DataError(f"{where}: margin {MARGIN_TOO_LARGE}, got {record.margin:g}")
 
 
 def split_records(num_records: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -167,6 +167,19 @@ def test_bad_strength_margins_are_refused_naming_them(annotator, sent, margins):
     assert refused.value.field == "config.data.strength_margins"
 
 
+def test_strength_margins_above_the_pairs_bound_are_refused_naming_it(annotator, sent):
+    """The same bound as an imported pair's margin: a margin of 25 would make the run diverge."""
+    project, owner = labelled(annotator)
+    with pytest.raises(RunError) as refused:
+        run_launch(project=project, user=owner, name="rm", kind="reward_model",
+                   config={**TINY_RM, "data": {"source": "labels", "strength_margins": [1, 2, 25]}})
+    assert refused.value.field == "config.data.strength_margins"
+    assert "at most 20" in refused.value.message and "got 25" in refused.value.message
+    run = run_launch(project=project, user=owner, name="rm", kind="reward_model",
+                     config={**TINY_RM, "data": {"source": "labels", "strength_margins": [1, 2, 20]}})
+    assert run.config["data"]["strength_margins"] == [1.0, 2.0, 20.0]
+
+
 def test_the_reward_model_page_takes_the_margins_for_labels_only(client, annotator, sent):
     from tests.factories import PASSWORD
     from webapp.experiments.models import Run

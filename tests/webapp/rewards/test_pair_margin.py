@@ -71,6 +71,8 @@ def test_a_margin_comes_with_conversational_and_implicit_prompt_pairs():
     (-1, "margin must be ≥ 0, got -1"),
     (-0.25, "margin must be ≥ 0, got -0.25"),
     (10 ** 400, "margin is too large a number"),
+    (20.5, "margin must be at most 20 (a gap in logits: σ(20) is already 1 − 2e-9), got 20.5"),
+    (1e6, "margin must be at most 20 (a gap in logits: σ(20) is already 1 − 2e-9), got 1e+06"),
 ])
 def test_a_bad_margin_is_refused_naming_its_line_and_nothing_is_stored(margin, error):
     project = make_project()
@@ -87,6 +89,21 @@ def test_a_margin_json_cannot_store_is_refused_naming_its_line(number):
     with pytest.raises(PairImportError) as info:
         parse_pairs(content)
     assert [n for n, _ in info.value.errors] == [2] and number in info.value.errors[0][1]
+
+
+def test_the_api_refuses_a_margin_above_the_bound_naming_its_line(owner_api):
+    project, api = owner_api
+    content = jsonl([LINES[0], {"prompt": "q", "chosen": "a", "rejected": "b", "margin": 1e6}])
+    response = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "huge", "content": content},
+                        format="json")
+    assert response.status_code == 400
+    assert "line 2" in json.dumps(response.json()) and "at most 20" in json.dumps(response.json(), ensure_ascii=False)
+    assert "1e+06" in json.dumps(response.json())
+    assert not PreferencePairSet.objects.exists()
+    content = jsonl([LINES[0], {"prompt": "q", "chosen": "a", "rejected": "b", "margin": 20}])  # the bound itself
+    response = api.post(f"/api/v1/projects/{project.id}/pair-sets/", {"name": "huge", "content": content},
+                        format="json")
+    assert response.status_code == 201 and PreferencePairSet.objects.get().pairs[1]["margin"] == 20.0
 
 
 def test_a_ranked_line_as_labels_jsonl_takes_no_margin():

@@ -62,12 +62,16 @@ def test_one_decisive_label_in_the_training_share_launches_and_trains(sent):
 
 
 def test_a_training_that_diverges_to_a_nan_loss_fails_its_run_saying_so(sent):
-    """A margin of 1e300 makes the loss NaN; the run registered a model that scores NaN, and on
+    """A centering coefficient of 1e300 makes the loss infinite or NaN (a margin of 1e300 did, before
+    margins were bounded: now refused at launch); the run registered a model that scores NaN, and on
     PostgreSQL registering {"loss": NaN} failed the worker's task, leaving the run running."""
     from webapp.rewards.models import RewardModel
 
     project, user = project_with_labels([[[0], [1, 2]], [[2], [1], [0]], [[1], [0, 2]], [[0], [2], [1]]])
-    run = launch(project, user, margin=1e300, eval_fraction=0.0)
+    with pytest.raises(RunError) as caught:
+        launch(project, user, margin=1e300, eval_fraction=0.0)
+    assert caught.value.field == "config.margin" and "at most 20" in caught.value.message
+    run = launch(project, user, center_coef=1e300, eval_fraction=0.0)
     assert run_execute(run_id=run.id, worker="w") == RunStatus.FAILED
     run.refresh_from_db()
     assert re.match(r"training diverged at step 1: the loss is (inf|nan); lower lr, margin", run.error)
