@@ -1,7 +1,7 @@
 """A set of preference pairs as a JSONL file, streamed from the database.
 
-Each line is TRL's preference format (``prompt``/``chosen``/``rejected``, and ``margin`` for a
-pair imported with one), loadable with ``datasets.load_dataset("json", ...)`` and usable by
+Each line is TRL's preference format (``prompt``/``chosen``/``rejected``, and, when any pair of
+the set has a margin, ``margin`` on every line: 0.0 where a pair has none), loadable with ``datasets.load_dataset("json", ...)`` and usable by
 DPOTrainer and RewardTrainer as is. A set whose prompts are all strings comes out as plain
 text; a set with any chat prompt comes out conversational throughout (``datasets`` cannot give
 one column both strings and message lists).
@@ -23,6 +23,10 @@ from webapp.rewards.models import PreferencePairSet
 from webapp.rewards.selectors import pair_rows_sql
 
 CHUNK = 500
+# The margin written for a pair without one in a set where others have one: what TRL's
+# RewardTrainer gives a pair without a margin, and a reward-model run with its default
+# config.margin (a pair without one gets the run's config.margin, 0.0 unless set otherwise).
+NO_MARGIN = 0.0
 
 
 def _pairs_text(pair_set_id: int) -> Iterator[str]:
@@ -54,6 +58,8 @@ def pair_set_jsonl(*, pair_set: PreferencePairSet) -> Iterator[bytes]:
             row = _as_conversational(row)
         if "margin" in pair:  # so that the line imports back as the same pair
             row["margin"] = pair["margin"]
+        elif pair_set.has_margin:  # TRL collates no null into its margin tensor
+            row["margin"] = NO_MARGIN
         yield orjson.dumps(row) + b"\n"
 
 

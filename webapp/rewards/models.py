@@ -49,6 +49,9 @@ class PreferencePairSet(models.Model):
     pair_count = models.PositiveIntegerField(default=0)
     has_chat_prompt = models.BooleanField(
         default=False, help_text="Some pair's prompt is chat messages, so the set downloads as conversational.")
+    has_margin = models.BooleanField(
+        default=False, db_default=False,
+        help_text="Some pair has a margin, so the download gives every pair one (0.0 where it has none).")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

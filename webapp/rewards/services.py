@@ -46,7 +46,8 @@ def pair_set_import(*, project, name: str, content: str | UploadText, user=None)
 def _pair_set(*, project, name: str, pairs: list[dict], user) -> PreferencePairSet:
     """A new set of pairs (unsaved), with what a download needs to know before its first line."""
     return PreferencePairSet(project=project, name=name, pairs=pairs, pair_count=len(pairs), created_by=user,
-                             has_chat_prompt=any(isinstance(pair["prompt"], list) for pair in pairs))
+                             has_chat_prompt=any(isinstance(pair["prompt"], list) for pair in pairs),
+                             has_margin=any("margin" in pair for pair in pairs))
 
 
 def reward_model_register(*, run, path: str, metrics: dict) -> RewardModel:

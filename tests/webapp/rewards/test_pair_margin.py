@@ -1,5 +1,6 @@
 """TRL's optional ``margin`` column on preference pairs: imported and stored only when a line
-gives one, shown by the pairs API and the JSONL download (which imports back as the same pairs),
+gives one, shown by the pairs API and the JSONL download (every line with one, 0.0 where a pair
+has none, when any pair has one; it imports back as the same pairs, with those 0.0 margins),
 passed to a reward-model run's records and ignored by DPO and SFT runs."""
 
 import json
@@ -114,21 +115,39 @@ def test_a_ranked_line_as_labels_jsonl_takes_no_margin():
     assert info.value.errors == [(1, message)]
 
 
-def test_the_download_gives_the_margins_and_imports_back_as_the_same_pairs(owner_api, tmp_path):
+# A set with some margins downloads every pair with one: 0.0 for those without, what TRL gives a
+# pair without a margin and a reward-model run with its default config.margin (TRL cannot collate null).
+DOWNLOADED = [{**pair, "margin": pair.get("margin", 0.0)} for pair in STORED]
+
+
+def test_the_download_gives_every_pair_a_margin_when_some_have_one_and_imports_back(owner_api, tmp_path):
     project, api = owner_api
     pair_set = pair_set_import(project=project, name="margins", content=jsonl(LINES))
     response = api.get(f"/api/v1/pair-sets/{pair_set.id}/pairs.jsonl")
     assert response.status_code == 200
     body = b"".join(response.streaming_content).decode()
-    assert [json.loads(line) for line in body.splitlines()] == STORED
+    assert [json.loads(line) for line in body.splitlines()] == DOWNLOADED
     again = pair_set_import(project=project, name="again", content=body)
-    assert again.pairs == pair_set.pairs == STORED
-    # datasets reads the column as TRL's RewardTrainer expects it, null where a pair has none
+    assert again.pairs == DOWNLOADED  # the same pairs, those without a margin now with 0.0
+    # datasets reads the column as floats, no null, and TRL's RewardTrainer collates it into a tensor
     path = tmp_path / "pairs.jsonl"
     path.write_text(body)
     loaded = datasets.load_dataset("json", data_files=str(path), split="train")
     assert loaded.column_names == ["prompt", "chosen", "rejected", "margin"]
-    assert loaded["margin"] == [2.0, 0.5, None, None, 0.0]
+    assert loaded["margin"] == [2.0, 0.5, 0.0, 0.0, 0.0]
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    examples = [{"chosen_ids": [1, 2], "rejected_ids": [3], "margin": row["margin"]} for row in loaded]
+    assert DataCollatorForPreference(pad_token_id=0)(examples)["margin"].tolist() == [2.0, 0.5, 0.0, 0.0, 0.0]
+
+
+def test_a_set_without_margins_downloads_without_a_margin_column(owner_api):
+    project, api = owner_api
+    pair_set = pair_set_import(project=project, name="plain", content=jsonl(
+        [{k: v for k, v in line.items() if k != "margin"} for line in LINES]))
+    assert not pair_set.has_margin
+    body = b"".join(api.get(f"/api/v1/pair-sets/{pair_set.id}/pairs.jsonl").streaming_content).decode()
+    assert all(set(json.loads(line)) == {"prompt", "chosen", "rejected"} for line in body.splitlines())
 
 
 def test_a_conversational_download_keeps_the_margin_and_imports_back(owner_api):
@@ -140,11 +159,12 @@ def test_a_conversational_download_keeps_the_margin_and_imports_back(owner_api):
     assert rows[1] == {"prompt": [{"role": "user", "content": "hi"}],
                        "chosen": [{"role": "assistant", "content": "hello"}],
                        "rejected": [{"role": "assistant", "content": "go away"}], "margin": 4.0}
-    assert "margin" not in rows[2] and rows[0]["margin"] == 2.0
-    # the same pairs, a string prompt now as one user message (as without margins)
+    assert rows[2]["margin"] == 0.0 and rows[0]["margin"] == 2.0
+    # the same pairs, a string prompt now as one user message (as without margins), 0.0 for none
     again = pair_set_import(project=project, name="again", content=body)
     assert again.pairs[1] == pair_set.pairs[1]
-    assert [p.get("margin") for p in again.pairs] == [p.get("margin") for p in pair_set.pairs] == [2.0, 4.0, None]
+    assert [p.get("margin") for p in pair_set.pairs] == [2.0, 4.0, None]
+    assert [p.get("margin") for p in again.pairs] == [2.0, 4.0, 0.0]
 
 
 def test_a_reward_model_runs_records_carry_each_pairs_margin():
