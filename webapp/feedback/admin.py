@@ -46,6 +46,11 @@ class CriterionScoreInline(admin.TabularInline):
 
 @admin.register(PreferenceLabel)
 class PreferenceLabelAdmin(admin.ModelAdmin):
+    """A label's review is shown, not edited: rejecting or restoring here would change whether the
+    label counts without its task's ``label_count``. The review services (``review.py``, behind
+    the label review page and the API) reject and restore, keeping the count right."""
+
     list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent_ms", "created_at", "rejected_at"]
     list_filter = ["task__project"]
+    readonly_fields = ["rejected_at", "rejected_by", "rejection_reason"]
     inlines = [CriterionScoreInline]
