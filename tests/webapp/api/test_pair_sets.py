@@ -116,7 +116,9 @@ def test_an_import_with_trls_margin_gives_it_in_the_pairs_and_the_download(owner
              {"prompt": "3+3?", "chosen": "6", "rejected": "7"}]
     assert pairs_of(api, created.json()["id"]) == pairs
     download = api.get(f"/api/v1/pair-sets/{created.json()['id']}/pairs.jsonl")
-    assert [json.loads(line) for line in b"".join(download.streaming_content).splitlines()] == pairs
+    # the download gives the pair without a margin 0.0, as TRL collates the column (the pairs API none)
+    assert [json.loads(line) for line in b"".join(download.streaming_content).splitlines()] == [
+        pairs[0], {**pairs[1], "margin": 0.0}]
 
 
 def test_a_bad_margin_answers_400_naming_its_line_and_stores_nothing(owner_api):
