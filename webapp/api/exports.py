@@ -12,7 +12,6 @@ usable by TRL's DPOTrainer and RewardTrainer as is. ``labels.jsonl`` keeps every
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 
 from webapp.api.base import SteerFileApi, query_params
 from webapp.api.permissions import RESEARCH
@@ -25,16 +24,12 @@ from webapp.experiments.export_filters import (
 from webapp.experiments.exports import (
     PARQUET_CONTENT_TYPE, export_response, run_metrics_csv, run_trajectories_jsonl, run_trajectories_parquet,
 )
+from webapp.feedback.export_filters import PreferenceExportFilterSerializer
 from webapp.feedback.exports import preference_pairs_jsonl, raw_labels_jsonl, raw_labels_parquet
 
 
 def jsonl_response(lines, filename: str) -> StreamingHttpResponse:
     return attachment_response((line.encode() for line in lines), filename=filename, content_type="application/jsonl")
-
-
-class PreferenceExportFilterSerializer(serializers.Serializer):
-    include_ties = serializers.BooleanField(required=False, default=False,
-                                            help_text="Also export tied pairs, with a 'tie' column.")
 
 
 class PreferenceExportApi(SteerFileApi):
@@ -45,7 +40,8 @@ class PreferenceExportApi(SteerFileApi):
     def get(self, request, project_id: int):
         params = query_params(request, PreferenceExportFilterSerializer)
         project = request.membership.project
-        lines = preference_pairs_jsonl(project=project, include_ties=params["include_ties"])
+        lines = preference_pairs_jsonl(project=project, include_ties=params["include_ties"],
+                                       strength_margins=params.get("strength_margins"))
         return jsonl_response(lines, f"{project.slug}-preferences.jsonl")
 
 

@@ -102,14 +102,14 @@ def preference_data_section(data) -> dict[str, Any]:
         labels = dict(data)
         margins = labels.pop("strength_margins", None)
         section = _labels_section(labels)
-        return section if margins is None else {**section, "strength_margins": _strength_margins(margins)}
+        return section if margins is None else {**section, "strength_margins": strength_margins(margins)}
     pair_set = data.get("pair_set")
     if set(data) != {"source", "pair_set"} or isinstance(pair_set, bool) or not isinstance(pair_set, int):
         raise RunError('imported pairs are named by id: {"source": "pairs", "pair_set": 3}', field="config.data")
     return {"source": "pairs", "pair_set": pair_set}
 
 
-def _strength_margins(margins) -> list[float]:
+def strength_margins(margins) -> list[float]:
     """A reward-model run's Bradley-Terry margin for labels of strength 1, 2 and 3 (slightly
     better, better, much better), as Llama 2's reward model: three numbers, each at least 0 and at
     most ``MAX_PAIR_MARGIN``, as an imported pair's margin."""

@@ -72,12 +72,16 @@ def has_chat_prompts(project) -> bool:
     return ComparisonTask.objects.filter(project=project, prompt_messages__isnull=False).exists()
 
 
-def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[str]:
+def preference_pairs_jsonl(*, project, include_ties: bool = False,
+                           strength_margins: list[float] | None = None) -> Iterator[str]:
     """Every (better, worse) pair implied by every label; ties left out unless ``include_ties``.
 
     With ``include_ties`` every line carries ``"tie"`` (true for a tied pair, whose chosen /
-    rejected order is by position and means nothing) and ``"both_bad"``. A project that mixes
-    chat and plain prompts is exported conversationally throughout.
+    rejected order is by position and means nothing) and ``"both_bad"``. With
+    ``strength_margins`` (three margins, for strength 1, 2, 3) every line carries ``"margin"``:
+    its label's strength's margin, 0.0 for a label that gives none (TRL's RewardTrainer cannot
+    collate a null). A project that mixes chat and plain prompts is exported conversationally
+    throughout.
     """
     conversational = mixes_prompt_formats(project)
     for label in _labels(project).iterator(chunk_size=CHUNK):
@@ -92,6 +96,8 @@ def preference_pairs_jsonl(*, project, include_ties: bool = False) -> Iterator[s
             if include_ties:
                 line["tie"] = tied
                 line["both_bad"] = label.both_bad
+            if strength_margins is not None:
+                line["margin"] = strength_margins[label.strength - 1] if label.strength else 0.0
             line.update({"task_id": task.pk, "label_id": label.pk, "annotator": label.annotator.username})
             yield _line(line)
 

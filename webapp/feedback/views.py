@@ -11,8 +11,10 @@ from django.views.decorators.http import require_POST
 from webapp.core.downloads import attachment_response
 from webapp.core.parquet_stream import CONTENT_TYPE as PARQUET_CONTENT_TYPE
 from webapp.core.query import query_id
+from webapp.experiments.export_filters import ExportFilterError, export_filters
 from webapp.feedback import exports, selectors, services
 from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
+from webapp.feedback.export_filters import PreferenceExportFilterSerializer
 from webapp.feedback.forms import (
     CriterionFormSet,
     GoldForm,
@@ -420,9 +422,19 @@ def _jsonl_response(lines, filename: str) -> StreamingHttpResponse:
 
 @research_required
 def export_preferences(request, project_id: int):
+    """TRL's preference pairs; ``?ties=1`` flags ties, ``?strength_margins=0.33,0.67,1`` adds each
+    pair's margin from its label's strength (a bad value: a 400 page naming it, nothing downloaded)."""
     include_ties = request.GET.get("ties") in {"1", "true", "yes"}
-    return _jsonl_response(exports.preference_pairs_jsonl(project=request.project, include_ties=include_ties),
-                           f"{request.project.slug}-preferences{'-with-ties' if include_ties else ''}.jsonl")
+    try:
+        params = export_filters(PreferenceExportFilterSerializer, request.GET)
+    except ExportFilterError as exc:
+        return render(request, "feedback/export_error.html",
+                      {"project": request.project, "membership": request.membership, "error": exc}, status=400)
+    margins = params.get("strength_margins")
+    suffix = ("-with-ties" if include_ties else "") + ("-with-margins" if margins else "")
+    return _jsonl_response(exports.preference_pairs_jsonl(project=request.project, include_ties=include_ties,
+                                                           strength_margins=margins),
+                           f"{request.project.slug}-preferences{suffix}.jsonl")
 
 
 @research_required
