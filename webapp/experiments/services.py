@@ -253,10 +253,8 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
         raise RunError("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), "
                        "made once per run to create", field="Idempotency-Key")
     key = idempotency_key or ""
-    digest = hashlib.sha256(orjson.dumps({
-        "name": name, "kind": kind, "config": config, "dataset": getattr(dataset, "pk", None),
-        "policy": getattr(policy, "pk", None), "eval_dataset": getattr(eval_dataset, "pk", None),
-    }, option=orjson.OPT_SORT_KEYS)).hexdigest() if key else ""
+    digest = creation_digest(name=name, kind=kind, config=config, dataset=dataset, policy=policy,
+                             eval_dataset=eval_dataset) if key else ""
     create = run_create if kind == RunKind.EXTERNAL else run_launch  # an external run waits for its trainer
     if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
         return earlier, False
@@ -268,6 +266,14 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
             return earlier, False
         raise
     return run, True
+
+
+def creation_digest(*, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None) -> str:
+    """SHA-256 of a creation's inputs, stored with its key to tell a retry from another request."""
+    return hashlib.sha256(orjson.dumps({
+        "name": name, "kind": kind, "config": config, "dataset": getattr(dataset, "pk", None),
+        "policy": getattr(policy, "pk", None), "eval_dataset": getattr(eval_dataset, "pk", None),
+    }, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _run_created_with(*, project, user, key: str, digest: str) -> Run | None:
