@@ -1,10 +1,12 @@
-"""Launching a run from a launch page's form, once per page shown (``LaunchForm.submission_key``)."""
+"""Launching a run, or a sweep of runs, from a launch page's form, once per page shown
+(``LaunchForm.submission_key``)."""
 
 from __future__ import annotations
 
 from webapp.experiments.errors import IdempotencyKeyReused, RunError
 from webapp.experiments.models import Run
 from webapp.experiments.services import run_create_once
+from webapp.experiments.sweeps import SWEEP_FIELD, SweepLaunch, sweep_launch
 
 
 def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
@@ -27,3 +29,25 @@ def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
         form.add_input_error(exc.field, exc.message)
         return None
     return run
+
+
+def form_sweep_launch(request, form, *, kind: str, **inputs) -> SweepLaunch | None:
+    """The sweep the valid ``form`` launches (its ``sweep_axes``), or None with the refusal on the
+    form: on the sweep's fields, or on the field the service names. The page's submission key
+    covers the whole sweep: a resent page answers the runs the first launched (``sweep_launch``)."""
+    try:
+        return sweep_launch(
+            project=request.project, user=request.user, submission_key=form.cleaned_data.get("submission_key") or None,
+            name=form.cleaned_data["name"], kind=kind, config=form.config(), axes=form.cleaned_data["sweep_axes"],
+            tag=form.cleaned_data.get("sweep_tag") or "", **inputs)
+    except IdempotencyKeyReused:
+        form.renew_submission_key()
+        form.add_error(None, "This page already launched runs with other settings. Nothing else was launched: "
+                             "press Launch again to launch this sweep too.")
+        return None
+    except RunError as exc:
+        if exc.field in (SWEEP_FIELD, "sweep_tag"):
+            form.add_error(exc.field, exc.message)
+        else:
+            form.add_input_error(exc.field, exc.message)
+        return None

@@ -156,6 +156,52 @@ class LaunchForm(forms.Form):
         self.data["submission_key"] = new_submission_key()
 
 
+class SweepLaunchForm(LaunchForm):
+    """A launch form that may launch a grid sweep: ``sweep``, settings and their values as JSON
+    (``webapp.experiments.sweeps``), read into ``cleaned_data["sweep_axes"]`` ([] for one run)
+    by ``clean_sweep_axes``, which the form's ``clean`` calls once its config is known."""
+
+    sweep = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}), initial="",
+        label="Sweep (JSON, optional: one run per combination of values)",
+        help_text='Up to two settings of the config and their values, each applied over the settings above, e.g. '
+                  '{"optim.lr": [1e-6, 3e-6, 1e-5], "algorithm.beta": [0, 0.04]} launches 6 runs. A setting is '
+                  'section.key, or rewards[i].weight (i counted from 0 among the rewards chosen); 2 to 8 values '
+                  'each, at most 16 runs. Every run is checked before any is launched; each is named for its '
+                  'values and tagged, and the runs list shows them to compare.')
+    sweep_tag = forms.CharField(
+        required=False, max_length=40, label="Sweep tag",
+        help_text="The tag the sweep's runs get (no commas); empty: sweep- and a short id.")
+
+    def clean_sweep(self):
+        raw = self.cleaned_data.get("sweep") or ""
+        if not raw.strip():
+            return {}
+        value = _json_field(raw)
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Must be a JSON object, e.g. {"optim.lr": [1e-6, 3e-6]}.')
+        return value
+
+    def clean_sweep_axes(self, defaults: dict) -> None:
+        """The sweep's axes, typed by the engine's ``defaults`` and this form's config, into
+        ``cleaned_data["sweep_axes"]``; a refusal on the sweep field."""
+        from webapp.experiments.errors import RunError
+        from webapp.experiments.sweeps import sweep_parse
+
+        self.cleaned_data["sweep_axes"] = []
+        if "sweep" not in self.fields:
+            return
+        grid = self.cleaned_data.get("sweep")
+        if not grid:
+            if (self.cleaned_data.get("sweep_tag") or "").strip():
+                self.add_error("sweep_tag", "A sweep tag goes with a sweep: fill in Sweep, or leave the tag empty.")
+            return
+        try:
+            self.cleaned_data["sweep_axes"] = sweep_parse(grid, defaults=defaults, config=self.config())
+        except RunError as exc:
+            self.add_error("sweep", exc.message)
+
+
 def _json_key(field: str | None, target: str | None, json_fields) -> str:
     """The key of the JSON ``target`` field that the dotted ``field`` names ("" when none)."""
     if not field or not field.startswith("config.") or target is None:
@@ -172,7 +218,7 @@ def new_submission_key() -> str:
     return secrets.token_urlsafe(18)  # 24 characters of A-Z a-z 0-9 - _
 
 
-class NewRunForm(LaunchForm):
+class NewRunForm(SweepLaunchForm):
     trains = True  # a policy run: the engine's training rules apply
     knobs = KNOBS  # the engine settings the form shows, each as a field
     held_out_knobs = HELD_OUT_KNOBS  # shown beside eval_dataset
@@ -328,6 +374,7 @@ class NewRunForm(LaunchForm):
                 errors.append(exc)
         for exc in errors or config_errors(self.config()):
             self.add_input_error(f"config.{exc.field}", exc.message)
+        self.clean_sweep_axes(self.defaults)
         return cleaned
 
     def config(self) -> dict:
@@ -380,6 +427,7 @@ class NewEvaluationForm(NewRunForm):
                                               'or {"train": {"device": "cpu"}}.')
         self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
         self.fields["rollout__num_generations"].required = False  # blank with Greedy; the engine names it otherwise
+        del self.fields["sweep"], self.fields["sweep_tag"]  # sweeps are for training runs
 
     def clean(self):
         cleaned = super().clean()
@@ -494,7 +542,7 @@ SFT_KNOBS = [
 ]
 
 
-class _OfflineRunForm(LaunchForm):
+class _OfflineRunForm(SweepLaunchForm):
     """A run that trains a policy offline (DPO, SFT): a policy of the project, its data (the
     ``data_field``, whose choices ``data_choices`` gives), and the trainer's settings: ``knobs`` as
     fields with the engine's defaults and help, the rest through the JSON ``overrides``."""
@@ -568,6 +616,7 @@ class _OfflineRunForm(LaunchForm):
             self.config_class().from_dict({k: v for k, v in self.config().items() if k != "data"})
         except ConfigError as exc:
             self.add_input_error(f"config.{exc.field}", exc.message)
+        self.clean_sweep_axes(self.config_class()().to_dict())
         return cleaned
 
     def config(self) -> dict:

@@ -30,7 +30,7 @@ from webapp.experiments.exports import (
     run_trajectories_jsonl,
     run_trajectories_parquet,
 )
-from webapp.experiments.form_launch import form_launch
+from webapp.experiments.form_launch import form_launch, form_sweep_launch
 from webapp.experiments.forms import (
     DPORunForm,
     NewEvaluationForm,
@@ -155,10 +155,9 @@ def _offline_launch_page(request, form_class, kind: str, template: str):
     chosen = query_id(request.GET.get("policy", ""))
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None)
     copy = copy_fill(form, project=request.project, query=request.GET, kind=kind, read=offline_run_copy)
-    if request.method == "POST" and form.is_valid():
-        run = form_launch(request, form, kind=kind, policy=form.cleaned_data["policy"])
-        if run is not None:
-            return redirect("experiments:detail", request.project.id, run.id)
+    if request.method == "POST" and form.is_valid() and (
+            launched := _launched(request, form, kind=kind, policy=form.cleaned_data["policy"])):
+        return launched
     status = 400 if request.method == "POST" else 200
     return render(request, template, _context(request, form=form, copy=copy), status=status)
 
@@ -172,14 +171,28 @@ def _launch_page(request, form_class, kind: str):
     form = form_class(request.POST or None, project=request.project, initial={"policy": chosen} if chosen else None,
                       reward_models=reward_models_ready(project=request.project))
     copy = copy_fill(form, project=request.project, query=request.GET, kind=kind, read=policy_run_copy)
-    if request.method == "POST" and form.is_valid():
-        run = form_launch(request, form, kind=kind, dataset=form.cleaned_data["dataset"],
-                          policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))
-        if run is not None:
-            return redirect("experiments:detail", request.project.id, run.id)
+    if request.method == "POST" and form.is_valid() and (
+            launched := _launched(request, form, kind=kind, dataset=form.cleaned_data["dataset"],
+                                  policy=form.cleaned_data["policy"], eval_dataset=form.cleaned_data.get("eval_dataset"))):
+        return launched
     status = 400 if request.method == "POST" else 200
     return render(request, "experiments/new.html",
                   _context(request, form=form, copy=copy, evaluation=kind == RunKind.EVALUATION), status=status)
+
+
+def _launched(request, form, *, kind: str, **inputs):
+    """The page after a valid form's launch: the run's, or for a sweep the runs list filtered by
+    its tag; None when the launch was refused (the form says why)."""
+    if form.cleaned_data.get("sweep_axes"):
+        sweep = form_sweep_launch(request, form, kind=kind, **inputs)
+        if sweep is None:
+            return None
+        count = len(sweep.runs)
+        messages.success(request, f"The sweep launched {count} runs, tagged “{sweep.tag}”: tick them to compare."
+                         if sweep.created else f"This sweep was launched already: its {count} runs, tagged “{sweep.tag}”.")
+        return redirect(f"{reverse('experiments:list', args=[request.project.id])}?{urlencode({'tag': sweep.tag})}")
+    run = form_launch(request, form, kind=kind, **inputs)
+    return redirect("experiments:detail", request.project.id, run.id) if run is not None else None
 
 
 @research_required

@@ -1,0 +1,325 @@
+"""A grid sweep: the same launch once per combination of one or two settings' values (learning
+rate × KL β, say), as W&B's grid sweeps and TRL's or verl's launch loops do.
+
+The grid is ``{"optim.lr": [1e-6, 3e-6], "algorithm.beta": [0, 0.04]}``: each key a dotted engine
+setting (or ``rewards[<i>].weight``), each value a list of 2–8 values (or one text of them
+separated by commas), at most 16 runs in all. The pure functions below read, expand and name the
+grid; ``sweep_launch`` checks every run's config with the engine before it creates any, then
+creates them all in one transaction, each tagged with the sweep's tag.
+
+Idempotency: a launch page's submission key ``K`` covers the whole sweep. Point ``i`` (in the
+grid's order) is created under the key ``sweep:<first 24 hex of SHA-256(K)>:<i>`` (within the
+64 characters a creation key holds, whatever ``K``), with the digest ``run_create_once`` stores
+for its inputs; the default tag, ``sweep-<first 8 hex of SHA-256(K)>``, comes from ``K`` too. A
+resent POST finds exactly those runs (same keys, digests and tag) and answers them, creating
+nothing; anything else under ``K`` (a run, or a sweep with other settings) raises
+IdempotencyKeyReused.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from webapp.experiments.errors import IdempotencyKeyReused, QueueUnavailable, RunError
+from webapp.experiments.models import Run, RunStatus, RunTag
+
+MAX_SETTINGS = 2
+MIN_VALUES = 2
+MAX_VALUES = 8
+MAX_RUNS = 16
+NAME_MAX_LENGTH = 200  # Run.name's
+# Set at launch by the chosen policy (``PolicyModel.engine_spec``): a sweep over them would be overwritten.
+POLICY_SPEC_PATHS = ("policy.source", "policy.name", "policy.path")
+REWARD_WEIGHT = re.compile(r"^rewards\[(\d+)\]\.weight$")
+SWEEP_FIELD = "sweep"
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """One swept setting: its dotted ``path`` and its typed ``values``, in the order given."""
+
+    path: str
+    values: tuple
+
+
+# ---------------------------------------------------------------- reading the grid
+
+def sweep_parse(grid, *, defaults: dict, config: dict) -> list[SweepAxis]:
+    """The axes of ``grid`` (the JSON object the form or a client sends), each value typed as the
+    engine's default at its path (``defaults``: the engine's config as JSON) types it; a reward's
+    weight is a number and names one of ``config``'s rewards. [] for no grid ({} or None).
+    RunError on ``sweep`` names the setting or value at fault."""
+    if grid is None or grid == {}:
+        return []
+    if not isinstance(grid, dict):
+        raise RunError('the sweep must be a JSON object of settings and their values, e.g. '
+                       '{"optim.lr": [1e-6, 3e-6], "algorithm.beta": [0, 0.04]}', field=SWEEP_FIELD)
+    if len(grid) > MAX_SETTINGS:
+        raise RunError(f"a sweep varies at most {MAX_SETTINGS} settings; this one names {len(grid)} "
+                       f"({', '.join(grid)})", field=SWEEP_FIELD)
+    axes = [SweepAxis(path, _values(path, raw, _default_at(path, defaults=defaults, config=config)))
+            for path, raw in grid.items()]
+    runs = math.prod(len(axis.values) for axis in axes)
+    if runs > MAX_RUNS:
+        raise RunError(f"the grid makes {runs} runs ({' × '.join(str(len(a.values)) for a in axes)}); a sweep "
+                       f"launches at most {MAX_RUNS}", field=SWEEP_FIELD)
+    return axes
+
+
+def _default_at(path: str, *, defaults: dict, config: dict):
+    """The engine's default at ``path``, whose type the swept values take."""
+    if path.startswith("rewards"):
+        match = REWARD_WEIGHT.match(path)
+        if not match:
+            raise RunError(f"{path!r}: of a reward, only its weight can be swept (rewards[<i>].weight)",
+                           field=SWEEP_FIELD)
+        rewards = config.get("rewards")
+        count = len(rewards) if isinstance(rewards, list) else 0
+        if int(match[1]) >= count:
+            raise RunError(f"{path!r}: the run has {count} reward{'s' if count != 1 else ''}, counted from "
+                           "rewards[0]", field=SWEEP_FIELD)
+        return 1.0
+    value = defaults
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise RunError(f"unknown setting {path!r}: name a setting of the engine's config as section.key, "
+                           "e.g. optim.lr", field=SWEEP_FIELD)
+        value = value[part]
+    if isinstance(value, dict):
+        raise RunError(f"{path!r} is a section, not a setting: name one of its keys, e.g. {path}.{next(iter(value))}",
+                       field=SWEEP_FIELD)
+    if path in POLICY_SPEC_PATHS:
+        raise RunError(f"{path!r} is set by the chosen policy: launch once per policy instead", field=SWEEP_FIELD)
+    if value is None or isinstance(value, list):
+        raise RunError(f"{path!r} has no single-valued default to type the values by; set it in More config "
+                       "(JSON), one launch per value", field=SWEEP_FIELD)
+    return value
+
+
+def _values(path: str, raw, default) -> tuple:
+    if isinstance(raw, str):
+        raw = [part for part in (p.strip() for p in raw.split(",")) if part]
+    if not isinstance(raw, list):
+        raise RunError(f"{path}: give a list of values, e.g. [1e-6, 3e-6]", field=SWEEP_FIELD)
+    if not MIN_VALUES <= len(raw) <= MAX_VALUES:
+        raise RunError(f"{path}: {len(raw)} value{'s' if len(raw) != 1 else ''}; a swept setting takes "
+                       f"{MIN_VALUES} to {MAX_VALUES}", field=SWEEP_FIELD)
+    values = [_typed(path, value, default) for value in raw]
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise RunError(f"{path}: the value {value_text(value)} is listed twice", field=SWEEP_FIELD)
+    return tuple(values)
+
+
+def _typed(path: str, raw, default):
+    """``raw`` as the type of ``default`` (bool, int, float or text); RunError naming it if it is not one."""
+    shown = raw if isinstance(raw, str) else json.dumps(raw)
+    text = raw.strip() if isinstance(raw, str) else None
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        if text is not None and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        what = "true or false"
+    elif isinstance(default, int):
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if text is not None and re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        what = "a whole number"
+    elif isinstance(default, float):
+        number = None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            number = float(raw)
+        elif text is not None:
+            try:
+                number = float(text)
+            except ValueError:
+                pass
+        if number is not None and math.isfinite(number):
+            return number
+        what = "a finite number"
+    else:
+        if text:
+            return text
+        what = "a word (text)"
+    raise RunError(f"{path} = {shown}: expected {what}, as its default {value_text(default)} is", field=SWEEP_FIELD)
+
+
+# ---------------------------------------------------------------- expanding and naming it
+
+def sweep_points(axes: list[SweepAxis]) -> list[tuple[tuple[str, object], ...]]:
+    """Every combination, the first setting varying slowest: ((path, value), ...) per run."""
+    return [tuple(zip((a.path for a in axes), values, strict=True))
+            for values in itertools.product(*(a.values for a in axes))]
+
+
+def value_text(value) -> str:
+    """A value as a run's name shows it: 1e-05, 0, 0.04, 8, true, grpo."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text.removesuffix(".0")
+    return str(value)
+
+
+def point_label(point) -> str:
+    return ", ".join(f"{path}={value_text(value)}" for path, value in point)
+
+
+def point_name(name: str, point, max_length: int = NAME_MAX_LENGTH) -> str:
+    """``"<name> · optim.lr=1e-05, algorithm.beta=0"``, the name cut short so that the whole fits."""
+    suffix = f" · {point_label(point)}"
+    if len(suffix) >= max_length:
+        return f"{name}{suffix}"[:max_length]
+    return name[:max_length - len(suffix)].rstrip() + suffix
+
+
+def point_config(config: dict, point) -> dict:
+    """``config`` with the point's values set at their paths (sections made where missing)."""
+    out = copy.deepcopy(config)
+    for path, value in point:
+        if match := REWARD_WEIGHT.match(path):
+            out["rewards"][int(match[1])]["weight"] = value
+            continue
+        *sections, key = path.split(".")
+        node = out
+        for section in sections:
+            if not isinstance(node.get(section), dict):
+                node[section] = {}
+            node = node[section]
+        node[key] = value
+    return out
+
+
+def sweep_keys(submission_key: str, count: int) -> list[str]:
+    """The creation keys of a sweep's ``count`` runs, derived from the page's key."""
+    stem = hashlib.sha256(submission_key.encode()).hexdigest()[:24]
+    return [f"sweep:{stem}:{i}" for i in range(count)]
+
+
+def default_tag(submission_key: str | None) -> str:
+    """``sweep-<8 hex>``: from the page's key (the same again when the page is resent), else at random."""
+    return "sweep-" + (hashlib.sha256(submission_key.encode()).hexdigest()[:8] if submission_key
+                       else secrets.token_hex(4))
+
+
+# ---------------------------------------------------------------- launching it
+
+@dataclass(frozen=True)
+class SweepLaunch:
+    """The runs a sweep launched, in the grid's order, and the tag they carry; ``created`` is
+    False when a resent submission answered the runs launched before."""
+
+    tag: str
+    runs: list[Run]
+    created: bool
+
+
+def sweep_check(*, kind: str, points, configs: list[dict]) -> None:
+    """RunError on ``sweep`` unless the engine accepts every point's config (as a launch checks
+    it: ``validate_config``); the message names each refused value, or each refused point."""
+    from webapp.experiments.run_config import validate_config
+
+    problems: list[str] = []
+    for point, config in zip(points, configs, strict=True):
+        try:
+            validate_config(kind, config)
+        except RunError as exc:
+            where = (exc.field or "").removeprefix("config.")
+            swept = dict(point)
+            problem = (f"{where} = {value_text(swept[where])}: {exc.message}" if where in swept
+                       else f"at {point_label(point)}: {where + ': ' if where else ''}{exc.message}")
+            if problem not in problems:
+                problems.append(problem)
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise RunError(f"nothing was launched: {shown}", field=SWEEP_FIELD)
+
+
+def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: str, config: dict,
+                 axes: list[SweepAxis], tag: str = "", dataset=None, policy=None, eval_dataset=None) -> SweepLaunch:
+    """Launch one run per point of the grid ``axes`` over ``config``: all or none. Every point's
+    config is checked first; then the runs are created (``run_launch``) in one transaction, each
+    named for its point and tagged ``tag`` (default: ``default_tag``). RunError changes nothing.
+    With a ``submission_key`` (see the module's docstring), a repeat answers the first launch."""
+    from kombu.exceptions import OperationalError
+
+    from webapp.experiments.run_notes import tags_clean
+    from webapp.experiments.services import creation_digest, run_launch
+
+    points = sweep_points(axes)
+    if len(points) < MIN_VALUES:
+        raise RunError("a sweep needs at least one setting with two values or more", field=SWEEP_FIELD)
+    configs = [point_config(config, point) for point in points]
+    sweep_check(kind=kind, points=points, configs=configs)
+    try:
+        [tag] = tags_clean([tag]) or [default_tag(submission_key)]
+    except RunError as exc:
+        raise RunError(exc.message, field="sweep_tag") from exc
+    names = [point_name(name, point) for point in points]
+    keys = sweep_keys(submission_key, len(points)) if submission_key else [""] * len(points)
+    digests = [creation_digest(name=n, kind=kind, config=c, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
+               if submission_key else "" for n, c in zip(names, configs, strict=True)]
+    if submission_key and (earlier := _sweep_created_with(project=project, user=user, submission_key=submission_key,
+                                                          keys=keys, digests=digests, tag=tag)):
+        return SweepLaunch(tag=tag, runs=earlier, created=False)
+    runs: list[Run] = []
+    try:
+        with transaction.atomic():
+            for point, run_name, run_config, key, digest in zip(points, names, configs, keys, digests, strict=True):
+                try:
+                    run = run_launch(project=project, user=user, name=run_name, kind=kind, config=run_config,
+                                     dataset=dataset, policy=policy, eval_dataset=eval_dataset,
+                                     creation_key=key, creation_digest=digest)
+                except (IdempotencyKeyReused, QueueUnavailable):
+                    raise
+                except RunError as exc:
+                    field = SWEEP_FIELD if (exc.field or "").startswith("config.") else exc.field
+                    raise RunError(f"at {point_label(point)}: {exc.message}; nothing was launched",
+                                   field=field) from exc
+                RunTag.objects.create(run=run, name=tag)
+                runs.append(run)
+    except OperationalError as exc:  # a task sent on commit: the runs are stored, no worker will see them
+        Run.objects.filter(pk__in=[r.pk for r in runs], status=RunStatus.QUEUED).delete()
+        raise QueueUnavailable("the task queue (the broker at CELERY_BROKER_URL) cannot be reached, so the sweep "
+                               "was not launched and nothing was stored; launch it again once the broker is up") from exc
+    except (IntegrityError, ValidationError):  # the same page sent again while the first was creating
+        if submission_key and (earlier := _sweep_created_with(
+                project=project, user=user, submission_key=submission_key, keys=keys, digests=digests, tag=tag)):
+            return SweepLaunch(tag=tag, runs=earlier, created=False)
+        raise
+    return SweepLaunch(tag=tag, runs=runs, created=True)
+
+
+def _sweep_created_with(*, project, user, submission_key: str, keys: list[str], digests: list[str],
+                        tag: str) -> list[Run] | None:
+    """The runs this page's sweep made, when exactly these (keys, digests, tag); None when the page
+    made nothing; IdempotencyKeyReused when it made anything else."""
+    stem = keys[0].rsplit(":", 1)[0] + ":"
+    earlier = {run.creation_key: run for run in Run.objects.filter(project=project, created_by=user).filter(
+        creation_key__startswith=stem).prefetch_related("tags")}
+    single = Run.objects.filter(project=project, created_by=user, creation_key=submission_key).first()
+    if not earlier and single is None:
+        return None
+    same = (single is None and set(earlier) == set(keys)
+            and all(earlier[k].creation_digest == d and tag in {t.name for t in earlier[k].tags.all()}
+                    for k, d in zip(keys, digests, strict=True)))
+    if not same:
+        what = f"run {single.pk} (“{single.name}”)" if single else f"a sweep of {len(earlier)} runs"
+        raise IdempotencyKeyReused(f"this submission key already launched {what} with other settings; nothing "
+                                   "else was launched", field="Idempotency-Key")
+    return [earlier[k] for k in keys]
