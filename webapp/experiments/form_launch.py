@@ -6,7 +6,12 @@ from __future__ import annotations
 from webapp.experiments.errors import IdempotencyKeyReused, RunError
 from webapp.experiments.models import Run
 from webapp.experiments.services import run_create_once
-from webapp.experiments.sweeps import SWEEP_FIELD, SweepLaunch, sweep_launch
+from webapp.experiments.sweeps import (
+    SWEEP_FIELD,
+    SweepLaunch,
+    sweep_launch,
+    sweep_launched_under,
+)
 
 
 def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
@@ -14,9 +19,15 @@ def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
     the refusal put on the form's field. A submission that repeats the page's key with the same
     values (a double click on Launch, a resent POST) answers the run the first one launched; with
     other values (the page kept by Back, then edited) it launches nothing and asks to launch again."""
+    key = form.cleaned_data.get("submission_key") or None
+    if key and sweep_launched_under(project=request.project, user=request.user, submission_key=key):
+        form.renew_submission_key()
+        form.add_error(None, "This page already launched a sweep. Nothing else was launched: press Launch again "
+                             "to launch this run too.")
+        return None
     try:
         run, _created = run_create_once(
-            project=request.project, user=request.user, idempotency_key=form.cleaned_data.get("submission_key") or None,
+            project=request.project, user=request.user, idempotency_key=key,
             name=form.cleaned_data["name"], kind=kind, config=form.config(), **inputs)
     except IdempotencyKeyReused:
         earlier = Run.objects.filter(project=request.project, created_by=request.user,

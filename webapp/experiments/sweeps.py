@@ -13,7 +13,8 @@ grid's order) is created under the key ``sweep:<first 24 hex of SHA-256(K)>:<i>`
 for its inputs; the default tag, ``sweep-<first 8 hex of SHA-256(K)>``, comes from ``K`` too. A
 resent POST finds exactly those runs (same keys, digests and tag) and answers them, creating
 nothing; anything else under ``K`` (a run, or a sweep with other settings) raises
-IdempotencyKeyReused.
+IdempotencyKeyReused, and a single launch under ``K`` after its sweep is refused
+(``sweep_launched_under``, read by ``form_launch``).
 """
 
 from __future__ import annotations
@@ -303,6 +304,12 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
             return SweepLaunch(tag=tag, runs=earlier, created=False)
         raise
     return SweepLaunch(tag=tag, runs=runs, created=True)
+
+
+def sweep_launched_under(*, project, user, submission_key: str) -> bool:
+    """Whether a sweep was launched under this page's key (which a single launch may not reuse)."""
+    stem = sweep_keys(submission_key, 1)[0].rsplit(":", 1)[0] + ":"
+    return Run.objects.filter(project=project, created_by=user, creation_key__startswith=stem).exists()
 
 
 def _sweep_created_with(*, project, user, submission_key: str, keys: list[str], digests: list[str],

@@ -258,6 +258,19 @@ def test_a_page_that_launched_one_run_does_not_then_launch_a_sweep(client, proje
     assert response.status_code == 400 and Run.objects.count() == 1
 
 
+def test_a_page_that_launched_a_sweep_does_not_then_launch_one_run(client, project, sent):
+    url = new_url(project)
+    data = sweep_data(project, submission_key=page_key(client, url))
+    assert client.post(url, data).status_code == 302
+    response = client.post(url, {**data, "sweep": ""})  # Back, sweep cleared, Launch
+    assert response.status_code == 400
+    assert "This page already launched a sweep" in response.content.decode()
+    assert Run.objects.count() == 4
+    [new_key] = re.findall(r'name="submission_key" value="([^"]+)"', response.content.decode())
+    assert client.post(url, {**data, "sweep": "", "submission_key": new_key}).status_code == 302
+    assert Run.objects.count() == 5
+
+
 def test_a_bad_sweep_tag_launches_nothing(client, project, sent):
     response = client.post(new_url(project), sweep_data(project, sweep_tag="lr, beta"))
     assert response.status_code == 400
