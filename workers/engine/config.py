@@ -433,6 +433,12 @@ class TrainLoopConfig:
         "passes instead of writing a float32 copy; a few compilations per worker process, "
         "seconds each). Needs Triton on a GPU, a C++ compiler on a CPU.",
         default=False)
+    log_system_metrics: bool = _help(
+        "Add the machine's state to each step's metrics, as MLflow names it: CPU utilisation, "
+        "system memory and the process's resident memory, and on a GPU the memory allocated, "
+        "its peak so far and the memory reserved, and the GPU's utilisation (with pynvml); "
+        "charted under system/. Costs microseconds a step.",
+        default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION

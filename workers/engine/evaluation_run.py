@@ -28,6 +28,7 @@ from .policy import load_policy, resolve_device, stop_token_ids
 from .rewards import reference_reward, score_completions
 from .rollout import SamplingParams, decode_completions, encode_prompts, sample_completions
 from .static_decoder import StaticCacheSampler, supports
+from .system_metrics import start_cpu_window, system_metrics
 from .trainer import Callbacks, _check_models_available
 
 
@@ -66,6 +67,8 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
                             greedy=config.rollout.greedy)
     keys = [r.key for r in config.rewards]
     weights = torch.tensor([r.weight for r in config.rewards])
+    if config.train.log_system_metrics:
+        start_cpu_window()
     for step in range(start_step + 1, total + 1):
         if callbacks.should_stop():
             result.stopped = True
@@ -104,6 +107,8 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
         metrics.update(extras)
         metrics["timing/rollout_s"] = elapsed
         metrics["throughput/tokens_per_s"] = float(batch.completion_mask.sum()) / max(elapsed, 1e-9)
+        if config.train.log_system_metrics and (system := system_metrics(device)):
+            callbacks.on_system_metrics(step, system)
         callbacks.on_metrics(step, metrics)
         result.steps_completed = step
     return result

@@ -33,6 +33,7 @@ from .rewards import reference_reward, score_completions
 from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
 from .static_decoder import StaticCacheSampler, supports
+from .system_metrics import start_cpu_window, system_metrics
 from .update import UpdateBatch, build_optimizer, learning_rate_at, policy_update
 
 
@@ -44,15 +45,22 @@ class Callbacks:
     ``Callbacks(on_metrics=lambda step, m: ...)``. Every hook is optional."""
 
     def __init__(self, *, on_metrics=None, on_rollouts=None, on_checkpoint=None,
-                 should_stop=None, on_held_out=None):
+                 should_stop=None, on_held_out=None, on_system_metrics=None):
         for name, fn in (("on_metrics", on_metrics), ("on_rollouts", on_rollouts),
                          ("on_checkpoint", on_checkpoint), ("should_stop", should_stop),
-                         ("on_held_out", on_held_out)):
+                         ("on_held_out", on_held_out), ("on_system_metrics", on_system_metrics)):
             if fn is not None:
                 setattr(self, name, fn)
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Called once per completed step with the metrics named in ``metrics.py``."""
+
+    def on_system_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Called, before ``on_metrics`` of the same step, with the machine's state at the end
+        of the step (``system/*``, see ``system_metrics.py``) when ``train.log_system_metrics``.
+        A hook of its own because they read the machine, not the run: a resumed run repeats
+        ``on_metrics`` bit for bit (timings aside), never these. A caller that charts them
+        stores them beside the step's metrics, as MLflow does."""
 
     def on_rollouts(self, step: int, records: list[dict[str, Any]]) -> None:
         """Called with one dict per completion (see ``rollout_records``)."""
@@ -130,6 +138,8 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
                                     ) if eval_prompts else []
     _check_models_available(config)
     session, start_step = _open_session(config, records, output_dir, model_cache_dir)
+    if config.train.log_system_metrics:
+        start_cpu_window()
     result = TrainResult(output_dir, start_step, False, start_step, None)
     last_saved = start_step
     for step in range(start_step + 1, config.train.total_steps + 1):
@@ -137,6 +147,7 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
             result.stopped = True
             break
         metrics, records_of_step = _train_step(session, step)
+        system = system_metrics(session.device) if config.train.log_system_metrics else None
         eval_cut_short = False
         answers = None
         if eval_records and _evaluates_at(step, config):
@@ -147,6 +158,8 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
                 answers = evaluated[1]
         if answers is not None:
             callbacks.on_held_out(step, answers)
+        if system:  # none without psutil on a CPU
+            callbacks.on_system_metrics(step, system)
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
             callbacks.on_rollouts(step, records_of_step())
