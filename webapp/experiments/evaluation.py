@@ -50,7 +50,7 @@ def evaluation_run_execute(*, run_id: int, worker: str) -> str:
         recorder = PolicyRunRecorder(claim, total_steps=max(total, 1), prompt_ids={p.id for p in prompts},
                                      durable_steps=True)
         callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
-                              should_stop=recorder.should_stop)
+                              should_stop=recorder.should_stop, on_system_metrics=recorder.on_system_metrics)
         start = run.current_step if claim.attempt > 1 else 0
         if claim.attempt > 1:  # the completions a lost attempt stored for the step it did not finish
             run_discard_after(claim=claim, step=start)

@@ -227,6 +227,7 @@ class RunRecorder:
         # A run resumed after the last step recorded (an evaluation) has got further with each step;
         # a policy run, resumed from its checkpoint, only with each checkpoint.
         self.durable_steps = durable_steps
+        self.system_metrics: tuple[int, dict] | None = None  # (step, system/* metrics) until its on_metrics
 
     # -- progress and the lease
     def _touch(self, **fields) -> None:
@@ -234,7 +235,15 @@ class RunRecorder:
             self.lease_lost = True
             raise LeaseLost(f"run {self.claim.run_id} is no longer held by attempt {self.claim.attempt}")
 
+    def on_system_metrics(self, step: int, metrics: dict) -> None:
+        """The machine's state at the end of ``step`` (train.log_system_metrics), stored with the
+        step's own metrics when they come: one write, under the same lease check."""
+        self.system_metrics = (step, metrics)
+
     def on_metrics(self, step: int, metrics: dict) -> None:
+        if self.system_metrics is not None and self.system_metrics[0] == step:
+            metrics = {**self.system_metrics[1], **metrics}
+        self.system_metrics = None
         points = [(key, step, float(value)) for key, value in metrics.items()
                   if isinstance(value, (int, float)) and math.isfinite(value)]
         with transaction.atomic():
@@ -462,7 +471,7 @@ def policy_run_execute(*, run_id: int, worker: str) -> str:
                                      held_out_ids={p.id for p in held_out or []})
         callbacks = Callbacks(on_metrics=recorder.on_metrics, on_rollouts=recorder.on_rollouts,
                               on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop,
-                              on_held_out=recorder.on_held_out)
+                              on_held_out=recorder.on_held_out, on_system_metrics=recorder.on_system_metrics)
         with Heartbeat(claim):
             result = train(config, prompts, callbacks, output_dir=run.checkpoint_dir,
                            model_cache_dir=settings.STEER_MODEL_CACHE_DIR, eval_prompts=held_out)
