@@ -12,6 +12,15 @@ timing/rollout_s, timing/update_s, throughput/tokens_per_s (generated tokens per
 the whole step); also rewards/<key>/disagreement for reward-model ensembles and
 rollout/logprob_abs_diff (mean |sampler log-prob - trainer log-prob| per token; ~0 with the
 built-in sampler, the number to watch when a faster decoder is plugged in).
+
+With ``train.log_system_metrics`` (the default) each step of a training or evaluation run also
+reports the machine's state, through ``Callbacks.on_system_metrics`` (the worker stores them with
+the step's metrics): system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
+system/system_memory_usage_percentage, system/process_rss_megabytes and, on a GPU,
+system/gpu_memory_allocated_megabytes, system/gpu_max_memory_allocated_megabytes (the peak since
+the process started), system/gpu_memory_reserved_megabytes and system/gpu_utilization_percentage
+(with pynvml); MLflow's names and units (megabytes of 10^6 bytes, percentages 0-100), read in
+``system_metrics.py``.
 """
 
 from __future__ import annotations
