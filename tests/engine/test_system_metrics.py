@@ -15,7 +15,11 @@ from workers.engine.system_metrics import (
     system_metrics,
 )
 
-psutil = pytest.importorskip("psutil")
+try:
+    import psutil
+except ImportError:  # a GPU box given the engine alone: only the GPU test runs
+    psutil = None
+needs_psutil = pytest.mark.skipif(psutil is None, reason="needs psutil (requirements.txt)")
 
 
 class SystemRecorder(Recorder):
@@ -30,6 +34,7 @@ class SystemRecorder(Recorder):
         self.system[step] = metrics
 
 
+@needs_psutil
 def test_on_a_cpu_the_psutil_readings_in_mlflow_units_and_no_gpu_keys():
     start_cpu_window()
     sum(i * i for i in range(200_000))  # some work for the CPU window
@@ -66,6 +71,7 @@ def test_a_run_without_psutil_trains_and_reports_no_system_metrics(tiny_cfg, tmp
     assert result.steps_completed == 3 and recorder.system == {}
 
 
+@needs_psutil
 def test_every_training_step_reports_its_system_metrics(tiny_cfg, tmp_path):
     recorder = SystemRecorder()
     result = train(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder, output_dir=tmp_path)
@@ -77,6 +83,7 @@ def test_every_training_step_reports_its_system_metrics(tiny_cfg, tmp_path):
         assert not any(k.startswith("system/") for k in recorder.metrics[step])
 
 
+@needs_psutil
 def test_the_switch_off_reports_none(tiny_cfg, tmp_path):
     config = TrainConfig.from_dict(tiny_cfg(train={"log_system_metrics": False}))
     assert TrainConfig.from_dict(tiny_cfg()).train.log_system_metrics  # on by default
@@ -88,6 +95,7 @@ def test_the_switch_off_reports_none(tiny_cfg, tmp_path):
     assert sorted(recorder.metrics) == [1, 2, 3] and recorder.system == {}
 
 
+@needs_psutil
 def test_every_evaluation_step_reports_its_system_metrics(tiny_cfg):
     recorder = SystemRecorder()
     evaluate_policy(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder)
@@ -101,7 +109,8 @@ def test_on_a_gpu_the_memory_of_torch_s_allocator_and_its_peak():
     held = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)  # 67 MB
     torch.empty(128 * 2**20, dtype=torch.uint8, device=device)  # freed at once: only the peak keeps it
     metrics = system_metrics(device)
-    assert set(PSUTIL_KEYS) | set(GPU_MEMORY_KEYS) <= set(metrics)
+    assert set(GPU_MEMORY_KEYS) <= set(metrics)
+    assert set(PSUTIL_KEYS) <= set(metrics) or psutil is None
     allocated = metrics["system/gpu_memory_allocated_megabytes"]
     assert allocated >= held.numel() / MB
     assert metrics["system/gpu_max_memory_allocated_megabytes"] >= allocated + 128 * 2**20 / MB
@@ -112,3 +121,29 @@ def test_on_a_gpu_the_memory_of_torch_s_allocator_and_its_peak():
         assert GPU_UTILIZATION_KEY not in metrics
     else:
         assert 0 <= metrics[GPU_UTILIZATION_KEY] <= 100 and 0 <= utilization <= 100
+
+
+@needs_psutil
+@pytest.mark.parametrize("kind", ["dpo", "sft"])
+@pytest.mark.parametrize("on", [True, False])
+def test_each_dpo_and_sft_step_reports_its_system_metrics_unless_switched_off(kind, on, tmp_path):
+    from tests.engine import test_dpo, test_sft
+    from workers.engine.dpo import train_dpo
+    from workers.engine.sft import train_sft
+
+    config = (test_dpo.tiny_dpo if kind == "dpo" else test_sft.tiny_sft)(epochs=1, log_system_metrics=on)
+    data = test_dpo.TOY if kind == "dpo" else test_sft.TOY
+    run = train_dpo if kind == "dpo" else train_sft
+    steps, system = [], {}
+
+    def on_system_metrics(step, metrics):
+        assert step not in steps  # before on_metrics of the same step
+        system[step] = metrics
+
+    result = run(config, data, output_dir=tmp_path, on_metrics=lambda step, m: steps.append(step),
+                 on_system_metrics=on_system_metrics)
+    assert steps == list(range(1, result.steps_completed + 1)) and steps
+    if on:
+        assert sorted(system) == steps and all(set(m) == set(PSUTIL_KEYS) for m in system.values())
+    else:
+        assert system == {}

@@ -38,7 +38,8 @@ def offline_policy_run_execute(*, run_id: int, worker: str, label: str,
         with Heartbeat(claim):
             result = train(output_dir=run.checkpoint_dir, on_metrics=recorder.on_metrics,
                            on_checkpoint=recorder.on_checkpoint, should_stop=recorder.should_stop,
-                           model_cache_dir=settings.STEER_MODEL_CACHE_DIR)
+                           model_cache_dir=settings.STEER_MODEL_CACHE_DIR,
+                           on_system_metrics=recorder.on_system_metrics)
         return result, recorder
 
     return engine_run(claim, attempt, label=label,

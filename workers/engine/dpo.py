@@ -56,6 +56,7 @@ from .prompt_completion import (
     prompt_completion_batch,
     step_indices,
 )
+from .system_metrics import start_cpu_window, system_metrics
 from .update import (
     _logprobs_fn,
     _zero_missing_grads,
@@ -232,11 +233,14 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
               on_metrics: Callable[[int, dict], None] | None = None,
               on_checkpoint: Callable[[int, Path], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
-              model_cache_dir: Path | None = None) -> DPOResult:
+              model_cache_dir: Path | None = None,
+              on_system_metrics: Callable[[int, dict], None] | None = None) -> DPOResult:
     """Train ``config.policy`` with DPO on ``pairs``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
     ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
-    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number."""
+    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
+    ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
+    step, before ``on_metrics``, unless ``dpo.log_system_metrics`` is false."""
     pairs, ties = usable_pairs(pairs)
     check_policy_available(config.policy)
     d = config.dpo
@@ -261,6 +265,9 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
     total = planned_dpo_steps(len(pairs), config)
     steps_per_epoch = total // d.epochs
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
+    system_each_step = on_system_metrics is not None and d.log_system_metrics
+    if system_each_step:
+        start_cpu_window()
     for step in range(start + 1, total + 1):
         if should_stop is not None and should_stop():
             stopped, step = True, step - 1
@@ -274,6 +281,8 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         metrics["epoch"] = epoch_at(step, steps_per_epoch)
         if step == 1:
             metrics.update({"data/pairs": len(pairs), "data/skipped_ties": ties})
+        if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
+            on_system_metrics(step, system)
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % d.checkpoint_every == 0 or step == total:

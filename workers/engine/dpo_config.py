@@ -70,6 +70,10 @@ class DPOSettings:
         "Log-probs through Steer's chunked LM head and packed forward where the model allows "
         "(the same values within rounding, less memory); false uses the plain Hugging Face path.",
         default=True)
+    log_system_metrics: bool = _help(
+        "Report the machine's state each step, as a policy run's train.log_system_metrics does: "
+        "CPU, memory and, on a GPU, its memory and utilisation, charted under system/.",
+        default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION

@@ -58,6 +58,7 @@ from .prompt_completion import (
 )
 from .rollout import position_ids_from_mask
 from .sft_config import SFTTrainConfig
+from .system_metrics import start_cpu_window, system_metrics
 from .update import (
     _zero_missing_grads,
     build_optimizer,
@@ -168,11 +169,14 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
               on_metrics: Callable[[int, dict], None] | None = None,
               on_checkpoint: Callable[[int, Path], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
-              model_cache_dir: Path | None = None) -> SFTResult:
+              model_cache_dir: Path | None = None,
+              on_system_metrics: Callable[[int, dict], None] | None = None) -> SFTResult:
     """Fine-tune ``config.policy`` on ``examples``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
     ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
-    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number."""
+    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
+    ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
+    step, before ``on_metrics``, unless ``sft.log_system_metrics`` is false."""
     examples = check_examples(examples)
     check_policy_available(config.policy)
     s = config.sft
@@ -197,6 +201,9 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
     seen = sum(len(encoded[i].prompt) + len(encoded[i].completion)  # tokens trained on before a resumed step
                for step in range(1, start + 1) for ids in step_examples(step, len(encoded), config) for i in ids)
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
+    system_each_step = on_system_metrics is not None and s.log_system_metrics
+    if system_each_step:
+        start_cpu_window()
     for step in range(start + 1, total + 1):
         if should_stop is not None and should_stop():
             stopped, step = True, step - 1
@@ -210,6 +217,8 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
         metrics.update({"num_tokens": float(seen), "epoch": epoch_at(step, steps_per_epoch)})
         if step == 1:
             metrics["data/examples"] = len(encoded)
+        if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
+            on_system_metrics(step, system)
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % s.checkpoint_every == 0 or step == total:

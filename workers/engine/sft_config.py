@@ -48,6 +48,10 @@ class SFTSettings:
                                   default=50)
     keep_checkpoints: int = _help("How many recent checkpoints to keep (0 keeps all).", default=2)
     device: str = _help("'auto' (cuda if present), 'cpu', 'cuda' or 'cuda:N'.", default="auto")
+    log_system_metrics: bool = _help(
+        "Report the machine's state each step, as a policy run's train.log_system_metrics does: "
+        "CPU, memory and, on a GPU, its memory and utilisation, charted under system/.",
+        default=True)
 
     def __post_init__(self) -> None:
         check_loop_settings(self)

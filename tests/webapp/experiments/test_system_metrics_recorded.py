@@ -61,3 +61,18 @@ def test_the_recorder_stores_a_step_s_system_metrics_with_that_step_only():
     points = set(MetricPoint.objects.filter(run=run).values_list("key", "step", "value"))
     assert points == {("system/cpu_utilization_percentage", 1, 12.5), ("reward", 1, 0.5), ("reward", 2, 0.75),
                       ("reward", 3, 1.0)}
+
+
+def test_an_sft_run_stores_its_system_metrics_beside_its_own():
+    """SFT and DPO runs train through the same worker code (offline_policy_run_execute)."""
+    from tests.webapp.experiments.test_sft_runs import launch as launch_sft
+    from tests.webapp.experiments.test_sft_runs import toy_dataset
+
+    user = make_user()
+    project = make_project(owner=user)
+    project.user = user
+    run = launch_sft(project, {"source": "dataset", "dataset": toy_dataset(project).id}, epochs=1)
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+    assert steps_of(run, "loss") == [1, 2]
+    for key in PSUTIL_KEYS:
+        assert steps_of(run, key) == [1, 2], key
