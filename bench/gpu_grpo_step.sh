@@ -3,7 +3,7 @@
 # see bench/gpu_wheels.sh; run with timeout_s 540). Writes logs and JSON under $OUT:
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, against the
-#      plain one; bf16; the packed forward and the chunked head);
+#      plain one; bf16; the packed forward and the chunked head), and the system/gpu_* metrics;
 #   2. bench/grpo_step.py: fast-path check on the real shape, then Steer, TRL, the compiled
 #      decoder and Steer's plain path on the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured.
@@ -42,7 +42,9 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 timeout "${TEST_S:-150}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
   tests/engine/test_packed_forward.py tests/engine/test_rollout.py \
-  tests/engine/test_master_weights.py > "$OUT/cuda_tests.txt" 2>&1
+  tests/engine/test_master_weights.py \
+  "tests/engine/test_system_metrics.py::test_on_a_gpu_the_memory_of_torch_s_allocator_and_its_peak" \
+  > "$OUT/cuda_tests.txt" 2>&1
 tail -n 15 "$OUT/cuda_tests.txt"
 fi
 timeout "${BENCH_S:-330}" $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
