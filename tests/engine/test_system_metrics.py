@@ -147,3 +147,26 @@ def test_each_dpo_and_sft_step_reports_its_system_metrics_unless_switched_off(ki
         assert sorted(system) == steps and all(set(m) == set(PSUTIL_KEYS) for m in system.values())
     else:
         assert system == {}
+
+
+@needs_psutil
+@pytest.mark.parametrize("on", [True, False])
+def test_each_reward_model_step_reports_its_system_metrics_unless_switched_off(on, tmp_path):
+    from tests.engine.test_rm_trainer import keyword_records, tiny_config
+    from workers.engine.rm_trainer import train_reward_model
+
+    steps, system = [], {}
+
+    def on_system_metrics(step, metrics):
+        assert step not in steps  # before on_metrics of the same step
+        system[step] = metrics
+
+    result = train_reward_model(tiny_config(epochs=1, log_system_metrics=on), keyword_records(24),
+                                output_dir=tmp_path / "rm", on_metrics=lambda step, m: steps.append(step),
+                                on_system_metrics=on_system_metrics)
+    assert steps == list(range(1, result.steps + 1)) and steps
+    assert not any(k.startswith("system/") for k in result.metrics)  # the saved model's summary keeps none
+    if on:
+        assert sorted(system) == steps and all(set(m) == set(PSUTIL_KEYS) for m in system.values())
+    else:
+        assert system == {}

@@ -38,7 +38,8 @@ def reward_model_run_execute(*, run_id: int, worker: str) -> str:
             run_discard_after(claim=claim, step=0)
         with Heartbeat(claim):
             result = train_reward_model(config, records, output_dir=run.checkpoint_dir / "reward-model",
-                                        on_metrics=recorder.on_metrics, should_stop=recorder.should_stop)
+                                        on_metrics=recorder.on_metrics, should_stop=recorder.should_stop,
+                                        on_system_metrics=recorder.on_system_metrics)
         return result, recorder
 
     return engine_run(claim, attempt, label="reward-model run", on_succeeded=lambda result: reward_model_register(

@@ -51,6 +51,7 @@ from workers.engine.preference_losses import (
     plackett_luce_loss,
 )
 from workers.engine.reward_model import BACKBONES, RewardModelScorer, build_reward_model
+from workers.engine.system_metrics import start_cpu_window, system_metrics
 from workers.engine.update import training_attention
 
 LOSSES = ("bradley_terry", "plackett_luce")
@@ -93,6 +94,9 @@ class RewardModelTrainConfig:
     eval_fraction: float = field(default=0.1, metadata={"help": "fraction of records held out, chosen by seed"})
     seed: int = field(default=0, metadata={"help": "heads, split, shuffle and bootstrap all follow it"})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', ...; none picks cuda when present"})
+    log_system_metrics: bool = field(
+        default=True, metadata={"help": "report CPU, memory and GPU memory each step (system/* metrics)"}
+    )
 
     def __post_init__(self):
         _check_types(self)
@@ -402,11 +406,14 @@ def train_reward_model(
     output_dir: Path,
     on_metrics: Callable[[int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_system_metrics: Callable[[int, dict], None] | None = None,
 ) -> RewardModelTrainResult:
     """Train a reward model (ensemble) on ``preferences`` and save it to ``output_dir``.
 
     Raises DataError before any work when the data cannot train anything. Steps count
     from 1; ``should_stop()`` is asked before each step, and a stopped run still saves.
+    ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
+    step, before ``on_metrics``, unless ``log_system_metrics`` is false.
     """
     validate_preferences(preferences)
     train_ids, eval_ids = split_records(len(preferences), config.eval_fraction, config.seed)
@@ -424,6 +431,9 @@ def train_reward_model(
     bootstrap = _bootstrap_weights(config, len(train_records))
 
     step, stopped, metrics = 0, False, {}
+    system_each_step = on_system_metrics is not None and config.log_system_metrics
+    if system_each_step:
+        start_cpu_window()
     scorer.model.train()
     for epoch in range(config.epochs):
         order = torch.randperm(len(train_records), generator=torch.Generator().manual_seed(config.seed + epoch))
@@ -454,6 +464,8 @@ def train_reward_model(
                 metrics["train/accuracy"] = accuracy
             if start + config.batch_size >= len(order) and eval_records:
                 metrics.update(_evaluate(scorer, eval_records, config))
+            if system_each_step and (system := system_metrics(str(scorer.device))):
+                on_system_metrics(step, system)
             if on_metrics is not None:
                 on_metrics(step, dict(metrics))
         if stopped:

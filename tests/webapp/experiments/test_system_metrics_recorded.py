@@ -76,3 +76,18 @@ def test_an_sft_run_stores_its_system_metrics_beside_its_own():
     assert steps_of(run, "loss") == [1, 2]
     for key in PSUTIL_KEYS:
         assert steps_of(run, key) == [1, 2], key
+
+
+def test_a_reward_model_run_stores_its_system_metrics_beside_its_own():
+    from tests.webapp.rewards.test_reward_model_runs import TINY_RM, pairs_jsonl
+    from webapp.rewards.services import pair_set_import
+
+    user = make_user()
+    project = make_project(owner=user)
+    pair_set = pair_set_import(project=project, name="seed", content=pairs_jsonl())
+    run = run_launch(project=project, user=user, name="rm", kind=RunKind.REWARD_MODEL,
+                     config={**TINY_RM, "data": {"source": "pairs", "pair_set": pair_set.id}})
+    assert run_execute(run_id=run.id, worker="w") == RunStatus.SUCCEEDED
+    assert steps_of(run, "loss") == list(range(1, 7))  # 9 training pairs / 4 a batch × 2 epochs
+    for key in PSUTIL_KEYS:
+        assert steps_of(run, key) == list(range(1, 7)), key
