@@ -15,7 +15,7 @@ built-in sampler, the number to watch when a faster decoder is plugged in).
 
 With ``train.log_system_metrics`` (the default) each step of a training or evaluation run also
 reports the machine's state, through ``Callbacks.on_system_metrics`` (the worker stores them with
-the step's metrics): system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
+the step's metrics; DPO, SFT and reward-model training take an ``on_system_metrics`` function): system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
 system/system_memory_usage_percentage, system/process_rss_megabytes and, on a GPU,
 system/gpu_memory_allocated_megabytes, system/gpu_max_memory_allocated_megabytes (the peak since
 the process started), system/gpu_memory_reserved_megabytes and system/gpu_utilization_percentage
