@@ -70,6 +70,7 @@ def test_checkpoints_live_on_the_one_shared_volume(compose):
         service = compose["services"][name]
         assert service["volumes"] == ["steer-data:/var/lib/steer"]
         assert service["environment"]["STEER_CHECKPOINT_DIR"].startswith("/var/lib/steer")
+        assert service["environment"]["STEER_ARTIFACT_DIR"].startswith("/var/lib/steer")  # the web server writes them
     assert "steer-data" in compose["volumes"]
 
 

@@ -24,7 +24,8 @@ BROKER_SCHEMES = {"redis", "rediss", "filesystem", "amqp", "pyamqp"}
 # Every variable Steer reads (docker-compose.yml and the README are checked against it).
 VARIABLES = (
     "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS",
-    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR", "STEER_TRUSTED_PROXIES", "STEER_HTTPS",
+    "STEER_VAR_DIR", "STEER_CHECKPOINT_DIR", "STEER_ARTIFACT_DIR", "STEER_MODEL_CACHE_DIR", "STEER_TRUSTED_PROXIES",
+    "STEER_HTTPS",
 )
 
 
@@ -40,6 +41,7 @@ class Environment:
     broker_url: str
     broker_transport_options: dict
     checkpoint_dir: Path
+    artifact_dir: Path  # files attached to runs (webapp.experiments.artifacts)
     model_cache_dir: Path
     uses_embedded_database: bool
     uses_embedded_broker: bool
@@ -170,6 +172,7 @@ def load(environ: Mapping[str, str], base_dir: Path) -> Environment:
         broker_url=broker_url,
         broker_transport_options=transport_options,
         checkpoint_dir=Path(environ.get("STEER_CHECKPOINT_DIR") or var_dir / "checkpoints").resolve(),
+        artifact_dir=Path(environ.get("STEER_ARTIFACT_DIR") or var_dir / "artifacts").resolve(),
         model_cache_dir=Path(environ.get("STEER_MODEL_CACHE_DIR") or var_dir / "models").resolve(),
         uses_embedded_database=not environ.get("DATABASE_URL"),
         uses_embedded_broker=not environ.get("CELERY_BROKER_URL"),

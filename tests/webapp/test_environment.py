@@ -38,6 +38,12 @@ def test_database_and_broker_urls_switch_to_postgres_and_redis(tmp_path):
     assert not env.uses_embedded_database and not env.uses_embedded_broker
 
 
+def test_run_artifacts_live_under_the_var_dir_unless_a_folder_is_named(tmp_path):
+    assert load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).artifact_dir == tmp_path.resolve() / "artifacts"
+    named = load({"STEER_VAR_DIR": str(tmp_path), "STEER_ARTIFACT_DIR": str(tmp_path / "files")}, base_dir=Path("."))
+    assert named.artifact_dir == tmp_path.resolve() / "files"
+
+
 def test_debug_is_off_unless_asked(tmp_path):
     assert load({"STEER_VAR_DIR": str(tmp_path)}, base_dir=Path(".")).debug is False
     assert load({"STEER_VAR_DIR": str(tmp_path), "DEBUG": "1"}, base_dir=Path(".")).debug is True

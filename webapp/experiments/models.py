@@ -403,3 +403,29 @@ class MetricRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} L{self.level}#{self.bucket}"
+
+
+class RunArtifact(models.Model):
+    """A file attached to a run (an evaluation report, a plot, sample generations), as MLflow's
+    ``log_artifact``. ``path`` is what the user named it (``eval/report.json``); the bytes lie in
+    ``STEER_ARTIFACT_DIR/run-<run id>/<file_name>``, a name Steer chose, so no user text ever
+    becomes a path on disk (see ``webapp.experiments.artifacts``)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=255, help_text="Relative POSIX path, unique within the run.")
+    file_name = models.CharField(max_length=64, help_text="The stored file's name in the run's artifact folder.")
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content_type = models.CharField(max_length=100, blank=True, default="",
+                                    help_text="Guessed from the path's extension; downloads are always attachments.")
+    created_at = models.DateTimeField(auto_now=True, help_text="When this path was last uploaded.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["run", "path"]
+        constraints = [models.UniqueConstraint(fields=["run", "path"], name="run_artifact_unique_path")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.path}"

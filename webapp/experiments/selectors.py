@@ -19,6 +19,7 @@ from webapp.experiments.models import (
     MetricRollup,
     PolicyModel,
     Run,
+    RunArtifact,
     RunKind,
     RunStatus,
     RunTag,
@@ -298,6 +299,16 @@ def held_out_rows(answers) -> list[HeldOutRow]:
     return [HeldOutRow(a.prompt.index, a.prompt.display_text, a.prompt.reference, a, a.before) for a in answers]
 
 
+def artifact_list(*, run: Run) -> QuerySet[RunArtifact]:
+    """The run's artifacts by path."""
+    return RunArtifact.objects.filter(run=run).order_by("path")
+
+
+def artifact_get(*, run: Run, path: str) -> RunArtifact:
+    """The run's artifact at ``path``, or 404 (also for a path another run has)."""
+    return get_object_or_404(RunArtifact, run=run, path=path)
+
+
 def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
     return Checkpoint.objects.filter(run=run).order_by("step")
 
@@ -326,6 +337,7 @@ def run_deletion_summary(*, run: Run) -> dict[str, int]:
         "trajectories": Trajectory.objects.filter(run=run).count(),
         "held_out_answers": HeldOutAnswer.objects.filter(run=run).count(),
         "checkpoints": Checkpoint.objects.filter(run=run).count(),
+        "artifacts": RunArtifact.objects.filter(run=run).count(),
         "metric_series": len(metric_keys(run_ids=[run.pk])),
         "tasks": tasks.count(),
         "labels": PreferenceLabel.objects.filter(task__in=tasks).count(),

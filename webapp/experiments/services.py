@@ -18,6 +18,7 @@ from webapp.core.deletion import first_few
 from webapp.core.locks import rows_for_share
 from webapp.core.names import name_problem, name_strip
 from webapp.datasets.models import PromptDataset
+from webapp.experiments.artifacts import run_artifacts_remove
 from webapp.experiments.errors import IdempotencyKeyReused, IllegalTransition, QueueUnavailable, RunError
 from webapp.experiments.models import MetricChunk, MetricRollup, PolicyModel, Run, RunKind, RunStatus
 
@@ -408,7 +409,7 @@ def run_delete_check(*, run: Run) -> None:
 
 def run_delete(*, run_id: int) -> None:
     """Delete a finished run and what only it holds: trajectories, checkpoint rows, metric chunks
-    and rollups, and (once the transaction commits) its checkpoint folder.
+    and rollups, artifacts, and (once the transaction commits) its checkpoint and artifact folders.
 
     Comparison tasks made from the run keep their prompt, candidates (whose text is their own) and
     labels; only their links to the run and its trajectories are cleared. RunError (see
@@ -423,8 +424,9 @@ def run_delete(*, run_id: int) -> None:
         # them too: these tables have no foreign-key constraint to fall back on.
         MetricChunk.objects.filter(run_id=run.pk).delete()
         MetricRollup.objects.filter(run_id=run.pk).delete()
-        run.delete()  # cascades to trajectories and checkpoints; tasks and candidates are SET_NULL
+        run.delete()  # cascades to trajectories, checkpoints and artifacts; tasks and candidates are SET_NULL
         transaction.on_commit(lambda: run_folder_remove(run_id=run_id))
+        transaction.on_commit(lambda: run_artifacts_remove(run_id=run_id))
 
 
 def run_folder_remove(*, run_id: int) -> None:

@@ -1,0 +1,211 @@
+"""Run artifacts: files attached to a run, as MLflow's ``log_artifact``.
+
+A file's ``path`` (``eval/report.json``) is only a key in the database: the bytes are stored as
+``STEER_ARTIFACT_DIR/run-<run id>/<random hex>``, so no text a user wrote ever names a file on
+disk (no traversal, no clash between a file ``a`` and a folder ``a/``, no case or length quirks
+of the filesystem). An upload is streamed to a temporary file in that folder a chunk at a time,
+counted and hashed as it goes, renamed once complete, and only then recorded; uploading a path
+again replaces it, as MLflow overwrites: readers see the old file or the new one, never half of
+one, and the old file is removed once the new row is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import shutil
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.http import FileResponse, Http404
+
+from webapp.experiments.models import Run, RunArtifact
+
+log = logging.getLogger(__name__)
+
+MAX_PATH_CHARS = 255
+MAX_PATH_SEGMENTS = 10
+CHUNK_BYTES = 1024 * 1024
+
+
+class ArtifactError(Exception):
+    """An artifact request that cannot be honoured; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class ArtifactTooLarge(ArtifactError):
+    """The file, or the run's files with it, would pass a size limit; nothing was stored."""
+
+
+def artifact_path_problem(path: str) -> str:
+    """What is wrong with ``path`` as an artifact's name, '' when nothing is."""
+    if not path:
+        return "is empty; name the file, e.g. eval/report.json"
+    if len(path) > MAX_PATH_CHARS:
+        return f"is {len(path)} characters long; at most {MAX_PATH_CHARS}"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in path):
+        return "holds a control character; use printable characters only"
+    if "\\" in path:
+        return "holds a backslash; separate folders with '/'"
+    if path.startswith("/"):
+        return "is absolute; give a path relative to the run, e.g. eval/report.json"
+    segments = path.split("/")
+    if any(segment == "" for segment in segments):
+        return "has an empty segment ('//' or a '/' at the end); name each folder and the file"
+    if any(segment in (".", "..") for segment in segments):
+        return "has a '.' or '..' segment; give the path from the run's root without them"
+    if any(segment != segment.strip() for segment in segments):
+        return "has a segment that starts or ends with a space"
+    if len(segments) > MAX_PATH_SEGMENTS:
+        return f"has {len(segments)} segments; at most {MAX_PATH_SEGMENTS} (folders and the file)"
+    return ""
+
+
+def artifact_path_check(path: str) -> str:
+    """``path``, or ArtifactError naming ``path`` with what is wrong."""
+    problem = artifact_path_problem(path)
+    if problem:
+        raise ArtifactError(f"the artifact path {problem}", field="path")
+    return path
+
+
+def artifact_folder(run_id: int) -> Path:
+    return Path(settings.STEER_ARTIFACT_DIR) / f"run-{int(run_id)}"
+
+
+def artifact_file(artifact: RunArtifact) -> Path:
+    return artifact_folder(artifact.run_id) / artifact.file_name
+
+
+def _limit_bytes(*, run_id: int, path: str) -> tuple[int, str]:
+    """The most bytes an upload to ``path`` may hold, and the limit's name for the refusal."""
+    others = (RunArtifact.objects.filter(run_id=run_id).exclude(path=path)
+              .aggregate(total=Sum("size_bytes"))["total"] or 0)
+    per_run = settings.STEER_ARTIFACT_RUN_MAX_BYTES - others
+    if per_run < settings.STEER_ARTIFACT_MAX_BYTES:
+        return max(per_run, 0), (f"a run's artifacts may hold {settings.STEER_ARTIFACT_RUN_MAX_BYTES} bytes in all "
+                                 f"(STEER_ARTIFACT_RUN_MAX_BYTES), and this run's other files hold {others}")
+    return settings.STEER_ARTIFACT_MAX_BYTES, (f"an artifact may hold at most {settings.STEER_ARTIFACT_MAX_BYTES} "
+                                               "bytes (STEER_ARTIFACT_MAX_BYTES)")
+
+
+def _too_large(limit: int, why: str) -> ArtifactTooLarge:
+    return ArtifactTooLarge(f"the file is larger than the {limit} bytes it may hold: {why}", field="file")
+
+
+def _write_stream(chunks: Iterable[bytes], folder: Path, limit: int, why: str) -> tuple[str, int, str]:
+    """Stream ``chunks`` into a new file of ``folder``: (its name, size, sha256). Nothing is left
+    behind on a refusal (ArtifactTooLarge past ``limit``) or an error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex
+    partial = folder / f".{name}.part"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(partial, "xb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit, why)
+                digest.update(chunk)
+                out.write(chunk)
+        os.replace(partial, folder / name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return name, size, digest.hexdigest()
+
+
+def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
+                 declared_bytes: int | None = None) -> tuple[RunArtifact, bool]:
+    """Store the bytes of ``chunks`` as the run's artifact at ``path``: (the artifact, created).
+
+    A path the run already has is replaced (MLflow overwrites). ``declared_bytes`` (a request's
+    Content-Length) past the limit is refused before anything is read. ArtifactError (a bad
+    path) and ArtifactTooLarge store nothing; Run.DoesNotExist for a run deleted meanwhile.
+    """
+    artifact_path_check(path)
+    limit, why = _limit_bytes(run_id=run_id, path=path)
+    if declared_bytes is not None and declared_bytes > limit:
+        raise _too_large(limit, why)
+    folder = artifact_folder(run_id)
+    name, size, sha256 = _write_stream(chunks, folder, limit, why)
+    try:
+        with transaction.atomic():
+            # the run's row lock: uploads to one run add up one at a time, and a deletion of the
+            # run waits for this one (or this one finds the run gone)
+            Run.objects.select_for_update().get(pk=run_id)
+            limit, why = _limit_bytes(run_id=run_id, path=path)
+            if size > limit:  # another upload to the run was committed while this one streamed
+                raise _too_large(limit, why)
+            previous = RunArtifact.objects.filter(run_id=run_id, path=path).first()
+            values = {"file_name": name, "size_bytes": size, "sha256": sha256, "created_by": user,
+                      "content_type": mimetypes.guess_type(path)[0] or ""}
+            if previous is None:
+                artifact = RunArtifact.objects.create(run_id=run_id, path=path, **values)
+            else:
+                replaced = folder / previous.file_name
+                for field, value in values.items():
+                    setattr(previous, field, value)
+                previous.save()
+                artifact = previous
+                transaction.on_commit(lambda: _file_remove(replaced))
+    except BaseException:
+        (folder / name).unlink(missing_ok=True)
+        raise
+    return artifact, previous is None
+
+
+def artifact_delete(*, run_id: int, path: str) -> None:
+    """Delete the run's artifact at ``path``, and its file once that is committed.
+    RunArtifact.DoesNotExist when the run has none there."""
+    with transaction.atomic():
+        artifact = RunArtifact.objects.select_for_update().get(run_id=run_id, path=path)
+        stored = artifact_file(artifact)
+        artifact.delete()
+        transaction.on_commit(lambda: _file_remove(stored))
+
+
+def run_artifacts_remove(*, run_id: int) -> None:
+    """Remove ``STEER_ARTIFACT_DIR/run-<id>`` (a deleted run's files); a link in its place is
+    unlinked, its target left alone. Failures are logged: the run is already gone."""
+    folder = artifact_folder(run_id)
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.is_dir():
+            shutil.rmtree(folder)
+    except OSError:
+        log.exception("run %s: could not remove its artifact folder %s", run_id, folder)
+
+
+def _file_remove(file: Path) -> None:
+    try:
+        file.unlink(missing_ok=True)
+    except OSError:
+        log.exception("could not remove the artifact file %s", file)
+
+
+def artifact_download_response(artifact: RunArtifact) -> FileResponse:
+    """The artifact's file as a download, never shown in the browser: an uploaded HTML page or
+    SVG would otherwise run its scripts in Steer's origin. Always ``attachment``, typed
+    ``application/octet-stream``, ``nosniff``, and sandboxed by CSP should a browser render it."""
+    try:
+        handle = open(artifact_file(artifact), "rb")  # noqa: SIM115 (FileResponse closes it)
+    except FileNotFoundError:
+        raise Http404("The artifact's file is not on this server.") from None
+    response = FileResponse(handle, as_attachment=True, filename=artifact.path.rsplit("/", 1)[-1],
+                            content_type="application/octet-stream")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
