@@ -2,6 +2,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from webapp.api import (
+    artifacts,
     checkpoints,
     datasets,
     exports,
@@ -40,6 +41,22 @@ class IdConverter:
 
 
 register_converter(IdConverter, "id")
+
+
+class ArtifactPathConverter:
+    """An artifact's path: any text (a newline too), so that every bad one reaches the view and
+    answers 400 naming ``path`` rather than 404 "no route"."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ArtifactPathConverter, "artifact_path")
 
 app_name = "api"
 urlpatterns = [
@@ -86,6 +103,9 @@ urlpatterns = [
     path("runs/<id:run_id>/exports/metrics.csv", exports.RunMetricExportApi.as_view(), name="export-run-metrics"),
     path("runs/<id:run_id>/held-out/", trajectories.RunHeldOutAnswerListApi.as_view(), name="run-held-out"),
     path("runs/<id:run_id>/checkpoints/", checkpoints.RunCheckpointListApi.as_view(), name="run-checkpoints"),
+    path("runs/<id:run_id>/artifacts/", artifacts.RunArtifactListApi.as_view(), name="run-artifacts"),
+    path("runs/<id:run_id>/artifacts/<artifact_path:artifact_path>", artifacts.RunArtifactApi.as_view(),
+         name="run-artifact"),
     path("runs/<id:run_id>/head-to-head/", feedback.HeadToHeadApi.as_view(), name="run-head-to-head"),
     path("projects/<id:project_id>/reward-agreement/", feedback.RewardAgreementApi.as_view(),
          name="project-reward-agreement"),
