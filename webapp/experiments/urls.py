@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.experiments import views
+from webapp.experiments import artifact_views, views
 
 app_name = "experiments"
 urlpatterns = [
@@ -23,5 +23,10 @@ urlpatterns = [
     path("<int:run_id>/exports/metrics.csv", views.run_metrics_export, name="export_metrics"),
     path("<int:run_id>/checkpoints/<int:checkpoint_id>/download/", views.run_checkpoint_download,
          name="checkpoint_download"),
+    path("<int:run_id>/artifacts/upload/", artifact_views.run_artifact_upload_action, name="artifact_upload"),
+    path("<int:run_id>/artifacts/files/<path:artifact_path>", artifact_views.run_artifact_download,
+         name="artifact_download"),
+    path("<int:run_id>/artifacts/delete/<path:artifact_path>", artifact_views.run_artifact_delete_page,
+         name="artifact_delete"),
     path("<int:run_id>/held-out/", views.run_held_out_page, name="held_out"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
@@ -49,6 +50,7 @@ from webapp.experiments.run_copy import (
 from webapp.experiments.run_list_filters import RunListFilterForm, RunNotesForm
 from webapp.experiments.selectors import (
     HELD_OUT_VIEWS,
+    artifact_list,
     checkpoint_get,
     checkpoint_list,
     comparison_runs,
@@ -196,7 +198,8 @@ def _launched(request, form, *, kind: str, **inputs):
 
 
 @research_required
-def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, notes_error: str = "", status=200):
+def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, notes_error: str = "",
+                    artifact_error: str = "", status=200):
     run = run_get(project=request.project, run_id=run_id)
     from webapp.feedback.head_to_head import head_to_head_opponents, head_to_heads  # noqa: PLC0415 (feedback imports experiments)
 
@@ -220,7 +223,8 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
     return render(request, "experiments/detail.html", _context(
         request, run=run, tags=tags, notes_form=notes_form, notes_error=notes_error,
         others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
-        checkpoints=checkpoint_list(run=run),
+        checkpoints=checkpoint_list(run=run), artifacts=artifact_list(run=run), artifact_error=artifact_error,
+        artifact_max_bytes=settings.STEER_ARTIFACT_MAX_BYTES,
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
         copy_url=copy_url(run),
