@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -52,6 +55,14 @@ def _metric_point(i: int, point) -> list:
     return [key, int(step), float(value)]
 
 
+def _artifact_url_path(path: str) -> str:
+    """An artifact's path as it goes in the address: each segment quoted, and a '.' or '..'
+    segment escaped, so that it reaches the server (which refuses it, naming ``path``) rather
+    than being resolved away by the HTTP library into another path."""
+    return "/".join(segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe="")
+                    for segment in path.split("/"))
+
+
 # Codes of a SteerError whose answer was not Steer's API error (a proxy's or a login page, a URL
 # that is not Steer's): its message holds the status and the start of the body that came.
 NOT_STEERS_ANSWER = frozenset({"http_error", "not_json"})
@@ -78,14 +89,17 @@ class SteerClient:
 
     # -- transport --------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, json=None, params=None, headers=None, retry: bool = False):
+    def request(self, method: str, path: str, *, json=None, params=None, headers=None, retry: bool = False,
+                file: Path | None = None):
         """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors
-        (a request that cannot be made, such as a body with NaN, is not a network error: it raises at once)."""
+        (a request that cannot be made, such as a body with NaN, is not a network error: it raises at once).
+        ``file``: a local file sent as the raw body, streamed from disk (opened anew for each attempt)."""
         attempts = self.retries + 1 if retry or method == "GET" else 1
         for attempt in range(attempts):
             try:
-                response = self.session.request(method, self.base + path, json=json, params=params,
-                                                headers=headers, timeout=self.timeout)
+                with open(file, "rb") if file is not None else contextlib.nullcontext() as data:
+                    response = self.session.request(method, self.base + path, json=json, params=params, data=data,
+                                                    headers=headers, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
                 # the request could not be sent, or its answer was cut off on the way back
                 if attempt + 1 == attempts:
@@ -94,6 +108,10 @@ class SteerClient:
                 if response.status_code < 500 or attempt + 1 == attempts:
                     break
             time.sleep(min(8.0, 0.5 * 2**attempt))
+        return self._answer(method, response)
+
+    def _answer(self, method: str, response):
+        """The JSON body of ``response``, or SteerError with the API's error (or what came instead)."""
         try:
             body = response.json() if response.content else None
         except ValueError:  # not Steer's answer: a proxy's or a login page, or a URL that is not Steer's
@@ -209,6 +227,44 @@ class SteerClient:
             written += self.request("POST", f"/runs/{run_id}/trajectories/", json={"records": chunk},
                                     retry=True)["written"]
         return written
+
+    def log_artifact(self, run_id: int, local_path: str | os.PathLike, artifact_path: str | None = None) -> dict:
+        """Attach a local file to the run, as MLflow's ``log_artifact``: stored at ``artifact_path``
+        (a relative path with '/' between folders, e.g. ``eval/report.json``; the file's own name
+        when None), replacing the file the run holds there. Streamed from disk, never read whole.
+        Answers the artifact (``path``, ``size_bytes``, ``sha256``, ...); SteerError 400 naming
+        ``path`` for a bad path, 413 over the server's size limits."""
+        local = Path(local_path)
+        if not local.is_file():
+            raise FileNotFoundError(f"{local}: no such file to log as an artifact")
+        path = artifact_path if artifact_path is not None else local.name
+        return self.request("PUT", f"/runs/{int(run_id)}/artifacts/{_artifact_url_path(path)}", file=local,
+                            headers={"Content-Type": "application/octet-stream"}, retry=True)
+
+    def artifacts(self, run_id: int) -> list[dict]:
+        """The run's artifacts by path: ``path``, ``size_bytes``, ``sha256``, ``content_type``, ``created_at``."""
+        return list(self.paginate(f"/runs/{int(run_id)}/artifacts/"))
+
+    def download_artifact(self, run_id: int, artifact_path: str, dst_path: str | os.PathLike | None = None) -> Path:
+        """Download the run's artifact to ``dst_path`` (a file, or a folder to put it in under its
+        own name; the working folder when None), a chunk at a time; answers the file's path. The
+        file appears complete or not at all."""
+        url = f"{self.base}/runs/{int(run_id)}/artifacts/{_artifact_url_path(artifact_path)}"
+        name = artifact_path.rsplit("/", 1)[-1]
+        target = Path(dst_path) if dst_path is not None else Path.cwd()
+        if target.is_dir():
+            target = target / name
+        with self.session.get(url, stream=True, timeout=self.timeout) as response:
+            if response.status_code >= 400:
+                self._answer("GET", response)
+            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+            try:
+                with open(partial, "wb") as out:
+                    out.writelines(response.iter_content(1024 * 1024))
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        return target
 
     def metric_history(self, run_ids: Iterable[int], keys: Iterable[str] = (), *, max_points: int = 1000) -> list:
         params = {"run": list(run_ids), "key": list(keys), "max_points": max_points}
