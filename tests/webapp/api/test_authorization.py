@@ -15,6 +15,7 @@ from django.conf import settings
 
 from tests.factories import make_dataset, make_project, make_run
 from tests.webapp.api.conftest import api_user, token_client
+from webapp.experiments.artifacts import artifact_put
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import Checkpoint, RunKind, RunStatus, Trajectory
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
@@ -67,6 +68,7 @@ def populate(users: dict) -> ProjectObjects:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text("{}")
     checkpoint = Checkpoint.objects.create(run=run, step=1, path=str(folder), size_bytes=2)
+    artifact_put(run_id=run.id, path="eval/report.json", chunks=[b'{"accuracy": 1}'])
     rubric = rubric_create(project=project, name="Helpful", criteria=[{"name": "Correct", "scale": "binary"}])
     task = make_task(project, rubric)
     dataset = make_dataset(project)
@@ -135,6 +137,10 @@ ROUTES = [
     ("held-out answers", "get", "/api/v1/runs/{run}/held-out/", None, (200, 200, 404)),
     ("checkpoint list", "get", "/api/v1/runs/{run}/checkpoints/", None, (200, 200, 404)),
     ("checkpoint download", "get", "/api/v1/checkpoints/{checkpoint}/download/", None, (200, 200, 404)),
+    ("artifact list", "get", "/api/v1/runs/{run}/artifacts/", None, (200, 200, 404)),
+    ("artifact upload", "put", "/api/v1/runs/{run}/artifacts/notes.json", lambda: {"note": "x"}, (201, 201, 404)),
+    ("artifact download", "get", "/api/v1/runs/{run}/artifacts/eval/report.json", None, (200, 200, 404)),
+    ("artifact delete", "delete", "/api/v1/runs/{run}/artifacts/eval/report.json", None, (204, 204, 404)),
     ("rubric list", "get", "/api/v1/projects/{project}/rubrics/", None, (200, 200, 200)),
     ("rubric create", "post", "/api/v1/projects/{project}/rubrics/",
      lambda: {"name": f"r-{uuid.uuid4().hex[:6]}", "criteria": criteria()}, (201, 201, 403)),

@@ -17,6 +17,7 @@ from schemathesis.checks import not_a_server_error
 from tests.factories import make_dataset, make_project, make_run
 from tests.webapp.api.conftest import api_user
 from webapp.accounts.services import api_token_create
+from webapp.experiments.artifacts import artifact_put
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import Checkpoint, RunKind, RunStatus, Trajectory
 from webapp.feedback.models import Candidate, ComparisonTask, PreferenceLabel
@@ -61,6 +62,8 @@ def real_ids(db, settings, wsgi_keeps_the_test_connection):
         "user_id": project.memberships.exclude(user=user).get().user_id,
         "reward_model_id": RewardModel.objects.create(project=project, name="rm", backbone="tiny",
                                                       path=str(folder.parent)).id,  # saved: it can be downloaded
+        # an artifact of the run, downloaded (and deleted: later examples find it gone)
+        "artifact_path": artifact_put(run_id=run.id, path="eval/report.json", chunks=[b"{}"])[0].path,
         # DELETE /runs/<id>/ gets a finished run, so the deletion itself runs (later examples find it gone)
         "finished_run_id": make_run(project, kind=RunKind.EXTERNAL, status=RunStatus.SUCCEEDED).id,
     }
