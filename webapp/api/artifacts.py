@@ -65,6 +65,9 @@ class RunArtifactApi(SteerFileApi):
         path answers 400 naming ``path``; either way nothing is stored."""
         run = run_for(request, run_id)
         raw = request._request  # the body as Django streams it: never read whole into memory
+        if not raw.META.get("CONTENT_LENGTH") and "chunked" in raw.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads a body only as far as its Content-Length: a chunked one would be stored empty
+            raise field_error("Content-Length", "send the file's length in Content-Length; a chunked body is not taken")
         try:
             declared = int(raw.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

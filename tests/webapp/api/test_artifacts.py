@@ -90,6 +90,13 @@ def test_a_bad_path_answers_400_naming_path_and_stores_nothing(api, run, root, r
     assert not RunArtifact.objects.exists() and stored_files(root) == []
 
 
+def test_a_chunked_body_without_its_length_is_refused_rather_than_stored_empty(api, run, root):
+    response = api.put(url(run, "a.txt"), data=b"data", content_type="text/plain", CONTENT_LENGTH="",
+                       HTTP_TRANSFER_ENCODING="chunked")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["Content-Length"]
+    assert not RunArtifact.objects.exists() and stored_files(root) == []
+
+
 def test_a_file_over_the_limit_answers_413_naming_it_and_stores_nothing(api, run, root, settings):
     settings.STEER_ARTIFACT_MAX_BYTES = 8
     response = upload(api, run, "big.bin", b"x" * 9)
