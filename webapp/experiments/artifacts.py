@@ -131,8 +131,9 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     """Store the bytes of ``chunks`` as the run's artifact at ``path``: (the artifact, created).
 
     A path the run already has is replaced (MLflow overwrites). ``declared_bytes`` (a request's
-    Content-Length) past the limit is refused before anything is read. ArtifactError (a bad
-    path) and ArtifactTooLarge store nothing; Run.DoesNotExist for a run deleted meanwhile.
+    Content-Length) past the limit is refused before anything is read, and a body that ends short
+    of it is refused once read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store
+    nothing; Run.DoesNotExist for a run deleted meanwhile.
     """
     artifact_path_check(path)
     limit, why = _limit_bytes(run_id=run_id, path=path)
@@ -141,6 +142,9 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     folder = artifact_folder(run_id)
     name, size, sha256 = _write_stream(chunks, folder, limit, why)
     try:
+        if declared_bytes is not None and size != declared_bytes:  # the client went away mid-upload
+            raise ArtifactError(f"the body ended after {size} of the {declared_bytes} bytes it announced; "
+                                "nothing was stored, send the file again", field="Content-Length")
         with transaction.atomic():
             # the run's row lock: uploads to one run add up one at a time, and a deletion of the
             # run waits for this one (or this one finds the run gone)

@@ -108,6 +108,13 @@ def test_a_declared_length_over_the_limit_is_refused_before_anything_is_read(roo
         artifact_put(run_id=run.id, path="big.bin", chunks=never(), declared_bytes=11)
 
 
+def test_a_body_that_ends_short_of_its_declared_length_is_refused_and_nothing_is_stored(root, run):
+    with pytest.raises(ArtifactError) as refused:
+        artifact_put(run_id=run.id, path="cut.bin", chunks=[b"abc"], declared_bytes=10)
+    assert refused.value.field == "Content-Length" and "3 of the 10 bytes" in refused.value.message
+    assert not RunArtifact.objects.exists() and stored_files(root) == []
+
+
 def test_a_runs_total_is_limited_and_a_replaced_file_does_not_count_twice(root, run, settings):
     settings.STEER_ARTIFACT_RUN_MAX_BYTES = 10
     put(run, "a.bin", b"x" * 6)
