@@ -11,6 +11,7 @@ one, and the old file is removed once the new row is committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import mimetypes
@@ -140,7 +141,12 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     if declared_bytes is not None and declared_bytes > limit:
         raise _too_large(limit, why)
     folder = artifact_folder(run_id)
-    name, size, sha256 = _write_stream(chunks, folder, limit, why)
+    try:
+        name, size, sha256 = _write_stream(chunks, folder, limit, why)
+    except FileNotFoundError:  # the folder went with the run, deleted while this upload streamed
+        if not Run.objects.filter(pk=run_id).exists():
+            raise Run.DoesNotExist(f"run {run_id} was deleted during the upload") from None
+        raise
     try:
         if declared_bytes is not None and size != declared_bytes:  # the client went away mid-upload
             raise ArtifactError(f"the body ended after {size} of the {declared_bytes} bytes it announced; "
@@ -164,8 +170,11 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
                 previous.save()
                 artifact = previous
                 transaction.on_commit(lambda: _file_remove(replaced))
-    except BaseException:
+    except BaseException as exc:
         (folder / name).unlink(missing_ok=True)
+        if isinstance(exc, Run.DoesNotExist):  # the run's folder went with it, unless this upload made it again
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return artifact, previous is None
 

@@ -14,8 +14,9 @@ from webapp.experiments.artifacts import (
     artifact_folder,
     artifact_path_problem,
     artifact_put,
+    run_artifacts_remove,
 )
-from webapp.experiments.models import RunArtifact, RunStatus
+from webapp.experiments.models import Run, RunArtifact, RunStatus
 from webapp.experiments.services import run_delete
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +164,19 @@ def test_deleting_the_run_removes_its_artifact_files(root, run, settings, tmp_pa
     assert not artifact_folder(run.id).exists()
     assert artifact_file(kept).exists()
     assert list(RunArtifact.objects.values_list("path", flat=True)) == ["b.txt"]
+
+
+@pytest.mark.parametrize("folder_removed", [False, True])
+def test_an_upload_to_a_run_deleted_while_it_streamed_leaves_nothing(root, run, folder_removed):
+    run_id = run.id
+
+    def chunks():
+        yield b"first"
+        run.delete()  # as run_delete, from another request, before this upload is recorded
+        if folder_removed:  # and its commit's removal of the run's folders
+            run_artifacts_remove(run_id=run_id)
+        yield b"second"
+
+    with pytest.raises(Run.DoesNotExist):
+        artifact_put(run_id=run_id, path="late.txt", chunks=chunks())
+    assert not artifact_folder(run_id).exists()
