@@ -212,6 +212,7 @@ def test_a_throttled_answer_matches_the_schema_with_its_retry_after(db, settings
     ("/api/v1/runs/{run_id}/exports/metrics.csv", "text/csv"),
     ("/api/v1/checkpoints/{checkpoint_id}/download/", "application/x-tar"),
     ("/api/v1/reward-models/{reward_model_id}/download/", "application/x-tar"),
+    ("/api/v1/runs/{run_id}/artifacts/{artifact_path}", "application/octet-stream"),
 ])
 def test_a_file_is_served_to_a_client_that_accepts_its_declared_type(real_ids, operation, accept):  # noqa: F811
     """A client generated from the schema asks for the type the schema declares (it got 406)."""
