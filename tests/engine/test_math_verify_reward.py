@@ -275,3 +275,19 @@ def test_a_weight_0_math_verify_measures_accuracy_beside_other_0_1_rewards(tiny_
     assert config.accuracy_reward == "math_verify"
     config = TrainConfig.from_dict(tiny_cfg(rewards=[{"name": "math_verify"}, {"name": "exact_answer"}]))
     assert config.accuracy_reward == "math_verify"  # the first of the two that read the reference
+
+
+def test_math_verify_logs_a_parse_timeout_without_the_answers_text(caplog):
+    import logging
+
+    from workers.engine.math_equivalence import _math_verify
+
+    _math_verify()
+    secret = "the model's whole answer " * 10
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("math_verify.parser").warning(f"Timeout during parsing: {secret}")  # as math-verify does
+        logging.getLogger("math_verify.grader").warning("Timeout is disabled as timeout_seconds is None or <= 0, ...")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Timeout during parsing (math_verify reward: the answer's text is not logged)"]
+    _math_verify()  # the filter is added once
+    assert len(logging.getLogger("math_verify.parser").filters) == 1

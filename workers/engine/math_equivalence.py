@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import logging
 import math
 import re
 import signal
@@ -110,7 +111,26 @@ def _math_verify():
     except ImportError as exc:
         raise ConfigError("name", f"reward 'math_verify' needs the math-verify package, which cannot be "
                           f"imported here ({exc}): pip install {MATH_VERIFY_REQUIREMENT}") from None
+    for name in ("math_verify.parser", "math_verify.grader"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, QuietMathVerifyLog) for f in log.filters):
+            log.addFilter(QuietMathVerifyLog())
     return math_verify
+
+
+class QuietMathVerifyLog(logging.Filter):
+    """math-verify's warnings as a worker's log should carry them: a parse past its time is
+    logged without the answer's text (model text, up to ``MAX_INPUT_CHARS`` of it, on every
+    timed-out item), and its "Timeout is disabled" warning is dropped, since outside the main
+    thread ``_bounded`` is the timeout it asks for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Timeout is disabled"):
+            return False
+        if message.startswith("Timeout during parsing"):
+            record.msg, record.args = "Timeout during parsing (math_verify reward: the answer's text is not logged)", ()
+        return True
 
 
 def _answer_extraction() -> list:
