@@ -305,6 +305,15 @@ class AlgorithmConfig:
                         "reference model.", default=0.0)
     num_iterations: int = _help("Updates per rollout batch (mu); old log-probs are kept from "
                                 "before the first.", default=1)
+    mask_truncated_completions: bool = _help(
+        "DAPO's overlong filtering (TRL's mask_truncated_completions): completions stopped by "
+        "rollout.max_new_tokens (finish reason 'length') are left out of the policy loss, their "
+        "tokens out of its completion mask and so out of the token count of token_mean and of "
+        "each sequence's own mean (a sequence mean still counts them as sequences, as TRL's). "
+        "Advantages are still computed over the whole group. The update's entropy, kl and clip "
+        "ratios then cover the trained tokens only; loss/masked_token_fraction logs the share "
+        "left out. A step whose every completion was truncated trains nothing (no optimiser "
+        "step).", default=False)
 
     def __post_init__(self) -> None:
         s = self.SECTION

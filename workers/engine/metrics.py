@@ -11,7 +11,10 @@ clip_ratio/region_mean, grad_norm, learning_rate, loss, filter/kept_fraction,
 timing/rollout_s, timing/update_s, throughput/tokens_per_s (generated tokens per second of
 the whole step); also rewards/<key>/disagreement for reward-model ensembles and
 rollout/logprob_abs_diff (mean |sampler log-prob - trainer log-prob| per token; ~0 with the
-built-in sampler, the number to watch when a faster decoder is plugged in).
+built-in sampler, the number to watch when a faster decoder is plugged in); with
+``algorithm.mask_truncated_completions`` also loss/masked_token_fraction (the share of the
+trained completions' tokens left out of the loss because their completion hit max_new_tokens;
+absent when the knob is off, as clip_ratio/incorrect_region_mean is without DISPO's clips).
 
 With ``train.log_system_metrics`` (the default) each step of a training or evaluation run also
 reports the machine's state, through ``Callbacks.on_system_metrics`` (the worker stores them with

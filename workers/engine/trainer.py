@@ -34,7 +34,8 @@ from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
 from .static_decoder import StaticCacheSampler, supports
 from .system_metrics import start_cpu_window, system_metrics
-from .update import UpdateBatch, build_optimizer, learning_rate_at, policy_update
+from .update import (UpdateBatch, build_optimizer, learning_rate_at, policy_update,
+                     skipped_update_metrics)
 
 
 _EVAL_ROUND = 1_000_000  # sampling-seed round reserved for evaluation
@@ -354,9 +355,7 @@ def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
     cfg = s.config
     lr = learning_rate_at(step, cfg.optim)
     if len(trained) == 0:  # every group filtered out: nothing to learn from this step
-        return {"kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0,
-                "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.0, "grad_norm": 0.0,
-                "loss": 0.0, "learning_rate": lr, "rollout/logprob_abs_diff": 0.0}
+        return skipped_update_metrics(cfg.algorithm, lr)
     g = cfg.rollout.num_generations
     rows = [int(i) * g + j for i in trained for j in range(g)]
     kept = batch.select(rows)
@@ -364,6 +363,9 @@ def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
     update_batch = UpdateBatch(kept.input_ids, kept.attention_mask, kept.completion_mask,
                                advantages[trained].reshape(-1).to(device), kept.sampling_logprobs,
                                correct[trained].reshape(-1).to(device) if correct is not None else None)
+    if cfg.algorithm.mask_truncated_completions:  # DAPO's overlong filtering
+        update_batch.truncated = torch.tensor([r == "length" for r in kept.finish_reasons],
+                                              device=device)
     return policy_update(s.model, s.optimizer, update_batch, algo=cfg.algorithm,
                          optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
                          max_new_tokens=cfg.rollout.max_new_tokens,

@@ -26,7 +26,8 @@ class UpdateBatch:
     sampling_logprobs (N, T) from the sampler, when given, are compared with the trainer's own
     (a mismatch shows a decoder that samples from a different distribution). ``correct`` (N,)
     says which completions the accuracy reward counts correct; the algorithm's clips by
-    correctness need it."""
+    correctness need it. ``truncated`` (N,) says which completions max_new_tokens stopped
+    (finish reason 'length'); ``mask_truncated_completions`` needs it."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -34,6 +35,7 @@ class UpdateBatch:
     advantages: torch.Tensor
     sampling_logprobs: torch.Tensor | None = None
     correct: torch.Tensor | None = None  # (N,) bool, for clips by correctness (DISPO)
+    truncated: torch.Tensor | None = None  # (N,) bool, for mask_truncated_completions (DAPO)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -115,7 +117,15 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
     (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff; with
     clips by correctness also clip_ratio/incorrect_region_mean, the share of the batch's tokens
-    clipped in incorrect completions, so clip_ratio/region_mean minus it is the correct ones').
+    clipped in incorrect completions, so clip_ratio/region_mean minus it is the correct ones';
+    with ``algo.mask_truncated_completions`` also loss/masked_token_fraction).
+
+    With ``algo.mask_truncated_completions`` the truncated rows' tokens leave the mask that the
+    loss, its divisors and the metrics read (TRL's ``completion_mask * ~is_truncated``); those
+    rows get no forward pass at all. When no token is left, nothing is trained: no forward, no
+    optimiser step (a step on zero gradients would still move the weights by AdamW's momentum
+    and weight decay), and zeros for the loss metrics, as a step whose groups were all
+    filtered out.
 
     Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
     KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
@@ -141,7 +151,12 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
         group["lr"] = lr
     mask = batch.completion_mask.float()
     n, t = mask.shape
+    masked_fraction = None
+    if algo.mask_truncated_completions:
+        mask, masked_fraction = mask_truncated(mask, batch.truncated)
     batch_tokens = float(mask.sum())
+    if masked_fraction is not None and batch_tokens == 0:  # every completion truncated
+        return skipped_update_metrics(algo, lr, masked_token_fraction=masked_fraction)
     ref = None
     if algo.beta > 0 and ref_model is not None:
         ref = reference_logprobs(ref_model, batch, temperature=temperature,
@@ -150,6 +165,10 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     logprobs_of = _logprobs_fn(model, fast, compile_head)
     needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
         batch.advantages.cpu() != 0)
+    trained_rows = torch.ones(n, dtype=torch.bool)  # rows with a token in the loss's mask
+    if masked_fraction is not None:
+        trained_rows = mask.sum(dim=1).cpu() > 0
+        needs_grad = needs_grad & trained_rows
     device = batch.input_ids.device
     active = _row_chunks(needs_grad, micro_batch_size, device)
     eps_low, eps_high = clips_per_row(algo, batch.correct)
@@ -161,7 +180,7 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
                         "grad_norm", "logprob_diff")}
     model.train()
     with torch.no_grad():
-        for rows in _row_chunks(~needs_grad, micro_batch_size, device):
+        for rows in _row_chunks(~needs_grad & trained_rows, micro_batch_size, device):
             logprobs, entropy = logprobs_of(model, batch.input_ids[rows],
                                             batch.attention_mask[rows], t, temperature,
                                             completion_mask=batch.completion_mask[rows],
@@ -215,6 +234,32 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
                "rollout/logprob_abs_diff": sums["logprob_diff"]}
     if algo.clips_by_correctness:
         metrics["clip_ratio/incorrect_region_mean"] = sums["region_incorrect"] / mu
+    if masked_fraction is not None:
+        metrics["loss/masked_token_fraction"] = masked_fraction
+    return metrics
+
+
+def mask_truncated(mask: torch.Tensor, truncated: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, float]:
+    """DAPO's overlong filtering: ``mask`` (N, T) with the rows of truncated completions
+    (``truncated`` (N,) bool) zeroed, and the share of the mask's tokens that left it."""
+    if truncated is None:
+        raise ValueError("mask_truncated_completions needs the batch's truncated flags")
+    kept = mask * (~truncated.to(mask.device)).to(mask.dtype)[:, None]
+    total = float(mask.sum())
+    return kept, (total - float(kept.sum())) / max(total, 1.0)
+
+
+def skipped_update_metrics(algo: AlgorithmConfig, lr: float, *,
+                           masked_token_fraction: float = 0.0) -> dict[str, float]:
+    """The update metrics of a step that trains on nothing (every group filtered out, or every
+    completion truncated with ``algo.mask_truncated_completions``): zeros and the learning rate,
+    with loss/masked_token_fraction when the algorithm masks truncated completions."""
+    metrics = {"kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0,
+               "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.0, "grad_norm": 0.0,
+               "loss": 0.0, "learning_rate": lr, "rollout/logprob_abs_diff": 0.0}
+    if algo.mask_truncated_completions:
+        metrics["loss/masked_token_fraction"] = masked_token_fraction
     return metrics
 
 
