@@ -37,6 +37,7 @@ KNOBS = [
     ("algorithm.clip_eps_high_incorrect", "Clip ε high, incorrect (DISPO)"),
     ("algorithm.beta", "KL β"),
     ("algorithm.num_iterations", "Updates per batch (μ)"),
+    ("algorithm.mask_truncated_completions", "Mask truncated completions (DAPO overlong filtering)"),
     ("rollout.num_generations", "Completions per prompt (G)"),
     ("rollout.prompts_per_step", "Prompts per step"),
     ("rollout.max_new_tokens", "Max new tokens"),
