@@ -28,6 +28,7 @@ from webapp.experiments.errors import (
     RunError,
 )
 from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus, RunTag
+from webapp.experiments.sweeps import MAX_RUNS, SWEEP_KINDS, sweep_create
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -127,9 +128,9 @@ class RunListCreateApi(SteerListApi):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = request.membership.project
-        dataset = self._in_project(PromptDataset, project, values.get("dataset"), "dataset")
-        policy = self._in_project(PolicyModel, project, values.get("policy"), "policy")
-        eval_dataset = self._in_project(PromptDataset, project, values.get("eval_dataset"), "eval_dataset")
+        dataset = _in_project(PromptDataset, project, values.get("dataset"), "dataset")
+        policy = _in_project(PolicyModel, project, values.get("policy"), "policy")
+        eval_dataset = _in_project(PromptDataset, project, values.get("eval_dataset"), "eval_dataset")
         try:
             run, created = services.run_create_once(
                 project=project, user=request.user, idempotency_key=request.headers.get("Idempotency-Key"),
@@ -144,14 +145,83 @@ class RunListCreateApi(SteerListApi):
             raise field_error(exc.field, exc.message) from exc
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @staticmethod
-    def _in_project(model, project, pk, field):
-        if pk is None:
-            return None
-        obj = model.objects.filter(project=project, pk=pk).first()
-        if obj is None:
-            raise field_error(field, f"no {field.removeprefix('eval_')} with id {pk} in this project")
-        return obj
+
+def _in_project(model, project, pk, field):
+    """The project's object of ``model`` with id ``pk`` (None for None), else 400 naming ``field``."""
+    if pk is None:
+        return None
+    obj = model.objects.filter(project=project, pk=pk).first()
+    if obj is None:
+        raise field_error(field, f"no {field.removeprefix('eval_')} with id {pk} in this project")
+    return obj
+
+
+class RunSweepCreateApi(SteerApi):
+    """POST: launch a grid sweep, one run per combination of one or two settings' values, as the
+    New-run, DPO and SFT pages' *Sweep* does (``webapp.experiments.sweeps``): every run's config is
+    checked before any is launched, then all are launched together, each named for its values and
+    tagged. Answers the runs in the grid's order. An ``Idempotency-Key`` covers the whole sweep.
+
+    A route of its own rather than a ``sweep`` key of the run creation: it answers a list of runs,
+    where that one answers a run, so each operation's schema states exactly what it returns.
+    """
+
+    class RunSweepInputSerializer(BodySerializer):
+        name = serializers.CharField(max_length=200, help_text="Each run's name begins with it, then its values.")
+        kind = serializers.ChoiceField(
+            choices=[(kind, RunKind(kind).label) for kind in SWEEP_KINDS],
+            error_messages={"invalid_choice": "a sweep launches policy, dpo or sft runs, not {input} runs"})
+        config = JsonObjectField(required=False, default=dict,
+                                 help_text="Engine config (a JSON object) the grid's values are set over.")
+        sweep = JsonObjectField(help_text='Up to two settings and their values, e.g. {"optim.lr": [1e-6, 3e-6], '
+                                          '"algorithm.beta": [0, 0.04]}: a setting is section.key or '
+                                          "rewards[i].weight (one of config.rewards), 2 to 8 values each, at most "
+                                          f"{MAX_RUNS} runs.")
+        sweep_tag = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                          help_text="The tag every run gets (no comma, at most 40 characters); "
+                                                    "left out: sweep- and a short id.")
+        dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
+        policy = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
+        eval_dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
+
+    InputSerializer = RunSweepInputSerializer
+
+    project_roles = RESEARCH
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter(
+            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+            description="Makes the sweep safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
+                        "sweep to launch. A request that repeats it with the same body answers the runs it "
+                        "launched (200) and launches nothing; with another body, or a key that created a run, "
+                        "409 `conflict`.")],
+        responses={201: RunOutputSerializer(many=True),
+                   200: OpenApiResponse(RunOutputSerializer(many=True), description="A repeated Idempotency-Key: "
+                                        "the runs that key launched (as they stand now); nothing was launched."),
+                   **errors(409, 503)})
+    def post(self, request, project_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = request.membership.project
+        try:
+            sweep = sweep_create(
+                project=project, user=request.user, idempotency_key=request.headers.get("Idempotency-Key"),
+                name=values["name"], kind=values["kind"], config=values["config"], grid=values["sweep"],
+                tag=values.get("sweep_tag", ""),
+                dataset=_in_project(PromptDataset, project, values.get("dataset"), "dataset"),
+                policy=_in_project(PolicyModel, project, values.get("policy"), "policy"),
+                eval_dataset=_in_project(PromptDataset, project, values.get("eval_dataset"), "eval_dataset"))
+        except QueueUnavailable as exc:
+            raise Unavailable(exc.message) from exc
+        except IdempotencyKeyReused as exc:
+            raise Conflict(exc.message) from exc
+        except RunError as exc:
+            raise field_error(exc.field, exc.message) from exc
+        runs = Run.objects.filter(pk__in=[run.pk for run in sweep.runs]).prefetch_related("tags").in_bulk()
+        return Response(RunOutputSerializer([runs[run.pk] for run in sweep.runs], many=True).data,
+                        status=status.HTTP_201_CREATED if sweep.created else status.HTTP_200_OK)
 
 
 class RunDetailApi(SteerRetrieveApi):

@@ -70,6 +70,7 @@ urlpatterns = [
     path("projects/<id:project_id>/members/<id:user_id>/", projects.MemberDetailApi.as_view(), name="member-detail"),
     path("projects/<id:project_id>/datasets/", datasets.DatasetListCreateApi.as_view(), name="dataset-list"),
     path("projects/<id:project_id>/runs/", runs.RunListCreateApi.as_view(), name="run-list"),
+    path("projects/<id:project_id>/runs/sweep/", runs.RunSweepCreateApi.as_view(), name="run-sweep"),
     path("projects/<id:project_id>/policies/", policies.PolicyListCreateApi.as_view(), name="policy-list"),
     path("projects/<id:project_id>/rubrics/", feedback.RubricListCreateApi.as_view(), name="rubric-list"),
     path("projects/<id:project_id>/tasks/", feedback.TaskListApi.as_view(), name="task-list"),

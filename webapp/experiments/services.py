@@ -247,18 +247,22 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
     """Create (an external run) or launch (Steer's kinds) a run: ``(run, True)``. With an
     ``idempotency_key`` (the API's Idempotency-Key header), a request that repeats a key this user
     already created a run with in this project answers that run, ``(run, False)``, and creates
-    nothing: a client may retry a creation whose answer it lost. The same key with another body
-    raises IdempotencyKeyReused; a malformed key RunError. Without a key, every call creates.
+    nothing: a client may retry a creation whose answer it lost. The same key with another body,
+    or a key that launched a sweep (``webapp.experiments.sweeps``), raises IdempotencyKeyReused; a
+    malformed key RunError. Without a key, every call creates.
     """
-    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-        raise RunError("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), "
-                       "made once per run to create", field="Idempotency-Key")
+    from webapp.experiments.sweeps import sweep_launched_under
+
+    idempotency_key_check(idempotency_key)
     key = idempotency_key or ""
     digest = creation_digest(name=name, kind=kind, config=config, dataset=dataset, policy=policy,
                              eval_dataset=eval_dataset) if key else ""
     create = run_create if kind == RunKind.EXTERNAL else run_launch  # an external run waits for its trainer
     if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
         return earlier, False
+    if key and sweep_launched_under(project=project, user=user, submission_key=key):
+        raise IdempotencyKeyReused("this Idempotency-Key already launched a sweep; send a new key to create a "
+                                   "run, or the sweep's own request to get its runs again", field="Idempotency-Key")
     try:
         run = create(project=project, user=user, name=name, kind=kind, config=config, dataset=dataset,
                      policy=policy, eval_dataset=eval_dataset, creation_key=key, creation_digest=digest)
@@ -267,6 +271,13 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
             return earlier, False
         raise
     return run, True
+
+
+def idempotency_key_check(idempotency_key: str | None) -> None:
+    """RunError on ``Idempotency-Key`` unless the key is None or 8–64 letters, digits or - _ . :."""
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise RunError("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), "
+                       "made once per run to create", field="Idempotency-Key")
 
 
 def creation_digest(*, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None) -> str:

@@ -14,7 +14,8 @@ for its inputs; the default tag, ``sweep-<first 8 hex of SHA-256(K)>``, comes fr
 resent POST finds exactly those runs (same keys, digests and tag) and answers them, creating
 nothing; anything else under ``K`` (a run, or a sweep with other settings) raises
 IdempotencyKeyReused, and a single launch under ``K`` after its sweep is refused
-(``sweep_launched_under``, read by ``form_launch``).
+(``sweep_launched_under``, read by ``form_launch`` and ``run_create_once``). The API's
+Idempotency-Key is such a ``K`` (``sweep_create``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from webapp.experiments.errors import IdempotencyKeyReused, QueueUnavailable, RunError
-from webapp.experiments.models import Run, RunStatus, RunTag
+from webapp.experiments.models import Run, RunKind, RunStatus, RunTag
 
 MAX_SETTINGS = 2
 MIN_VALUES = 2
@@ -43,6 +44,8 @@ NAME_MAX_LENGTH = 200  # Run.name's
 POLICY_SPEC_PATHS = ("policy.source", "policy.name", "policy.path")
 REWARD_WEIGHT = re.compile(r"^rewards\[(\d+)\]\.weight$")
 SWEEP_FIELD = "sweep"
+# The kinds the New-run, DPO and SFT pages launch; an evaluation trains nothing to sweep.
+SWEEP_KINDS = (RunKind.POLICY, RunKind.DPO, RunKind.SFT)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,25 @@ def sweep_parse(grid, *, defaults: dict, config: dict) -> list[SweepAxis]:
         raise RunError(f"the grid makes {runs} runs ({' × '.join(str(len(a.values)) for a in axes)}); a sweep "
                        f"launches at most {MAX_RUNS}", field=SWEEP_FIELD)
     return axes
+
+
+def sweep_defaults(kind: str) -> dict:
+    """The engine's config of a ``kind`` run with every setting at its default, as JSON: what
+    ``sweep_parse`` types a grid's values by. RunError on ``kind`` for a kind no sweep launches."""
+    if kind == RunKind.POLICY:
+        from workers.engine.config import default_config_dict
+
+        return default_config_dict()
+    if kind == RunKind.DPO:
+        from workers.engine.dpo_config import DPOTrainConfig
+
+        return DPOTrainConfig().to_dict()
+    if kind == RunKind.SFT:
+        from workers.engine.sft_config import SFTTrainConfig
+
+        return SFTTrainConfig().to_dict()
+    raise RunError(f"a sweep launches {', '.join(SWEEP_KINDS[:-1])} or {SWEEP_KINDS[-1]} runs, not {kind} runs",
+                   field="kind")
 
 
 def _default_at(path: str, *, defaults: dict, config: dict):
@@ -304,6 +326,23 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
             return SweepLaunch(tag=tag, runs=earlier, created=False)
         raise
     return SweepLaunch(tag=tag, runs=runs, created=True)
+
+
+def sweep_create(*, project, user, idempotency_key: str | None, name: str, kind: str, config, grid,
+                 tag: str = "", dataset=None, policy=None, eval_dataset=None) -> SweepLaunch:
+    """A sweep launched from one request (the API's): the ``grid`` read for ``kind`` over ``config``
+    (``sweep_parse``), then launched (``sweep_launch``) under the ``idempotency_key``, which covers
+    the whole sweep as a launch page's key does. RunError naming the input at fault changes nothing;
+    IdempotencyKeyReused when the key created anything else."""
+    from webapp.experiments.run_config import parse_config_json
+    from webapp.experiments.services import idempotency_key_check
+
+    idempotency_key_check(idempotency_key)
+    defaults = sweep_defaults(kind)
+    config = parse_config_json(config)
+    axes = sweep_parse(grid, defaults=defaults, config=config)
+    return sweep_launch(project=project, user=user, submission_key=idempotency_key, name=name, kind=kind,
+                        config=config, axes=axes, tag=tag, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
 
 
 def sweep_launched_under(*, project, user, submission_key: str) -> bool:
