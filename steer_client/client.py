@@ -195,6 +195,25 @@ class SteerClient:
         return self.request("POST", f"/projects/{self.project_id(project)}/runs/", json=body,
                             headers={"Idempotency-Key": key}, retry=True)
 
+    def sweep_create(self, *, project: int | str, name: str, sweep: dict, kind: str = "policy",
+                     config: dict | None = None, policy: int | None = None, dataset: int | None = None,
+                     eval_dataset: int | None = None, sweep_tag: str | None = None,
+                     idempotency_key: str | None = None) -> list[dict]:
+        """Launch a grid sweep of ``kind`` runs ("policy", "dpo" or "sft"): one run per combination
+        of the ``sweep``'s values (``{"optim.lr": [1e-6, 3e-6], "algorithm.beta": [0, 0.04]}``: up
+        to two settings, each ``section.key`` or ``rewards[i].weight``, 2 to 8 values each, at most
+        16 runs) set over ``config``, each named for its values and tagged ``sweep_tag`` (else
+        ``sweep-`` and a short id). Answers the runs in the grid's order (``runs[0]["tags"]`` holds
+        the tag). All or nothing: a bad grid or point raises SteerError 400 naming ``sweep``, and
+        nothing is launched. Retried as ``run_create`` is, one ``Idempotency-Key`` covering the
+        whole sweep: a retry answers the runs it launched, not a second sweep."""
+        asked = {"name": name, "kind": kind, "config": config or {}, "sweep": sweep, "policy": policy,
+                 "dataset": dataset, "eval_dataset": eval_dataset, "sweep_tag": sweep_tag}
+        body = {k: v for k, v in asked.items() if v is not None}
+        key = idempotency_key or str(uuid.uuid4())
+        return self.request("POST", f"/projects/{self.project_id(project)}/runs/sweep/", json=body,
+                            headers={"Idempotency-Key": key}, retry=True)
+
     def run_status(self, run_id: int, status: str, *, error: str | None = None,
                    current_step: int | None = None, total_steps: int | None = None) -> dict:
         body = {"status": status}
