@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings
 
-from tests.factories import make_dataset, make_project, make_run
+from tests.factories import make_dataset, make_policy, make_project, make_run
 from tests.webapp.api.conftest import api_user, token_client
 from webapp.experiments.artifacts import artifact_put
 from webapp.experiments.metrics import metric_points_upsert
@@ -44,6 +44,7 @@ class ProjectObjects:
     reward_model: int
     pair_set: int
     annotator_user: int
+    policy: int
 
 
 def make_task(project, rubric=None) -> ComparisonTask:
@@ -82,7 +83,7 @@ def populate(users: dict) -> ProjectObjects:
                                                 path=str(folder.parent)).id,  # saved: its download answers
         pair_set=PreferencePairSet.objects.create(project=project, name="ps", pair_count=1, pairs=[
             {"prompt": "p", "chosen": "a", "rejected": "b"}]).id,
-        annotator_user=users["annotator"].id,
+        annotator_user=users["annotator"].id, policy=make_policy(project).id,
     )
 
 
@@ -117,6 +118,9 @@ ROUTES = [
     ("run list", "get", "/api/v1/projects/{project}/runs/", None, (200, 200, 403)),
     ("run create", "post", "/api/v1/projects/{project}/runs/",
      lambda: {"name": "ext", "kind": "external", "config": {"trainer": "x"}}, (201, 201, 403)),
+    ("run sweep", "post", "/api/v1/projects/{project}/runs/sweep/",
+     lambda: {"name": "grid", "kind": "policy", "policy": "{policy}", "dataset": "{dataset}",
+              "sweep": {"optim.lr": [1e-6, 1e-5]}}, (201, 201, 403)),
     ("run detail", "get", "/api/v1/runs/{run}/", None, (200, 200, 404)),
     ("run notes", "patch", "/api/v1/runs/{run}/", lambda: {"tags": ["baseline"]}, (200, 200, 404)),
     ("run status", "post", "/api/v1/runs/{run}/status/", lambda: {"status": "running"}, (200, 200, 404)),
