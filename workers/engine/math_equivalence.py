@@ -157,7 +157,8 @@ def _log10_size(expr) -> float:
     from sympy import Add, Float, Mul, Number, Pow, Rational, factorial
 
     if isinstance(expr, Float):
-        return math.log10(abs(float(expr))) if expr else 0.0
+        value = abs(float(expr))  # 0.0 for a number below a float's range (0.000…01, 400 zeros)
+        return math.log10(value) if value else 0.0
     if isinstance(expr, Rational):
         return max(expr.p.bit_length(), expr.q.bit_length(), 1) * math.log10(2)
     if isinstance(expr, Number):  # oo, nan
