@@ -160,7 +160,11 @@ def _typed(path: str, raw, default):
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
         if text is not None and re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits())
+                raise RunError(f"{path} = {text[:12]}…: a whole number of {len(text)} digits, far past any "
+                               "value the setting takes", field=SWEEP_FIELD) from None
         what = "a whole number"
     elif isinstance(default, float):
         number = None
