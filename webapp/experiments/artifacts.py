@@ -101,6 +101,13 @@ def _limit_bytes(*, run_id: int, path: str) -> tuple[int, str]:
                                                "bytes (STEER_ARTIFACT_MAX_BYTES)")
 
 
+def _content_type(path: str) -> str:
+    """The type the file name's extension suggests ('' for none). The path is read as a file's,
+    never as a URL: given 'data:text/html,x', mimetypes answers the data URL's own type, of any
+    text and length."""
+    return mimetypes.guess_type(f"/{path}")[0] or ""
+
+
 def _too_large(limit: int, why: str) -> ArtifactTooLarge:
     return ArtifactTooLarge(f"the file is larger than the {limit} bytes it may hold: {why}", field="file")
 
@@ -160,7 +167,7 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
                 raise _too_large(limit, why)
             previous = RunArtifact.objects.filter(run_id=run_id, path=path).first()
             values = {"file_name": name, "size_bytes": size, "sha256": sha256, "created_by": user,
-                      "content_type": mimetypes.guess_type(path)[0] or ""}
+                      "content_type": _content_type(path)}
             if previous is None:
                 artifact = RunArtifact.objects.create(run_id=run_id, path=path, **values)
             else:
