@@ -69,9 +69,12 @@ def copy_fill(form, *, project, query, kind: str, read) -> RunCopy | None:
     """With ``?from=<run id>`` in ``query`` (a run's "Launch a copy" link), the launch ``form``
     shows that run's settings (``read``: one of the readers below) and the RunCopy is returned, for
     the page to say what could not be filled in; initial values the page set itself (``?policy=``)
-    win. 404 unless the id is of a run of ``project`` of ``kind``; None without ``?from=``."""
+    win. 404 unless the id is of a run of ``project`` of ``kind``; None without ``?from=``, and for a
+    submitted ``form`` whose run is no longer in the project."""
     if "from" not in query:
         return None
+    if form.is_bound and not Run.objects.filter(pk=query_id(query["from"]) or 0, project=project).exists():
+        return None  # the run copied was deleted since the page was shown: the form holds all it launches
     copy = read(copy_source(project=project, raw=query["from"], kind=kind), form=form)
     form.initial = {**copy.initial, **form.initial}  # read before any field is: the form shows these
     return copy
