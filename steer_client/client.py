@@ -185,12 +185,22 @@ class SteerClient:
         return self.paginate(f"/runs/{int(run_id)}/trajectories/", filters)
 
     def run_create(self, *, project: int | str, name: str, config: dict | None = None,
-                   kind: str = "external", idempotency_key: str | None = None) -> dict:
+                   kind: str = "external", policy: int | None = None, dataset: int | None = None,
+                   eval_dataset: int | None = None, idempotency_key: str | None = None) -> dict:
         """Create a run, retried on 5xx and network errors like the other writes: its
         ``Idempotency-Key`` (``idempotency_key``, else a new UUID for this call) makes the server
         answer a retry of a creation whose answer was lost with the run it created, not a second
-        run. Pass the same key to a later call to make it a retry of this one."""
-        body = {"name": name, "kind": kind, "config": config or {"trainer": "external"}}
+        run. Pass the same key to a later call to make it a retry of this one.
+
+        ``kind`` "external" (the default: a run your own trainer reports to, its ``config``
+        recorded as given) or one Steer's workers run: "policy", "evaluation", "reward_model",
+        "dpo" or "sft", launched with the project's ``policy``, ``dataset`` and ``eval_dataset``
+        (ids) as the API's run creation takes them; a config the engine refuses raises
+        SteerError 400 naming the field (``config.optim.lr``), and nothing is launched."""
+        default = {"trainer": "external"} if kind == "external" else {}
+        asked = {"name": name, "kind": kind, "config": config or default,
+                 "policy": policy, "dataset": dataset, "eval_dataset": eval_dataset}
+        body = {k: v for k, v in asked.items() if v is not None}
         key = idempotency_key or str(uuid.uuid4())
         return self.request("POST", f"/projects/{self.project_id(project)}/runs/", json=body,
                             headers={"Idempotency-Key": key}, retry=True)
