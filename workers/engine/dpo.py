@@ -1,6 +1,6 @@
 """Direct Preference Optimization (Rafailov et al. 2023) of a policy on preference pairs.
 
-Reads top to bottom: ``dpo_loss`` (a pure function of summed log-probs) → the pairs
+Reads top to bottom: ``dpo_loss`` (``dpo_losses.py``: pure functions of summed log-probs) → the pairs
 (``PreferencePair``; ties skipped) → tokenised prompt + completion rows → reference
 log-probs, computed once with the frozen initial policy before any step and kept on disk
 (``reference_logps.pt``), so no second model is held while training → for each optimizer
@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .checkpoint import (
@@ -40,7 +39,8 @@ from .checkpoint import (
     load_training_state,
     remove_partial_checkpoints,
 )
-from .dpo_config import DPO_LOSS_TYPES, DPOTrainConfig
+from .dpo_config import DPOTrainConfig
+from .dpo_losses import DPOLoss, dpo_loss  # noqa: F401 (DPOLoss: re-exported, as before the split)
 from .errors import DataError, TrainingDiverged
 from .policy import (
     check_policy_available,
@@ -68,43 +68,7 @@ from .update import (
 REFERENCE_FILE = "reference_logps.pt"
 
 
-# --- the loss ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DPOLoss:
-    """Per-pair values, each (B,): the loss and the implicit rewards β·(log π − log π_ref)."""
-
-    losses: Tensor
-    chosen_rewards: Tensor
-    rejected_rewards: Tensor
-
-
-def dpo_loss(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor,
-             *, beta: float, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
-             chosen_lengths: Tensor | None = None, rejected_lengths: Tensor | None = None) -> DPOLoss:
-    """The DPO loss of B pairs from summed completion log-probs, each (B,).
-
-    ``Δ = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))``.
-    ``"sigmoid"``: ``−(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)``, ε = ``label_smoothing`` (cDPO; 0 is DPO).
-    ``"ipo"``: ``(Δ' − 1/(2β))²`` where Δ' divides each side's log-ratio by its completion's
-    token count (``chosen_lengths``, ``rejected_lengths``, (B,)), as TRL does.
-    """
-    if loss_type not in DPO_LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {DPO_LOSS_TYPES}, got {loss_type!r}")
-    chosen_logratios = chosen_logps - ref_chosen_logps  # (B,)
-    rejected_logratios = rejected_logps - ref_rejected_logps  # (B,)
-    if loss_type == "sigmoid":
-        delta = chosen_logratios - rejected_logratios
-        losses = (-(1 - label_smoothing) * F.logsigmoid(beta * delta)
-                  - label_smoothing * F.logsigmoid(-beta * delta))
-    else:
-        if chosen_lengths is None or rejected_lengths is None:
-            raise ValueError("the ipo loss needs the completions' token counts")
-        ipo_delta = (chosen_logratios / chosen_lengths.clamp(min=1)
-                     - rejected_logratios / rejected_lengths.clamp(min=1))
-        losses = (ipo_delta - 1 / (2 * beta)) ** 2
-    return DPOLoss(losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
-
+# --- the loss: dpo_losses.py -------------------------------------------------------------
 
 # --- the data ------------------------------------------------------------------------------
 
@@ -344,7 +308,8 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
             pair_ref = ref[ids].to(chosen.device)  # (b, 2)
             out = dpo_loss(chosen, rejected, pair_ref[:, 0], pair_ref[:, 1], beta=d.beta, loss_type=d.loss_type,
                            label_smoothing=d.label_smoothing, chosen_lengths=chosen_len,
-                           rejected_lengths=rejected_len)
+                           rejected_lengths=rejected_len, loss_weights=d.loss_weights,
+                           discopop_tau=d.discopop_tau)
             (out.losses.sum() / num_pairs).backward()
             for key, values in (("loss", out.losses.detach()), ("rewards/chosen", out.chosen_rewards),
                                 ("rewards/rejected", out.rejected_rewards),

@@ -27,8 +27,16 @@ from .config import (
     field_help,
     is_cuda_index,
 )
+from .errors import ConfigError, finite_float
 
-DPO_LOSS_TYPES = ("sigmoid", "ipo")
+# TRL 1.16's DPOTrainer loss types, with its formulas (dpo_losses.py), less 'bco_pair': its reward
+# shift is a running mean of every reward seen so far, state that a checkpoint would have to keep
+# for a resumed run to repeat the uninterrupted one.
+DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+# The losses that read label_smoothing: 'sigmoid' as cDPO (Steer's; TRL 1.16's 'sigmoid' ignores it),
+# and TRL's 'robust', 'exo_pair' (where it must be > 0), 'aot' and 'aot_unpaired'.
+LABEL_SMOOTHING_LOSS_TYPES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 MAX_EPOCHS = 10_000
 MAX_PAIRS_PER_BATCH = 65_536
 MAX_ACCUMULATION = 1024
@@ -42,13 +50,28 @@ class DPOSettings:
     beta: float = _help(
         "β: how far the policy may move from the reference (the initial policy); higher stays "
         "closer. For 'ipo' it is τ of the IPO paper.", default=0.1)
-    loss_type: str = _help(
-        "'sigmoid' (the DPO loss, −log σ(β·Δ)) or 'ipo' (IPO: (Δ/len − 1/(2β))², log-ratios "
-        "averaged over each completion's tokens, as TRL does).", default="sigmoid")
+    loss_type: str | tuple[str, ...] = _help(
+        "The loss, TRL 1.16's DPOTrainer's formulas (Δ = the chosen log-ratio − the rejected one): "
+        "'sigmoid' (DPO, −log σ(β·Δ)), 'ipo' (IPO: (Δ/len − 1/(2β))², log-ratios averaged over each "
+        "completion's tokens), 'hinge' (SLiC, relu(1 − β·Δ)), 'exo_pair' (EXO, needs label_smoothing > 0, "
+        "1e-3 in the paper), 'nca_pair', 'robust' (Robust DPO, label_smoothing its flip rate), 'sppo_hard', "
+        "'aot' and 'aot_unpaired' (AOT: log-ratios sorted across each micro-batch), 'apo_zero', 'apo_down', "
+        "'discopop' (see discopop_tau), 'sft' (the chosen completions' NLL, averaged over their tokens in "
+        "each micro-batch) or 'sigmoid_norm' (DPO on log-ratios averaged over each completion's tokens). "
+        "A list combines several, weighted by loss_weights, e.g. MPO's [\"sigmoid\", \"sft\"]. TRL's "
+        "'bco_pair' is not offered: it shifts rewards by a running mean of every reward seen, state a "
+        "resumed run would lose.", default="sigmoid")
+    loss_weights: tuple[float, ...] | None = _help(
+        "With a list of losses, each one's weight (numbers ≥ 0, one per loss, e.g. [1.0, 0.5]); the "
+        "loss is Σ weight·loss. null weighs each 1, as TRL.", default=None)
     label_smoothing: float = _help(
-        "cDPO: the assumed probability that a pair's label is flipped, in [0, 0.5); the sigmoid "
-        "loss becomes −(1−ε)·log σ(β·Δ) − ε·log σ(−β·Δ). 0 is plain DPO; 'sigmoid' only.",
+        "In [0, 0.5). For 'sigmoid', cDPO: the assumed probability that a pair's label is flipped, the "
+        "loss becoming −(1−ε)·log σ(β·Δ) − ε·log σ(−β·Δ) (0 is plain DPO). TRL's ε of 'robust', "
+        "'exo_pair' (required there, > 0), 'aot' and 'aot_unpaired'; the other losses have none.",
         default=0.0)
+    discopop_tau: float = _help(
+        "τ of the 'discopop' loss (DiscoPOP, Chris Lu et al. 2024): the temperature of its blend of the "
+        "logistic and exponential losses; the paper's 0.05. Read by 'discopop' only.", default=0.05)
     epochs: int = _help("Passes over the preference pairs.", default=1)
     batch_size: int = _help("Pairs per forward/backward (a micro-batch).", default=8)
     gradient_accumulation_steps: int = _help(
@@ -78,12 +101,64 @@ class DPOSettings:
     def __post_init__(self) -> None:
         s = self.SECTION
         _check(self.beta > 0, s, "beta", "must be > 0, e.g. 0.1")
-        _one_of(self.loss_type, DPO_LOSS_TYPES, s, "loss_type")
+        _check_loss_types(self)
         _check(0 <= self.label_smoothing < 0.5, s, "label_smoothing",
                "must be in [0, 0.5): the probability that a label is flipped, e.g. 0.1")
-        _check(self.label_smoothing == 0 or self.loss_type == "sigmoid", s, "label_smoothing",
-               "applies to the 'sigmoid' loss only; set it to 0 for 'ipo'")
+        losses = self.loss_types
+        if self.label_smoothing and not set(losses) & set(LABEL_SMOOTHING_LOSS_TYPES):
+            _check(False, s, "label_smoothing",
+                   "is cDPO's flip probability for the 'sigmoid' loss only, and the ε of 'robust', 'exo_pair', "
+                   f"'aot' and 'aot_unpaired' (as TRL): set it to 0 for {', '.join(map(repr, losses))}")
+        _check(self.label_smoothing > 0 or "exo_pair" not in losses, s, "label_smoothing",
+               "must be > 0 for the 'exo_pair' loss, whose target puts ε on the rejected answer (log ε); "
+               "the EXO paper uses 1e-3")
+        _check(self.discopop_tau > 0, s, "discopop_tau", "must be > 0, e.g. 0.05")
         check_loop_settings(self)
+
+    @property
+    def loss_types(self) -> tuple[str, ...]:
+        """The losses combined: ``loss_type`` as a tuple (one name for a plain string)."""
+        return (self.loss_type,) if isinstance(self.loss_type, str) else self.loss_type
+
+
+def _check_loss_types(settings: DPOSettings) -> None:
+    """``loss_type`` a known name or a non-empty list of them, ``loss_weights`` null or one finite
+    number ≥ 0 per loss, not all 0; lists stored as tuples and weights as floats (so a config
+    built in Python equals the one read from its JSON)."""
+    s = settings.SECTION
+    if isinstance(settings.loss_type, str):
+        _check_loss_name(settings.loss_type, s, "loss_type")
+    else:
+        types = tuple(settings.loss_type)
+        _check(len(types) > 0, s, "loss_type", "names no loss: give a name, e.g. 'sigmoid', or a list of them")
+        for i, name in enumerate(types):
+            _check_loss_name(name, s, f"loss_type[{i}]")
+        object.__setattr__(settings, "loss_type", types)
+    if settings.loss_weights is None:
+        return
+    weights = settings.loss_weights
+    _check(isinstance(weights, (list, tuple)), s, "loss_weights", f"expected a list of numbers, got {weights!r}")
+    count = len(settings.loss_types)
+    _check(len(weights) == count, s, "loss_weights",
+           f"gives {len(weights)} weight(s) for {count} loss(es): one weight per loss of loss_type, in its order")
+    numbers = []
+    for i, weight in enumerate(weights):
+        where = f"{s}.loss_weights[{i}]"
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ConfigError(where, f"expected a number, got {weight!r}")
+        number = finite_float(weight, where)
+        _check(number >= 0, s, f"loss_weights[{i}]", f"must be >= 0, got {number}")
+        numbers.append(number)
+    _check(any(n > 0 for n in numbers), s, "loss_weights",
+           "are all 0: nothing would be trained; give at least one loss a weight > 0")
+    object.__setattr__(settings, "loss_weights", tuple(numbers))
+
+
+def _check_loss_name(name: Any, section: str, field: str) -> None:
+    _check(name != "bco_pair", section, field,
+           "'bco_pair' is not offered: TRL shifts its rewards by a running mean of every reward seen so far, "
+           "state a resumed run would lose; 'nca_pair' or 'sigmoid' instead")
+    _one_of(name, DPO_LOSS_TYPES, section, field)
 
 
 def check_loop_settings(settings) -> None:
