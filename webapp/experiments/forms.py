@@ -662,7 +662,10 @@ class DPORunForm(_OfflineRunForm):
         self.fields["policy"].help_text = "The policy trained; its weights before training are the reference."
         self.fields["overrides"].help_text = (
             'Any other DPO setting, e.g. {"dpo": {"device": "cpu", "keep_checkpoints": 3}} or '
-            '{"optim": {"weight_decay": 0.01}}.')
+            '{"optim": {"weight_decay": 0.01}}; a weighted list of losses (TRL\'s MPO) as '
+            '{"dpo": {"loss_type": ["sigmoid", "sft"], "loss_weights": [0.8, 1.0]}}.')
+        self.fields[form_name("dpo.loss_type")].help_text += (
+            " A list of losses set in More config (JSON) decides over this field.")
 
     def config_class(self):
         from workers.engine.dpo_config import DPOTrainConfig

@@ -264,8 +264,22 @@ def offline_run_copy(run: Run, *, form) -> RunCopy:
     initial[form.data_field] = choice
     problems += _data_problems(data, found=choice is not None)
     shown = {path for path, _ in form.knobs} | set(POLICY_SPEC_KEYS)
+    for path, label, value in _unchoosable_knobs(trainer, form):
+        shown.discard(path)  # the value goes to More config (JSON), which wins over the field
+        initial[form_name(path)] = _lookup(defaults, path)
+        problems.append(f"Its {label} ({json.dumps(value)}) is more than the {label} field can show, so it is in "
+                        "More config (JSON), which decides over that field.")
     initial["overrides"] = _overrides(trainer, defaults, shown)
     return RunCopy(run=run, initial=initial, problems=problems)
+
+
+def _unchoosable_knobs(trainer: dict, form) -> list[tuple[str, str, object]]:
+    """(path, label, value) of each choice knob whose stored value is none of its choices: a
+    DPO run's list of losses (``dpo.loss_type``), which the Loss select cannot hold."""
+    choices = form.knob_choices()
+    return [(path, label, value) for path, label in form.knobs
+            if path in choices and (value := _lookup(trainer, path)) is not None
+            and (not isinstance(value, str) or value not in choices[path])]
 
 
 def _data_problems(data: dict, *, found: bool) -> list[str]:
