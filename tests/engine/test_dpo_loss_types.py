@@ -12,8 +12,10 @@ from workers.engine.dpo import PreferencePair, dpo_loss, train_dpo
 from workers.engine.dpo_config import DPO_LOSS_TYPES, DPOTrainConfig
 from workers.engine.errors import ConfigError
 
-NEW_TYPES = ["hinge", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
+NEW_TYPES = ["slic", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
              "apo_down", "discopop", "sft", "sigmoid_norm"]
+# Steer's names that TRL spells otherwise.
+TRL_NAME = {"slic": "hinge"}
 # The ε each loss is tested with: TRL refuses exo_pair without one; robust, aot, aot_unpaired read it.
 SMOOTHING = {"exo_pair": 1e-3, "robust": 0.2, "aot": 0.1, "aot_unpaired": 0.15}
 
@@ -40,6 +42,7 @@ def trl_loss(per_token, completion_mask, ref_chosen, ref_rejected, loss_types, *
     gives 0 (and no gradient) outside the completions."""
     from trl.trainer.dpo_trainer import DPOTrainer
 
+    loss_types = [TRL_NAME.get(name, name) for name in loss_types]
     per_token = per_token * completion_mask[:, 1:]
     rows, t = per_token.shape
     outputs = SimpleNamespace(log_probs=per_token, entropy=torch.zeros(rows, t), mean_logits=torch.zeros(rows, t),
@@ -72,6 +75,14 @@ def value_and_grad(compute, per_token):
     loss = compute(leaf)
     loss.backward()
     return loss.item(), leaf.grad
+
+
+def test_trls_hinge_is_offered_as_slic_and_its_name_is_refused_saying_so():
+    assert DPOTrainConfig.from_dict({"dpo": {"loss_type": "slic"}}).dpo.loss_type == "slic"
+    for loss_type, field in (("hinge", "dpo.loss_type"), (["sigmoid", "hinge"], "dpo.loss_type[1]")):
+        with pytest.raises(ConfigError, match="'hinge' is called 'slic' here") as caught:
+            DPOTrainConfig.from_dict({"dpo": {"loss_type": loss_type}})
+        assert caught.value.field == field
 
 
 def test_every_trl_loss_but_bco_pair_is_offered():
@@ -124,7 +135,7 @@ def test_sft_is_the_chosen_completions_token_mean_nll():
 
 @pytest.mark.parametrize(("types", "weights"), [
     (["sigmoid", "sft"], [0.8, 1.0]),
-    (["hinge", "nca_pair", "sft"], None),
+    (["slic", "nca_pair", "sft"], None),
     (["ipo", "apo_zero", "discopop"], [0.25, 2.0, 0.0]),
 ])
 def test_a_weighted_combination_matches_trl_and_the_weighted_sum(types, weights):
@@ -151,7 +162,7 @@ def test_label_smoothing_in_a_combination_reaches_the_losses_that_read_it():
     assert out.losses.mean().item() == pytest.approx(trl_value.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("loss_type", ["hinge", "aot", "sft", ["sigmoid", "sft"]])
+@pytest.mark.parametrize("loss_type", ["slic", "aot", "sft", ["sigmoid", "sft"]])
 def test_the_rewards_are_trls_whatever_the_loss(loss_type):
     per_token, mask, ref_chosen, ref_rejected = random_batch(8)
     names = [loss_type] if isinstance(loss_type, str) else loss_type
@@ -193,7 +204,7 @@ def test_the_pure_function_refuses_what_it_cannot_compute():
     ({"loss_type": ["sigmoid", "sft"], "loss_weights": [0, 0.0]}, "dpo.loss_weights", "all 0"),
     ({"loss_weights": "1"}, "dpo.loss_weights", "expected a list"),
     ({"loss_type": "exo_pair"}, "dpo.label_smoothing", "must be > 0 for the 'exo_pair'"),
-    ({"loss_type": "hinge", "label_smoothing": 0.1}, "dpo.label_smoothing", "set it to 0 for 'hinge'"),
+    ({"loss_type": "slic", "label_smoothing": 0.1}, "dpo.label_smoothing", "set it to 0 for 'slic'"),
     ({"loss_type": ["ipo", "sft"], "label_smoothing": 0.1}, "dpo.label_smoothing", "'ipo', 'sft'"),
     ({"loss_type": "robust", "label_smoothing": 0.5}, "dpo.label_smoothing", "[0, 0.5)"),
     ({"loss_type": "discopop", "discopop_tau": 0}, "dpo.discopop_tau", "must be > 0"),
@@ -265,7 +276,7 @@ def tiny_dpo(**dpo) -> DPOTrainConfig:
 
 
 @pytest.mark.parametrize("dpo", [
-    {"loss_type": "hinge"},
+    {"loss_type": "slic"},
     {"loss_type": "robust", "label_smoothing": 0.1},
     {"loss_type": "aot"},
     {"loss_type": ["sigmoid", "sft"], "loss_weights": [0.8, 1.0]},

@@ -32,7 +32,7 @@ from .errors import ConfigError, finite_float
 # TRL 1.16's DPOTrainer loss types, with its formulas (dpo_losses.py), less 'bco_pair': its reward
 # shift is a running mean of every reward seen so far, state that a checkpoint would have to keep
 # for a resumed run to repeat the uninterrupted one.
-DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot",
+DPO_LOSS_TYPES = ("sigmoid", "ipo", "slic", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot",
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 # The losses that read label_smoothing: 'sigmoid' as cDPO (Steer's; TRL 1.16's 'sigmoid' ignores it),
 # and TRL's 'robust', 'exo_pair' (where it must be > 0), 'aot' and 'aot_unpaired'.
@@ -53,7 +53,7 @@ class DPOSettings:
     loss_type: str | tuple[str, ...] = _help(
         "The loss, TRL 1.16's DPOTrainer's formulas (Δ = the chosen log-ratio − the rejected one): "
         "'sigmoid' (DPO, −log σ(β·Δ)), 'ipo' (IPO: (Δ/len − 1/(2β))², log-ratios averaged over each "
-        "completion's tokens), 'hinge' (SLiC, relu(1 − β·Δ)), 'exo_pair' (EXO, needs label_smoothing > 0, "
+        "completion's tokens), 'slic' (SLiC's hinge loss, relu(1 − β·Δ): TRL's 'hinge'), 'exo_pair' (EXO, needs label_smoothing > 0, "
         "1e-3 in the paper), 'nca_pair', 'robust' (Robust DPO, label_smoothing its flip rate), 'sppo_hard', "
         "'aot' and 'aot_unpaired' (AOT: log-ratios sorted across each micro-batch), 'apo_zero', 'apo_down', "
         "'discopop' (see discopop_tau), 'sft' (the chosen completions' NLL, averaged over their tokens in "
@@ -155,6 +155,9 @@ def _check_loss_types(settings: DPOSettings) -> None:
 
 
 def _check_loss_name(name: Any, section: str, field: str) -> None:
+    _check(name != "hinge", section, field,
+           "'hinge' is called 'slic' here: TRL's 'hinge', SLiC's hinge loss relu(1 − β·Δ), with TRL's formula "
+           "(the name 'hinge' would say which of several hinge losses less plainly)")
     _check(name != "bco_pair", section, field,
            "'bco_pair' is not offered: TRL shifts its rewards by a running mean of every reward seen so far, "
            "state a resumed run would lose; 'nca_pair' or 'sigmoid' instead")

@@ -135,7 +135,7 @@ def _sigmoid_norm(p: _Pairs) -> Tensor:
 LOSSES: dict[str, Callable[[_Pairs], Tensor]] = {
     "sigmoid": lambda p: _smoothed_sigmoid(p.delta, p.beta, p.label_smoothing),
     "ipo": _ipo,
-    "hinge": lambda p: torch.relu(1 - p.beta * p.delta),
+    "slic": lambda p: torch.relu(1 - p.beta * p.delta),
     "exo_pair": _exo_pair,
     "nca_pair": _nca_pair,
     "robust": _robust,

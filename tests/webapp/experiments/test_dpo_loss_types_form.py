@@ -15,7 +15,7 @@ from webapp.rewards.services import pair_set_import
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]  # no task reaches a broker
 
-NEW_TYPES = ["hinge", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
+NEW_TYPES = ["slic", "exo_pair", "nca_pair", "robust", "sppo_hard", "aot", "aot_unpaired", "apo_zero",
              "apo_down", "discopop", "sft", "sigmoid_norm"]
 MPO = {"loss_type": ["sigmoid", "nca_pair", "sft"], "loss_weights": [0.8, 0.2, 1.0]}
 
@@ -43,7 +43,7 @@ def test_the_loss_select_offers_trls_losses(client, project, pair_set):
     assert "loss_weights" in html  # More config's help shows the list form
 
 
-@pytest.mark.parametrize(("loss_type", "smoothing"), [("hinge", 0.0), ("robust", 0.2), ("exo_pair", 0.001)])
+@pytest.mark.parametrize(("loss_type", "smoothing"), [("slic", 0.0), ("robust", 0.2), ("exo_pair", 0.001)])
 def test_a_new_loss_chosen_on_the_page_launches(client, project, pair_set, loss_type, smoothing):
     data = form_data(make_policy(project), pair_set, dpo__loss_type=loss_type, dpo__label_smoothing=smoothing)
     response = client.post(new_dpo(project), data)
@@ -53,10 +53,10 @@ def test_a_new_loss_chosen_on_the_page_launches(client, project, pair_set, loss_
 
 
 def test_label_smoothing_on_a_loss_without_it_is_refused_on_its_field(client, project, pair_set):
-    data = form_data(make_policy(project), pair_set, dpo__loss_type="hinge", dpo__label_smoothing=0.1)
+    data = form_data(make_policy(project), pair_set, dpo__loss_type="slic", dpo__label_smoothing=0.1)
     response = client.post(new_dpo(project), data)
     assert response.status_code == 400 and not Run.objects.exists()
-    assert "set it to 0 for 'hinge'" in response.context["form"].errors["dpo__label_smoothing"][0]
+    assert "set it to 0 for 'slic'" in response.context["form"].errors["dpo__label_smoothing"][0]
 
 
 def test_a_weighted_list_of_losses_comes_through_more_config(client, project, pair_set):
