@@ -17,10 +17,12 @@ STEER_VAR_DIR = ENV.var_dir
 STEER_CHECKPOINT_DIR = ENV.checkpoint_dir
 STEER_MODEL_CACHE_DIR = ENV.model_cache_dir
 # Run artifacts (files attached to a run, as MLflow's log_artifact): stored under
-# STEER_ARTIFACT_DIR/run-<id>/, at most this many bytes a file and this many a run.
+# STEER_ARTIFACT_DIR/run-<id>/, at most this many bytes a file and this many a run, and at most
+# this many files a run (replacing a path the run has is no new file).
 STEER_ARTIFACT_DIR = ENV.artifact_dir
 STEER_ARTIFACT_MAX_BYTES = 100 * 1024 * 1024
 STEER_ARTIFACT_RUN_MAX_BYTES = 1024 * 1024 * 1024
+STEER_ARTIFACT_RUN_MAX_FILES = 10_000
 STEER_USES_EMBEDDED_DATABASE = ENV.uses_embedded_database
 STEER_USES_EMBEDDED_BROKER = ENV.uses_embedded_broker
 # A running run whose worker has not written a heartbeat for this long shows "worker lost".

@@ -61,8 +61,9 @@ class RunArtifactApi(SteerFileApi):
     def put(self, request, run_id: int, artifact_path: str):
         """Upload the body as the file at ``artifact_path``: 201 when the path is new, 200 when it
         replaced the file there. Over ``STEER_ARTIFACT_MAX_BYTES`` a file (or
-        ``STEER_ARTIFACT_RUN_MAX_BYTES`` for all of a run's) answers 413 naming the limit; a bad
-        path answers 400 naming ``path``; either way nothing is stored."""
+        ``STEER_ARTIFACT_RUN_MAX_BYTES`` for all of a run's), or a new path for a run that holds
+        ``STEER_ARTIFACT_RUN_MAX_FILES`` files, answers 413 naming the limit; a bad path answers
+        400 naming ``path``; either way nothing is stored."""
         run = run_for(request, run_id)
         raw = request._request  # the body as Django streams it: never read whole into memory
         if not raw.META.get("CONTENT_LENGTH") and "chunked" in raw.META.get("HTTP_TRANSFER_ENCODING", "").lower():

@@ -46,7 +46,8 @@ class ArtifactError(Exception):
 
 
 class ArtifactTooLarge(ArtifactError):
-    """The file, or the run's files with it, would pass a size limit; nothing was stored."""
+    """The file, or the run's files with it, would pass a size limit, or the run holds as many
+    files as it may; nothing was stored."""
 
 
 def artifact_path_problem(path: str) -> str:
@@ -101,6 +102,17 @@ def _limit_bytes(*, run_id: int, path: str) -> tuple[int, str]:
                                                "bytes (STEER_ARTIFACT_MAX_BYTES)")
 
 
+def _files_full(*, run_id: int, path: str) -> ArtifactTooLarge | None:
+    """The refusal of a new path for a run that holds as many files as it may; None when there is
+    room, or when ``path`` is one the run has (replacing a file adds none)."""
+    most = settings.STEER_ARTIFACT_RUN_MAX_FILES
+    files = RunArtifact.objects.filter(run_id=run_id)
+    if files.count() < most or files.filter(path=path).exists():
+        return None
+    return ArtifactTooLarge(f"the run holds {most} artifacts, as many as a run may (STEER_ARTIFACT_RUN_MAX_FILES); "
+                            "delete some, or upload to a path the run has to replace its file", field="file")
+
+
 def _content_type(path: str) -> str:
     """The type the file name's extension suggests ('' for none). The path is read as a file's,
     never as a URL: given 'data:text/html,x', mimetypes answers the data URL's own type, of any
@@ -139,11 +151,14 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     """Store the bytes of ``chunks`` as the run's artifact at ``path``: (the artifact, created).
 
     A path the run already has is replaced (MLflow overwrites). ``declared_bytes`` (a request's
-    Content-Length) past the limit is refused before anything is read, and a body that ends short
-    of it is refused once read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store
-    nothing; Run.DoesNotExist for a run deleted meanwhile.
+    Content-Length) past the limit, or a new path for a run with STEER_ARTIFACT_RUN_MAX_FILES
+    files, is refused before anything is read, and a body that ends short of it is refused once
+    read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store nothing;
+    Run.DoesNotExist for a run deleted meanwhile.
     """
     artifact_path_check(path)
+    if full := _files_full(run_id=run_id, path=path):
+        raise full
     limit, why = _limit_bytes(run_id=run_id, path=path)
     if declared_bytes is not None and declared_bytes > limit:
         raise _too_large(limit, why)
@@ -162,8 +177,11 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
             # the run's row lock: uploads to one run add up one at a time, and a deletion of the
             # run waits for this one (or this one finds the run gone)
             Run.objects.select_for_update().get(pk=run_id)
+            # other uploads to the run may have been committed while this one streamed
+            if full := _files_full(run_id=run_id, path=path):
+                raise full
             limit, why = _limit_bytes(run_id=run_id, path=path)
-            if size > limit:  # another upload to the run was committed while this one streamed
+            if size > limit:
                 raise _too_large(limit, why)
             previous = RunArtifact.objects.filter(run_id=run_id, path=path).first()
             values = {"file_name": name, "size_bytes": size, "sha256": sha256, "created_by": user,

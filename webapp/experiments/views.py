@@ -89,6 +89,7 @@ def _context(request, **extra) -> dict:
 
 
 RUNS_PAGE = 50  # runs a page of the runs list
+ARTIFACTS_PAGE = 50  # files a page of the run page's artifacts
 
 
 @research_required
@@ -116,10 +117,11 @@ def run_list_page(request, project_id: int):
     return render(request, "experiments/list.html", context)
 
 
-def _page_query(query, number: int) -> str:
-    """``?page=<number>`` (left out for page 1) followed by the list's filters, as a link's query."""
-    pairs = [("page", str(number))] if number > 1 else []
-    pairs += [(name, value) for name, values in query.lists() if name != "page" for value in values]
+def _page_query(query, number: int, page: str = "page") -> str:
+    """``?page=<number>`` (left out for page 1; ``page`` names the parameter) followed by the
+    rest of ``query`` (the list's filters), as a link's query."""
+    pairs = [(page, str(number))] if number > 1 else []
+    pairs += [(name, value) for name, values in query.lists() if name != page for value in values]
     return "?" + urlencode(pairs) if pairs else ""
 
 
@@ -218,12 +220,15 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
     # one count for an id of no run, of another project's run, or that is no id: nothing told apart
     missing = len(wanted) - len(compared) + sum(1 for raw in asked if query_id(raw) is None)
     tags = [t.name for t in run.tags.all()]
+    artifacts = Paginator(artifact_list(run=run), ARTIFACTS_PAGE).get_page(request.GET.get("artifacts_page"))
     notes_form = notes_form or RunNotesForm(initial={"name": run.name, "tags": ", ".join(tags),
                                                      "description": run.description})
     return render(request, "experiments/detail.html", _context(
         request, run=run, tags=tags, notes_form=notes_form, notes_error=notes_error,
         others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
-        checkpoints=checkpoint_list(run=run), artifacts=artifact_list(run=run), artifact_error=artifact_error,
+        checkpoints=checkpoint_list(run=run), artifacts=artifacts, artifact_error=artifact_error,
+        artifacts_previous_query=_page_query(request.GET, artifacts.number - 1, page="artifacts_page"),
+        artifacts_next_query=_page_query(request.GET, artifacts.number + 1, page="artifacts_page"),
         artifact_max_bytes=settings.STEER_ARTIFACT_MAX_BYTES,
         config_json=json.dumps(run.config, indent=2), results=results, result_columns=evaluation_columns(results),
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],

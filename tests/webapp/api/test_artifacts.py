@@ -159,3 +159,15 @@ def test_the_schema_documents_the_raw_upload(client):
     put = documented["paths"]["/api/v1/runs/{run_id}/artifacts/{artifact_path}"]["put"]
     assert list(put["requestBody"]["content"]) == ["application/octet-stream"]
     assert {"200", "201", "400", "404", "413"} <= set(put["responses"])
+
+
+def test_a_run_with_its_most_files_answers_413_naming_the_file_limit(api, run, root, settings,
+                                                                     django_capture_on_commit_callbacks):
+    settings.STEER_ARTIFACT_RUN_MAX_FILES = 1
+    assert upload(api, run, "a.bin", b"a").status_code == 201
+    response = upload(api, run, "b.bin", b"")
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert "STEER_ARTIFACT_RUN_MAX_FILES" in response.json()["error"]["message"]
+    with django_capture_on_commit_callbacks(execute=True):  # the replaced file is removed on commit
+        assert upload(api, run, "a.bin", b"replaced").status_code == 200
+    assert list(RunArtifact.objects.values_list("path", flat=True)) == ["a.bin"] and len(stored_files(root)) == 1

@@ -136,3 +136,41 @@ def test_a_file_over_the_limit_from_the_page_is_refused_with_413(client, researc
     big = client.post(url, {"file": SimpleUploadedFile("a.bin", b"x" * 70_000)})
     assert big.status_code == 413 and b"STEER_ARTIFACT_MAX_BYTES" in big.content
     assert not RunArtifact.objects.exists()
+
+
+def test_an_upload_from_the_page_to_a_run_with_its_most_files_is_refused_with_413(client, researcher, settings):
+    settings.STEER_ARTIFACT_RUN_MAX_FILES = 1
+    run = make_run(researcher)
+    attach(run, "a.txt")
+    response = client.post(reverse("experiments:artifact_upload", args=[run.project_id, run.id]),
+                           {"file": SimpleUploadedFile("b.txt", b"b")})
+    assert response.status_code == 413 and b"STEER_ARTIFACT_RUN_MAX_FILES" in response.content
+    assert list(RunArtifact.objects.values_list("path", flat=True)) == ["a.txt"]
+
+
+def test_the_run_pages_artifacts_are_listed_a_page_at_a_time(client, researcher, monkeypatch):
+    monkeypatch.setattr("webapp.experiments.views.ARTIFACTS_PAGE", 2)
+    run = make_run(researcher)
+    other = make_run(researcher)
+    for path in ("a.txt", "b.txt", "c.txt"):
+        attach(run, path)
+    first = client.get(detail(run), {"compare": other.id}).content.decode()
+    assert ">a.txt</a>" in first and ">b.txt</a>" in first and ">c.txt</a>" not in first
+    assert "Page 1 of 2 (3 files)" in first
+    next_link = f'id="artifacts-next" href="{detail(run)}?artifacts_page=2&amp;compare={other.id}#artifacts"'
+    assert next_link in first, "the next page keeps the page's other parameters"
+    second = client.get(detail(run), {"artifacts_page": 2}).content.decode()
+    assert ">c.txt</a>" in second and ">a.txt</a>" not in second
+    assert f'id="artifacts-previous" href="{detail(run)}#artifacts"' in second
+    assert 'id="artifacts-next"' not in second
+
+
+def test_a_run_page_refusing_an_upload_links_its_artifact_pages_to_the_run_page(client, researcher, monkeypatch):
+    monkeypatch.setattr("webapp.experiments.views.ARTIFACTS_PAGE", 1)
+    run = make_run(researcher)
+    attach(run, "a.txt")
+    attach(run, "b.txt")
+    response = client.post(reverse("experiments:artifact_upload", args=[run.project_id, run.id]),
+                           {"file": SimpleUploadedFile("c.txt", b"c"), "path": "../c"})
+    assert response.status_code == 400
+    assert f'href="{detail(run)}?artifacts_page=2#artifacts"' in response.content.decode()

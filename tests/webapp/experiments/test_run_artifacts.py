@@ -180,3 +180,47 @@ def test_an_upload_to_a_run_deleted_while_it_streamed_leaves_nothing(root, run, 
     with pytest.raises(Run.DoesNotExist):
         artifact_put(run_id=run_id, path="late.txt", chunks=chunks())
     assert not artifact_folder(run_id).exists()
+
+
+def test_a_runs_file_count_is_limited_and_replacing_a_path_adds_no_file(root, run, settings,
+                                                                        django_capture_on_commit_callbacks):
+    settings.STEER_ARTIFACT_RUN_MAX_FILES = 2
+    put(run, "a.txt", b"a")
+    put(run, "b.txt", b"")
+    with pytest.raises(ArtifactTooLarge) as refused:
+        put(run, "c.txt", b"")  # an empty file is a file too
+    assert "2 artifacts" in refused.value.message and "STEER_ARTIFACT_RUN_MAX_FILES" in refused.value.message
+    assert refused.value.field == "file"
+    with django_capture_on_commit_callbacks(execute=True):  # the replaced file is removed on commit
+        put(run, "a.txt", b"again")  # replacing a path the run has: no new file
+    put(make_run(run.project, status=RunStatus.SUCCEEDED), "c.txt", b"c")  # another run has its own count
+    assert sorted(RunArtifact.objects.filter(run=run).values_list("path", "size_bytes")) == [("a.txt", 5), ("b.txt", 0)]
+    assert len(stored_files(root / f"run-{run.id}")) == 2
+
+
+def test_a_new_path_to_a_full_run_is_refused_before_the_body_is_read(root, run, settings):
+    settings.STEER_ARTIFACT_RUN_MAX_FILES = 1
+    put(run, "a.txt", b"a")
+
+    def never():
+        raise AssertionError("the body was read")
+        yield b""
+
+    with pytest.raises(ArtifactTooLarge):
+        artifact_put(run_id=run.id, path="b.txt", chunks=never())
+
+
+def test_the_file_count_is_checked_again_once_the_upload_has_streamed(root, run, settings):
+    settings.STEER_ARTIFACT_RUN_MAX_FILES = 2
+    put(run, "a.txt", b"a")
+
+    def chunks():
+        yield b"first"
+        put(run, "b.txt", b"b")  # another upload to the run, committed while this one streams
+        yield b"second"
+
+    with pytest.raises(ArtifactTooLarge) as refused:
+        artifact_put(run_id=run.id, path="c.txt", chunks=chunks())
+    assert "STEER_ARTIFACT_RUN_MAX_FILES" in refused.value.message
+    assert sorted(RunArtifact.objects.values_list("path", flat=True)) == ["a.txt", "b.txt"]
+    assert len(stored_files(root)) == 2, "the refused upload's file was removed"
