@@ -3,7 +3,6 @@ uploaded and deleted. Thin: the rules are the artifacts module's."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -14,9 +13,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from webapp.core.deletion import deletion_attempt
 from webapp.experiments.artifacts import (
     ArtifactError,
+    ArtifactTooLarge,
     artifact_delete,
     artifact_download_response,
     artifact_put,
+    artifact_room_check,
 )
 from webapp.experiments.models import Run, RunArtifact
 from webapp.experiments.selectors import artifact_get, run_get
@@ -59,18 +60,18 @@ def run_artifact_delete_page(request, project_id: int, run_id: int, artifact_pat
 @research_required
 def run_artifact_upload_action(request, project_id: int, run_id: int):
     """Upload a file from the run page (a multipart form: ``file``, and ``path``, the file's name
-    when blank). A body longer than the file may be is refused before it is read: Django's CSRF
-    check would otherwise read all of it into a temporary file first. The refusal changes nothing,
-    so it needs no CSRF token."""
+    when blank). A body longer than the file may be, or than the run has room for at any path, is
+    refused before it is read: Django's CSRF check would otherwise read all of it into a temporary
+    file first. The refusal changes nothing, so it needs no CSRF token."""
     run = run_get(project=request.project, run_id=run_id)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > settings.STEER_ARTIFACT_MAX_BYTES + MULTIPART_SLACK_BYTES:
-        return _upload_refused(request, run, status=413, error=(
-            f"the file is larger than the {settings.STEER_ARTIFACT_MAX_BYTES} bytes an artifact may hold "
-            "(STEER_ARTIFACT_MAX_BYTES)"))
+    try:
+        artifact_room_check(run_id=run.id, declared_bytes=declared, slack_bytes=MULTIPART_SLACK_BYTES)
+    except ArtifactTooLarge as exc:
+        return _upload_refused(request, run, status=413, error=exc.message)
     return _artifact_upload(request, run)
 
 

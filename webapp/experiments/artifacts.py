@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from django.http import FileResponse, Http404
 
 from webapp.experiments.models import Run, RunArtifact
@@ -94,6 +94,12 @@ def _limit_bytes(*, run_id: int, path: str) -> tuple[int, str]:
     """The most bytes an upload to ``path`` may hold, and the limit's name for the refusal."""
     others = (RunArtifact.objects.filter(run_id=run_id).exclude(path=path)
               .aggregate(total=Sum("size_bytes"))["total"] or 0)
+    return _limit_beside(others)
+
+
+def _limit_beside(others: int) -> tuple[int, str]:
+    """The most bytes a file may hold beside ``others`` bytes of the run's other files, and the
+    limit's name for the refusal."""
     per_run = settings.STEER_ARTIFACT_RUN_MAX_BYTES - others
     if per_run < settings.STEER_ARTIFACT_MAX_BYTES:
         return max(per_run, 0), (f"a run's artifacts may hold {settings.STEER_ARTIFACT_RUN_MAX_BYTES} bytes in all "
@@ -111,6 +117,18 @@ def _files_full(*, run_id: int, path: str) -> ArtifactTooLarge | None:
         return None
     return ArtifactTooLarge(f"the run holds {most} artifacts, as many as a run may (STEER_ARTIFACT_RUN_MAX_FILES); "
                             "delete some, or upload to a path the run has to replace its file", field="file")
+
+
+def artifact_room_check(*, run_id: int, declared_bytes: int, slack_bytes: int = 0) -> None:
+    """ArtifactTooLarge when a body of ``declared_bytes``, ``slack_bytes`` of them not the file's
+    (a multipart form's boundaries and fields), cannot fit the run at any path: over the file
+    limit, or over the room its committed files leave even were its largest one replaced. For a
+    body whose path is not known before it is read (the run page's form); read without a lock,
+    artifact_put checks again."""
+    files = RunArtifact.objects.filter(run_id=run_id).aggregate(total=Sum("size_bytes"), largest=Max("size_bytes"))
+    limit, why = _limit_beside((files["total"] or 0) - (files["largest"] or 0))
+    if declared_bytes - slack_bytes > limit:
+        raise _too_large(limit, why)
 
 
 def _content_type(path: str) -> str:
@@ -155,6 +173,10 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     files, is refused before anything is read, and a body that ends short of it is refused once
     read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store nothing;
     Run.DoesNotExist for a run deleted meanwhile.
+
+    Uploads to one run that stream at once are each held to the room its committed files leave,
+    so together they may hold more on disk for a while; the check under the run's lock keeps
+    only those that fit.
     """
     artifact_path_check(path)
     if full := _files_full(run_id=run_id, path=path):

@@ -174,3 +174,24 @@ def test_a_run_page_refusing_an_upload_links_its_artifact_pages_to_the_run_page(
                            {"file": SimpleUploadedFile("c.txt", b"c"), "path": "../c"})
     assert response.status_code == 400
     assert f'href="{detail(run)}?artifacts_page=2#artifacts"' in response.content.decode()
+
+
+def test_an_upload_from_the_page_past_the_runs_room_is_refused_before_its_body_is_read(
+        client, researcher, settings, monkeypatch):
+    settings.STEER_ARTIFACT_RUN_MAX_BYTES = 200_000
+    run = make_run(researcher)
+    attach(run, "a.bin", b"x" * 150_000)
+    attach(run, "b.bin", b"x" * 40_000)
+    url = reverse("experiments:artifact_upload", args=[run.project_id, run.id])
+
+    def never(request):
+        raise AssertionError("the body was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("django.http.request.HttpRequest._load_post_and_files", never)
+        # more than the 160,000 bytes left were a.bin, the largest file, replaced
+        response = client.post(url, {"file": SimpleUploadedFile("c.bin", b"x" * 230_000), "path": "a.bin"})
+    assert response.status_code == 413 and b"STEER_ARTIFACT_RUN_MAX_BYTES" in response.content
+    replaced = client.post(url, {"file": SimpleUploadedFile("c.bin", b"y" * 155_000), "path": "a.bin"})
+    assert replaced.status_code == 302, "replacing the largest file with one that fits is not refused early"
+    assert sorted(RunArtifact.objects.values_list("path", "size_bytes")) == [("a.bin", 155_000), ("b.bin", 40_000)]
