@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core import checks
+
+from webapp.core.checks import run_folders_apart
 
 
 class CoreConfig(AppConfig):
@@ -6,3 +9,6 @@ class CoreConfig(AppConfig):
 
     name = "webapp.core"
     label = "core"
+
+    def ready(self) -> None:
+        checks.register(run_folders_apart)
