@@ -262,7 +262,8 @@ class SteerClient:
         (a relative path with '/' between folders, e.g. ``eval/report.json``; the file's own name
         when None), replacing the file the run holds there. Streamed from disk, never read whole.
         Answers the artifact (``path``, ``size_bytes``, ``sha256``, ...); SteerError 400 naming
-        ``path`` for a bad path, 413 over the server's size limits."""
+        ``path`` for a bad path, 413 over the server's size limits or for a new path to a run
+        that holds as many files as it may."""
         local = Path(local_path)
         if not local.is_file():
             raise FileNotFoundError(f"{local}: no such file to log as an artifact")
