@@ -4,21 +4,12 @@ the engine refuses is a SteerError naming the field, and nothing is launched."""
 
 import pytest
 
-from steer_client.client import SteerClient, SteerError
-from tests.factories import make_dataset, make_policy, make_project, make_user
-from webapp.accounts.services import api_token_create
+from steer_client.client import SteerError
+from tests.factories import make_dataset, make_policy, make_project
+from tests.steer_client.test_sweeps import project_and_client  # noqa: F401, F811 (a fixture: a project's owner's client)
 from webapp.experiments.models import Run, RunKind, RunStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def project_and_client(live_server, sent):
-    user = make_user()
-    project = make_project(owner=user)
-    client = SteerClient(live_server.url, api_token_create(user=user, name="client")[1], retries=1)
-    yield project, client
-    client.close()
 
 
 def test_a_policy_run_is_launched_with_its_policy_and_datasets(project_and_client, sent):

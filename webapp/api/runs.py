@@ -31,6 +31,11 @@ from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus, RunT
 from webapp.experiments.sweeps import MAX_RUNS, SWEEP_KINDS, sweep_create
 
 
+def _idempotency_key_header(description: str) -> OpenApiParameter:
+    """The optional Idempotency-Key request header of a creation, as the schema describes it."""
+    return OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description=description)
+
+
 class RunOutputSerializer(serializers.ModelSerializer):
     worker_lost = serializers.BooleanField(read_only=True)
     tags = serializers.SerializerMethodField()
@@ -113,9 +118,8 @@ class RunListCreateApi(SteerListApi):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[OpenApiParameter(
-            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-            description="Makes the creation safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
+        parameters=[_idempotency_key_header(
+            "Makes the creation safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
                         "run to create. A request that repeats a key you already created a run with in this project "
                         "answers that run (200) and creates nothing; the same key with a different body answers "
                         "409 `conflict`.")],
@@ -190,9 +194,8 @@ class RunSweepCreateApi(SteerApi):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[OpenApiParameter(
-            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-            description="Makes the sweep safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
+        parameters=[_idempotency_key_header(
+            "Makes the sweep safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
                         "sweep to launch. A request that repeats it with the same body answers the runs it "
                         "launched (200) and launches nothing; with another body, or a key that created a run, "
                         "409 `conflict`.")],

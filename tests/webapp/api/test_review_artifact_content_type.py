@@ -6,21 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.factories import make_project, make_run
+from tests.webapp.api.test_artifacts import root, run  # noqa: F401, F811 (fixtures: the artifact folder, an owner's run)
 from webapp.experiments.models import RunArtifact
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def root(settings, tmp_path):
-    settings.STEER_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.STEER_ARTIFACT_DIR
-
-
-@pytest.fixture
-def run(owner):
-    return make_run(make_project(owner=owner))
 
 
 def put(api, run, path: str):
