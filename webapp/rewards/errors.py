@@ -1,3 +1,6 @@
+from workers.engine.errors import EngineError
+
+
 class PairImportError(Exception):
     """An import of preference pairs refused as a whole; ``errors`` lists (line number, message)."""
 
@@ -15,3 +18,8 @@ class RewardModelError(Exception):
         self.message = message
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class DataSnapshotError(EngineError):
+    """A run's data snapshot (``webapp.rewards.data_snapshots``) that cannot be read whole: the
+    attempt fails with this one-line message (an EngineError) instead of training on part of it."""

@@ -20,19 +20,22 @@ from webapp.experiments.policies import policy_from_run_register
 
 
 def offline_policy_run_execute(*, run_id: int, worker: str, label: str,
-                               prepare: Callable[[Run], tuple[int, Callable]]) -> str:
-    """Execute a DPO or SFT run. ``prepare(run)`` reads the run's config and data (in the
-    attempt) and returns (the steps planned, ``train(**callbacks)`` running the engine)."""
+                               prepare: Callable[[Run, int], tuple[int, Callable]]) -> str:
+    """Execute a DPO or SFT run. ``prepare(run, attempt)`` reads the run's config and data (in
+    the attempt: the first reads the data from the database and keeps it in the run's folder, a
+    later one reads it from there, ``webapp.rewards.data_snapshots``) and returns (the steps
+    planned, ``train(**callbacks)`` running the engine)."""
     claim = run_claim(run_id=run_id, worker=worker)
     if claim is None:
         return "skipped"
     run = Run.objects.select_related("project").get(pk=run_id)
     if claim.attempt == 1 and run.checkpoint_dir.exists():
         # A first attempt starts fresh: anything here was left by an earlier database's run with this id.
+        # (Its data snapshot is written after, in prepare; later attempts keep and read it.)
         shutil.rmtree(run.checkpoint_dir)
 
     def attempt():
-        total, train = prepare(run)
+        total, train = prepare(run, claim.attempt)
         Run.objects.filter(pk=run_id).update(total_steps=total)
         recorder = PolicyRunRecorder(claim, total_steps=total, prompt_ids=set())
         with Heartbeat(claim):

@@ -10,13 +10,15 @@ from webapp.experiments.execution import (
     run_discard_after,
 )
 from webapp.experiments.models import Run
+from webapp.rewards.data_snapshots import run_training_data
 from webapp.rewards.selectors import preference_records
 from webapp.rewards.services import reward_model_register
 
 
 def reward_model_run_execute(*, run_id: int, worker: str) -> str:
     """Train from scratch (the reward-model trainer keeps no checkpoints: a rerun after a lost
-    worker first deletes the metrics of the lost attempts) and, on success, register the saved model."""
+    worker first deletes the metrics of the lost attempts), on the records the first attempt read
+    and kept, and, on success, register the saved model."""
     claim = run_claim(run_id=run_id, worker=worker)
     if claim is None:
         return "skipped"
@@ -30,7 +32,9 @@ def reward_model_run_execute(*, run_id: int, worker: str) -> str:
     def attempt():
         settings_only = {k: v for k, v in run.config.items() if k != "data"}
         config = RewardModelTrainConfig.from_dict(settings_only)
-        records = preference_records(project=run.project, data=run.config["data"])
+        # The records of the first attempt, kept in the run's folder beside (not inside) the model's.
+        records = run_training_data(run=run, attempt=claim.attempt, kind="preference_records",
+                                    query=lambda: preference_records(project=run.project, data=run.config["data"]))
         total = planned_steps(len(records), config) if records else 1
         Run.objects.filter(pk=run_id).update(total_steps=total)
         recorder = RunRecorder(claim, total_steps=total)
