@@ -17,6 +17,7 @@ from webapp.feedback.labelling import label_submit, label_undo
 from webapp.feedback.review import label_reject, label_restore
 from webapp.projects.models import Membership, Role
 from webapp.rewards.data_snapshots import (
+    run_training_data,
     snapshot_items,
     snapshot_lines,
     snapshot_path,
@@ -133,6 +134,25 @@ def test_a_damaged_file_is_named_in_the_error(tmp_path):
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(DataSnapshotError, match=f"data snapshot {path} is damaged: it is cut short"):
         snapshot_read(tmp_path, "preference_pairs", DATA)
+
+
+def test_a_later_attempt_reads_the_first_ones_data_without_querying_and_one_without_it_queries(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    caplog.set_level(logging.INFO, logger="webapp.rewards.data_snapshots")
+    run = SimpleNamespace(pk=7, checkpoint_dir=tmp_path / "run-7", config={"data": DATA})
+    pairs = ITEMS["preference_pairs"]
+    assert run_training_data(run=run, attempt=1, kind="preference_pairs", query=lambda: pairs) == pairs
+    assert "run 7 attempt 1: wrote the data it trains on (3 pairs)" in caplog.text
+
+    def query():
+        raise AssertionError("a later attempt must not query")
+
+    assert run_training_data(run=run, attempt=3, kind="preference_pairs", query=query) == pairs
+    assert "run 7 attempt 3: trains on the data snapshot" in caplog.text
+    assert run_training_data(run=run, attempt=2, kind="sft_examples", query=list) == []
+    assert "an earlier attempt ended before writing it" in caplog.text
+    assert snapshot_read(run.checkpoint_dir, "sft_examples", DATA) == []
 
 
 # --- runs ------------------------------------------------------------------------------------
