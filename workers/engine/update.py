@@ -100,14 +100,27 @@ def _micro_batches(n: int, size: int) -> list[slice]:
 @torch.no_grad()
 def reference_logprobs(ref_model, batch: UpdateBatch, *, temperature: float,
                        micro_batch_size: int, fast: bool = False,
-                       compile_head: bool = False) -> torch.Tensor:
-    """Log-probs (N, T) of the completions under the frozen reference model."""
+                       compile_head: bool = False,
+                       rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-probs (N, T) of the completions under the frozen reference model. With ``rows``
+    (N,) bool only those rows get a forward pass; the others are zeros (rows the loss does
+    not read, as truncated completions under ``mask_truncated_completions``)."""
     t = batch.completion_mask.shape[1]
     logprobs = _logprobs_fn(ref_model, fast, compile_head)
-    parts = [logprobs(ref_model, batch.input_ids[s], batch.attention_mask[s], t, temperature,
-                      completion_mask=batch.completion_mask[s])[0]
-             for s in _micro_batches(len(batch), micro_batch_size)]
-    return torch.cat(parts)
+    if rows is None:
+        parts = [logprobs(ref_model, batch.input_ids[s], batch.attention_mask[s], t,
+                          temperature, completion_mask=batch.completion_mask[s])[0]
+                 for s in _micro_batches(len(batch), micro_batch_size)]
+        return torch.cat(parts)
+    out = None
+    for chunk in _row_chunks(rows, micro_batch_size, batch.input_ids.device):
+        part = logprobs(ref_model, batch.input_ids[chunk], batch.attention_mask[chunk], t,
+                        temperature, completion_mask=batch.completion_mask[chunk])[0]
+        if out is None:
+            out = part.new_zeros(batch.completion_mask.shape)
+        out[chunk] = part
+    return out if out is not None else torch.zeros(batch.completion_mask.shape,
+                                                   device=batch.input_ids.device)
 
 
 def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
@@ -122,10 +135,10 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
 
     With ``algo.mask_truncated_completions`` the truncated rows' tokens leave the mask that the
     loss, its divisors and the metrics read (TRL's ``completion_mask * ~is_truncated``); those
-    rows get no forward pass at all. When no token is left, nothing is trained: no forward, no
-    optimiser step (a step on zero gradients would still move the weights by AdamW's momentum
-    and weight decay), and zeros for the loss metrics, as a step whose groups were all
-    filtered out.
+    rows get no forward pass at all, neither the policy's nor the reference model's. When no
+    token is left, nothing is trained: no forward, no optimiser step (a step on zero gradients
+    would still move the weights by AdamW's momentum and weight decay), and zeros for the loss
+    metrics, as a step whose groups were all filtered out.
 
     Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
     KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
@@ -157,18 +170,19 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     batch_tokens = float(mask.sum())
     if masked_fraction is not None and batch_tokens == 0:  # every completion truncated
         return skipped_update_metrics(algo, lr, masked_token_fraction=masked_fraction)
-    ref = None
-    if algo.beta > 0 and ref_model is not None:
-        ref = reference_logprobs(ref_model, batch, temperature=temperature,
-                                 micro_batch_size=micro_batch_size, fast=fast,
-                                 compile_head=compile_head)
-    logprobs_of = _logprobs_fn(model, fast, compile_head)
-    needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
-        batch.advantages.cpu() != 0)
     trained_rows = torch.ones(n, dtype=torch.bool)  # rows with a token in the loss's mask
     if masked_fraction is not None:
         trained_rows = mask.sum(dim=1).cpu() > 0
-        needs_grad = needs_grad & trained_rows
+    ref = None
+    if algo.beta > 0 and ref_model is not None:  # truncated rows masked out: no forward
+        ref = reference_logprobs(ref_model, batch, temperature=temperature,
+                                 micro_batch_size=micro_batch_size, fast=fast,
+                                 compile_head=compile_head,
+                                 rows=trained_rows if masked_fraction is not None else None)
+    logprobs_of = _logprobs_fn(model, fast, compile_head)
+    needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
+        batch.advantages.cpu() != 0)
+    needs_grad = needs_grad & trained_rows
     device = batch.input_ids.device
     active = _row_chunks(needs_grad, micro_batch_size, device)
     eps_low, eps_high = clips_per_row(algo, batch.correct)
