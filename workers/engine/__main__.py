@@ -125,6 +125,7 @@ def _train(args) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     from .data import read_prompts_jsonl  # noqa: PLC0415
+    from .system_metrics import progress_figures  # noqa: PLC0415
     from .trainer import Callbacks, train  # noqa: PLC0415
 
     config = _read_config(args.config)
@@ -132,15 +133,22 @@ def _train(args) -> int:
     eval_prompts = read_prompts_jsonl(args.eval_prompts) if args.eval_prompts else None
     output_dir = args.output_dir or Path("var/runs") / args.config.stem
     bar = tqdm(total=config.train.total_steps, unit="step", dynamic_ncols=True)
+    system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
 
     def on_metrics(step: int, metrics: dict[str, float]) -> None:
         bar.n = step
         shown = {k: metrics[k] for k in ("reward", "accuracy") if k in metrics}
-        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=True)
+        bar.set_postfix({**{k: f"{v:.3f}" for k, v in shown.items()}, **system.pop(step, {})},
+                        refresh=True)
+
+    def on_system_metrics(step: int, metrics: dict[str, float]) -> None:
+        system[step] = progress_figures(metrics)
 
     try:
-        result = train(config, prompts, Callbacks(on_metrics=on_metrics), output_dir=output_dir,
-                       model_cache_dir=_model_cache_dir(args), eval_prompts=eval_prompts)
+        result = train(config, prompts, Callbacks(on_metrics=on_metrics,
+                                                  on_system_metrics=on_system_metrics),
+                       output_dir=output_dir, model_cache_dir=_model_cache_dir(args),
+                       eval_prompts=eval_prompts)
     finally:
         bar.close()
     print(f"done: step {result.steps_completed}/{config.train.total_steps}, "

@@ -27,7 +27,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ from .prompt_completion import (
     prompt_completion_batch,
     step_indices,
 )
-from .system_metrics import start_cpu_window, system_metrics
+from .system_metrics import progress_figures, start_cpu_window, system_metrics
 from .update import (
     _logprobs_fn,
     _zero_missing_grads,
@@ -176,6 +176,9 @@ class DPOResult:
     final_checkpoint: Path | None
     skipped_ties: int
     metrics: dict[str, float]
+    # (step, system/* metrics) of each step this run took, with log_system_metrics on; apart
+    # from the step metrics, which a resumed run repeats, as the machine's state is not
+    system_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 def planned_dpo_steps(num_pairs: int, config: DPOTrainConfig) -> int:
@@ -204,7 +207,8 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
     ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
     checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
-    step, before ``on_metrics``, unless ``dpo.log_system_metrics`` is false."""
+    step, before ``on_metrics``, unless ``dpo.log_system_metrics`` is false; the result's
+    ``system_history`` keeps them."""
     pairs, ties = usable_pairs(pairs)
     check_policy_available(config.policy)
     d = config.dpo
@@ -229,7 +233,7 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
     total = planned_dpo_steps(len(pairs), config)
     steps_per_epoch = total // d.epochs
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
-    system_each_step = on_system_metrics is not None and d.log_system_metrics
+    system_each_step, system_history = d.log_system_metrics, []
     if system_each_step:
         start_cpu_window()
     for step in range(start + 1, total + 1):
@@ -246,7 +250,9 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         if step == 1:
             metrics.update({"data/pairs": len(pairs), "data/skipped_ties": ties})
         if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
-            on_system_metrics(step, system)
+            system_history.append((step, system))
+            if on_system_metrics is not None:
+                on_system_metrics(step, dict(system))
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % d.checkpoint_every == 0 or step == total:
@@ -257,7 +263,7 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
     elif final is None and step:
         found = latest_checkpoint(output_dir)
         final = found[1] if found else None
-    return DPOResult(output_dir, step, total, stopped, start, final, ties, metrics)
+    return DPOResult(output_dir, step, total, stopped, start, final, ties, metrics, system_history)
 
 
 def _reference(config: DPOTrainConfig, pairs: Sequence[PreferencePair], encoded: Sequence[_Encoded],
@@ -379,13 +385,19 @@ def cli_main(argv: list[str]) -> int:
         config = DPOTrainConfig.from_dict(fields)
         pairs = pairs_from_preferences(load_preferences(data_path))
         progress = tqdm(total=planned_dpo_steps(len(usable_pairs(pairs)[0]), config), desc="train-dpo", unit="step")
+        system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
-            progress.set_postfix({k.split("/")[-1][:6]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
+            progress.set_postfix({**{k.split("/")[-1][:6]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
+                                  **system.pop(step, {})})
+
+        def on_system_metrics(step: int, metrics: dict) -> None:
+            system[step] = progress_figures(metrics)
 
         with progress:
-            result = train_dpo(config, pairs, output_dir=args.output_dir, on_metrics=on_metrics)
+            result = train_dpo(config, pairs, output_dir=args.output_dir, on_metrics=on_metrics,
+                               on_system_metrics=on_system_metrics)
         final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
         print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
               f"({result.skipped_ties} tie(s) skipped) {json.dumps(final)}")

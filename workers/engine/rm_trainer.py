@@ -51,7 +51,7 @@ from workers.engine.preference_losses import (
     plackett_luce_loss,
 )
 from workers.engine.reward_model import BACKBONES, RewardModelScorer, build_reward_model
-from workers.engine.system_metrics import start_cpu_window, system_metrics
+from workers.engine.system_metrics import progress_figures, start_cpu_window, system_metrics
 from workers.engine.update import training_attention
 
 LOSSES = ("bradley_terry", "plackett_luce")
@@ -194,6 +194,9 @@ class RewardModelTrainResult:
     metrics: dict[str, float]
     steps: int
     stopped: bool
+    # (step, system/* metrics) of each step, with log_system_metrics on; never in ``metrics``,
+    # the summary saved with the model
+    system_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 def ranking_pairs(ranking: Sequence[Sequence[int]]) -> list[tuple[int, int, bool]]:
@@ -413,7 +416,8 @@ def train_reward_model(
     Raises DataError before any work when the data cannot train anything. Steps count
     from 1; ``should_stop()`` is asked before each step, and a stopped run still saves.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
-    step, before ``on_metrics``, unless ``log_system_metrics`` is false.
+    step, before ``on_metrics``, unless ``log_system_metrics`` is false; the result's
+    ``system_history`` keeps them.
     """
     validate_preferences(preferences)
     train_ids, eval_ids = split_records(len(preferences), config.eval_fraction, config.seed)
@@ -431,7 +435,7 @@ def train_reward_model(
     bootstrap = _bootstrap_weights(config, len(train_records))
 
     step, stopped, metrics = 0, False, {}
-    system_each_step = on_system_metrics is not None and config.log_system_metrics
+    system_each_step, system_history = config.log_system_metrics, []
     if system_each_step:
         start_cpu_window()
     scorer.model.train()
@@ -465,7 +469,9 @@ def train_reward_model(
             if start + config.batch_size >= len(order) and eval_records:
                 metrics.update(_evaluate(scorer, eval_records, config))
             if system_each_step and (system := system_metrics(str(scorer.device))):
-                on_system_metrics(step, system)
+                system_history.append((step, system))
+                if on_system_metrics is not None:
+                    on_system_metrics(step, dict(system))
             if on_metrics is not None:
                 on_metrics(step, dict(metrics))
         if stopped:
@@ -474,7 +480,8 @@ def train_reward_model(
     scorer.model.eval()
     summary = {**metrics, "train/records": len(train_records), "eval/records": len(eval_records)}
     scorer.save(output_dir, training_config=config.to_dict(), metrics=summary)
-    return RewardModelTrainResult(output_dir=Path(output_dir), metrics=summary, steps=step, stopped=stopped)
+    return RewardModelTrainResult(output_dir=Path(output_dir), metrics=summary, steps=step, stopped=stopped,
+                                  system_history=system_history)
 
 
 def _prompt_corpus(prompt: str | list[dict]) -> str:
@@ -535,14 +542,20 @@ def cli_main(argv: list[str]) -> int:
         records = load_preferences(data_path)
         validate_preferences(records)
         progress = tqdm(total=planned_steps(len(records), config), desc="train-rm", unit="step")
+        system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
             shown = ("loss", "train/accuracy", "eval/accuracy")
-            progress.set_postfix({k.split("/")[0][:5]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
+            progress.set_postfix({**{k.split("/")[0][:5]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
+                                  **system.pop(step, {})})
+
+        def on_system_metrics(step: int, metrics: dict) -> None:
+            system[step] = progress_figures(metrics)
 
         with progress:
-            result = train_reward_model(config, records, output_dir=args.output_dir, on_metrics=on_metrics)
+            result = train_reward_model(config, records, output_dir=args.output_dir, on_metrics=on_metrics,
+                                        on_system_metrics=on_system_metrics)
         shown = {k: round(v, 4) for k, v in result.metrics.items() if k.startswith("eval/")}
         print(f"saved reward model to {result.output_dir} after {result.steps} steps {json.dumps(shown)}")
         return 0

@@ -28,7 +28,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ from .prompt_completion import (
 )
 from .rollout import position_ids_from_mask
 from .sft_config import SFTTrainConfig
-from .system_metrics import start_cpu_window, system_metrics
+from .system_metrics import progress_figures, start_cpu_window, system_metrics
 from .update import (
     _zero_missing_grads,
     build_optimizer,
@@ -149,6 +149,9 @@ class SFTResult:
     resumed_from: int  # step of the checkpoint resumed from (0 for a fresh run)
     final_checkpoint: Path | None
     metrics: dict[str, float]
+    # (step, system/* metrics) of each step this run took, with log_system_metrics on; apart
+    # from the step metrics, which a resumed run repeats, as the machine's state is not
+    system_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 def planned_sft_steps(num_examples: int, config: SFTTrainConfig) -> int:
@@ -176,7 +179,8 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
     ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
     checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
-    step, before ``on_metrics``, unless ``sft.log_system_metrics`` is false."""
+    step, before ``on_metrics``, unless ``sft.log_system_metrics`` is false; the result's
+    ``system_history`` keeps them."""
     examples = check_examples(examples)
     check_policy_available(config.policy)
     s = config.sft
@@ -201,7 +205,7 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
     seen = sum(len(encoded[i].prompt) + len(encoded[i].completion)  # tokens trained on before a resumed step
                for step in range(1, start + 1) for ids in step_examples(step, len(encoded), config) for i in ids)
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
-    system_each_step = on_system_metrics is not None and s.log_system_metrics
+    system_each_step, system_history = s.log_system_metrics, []
     if system_each_step:
         start_cpu_window()
     for step in range(start + 1, total + 1):
@@ -218,7 +222,9 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
         if step == 1:
             metrics["data/examples"] = len(encoded)
         if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
-            on_system_metrics(step, system)
+            system_history.append((step, system))
+            if on_system_metrics is not None:
+                on_system_metrics(step, dict(system))
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % s.checkpoint_every == 0 or step == total:
@@ -229,7 +235,7 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
     elif final is None and step:
         found = latest_checkpoint(output_dir)
         final = found[1] if found else None
-    return SFTResult(output_dir, step, total, stopped, start, final, metrics)
+    return SFTResult(output_dir, step, total, stopped, start, final, metrics, system_history)
 
 
 def _sft_step(model, optimizer, config: SFTTrainConfig, encoded: Sequence[_Encoded], micro_batches: list[list[int]],
@@ -355,13 +361,19 @@ def cli_main(argv: list[str]) -> int:
         config = SFTTrainConfig.from_dict(fields)
         examples, ties = load_sft_examples(data_path)
         progress = tqdm(total=planned_sft_steps(len(examples), config), desc="train-sft", unit="step")
+        system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
-            progress.set_postfix({k[:8]: f"{metrics[k]:.3f}" for k in shown if k in metrics})
+            progress.set_postfix({**{k[:8]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
+                                  **system.pop(step, {})})
+
+        def on_system_metrics(step: int, metrics: dict) -> None:
+            system[step] = progress_figures(metrics)
 
         with progress:
-            result = train_sft(config, examples, output_dir=args.output_dir, on_metrics=on_metrics)
+            result = train_sft(config, examples, output_dir=args.output_dir, on_metrics=on_metrics,
+                               on_system_metrics=on_system_metrics)
         final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
         print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps on "
               f"{len(examples)} examples ({ties} tied pair(s) skipped) {json.dumps(final)}")

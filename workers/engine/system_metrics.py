@@ -67,3 +67,24 @@ def system_metrics(device: str) -> dict[str, float]:
         with contextlib.suppress(Exception):  # no pynvml, or NVML cannot read the device: left out
             metrics[GPU_UTILIZATION_KEY] = float(torch.cuda.utilization(device))
     return metrics
+
+
+def progress_figures(metrics: dict[str, float]) -> dict[str, str]:
+    """The main figures of a step's ``system/*`` metrics, short, for a command line's progress
+    line: ``cpu`` (all CPUs, %), ``rss`` (the process's resident memory) and on a GPU
+    ``gpu_peak`` (the peak of torch's allocator) and ``gpu`` (utilization, %). Figures the
+    reading lacks are left out."""
+    figures: dict[str, str] = {}
+    if (cpu := metrics.get("system/cpu_utilization_percentage")) is not None:
+        figures["cpu"] = f"{cpu:.0f}%"
+    if (rss := metrics.get("system/process_rss_megabytes")) is not None:
+        figures["rss"] = _size(rss)
+    if (peak := metrics.get("system/gpu_max_memory_allocated_megabytes")) is not None:
+        figures["gpu_peak"] = _size(peak)
+    if (gpu := metrics.get(GPU_UTILIZATION_KEY)) is not None:
+        figures["gpu"] = f"{gpu:.0f}%"
+    return figures
+
+
+def _size(megabytes: float) -> str:
+    return f"{megabytes / 1000:.1f}GB" if megabytes >= 1000 else f"{megabytes:.0f}MB"

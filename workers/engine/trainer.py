@@ -86,6 +86,9 @@ class TrainResult:
     resumed_from: int  # step of the checkpoint resumed from (0 for a fresh run)
     final_checkpoint: Path | None
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    # (step, system/* metrics) of each step this run took, with train.log_system_metrics: apart
+    # from ``history``, which a resumed run repeats bit for bit, as the machine's state is not
+    system_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 @dataclass
@@ -160,7 +163,8 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
         if answers is not None:
             callbacks.on_held_out(step, answers)
         if system:  # none without psutil on a CPU
-            callbacks.on_system_metrics(step, system)
+            callbacks.on_system_metrics(step, dict(system))
+            result.system_history.append((step, system))
         callbacks.on_metrics(step, metrics)
         if _logs_rollouts(step, config.train.log_rollouts_fraction):
             callbacks.on_rollouts(step, records_of_step())
