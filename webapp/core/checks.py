@@ -7,25 +7,45 @@ from django.conf import settings
 from django.core import checks
 
 
+# Each pair of folders that must stand apart, and what would go wrong were they one folder or
+# nested. STEER_ARTIFACT_DIR and STEER_CHECKPOINT_DIR each hold a ``run-<id>`` folder per run;
+# STEER_MODEL_CACHE_DIR holds the built-in models converted once and shared by every run.
+_APART = (
+    ("STEER_ARTIFACT_DIR", "STEER_CHECKPOINT_DIR",
+     "both hold a run-<id> folder for each run, so a run's artifacts and checkpoints would collide, "
+     "and deleting one would delete the other"),
+    ("STEER_MODEL_CACHE_DIR", "STEER_CHECKPOINT_DIR",
+     "deleting a run's checkpoint folder could delete cached models, and a cached model could be "
+     "taken for a run's checkpoints"),
+    ("STEER_MODEL_CACHE_DIR", "STEER_ARTIFACT_DIR",
+     "deleting a run's artifact folder could delete cached models, and a cached model could be "
+     "taken for a run's artifacts"),
+)
+
+
 def run_folders_apart(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """STEER_ARTIFACT_DIR and STEER_CHECKPOINT_DIR each hold a ``run-<id>`` folder per run: were
-    they one folder, a run's artifacts and checkpoints would share a folder, and deleting the run's
-    checkpoints or a stale artifact folder would take the other's files with it; one inside the
-    other, a run's folder could stand in the other's tree. Compared resolved, links followed."""
-    artifacts = Path(settings.STEER_ARTIFACT_DIR).resolve()
-    checkpoints = Path(settings.STEER_CHECKPOINT_DIR).resolve()
-    if artifacts == checkpoints:
-        clash = f"are the same folder, {artifacts}"
-    elif artifacts.is_relative_to(checkpoints):
-        clash = f"nest: STEER_ARTIFACT_DIR ({artifacts}) is inside STEER_CHECKPOINT_DIR ({checkpoints})"
-    elif checkpoints.is_relative_to(artifacts):
-        clash = f"nest: STEER_CHECKPOINT_DIR ({checkpoints}) is inside STEER_ARTIFACT_DIR ({artifacts})"
-    else:
-        return []
-    return [checks.Error(
-        f"STEER_ARTIFACT_DIR and STEER_CHECKPOINT_DIR {clash}; both hold a run-<id> folder for each run, "
-        "so a run's artifacts and checkpoints would collide.",
-        hint="Point them at two separate folders, neither inside the other: unset both for STEER_VAR_DIR/artifacts "
-             "and STEER_VAR_DIR/checkpoints.",
-        id="steer.E001",
-    )]
+    """STEER_ARTIFACT_DIR, STEER_CHECKPOINT_DIR and STEER_MODEL_CACHE_DIR must be three folders,
+    none inside another: were two of them one folder, deleting a run's checkpoints or a stale
+    artifact folder would take the other's files with it (a run's artifacts, or the cached
+    models); one inside the other, a folder of one could stand in the other's tree. One error
+    per clashing pair, naming both settings. Compared resolved, links followed."""
+    errors = []
+    for first, second, why in _APART:
+        a = Path(getattr(settings, first)).resolve()
+        b = Path(getattr(settings, second)).resolve()
+        if a == b:
+            clash = f"are the same folder, {a}"
+        elif a.is_relative_to(b):
+            clash = f"nest: {first} ({a}) is inside {second} ({b})"
+        elif b.is_relative_to(a):
+            clash = f"nest: {second} ({b}) is inside {first} ({a})"
+        else:
+            continue
+        errors.append(checks.Error(
+            f"{first} and {second} {clash}; {why}.",
+            hint="Point them at separate folders, none inside another: unset STEER_ARTIFACT_DIR, "
+                 "STEER_CHECKPOINT_DIR and STEER_MODEL_CACHE_DIR for STEER_VAR_DIR/artifacts, "
+                 "STEER_VAR_DIR/checkpoints and STEER_VAR_DIR/models.",
+            id="steer.E001",
+        ))
+    return errors

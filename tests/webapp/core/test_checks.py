@@ -1,4 +1,5 @@
-"""System checks on settings that clash: run artifacts and checkpoints in folders apart."""
+"""System checks on settings that clash: run artifacts, checkpoints and the model cache in
+folders apart."""
 
 import pytest
 from django.core.management import call_command
@@ -9,9 +10,10 @@ from webapp.core.checks import run_folders_apart
 
 @pytest.fixture
 def folders(settings, tmp_path):
-    def set_folders(artifacts, checkpoints):
+    def set_folders(artifacts, checkpoints, models="var/models"):
         settings.STEER_ARTIFACT_DIR = tmp_path / artifacts
         settings.STEER_CHECKPOINT_DIR = tmp_path / checkpoints
+        settings.STEER_MODEL_CACHE_DIR = tmp_path / models
     return set_folders
 
 
@@ -54,4 +56,67 @@ def test_a_link_to_the_other_folder_is_the_same_folder(folders, tmp_path):
 def test_manage_py_check_refuses_the_clash(folders):
     folders("var/runs", "var/runs")
     with pytest.raises(SystemCheckError, match="steer.E001"):
+        call_command("check")
+
+
+# --- the model cache ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("models", "other"), [
+    ("var/checkpoints", "STEER_CHECKPOINT_DIR"),
+    ("var/artifacts", "STEER_ARTIFACT_DIR"),
+    ("var/other/../checkpoints", "STEER_CHECKPOINT_DIR"),
+])
+def test_the_model_cache_in_the_same_folder_as_a_run_folder_is_an_error_naming_both(folders, tmp_path,
+                                                                                     models, other):
+    folders("var/artifacts", "var/checkpoints", models)
+    [error] = run_folders_apart()
+    assert error.id == "steer.E001" and error.is_serious()
+    assert f"STEER_MODEL_CACHE_DIR and {other} are the same folder" in error.msg
+    assert str((tmp_path / models).resolve()) in error.msg
+    assert "cached models" in error.msg
+
+
+@pytest.mark.parametrize(("artifacts", "checkpoints", "models", "nest"), [
+    ("var/artifacts", "var/checkpoints", "var/checkpoints/models",
+     "STEER_MODEL_CACHE_DIR and STEER_CHECKPOINT_DIR nest: STEER_MODEL_CACHE_DIR"),
+    ("var/artifacts", "var/models/checkpoints", "var/models",
+     "STEER_MODEL_CACHE_DIR and STEER_CHECKPOINT_DIR nest: STEER_CHECKPOINT_DIR"),
+    ("var/artifacts", "var/checkpoints", "var/artifacts/models",
+     "STEER_MODEL_CACHE_DIR and STEER_ARTIFACT_DIR nest: STEER_MODEL_CACHE_DIR"),
+    ("var/models/artifacts", "var/checkpoints", "var/models",
+     "STEER_MODEL_CACHE_DIR and STEER_ARTIFACT_DIR nest: STEER_ARTIFACT_DIR"),
+])
+def test_the_model_cache_nested_with_a_run_folder_is_an_error(folders, artifacts, checkpoints, models, nest):
+    folders(artifacts, checkpoints, models)
+    [error] = run_folders_apart()
+    assert error.id == "steer.E001" and nest in error.msg
+
+
+def test_the_model_cache_beside_the_run_folders_passes(folders):
+    folders("var/artifacts", "var/checkpoints", "var/models")
+    assert run_folders_apart() == []
+    folders("var/artifacts", "var/checkpoints", "var/checkpoints-models")  # a shared prefix only
+    assert run_folders_apart() == []
+
+
+def test_a_link_from_the_model_cache_to_the_checkpoints_is_the_same_folder(folders, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "models").symlink_to(tmp_path / "checkpoints")
+    folders("artifacts", "checkpoints", "models")
+    [error] = run_folders_apart()
+    assert "STEER_MODEL_CACHE_DIR and STEER_CHECKPOINT_DIR are the same folder" in error.msg
+
+
+def test_one_folder_for_all_three_names_every_pair(folders):
+    folders("var/runs", "var/runs", "var/runs")
+    errors = run_folders_apart()
+    assert [e.msg.split(" are ")[0] for e in errors] == [
+        "STEER_ARTIFACT_DIR and STEER_CHECKPOINT_DIR", "STEER_MODEL_CACHE_DIR and STEER_CHECKPOINT_DIR",
+        "STEER_MODEL_CACHE_DIR and STEER_ARTIFACT_DIR"]
+    assert all(e.id == "steer.E001" for e in errors)
+
+
+def test_manage_py_check_refuses_a_model_cache_inside_the_checkpoints(folders):
+    folders("var/artifacts", "var/checkpoints", "var/checkpoints/models")
+    with pytest.raises(SystemCheckError, match="STEER_MODEL_CACHE_DIR"):
         call_command("check")
