@@ -6,20 +6,19 @@ from pathlib import Path
 from django.conf import settings
 from django.core import checks
 
-
 # Each pair of folders that must stand apart, and what would go wrong were they one folder or
 # nested. STEER_ARTIFACT_DIR and STEER_CHECKPOINT_DIR each hold a ``run-<id>`` folder per run;
 # STEER_MODEL_CACHE_DIR holds the built-in models converted once and shared by every run.
 _APART = (
     ("STEER_ARTIFACT_DIR", "STEER_CHECKPOINT_DIR",
-     "both hold a run-<id> folder for each run, so a run's artifacts and checkpoints would collide, "
-     "and deleting one would delete the other"),
+     ("both hold a run-<id> folder for each run, so a run's artifacts and checkpoints would collide, "
+      "and deleting one would delete the other")),
     ("STEER_MODEL_CACHE_DIR", "STEER_CHECKPOINT_DIR",
-     "deleting a run's checkpoint folder could delete cached models, and a cached model could be "
-     "taken for a run's checkpoints"),
+     ("deleting a run's checkpoint folder could delete cached models, and a cached model could be "
+      "taken for a run's checkpoints")),
     ("STEER_MODEL_CACHE_DIR", "STEER_ARTIFACT_DIR",
-     "deleting a run's artifact folder could delete cached models, and a cached model could be "
-     "taken for a run's artifacts"),
+     ("deleting a run's artifact folder could delete cached models, and a cached model could be "
+      "taken for a run's artifacts")),
 )
 
 
