@@ -11,12 +11,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from webapp.api.base import SteerFileApi, SteerListApi, TooLarge, field_error
+from webapp.api.base import (
+    InsufficientStorage,
+    SteerFileApi,
+    SteerListApi,
+    TooLarge,
+    field_error,
+)
 from webapp.api.permissions import RESEARCH
 from webapp.api.runs import run_for
 from webapp.api.schema import errors
 from webapp.experiments.artifacts import (
     CHUNK_BYTES,
+    ArtifactDiskFull,
     ArtifactError,
     ArtifactTooLarge,
     artifact_delete,
@@ -57,13 +64,14 @@ class RunArtifactApi(SteerFileApi):
     project_roles = RESEARCH
 
     @extend_schema(parameters=[ARTIFACT_PATH], request={"application/octet-stream": OpenApiTypes.BINARY},
-                   responses={200: ArtifactOutputSerializer, 201: ArtifactOutputSerializer, **errors(413)})
+                   responses={200: ArtifactOutputSerializer, 201: ArtifactOutputSerializer, **errors(413, 507)})
     def put(self, request, run_id: int, artifact_path: str):
         """Upload the body as the file at ``artifact_path``: 201 when the path is new, 200 when it
         replaced the file there. Over ``STEER_ARTIFACT_MAX_BYTES`` a file (or
         ``STEER_ARTIFACT_RUN_MAX_BYTES`` for all of a run's), or a new path for a run that holds
         ``STEER_ARTIFACT_RUN_MAX_FILES`` files, answers 413 naming the limit; a bad path answers
-        400 naming ``path``; either way nothing is stored."""
+        400 naming ``path``; a disk that fills up during the write answers 507
+        ``insufficient_storage``; nothing is stored on any of these."""
         run = run_for(request, run_id)
         raw = request._request  # the body as Django streams it: never read whole into memory
         if not raw.META.get("CONTENT_LENGTH") and "chunked" in raw.META.get("HTTP_TRANSFER_ENCODING", "").lower():
@@ -80,6 +88,8 @@ class RunArtifactApi(SteerFileApi):
             raise TooLarge(exc.message) from exc
         except ArtifactError as exc:
             raise field_error(exc.field, exc.message) from exc
+        except ArtifactDiskFull as exc:
+            raise InsufficientStorage(exc.message) from exc
         except Run.DoesNotExist:
             raise Http404("No such run.") from None
         return Response(ArtifactOutputSerializer(artifact).data,

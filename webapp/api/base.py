@@ -27,6 +27,14 @@ class TooLarge(exceptions.APIException):
     default_detail = "The request is too large."
 
 
+class InsufficientStorage(exceptions.APIException):
+    """The server's disk has no room for what the request would store; nothing was stored."""
+
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+    default_code = "insufficient_storage"
+    default_detail = "The server's disk is full; nothing was stored."
+
+
 class Unavailable(exceptions.APIException):
     """A service the request needs (the task queue) does not answer; nothing was changed."""
 

@@ -24,13 +24,15 @@ ERROR_DESCRIPTIONS = {
     415: "A body in a media type the operation does not take.",
     429: "Too many failed tokens from this address (`throttled`); retry after the minute.",
     503: "A service the request needs (the task queue) does not answer; nothing was stored.",
+    507: "The server's disk is full (`insufficient_storage`); nothing was stored. Retry once space is freed.",
 }
 
 
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="`invalid`, `parse_error`, `not_authenticated`, `authentication_failed`, "
                                            "`permission_denied`, `not_found`, `conflict`, `too_large`, "
-                                           "`unsupported_media_type`, `throttled`, `unavailable`, ...")
+                                           "`unsupported_media_type`, `throttled`, `unavailable`, "
+                                           "`insufficient_storage`, ...")
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
                                    help_text="Each bad input (`points[3]`, `config.rollout.num_generations`) "

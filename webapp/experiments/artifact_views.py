@@ -12,12 +12,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.core.deletion import deletion_attempt
 from webapp.experiments.artifacts import (
+    ArtifactDiskFull,
     ArtifactError,
     ArtifactTooLarge,
     artifact_delete,
     artifact_download_response,
     artifact_put,
     artifact_room_check,
+    is_disk_full,
 )
 from webapp.experiments.models import Run, RunArtifact
 from webapp.experiments.selectors import artifact_get, run_get
@@ -72,7 +74,12 @@ def run_artifact_upload_action(request, project_id: int, run_id: int):
         artifact_room_check(run_id=run.id, declared_bytes=declared, slack_bytes=MULTIPART_SLACK_BYTES)
     except ArtifactTooLarge as exc:
         return _upload_refused(request, run, status=413, error=exc.message)
-    return _artifact_upload(request, run)
+    try:
+        return _artifact_upload(request, run)
+    except OSError as exc:  # Django's own temporary file of the upload, written as the form is read
+        if is_disk_full(exc):
+            return _upload_refused(request, run, status=507, error=ArtifactDiskFull.message)
+        raise
 
 
 @csrf_protect
@@ -86,6 +93,8 @@ def _artifact_upload(request, run: Run):
                                          declared_bytes=upload.size)
     except ArtifactError as exc:
         return _upload_refused(request, run, status=413 if exc.field == "file" else 400, error=exc.message)
+    except ArtifactDiskFull as exc:
+        return _upload_refused(request, run, status=507, error=exc.message)
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
     messages.success(request, f"{'Uploaded' if created else 'Replaced'} the artifact “{artifact.path}”.")

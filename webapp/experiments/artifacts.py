@@ -12,6 +12,7 @@ one, and the old file is removed once the new row is committed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import mimetypes
@@ -48,6 +49,26 @@ class ArtifactError(Exception):
 class ArtifactTooLarge(ArtifactError):
     """The file, or the run's files with it, would pass a size limit, or the run holds as many
     files as it may; nothing was stored."""
+
+
+class ArtifactDiskFull(Exception):
+    """The server's disk (or the account's quota on it) filled up while an upload was written:
+    no fault of the request, so not an ArtifactError. Nothing was stored: no partial file, no
+    row."""
+
+    message = "the server's disk is full; nothing was stored (free some space on the server, then send the file again)"
+
+    def __init__(self):
+        super().__init__(self.message)
+
+
+# ENOSPC: no space left on the device; EDQUOT: the disk quota is spent (not on every platform)
+DISK_FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of disk space or quota."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
 def artifact_path_problem(path: str) -> str:
@@ -171,8 +192,9 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     A path the run already has is replaced (MLflow overwrites). ``declared_bytes`` (a request's
     Content-Length) past the limit, or a new path for a run with STEER_ARTIFACT_RUN_MAX_FILES
     files, is refused before anything is read, and a body that ends short of it is refused once
-    read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store nothing;
-    Run.DoesNotExist for a run deleted meanwhile.
+    read. ArtifactError (a bad path, a short body) and ArtifactTooLarge store nothing, nor does
+    ArtifactDiskFull, a write the disk refused for want of space (ENOSPC) or quota (EDQUOT);
+    other OSErrors propagate. Run.DoesNotExist for a run deleted meanwhile.
 
     Uploads to one run that stream at once are each held to the room its committed files leave,
     so together they may hold more on disk for a while; the check under the run's lock keeps
@@ -190,6 +212,10 @@ def artifact_put(*, run_id: int, path: str, chunks: Iterable[bytes], user=None,
     except FileNotFoundError:  # the folder went with the run, deleted while this upload streamed
         if not Run.objects.filter(pk=run_id).exists():
             raise Run.DoesNotExist(f"run {run_id} was deleted during the upload") from None
+        raise
+    except OSError as exc:  # _write_stream removed the partial file
+        if is_disk_full(exc):
+            raise ArtifactDiskFull from exc
         raise
     try:
         if declared_bytes is not None and size != declared_bytes:  # the client went away mid-upload

@@ -1,5 +1,6 @@
 """Run artifacts over the API: PUT the raw body at a path, list, download as an attachment, delete."""
 
+import errno
 import hashlib
 from urllib.parse import quote
 
@@ -7,6 +8,7 @@ import pytest
 
 from tests.factories import make_project, make_run
 from tests.webapp.api.conftest import api_user, token_client
+from tests.webapp.experiments.test_run_artifacts import disk_fills_after
 from webapp.experiments.artifacts import artifact_file
 from webapp.experiments.models import RunArtifact
 
@@ -171,3 +173,40 @@ def test_a_run_with_its_most_files_answers_413_naming_the_file_limit(api, run, r
     with django_capture_on_commit_callbacks(execute=True):  # the replaced file is removed on commit
         assert upload(api, run, "a.bin", b"replaced").status_code == 200
     assert list(RunArtifact.objects.values_list("path", flat=True)) == ["a.bin"] and len(stored_files(root)) == 1
+
+
+# --- a full disk -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_disk_answers_507_and_stores_nothing(api, run, root, monkeypatch, code):
+    disk_fills_after(monkeypatch, room=0, code=code)
+    response = upload(api, run, "eval/report.json", b'{"accuracy": 0.9}')
+    assert response.status_code == 507, response.content
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_storage" and error["fields"] == {}
+    assert error["message"].startswith("the server's disk is full; nothing was stored")
+    assert not RunArtifact.objects.exists() and stored_files(root) == []
+
+
+def test_a_full_disk_while_replacing_a_path_keeps_the_old_file(api, run, monkeypatch):
+    assert upload(api, run, "a.bin", b"old").status_code == 201
+    disk_fills_after(monkeypatch, room=0)
+    assert upload(api, run, "a.bin", b"newer").status_code == 507
+    artifact = RunArtifact.objects.get()
+    assert artifact.size_bytes == 3 and artifact_file(artifact).read_bytes() == b"old"
+
+
+def test_another_write_error_is_still_a_server_error(api, run, root, monkeypatch):
+    disk_fills_after(monkeypatch, room=0, code=errno.EIO)
+    with pytest.raises(OSError) as caught:  # the test client raises what the view raised
+        upload(api, run, "a.bin", b"data")
+    assert caught.value.errno == errno.EIO
+    api.raise_request_exception = False
+    assert upload(api, run, "a.bin", b"data").status_code == 500
+    assert not RunArtifact.objects.exists() and stored_files(root) == []
+
+
+def test_the_schema_documents_the_507(client):
+    documented = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    put = documented["paths"]["/api/v1/runs/{run_id}/artifacts/{artifact_path}"]["put"]
+    assert "507" in put["responses"] and "disk is full" in put["responses"]["507"]["description"]

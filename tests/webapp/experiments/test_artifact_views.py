@@ -1,12 +1,15 @@
 """The run page's Artifacts section: listed with the path as text, downloaded as attachments,
 uploaded and deleted by researchers with the CSRF token."""
 
+import errno
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
 from tests.factories import PASSWORD, make_project, make_run, make_user
+from tests.webapp.experiments.test_run_artifacts import disk_fills_after
 from webapp.experiments.artifacts import artifact_file, artifact_put
 from webapp.experiments.models import RunArtifact
 
@@ -195,3 +198,40 @@ def test_an_upload_from_the_page_past_the_runs_room_is_refused_before_its_body_i
     replaced = client.post(url, {"file": SimpleUploadedFile("c.bin", b"y" * 155_000), "path": "a.bin"})
     assert replaced.status_code == 302, "replacing the largest file with one that fits is not refused early"
     assert sorted(RunArtifact.objects.values_list("path", "size_bytes")) == [("a.bin", 155_000), ("b.bin", 40_000)]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_disk_from_the_page_is_refused_with_507_and_nothing_is_stored(client, researcher, root,
+                                                                             monkeypatch, code):
+    run = make_run(researcher)
+    disk_fills_after(monkeypatch, room=0, code=code)
+    response = client.post(reverse("experiments:artifact_upload", args=[run.project_id, run.id]),
+                           {"file": SimpleUploadedFile("notes.txt", b"hello")})
+    assert response.status_code == 507
+    html = response.content.decode()
+    assert "Nothing was uploaded: the server&#x27;s disk is full; nothing was stored" in html
+    assert not RunArtifact.objects.exists() and not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_a_full_disk_as_django_reads_the_form_is_refused_with_507(client, researcher, root, monkeypatch):
+    """Django writes a large upload to a temporary file of its own as it reads the form, before
+    the artifact is written: a full disk there is the same refusal."""
+    from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+    def full(self, raw_data, start):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(TemporaryFileUploadHandler, "receive_data_chunk", full)
+    run = make_run(researcher)
+    response = client.post(reverse("experiments:artifact_upload", args=[run.project_id, run.id]),
+                           {"file": SimpleUploadedFile("big.bin", b"x" * (3 * 1024 * 1024))})
+    assert response.status_code == 507 and b"disk is full" in response.content
+    assert not RunArtifact.objects.exists()
+
+
+def test_another_write_error_from_the_page_is_still_a_server_error(client, researcher, monkeypatch):
+    run = make_run(researcher)
+    disk_fills_after(monkeypatch, room=0, code=errno.EIO)
+    with pytest.raises(OSError) as caught:
+        client.post(reverse("experiments:artifact_upload", args=[run.project_id, run.id]),
+                    {"file": SimpleUploadedFile("notes.txt", b"hello")})
+    assert caught.value.errno == errno.EIO and not RunArtifact.objects.exists()

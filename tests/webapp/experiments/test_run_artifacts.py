@@ -1,12 +1,17 @@
 """Run artifacts (webapp.experiments.artifacts): stored by a name Steer chooses, streamed, limited,
 replaced as MLflow overwrites, and removed with their artifact or their run."""
 
+import builtins
+import errno
 import hashlib
+import os
 
 import pytest
 
 from tests.factories import make_project, make_run, make_user
+from webapp.experiments import artifacts
 from webapp.experiments.artifacts import (
+    ArtifactDiskFull,
     ArtifactError,
     ArtifactTooLarge,
     artifact_delete,
@@ -224,3 +229,64 @@ def test_the_file_count_is_checked_again_once_the_upload_has_streamed(root, run,
     assert "STEER_ARTIFACT_RUN_MAX_FILES" in refused.value.message
     assert sorted(RunArtifact.objects.values_list("path", flat=True)) == ["a.txt", "b.txt"]
     assert len(stored_files(root)) == 2, "the refused upload's file was removed"
+
+
+# --- a full disk -------------------------------------------------------------------------------
+
+class _FillingFile:
+    """A file that takes ``room`` bytes, then refuses every write with ``OSError(code)``, as a
+    disk that fills up (or a quota that is spent) mid-upload."""
+
+    def __init__(self, handle, room: int, code: int):
+        self.handle, self.room, self.code = handle, room, code
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(self.code, os.strerror(self.code))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def disk_fills_after(monkeypatch, room: int, code: int = errno.ENOSPC) -> None:
+    """The artifact writes that follow refuse their bytes past ``room`` with ``code``."""
+    real_open = builtins.open
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        return _FillingFile(handle, room, code) if "x" in mode else handle
+    monkeypatch.setattr(artifacts, "open", filling_open, raising=False)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_disk_mid_upload_is_disk_full_and_leaves_no_file_and_no_row(root, run, monkeypatch, code):
+    disk_fills_after(monkeypatch, room=6, code=code)
+    with pytest.raises(ArtifactDiskFull) as caught:
+        put(run, "eval/report.json", b"0123456789")  # written 3 bytes at a time: the third write fails
+    assert caught.value.message.startswith("the server's disk is full; nothing was stored")
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == code
+    assert stored_files(root) == [] and list(root.rglob(".*")) == []  # no partial file
+    assert not RunArtifact.objects.exists()
+
+
+def test_a_full_disk_while_replacing_a_path_keeps_the_old_file(root, run, monkeypatch):
+    kept, _ = put(run, "a.txt", b"old")
+    disk_fills_after(monkeypatch, room=0)
+    with pytest.raises(ArtifactDiskFull):
+        put(run, "a.txt", b"new contents")
+    assert stored_files(root) == [kept.file_name]
+    assert artifact_file(kept).read_bytes() == b"old"
+    assert list(RunArtifact.objects.values_list("path", "size_bytes")) == [("a.txt", 3)]
+
+
+def test_other_write_errors_propagate_as_they_are_and_leave_no_file(root, run, monkeypatch):
+    disk_fills_after(monkeypatch, room=3, code=errno.EIO)
+    with pytest.raises(OSError) as caught:
+        put(run, "a.txt", b"0123456789")
+    assert caught.value.errno == errno.EIO and not isinstance(caught.value, ArtifactDiskFull)
+    assert stored_files(root) == [] and not RunArtifact.objects.exists()
