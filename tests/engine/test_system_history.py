@@ -9,7 +9,7 @@ from tests.engine import test_dpo, test_sft
 from tests.engine.test_rm_trainer import keyword_records, tiny_config
 from tests.engine.test_system_metrics import SystemRecorder
 from tests.engine.test_trainer import PROMPTS
-from workers.engine import TrainConfig, train
+from workers.engine import TrainConfig, evaluate_policy, train
 from workers.engine.dpo import train_dpo
 from workers.engine.rm_trainer import train_reward_model
 from workers.engine.sft import train_sft
@@ -73,6 +73,16 @@ def test_a_default_result_has_an_empty_system_history(tmp_path):
     a, b = TrainResult(tmp_path, 0, False, 0, None), TrainResult(tmp_path, 0, False, 0, None)
     a.system_history.append((1, {}))
     assert b.system_history == []  # not one list shared by every result
+
+
+@needs_psutil
+def test_an_evaluation_keeps_them_too_unless_switched_off(tiny_cfg):
+    recorder = SystemRecorder()
+    result = evaluate_policy(TrainConfig.from_dict(tiny_cfg()), PROMPTS, recorder)
+    _well_formed(result.system_history, [1, 2, 3])
+    assert dict(result.system_history) == recorder.system
+    off = evaluate_policy(TrainConfig.from_dict(tiny_cfg(train={"log_system_metrics": False})), PROMPTS)
+    assert off.steps_completed == 3 and off.system_history == []
 
 
 # --- DPO, SFT and reward-model runs -----------------------------------------------------------

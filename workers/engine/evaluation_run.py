@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class EvaluationResult:
     steps_completed: int  # the last step done (start_step if none was)
     total_steps: int
     stopped: bool  # should_stop ended it before the last step
+    # (step, system/* metrics) of each step this call took, with train.log_system_metrics, as
+    # TrainResult's
+    system_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
@@ -108,7 +111,8 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
         metrics["timing/rollout_s"] = elapsed
         metrics["throughput/tokens_per_s"] = float(batch.completion_mask.sum()) / max(elapsed, 1e-9)
         if config.train.log_system_metrics and (system := system_metrics(device)):
-            callbacks.on_system_metrics(step, system)
+            callbacks.on_system_metrics(step, dict(system))
+            result.system_history.append((step, system))
         callbacks.on_metrics(step, metrics)
         result.steps_completed = step
     return result
