@@ -114,9 +114,11 @@ def _apo_down(p: _Pairs) -> Tensor:
 
 def _discopop(p: _Pairs) -> Tensor:
     # DiscoPOP (Chris Lu et al. 2024, Eq. 5): logistic and exponential losses blended by σ(βΔ/τ).
+    # exp(−βΔ)·σ(βΔ/τ) as one exp of a sum: for a large negative βΔ the exp alone overflows to inf
+    # where σ underflows to 0, and inf·0 made the loss and its gradient NaN (TRL's formula does).
     logits = p.beta * p.delta
-    modulation = torch.sigmoid(logits / p.discopop_tau)
-    return -F.logsigmoid(logits) * (1 - modulation) + torch.exp(-logits) * modulation
+    scaled = logits / p.discopop_tau
+    return -F.logsigmoid(logits) * torch.sigmoid(-scaled) + torch.exp(F.logsigmoid(scaled) - logits)
 
 
 def _sft(p: _Pairs) -> Tensor:
