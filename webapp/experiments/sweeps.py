@@ -169,7 +169,10 @@ def _typed(path: str, raw, default):
     elif isinstance(default, float):
         number = None
         if isinstance(raw, int | float) and not isinstance(raw, bool):
-            number = float(raw)
+            try:
+                number = float(raw)
+            except OverflowError:  # a JSON whole number past a float's range (1 and 400 zeros)
+                pass
         elif text is not None:
             try:
                 number = float(text)
