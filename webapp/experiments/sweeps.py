@@ -108,7 +108,11 @@ def _default_at(path: str, *, defaults: dict, config: dict):
                            field=SWEEP_FIELD)
         rewards = config.get("rewards")
         count = len(rewards) if isinstance(rewards, list) else 0
-        if int(match[1]) >= count:
+        try:
+            index = int(match[1])
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits()): past any reward
+            index = count
+        if index >= count:
             raise RunError(f"{path!r}: the run has {count} reward{'s' if count != 1 else ''}, counted from "
                            "rewards[0]", field=SWEEP_FIELD)
         return 1.0
