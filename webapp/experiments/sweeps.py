@@ -223,19 +223,24 @@ def point_name(name: str, point, max_length: int = NAME_MAX_LENGTH) -> str:
 
 
 def point_config(config: dict, point) -> dict:
-    """``config`` with the point's values set at their paths (sections made where missing)."""
+    """``config`` with the point's values set at their paths (sections made where missing). A
+    section or reward the config gives as something other than an object is left as given, for
+    the engine's check to refuse as it refuses it in a single launch."""
     out = copy.deepcopy(config)
     for path, value in point:
         if match := REWARD_WEIGHT.match(path):
-            out["rewards"][int(match[1])]["weight"] = value
+            reward = out["rewards"][int(match[1])]
+            if isinstance(reward, dict):
+                reward["weight"] = value
             continue
         *sections, key = path.split(".")
         node = out
         for section in sections:
-            if not isinstance(node.get(section), dict):
-                node[section] = {}
-            node = node[section]
-        node[key] = value
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[key] = value
     return out
 
 
