@@ -33,8 +33,9 @@ class MetricPointSerializer(serializers.ModelSerializer):
         fields = ["run", "key", "step", "value", "recorded_at"]
 
 
-class MetricPointInputSerializer(serializers.Serializer):
-    """Documentation of one point; the endpoint validates points with a faster loop."""
+class MetricPointInputSerializer(BodySerializer):
+    """Documentation of one point (no other key: the schema says additionalProperties false); the
+    endpoint validates points with a faster loop, ``normalise_series``."""
 
     key = serializers.CharField(max_length=200, trim_whitespace=False)
     step = serializers.IntegerField(min_value=0, max_value=MAX_ID - 1)

@@ -47,17 +47,34 @@ class MetricPointError(ValueError):
         super().__init__(f"points[{index}]: {message}")
 
 
+POINT_FIELDS = frozenset({"key", "step", "value"})
+
+
+def _point_fields_check(i: int, point: dict) -> None:
+    """MetricPointError naming an object point's keys other than key, step and value (a typo such
+    as ``"vaule"``, or a field a point does not have, as a timestamp): its data would be lost."""
+    unknown = [repr(str(k)[:100]) for k in point if k not in POINT_FIELDS]
+    if unknown:
+        shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        raise MetricPointError(i, f"unknown field{'s' if len(unknown) > 1 else ''} {shown}; "
+                                  "a point holds key, step and value")
+
+
 def normalise_series(points: Iterable) -> Series:
     """Points from (key, step, value) tuples or {"key", "step", "value"} dicts, grouped by key.
 
     Last write wins within the batch. Raises MetricPointError naming the first bad point; NaN
-    and infinities are refused because no chart or JSON consumer can use them.
+    and infinities are refused because no chart or JSON consumer can use them, and an object
+    point with a key beside key, step and value (a misspelt ``"vaule"``) because its data would
+    be dropped without a word.
     """
     by_key: dict[str, dict[int, float]] = {}
     for i, point in enumerate(points):
         if type(point) is list and len(point) == 3:  # the wire format, checked first
             key, step, value = point
         elif isinstance(point, dict):
+            if len(point) != 3 or not POINT_FIELDS.issuperset(point):  # a misspelt or extra key would be lost
+                _point_fields_check(i, point)
             try:
                 key, step, value = point["key"], point["step"], point["value"]
             except KeyError as exc:

@@ -286,6 +286,7 @@ def test_the_schema_says_request_bodies_take_no_other_keys(api):
     assert schemas["CriterionInputRequest"]["additionalProperties"] is False
     assert schemas["TrajectoryRecordRequest"]["additionalProperties"] is False
     assert schemas["MetricBatchInputRequest"]["additionalProperties"] is False
+    assert schemas["MetricPointInputRequest"]["additionalProperties"] is False  # a point's key too
     assert schemas["TrajectoryBatchRequest"]["additionalProperties"] is False
 
 

@@ -37,6 +37,24 @@ def test_bad_point_answers_400_naming_its_index_and_stores_nothing(api, run):
     assert not MetricPoint.objects.filter(run=run).exists()
 
 
+@pytest.mark.parametrize("point, unknown", [
+    ({"key": "reward", "step": 2, "vaule": 0.5}, "'vaule'"),
+    ({"key": "reward", "stpe": 2, "value": 0.5}, "'stpe'"),
+    ({"key": "reward", "step": 2, "value": 0.5, "timestamp": 1733280000}, "'timestamp'"),
+])
+def test_a_point_with_an_unknown_key_answers_400_naming_its_index_and_the_key_and_stores_nothing(
+        api, run, point, unknown):
+    """A misspelt or extra key of an object point was dropped without a word (with the value or
+    step it carried, when misspelt); now the batch is refused, as a body's unknown key is."""
+    response = post_points(api, run.id, [{"key": "reward", "step": 1, "value": 0.25}, ["kl", 1, 0.01], point])
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert list(error["fields"]) == ["points[2]"]
+    assert f"unknown field {unknown}" in error["fields"]["points[2]"][0]
+    assert "key, step and value" in error["fields"]["points[2]"][0]
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
 def test_replayed_batch_keeps_one_point_per_key_and_step(api, run):
     post_points(api, run.id, [["reward", 1, 0.5]])
     post_points(api, run.id, [["reward", 1, 0.7]])

@@ -33,6 +33,10 @@ def test_duplicate_points_within_one_batch_keep_the_last():
     "point, message",
     [
         ({"key": "a", "step": 1}, "missing field 'value'"),
+        ({"key": "a", "step": 1, "vaule": 1.0}, "unknown field 'vaule'; a point holds key, step and value"),
+        ({"key": "a", "stpe": 1, "value": 1.0}, "unknown field 'stpe'; a point holds key, step and value"),
+        ({"key": "a", "step": 1, "value": 1.0, "wall_time": 3.5}, "unknown field 'wall_time'"),
+        ({"key": "a", "step": 1, "value": 1.0, "t": 1, "u": 2}, "unknown fields 't', 'u'"),
         (("", 1, 1.0), "key must be"),
         (("a", -1, 1.0), "step must be"),
         (("a", 1.5, 1.0), "step must be"),
