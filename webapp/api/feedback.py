@@ -18,7 +18,7 @@ from webapp.api.runs import run_for
 from webapp.api.schema import RankingField, errors
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
-from webapp.feedback.errors import FeedbackError, LabelConflict
+from webapp.feedback.errors import FeedbackError, LabelConflict, TaskFull
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
 from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
@@ -441,14 +441,19 @@ class LabelRejectApi(SteerApi):
 
 class LabelRestoreApi(SteerApi):
     """Restore a rejected label (researchers): it counts again. Restoring a label that counts
-    changes nothing; either way the label is answered as it stands. No body (as a run's cancel)."""
+    changes nothing; either way the label is answered as it stands. No body (as a run's cancel).
+    409 while the label's task has the labels it wants (its slot was filled again): reject one
+    of them first."""
 
     project_roles = ANNOTATION
 
-    @extend_schema(request=None, responses={200: LabelOutputSerializer})
+    @extend_schema(request=None, responses={200: LabelOutputSerializer, **errors(409)})
     def post(self, request, label_id: int):
         label = label_for_review(request, label_id)
-        label = label_restore(label_id=label.pk, project=label.task.project, by=request.user)
+        try:
+            label = label_restore(label_id=label.pk, project=label.task.project, by=request.user)
+        except TaskFull as exc:
+            raise Conflict(exc.message) from exc
         return Response(LabelOutputSerializer(label).data)
 
 

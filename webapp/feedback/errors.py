@@ -29,3 +29,14 @@ class SubmissionChanged(LabelConflict):
                                "which stands; the changed one was not saved. To change a judgement, withdraw the "
                                "label first (within the undo window) and label the task again",
                                field="submission_key")
+
+
+class TaskFull(FeedbackError):
+    """A rejected label cannot be restored: its task has the labels it wants (its slot was filled
+    again after the rejection). Nothing changes; the API answers 409."""
+
+    def __init__(self, *, label_id: int, task_id: int, label_count: int, required_labels: int):
+        wanted = f"{required_labels} label{'s' if required_labels != 1 else ''}"
+        super().__init__(f"task {task_id} has {label_count} counting label{'s' if label_count != 1 else ''} of the "
+                         f"{wanted} it wants: restoring label {label_id} would put it over its overlap. Reject one "
+                         "of its labels first to count this one instead", field="label")

@@ -4,7 +4,8 @@ so that it stops counting, or restores it, as Label Studio's review does.
 A rejected label is kept, raw, with who rejected it, when and why; it is left out of the
 task's ``label_count`` (so the task goes back into the queue for another annotator), the
 exports, every training read and the quality figures. Researchers still see it on the task's
-page and over the API. Runs fix their labels at launch by id (``through_label``), not by
+page and over the API. A restore is refused while the task has the labels it wants (its slot
+was filled again), so a review never puts a task over its overlap. Runs fix their labels at launch by id (``through_label``), not by
 review state: a label rejected or restored after a run's launch changes what that run reads
 if a worker starts it again.
 
@@ -15,10 +16,10 @@ the API's ``RESEARCH`` role set. ``project`` scopes the label: another project's
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, TaskFull
 from webapp.feedback.models import ComparisonTask, PreferenceLabel
 
 MAX_REASON_CHARS = 500
@@ -62,13 +63,29 @@ def label_reject(*, label_id: int, project, by, reason: str = "", now=None) -> P
 def label_restore(*, label_id: int, project, by=None) -> PreferenceLabel:
     """Undo a rejection: the label counts again (its task's ``label_count`` too). Restoring a
     label that is not rejected changes nothing and answers it. ``by`` is the reviewer (kept for
-    the callers' symmetry; a restored label keeps no reviewer)."""
+    the callers' symmetry; a restored label keeps no reviewer).
+
+    TaskFull (a FeedbackError), nothing changed, when the task has its ``required_labels``
+    already: the rejection reopened a slot that the queue has since given to another annotator,
+    whose label filled it. Restoring would put the task over the overlap the researcher set
+    (4 of 3), weighting its prompt above the others in the exports, agreement and training;
+    which label to drop is the reviewer's choice, so the message says to reject one first. The
+    queue itself never fills a task beyond it (its claim checks for room). A gold task has no
+    overlap (every annotator labels it once): its labels are always restored.
+    """
     label = _label_locked(label_id=label_id, project=project)
     if label.rejected_at is None:
         return label
+    # One conditional update, which locks the task row as a label's submission does: a label
+    # submitted at the same moment is counted before or after this check, never beside it.
+    counted = (ComparisonTask.objects.filter(pk=label.task_id)
+               .filter(Q(is_gold=True) | Q(label_count__lt=F("required_labels")))
+               .update(label_count=F("label_count") + 1))
+    if not counted:
+        task = ComparisonTask.objects.values("label_count", "required_labels").get(pk=label.task_id)
+        raise TaskFull(label_id=label.pk, task_id=label.task_id, **task)
     label.rejected_at, label.rejected_by, label.rejection_reason = None, None, ""
     label.save(update_fields=["rejected_at", "rejected_by", "rejection_reason"])
-    ComparisonTask.objects.filter(pk=label.task_id).update(label_count=F("label_count") + 1)
     return label
 
 

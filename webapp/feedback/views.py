@@ -383,8 +383,12 @@ def label_reject_view(request, project_id: int, label_id: int):
 def label_restore_view(request, project_id: int, label_id: int):
     """Restore a rejected label (it counts again); back to its task's page."""
     label = selectors.label_get(project=request.project, label_id=label_id)
-    services.label_restore(label_id=label.pk, project=request.project, by=request.user)
-    messages.success(request, f"Label {label.pk} was restored: it counts again.")
+    try:
+        services.label_restore(label_id=label.pk, project=request.project, by=request.user)
+    except FeedbackError as exc:
+        messages.error(request, f"Label {label.pk} was not restored: {exc.message}.")
+    else:
+        messages.success(request, f"Label {label.pk} was restored: it counts again.")
     return redirect("feedback:task_detail", request.project.id, label.task_id)
 
 

@@ -46,6 +46,22 @@ def test_reject_answers_the_label_with_when_and_why_and_restore_undoes_it(api, o
     assert ComparisonTask.objects.get(pk=tasks[0].pk).label_count == 1
 
 
+def test_restoring_a_label_of_a_task_filled_again_answers_409_and_changes_nothing(api, world):
+    project, annotator, tasks, labels = world
+    assert post(api, f"/api/v1/labels/{labels[0].pk}/reject/").status_code == 200
+    others = [api_user(), api_user()]
+    for user in others:
+        project.memberships.create(user=user, role="annotator")
+        label_submit(task=tasks[0], annotator=user, ranking=[[1], [0]], submission_key=uuid.uuid4().hex)
+    assert ComparisonTask.objects.get(pk=tasks[0].pk).label_count == 2  # of 2: filled again
+    response = post(api, f"/api/v1/labels/{labels[0].pk}/restore/")
+    assert response.status_code == 409, response.json()
+    assert response.json()["error"]["code"] == "conflict"
+    assert "has 2 counting labels of the 2 labels it wants" in response.json()["error"]["message"]
+    assert PreferenceLabel.objects.get(pk=labels[0].pk).rejected_at is not None
+    assert ComparisonTask.objects.get(pk=tasks[0].pk).label_count == 2
+
+
 def test_rejected_labels_stay_listed_to_researchers_and_to_their_annotator(api, world):
     project, annotator, _, labels = world
     assert post(api, f"/api/v1/labels/{labels[1].pk}/reject/").status_code == 200

@@ -16,7 +16,7 @@ from tests.webapp.feedback.conftest import login
 from tests.webapp.feedback.test_head_to_head import evaluated
 from webapp.experiments.errors import RunError
 from webapp.feedback import exports
-from webapp.feedback.errors import FeedbackError
+from webapp.feedback.errors import FeedbackError, TaskFull
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.labelling import label_undo, task_next_for_annotator
 from webapp.feedback.models import ComparisonTask, PreferenceLabel
@@ -109,9 +109,53 @@ def test_a_rejected_task_goes_back_into_the_queue_for_another_annotator_not_the_
     assert task_next_for_annotator(project=project, annotator=spammer) is None  # they labelled it once
     submit(task, annotator, [[1], [0]])
     assert count_of(task) == 1
-    # Restoring the first label puts the task over its overlap rather than dropping a label.
-    label_restore(label_id=label.pk, project=project, by=researcher)
+    # The reopened slot is filled again: restoring the first label is refused (it would put the
+    # task over its overlap, 2 of 1); see the next test.
+    with pytest.raises(FeedbackError):
+        label_restore(label_id=label.pk, project=project, by=researcher)
+    assert count_of(task) == 1
+
+
+def test_restoring_a_label_of_a_task_filled_again_is_refused_naming_the_fix_and_nothing_changes(
+        project, annotator, researcher, spammer):
+    """A rejection reopens a slot, which the queue gives to another annotator; restoring the
+    rejected label after that put the task over its overlap (4 of 3). It is refused, the label
+    still rejected, and the message says to reject one of the task's labels first."""
+    third = make_user()
+    project.memberships.create(user=third, role="annotator")
+    task = make_task(project, required_labels=2)
+    spam = submit(task, spammer, [[0], [1]])
+    submit(task, annotator, [[1], [0]])
+    label_reject(label_id=spam.pk, project=project, by=researcher, reason="spam")
+    assert task_next_for_annotator(project=project, annotator=third) == task
+    kept = submit(task, third, [[1], [0]])
     assert count_of(task) == 2
+    with pytest.raises(TaskFull) as refused:
+        label_restore(label_id=spam.pk, project=project, by=researcher)
+    assert refused.value.field == "label"
+    assert refused.value.message == (
+        f"task {task.pk} has 2 counting labels of the 2 labels it wants: restoring label {spam.pk} would put it "
+        "over its overlap. Reject one of its labels first to count this one instead")
+    stored = PreferenceLabel.objects.get(pk=spam.pk)
+    assert (stored.rejected_at is not None, stored.rejected_by, stored.rejection_reason) == (True, researcher, "spam")
+    assert count_of(task) == 2
+    # The fix the message names: reject another, then the restore counts it in that one's place.
+    label_reject(label_id=kept.pk, project=project, by=researcher)
+    assert label_restore(label_id=spam.pk, project=project, by=researcher).rejected_at is None
+    assert count_of(task) == 2
+
+
+def test_a_gold_tasks_label_is_restored_whatever_its_count(project, annotator, researcher, spammer):
+    """A gold task has no overlap: every annotator labels it once, so its count passes
+    required_labels and a restore is never refused."""
+    gold = make_task(project, gold_ranking=[[0], [1]])
+    first = submit(gold, spammer, [[1], [0]])
+    submit(gold, annotator, [[0], [1]])
+    label_reject(label_id=first.pk, project=project, by=researcher)
+    submit(gold, researcher, [[0], [1]])
+    assert count_of(gold) == 2
+    assert label_restore(label_id=first.pk, project=project, by=researcher).rejected_at is None
+    assert count_of(gold) == 3
 
 
 def test_an_annotator_cannot_undo_a_rejected_label(project, annotator, researcher):
@@ -248,6 +292,21 @@ def test_the_task_page_offers_reject_and_shows_a_rejected_label_with_restore(cli
     assert f'action="{restore_url}"' in body and f'action="{reject_url}"' not in body
     assert client.post(restore_url).status_code == 302
     assert count_of(task) == 1 and PreferenceLabel.objects.get(pk=label.pk).rejected_at is None
+
+
+def test_the_task_page_says_why_a_restore_is_refused_and_changes_nothing(client, project, annotator, researcher,
+                                                                         spammer):
+    task = make_task(project)
+    spam = submit(task, spammer, [[0], [1]])
+    label_reject(label_id=spam.pk, project=project, by=researcher)
+    submit(task, annotator, [[1], [0]])  # the slot filled again
+    login(client, researcher)
+    response = client.post(reverse("feedback:label_restore", args=[project.id, spam.pk]), follow=True)
+    body = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("feedback:task_detail", args=[project.id, task.id])
+    assert f"Label {spam.pk} was not restored: task {task.pk} has 1 counting label of the 1 label it wants" in body
+    assert "Reject one of its labels first" in body and "was restored" not in body
+    assert PreferenceLabel.objects.get(pk=spam.pk).rejected_at is not None and count_of(task) == 1
 
 
 def test_a_reject_with_a_reason_too_long_says_so_and_changes_nothing(client, project, annotator, researcher):
