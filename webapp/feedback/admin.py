@@ -1,3 +1,15 @@
+"""Feedback in the admin: seen and lightly edited, never re-wired.
+
+What a service keeps in step is read-only here: a task's ``label_count`` (the labels that
+count, kept by labelling and review), the foreign keys that scope a row to its project and
+tie a label to what it judged (a label's task, annotator and rubric version, a task's project,
+source run and rubric version, a score's candidate and criterion, an assignment's task and
+annotator, a rubric's project), and the copies made of them (a task's ``source_run_name``, a
+rubric version's number). Changed by hand, a count went wrong (a label moved to another task
+counted in neither's ``label_count`` as it should) or a row pointed into another project. Rows
+those services create or delete (labels, assignments, rubrics) are not added or deleted here.
+"""
+
 from django.contrib import admin
 
 from webapp.feedback.models import (
@@ -13,44 +25,81 @@ class CriterionInline(admin.TabularInline):
 @admin.register(Rubric)
 class RubricAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "created_at"]
+    readonly_fields = ["project"]
+
+    def has_add_permission(self, request):
+        """Rubrics are made on the Rubrics page or the API (``rubric_create``), in a project."""
+        return False
 
 
 @admin.register(RubricVersion)
 class RubricVersionAdmin(admin.ModelAdmin):
     list_display = ["rubric", "number", "created_at"]
+    readonly_fields = ["rubric", "number"]
     inlines = [CriterionInline]
+
+    def has_add_permission(self, request):
+        """A version is made by editing its rubric (``rubric_update``), which numbers it."""
+        return False
 
 
 class CandidateInline(admin.TabularInline):
     model = Candidate
     extra = 0
+    readonly_fields = ["trajectory"]
 
 
 @admin.register(ComparisonTask)
 class ComparisonTaskAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "required_labels", "label_count", "is_gold", "created_at"]
     list_filter = ["project", "is_gold"]
+    # label_count is kept by labelling and review (review.py); the rest ties the task to its project.
+    readonly_fields = ["project", "source_run", "source_run_name", "rubric_version", "label_count"]
     inlines = [CandidateInline]
+
+    def has_add_permission(self, request):
+        """Tasks are imported or made from a run (the comparison-tasks page, the API), in a project."""
+        return False
 
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
     list_display = ["task", "annotator", "status", "assigned_at", "expires_at"]
     list_filter = ["status"]
+    readonly_fields = ["task", "annotator"]
+
+    def has_add_permission(self, request):
+        """Assignments are made by the annotation queue, which counts them against the task's room."""
+        return False
 
 
 class CriterionScoreInline(admin.TabularInline):
     model = CriterionScore
     extra = 0
+    readonly_fields = ["candidate", "criterion"]
+
+    def has_add_permission(self, request, obj=None):
+        """Scores come with their label (``label_submit``), against its task's candidates."""
+        return False
 
 
 @admin.register(PreferenceLabel)
 class PreferenceLabelAdmin(admin.ModelAdmin):
     """A label's review is shown, not edited: rejecting or restoring here would change whether the
     label counts without its task's ``label_count``. The review services (``review.py``, behind
-    the label review page and the API) reject and restore, keeping the count right."""
+    the label review page and the API) reject and restore, keeping the count right. Nor is its
+    task (moved, it counted in neither task's ``label_count``), annotator or rubric version."""
 
     list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent_ms", "created_at", "rejected_at"]
     list_filter = ["task__project"]
-    readonly_fields = ["rejected_at", "rejected_by", "rejection_reason"]
+    readonly_fields = ["task", "annotator", "rubric_version", "rejected_at", "rejected_by", "rejection_reason"]
     inlines = [CriterionScoreInline]
+
+    def has_add_permission(self, request):
+        """Labels are submitted by annotators (``label_submit``), which counts them on their task."""
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        """A label deleted here stayed in its task's ``label_count``; its annotator withdraws it
+        (``label_undo``) or a researcher rejects it, and both keep the count right."""
+        return False

@@ -1,6 +1,8 @@
 """The label admin shows a label's review (rejected when, by whom, why) but cannot change it:
 editing rejected_at there changed whether the label counts without its task's label_count.
-Rejecting and restoring go through the review services (the pages, the API)."""
+Rejecting and restoring go through the review services (the pages, the API). Nor can the
+admin change a task's label_count or the foreign keys that scope tasks, labels and
+assignments (a label's task, a task's project), nor add or delete a label."""
 
 import uuid
 from datetime import timedelta
@@ -9,8 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import make_task, make_user
-from webapp.feedback.models import ComparisonTask, PreferenceLabel
+from tests.factories import make_project, make_rubric, make_task, make_user
+from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import label_reject, label_submit
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +78,95 @@ def test_the_admin_cannot_restore_a_rejected_label_and_shows_its_review(client, 
     assert (label.rejected_at, label.rejected_by_id, label.rejection_reason) == (rejected_at, researcher.pk,
                                                                                 "<b>spam</b>")
     assert label_count(task) == 0
+
+
+# ---------------------------------------------------------------- counts and foreign keys
+
+def task_change_form(task: ComparisonTask, **changes) -> dict:
+    """What the task's admin change form posts (its candidates as they are), with ``changes`` over it."""
+    candidates = list(task.candidates.order_by("position"))
+    data = {"prompt_text": task.prompt_text, "prompt_messages": "null", "required_labels": task.required_labels,
+            "gold_ranking": "null", "candidates-TOTAL_FORMS": len(candidates),
+            "candidates-INITIAL_FORMS": len(candidates), "candidates-MIN_NUM_FORMS": 0,
+            "candidates-MAX_NUM_FORMS": 1000, "_save": "Save"}
+    for i, c in enumerate(candidates):
+        data |= {f"candidates-{i}-id": c.pk, f"candidates-{i}-task": task.pk, f"candidates-{i}-position": c.position,
+                 f"candidates-{i}-text": c.text, f"candidates-{i}-metadata": "{}"}
+    return {**data, **changes}
+
+
+def test_the_task_admin_shows_its_count_and_project_but_cannot_change_them(client, staff, project, annotator):
+    """A staff user set a task's label_count by hand (the queue then served a full task, or
+    never a task that wanted labels) or moved it to another project with its labels."""
+    task = make_task(project, required_labels=3)
+    label_submit(task=task, annotator=annotator, ranking=[[0], [1]], submission_key=uuid.uuid4().hex)
+    other = make_project()
+    url = reverse("admin:feedback_comparisontask_change", args=[task.pk])
+    page = client.get(url).content.decode()
+    for field in ("label_count", "project", "source_run", "source_run_name", "rubric_version"):
+        assert f'name="{field}"' not in page, field
+    assert 'name="required_labels"' in page  # the overlap stays a setting
+    assert '<div class="readonly">1</div>' in page  # the count, shown
+    response = client.post(url, task_change_form(task, label_count=0, project=other.pk, required_labels=2,
+                                                 source_run_name="forged"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    task.refresh_from_db()
+    assert (task.label_count, task.project_id, task.source_run_name, task.required_labels) == (1, project.pk, "", 2)
+    assert client.get(reverse("admin:feedback_comparisontask_add")).status_code == 403
+
+
+def test_the_label_admin_cannot_move_a_label_to_another_task_or_annotator(client, staff, project, annotator,
+                                                                          researcher):
+    """Moving a label to another task left it counted in its first task's label_count, not in
+    the second's; it could also move into another project's task."""
+    task, second = make_task(project, required_labels=2), make_task(project, required_labels=2)
+    label = label_submit(task=task, annotator=annotator, ranking=[[0], [1]], submission_key=uuid.uuid4().hex)
+    url = reverse("admin:feedback_preferencelabel_change", args=[label.pk])
+    page = client.get(url).content.decode()
+    for field in ("task", "annotator", "rubric_version"):
+        assert f'name="{field}"' not in page, field
+    response = client.post(url, change_form(label, task=second.pk, annotator=researcher.pk,
+                                            critique="edited by staff"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    label.refresh_from_db()
+    assert (label.task_id, label.annotator_id, label.critique) == (task.pk, annotator.pk, "edited by staff")
+    assert (label_count(task), label_count(second)) == (1, 0)
+
+
+def test_the_label_admin_neither_adds_nor_deletes_labels(client, staff, project, annotator):
+    """A label added or deleted here was not counted in, or out of, its task's label_count."""
+    task = make_task(project, required_labels=2)
+    label = label_submit(task=task, annotator=annotator, ranking=[[0], [1]], submission_key=uuid.uuid4().hex)
+    assert client.get(reverse("admin:feedback_preferencelabel_add")).status_code == 403
+    delete = reverse("admin:feedback_preferencelabel_delete", args=[label.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:feedback_preferencelabel_changelist")
+    client.post(changelist, {"action": "delete_selected", "_selected_action": [label.pk], "post": "yes"})
+    assert PreferenceLabel.objects.filter(pk=label.pk).exists() and label_count(task) == 1
+
+
+def test_the_assignment_admin_cannot_move_an_assignment(client, staff, project, annotator, researcher):
+    task, second = make_task(project, required_labels=2), make_task(project, required_labels=2)
+    assignment = Assignment.objects.create(task=task, annotator=annotator,
+                                           expires_at=timezone.now() + timedelta(minutes=30))
+    url = reverse("admin:feedback_assignment_change", args=[assignment.pk])
+    page = client.get(url).content.decode()
+    assert 'name="task"' not in page and 'name="annotator"' not in page and 'name="status"' in page
+    expires = timezone.localtime(assignment.expires_at)
+    response = client.post(url, {"task": second.pk, "annotator": researcher.pk, "status": "active",
+                                 "expires_at_0": expires.strftime("%Y-%m-%d"),
+                                 "expires_at_1": expires.strftime("%H:%M:%S"), "_save": "Save"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assignment.refresh_from_db()
+    assert (assignment.task_id, assignment.annotator_id) == (task.pk, annotator.pk)
+
+
+def test_the_rubric_admins_show_their_project_and_number_read_only_and_add_none(client, staff, project):
+    rubric = make_rubric(project)
+    version = rubric.versions.get()
+    page = client.get(reverse("admin:feedback_rubric_change", args=[rubric.pk])).content.decode()
+    assert 'name="project"' not in page and 'name="name"' in page
+    page = client.get(reverse("admin:feedback_rubricversion_change", args=[version.pk])).content.decode()
+    assert 'name="rubric"' not in page and 'name="number"' not in page and 'name="criteria-0-name"' in page
+    for name in ("rubric", "rubricversion", "comparisontask", "assignment"):
+        assert client.get(reverse(f"admin:feedback_{name}_add")).status_code == 403, name
