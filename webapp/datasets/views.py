@@ -34,6 +34,8 @@ def dataset_detail_page(request, project_id: int, dataset_id: int):
 
 @research_required
 def dataset_import_page(request, project_id: int):
+    """GET: the form. POST: import the file and go to the dataset, or the form again with what is
+    wrong (the field, or each bad line or row) at 400, nothing stored, as other refused forms."""
     form = DatasetImportForm(request.POST or None, request.FILES or None)
     line_errors, line_unit = [], "line"
     if request.method == "POST" and form.is_valid():
@@ -49,7 +51,8 @@ def dataset_import_page(request, project_id: int):
         else:
             return redirect("datasets:detail", request.project.id, dataset.id)
     return render(request, "datasets/import.html", {"project": request.project, "membership": request.membership,
-                                                    "form": form, "line_errors": line_errors, "line_unit": line_unit})
+                                                    "form": form, "line_errors": line_errors, "line_unit": line_unit},
+                  status=400 if request.method == "POST" else 200)
 
 
 @research_required

@@ -33,8 +33,9 @@ from webapp.feedback.parsing import TaskImportError
 from webapp.projects.access import member_required, research_required
 
 
-def _page(request, template: str, **context):
-    return render(request, template, {"project": request.project, "membership": request.membership, **context})
+def _page(request, template: str, status: int = 200, **context):
+    return render(request, template, {"project": request.project, "membership": request.membership, **context},
+                  status=status)
 
 
 # ---------------------------------------------------------------- annotation workspace
@@ -275,6 +276,8 @@ def task_list_page(request, project_id: int):
 
 @research_required
 def task_import_page(request, project_id: int):
+    """GET: the form. POST: import the tasks and go to their list, or the form again with what is
+    wrong (a field, or each bad line) at 400, nothing stored."""
     form = TaskImportForm(request.POST or None, request.FILES or None, project=request.project)
     line_errors, error = [], None
     if request.method == "POST" and form.is_valid():
@@ -290,7 +293,8 @@ def task_import_page(request, project_id: int):
         else:
             messages.success(request, f"Imported {len(tasks)} comparison tasks.")
             return redirect("feedback:tasks", request.project.id)
-    return _page(request, "feedback/task_import.html", form=form, line_errors=line_errors, error=error)
+    return _page(request, "feedback/task_import.html", status=400 if request.method == "POST" else 200, form=form,
+                 line_errors=line_errors, error=error)
 
 
 @research_required

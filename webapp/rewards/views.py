@@ -66,6 +66,8 @@ def reward_model_train_page(request, project_id: int):
 
 @research_required
 def pair_import_page(request, project_id: int):
+    """GET: the form. POST: import the pairs and go to the reward-model page, or the form again
+    with what is wrong (the name, or each bad line) at 400, nothing stored."""
     form = PairImportForm(request.POST or None, request.FILES or None)
     line_errors = []
     if request.method == "POST" and form.is_valid():
@@ -78,7 +80,8 @@ def pair_import_page(request, project_id: int):
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             return redirect("rewards:train", request.project.id)
-    return render(request, "rewards/import_pairs.html", _context(request, form=form, line_errors=line_errors))
+    return render(request, "rewards/import_pairs.html", _context(request, form=form, line_errors=line_errors),
+                  status=400 if request.method == "POST" else 200)
 
 
 @research_required

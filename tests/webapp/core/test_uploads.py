@@ -66,6 +66,7 @@ def test_the_import_pages_take_a_file_with_a_byte_order_mark_and_refuse_one_too_
     pairs = b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
     response = client.post(reverse("rewards:import_pairs", args=[project.id]),
                            {"name": "s", "file": SimpleUploadedFile("x.jsonl", pairs)})
+    assert response.status_code == 400
     assert "an import takes at most 0 MB" in response.content.decode()
     assert not PreferencePairSet.objects.exists()
 

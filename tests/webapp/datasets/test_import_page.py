@@ -6,6 +6,8 @@ from django.urls import reverse
 
 from tests.factories import PASSWORD, make_project, make_user
 from webapp.datasets.models import PromptDataset
+from webapp.feedback.models import ComparisonTask
+from webapp.rewards.models import PreferencePairSet
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +27,7 @@ def test_a_line_that_cannot_be_stored_is_named_and_nothing_is_stored(client, fil
     assert client.login(username=user.username, password=PASSWORD)
     response = client.post(reverse("datasets:import", args=[project.id]),
                            {"name": "d", "file": SimpleUploadedFile(filename, content)})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert words in response.content.decode()
     assert not PromptDataset.objects.exists()
 
@@ -37,7 +39,7 @@ def test_a_name_taken_in_any_case_is_an_error_on_the_name(client):
     assert client.login(username=user.username, password=PASSWORD)
     response = client.post(reverse("datasets:import", args=[project.id]),
                            {"name": "prompts", "file": SimpleUploadedFile("p.jsonl", b'{"prompt": "hi"}\n')})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors == {
         "name": ["a dataset named 'Prompts' already exists in this project; names must differ in more than case"]}
     assert not response.context["line_errors"] and "Fix these lines" not in response.content.decode()
@@ -72,7 +74,57 @@ def test_a_file_of_many_bad_lines_shows_the_first_hundred_and_counts_the_rest(cl
     assert client.login(username=user.username, password=PASSWORD)
     content = b"".join(b'{"instruction": "Say hi %d."}\n' % i for i in range(150))
     response = client.post(reverse(url, args=[project.id]), {**data, "file": SimpleUploadedFile("p.jsonl", content)})
+    assert response.status_code == 400
     body = response.content.decode()
     assert "Line 100: " in body and "Line 101: " not in body
     assert "… and 50 more bad lines." in body
     assert not PromptDataset.objects.exists()
+
+
+# A failed import answers 400, as every other refused form of the site (the project settings,
+# a run's notes); it answered 200, which a script or a monitor read as the import done.
+IMPORTS = [
+    ("datasets:import", {"name": "d"}, b'{"prompt": "fine"}\n{"instruction": "no prompt"}\n', "Line 2: "),
+    ("feedback:task_import", {"required_labels": 1}, b'{"prompt": "p", "completions": ["a", "b"]}\n'
+                                                     b'{"prompt": "p", "completions": ["a"]}\n', "Line 2: "),
+    ("rewards:import_pairs", {"name": "p"}, b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+                                            b'{"prompt": "p", "chosen": "a", "rejected": "b", "margin": 1e6}\n',
+     "Line 2: margin must be at most 20"),
+]
+
+
+@pytest.fixture
+def researcher_client(client):
+    user = make_user()
+    project = make_project(researcher=user)
+    assert client.login(username=user.username, password=PASSWORD)
+    return client, project
+
+
+@pytest.mark.parametrize("url, data, content, words", IMPORTS)
+def test_an_import_with_a_bad_line_answers_400_with_the_page_and_its_error(researcher_client, url, data, content,
+                                                                        words):
+    client, project = researcher_client
+    response = client.post(reverse(url, args=[project.id]), {**data, "file": SimpleUploadedFile("p.jsonl", content)})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert words in body and "Nothing was imported" in body
+    assert 'enctype="multipart/form-data"' in body and "csrfmiddlewaretoken" in body  # the form, to try again
+    assert not (PromptDataset.objects.exists() or ComparisonTask.objects.exists() or PreferencePairSet.objects.exists())
+    assert client.get(reverse(url, args=[project.id])).status_code == 200
+
+
+@pytest.mark.parametrize("url, data", [(url, data) for url, data, _, _ in IMPORTS])
+def test_an_import_without_a_file_answers_400_naming_the_field(researcher_client, url, data):
+    client, project = researcher_client
+    response = client.post(reverse(url, args=[project.id]), data)
+    assert response.status_code == 400
+    assert response.context["form"].errors["file"] == ["This field is required."]
+
+
+def test_an_import_that_succeeds_still_redirects(researcher_client):
+    client, project = researcher_client
+    for url, data, content, _ in IMPORTS:
+        good = content.splitlines(keepends=True)[0]
+        response = client.post(reverse(url, args=[project.id]), {**data, "file": SimpleUploadedFile("p.jsonl", good)})
+        assert response.status_code == 302, (url, response.content.decode()[:2000])

@@ -97,8 +97,10 @@ def test_the_page_names_bad_rows_as_rows():
     client = Client()
     assert client.login(username=user.username, password=PASSWORD)
     content = parquet(pa.table({"prompt": ["fine", ""]}))
-    body = client.post(reverse("datasets:import", args=[project.id]),
-                       {"name": "bad", "file": SimpleUploadedFile("p.parquet", content)}).content.decode()
+    response = client.post(reverse("datasets:import", args=[project.id]),
+                           {"name": "bad", "file": SimpleUploadedFile("p.parquet", content)})
+    body = response.content.decode()
+    assert response.status_code == 400
     assert "Fix these rows" in body and "Row 2: &#x27;prompt&#x27; is empty" in body
 
 

@@ -58,6 +58,7 @@ def test_pairs_import_page_shows_a_taken_name_on_the_name_field(client, research
     pair_set_import(project=researcher, name="seed pairs", content=pairs_jsonl(2))
     upload = SimpleUploadedFile("pairs.jsonl", pairs_jsonl(5).encode())
     response = client.post(reverse("rewards:import_pairs", args=[researcher.id]), {"name": "seed pairs", "file": upload})
+    assert response.status_code == 400
     assert response.context["form"].errors == {"name": ["a set of pairs named 'seed pairs' already exists in this project"]}
     assert not response.context["line_errors"]
     assert PreferencePairSet.objects.filter(project=researcher).count() == 1
