@@ -77,9 +77,13 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
     if data["source"] == "pairs":
         # Inside the launch's transaction: the share lock keeps a deletion (FOR UPDATE) waiting
         # until the run is committed, so that the deletion sees it.
-        if not rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
-                              .values_list("pk")):
+        rows = rows_for_share(PreferencePairSet.objects.filter(project=project, pk=data["pair_set"])
+                              .values_list("pk", "name", "has_margin"))
+        if not rows:
             raise RunError("no such set of imported pairs in this project", field="config.data")
+        [(pair_set_id, name, has_margin)] = rows
+        if has_margin:
+            _pair_margins_check(pair_set_id=pair_set_id, name=name)
         return data
     # Counted in the database: the rankings of every label were read into the request.
     labels = PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)
@@ -111,6 +115,26 @@ def preference_source_check(*, project, data: dict, eval_fraction: float = 0.0, 
                        f"held-out share (eval_fraction {eval_fraction}, seed {seed}), leaving only ties to train on; "
                        "lower config.eval_fraction, change config.seed or label more tasks", field="config.data")
     return fixed
+
+
+def _pair_margins_check(*, pair_set_id: int, name: str) -> None:
+    """RunError naming the first pair of the set whose stored margin is above MAX_PAIR_MARGIN,
+    which the trainer refuses: a set imported before import bounded margins, whose run would
+    only fail on the worker. One query over the stored pairs; none is read into Python."""
+    from workers.engine.config import MARGIN_TOO_LARGE, MAX_PAIR_MARGIN
+
+    if connection.vendor == "postgresql":
+        margin = "CASE WHEN jsonb_typeof(e.element -> 'margin') = 'number' THEN (e.element ->> 'margin')::float8 END"
+    else:
+        margin = "CASE WHEN json_type(e.element, '$.margin') IN ('integer', 'real') THEN json_extract(e.element, '$.margin') END"
+    with connection.cursor() as cursor:
+        cursor.execute(pair_rows_sql(f"AND {margin} > %s ORDER BY e.n LIMIT 1"), [pair_set_id, MAX_PAIR_MARGIN])
+        row = cursor.fetchone()
+    if row is not None:
+        position, pair = row[0], orjson.loads(row[1])
+        raise RunError(f"pair {position} of the set {name!r} has a margin of {pair['margin']:g}, stored before "
+                       f"imports were bounded; a margin {MARGIN_TOO_LARGE}. Import the set again with smaller "
+                       "margins (or without them) and train on that one", field="config.data")
 
 
 def preference_records(*, project, data: dict) -> list:

@@ -131,7 +131,13 @@ MAX_PAIRS_PER_GROUP = 28  # every pair of 8 completions
 def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, rule: str = "reward",
                       min_gap: float = 0.0, max_pairs_per_group: int = 4, user=None) -> PreferencePairSet:
     """A set of preference pairs from the run's trajectories levelled by a rule (see
-    ``webapp.rewards.rule_pairs``). RewardModelError naming the field stores nothing."""
+    ``webapp.rewards.rule_pairs``). RewardModelError naming the field stores nothing.
+
+    The pairs carry no margin: the gap between two completions' rewards orders them (and
+    ``min_gap`` filters them) but is not made a Bradley-Terry margin, since rewards are on any
+    scale (a length penalty, a 0-100 judge) where a margin is a gap in reward-model logits,
+    bounded by ``MAX_PAIR_MARGIN``; a reward-model run gives every such pair its ``margin``
+    setting. So a set from a run never holds a margin the trainer refuses, whatever its rewards."""
     from webapp.experiments.models import Trajectory
     from webapp.rewards.parsing import MAX_PAIRS
     from webapp.rewards.rule_pairs import Completion, rule_pairs, rules_available

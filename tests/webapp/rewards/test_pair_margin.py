@@ -10,7 +10,8 @@ import pytest
 
 from tests.factories import make_project
 from tests.webapp.api.conftest import api_user, token_client
-from webapp.experiments.models import MetricPoint, RunKind, RunStatus
+from webapp.experiments.errors import RunError
+from webapp.experiments.models import MetricPoint, Run, RunKind, RunStatus
 from webapp.experiments.services import run_execute, run_launch
 from webapp.rewards.errors import PairImportError
 from webapp.rewards.models import PreferencePairSet, RewardModel
@@ -207,3 +208,27 @@ def test_a_reward_model_run_trains_with_the_pairs_margins(sent):
              for i in range(12)]
     with_margins = [{**line, "margin": 2} if i % 2 else line for i, line in enumerate(plain)]
     assert _rm_run(project, "rm-margins", with_margins) > _rm_run(project, "rm-plain", plain)
+
+
+def test_a_set_stored_with_a_margin_above_the_bound_is_refused_at_launch_naming_the_pair(sent):
+    """A set imported before imports bounded margins keeps its huge margin; a reward-model run on
+    it was queued and then failed on the worker (the trainer refuses it). Now the launch refuses
+    it, naming the set, the pair and the bound, and nothing is queued."""
+    project = make_project()
+    pair_set = pair_set_import(project=project, name="old", content=jsonl(LINES))
+    stored = [*pair_set.pairs[:3], {**pair_set.pairs[3], "margin": 1e6}, pair_set.pairs[4]]
+    PreferencePairSet.objects.filter(pk=pair_set.pk).update(pairs=stored)  # as stored before the bound
+    config = {"backbone": "tiny", "eval_fraction": 0.0, "device": "cpu",
+              "data": {"source": "pairs", "pair_set": pair_set.id}}
+    with pytest.raises(RunError) as caught:
+        run_launch(project=project, user=None, name="rm", kind=RunKind.REWARD_MODEL, config=config)
+    assert caught.value.field == "config.data"
+    assert caught.value.message.startswith("pair 4 of the set 'old' has a margin of 1e+06, stored before imports "
+                                           "were bounded; a margin must be at most 20")
+    assert "Import the set again" in caught.value.message
+    assert not Run.objects.exists() and not sent
+    # The bound itself trains, as at import
+    PreferencePairSet.objects.filter(pk=pair_set.pk).update(pairs=[*stored[:3], {**stored[3], "margin": 20.0},
+                                                                   stored[4]])
+    run = run_launch(project=project, user=None, name="rm", kind=RunKind.REWARD_MODEL, config=config)
+    assert Run.objects.get().pk == run.pk

@@ -66,6 +66,25 @@ def test_a_pair_set_is_built_from_a_runs_steps_with_the_datasets_prompt():
 
 
 @pytest.mark.django_db
+def test_a_pair_set_from_a_run_carries_no_margin_whatever_the_reward_gap():
+    """A gap of a million in reward is no margin (bounded by MAX_PAIR_MARGIN, a gap in reward-model
+    logits): the pairs have none, the set says so, and a reward-model run reads None (its own margin)."""
+    from webapp.rewards.selectors import preference_records
+
+    project = make_project()
+    run = make_run(project, status=RunStatus.SUCCEEDED, dataset=make_dataset(project))
+    prompt = run.dataset.prompts.order_by("index").first()
+    for sample, (text, reward) in enumerate([("4", 1e6), ("5", -1e6)]):
+        Trajectory.objects.create(run=run, step=1, group_index=0, sample_index=sample, prompt=prompt,
+                                  prompt_text="2+2?", completion=text, reward=reward, rewards={}, length=1)
+    pair_set = pair_set_from_run(project=project, run=run, name="wide", step_min=1, step_max=1)
+    assert [(p["chosen"], p["rejected"]) for p in pair_set.pairs] == [("4", "5")]
+    assert "margin" not in pair_set.pairs[0] and not pair_set.has_margin
+    records = preference_records(project=project, data={"source": "pairs", "pair_set": pair_set.id})
+    assert [r.margin for r in records] == [None]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("change, field, words", [
     ({"rule": "helpfulness"}, "rule", "choose one of reward, exact_answer"),
     ({"step_min": 5, "step_max": 9}, "step_min", "no completions in steps 5–9"),
