@@ -5,9 +5,11 @@ A rejected label is kept, raw, with who rejected it, when and why; it is left ou
 task's ``label_count`` (so the task goes back into the queue for another annotator), the
 exports, every training read and the quality figures. Researchers still see it on the task's
 page and over the API. A restore is refused while the task has the labels it wants (its slot
-was filled again), so a review never puts a task over its overlap. Runs fix their labels at launch by id (``through_label``), not by
-review state: a label rejected or restored after a run's launch changes what that run reads
-if a worker starts it again.
+was filled again), so a review never puts a task over its overlap. Runs fix their labels at
+launch by id (``through_label``), not by review state; a reward-model, DPO or SFT run's first
+attempt keeps what it read in the run's folder (``webapp.rewards.data_snapshots``), so a label
+rejected or restored after that attempt read the labels no longer changes the run, even when a
+worker starts it again.
 
 Who may review (owner, researcher) is the caller's check: the pages' ``research_required``,
 the API's ``RESEARCH`` role set. ``project`` scopes the label: another project's is not found.
