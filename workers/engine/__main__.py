@@ -74,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _explained_config() -> str:
     """Every setting as ``name = default`` and its help, indented, sections included."""
-    from .config import config_field_help  # noqa: PLC0415
+    from .config import config_field_help, every_default_dict  # noqa: PLC0415
 
-    defaults, lines = _default_config(), []
+    defaults, lines = every_default_dict(), []  # with the settings default-config leaves out
     for name, text in config_field_help().items():
         value: object = defaults
         for part in name.split("."):

@@ -27,10 +27,14 @@ SCALES = ("group", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 IMPORTANCE_LEVELS = ("token", "sequence")
 SURROGATES = ("ppo", "cispo")
+BUDGET_ALLOCATIONS = ("uniform", "knapsack")
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def _help(text: str, *, omit_default: bool = False, **kwargs: Any) -> Any:
+    """A config field with its help text. ``omit_default``: ``to_dict`` leaves the field out
+    while it holds its default, so a setting added later does not change the JSON of the
+    configs written before it (their stored runs, their checkpoints' train_config.json)."""
+    return field(metadata={"help": text, "omit_default": omit_default}, **kwargs)
 
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; one range for every seed of a run
@@ -176,9 +180,41 @@ class RolloutConfig:
     use_chat_template: bool = _help(
         "Wrap plain-text prompts as one user message through the tokenizer's chat template. "
         "Chat prompts (lists of messages) always use it.", default=True)
+    budget_allocation: str = _help(
+        "'uniform': num_generations completions for every prompt. 'knapsack' (Knapsack RL, Li et "
+        "al. 2025): each sampling round keeps its total (its prompts x num_generations) but "
+        "shares it out by each prompt's success rate in its latest group, away from prompts "
+        "always right or always wrong (whose groups have no spread, so no gradient) towards "
+        "those likely to have spread; a prompt not yet sampled gets num_generations. Needs a 0/1 "
+        "accuracy reward (e.g. exact_answer).", default="uniform", omit_default=True)
+    min_generations: int = _help(
+        "With budget_allocation 'knapsack': the fewest completions a prompt gets (at least 2, "
+        "at most num_generations).", default=2, omit_default=True)
+    max_generations: int = _help(
+        "With budget_allocation 'knapsack': the most completions a prompt gets (at least "
+        "num_generations); 0 = 4 x num_generations, at most 1,024.", default=0, omit_default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION
+        _one_of(self.budget_allocation, BUDGET_ALLOCATIONS, s, "budget_allocation")
+        _check(self.min_generations >= 0, s, "min_generations", "must be >= 0")
+        _check(self.max_generations >= 0, s, "max_generations",
+               "must be >= 0 (0 = 4 x num_generations)")
+        _at_most(self.min_generations, MAX_GENERATIONS, s, "min_generations")
+        _at_most(self.max_generations, MAX_GENERATIONS, s, "max_generations")
+        if self.knapsack:
+            _check(not self.greedy, s, "budget_allocation",
+                   "'knapsack' shares sampled completions out among prompts; greedy decoding "
+                   "gives one per prompt: use 'uniform'")
+            _check(self.min_generations >= 2, s, "min_generations",
+                   f"must be at least 2 (got {self.min_generations}): a group of one completion "
+                   "has no spread to learn from")
+            _check(self.min_generations <= self.num_generations, s, "min_generations",
+                   f"must be at most num_generations ({self.num_generations}), got "
+                   f"{self.min_generations}")
+            _check(self.max_generations == 0 or self.max_generations >= self.num_generations, s,
+                   "max_generations", f"must be at least num_generations ({self.num_generations}),"
+                   f" or 0 for 4 x num_generations; got {self.max_generations}")
         if self.greedy:
             _check(self.num_generations == 1, s, "num_generations",
                    f"must be 1 with greedy decoding (got {self.num_generations}): every "
@@ -204,6 +240,19 @@ class RolloutConfig:
         _check(self.temperature > 0, s, "temperature", "must be > 0 (use a small value, "
                "e.g. 0.1, for near-greedy sampling)")
         _check(0 < self.top_p <= 1, s, "top_p", "must be in (0, 1]")
+
+    @property
+    def knapsack(self) -> bool:
+        """Whether rollouts are shared out per prompt (Knapsack RL), not num_generations each."""
+        return self.budget_allocation == "knapsack"
+
+    @property
+    def max_group_size(self) -> int:
+        """The most completions a prompt gets: num_generations when uniform; with knapsack,
+        max_generations, or 4 x num_generations capped at MAX_GENERATIONS when that is 0."""
+        if not self.knapsack:
+            return self.num_generations
+        return self.max_generations or min(4 * self.num_generations, MAX_GENERATIONS)
 
 
 @dataclass(frozen=True)
@@ -547,6 +596,18 @@ class TrainConfig:
             if reward.key == self.accuracy_reward:
                 raise ConfigError(f"rewards[{i}].min_group_accuracy", f"{reward.key!r} is the "
                                   "accuracy reward itself; gate another component by it")
+        if self.rollout.knapsack:
+            if self.accuracy_reward is None:
+                raise ConfigError("rollout.budget_allocation", "'knapsack' shares completions out "
+                                  "by each prompt's success rate: it needs a 0/1 reward such as "
+                                  "exact_answer to measure it")
+            for i, reward in enumerate(self.rewards):
+                if reward.name == "tournament":
+                    raise ConfigError("rollout.budget_allocation", f"'knapsack' gives prompts "
+                                      f"groups of different sizes, and the tournament of "
+                                      f"rewards[{i}] ranks a group by a bracket made for one "
+                                      "size (its rewards would not mean the same across "
+                                      "groups): use 'uniform' with a tournament")
         for i, reward in enumerate(self.rewards):
             if reward.name == "tournament" and self.rollout.num_generations < 2:
                 raise ConfigError(f"rewards[{i}].name", "a tournament ranks the completions of "
@@ -598,7 +659,12 @@ def check_trainable(config: TrainConfig | dict[str, Any]) -> None:
 
 def check_evaluable(config: TrainConfig) -> None:
     """ConfigError when ``config`` cannot score an evaluation run: a tournament ranks a group's
-    completions against each other, so its mean is 0.5 whatever the policy answers."""
+    completions against each other, so its mean is 0.5 whatever the policy answers; and an
+    evaluation samples num_generations of every prompt, so a knapsack budget would be ignored."""
+    if config.rollout.knapsack:
+        raise ConfigError("rollout.budget_allocation", "an evaluation samples num_generations "
+                          "completions of every prompt; 'knapsack' shares a training run's "
+                          "completions out by what it learns: use 'uniform'")
     for i, reward in enumerate(config.rewards):
         if reward.name == "tournament":
             raise ConfigError(f"rewards[{i}].name", "a tournament ranks each prompt's completions "
@@ -616,6 +682,12 @@ def evaluation_steps(num_prompts: int, prompts_per_step: int) -> int:
 def default_config_dict() -> dict[str, Any]:
     """The defaults as JSON (a run that works out of the box with the built-in model)."""
     return TrainConfig().to_dict()
+
+
+def every_default_dict() -> dict[str, Any]:
+    """``default_config_dict`` with the settings ``to_dict`` leaves out at their default too
+    (``_help(omit_default=True)``): every setting a form or a sweep can name, with its default."""
+    return _to_dict(TrainConfig(), omit_defaults=False)
 
 
 def config_errors(d: dict[str, Any], *, limit: int = 20) -> list[ConfigError]:
@@ -788,11 +860,14 @@ def _rewards_from_list(value: Any) -> tuple[RewardConfig, ...]:
     return tuple(out)
 
 
-def _to_dict(obj: Any) -> Any:
+def _to_dict(obj: Any, *, omit_defaults: bool = True) -> Any:
     if isinstance(obj, RewardConfig):
         return obj.to_dict()
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _to_dict(getattr(obj, f.name), omit_defaults=omit_defaults)
+                for f in dataclasses.fields(obj)
+                if not (omit_defaults and f.metadata.get("omit_default")
+                        and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (tuple, list)):
-        return [_to_dict(v) for v in obj]
+        return [_to_dict(v, omit_defaults=omit_defaults) for v in obj]
     return obj
