@@ -95,3 +95,119 @@ def compute_advantages(name: str, component_rewards: torch.Tensor, weights: torc
     if name not in ADVANTAGE_ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; known: {', '.join(ADVANTAGE_ESTIMATORS)}")
     return ADVANTAGE_ESTIMATORS[name](component_rewards.float(), weights.float(), scale=scale)
+
+
+# --- groups of different sizes (rollout.budget_allocation "knapsack") ----------------------
+#
+# Ragged groups travel padded to (n, Gmax, K) with a ``valid`` (n, Gmax) bool mask: group i's
+# completions fill its first sizes[i] slots. The masked estimators below are the ones above
+# with every mean, std and sum over a group taken over its valid slots only (the batch-wide
+# whitening and the 'batch' scale over all valid slots), so a padded slot never enters a
+# statistic; padded slots get advantage 0. With every slot valid they equal the unmasked ones
+# (within float rounding: sums are taken differently); the uniform path never calls them.
+
+MASKED_ESTIMATORS: dict[str, Estimator] = {}
+
+
+def _register_masked(name: str) -> Callable[[Estimator], Estimator]:
+    def wrap(fn: Estimator) -> Estimator:
+        MASKED_ESTIMATORS[name] = fn
+        return fn
+    return wrap
+
+
+def _slot_mask(valid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """valid (n, G) as ``like``'s dtype, broadcastable to it ((n, G) or (n, G, K))."""
+    v = valid.to(like.dtype)
+    return v.unsqueeze(-1) if like.dim() == 3 else v
+
+
+def masked_group_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over each group's valid slots, keepdim: (n, G[, K]) -> (n, 1[, K])."""
+    v = _slot_mask(valid, x)
+    return (x * v).sum(dim=1, keepdim=True) / v.sum(dim=1, keepdim=True)
+
+
+def masked_group_std(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Unbiased std over each group's valid slots (as torch.std), keepdim; a group of one
+    valid slot (never trained: min_generations is at least 2) gets 0 rather than NaN."""
+    v = _slot_mask(valid, x)
+    count = v.sum(dim=1, keepdim=True)
+    centred = (x - masked_group_mean(x, valid)) * v
+    return ((centred ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+
+
+def _masked_whiten(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """_whiten over the valid slots only; padded slots 0."""
+    values = x[valid]
+    if values.numel() < 2:
+        return (x - values.mean()) * valid
+    return (x - values.mean()) / (values.std() + EPS) * valid
+
+
+def _masked_scaled(centred: torch.Tensor, rewards: torch.Tensor, valid: torch.Tensor,
+                   scale: str) -> torch.Tensor:
+    if scale == "group":
+        return centred / (masked_group_std(rewards, valid) + EPS)
+    if scale == "batch":
+        return centred / (rewards[valid].std() + EPS)
+    if scale == "none":
+        return centred
+    raise ValueError(f"unknown advantage scale {scale!r}")
+
+
+@_register_masked("grpo")
+def masked_grpo(component_rewards: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor, *,
+                scale: str = "group") -> torch.Tensor:
+    rewards = weighted_total(component_rewards, weights) * valid
+    centred = (rewards - masked_group_mean(rewards, valid)) * valid
+    return _masked_scaled(centred, rewards, valid, scale)
+
+
+@_register_masked("rloo")
+def masked_rloo(component_rewards: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor, *,
+                scale: str = "group") -> torch.Tensor:
+    rewards = weighted_total(component_rewards, weights) * valid
+    count = valid.sum(dim=1, keepdim=True).to(rewards.dtype)
+    baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (count - 1)
+    return _masked_scaled((rewards - baseline) * valid, rewards, valid, scale)
+
+
+@_register_masked("reinforce_pp")
+def masked_reinforce_pp(component_rewards: torch.Tensor, weights: torch.Tensor,
+                        valid: torch.Tensor, *, scale: str = "group") -> torch.Tensor:
+    rewards = weighted_total(component_rewards, weights) * valid
+    return _masked_whiten(rewards - masked_group_mean(rewards, valid), valid)
+
+
+@_register_masked("gdpo")
+def masked_gdpo(component_rewards: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor, *,
+                scale: str = "group") -> torch.Tensor:
+    components = component_rewards * _slot_mask(valid, component_rewards)
+    mean = masked_group_mean(components, valid)
+    std = masked_group_std(components, valid)
+    per_component = (components - mean) / (std + EPS)
+    return _masked_whiten(weighted_total(per_component, weights), valid)
+
+
+def compute_masked_advantages(name: str, component_rewards: torch.Tensor, weights: torch.Tensor,
+                              valid: torch.Tensor, *, scale: str) -> torch.Tensor:
+    """compute_advantages for padded ragged groups: (n, Gmax, K), (K,), valid (n, Gmax) ->
+    (n, Gmax) float32, 0 in padded slots."""
+    if name not in MASKED_ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; known: {', '.join(MASKED_ESTIMATORS)}")
+    return MASKED_ESTIMATORS[name](component_rewards.float(), weights.float(), valid.bool(),
+                                   scale=scale)
+
+
+def pad_groups(rows: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-major rows (N, ...) of groups of ``sizes`` (summing to N) -> zero-padded
+    (n, max(sizes), ...) and its ``valid`` (n, max(sizes)) bool mask (group i in its first
+    sizes[i] slots). ``padded[valid]`` gives the rows back in their order."""
+    if sum(sizes) != rows.shape[0]:
+        raise ValueError(f"{rows.shape[0]} rows do not form groups of sizes summing to {sum(sizes)}")
+    width = max(sizes, default=0)
+    valid = torch.arange(width)[None, :] < torch.tensor(sizes, dtype=torch.long)[:, None]
+    padded = rows.new_zeros((len(sizes), width, *rows.shape[1:]))
+    padded[valid] = rows
+    return padded, valid

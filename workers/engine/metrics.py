@@ -14,7 +14,12 @@ rollout/logprob_abs_diff (mean |sampler log-prob - trainer log-prob| per token; 
 built-in sampler, the number to watch when a faster decoder is plugged in); with
 ``algorithm.mask_truncated_completions`` also loss/masked_token_fraction (the share of the
 trained completions' tokens left out of the loss because their completion hit max_new_tokens;
-absent when the knob is off, as clip_ratio/incorrect_region_mean is without DISPO's clips).
+absent when the knob is off, as clip_ratio/incorrect_region_mean is without DISPO's clips);
+with ``rollout.budget_allocation`` "knapsack" also rollout/group_size_mean,
+rollout/group_size_min and rollout/group_size_max (completions per prompt over the step's
+groups, refills included; absent with a uniform budget, where every group has
+num_generations). frac_reward_zero_std is the share of groups (not completions) whose rewards
+have no spread, whatever their sizes: the number Knapsack RL is meant to lower.
 
 With ``train.log_system_metrics`` (the default) each step of a training or evaluation run also
 reports the machine's state, through ``Callbacks.on_system_metrics`` (the worker stores them with
@@ -71,4 +76,44 @@ def rollout_metrics(components: torch.Tensor, weights: torch.Tensor, keys: list[
     metrics["completions/max_length"] = float(lengths.max())
     metrics["completions/clipped_ratio"] = (
         sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons))
+    return metrics
+
+
+def masked_rollout_metrics(components: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor,
+                           keys: list[str], batch: RolloutBatch, accuracy_key: str | None
+                           ) -> dict[str, float]:
+    """rollout_metrics of groups of different sizes, padded to (n, Gmax, K) with ``valid``
+    (n, Gmax) bool: every mean, std, min, max and count over valid slots only (completion
+    means weigh each completion once, group means each group once), plus rollout/group_size_*.
+    ``batch`` holds the valid completions only, group-major."""
+    totals = components @ weights  # (n, Gmax)
+    sizes = valid.sum(dim=1)
+    v = valid.to(totals.dtype)
+    high = torch.where(valid, totals, torch.full_like(totals, -torch.inf)).max(dim=1).values
+    low = torch.where(valid, totals, torch.full_like(totals, torch.inf)).min(dim=1).values
+    group_mean = (totals * v).sum(dim=1) / sizes
+    group_var = (((totals - group_mean[:, None]) * v) ** 2).sum(dim=1) / (sizes - 1).clamp(min=1)
+    metrics = {
+        "reward": float(totals[valid].mean()),
+        "reward_std": float(group_var.sqrt().mean()),
+        "frac_reward_zero_std": float(((high - low) <= 1e-6).float().mean()),
+    }
+    for k, key in enumerate(keys):
+        values = components[..., k][valid]
+        metrics[f"rewards/{key}/mean"] = float(values.mean())
+        metrics[f"rewards/{key}/std"] = float(values.std()) if values.numel() > 1 else 0.0
+    if accuracy_key is not None:
+        correct = (components[..., keys.index(accuracy_key)] == 1.0) & valid  # (n, Gmax)
+        metrics["accuracy"] = float(correct.float().sum() / valid.sum())
+        per_prompt = correct.float().sum(dim=1) / sizes
+        metrics["accuracy/prompt_variance"] = float((per_prompt * (1 - per_prompt)).mean())
+    lengths = batch.completion_mask.sum(dim=1).float()
+    metrics["completions/mean_length"] = float(lengths.mean())
+    metrics["completions/min_length"] = float(lengths.min())
+    metrics["completions/max_length"] = float(lengths.max())
+    metrics["completions/clipped_ratio"] = (
+        sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons))
+    metrics["rollout/group_size_mean"] = float(sizes.float().mean())
+    metrics["rollout/group_size_min"] = float(sizes.min())
+    metrics["rollout/group_size_max"] = float(sizes.max())
     return metrics

@@ -574,10 +574,11 @@ def _has_reference(reference) -> bool:
 def tournament_with_metrics(prompts, completions, references, *, judge: dict,
                             criteria: str | None = None, anchor: str = "reference",
                             max_tokens: int = 2048, batch_size: int = 16, group_size=None,
-                            device=None, model_cache_dir=None, **_
+                            device=None, model_cache_dir=None, group_sizes=None, **_
                             ) -> tuple[list[float], dict[str, float]]:
     """Rewards from one seeded single-elimination bracket per group of ``group_size``
-    contiguous completions (the whole batch when called without one). With ``anchor``
+    contiguous completions (the whole batch when called without one); groups of different
+    ``group_sizes`` (Knapsack RL, which the config refuses with a tournament) raise ValueError. With ``anchor``
     "reference", a group whose prompt has a reference answer is seeded by each completion's
     chance against it, and ``beats_reference`` is the mean of those chances; other groups are
     seeded in sampling order."""
@@ -585,6 +586,9 @@ def tournament_with_metrics(prompts, completions, references, *, judge: dict,
     from .tournament import tournament_rewards  # noqa: PLC0415
 
     n = len(completions)
+    if group_sizes is not None:
+        raise ValueError("a tournament's bracket is made for groups of one size; groups of "
+                         "different sizes (rollout.budget_allocation 'knapsack') cannot be ranked")
     size = group_size or n
     if n % size:
         raise ValueError(f"{n} completions do not form groups of {size}")
@@ -692,8 +696,8 @@ def _load_criterion_judge(judge: dict, device, cache_dir, max_tokens: int, batch
 
 def rubric_judge_with_metrics(prompts, completions, references, *, judge: dict, criteria: list,
                               max_tokens: int = 2048, batch_size: int = 16, probes: bool = True,
-                              group_size=None, device=None, model_cache_dir=None, **_
-                              ) -> tuple[list[float], dict[str, float]]:
+                              group_size=None, device=None, model_cache_dir=None,
+                              group_sizes=None, **_) -> tuple[list[float], dict[str, float]]:
     """Each completion's weighted mean P(meets the criterion) over the criteria; metrics: each
     criterion's mean, and with ``probes`` the score the same judge gives content-free master-key
     responses to the batch's prompts (high means the judge can be gamed)."""
@@ -707,8 +711,11 @@ def rubric_judge_with_metrics(prompts, completions, references, *, judge: dict, 
     extras = {f"criteria/{name[:60]}": sum(row[i] for row in per) / n if n else 0.0
               for i, (name, _) in enumerate(rules)}
     if probes and n:
-        size = group_size or n
-        asked = [prompts[g] for g in range(0, n, size)]
+        if group_sizes is not None:  # groups of different sizes: each one's first row
+            starts = [sum(group_sizes[:i]) for i in range(len(group_sizes))]
+        else:
+            starts = list(range(0, n, group_size or n))
+        asked = [prompts[g] for g in starts]
         probed = scorer.scores([p for p in asked for _ in JUDGE_PROBES], [r for _ in asked for r in JUDGE_PROBES],
                                rules)
         extras["master_key"] = sum(sum(w * p for w, p in zip(weights, row)) / total for row in probed) / len(probed)
@@ -742,11 +749,14 @@ def rubric_judge(prompts, completions, references, **params) -> list[float]:
 
 def score_completions(reward_configs, prompts: Sequence, completions: Sequence[str],
                       references: Sequence[str | None], *, completion_lengths: Sequence[int],
-                      device=None, group_size: int | None = None, model_cache_dir=None
+                      device=None, group_size: int | None = None, model_cache_dir=None,
+                      group_sizes: Sequence[int] | None = None
                       ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run every configured component on N completions (``group_size`` contiguous ones per
     prompt, for components that compare a group's completions; built-in models that a component
-    loads are cached in ``model_cache_dir``).
+    loads are cached in ``model_cache_dir``). ``group_sizes``: contiguous groups of these sizes
+    instead (Knapsack RL); components then get it as the context keyword ``group_sizes`` (and
+    ``group_size`` None), which only given, so a uniform run's calls are as before.
 
     Returns ({reward key: N values}, {"rewards/<key>/<extra>": value}) where the extras come
     from components that report them (reward-model disagreement).
@@ -755,6 +765,8 @@ def score_completions(reward_configs, prompts: Sequence, completions: Sequence[s
     extras: dict[str, float] = {}
     context = {"completion_lengths": list(completion_lengths), "device": device,
                "group_size": group_size, "model_cache_dir": model_cache_dir}
+    if group_sizes is not None:
+        context.update(group_size=None, group_sizes=list(group_sizes))
     for cfg in reward_configs:
         component = REWARDS[cfg.name]
         if component.fn_with_metrics is not None:
