@@ -3,6 +3,14 @@ dropped groups), compute advantages, update the policy, report, checkpoint.
 
 ``train`` is what the Celery worker calls; it resumes from the latest complete checkpoint in
 ``output_dir`` and, on CPU with the same seed, repeats an uninterrupted run bit for bit.
+
+With ``rollout.budget_allocation`` "knapsack" (Knapsack RL) each sampling round shares its
+prompts x num_generations completions out among its prompts (``budget.knapsack_allocation``)
+by each prompt's success rate in its latest sampled group (``_Session.prompt_success``, kept
+in the checkpoint's trainer_state so that a resumed run allocates as an uninterrupted one).
+Its groups then differ in size: they travel padded to (n, Gmax[, K]) with a ``valid`` mask
+through the masked estimators, filters and metrics; a uniform run takes the unpadded path,
+unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .advantages import compute_advantages
+from .advantages import compute_advantages, compute_masked_advantages, pad_groups
+from .budget import knapsack_allocation, success_estimate
 from .checkpoint import (latest_checkpoint, load_training_state, prune_checkpoints, remove_partial_checkpoints,
                          save_checkpoint)
 from .config import PolicyConfig, TrainConfig, check_trainable
@@ -25,7 +34,7 @@ from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prom
                    validate_prompts)
 from .errors import ModelLoadError
 from .filters import any_enabled, keep_mask
-from .metrics import rollout_metrics
+from .metrics import masked_rollout_metrics, rollout_metrics
 from .policy import (check_policy_available, load_policy, load_policy_checkpoint,
                      resolve_device, stop_token_ids)
 from .reward_gates import gate_by_group_accuracy
@@ -105,14 +114,19 @@ class _Session:
     eval_sampler: Sampler = sample_completions  # its own cache: eval batches differ in shape
     prompt_ids: dict[int, list[int]] = field(default_factory=dict)  # encoded once per prompt
     model_cache_dir: Path | None = None  # built-in models (the policy's, a judge's) cached here
+    # Knapsack RL: {prompt index: (successes, trials)} of the prompt's latest sampled group,
+    # whether or not the filters kept it (the paper reads the previous epoch's rate; this is
+    # the most recent one). Updated after each round is scored; saved in checkpoints.
+    prompt_success: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
 class _Groups:
-    """Scored rollouts of one step, group-major: row = group * G + j."""
+    """Scored rollouts of one step, group-major: row = group * G + j with a uniform budget;
+    with Knapsack RL's, group i's rows are offsets[i] .. offsets[i] + group_sizes[i] - 1."""
 
     prompt_indices: list[int]  # (n,) dataset index of each group's prompt
-    batch: RolloutBatch  # n * G rows
+    batch: RolloutBatch  # sum(group_sizes) rows (n * G when uniform)
     completions: list[str]
     rewards: dict[str, list[float]]  # reward key -> n * G values, as scored
     extras: dict[str, float]
@@ -120,6 +134,20 @@ class _Groups:
     # What advantages and filters see: ``rewards`` with components gated by group accuracy
     # held at their group's best value (reward_gates); the same lists when nothing is gated.
     trained_rewards: dict[str, list[float]]
+    group_sizes: list[int]  # (n,) completions of each group: all G when uniform
+
+    @property
+    def offsets(self) -> list[int]:
+        """(n,) first row of each group."""
+        out, start = [], 0
+        for size in self.group_sizes:
+            out.append(start)
+            start += size
+        return out
+
+    def rows(self) -> list[tuple[int, int]]:
+        """(group, j) of every row, in row order."""
+        return [(group, j) for group, size in enumerate(self.group_sizes) for j in range(size)]
 
 
 def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any]],
@@ -219,21 +247,28 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
     model.eval()
     fast = config.train.fast_path
     optimizer = build_optimizer(model, config.optim, fast=fast)
-    start_step = 0
+    start_step, state = 0, {}
     if found is not None:
-        start_step = load_training_state(found[1], optimizer)["step"]
+        state = load_training_state(found[1], optimizer)
+        start_step = state["step"]
     compile_step = config.train.compile_decoder
     samplers = ((StaticCacheSampler(compile=compile_step), StaticCacheSampler())
                 if fast and supports(model) else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
                        stop_token_ids(model, tokenizer), *samplers, model_cache_dir=model_cache_dir)
+    session.prompt_success = {int(i): (int(hits), int(trials))
+                              for i, hits, trials in state.get("prompt_success", [])}
     return session, start_step
 
 
 def _checkpoint(session: _Session, output_dir: Path, step: int, callbacks: Callbacks) -> Path:
+    trainer_state: dict[str, Any] = {"total_steps": session.config.train.total_steps}
+    if session.config.rollout.knapsack:  # [[prompt index, successes, trials], ...]
+        trainer_state["prompt_success"] = [[i, *session.prompt_success[i]]
+                                           for i in sorted(session.prompt_success)]
     path = save_checkpoint(output_dir, step, model=session.model, tokenizer=session.tokenizer,
                            optimizer=session.optimizer, config_dict=session.config.to_dict(),
-                           trainer_state={"total_steps": session.config.train.total_steps})
+                           trainer_state=trainer_state)
     prune_checkpoints(output_dir, session.config.train.keep_checkpoints)
     callbacks.on_checkpoint(step, path)
     return path
@@ -259,24 +294,39 @@ def _train_step(s: _Session, step: int
 
     keys = [r.key for r in cfg.rewards]
     g = cfg.rollout.num_generations
-    components = torch.tensor([groups.rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
-    trained_components = torch.tensor([groups.trained_rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
+    valid = None  # (n, Gmax) bool with Knapsack RL's groups of different sizes
+    if cfg.rollout.knapsack:
+        components, valid = pad_groups(torch.tensor([groups.rewards[k] for k in keys]).T,
+                                       groups.group_sizes)
+        trained_components, _ = pad_groups(torch.tensor([groups.trained_rewards[k] for k in keys]).T,
+                                           groups.group_sizes)
+    else:
+        components = torch.tensor([groups.rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
+        trained_components = torch.tensor([groups.trained_rewards[k] for k in keys]).T.reshape(-1, g, len(keys))
     weights = torch.tensor([r.weight for r in cfg.rewards])
     trained = torch.nonzero(groups.passed).flatten()[:cfg.rollout.prompts_per_step]
     advantages = torch.zeros(components.shape[:2])  # (n, G); groups not trained stay at 0
-    if len(trained):
+    if len(trained) and valid is None:
         advantages[trained] = compute_advantages(cfg.algorithm.estimator, trained_components[trained],
                                                  weights, scale=cfg.algorithm.scale)
+    elif len(trained):
+        advantages[trained] = compute_masked_advantages(
+            cfg.algorithm.estimator, trained_components[trained], weights, valid[trained],
+            scale=cfg.algorithm.scale)
 
     correct = None  # (n, G) bool, for clips by correctness
     if cfg.accuracy_reward is not None:
         correct = components[..., keys.index(cfg.accuracy_reward)] == 1.0
     started = time.perf_counter()
-    update = _update(s, step, groups.batch, trained, advantages, correct)
+    update = _update(s, step, groups, trained, advantages, correct, valid)
     _synchronize(s.device)  # the optimiser step is asynchronous on a GPU
     update_s = time.perf_counter() - started
 
-    metrics = rollout_metrics(components, weights, keys, groups.batch, cfg.accuracy_reward)
+    if valid is None:
+        metrics = rollout_metrics(components, weights, keys, groups.batch, cfg.accuracy_reward)
+    else:
+        metrics = masked_rollout_metrics(components, valid, weights, keys, groups.batch,
+                                         cfg.accuracy_reward)
     metrics.update(groups.extras)
     metrics.update(update)
     metrics["filter/kept_fraction"] = float(groups.passed.float().mean())
@@ -321,11 +371,28 @@ def _sample_and_score(s: _Session, step: int) -> _Groups:
         completions=[c for r in rounds for c in r.completions],
         rewards={k: [v for r in rounds for v in r.rewards[k]] for k in rounds[0].rewards},
         extras=extras, passed=torch.cat([r.passed for r in rounds]),
-        trained_rewards={k: [v for r in rounds for v in r.trained_rewards[k]] for k in rounds[0].rewards})
+        trained_rewards={k: [v for r in rounds for v in r.trained_rewards[k]] for k in rounds[0].rewards},
+        group_sizes=[n for r in rounds for n in r.group_sizes])
+
+
+def _group_sizes(s: _Session, indices: list[int]) -> list[int]:
+    """Completions per prompt of one round: num_generations each, or with Knapsack RL the
+    round's len(indices) x num_generations shared out by ``knapsack_allocation`` over the
+    prompts' smoothed success estimates (None, so the uniform share, for a prompt never
+    sampled)."""
+    rollout = s.config.rollout
+    if not rollout.knapsack:
+        return [rollout.num_generations] * len(indices)
+    estimates = [success_estimate(*s.prompt_success[i]) if i in s.prompt_success else None
+                 for i in indices]
+    return knapsack_allocation(estimates, len(indices) * rollout.num_generations,
+                               rollout.min_generations, rollout.max_group_size)
 
 
 def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _Groups:
     cfg, g = s.config, s.config.rollout.num_generations
+    sizes = _group_sizes(s, indices)
+    knapsack = cfg.rollout.knapsack
     for i in indices:
         if i not in s.prompt_ids:
             s.prompt_ids[i] = encode_prompts(s.tokenizer, [s.records[i].prompt],
@@ -334,39 +401,61 @@ def _sample_round(s: _Session, indices: list[int], step: int, round_: int) -> _G
     generator.manual_seed(sampling_seed(cfg.train.seed, step, round_))
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p)
-    batch = s.sampler(s.model, [s.prompt_ids[i] for i in indices for _ in range(g)], params,
+    repeated = [i for i, n in zip(indices, sizes, strict=True) for _ in range(n)]
+    batch = s.sampler(s.model, [s.prompt_ids[i] for i in repeated], params,
                       pad_id=s.tokenizer.pad_token_id, eos_ids=s.eos_ids, generator=generator)
     completions = decode_completions(s.tokenizer, batch)
     rewards, extras = score_completions(
-        cfg.rewards, [s.records[i].prompt for i in indices for _ in range(g)], completions,
-        [s.records[i].reference for i in indices for _ in range(g)],
+        cfg.rewards, [s.records[i].prompt for i in repeated], completions,
+        [s.records[i].reference for i in repeated],
         completion_lengths=batch.completion_lengths, device=s.device, group_size=g,
-        model_cache_dir=s.model_cache_dir)
-    trained_rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g)
+        model_cache_dir=s.model_cache_dir, group_sizes=sizes if knapsack else None)
+    trained_rewards, gate_extras = gate_by_group_accuracy(cfg.rewards, rewards, cfg.accuracy_reward, g,
+                                                          sizes if knapsack else None)
     extras.update(gate_extras)
     weights = [r.weight for r in cfg.rewards]
     total = torch.tensor([sum(w * trained_rewards[r.key][row] for w, r in zip(weights, cfg.rewards))
-                          for row in range(len(completions))]).reshape(-1, g)
+                          for row in range(len(completions))])
     correct = None
     if cfg.accuracy_reward is not None:
-        correct = (torch.tensor(rewards[cfg.accuracy_reward]) == 1.0).reshape(-1, g)
-    return _Groups(indices, batch, completions, rewards, extras,
-                   keep_mask(cfg.filters, total, correct), trained_rewards)
+        correct = torch.tensor(rewards[cfg.accuracy_reward]) == 1.0
+    if not knapsack:
+        total = total.reshape(-1, g)
+        correct = correct.reshape(-1, g) if correct is not None else None
+        passed = keep_mask(cfg.filters, total, correct)
+    else:
+        total, valid = pad_groups(total, sizes)
+        correct = pad_groups(correct, sizes)[0]  # the config requires an accuracy reward
+        passed = keep_mask(cfg.filters, total, correct, valid)
+        for i, hits, n in zip(indices, (correct & valid).sum(dim=1).tolist(), sizes, strict=True):
+            s.prompt_success[i] = (int(hits), n)  # a prompt twice in a round: its last group
+    return _Groups(indices, batch, completions, rewards, extras, passed, trained_rewards, sizes)
 
 
-def _update(s: _Session, step: int, batch: RolloutBatch, trained: torch.Tensor,
-            advantages: torch.Tensor, correct: torch.Tensor | None) -> dict[str, float]:
+def _update(s: _Session, step: int, groups: _Groups, trained: torch.Tensor,
+            advantages: torch.Tensor, correct: torch.Tensor | None,
+            valid: torch.Tensor | None = None) -> dict[str, float]:
+    """The policy update on the ``trained`` groups' rows; ``valid`` (n, Gmax): the groups are
+    padded (Knapsack RL) and only their valid slots are rows."""
     cfg = s.config
     lr = learning_rate_at(step, cfg.optim)
     if len(trained) == 0:  # every group filtered out: nothing to learn from this step
         return skipped_update_metrics(cfg.algorithm, lr)
-    g = cfg.rollout.num_generations
-    rows = [int(i) * g + j for i in trained for j in range(g)]
-    kept = batch.select(rows)
+    if valid is None:
+        g = cfg.rollout.num_generations
+        rows = [int(i) * g + j for i in trained for j in range(g)]
+        trained_advantages = advantages[trained].reshape(-1)
+        trained_correct = correct[trained].reshape(-1) if correct is not None else None
+    else:  # group-major rows of each trained group, as valid[trained] lists its slots
+        offsets, sizes = groups.offsets, groups.group_sizes
+        rows = [offsets[int(i)] + j for i in trained for j in range(sizes[int(i)])]
+        trained_advantages = advantages[trained][valid[trained]]
+        trained_correct = correct[trained][valid[trained]] if correct is not None else None
+    kept = groups.batch.select(rows)
     device = kept.input_ids.device
     update_batch = UpdateBatch(kept.input_ids, kept.attention_mask, kept.completion_mask,
-                               advantages[trained].reshape(-1).to(device), kept.sampling_logprobs,
-                               correct[trained].reshape(-1).to(device) if correct is not None else None)
+                               trained_advantages.to(device), kept.sampling_logprobs,
+                               trained_correct.to(device) if trained_correct is not None else None)
     if cfg.algorithm.mask_truncated_completions:  # DAPO's overlong filtering
         update_batch.truncated = torch.tensor([r == "length" for r in kept.finish_reasons],
                                               device=device)
@@ -381,12 +470,10 @@ def rollout_records(s: _Session, groups: _Groups, totals: torch.Tensor, advantag
                     trained: torch.Tensor) -> list[dict[str, Any]]:
     """One dict per completion: prompt_id, group_index, sample_index, prompt_text,
     completion_text, rewards {key: value}, reward, advantage, length, finish_reason, trained."""
-    g = s.config.rollout.num_generations
     trained_set = {int(i) for i in trained}
     lengths = groups.batch.completion_lengths
     out = []
-    for row, completion in enumerate(groups.completions):
-        group, j = divmod(row, g)
+    for row, ((group, j), completion) in enumerate(zip(groups.rows(), groups.completions, strict=True)):
         index = groups.prompt_indices[group]
         record = s.records[index]
         out.append({
