@@ -85,11 +85,11 @@ def tiny_run_form_data(policy, dataset, name: str = "tiny run", total_steps: int
     """POST data of the New-run form for a tiny run (the engine's defaults elsewhere)."""
     import json
 
-    from workers.engine.config import default_config_dict
+    from workers.engine.config import every_default_dict
 
     from webapp.experiments.forms import HELD_OUT_KNOBS, KNOBS, form_name
 
-    defaults = default_config_dict()
+    defaults = every_default_dict()  # with the settings left out of the JSON at their default
     data = {"name": name, "policy": policy.id, "dataset": dataset.id}
     for path, _ in KNOBS + HELD_OUT_KNOBS:
         section, key = path.split(".")

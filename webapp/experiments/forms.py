@@ -42,6 +42,9 @@ KNOBS = [
     ("rollout.prompts_per_step", "Prompts per step"),
     ("rollout.max_new_tokens", "Max new tokens"),
     ("rollout.temperature", "Temperature"),
+    ("rollout.budget_allocation", "Rollout budget"),
+    ("rollout.min_generations", "Fewest completions per prompt (knapsack)"),
+    ("rollout.max_generations", "Most completions per prompt (knapsack; 0 = 4 × G)"),
     ("optim.lr", "Learning rate"),
     ("optim.warmup_steps", "Warm-up steps"),
     ("policy.dtype", "Precision"),
@@ -99,6 +102,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
         "algorithm.importance_level": engine_config.IMPORTANCE_LEVELS,
         "algorithm.surrogate": engine_config.SURROGATES,
         "policy.dtype": engine_config.DTYPES,
+        "rollout.budget_allocation": engine_config.BUDGET_ALLOCATIONS,
     }.get(path)
 
 
@@ -112,6 +116,8 @@ def _range_for(path: str) -> dict[str, int]:
         "rollout.num_generations": (1, c.MAX_GENERATIONS),
         "rollout.prompts_per_step": (1, c.MAX_PROMPTS_PER_STEP),
         "rollout.max_new_tokens": (1, c.MAX_NEW_TOKENS),
+        "rollout.min_generations": (0, c.MAX_GENERATIONS),
+        "rollout.max_generations": (0, c.MAX_GENERATIONS),
         "train.total_steps": (1, c.MAX_STEPS),
         "train.checkpoint_every": (1, None),
         "optim.warmup_steps": (0, None),
@@ -239,10 +245,12 @@ class NewRunForm(SweepLaunchForm):
 
     def __init__(self, *args, project, reward_models=(), **kwargs):
         super().__init__(*args, **kwargs)
-        from workers.engine.config import config_field_help, default_config_dict
+        from workers.engine.config import config_field_help, every_default_dict
         from workers.engine.rewards import REWARDS, reward_catalog, reward_common_keys
 
-        self.defaults = default_config_dict()
+        # every setting's default, those a config's JSON leaves out at their default too
+        # (rollout.budget_allocation...), so each can be a field and a sweep can name it
+        self.defaults = every_default_dict()
         # The reference shown under the reward rows: each component's parameters, and the keys
         # any row's parameters may add (the row's own columns hold name and weight).
         self.reward_catalog = reward_catalog()

@@ -112,8 +112,23 @@ def _lookup(config: dict, path: str):
     return value
 
 
-def _knobs_initial(config: dict, knobs) -> dict:
-    return {form_name(path): _lookup(config, path) for path, _ in knobs}
+def _knobs_initial(config: dict, knobs, defaults: dict | None = None) -> dict:
+    """The knobs' values in ``config``; one it lacks (a setting its JSON leaves out at its
+    default, e.g. rollout.budget_allocation) takes its value in ``defaults`` when given."""
+    out = {}
+    for path, _ in knobs:
+        value = _lookup(config, path)
+        if value is None and defaults is not None and not _present(config, path):
+            value = _lookup(defaults, path)
+        out[form_name(path)] = value
+    return out
+
+
+def _present(config: dict, path: str) -> bool:
+    *sections, key = path.split(".")
+    for part in sections:
+        config = config.get(part) if isinstance(config, dict) else None
+    return isinstance(config, dict) and key in config
 
 
 def _overrides(stored: dict, defaults: dict, shown: set[str]) -> str:
@@ -130,7 +145,7 @@ def policy_run_copy(run: Run, *, form) -> RunCopy:
     config = with_engine_defaults(run.config if isinstance(run.config, dict) else {})
     problems = []
     initial = {"name": copy_name(run.name, form.fields["name"].max_length),
-               **_knobs_initial(config, [*form.knobs, *form.held_out_knobs])}
+               **_knobs_initial(config, [*form.knobs, *form.held_out_knobs], form.defaults)}
     for name, what in (("policy", "policy"), ("dataset", "prompt dataset"), ("eval_dataset", "held-out dataset")):
         if name not in form.fields:
             continue

@@ -84,9 +84,9 @@ def sweep_defaults(kind: str) -> dict:
     """The engine's config of a ``kind`` run with every setting at its default, as JSON: what
     ``sweep_parse`` types a grid's values by. RunError on ``kind`` for a kind no sweep launches."""
     if kind == RunKind.POLICY:
-        from workers.engine.config import default_config_dict
+        from workers.engine.config import every_default_dict
 
-        return default_config_dict()
+        return every_default_dict()  # with the settings a config's JSON leaves out at their default
     if kind == RunKind.DPO:
         from workers.engine.dpo_config import DPOTrainConfig
 
