@@ -128,7 +128,7 @@ class _Groups:
     prompt_indices: list[int]  # (n,) dataset index of each group's prompt
     batch: RolloutBatch  # sum(group_sizes) rows (n * G when uniform)
     completions: list[str]
-    rewards: dict[str, list[float]]  # reward key -> n * G values, as scored
+    rewards: dict[str, list[float]]  # reward key -> one value per row (n * G when uniform), as scored
     extras: dict[str, float]
     passed: torch.Tensor  # (n,) bool, passed the filters
     # What advantages and filters see: ``rewards`` with components gated by group accuracy
