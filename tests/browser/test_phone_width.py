@@ -1,0 +1,49 @@
+"""An annotator on a phone (390 px wide): no page of theirs is wider than the screen.
+
+The tables (API tokens, labels rejected in review) and the annotation page's keyboard help (its
+keys' column sized to their longest line) each pushed the page sideways, past 390 px.
+"""
+
+import pytest
+
+from tests.browser.session import log_in
+from tests.factories import make_project, make_task, make_user
+from webapp.accounts.services import api_token_create
+from webapp.feedback.models import PreferenceLabel
+from webapp.feedback.review import label_reject
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def page_width_overflow(page) -> int:
+    """How many pixels the page is wider than the window (0 when it fits)."""
+    return page.evaluate("Math.max(0, document.documentElement.scrollWidth - window.innerWidth)")
+
+
+def test_an_annotators_pages_fit_a_phone_screen(page, live_server):
+    owner, annotator = make_user(), make_user("annotator-maria")
+    project = make_project(owner=owner, annotator=annotator)
+    rejected = make_task(project, prompt="Which is right?", completions=["4", "5", "four"])
+    make_task(project, prompt="What is 2 + 2?", completions=["4", "5", "four"])
+    label = PreferenceLabel.objects.create(task=rejected, annotator=annotator, ranking=[[1], [0], [2]])
+    label_reject(label_id=label.id, project=project, by=owner, reason="4 is the right answer; rank it first.")
+    api_token_create(user=annotator, name="phone notebook", expires_in_days=90)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, annotator)
+    base = f"{live_server.url}/projects/{project.id}"
+
+    page.goto(f"{live_server.url}/accounts/tokens/")
+    assert page.locator("td", has_text="phone notebook").is_visible()
+    assert page_width_overflow(page) == 0, "the API tokens page"
+
+    page.goto(f"{base}/feedback/annotate/rejected/")
+    assert page.locator("td", has_text="rank it first").is_visible()
+    assert page_width_overflow(page) == 0, "the labels rejected in review"
+
+    page.goto(f"{base}/feedback/annotate/")
+    page.wait_for_function("document.getElementById('workspace')?.dataset.ready === '1'")
+    assert page_width_overflow(page) == 0, "the annotation page"
+    page.locator("body").click()
+    page.keyboard.press("?")  # opens the keyboard help
+    assert page.locator("#keys-help dl").is_visible()
+    assert page_width_overflow(page) == 0, "the annotation page with its keyboard help open"
