@@ -1,7 +1,8 @@
 """An annotator on a phone (390 px wide): no page of theirs is wider than the screen.
 
-The tables (API tokens, labels rejected in review) and the annotation page's keyboard help (its
-keys' column sized to their longest line) each pushed the page sideways, past 390 px.
+The tables (API tokens, labels rejected in review), the top bar (a longer username) and the
+annotation page's keyboard help (its keys' column sized to their longest line) each pushed the page
+sideways, past 390 px; and the top bar's link to the project shrank to nothing.
 """
 
 import pytest
@@ -35,6 +36,10 @@ def test_an_annotators_pages_fit_a_phone_screen(page, live_server):
     page.goto(f"{live_server.url}/accounts/tokens/")
     assert page.locator("td", has_text="phone notebook").is_visible()
     assert page_width_overflow(page) == 0, "the API tokens page"
+
+    # the top bar's link to the project was squeezed to no width at all by the user's links
+    project_link = page.locator(".projects-nav a", has_text=project.name).bounding_box()
+    assert project_link and project_link["width"] > 20 and project_link["x"] + project_link["width"] <= 390
 
     page.goto(f"{base}/feedback/annotate/rejected/")
     assert page.locator("td", has_text="rank it first").is_visible()
