@@ -1,6 +1,7 @@
 """The New-project page and the owners' Members page: who reaches them, what they change."""
 
 import logging
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -314,3 +315,21 @@ def test_the_overview_counts_in_the_singular_and_the_plural(client, world):
     Membership.objects.filter(project=world["a"]).exclude(user=world["owner"]).delete()
     body = client.get(reverse("projects:overview", args=[world["a"].id])).content.decode()
     assert "1</span> member<" in " ".join(body.split())
+
+
+def _headings(html: str) -> list[str]:
+    return re.findall(r"<(h[1-6])[^>]*>(.*?)</\1>", html, re.DOTALL)
+
+
+def test_the_projects_list_and_overview_headings_hold_no_links(client, world):
+    """A heading named itself by the buttons inside it ("Your projects New project", "Recent runs
+    New run all runs"), and "all runs" was a link in the heading's bold, told apart by colour alone."""
+    client.login(username=world["owner"].username, password=PASSWORD)
+    listing = client.get(reverse("projects:list")).content.decode()
+    overview = client.get(reverse("projects:overview", args=[world["a"].id])).content.decode()
+    for html in (listing, overview):
+        assert [h for h in _headings(html) if "<a" in h[1] and 'class="button' in h[1]] == []
+    assert ("h1", "Your projects") in _headings(listing) and 'id="new-project"' in listing
+    assert ("h2", "Recent runs") in _headings(overview)
+    assert f'href="{reverse("experiments:new", args=[world["a"].id])}">New run</a>' in overview
+    assert f'<a href="{reverse("experiments:list", args=[world["a"].id])}">All runs</a>' in overview
