@@ -65,7 +65,7 @@ def test_a_run_header_starts_with_what_the_run_has(client, researcher):
     assert header.startswith(f"Launched by {user.username} · ") and "· ·" not in header
 
     anonymous = make_run(researcher, kind=RunKind.REWARD_MODEL)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", run_header(client, researcher, anonymous))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", run_header(client, researcher, anonymous))
 
     policy, dataset = make_policy(researcher, name="tiny-p"), make_dataset(researcher, name="math")
     full = make_run(researcher, policy=policy, dataset=dataset, created_by=user)
