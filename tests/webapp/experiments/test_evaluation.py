@@ -264,7 +264,7 @@ def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, r
                                                     ("eval/prompts", 3, 8.0)])
     body = client.get(reverse("experiments:detail", args=[researcher.id, tuned.id])).content.decode()
     results = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
-    assert "<th>reward</th><th>accuracy</th><th>pass@4</th>" in results
+    assert '<th class="mono">reward</th><th class="mono">accuracy</th><th class="mono">pass@4</th>' in results
     assert "<td>8</td>" in results and "8.000" not in results  # a count shows as one
     assert "&lt;b&gt;base&lt;/b&gt;" in results and "<b>base</b>" not in results
     assert "<strong>&lt;i&gt;tuned&lt;/i&gt;</strong>" in results and "<i>tuned</i>" not in results
