@@ -150,6 +150,7 @@
       byKey.get(s.key).push(s);
     });
     empty.hidden = byKey.size > 0;
+    if (!byKey.size) empty.textContent = "No metrics yet.";  // the page said it was loading them
     const runIds = Object.keys(last.runs);
     byKey.forEach((list, key) => {
       list.sort((a, b) => (String(a.run_id) === runId ? -1 : String(b.run_id) === runId ? 1 : a.run_id - b.run_id));
