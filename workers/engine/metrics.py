@@ -70,12 +70,7 @@ def rollout_metrics(components: torch.Tensor, weights: torch.Tensor, keys: list[
         metrics["accuracy"] = float(correct.mean())
         per_prompt = correct.mean(dim=1)
         metrics["accuracy/prompt_variance"] = float((per_prompt * (1 - per_prompt)).mean())
-    lengths = batch.completion_mask.sum(dim=1).float()
-    metrics["completions/mean_length"] = float(lengths.mean())
-    metrics["completions/min_length"] = float(lengths.min())
-    metrics["completions/max_length"] = float(lengths.max())
-    metrics["completions/clipped_ratio"] = (
-        sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons))
+    metrics.update(_length_metrics(batch))
     return metrics
 
 
@@ -107,13 +102,19 @@ def masked_rollout_metrics(components: torch.Tensor, valid: torch.Tensor, weight
         metrics["accuracy"] = float(correct.float().sum() / valid.sum())
         per_prompt = correct.float().sum(dim=1) / sizes
         metrics["accuracy/prompt_variance"] = float((per_prompt * (1 - per_prompt)).mean())
-    lengths = batch.completion_mask.sum(dim=1).float()
-    metrics["completions/mean_length"] = float(lengths.mean())
-    metrics["completions/min_length"] = float(lengths.min())
-    metrics["completions/max_length"] = float(lengths.max())
-    metrics["completions/clipped_ratio"] = (
-        sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons))
+    metrics.update(_length_metrics(batch))
     metrics["rollout/group_size_mean"] = float(sizes.float().mean())
     metrics["rollout/group_size_min"] = float(sizes.min())
     metrics["rollout/group_size_max"] = float(sizes.max())
     return metrics
+
+
+def _length_metrics(batch: RolloutBatch) -> dict[str, float]:
+    """completions/{mean,min,max}_length and completions/clipped_ratio over the batch's rows."""
+    lengths = batch.completion_mask.sum(dim=1).float()
+    return {
+        "completions/mean_length": float(lengths.mean()),
+        "completions/min_length": float(lengths.min()),
+        "completions/max_length": float(lengths.max()),
+        "completions/clipped_ratio": sum(r == "length" for r in batch.finish_reasons) / len(batch.finish_reasons),
+    }

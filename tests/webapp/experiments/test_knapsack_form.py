@@ -7,24 +7,14 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import (
-    PASSWORD,
     make_dataset,
     make_policy,
-    make_project,
-    make_user,
     tiny_run_form_data,
 )
+from tests.webapp.experiments.test_mask_truncated_form import project  # noqa: F401 (a fixture: an owner logged in)
 from webapp.experiments.models import Run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(client):
-    user = make_user()
-    project = make_project(owner=user)
-    client.login(username=user.username, password=PASSWORD)
-    return project
 
 
 def _select(page: str, name: str) -> str:
