@@ -148,7 +148,7 @@ def test_an_evaluation_launched_from_its_form_is_run_by_a_worker_and_summed_up(c
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert Trajectory.objects.filter(run=run).count() == 5 * 2  # tiny_run_form_data: G = 2
     page = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
-    assert 'class="evaluation-results"' in page and "<th>accuracy</th>" in page
+    assert 'class="evaluation-results"' in page and '<th class="mono">accuracy</th>' in page
 
 
 def test_cancel_mid_run_stops_the_run_within_one_step(client, worker_factory):
