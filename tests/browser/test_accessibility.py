@@ -94,6 +94,8 @@ def test_the_workspace_in_each_state_has_no_serious_axe_violation(axe_page, live
     page.evaluate("document.querySelector('#label-form').noValidate = true")
     page.click("#submit-button")
     page.wait_for_selector("#workspace-error")
+    # as below: the buttons stay dimmed as "sending" until htmx drops .htmx-request/.htmx-settling
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-settling')")
     assert axe_violations(page) == []
     page.fill("input[name=rank_0]", "1")
     page.keyboard.press("Tab")
