@@ -5,8 +5,8 @@ name a config uses) and the compared runs' names into capitals."""
 
 import pytest
 
-from tests.browser.session import log_in
-from tests.factories import make_project, make_run, make_user
+from tests.browser.test_run_page import researcher  # noqa: F401 (a fixture: an owner logged in, their project)
+from tests.factories import make_run
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import RunStatus, Trajectory
 
@@ -14,13 +14,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SHOWN = "els => els.map(e => e.innerText.trim())"  # innerText: as rendered, case and all
 
-
-@pytest.fixture
-def researcher(page, live_server):
-    owner = make_user()
-    project = make_project(owner=owner)
-    log_in(page, live_server, owner)
-    return project
 
 
 def test_the_greek_headers_of_the_quality_page_keep_their_case(page, live_server, researcher):

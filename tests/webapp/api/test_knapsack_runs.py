@@ -1,22 +1,12 @@
 """Knapsack RL's rollout budget over the REST API: a policy run takes it, an evaluation refuses it."""
 
-import json
-
 import pytest
 
-from tests.factories import make_dataset, make_policy, make_project
+from tests.factories import make_dataset, make_policy
+from tests.webapp.api.test_runs import post, project  # noqa: F401 (project: a fixture, the owner's project)
 from webapp.experiments.models import Run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(owner):
-    return make_project(owner=owner)
-
-
-def post(api, path, body):
-    return api.post(path, data=json.dumps(body), content_type="application/json")
 
 
 def _body(project, kind, rollout):
