@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(see its own --help)")
     sub.add_parser("export-rm-hf", help="write a reward model as a Hugging Face sequence classifier "
                    "(see its own --help)")
-    defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON")
+    defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON, every "
+                              "setting included")
     defaults.add_argument("--explain", action="store_true",
                           help="list every setting instead: its dotted name, default and meaning")
     defaults.set_defaults(run=lambda args: print(_explained_config() if args.explain
@@ -87,9 +88,12 @@ def _explained_config() -> str:
 
 
 def _default_config() -> dict:
-    from .config import default_config_dict  # noqa: PLC0415
+    """Every setting at its default, those a stored config leaves out at their default too
+    (``rollout.budget_allocation``, ...): built from the config dataclasses' fields, so a setting
+    added later is printed without being listed here."""
+    from .config import every_default_dict  # noqa: PLC0415
 
-    return default_config_dict()
+    return every_default_dict()
 
 
 def _read_config(path: Path):
