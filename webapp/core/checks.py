@@ -27,11 +27,25 @@ def run_folders_apart(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     none inside another: were two of them one folder, deleting a run's checkpoints or a stale
     artifact folder would take the other's files with it (a run's artifacts, or the cached
     models); one inside the other, a folder of one could stand in the other's tree. One error
-    per clashing pair, naming both settings. Compared resolved, links followed."""
-    errors = []
+    per clashing pair, naming both settings. Compared resolved, links followed; a setting whose
+    path cannot be resolved (a loop of links) is an error of its own, steer.E002, naming it and
+    its path, and is left out of the comparisons."""
+    errors, resolved = [], {}
+    for name in dict.fromkeys(name for pair in _APART for name in pair[:2]):
+        path = Path(getattr(settings, name))
+        try:
+            resolved[name] = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a loop of links: RuntimeError to 3.12, OSError after
+            errors.append(checks.Error(
+                f"{name} ({path}) cannot be resolved: {getattr(exc, 'strerror', None) or exc}.",
+                hint=f"Point {name} at a folder, or at a link that leads to one (not at a loop of "
+                     "links), or unset it for its default under STEER_VAR_DIR.",
+                id="steer.E002",
+            ))
     for first, second, why in _APART:
-        a = Path(getattr(settings, first)).resolve()
-        b = Path(getattr(settings, second)).resolve()
+        if first not in resolved or second not in resolved:
+            continue
+        a, b = resolved[first], resolved[second]
         if a == b:
             clash = f"are the same folder, {a}"
         elif a.is_relative_to(b):

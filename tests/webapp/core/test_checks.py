@@ -120,3 +120,36 @@ def test_manage_py_check_refuses_a_model_cache_inside_the_checkpoints(folders):
     folders("var/artifacts", "var/checkpoints", "var/checkpoints/models")
     with pytest.raises(SystemCheckError, match="STEER_MODEL_CACHE_DIR"):
         call_command("check")
+
+
+# --- a path that cannot be resolved ------------------------------------------------------------
+
+def _loop(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+
+
+@pytest.mark.parametrize("checkpoints", ["a", "a/checkpoints"])
+def test_a_loop_of_links_is_an_error_naming_the_setting_and_its_path(folders, tmp_path, checkpoints):
+    _loop(tmp_path)
+    folders("var/artifacts", checkpoints)
+    [error] = run_folders_apart()
+    assert error.id == "steer.E002" and error.is_serious()
+    assert error.msg.startswith(f"STEER_CHECKPOINT_DIR ({tmp_path / checkpoints}) cannot be resolved")
+    assert "STEER_CHECKPOINT_DIR" in error.hint
+
+
+def test_the_other_settings_are_still_compared_beside_a_loop(folders, tmp_path):
+    _loop(tmp_path)
+    folders("var/runs", "a", "var/runs")
+    errors = run_folders_apart()
+    assert [e.id for e in errors] == ["steer.E002", "steer.E001"]
+    assert "STEER_CHECKPOINT_DIR" in errors[0].msg
+    assert "STEER_MODEL_CACHE_DIR and STEER_ARTIFACT_DIR are the same folder" in errors[1].msg
+
+
+def test_manage_py_check_reports_the_loop(folders, tmp_path):
+    _loop(tmp_path)
+    folders("var/artifacts", "var/checkpoints", "b")
+    with pytest.raises(SystemCheckError, match=r"steer\.E002.*STEER_MODEL_CACHE_DIR"):
+        call_command("check")
