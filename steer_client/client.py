@@ -67,6 +67,10 @@ def _artifact_url_path(path: str) -> str:
 # that is not Steer's): its message holds the status and the start of the body that came.
 NOT_STEERS_ANSWER = frozenset({"http_error", "not_json"})
 
+# 5xx answers that the same request, sent again, would get again: 507, the server's disk is full
+# (nothing was stored; it stays full until someone frees space). Raised at once, not retried.
+NOT_RETRIED = frozenset({507})
+
 
 class SteerError(Exception):
     """The server refused a request; ``status`` and ``error`` ({"code", "message", "fields"}) say why."""
@@ -91,7 +95,8 @@ class SteerClient:
 
     def request(self, method: str, path: str, *, json=None, params=None, headers=None, retry: bool = False,
                 file: Path | None = None):
-        """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx and network errors
+        """JSON in, JSON out. Idempotent writes (``retry=True``) are retried on 5xx (not 507, a full
+        disk: ``NOT_RETRIED``) and network errors
         (a request that cannot be made, such as a body with NaN, is not a network error: it raises at once).
         ``file``: a local file sent as the raw body, streamed from disk (opened anew for each attempt)."""
         attempts = self.retries + 1 if retry or method == "GET" else 1
@@ -105,7 +110,7 @@ class SteerClient:
                 if attempt + 1 == attempts:
                     raise
             else:
-                if response.status_code < 500 or attempt + 1 == attempts:
+                if response.status_code < 500 or response.status_code in NOT_RETRIED or attempt + 1 == attempts:
                     break
             time.sleep(min(8.0, 0.5 * 2**attempt))
         return self._answer(method, response)

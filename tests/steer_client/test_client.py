@@ -218,3 +218,46 @@ def test_a_runs_notes_and_tags_are_set_and_its_runs_found_by_tag_and_name(projec
     assert [r["id"] for r in client.runs(project=project.id, tag="BASELINE")] == [run["id"]]
     assert [r["id"] for r in client.runs(project=project.id, search="LR 1e")] == [run["id"]]
     assert client.run_update(run["id"], tags=[])["tags"] == []
+
+
+def test_a_full_disk_is_not_retried_and_raises_the_servers_error(monkeypatch):
+    """507 (the server's disk is full) was retried as a passing 5xx, with sleeps, though it
+    answers the same until someone frees space."""
+    import requests
+
+    client = SteerClient("http://steer.invalid", "steer_x", retries=3)
+    sent, slept = [], []
+
+    def send(method, url, **kwargs):
+        sent.append(url)
+        response = requests.models.Response()
+        response.status_code, response.url = 507, url
+        response._content = (b'{"error": {"code": "insufficient_storage", "message": '
+                             b'"The server\'s disk is full; nothing was stored.", "fields": {}}}')
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    monkeypatch.setattr(client.session, "request", send)
+    monkeypatch.setattr("steer_client.client.time.sleep", slept.append)
+    with pytest.raises(SteerError, match=r"HTTP 507: The server's disk is full; nothing was stored\.") as refused:
+        client.metrics_log(7, [("loss", 1, 0.5)])
+    assert refused.value.status == 507 and refused.value.error["code"] == "insufficient_storage"
+    assert len(sent) == 1 and slept == []
+
+
+def test_other_5xx_answers_are_still_retried(monkeypatch):
+    import requests
+
+    client = SteerClient("http://steer.invalid", "steer_x", retries=2)
+    statuses = [503, 500, 200]
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.status_code, response.url = statuses.pop(0), url
+        response._content = b'{"written": 1}' if response.status_code == 200 else b'{"error": {"message": "x"}}'
+        return response
+
+    monkeypatch.setattr(client.session, "request", send)
+    monkeypatch.setattr("steer_client.client.time.sleep", lambda s: None)
+    assert client.metrics_log(7, [("loss", 1, 0.5)]) == 1
+    assert statuses == []
