@@ -37,12 +37,30 @@ def _scalar(value):
     return value
 
 
+_POINT_KEYS = frozenset({"key", "step", "value"})
+_POINT_SHAPE = 'a (key, step, value) triple, or a dict {"key": ..., "step": ..., "value": ...}'
+
+
 def _metric_point(i: int, point) -> list:
-    """``[key, step, value]`` as JSON carries them, or ValueError naming ``points[i]``."""
-    try:
-        key, step, value = point
-    except (TypeError, ValueError):
-        raise ValueError(f"points[{i}]: must be a (key, step, value) triple, got {point!r}") from None
+    """``[key, step, value]`` as JSON carries them, or ValueError naming ``points[i]``. A point is
+    a (key, step, value) triple or, as the API also takes it, a dict of exactly those three keys;
+    another dict (``{"step": 1, "loss": 0.5}``, one step's metrics) is refused with the shapes to
+    use: unpacked as a triple it would have taken its keys for the point."""
+    if isinstance(point, dict):
+        if set(point) != _POINT_KEYS:
+            one_step = ("; for one step's metrics {\"step\": s, name: value, ...}, send "
+                        "[(name, s, value) for name, value in metrics.items()]"
+                        if "step" in point and "key" not in point else "")
+            raise ValueError(f"points[{i}]: must be {_POINT_SHAPE}, got a dict with keys "
+                             f"{sorted(map(str, point))}{one_step}")
+        key, step, value = point["key"], point["step"], point["value"]
+    else:
+        try:
+            key, step, value = point
+        except (TypeError, ValueError):
+            raise ValueError(f"points[{i}]: must be {_POINT_SHAPE}, got {point!r}") from None
+    if not isinstance(key, str):
+        raise ValueError(f"points[{i}]: key must be a metric's name (a string), got {key!r}")  # noqa: TRY004 (one error for a bad point)
     step, value = _scalar(step), _scalar(value)
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise ValueError(f"points[{i}]: step must be a whole number, got {step!r}")  # noqa: TRY004 (one error for a bad point)
@@ -246,7 +264,15 @@ class SteerClient:
         Steps and values may be numpy or torch scalars (``np.float32``, ``loss.detach()``), sent
         as Python numbers. A value that is not a finite number, or a step that is not a whole
         number, raises ValueError naming the point (JSON has no NaN or infinity, and the server
-        refuses them), before anything is sent."""
+        refuses them), before anything is sent. A point may also be a dict of exactly ``key``,
+        ``step`` and ``value``, as the API takes it; any other dict raises ValueError naming the
+        point and the shapes to use, and ``points`` itself must be a list (or other sequence) of
+        points, not one dict or string (TypeError), before anything is sent."""
+        if isinstance(points, (dict, str, bytes)):
+            raise TypeError(f"points must be a list of (key, step, value) triples, got a {type(points).__name__}"
+                            + ("; for one step's metrics {\"step\": s, name: value, ...}, send "
+                               "[(name, s, value) for name, value in metrics.items()]"
+                               if isinstance(points, dict) else ""))
         checked = [_metric_point(i, point) for i, point in enumerate(points)]
         written = 0
         for start in range(0, len(checked), METRIC_BATCH):

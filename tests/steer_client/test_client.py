@@ -220,6 +220,52 @@ def test_a_runs_notes_and_tags_are_set_and_its_runs_found_by_tag_and_name(projec
     assert client.run_update(run["id"], tags=[])["tags"] == []
 
 
+def test_a_point_may_be_the_apis_own_dict_of_key_step_and_value(project_and_client):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="dicts")
+    points = [{"key": "loss", "step": 0, "value": 0.5}, ("loss", 1, 0.25), {"step": 2, "value": 0.125, "key": "loss"}]
+    assert client.metrics_log(run["id"], points) == 3
+    [series] = client.metric_history([run["id"]], ["loss"])
+    assert series["steps"] == [0, 1, 2] and series["values"] == [0.5, 0.25, 0.125]
+
+
+def _refusing_transport(client, monkeypatch):
+    """Fail the test if anything is sent."""
+    def send(method, url, **kwargs):
+        raise AssertionError(f"{method} {url} was sent")
+    monkeypatch.setattr(client.session, "request", send)
+
+
+@pytest.mark.parametrize("point, words", [
+    # one step's metrics, as a logger's dict: the two keys were unpacked as a point's three fields
+    ({"step": 1, "loss": 0.5}, r"points\[0\]: must be a \(key, step, value\) triple, or a dict "
+                               r"\{\"key\": \.\.\., \"step\": \.\.\., \"value\": \.\.\.\}, got a dict with keys "
+                               r"\['loss', 'step'\]; for one step's metrics .*metrics\.items\(\)"),
+    # three keys were taken for key, step and value: "step must be a whole number, got 'loss'"
+    ({"step": 1, "loss": 0.5, "kl": 0.1}, r"points\[0\]: must be .* got a dict with keys \['kl', 'loss', 'step'\]"),
+    ({"key": "loss", "step": 1, "vaule": 0.5}, r"points\[0\]: must be .* keys \['key', 'step', 'vaule'\]$"),
+    ({"key": "loss", "step": 1, "value": 0.5, "unit": "nats"}, r"points\[0\]: must be .*'unit'"),
+    ((1, 1, 0.5), r"points\[0\]: key must be a metric's name \(a string\), got 1"),
+    ({"key": 1, "step": 1, "value": 0.5}, r"points\[0\]: key must be a metric's name"),
+])
+def test_a_point_of_another_shape_raises_naming_the_shapes_before_sending(monkeypatch, point, words):
+    client = SteerClient("http://steer.invalid", "steer_x", retries=0)
+    _refusing_transport(client, monkeypatch)
+    with pytest.raises(ValueError, match=words):
+        client.metrics_log(7, [point])
+
+
+@pytest.mark.parametrize("points, words", [
+    ({"step": 1, "loss": 0.5}, r"points must be a list of \(key, step, value\) triples, got a dict; for one step's"),
+    ("loss", r"points must be a list of \(key, step, value\) triples, got a str$"),
+])
+def test_points_that_are_not_a_list_raise_a_type_error_before_sending(monkeypatch, points, words):
+    client = SteerClient("http://steer.invalid", "steer_x", retries=0)
+    _refusing_transport(client, monkeypatch)
+    with pytest.raises(TypeError, match=words):
+        client.metrics_log(7, points)
+
+
 def test_a_full_disk_is_not_retried_and_raises_the_servers_error(monkeypatch):
     """507 (the server's disk is full) was retried as a passing 5xx, with sleeps, though it
     answers the same until someone frees space."""
