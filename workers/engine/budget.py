@@ -8,6 +8,31 @@ depends on how many rollouts it gets; the round's budget is the knapsack's capac
 
 Pure functions, no torch; the trainer keeps each prompt's success counts and calls
 ``knapsack_allocation`` once per sampling round (``rollout.budget_allocation`` "knapsack").
+
+Checked against the authors' implementation, github.com/liziniu/KnapsackRL at commit 05eeb92
+(``verl/trainer/ppo/exploration_utils.py``: ``sampling_budget_by_knapsack``, ``solve_by_dp``;
+``verl/utils/dataset/rl_dataset.py``: the success rates; ``examples/knapsack_trainer/
+run_knapsack_grpo_7b.sh``: min_n 2, max_n 128). The paper's own text was not reachable here,
+only its abstract and summaries, which agree (InfoGain(p) ≈ p(1 - p)², solved by dynamic
+programming). The same as theirs: the value (``allocation_value``), each prompt with 0 < p < 1
+held in [min_n, max_n], and an exact optimiser (a DP there; the greedy here is exact too, the
+value being concave in n). Different here, so not the authors' rule:
+
+* p: theirs is the raw success rate of the prompt's latest group (of its last 16 rewards when
+  the group has fewer; a prompt with fewer than 8 rewards so far counts as unseen and gets n).
+  Here p̂ = (s + 0.5) / (n + 1) of the latest group, and every sampled prompt counts as seen.
+* all-right and all-wrong prompts (p = 1, p = 0): theirs stay out of the knapsack with min_n
+  each (``positive_n``, ``negative_n``); when the mixed prompts' estimated need,
+  Σ min(max_n, log 0.1 / log max(p, 1 - p)) (about the n at which a group has spread with
+  probability 0.9), is below the rest of the budget, the surplus goes in equal shares to the
+  p = 0 prompts (else to the other prompts outside the knapsack) and only the need is solved
+  by the DP; with no mixed prompt at all the whole rest goes to the p = 0 prompts. Here the
+  smoothed p̂ keeps them in the knapsack with a small value, so an all-wrong prompt wins
+  rollouts by marginal gain like any other and no rest is spread apart: with 8/8, 0/8, 4/8,
+  8/8 right and a budget of 32 in [2, 32], [2, 20, 8, 2] here, [2, 23, 5, 2] by theirs.
+* their DP scores a prompt given nothing beyond min_n as 0 rather than value(min_n, p), which
+  tilts it towards giving each mixed prompt at least one more; the greedy maximises
+  Σ value(nᵢ, pᵢ) itself.
 """
 
 from __future__ import annotations
@@ -31,10 +56,11 @@ def allocation_value(n: int, p: float) -> float:
     """The value of giving ``n`` rollouts to a prompt of success rate ``p``:
     P(non-zero gradient) x information gain = (1 - pⁿ - (1 - p)ⁿ) · p · (1 - p)².
 
-    [R] Reconstructed from the paper's description (the probability that a group of n has both
-    a success and a failure, times a gain that favours prompts the policy still mostly fails);
-    check the exact gain term against arXiv 2509.25849 before relying on it. Kept as this one
-    function so it can be swapped. It is concave in n: the increment from n to n + 1 is
+    [R] P(the group of n has both a success and a failure) times the paper's information gain
+    InfoGain(p) ≈ p · (1 - p)², which favours prompts the policy still mostly fails: the same
+    expression as the authors' ``solve_by_dp`` (liziniu/KnapsackRL at 05eeb92, value_gain at
+    k + min_n rollouts), checked there since the paper's text was not reachable (its summaries
+    give the same gain term). Kept as this one function so it can be swapped. It is concave in n: the increment from n to n + 1 is
     (p·(1 - p)ⁿ + (1 - p)·pⁿ) · p · (1 - p)², which shrinks as n grows, so the greedy allocation
     of ``knapsack_allocation`` is optimal for it (a replacement must keep that property).
     """
