@@ -184,8 +184,9 @@ class RolloutConfig:
         "'uniform': num_generations completions for every prompt. 'knapsack' (Knapsack RL, Li et "
         "al. 2025): each sampling round keeps its total (its prompts x num_generations) but "
         "shares it out by each prompt's success rate in its latest group, away from prompts "
-        "always right or always wrong (whose groups have no spread, so no gradient) towards "
-        "those likely to have spread; a prompt not yet sampled gets num_generations. Needs a 0/1 "
+        "always right (whose groups have no spread, so no gradient) towards those a larger "
+        "group is likely to give spread: mixed ones, and always wrong ones, still worth "
+        "exploring; a prompt not yet sampled gets num_generations. Needs a 0/1 "
         "accuracy reward (e.g. exact_answer).", default="uniform", omit_default=True)
     min_generations: int = _help(
         "With budget_allocation 'knapsack': the fewest completions a prompt gets (at least 2, "
