@@ -238,9 +238,9 @@ def _refusing_transport(client, monkeypatch):
 
 @pytest.mark.parametrize("point, words", [
     # one step's metrics, as a logger's dict: the two keys were unpacked as a point's three fields
-    ({"step": 1, "loss": 0.5}, r"points\[0\]: must be a \(key, step, value\) triple, or a dict "
-                               r"\{\"key\": \.\.\., \"step\": \.\.\., \"value\": \.\.\.\}, got a dict with keys "
-                               r"\['loss', 'step'\]; for one step's metrics .*metrics\.items\(\)"),
+    ({"step": 1, "loss": 0.5}, (r"points\[0\]: must be a \(key, step, value\) triple, or a dict "
+                                r"\{\"key\": \.\.\., \"step\": \.\.\., \"value\": \.\.\.\}, got a dict with keys "
+                                r"\['loss', 'step'\]; for one step's metrics .*metrics\.items\(\)")),
     # three keys were taken for key, step and value: "step must be a whole number, got 'loss'"
     ({"step": 1, "loss": 0.5, "kl": 0.1}, r"points\[0\]: must be .* got a dict with keys \['kl', 'loss', 'step'\]"),
     ({"key": "loss", "step": 1, "vaule": 0.5}, r"points\[0\]: must be .* keys \['key', 'step', 'vaule'\]$"),
