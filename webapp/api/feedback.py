@@ -18,7 +18,7 @@ from webapp.api.runs import run_for
 from webapp.api.schema import RankingField, errors
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, PreferenceLabel, Rubric, RubricVersion
 from webapp.experiments.models import Run
-from webapp.feedback.errors import FeedbackError, LabelConflict, TaskFull
+from webapp.feedback.errors import FeedbackError, LabelConflict, TaskFilled, TaskFull
 from webapp.feedback.head_to_head import comparison_tasks_head_to_head, head_to_head
 from webapp.feedback.parsing import TaskImportError
 from webapp.feedback.selectors import TOTAL_REWARD, quality_report, reward_agreement_rows
@@ -330,7 +330,9 @@ class LabelCreateApi(SteerApi):
 
     ``submission_key`` (8–64 characters, made once per judgement) makes a retry harmless:
     the label already stored is answered with 200 instead of 201. Another key for a task the
-    caller has labelled already is a second judgement: 409 ``conflict``, nothing changes.
+    caller has labelled already is a second judgement: 409 ``conflict``, nothing changes. So is
+    a new label for a task that has the labels it wants (``required_labels``; gold tasks take
+    every annotator's): 409, nothing stored, and the caller's assignment of the task released.
     """
 
     class LabelCreateInputSerializer(BodySerializer):
@@ -368,7 +370,7 @@ class LabelCreateApi(SteerApi):
                 raise field_error("scores", "positions and criterion ids must be whole numbers") from exc
         try:
             label, created = label_submit_outcome(task=task, annotator=request.user, scores=scores, **values)
-        except LabelConflict as exc:
+        except (LabelConflict, TaskFilled) as exc:
             raise Conflict(exc.message) from exc
         except FeedbackError as exc:
             raise field_error(exc.field, exc.message) from exc

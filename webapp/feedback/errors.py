@@ -40,3 +40,17 @@ class TaskFull(FeedbackError):
         super().__init__(f"task {task_id} has {label_count} counting label{'s' if label_count != 1 else ''} of the "
                          f"{wanted} it wants: restoring label {label_id} would put it over its overlap. Reject one "
                          "of its labels first to count this one instead", field="label")
+
+
+class TaskFilled(FeedbackError):
+    """A new label for a task that has the labels it wants already (its overlap, ``required_labels``):
+    others labelled it while this annotator's assignment lapsed, or the label came over the API
+    without one. Nothing is stored; the annotator's assignment of the task is released. The API
+    answers 409; a gold task, which every annotator labels, is never full."""
+
+    def __init__(self, *, task_id: int, label_count: int, required_labels: int):
+        self.task_id, self.label_count, self.required_labels = task_id, label_count, required_labels
+        wanted = f"{required_labels} label{'s' if required_labels != 1 else ''}"
+        has = f"the {wanted}" if label_count == required_labels else f"{label_count} counting labels of the {wanted}"
+        super().__init__(f"task {task_id} already has {has} it wants; nothing was stored (this label would put it "
+                         "over its overlap)", field="task")

@@ -6,7 +6,9 @@ outage cannot lose one. Submission is idempotent: a retried request carries the 
 judgement (ranking, both bad, critique or scores) is refused with SubmissionChanged, so a
 changed choice is never answered as saved. (task, annotator) is unique: a submission under
 another key for a task the annotator labelled already is refused with LabelConflict, never
-dropped silently.
+dropped silently. A new label for a regular task that has the labels it wants already is
+refused with TaskFilled (its overlap holds whichever way the label came: an assignment that
+lapsed while others filled the task, or the API, which needs none).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
+from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged, TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
 from webapp.feedback.ranking import ranking_normalise
 from webapp.feedback.selectors import AnnotationCounts, Progress, annotation_counts
@@ -302,10 +304,14 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 # repeat (as _existing_label: same key, or this annotator's label on this task, newest first),
 # in one statement. The lookup runs in the statement's snapshot, which predates any wait for
 # the lock: a repeat committed by a concurrent request meanwhile is caught by the insert's
-# unique constraints (see the IntegrityError branch).
+# unique constraints (see the IntegrityError branch). The task's own columns are read from the
+# row as locked (Postgres returns the version committed while it waited): its label_count,
+# the labels that count (a rejected label is left out of it, a withdrawn one deleted), is
+# final until this transaction ends, so two submissions for a task's last slot store one label.
 _LOCK_SQL = """
 SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task_id = t.id AND l.annotator_id = %s)
-               ORDER BY l.created_at DESC LIMIT 1)
+               ORDER BY l.created_at DESC LIMIT 1),
+       t.label_count, t.required_labels, t.is_gold
   FROM {tasks} t INNER JOIN {members} m ON m.project_id = t.project_id AND m.user_id = %s
  WHERE t.id = %s{lock}
 """
@@ -340,6 +346,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     judgement = dict(tiers=tiers, both_bad=bool(both_bad), strength=strength, critique=(critique or "").strip(),
                      scores=cleaned_scores, candidate_ids=candidate_ids)
     now = timezone.now()
+    full = None
     try:
         with transaction.atomic():
             lock = " FOR UPDATE OF t" if connection.features.has_select_for_update else ""
@@ -354,27 +361,45 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                                      key=key)
                 if existing is not None:  # (None: withdrawn since; store this one)
                     return _replayed(existing, **judgement), False
-            label = PreferenceLabel(task=task, annotator=annotator, ranking=tiers, both_bad=judgement["both_bad"],
-                                    strength=strength, critique=judgement["critique"], time_spent_ms=spent, submission_key=key,
-                                    rubric_version_id=scored_version or task.rubric_version_id)
-            # The foreign keys are objects in hand and uniqueness is the database's job (see except).
-            label.full_clean(exclude=["task", "annotator", "rubric_version"], validate_unique=False,
-                             validate_constraints=False)
-            label.save()
-            CriterionScore.objects.bulk_create([
-                CriterionScore(label=label, candidate_id=candidate_ids[position], criterion=criterion, value=value)
-                for position, criterion, value in cleaned_scores
-            ])
-            ComparisonTask.objects.filter(pk=task.pk).update(label_count=F("label_count") + 1)
-            Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
-                status=Status.COMPLETED, closed_at=now)
+            label_count, required_labels, is_gold = row[2:]
+            if is_gold or label_count < required_labels:
+                label = _label_store(task=task, annotator=annotator, judgement=judgement, time_spent_ms=spent,
+                                     submission_key=key, rubric_version_id=scored_version or task.rubric_version_id,
+                                     now=now)
+            else:  # refused; the annotator's hold on the task is let go (committed): their next task is another
+                Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
+                    status=Status.EXPIRED, closed_at=now)
+                full = TaskFilled(task_id=task.pk, label_count=label_count, required_labels=required_labels)
     except IntegrityError:
         # A concurrent request with the same key, or for the same task and annotator, got there first.
         existing = _existing_label(task=task, annotator=annotator, key=key)
         if existing is None:
             raise
         return _replayed(existing, **judgement), False
+    if full is not None:
+        raise full
     return label, True
+
+
+def _label_store(*, task: ComparisonTask, annotator, judgement: dict, time_spent_ms: int, submission_key: str,
+                 rubric_version_id: int | None, now) -> PreferenceLabel:
+    """Store the label, its scores and its count on the task; close the annotator's assignment.
+    (In the caller's transaction, which holds the task row's lock.)"""
+    label = PreferenceLabel(task=task, annotator=annotator, ranking=judgement["tiers"], both_bad=judgement["both_bad"],
+                            strength=judgement["strength"], critique=judgement["critique"], time_spent_ms=time_spent_ms,
+                            submission_key=submission_key, rubric_version_id=rubric_version_id)
+    # The foreign keys are objects in hand and uniqueness is the database's job (see the caller's except).
+    label.full_clean(exclude=["task", "annotator", "rubric_version"], validate_unique=False, validate_constraints=False)
+    label.save()
+    candidate_ids = judgement["candidate_ids"]
+    CriterionScore.objects.bulk_create([
+        CriterionScore(label=label, candidate_id=candidate_ids[position], criterion=criterion, value=value)
+        for position, criterion, value in judgement["scores"]
+    ])
+    ComparisonTask.objects.filter(pk=task.pk).update(label_count=F("label_count") + 1)
+    Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
+        status=Status.COMPLETED, closed_at=now)
+    return label
 
 
 def _strength_check(strength, *, k: int, tiers) -> None:
@@ -406,7 +431,11 @@ def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = F
     ``criteria``: the task's current criteria (``selectors.criteria_current``) when the caller
     has them; scores against those need no lookup.
     Any active assignment of the task to this annotator is closed as completed; a label
-    without one (e.g. over the API) is accepted too. FeedbackError names the bad input.
+    without one (e.g. over the API) is accepted too. TaskFilled (a FeedbackError) for a new label
+    on a regular task that has its ``required_labels`` counting labels already (others filled
+    it while this annotator's assignment lapsed, say): nothing is stored and the annotator's
+    assignment of the task is released. A retry of the annotator's own label is answered as
+    above, full task or not. FeedbackError names the bad input.
     """
     label, _created = label_submit_outcome(task=task, annotator=annotator, ranking=ranking, both_bad=both_bad,
                                            critique=critique, scores=scores, time_spent_ms=time_spent_ms,

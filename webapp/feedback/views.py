@@ -13,7 +13,12 @@ from webapp.core.parquet_stream import CONTENT_TYPE as PARQUET_CONTENT_TYPE
 from webapp.core.query import query_id
 from webapp.experiments.export_filters import ExportFilterError, export_filters
 from webapp.feedback import exports, selectors, services
-from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged
+from webapp.feedback.errors import (
+    FeedbackError,
+    LabelConflict,
+    SubmissionChanged,
+    TaskFilled,
+)
 from webapp.feedback.export_filters import PreferenceExportFilterSerializer
 from webapp.feedback.forms import (
     CriterionFormSet,
@@ -129,14 +134,17 @@ def annotate_task_page(request, project_id: int, task_id: int):
     return _workspace(request, task=task)
 
 
-def _after_write(request, *, undo_label=None, criteria_by_version=None):
-    """Next task, swapped in by htmx; a plain POST is redirected (POST/redirect/GET)."""
+def _after_write(request, *, undo_label=None, criteria_by_version=None, error=None):
+    """Next task, swapped in by htmx; a plain POST is redirected (POST/redirect/GET). ``error``:
+    a refusal to say above it (a flash message after the redirect)."""
     if not request.htmx:
         url = reverse("feedback:annotate", args=[request.project.id])
+        if error:
+            messages.error(request, error)
         return redirect(f"{url}?last={undo_label.pk}" if undo_label else url)
     nxt = services.task_next_with_progress(project=request.project, annotator=request.user)
     response = _workspace(request, task=nxt.task, undo=_undo_offer(request, label=undo_label), fresh=True,
-                          progress=nxt.progress, criteria_by_version=criteria_by_version)
+                          progress=nxt.progress, criteria_by_version=criteria_by_version, error=error)
     response["HX-Push-Url"] = reverse("feedback:annotate", args=[request.project.id])
     return response
 
@@ -159,6 +167,8 @@ def label_submit_view(request, project_id: int, task_id: int):
                                       both_bad=data["both_bad"], critique=data["critique"], scores=data["scores"],
                                       time_spent_ms=data["time_spent_ms"], submission_key=data["submission_key"],
                                       criteria=criteria, strength=data["strength"])
+    except TaskFilled as exc:  # the task is done: the refusal is said over the next task, not this one again
+        return _after_write(request, criteria_by_version=known, error=f"Nothing was saved: {_said_to_annotator(exc)}")
     except FeedbackError as exc:
         return _workspace(request, task=task, form=form, criteria_by_version=known,
                           error=f"Nothing was saved: {_said_to_annotator(exc)}")
@@ -172,6 +182,10 @@ def _said_to_annotator(exc: FeedbackError) -> str:
                 "to change it, undo it within 30 s of saving")
     if isinstance(exc, LabelConflict):
         return f"you have labelled this task already (label {exc.label.pk}); your first label stands"
+    if isinstance(exc, TaskFilled):
+        wanted = f"{exc.required_labels} label{'s' if exc.required_labels != 1 else ''}"
+        return (f"task {exc.task_id} already has the {wanted} it wants, from other annotators while it was open "
+                "here; it has left your queue")
     return exc.message
 
 

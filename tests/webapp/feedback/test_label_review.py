@@ -259,7 +259,7 @@ def test_head_to_head_leaves_rejected_labels_out(researcher):
     project = make_project(researcher=researcher)
     dataset = make_dataset(project, n=2)
     base, tuned = evaluated(project, dataset, "base"), evaluated(project, dataset, "tuned")
-    [task, _] = comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned, seed=1)
+    [task, _] = comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned, required_labels=2, seed=1)
     good, bad = make_user(), make_user()
     for user in (good, bad):
         project.memberships.create(user=user, role="annotator")

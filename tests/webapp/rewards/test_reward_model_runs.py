@@ -145,7 +145,7 @@ def test_bad_trainer_settings_are_refused_on_the_settings_field(client, research
 def test_labels_become_one_preference_record_each(researcher):
     annotators = [make_user(), make_user()]
     project = make_project(owner=researcher.user, annotator=annotators)
-    task = make_task(project, completions=["good", "bad", "worse"])
+    task = make_task(project, completions=["good", "bad", "worse"], required_labels=2)
     label_submit(task=task, annotator=annotators[0], ranking=[[0], [1], [2]], submission_key="key-aaaa-1")
     label_submit(task=task, annotator=annotators[1], ranking=[[0, 1], [2]], submission_key="key-bbbb-2")
     records = preference_records(project=project, data={"source": "labels"})
