@@ -313,8 +313,11 @@ def task_import_page(request, project_id: int):
 
 @research_required
 def task_from_run_page(request, project_id: int):
+    """GET: the form. POST: make the tasks and go to their list, or the form again with what is
+    wrong (a field, or the run's groups) at 400, nothing made."""
     runs = selectors.run_choices(project=request.project)
-    form = TasksFromRunForm(request.POST or None, project=request.project, runs=runs)
+    # Bound on any POST: an empty one names the fields it lacks rather than showing a blank form.
+    form = TasksFromRunForm(request.POST if request.method == "POST" else None, project=request.project, runs=runs)
     error = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -328,15 +331,17 @@ def task_from_run_page(request, project_id: int):
         else:
             messages.success(request, f"Created {len(tasks)} comparison tasks from {d['run'].name}.")
             return redirect("feedback:tasks", request.project.id)
-    return _page(request, "feedback/task_from_run.html", form=form, error=error, has_runs=runs.exists())
+    return _page(request, "feedback/task_from_run.html", status=400 if request.method == "POST" else 200, form=form,
+                 error=error, has_runs=runs.exists())
 
 
 @research_required
 def task_head_to_head_page(request, project_id: int):
-    """Blind comparisons of two runs' answers to the same prompts. ``?a=<run>&b=<run>`` come chosen."""
+    """Blind comparisons of two runs' answers to the same prompts. ``?a=<run>&b=<run>`` come chosen.
+    A POST that makes nothing (a bad field, no prompt left to compare) shows the form again at 400."""
     runs = selectors.run_choices(project=request.project)
     initial = {name: query_id(request.GET.get(key, "")) for name, key in (("run_a", "a"), ("run_b", "b"))}
-    form = HeadToHeadForm(request.POST or None, project=request.project, runs=runs,
+    form = HeadToHeadForm(request.POST if request.method == "POST" else None, project=request.project, runs=runs,
                           initial={k: v for k, v in initial.items() if v is not None})
     error = None
     if request.method == "POST" and form.is_valid():
@@ -353,7 +358,8 @@ def task_head_to_head_page(request, project_id: int):
             messages.success(request, f"Created {len(outcome.tasks)} blind comparisons of {d['run_a'].name} and "
                                       f"{d['run_b'].name}.{skipped}")
             return redirect("feedback:tasks", request.project.id)
-    return _page(request, "feedback/task_head_to_head.html", form=form, error=error, has_runs=runs.exists())
+    return _page(request, "feedback/task_head_to_head.html", status=400 if request.method == "POST" else 200,
+                 form=form, error=error, has_runs=runs.exists())
 
 
 @research_required

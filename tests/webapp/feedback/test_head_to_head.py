@@ -113,7 +113,7 @@ def test_a_prompt_both_runs_answered_with_the_same_text_makes_no_task():
         comparison_tasks_head_to_head(project=project, run_a=base, run_b=tuned)
     assert info.value.field == "run_b" and ComparisonTask.objects.count() == 2
     page = client.post(url, form)
-    assert page.status_code == 200 and "are the same text (1 prompt(s))" in page.content.decode()
+    assert page.status_code == 400 and "are the same text (1 prompt(s))" in page.content.decode()
 
 
 def test_the_task_list_names_both_runs_not_import(client):
@@ -243,7 +243,7 @@ def test_the_page_makes_the_tasks_and_the_run_page_shows_the_result_escaped(clie
                                  "seed": 0})
     assert response.status_code == 302 and ComparisonTask.objects.filter(project=project).count() == 3
     again = client.post(url, {"run_a": tuned.id, "run_b": base.id, "max_tasks": 10, "required_labels": 2, "seed": 0})
-    assert again.status_code == 200 and "Nothing was created" in again.content.decode()
+    assert again.status_code == 400 and "Nothing was created" in again.content.decode()
     for task in ComparisonTask.objects.filter(project=project):
         label(task, annotator, "tuned")
     page = client.get(reverse("experiments:detail", args=[project.id, tuned.id])).content.decode()
