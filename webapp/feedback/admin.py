@@ -8,6 +8,13 @@ annotator, a rubric's project), and the copies made of them (a task's ``source_r
 rubric version's number). Changed by hand, a count went wrong (a label moved to another task
 counted in neither's ``label_count`` as it should) or a row pointed into another project. Rows
 those services create or delete (labels, assignments, rubrics) are not added or deleted here.
+
+Nor is what labels point at: a task's candidates (their text, the position a ranking names
+them by, their metadata, which names the run a head-to-head vote counts for) and a rubric
+version's criteria (name, description, weight, scale, position), which scores were given
+against. Edited, added or deleted here, a stored judgement came to mean another one (a label
+"B over A" over a rewritten B, a score of 4 on a scale now 0-1): a rubric changes by a new
+version (``rubric_update``, the rubric's page), tasks by importing new ones.
 """
 
 from django.contrib import admin
@@ -18,8 +25,17 @@ from webapp.feedback.models import (
 
 
 class CriterionInline(admin.TabularInline):
+    """A version's criteria, shown: scores were given against them (see the module's docstring)."""
+
     model = Criterion
     extra = 0
+    readonly_fields = ["position", "name", "description", "weight", "scale"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Rubric)
@@ -44,9 +60,17 @@ class RubricVersionAdmin(admin.ModelAdmin):
 
 
 class CandidateInline(admin.TabularInline):
+    """A task's candidates, shown: its labels rank them by position (see the module's docstring)."""
+
     model = Candidate
     extra = 0
-    readonly_fields = ["trajectory"]
+    readonly_fields = ["position", "text", "trajectory", "metadata"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ComparisonTask)

@@ -2,7 +2,8 @@
 editing rejected_at there changed whether the label counts without its task's label_count.
 Rejecting and restoring go through the review services (the pages, the API). Nor can the
 admin change a task's label_count or the foreign keys that scope tasks, labels and
-assignments (a label's task, a task's project), nor add or delete a label."""
+assignments (a label's task, a task's project), nor add or delete a label; nor what labels
+point at: a task's candidates and a rubric version's criteria are shown, never edited."""
 
 import uuid
 from datetime import timedelta
@@ -12,7 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_project, make_rubric, make_task, make_user
-from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
+from webapp.feedback.models import (
+    Assignment,
+    Candidate,
+    ComparisonTask,
+    Criterion,
+    CriterionScore,
+    PreferenceLabel,
+)
 from webapp.feedback.services import label_reject, label_submit
 
 pytestmark = pytest.mark.django_db
@@ -167,6 +175,95 @@ def test_the_rubric_admins_show_their_project_and_number_read_only_and_add_none(
     page = client.get(reverse("admin:feedback_rubric_change", args=[rubric.pk])).content.decode()
     assert 'name="project"' not in page and 'name="name"' in page
     page = client.get(reverse("admin:feedback_rubricversion_change", args=[version.pk])).content.decode()
-    assert 'name="rubric"' not in page and 'name="number"' not in page and 'name="criteria-0-name"' in page
+    assert 'name="rubric"' not in page and 'name="number"' not in page
+    assert "Correct" in page and 'name="criteria-0-name"' not in page  # shown, not edited (below)
     for name in ("rubric", "rubricversion", "comparisontask", "assignment"):
         assert client.get(reverse(f"admin:feedback_{name}_add")).status_code == 403, name
+
+
+# ---------------------------------------------------------------- what labels point at
+
+def test_the_task_admin_shows_its_candidates_but_cannot_rewrite_reorder_add_or_delete_them(client, staff, project,
+                                                                                          annotator):
+    """A label says "B over A" by position: a candidate's text rewritten, or two positions
+    swapped, made the stored label judge answers it never saw (and a head-to-head vote count for
+    the other run, which its metadata names)."""
+    task = make_task(project, completions=["<b>first</b>", "second"], required_labels=2)
+    label_submit(task=task, annotator=annotator, ranking=[[1], [0]], submission_key=uuid.uuid4().hex)
+    before = list(Candidate.objects.filter(task=task).order_by("pk").values_list("pk", "position", "text", "metadata"))
+    url = reverse("admin:feedback_comparisontask_change", args=[task.pk])
+    page = client.get(url).content.decode()
+    for field in ("position", "text", "metadata", "DELETE"):
+        assert f'name="candidates-0-{field}"' not in page, field
+    assert "&lt;b&gt;first&lt;/b&gt;" in page and "<b>first</b>" not in page  # shown, as text
+    [first, second] = before
+    forged = task_change_form(task, **{
+        "candidates-0-text": "rewritten", "candidates-0-position": 1, "candidates-0-metadata": '{"run": 999}',
+        "candidates-0-DELETE": "on", "candidates-1-position": 0,
+        "candidates-TOTAL_FORMS": 3, "candidates-2-task": task.pk, "candidates-2-position": 2,
+        "candidates-2-text": "added", "candidates-2-metadata": "{}"})
+    response = client.post(url, forged)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    after = list(Candidate.objects.filter(task=task).order_by("pk").values_list("pk", "position", "text", "metadata"))
+    assert after == before == [(first[0], 0, "<b>first</b>", {}), (second[0], 1, "second", {})]
+    assert PreferenceLabel.objects.get(task=task).ranking == [[1], [0]]
+
+
+def version_change_form(version, **changes) -> dict:
+    """What a rubric version's admin change form posts (its criteria as they are), with ``changes`` over it."""
+    criteria = list(version.criteria.order_by("position"))
+    data = {"created_by": "", "criteria-TOTAL_FORMS": len(criteria), "criteria-INITIAL_FORMS": len(criteria),
+            "criteria-MIN_NUM_FORMS": 0, "criteria-MAX_NUM_FORMS": 1000, "_save": "Save"}
+    for i, c in enumerate(criteria):
+        data |= {f"criteria-{i}-id": c.pk, f"criteria-{i}-version": version.pk, f"criteria-{i}-position": c.position,
+                 f"criteria-{i}-name": c.name, f"criteria-{i}-description": c.description,
+                 f"criteria-{i}-weight": c.weight, f"criteria-{i}-scale": c.scale}
+    return {**data, **changes}
+
+
+def test_the_rubric_version_admin_shows_its_criteria_but_cannot_change_add_or_delete_them(client, staff, project,
+                                                                                          annotator):
+    """Scores were given against a version's criteria: renamed, reweighted or put on another
+    scale here, a stored 4 of "Clear" (1-5) read as, say, a 4 on a 0-1 "Concise"."""
+    rubric = make_rubric(project)
+    version = rubric.versions.get()
+    task = make_task(project, rubric=rubric, required_labels=2)
+    clear = version.criteria.get(name="Clear")
+    label_submit(task=task, annotator=annotator, ranking=[[0], [1]], submission_key=uuid.uuid4().hex,
+                 scores={0: {clear.pk: 4}})
+    before = list(Criterion.objects.filter(version=version).order_by("pk").values_list(
+        "pk", "position", "name", "description", "weight", "scale"))
+    url = reverse("admin:feedback_rubricversion_change", args=[version.pk])
+    page = client.get(url).content.decode()
+    for field in ("position", "name", "description", "weight", "scale", "DELETE"):
+        assert f'name="criteria-1-{field}"' not in page, field
+    assert "Clear" in page and "Correct" in page
+    forged = version_change_form(version, **{
+        "criteria-1-name": "Concise", "criteria-1-scale": "binary", "criteria-1-weight": 99,
+        "criteria-1-position": 0, "criteria-0-position": 1, "criteria-0-DELETE": "on",
+        "criteria-TOTAL_FORMS": 3, "criteria-2-version": version.pk, "criteria-2-position": 2,
+        "criteria-2-name": "Added", "criteria-2-weight": 1, "criteria-2-scale": "ten"})
+    response = client.post(url, forged)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    after = list(Criterion.objects.filter(version=version).order_by("pk").values_list(
+        "pk", "position", "name", "description", "weight", "scale"))
+    assert after == before and [c[2] for c in after] == ["Correct", "Clear"]
+    assert list(CriterionScore.objects.values_list("criterion__name", "criterion__scale", "value")) == [
+        ("Clear", "likert5", 4.0)]
+
+
+def test_the_candidate_and_criterion_inlines_list_every_field_read_only(rf, staff):
+    """What the pages above show, for each field of the two models: none is left editable."""
+    from django.contrib.admin.sites import site
+
+    from webapp.feedback.admin import CandidateInline, CriterionInline
+    from webapp.feedback.models import RubricVersion
+
+    request = rf.get("/")
+    request.user = staff
+    for inline, parent, model, link in ((CandidateInline, ComparisonTask, Candidate, "task"),
+                                        (CriterionInline, RubricVersion, Criterion, "version")):
+        admin = inline(parent, site)
+        editable = {f.name for f in model._meta.fields if f.editable and not f.primary_key} - {link}
+        assert editable and editable <= set(admin.get_readonly_fields(request)), inline
+        assert not admin.has_add_permission(request, None) and not admin.has_delete_permission(request, None)
