@@ -15,6 +15,16 @@ class IdempotencyKeyReused(RunError):
     """An Idempotency-Key that created a run came back with another request body."""
 
 
+class IdempotentOutcomeGone(IdempotencyKeyReused):
+    """An Idempotency-Key came back with the request that made a sweep, some of whose runs were
+    deleted since: the first outcome can no longer be answered, and nothing is created again.
+    ``deleted`` says which, as a sentence's subject and verb: "its run 2 of 4 (“grpo · …”) was"."""
+
+    def __init__(self, message: str, field: str | None = None, *, deleted: str):
+        super().__init__(message, field)
+        self.deleted = deleted
+
+
 class QueueUnavailable(RunError):
     """The broker refused the launched run's task; the run was withdrawn, so nothing changed."""
 

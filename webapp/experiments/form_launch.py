@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from webapp.experiments.errors import IdempotencyKeyReused, RunError
+from webapp.experiments.errors import IdempotencyKeyReused, IdempotentOutcomeGone, RunError
 from webapp.experiments.models import Run
 from webapp.experiments.services import run_create_once
 from webapp.experiments.sweeps import (
@@ -51,6 +51,11 @@ def form_sweep_launch(request, form, *, kind: str, **inputs) -> SweepLaunch | No
             project=request.project, user=request.user, submission_key=form.cleaned_data.get("submission_key") or None,
             name=form.cleaned_data["name"], kind=kind, config=form.config(), axes=form.cleaned_data["sweep_axes"],
             tag=form.cleaned_data.get("sweep_tag") or "", **inputs)
+    except IdempotentOutcomeGone as exc:
+        form.renew_submission_key()
+        form.add_error(None, f"This page launched this sweep already, but {exc.deleted} deleted since. Nothing was "
+                             "launched: press Launch again to launch the sweep anew.")
+        return None
     except IdempotencyKeyReused:
         form.renew_submission_key()
         form.add_error(None, "This page already launched runs with other settings. Nothing else was launched: "

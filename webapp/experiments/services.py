@@ -273,11 +273,12 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
     return run, True
 
 
-def idempotency_key_check(idempotency_key: str | None) -> None:
-    """RunError on ``Idempotency-Key`` unless the key is None or 8–64 letters, digits or - _ . :."""
+def idempotency_key_check(idempotency_key: str | None, *, creates: str = "run to create") -> None:
+    """RunError on ``Idempotency-Key`` unless the key is None or 8–64 letters, digits or - _ . :;
+    the message says the key is made once per ``creates`` (the route's: "sweep to launch")."""
     if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
         raise RunError("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), "
-                       "made once per run to create", field="Idempotency-Key")
+                       f"made once per {creates}", field="Idempotency-Key")
 
 
 def creation_digest(*, name: str, kind: str, config, dataset=None, policy=None, eval_dataset=None) -> str:

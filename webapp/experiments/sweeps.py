@@ -7,13 +7,16 @@ separated by commas), at most 16 runs in all. The pure functions below read, exp
 grid; ``sweep_launch`` checks every run's config with the engine before it creates any, then
 creates them all in one transaction, each tagged with the sweep's tag.
 
-Idempotency: a launch page's submission key ``K`` covers the whole sweep. Point ``i`` (in the
-grid's order) is created under the key ``sweep:<first 24 hex of SHA-256(K)>:<i>`` (within the
-64 characters a creation key holds, whatever ``K``), with the digest ``run_create_once`` stores
-for its inputs; the default tag, ``sweep-<first 8 hex of SHA-256(K)>``, comes from ``K`` too. A
-resent POST finds exactly those runs (same keys, digests and tag) and answers them, creating
-nothing; anything else under ``K`` (a run, or a sweep with other settings) raises
-IdempotencyKeyReused, and a single launch under ``K`` after its sweep is refused
+Idempotency: a launch page's submission key ``K`` covers the whole sweep. Point ``i`` of ``n``
+(in the grid's order) is created under the key ``sweep:<first 24 hex of SHA-256(K)>:<i>:<n>``
+(within the 64 characters a creation key holds, whatever ``K``; sweeps launched before the count
+was written have ``...:<i>``), with the digest ``run_create_once`` stores for its inputs; the
+default tag, ``sweep-<first 8 hex of SHA-256(K)>``, comes from ``K`` too. A resent POST finds
+exactly those runs (same keys, digests and tag) and answers them, creating nothing. Anything else
+under ``K`` (a run, or a sweep with other settings) raises IdempotencyKeyReused; the same request
+after some of the sweep's runs were deleted raises IdempotentOutcomeGone, naming them (the first
+outcome can no longer be answered, and launching the sweep again takes a new key), as a key does
+whose run is gone once all of them are. A single launch under ``K`` after its sweep is refused
 (``sweep_launched_under``, read by ``form_launch`` and ``run_create_once``). The API's
 Idempotency-Key is such a ``K`` (``sweep_create``).
 """
@@ -32,7 +35,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from webapp.experiments.errors import IdempotencyKeyReused, QueueUnavailable, RunError
+from webapp.core.deletion import first_few
+from webapp.experiments.errors import IdempotencyKeyReused, IdempotentOutcomeGone, QueueUnavailable, RunError
 from webapp.experiments.models import Run, RunKind, RunStatus, RunTag
 
 MAX_SETTINGS = 2
@@ -244,10 +248,25 @@ def point_config(config: dict, point) -> dict:
     return out
 
 
+def sweep_stem(submission_key: str) -> str:
+    """``sweep:<first 24 hex of SHA-256(K)>:``, which begins the creation key of each run of K's sweep."""
+    return f"sweep:{hashlib.sha256(submission_key.encode()).hexdigest()[:24]}:"
+
+
 def sweep_keys(submission_key: str, count: int) -> list[str]:
-    """The creation keys of a sweep's ``count`` runs, derived from the page's key."""
-    stem = hashlib.sha256(submission_key.encode()).hexdigest()[:24]
-    return [f"sweep:{stem}:{i}" for i in range(count)]
+    """The creation keys of a sweep's ``count`` runs, derived from the page's key: each holds its
+    point's index and the sweep's count."""
+    stem = sweep_stem(submission_key)
+    return [f"{stem}{i}:{count}" for i in range(count)]
+
+
+def _key_point(creation_key: str, stem: str) -> tuple[int, int | None] | None:
+    """(index, count of the sweep) that a run's ``creation_key`` under ``stem`` holds: count None
+    for a sweep launched before keys held it; None for a key that is no sweep's."""
+    parts = creation_key.removeprefix(stem).split(":")
+    if len(parts) > 2 or not all(part.isdigit() and len(part) <= 3 for part in parts):
+        return None
+    return int(parts[0]), (int(parts[1]) if len(parts) == 2 else None)
 
 
 def default_tag(submission_key: str | None) -> str:
@@ -314,7 +333,7 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     digests = [creation_digest(name=n, kind=kind, config=c, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
                if submission_key else "" for n, c in zip(names, configs, strict=True)]
     if submission_key and (earlier := _sweep_created_with(project=project, user=user, submission_key=submission_key,
-                                                          keys=keys, digests=digests, tag=tag)):
+                                                          names=names, digests=digests, tag=tag)):
         return SweepLaunch(tag=tag, runs=earlier, created=False)
     runs: list[Run] = []
     try:
@@ -338,7 +357,7 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
                                "was not launched and nothing was stored; launch it again once the broker is up") from exc
     except (IntegrityError, ValidationError):  # the same page sent again while the first was creating
         if submission_key and (earlier := _sweep_created_with(
-                project=project, user=user, submission_key=submission_key, keys=keys, digests=digests, tag=tag)):
+                project=project, user=user, submission_key=submission_key, names=names, digests=digests, tag=tag)):
             return SweepLaunch(tag=tag, runs=earlier, created=False)
         raise
     return SweepLaunch(tag=tag, runs=runs, created=True)
@@ -353,7 +372,7 @@ def sweep_create(*, project, user, idempotency_key: str | None, name: str, kind:
     from webapp.experiments.run_config import parse_config_json
     from webapp.experiments.services import idempotency_key_check
 
-    idempotency_key_check(idempotency_key)
+    idempotency_key_check(idempotency_key, creates="sweep to launch")
     defaults = sweep_defaults(kind)
     config = parse_config_json(config)
     axes = sweep_parse(grid, defaults=defaults, config=config)
@@ -363,25 +382,46 @@ def sweep_create(*, project, user, idempotency_key: str | None, name: str, kind:
 
 def sweep_launched_under(*, project, user, submission_key: str) -> bool:
     """Whether a sweep was launched under this page's key (which a single launch may not reuse)."""
-    stem = sweep_keys(submission_key, 1)[0].rsplit(":", 1)[0] + ":"
-    return Run.objects.filter(project=project, created_by=user, creation_key__startswith=stem).exists()
+    return Run.objects.filter(project=project, created_by=user,
+                              creation_key__startswith=sweep_stem(submission_key)).exists()
 
 
-def _sweep_created_with(*, project, user, submission_key: str, keys: list[str], digests: list[str],
+def _sweep_created_with(*, project, user, submission_key: str, names: list[str], digests: list[str],
                         tag: str) -> list[Run] | None:
-    """The runs this page's sweep made, when exactly these (keys, digests, tag); None when the page
-    made nothing; IdempotencyKeyReused when it made anything else."""
-    stem = keys[0].rsplit(":", 1)[0] + ":"
-    earlier = {run.creation_key: run for run in Run.objects.filter(project=project, created_by=user).filter(
-        creation_key__startswith=stem).prefetch_related("tags")}
+    """The runs this page's sweep made, when exactly these (a run per point of ``names``, each
+    with its ``digests``, tagged ``tag``); None when the key made nothing (or nothing is left of
+    it). IdempotencyKeyReused when it made anything else: a run, or a sweep with other settings;
+    IdempotentOutcomeGone when it made this sweep, some of whose runs were deleted since."""
     single = Run.objects.filter(project=project, created_by=user, creation_key=submission_key).first()
-    if not earlier and single is None:
+    if single is not None:
+        raise IdempotencyKeyReused(f"this Idempotency-Key already created run {single.pk} (“{single.name}”), not a "
+                                   "sweep; nothing was launched: send a new Idempotency-Key to launch this sweep",
+                                   field="Idempotency-Key")
+    stem = sweep_stem(submission_key)
+    stored = list(Run.objects.filter(project=project, created_by=user, creation_key__startswith=stem)
+                  .prefetch_related("tags"))
+    if not stored:
         return None
-    same = (single is None and set(earlier) == set(keys)
-            and all(earlier[k].creation_digest == d and tag in {t.name for t in earlier[k].tags.all()}
-                    for k, d in zip(keys, digests, strict=True)))
+    points = {run.pk: _key_point(run.creation_key, stem) for run in stored}
+    counts = {point[1] for point in points.values() if point is not None and point[1] is not None}
+    earlier = {points[run.pk][0]: run for run in stored if points[run.pk] is not None}
+    count = len(names)
+    same = (None not in points.values() and counts <= {count} and len(earlier) == len(stored)
+            and all(i < count and run.creation_digest == digests[i] and tag in {t.name for t in run.tags.all()}
+                    for i, run in earlier.items()))
     if not same:
-        what = f"run {single.pk} (“{single.name}”)" if single else f"a sweep of {len(earlier)} runs"
-        raise IdempotencyKeyReused(f"this submission key already launched {what} with other settings; nothing "
-                                   "else was launched", field="Idempotency-Key")
-    return [earlier[k] for k in keys]
+        what = (f"a sweep of {next(iter(counts))} runs" if len(counts) == 1
+                else f"a sweep ({len(stored)} of whose runs are left)")
+        raise IdempotencyKeyReused(f"this Idempotency-Key already launched {what} with other settings; nothing was "
+                                   "launched: send a new Idempotency-Key to launch this sweep, or that sweep's own "
+                                   "request to get its runs again", field="Idempotency-Key")
+    gone = [i for i in range(count) if i not in earlier]
+    if gone:
+        shown = first_few([f"“{names[i]}”" for i in gone], len(gone))
+        which = (f"its run {gone[0] + 1} of {count} ({shown}) was" if len(gone) == 1
+                 else f"{len(gone)} of its {count} runs ({shown}) were")
+        raise IdempotentOutcomeGone(f"this Idempotency-Key launched this sweep, but {which} deleted since, so the "
+                                    "sweep cannot be answered as it was launched; nothing was launched: send a new "
+                                    "Idempotency-Key to launch the sweep again", field="Idempotency-Key",
+                                    deleted=which)
+    return [earlier[i] for i in range(count)]

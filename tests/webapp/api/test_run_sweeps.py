@@ -100,7 +100,7 @@ def test_a_key_that_created_a_run_launches_no_sweep(api, project, sent):
                    HTTP_IDEMPOTENCY_KEY=KEY).json()
     response = sweep(api, project, body)
     assert response.status_code == 409
-    assert f"already launched run {run['id']}" in response.json()["error"]["message"]
+    assert f"already created run {run['id']}" in response.json()["error"]["message"]
     assert list(Run.objects.values_list("id", flat=True)) == [run["id"]]
 
 
@@ -113,6 +113,93 @@ def test_a_key_that_launched_a_sweep_creates_no_run(api, project, sent):
     assert response.status_code == 409
     assert "already launched a sweep" in response.json()["error"]["message"]
     assert Run.objects.count() == 4
+
+
+# ---------------------------------------------------------------- what a refused key is told
+
+@pytest.mark.parametrize("key", ["short", "has space in it"])
+def test_a_malformed_key_is_said_to_be_made_once_per_sweep(api, project, sent, key):
+    [message] = sweep(api, project, policy_body(project), key=key).json()["error"]["fields"]["Idempotency-Key"]
+    assert message == ("the Idempotency-Key header must be 8–64 letters, digits or - _ . : (a UUID, say), made once "
+                       "per sweep to launch")
+
+
+def test_a_key_reused_with_another_grid_is_told_of_the_key_and_how_to_launch_this_sweep(api, project, sent):
+    body = policy_body(project)
+    assert sweep(api, project, body).status_code == 201
+    response = sweep(api, project, {**body, "sweep": {"optim.lr": [1e-6, 1e-5]}})
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        "this Idempotency-Key already launched a sweep of 4 runs with other settings; nothing was launched: send a "
+        "new Idempotency-Key to launch this sweep, or that sweep's own request to get its runs again")
+
+
+def test_a_key_that_created_a_run_is_told_to_have_created_that_run_not_a_sweep(api, project, sent):
+    body = policy_body(project)
+    single = {k: v for k, v in body.items() if k != "sweep"}
+    run = api.post(f"/api/v1/projects/{project.id}/runs/", data=json.dumps(single), content_type="application/json",
+                   HTTP_IDEMPOTENCY_KEY=KEY).json()
+    response = sweep(api, project, body)
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        f"this Idempotency-Key already created run {run['id']} (“grpo”), not a sweep; nothing was launched: send a "
+        "new Idempotency-Key to launch this sweep")
+
+
+def delete_run(api, run_id):
+    Run.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED)
+    assert api.delete(f"/api/v1/runs/{run_id}/").status_code == 204
+
+
+def test_a_sweep_resent_after_one_of_its_runs_was_deleted_answers_409_naming_that_run(api, project, sent):
+    body = policy_body(project)
+    runs = sweep(api, project, body).json()
+    delete_run(api, runs[1]["id"])
+    response = sweep(api, project, body)
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict"
+    assert error["message"] == (
+        "this Idempotency-Key launched this sweep, but its run 2 of 4 (“grpo · optim.lr=1e-06, algorithm.beta=0.04”) "
+        "was deleted since, so the sweep cannot be answered as it was launched; nothing was launched: send a new "
+        "Idempotency-Key to launch the sweep again")
+    assert Run.objects.count() == 3
+    anew = sweep(api, project, body, key=KEY + "-2")
+    assert anew.status_code == 201 and len(anew.json()) == 4 and Run.objects.count() == 7
+
+
+def test_a_sweep_resent_after_its_last_runs_were_deleted_names_them_all(api, project, sent):
+    body = policy_body(project)
+    runs = sweep(api, project, body).json()
+    for run in runs[2:]:
+        delete_run(api, run["id"])
+    response = sweep(api, project, body)
+    assert response.status_code == 409
+    assert response.json()["error"]["message"].startswith(
+        "this Idempotency-Key launched this sweep, but 2 of its 4 runs (“grpo · optim.lr=1e-05, algorithm.beta=0”, "
+        "“grpo · optim.lr=1e-05, algorithm.beta=0.04”) were deleted since")
+    assert Run.objects.count() == 2
+
+
+def test_a_longer_grid_under_the_key_of_a_sweep_is_another_sweep_not_a_deleted_run(api, project, sent):
+    body = policy_body(project, {"optim.lr": [1e-6, 1e-5]})
+    assert sweep(api, project, body).status_code == 201
+    longer = policy_body(project, {"optim.lr": [1e-6, 1e-5, 1e-4]})  # the first two points as the sweep's
+    longer["policy"], longer["dataset"] = body["policy"], body["dataset"]
+    response = sweep(api, project, longer)
+    assert response.status_code == 409
+    assert "already launched a sweep of 2 runs with other settings" in response.json()["error"]["message"]
+    assert Run.objects.count() == 2
+
+
+def test_another_body_resent_after_a_run_was_deleted_is_told_of_other_settings(api, project, sent):
+    body = policy_body(project)
+    runs = sweep(api, project, body).json()
+    delete_run(api, runs[0]["id"])
+    response = sweep(api, project, {**body, "name": "other"})
+    assert response.status_code == 409
+    assert "already launched a sweep of 4 runs with other settings" in response.json()["error"]["message"]
+    assert Run.objects.count() == 3
 
 
 @pytest.mark.parametrize("key", ["short", "x" * 65, "has space in it"])

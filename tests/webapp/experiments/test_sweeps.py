@@ -19,7 +19,7 @@ from tests.factories import (
 from tests.webapp.experiments.test_form_launch import page_key
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run, RunKind, RunTag
-from webapp.experiments.services import IDEMPOTENCY_KEY
+from webapp.experiments.services import IDEMPOTENCY_KEY, run_delete
 from webapp.experiments.sweeps import (
     SweepAxis,
     default_tag,
@@ -248,6 +248,24 @@ def test_a_page_resent_with_another_sweep_launches_nothing_and_asks_again(client
     assert new_key != key
     assert client.post(url, {**smaller, "submission_key": new_key}).status_code == 302
     assert Run.objects.count() == 6
+
+
+def test_a_page_resent_after_one_of_its_runs_was_deleted_says_so_and_launches_anew_when_asked(client, project, sent):
+    url = new_url(project)
+    data = sweep_data(project, submission_key=page_key(client, url))
+    assert client.post(url, data).status_code == 302
+    gone = Run.objects.get(project=project, name="tiny run · optim.lr=1e-05, algorithm.beta=0")
+    Run.objects.filter(pk=gone.pk).update(status="cancelled")
+    run_delete(run_id=gone.pk)
+    response = client.post(url, data)  # Back to the page, Launch again
+    assert response.status_code == 400
+    assert ("This page launched this sweep already, but its run 3 of 4 (“tiny run · optim.lr=1e-05, "
+            "algorithm.beta=0”) was deleted since. Nothing was launched: press Launch again to launch the sweep anew."
+            ) in response.content.decode()
+    assert Run.objects.count() == 3
+    [new_key] = re.findall(r'name="submission_key" value="([^"]+)"', response.content.decode())
+    assert client.post(url, {**data, "submission_key": new_key}).status_code == 302
+    assert Run.objects.count() == 7
 
 
 def test_a_page_that_launched_one_run_does_not_then_launch_a_sweep(client, project, sent):
