@@ -20,19 +20,17 @@ def form_launch(request, form, *, kind: str, **inputs) -> Run | None:
     values (a double click on Launch, a resent POST) answers the run the first one launched; with
     other values (the page kept by Back, then edited) it launches nothing and asks to launch again."""
     key = form.cleaned_data.get("submission_key") or None
-    if key and sweep_launched_under(project=request.project, user=request.user, submission_key=key):
-        form.renew_submission_key()
-        form.add_error(None, "This page already launched a sweep. Nothing else was launched: press Launch again "
-                             "to launch this run too.")
-        return None
     try:
         run, _created = run_create_once(
             project=request.project, user=request.user, idempotency_key=key,
             name=form.cleaned_data["name"], kind=kind, config=form.config(), **inputs)
     except IdempotencyKeyReused:
-        earlier = Run.objects.filter(project=request.project, created_by=request.user,
-                                     creation_key=form.cleaned_data["submission_key"]).first()
         form.renew_submission_key()
+        if sweep_launched_under(project=request.project, user=request.user, submission_key=key):
+            form.add_error(None, "This page already launched a sweep. Nothing else was launched: press Launch "
+                                 "again to launch this run too.")
+            return None
+        earlier = Run.objects.filter(project=request.project, created_by=request.user, creation_key=key).first()
         form.add_error(None, f"This page already launched {f'run “{earlier.name}”' if earlier else 'a run'}, with "
                              "other settings. Nothing else was launched: press Launch again to launch this one too.")
         return None

@@ -249,28 +249,66 @@ def run_create_once(*, project, user, idempotency_key: str | None, name: str, ki
     already created a run with in this project answers that run, ``(run, False)``, and creates
     nothing: a client may retry a creation whose answer it lost. The same key with another body,
     or a key that launched a sweep (``webapp.experiments.sweeps``), raises IdempotencyKeyReused; a
-    malformed key RunError. Without a key, every call creates.
+    malformed key RunError. Without a key, every call creates. The key is looked up and the run
+    created holding the key's lock (``creation_key_lock``), which a sweep under the key takes too.
     """
+    from kombu.exceptions import OperationalError
+
     from webapp.experiments.sweeps import sweep_launched_under
 
     idempotency_key_check(idempotency_key)
-    key = idempotency_key or ""
-    digest = creation_digest(name=name, kind=kind, config=config, dataset=dataset, policy=policy,
-                             eval_dataset=eval_dataset) if key else ""
     create = run_create if kind == RunKind.EXTERNAL else run_launch  # an external run waits for its trainer
-    if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
-        return earlier, False
-    if key and sweep_launched_under(project=project, user=user, submission_key=key):
-        raise IdempotencyKeyReused("this Idempotency-Key already launched a sweep; send a new key to create a "
-                                   "run, or the sweep's own request to get its runs again", field="Idempotency-Key")
+    if not idempotency_key:
+        return create(project=project, user=user, name=name, kind=kind, config=config, dataset=dataset,
+                      policy=policy, eval_dataset=eval_dataset), True
+    key = idempotency_key
+    digest = creation_digest(name=name, kind=kind, config=config, dataset=dataset, policy=policy,
+                             eval_dataset=eval_dataset)
+    run = None
     try:
-        run = create(project=project, user=user, name=name, kind=kind, config=config, dataset=dataset,
-                     policy=policy, eval_dataset=eval_dataset, creation_key=key, creation_digest=digest)
+        with transaction.atomic():
+            creation_key_lock(project=project, user=user, key=key)
+            if earlier := _run_created_with(project=project, user=user, key=key, digest=digest):
+                return earlier, False
+            if sweep_launched_under(project=project, user=user, submission_key=key):
+                raise IdempotencyKeyReused("this Idempotency-Key already launched a sweep; send a new key to create "
+                                           "a run, or the sweep's own request to get its runs again",
+                                           field="Idempotency-Key")
+            run = create(project=project, user=user, name=name, kind=kind, config=config, dataset=dataset,
+                         policy=policy, eval_dataset=eval_dataset, creation_key=key, creation_digest=digest)
     except (IntegrityError, ValidationError):  # the same key, sent again while the first request was creating
-        if key and (earlier := _run_created_with(project=project, user=user, key=key, digest=digest)):
+        if earlier := _run_created_with(project=project, user=user, key=key, digest=digest):
             return earlier, False
         raise
+    except OperationalError as exc:  # the launch's task, sent as this transaction committed: run_launch's own
+        # withdrawal is for a transaction of its own, which this one is not
+        log.error("run %s: the broker refused its task (%s); the run is withdrawn", getattr(run, "id", None), exc)
+        Run.objects.filter(pk=getattr(run, "id", None), status=RunStatus.QUEUED).delete()
+        raise QueueUnavailable("the task queue (the broker at CELERY_BROKER_URL) cannot be reached, so the run "
+                               "was not launched and nothing was stored; launch it again once the broker is up") from exc
     return run, True
+
+
+# The first of the two keys of the advisory locks ``creation_key_lock`` takes: its own lock space.
+CREATION_KEY_LOCK_CLASS = int.from_bytes(hashlib.sha256(b"steer:run-creation-key").digest()[:4], "big", signed=True)
+
+
+def creation_key_lock(*, project, user, key: str) -> None:
+    """Hold, until the current transaction ends, the lock of the creation key ``key`` of ``user`` in
+    ``project``: ``run_create_once`` and ``sweeps.sweep_launch`` look up what the key made and
+    create under it holding this lock, so two requests under one key, sent at once, go one after
+    the other and the second finds what the first made. The unique constraint on the creation key
+    alone cannot: a run stores the key itself, a sweep's runs keys derived from it. PostgreSQL's
+    transaction-level advisory lock, keyed (project, user, key) in a lock space of its own; SQLite
+    needs none, as it runs one writer at a time."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("creation_key_lock outside a transaction would release its lock at once")
+    if transaction.get_connection().vendor != "postgresql":
+        return
+    scope = f"{project.pk}:{getattr(user, 'pk', None)}:{key}".encode()
+    lock_id = int.from_bytes(hashlib.sha256(scope).digest()[:4], "big", signed=True)
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CREATION_KEY_LOCK_CLASS, lock_id])
 
 
 def idempotency_key_check(idempotency_key: str | None, *, creates: str = "run to create") -> None:

@@ -17,8 +17,10 @@ under ``K`` (a run, or a sweep with other settings) raises IdempotencyKeyReused;
 after some of the sweep's runs were deleted raises IdempotentOutcomeGone, naming them (the first
 outcome can no longer be answered, and launching the sweep again takes a new key), as a key does
 whose run is gone once all of them are. A single launch under ``K`` after its sweep is refused
-(``sweep_launched_under``, read by ``form_launch`` and ``run_create_once``). The API's
-Idempotency-Key is such a ``K`` (``sweep_create``).
+(``sweep_launched_under``, read by ``form_launch`` and ``run_create_once``). Both look up what
+``K`` made and create under it holding ``K``'s lock (``services.creation_key_lock``), so a run and
+a sweep sent at once under one key cannot both be created. The API's Idempotency-Key is such a
+``K`` (``sweep_create``).
 """
 
 from __future__ import annotations
@@ -317,7 +319,7 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     from kombu.exceptions import OperationalError
 
     from webapp.experiments.run_notes import tags_clean
-    from webapp.experiments.services import creation_digest, run_launch
+    from webapp.experiments.services import creation_digest, creation_key_lock, run_launch
 
     points = sweep_points(axes)
     if len(points) < MIN_VALUES:
@@ -332,12 +334,14 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     keys = sweep_keys(submission_key, len(points)) if submission_key else [""] * len(points)
     digests = [creation_digest(name=n, kind=kind, config=c, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
                if submission_key else "" for n, c in zip(names, configs, strict=True)]
-    if submission_key and (earlier := _sweep_created_with(project=project, user=user, submission_key=submission_key,
-                                                          names=names, digests=digests, tag=tag)):
-        return SweepLaunch(tag=tag, runs=earlier, created=False)
     runs: list[Run] = []
     try:
         with transaction.atomic():
+            if submission_key:  # what the key made is looked up, and the runs created, one request at a time
+                creation_key_lock(project=project, user=user, key=submission_key)
+                if earlier := _sweep_created_with(project=project, user=user, submission_key=submission_key,
+                                                  names=names, digests=digests, tag=tag):
+                    return SweepLaunch(tag=tag, runs=earlier, created=False)
             for point, run_name, run_config, key, digest in zip(points, names, configs, keys, digests, strict=True):
                 try:
                     run = run_launch(project=project, user=user, name=run_name, kind=kind, config=run_config,

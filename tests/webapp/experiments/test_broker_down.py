@@ -40,6 +40,29 @@ def test_an_api_launch_answers_503_and_stores_no_run(broker_down):
     assert not Run.objects.exists()
 
 
+def test_an_api_launch_with_an_idempotency_key_answers_503_stores_no_run_and_may_be_retried(broker_down, monkeypatch):
+    """The key's lookup and the launch share one transaction (the key's lock), so the task is sent
+    as that one commits: the run is withdrawn all the same, and the key made nothing."""
+    user = make_user()
+    project = make_project(owner=user)
+    body = {"name": "grpo", "kind": "policy", "dataset": make_dataset(project).id,
+            "policy": make_policy(project).id, "config": {"train": {"total_steps": 3}}}
+    api = token_client(user)
+
+    def post():
+        return api.post(f"/api/v1/projects/{project.id}/runs/", data=json.dumps(body), content_type="application/json",
+                        HTTP_IDEMPOTENCY_KEY="a3f0c2d1-5b6e-4f70-8a91-2c3d4e5f6a7b")
+
+    response = post()
+    assert response.status_code == 503, response.content
+    assert "task queue" in response.json()["error"]["message"]
+    assert not Run.objects.exists()
+    from workers.celery_app import app
+
+    monkeypatch.setattr(app, "send_task", lambda name, args: None)  # the broker is back
+    assert post().status_code == 201 and Run.objects.count() == 1
+
+
 def test_the_new_run_form_shows_the_error_and_stores_no_run(client, broker_down):
     user = make_user()
     project = make_project(owner=user)
