@@ -21,6 +21,7 @@ from webapp.experiments.forms import REWARD_ROWS, RM_PREFIX, form_name
 from webapp.experiments.local_folders import same_folder
 from webapp.experiments.models import Run, RunKind
 from webapp.experiments.selectors import run_get
+from webapp.experiments.sweeps import point_name_base
 
 COPY_SUFFIX = " (copy)"
 
@@ -85,6 +86,14 @@ def copy_name(name: str, max_length: int) -> str:
     return name[:max_length - len(COPY_SUFFIX)].rstrip() + COPY_SUFFIX
 
 
+def copy_name_of(name: str, config, max_length: int) -> str:
+    """The copy's name of a run named ``name`` with ``config``: ``copy_name`` of it, or for a run
+    of a sweep, named for its point (``sweeps.point_name``: ``"grpo · optim.lr=1e-05"``), of the
+    sweep's name (``"grpo (copy)"``). The copy is a run of its own, with the point's values in its
+    fields: not a point of that sweep, nor tagged as its runs are."""
+    return copy_name(point_name_base(name, config) or name, max_length)
+
+
 def config_differences(stored: dict, defaults: dict, shown: set[str], prefix: str = "") -> dict:
     """The settings of ``stored`` that differ from ``defaults``, nested as the config is, leaving
     out the dotted paths in ``shown`` (the form's own fields); a setting the defaults lack is kept."""
@@ -144,7 +153,7 @@ def policy_run_copy(run: Run, *, form) -> RunCopy:
 
     config = with_engine_defaults(run.config if isinstance(run.config, dict) else {})
     problems = []
-    initial = {"name": copy_name(run.name, form.fields["name"].max_length),
+    initial = {"name": copy_name_of(run.name, run.config, form.fields["name"].max_length),
                **_knobs_initial(config, [*form.knobs, *form.held_out_knobs], form.defaults)}
     for name, what in (("policy", "policy"), ("dataset", "prompt dataset"), ("eval_dataset", "held-out dataset")):
         if name not in form.fields:
@@ -269,7 +278,7 @@ def offline_run_copy(run: Run, *, form) -> RunCopy:
     except (ConfigError, TypeError, ValueError, AttributeError, KeyError):
         pass  # a config the engine now refuses is shown as stored; the launch names what is wrong
     problems = []
-    initial = {"name": copy_name(run.name, form.fields["name"].max_length), "policy": run.policy_id,
+    initial = {"name": copy_name_of(run.name, run.config, form.fields["name"].max_length), "policy": run.policy_id,
                **_knobs_initial(trainer, form.knobs)}
     if run.policy_id is None:
         problems.append("The policy this run trained was deleted, so that field is empty: choose one.")
@@ -322,7 +331,7 @@ def reward_model_run_copy(run: Run, *, form) -> RunCopy:
     wanted = "labels" if data.get("source") == "labels" else f"pairs:{data.get('pair_set')}"
     found = wanted in {c for c, _ in form.fields["data"].choices}
     margins = data.get("strength_margins")
-    initial = {"name": copy_name(run.name, form.fields["name"].max_length), "data": wanted if found else None,
+    initial = {"name": copy_name_of(run.name, run.config, form.fields["name"].max_length), "data": wanted if found else None,
                "strength_margins": ", ".join(str(m) for m in margins) if isinstance(margins, list) else "",
                "settings": json.dumps(settings, indent=2)}
     return RunCopy(run=run, initial=initial, problems=_data_problems(data, found=found))

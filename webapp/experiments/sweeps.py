@@ -220,12 +220,53 @@ def point_label(point) -> str:
     return ", ".join(f"{path}={value_text(value)}" for path, value in point)
 
 
+POINT_SEPARATOR = " · "
+# A swept setting as a point's label names it: section.key (or deeper), or a reward's weight.
+LABEL_PATH = re.compile(r"(?:^|, )([A-Za-z_]\w*(?:\.\w+)+|rewards\[\d+\]\.weight)=")
+
+
 def point_name(name: str, point, max_length: int = NAME_MAX_LENGTH) -> str:
     """``"<name> · optim.lr=1e-05, algorithm.beta=0"``, the name cut short so that the whole fits."""
-    suffix = f" · {point_label(point)}"
+    suffix = f"{POINT_SEPARATOR}{point_label(point)}"
     if len(suffix) >= max_length:
         return f"{name}{suffix}"[:max_length]
     return name[:max_length - len(suffix)].rstrip() + suffix
+
+
+def point_name_base(name: str, config) -> str | None:
+    """The name a sweep's run was given (``point_name``) less its point: ``"grpo"`` for ``"grpo ·
+    optim.lr=1e-05, algorithm.beta=0"`` when ``config`` (the run's) holds exactly those values at
+    those settings, as the sweep set them. None for a name that ends in no such point (a plain
+    run's, or a sweep's run renamed since), or one with nothing before its point."""
+    base, separator, label = name.rpartition(POINT_SEPARATOR)
+    paths = LABEL_PATH.findall(label)
+    if not separator or not base.strip() or not paths or len(paths) > MAX_SETTINGS or len(set(paths)) < len(paths):
+        return None
+    point = []
+    for path in paths:
+        value = _config_value(config, path)
+        if value is _MISSING:
+            return None
+        point.append((path, value))
+    return base.rstrip() if point_label(point) == label else None
+
+
+_MISSING = object()
+
+
+def _config_value(config, path: str):
+    """The value at ``path`` (dotted, or ``rewards[<i>].weight``) of ``config``; _MISSING when none."""
+    if match := REWARD_WEIGHT.match(path):
+        rewards = config.get("rewards") if isinstance(config, dict) else None
+        index = int(match[1])
+        reward = rewards[index] if isinstance(rewards, list) and index < len(rewards) else None
+        return reward.get("weight", _MISSING) if isinstance(reward, dict) else _MISSING
+    value = config
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return _MISSING if isinstance(value, dict | list) else value
 
 
 def point_config(config: dict, point) -> dict:

@@ -25,7 +25,7 @@ from tests.webapp.experiments.test_local_folders import judged_by, trained_rewar
 from tests.webapp.experiments.test_sft_runs import annotator, label, toy_dataset
 from webapp.experiments.models import PolicyModel, Run, RunKind
 from webapp.experiments.policies import policy_delete
-from webapp.experiments.run_copy import config_differences, copy_name
+from webapp.experiments.run_copy import config_differences, copy_name, copy_name_of
 from webapp.experiments.services import run_launch
 from webapp.projects.models import Membership, Role
 from webapp.rewards.models import RewardModel
@@ -218,6 +218,80 @@ def test_a_copy_is_its_own_launch_not_a_repeat_of_the_original(client, project):
     assert page.context["form"]["submission_key"].value() != key
     copy = launch_copy_unchanged(client, original)
     assert copy.config == original.config and copy.creation_key not in ("", key)
+
+
+# --- a run of a sweep ---------------------------------------------------------------------
+
+def sweep_runs(project, grid, *, kind=RunKind.POLICY, name="grpo", config=None, **inputs) -> list[Run]:
+    """The runs of a sweep over ``grid`` launched as the pages and the API launch one."""
+    from webapp.experiments.sweeps import sweep_create
+
+    if kind == RunKind.POLICY:
+        inputs = {"dataset": make_dataset(project), "policy": make_policy(project), **inputs}
+        config = config or {"train": {"device": "cpu"}, "rewards": [{"name": "exact_answer"},
+                                                                    {"name": "length", "max_tokens": 3}]}
+    return sweep_create(project=project, user=owner(project), idempotency_key=None, name=name, kind=kind,
+                        config=config, grid=grid, **inputs).runs
+
+
+def launch_copy_of_sweep_run(client, run, page=None) -> Run:
+    """GET the run's copy page and POST its form as shown: the one run that launches."""
+    url = reverse(page or PAGES[run.kind], args=[run.project_id]) + f"?from={run.id}"
+    before = set(Run.objects.values_list("pk", flat=True))
+    response = client.post(url, unchanged(client.get(url).context["form"]))
+    assert response.status_code == 302, response.context["form"].errors
+    return Run.objects.exclude(pk__in=before).get()
+
+
+@pytest.mark.parametrize("grid", [
+    {"optim.lr": [1e-6, 1e-5], "algorithm.beta": [0, 0.04]},
+    {"rewards[1].weight": [0.25, 2]},
+    {"algorithm.estimator": ["grpo", "rloo"], "algorithm.mask_truncated_completions": [True, False]},
+])
+def test_a_sweep_runs_copy_is_named_without_its_point_and_joins_no_sweep(client, project, grid):
+    runs = sweep_runs(project, grid)
+    original = runs[-1]
+    assert original.name.startswith("grpo · ")
+    form = copy_page(client, original).context["form"]
+    assert form["name"].value() == "grpo (copy)"
+    assert not form["sweep"].value() and not form["sweep_tag"].value()
+    copy = launch_copy_of_sweep_run(client, original)
+    assert copy.name == "grpo (copy)"
+    assert copy.config == original.config  # the point's values, in the fields
+    assert not copy.tags.exists() and not copy.creation_key.startswith("sweep:")
+    assert set(Run.objects.filter(tags__name=original.tags.get().name)) == set(runs)
+
+
+def test_a_dpo_sweep_runs_copy_is_named_without_its_point(client, project):
+    pair_set = pair_set_import(project=project, name="toy", content=pairs_jsonl())
+    [_, original] = sweep_runs(project, {"dpo.beta": [0.1, 0.5]}, kind=RunKind.DPO, name="dpo",
+                               config={"policy": TINY, "dpo": {"device": "cpu"},
+                                       "data": {"source": "pairs", "pair_set": pair_set.id}},
+                               policy=make_policy(project))
+    assert original.name == "dpo · dpo.beta=0.5"
+    copy = launch_copy_of_sweep_run(client, original)
+    assert copy.name == "dpo (copy)" and copy.config["dpo"]["beta"] == 0.5 and not copy.tags.exists()
+
+
+def test_a_sweep_runs_long_name_loses_its_point_and_fits_the_field():
+    from webapp.experiments.sweeps import point_name
+
+    name = point_name("x" * 300, (("optim.lr", 1e-5),))  # the sweep's name cut to fit the point
+    assert name == "x" * 183 + " · optim.lr=1e-05"
+    assert copy_name_of(name, {"optim": {"lr": 1e-5}}, 200) == "x" * 183 + " (copy)"
+    assert copy_name_of(name, {"optim": {"lr": 1e-5}}, 100) == "x" * 93 + " (copy)"
+
+
+@pytest.mark.parametrize(("name", "config"), [
+    ("grpo · optim.lr=3e-06", {"optim": {"lr": 1e-5}}),  # renamed since, or named by hand: not its values
+    ("grpo · optim.lr=1e-05", {"optim": {}}),
+    ("grpo · v2", {"optim": {"lr": 1e-5}}),
+    ("baseline", {"optim": {"lr": 1e-5}}),
+    (" · optim.lr=1e-05", {"optim": {"lr": 1e-5}}),  # nothing before the point
+    ("grpo · optim.lr=1e-05, optim.lr=1e-05", {"optim": {"lr": 1e-5}}),
+])
+def test_a_name_that_ends_in_no_point_of_its_config_is_copied_whole(name, config):
+    assert copy_name_of(name, config, 200) == name + " (copy)"
 
 
 # --- what could not be filled in ----------------------------------------------------------
