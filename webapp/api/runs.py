@@ -198,7 +198,8 @@ class RunSweepCreateApi(SteerApi):
             "Makes the sweep safe to retry: 8–64 letters, digits or - _ . : (a UUID), made once per "
                         "sweep to launch. A request that repeats it with the same body answers the runs it "
                         "launched (200) and launches nothing; with another body, or a key that created a run, "
-                        "409 `conflict`.")],
+                        "409 `conflict`; with the same body after some of its runs were deleted, 409 naming them "
+                        "(send a new key to launch the sweep again).")],
         responses={201: RunOutputSerializer(many=True),
                    200: OpenApiResponse(RunOutputSerializer(many=True), description="A repeated Idempotency-Key: "
                                         "the runs that key launched (as they stand now); nothing was launched."),
