@@ -199,6 +199,14 @@ class Run(models.Model):
         return self.total_steps or (train.get("total_steps") if isinstance(train, dict) else None)
 
     @property
+    def step_unreported(self) -> bool:
+        """An external run, past the queue, whose trainer has reported no step (``current_step`` is
+        optional in its status reports): how far it got is unknown, so its pages show no bar filled
+        to some fraction (a "succeeded" report without a step set the progress to 1), but that the
+        step was not reported."""
+        return self.kind == RunKind.EXTERNAL and self.status != RunStatus.QUEUED and not self.current_step
+
+    @property
     def registers_policy(self) -> bool:
         """A DPO or SFT run: trains a policy offline and, on success, registers its last checkpoint."""
         return self.kind in (RunKind.DPO, RunKind.SFT)
