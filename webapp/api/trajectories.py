@@ -85,7 +85,8 @@ class TrajectoryRecordSerializer(BodySerializer):
     reward = serializers.FloatField()
     rewards = serializers.DictField(child=serializers.FloatField(), required=False)
     advantage = serializers.FloatField(required=False, allow_null=True)
-    length = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Tokens; 0 when unknown.")
+    length = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True,
+                                      help_text="Tokens; left out or null when unknown (stored and answered as null).")
     finish_reason = serializers.ChoiceField(choices=Trajectory.FinishReason.choices, required=False,
                                             allow_null=True, allow_blank=True, help_text="null or \"\": unknown.")
 

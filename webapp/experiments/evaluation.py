@@ -90,9 +90,11 @@ def summarize(rows, *, accuracy_key: str | None, keys: list[str]) -> dict[str, f
         f"{SUMMARY_PREFIX}completions": float(len(rows)),
         f"{SUMMARY_PREFIX}reward": mean,
         f"{SUMMARY_PREFIX}reward_std": math.sqrt(sum((x - mean) ** 2 for x in rewards) / max(len(rewards) - 1, 1)),
-        f"{SUMMARY_PREFIX}mean_length": sum(r[4] for r in rows) / len(rows),
         f"{SUMMARY_PREFIX}clipped_ratio": sum(r[5] == Trajectory.FinishReason.LENGTH for r in rows) / len(rows),
     }
+    lengths = [r[4] for r in rows if r[4] is not None]  # None: a length no trainer reported
+    if lengths:
+        out[f"{SUMMARY_PREFIX}mean_length"] = sum(lengths) / len(lengths)
     for key in keys:
         values = [float(r[3][key]) for r in rows if key in r[3]]
         if values:

@@ -317,7 +317,9 @@ class Trajectory(models.Model):
     rewards = models.JSONField(default=dict, help_text="Per-reward-component values by name.")
     reward = models.FloatField()
     advantage = models.FloatField(null=True, blank=True)
-    length = models.PositiveIntegerField(help_text="Completion length in tokens.")
+    length = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Completion length in tokens; null when unknown (an external trainer did not report it).")
     finish_reason = models.CharField(max_length=8, choices=FinishReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

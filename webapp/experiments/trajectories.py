@@ -122,7 +122,7 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
         rewards=rewards,
         reward=_number(i, "reward", record.get("reward")),
         advantage=None if advantage is None else _number(i, "advantage", advantage),
-        length=_count(i, record, "length", 0),
+        length=None if record.get("length") is None else _count(i, record, "length"),  # left out or null: unknown
         finish_reason=finish_reason,
     )
 
