@@ -22,6 +22,7 @@ from django.contrib import admin
 from webapp.feedback.models import (
     Assignment, Candidate, ComparisonTask, Criterion, CriterionScore, PreferenceLabel, Rubric, RubricVersion,
 )
+from webapp.feedback.templatetags.durations import duration_ms
 
 
 class CriterionInline(admin.TabularInline):
@@ -114,10 +115,15 @@ class PreferenceLabelAdmin(admin.ModelAdmin):
     the label review page and the API) reject and restore, keeping the count right. Nor is its
     task (moved, it counted in neither task's ``label_count``), annotator or rubric version."""
 
-    list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent_ms", "created_at", "rejected_at"]
+    list_display = ["id", "task", "annotator", "ranking", "both_bad", "time_spent", "created_at", "rejected_at"]
     list_filter = ["task__project"]
     readonly_fields = ["task", "annotator", "rubric_version", "rejected_at", "rejected_by", "rejection_reason"]
     inlines = [CriterionScoreInline]
+
+    @admin.display(description="Time spent", ordering="time_spent_ms")
+    def time_spent(self, label) -> str:
+        """As the task page shows it ("4.2 s"); the form and the exports keep raw milliseconds."""
+        return duration_ms(label.time_spent_ms)
 
     def has_add_permission(self, request):
         """Labels are submitted by annotators (``label_submit``), which counts them on their task."""
