@@ -12,7 +12,9 @@ table headers, so the user's words did not read as written."""
 import pytest
 
 from tests.browser.test_run_page import researcher  # noqa: F401 (a fixture: an owner logged in, their project)
-from tests.factories import make_policy, make_run
+from django.urls import reverse
+
+from tests.factories import make_policy, make_rubric, make_run
 from webapp.experiments.models import Checkpoint, PolicyModel, RunStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -59,3 +61,10 @@ def test_a_markdown_table_in_a_run_description_keeps_its_case(page, live_server,
     headers = page.eval_on_selector_all(".run-description th", "els => els.map(e => e.innerText.trim())")
     assert headers == ["Setting", "lr_Schedule"]
     assert page.eval_on_selector(".run-description th", "e => getComputedStyle(e).textTransform") == "none"
+
+
+def test_a_markdown_table_in_a_criterion_description_keeps_its_case(page, live_server, researcher):
+    rubric = make_rubric(researcher, criteria=[{"name": "Correct", "scale": "binary",
+                                                "description": "| Answer | Score_If |\n|---|---|\n| 4 | 1 |\n"}])
+    page.goto(live_server.url + reverse("feedback:rubric_detail", args=[researcher.id, rubric.id]))
+    assert page.eval_on_selector_all("td.md th", "els => els.map(e => e.innerText.trim())") == ["Answer", "Score_If"]
