@@ -213,7 +213,8 @@
       if (deletedOut) sayDeleted(last.compared_missing || []);
       render();
       const run = last.run;
-      const step = "step " + run.current_step + (run.steps_planned ? " of " + run.steps_planned : "");
+      const step = run.step_unreported ? "step not reported"  // an external trainer that sends no current_step
+        : "step " + run.current_step + (run.steps_planned ? " of " + run.steps_planned : "");
       const following = (last.compared_active || []).length;  // compared runs still going
       stateOut.textContent = run.terminal
         ? "final" + (following ? " · following " + following + " compared run" + (following === 1 ? "" : "s") : "")

@@ -304,7 +304,8 @@ def run_chart_data(request, project_id: int, run_id: int):
               if keys or not asked else [])
     return JsonResponse({
         "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
-                "current_step": run.current_step, "total_steps": run.total_steps, "steps_planned": run.steps_planned},
+                "current_step": run.current_step, "total_steps": run.total_steps, "steps_planned": run.steps_planned,
+                "step_unreported": run.step_unreported},
         "runs": {str(rid): name for rid, name in {run.id: run.name, **others}.items()},
         # Compared runs still going: the charts keep polling for them once this run is over.
         "compared_active": [str(r.id) for r in compared if not r.is_terminal],

@@ -124,6 +124,8 @@ def test_a_running_external_run_without_a_reported_step_shows_an_indeterminate_b
     table = runs_list(client, researcher)
     assert f'<progress aria-label="Progress of {run.name}: step not reported"></progress>' in table
     assert "step not reported · 50 steps" in table and "0/50" not in table
+    chart = client.get(reverse("experiments:chart_data", args=[researcher.id, run.id])).json()["run"]
+    assert chart["step_unreported"] is True and chart["current_step"] == 0  # the charts say "live · step not reported"
 
 
 def test_an_external_run_that_reported_its_step_keeps_its_bar(client, researcher):
@@ -135,3 +137,4 @@ def test_an_external_run_that_reported_its_step_keeps_its_bar(client, researcher
     table = runs_list(client, researcher)
     assert f'<progress max="1" value="1.0" aria-label="Progress of {run.name}"></progress>' in table
     assert "10/10" in table and "not reported" not in table
+    assert client.get(reverse("experiments:chart_data", args=[researcher.id, run.id])).json()["run"]["step_unreported"] is False
