@@ -27,6 +27,8 @@ SCALES = ("group", "batch", "none")
 LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 IMPORTANCE_LEVELS = ("token", "sequence")
 SURROGATES = ("ppo", "cispo")
+CURVATURE_MASKS = ("none", "capo")
+MAX_CURVATURE_TOP_K = 1024  # a token's support in CAPO's curvature model
 BUDGET_ALLOCATIONS = ("uniform", "knapsack")
 
 
@@ -86,6 +88,12 @@ def is_cuda_index(device: str) -> bool:
     at most 127 (torch wraps 128 to -128 and refuses 'cuda:x' only when the worker starts)."""
     match = _CUDA_INDEX.fullmatch(device)
     return match is not None and int(match.group(1)) <= 127
+
+
+def _positive_number(value: Any) -> bool:
+    """A finite number > 0 (not a bool, not NaN or infinity)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 def _one_of(value: Any, choices: tuple[str, ...], section: str, name: str) -> None:
@@ -364,6 +372,31 @@ class AlgorithmConfig:
         "ratios then cover the trained tokens only; loss/masked_token_fraction logs the share "
         "left out. A step whose every completion was truncated trains nothing (no optimiser "
         "step).", default=False)
+    curvature_mask: str = _help(
+        "'none', or 'capo' (CAPO, Curvature-Aware Policy Optimization, Melo et al. 2025, arXiv "
+        "2510.00819): before the step, each completion token's own update is predicted with a "
+        "second-order model of the LM head under AdamW's moments, and tokens whose predicted KL "
+        "(curvature_kl_threshold) or change of objective (curvature_objective_threshold) is too "
+        "large leave the policy loss, its mask and its token counts, as truncated completions do "
+        "under mask_truncated_completions; loss/curvature_masked_fraction logs the share of the "
+        "remaining tokens left out (the paper: under 8 %). Costs one extra forward pass without "
+        "gradients; needs a policy with a bias-free lm_head. A step with no token left trains "
+        "nothing. The test is the authors' token-level one (github.com/luckeciano/stable-pg-llm); "
+        "[R] Steer's adaptations (AdamW's own moments of lm_head.weight, the sampling "
+        "temperature, the top-k support) are listed in docs/architecture.md.",
+        default="none", omit_default=True)
+    curvature_kl_threshold: float = _help(
+        "With curvature_mask 'capo': a token is kept while its update's predicted KL, "
+        "lr^2/2 (v.u)^2, stays below this (the authors' GRPO recipe: 1e-4).",
+        default=1e-4, omit_default=True)
+    curvature_objective_threshold: float = _help(
+        "With curvature_mask 'capo': a token is kept while its update's predicted change of "
+        "objective, lr<g, G> + lr^2/2 g'Hg, lies strictly between minus this and this (the "
+        "authors' GRPO recipe: 0.01).", default=0.01, omit_default=True)
+    curvature_top_k: int = _help(
+        "With curvature_mask 'capo': the tokens of the vocabulary the curvature model sees at "
+        "each position, the policy's most likely ones with the sampled token (the authors "
+        "sample with top-k 50); 0 = the whole vocabulary.", default=50, omit_default=True)
 
     def __post_init__(self) -> None:
         s = self.SECTION
@@ -381,6 +414,14 @@ class AlgorithmConfig:
         _check(self.beta >= 0, s, "beta", "must be >= 0 (0 disables the KL penalty)")
         _check(self.num_iterations >= 1, s, "num_iterations", "must be at least 1")
         _at_most(self.num_iterations, MAX_ITERATIONS, s, "num_iterations")
+        _one_of(self.curvature_mask, CURVATURE_MASKS, s, "curvature_mask")
+        _check(_positive_number(self.curvature_kl_threshold), s, "curvature_kl_threshold",
+               "must be a number > 0, e.g. 1e-4")
+        _check(_positive_number(self.curvature_objective_threshold), s,
+               "curvature_objective_threshold", "must be a number > 0, e.g. 0.01")
+        _check(self.curvature_top_k >= 0, s, "curvature_top_k",
+               "must be >= 0 (0 = the whole vocabulary), e.g. 50")
+        _at_most(self.curvature_top_k, MAX_CURVATURE_TOP_K, s, "curvature_top_k")
 
     @property
     def clips_by_correctness(self) -> bool:

@@ -15,6 +15,9 @@ built-in sampler, the number to watch when a faster decoder is plugged in); with
 ``algorithm.mask_truncated_completions`` also loss/masked_token_fraction (the share of the
 trained completions' tokens left out of the loss because their completion hit max_new_tokens;
 absent when the knob is off, as clip_ratio/incorrect_region_mean is without DISPO's clips);
+with ``algorithm.curvature_mask`` "capo" also loss/curvature_masked_fraction (the share of the
+tokens left after that which CAPO's curvature model rejected; loss/masked_token_fraction keeps
+counting truncation alone);
 with ``rollout.budget_allocation`` "knapsack" also rollout/group_size_mean,
 rollout/group_size_min and rollout/group_size_max (completions per prompt over the step's
 groups, refills included; absent with a uniform budget, where every group has

@@ -16,8 +16,10 @@ import torch
 
 from .chunked_logprobs import fast_token_logprobs, supports_head
 from .config import AlgorithmConfig, OptimConfig
+from .curvature_mask import capo_token_mask, head_adam_state
 from .losses import SURROGATE_LOSSES, aggregate_loss, kl_k3, token_logprobs
 from .master_weights import LOW_PRECISION, MasterWeightsAdamW
+from .rollout import position_ids_from_mask
 
 
 @dataclass
@@ -131,7 +133,8 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff; with
     clips by correctness also clip_ratio/incorrect_region_mean, the share of the batch's tokens
     clipped in incorrect completions, so clip_ratio/region_mean minus it is the correct ones';
-    with ``algo.mask_truncated_completions`` also loss/masked_token_fraction).
+    with ``algo.mask_truncated_completions`` also loss/masked_token_fraction; with
+    ``algo.curvature_mask`` 'capo' also loss/curvature_masked_fraction).
 
     With ``algo.mask_truncated_completions`` the truncated rows' tokens leave the mask that the
     loss, its divisors and the metrics read (TRL's ``completion_mask * ~is_truncated``); those
@@ -143,6 +146,12 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     Rows whose advantage is 0 add nothing to the clipped loss or its gradient, so without a
     KL term they get a single no-grad pass (for entropy) instead of forward and backward; the
     divisors still count them, so the step equals the full-batch step.
+
+    With ``algo.curvature_mask`` 'capo' the tokens left in the mask then go through CAPO's
+    curvature model (``capo_mask``) before anything is trained, and those it rejects leave the
+    mask as truncated rows do (loss, divisors, metrics; rows left without a token get no
+    forward); the model's weights and the optimiser's state are as before it. With 'none'
+    (the default) none of this runs.
 
     ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
     allows it, and ``compile_head`` compiles that head's soft-max arithmetic; the result is
@@ -167,18 +176,25 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
     masked_fraction = None
     if algo.mask_truncated_completions:
         mask, masked_fraction = mask_truncated(mask, batch.truncated)
+    curvature_fraction = None
+    if algo.curvature_mask == "capo":
+        mask, curvature_fraction = capo_mask(model, optimizer, batch, mask, algo, lr=lr,
+                                             temperature=temperature,
+                                             micro_batch_size=micro_batch_size)
+    masking = masked_fraction is not None or curvature_fraction is not None
     batch_tokens = float(mask.sum())
-    if masked_fraction is not None and batch_tokens == 0:  # every completion truncated
-        return skipped_update_metrics(algo, lr, masked_token_fraction=masked_fraction)
+    if masking and batch_tokens == 0:  # every completion truncated, or every token rejected
+        return skipped_update_metrics(algo, lr, masked_token_fraction=masked_fraction or 0.0,
+                                      curvature_masked_fraction=curvature_fraction or 0.0)
     trained_rows = torch.ones(n, dtype=torch.bool)  # rows with a token in the loss's mask
-    if masked_fraction is not None:
+    if masking:
         trained_rows = mask.sum(dim=1).cpu() > 0
     ref = None
-    if algo.beta > 0 and ref_model is not None:  # truncated rows masked out: no forward
+    if algo.beta > 0 and ref_model is not None:  # masked-out rows: no forward
         ref = reference_logprobs(ref_model, batch, temperature=temperature,
                                  micro_batch_size=micro_batch_size, fast=fast,
                                  compile_head=compile_head,
-                                 rows=trained_rows if masked_fraction is not None else None)
+                                 rows=trained_rows if masking else None)
     logprobs_of = _logprobs_fn(model, fast, compile_head)
     needs_grad = torch.ones(n, dtype=torch.bool) if ref is not None else (
         batch.advantages.cpu() != 0)
@@ -250,7 +266,40 @@ def _policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, 
         metrics["clip_ratio/incorrect_region_mean"] = sums["region_incorrect"] / mu
     if masked_fraction is not None:
         metrics["loss/masked_token_fraction"] = masked_fraction
+    if curvature_fraction is not None:
+        metrics["loss/curvature_masked_fraction"] = curvature_fraction
     return metrics
+
+
+@torch.no_grad()
+def capo_mask(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, mask: torch.Tensor,
+              algo: AlgorithmConfig, *, lr: float, temperature: float, micro_batch_size: int
+              ) -> tuple[torch.Tensor, float]:
+    """CAPO (``algo.curvature_mask`` 'capo'): ``mask`` (N, T) with the tokens whose predicted
+    update leaves the trust region zeroed, and the share of ``mask``'s tokens that left it.
+
+    One forward without gradients, rows with a token in ``mask`` only, gives the final hidden
+    states; ``curvature_mask.capo_token_mask`` does the rest with the LM head's weight and
+    its AdamW state as they stand before this step, and changes neither."""
+    if not supports_head(model):
+        raise ValueError("algorithm.curvature_mask 'capo' needs a policy whose lm_head is a "
+                         "bias-free linear layer over model.model's final hidden states")
+    t = mask.shape[1]
+    weight = model.lm_head.weight
+    state = head_adam_state(optimizer, weight)
+    keep = torch.zeros_like(mask)
+    for rows in _row_chunks(mask.sum(dim=1).cpu() > 0, micro_batch_size, mask.device):
+        ids, attention = batch.input_ids[rows], batch.attention_mask[rows]
+        hidden = model.model(input_ids=ids, attention_mask=attention,
+                             position_ids=position_ids_from_mask(attention)
+                             ).last_hidden_state[:, -(t + 1):-1]  # (n, T, H): i predicts i + 1
+        keep[rows] = capo_token_mask(
+            hidden, weight, ids[:, -t:], batch.advantages[rows], mask[rows], lr=lr,
+            temperature=temperature, top_k=algo.curvature_top_k,
+            kl_threshold=algo.curvature_kl_threshold,
+            objective_threshold=algo.curvature_objective_threshold, state=state)
+    total = float(mask.sum())
+    return keep, (total - float(keep.sum())) / max(total, 1.0)
 
 
 def mask_truncated(mask: torch.Tensor, truncated: torch.Tensor | None
@@ -265,15 +314,20 @@ def mask_truncated(mask: torch.Tensor, truncated: torch.Tensor | None
 
 
 def skipped_update_metrics(algo: AlgorithmConfig, lr: float, *,
-                           masked_token_fraction: float = 0.0) -> dict[str, float]:
-    """The update metrics of a step that trains on nothing (every group filtered out, or every
-    completion truncated with ``algo.mask_truncated_completions``): zeros and the learning rate,
-    with loss/masked_token_fraction when the algorithm masks truncated completions."""
+                           masked_token_fraction: float = 0.0,
+                           curvature_masked_fraction: float = 0.0) -> dict[str, float]:
+    """The update metrics of a step that trains on nothing (every group filtered out, every
+    completion truncated with ``algo.mask_truncated_completions``, or every token rejected by
+    ``algo.curvature_mask``): zeros and the learning rate, with loss/masked_token_fraction
+    when the algorithm masks truncated completions and loss/curvature_masked_fraction when it
+    masks by curvature."""
     metrics = {"kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0,
                "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.0, "grad_norm": 0.0,
                "loss": 0.0, "learning_rate": lr, "rollout/logprob_abs_diff": 0.0}
     if algo.mask_truncated_completions:
         metrics["loss/masked_token_fraction"] = masked_token_fraction
+    if algo.curvature_mask != "none":
+        metrics["loss/curvature_masked_fraction"] = curvature_masked_fraction
     return metrics
 
 
