@@ -38,6 +38,10 @@ KNOBS = [
     ("algorithm.beta", "KL β"),
     ("algorithm.num_iterations", "Updates per batch (μ)"),
     ("algorithm.mask_truncated_completions", "Mask truncated completions (DAPO overlong filtering)"),
+    ("algorithm.curvature_mask", "Curvature mask (CAPO)"),
+    ("algorithm.curvature_kl_threshold", "CAPO: largest predicted KL of a token's update"),
+    ("algorithm.curvature_objective_threshold", "CAPO: largest predicted |change of objective|"),
+    ("algorithm.curvature_top_k", "CAPO: tokens per position in the curvature model (0 = all)"),
     ("rollout.num_generations", "Completions per prompt (G)"),
     ("rollout.prompts_per_step", "Prompts per step"),
     ("rollout.max_new_tokens", "Max new tokens"),
@@ -101,6 +105,7 @@ def _choices_for(path: str) -> tuple[str, ...] | None:
         "algorithm.loss_aggregation": engine_config.LOSS_AGGREGATIONS,
         "algorithm.importance_level": engine_config.IMPORTANCE_LEVELS,
         "algorithm.surrogate": engine_config.SURROGATES,
+        "algorithm.curvature_mask": engine_config.CURVATURE_MASKS,
         "policy.dtype": engine_config.DTYPES,
         "rollout.budget_allocation": engine_config.BUDGET_ALLOCATIONS,
     }.get(path)
@@ -113,6 +118,7 @@ def _range_for(path: str) -> dict[str, int]:
 
     low, high = {
         "algorithm.num_iterations": (1, c.MAX_ITERATIONS),
+        "algorithm.curvature_top_k": (0, c.MAX_CURVATURE_TOP_K),
         "rollout.num_generations": (1, c.MAX_GENERATIONS),
         "rollout.prompts_per_step": (1, c.MAX_PROMPTS_PER_STEP),
         "rollout.max_new_tokens": (1, c.MAX_NEW_TOKENS),
