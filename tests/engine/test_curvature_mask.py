@@ -360,6 +360,29 @@ def test_rows_left_without_a_token_get_no_policy_forward(monkeypatch):
     assert metrics["loss/curvature_masked_fraction"] == pytest.approx(6 / 9)
 
 
+def test_a_bfloat16_policy_is_masked_from_its_master_weights_state():
+    """A bfloat16 head: logits in its precision, the maths in float32 with the float32 master
+    copy's moments; loose thresholds keep every token, tight ones none, and the kept step
+    trains as the plain one does."""
+    _, tok = build_tiny_policy(**TINY)
+
+    def run(extra):
+        model = build_tiny_policy(**TINY)[0].to(torch.bfloat16)
+        opt = build_optimizer(model, OptimConfig())
+        out = [policy_update(model, opt, _batch(tok), algo=AlgorithmConfig(**extra),
+                             optim=OptimConfig(), lr=1e-2, temperature=0.7, max_new_tokens=3,
+                             micro_batch_size=2) for _ in range(2)]
+        return out[-1], [p.detach().clone() for p in model.parameters()]
+    plain, plain_weights = run({})
+    loose, loose_weights = run({"curvature_mask": "capo", **NOTHING_MASKED})
+    assert loose.pop("loss/curvature_masked_fraction") == 0.0 and loose == plain
+    assert all(torch.equal(a, b) for a, b in zip(plain_weights, loose_weights))
+    tight, _ = run({"curvature_mask": "capo", "curvature_kl_threshold": 1e-30,
+                    "curvature_objective_threshold": 1e-30})
+    # zero-advantage row 3 (2 tokens) moves nothing on the first step; everything else goes
+    assert tight["loss/curvature_masked_fraction"] >= 7 / 9
+
+
 def test_a_policy_without_a_plain_lm_head_is_refused():
     model, tok = build_tiny_policy(**TINY)
     model.lm_head = torch.nn.Linear(32, model.lm_head.out_features, bias=True)

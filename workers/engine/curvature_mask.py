@@ -150,19 +150,22 @@ def capo_token_mask(hidden: torch.Tensor, head_weight: torch.Tensor, actions: to
     if not bool(where.any()):
         return keep
     rows = torch.nonzero(where)[:, 0]
-    h_all = hidden[where].float() / temperature                     # (M, H)
+    h_all = hidden[where]                                            # (M, H)
     acts = actions[where]
     adv = advantages[rows].float()
-    weight = head_weight.float()
-    vocab, size = weight.shape
+    vocab, size = head_weight.shape
     width = vocab if top_k <= 0 else min(top_k, vocab)
     chunk = max(1, min(_CHUNK_ELEMENTS // max(width * size, 1),
                        _CHUNK_ELEMENTS // max(vocab, 1)))
     kept = []
     for i in range(0, h_all.shape[0], chunk):
         h = h_all[i:i + chunk]
-        ids, pi, onehot = support(h @ weight.T, acts[i:i + chunk], top_k)
-        terms = curvature_terms(h, ids, pi, onehot, adv[i:i + chunk], lr, state)
+        # the logits as the model makes them (in the head's precision, no float32 copy of a
+        # large head), at the temperature as the loss reads them; the maths in float32
+        logits = (h.to(head_weight.dtype) @ head_weight.T).float() / temperature
+        ids, pi, onehot = support(logits, acts[i:i + chunk], top_k)
+        terms = curvature_terms(h.float() / temperature, ids, pi, onehot, adv[i:i + chunk], lr,
+                                state)
         kept.append(keep_tokens(terms, kl_threshold=kl_threshold,
                                 objective_threshold=objective_threshold))
     keep[where] = torch.cat(kept).to(keep.dtype)
