@@ -221,6 +221,13 @@ EXTRAS = {"plain": {}, "mu2-kl": {"num_iterations": 2, "beta": 0.1,
                                    "loss_aggregation": "seq_mean_token_mean"}}
 
 
+# Where they were recorded: another torch build, or another CPU's kernels (AVX2 where this is
+# AVX-512), round differently, so the recorded bits are compared only where they can hold.
+RECORDED_ON = ("2.13.0+cpu", "AVX512")
+
+
+@pytest.mark.skipif((torch.__version__, torch.backends.cpu.get_cpu_capability()) != RECORDED_ON,
+                    reason=f"the digests were recorded on torch {RECORDED_ON[0]} with {RECORDED_ON[1]} kernels")
 @pytest.mark.parametrize("name, fast", list(BEFORE), ids=[f"{n}-{'fast' if f else 'plain'}" for n, f in BEFORE])
 def test_with_the_switch_off_the_update_is_bit_for_bit_what_it_was(name, fast, monkeypatch):
     def refuse(*args, **kwargs):
