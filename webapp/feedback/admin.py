@@ -14,7 +14,11 @@ them by, their metadata, which names the run a head-to-head vote counts for) and
 version's criteria (name, description, weight, scale, position), which scores were given
 against. Edited, added or deleted here, a stored judgement came to mean another one (a label
 "B over A" over a rewritten B, a score of 4 on a scale now 0-1): a rubric changes by a new
-version (``rubric_update``, the rubric's page), tasks by importing new ones.
+version (``rubric_update``, the rubric's page), tasks by importing new ones. So is a task's
+prompt (text and chat messages), which its candidates answer and its labels judged them by,
+and its gold answer (``is_gold``, ``gold_ranking``), which gold accuracy scores labels against:
+a gold ranking is set or cleared on the task's page (``comparison_task_set_gold``), which
+checks it against the task's candidates.
 """
 
 from django.contrib import admin
@@ -80,7 +84,16 @@ class ComparisonTaskAdmin(admin.ModelAdmin):
     list_filter = ["project", "is_gold"]
     # label_count is kept by labelling and review (review.py); the rest ties the task to its project.
     readonly_fields = ["project", "source_run", "source_run_name", "rubric_version", "label_count"]
+    # What its labels judged (the prompt the candidates answer) and what gold scoring compares
+    # them with: the gold answer is set on the task's page (``comparison_task_set_gold``, which
+    # checks the ranking against the candidates and keeps ``is_gold`` and it in step).
+    judged_fields = ["prompt_text", "prompt_messages", "is_gold", "gold_ranking"]
     inlines = [CandidateInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        """Once the task exists (the admin adds none), its prompt and gold answer are shown, not edited."""
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + self.judged_fields if obj is not None else fields
 
     def has_add_permission(self, request):
         """Tasks are imported or made from a run (the comparison-tasks page, the API), in a project."""

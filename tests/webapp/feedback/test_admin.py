@@ -267,3 +267,42 @@ def test_the_candidate_and_criterion_inlines_list_every_field_read_only(rf, staf
         editable = {f.name for f in model._meta.fields if f.editable and not f.primary_key} - {link}
         assert editable and editable <= set(admin.get_readonly_fields(request)), inline
         assert not admin.has_add_permission(request, None) and not admin.has_delete_permission(request, None)
+
+
+def test_the_task_admin_shows_its_prompt_and_gold_answer_but_cannot_change_them(client, staff, project, annotator):
+    """The prompt is what the candidates answer and the labels judged them by; the gold ranking
+    is what gold accuracy scores labels against. Rewritten here, a stored label judged another
+    question, and annotators were scored against an answer nobody checked against the candidates
+    (``comparison_task_set_gold``, on the task's page, does)."""
+    messages = [{"role": "user", "content": "<i>Say hi.</i>"}]
+    task = make_task(project, prompt_messages=messages, gold_ranking=[[1], [0]], required_labels=2)
+    label_submit(task=task, annotator=annotator, ranking=[[1], [0]], submission_key=uuid.uuid4().hex)
+    before = ComparisonTask.objects.values("prompt_text", "prompt_messages", "is_gold", "gold_ranking").get(pk=task.pk)
+    assert before["is_gold"] and before["gold_ranking"] == [[1], [0]] and before["prompt_messages"] == messages
+    url = reverse("admin:feedback_comparisontask_change", args=[task.pk])
+    page = client.get(url).content.decode()
+    for field in ("prompt_text", "prompt_messages", "is_gold", "gold_ranking"):
+        assert f'name="{field}"' not in page, field
+    assert "&lt;i&gt;Say hi.&lt;/i&gt;" in page and "<i>Say hi.</i>" not in page  # shown, as text
+    response = client.post(url, task_change_form(
+        task, prompt_text="Say bye.", prompt_messages='[{"role": "user", "content": "Say bye."}]',
+        gold_ranking="[[0], [1]]", required_labels=3))  # is_gold left unticked, as if cleared
+    assert response.status_code == 302, response.content.decode()[:3000]
+    after = ComparisonTask.objects.values("prompt_text", "prompt_messages", "is_gold", "gold_ranking").get(pk=task.pk)
+    assert after == before
+    assert ComparisonTask.objects.get(pk=task.pk).required_labels == 3  # the form saves what it may change
+
+
+def test_the_task_admin_lists_its_prompt_and_gold_answer_read_only_once_the_task_exists(rf, staff, project):
+    from django.contrib.admin.sites import site
+
+    task = make_task(project)
+    admin = site._registry[ComparisonTask]
+    request = rf.get("/")
+    request.user = staff
+    judged = {"prompt_text", "prompt_messages", "is_gold", "gold_ranking"}
+    assert judged <= set(admin.get_readonly_fields(request, task))
+    assert {"project", "label_count"} <= set(admin.get_readonly_fields(request, task))
+    assert not judged & set(admin.get_readonly_fields(request, None))  # (the admin adds no task: 403 above)
+    editable = {f.name for f in ComparisonTask._meta.fields if f.editable and not f.primary_key}
+    assert editable - set(admin.get_readonly_fields(request, task)) == {"required_labels"}
