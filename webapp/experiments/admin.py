@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from webapp.experiments.models import Checkpoint, MetricChunk, PolicyModel, Run, Trajectory
+from webapp.experiments.models import Checkpoint, MetricChunk, PolicyModel, Run, RunArtifact, Trajectory
 
 
 @admin.register(PolicyModel)
@@ -68,3 +68,31 @@ class TrajectoryAdmin(admin.ModelAdmin):
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
     list_display = ["run", "step", "path", "size_bytes", "created_at"]
+
+
+@admin.register(RunArtifact)
+class RunArtifactAdmin(admin.ModelAdmin):
+    """Read-only: a row and its file on disk are kept in step by the artifact services
+    (``webapp.experiments.artifacts``). An upload (the run's page, the API) writes the file, then
+    the row with its size and hash, and replaces the path's old file; ``artifact_delete`` removes
+    the row and then its file. A row changed here no longer described its file (size, sha256, the
+    stored name), and one deleted here left its file on disk, unlisted and still counted by no
+    limit: delete an artifact on its run's page or through the API."""
+
+    list_display = ["run", "project", "path", "size_bytes", "sha256", "created_at"]
+    list_filter = ["run__project"]
+    list_select_related = ["run__project"]
+    search_fields = ["path"]
+
+    @admin.display(ordering="run__project")
+    def project(self, artifact: RunArtifact):
+        return artifact.run.project
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
