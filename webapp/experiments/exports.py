@@ -14,7 +14,8 @@ export that holds both chat and plain prompts gives every plain one as one user 
 ``datasets`` column that is null throughout its first block (10 MB) and a list later fails to
 load ("Couldn't cast array of type list<...> to null"). So each column holds one type and
 ``datasets.load_dataset("json", ...)`` loads the file as is; the same limit of ``datasets``
-holds for ``advantage`` (a run whose first steps have none and later steps have one) and for
+holds for ``advantage`` (a run whose first steps have none and later steps have one), for
+``prompt`` (null for the prompts an external trainer sent first, an id later) and for
 ``rewards`` (a component first reported after the first block), which the file cannot avoid;
 ``run_trajectories_parquet`` writes the same rows with a schema fixed up front, which it avoids.
 Text is UTF-8, with U+2028 and U+2029 escaped (``str.splitlines()`` ends a line

@@ -107,7 +107,17 @@ def raw_labels_jsonl(*, project) -> Iterator[str]:
     scores, time and rubric version.
 
     As in the preference export, a project that mixes chat and plain prompts gives every
-    ``prompt`` as a message list (a plain one as one user message)."""
+    ``prompt`` as a message list (a plain one as one user message).
+
+    Every line has the ``LABEL_COLUMNS`` keys, each with one JSON type on every line or null;
+    floats (a score's ``value``, a criterion's ``weight``) are floats on every line. Null (or
+    empty) where there is nothing: ``gold_ranking`` on a task that is not gold, ``strength`` on a
+    label that gives none, ``rubric`` (and ``scores`` is []) on a label without a rubric. So
+    ``datasets.load_dataset("json", ...)``, which types each column from the file's first 10 MB,
+    fails on a file whose first 10 MB hold none of them and whose later lines do ("Couldn't cast
+    array of type ... to null"); [] in place of null would fail the same way (a block of empty
+    lists is list<null>). ``raw_labels_parquet`` writes the same rows typed up front; the JSONL
+    loads when given ``features=``."""
     for record in _label_records(project, conversational=mixes_prompt_formats(project)):
         yield _line({**record, "created_at": record["created_at"].isoformat()})
 
