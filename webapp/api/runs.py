@@ -162,9 +162,10 @@ def _in_project(model, project, pk, field):
 
 class RunSweepCreateApi(SteerApi):
     """POST: launch a grid sweep, one run per combination of one or two settings' values, as the
-    New-run, DPO and SFT pages' *Sweep* does (``webapp.experiments.sweeps``): every run's config is
-    checked before any is launched, then all are launched together, each named for its values and
-    tagged. Answers the runs in the grid's order. An ``Idempotency-Key`` covers the whole sweep.
+    New-run, DPO, SFT and New-evaluation pages' *Sweep* does (``webapp.experiments.sweeps``): every
+    run's config is checked before any is launched, then all are launched together, each named for
+    its values and tagged. Answers the runs in the grid's order. An ``Idempotency-Key`` covers the
+    whole sweep.
 
     A route of its own rather than a ``sweep`` key of the run creation: it answers a list of runs,
     where that one answers a run, so each operation's schema states exactly what it returns.
@@ -174,13 +175,15 @@ class RunSweepCreateApi(SteerApi):
         name = serializers.CharField(max_length=200, help_text="Each run's name begins with it, then its values.")
         kind = serializers.ChoiceField(
             choices=[(kind, RunKind(kind).label) for kind in SWEEP_KINDS],
-            error_messages={"invalid_choice": "a sweep launches policy, dpo or sft runs, not {input} runs"})
+            error_messages={"invalid_choice": "a sweep launches policy, dpo, sft or evaluation runs, not {input} runs"})
         config = JsonObjectField(required=False, default=dict,
                                  help_text="Engine config (a JSON object) the grid's values are set over.")
         sweep = JsonObjectField(help_text='Up to two settings and their values, e.g. {"optim.lr": [1e-6, 3e-6], '
                                           '"algorithm.beta": [0, 0.04]}: a setting is section.key or '
                                           "rewards[i].weight (one of config.rewards), 2 to 8 values each, at most "
-                                          f"{MAX_RUNS} runs.")
+                                          f"{MAX_RUNS} runs. An evaluation's are those it reads: rollout (its "
+                                          "sampling), policy, rewards[i].weight, train.seed, train.device, "
+                                          "train.fast_path.")
         sweep_tag = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
                                           help_text="The tag every run gets (no comma, at most 40 characters); "
                                                     "left out: sweep- and a short id.")

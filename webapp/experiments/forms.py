@@ -16,7 +16,7 @@ from django import forms
 
 from webapp.core.json_input import json_error, storable_json
 from webapp.datasets.models import PromptDataset
-from webapp.experiments.models import PolicyModel
+from webapp.experiments.models import PolicyModel, RunKind
 from webapp.experiments.services import IDEMPOTENCY_KEY
 
 REWARD_ROWS = 4
@@ -169,22 +169,32 @@ class LaunchForm(forms.Form):
         self.data["submission_key"] = new_submission_key()
 
 
-class SweepLaunchForm(LaunchForm):
-    """A launch form that may launch a grid sweep: ``sweep``, settings and their values as JSON
-    (``webapp.experiments.sweeps``), read into ``cleaned_data["sweep_axes"]`` ([] for one run)
-    by ``clean_sweep_axes``, which the form's ``clean`` calls once its config is known."""
+SWEEP_HELP = ('Up to two settings of the config and their values, each applied over the settings above, e.g. '
+              '{example} launches {count} runs. A setting is '
+              'section.key, or rewards[i].weight (i counted from 0 among the rewards chosen); 2 to 8 values '
+              'each, at most 16 runs. Every run is checked before any is launched; each is named for its '
+              'values and tagged, and the runs list shows them to compare.')
 
+
+class SweepLaunchForm(LaunchForm):
+    """A launch form that may launch a grid sweep of ``sweep_kind`` runs: ``sweep``, settings and
+    their values as JSON (``webapp.experiments.sweeps``), read into ``cleaned_data["sweep_axes"]``
+    ([] for one run) by ``clean_sweep_axes``, which the form's ``clean`` calls once its config is
+    known. ``sweep_example`` (a grid and its count of runs) is the one the field's help shows."""
+
+    sweep_kind = ""
+    sweep_example = ('{"optim.lr": [1e-6, 3e-6, 1e-5], "algorithm.beta": [0, 0.04]}', 6)
     sweep = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}), initial="",
-        label="Sweep (JSON, optional: one run per combination of values)",
-        help_text='Up to two settings of the config and their values, each applied over the settings above, e.g. '
-                  '{"optim.lr": [1e-6, 3e-6, 1e-5], "algorithm.beta": [0, 0.04]} launches 6 runs. A setting is '
-                  'section.key, or rewards[i].weight (i counted from 0 among the rewards chosen); 2 to 8 values '
-                  'each, at most 16 runs. Every run is checked before any is launched; each is named for its '
-                  'values and tagged, and the runs list shows them to compare.')
+        label="Sweep (JSON, optional: one run per combination of values)")
     sweep_tag = forms.CharField(
         required=False, max_length=40, label="Sweep tag",
         help_text="The tag the sweep's runs get (no commas); empty: sweep- and a short id.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        example, count = self.sweep_example
+        self.fields["sweep"].help_text = SWEEP_HELP.format(example=example, count=count)
 
     def clean_sweep(self):
         raw = self.cleaned_data.get("sweep") or ""
@@ -195,11 +205,11 @@ class SweepLaunchForm(LaunchForm):
             raise forms.ValidationError('Must be a JSON object, e.g. {"optim.lr": [1e-6, 3e-6]}.')
         return value
 
-    def clean_sweep_axes(self, defaults: dict) -> None:
-        """The sweep's axes, typed by the engine's ``defaults`` and this form's config, into
-        ``cleaned_data["sweep_axes"]``; a refusal on the sweep field."""
+    def clean_sweep_axes(self) -> None:
+        """The sweep's axes, typed by the engine's defaults of ``sweep_kind`` (``sweep_defaults``)
+        and this form's config, into ``cleaned_data["sweep_axes"]``; a refusal on the sweep field."""
         from webapp.experiments.errors import RunError
-        from webapp.experiments.sweeps import sweep_parse
+        from webapp.experiments.sweeps import sweep_defaults, sweep_parse
 
         self.cleaned_data["sweep_axes"] = []
         if "sweep" not in self.fields:
@@ -210,7 +220,8 @@ class SweepLaunchForm(LaunchForm):
                 self.add_error("sweep_tag", "A sweep tag goes with a sweep: fill in Sweep, or leave the tag empty.")
             return
         try:
-            self.cleaned_data["sweep_axes"] = sweep_parse(grid, defaults=defaults, config=self.config())
+            self.cleaned_data["sweep_axes"] = sweep_parse(grid, defaults=sweep_defaults(self.sweep_kind),
+                                                          config=self.config(), kind=self.sweep_kind)
         except RunError as exc:
             self.add_error("sweep", exc.message)
 
@@ -233,6 +244,7 @@ def new_submission_key() -> str:
 
 class NewRunForm(SweepLaunchForm):
     trains = True  # a policy run: the engine's training rules apply
+    sweep_kind = RunKind.POLICY
     knobs = KNOBS  # the engine settings the form shows, each as a field
     held_out_knobs = HELD_OUT_KNOBS  # shown beside eval_dataset
     name = forms.CharField(max_length=200)
@@ -389,7 +401,7 @@ class NewRunForm(SweepLaunchForm):
                 errors.append(exc)
         for exc in errors or config_errors(self.config()):
             self.add_input_error(f"config.{exc.field}", exc.message)
-        self.clean_sweep_axes(self.defaults)
+        self.clean_sweep_axes()
         return cleaned
 
     def config(self) -> dict:
@@ -431,6 +443,8 @@ class NewEvaluationForm(NewRunForm):
     scored with the rewards; the run's page sums it up (reward, accuracy, pass@k)."""
 
     trains = False
+    sweep_kind = RunKind.EVALUATION
+    sweep_example = ('{"rollout.temperature": [0.6, 1.0], "train.seed": [0, 1, 2]}', 6)
     knobs = EVALUATION_KNOBS
     held_out_knobs = []  # an evaluation is all held out
 
@@ -442,7 +456,6 @@ class NewEvaluationForm(NewRunForm):
                                               'or {"train": {"device": "cpu"}}.')
         self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
         self.fields["rollout__num_generations"].required = False  # blank with Greedy; the engine names it otherwise
-        del self.fields["sweep"], self.fields["sweep_tag"]  # sweeps are for training runs
 
     def clean(self):
         cleaned = super().clean()
@@ -631,7 +644,7 @@ class _OfflineRunForm(SweepLaunchForm):
             self.config_class().from_dict({k: v for k, v in self.config().items() if k != "data"})
         except ConfigError as exc:
             self.add_input_error(f"config.{exc.field}", exc.message)
-        self.clean_sweep_axes(self.config_class()().to_dict())
+        self.clean_sweep_axes()
         return cleaned
 
     def config(self) -> dict:
@@ -664,6 +677,7 @@ class DPORunForm(_OfflineRunForm):
     its pair sets), and the DPO settings."""
 
     knobs = DPO_KNOBS
+    sweep_kind = RunKind.DPO
     data_field = "pair_set"
     pair_set = forms.ChoiceField(
         label="Preference data",
@@ -713,6 +727,7 @@ class SFTRunForm(_OfflineRunForm):
     set's chosen answers, or a prompt dataset's references), and the SFT settings."""
 
     knobs = SFT_KNOBS
+    sweep_kind = RunKind.SFT
     data_field = "data"
     data = forms.ChoiceField(
         label="Examples",

@@ -5,7 +5,9 @@ The grid is ``{"optim.lr": [1e-6, 3e-6], "algorithm.beta": [0, 0.04]}``: each ke
 setting (or ``rewards[<i>].weight``), each value a list of 2–8 values (or one text of them
 separated by commas), at most 16 runs in all. The pure functions below read, expand and name the
 grid; ``sweep_launch`` checks every run's config with the engine before it creates any, then
-creates them all in one transaction, each tagged with the sweep's tag.
+creates them all in one transaction, each tagged with the sweep's tag. An evaluation is swept
+over what it reads (its sampling, seed, rewards' weights: a policy at several temperatures, say),
+the settings ``sweep_defaults`` gives for it; it trains nothing, so a training setting is refused.
 
 Idempotency: a launch page's submission key ``K`` covers the whole sweep. Point ``i`` of ``n``
 (in the grid's order) is created under the key ``sweep:<first 24 hex of SHA-256(K)>:<i>:<n>``
@@ -50,8 +52,14 @@ NAME_MAX_LENGTH = 200  # Run.name's
 POLICY_SPEC_PATHS = ("policy.source", "policy.name", "policy.path")
 REWARD_WEIGHT = re.compile(r"^rewards\[(\d+)\]\.weight$")
 SWEEP_FIELD = "sweep"
-# The kinds the New-run, DPO and SFT pages launch; an evaluation trains nothing to sweep.
-SWEEP_KINDS = (RunKind.POLICY, RunKind.DPO, RunKind.SFT)
+# The kinds the New-run, DPO, SFT and New-evaluation pages launch.
+SWEEP_KINDS = (RunKind.POLICY, RunKind.DPO, RunKind.SFT, RunKind.EVALUATION)
+# What an evaluation reads of its config (``workers.engine.evaluation_run.evaluate_policy``): the
+# policy, how it samples (not a knapsack's budget, which ``check_evaluable`` refuses), the rewards
+# that score it, and of the loop its seed and device. It trains nothing: a sweep over any other
+# setting (optim.lr, algorithm.beta, train.total_steps...) would launch the same evaluation again.
+EVALUATION_SAMPLING_LEFT_OUT = ("budget_allocation", "min_generations", "max_generations")
+EVALUATION_LOOP = ("seed", "device", "fast_path", "log_system_metrics")
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,12 @@ class SweepAxis:
 
 # ---------------------------------------------------------------- reading the grid
 
-def sweep_parse(grid, *, defaults: dict, config: dict) -> list[SweepAxis]:
+def sweep_parse(grid, *, defaults: dict, config: dict, kind: str | None = None) -> list[SweepAxis]:
     """The axes of ``grid`` (the JSON object the form or a client sends), each value typed as the
-    engine's default at its path (``defaults``: the engine's config as JSON) types it; a reward's
-    weight is a number and names one of ``config``'s rewards. [] for no grid ({} or None).
-    RunError on ``sweep`` names the setting or value at fault."""
+    engine's default at its path (``defaults``: the engine's config as JSON, ``sweep_defaults``)
+    types it; a reward's weight is a number and names one of ``config``'s rewards. [] for no grid
+    ({} or None). RunError on ``sweep`` names the setting or value at fault (for an evaluation,
+    ``kind``, a setting it does not read says what it reads)."""
     if grid is None or grid == {}:
         return []
     if not isinstance(grid, dict):
@@ -77,7 +86,7 @@ def sweep_parse(grid, *, defaults: dict, config: dict) -> list[SweepAxis]:
     if len(grid) > MAX_SETTINGS:
         raise RunError(f"a sweep varies at most {MAX_SETTINGS} settings; this one names {len(grid)} "
                        f"({', '.join(grid)})", field=SWEEP_FIELD)
-    axes = [SweepAxis(path, _values(path, raw, _default_at(path, defaults=defaults, config=config)))
+    axes = [SweepAxis(path, _values(path, raw, _default_at(path, defaults=defaults, config=config, kind=kind)))
             for path, raw in grid.items()]
     runs = math.prod(len(axis.values) for axis in axes)
     if runs > MAX_RUNS:
@@ -88,11 +97,18 @@ def sweep_parse(grid, *, defaults: dict, config: dict) -> list[SweepAxis]:
 
 def sweep_defaults(kind: str) -> dict:
     """The engine's config of a ``kind`` run with every setting at its default, as JSON: what
-    ``sweep_parse`` types a grid's values by. RunError on ``kind`` for a kind no sweep launches."""
-    if kind == RunKind.POLICY:
+    ``sweep_parse`` types a grid's values by; an evaluation's holds only the settings it reads
+    (``EVALUATION_*``). RunError on ``kind`` for a kind no sweep launches."""
+    if kind in (RunKind.POLICY, RunKind.EVALUATION):
         from workers.engine.config import every_default_dict
 
-        return every_default_dict()  # with the settings a config's JSON leaves out at their default
+        defaults = every_default_dict()  # with the settings a config's JSON leaves out at their default
+        if kind == RunKind.POLICY:
+            return defaults
+        return {"policy": defaults["policy"],
+                "rollout": {k: v for k, v in defaults["rollout"].items() if k not in EVALUATION_SAMPLING_LEFT_OUT},
+                "rewards": defaults["rewards"],
+                "train": {k: v for k, v in defaults["train"].items() if k in EVALUATION_LOOP}}
     if kind == RunKind.DPO:
         from workers.engine.dpo_config import DPOTrainConfig
 
@@ -105,7 +121,7 @@ def sweep_defaults(kind: str) -> dict:
                    field="kind")
 
 
-def _default_at(path: str, *, defaults: dict, config: dict):
+def _default_at(path: str, *, defaults: dict, config: dict, kind: str | None = None):
     """The engine's default at ``path``, whose type the swept values take."""
     if path.startswith("rewards"):
         match = REWARD_WEIGHT.match(path)
@@ -125,6 +141,11 @@ def _default_at(path: str, *, defaults: dict, config: dict):
     value = defaults
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
+            if kind == RunKind.EVALUATION:
+                raise RunError(f"{path!r} is no setting of an evaluation, which samples and scores and trains "
+                               "nothing: sweep how it samples (rollout.temperature, rollout.max_new_tokens, "
+                               "rollout.top_p, rollout.num_generations...), train.seed, rewards[i].weight or "
+                               "policy.dtype", field=SWEEP_FIELD)
             raise RunError(f"unknown setting {path!r}: name a setting of the engine's config as section.key, "
                            "e.g. optim.lr", field=SWEEP_FIELD)
         value = value[part]
@@ -420,7 +441,7 @@ def sweep_create(*, project, user, idempotency_key: str | None, name: str, kind:
     idempotency_key_check(idempotency_key, creates="sweep to launch")
     defaults = sweep_defaults(kind)
     config = parse_config_json(config)
-    axes = sweep_parse(grid, defaults=defaults, config=config)
+    axes = sweep_parse(grid, defaults=defaults, config=config, kind=kind)
     return sweep_launch(project=project, user=user, submission_key=idempotency_key, name=name, kind=kind,
                         config=config, axes=axes, tag=tag, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
 

@@ -262,12 +262,12 @@ def test_the_sweep_is_required(api, project, sent):
     assert nothing_launched(sent)
 
 
-@pytest.mark.parametrize("kind", ["evaluation", "external", "reward_model"])
+@pytest.mark.parametrize("kind", ["external", "reward_model"])
 def test_a_sweep_of_a_kind_the_pages_do_not_sweep_is_refused(api, project, sent, kind):
     response = sweep(api, project, policy_body(project, {"rollout.temperature": [0.7, 1.0]}, kind=kind))
     assert response.status_code == 400
     [message] = response.json()["error"]["fields"]["kind"]
-    assert message == f"a sweep launches policy, dpo or sft runs, not {kind} runs"
+    assert message == f"a sweep launches policy, dpo, sft or evaluation runs, not {kind} runs"
     assert nothing_launched(sent)
 
 
@@ -342,3 +342,62 @@ def test_the_schema_states_the_operation_and_its_list_of_runs(api):
         assert body == {"type": "array", "items": {"$ref": "#/components/schemas/RunOutput"}}
     assert {"400", "403", "404", "409", "503"} <= set(operation["responses"])
     assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]
+
+
+# ---------------------------------------------------------------- a sweep of evaluations
+
+def evaluation_body(project, grid=None, **changes):
+    return {"name": "base", "kind": "evaluation", "policy": make_policy(project).id,
+            "dataset": make_dataset(project, n=5).id, "sweep": grid or {"rollout.temperature": [0.7, 1.3]},
+            "config": {"rollout": {"num_generations": 2, "prompts_per_step": 2, "max_new_tokens": 4},
+                       "train": {"device": "cpu"}}, **changes}
+
+
+def test_an_evaluation_sweep_launches_one_evaluation_per_point(api, project, sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sweep(api, project, evaluation_body(project, {"rollout.temperature": [0.7, 1.3], "train.seed": [0, 1]},
+                                                       sweep_tag="temperature"))
+    assert response.status_code == 201, response.json()
+    runs = response.json()
+    assert [(r["name"], r["kind"], r["config"]["rollout"]["temperature"], r["config"]["train"]["seed"], r["tags"],
+             r["total_steps"]) for r in runs] == [
+        ("base · rollout.temperature=0.7, train.seed=0", "evaluation", 0.7, 0, ["temperature"], 3),
+        ("base · rollout.temperature=0.7, train.seed=1", "evaluation", 0.7, 1, ["temperature"], 3),
+        ("base · rollout.temperature=1.3, train.seed=0", "evaluation", 1.3, 0, ["temperature"], 3),
+        ("base · rollout.temperature=1.3, train.seed=1", "evaluation", 1.3, 1, ["temperature"], 3)]
+    assert sorted(sent) == [("workers.tasks.run_evaluation", [r["id"]]) for r in runs]
+    listed = api.get(f"/api/v1/projects/{project.id}/runs/", {"tag": "temperature", "kind": "evaluation"}).json()
+    assert sorted(r["id"] for r in listed["results"]) == [r["id"] for r in runs]
+
+
+def test_an_evaluation_sweep_resent_under_its_key_answers_the_same_runs(api, project, sent):
+    body = evaluation_body(project)
+    first, second = sweep(api, project, body), sweep(api, project, body)
+    assert (first.status_code, second.status_code) == (201, 200) and first.json() == second.json()
+    other = sweep(api, project, {**body, "sweep": {"train.seed": [0, 1]}})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "conflict"
+    assert Run.objects.count() == 2
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ({"optim.lr": [1e-6, 1e-5]}, "'optim.lr' is no setting of an evaluation, which samples and scores and trains "
+                                 "nothing"),
+    ({"rollout.temperature": [0.7, 1.0], "train.total_steps": [1, 2]}, "'train.total_steps' is no setting of an "
+                                                                       "evaluation"),
+    ({"rollout.temperature": [0.7, 0]}, "nothing was launched: rollout.temperature = 0: must be > 0"),
+])
+def test_an_evaluation_sweep_over_a_setting_it_does_not_read_or_a_bad_point_launches_nothing(
+        api, project, sent, grid, message):
+    response = sweep(api, project, evaluation_body(project, grid))
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["sweep"]
+    assert response.json()["error"]["fields"]["sweep"][0].startswith(message)
+    assert nothing_launched(sent)
+
+
+def test_an_evaluation_sweep_that_would_rank_completions_by_a_tournament_is_refused(api, project, sent):
+    body = evaluation_body(project)
+    body["config"]["rewards"] = [{"name": "tournament", "judge": {"source": "tiny"}}]
+    response = sweep(api, project, body)
+    assert response.status_code == 400 and nothing_launched(sent)
+    assert "cannot score an evaluation" in response.json()["error"]["fields"]["sweep"][0]

@@ -308,10 +308,12 @@ def test_a_sweep_that_is_not_json_is_refused_on_its_field(client, project, sent)
     assert not Run.objects.exists()
 
 
-def test_the_evaluation_page_has_no_sweep(client, project):
+def test_the_evaluation_page_has_the_sweep_of_the_new_run_page(client, project):
     page = client.get(reverse("experiments:new_evaluation", args=[project.id])).content.decode()
-    assert 'name="sweep"' not in page
-    assert 'name="sweep"' in client.get(new_url(project)).content.decode()
+    assert 'name="sweep"' in page and 'name="sweep_tag"' in page and 'id="sweep"' in page
+    assert "{&quot;rollout.temperature&quot;: [0.6, 1.0], &quot;train.seed&quot;: [0, 1, 2]} launches 6 runs" in page
+    training = client.get(new_url(project)).content.decode()
+    assert 'name="sweep"' in training and "&quot;algorithm.beta&quot;: [0, 0.04]} launches 6 runs" in training
 
 
 def test_an_annotator_cannot_launch_a_sweep(client):

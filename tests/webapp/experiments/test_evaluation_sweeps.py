@@ -1,0 +1,146 @@
+"""A sweep of evaluation runs from the New-evaluation page: the policy evaluated at each
+combination of the values of what an evaluation reads (its sampling, seed, rewards' weights), as
+the New-run page's Sweep launches training runs: every point checked first, launched together,
+tagged, listed and compared together; the page's submission key covers the whole sweep."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_dataset, make_policy, tiny_run_form_data
+from tests.webapp.experiments.conftest import shown_runs
+from tests.webapp.experiments.test_form_launch import page_key
+from webapp.experiments.errors import RunError
+from webapp.experiments.models import Run, RunKind, RunTag
+from webapp.experiments.sweeps import SweepAxis, sweep_defaults, sweep_parse
+
+pytestmark = pytest.mark.django_db
+
+TEMPERATURE_SEED = {"rollout.temperature": [0.7, 1.3], "train.seed": [0, 1]}
+TRAINING_ONLY = ("algorithm__", "optim__", "train__checkpoint", "train__total", "train__log")
+
+
+def parse(grid, config=None):
+    return sweep_parse(grid, defaults=sweep_defaults(RunKind.EVALUATION), config=config or {}, kind=RunKind.EVALUATION)
+
+
+def test_an_evaluation_is_swept_over_what_it_reads():
+    assert parse({"rollout.temperature": ["0.7", 1], "rollout.max_new_tokens": [16, 64.0]}) == [
+        SweepAxis("rollout.temperature", (0.7, 1.0)), SweepAxis("rollout.max_new_tokens", (16, 64))]
+    assert parse({"train.seed": "0, 1, 2"}) == [SweepAxis("train.seed", (0, 1, 2))]
+    assert parse({"rollout.greedy": [True, False]}) == [SweepAxis("rollout.greedy", (True, False))]
+    assert parse({"rewards[0].weight": [0.5, 1]}, {"rewards": [{"name": "exact_answer"}]}) == [
+        SweepAxis("rewards[0].weight", (0.5, 1.0))]
+
+
+@pytest.mark.parametrize("path", ["optim.lr", "algorithm.beta", "train.total_steps", "eval.temperature",
+                                  "rollout.budget_allocation", "rollout.min_generations", "rollout.tempreature"])
+def test_a_setting_an_evaluation_does_not_read_is_refused_naming_it(path):
+    with pytest.raises(RunError) as refused:
+        parse({path: ["1", "2"]})
+    assert refused.value.field == "sweep"
+    assert refused.value.message.startswith(f"{path!r} is no setting of an evaluation, which samples and scores "
+                                            "and trains nothing: sweep how it samples (rollout.temperature")
+
+
+# ---------------------------------------------------------------- the New-evaluation page
+
+def evaluation_data(project, grid=TEMPERATURE_SEED, **changes):
+    data = {k: v for k, v in tiny_run_form_data(make_policy(project), make_dataset(project, n=5), name="base").items()
+            if not k.startswith(TRAINING_ONLY)}
+    data.update(sweep=json.dumps(grid), **changes)
+    return data
+
+
+def new_url(project):
+    return reverse("experiments:new_evaluation", args=[project.id])
+
+
+def test_the_page_launches_one_tagged_evaluation_per_point_and_lists_them(
+        client, project, sent, django_capture_on_commit_callbacks):
+    url = new_url(project)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, evaluation_data(project, submission_key=page_key(client, url)))
+    assert response.status_code == 302, response.context["form"].errors
+    runs = list(Run.objects.filter(project=project).order_by("id"))
+    assert [r.name for r in runs] == [
+        "base · rollout.temperature=0.7, train.seed=0", "base · rollout.temperature=0.7, train.seed=1",
+        "base · rollout.temperature=1.3, train.seed=0", "base · rollout.temperature=1.3, train.seed=1"]
+    assert [(r.config["rollout"]["temperature"], r.config["train"]["seed"]) for r in runs] == [
+        (0.7, 0), (0.7, 1), (1.3, 0), (1.3, 1)]
+    assert all(r.kind == RunKind.EVALUATION and r.total_steps == 3 for r in runs)  # 5 prompts, 2 a step
+    assert sorted(sent) == [("workers.tasks.run_evaluation", [r.id]) for r in runs]
+    [tag] = {t.name for r in runs for t in r.tags.all()}
+    assert tag.startswith("sweep-") and all(r.tags.count() == 1 for r in runs)
+    assert response.url == f"{reverse('experiments:list', args=[project.id])}?tag={tag}"
+    listed = client.get(response.url).content.decode()
+    assert f"The sweep launched 4 runs, tagged “{tag}”" in listed
+    assert sorted(shown_runs(listed)) == sorted(r.name for r in runs)
+    # Ticked on the list and compared: the charts overlay them, and the settings that differ are the grid's.
+    compared = client.get(reverse("experiments:compare", args=[project.id]), {"run": [r.id for r in runs]})
+    assert compared.status_code == 302
+    chart = client.get(reverse("experiments:chart_data", args=[project.id, runs[0].id]),
+                       {"compare": [r.id for r in runs[1:]]}).json()
+    assert [row["key"] for row in chart["differences"]["rows"]] == ["rollout.temperature", "train.seed"]
+
+
+def test_greedy_decoding_is_kept_at_every_point(client, project, sent):
+    response = client.post(new_url(project), evaluation_data(
+        project, {"rollout.max_new_tokens": [2, 4]}, rollout__greedy="on", rollout__num_generations=""))
+    assert response.status_code == 302, response.context["form"].errors
+    assert [(r.config["rollout"]["greedy"], r.config["rollout"]["num_generations"], r.config["rollout"]["max_new_tokens"])
+            for r in Run.objects.order_by("id")] == [(True, 1, 2), (True, 1, 4)]
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ({"optim.lr": [1e-6, 1e-5]}, "&#x27;optim.lr&#x27; is no setting of an evaluation"),
+    ({"rollout.temperature": [0.7, 0]}, "nothing was launched: rollout.temperature = 0: must be &gt; 0"),
+    ({"rollout.budget_allocation": ["uniform", "knapsack"]},
+     "&#x27;rollout.budget_allocation&#x27; is no setting of an evaluation"),
+])
+def test_a_sweep_with_a_bad_setting_or_point_launches_nothing_and_names_it(client, project, sent, grid, message):
+    response = client.post(new_url(project), evaluation_data(project, grid))
+    assert response.status_code == 400
+    assert response.context["form"].errors["sweep"] and message in response.content.decode()
+    assert not Run.objects.exists() and not RunTag.objects.exists() and sent == []
+
+
+def test_a_resent_page_launches_nothing_more_and_another_sweep_under_its_key_asks_again(
+        client, project, sent, django_capture_on_commit_callbacks):
+    url = new_url(project)
+    data = evaluation_data(project, submission_key=page_key(client, url))
+    with django_capture_on_commit_callbacks(execute=True):
+        first, second = client.post(url, data), client.post(url, data)
+    assert first.status_code == second.status_code == 302 and first.url == second.url
+    assert Run.objects.count() == 4 and len(sent) == 4
+    assert "This sweep was launched already: its 4 runs" in client.get(second.url).content.decode()
+    other = client.post(url, {**data, "sweep": json.dumps({"train.seed": [0, 1]})})  # Back, edit, Evaluate
+    assert other.status_code == 400 and Run.objects.count() == 4
+    assert "This page already launched runs with other settings" in other.content.decode()
+    [new_key] = re.findall(r'name="submission_key" value="([^"]+)"', other.content.decode())
+    assert client.post(url, {**data, "sweep": json.dumps({"train.seed": [0, 1]}), "submission_key": new_key}
+                       ).status_code == 302
+    assert Run.objects.count() == 6
+
+
+def test_a_single_evaluation_under_the_key_of_a_sweep_is_refused(client, project, sent):
+    url = new_url(project)
+    data = evaluation_data(project, submission_key=page_key(client, url))
+    assert client.post(url, data).status_code == 302
+    response = client.post(url, {**data, "sweep": ""})
+    assert response.status_code == 400 and "This page already launched a sweep" in response.content.decode()
+    assert Run.objects.count() == 4
+
+
+def test_a_copy_of_one_of_its_evaluations_is_named_without_its_point_and_joins_no_sweep(client, project, sent):
+    from tests.webapp.experiments.test_run_copy import copy_page, launch_copy_of_sweep_run
+
+    assert client.post(new_url(project), evaluation_data(project)).status_code == 302
+    original = Run.objects.get(name="base · rollout.temperature=1.3, train.seed=0")
+    form = copy_page(client, original).context["form"]
+    assert form["name"].value() == "base (copy)" and not form["sweep"].value() and not form["sweep_tag"].value()
+    copy = launch_copy_of_sweep_run(client, original)
+    assert copy.kind == RunKind.EVALUATION and copy.name == "base (copy)" and not copy.tags.exists()
+    assert (copy.config["rollout"]["temperature"], copy.config["train"]["seed"]) == (1.3, 0)
