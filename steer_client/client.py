@@ -232,7 +232,8 @@ class SteerClient:
                      config: dict | None = None, policy: int | None = None, dataset: int | None = None,
                      eval_dataset: int | None = None, sweep_tag: str | None = None,
                      idempotency_key: str | None = None) -> list[dict]:
-        """Launch a grid sweep of ``kind`` runs ("policy", "dpo" or "sft"): one run per combination
+        """Launch a grid sweep of ``kind`` runs ("policy", "dpo", "sft" or "evaluation", which is swept
+        over what it reads: ``rollout.temperature``, ``train.seed``...): one run per combination
         of the ``sweep``'s values (``{"optim.lr": [1e-6, 3e-6], "algorithm.beta": [0, 0.04]}``: up
         to two settings, each ``section.key`` or ``rewards[i].weight``, 2 to 8 values each, at most
         16 runs) set over ``config``, each named for its values and tagged ``sweep_tag`` (else

@@ -70,10 +70,25 @@ def test_a_bad_grid_is_a_steer_error_naming_the_sweep_and_launches_nothing(proje
     assert not Run.objects.exists()
 
 
-def test_an_evaluation_is_not_swept(project_and_client):
+def test_a_reward_model_is_not_swept(project_and_client):
     project, client = project_and_client
     with pytest.raises(SteerError) as refused:
-        client.sweep_create(project=project.id, name="eval", kind="evaluation",
-                            sweep={"rollout.temperature": [0.7, 1.0]}, **inputs(project))
+        client.sweep_create(project=project.id, name="rm", kind="reward_model",
+                            sweep={"lr": [1e-5, 2e-5]}, **inputs(project))
     assert refused.value.status == 400 and list(refused.value.error["fields"]) == ["kind"]
     assert not Run.objects.exists()
+
+
+def test_an_evaluation_sweep_launches_one_evaluation_per_temperature(project_and_client, sent):
+    project, client = project_and_client
+    runs = client.sweep_create(project=project.id, name="base", kind="evaluation", sweep_tag="temperature",
+                               sweep={"rollout.temperature": [0.7, 1.3]}, **inputs(project))
+    assert [(r["name"], r["kind"], r["config"]["rollout"]["temperature"]) for r in runs] == [
+        ("base · rollout.temperature=0.7", "evaluation", 0.7), ("base · rollout.temperature=1.3", "evaluation", 1.3)]
+    assert sorted(r["id"] for r in client.runs(project=project.id, tag="temperature", kind="evaluation")) == sorted(
+        r["id"] for r in runs)
+    with pytest.raises(SteerError) as refused:
+        client.sweep_create(project=project.id, name="base", kind="evaluation", sweep={"optim.lr": [1e-6, 1e-5]},
+                            **inputs(project))
+    assert refused.value.status == 400 and "'optim.lr' is no setting of an evaluation" in str(refused.value)
+    assert Run.objects.count() == 2
