@@ -144,3 +144,19 @@ def test_a_copy_of_one_of_its_evaluations_is_named_without_its_point_and_joins_n
     copy = launch_copy_of_sweep_run(client, original)
     assert copy.kind == RunKind.EVALUATION and copy.name == "base (copy)" and not copy.tags.exists()
     assert (copy.config["rollout"]["temperature"], copy.config["train"]["seed"]) == (1.3, 0)
+
+
+def test_each_evaluation_of_the_sweep_shows_the_others_side_by_side_once_finished(client, project, sent):
+    from webapp.experiments.metrics import metric_points_upsert
+    from webapp.experiments.models import RunStatus
+
+    assert client.post(new_url(project), evaluation_data(project)).status_code == 302
+    runs = list(Run.objects.order_by("id"))
+    for i, run in enumerate(runs):
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+        metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, i / 10), ("eval/reward", 3, i / 10)])
+    body = client.get(reverse("experiments:detail", args=[project.id, runs[0].id])).content.decode()
+    results = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
+    assert all(run.name in results for run in runs)
+    assert results.count("G=2 · T=0.7 · ≤4 tokens") == 2 and results.count("G=2 · T=1.3 · ≤4 tokens") == 2
+    assert all(f"<td>{value}</td>" in results for value in ("0.100", "0.200", "0.300"))
