@@ -73,3 +73,19 @@ def test_a_run_header_starts_with_what_the_run_has(client, researcher):
         f"Policy tiny-p · dataset math · launched by {user.username} · ")
     only_dataset = make_run(researcher, dataset=dataset)
     assert run_header(client, researcher, only_dataset).startswith("Dataset math · ")
+
+
+def test_the_training_runs_progress_bars_are_named_after_their_run(client, researcher):
+    """As in the runs list: a bar with an accessible name and the step beside it; a run no worker
+    has started shows no empty bar but that it waits for one."""
+    running = make_run(researcher, kind=RunKind.REWARD_MODEL, name="rm-<b>", status="running", progress=0.25,
+                       current_step=2, total_steps=8)
+    queued = make_run(researcher, kind=RunKind.REWARD_MODEL, name="rm-queued")
+    body = client.get(reverse("rewards:list", args=[researcher.id])).content.decode()
+    runs = body.split("<h2>Training runs</h2>", 1)[1].split("</table>", 1)[0]
+    assert re.findall(r"<progress[^>]*>", runs) == [
+        '<progress max="1" value="0.25" aria-label="Progress of rm-&lt;b&gt;">']
+    assert '<span class="muted">2/8</span>' in runs
+    row = re.search(rf"{queued.name}</a>.*?</tr>", runs, re.DOTALL).group(0)
+    assert "waiting for a GPU worker" in row and "<progress" not in row
+    assert running.name not in runs  # escaped, never raw
