@@ -45,12 +45,23 @@ class TaskFull(FeedbackError):
 class TaskFilled(FeedbackError):
     """A new label for a task that has the labels it wants already (its overlap, ``required_labels``):
     others labelled it while this annotator's assignment lapsed, or the label came over the API
-    without one. Nothing is stored; the annotator's assignment of the task is released. The API
-    answers 409; a gold task, which every annotator labels, is never full."""
+    without one. Also a label from an annotator without a live assignment of the task when the
+    slots left are ``held`` by other annotators' live assignments (they are labelling it now; one
+    may have just undone their label). Nothing is stored; the annotator's assignment of the task
+    is released. The API answers 409; a gold task, which every annotator labels, is never full."""
 
-    def __init__(self, *, task_id: int, label_count: int, required_labels: int):
+    def __init__(self, *, task_id: int, label_count: int, required_labels: int, held: int = 0):
         self.task_id, self.label_count, self.required_labels = task_id, label_count, required_labels
+        self.held = held
         wanted = f"{required_labels} label{'s' if required_labels != 1 else ''}"
+        if held:
+            has = f"{label_count} counting label{'s' if label_count != 1 else ''} of the {wanted} it wants"
+            slots = "slot left is" if required_labels - label_count == 1 else "slots left are"
+            who = "another annotator" if held == 1 else f"{held} other annotators"
+            super().__init__(f"task {task_id} has {has}, and the {slots} held by {who} labelling it now (an open "
+                             "assignment); nothing was stored (this label would take a slot held for them)",
+                             field="task")
+            return
         has = f"the {wanted}" if label_count == required_labels else f"{label_count} counting labels of the {wanted}"
         super().__init__(f"task {task_id} already has {has} it wants; nothing was stored (this label would put it "
                          "over its overlap)", field="task")

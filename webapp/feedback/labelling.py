@@ -8,7 +8,9 @@ changed choice is never answered as saved. (task, annotator) is unique: a submis
 another key for a task the annotator labelled already is refused with LabelConflict, never
 dropped silently. A new label for a regular task that has the labels it wants already is
 refused with TaskFilled (its overlap holds whichever way the label came: an assignment that
-lapsed while others filled the task, or the API, which needs none).
+lapsed while others filled the task, or the API, which needs none). A live (active, unexpired)
+assignment reserves a slot: a new label from an annotator who holds none is refused with
+TaskFilled too when the labels and the slots other annotators hold leave none free.
 """
 
 from __future__ import annotations
@@ -308,13 +310,39 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 # row as locked (Postgres returns the version committed while it waited): its label_count,
 # the labels that count (a rejected label is left out of it, a withdrawn one deleted), is
 # final until this transaction ends, so two submissions for a task's last slot store one label.
+#
+# Slots held: an active, unexpired assignment reserves a slot of the task for its annotator (the
+# queue counts it so, see _PICK_SQL). The statement also says whether this annotator holds one.
+# A holder is refused only when the counting labels alone fill the task, as before. A new label
+# from an annotator who holds none (over the API, or after their assignment lapsed) is refused
+# when the counting labels and the slots other annotators hold leave no slot free, so it cannot
+# take the slot of someone labelling the task now, e.g. of an annotator who just undid their
+# label (label_undo hands the task back with a live assignment). Those slots are counted by
+# _held_by_others_now, once the row is locked, not by a subquery here: see there.
 _LOCK_SQL = """
 SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task_id = t.id AND l.annotator_id = %s)
                ORDER BY l.created_at DESC LIMIT 1),
-       t.label_count, t.required_labels, t.is_gold
+       t.label_count, t.required_labels, t.is_gold,
+       EXISTS (SELECT 1 FROM {assignments} a
+                WHERE a.task_id = t.id AND a.status = %s AND a.expires_at > %s AND a.annotator_id = %s)
   FROM {tasks} t INNER JOIN {members} m ON m.project_id = t.project_id AND m.user_id = %s
  WHERE t.id = %s{lock}
 """
+
+
+def _held_by_others_now(*, task_id: int, annotator_id: int, now) -> int:
+    """The task's live assignments of other annotators, counted once the task row is locked.
+
+    Not a subquery of _LOCK_SQL: those read the snapshot the statement started with, before any
+    wait for the row lock, while the task's label_count comes from the row as locked. A slot
+    reserved while that lock was held and committed meanwhile (the queue's pick locks the task
+    row; label_undo updates its label_count) would be missed, and an assignment closed meanwhile
+    by its holder's label counted twice, as a slot and as a label. A new statement (read
+    committed) sees both as committed, and until this transaction ends no other request can
+    reserve a slot of the task (an expiry or a skip may only free one). Run only for a new label from an annotator without a live assignment of a
+    regular task (over the API, or lapsed), never for the workspace's usual submission."""
+    return Assignment.objects.filter(task_id=task_id, status=Status.ACTIVE, expires_at__gt=now).exclude(
+        annotator_id=annotator_id).count()
 
 
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
@@ -351,8 +379,9 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         with transaction.atomic():
             lock = " FOR UPDATE OF t" if connection.features.has_select_for_update else ""
             with connection.cursor() as cursor:
-                cursor.execute(_LOCK_SQL.format(labels=_LABELS, tasks=_TASKS, members=_MEMBERS, lock=lock),
-                               [key, annotator.pk, annotator.pk, task.pk])
+                cursor.execute(_LOCK_SQL.format(labels=_LABELS, tasks=_TASKS, members=_MEMBERS, assignments=_ASSIGNMENTS,
+                                                lock=lock),
+                               [key, annotator.pk, Status.ACTIVE, now, annotator.pk, annotator.pk, task.pk])
                 row = cursor.fetchone()
             if row is None:
                 raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
@@ -361,15 +390,19 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                                      key=key)
                 if existing is not None:  # (None: withdrawn since; store this one)
                     return _replayed(existing, **judgement), False
-            label_count, required_labels, is_gold = row[2:]
-            if is_gold or label_count < required_labels:
+            label_count, required_labels, is_gold, holds = row[2:]
+            held_by_others = 0
+            if not (is_gold or holds or label_count >= required_labels):  # no slot of its own: others' are theirs
+                held_by_others = _held_by_others_now(task_id=task.pk, annotator_id=annotator.pk, now=now)
+            if is_gold or label_count + held_by_others < required_labels:
                 label = _label_store(task=task, annotator=annotator, judgement=judgement, time_spent_ms=spent,
                                      submission_key=key, rubric_version_id=scored_version or task.rubric_version_id,
                                      now=now)
             else:  # refused; the annotator's hold on the task is let go (committed): their next task is another
                 Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
                     status=Status.EXPIRED, closed_at=now)
-                full = TaskFilled(task_id=task.pk, label_count=label_count, required_labels=required_labels)
+                full = TaskFilled(task_id=task.pk, label_count=label_count, required_labels=required_labels,
+                                  held=held_by_others if label_count < required_labels else 0)
     except IntegrityError:
         # A concurrent request with the same key, or for the same task and annotator, got there first.
         existing = _existing_label(task=task, annotator=annotator, key=key)
@@ -433,8 +466,9 @@ def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = F
     Any active assignment of the task to this annotator is closed as completed; a label
     without one (e.g. over the API) is accepted too. TaskFilled (a FeedbackError) for a new label
     on a regular task that has its ``required_labels`` counting labels already (others filled
-    it while this annotator's assignment lapsed, say): nothing is stored and the annotator's
-    assignment of the task is released. A retry of the annotator's own label is answered as
+    it while this annotator's assignment lapsed, say), or, from an annotator without a live
+    assignment of the task, whose free slots are held by other annotators' live assignments:
+    nothing is stored and the annotator's assignment of the task is released. A retry of the annotator's own label is answered as
     above, full task or not. FeedbackError names the bad input.
     """
     label, _created = label_submit_outcome(task=task, annotator=annotator, ranking=ranking, both_bad=both_bad,
