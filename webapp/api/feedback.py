@@ -346,7 +346,11 @@ class LabelCreateApi(SteerApi):
         scores = serializers.DictField(
             child=serializers.DictField(child=serializers.FloatField()), required=False, allow_null=True,
             help_text="{candidate position: {criterion id: value}} against the task's rubric.")
-        time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_ID)
+        time_spent_ms = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=0, max_value=MAX_ID,
+            help_text="Milliseconds spent on the label, as your client measured them. Left out or null: the time "
+                      "since your assignment of the task was made (at most its expiry window), or, without one, "
+                      "null (unknown).")
         submission_key = serializers.CharField(min_length=8, max_length=64, error_messages=dict.fromkeys(
             ["min_length", "max_length"], "a submission key of 8 to 64 characters is required"))
 

@@ -171,10 +171,12 @@ class LabelForm(forms.Form):
                 if value is not None:
                     scores.setdefault(p, {})[c.pk] = value
         data["scores"] = scores
+        # Measured by annotate.js; without it (no JavaScript), since the page was rendered; without
+        # either (a form posted by a script), None: label_submit takes it from the assignment.
         spent = data.get("time_spent_ms")
         if not spent and data.get("rendered_at"):
             spent = int(time.time() * 1000) - data["rendered_at"]
-        data["time_spent_ms"] = min(max(spent or 0, 0), MAX_TIME_SPENT_MS)
+        data["time_spent_ms"] = min(max(spent, 0), MAX_TIME_SPENT_MS) if spent else None
         return data
 
 

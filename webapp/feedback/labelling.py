@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged, TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
@@ -312,7 +313,9 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 # final until this transaction ends, so two submissions for a task's last slot store one label.
 #
 # Slots held: an active, unexpired assignment reserves a slot of the task for its annotator (the
-# queue counts it so, see _PICK_SQL). The statement also says whether this annotator holds one.
+# queue counts it so, see _PICK_SQL). The statement also reads this annotator's active assignment
+# of the task (one at most: assignment_one_active_per_annotator), live if not past its expiry; its
+# times also give a label sent without a time its time (_time_spent_on_assignment).
 # A holder is refused only when the counting labels alone fill the task, as before. A new label
 # from an annotator who holds none (over the API, or after their assignment lapsed) is refused
 # when the counting labels and the slots other annotators hold leave no slot free, so it cannot
@@ -322,10 +325,9 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 _LOCK_SQL = """
 SELECT t.id, (SELECT l.id FROM {labels} l WHERE l.submission_key = %s OR (l.task_id = t.id AND l.annotator_id = %s)
                ORDER BY l.created_at DESC LIMIT 1),
-       t.label_count, t.required_labels, t.is_gold,
-       EXISTS (SELECT 1 FROM {assignments} a
-                WHERE a.task_id = t.id AND a.status = %s AND a.expires_at > %s AND a.annotator_id = %s)
+       t.label_count, t.required_labels, t.is_gold, a.assigned_at, a.expires_at
   FROM {tasks} t INNER JOIN {members} m ON m.project_id = t.project_id AND m.user_id = %s
+  LEFT JOIN {assignments} a ON a.task_id = t.id AND a.annotator_id = %s AND a.status = %s
  WHERE t.id = %s{lock}
 """
 
@@ -346,7 +348,7 @@ def _held_by_others_now(*, task_id: int, annotator_id: int, now) -> int:
 
 
 def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
-                         scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
+                         scores: Mapping | None = None, time_spent_ms: int | None = None, submission_key: str,
                          criteria: Sequence[Criterion] | None = None,
                          strength: int | None = None) -> tuple[PreferenceLabel, bool]:
     """(label, created): like ``label_submit``, saying whether this call stored the label
@@ -367,7 +369,7 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         raise FeedbackError(f"the critique is longer than {MAX_CRITIQUE_CHARS} characters", field="critique")
     cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k, criteria=criteria)
     try:
-        spent = min(max(int(time_spent_ms or 0), 0), MAX_TIME_SPENT_MS)
+        spent = None if time_spent_ms is None else min(max(int(time_spent_ms), 0), MAX_TIME_SPENT_MS)
     except (TypeError, ValueError):
         raise FeedbackError("time spent must be a whole number of milliseconds", field="time_spent_ms") from None
 
@@ -379,9 +381,9 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
         with transaction.atomic():
             lock = " FOR UPDATE OF t" if connection.features.has_select_for_update else ""
             with connection.cursor() as cursor:
-                cursor.execute(_LOCK_SQL.format(labels=_LABELS, tasks=_TASKS, members=_MEMBERS, assignments=_ASSIGNMENTS,
-                                                lock=lock),
-                               [key, annotator.pk, Status.ACTIVE, now, annotator.pk, annotator.pk, task.pk])
+                cursor.execute(_LOCK_SQL.format(labels=_LABELS, tasks=_TASKS, members=_MEMBERS,
+                                                assignments=_ASSIGNMENTS, lock=lock),
+                               [key, annotator.pk, annotator.pk, annotator.pk, Status.ACTIVE, task.pk])
                 row = cursor.fetchone()
             if row is None:
                 raise FeedbackError("the annotator is not a member of the task's project", field="annotator")
@@ -390,11 +392,15 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                                      key=key)
                 if existing is not None:  # (None: withdrawn since; store this one)
                     return _replayed(existing, **judgement), False
-            label_count, required_labels, is_gold, holds = row[2:]
+            label_count, required_labels, is_gold = row[2:5]
+            assigned_at, expires_at = (_as_datetime(v) for v in row[5:])
+            holds = expires_at is not None and expires_at > now
             held_by_others = 0
             if not (is_gold or holds or label_count >= required_labels):  # no slot of its own: others' are theirs
                 held_by_others = _held_by_others_now(task_id=task.pk, annotator_id=annotator.pk, now=now)
             if is_gold or label_count + held_by_others < required_labels:
+                if spent is None:
+                    spent = _time_spent_on_assignment(assigned_at, expires_at, now=now)
                 label = _label_store(task=task, annotator=annotator, judgement=judgement, time_spent_ms=spent,
                                      submission_key=key, rubric_version_id=scored_version or task.rubric_version_id,
                                      now=now)
@@ -414,8 +420,30 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     return label, True
 
 
-def _label_store(*, task: ComparisonTask, annotator, judgement: dict, time_spent_ms: int, submission_key: str,
-                 rubric_version_id: int | None, now) -> PreferenceLabel:
+def _as_datetime(value):
+    """A datetime column read by plain SQL, aware: on SQLite it comes naive (UTC), or as text."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
+def _time_spent_on_assignment(assigned_at, expires_at, *, now) -> int | None:
+    """For a label sent without a time (a form posted without the page's timestamps, the API
+    without ``time_spent_ms``): the time since the annotator's active assignment of the task was
+    made (``assigned_at``), at most its expiry window (past it the task was no longer held for
+    them, so the time is not known to be spent on it); None, unknown, without an active
+    assignment (both None)."""
+    if assigned_at is None or expires_at is None:
+        return None
+    window = max(expires_at - assigned_at, timedelta(0))
+    elapsed = min(max(now - assigned_at, timedelta(0)), window)
+    return min(int(elapsed.total_seconds() * 1000), MAX_TIME_SPENT_MS)
+
+
+def _label_store(*, task: ComparisonTask, annotator, judgement: dict, time_spent_ms: int | None,
+                 submission_key: str, rubric_version_id: int | None, now) -> PreferenceLabel:
     """Store the label, its scores and its count on the task; close the annotator's assignment.
     (In the caller's transaction, which holds the task row's lock.)"""
     label = PreferenceLabel(task=task, annotator=annotator, ranking=judgement["tiers"], both_bad=judgement["both_bad"],
@@ -449,7 +477,7 @@ def _strength_check(strength, *, k: int, tiers) -> None:
 
 
 def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = False, critique: str = "",
-                 scores: Mapping | None = None, time_spent_ms: int = 0, submission_key: str,
+                 scores: Mapping | None = None, time_spent_ms: int | None = None, submission_key: str,
                  criteria: Sequence[Criterion] | None = None, strength: int | None = None) -> PreferenceLabel:
     """Store one annotator's judgement of a task, or return the one a retry with the same
     ``submission_key`` stored. LabelConflict (a FeedbackError) when the annotator labelled the
@@ -460,6 +488,9 @@ def label_submit(*, task: ComparisonTask, annotator, ranking, both_bad: bool = F
     tier. ``strength``: optional, with two candidates and one preferred, how much better it is
     (1 slightly, 2 better, 3 much better). ``scores``: {candidate position: {criterion id: value}}
     against the task's rubric.
+    ``time_spent_ms``: as the client measured it; None (not sent): the time since the annotator's
+    active assignment of the task was made, at most its expiry window, or, without one, None
+    (unknown; pages show "—", figures of pace leave the label out).
     ``submission_key``: made once per shown form by the client; retries send it again.
     ``criteria``: the task's current criteria (``selectors.criteria_current``) when the caller
     has them; scores against those need no lookup.

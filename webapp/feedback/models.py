@@ -182,7 +182,10 @@ class PreferenceLabel(models.Model):
     rubric_version = models.ForeignKey(
         RubricVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="labels"
     )
-    time_spent_ms = models.PositiveIntegerField(default=0)
+    time_spent_ms = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Time spent on the label: as the workspace measured it, else from the annotator's assignment of "
+                  "the task; null: unknown (sent without a time and without an assignment).")
     submission_key = models.CharField(max_length=64, unique=True, help_text="Client key; a retried request stores one label.")
     created_at = models.DateTimeField(auto_now_add=True)
     # Review: a researcher's rejection (a spammer's or careless label). The label is kept, raw,

@@ -221,6 +221,7 @@ class AnnotatorQuality:
     annotator_id: int
     username: str
     labels: int = 0
+    timed_labels: int = 0  # those whose time is known (null: sent without a time and an assignment)
     time_spent_ms: int = 0
     agreement: float | None = None
     agreement_n: int = 0
@@ -232,7 +233,7 @@ class AnnotatorQuality:
 
     @property
     def labels_per_hour(self) -> float | None:
-        return agreement.labels_per_hour(self.labels, self.time_spent_ms)
+        return agreement.labels_per_hour(self.timed_labels, self.time_spent_ms)
 
 
 @dataclass
@@ -299,7 +300,9 @@ def quality_report(*, project) -> dict:
     for _t, annotator_id, _r, spent in rows:
         person = people.setdefault(annotator_id, AnnotatorQuality(annotator_id, names.get(annotator_id, "(former member)")))
         person.labels += 1
-        person.time_spent_ms += spent
+        if spent is not None:  # pace is of the labels whose time is known
+            person.timed_labels += 1
+            person.time_spent_ms += spent
     for annotator_id, n in (PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=False)
                             .values("annotator_id").annotate(n=Count("id")).values_list("annotator_id", "n")):
         person = people.setdefault(annotator_id, AnnotatorQuality(annotator_id, names.get(annotator_id, "(former member)")))
@@ -324,14 +327,14 @@ def quality_report(*, project) -> dict:
         alphas.append(CriterionAlpha(rubric=rubric, criterion=name, scale=scale,
                                      alpha=agreement.krippendorff_alpha_ordinal(units),
                                      units=sum(1 for u in units if len(u) >= 2)))
-    total_ms = sum(r[3] for r in rows)
+    timed = [r[3] for r in rows if r[3] is not None]
     return {
         "reward_agreement": reward_agreement_rows(project=project, labels=raw),
         "label_count": len(rows),
         "agreement": pairwise.overall,
         "tau_b": tau.overall,
         "gold_accuracy": gold_figure.overall,
-        "labels_per_hour": agreement.labels_per_hour(len(rows), total_ms),
+        "labels_per_hour": agreement.labels_per_hour(len(timed), sum(timed)),
         "criterion_alphas": alphas,
         "annotators": sorted(people.values(), key=lambda p: p.username),
     }

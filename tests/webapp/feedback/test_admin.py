@@ -40,7 +40,8 @@ def change_form(label: PreferenceLabel, **changes) -> dict:
     rejected_at = timezone.localtime(label.rejected_at) if label.rejected_at else None
     data = {"task": label.task_id, "annotator": label.annotator_id, "ranking": "[[0], [1]]",
             "strength": label.strength or "", "critique": label.critique, "rubric_version": "",
-            "time_spent_ms": label.time_spent_ms, "submission_key": label.submission_key,
+            "time_spent_ms": "" if label.time_spent_ms is None else label.time_spent_ms,
+            "submission_key": label.submission_key,
             "rejected_at_0": rejected_at.strftime("%Y-%m-%d") if rejected_at else "",
             "rejected_at_1": rejected_at.strftime("%H:%M:%S") if rejected_at else "",
             "rejected_by": label.rejected_by_id or "", "rejection_reason": label.rejection_reason,

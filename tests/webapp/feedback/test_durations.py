@@ -23,9 +23,14 @@ def test_a_duration_reads_in_the_unit_that_suits_it(ms, shown):
     assert duration_ms(ms) == shown
 
 
-@pytest.mark.parametrize("value", [None, "850", 4.2, -1, True])
+@pytest.mark.parametrize("value", ["850", 4.2, -1, True])
 def test_what_is_not_a_count_of_milliseconds_shows_nothing(value):
     assert duration_ms(value) == ""
+
+
+def test_a_time_not_known_shows_a_dash():
+    """None: a label sent without a time and without an assignment (see test_time_spent_unknown.py)."""
+    assert duration_ms(None) == "—"
 
 
 @pytest.mark.django_db

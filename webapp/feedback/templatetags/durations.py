@@ -1,19 +1,24 @@
 """``{{ label.time_spent_ms|duration_ms }}``: a duration in milliseconds as people read it.
 
 Label times are stored, exported (CSV, Parquet, JSONL) and answered by the API in raw
-milliseconds; pages show them with this filter: "850 ms", "4.2 s", "1 min 05 s", "2 h 03 min".
+milliseconds; pages show them with this filter: "850 ms", "4.2 s", "1 min 05 s", "2 h 03 min",
+and "—" for a time not known (null: a label sent without a time and without an assignment).
 """
 
 from django import template
 
 register = template.Library()
+UNKNOWN = "—"
 
 
 @register.filter(name="duration_ms")
 def duration_ms(value) -> str:
     """Milliseconds (an int) for a page: under a second in ms, under a minute in seconds to a tenth,
     under an hour in minutes and seconds, then hours and minutes; each rounded half up, so 59,960 ms
-    reads "1 min 00 s", never "60.0 s". "" for what is not a count of milliseconds (None, text)."""
+    reads "1 min 00 s", never "60.0 s". "—" for None (not known); "" for what is not a count of
+    milliseconds (text)."""
+    if value is None:
+        return UNKNOWN
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return ""
     if value < 1000:
