@@ -112,7 +112,8 @@ def raw_labels_jsonl(*, project) -> Iterator[str]:
     Every line has the ``LABEL_COLUMNS`` keys, each with one JSON type on every line or null;
     floats (a score's ``value``, a criterion's ``weight``) are floats on every line. Null (or
     empty) where there is nothing: ``gold_ranking`` on a task that is not gold, ``strength`` on a
-    label that gives none, ``rubric`` (and ``scores`` is []) on a label without a rubric. So
+    label that gives none, ``rubric`` (and ``scores`` is []) on a label without a rubric,
+    ``time_spent_ms`` on a label whose time is not known. So
     ``datasets.load_dataset("json", ...)``, which types each column from the file's first 10 MB,
     fails on a file whose first 10 MB hold none of them and whose later lines do ("Couldn't cast
     array of type ... to null"); [] in place of null would fail the same way (a block of empty

@@ -65,7 +65,9 @@ def test_every_line_has_the_same_keys_and_each_key_one_json_type_or_null(export)
     types = {key: {json_type(row[key]) for row in rows if row[key] is not None} for key in exports.LABEL_COLUMNS}
     assert all(len(kinds) == 1 for kinds in types.values()), types
     nulls = {key for key in exports.LABEL_COLUMNS if any(row[key] is None for row in rows)}
-    assert nulls == {"gold_ranking", "strength", "rubric"}
+    # time_spent_ms: these labels are sent without a time and no assignment to take it from (all but gold's)
+    assert nulls == {"gold_ranking", "strength", "rubric", "time_spent_ms"}
+    assert [row["time_spent_ms"] for row in rows] == [None] * PLAIN + [1200, None]
     assert [row["scores"] == [] for row in rows] == [True] * (PLAIN + 1) + [False]
     scores = rows[-1]["scores"]
     assert {tuple(score) for score in scores} == {("candidate", "criterion", "criterion_id", "scale", "weight",
