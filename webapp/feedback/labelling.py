@@ -158,7 +158,8 @@ def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
     """The task this annotator should label next, assigned to them, and their progress counter.
 
     An unexpired assignment the annotator already holds comes back first (a reload does not
-    burn a task). Otherwise the least-annotated task that still needs labels and that this
+    burn a task), unless others filled its regular task meanwhile (it is released: a label on it
+    would be refused with TaskFilled). Otherwise the least-annotated task that still needs labels and that this
     annotator has neither labelled nor skipped; every GOLD_EVERY-th task is a gold task while
     one is left. On Postgres the candidate row is locked with SKIP LOCKED, so annotators asking
     at the same moment get different tasks instead of waiting on each other. Expired
@@ -171,10 +172,13 @@ def task_next_with_progress(*, project, annotator, now=None) -> NextTask:
     counts = annotation_counts(project=project, annotator=annotator)
     held = list(Assignment.objects.filter(annotator=annotator, task__project=project, status=Status.ACTIVE)
                 .select_related("task").order_by("assigned_at", "id")) if counts.held else []
-    live = [a for a in held if a.expires_at > now]
+    # A held task that others filled meanwhile (labels over the API need no assignment, a review
+    # may restore a label) would only be refused (TaskFilled) when labelled: it is let go, as a
+    # stale assignment is, and not shown.
+    live = [a for a in held if a.expires_at > now and (a.task.is_gold or a.task.label_count < a.task.required_labels)]
     if live:
         return NextTask(live[0].task, counts.progress)
-    if held:  # this annotator's own stale assignments: close them before a new one is made
+    if held:  # this annotator's own stale assignments, or ones on full tasks: close them before a new one is made
         Assignment.objects.filter(pk__in=[a.pk for a in held]).update(status=Status.EXPIRED, closed_at=now)
     task = None
     if _gold_due(counts):

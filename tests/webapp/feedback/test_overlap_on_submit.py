@@ -24,6 +24,7 @@ from webapp.feedback.errors import TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import (
     label_reject,
+    label_restore,
     label_submit,
     label_submit_outcome,
     label_undo,
@@ -258,3 +259,57 @@ def test_two_labels_for_a_task_s_last_slot_at_once_store_one():
     assert isinstance(outcome["first"], PreferenceLabel)
     assert isinstance(outcome["second"], TaskFilled), outcome["second"]
     assert list(PreferenceLabel.objects.values_list("annotator_id", flat=True)) == [a.pk] and count_of(task) == 1
+
+
+# ---------------------------------------------------------------- the queue never shows a task it would refuse
+
+def test_a_held_task_filled_over_the_api_is_not_shown_again_but_released(team):
+    """``a`` holds a live assignment of a task wanting one label; ``b`` labels it over the API
+    (no assignment needed), filling it. The queue handed ``a`` the held task back on their next
+    page, only for the label to be refused (TaskFilled); now it is released and the next one shown."""
+    project, a, b, _ = team
+    task = make_task(project, prompt="the full one", required_labels=1)
+    spare = make_task(project, prompt="the spare one", required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    submit(task, b)
+    assert count_of(task) == 1
+    assert task_next_for_annotator(project=project, annotator=a) == spare
+    assert Assignment.objects.get(task=task, annotator=a).status == Status.EXPIRED
+
+
+def test_a_held_task_filled_by_a_restored_label_is_not_shown_again(team):
+    project, a, b, _ = team
+    researcher = make_user()
+    project.memberships.create(user=researcher, role="researcher")
+    task = make_task(project, prompt="the full one", required_labels=1)
+    spare = make_task(project, prompt="the spare one", required_labels=1)
+    spam = submit(task, b)
+    label_reject(label_id=spam.pk, project=project, by=researcher)
+    assert task_next_for_annotator(project=project, annotator=a) == task  # its slot is free again
+    label_restore(label_id=spam.pk, project=project, by=researcher)  # and taken back
+    assert count_of(task) == 1
+    assert task_next_for_annotator(project=project, annotator=a) == spare
+
+
+def test_a_held_gold_task_and_a_held_task_with_room_still_come_back(team):
+    project, a, b, _ = team
+    task = make_task(project, required_labels=2)
+    make_task(project, required_labels=2)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    submit(task, b)  # one of its two
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    gold = make_task(project, required_labels=1, gold_ranking=[[0], [1]])
+    Assignment.objects.filter(annotator=a).delete()
+    Assignment.objects.create(task=gold, annotator=a, expires_at=timezone.now() + timedelta(minutes=5))
+    submit(gold, b)
+    assert task_next_for_annotator(project=project, annotator=a) == gold
+
+
+def test_the_annotate_page_shows_the_next_task_not_the_held_one_filled_meanwhile(client, team):
+    project, a, b, _ = team
+    task = make_task(project, prompt="the full one", required_labels=1)
+    spare = make_task(project, prompt="the spare one", required_labels=1)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    submit(task, b)
+    page = login(client, a).get(reverse("feedback:annotate", args=[project.id])).content.decode()
+    assert f'data-task="{spare.pk}"' in page and "the full one" not in page
