@@ -311,7 +311,8 @@ def _existing_label(*, task: ComparisonTask, annotator, key: str) -> PreferenceL
 # repeat (as _existing_label: same key, or this annotator's label on this task, newest first),
 # in one statement. The lookup runs in the statement's snapshot, which predates any wait for
 # the lock: a repeat committed by a concurrent request meanwhile is caught by the insert's
-# unique constraints (see the IntegrityError branch). The task's own columns are read from the
+# unique constraints (see the IntegrityError branch), or, on a task found full, by a second lookup
+# (a statement of its own, after the wait). The task's own columns are read from the
 # row as locked (Postgres returns the version committed while it waited): its label_count,
 # the labels that count (a rejected label is left out of it, a withdrawn one deleted), is
 # final until this transaction ends, so two submissions for a task's last slot store one label.
@@ -408,7 +409,14 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
                 label = _label_store(task=task, annotator=annotator, judgement=judgement, time_spent_ms=spent,
                                      submission_key=key, rubric_version_id=scored_version or task.rubric_version_id,
                                      now=now)
-            else:  # refused; the annotator's hold on the task is let go (committed): their next task is another
+            else:
+                # The lookup above ran in a snapshot from before any wait for the task row, so a repeat
+                # of this submission (or this annotator's label under another key) that filled the task
+                # meanwhile is unseen there, and would otherwise be refused as a stranger's: look again.
+                existing = _existing_label(task=task, annotator=annotator, key=key)
+                if existing is not None:
+                    return _replayed(existing, **judgement), False
+                # refused; the annotator's hold on the task is let go (committed): their next task is another
                 Assignment.objects.filter(task=task, annotator=annotator, status=Status.ACTIVE).update(
                     status=Status.EXPIRED, closed_at=now)
                 full = TaskFilled(task_id=task.pk, label_count=label_count, required_labels=required_labels,

@@ -20,7 +20,7 @@ from django.utils import timezone
 from tests.factories import make_project, make_task, make_user
 from tests.webapp.api.conftest import token_client
 from tests.webapp.feedback.conftest import login
-from webapp.feedback.errors import TaskFilled
+from webapp.feedback.errors import LabelConflict, TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import (
     label_reject,
@@ -313,3 +313,89 @@ def test_the_annotate_page_shows_the_next_task_not_the_held_one_filled_meanwhile
     submit(task, b)
     page = login(client, a).get(reverse("feedback:annotate", args=[project.id])).content.decode()
     assert f'data-task="{spare.pk}"' in page and "the full one" not in page
+
+
+# ---------------------------------------------------------------- a repeat racing for the last slot
+
+def _first_holds_second_waits(first_call, second_call):
+    """Run ``first_call`` in a transaction kept open until ``second_call`` (another thread) waits on
+    the task row's lock; then let the first commit. Returns {"first": ..., "second": ...}, an
+    exception raised by the second as its outcome."""
+    stored, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                outcome["first"] = first_call()
+                stored.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            outcome["second"] = second_call()
+        except Exception as exc:  # noqa: BLE001 (the outcome under test)
+            outcome["second"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    try:
+        assert stored.wait(10)
+        threads[1].start()
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND wait_event_type = 'Lock'")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the second submission did not wait for the first")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(15)
+    return outcome
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (and pg_stat_activity to see the wait)")
+def test_a_double_submit_that_fills_the_last_slot_answers_the_label_stored_not_task_filled():
+    """The same submission sent twice at once (a double click, a retry) for a task's last slot: the
+    second waited on the task row, and its lookup of an earlier label ran in a snapshot from before
+    that wait, so it saw the task full but not its own label, and was refused with TaskFilled
+    ("nothing was saved") though the label was stored. It gets the stored label back, as any retry."""
+    a = make_user()
+    project = make_project(annotator=[a])
+    task = make_task(project, required_labels=1)
+    key = uuid.uuid4().hex
+
+    def send():
+        return label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], submission_key=key)
+
+    outcome = _first_holds_second_waits(send, send)
+    first, created = outcome["first"]
+    assert created
+    assert not isinstance(outcome["second"], Exception), outcome["second"]
+    again, created_again = outcome["second"]
+    assert (again.pk, created_again) == (first.pk, False)
+    assert count_of(task) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (and pg_stat_activity to see the wait)")
+def test_a_second_judgement_racing_for_the_last_slot_is_a_label_conflict_naming_the_first():
+    """Two tabs of one annotator, two keys, one task with one slot: the second is the LabelConflict
+    it always was (naming the first label), not TaskFilled."""
+    a = make_user()
+    project = make_project(annotator=[a])
+    task = make_task(project, required_labels=1)
+    outcome = _first_holds_second_waits(lambda: submit(task, a), lambda: submit(task, a, ranking=([1], [0])))
+    assert isinstance(outcome["second"], LabelConflict), outcome["second"]
+    assert outcome["second"].label.pk == outcome["first"].pk
+    assert count_of(task) == 1
