@@ -101,6 +101,13 @@ def task_get(*, project, task_id: int) -> ComparisonTask:
         pk=task_id, project=project)
 
 
+def task_filled_without(*, task: ComparisonTask, annotator) -> bool:
+    """A regular task that has the labels it wants (``required_labels`` counting ones), none of
+    them this annotator's: a label of theirs would be refused (``labelling.TaskFilled``)."""
+    return (not task.is_gold and task.label_count >= task.required_labels
+            and not PreferenceLabel.objects.filter(task=task, annotator=annotator).exists())
+
+
 def task_labels(*, task: ComparisonTask) -> QuerySet[PreferenceLabel]:
     """Every label of the task, rejected ones too (researchers review them here)."""
     return (task.labels.select_related("annotator", "rubric_version", "rejected_by")

@@ -130,7 +130,14 @@ def annotate_page(request, project_id: int):
 
 @member_required
 def annotate_task_page(request, project_id: int, task_id: int):
+    """One task's workspace (after an undo, say); a regular task that others filled meanwhile,
+    which would refuse the caller's label, gives way to their next task, saying why."""
     task = selectors.task_get(project=request.project, task_id=task_id)
+    if selectors.task_filled_without(task=task, annotator=request.user):
+        wanted = f"{task.required_labels} label{'s' if task.required_labels != 1 else ''}"
+        messages.info(request, f"Task {task.id} already has the {wanted} it wants, from other annotators; "
+                               "here is your next task.")
+        return redirect("feedback:annotate", request.project.id)
     return _workspace(request, task=task)
 
 

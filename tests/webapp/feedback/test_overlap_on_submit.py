@@ -399,3 +399,25 @@ def test_a_second_judgement_racing_for_the_last_slot_is_a_label_conflict_naming_
     assert isinstance(outcome["second"], LabelConflict), outcome["second"]
     assert outcome["second"].label.pk == outcome["first"].pk
     assert count_of(task) == 1
+
+
+def test_a_task_page_that_others_filled_gives_way_to_the_next_task(client, team):
+    """/annotate/<task>/ (where an undo leads) showed the form of a task others had filled since,
+    whose label would only be refused; it now goes on to the caller's next task, saying why. A task
+    the caller labelled, and a gold task, still show."""
+    project, a, b, c = team
+    task = make_task(project, prompt="the full one", required_labels=1)
+    spare = make_task(project, prompt="the spare one", required_labels=1)
+    submit(task, b)
+    url = reverse("feedback:annotate_task", args=[project.id, task.id])
+    response = login(client, a).get(url)
+    assert response.status_code == 302 and response["Location"] == reverse("feedback:annotate", args=[project.id])
+    page = client.get(response["Location"]).content.decode()
+    assert f"Task {task.pk} already has the 1 label it wants, from other annotators; here is your next task." in page
+    assert f'data-task="{spare.pk}"' in page and "the full one" not in page
+    own = login(client, b).get(url)
+    assert own.status_code == 200 and "the full one" in own.content.decode()
+    gold = make_task(project, prompt="the gold one", required_labels=1, gold_ranking=[[0], [1]])
+    submit(gold, b)
+    shown = login(client, c).get(reverse("feedback:annotate_task", args=[project.id, gold.id]))
+    assert shown.status_code == 200 and "the gold one" in shown.content.decode()
