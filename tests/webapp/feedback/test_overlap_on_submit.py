@@ -263,18 +263,20 @@ def test_two_labels_for_a_task_s_last_slot_at_once_store_one():
 
 # ---------------------------------------------------------------- the queue never shows a task it would refuse
 
-def test_a_held_task_filled_over_the_api_is_not_shown_again_but_released(team):
+def test_a_label_over_the_api_cannot_take_a_held_slot_so_the_holder_keeps_the_task(team):
     """``a`` holds a live assignment of a task wanting one label; ``b`` labels it over the API
-    (no assignment needed), filling it. The queue handed ``a`` the held task back on their next
-    page, only for the label to be refused (TaskFilled); now it is released and the next one shown."""
+    (no assignment needed). A live assignment holds its slot, so ``b``'s label is refused and
+    ``a``'s next page still hands them the task (filling a held task over the API was how it
+    came back full, before slots were held; a restored label still can: the test below)."""
     project, a, b, _ = team
     task = make_task(project, prompt="the full one", required_labels=1)
-    spare = make_task(project, prompt="the spare one", required_labels=1)
+    make_task(project, prompt="the spare one", required_labels=1)
     assert task_next_for_annotator(project=project, annotator=a) == task
-    submit(task, b)
-    assert count_of(task) == 1
-    assert task_next_for_annotator(project=project, annotator=a) == spare
-    assert Assignment.objects.get(task=task, annotator=a).status == Status.EXPIRED
+    with pytest.raises(TaskFilled):
+        submit(task, b)
+    assert count_of(task) == 0
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    assert Assignment.objects.get(task=task, annotator=a).status == Status.ACTIVE
 
 
 def test_a_held_task_filled_by_a_restored_label_is_not_shown_again(team):
@@ -309,8 +311,12 @@ def test_the_annotate_page_shows_the_next_task_not_the_held_one_filled_meanwhile
     project, a, b, _ = team
     task = make_task(project, prompt="the full one", required_labels=1)
     spare = make_task(project, prompt="the spare one", required_labels=1)
-    assert task_next_for_annotator(project=project, annotator=a) == task
-    submit(task, b)
+    researcher = make_user()
+    project.memberships.create(user=researcher, role="researcher")
+    spam = submit(task, b)
+    label_reject(label_id=spam.pk, project=project, by=researcher)
+    assert task_next_for_annotator(project=project, annotator=a) == task  # its slot is free again
+    label_restore(label_id=spam.pk, project=project, by=researcher)  # and taken back while a holds it
     page = login(client, a).get(reverse("feedback:annotate", args=[project.id])).content.decode()
     assert f'data-task="{spare.pk}"' in page and "the full one" not in page
 
