@@ -36,6 +36,10 @@ swapped in for the last one when it is not among them (the authors sample with t
 always is), pi renormalised over it; ``top_k`` 0 takes the whole vocabulary. AdamW's weight
 decay is left out of the predicted step, as in the authors' Adam model. Only the token level is
 implemented (the authors' ``capo_only`` recipe), not their sentence and batch levels.
+With tied embeddings (SmolLM2 and most small policies) ``lm_head.weight`` is the input
+embedding too, so its AdamW moments also hold the embedding's gradients, where the authors'
+shadow Adam sees the head's alone. With ``num_iterations`` > 1 the mask is computed once per
+step, from the state before it, where the authors recompute it at every loss evaluation.
 
 Everything here is plain torch and runs on the CPU as on a GPU.
 """
