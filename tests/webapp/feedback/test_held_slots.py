@@ -8,19 +8,18 @@ from an annotator who holds no live assignment of the task is refused when the c
 and the slots other annotators hold leave none free; a holder is refused only when the labels
 alone fill the task, as before; gold tasks take every annotator's label, as before."""
 
-import threading
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_project, make_task, make_user
 from tests.webapp.api.conftest import token_client
 from tests.webapp.feedback.conftest import login
+from tests.webapp.feedback.lock_races import first_holds_second_waits
 from webapp.feedback.errors import TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import label_submit, label_undo, task_next_for_annotator
@@ -150,47 +149,9 @@ def test_a_label_waiting_on_an_undo_sees_the_slot_it_hands_back():
     task = make_task(project, required_labels=1)
     assert task_next_for_annotator(project=project, annotator=a) == task
     label = submit(task, a)
-    undone, release = threading.Event(), threading.Event()
-    outcome = {}
-
-    def undo():
-        try:
-            with transaction.atomic():  # the undo done, its transaction not yet committed
-                label_undo(label_id=label.pk, annotator=a)
-                undone.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    def other():
-        try:
-            outcome["other"] = submit(task, b)
-        except TaskFilled as exc:
-            outcome["other"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=undo), threading.Thread(target=other)]
-    threads[0].start()
-    try:
-        assert undone.wait(10)
-        threads[1].start()
-        deadline = time.monotonic() + 10
-        with connection.cursor() as cursor:  # until the label waits on the task row's lock
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the label did not wait for the undo")
-    finally:
-        release.set()
-        for thread in threads:
-            thread.join(15)
-    assert isinstance(outcome["other"], TaskFilled), outcome["other"]
-    assert outcome["other"].held == 1
+    outcome = first_holds_second_waits(lambda: label_undo(label_id=label.pk, annotator=a), lambda: submit(task, b))
+    assert isinstance(outcome["second"], TaskFilled), outcome["second"]
+    assert outcome["second"].held == 1
     assert not PreferenceLabel.objects.filter(task=task).exists() and count_of(task) == 0
     assert submit(task, a).annotator_id == a.pk and count_of(task) == 1
 
@@ -204,45 +165,7 @@ def test_a_label_waiting_on_a_holder_s_label_does_not_count_that_holder_twice():
     project = make_project(annotator=[a, b])
     task = make_task(project, required_labels=2)
     assert task_next_for_annotator(project=project, annotator=a) == task
-    stored, release = threading.Event(), threading.Event()
-    outcome = {}
-
-    def holder():
-        try:
-            with transaction.atomic():
-                outcome["holder"] = submit(task, a)
-                stored.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    def other():
-        try:
-            outcome["other"] = submit(task, b)
-        except TaskFilled as exc:
-            outcome["other"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
-    threads[0].start()
-    try:
-        assert stored.wait(10)
-        threads[1].start()
-        deadline = time.monotonic() + 10
-        with connection.cursor() as cursor:
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the label did not wait for the holder's")
-    finally:
-        release.set()
-        for thread in threads:
-            thread.join(15)
-    assert isinstance(outcome["holder"], PreferenceLabel)
-    assert isinstance(outcome["other"], PreferenceLabel), outcome["other"]
+    outcome = first_holds_second_waits(lambda: submit(task, a), lambda: submit(task, b))
+    assert isinstance(outcome["first"], PreferenceLabel)
+    assert isinstance(outcome["second"], PreferenceLabel), outcome["second"]
     assert count_of(task) == 2

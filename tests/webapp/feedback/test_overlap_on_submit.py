@@ -7,19 +7,18 @@ Now the write is refused (the API: 409), nothing is stored and the annotator's a
 released, so their next task is another. Retries of the annotator's own label, rejected labels
 (which do not count) and gold tasks (labelled by everyone) are unchanged."""
 
-import threading
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_project, make_task, make_user
 from tests.webapp.api.conftest import token_client
 from tests.webapp.feedback.conftest import login
+from tests.webapp.feedback.lock_races import first_holds_second_waits
 from webapp.feedback.errors import LabelConflict, TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, PreferenceLabel
 from webapp.feedback.services import (
@@ -217,45 +216,7 @@ def test_two_labels_for_a_task_s_last_slot_at_once_store_one():
     a, b = make_user(), make_user()
     project = make_project(annotator=[a, b])
     task = make_task(project, required_labels=1)
-    stored, release = threading.Event(), threading.Event()
-    outcome = {}
-
-    def first():
-        try:
-            with transaction.atomic():  # the label is stored, its transaction not yet committed
-                outcome["first"] = submit(task, a)
-                stored.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    def second():
-        try:
-            outcome["second"] = submit(task, b)
-        except TaskFilled as exc:
-            outcome["second"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    threads[0].start()
-    try:
-        assert stored.wait(10)
-        threads[1].start()
-        deadline = time.monotonic() + 10
-        with connection.cursor() as cursor:  # until the second is waiting on the task row's lock
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the second submission did not wait for the first")
-    finally:
-        release.set()
-        for thread in threads:
-            thread.join(15)
+    outcome = first_holds_second_waits(lambda: submit(task, a), lambda: submit(task, b))
     assert isinstance(outcome["first"], PreferenceLabel)
     assert isinstance(outcome["second"], TaskFilled), outcome["second"]
     assert list(PreferenceLabel.objects.values_list("annotator_id", flat=True)) == [a.pk] and count_of(task) == 1
@@ -323,52 +284,6 @@ def test_the_annotate_page_shows_the_next_task_not_the_held_one_filled_meanwhile
 
 # ---------------------------------------------------------------- a repeat racing for the last slot
 
-def _first_holds_second_waits(first_call, second_call):
-    """Run ``first_call`` in a transaction kept open until ``second_call`` (another thread) waits on
-    the task row's lock; then let the first commit. Returns {"first": ..., "second": ...}, an
-    exception raised by the second as its outcome."""
-    stored, release = threading.Event(), threading.Event()
-    outcome = {}
-
-    def first():
-        try:
-            with transaction.atomic():
-                outcome["first"] = first_call()
-                stored.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    def second():
-        try:
-            outcome["second"] = second_call()
-        except Exception as exc:  # noqa: BLE001 (the outcome under test)
-            outcome["second"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    threads[0].start()
-    try:
-        assert stored.wait(10)
-        threads[1].start()
-        deadline = time.monotonic() + 10
-        with connection.cursor() as cursor:
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the second submission did not wait for the first")
-    finally:
-        release.set()
-        for thread in threads:
-            thread.join(15)
-    return outcome
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (and pg_stat_activity to see the wait)")
 def test_a_double_submit_that_fills_the_last_slot_answers_the_label_stored_not_task_filled():
@@ -384,7 +299,7 @@ def test_a_double_submit_that_fills_the_last_slot_answers_the_label_stored_not_t
     def send():
         return label_submit_outcome(task=task, annotator=a, ranking=[[0], [1]], submission_key=key)
 
-    outcome = _first_holds_second_waits(send, send)
+    outcome = first_holds_second_waits(send, send)
     first, created = outcome["first"]
     assert created
     assert not isinstance(outcome["second"], Exception), outcome["second"]
@@ -401,7 +316,7 @@ def test_a_second_judgement_racing_for_the_last_slot_is_a_label_conflict_naming_
     a = make_user()
     project = make_project(annotator=[a])
     task = make_task(project, required_labels=1)
-    outcome = _first_holds_second_waits(lambda: submit(task, a), lambda: submit(task, a, ranking=([1], [0])))
+    outcome = first_holds_second_waits(lambda: submit(task, a), lambda: submit(task, a, ranking=([1], [0])))
     assert isinstance(outcome["second"], LabelConflict), outcome["second"]
     assert outcome["second"].label.pk == outcome["first"].pk
     assert count_of(task) == 1
