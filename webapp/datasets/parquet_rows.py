@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from webapp.datasets.errors import DatasetImportError
@@ -52,32 +53,43 @@ def parquet_upload(upload) -> tuple[str, Any] | None:
 def parse_parquet(upload) -> list:
     """All rows of a Parquet upload as PromptRows, or DatasetImportError naming each bad row
     (from 1) and, for a value JSON cannot hold, its column."""
+    from webapp.datasets.parsing import _rows_list  # noqa: PLC0415 (a cycle)
+
+    return _rows_list(iter_parquet(upload, errors := []), errors, unit="row")
+
+
+def iter_parquet(upload, errors: list[tuple[int, str]]) -> Iterator:
+    """Each good row of a Parquet upload as a PromptRow in turn, read a row group's batch at a
+    time; each bad row's (number from 1, message) is appended to ``errors`` instead. A file
+    that cannot be opened or read on raises DatasetImportError."""
     import pyarrow as pa  # noqa: PLC0415 (only an import of Parquet needs it)
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    from webapp.datasets.parsing import MAX_ROWS, check_rows, row_from_object  # noqa: PLC0415 (a cycle)
+    from webapp.datasets.parsing import row_from_object  # noqa: PLC0415 (a cycle)
 
     upload.seek(0)
     try:
         table_file = pq.ParquetFile(upload)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetImportError([(0, f"the file is not a Parquet file that can be read ({exc})")], unit="row") from None
-    rows, errors, number = [], [], 0
-    try:
-        for batch in table_file.iter_batches(batch_size=BATCH_ROWS):
-            for record in batch.to_pylist():
-                number += 1
-                try:
-                    row = row_from_object(json_value(record, ""))
-                    if len(rows) <= MAX_ROWS:  # one more says there are too many
-                        rows.append(row)
-                except ValueError as exc:  # every one kept: the page shows 100 and counts the rest
-                    errors.append((number, str(exc)))
-    except (pa.ArrowException, OSError) as exc:  # a truncated or corrupt row group
-        raise DatasetImportError([(number + 1, f"the Parquet file cannot be read past row {number} ({exc})")],
-                                 unit="row") from None
-    check_rows(rows, errors, unit="row")
-    return rows
+    number = 0
+    batches = table_file.iter_batches(batch_size=BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:  # a truncated or corrupt row group
+            raise DatasetImportError([(number + 1, f"the Parquet file cannot be read past row {number} ({exc})")],
+                                     unit="row") from None
+        if batch is None:
+            return
+        for record in batch.to_pylist():
+            number += 1
+            try:
+                row = row_from_object(json_value(record, ""))
+            except ValueError as exc:  # every one kept: the page shows 100 and counts the rest
+                errors.append((number, str(exc)))
+                continue
+            yield row
 
 
 def json_value(value: Any, column: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
@@ -103,26 +104,38 @@ def row_from_object(obj) -> PromptRow:
 
 def parse_jsonl(content: str | UploadText) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad line by its number (from 1)."""
-    rows, errors = [], []
+    return _rows_list(iter_jsonl(content, errors := []), errors)
+
+
+def iter_jsonl(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[PromptRow]:
+    """Each good row of a JSONL text or upload in turn, read a line at a time; each bad line's
+    (number from 1, message) is appended to ``errors`` instead (when the file turns out to be one
+    JSON array, that alone replaces them at the end)."""
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             row = row_from_object(storable_json(line))
-            if len(rows) <= MAX_ROWS:  # one more says there are too many; the rest need not be kept
-                rows.append(row)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
+            continue
         except ValueError as exc:
             errors.append((number, str(exc)))
+            continue
+        yield row
     if errors and (array := json_array_instead_of_lines(content)):
-        errors = [(1, array)]
-    check_rows(rows, errors)
-    return rows
+        errors[:] = [(1, array)]
 
 
 def parse_csv(content: str | UploadText) -> list[PromptRow]:
-    """All rows, or DatasetImportError listing every bad row by the line it ends on. Quoting is
+    """All rows, or DatasetImportError listing every bad row by the line it ends on (see ``iter_csv``)."""
+    return _rows_list(iter_csv(content, errors := []), errors)
+
+
+def iter_csv(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[PromptRow]:
+    """Each good row of a CSV text or upload in turn, read a line at a time; each bad row's (the
+    line it ends on, message) is appended to ``errors`` instead, and a bad header raises
+    DatasetImportError before the first row. Quoting is
     strict: a quoted field left open swallowed the rest of the file into one prompt. A row
     needs as many fields as the header (an unquoted comma splits a field in two), whose names
     are distinct (spaces around them are dropped). A ``messages`` cell holds chat messages as
@@ -148,22 +161,19 @@ def parse_csv(content: str | UploadText) -> list[PromptRow]:
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:  # dict(zip()) kept the last column of a name, silently dropping the others
         raise DatasetImportError([(1, f"the header names the column {twice[0]!r} twice; each column needs its own name")])
-    rows, errors = [], []
     try:
         for fields in reader:
             if not fields:  # a blank line
                 continue
             try:
                 row = _row_from_csv(header, fields)
-                if len(rows) <= MAX_ROWS:
-                    rows.append(row)
             except ValueError as exc:
                 errors.append((reader.line_num, str(exc)))
+                continue
+            yield row
     except csv.Error as exc:
         errors.append((reader.line_num, f"not valid CSV ({exc}); a quoted field must close with a "
                                         'quote, and a quote inside one is written twice ("")'))
-    check_rows(rows, errors)
-    return rows
 
 
 # A cell that opens as a list of {"role"/"content": ...} objects, in JSON or as Python writes it
@@ -221,20 +231,45 @@ def _messages_cell(name: str, cell: str) -> list[dict]:
     return parse_messages(value)
 
 
+def _rows_list(rows: Iterator[PromptRow], errors: list[tuple[int, str]], unit: str = "line") -> list[PromptRow]:
+    """The rows of an ``iter_*`` parser as a list, checked by ``check_count``; past MAX_ROWS only
+    counted (one more than that says there are too many)."""
+    kept, count = [], 0
+    for row in rows:
+        count += 1
+        if count <= MAX_ROWS:
+            kept.append(row)
+    check_count(count, errors, unit)
+    return kept
+
+
 def check_rows(rows: list[PromptRow], errors: list[tuple[int, str]], unit: str = "line") -> None:
+    check_count(len(rows), errors, unit)
+
+
+def check_count(count: int, errors: list[tuple[int, str]], unit: str = "line") -> None:
+    """DatasetImportError for a file with bad lines (``errors``), no prompts or too many."""
     if errors:
         raise DatasetImportError(errors, unit)
-    if not rows:
+    if not count:
         raise DatasetImportError([(1, "the file holds no prompts")], unit)
-    if len(rows) > MAX_ROWS:
+    if count > MAX_ROWS:
         raise DatasetImportError([(MAX_ROWS + 1, f"at most {MAX_ROWS} prompts per import")], unit)
 
 
 def parse_file(name: str, content) -> list[PromptRow]:
     """A JSONL or CSV file's rows (``content`` its text), or a Parquet file's (``content`` the
     upload itself, which ``is_parquet`` recognised)."""
-    if name.lower().endswith(".parquet"):
-        from webapp.datasets.parquet_rows import parse_parquet
+    rows, unit = file_rows(name, content, errors := [])
+    return _rows_list(rows, errors, unit)
 
-        return parse_parquet(content)
-    return parse_csv(content) if name.lower().endswith(".csv") else parse_jsonl(content)
+
+def file_rows(name: str, content, errors: list[tuple[int, str]]) -> tuple[Iterator[PromptRow], str]:
+    """The good rows of a file one at a time, as ``parse_file`` reads it (bad ones appended to
+    ``errors``), and what its errors count in: "line", or "row" for Parquet. Nothing is read
+    until the first row is asked for; ``check_count`` afterwards says whether the file is whole."""
+    if name.lower().endswith(".parquet"):
+        from webapp.datasets.parquet_rows import iter_parquet
+
+        return iter_parquet(content, errors), "row"
+    return (iter_csv(content, errors) if name.lower().endswith(".csv") else iter_jsonl(content, errors)), "line"

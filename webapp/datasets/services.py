@@ -1,6 +1,6 @@
 """Writes on prompt datasets."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -10,18 +10,29 @@ from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.datasets.errors import DatasetError, DatasetInUse
 from webapp.datasets.models import Prompt, PromptDataset
-from webapp.datasets.parsing import PromptRow, parse_file
+from webapp.datasets.parsing import MAX_ROWS, PromptRow, check_count, file_rows
 from webapp.datasets.selectors import dataset_runs
 
 
+# Prompts parsed, then written, this many at a time: an import holds one batch of rows, not the file's.
+IMPORT_BATCH = 2000
+
+
 @transaction.atomic
-def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, description: str = "") -> PromptDataset:
+def dataset_create(*, project, name: str, rows: Iterable[PromptRow], user=None, description: str = "") -> PromptDataset:
     """A dataset with its prompts, all or nothing; DatasetError names the field at fault."""
     name = name_strip(name)
     dataset_name_check(project=project, name=name)
+    dataset = _dataset_save(project=project, name=name, user=user, description=description)
+    _prompts_store(dataset, rows, [])
+    return dataset
+
+
+def _dataset_save(*, project, name: str, user, description: str) -> PromptDataset:
+    """The new dataset, saved (in the caller's transaction), or DatasetError naming the field."""
     dataset = PromptDataset(project=project, name=name, description=description, created_by=user)
     try:
-        dataset.full_clean(validate_constraints=False)  # the one constraint is the name, checked above
+        dataset.full_clean(validate_constraints=False)  # the one constraint is the name, checked before
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise DatasetError("; ".join(messages), field=field if field in {"name", "description"} else None) from exc
@@ -30,15 +41,30 @@ def dataset_create(*, project, name: str, rows: Sequence[PromptRow], user=None, 
             dataset.save()
     except IntegrityError as exc:  # an import at the same time took the name
         raise DatasetError(_name_taken(name, name), field="name") from exc
-    Prompt.objects.bulk_create(
-        [
-            Prompt(dataset=dataset, index=i, text=row.text, messages=row.messages,
-                   reference=row.reference, metadata=row.metadata)
-            for i, row in enumerate(rows)
-        ],
-        batch_size=2000,
-    )
     return dataset
+
+
+def _prompts_store(dataset: PromptDataset | None, rows: Iterable[PromptRow], errors: list[tuple[int, str]],
+                   limit: int | None = None) -> int:
+    """Store ``rows`` as the dataset's prompts, IMPORT_BATCH at a time, and return how many there
+    were. Once ``errors`` holds a bad line (a parser appends them as it reads), or past ``limit``
+    rows, or with no dataset, the rest are only counted: the import will be refused and rolled
+    back, but the parser reads on to name every bad line."""
+    batch: list[Prompt] = []
+    count = 0
+    for row in rows:
+        count += 1
+        if dataset is None or errors or (limit is not None and count > limit):
+            batch.clear()
+            continue
+        batch.append(Prompt(dataset=dataset, index=count - 1, text=row.text, messages=row.messages,
+                            reference=row.reference, metadata=row.metadata))
+        if len(batch) >= IMPORT_BATCH:
+            Prompt.objects.bulk_create(batch)
+            batch = []
+    if batch and not errors:
+        Prompt.objects.bulk_create(batch)
+    return count
 
 
 def dataset_name_check(*, project, name: str) -> None:
@@ -58,12 +84,28 @@ def _name_taken(taken: str, name: str) -> str:
 
 
 def dataset_import(*, project, name: str, filename: str, content: str | UploadText, user=None, description: str = "") -> PromptDataset:
-    """Parse a JSONL/CSV file and store it; DatasetError (a field at fault, the name checked
-    before the file is read) or DatasetImportError (with line numbers) changes nothing."""
+    """Parse a JSONL/CSV/Parquet file and store it; DatasetError (a field at fault, the name
+    checked before the file is read) or DatasetImportError (with line numbers) changes nothing.
+
+    The file is read, checked and written a batch of rows at a time inside one transaction, so
+    an import holds one batch, not the file's rows, and a bad line anywhere rolls back the
+    prompts written before it. As when the whole file was parsed first, the file's errors come
+    before one of the dataset's own (its description, or a name another import took meanwhile):
+    the file is then still read through, storing nothing."""
     name = name_strip(name)
     dataset_name_check(project=project, name=name)
-    rows = parse_file(filename, content)
-    return dataset_create(project=project, name=name, rows=rows, user=user, description=description)
+    errors: list[tuple[int, str]] = []
+    rows, unit = file_rows(filename, content, errors)
+    with transaction.atomic():
+        try:
+            dataset, refused = _dataset_save(project=project, name=name, user=user, description=description), None
+        except DatasetError as exc:
+            dataset, refused = None, exc
+        count = _prompts_store(dataset, rows, errors, limit=MAX_ROWS)
+        check_count(count, errors, unit)
+        if refused is not None:
+            raise refused
+    return dataset
 
 
 def dataset_delete_check(*, dataset: PromptDataset) -> None:
