@@ -10,6 +10,7 @@ One object a line::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json import JSONDecodeError
 
@@ -123,24 +124,40 @@ def task_row_from_object(obj) -> TaskRow:
 
 def parse_tasks_jsonl(content: str | UploadText) -> list[TaskRow]:
     """All rows, or TaskImportError listing every bad line by its number (from 1)."""
-    rows, errors = [], []
+    rows, count = [], 0
+    for row in iter_tasks_jsonl(content, errors := []):
+        count += 1
+        if count <= MAX_TASKS:  # one more says there are too many; the rest need not be kept
+            rows.append(row)
+    check_task_count(count, errors)
+    return rows
+
+
+def iter_tasks_jsonl(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[TaskRow]:
+    """Each good row of a JSONL text or upload in turn, read a line at a time; each bad line's
+    (number from 1, message) is appended to ``errors`` instead (when the file turns out to be one
+    JSON array, that alone replaces them at the end)."""
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             row = task_row_from_object(storable_json(line))
-            if len(rows) <= MAX_TASKS:  # one more says there are too many; the rest need not be kept
-                rows.append(row)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
+            continue
         except ValueError as exc:
             errors.append((number, str(exc)))
+            continue
+        yield row
     if errors and (array := json_array_instead_of_lines(content)):
-        errors = [(1, array)]
+        errors[:] = [(1, array)]
+
+
+def check_task_count(count: int, errors: list[tuple[int, str]]) -> None:
+    """TaskImportError for a file with bad lines (``errors``), no tasks or too many."""
     if errors:
         raise TaskImportError(errors)
-    if not rows:
+    if not count:
         raise TaskImportError([(0, "the file holds no tasks")])
-    if len(rows) > MAX_TASKS:
+    if count > MAX_TASKS:
         raise TaskImportError([(MAX_TASKS + 1, f"at most {MAX_TASKS} tasks per import")])
-    return rows

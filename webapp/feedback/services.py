@@ -16,7 +16,13 @@ from webapp.core.uploads import UploadText
 from webapp.experiments.models import Run, Trajectory
 from webapp.feedback.errors import FeedbackError
 from webapp.feedback.models import Candidate, ComparisonTask, Criterion, Rubric, RubricVersion
-from webapp.feedback.parsing import MAX_CANDIDATES, MAX_TASKS, parse_tasks_jsonl, prompt_display_text
+from webapp.feedback.parsing import (
+    MAX_CANDIDATES,
+    MAX_TASKS,
+    check_task_count,
+    iter_tasks_jsonl,
+    prompt_display_text,
+)
 
 # The assignment and label services, re-exported so callers have one place to import from.
 from webapp.feedback.labelling import (  # noqa: F401,E402
@@ -193,14 +199,36 @@ def _tasks_create(*, project, specs: Sequence[TaskSpec], required_labels: int, r
 @transaction.atomic
 def comparison_tasks_import_jsonl(*, project, content: str | UploadText, required_labels: int = 1, rubric: Rubric | None = None,
                                   user=None) -> list[ComparisonTask]:
-    """Tasks from JSONL (see ``parsing.py``); TaskImportError names every bad line and imports nothing."""
+    """Tasks from JSONL (see ``parsing.py``); TaskImportError names every bad line and imports nothing.
+
+    The file is read and its tasks written IMPORT_BATCH at a time, in this one transaction: an
+    import holds a batch of rows (and the tasks it made, without their candidates), not the
+    file's; a bad line anywhere rolls back what was written before it, and the lines after it
+    are still read to name every bad one."""
     required = _required_labels_clean(required_labels)
     version = _rubric_version_for(project, rubric)
-    rows = parse_tasks_jsonl(content)
-    specs = [TaskSpec(prompt_text=r.prompt_text, prompt_messages=r.prompt_messages, completions=r.completions,
-                      gold_ranking=r.gold_ranking, metadata=[dict(r.metadata) for _ in r.completions])
-             for r in rows]
-    return _tasks_create(project=project, specs=specs, required_labels=required, rubric_version=version)
+    errors: list[tuple[int, str]] = []
+    tasks: list[ComparisonTask] = []
+    batch: list[TaskSpec] = []
+    count = 0
+    for r in iter_tasks_jsonl(content, errors):
+        count += 1
+        if errors or count > MAX_TASKS:  # refused in the end: only counted from here on
+            batch.clear()
+            continue
+        batch.append(TaskSpec(prompt_text=r.prompt_text, prompt_messages=r.prompt_messages, completions=r.completions,
+                              gold_ranking=r.gold_ranking, metadata=[dict(r.metadata) for _ in r.completions]))
+        if len(batch) >= IMPORT_BATCH:
+            tasks += _tasks_create(project=project, specs=batch, required_labels=required, rubric_version=version)
+            batch = []
+    if batch and not errors:
+        tasks += _tasks_create(project=project, specs=batch, required_labels=required, rubric_version=version)
+    check_task_count(count, errors)
+    return tasks
+
+
+# Tasks parsed, then written, this many at a time by an import
+IMPORT_BATCH = 1000
 
 
 @dataclass(frozen=True)
