@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -149,10 +151,9 @@ def preference_records(*, project, data: dict) -> list:
     from workers.engine.rm_trainer import PreferenceRecord  # noqa: PLC0415 (torch: worker side only)
 
     if data["source"] == "pairs":
-        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
         # A pair without a margin gives None: the run's config.margin applies to it.
         return [PreferenceRecord(p["prompt"], [p["chosen"], p["rejected"]], [[0], [1]], p.get("margin"))
-                for p in pair_set.pairs]
+                for p in pair_set_pairs(project=project, pair_set_id=data["pair_set"])]
     records = []
     labels = PreferenceLabel.objects.filter(task__project=project, rejected_at__isnull=True)
     if "through_label" in data:  # runs launched before labels were fixed at launch read them all
@@ -204,8 +205,8 @@ def dpo_pairs(*, project, data: dict) -> list:
     from workers.engine.dpo import PreferencePair
 
     if data["source"] == "pairs":
-        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
-        return [PreferencePair(p["prompt"], p["chosen"], p["rejected"]) for p in pair_set.pairs]
+        return [PreferencePair(p["prompt"], p["chosen"], p["rejected"])
+                for p in pair_set_pairs(project=project, pair_set_id=data["pair_set"])]
     pairs = []
     labels = (PreferenceLabel.objects.filter(task__project=project, pk__lte=data["through_label"],
                                              rejected_at__isnull=True)
@@ -252,8 +253,7 @@ def sft_examples(*, project, data: dict) -> list:
     from workers.engine.sft import SFTExample
 
     if data["source"] == "pairs":
-        pair_set = get_object_or_404(PreferencePairSet, project=project, pk=data["pair_set"])
-        return [SFTExample(p["prompt"], p["chosen"]) for p in pair_set.pairs]
+        return [SFTExample(p["prompt"], p["chosen"]) for p in pair_set_pairs(project=project, pair_set_id=data["pair_set"])]
     if data["source"] == "dataset":
         from webapp.datasets.models import Prompt
 
@@ -307,6 +307,26 @@ def pair_rows_sql(rest: str) -> str:
     """A query of ``(position, JSON text)`` for each pair of the set whose id is its first
     parameter, positions counted from 1 in stored order; ``rest`` goes after the WHERE clause."""
     return array_elements_sql(PreferencePairSet._meta.db_table, "pairs", rest)
+
+
+PAIRS_CHUNK = 2000
+
+
+def pair_set_pairs(*, project, pair_set_id: int) -> Iterator[dict]:
+    """The pairs of the project's set (Http404 for another project's or none), in stored order,
+    decoded as the model's JSONField decodes them, PAIRS_CHUNK at a time: a run's worker builds
+    its training records from them without the set's whole JSON text and every pair as a dict in
+    memory beside the records."""
+    pk = get_object_or_404(PreferencePairSet.objects.defer("pairs"), project=project, pk=pair_set_id).pk
+    return _pair_set_pairs(pk)
+
+
+def _pair_set_pairs(pair_set_id: int) -> Iterator[dict]:
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(pair_rows_sql("ORDER BY e.n"), [pair_set_id])
+        while rows := cursor.fetchmany(PAIRS_CHUNK):
+            for _, text in rows:
+                yield json.loads(text)
 
 
 def pair_set_pairs_page(*, pair_set_id: int, limit: int, after: int = 0,
