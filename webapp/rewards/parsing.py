@@ -9,6 +9,7 @@ Bradley-Terry loss uses."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from json import JSONDecodeError
 
 from webapp.core.json_input import (
@@ -170,25 +171,40 @@ def pairs_from_object(obj) -> list[dict]:
 def parse_pairs(content: str | UploadText) -> list[dict]:
     """Every pair of a JSONL text or uploaded file, or PairImportError listing each bad line with
     its number."""
-    pairs, errors, count = [], [], 0
+    pairs, count = [], 0
+    for pair in iter_pairs(content, errors := []):
+        count += 1
+        if count <= MAX_PAIRS:  # past the limit only the count is kept, for the message
+            pairs.append(pair)
+    check_pair_count(count, errors)
+    return pairs
+
+
+def iter_pairs(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[dict]:
+    """Each pair of a JSONL text or upload in turn (a labels.jsonl line gives its pairs), read a
+    line at a time; each bad line's (number from 1, message) is appended to ``errors`` instead
+    (when the file turns out to be one JSON array, that alone replaces them at the end)."""
     for number, line in jsonl_lines(content):
         if not line.strip():
             continue
         try:
             found = pairs_from_object(storable_json(line))
-            if count + len(found) <= MAX_PAIRS:  # past the limit only the count is kept, for the message
-                pairs.extend(found)
-            count += len(found)
         except JSONDecodeError as exc:
             errors.append((number, json_line_error(exc)))
+            continue
         except ValueError as exc:
             errors.append((number, str(exc)))
+            continue
+        yield from found
     if errors and (array := json_array_instead_of_lines(content)):
-        errors = [(1, array)]
+        errors[:] = [(1, array)]
+
+
+def check_pair_count(count: int, errors: list[tuple[int, str]]) -> None:
+    """PairImportError for a file with bad lines (``errors``), no pairs or too many."""
     if errors:
         raise PairImportError(errors)
-    if not pairs:
+    if not count:
         raise PairImportError([(0, "the file holds no pairs (a ranking that ties every answer gives none)")])
     if count > MAX_PAIRS:
         raise PairImportError([(0, f"{count} pairs; at most {MAX_PAIRS} per file")])
-    return pairs

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
+from webapp.core.json_sql import json_column_set
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.rewards.errors import PairImportError, RewardModelError
 from webapp.rewards.models import PreferencePairSet, RewardModel
-from webapp.rewards.parsing import parse_pairs
+from webapp.rewards.parsing import MAX_PAIRS, check_pair_count, iter_pairs
 from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_model
 
 
@@ -20,27 +23,50 @@ from webapp.rewards.selectors import runs_using_pair_set, runs_using_reward_mode
 def pair_set_import(*, project, name: str, content: str | UploadText, user=None) -> PreferencePairSet:
     """Parse a JSONL file of pairs and store it; stores nothing on PairImportError (bad lines, with
     their numbers) or RewardModelError on ``name`` (a name refused or taken, as for a set built
-    from a run)."""
+    from a run).
+
+    The set's pairs are one JSON array in one row. The file is read a line at a time and each
+    good pair written as JSON text to a temporary file, not kept as a dict; the row is saved with
+    its first pair and then given the whole array from the file (``json_column_set``), so an
+    import holds a line's pairs at a time, not the parsed set and its serialisation beside it."""
     name = name_strip(name)
     if problem := name_problem(name):
         raise RewardModelError(f"the name {problem}", field="name")
-    pairs = parse_pairs(content)
-    if PreferencePairSet.objects.filter(project=project, name=name).exists():
-        raise RewardModelError(f"a set of pairs named {name!r} already exists in this project", field="name")
-    pair_set = _pair_set(project=project, name=name, pairs=pairs, user=user)
-    try:
-        pair_set.full_clean()
-    except ValidationError as exc:
-        if "name" in getattr(exc, "error_dict", {}):
-            raise RewardModelError("; ".join(exc.message_dict["name"]), field="name") from exc
-        raise PairImportError([(0, "; ".join(exc.messages))]) from exc
-    try:
-        with transaction.atomic():
-            pair_set.save()
-    except IntegrityError as exc:  # an import at the same time took the name after the checks above
-        raise RewardModelError(f"a set of pairs named {name!r} already exists in this project",
-                               field="name") from exc
-    return pair_set
+    errors: list[tuple[int, str]] = []
+    with tempfile.TemporaryFile() as spool:
+        count, first, has_chat_prompt, has_margin = 0, None, False, False
+        spool.write(b"[")
+        for pair in iter_pairs(content, errors):
+            count += 1
+            if errors or count > MAX_PAIRS:  # refused in the end: only counted from here on
+                continue
+            if first is None:
+                first = pair
+            else:
+                spool.write(b", ")  # json.dumps's separator, as the JSONField writes a list
+            spool.write(json.dumps(pair).encode())
+            has_chat_prompt = has_chat_prompt or isinstance(pair["prompt"], list)
+            has_margin = has_margin or "margin" in pair
+        spool.write(b"]")
+        check_pair_count(count, errors)
+        if PreferencePairSet.objects.filter(project=project, name=name).exists():
+            raise RewardModelError(f"a set of pairs named {name!r} already exists in this project", field="name")
+        pair_set = PreferencePairSet(project=project, name=name, pairs=[first], pair_count=count, created_by=user,
+                                     has_chat_prompt=has_chat_prompt, has_margin=has_margin)
+        try:
+            pair_set.full_clean()
+        except ValidationError as exc:
+            if "name" in getattr(exc, "error_dict", {}):
+                raise RewardModelError("; ".join(exc.message_dict["name"]), field="name") from exc
+            raise PairImportError([(0, "; ".join(exc.messages))]) from exc
+        try:
+            with transaction.atomic():
+                pair_set.save()
+        except IntegrityError as exc:  # an import at the same time took the name after the checks above
+            raise RewardModelError(f"a set of pairs named {name!r} already exists in this project",
+                                   field="name") from exc
+        json_column_set(PreferencePairSet._meta.db_table, "pairs", pair_set.pk, spool)
+    return PreferencePairSet.objects.defer("pairs").get(pk=pair_set.pk)
 
 
 def _pair_set(*, project, name: str, pairs: list[dict], user) -> PreferencePairSet:
@@ -139,7 +165,6 @@ def pair_set_from_run(*, project, run, name: str, step_min: int, step_max: int, 
     bounded by ``MAX_PAIR_MARGIN``; a reward-model run gives every such pair its ``margin``
     setting. So a set from a run never holds a margin the trainer refuses, whatever its rewards."""
     from webapp.experiments.models import Trajectory
-    from webapp.rewards.parsing import MAX_PAIRS
     from webapp.rewards.rule_pairs import Completion, rule_pairs, rules_available
 
     if run.project_id != project.pk:
