@@ -10,7 +10,8 @@ database on the local PostgreSQL (127.0.0.1:5432, dropped and created again), mi
 with ``manage.py migrate`` in a subprocess, then runs each import in a fresh child process:
 the file is opened from disk as an upload is (Django keeps a large upload in a temporary
 file), checked by ``upload_text`` (the form's and the API's UTF-8 check) and imported by
-``webapp.datasets.services.dataset_import``. The child reports its peak RSS
+``webapp.datasets.services.dataset_import`` (``--format pairs``: a file of preference pairs, the
+prompt text split into chosen and rejected, by ``webapp.rewards.services.pair_set_import``). The child reports its peak RSS
 (``resource.getrusage``, ru_maxrss) before and after the import, the wall time and the rows
 stored. See bench/import_memory.md. Not a test: run by hand.
 """
@@ -54,6 +55,9 @@ def write_file(path: Path, rows: int, prompt_bytes: int, fmt: str) -> None:
             text = text[:prompt_bytes]
             if fmt == "csv":
                 writer.writerow([text, str(i % 97), "bench"])
+            elif fmt == "pairs":
+                out.write(json.dumps({"prompt": f"Question {i}?", "chosen": text[: prompt_bytes // 2],
+                                      "rejected": text[prompt_bytes // 2:], "margin": (i % 5) / 2}) + "\n")
             else:
                 out.write(json.dumps({"prompt": text, "answer": str(i % 97),
                                       "metadata": {"source": "bench", "i": i}}) + "\n")
@@ -76,19 +80,28 @@ def child(path: str, fmt: str, name: str) -> None:
     from webapp.datasets.models import Prompt, PromptDataset  # noqa: PLC0415
     from webapp.datasets.services import dataset_import  # noqa: PLC0415
     from webapp.projects.models import Project  # noqa: PLC0415
+    from webapp.rewards.models import PreferencePairSet  # noqa: PLC0415
+    from webapp.rewards.services import pair_set_import  # noqa: PLC0415
 
     project, _ = Project.objects.get_or_create(slug="bench-import", defaults={"name": "Bench import"})
     PromptDataset.objects.filter(project=project, name=name).delete()
+    PreferencePairSet.objects.filter(project=project, name=name).delete()
     before = peak_mib()
     started = time.perf_counter()
     with open(path, "rb") as handle:
         upload = File(handle, name=f"bench.{fmt}")
         text = upload_text(upload)
         checked = time.perf_counter()
-        dataset = dataset_import(project=project, name=name, filename=f"bench.{fmt}", content=text)
+        if fmt == "pairs":
+            pair_set = pair_set_import(project=project, name=name, content=text)
+        else:
+            dataset = dataset_import(project=project, name=name, filename=f"bench.{fmt}", content=text)
     done = time.perf_counter()
     after = peak_mib()
-    stored = Prompt.objects.filter(dataset=dataset).count()
+    if fmt == "pairs":
+        stored = PreferencePairSet.objects.filter(pk=pair_set.pk).values_list("pair_count", flat=True).get()
+    else:
+        stored = Prompt.objects.filter(dataset=dataset).count()
     print(json.dumps({"peak_rss_before_mib": round(before, 1), "peak_rss_after_mib": round(after, 1),
                       "import_peak_growth_mib": round(after - before, 1), "upload_check_s": round(checked - started, 2),
                       "import_s": round(done - checked, 2), "total_s": round(done - started, 2), "stored": stored}))
@@ -98,7 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--prompt-bytes", type=int, default=1000)
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--format", choices=["jsonl", "csv", "pairs"], default="jsonl",
+                        help="pairs: a JSONL file of preference pairs for pair_set_import (at most 100,000)")
     parser.add_argument("--db", default="steer_wt9_bench")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep-db", action="store_true", help="reuse the database as it is (already migrated)")
