@@ -2,8 +2,9 @@
 
 Django keeps an upload over FILE_UPLOAD_MAX_MEMORY_SIZE in a temporary file; an import reads it
 from there a chunk at a time, once to check that it is UTF-8 and once to parse it, so the file
-is never in the web process's memory whole. What an import parses out of it (the rows it will
-store) is, which the size limit bounds.
+is never in the web process's memory whole. Nor are the rows an import parses out of it: prompts
+and tasks are stored a batch at a time, pairs written as JSON text to a temporary file (see
+``dataset_import``, ``comparison_tasks_import_jsonl`` and ``pair_set_import``).
 """
 
 from __future__ import annotations
