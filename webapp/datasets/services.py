@@ -13,7 +13,6 @@ from webapp.datasets.models import Prompt, PromptDataset
 from webapp.datasets.parsing import MAX_ROWS, PromptRow, check_count, file_rows
 from webapp.datasets.selectors import dataset_runs
 
-
 # Prompts parsed, then written, this many at a time: an import holds one batch of rows, not the file's.
 IMPORT_BATCH = 2000
 
