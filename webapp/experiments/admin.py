@@ -61,13 +61,43 @@ class MetricChunkAdmin(admin.ModelAdmin):
 
 @admin.register(Trajectory)
 class TrajectoryAdmin(admin.ModelAdmin):
+    """Read-only: a trajectory is the record of what its run sampled and how it was scored, written
+    by the run's worker (or an external trainer's report). Comparison tasks and their labels point
+    at trajectories, and the run's charts, exports and summaries count them: one edited here told
+    another story than its run, and one deleted here unlinked the tasks made from it. They go with
+    their run (``run_delete``), or as a resumed run discards what lost attempts recorded."""
+
     list_display = ["run", "step", "group_index", "sample_index", "reward", "advantage", "length", "finish_reason"]
     list_filter = ["finish_reason", "run__project"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
+    """Read-only: a row stands for a folder of weights on disk, written by the run's worker. No
+    service deletes one checkpoint (``run_delete`` removes a run's rows and its checkpoint folder
+    together, and refuses a run a policy starts from), so a row deleted here left its files on
+    disk, and a row changed here (its path, step) no longer described them or pointed a policy
+    registered from it elsewhere: delete the run on its page or through the API."""
+
     list_display = ["run", "step", "path", "size_bytes", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(RunArtifact)
