@@ -48,7 +48,8 @@ def form_sweep_launch(request, form, *, kind: str, **inputs) -> SweepLaunch | No
         return sweep_launch(
             project=request.project, user=request.user, submission_key=form.cleaned_data.get("submission_key") or None,
             name=form.cleaned_data["name"], kind=kind, config=form.config(), axes=form.cleaned_data["sweep_axes"],
-            tag=form.cleaned_data.get("sweep_tag") or "", **inputs)
+            tag=form.cleaned_data.get("sweep_tag") or "", sampled_generations=form.sweep_sampled_generations(),
+            **inputs)
     except IdempotentOutcomeGone as exc:
         form.renew_submission_key()
         form.add_error(None, f"This page launched this sweep already, but {exc.deleted} deleted since. Nothing was "

@@ -225,6 +225,11 @@ class SweepLaunchForm(LaunchForm):
         except RunError as exc:
             self.add_error("sweep", exc.message)
 
+    def sweep_sampled_generations(self) -> int | None:
+        """The completions per prompt of a sweep's points that sample, where greedy points take
+        one (``sweeps.point_config``); None: the config's num_generations at every point."""
+        return None
+
 
 def _json_key(field: str | None, target: str | None, json_fields) -> str:
     """The key of the JSON ``target`` field that the dotted ``field`` names ("" when none)."""
@@ -454,26 +459,49 @@ class NewEvaluationForm(NewRunForm):
             "Prompts sampled at once: one step. The dataset is covered once, in order.")
         self.fields["overrides"].help_text = ('Any other engine setting, e.g. {"rollout": {"top_p": 0.95}} '
                                               'or {"train": {"device": "cpu"}}.')
-        self.fields["rollout__num_generations"].help_text += " Sampling only: greedy decoding takes one."
+        self.fields["rollout__num_generations"].help_text += (
+            " Sampling only: greedy decoding takes one, as does each greedy point of a sweep.")
         self.fields["rollout__num_generations"].required = False  # blank with Greedy; the engine names it otherwise
 
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("rollout__greedy") and self["rollout__num_generations"].value() in (None, ""):
-            self.errors.pop("rollout__num_generations", None)  # the engine's "expected a whole number, got None"
-            self.add_error("rollout__num_generations", "Required when sampling (at least 2), or tick Greedy.")
+        if self["rollout__num_generations"].value() in (None, ""):
+            if not cleaned.get("rollout__greedy"):
+                self.errors.pop("rollout__num_generations", None)  # the engine's "expected a whole number, got None"
+                self.add_error("rollout__num_generations", "Required when sampling (at least 2), or tick Greedy.")
+            elif not self._group_size_in_json() and self._sweep_samples():
+                self.add_error("rollout__num_generations",
+                               "Required when a point of the sweep samples (rollout.greedy false): at least 2.")
         return cleaned
+
+    def _group_size_in_json(self) -> bool:
+        """Whether the JSON sets num_generations: the user's own, kept whatever the decoding."""
+        overrides = self.cleaned_data.get("overrides") or {}
+        rollout = overrides.get("rollout") if isinstance(overrides, dict) else None
+        return isinstance(rollout, dict) and "num_generations" in rollout
+
+    def _sweep_samples(self) -> bool:
+        """Whether the sweep has a point that samples though Greedy is ticked (and sets no G itself)."""
+        axes = {axis.path: axis.values for axis in self.cleaned_data.get("sweep_axes") or []}
+        return False in axes.get("rollout.greedy", ()) and "rollout.num_generations" not in axes
 
     def config(self) -> dict:
         """As the New-run form's, except that greedy decoding takes one completion per prompt
         whatever the G field says (the field is for sampling), unless the JSON sets G itself."""
         config = super().config()
-        overrides = self.cleaned_data.get("overrides") or {}
         rollout = config.get("rollout")
-        if (isinstance(rollout, dict) and rollout.get("greedy") is True
-                and "num_generations" not in (overrides.get("rollout") if isinstance(overrides.get("rollout"), dict) else {})):
+        if isinstance(rollout, dict) and rollout.get("greedy") is True and not self._group_size_in_json():
             config["rollout"] = {**rollout, "num_generations": 1}
         return config
+
+    def sweep_sampled_generations(self) -> int | None:
+        """The G field, for sampling only, applies per point of a sweep as it does to one run: a
+        point that decodes greedily (swept or ticked) takes one completion per prompt, a point that
+        samples the field's G, as the API's sweep does with a config that leaves G out. None (the
+        config's G everywhere) when the JSON sets G, which is the user's own, or the field is blank."""
+        if self._group_size_in_json():
+            return None
+        return self.cleaned_data.get("rollout__num_generations")
 
 
 class RewardModelRunForm(LaunchForm):

@@ -290,10 +290,27 @@ def _config_value(config, path: str):
     return _MISSING if isinstance(value, dict | list) else value
 
 
-def point_config(config: dict, point) -> dict:
+GROUP_SIZE = "rollout.num_generations"
+
+
+def point_config(config: dict, point, *, sampled_generations: int | None = None) -> dict:
     """``config`` with the point's values set at their paths (sections made where missing). A
     section or reward the config gives as something other than an object is left as given, for
-    the engine's check to refuse as it refuses it in a single launch."""
+    the engine's check to refuse as it refuses it in a single launch.
+
+    ``sampled_generations`` (the New-evaluation page's G field, which is for sampling only): unless
+    the point sets num_generations itself, a point that decodes greedily takes one completion per
+    prompt (as the engine's default for greedy, ``run_config.greedy_takes_one``) and a point that
+    samples takes this many. None: the config's num_generations holds at every point (the API's
+    rule: a config that names it keeps it, greedy or not)."""
+    out = _point_values(config, point)
+    rollout = out.get("rollout")
+    if sampled_generations is not None and GROUP_SIZE not in dict(point) and isinstance(rollout, dict):
+        rollout["num_generations"] = 1 if rollout.get("greedy") is True else sampled_generations
+    return out
+
+
+def _point_values(config: dict, point) -> dict:
     out = copy.deepcopy(config)
     for path, value in point:
         if match := REWARD_WEIGHT.match(path):
@@ -373,11 +390,13 @@ def sweep_check(*, kind: str, points, configs: list[dict]) -> None:
 
 
 def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: str, config: dict,
-                 axes: list[SweepAxis], tag: str = "", dataset=None, policy=None, eval_dataset=None) -> SweepLaunch:
+                 axes: list[SweepAxis], tag: str = "", dataset=None, policy=None, eval_dataset=None,
+                 sampled_generations: int | None = None) -> SweepLaunch:
     """Launch one run per point of the grid ``axes`` over ``config``: all or none. Every point's
-    config is checked first; then the runs are created (``run_launch``) in one transaction, each
-    named for its point and tagged ``tag`` (default: ``default_tag``). RunError changes nothing.
-    With a ``submission_key`` (see the module's docstring), a repeat answers the first launch."""
+    config (``point_config``, with ``sampled_generations``) is checked first; then the runs are
+    created (``run_launch``) in one transaction, each named for its point and tagged ``tag``
+    (default: ``default_tag``). RunError changes nothing. With a ``submission_key`` (see the
+    module's docstring), a repeat answers the first launch."""
     from kombu.exceptions import OperationalError
 
     from webapp.experiments.run_notes import tags_clean
@@ -386,7 +405,7 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     points = sweep_points(axes)
     if len(points) < MIN_VALUES:
         raise RunError("a sweep needs at least one setting with two values or more", field=SWEEP_FIELD)
-    configs = [point_config(config, point) for point in points]
+    configs = [point_config(config, point, sampled_generations=sampled_generations) for point in points]
     sweep_check(kind=kind, points=points, configs=configs)
     try:
         [tag] = tags_clean([tag]) or [default_tag(submission_key)]

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_dataset, make_policy, tiny_run_form_data
+from tests.factories import make_dataset, make_policy, tiny_run_config, tiny_run_form_data
 from tests.webapp.experiments.conftest import shown_runs
 from tests.webapp.experiments.test_form_launch import page_key
 from webapp.experiments.errors import RunError
@@ -160,3 +160,91 @@ def test_each_evaluation_of_the_sweep_shows_the_others_side_by_side_once_finishe
     assert all(run.name in results for run in runs)
     assert results.count("G=2 · T=0.7 · ≤4 tokens") == 2 and results.count("G=2 · T=1.3 · ≤4 tokens") == 2
     assert all(f"<td>{value}</td>" in results for value in ("0.100", "0.200", "0.300"))
+
+
+# ---------------------------------------------------------------- greedy as a swept setting
+
+def rollouts():
+    return [(r.name, r.config["rollout"]["greedy"], r.config["rollout"]["num_generations"])
+            for r in Run.objects.order_by("id")]
+
+
+def test_a_sweep_of_greedy_gives_its_greedy_point_one_completion_as_the_api_does(client, project, sent):
+    """The G field is for sampling: the page's sweep over rollout.greedy launches its greedy point
+    with num_generations 1 (stored so in its config) and its sampled one with the field's G, as
+    the API does when its config leaves num_generations out (the engine's default for greedy)."""
+    data = evaluation_data(project, {"rollout.greedy": [False, True]}, rollout__num_generations=3)
+    response = client.post(new_url(project), data)
+    assert response.status_code == 302, response.context["form"].errors
+    assert rollouts() == [("base · rollout.greedy=false", False, 3), ("base · rollout.greedy=true", True, 1)]
+    # Greedy ticked, the sweep going back to sampling: the sampled point takes the G field's value.
+    ticked = client.post(new_url(project), {**data, "name": "ticked", "rollout__greedy": "on",
+                                            "sweep": json.dumps({"rollout.greedy": [True, False]})})
+    assert ticked.status_code == 302, ticked.context["form"].errors
+    assert rollouts()[2:] == [("ticked · rollout.greedy=true", True, 1), ("ticked · rollout.greedy=false", False, 3)]
+    # With a second axis, every greedy point takes one.
+    both = client.post(new_url(project), {**data, "name": "both", "sweep": json.dumps(
+        {"rollout.greedy": [False, True], "rollout.max_new_tokens": [2, 4]})})
+    assert both.status_code == 302, both.context["form"].errors
+    assert [g for _, greedy, g in rollouts()[4:] if greedy] == [1, 1]
+    assert [g for _, greedy, g in rollouts()[4:] if not greedy] == [3, 3]
+
+
+def test_a_point_takes_the_group_size_of_its_decoding_unless_it_sets_one():
+    from webapp.experiments.sweeps import point_config
+
+    config = {"rollout": {"greedy": False, "num_generations": 3, "temperature": 0.7}}
+    greedy, sampled = (("rollout.greedy", True),), (("rollout.greedy", False),)
+    assert point_config(config, greedy)["rollout"]["num_generations"] == 3  # the API's: the config's G everywhere
+    assert point_config(config, greedy, sampled_generations=3)["rollout"] == {
+        "greedy": True, "num_generations": 1, "temperature": 0.7}
+    ticked = {"rollout": {"greedy": True, "num_generations": 1}}
+    assert point_config(ticked, sampled, sampled_generations=3)["rollout"]["num_generations"] == 3
+    assert point_config(ticked, (*sampled, ("rollout.num_generations", 5)), sampled_generations=3)["rollout"][
+        "num_generations"] == 5  # swept: the user's own
+    assert config["rollout"]["num_generations"] == 3  # the sweep's config is left as it was
+
+
+def test_a_greedy_sweep_over_the_api_keeps_a_group_size_its_config_names(sent):
+    """What the page now matches: over the API a config without num_generations takes 1 at the
+    greedy point; one that names it keeps it, and the greedy point is refused."""
+    from tests.factories import make_project
+    from tests.webapp.api.conftest import api_user, token_client
+
+    user = api_user()
+    project = make_project(owner=user)
+    config = tiny_run_config()
+    body = {"name": "api", "kind": "evaluation", "config": config, "sweep": {"rollout.greedy": [False, True]},
+            "policy": make_policy(project).id, "dataset": make_dataset(project, n=5).id}
+    api = token_client(user)
+    config["rollout"] = {k: v for k, v in config["rollout"].items() if k != "num_generations"}
+    created = api.post(f"/api/v1/projects/{project.id}/runs/sweep/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert [(r["config"]["rollout"]["greedy"], r["config"]["rollout"]["num_generations"]) for r in created.json()] == [
+        (False, 8), (True, 1)]
+    config["rollout"]["num_generations"] = 3
+    refused = api.post(f"/api/v1/projects/{project.id}/runs/sweep/", body, format="json")
+    assert refused.status_code == 400 and "must be 1 with greedy" in json.dumps(refused.json())
+
+
+def test_a_group_size_set_in_the_json_or_swept_is_the_users_own_at_every_point(client, project, sent):
+    data = evaluation_data(project, {"rollout.greedy": [False, True]}, rollout__num_generations=3)
+    overrides = json.loads(data["overrides"])
+    overrides["rollout"] = {"num_generations": 4}
+    refused = client.post(new_url(project), {**data, "overrides": json.dumps(overrides)})
+    assert refused.status_code == 400 and not Run.objects.exists()
+    assert "rollout.greedy = true: must be 1 with greedy decoding (got 4)" not in refused.content.decode()
+    assert "at rollout.greedy=true: rollout.num_generations: must be 1 with greedy decoding (got 4)" in (
+        refused.context["form"].errors["sweep"][0])
+    swept = client.post(new_url(project), {**data, "sweep": json.dumps(
+        {"rollout.greedy": [False, True], "rollout.num_generations": [1, 4]})})
+    assert swept.status_code == 400 and not Run.objects.exists()
+    assert "must be 1 with greedy decoding (got 4)" in swept.context["form"].errors["sweep"][0]
+
+
+def test_a_sweep_back_to_sampling_with_greedy_ticked_and_no_group_size_asks_for_one(client, project, sent):
+    data = evaluation_data(project, {"rollout.greedy": [True, False]}, rollout__greedy="on", rollout__num_generations="")
+    response = client.post(new_url(project), data)
+    assert response.status_code == 400 and not Run.objects.exists()
+    assert response.context["form"].errors["rollout__num_generations"] == [
+        "Required when a point of the sweep samples (rollout.greedy false): at least 2."]
