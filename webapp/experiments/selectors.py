@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from django.db import connection
@@ -348,46 +347,43 @@ def evaluation_results(*, project, dataset_id: int | None, include: int | None =
     """The finished evaluation runs of the project on one dataset, newest first (at most
     ``limit``, and the run ``include`` whatever its age), each as {"run", "summary": {figure:
     value}, "sampling": {"G", "greedy", "temperature", "top_p", "max_new_tokens", "accuracy", "rewards"},
-    "alike": bool}}, the ``eval/`` prefix taken off its figures. Runs sampled or scored differently
-    are not comparable figure by figure: "alike" says whether a row's sampling and rewards are the
-    run ``include``'s (always true without it)."""
-    finished = run_list(project=project, kind=RunKind.EVALUATION).filter(dataset_id=dataset_id,
-                                                                           status=RunStatus.SUCCEEDED)
+    "alike": bool, "swept": ["rollout.temperature = 1.0", ...]}, the ``eval/`` prefix taken off its
+    figures. Runs sampled or scored differently are not comparable figure by figure: "alike" says
+    whether a row compares with the run ``include`` (always true without it), as
+    ``evaluation_comparison.compare`` rules: sampled and scored alike, or a run of its sweep with
+    the same policy and rewards; "swept" names the settings such a run of its sweep set otherwise."""
+    from webapp.experiments.evaluation_comparison import Comparison, compare  # noqa: PLC0415
+
+    evaluations = run_list(project=project, kind=RunKind.EVALUATION)
+    finished = evaluations.filter(dataset_id=dataset_id, status=RunStatus.SUCCEEDED)
     runs = list(finished[:limit])
     if include is not None and include not in {r.id for r in runs}:
         runs += list(finished.filter(pk=include))
     latest = metric_latest(run_ids=[r.id for r in runs])
     reference = None
     if include is not None:
-        config = next((r.config for r in runs if r.id == include), None)
-        if config is None:  # not finished yet: its config still says how it samples
-            config = run_list(project=project, kind=RunKind.EVALUATION).filter(pk=include).values_list(
-                "config", flat=True).first()
-        reference = _evaluated_alike(config) if config is not None else None
+        run = next((r for r in runs if r.id == include), None)
+        if run is None:  # not finished yet: its config still says how it samples
+            run = Run.objects.filter(project=project, kind=RunKind.EVALUATION, pk=include).first()
+        reference = _evaluated(run) if run is not None else None
     out = []
     for run in runs:
         figures = {key[len("eval/"):]: point["value"] for key, point in latest.get(run.id, {}).items()
                    if key.startswith("eval/")}
         if figures:
+            comparison = (Comparison(alike=True) if reference is None or run.id == include
+                          else compare(reference, _evaluated(run)))
             out.append({"run": run, "summary": figures, "sampling": _sampling(run.config),
-                        "alike": reference is None or _evaluated_alike(run.config) == reference})
+                        "alike": comparison.alike, "swept": comparison.swept_text})
     return out
 
 
-def _evaluated_alike(config) -> tuple:
-    """What must match for two evaluations' figures to be comparable: how they sampled and the
-    rewards (with their weights and parameters) that scored them; not the policy, nor the seed."""
-    if not isinstance(config, dict):
-        return ()
-    from webapp.experiments.run_config import with_engine_defaults  # noqa: PLC0415
+def _evaluated(run: Run):
+    from webapp.experiments.evaluation_comparison import Evaluated  # noqa: PLC0415
+    from webapp.experiments.sweeps import sweep_identity  # noqa: PLC0415
 
-    config = with_engine_defaults(config)  # a config stored before a setting existed compares alike
-    rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
-    keys = ("greedy", "num_generations", "temperature", "top_p", "max_new_tokens", "use_chat_template")
-    sampling = {k: rollout.get(k) for k in keys}
-    if sampling["greedy"] is True:  # the most likely token whatever the temperature and top-p
-        sampling.update(temperature=None, top_p=None)
-    return tuple(sampling.values()), json.dumps(config.get("rewards"), sort_keys=True)
+    return Evaluated(config=run.config, policy_id=run.policy_id, dataset_id=run.dataset_id,
+                     sweep=sweep_identity(creation_key=run.creation_key, created_by_id=run.created_by_id))
 
 
 def _sampling(config) -> dict:

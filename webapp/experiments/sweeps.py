@@ -22,7 +22,9 @@ whose run is gone once all of them are. A single launch under ``K`` after its sw
 (``sweep_launched_under``, read by ``form_launch`` and ``run_create_once``). Both look up what
 ``K`` made and create under it holding ``K``'s lock (``services.creation_key_lock``), so a run and
 a sweep sent at once under one key cannot both be created. The API's Idempotency-Key is such a
-``K`` (``sweep_create``).
+``K`` (``sweep_create``); a sweep launched without one gets a random ``K`` that no request holds
+(``new_sweep_key``). Either way a run's key says which sweep launched it (``sweep_identity``): an
+evaluation's Results table compares the runs of its sweep with each other.
 """
 
 from __future__ import annotations
@@ -334,6 +336,17 @@ def sweep_stem(submission_key: str) -> str:
     return f"sweep:{hashlib.sha256(submission_key.encode()).hexdigest()[:24]}:"
 
 
+SWEEP_KEY = re.compile(r"^(sweep:[0-9a-f]{24}:)\d{1,3}(?::\d{1,3})?$")
+
+
+def sweep_identity(*, creation_key: str, created_by_id: int | None) -> tuple | None:
+    """Which sweep launched a run, from its creation key (``sweep_keys``): (its creator, the
+    sweep's stem); None for a run launched alone (or by a sweep launched without a key before
+    every sweep had one). The creator is part of it: two users' keys may be alike."""
+    match = SWEEP_KEY.match(creation_key or "")
+    return (created_by_id, match[1]) if match else None
+
+
 def sweep_keys(submission_key: str, count: int) -> list[str]:
     """The creation keys of a sweep's ``count`` runs, derived from the page's key: each holds its
     point's index and the sweep's count."""
@@ -348,6 +361,11 @@ def _key_point(creation_key: str, stem: str) -> tuple[int, int | None] | None:
     if len(parts) > 2 or not all(part.isdigit() and len(part) <= 3 for part in parts):
         return None
     return int(parts[0]), (int(parts[1]) if len(parts) == 2 else None)
+
+
+def new_sweep_key() -> str:
+    """A key for a sweep launched without one: random, so that no request repeats it."""
+    return secrets.token_urlsafe(18)
 
 
 def default_tag(submission_key: str | None) -> str:
@@ -412,7 +430,9 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     except RunError as exc:
         raise RunError(exc.message, field="sweep_tag") from exc
     names = [point_name(name, point) for point in points]
-    keys = sweep_keys(submission_key, len(points)) if submission_key else [""] * len(points)
+    # Without a key (the API's Idempotency-Key left out) the runs are keyed by a fresh one that no
+    # request holds: no repeat finds them, but they are known as one sweep's (``sweep_identity``).
+    keys = sweep_keys(submission_key or new_sweep_key(), len(points))
     digests = [creation_digest(name=n, kind=kind, config=c, dataset=dataset, policy=policy, eval_dataset=eval_dataset)
                if submission_key else "" for n, c in zip(names, configs, strict=True)]
     runs: list[Run] = []

@@ -248,3 +248,81 @@ def test_a_sweep_back_to_sampling_with_greedy_ticked_and_no_group_size_asks_for_
     assert response.status_code == 400 and not Run.objects.exists()
     assert response.context["form"].errors["rollout__num_generations"] == [
         "Required when a point of the sweep samples (rollout.greedy false): at least 2."]
+
+
+# ---------------------------------------------------------------- comparing a sweep's evaluations
+
+def finish(runs):
+    from webapp.experiments.metrics import metric_points_upsert
+    from webapp.experiments.models import RunStatus
+
+    for i, run in enumerate(runs):
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+        metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, i / 10)])
+
+
+def result_rows(client, project, run) -> dict[str, str]:
+    body = client.get(reverse("experiments:detail", args=[project.id, run.id])).content.decode()
+    table = body[body.index('class="evaluation-results"'):body.index("</table>", body.index('class="evaluation-results"'))]
+    return {name: table[table.index(f">{name}<"):].split("</tr>")[0]
+            for name in Run.objects.values_list("name", flat=True) if f">{name}<" in table}
+
+
+def test_the_runs_of_an_evaluation_sweep_compare_with_each_other_naming_what_they_swept(client, project, sent):
+    data = evaluation_data(project)
+    assert client.post(new_url(project), data).status_code == 302
+    alone = client.post(new_url(project), {**data, "name": "alone at 1.3", "sweep": "", "rollout__temperature": 1.3})
+    assert alone.status_code == 302
+    finish(Run.objects.order_by("id"))
+    rows = result_rows(client, project, Run.objects.get(name="base · rollout.temperature=0.7, train.seed=0"))
+    assert len(rows) == 5
+    assert "swept:" not in rows["base · rollout.temperature=0.7, train.seed=0"]
+    assert "swept: train.seed = 1<" in rows["base · rollout.temperature=0.7, train.seed=1"]
+    assert "swept: rollout.temperature = 1.3<" in rows["base · rollout.temperature=1.3, train.seed=0"]
+    assert "swept: rollout.temperature = 1.3, train.seed = 1<" in rows["base · rollout.temperature=1.3, train.seed=1"]
+    assert [name for name, row in rows.items() if "not comparable" in row] == ["alone at 1.3"]
+    assert "swept:" not in rows["alone at 1.3"]  # the same policy and sampling, but launched alone
+    # From the run launched alone, the sweep's runs at 0.7 sampled otherwise.
+    rows = result_rows(client, project, Run.objects.get(name="alone at 1.3"))
+    assert sorted(name for name, row in rows.items() if "not comparable" in row) == [
+        "base · rollout.temperature=0.7, train.seed=0", "base · rollout.temperature=0.7, train.seed=1"]
+    assert not any("swept:" in row for row in rows.values())
+
+
+def test_a_greedy_point_compares_with_the_sampled_one_of_its_sweep_and_says_it_took_one_completion(
+        client, project, sent):
+    data = evaluation_data(project, {"rollout.greedy": [False, True]}, rollout__num_generations=3)
+    assert client.post(new_url(project), data).status_code == 302
+    other_sweep = client.post(new_url(project), {**data, "name": "again", "sweep": json.dumps(
+        {"rollout.greedy": [False, True], "train.seed": [5, 6]})})
+    assert other_sweep.status_code == 302
+    finish(Run.objects.order_by("id"))
+    rows = result_rows(client, project, Run.objects.get(name="base · rollout.greedy=false"))
+    greedy = rows["base · rollout.greedy=true"]
+    assert "not comparable" not in greedy and "swept: rollout.greedy = true, rollout.num_generations = 1<" in greedy
+    # Another sweep's greedy runs sampled otherwise than this run; its sampled ones compare (as any run would).
+    assert sorted(name for name, row in rows.items() if "not comparable" in row) == [
+        "again · rollout.greedy=true, train.seed=5", "again · rollout.greedy=true, train.seed=6"]
+    assert not any("swept:" in row for name, row in rows.items() if name.startswith("again"))
+
+
+def test_a_sweep_launched_over_the_api_without_a_key_is_known_as_one_sweep(sent):
+    from tests.factories import make_project
+    from tests.webapp.api.conftest import api_user, token_client
+    from webapp.experiments.selectors import evaluation_results
+
+    user = api_user()
+    project = make_project(owner=user)
+    body = {"name": "api", "kind": "evaluation", "config": tiny_run_config(), "sweep": {"rollout.temperature": [0.7, 1.3]},
+            "policy": make_policy(project).id, "dataset": make_dataset(project, n=5).id}
+    api = token_client(user)
+    assert api.post(f"/api/v1/projects/{project.id}/runs/sweep/", body, format="json").status_code == 201
+    assert api.post(f"/api/v1/projects/{project.id}/runs/sweep/", body, format="json").status_code == 201  # anew
+    runs = list(Run.objects.order_by("id"))
+    assert len(runs) == 4 and len({r.creation_key for r in runs}) == 4
+    finish(runs)
+    results = {r["run"].id: r for r in evaluation_results(project=project, dataset_id=runs[0].dataset_id,
+                                                           include=runs[0].id)}
+    assert results[runs[1].id]["alike"] and results[runs[1].id]["swept"] == ["rollout.temperature = 1.3"]
+    assert not results[runs[3].id]["alike"] and results[runs[3].id]["swept"] == []  # the second sweep's
+    assert results[runs[2].id]["alike"] and results[runs[2].id]["swept"] == []  # sampled alike
