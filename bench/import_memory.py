@@ -1,8 +1,8 @@
 """Benchmark: peak memory and time of a prompt-dataset import (``dataset_import``), as the
 browser's and the API's upload reaches it.
 
-    /work/main/.venv/bin/python bench/import_memory.py [--rows 200000 --prompt-bytes 1000 \\
-        --format jsonl --db steer_wt9_bench --repeat 1]
+    .venv/bin/python bench/import_memory.py [--rows 200000 --prompt-bytes 1000 \\
+        --format jsonl --db steer_import_bench --repeat 1]
 
 Writes a synthetic JSONL (or CSV) file of N rows (a prompt of about ``--prompt-bytes``
 characters, a short reference and a little metadata each) to a temporary folder, makes a fresh
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--prompt-bytes", type=int, default=1000)
     parser.add_argument("--format", choices=["jsonl", "csv", "pairs"], default="jsonl",
                         help="pairs: a JSONL file of preference pairs for pair_set_import (at most 100,000)")
-    parser.add_argument("--db", default="steer_wt9_bench")
+    parser.add_argument("--db", default="steer_import_bench")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep-db", action="store_true", help="reuse the database as it is (already migrated)")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "NAME"), help=argparse.SUPPRESS)
