@@ -8,7 +8,7 @@ sideways, past 390 px; and the top bar's link to the project shrank to nothing.
 import pytest
 
 from tests.browser.session import log_in
-from tests.factories import make_project, make_task, make_user
+from tests.factories import make_dataset, make_policy, make_project, make_task, make_user
 from webapp.accounts.services import api_token_create
 from webapp.feedback.models import PreferenceLabel
 from webapp.feedback.review import label_reject
@@ -52,3 +52,23 @@ def test_an_annotators_pages_fit_a_phone_screen(page, live_server):
     page.keyboard.press("?")  # opens the keyboard help
     assert page.locator("#keys-help dl").is_visible()
     assert page_width_overflow(page) == 0, "the annotation page with its keyboard help open"
+
+
+def test_a_researchers_pages_fit_a_phone_screen(page, live_server):
+    """A researcher's (an owner's) eleven project tabs stood on one line, 820 px wide, so every project
+    page of theirs was wider than the screen, and the New-run and New-evaluation forms' fieldsets
+    (a fieldset is as wide as its widest content unless told otherwise) were as wide as the rewards table."""
+    owner = make_user("owner-olivia")
+    project = make_project(owner=owner)
+    make_dataset(project)
+    make_policy(project)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, owner)
+    base = f"{live_server.url}/projects/{project.id}"
+    for path in ("/", "/runs/", "/runs/new/", "/runs/new-evaluation/"):
+        page.goto(base + path)
+        assert page_width_overflow(page) == 0, path
+    tabs = page.eval_on_selector_all(".tabs a", "els => els.map(a => a.getBoundingClientRect())")
+    assert len(tabs) == 11 and all(t["x"] >= 0 and t["x"] + t["width"] <= 390 for t in tabs)
+    heights = {round(t["height"]) for t in tabs}  # each tab on one line ("Reward models" broke in two)
+    assert len(heights) == 1, heights
