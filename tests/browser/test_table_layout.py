@@ -14,8 +14,10 @@ import pytest
 from tests.browser.test_run_page import researcher  # noqa: F401 (a fixture: an owner logged in, their project)
 from django.urls import reverse
 
-from tests.factories import make_policy, make_rubric, make_run
+from tests.factories import make_policy, make_rubric, make_run, make_task, make_user
 from webapp.experiments.models import Checkpoint, PolicyModel, RunStatus
+from webapp.feedback.labelling import label_submit
+from webapp.projects.models import Membership, Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,3 +70,17 @@ def test_a_markdown_table_in_a_criterion_description_keeps_its_case(page, live_s
                                                 "description": "| Answer | Score_If |\n|---|---|\n| 4 | 1 |\n"}])
     page.goto(live_server.url + reverse("feedback:rubric_detail", args=[researcher.id, rubric.id]))
     assert page.eval_on_selector_all("td.md th", "els => els.map(e => e.innerText.trim())") == ["Answer", "Score_If"]
+
+
+def test_a_labels_time_reads_on_one_line(page, live_server, researcher):
+    """The task page's Time column is narrow: "1 min 05 s" broke after "05", its "s" alone on a second line."""
+    annotator = make_user()
+    Membership.objects.create(project=researcher, user=annotator, role=Role.ANNOTATOR)
+    task = make_task(researcher, prompt="Which?", completions=["a", "b"])
+    label_submit(task=task, annotator=annotator, ranking=[[0], [1]], time_spent_ms=65_000, submission_key="label-time-1")
+    page.goto(live_server.url + reverse("feedback:task_detail", args=[researcher.id, task.id]))
+    cell = page.locator("td", has_text="1 min 05 s")
+    assert cell.evaluate("td => getComputedStyle(td).whiteSpace") == "nowrap"
+    lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td); "
+                          "return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }")
+    assert lines == 1
