@@ -8,7 +8,13 @@ sideways, past 390 px; and the top bar's link to the project shrank to nothing.
 import pytest
 
 from tests.browser.session import log_in
-from tests.factories import make_dataset, make_policy, make_project, make_task, make_user
+from tests.factories import (
+    make_dataset,
+    make_policy,
+    make_project,
+    make_task,
+    make_user,
+)
 from webapp.accounts.services import api_token_create
 from webapp.feedback.models import PreferenceLabel
 from webapp.feedback.review import label_reject
