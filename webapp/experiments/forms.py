@@ -170,10 +170,9 @@ class LaunchForm(forms.Form):
 
 
 SWEEP_HELP = ('Up to two settings of the config and their values, each applied over the settings above, e.g. '
-              '{example} launches {count} runs. A setting is '
-              'section.key, or rewards[i].weight (i counted from 0 among the rewards chosen); 2 to 8 values '
-              'each, at most 16 runs. Every run is checked before any is launched; each is named for its '
-              'values and tagged, and the runs list shows them to compare.')
+              '{example} launches {count} runs. A setting is {settings} (i counted from 0 among the rewards '
+              'chosen); 2 to 8 values each, at most 16 runs. Every run is checked before any is launched; each is '
+              'named for its values and tagged, and {compare}.')
 
 
 class SweepLaunchForm(LaunchForm):
@@ -184,6 +183,9 @@ class SweepLaunchForm(LaunchForm):
 
     sweep_kind = ""
     sweep_example = ('{"optim.lr": [1e-6, 3e-6, 1e-5], "algorithm.beta": [0, 0.04]}', 6)
+    # what the help says a setting may be, and where the sweep's runs are compared
+    sweep_settings = "section.key, or rewards[i].weight"
+    sweep_compare = "the runs list shows them to compare"
     sweep = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}), initial="",
         label="Sweep (JSON, optional: one run per combination of values)")
@@ -194,7 +196,8 @@ class SweepLaunchForm(LaunchForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         example, count = self.sweep_example
-        self.fields["sweep"].help_text = SWEEP_HELP.format(example=example, count=count)
+        self.fields["sweep"].help_text = SWEEP_HELP.format(example=example, count=count, settings=self.sweep_settings,
+                                                           compare=self.sweep_compare)
 
     def clean_sweep(self):
         raw = self.cleaned_data.get("sweep") or ""
@@ -450,6 +453,12 @@ class NewEvaluationForm(NewRunForm):
     trains = False
     sweep_kind = RunKind.EVALUATION
     sweep_example = ('{"rollout.temperature": [0.6, 1.0], "train.seed": [0, 1, 2]}', 6)
+    # an evaluation trains nothing: optim.lr, algorithm.beta... are refused (sweeps.sweep_parse)
+    sweep_settings = ("one an evaluation reads: how it samples (rollout.temperature, rollout.top_p, "
+                      "rollout.max_new_tokens, rollout.num_generations, rollout.greedy...), train.seed, "
+                      "policy.dtype or rewards[i].weight")
+    sweep_compare = ("once finished each one's Results table shows the others beside it, naming what the sweep "
+                     "set otherwise (swept: ...)")
     knobs = EVALUATION_KNOBS
     held_out_knobs = []  # an evaluation is all held out
 

@@ -326,3 +326,24 @@ def test_a_sweep_launched_over_the_api_without_a_key_is_known_as_one_sweep(sent)
     assert results[runs[1].id]["alike"] and results[runs[1].id]["swept"] == ["rollout.temperature = 1.3"]
     assert not results[runs[3].id]["alike"] and results[runs[3].id]["swept"] == []  # the second sweep's
     assert results[runs[2].id]["alike"] and results[runs[2].id]["swept"] == []  # sampled alike
+
+
+def test_the_pages_sweep_help_names_what_an_evaluation_can_sweep_and_where_it_is_compared(client, project):
+    """The help was the New-run page's: 'a setting is section.key', though an evaluation refuses
+    optim.lr and the like, and 'the runs list shows them to compare', though an evaluation's sweep
+    is compared in each run's Results table."""
+    from html import unescape
+
+    from webapp.experiments.forms import NewEvaluationForm
+
+    page = unescape(client.get(new_url(project)).content.decode())
+    help_text = NewEvaluationForm(project=project).fields["sweep"].help_text
+    assert help_text in page
+    assert "section.key" not in help_text and "runs list" not in help_text and "Results table" in help_text
+    named = re.findall(r"\b(?:rollout|train|policy)\.[a-z_]+", help_text)
+    assert {"rollout.temperature", "rollout.greedy", "train.seed", "policy.dtype"} <= set(named)
+    for path in set(named):  # every setting the help names is one an evaluation may sweep
+        [axis] = parse({path: ["0", "1"] if "seed" in path or "num" in path or "max" in path else
+                              ["float32", "bfloat16"] if path == "policy.dtype" else
+                              [True, False] if path == "rollout.greedy" else ["0.5", "0.9"]})
+        assert axis.path == path
