@@ -190,8 +190,9 @@ def _said_to_annotator(exc: FeedbackError) -> str:
     if isinstance(exc, LabelConflict):
         return f"you have labelled this task already (label {exc.label.pk}); your first label stands"
     if isinstance(exc, TaskFilled) and exc.held:
-        who = "another annotator, who holds the slot" if exc.held == 1 else "other annotators, who hold the slots"
-        return f"task {exc.task_id} is being labelled by {who} it has left; it has left your queue"
+        who = "another annotator, who holds its last open slot" if exc.held == 1 else \
+            "other annotators, who hold its open slots"
+        return f"task {exc.task_id} is being labelled by {who}; it has left your queue"
     if isinstance(exc, TaskFilled):
         wanted = f"{exc.required_labels} label{'s' if exc.required_labels != 1 else ''}"
         return (f"task {exc.task_id} already has the {wanted} it wants, from other annotators while it was open "

@@ -133,8 +133,8 @@ def test_the_workspace_of_a_lapsed_annotator_says_the_slot_is_held_and_moves_on(
     response = login(client, a).post(reverse("feedback:submit", args=[project.id, task.id]),
                                      {"choice": "b", "submission_key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
     body = response.content.decode()
-    assert (f"Nothing was saved: task {task.pk} is being labelled by another annotator, who holds the slot it has "
-            "left; it has left your queue") in body
+    assert (f"Nothing was saved: task {task.pk} is being labelled by another annotator, who holds its last open "
+            "slot; it has left your queue") in body
     assert f'data-task="{spare.pk}"' in body
     assert count_of(task) == 0 and Assignment.objects.get(task=task, annotator=a).status == Status.EXPIRED
 
@@ -169,3 +169,19 @@ def test_a_label_waiting_on_a_holder_s_label_does_not_count_that_holder_twice():
     assert isinstance(outcome["first"], PreferenceLabel)
     assert isinstance(outcome["second"], PreferenceLabel), outcome["second"]
     assert count_of(task) == 2
+
+
+def test_the_workspace_says_so_when_others_hold_every_slot_left(client, team):
+    """The message read 'task N is being labelled by other annotators, who hold the slots it has
+    left; it has left your queue': 'it has left' twice, of a slot and of the queue."""
+    project, a, b, c = team
+    task = make_task(project, prompt="the held one", required_labels=2)
+    assert task_next_for_annotator(project=project, annotator=a) == task
+    Assignment.objects.filter(task=task, annotator=a).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert task_next_for_annotator(project=project, annotator=b) == task
+    assert task_next_for_annotator(project=project, annotator=c) == task  # b and c hold both slots
+    response = login(client, a).post(reverse("feedback:submit", args=[project.id, task.id]),
+                                     {"choice": "b", "submission_key": uuid.uuid4().hex}, HTTP_HX_REQUEST="true")
+    assert (f"Nothing was saved: task {task.pk} is being labelled by other annotators, who hold its open slots; "
+            "it has left your queue") in response.content.decode()
+    assert count_of(task) == 0
