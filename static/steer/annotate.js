@@ -193,7 +193,14 @@
   }
   document.addEventListener("DOMContentLoaded", setup);
   document.addEventListener("htmx:beforeSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "workspace") { swapped = true; }
+    if (event.detail.target && event.detail.target.id === "workspace") {
+      swapped = true;
+      /* the page's flash messages told of what came before this task ("Task 4 already has the label
+         it wants … here is your next task"); once the task is swapped they would stand beside a new
+         refusal or over the next task as if about it */
+      var flashed = document.querySelector(".messages");
+      if (flashed) { flashed.remove(); }
+    }
   });
   document.addEventListener("htmx:load", setup);
   if (document.readyState !== "loading") { setup(); }

@@ -145,3 +145,25 @@ def test_how_much_better_is_given_with_5_6_7_and_taken_back_with_0(page, live_se
     page.wait_for_selector("#queue-empty")
     strengths = dict(PreferenceLabel.objects.values_list("task_id", "strength"))
     assert strengths == {first.id: 3, second.id: None}
+
+
+def test_a_flash_message_of_the_page_goes_once_its_task_is_swapped(page, live_server):
+    """Opened at a task others filled, the page says so over the next task; after that task's label
+    the message stayed, over the task after it (and beside a refusal of its own, if any)."""
+    from webapp.feedback.labelling import label_submit
+
+    annotator, other = make_user(), make_user()
+    project = make_project(annotator=[annotator, other])
+    filled = make_task(project, prompt="filled", completions=["1", "2"])
+    nxt = make_task(project, prompt="next", completions=["3", "4"])
+    make_task(project, prompt="after", completions=["5", "6"])
+    label_submit(task=filled, annotator=other, ranking=[[0], [1]], submission_key="other-label-1")
+    log_in(page, live_server, annotator)
+    page.goto(f"{live_server.url}/projects/{project.id}/feedback/annotate/{filled.id}/")
+    page.wait_for_function("document.getElementById('workspace')?.dataset.ready === '1'")
+    assert f"Task {filled.id} already has" in page.inner_text(".messages")
+    page.locator("body").click()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    wait_for_swap(page, nxt.id)
+    assert page.locator(".messages").count() == 0
