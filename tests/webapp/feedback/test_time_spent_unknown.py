@@ -101,7 +101,10 @@ def test_an_unknown_time_reads_as_a_dash_and_as_null_and_counts_in_no_pace(clien
 
     login(client, researcher)
     body = client.get(reverse("feedback:task_detail", args=[project.id, task.id])).content.decode()
-    assert "<td>1 min 00 s</td>" in body and "<td>—</td>" in body
+    assert '<td class="duration">1 min 00 s</td>' in body
+    # a bare dash said nothing to a screen reader: it is hidden from one, which reads "not known"
+    assert ('<td class="duration"><span class="muted" title="not known: sent without a time">'
+            '<span aria-hidden="true">—</span><span class="visually-hidden">not known</span></span></td>') in body
     lines = b"".join(client.get(reverse("feedback:export_labels", args=[project.id])).streaming_content).splitlines()
     assert sorted(json.loads(line)["time_spent_ms"] or 0 for line in lines) == [0, 60_000]
     assert {json.loads(line)["time_spent_ms"] for line in lines} == {None, 60_000}
