@@ -56,29 +56,51 @@ def nesting_check(value: Any) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
+class UnstorableText(ValueError):
+    """A string the database cannot store, and where it is in the value: ``path`` is its place
+    ("" for the value itself, ``metadata.source``, ``messages[0].content``), ``key`` the dict
+    key at that place that holds it, when a key does, ``problem`` what is wrong with it."""
+
+    def __init__(self, path: str, problem: str, key: str | None = None):
+        self.path, self.problem, self.key = path, problem, key
+        super().__init__(self.within(""))
+
+    def within(self, field: str) -> str:
+        """The message with the place given from ``field`` (a form's or API body's field)."""
+        path = field + ("" if not field or not self.path or self.path.startswith("[") else ".") + self.path
+        if self.key is not None:
+            of = f" of '{path}'" if path else ""
+            return f"the key {self.key!r}{of} {self.problem}"
+        return f"'{path}' {self.problem}" if path else self.problem
+
+
 def storable_text_check(value: Any) -> None:
-    """ValueError if a string anywhere in ``value`` (keys included) holds NUL or an unpaired
-    surrogate."""
-    stack = [value]
+    """UnstorableText (a ValueError) naming the first string anywhere in ``value`` (keys
+    included) that holds NUL or an unpaired surrogate, and its path in ``value``."""
+    stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
-        item = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, str):
-            _check_string(item)
+            if problem := _string_problem(item):
+                raise UnstorableText(path, problem)
         elif isinstance(item, dict):
-            for key, inner in item.items():
-                _check_string(key)
-                stack.append(inner)
-        elif isinstance(item, list):
-            stack.extend(item)
+            for key in item:
+                if isinstance(key, str) and (problem := _string_problem(key)):
+                    raise UnstorableText(path, problem, key=key)
+            # pushed last to first, so that the first bad string is the one named
+            stack.extend((inner, f"{path}.{key}" if path else str(key)) for key, inner in reversed(item.items()))
+        elif isinstance(item, list | tuple):
+            stack.extend((inner, f"{path}[{i}]") for i, inner in reversed(list(enumerate(item))))
 
 
-def _check_string(text: str) -> None:
+def _string_problem(text: str) -> str | None:
     if "\x00" in text:
-        raise ValueError("holds a NUL character (\\u0000), which cannot be stored")
+        return "holds a NUL character (\\u0000), which cannot be stored"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("holds an unpaired surrogate (\\ud800 to \\udfff), which is not text") from None
+        return "holds an unpaired surrogate (\\ud800 to \\udfff), which is not text"
+    return None
 
 
 def _finite_float(text: str) -> float:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from json import JSONDecodeError
 
 from webapp.core.json_input import (
+    UnstorableText,
     json_array_instead_of_lines,
     json_line_error,
     jsonl_lines,
@@ -207,6 +208,8 @@ def _metadata_cell(cell: str) -> dict:
     except JSONDecodeError as exc:
         raise ValueError(f"'metadata' is {json_line_error(exc)}; write a JSON object "
                          '({"source": "x"}), or rename the column to keep its text') from None
+    except UnstorableText as exc:
+        raise ValueError(exc.within("metadata")) from None
     except ValueError as exc:
         raise ValueError(f"'metadata' {exc}") from None
     if not isinstance(value, dict):
@@ -226,6 +229,8 @@ def _messages_cell(name: str, cell: str) -> list[dict]:
                              "with json.dumps") from None
         raise ValueError(f"'{name}' is {json_line_error(exc)}; write a JSON list of "
                          '{"role", "content"} objects') from None
+    except UnstorableText as exc:
+        raise ValueError(exc.within(name)) from None
     except ValueError as exc:
         raise ValueError(f"'{name}' {exc}") from None
     return parse_messages(value)

@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from webapp.core.json_input import json_error, jsonl_lines, storable_json
+from webapp.core.json_input import (
+    UnstorableText,
+    json_error,
+    jsonl_lines,
+    storable_json,
+    storable_text_check,
+)
 
 
 def test_plain_json_parses_as_json_loads_does():
@@ -53,3 +59,30 @@ def test_json_nested_past_what_a_request_can_read_back_is_refused(opening, closi
     for depth in (MAX_DEPTH + 1, 900):
         with pytest.raises(ValueError, match=f"JSON nested more than {MAX_DEPTH} levels deep"):
             storable_json(opening * depth + "1" + closing * depth)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("a\x00b", "holds a NUL character (\\u0000), which cannot be stored"),
+    ({"metadata": {"source": ["fine", "a\x00b"]}}, "'metadata.source[1]' holds a NUL character"),
+    ([{"role": "user", "content": "\x00"}], "'[0].content' holds a NUL character"),
+    ({"metadata": {"k\x00": 1}}, "the key 'k\\x00' of 'metadata' holds a NUL character"),
+    ({"k\x00": 1}, "the key 'k\\x00' holds a NUL character"),
+    ({"a": "\x00", "b": "\ud800"}, "'a' holds a NUL character"),  # the first one is named
+    ({"a": "fine", "b": "\ud800"}, "'b' holds an unpaired surrogate"),
+])
+def test_storable_text_check_names_the_place_of_the_first_string_it_refuses(value, message):
+    """It said only "holds a NUL character": in a line of nested metadata, not where."""
+    with pytest.raises(UnstorableText) as info:
+        storable_text_check(value)
+    assert str(info.value).startswith(message)
+
+
+def test_an_unstorable_string_is_named_from_the_field_that_holds_it():
+    with pytest.raises(UnstorableText) as info:
+        storable_text_check({"note": ["a", "\x00"]})
+    assert info.value.within("config") == "'config.note[1]' holds a NUL character (\\u0000), which cannot be stored"
+
+
+def test_storable_json_names_the_place_too():
+    with pytest.raises(ValueError, match=r"^'metadata\.a' holds a NUL character"):
+        storable_json('{"prompt": "p", "metadata": {"a": "x\\u0000"}}')

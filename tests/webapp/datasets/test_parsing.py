@@ -71,7 +71,7 @@ def test_an_empty_messages_cell_leaves_the_prompt_to_another_column():
     ('"[{""role"":[""user""],""content"":""hi""}]"', "message 0 has role ['user']"),
     ('"[]"', "messages must be a non-empty list"),
     ('"""hi"""', "messages must be a non-empty list"),
-    ('"[{""role"":""user"",""content"":""a\\u0000b""}]"', "'messages' holds a NUL character"),
+    ('"[{""role"":""user"",""content"":""a\\u0000b""}]"', "'messages[0].content' holds a NUL character"),
 ])
 def test_a_bad_csv_messages_cell_is_a_line_error(cell, words):
     (number, message), = refused(f"messages,reference\n{cell},1\n")

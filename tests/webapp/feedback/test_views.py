@@ -296,7 +296,7 @@ def test_task_import_page_lists_bad_lines(client, project, researcher):
 
 
 @pytest.mark.parametrize("content, words", [
-    (b'{"prompt": "p", "completions": ["a\\u0000", "b"]}\n', "Line 1: holds a NUL character"),
+    (b'{"prompt": "p", "completions": ["a\\u0000", "b"]}\n', "Line 1: &#x27;completions[0]&#x27; holds a NUL character"),
     (b'{"prompt": "p", "completions": ["a", "b"]}\n{"prompt": "p", "completions": ["a", "b"], '
      b'"metadata": {"x": NaN}}\n', "Line 2: NaN is not a number"),
     (b"[" * 50_000 + b"]" * 50_000, "Line 1: JSON nested too deeply"),

@@ -49,7 +49,7 @@ def test_pairs_import_names_a_line_the_database_cannot_store(researcher):
                          json.dumps({"prompt": "p", "chosen": "a\u0000", "rejected": "b"})])
     with pytest.raises(PairImportError) as info:
         pair_set_import(project=researcher, name="bad", content=content)
-    assert info.value.errors == [(2, "holds a NUL character (\\u0000), which cannot be stored")]
+    assert info.value.errors == [(2, "'chosen' holds a NUL character (\\u0000), which cannot be stored")]
     assert not PreferencePairSet.objects.exists()
 
 
