@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from webapp.api.base import BodySerializer
+from webapp.core.json_input import UnstorableText, storable_text_check
 
 ERROR_DESCRIPTIONS = {
     400: "Bad input (`invalid`, `parse_error`); `fields` names each bad input and nothing was changed.",
@@ -45,7 +46,18 @@ class ErrorSerializer(serializers.Serializer):
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})
 class JsonObjectField(serializers.JSONField):
-    """JSON that the service checks is an object (a run's config); documented as one."""
+    """JSON that the service checks is an object (a run's config); documented as one. A string
+    in it (a key too) that the database cannot store (NUL, an unpaired surrogate) is refused
+    here, naming its place: the database's own refusal named no field, and a run's config is
+    stored before the engine reads it."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            storable_text_check(value)
+        except UnstorableText as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
 
 
 @extend_schema_field({"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}})

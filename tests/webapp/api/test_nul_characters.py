@@ -7,9 +7,10 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.factories import make_project
+from tests.factories import make_project, make_run, make_task
 from webapp.datasets.models import PromptDataset
-from webapp.feedback.models import ComparisonTask
+from webapp.experiments.models import Run, RunKind
+from webapp.feedback.models import ComparisonTask, PreferenceLabel
 from webapp.rewards.models import PreferencePairSet
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,56 @@ def test_a_task_import_names_the_line_and_the_place_of_a_nul(api, project):
     response = post(api, f"/api/v1/projects/{project.id}/tasks/", {"content": content})
     assert refused(response) == {"content": [f"nothing imported, 1 bad line(s): line 1: 'metadata.judge[0]' {NUL}"]}
     assert not ComparisonTask.objects.exists()
+
+
+# ---------------------------------------------------------------- a run's config, a sweep's
+
+@pytest.mark.parametrize("config, message", [
+    ({"note": {"why": ["a", "b\u0000"]}}, f"'note.why[1]' {NUL}"),
+    ({"no\u0000te": "x"}, f"the key 'no\\x00te' {NUL}"),
+])
+def test_a_run_config_holding_nul_answers_400_naming_config(api, project, config, message):
+    """The database refused it: a 400 under non_field_errors, "unsupported Unicode escape sequence"."""
+    response = post(api, f"/api/v1/projects/{project.id}/runs/", {"name": "r", "kind": "external", "config": config})
+    assert refused(response) == {"config": [message]}
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("config", {"rollout": {"stop": ["\u0000"]}}),
+    ("sweep", {"optim.lr": [1e-6, 2e-6], "x\u0000": [1, 2]}),
+])
+def test_a_sweep_holding_nul_answers_400_naming_the_field(api, project, field, value):
+    body = {"name": "s", "kind": "policy", "sweep": {"optim.lr": [1e-6, 2e-6]}, field: value}
+    response = post(api, f"/api/v1/projects/{project.id}/runs/sweep/", body)
+    assert list(refused(response)) == [field]
+    assert "NUL character" in refused(response)[field][0]
+    assert not Run.objects.exists()
+
+
+# ---------------------------------------------------------------- plain text fields (DRF refuses them)
+
+def test_plain_text_fields_of_every_writing_route_refuse_nul_naming_the_field(api, project):
+    run = make_run(project, kind=RunKind.EXTERNAL, name="kept")
+    task = make_task(project, completions=["a", "b"])
+    p = project.id
+    cases = [
+        (f"/api/v1/projects/{p}/datasets/", {"name": "d", "description": "a\u0000", "content": '{"prompt": "x"}'},
+         "description"),
+        (f"/api/v1/projects/{p}/runs/", {"name": "r\u0000", "kind": "external"}, "name"),
+        (f"/api/v1/projects/{p}/rubrics/", {"name": "R", "criteria": [{"name": "c", "description": "\u0000"}]},
+         "criteria.0.description"),
+        ("/api/v1/projects/", {"name": "P\u0000"}, "name"),
+        (f"/api/v1/projects/{p}/policies/", {"name": "p\u0000", "source": "tiny"}, "name"),
+        (f"/api/v1/tasks/{task.id}/labels/", {"ranking": [[0], [1]], "critique": "\u0000",
+                                              "submission_key": "key-00000001"}, "critique"),
+    ]
+    for url, body, field in cases:
+        assert field in refused(post(api, url, body)), url
+    for body, field in [({"description": "\u0000"}, "description"), ({"tags": ["ok", "t\u0000"]}, "tags.1")]:
+        assert field in refused(api.patch(f"/api/v1/runs/{run.id}/", json.dumps(body),
+                                          content_type="application/json"))
+    assert "path" in refused(api.put(f"/api/v1/runs/{run.id}/artifacts/a%00b", b"x",
+                                     content_type="application/octet-stream"))
+    assert not PromptDataset.objects.exists() and not PreferenceLabel.objects.exists()
+    assert list(Run.objects.values_list("name", "description")) == [("kept", "")]
