@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
+from webapp.core.json_input import UnstorableText, storable_text_check
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.datasets.errors import DatasetError, DatasetInUse
@@ -29,6 +30,10 @@ def dataset_create(*, project, name: str, rows: Iterable[PromptRow], user=None, 
 
 def _dataset_save(*, project, name: str, user, description: str) -> PromptDataset:
     """The new dataset, saved (in the caller's transaction), or DatasetError naming the field."""
+    try:
+        storable_text_check(description)  # full_clean lets NUL through to the database (a 500)
+    except UnstorableText as exc:
+        raise DatasetError(f"the description {exc}", field="description") from None
     dataset = PromptDataset(project=project, name=name, description=description, created_by=user)
     try:
         dataset.full_clean(validate_constraints=False)  # the one constraint is the name, checked before

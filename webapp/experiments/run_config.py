@@ -3,7 +3,12 @@
 import math
 from typing import Any
 
-from webapp.core.json_input import json_error, storable_json
+from webapp.core.json_input import (
+    UnstorableText,
+    json_error,
+    storable_json,
+    storable_text_check,
+)
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import RunKind
 
@@ -12,7 +17,11 @@ def parse_config_json(raw: str | bytes | dict | None) -> dict[str, Any]:
     """Parse config text into a dict, with the line and column of a syntax error."""
     if raw is None or raw == "":
         return {}
-    if isinstance(raw, dict):
+    if isinstance(raw, dict):  # decoded already: its strings were not checked as text's are
+        try:
+            storable_text_check(raw)
+        except UnstorableText as exc:
+            raise RunError(str(exc), field="config") from None
         return raw
     if not isinstance(raw, str | bytes):  # a JSON body's list, number or boolean
         raise RunError(f"must be a JSON object, got {_json_type(raw)}", field="config")

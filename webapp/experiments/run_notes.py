@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from webapp.core.json_input import UnstorableText, storable_text_check
 from webapp.core.names import name_problem, name_strip
 from webapp.experiments.errors import RunError
 from webapp.experiments.models import Run, RunTag
@@ -58,6 +59,10 @@ def run_notes_update(*, run_id: int, project, name: str | None = None, descripti
     if description is not None:
         if len(description) > MAX_DESCRIPTION_CHARS:
             raise RunError(f"the description is longer than {MAX_DESCRIPTION_CHARS} characters", field="description")
+        try:
+            storable_text_check(description)
+        except UnstorableText as exc:
+            raise RunError(f"the description {exc}", field="description") from None
         changes["description"] = description.strip()
     cleaned = tags_clean(tags) if tags is not None else None
     with transaction.atomic():

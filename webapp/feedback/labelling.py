@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from webapp.core.json_input import UnstorableText, storable_text_check
 from webapp.feedback.errors import FeedbackError, LabelConflict, SubmissionChanged, TaskFilled
 from webapp.feedback.models import Assignment, ComparisonTask, Criterion, CriterionScore, PreferenceLabel
 from webapp.feedback.ranking import ranking_normalise
@@ -372,6 +373,10 @@ def label_submit_outcome(*, task: ComparisonTask, annotator, ranking, both_bad: 
     _strength_check(strength, k=k, tiers=tiers)
     if len(critique or "") > MAX_CRITIQUE_CHARS:
         raise FeedbackError(f"the critique is longer than {MAX_CRITIQUE_CHARS} characters", field="critique")
+    try:
+        storable_text_check(critique or "")
+    except UnstorableText as exc:
+        raise FeedbackError(f"the critique {exc}", field="critique") from None
     cleaned_scores, scored_version = _scores_clean(scores, task=task, k=k, criteria=criteria)
     try:
         spent = None if time_spent_ms is None else min(max(int(time_spent_ms), 0), MAX_TIME_SPENT_MS)

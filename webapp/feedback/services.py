@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.db.models.functions import MD5
 
+from webapp.core.json_input import UnstorableText, storable_text_check
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.experiments.models import Run, Trajectory
@@ -41,6 +42,10 @@ MAX_CRITERION_WEIGHT = 1e6
 def _criteria_clean(criteria: Sequence[dict]) -> list[dict]:
     if not criteria:
         raise FeedbackError("a rubric needs at least one criterion", field="criteria")
+    try:
+        storable_text_check(list(criteria))
+    except UnstorableText as exc:
+        raise FeedbackError(exc.within("criteria"), field="criteria") from None
     names, cleaned = set(), []
     for i, c in enumerate(criteria):
         name = (c.get("name") or "").strip()
@@ -82,11 +87,19 @@ def rubric_create(*, project, name: str, criteria: Sequence[dict], description: 
     name = _rubric_name_clean(name)
     if Rubric.objects.filter(project=project, name=name).exists():
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
+    _description_check(description)
     rubric = Rubric(project=project, name=name, description=description)
     rubric.full_clean()
     _rubric_save(rubric)
     rubric_version_create(rubric=rubric, criteria=criteria, user=user)
     return rubric
+
+
+def _description_check(description: str) -> None:
+    try:
+        storable_text_check(description)
+    except UnstorableText as exc:
+        raise FeedbackError(f"the description {exc}", field="description") from None
 
 
 def _rubric_name_clean(name: str | None) -> str:
@@ -123,6 +136,7 @@ def rubric_update(*, rubric: Rubric, name: str, description: str, criteria: Sequ
     if Rubric.objects.filter(project_id=rubric.project_id, name=name).exclude(pk=rubric.pk).exists():
         raise FeedbackError(f"a rubric named {name!r} already exists", field="name")
     cleaned = _criteria_clean(criteria)
+    _description_check(description)
     rubric.name, rubric.description = name, description
     rubric.full_clean()
     _rubric_save(rubric, update_fields=["name", "description"])
