@@ -31,6 +31,7 @@ from django.utils import timezone
 from webapp.experiments.metrics import metric_points_discard_after, metric_points_upsert
 from webapp.experiments.models import Checkpoint, HeldOutAnswer, Run, RunKind, RunStatus, Trajectory
 from webapp.experiments.services import run_transition
+from webapp.experiments.trajectories import model_text_storable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -271,7 +272,7 @@ class PolicyRunRecorder(RunRecorder):
         same rows) when a resumed run evaluates that step again."""
         rows = [
             HeldOutAnswer(run_id=self.claim.run_id, step=step, prompt_id=r["prompt_id"],
-                          completion=r["completion_text"], correct=bool(r["correct"]),
+                          completion=model_text_storable(r["completion_text"]), correct=bool(r["correct"]),
                           samples_correct=int(r["samples_correct"]), samples=int(r["samples"]),
                           length=int(r["length"]), finish_reason=r.get("finish_reason") or "")
             for r in records if r.get("prompt_id") in self.held_out_ids
@@ -288,7 +289,8 @@ class PolicyRunRecorder(RunRecorder):
             Trajectory(
                 run_id=self.claim.run_id, step=step, group_index=r["group_index"], sample_index=r["sample_index"],
                 prompt_id=r["prompt_id"] if r.get("prompt_id") in self.prompt_ids else None,
-                prompt_text=r["prompt_text"], completion=r["completion_text"],
+                prompt_text=model_text_storable(r["prompt_text"]),
+                completion=model_text_storable(r["completion_text"]),
                 rewards={k: float(v) for k, v in r["rewards"].items()}, reward=float(r["reward"]),
                 advantage=float(r["advantage"]) if r.get("advantage") is not None else None,
                 length=int(r["length"]), finish_reason=r.get("finish_reason") or "",

@@ -86,6 +86,14 @@ def _prompt(i: int, record: dict) -> tuple[str, list[dict] | None]:
 def _storable(i: int, name: str, value: str) -> str:
     if len(value) > MAX_TEXT_CHARS:
         raise TrajectoryRecordError(i, name, f"is longer than {MAX_TEXT_CHARS} characters")
+    return model_text_storable(value)
+
+
+def model_text_storable(value: str) -> str:
+    """Model text as the database can store it: NUL (which PostgreSQL refuses) dropped, and an
+    unpaired half of a UTF-16 pair (no UTF-8 for it) made U+FFFD. Text a model sampled is kept,
+    not refused, whoever stores it: an external trainer's records (above), and Steer's own
+    workers' completions (a byte-level tokenizer can decode a NUL byte)."""
     value = value.replace("\x00", "")
     try:
         value.encode("utf-8")
