@@ -74,17 +74,24 @@ def parse_list(raw: str | None, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+# SQLite as Steer runs it: WAL (readers beside the one writer), and every transaction taking the
+# write lock at BEGIN (IMMEDIATE), so two writers queue for up to ``timeout`` seconds rather than one
+# failing "database is locked" when a read-then-write transaction tries to upgrade its lock.
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+
 def database_config(url: str | None, var_dir: Path) -> dict:
-    """The Django DATABASES['default'] entry: SQLite in WAL mode unless a URL is given."""
+    """The Django DATABASES['default'] entry: SQLite in WAL mode unless a URL is given; a
+    ``sqlite:///PATH`` URL gets the same options (``SQLITE_OPTIONS``)."""
     if not url:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(var_dir / "steer.sqlite3"),
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
+            "OPTIONS": dict(SQLITE_OPTIONS),
             # A file, not memory, so worker processes started by tests see the test database.
             "TEST": {"NAME": str(var_dir / "test-steer.sqlite3")},
         }
@@ -102,6 +109,8 @@ def database_config(url: str | None, var_dir: Path) -> dict:
         raise ImproperlyConfigured(
             "DATABASE_URL names no database; add it after the host, e.g. postgres://postgres@127.0.0.1:5432/steer."
         )
+    if scheme == "sqlite":
+        config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
     return config
 
 

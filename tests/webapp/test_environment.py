@@ -22,6 +22,19 @@ def test_no_variables_gives_sqlite_wal_and_filesystem_broker(tmp_path):
     assert env.uses_embedded_database and env.uses_embedded_broker
 
 
+def test_a_sqlite_url_runs_as_the_embedded_database_does(tmp_path):
+    """WAL, IMMEDIATE transactions and a lock timeout for a sqlite:/// URL too: without them two
+    requests writing at once (e.g. one Idempotency-Key sent twice) failed 'database is locked'."""
+    env = load({"STEER_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/other.sqlite3"},
+               base_dir=Path("."))
+    assert env.database["ENGINE"] == "django.db.backends.sqlite3"
+    assert env.database["NAME"] == f"{tmp_path}/other.sqlite3"
+    options = env.database["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] == 20
+    assert "journal_mode=WAL" in options["init_command"]
+    assert not env.uses_embedded_database
+
+
 def test_database_and_broker_urls_switch_to_postgres_and_redis(tmp_path):
     env = load(
         {
