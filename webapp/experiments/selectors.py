@@ -415,6 +415,12 @@ def _column_order(name: str) -> tuple:
     return (3, 0, 0, name)
 
 
-def evaluation_columns(results: list[dict]) -> list[str]:
-    """The figures of ``evaluation_results`` as table columns, in ``_column_order``."""
-    return sorted({name for r in results for name in r["summary"]}, key=_column_order)
+COUNT_FIGURES = frozenset({"prompts", "completions"})  # whole numbers: shown without decimals
+
+
+def evaluation_columns(results: list[dict]) -> list[dict]:
+    """The figures of ``evaluation_results`` as table columns, in ``_column_order``: each as
+    {"name", "decimals"}, one number of decimals for every row of a column (a count none, any
+    other figure 3), so that 0 shows as 0.000 beside 0.100, not as 0."""
+    names = sorted({name for r in results for name in r["summary"]}, key=_column_order)
+    return [{"name": name, "decimals": 0 if name in COUNT_FIGURES else 3} for name in names]

@@ -280,6 +280,22 @@ def test_the_run_page_compares_the_finished_evaluations_on_its_dataset(client, r
     assert [r["run"].name for r in shown] == ["newer 2", "newer 1", "base"]  # the oldest, asked for, comes too
 
 
+def test_the_results_table_shows_every_figure_of_a_column_with_the_same_decimals(client, researcher):
+    from webapp.experiments.run_config import validate_config
+
+    dataset = make_dataset(researcher)
+    config = validate_config(RunKind.EVALUATION, eval_config())
+    runs = [make_run(researcher, kind=RunKind.EVALUATION, status=RunStatus.SUCCEEDED, dataset=dataset, config=config,
+                     policy=make_policy(researcher), name=f"eval {i}") for i in range(3)]
+    for run, accuracy in zip(runs, (0.0, 0.1, 1.0)):  # whole numbers too: 0 and 1
+        metric_points_upsert(run_id=run.id, points=[("eval/accuracy", 3, accuracy), ("eval/prompts", 3, 8.0)])
+    body = client.get(reverse("experiments:detail", args=[researcher.id, runs[0].id])).content.decode()
+    rows = {run.name: body[body.index(f">{run.name}<"):].split("</tr>")[0] for run in runs}
+    assert "<td>0.000</td><td>8</td>" in rows["eval 0"]  # not "0" beside "0.100"
+    assert "<td>0.100</td><td>8</td>" in rows["eval 1"]
+    assert "<td>1.000</td><td>8</td>" in rows["eval 2"]  # a count keeps no decimals
+
+
 def test_the_api_launches_an_evaluation_and_refuses_one_without_a_policy(sent, django_capture_on_commit_callbacks):
     user = api_user()
     project = make_project(owner=user)
