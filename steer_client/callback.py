@@ -11,7 +11,9 @@ If the process dies with the run unfinished (an exception out of ``trainer.train
 exit hook marks it failed with the error. A network failure never stops training: points
 stay buffered (up to ``max_buffer``) and go with the next flush, as they do when Steer answers
 5xx or 429 (too many requests) or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
-start); a batch Steer itself refuses (its 4xx error) is dropped. If Steer does not answer at
+start); a batch Steer itself refuses (its 4xx error) is dropped, except that of a batch of
+trajectories only the records a 400 names (``records[i].<field>``) are, with a warning, and the
+rest is sent again. If Steer does not answer at
 the start, the run is created at the first flush that reaches it. A refusal at the start (a
 bad token, an unknown project) raises before training begins.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import re
 import sys
 import time
 import uuid
@@ -37,7 +40,12 @@ from numbers import Real
 import requests
 from transformers import TrainerCallback
 
-from steer_client.client import NOT_STEERS_ANSWER, SteerClient, SteerError
+from steer_client.client import (
+    NOT_STEERS_ANSWER,
+    TRAJECTORY_BATCH,
+    SteerClient,
+    SteerError,
+)
 
 logger = logging.getLogger("steer_client")
 
@@ -108,6 +116,31 @@ def _completion_text(value) -> str:
             and all(m.get("role") == "assistant" for m in value)):
         return "\n".join(_content(m.get("content")) for m in value)
     return _text(value)
+
+
+_RECORD_FIELD = re.compile(r"records\[(\d+)\](?:\.(.+))?")
+
+
+def _refused_records(exc: SteerError, size: int) -> dict[int, tuple[str, str]]:
+    """The records of a batch of ``size`` that Steer's 400 names (its fields ``records[i].<field>``),
+    by index, each with the field and Steer's message; empty when the refusal is not one of Steer's
+    400s or names anything but records of the batch (then no record can be blamed)."""
+    if exc.status != 400 or exc.error.get("code") in NOT_STEERS_ANSWER or not isinstance(exc.error.get("fields"), dict):
+        return {}
+    refused = {}
+    for name, messages in exc.error["fields"].items():
+        match = _RECORD_FIELD.fullmatch(str(name))
+        if match is None or int(match.group(1)) >= size:
+            return {}
+        message = messages[0] if isinstance(messages, list) and messages else messages
+        refused.setdefault(int(match.group(1)), (match.group(2) or "record", str(message)))
+    return refused
+
+
+def _slot(record: dict) -> str:
+    """A trajectory record by its place in the run, as a warning names it."""
+    return (f"step {record.get('step')} group {record.get('group_index')} sample {record.get('sample_index')}"
+            if isinstance(record, dict) else repr(record)[:80])
 
 
 class SteerCallback(TrainerCallback):
@@ -227,11 +260,7 @@ class SteerCallback(TrainerCallback):
                 self.client.metrics_log(self.run_id, batch)
                 for _ in batch:
                     self.points.popleft()
-            if self.records:
-                batch = list(self.records)
-                self.client.trajectories_log(self.run_id, batch)
-                for _ in batch:
-                    self.records.popleft()
+            self._send_records()
         except SteerError as exc:
             if self._pending_run is not None:  # the run could not be created: nothing can be sent
                 logger.warning("Steer refused to create the run, keeping %d points: %s", len(self.points), exc)
@@ -250,6 +279,35 @@ class SteerCallback(TrainerCallback):
             logger.warning("could not reach Steer, keeping %d points for later: %s", len(self.points), exc)
         else:
             self._report_progress()
+
+    def _send_records(self) -> None:
+        """Send the buffered trajectories, a request's worth (``TRAJECTORY_BATCH``) at a time. A batch
+        Steer refuses for records it names (a 400 naming ``records[i].<field>``) goes again without
+        them, each try one record or more fewer, so at most as many tries as the batch has records;
+        a refusal that names no record of the batch raises, as any other failure (``flush`` says
+        what becomes of the buffer)."""
+        while self.records:
+            batch = [self.records.popleft() for _ in range(min(TRAJECTORY_BATCH, len(self.records)))]
+            try:
+                for _ in range(len(batch)):
+                    try:
+                        self.client.trajectories_log(self.run_id, batch)
+                        break
+                    except SteerError as exc:
+                        refused = _refused_records(exc, len(batch))
+                        if not refused:
+                            raise
+                        logger.warning("Steer refused %d of a batch of %d trajectories, dropped them (%s); "
+                                       "sending the other %d again", len(refused), len(batch), "; ".join(
+                                           f"records[{i}], {_slot(batch[i])}: {field}: {message}"
+                                           for i, (field, message) in sorted(refused.items())),
+                                       len(batch) - len(refused))
+                        batch = [record for i, record in enumerate(batch) if i not in refused]
+                        if not batch:
+                            break
+            except BaseException:
+                self.records.extendleft(reversed(batch))  # kept, as flush decides: in front, in order
+                raise
 
     def _report_progress(self) -> None:
         """The trainer's step, when it moved since the last report, so that the run page's progress

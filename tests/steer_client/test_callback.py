@@ -1,6 +1,7 @@
 """SteerCallback driven by a real transformers.Trainer against a live Steer server."""
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -298,3 +299,120 @@ def test_a_429_keeps_the_batch_for_a_later_flush(monkeypatch, caplog):
         callback.flush()
     assert list(callback.points) == [("loss", 5, 1.5)]
     assert "Steer asked to slow down, keeping 1 points for later: HTTP 429" in caplog.text
+
+
+def refusing(monkeypatch, callback, bad):
+    """Steer's trajectories route as a fake transport: a batch holding a record whose completion is in
+    ``bad`` is refused as the API refuses it (400 naming the first such record's index and field); the
+    others are written. The batches sent, as their completions."""
+    import requests
+
+    sent = []
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.url = url
+        response.headers["Content-Type"] = "application/json"
+        records = kwargs["json"]["records"]
+        sent.append([r["completion"] for r in records])
+        first = next((i for i, r in enumerate(records) if r["completion"] in bad), None)
+        if first is None:
+            response.status_code, body = 201, {"written": len(records)}
+        else:
+            field = f"records[{first}].completion"
+            response.status_code, body = 400, {"error": {"code": "invalid", "message": f"{field}: must be text",
+                                                         "fields": {field: ["must be text"]}}}
+        response._content = json.dumps(body).encode()
+        return response
+
+    monkeypatch.setattr(callback.client.session, "request", send)
+    return sent
+
+
+def callback_with_completions(completions):
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_completions(5, ["p"] * len(completions), completions, [1.0] * len(completions))
+    return callback
+
+
+def test_a_batch_refused_for_some_records_goes_again_without_them(monkeypatch, caplog):
+    """A 400 naming records[i].<field> dropped the whole batch: one bad completion lost all the others."""
+    callback = callback_with_completions(["a", "BAD1", "b", "BAD2", "c"])
+    sent = refusing(monkeypatch, callback, bad={"BAD1", "BAD2"})
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert sent == [["a", "BAD1", "b", "BAD2", "c"], ["a", "b", "BAD2", "c"], ["a", "b", "c"]]
+    assert not callback.records
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert "records[1], step 5 group 0 sample 1: completion: must be text" in warnings[0]
+    assert "records[2], step 5 group 0 sample 3: completion: must be text" in warnings[1]  # its index in the batch resent
+    assert "sending the other 3 again" in warnings[1] and "dropped it" not in caplog.text
+
+
+def test_a_batch_of_refused_records_is_tried_at_most_once_per_record(monkeypatch, caplog):
+    callback = callback_with_completions(["BAD1", "BAD2", "BAD3"])
+    sent = refusing(monkeypatch, callback, bad={"BAD1", "BAD2", "BAD3"})
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert len(sent) == 3 and sent[-1] == ["BAD3"] and not callback.records
+    callback.flush()
+    assert len(sent) == 3  # nothing left to send
+
+
+@pytest.mark.parametrize("fields", [
+    {"records": ["send a JSON object {\"records\": [...]}"]},  # the batch, no record of it
+    {"records[7].completion": ["must be text"]},  # past the batch's end
+    {"records[0].completion": ["must be text"], "non_field_errors": ["and something else"]},
+])
+def test_a_400_that_names_no_record_of_the_batch_drops_it_as_before(monkeypatch, caplog, fields):
+    callback = callback_with_completions(["a", "b"])
+    body = {"error": {"code": "invalid", "message": "refused", "fields": fields}}
+    answering(monkeypatch, callback, 400, "application/json", json.dumps(body).encode())
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert not callback.records and "Steer refused a batch, dropped it: HTTP 400: refused" in caplog.text
+
+
+def test_records_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkeypatch, caplog):
+    """A 5xx on the resend keeps the records not refused for a later flush, without the refused one."""
+    callback = callback_with_completions(["a", "BAD", "b"])
+    refusing(monkeypatch, callback, bad={"BAD"})
+    calls = []
+    send = callback.client.session.request
+
+    def then_down(method, url, **kwargs):
+        calls.append(url)
+        if len(calls) == 2:  # the resend without the refused record
+            import requests
+
+            response = requests.models.Response()
+            response.status_code, response.url = 503, url
+            response._content = b'{"error": {"code": "unavailable", "message": "down", "fields": {}}}'
+            response.headers["Content-Type"] = "application/json"
+            return response
+        return send(method, url, **kwargs)
+
+    monkeypatch.setattr(callback.client.session, "request", then_down)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert [r["completion"] for r in callback.records] == ["a", "b"] and "Steer is unavailable" in caplog.text
+    callback.flush()
+    assert not callback.records and len(calls) == 3
+
+
+def test_steer_itself_refusing_one_completion_keeps_the_others(live_server, credentials, caplog):
+    project, token = credentials
+    client = steer_client.SteerClient(live_server.url, token)
+    run = client.run_create(project=project.id, name="external")
+    callback = steer_client.SteerCallback(live_server.url, token, project=project.id, client=client)
+    callback.run_id = run["id"]
+    callback.log_completions(2, ["p", "p", "p"], ["ok", "x" * 200_001, "fine"], [1.0, 0.0, 1.0])  # too long for Steer
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    rows = list(Trajectory.objects.filter(run_id=run["id"]).order_by("sample_index")
+                .values_list("sample_index", "completion"))
+    assert rows == [(0, "ok"), (2, "fine")] and not callback.records
+    assert "records[1], step 2 group 0 sample 1: completion: is longer than 200000 characters" in caplog.text
