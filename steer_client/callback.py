@@ -13,7 +13,7 @@ stay buffered (up to ``max_buffer``) and go with the next flush, as they do when
 5xx or 429 (too many requests) or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
 start); a batch Steer itself refuses (its 4xx error) is dropped, except that of a batch of
 trajectories only the records a 400 names (``records[i].<field>``) are, with a warning, and the
-rest is sent again. If Steer does not answer at
+rest is sent again; refused metric points are dropped alone, the trajectories still sent. If Steer does not answer at
 the start, the run is created at the first flush that reaches it. A refusal at the start (a
 bad token, an unknown project) raises before training begins.
 
@@ -143,6 +143,12 @@ def _slot(record: dict) -> str:
             if isinstance(record, dict) else repr(record)[:80])
 
 
+def _refuses_data(exc: SteerError) -> bool:
+    """Steer's own answer that it refuses the data sent (a 4xx other than 429, not a proxy's or a
+    login page's): sending it again would be refused again."""
+    return exc.status < 500 and exc.status != 429 and exc.error.get("code") not in NOT_STEERS_ANSWER
+
+
 class SteerCallback(TrainerCallback):
     def __init__(self, url: str, token: str, project: int | str, run_name: str | None = None, *,
                  config: dict | None = None, flush_every_s: float = 5.0, flush_points: int = 1000,
@@ -257,17 +263,24 @@ class SteerCallback(TrainerCallback):
                 self._create_run()
             if self.points:
                 batch = list(self.points)
-                self.client.metrics_log(self.run_id, batch)
-                for _ in batch:
-                    self.points.popleft()
+                try:
+                    self.client.metrics_log(self.run_id, batch)
+                except SteerError as exc:
+                    if not _refuses_data(exc):
+                        raise
+                    # Steer refuses these points: keeping them would block every flush. The
+                    # trajectories, never sent, are not theirs to lose: they go below.
+                    logger.warning("Steer refused a batch, dropped it: %s", exc)
+                    self.points.clear()
+                else:
+                    for _ in batch:
+                        self.points.popleft()
             self._send_records()
         except SteerError as exc:
             if self._pending_run is not None:  # the run could not be created: nothing can be sent
                 logger.warning("Steer refused to create the run, keeping %d points: %s", len(self.points), exc)
-            elif exc.status < 500 and exc.status != 429 and exc.error.get("code") not in NOT_STEERS_ANSWER:
-                # Steer refuses this data: keeping it would block every flush
+            elif _refuses_data(exc):  # a batch of trajectories (the points went through, or were dropped above)
                 logger.warning("Steer refused a batch, dropped it: %s", exc)
-                self.points.clear()
                 self.records.clear()
             elif exc.status == 429:  # too many requests: later, the same batch goes through
                 logger.warning("Steer asked to slow down, keeping %d points for later: %s", len(self.points), exc)

@@ -287,6 +287,38 @@ def test_a_batch_steer_refuses_is_dropped_so_that_later_flushes_go_through(monke
     assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
 
 
+def test_refused_metric_points_are_dropped_and_the_trajectories_still_sent(monkeypatch, caplog):
+    """A 400 on the points cleared the trajectories too, though they were never sent."""
+    import requests
+
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    callback.log_metrics(5, {"loss": 1.5})
+    callback.log_completions(5, ["p", "p"], ["a", "b"], [1.0, 0.0])
+    sent = []
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.url, response.headers["Content-Type"] = url, "application/json"
+        if "/trajectories/" in url:
+            sent.extend(r["completion"] for r in kwargs["json"]["records"])
+            response.status_code, body = 201, {"written": len(kwargs["json"]["records"])}
+        elif "/metrics/" in url:
+            response.status_code, body = 400, {"error": {"code": "invalid", "message": "bad point",
+                                                         "fields": {"points[0]": ["bad"]}}}
+        else:  # the progress report after a flush
+            response.status_code, body = 200, {}
+        response._content = json.dumps(body).encode()
+        return response
+
+    monkeypatch.setattr(callback.client.session, "request", send)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
+    assert sent == ["a", "b"] and not callback.records
+
+
 def test_a_429_keeps_the_batch_for_a_later_flush(monkeypatch, caplog):
     """Too many requests is a "later", not a refusal of the data: the batch was dropped as a 4xx."""
     callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
