@@ -3,6 +3,20 @@ from django.contrib import admin
 from webapp.experiments.models import Checkpoint, MetricChunk, PolicyModel, Run, RunArtifact, Trajectory
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows listed and shown, none added, changed or deleted here: the services that write them keep
+    them in step with what they stand for (the subclass's docstring says what and where)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(PolicyModel)
 class PolicyModelAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "source", "reference"]
@@ -42,25 +56,17 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(MetricChunk)
-class MetricChunkAdmin(admin.ModelAdmin):
-    """Read-only: points are written by metric_points_upsert, which keeps the rollups in step."""
+class MetricChunkAdmin(ViewOnlyAdmin):
+    """Read-only: points are written by metric_points_upsert, which keeps the rollups in step (a
+    row deleted here would leave them stale)."""
 
     list_display = ["run", "key", "step_min", "step_max", "recorded_at"]
     list_filter = ["run__project"]
     search_fields = ["key"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # the rollups would go stale
-        return False
-
 
 @admin.register(Trajectory)
-class TrajectoryAdmin(admin.ModelAdmin):
+class TrajectoryAdmin(ViewOnlyAdmin):
     """Read-only: a trajectory is the record of what its run sampled and how it was scored, written
     by the run's worker (or an external trainer's report). Comparison tasks and their labels point
     at trajectories, and the run's charts, exports and summaries count them: one edited here told
@@ -70,18 +76,9 @@ class TrajectoryAdmin(admin.ModelAdmin):
     list_display = ["run", "step", "group_index", "sample_index", "reward", "advantage", "length", "finish_reason"]
     list_filter = ["finish_reason", "run__project"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
+class CheckpointAdmin(ViewOnlyAdmin):
     """Read-only: a row stands for a folder of weights on disk, written by the run's worker. No
     service deletes one checkpoint (``run_delete`` removes a run's rows and its checkpoint folder
     together, and refuses a run a policy starts from), so a row deleted here left its files on
@@ -90,18 +87,9 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     list_display = ["run", "step", "path", "size_bytes", "created_at"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(RunArtifact)
-class RunArtifactAdmin(admin.ModelAdmin):
+class RunArtifactAdmin(ViewOnlyAdmin):
     """Read-only: a row and its file on disk are kept in step by the artifact services
     (``webapp.experiments.artifacts``). An upload (the run's page, the API) writes the file, then
     the row with its size and hash, and replaces the path's old file; ``artifact_delete`` removes
@@ -117,12 +105,3 @@ class RunArtifactAdmin(admin.ModelAdmin):
     @admin.display(ordering="run__project")
     def project(self, artifact: RunArtifact):
         return artifact.run.project
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
