@@ -9,7 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.factories import make_project
-from webapp.core.uploads import UploadText, upload_text
+from tests.webapp.watched_upload import Watched
+from webapp.core.uploads import upload_text
 from webapp.datasets import parsing, services
 from webapp.datasets.errors import DatasetError, DatasetImportError
 from webapp.datasets.models import Prompt, PromptDataset
@@ -22,22 +23,9 @@ def jsonl(n: int, size: int = 20) -> bytes:
     return "".join(json.dumps({"prompt": f"q{i} " + "x" * size, "answer": str(i)}) + "\n" for i in range(n)).encode()
 
 
-class Watched(UploadText):
-    """An upload that notes, as each line is read, how many prompts are stored already."""
-
-    def __init__(self, upload):
-        super().__init__(upload)
-        self.stored_when_read: list[int] = []
-
-    def lines(self):
-        for line in super().lines():
-            self.stored_when_read.append(Prompt.objects.count())
-            yield line
-
-
 def test_prompts_are_written_a_batch_at_a_time_while_the_file_is_read(monkeypatch):
     monkeypatch.setattr(services, "IMPORT_BATCH", 4)
-    content = Watched(SimpleUploadedFile("p.jsonl", jsonl(10)))
+    content = Watched(SimpleUploadedFile("p.jsonl", jsonl(10)), model=Prompt)
     dataset = dataset_import(project=make_project(), name="d", filename="p.jsonl", content=content)
     # The 5th line is read after the first batch of 4 was written, the 9th after the second
     assert content.stored_when_read == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.factories import make_project
-from webapp.core.uploads import UploadText
+from tests.webapp.watched_upload import Watched
 from webapp.feedback import parsing, services
 from webapp.feedback.models import Candidate, ComparisonTask
 from webapp.feedback.parsing import TaskImportError
@@ -21,23 +21,10 @@ def jsonl(n: int) -> str:
                    for i in range(n))
 
 
-class Watched(UploadText):
-    """An upload that notes, as each line is read, how many tasks are stored already."""
-
-    def __init__(self, upload):
-        super().__init__(upload)
-        self.stored_when_read: list[int] = []
-
-    def lines(self):
-        for line in super().lines():
-            self.stored_when_read.append(ComparisonTask.objects.count())
-            yield line
-
-
 def test_tasks_are_written_a_batch_at_a_time_while_the_file_is_read(monkeypatch):
     monkeypatch.setattr(services, "IMPORT_BATCH", 3)
     project = make_project()
-    content = Watched(SimpleUploadedFile("t.jsonl", jsonl(7).encode()))
+    content = Watched(SimpleUploadedFile("t.jsonl", jsonl(7).encode()), model=ComparisonTask)
     tasks = comparison_tasks_import_jsonl(project=project, content=content, required_labels=2)
     assert content.stored_when_read == [0, 0, 0, 3, 3, 3, 6]
     assert [t.prompt_text for t in tasks] == [f"q{i}" for i in range(7)]
