@@ -6,7 +6,8 @@ disk; artifacts are deleted on their run's page or through the API (``artifact_d
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_project, make_run, make_user
+from tests.factories import make_project, make_run
+from tests.webapp.feedback.test_admin import staff  # noqa: F401 (a fixture: a logged-in superuser)
 from webapp.experiments.artifacts import artifact_file, artifact_put
 from webapp.experiments.models import RunArtifact, RunStatus
 
@@ -17,15 +18,6 @@ pytestmark = pytest.mark.django_db
 def root(settings, tmp_path):
     settings.STEER_ARTIFACT_DIR = tmp_path / "artifacts"
     return settings.STEER_ARTIFACT_DIR
-
-
-@pytest.fixture
-def staff(client):
-    user = make_user()
-    user.is_staff = user.is_superuser = True
-    user.save()
-    client.force_login(user)
-    return user
 
 
 def put(run, path: str, data: bytes) -> RunArtifact:

@@ -6,19 +6,11 @@ deletes one checkpoint alone: both go with their run (``run_delete``)."""
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_project, make_run, make_user
+from tests.factories import make_project, make_run
+from tests.webapp.feedback.test_admin import staff  # noqa: F401 (a fixture: a logged-in superuser)
 from webapp.experiments.models import Checkpoint, PolicyModel, RunStatus, Trajectory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client):
-    user = make_user()
-    user.is_staff = user.is_superuser = True
-    user.save()
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
