@@ -11,9 +11,10 @@ If the process dies with the run unfinished (an exception out of ``trainer.train
 exit hook marks it failed with the error. A network failure never stops training: points
 stay buffered (up to ``max_buffer``) and go with the next flush, as they do when Steer answers
 5xx or 429 (too many requests) or the answer is not Steer's (a proxy's or a login page; the warning gives its status and
-start); a batch Steer itself refuses (its 4xx error) is dropped, except that of a batch of
-trajectories only the records a 400 names (``records[i].<field>``) are, with a warning, and the
-rest is sent again; refused metric points are dropped alone, the trajectories still sent. If Steer does not answer at
+start); a batch Steer itself refuses (its 4xx error) is dropped, except that only the metric
+points or trajectories a 400 names (``points[i]``, ``records[i].<field>``) are, with a warning,
+and the rest of the batch is sent again; refused metric points are dropped alone, the
+trajectories still sent. If Steer does not answer at
 the start, the run is created at the first flush that reaches it. A refusal at the start (a
 bad token, an unknown project) raises before training begins.
 
@@ -41,6 +42,7 @@ import requests
 from transformers import TrainerCallback
 
 from steer_client.client import (
+    METRIC_BATCH,
     NOT_STEERS_ANSWER,
     TRAJECTORY_BATCH,
     SteerClient,
@@ -118,22 +120,21 @@ def _completion_text(value) -> str:
     return _text(value)
 
 
-_RECORD_FIELD = re.compile(r"records\[(\d+)\](?:\.(.+))?")
-
-
-def _refused_records(exc: SteerError, size: int) -> dict[int, tuple[str, str]]:
-    """The records of a batch of ``size`` that Steer's 400 names (its fields ``records[i].<field>``),
-    by index, each with the field and Steer's message; empty when the refusal is not one of Steer's
-    400s or names anything but records of the batch (then no record can be blamed)."""
+def _refused_items(exc: SteerError, size: int, what: str) -> dict[int, tuple[str, str]]:
+    """The items of a batch of ``size`` that Steer's 400 names (its fields ``records[i].<field>``
+    for ``what`` "records", ``points[i]`` for "points"), by index, each with the field and Steer's
+    message; empty when the refusal is not one of Steer's 400s or names anything but items of the
+    batch (then no item can be blamed)."""
     if exc.status != 400 or exc.error.get("code") in NOT_STEERS_ANSWER or not isinstance(exc.error.get("fields"), dict):
         return {}
+    pattern = re.compile(rf"{what}\[(\d+)\](?:\.(.+))?")
     refused = {}
     for name, messages in exc.error["fields"].items():
-        match = _RECORD_FIELD.fullmatch(str(name))
+        match = pattern.fullmatch(str(name))
         if match is None or int(match.group(1)) >= size:
             return {}
         message = messages[0] if isinstance(messages, list) and messages else messages
-        refused.setdefault(int(match.group(1)), (match.group(2) or "record", str(message)))
+        refused.setdefault(int(match.group(1)), (match.group(2) or what[:-1], str(message)))
     return refused
 
 
@@ -141,6 +142,11 @@ def _slot(record: dict) -> str:
     """A trajectory record by its place in the run, as a warning names it."""
     return (f"step {record.get('step')} group {record.get('group_index')} sample {record.get('sample_index')}"
             if isinstance(record, dict) else repr(record)[:80])
+
+
+def _point_slot(point: tuple) -> str:
+    """A metric point by its key and step, as a warning names it."""
+    return f"{point[0]!r} at step {point[1]}"
 
 
 def _refuses_data(exc: SteerError) -> bool:
@@ -261,20 +267,7 @@ class SteerCallback(TrainerCallback):
         try:
             if self._pending_run is not None:
                 self._create_run()
-            if self.points:
-                batch = list(self.points)
-                try:
-                    self.client.metrics_log(self.run_id, batch)
-                except SteerError as exc:
-                    if not _refuses_data(exc):
-                        raise
-                    # Steer refuses these points: keeping them would block every flush. The
-                    # trajectories, never sent, are not theirs to lose: they go below.
-                    logger.warning("Steer refused a batch, dropped it: %s", exc)
-                    self.points.clear()
-                else:
-                    for _ in batch:
-                        self.points.popleft()
+            self._send_points()
             self._send_records()
         except SteerError as exc:
             if self._pending_run is not None:  # the run could not be created: nothing can be sent
@@ -293,34 +286,57 @@ class SteerCallback(TrainerCallback):
         else:
             self._report_progress()
 
+    def _send_points(self) -> None:
+        """Send the buffered metric points, a request's worth (``METRIC_BATCH``) at a time, a batch
+        Steer refuses for points it names (a 400 naming ``points[i]``) again without them. A
+        refusal that names no point of the batch drops every buffered point (sent again, they would
+        be refused again and block every flush); the trajectories, never sent, go on."""
+        while self.points:
+            batch = [self.points.popleft() for _ in range(min(METRIC_BATCH, len(self.points)))]
+            try:
+                self._send_without_refused(batch, self.points, self.client.metrics_log, "points", "metric points", _point_slot)
+            except SteerError as exc:
+                if not _refuses_data(exc):
+                    raise
+                logger.warning("Steer refused a batch, dropped it: %s", exc)
+                self.points.clear()
+                return
+
     def _send_records(self) -> None:
-        """Send the buffered trajectories, a request's worth (``TRAJECTORY_BATCH``) at a time. A batch
-        Steer refuses for records it names (a 400 naming ``records[i].<field>``) goes again without
-        them, each try one record or more fewer, so at most as many tries as the batch has records;
+        """Send the buffered trajectories, a request's worth (``TRAJECTORY_BATCH``) at a time, a batch
+        Steer refuses for records it names (a 400 naming ``records[i].<field>``) again without them;
         a refusal that names no record of the batch raises, as any other failure (``flush`` says
         what becomes of the buffer)."""
         while self.records:
             batch = [self.records.popleft() for _ in range(min(TRAJECTORY_BATCH, len(self.records)))]
-            try:
-                for _ in range(len(batch)):
-                    try:
-                        self.client.trajectories_log(self.run_id, batch)
-                        break
-                    except SteerError as exc:
-                        refused = _refused_records(exc, len(batch))
-                        if not refused:
-                            raise
-                        logger.warning("Steer refused %d of a batch of %d trajectories, dropped them (%s); "
-                                       "sending the other %d again", len(refused), len(batch), "; ".join(
-                                           f"records[{i}], {_slot(batch[i])}: {field}: {message}"
-                                           for i, (field, message) in sorted(refused.items())),
-                                       len(batch) - len(refused))
-                        batch = [record for i, record in enumerate(batch) if i not in refused]
-                        if not batch:
-                            break
-            except BaseException:
-                self.records.extendleft(reversed(batch))  # kept, as flush decides: in front, in order
-                raise
+            self._send_without_refused(batch, self.records, self.client.trajectories_log, "records", "trajectories", _slot)
+
+    def _send_without_refused(self, batch: list, buffer: deque, send, what: str, noun: str, slot) -> None:
+        """``send(run_id, batch)``; when Steer refuses items of the batch it names, logs a warning
+        naming each (index, ``slot(item)``, field, Steer's message) and sends the others again, each
+        try one item or more fewer, so at most as many tries as the batch has items. On any other
+        failure the items left go back in front of ``buffer``, in order, and it raises. ``what``:
+        "points" or "records", as Steer's 400 names them."""
+        try:
+            for _ in range(len(batch)):
+                try:
+                    send(self.run_id, batch)
+                    return
+                except SteerError as exc:
+                    refused = _refused_items(exc, len(batch), what)
+                    if not refused:
+                        raise
+                    logger.warning("Steer refused %d of a batch of %d %s, dropped them (%s); "
+                                   "sending the other %d again", len(refused), len(batch), noun, "; ".join(
+                                       f"{what}[{i}], {slot(batch[i])}: {field}: {message}"
+                                       for i, (field, message) in sorted(refused.items())),
+                                   len(batch) - len(refused))
+                    batch = [item for i, item in enumerate(batch) if i not in refused]
+                    if not batch:
+                        return
+        except BaseException:
+            buffer.extendleft(reversed(batch))  # kept, as the caller decides: in front, in order
+            raise
 
     def _report_progress(self) -> None:
         """The trainer's step, when it moved since the last report, so that the run page's progress

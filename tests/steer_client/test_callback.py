@@ -280,8 +280,8 @@ def test_a_batch_steer_refuses_is_dropped_so_that_later_flushes_go_through(monke
     callback.run_id = 1
     callback.client.retries = 0
     callback.log_metrics(5, {"loss": 1.5})
-    answering(monkeypatch, callback, 400, "application/json",
-              b'{"error": {"code": "invalid", "message": "bad point", "fields": {"points[0]": ["bad"]}}}')
+    answering(monkeypatch, callback, 400, "application/json",  # a refusal naming no point of the batch
+              b'{"error": {"code": "invalid", "message": "bad point", "fields": {"points": ["bad"]}}}')
     with caplog.at_level("WARNING", logger="steer_client"):
         callback.flush()
     assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
@@ -306,7 +306,7 @@ def test_refused_metric_points_are_dropped_and_the_trajectories_still_sent(monke
             response.status_code, body = 201, {"written": len(kwargs["json"]["records"])}
         elif "/metrics/" in url:
             response.status_code, body = 400, {"error": {"code": "invalid", "message": "bad point",
-                                                         "fields": {"points[0]": ["bad"]}}}
+                                                         "fields": {"points": ["bad"]}}}
         else:  # the progress report after a flush
             response.status_code, body = 200, {}
         response._content = json.dumps(body).encode()
@@ -317,6 +317,91 @@ def test_refused_metric_points_are_dropped_and_the_trajectories_still_sent(monke
         callback.flush()
     assert not callback.points and "Steer refused a batch, dropped it: HTTP 400: bad point" in caplog.text
     assert sent == ["a", "b"] and not callback.records
+
+
+def refusing_points(monkeypatch, callback):
+    """Steer's metrics route as a fake transport: every point with a negative step is refused as the
+    API refuses them (400 naming each by its index); a batch without one is written. The batches
+    sent, as their steps."""
+    import requests
+
+    sent = []
+
+    def send(method, url, **kwargs):
+        response = requests.models.Response()
+        response.url, response.headers["Content-Type"] = url, "application/json"
+        if "/metrics/" in url:
+            points = kwargs["json"]["points"]
+            sent.append([step for _, step, _ in points])
+            bad = {f"points[{i}]": ["step must be a non-negative integer"] for i, p in enumerate(points) if p[1] < 0}
+            response.status_code, body = ((400, {"error": {"code": "invalid", "message": "refused", "fields": bad}})
+                                          if bad else (201, {"written": len(points)}))
+        else:  # the progress report after a flush
+            response.status_code, body = 200, {}
+        response._content = json.dumps(body).encode()
+        return response
+
+    monkeypatch.setattr(callback.client.session, "request", send)
+    return sent
+
+
+def test_a_batch_of_points_refused_for_some_points_goes_again_without_them(monkeypatch, caplog):
+    """A 400 naming points[i] dropped the whole buffer: one bad point lost every good one with it."""
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    for step in [1, -1, 2, -2, 3]:
+        callback.log_metrics(step, {"loss": 0.5})
+    sent = refusing_points(monkeypatch, callback)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert sent == [[1, -1, 2, -2, 3], [1, 2, 3]] and not callback.points
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "Steer refused 2 of a batch of 5 metric points" in warnings[0]
+    assert "points[1], 'loss' at step -1: point: step must be a non-negative integer" in warnings[0]
+    assert "points[3], 'loss' at step -2" in warnings[0] and "sending the other 3 again" in warnings[0]
+
+
+def test_points_go_a_request_at_a_time_and_a_refusal_costs_only_its_own_batch(monkeypatch, caplog):
+    """The whole buffer went through one metrics_log call: a refused point in its third request lost
+    the points of every later request too (the first two were written, then dropped from the buffer)."""
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    for step in range(2_500):
+        callback.log_metrics(-1 if step == 2_100 else step, {"loss": 0.5})
+    sent = refusing_points(monkeypatch, callback)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert [len(batch) for batch in sent] == [1_000, 1_000, 500, 499] and not callback.points
+    assert sorted(step for batch in sent[:2] + sent[3:] for step in batch) == [s for s in range(2_500) if s != 2_100]
+
+
+def test_points_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkeypatch, caplog):
+    callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
+    callback.run_id = 1
+    callback.client.retries = 0
+    for step in [1, -1, 2]:
+        callback.log_metrics(step, {"loss": 0.5})
+    sent = refusing_points(monkeypatch, callback)
+    send = callback.client.session.request
+
+    def then_down(method, url, **kwargs):
+        if len(sent) == 1 and "/metrics/" in url:  # the resend without the refused point
+            import requests
+
+            sent.append("down")
+            response = requests.models.Response()
+            response.status_code, response.url = 503, url
+            response._content = b'{"error": {"code": "unavailable", "message": "down", "fields": {}}}'
+            response.headers["Content-Type"] = "application/json"
+            return response
+        return send(method, url, **kwargs)
+
+    monkeypatch.setattr(callback.client.session, "request", then_down)
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert [step for _, step, _ in callback.points] == [1, 2] and "Steer is unavailable" in caplog.text
+    callback.flush()
+    assert not callback.points and sent[-1] == [1, 2]
 
 
 def test_a_429_keeps_the_batch_for_a_later_flush(monkeypatch, caplog):
@@ -433,6 +518,25 @@ def test_records_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkey
     assert [r["completion"] for r in callback.records] == ["a", "b"] and "Steer is unavailable" in caplog.text
     callback.flush()
     assert not callback.records and len(calls) == 3
+
+
+def test_steer_itself_refusing_some_metric_points_keeps_the_others(live_server, credentials, caplog):
+    project, token = credentials
+    client = steer_client.SteerClient(live_server.url, token)
+    run = client.run_create(project=project.id, name="external")
+    callback = steer_client.SteerCallback(live_server.url, token, project=project.id, client=client)
+    callback.run_id = run["id"]
+    for step in range(1_000):
+        callback.log_metrics(step, {"loss": step / 1000})
+    callback.log_metrics(-3, {"loss": 0.5})  # a step Steer refuses
+    callback.points.insert(500, ("bad\x00key", 7, 1.0))  # a key Steer refuses
+    with caplog.at_level("WARNING", logger="steer_client"):
+        callback.flush()
+    assert list(MetricPoint.objects.filter(run_id=run["id"]).order_by("step").values_list("step", flat=True)) == list(
+        range(1_000))
+    assert not callback.points
+    assert "points[500], 'bad\\x00key' at step 7: point: key must be" in caplog.text
+    assert "'loss' at step -3: point: step must be" in caplog.text
 
 
 def test_steer_itself_refusing_one_completion_keeps_the_others(live_server, credentials, caplog):

@@ -3,8 +3,8 @@
 The ingest path is the hot one (an external trainer posts a batch every few steps, a
 benchmark posts thousands): the body is decoded with ``orjson`` and handed as is
 to ``metric_points_upsert``, whose tight loop validates every point; no DRF serializer
-runs per point. A bad point answers 400 naming its index, and nothing of the batch is
-stored.
+runs per point. Bad points answer 400 naming each by its index, and nothing of the batch
+is stored.
 """
 
 import base64
@@ -16,15 +16,28 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import (
-    EXTERNAL_ONLY, MAX_ID, BodySerializer, Conflict, SteerApi, TooLarge, body_keys_refuse_unknown, field_error, query_params,
+    EXTERNAL_ONLY,
+    MAX_ID,
+    BodySerializer,
+    Conflict,
+    SteerApi,
+    TooLarge,
+    body_keys_refuse_unknown,
+    field_error,
+    query_params,
 )
+from webapp.api.errors import error_response
 from webapp.api.parsers import JSONParser
 from webapp.api.permissions import RESEARCH, run_kind_in_scope
 from webapp.api.runs import run_for, runs_for
 from webapp.api.schema import errors
-from webapp.experiments.metrics import MetricPointError, metric_points_upsert
+from webapp.experiments.metrics import MetricBatchError, metric_points_upsert
 from webapp.experiments.models import MetricPoint, Run, RunKind
-from webapp.experiments.selectors import metric_history_downsampled, metric_latest, metric_points_page
+from webapp.experiments.selectors import (
+    metric_history_downsampled,
+    metric_latest,
+    metric_points_page,
+)
 
 
 class MetricPointSerializer(serializers.ModelSerializer):
@@ -68,6 +81,19 @@ def _decode_batch(request) -> list:
     if len(points) > limit:
         raise TooLarge(f"{len(points)} points in one batch; at most {limit} per request")
     return points
+
+
+def _points_refused(exc: MetricBatchError, *, size: int) -> Response:
+    """400 naming every bad point of the batch in ``fields`` (``points[i]``; the first
+    NAMED_POINT_ERRORS of them), the count in the message: a trainer can send the batch again
+    without them, where naming the first alone took a try per bad point."""
+    message = f"points[{exc.index}]: {exc.message}"
+    if exc.count > 1:
+        unnamed = exc.count - len(exc.errors)
+        message += (f"; {exc.count:,} of the batch's {size:,} points refused"
+                    f"{f' ({unnamed:,} more than fields names)' if unnamed else ''}, nothing of the batch stored")
+    return error_response("invalid", message, status.HTTP_400_BAD_REQUEST,
+                          {f"points[{e.index}]": [e.message] for e in exc.errors})
 
 
 class MetricPageSerializer(serializers.Serializer):
@@ -137,8 +163,8 @@ class RunMetricsApi(SteerApi):
             raise Conflict(EXTERNAL_ONLY.format(what="metrics"))
         try:
             written = metric_points_upsert(run_id=run_id, points=points)
-        except MetricPointError as exc:
-            raise field_error(f"points[{exc.index}]", exc.message) from exc
+        except MetricBatchError as exc:
+            return _points_refused(exc, size=len(points))
         except Run.DoesNotExist:  # deleted since the lookup above
             raise exceptions.NotFound("No such run.") from None
         return Response({"written": written}, status=status.HTTP_201_CREATED)

@@ -47,6 +47,21 @@ class MetricPointError(ValueError):
         super().__init__(f"points[{index}]: {message}")
 
 
+NAMED_POINT_ERRORS = 100  # bad points a refused batch names one by one; the others are counted
+
+
+class MetricBatchError(MetricPointError):
+    """A batch with bad points: the first as ``index`` and ``message``; ``errors`` the first
+    NAMED_POINT_ERRORS of them, in batch order, ``count`` how many there are in all. So that a
+    trainer can send the batch again without them, every bad point is named, not just the first."""
+
+    def __init__(self, errors: list[MetricPointError], count: int):
+        self.errors, self.count = errors, count
+        super().__init__(errors[0].index, errors[0].message)
+        if count > 1:
+            self.args = (f"{self.args[0]} (and {count - 1:,} more bad points)",)
+
+
 POINT_FIELDS = frozenset({"key", "step", "value"})
 
 
@@ -63,45 +78,54 @@ def _point_fields_check(i: int, point: dict) -> None:
 def normalise_series(points: Iterable) -> Series:
     """Points from (key, step, value) tuples or {"key", "step", "value"} dicts, grouped by key.
 
-    Last write wins within the batch. Raises MetricPointError naming the first bad point; NaN
-    and infinities are refused because no chart or JSON consumer can use them, and an object
-    point with a key beside key, step and value (a misspelt ``"vaule"``) because its data would
-    be dropped without a word.
+    Last write wins within the batch. Raises MetricBatchError naming every bad point (the first
+    NAMED_POINT_ERRORS, and how many in all); NaN and infinities are refused because no chart or
+    JSON consumer can use them, and an object point with a key beside key, step and value (a
+    misspelt ``"vaule"``) because its data would be dropped without a word.
     """
     by_key: dict[str, dict[int, float]] = {}
+    errors: list[MetricPointError] = []
+    count = 0
     for i, point in enumerate(points):
-        if type(point) is list and len(point) == 3:  # the wire format, checked first
-            key, step, value = point
-        elif isinstance(point, dict):
-            if len(point) != 3 or not POINT_FIELDS.issuperset(point):  # a misspelt or extra key would be lost
-                _point_fields_check(i, point)
-            try:
-                key, step, value = point["key"], point["step"], point["value"]
-            except KeyError as exc:
-                raise MetricPointError(i, f"missing field {exc.args[0]!r}") from None
-        else:
-            try:
+        try:  # inline, not a function per point: this loop is the ingest's hot path
+            if type(point) is list and len(point) == 3:  # the wire format, checked first
                 key, step, value = point
-            except (TypeError, ValueError):
-                raise MetricPointError(i, "must be an object with key, step and value") from None
-        values = by_key.get(key) if type(key) is str else None
-        if values is None:  # a key not seen yet in this batch (or not a string)
-            if not metric_key_is_valid(key):
-                raise MetricPointError(
-                    i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
-            values = by_key.setdefault(key, {})
-        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
-            raise MetricPointError(i, f"step must be a non-negative integer of at most {MAX_STEP} (2**63 - 2)")
-        if type(value) is not float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            elif isinstance(point, dict):
+                if len(point) != 3 or not POINT_FIELDS.issuperset(point):  # a misspelt or extra key would be lost
+                    _point_fields_check(i, point)
+                try:
+                    key, step, value = point["key"], point["step"], point["value"]
+                except KeyError as exc:
+                    raise MetricPointError(i, f"missing field {exc.args[0]!r}") from None
+            else:
+                try:
+                    key, step, value = point
+                except (TypeError, ValueError):
+                    raise MetricPointError(i, "must be an object with key, step and value") from None
+            values = by_key.get(key) if type(key) is str else None
+            if values is None:  # a key not seen yet in this batch (or not a string)
+                if not metric_key_is_valid(key):
+                    raise MetricPointError(
+                        i, f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters, without NUL")
+                values = by_key.setdefault(key, {})
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+                raise MetricPointError(i, f"step must be a non-negative integer of at most {MAX_STEP} (2**63 - 2)")
+            if type(value) is not float:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise MetricPointError(i, "value must be a finite number")
+                try:
+                    value = float(value)
+                except OverflowError:
+                    raise MetricPointError(i, "value must be a finite number") from None
+            if value - value != 0.0:  # NaN or an infinity
                 raise MetricPointError(i, "value must be a finite number")
-            try:
-                value = float(value)
-            except OverflowError:
-                raise MetricPointError(i, "value must be a finite number") from None
-        if value - value != 0.0:  # NaN or an infinity
-            raise MetricPointError(i, "value must be a finite number")
-        values[step] = value
+            values[step] = value
+        except MetricPointError as exc:  # go on, so that the answer names every bad point
+            count += 1
+            if len(errors) < NAMED_POINT_ERRORS:
+                errors.append(exc)
+    if errors:
+        raise MetricBatchError(errors, count)
     return {key: sorted(values.items()) for key, values in by_key.items()}
 
 

@@ -179,3 +179,27 @@ def test_a_key_with_surrounding_whitespace_reads_back_by_that_key(api, run, key)
     assert (latest["key"], latest["step"]) == (key, 2)
     csv = b"".join(api.get(f"/api/v1/runs/{run.id}/exports/metrics.csv", {"key": key}).streaming_content).decode()
     assert csv.splitlines()[1:] == [f"1,{key},0.5", f"2,{key},0.25"]
+
+
+def test_every_bad_point_of_a_batch_is_named_by_index_so_a_trainer_can_send_the_rest_again(api, run):
+    """Only the first bad point was named: a trainer could not tell the other bad points from the
+    good ones, and sending the batch again without the first met the next one, a try per bad point."""
+    points = [["reward", s, 0.5] for s in range(10)]
+    points[2], points[5], points[7] = ["reward", -1, 0.5], ["", 5, 0.5], {"key": "kl", "step": 7, "vaule": 1.0}
+    response = post_points(api, run.id, points)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert list(error["fields"]) == ["points[2]", "points[5]", "points[7]"]
+    assert "step must be" in error["fields"]["points[2]"][0] and "key must be" in error["fields"]["points[5]"][0]
+    assert error["message"].startswith("points[2]: step must be")
+    assert "3 of the batch's 10 points refused" in error["message"]
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_a_batch_of_many_bad_points_names_the_first_hundred_and_counts_the_rest(api, run):
+    response = post_points(api, run.id, [["reward", -1 - s, 0.5] for s in range(250)] + [["reward", 1, 0.5]])
+    error = response.json()["error"]
+    assert response.status_code == 400 and len(error["fields"]) == 100
+    assert list(error["fields"])[-1] == "points[99]"
+    assert "250 of the batch's 251 points refused (150 more than fields names)" in error["message"]
+    assert not MetricPoint.objects.filter(run=run).exists()

@@ -4,7 +4,12 @@ import pytest
 from django.db import connection
 
 from tests.factories import make_project, make_run, make_user
-from webapp.experiments.metrics import MetricPointError, metric_points_upsert, normalise_points
+from webapp.experiments.metrics import (
+    MetricBatchError,
+    MetricPointError,
+    metric_points_upsert,
+    normalise_points,
+)
 from webapp.experiments.models import MetricPoint, MetricRollup, Run
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +87,13 @@ def test_deleting_a_run_outside_the_orm_still_deletes_its_points_and_rollups():
         cursor.execute("DELETE FROM experiments_run WHERE id = %s", [run.id])
     assert set(MetricPoint.objects.values_list("run_id", flat=True)) == {other.id}
     assert set(MetricRollup.objects.values_list("run_id", flat=True)) == {other.id}
+
+
+def test_every_bad_point_is_counted_and_the_first_hundred_named():
+    """normalise_series stopped at the first bad point, so the API could name that one alone."""
+    run = make_run(make_project(owner=make_user()))
+    with pytest.raises(MetricBatchError) as info:
+        metric_points_upsert(run_id=run.id, points=[("ok", 1, 1.0)] + [("a", 1, math.inf)] * 150)
+    assert info.value.count == 150 and [e.index for e in info.value.errors] == list(range(1, 101))
+    assert str(info.value) == "points[1]: value must be a finite number (and 149 more bad points)"
+    assert not MetricPoint.objects.filter(run=run).exists()
