@@ -1,13 +1,14 @@
+from webapp.core.line_errors import LineErrors, line_errors_message
+
 
 class DatasetImportError(Exception):
-    """An import that was refused as a whole; ``errors`` lists (line number, message)."""
+    """An import that was refused as a whole; ``errors`` lists (line number, message), the first
+    100 of them (``errors.total`` counts them all)."""
 
     def __init__(self, errors: list[tuple[int, str]], unit: str = "line"):
-        self.errors = errors
+        self.errors = LineErrors.of(errors)  # the first 100 and the count of all
         self.unit = unit  # "row" for a Parquet file
-        shown = "; ".join(f"{unit} {n}: {msg}" for n, msg in errors[:10])
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        super().__init__(f"nothing imported, {len(errors)} bad {unit}(s): {shown}{more}")
+        super().__init__(line_errors_message(self.errors, [f"{unit} {n}: {msg}" for n, msg in self.errors[:10]], unit))
 
 
 class DatasetError(Exception):

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from webapp.core.line_errors import LineErrors
 from webapp.datasets.errors import DatasetImportError
 
 PARQUET_MAGIC = b"PAR1"
@@ -55,7 +56,7 @@ def parse_parquet(upload) -> list:
     (from 1) and, for a value JSON cannot hold, its column."""
     from webapp.datasets.parsing import _rows_list  # noqa: PLC0415 (a cycle)
 
-    return _rows_list(iter_parquet(upload, errors := []), errors, unit="row")
+    return _rows_list(iter_parquet(upload, errors := LineErrors()), errors, unit="row")
 
 
 def iter_parquet(upload, errors: list[tuple[int, str]]) -> Iterator:
@@ -86,7 +87,7 @@ def iter_parquet(upload, errors: list[tuple[int, str]]) -> Iterator:
             number += 1
             try:
                 row = row_from_object(json_value(record, ""))
-            except ValueError as exc:  # every one kept: the page shows 100 and counts the rest
+            except ValueError as exc:  # the first 100 kept (the page shows them), the rest counted
                 errors.append((number, str(exc)))
                 continue
             yield row

@@ -17,6 +17,7 @@ from webapp.core.json_input import (
     storable_json,
     storable_text_check,
 )
+from webapp.core.line_errors import LineErrors
 from webapp.core.uploads import MAX_IMPORT_BYTES, UploadText
 from webapp.datasets.errors import DatasetImportError
 
@@ -105,7 +106,7 @@ def row_from_object(obj) -> PromptRow:
 
 def parse_jsonl(content: str | UploadText) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad line by its number (from 1)."""
-    return _rows_list(iter_jsonl(content, errors := []), errors)
+    return _rows_list(iter_jsonl(content, errors := LineErrors()), errors)
 
 
 def iter_jsonl(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[PromptRow]:
@@ -130,7 +131,7 @@ def iter_jsonl(content: str | UploadText, errors: list[tuple[int, str]]) -> Iter
 
 def parse_csv(content: str | UploadText) -> list[PromptRow]:
     """All rows, or DatasetImportError listing every bad row by the line it ends on (see ``iter_csv``)."""
-    return _rows_list(iter_csv(content, errors := []), errors)
+    return _rows_list(iter_csv(content, errors := LineErrors()), errors)
 
 
 def iter_csv(content: str | UploadText, errors: list[tuple[int, str]]) -> Iterator[PromptRow]:
@@ -265,7 +266,7 @@ def check_count(count: int, errors: list[tuple[int, str]], unit: str = "line") -
 def parse_file(name: str, content) -> list[PromptRow]:
     """A JSONL or CSV file's rows (``content`` its text), or a Parquet file's (``content`` the
     upload itself, which ``is_parquet`` recognised)."""
-    rows, unit = file_rows(name, content, errors := [])
+    rows, unit = file_rows(name, content, errors := LineErrors())
     return _rows_list(rows, errors, unit)
 
 

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
 from webapp.core.json_input import UnstorableText, storable_text_check
+from webapp.core.line_errors import LineErrors
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.datasets.errors import DatasetError, DatasetInUse
@@ -98,7 +99,7 @@ def dataset_import(*, project, name: str, filename: str, content: str | UploadTe
     the file is then still read through, storing nothing."""
     name = name_strip(name)
     dataset_name_check(project=project, name=name)
-    errors: list[tuple[int, str]] = []
+    errors = LineErrors()
     rows, unit = file_rows(filename, content, errors)
     with transaction.atomic():
         try:

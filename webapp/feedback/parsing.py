@@ -20,6 +20,7 @@ from webapp.core.json_input import (
     jsonl_lines,
     storable_json,
 )
+from webapp.core.line_errors import LineErrors, line_errors_message
 from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.ranking import ranking_normalise
@@ -30,13 +31,13 @@ KNOWN_KEYS = {"prompt", "completions", "gold_ranking", "metadata"}
 
 
 class TaskImportError(Exception):
-    """An import refused as a whole; ``errors`` lists (line number, message)."""
+    """An import refused as a whole; ``errors`` lists (line number, message), the first 100 of
+    them (``errors.total`` counts them all)."""
 
     def __init__(self, errors: list[tuple[int, str]]):
-        self.errors = errors
-        shown = "; ".join(f"line {n}: {msg}" if n else msg for n, msg in errors[:10])
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
+        self.errors = LineErrors.of(errors)
+        super().__init__(line_errors_message(
+            self.errors, [f"line {n}: {msg}" if n else msg for n, msg in self.errors[:10]]))
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def task_row_from_object(obj) -> TaskRow:
 def parse_tasks_jsonl(content: str | UploadText) -> list[TaskRow]:
     """All rows, or TaskImportError listing every bad line by its number (from 1)."""
     rows, count = [], 0
-    for row in iter_tasks_jsonl(content, errors := []):
+    for row in iter_tasks_jsonl(content, errors := LineErrors()):
         count += 1
         if count <= MAX_TASKS:  # one more says there are too many; the rest need not be kept
             rows.append(row)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import MD5
 
 from webapp.core.json_input import UnstorableText, storable_text_check
+from webapp.core.line_errors import LineErrors
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.experiments.models import Run, Trajectory
@@ -221,7 +222,7 @@ def comparison_tasks_import_jsonl(*, project, content: str | UploadText, require
     are still read to name every bad one."""
     required = _required_labels_clean(required_labels)
     version = _rubric_version_for(project, rubric)
-    errors: list[tuple[int, str]] = []
+    errors = LineErrors()
     tasks: list[ComparisonTask] = []
     batch: list[TaskSpec] = []
     count = 0

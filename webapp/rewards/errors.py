@@ -1,14 +1,14 @@
+from webapp.core.line_errors import LineErrors, line_errors_message
 from workers.engine.errors import EngineError
 
 
 class PairImportError(Exception):
-    """An import of preference pairs refused as a whole; ``errors`` lists (line number, message)."""
+    """An import of preference pairs refused as a whole; ``errors`` lists (line number, message),
+    the first 100 of them (``errors.total`` counts them all)."""
 
     def __init__(self, errors: list[tuple[int, str]]):
-        self.errors = errors
-        shown = "; ".join(f"line {n}: {msg}" for n, msg in errors[:10])
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        super().__init__(f"nothing imported, {len(errors)} bad line(s): {shown}{more}")
+        self.errors = LineErrors.of(errors)
+        super().__init__(line_errors_message(self.errors, [f"line {n}: {msg}" for n, msg in self.errors[:10]]))
 
 
 class RewardModelError(Exception):

@@ -18,6 +18,7 @@ from webapp.core.json_input import (
     jsonl_lines,
     storable_json,
 )
+from webapp.core.line_errors import LineErrors
 from webapp.core.uploads import UploadText
 from webapp.datasets.parsing import parse_messages
 from webapp.feedback.exports import LABEL_COLUMNS
@@ -172,7 +173,7 @@ def parse_pairs(content: str | UploadText) -> list[dict]:
     """Every pair of a JSONL text or uploaded file, or PairImportError listing each bad line with
     its number."""
     pairs, count = [], 0
-    for pair in iter_pairs(content, errors := []):
+    for pair in iter_pairs(content, errors := LineErrors()):
         count += 1
         if count <= MAX_PAIRS:  # past the limit only the count is kept, for the message
             pairs.append(pair)

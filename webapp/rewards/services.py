@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from webapp.core.deletion import first_few
 from webapp.core.json_sql import json_column_set
+from webapp.core.line_errors import LineErrors
 from webapp.core.names import name_problem, name_strip
 from webapp.core.uploads import UploadText
 from webapp.rewards.errors import PairImportError, RewardModelError
@@ -32,7 +33,7 @@ def pair_set_import(*, project, name: str, content: str | UploadText, user=None)
     name = name_strip(name)
     if problem := name_problem(name):
         raise RewardModelError(f"the name {problem}", field="name")
-    errors: list[tuple[int, str]] = []
+    errors = LineErrors()
     with tempfile.TemporaryFile() as spool:
         count, first, has_chat_prompt, has_margin = 0, None, False, False
         spool.write(b"[")
