@@ -6,7 +6,10 @@ disk (no traversal, no clash between a file ``a`` and a folder ``a/``, no case o
 of the filesystem). An upload is streamed to a temporary file in that folder a chunk at a time,
 counted and hashed as it goes, renamed once complete, and only then recorded; uploading a path
 again replaces it, as MLflow overwrites: readers see the old file or the new one, never half of
-one, and the old file is removed once the new row is committed.
+one, and the old file is removed once the new row is committed (a download that read the old row
+just before then opens the new file; see ``_artifact_open``). Each upload writes a file of its own
+and records it in one row update under the run's lock, so two uploads to one path at once leave
+the row naming the last to commit, with that file's size and hash, and only its file on disk.
 """
 
 from __future__ import annotations
@@ -282,14 +285,35 @@ def _file_remove(file: Path) -> None:
         log.exception("could not remove the artifact file %s", file)
 
 
+# Replaces of one path that may commit between a download's reading of the row and its opening
+# of the file, before the download gives up with a 404: each needs a whole upload to commit.
+OPEN_TRIES = 5
+
+
+def _artifact_open(artifact: RunArtifact):
+    """The artifact's file, opened for reading: the one its row names now. A replace of the path
+    that commits between the caller's reading of the row and this opening removes the file that
+    row named (its bytes live on in the new file): the row is read again and the new file
+    opened, where the download answered 404 for a path that held a file all along. Once open,
+    the bytes read are that file's whole, whatever replaces it meanwhile (a removed file stays
+    readable through its open handle). Http404 when the row is gone (the artifact was deleted)
+    or still names a file that is not there."""
+    for _ in range(OPEN_TRIES):
+        try:
+            return open(artifact_file(artifact), "rb")  # the caller hands it to FileResponse, which closes it
+        except FileNotFoundError:
+            current = RunArtifact.objects.filter(pk=artifact.pk).first()
+            if current is None or current.file_name == artifact.file_name:
+                break
+            artifact = current
+    raise Http404("The artifact's file is not on this server.")
+
+
 def artifact_download_response(artifact: RunArtifact) -> FileResponse:
     """The artifact's file as a download, never shown in the browser: an uploaded HTML page or
     SVG would otherwise run its scripts in Steer's origin. Always ``attachment``, typed
     ``application/octet-stream``, ``nosniff``, and sandboxed by CSP should a browser render it."""
-    try:
-        handle = open(artifact_file(artifact), "rb")  # noqa: SIM115 (FileResponse closes it)
-    except FileNotFoundError:
-        raise Http404("The artifact's file is not on this server.") from None
+    handle = _artifact_open(artifact)
     response = FileResponse(handle, as_attachment=True, filename=artifact.path.rsplit("/", 1)[-1],
                             content_type="application/octet-stream")
     response["X-Content-Type-Options"] = "nosniff"
