@@ -263,7 +263,8 @@ def point_name_base(name: str, config) -> str | None:
     run's, or a sweep's run renamed since), or one with nothing before its point."""
     base, separator, label = name.rpartition(POINT_SEPARATOR)
     paths = LABEL_PATH.findall(label)
-    if not separator or not base.strip() or not paths or len(paths) > MAX_SETTINGS or len(set(paths)) < len(paths):
+    # a greedy sweep's names list the group size beside the swept settings (``named_points``)
+    if not separator or not base.strip() or not paths or len(paths) > MAX_SETTINGS + 1 or len(set(paths)) < len(paths):
         return None
     point = []
     for path in paths:
@@ -310,6 +311,18 @@ def point_config(config: dict, point, *, sampled_generations: int | None = None)
     if sampled_generations is not None and GROUP_SIZE not in dict(point) and isinstance(rollout, dict):
         rollout["num_generations"] = 1 if rollout.get("greedy") is True else sampled_generations
     return out
+
+
+def named_points(points, configs: list[dict]) -> list[tuple[tuple[str, object], ...]]:
+    """Each point as its run's name lists it: its own settings, then the group size
+    (``rollout.num_generations``) where the runs' configs (``configs``, as the engine accepted
+    them) differ in it without the grid setting it: a greedy point takes one completion
+    (``point_config``, ``run_config.greedy_takes_one``) where the sampled ones take several, so
+    every run of such a sweep says how many it takes, as it would for a swept setting."""
+    sizes = [_config_value(config, GROUP_SIZE) for config in configs]
+    if len(set(sizes)) < 2 or _MISSING in sizes or any(GROUP_SIZE in dict(point) for point in points):
+        return list(points)
+    return [(*point, (GROUP_SIZE, size)) for point, size in zip(points, sizes, strict=True)]
 
 
 def _point_values(config: dict, point) -> dict:
@@ -386,15 +399,16 @@ class SweepLaunch:
     created: bool
 
 
-def sweep_check(*, kind: str, points, configs: list[dict]) -> None:
-    """RunError on ``sweep`` unless the engine accepts every point's config (as a launch checks
-    it: ``validate_config``); the message names each refused value, or each refused point."""
+def sweep_check(*, kind: str, points, configs: list[dict]) -> list[dict]:
+    """Every point's config as the engine accepts it (as a launch checks it: ``validate_config``),
+    or RunError on ``sweep``, the message naming each refused value, or each refused point."""
     from webapp.experiments.run_config import validate_config
 
     problems: list[str] = []
+    validated: list[dict] = []
     for point, config in zip(points, configs, strict=True):
         try:
-            validate_config(kind, config)
+            validated.append(validate_config(kind, config))
         except RunError as exc:
             where = (exc.field or "").removeprefix("config.")
             swept = dict(point)
@@ -405,6 +419,7 @@ def sweep_check(*, kind: str, points, configs: list[dict]) -> None:
     if problems:
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise RunError(f"nothing was launched: {shown}", field=SWEEP_FIELD)
+    return validated
 
 
 def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: str, config: dict,
@@ -424,12 +439,12 @@ def sweep_launch(*, project, user, submission_key: str | None, name: str, kind: 
     if len(points) < MIN_VALUES:
         raise RunError("a sweep needs at least one setting with two values or more", field=SWEEP_FIELD)
     configs = [point_config(config, point, sampled_generations=sampled_generations) for point in points]
-    sweep_check(kind=kind, points=points, configs=configs)
+    named = named_points(points, sweep_check(kind=kind, points=points, configs=configs))
     try:
         [tag] = tags_clean([tag]) or [default_tag(submission_key)]
     except RunError as exc:
         raise RunError(exc.message, field="sweep_tag") from exc
-    names = [point_name(name, point) for point in points]
+    names = [point_name(name, point) for point in named]
     # Without a key (the API's Idempotency-Key left out) the runs are keyed by a fresh one that no
     # request holds: no repeat finds them, but they are known as one sweep's (``sweep_identity``).
     keys = sweep_keys(submission_key or new_sweep_key(), len(points))

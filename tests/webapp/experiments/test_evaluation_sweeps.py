@@ -176,18 +176,57 @@ def test_a_sweep_of_greedy_gives_its_greedy_point_one_completion_as_the_api_does
     data = evaluation_data(project, {"rollout.greedy": [False, True]}, rollout__num_generations=3)
     response = client.post(new_url(project), data)
     assert response.status_code == 302, response.context["form"].errors
-    assert rollouts() == [("base · rollout.greedy=false", False, 3), ("base · rollout.greedy=true", True, 1)]
+    assert rollouts() == [("base · rollout.greedy=false, rollout.num_generations=3", False, 3),
+                          ("base · rollout.greedy=true, rollout.num_generations=1", True, 1)]
     # Greedy ticked, the sweep going back to sampling: the sampled point takes the G field's value.
     ticked = client.post(new_url(project), {**data, "name": "ticked", "rollout__greedy": "on",
                                             "sweep": json.dumps({"rollout.greedy": [True, False]})})
     assert ticked.status_code == 302, ticked.context["form"].errors
-    assert rollouts()[2:] == [("ticked · rollout.greedy=true", True, 1), ("ticked · rollout.greedy=false", False, 3)]
+    assert rollouts()[2:] == [("ticked · rollout.greedy=true, rollout.num_generations=1", True, 1),
+                              ("ticked · rollout.greedy=false, rollout.num_generations=3", False, 3)]
     # With a second axis, every greedy point takes one.
     both = client.post(new_url(project), {**data, "name": "both", "sweep": json.dumps(
         {"rollout.greedy": [False, True], "rollout.max_new_tokens": [2, 4]})})
     assert both.status_code == 302, both.context["form"].errors
     assert [g for _, greedy, g in rollouts()[4:] if greedy] == [1, 1]
     assert [g for _, greedy, g in rollouts()[4:] if not greedy] == [3, 3]
+
+
+def test_a_greedy_points_name_lists_the_one_completion_it_takes_as_every_run_of_its_sweep_does(client, project, sent):
+    """The greedy run was named "base · rollout.greedy=true" though it took one completion where
+    its sweep's other runs took three: its name left out what its config really set."""
+    data = evaluation_data(project, {"rollout.greedy": [False, True], "rollout.max_new_tokens": [2, 4]},
+                           rollout__num_generations=3)
+    response = client.post(new_url(project), data)
+    assert response.status_code == 302, response.context["form"].errors
+    assert [name for name, _, _ in rollouts()] == [
+        "base · rollout.greedy=false, rollout.max_new_tokens=2, rollout.num_generations=3",
+        "base · rollout.greedy=false, rollout.max_new_tokens=4, rollout.num_generations=3",
+        "base · rollout.greedy=true, rollout.max_new_tokens=2, rollout.num_generations=1",
+        "base · rollout.greedy=true, rollout.max_new_tokens=4, rollout.num_generations=1"]
+    # Copied, a run is named for its sweep's name, as any sweep's run (its values are in its config).
+    from webapp.experiments.sweeps import point_name_base
+
+    assert {point_name_base(r.name, r.config) for r in Run.objects.all()} == {"base"}
+    # A sweep whose runs all take the same group size names none.
+    same = client.post(new_url(project), {**data, "name": "same", "sweep": json.dumps({"rollout.temperature": [0.7, 1.3]})})
+    assert same.status_code == 302, same.context["form"].errors
+    assert [name for name, _, _ in rollouts()[4:]] == ["same · rollout.temperature=0.7", "same · rollout.temperature=1.3"]
+
+
+def test_named_points_add_the_group_size_only_where_the_runs_differ_in_it_unswept():
+    from webapp.experiments.sweeps import named_points
+
+    greedy, sampled = (("rollout.greedy", True),), (("rollout.greedy", False),)
+    one, eight = {"rollout": {"num_generations": 1}}, {"rollout": {"num_generations": 8}}
+    assert named_points([sampled, greedy], [eight, one]) == [
+        (("rollout.greedy", False), ("rollout.num_generations", 8)),
+        (("rollout.greedy", True), ("rollout.num_generations", 1))]
+    assert named_points([sampled, greedy], [one, one]) == [sampled, greedy]
+    swept = [(("rollout.num_generations", 8),), (("rollout.num_generations", 1),)]
+    assert named_points(swept, [eight, one]) == swept
+    assert named_points([(("optim.lr", 1e-6),), (("optim.lr", 3e-6),)], [{}, {}]) == [
+        (("optim.lr", 1e-6),), (("optim.lr", 3e-6),)]  # a kind without a rollout (DPO, SFT)
 
 
 def test_a_point_takes_the_group_size_of_its_decoding_unless_it_sets_one():
@@ -222,6 +261,8 @@ def test_a_greedy_sweep_over_the_api_keeps_a_group_size_its_config_names(sent):
     assert created.status_code == 201, created.json()
     assert [(r["config"]["rollout"]["greedy"], r["config"]["rollout"]["num_generations"]) for r in created.json()] == [
         (False, 8), (True, 1)]
+    assert [r["name"] for r in created.json()] == ["api · rollout.greedy=false, rollout.num_generations=8",
+                                                   "api · rollout.greedy=true, rollout.num_generations=1"]
     config["rollout"]["num_generations"] = 3
     refused = api.post(f"/api/v1/projects/{project.id}/runs/sweep/", body, format="json")
     assert refused.status_code == 400 and "must be 1 with greedy" in json.dumps(refused.json())
@@ -297,12 +338,13 @@ def test_a_greedy_point_compares_with_the_sampled_one_of_its_sweep_and_says_it_t
         {"rollout.greedy": [False, True], "train.seed": [5, 6]})})
     assert other_sweep.status_code == 302
     finish(Run.objects.order_by("id"))
-    rows = result_rows(client, project, Run.objects.get(name="base · rollout.greedy=false"))
-    greedy = rows["base · rollout.greedy=true"]
+    rows = result_rows(client, project, Run.objects.get(name="base · rollout.greedy=false, rollout.num_generations=3"))
+    greedy = rows["base · rollout.greedy=true, rollout.num_generations=1"]
     assert "not comparable" not in greedy and "swept: rollout.greedy = true, rollout.num_generations = 1<" in greedy
     # Another sweep's greedy runs sampled otherwise than this run; its sampled ones compare (as any run would).
     assert sorted(name for name, row in rows.items() if "not comparable" in row) == [
-        "again · rollout.greedy=true, train.seed=5", "again · rollout.greedy=true, train.seed=6"]
+        "again · rollout.greedy=true, train.seed=5, rollout.num_generations=1",
+        "again · rollout.greedy=true, train.seed=6, rollout.num_generations=1"]
     assert not any("swept:" in row for name, row in rows.items() if name.startswith("again"))
 
 
