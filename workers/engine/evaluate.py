@@ -13,6 +13,7 @@ from .policy import stop_token_ids
 from .rewards import exact_answer
 from .rollout import (Sampler, SamplingParams, decode_completions, encode_prompts,
                       sample_completions)
+from .stopping import StopCheck, StopRequested, stoppable
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -26,10 +27,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         failure *= 1.0 - k / i
     return 1.0 - failure
-
-
-class _Stopped(Exception):
-    """``should_stop`` said so between two batches."""
 
 
 @dataclass
@@ -74,7 +71,7 @@ def _decode(model, tokenizer, prompts: list, prompt_ids: list[list[int]], refere
     out = _Decoded([], [], [], [])
     for start in range(0, len(prompt_ids), batch_rows):
         if should_stop():
-            raise _Stopped
+            raise StopRequested
         batch = sampler(model, prompt_ids[start:start + batch_rows], params,
                         pad_id=pad_id, eos_ids=eos_ids, generator=generator)
         completions = decode_completions(tokenizer, batch)
@@ -96,14 +93,17 @@ def evaluate_held_out(model, tokenizer, records: Sequence[PromptRecord], *, num_
     """Metrics {"greedy_pass@1": fraction solved greedily, "pass@<k>": mean unbiased pass@k
     over ``num_samples`` samples per prompt at ``temperature``} and each prompt's greedy answer,
     decoding with ``sampler`` and counting as solved what ``score`` gives 1; None when
-    ``should_stop``, asked before each batch of ``batch_rows`` rows, ends it early."""
+    ``should_stop``, asked before each batch of ``batch_rows`` rows and polled within one (at
+    most once per ``StopCheck`` interval, a second unless given a StopCheck), ends it early."""
     was_training = model.training
+    stop = should_stop if isinstance(should_stop, StopCheck) else StopCheck(should_stop)
     try:
-        return _held_out(model, tokenizer, records, num_samples=num_samples, k=k,
-                         max_new_tokens=max_new_tokens, temperature=temperature,
-                         use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
-                         sampler=sampler, should_stop=should_stop, score=score)
-    except _Stopped:
+        with stoppable(stop):
+            return _held_out(model, tokenizer, records, num_samples=num_samples, k=k,
+                             max_new_tokens=max_new_tokens, temperature=temperature,
+                             use_chat_template=use_chat_template, seed=seed, batch_rows=batch_rows,
+                             sampler=sampler, should_stop=stop, score=score)
+    except StopRequested:
         return None
     finally:
         model.train(was_training)

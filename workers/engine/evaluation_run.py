@@ -28,6 +28,7 @@ from .policy import load_policy, resolve_device, stop_token_ids
 from .rewards import reference_reward, score_completions
 from .rollout import SamplingParams, decode_completions, encode_prompts, sample_completions
 from .static_decoder import StaticCacheSampler, supports
+from .stopping import StopCheck, StopRequested, stoppable
 from .system_metrics import start_cpu_window, system_metrics
 from .trainer import Callbacks, _check_models_available
 
@@ -72,8 +73,9 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
     weights = torch.tensor([r.weight for r in config.rewards])
     if config.train.log_system_metrics:
         start_cpu_window()
+    stop = StopCheck(callbacks.should_stop)
     for step in range(start_step + 1, total + 1):
-        if callbacks.should_stop():
+        if stop():
             result.stopped = True
             break
         batch_records = records[(step - 1) * per_step: step * per_step]
@@ -82,15 +84,20 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
                                     use_chat_template=config.rollout.use_chat_template)
         generator = torch.Generator(device=device)
         generator.manual_seed(sampling_seed(config.train.seed, step, 0))
-        with torch.no_grad():
-            batch = sampler(model, [ids for ids in prompt_ids for _ in range(g)], params,
-                            pad_id=tokenizer.pad_token_id, eos_ids=eos_ids, generator=generator)
-        completions = decode_completions(tokenizer, batch)
-        rewards, extras = score_completions(
-            config.rewards, [r.prompt for r in batch_records for _ in range(g)], completions,
-            [r.reference for r in batch_records for _ in range(g)],
-            completion_lengths=batch.completion_lengths, device=device, group_size=g,
-            model_cache_dir=model_cache_dir)
+        try:  # polled within the sampling and scoring: a step stopped there reports nothing
+            with stoppable(stop):
+                with torch.no_grad():
+                    batch = sampler(model, [ids for ids in prompt_ids for _ in range(g)], params,
+                                    pad_id=tokenizer.pad_token_id, eos_ids=eos_ids, generator=generator)
+                completions = decode_completions(tokenizer, batch)
+                rewards, extras = score_completions(
+                    config.rewards, [r.prompt for r in batch_records for _ in range(g)], completions,
+                    [r.reference for r in batch_records for _ in range(g)],
+                    completion_lengths=batch.completion_lengths, device=device, group_size=g,
+                    model_cache_dir=model_cache_dir)
+        except StopRequested:
+            result.stopped = True
+            break
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - started

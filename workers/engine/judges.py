@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ModelLoadError
+from .stopping import check_stop
 
 Prompt = str | list[dict]
 
@@ -146,6 +147,7 @@ class _LMJudge:
         out = [0.0] * len(sequences)
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         for start in range(0, len(order), self.batch_size):
+            check_stop()
             rows = order[start:start + self.batch_size]
             width = max(len(sequences[i]) for i in rows)
             ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from workers.engine.errors import ConfigError, ModelLoadError
+from workers.engine.stopping import check_stop
 
 BACKBONES = ("minilm", "causal_lm", "tiny")
 POOLING = {"minilm": "mean", "tiny": "mean", "causal_lm": "last"}
@@ -125,10 +126,10 @@ class RewardModelScorer:
         was_training = self.model.training
         self.model.eval()
         try:
-            chunks = [
-                self.rewards(prompts[i : i + batch_size], completions[i : i + batch_size]).float().cpu()
-                for i in range(0, len(completions), batch_size)
-            ]
+            chunks = []
+            for i in range(0, len(completions), batch_size):
+                check_stop()
+                chunks.append(self.rewards(prompts[i : i + batch_size], completions[i : i + batch_size]).float().cpu())
         finally:
             self.model.train(was_training)
         if not chunks:

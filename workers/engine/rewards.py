@@ -25,6 +25,7 @@ import regex as rx  # not `regex`: the reward of that name is defined below
 
 from .errors import ConfigError, EngineError, finite_float
 from .math_equivalence import answer_matches, math_verify_missing, parse_reference
+from .stopping import check_stop
 
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_INPUT_CHARS = 20_000
@@ -277,6 +278,7 @@ def math_verify(prompts, completions, references, *, timeout_s: int = 5, **_) ->
     golds: dict[str, list] = {}  # a group's completions share their prompt's reference
     out = []
     for completion, reference in zip(completions, refs):
+        check_stop()  # each can take up to timeout_s
         if reference is None:
             out.append(0.0)
             continue

@@ -20,6 +20,8 @@ from typing import Protocol
 import torch
 from transformers import DynamicCache
 
+from .stopping import check_stop
+
 Prompt = str | list[dict]
 
 
@@ -178,6 +180,7 @@ def sample_completions(model, prompt_ids: Sequence[Sequence[int]], params: Sampl
     done = torch.zeros(n, dtype=torch.bool, device=device)
     tokens, logps, live = [], [], []
     for step in range(params.max_new_tokens):
+        check_stop()  # a cancel need not wait for the whole batch's tokens
         token, logp = draw_tokens(logits, params, generator)
         live.append(~done)
         tokens.append(torch.where(done, pad_id, token))

@@ -33,6 +33,7 @@ from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hi
                            qkv_linears, rms_norm, rope_tables, stack, supports)
 from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
                       position_ids_from_mask, sample_completions)
+from .stopping import check_stop
 
 __all__ = ["StaticCacheSampler", "supports"]
 
@@ -177,6 +178,7 @@ class StaticCacheSampler:
         live = torch.zeros((n, t_max), dtype=torch.bool, device=device)
         steps = t_max
         for step in range(t_max):
+            check_stop()  # reads the clock only: no sync with the GPU
             token, logp = draw_tokens(logits, params, generator)
             live[:, step] = ~done
             tokens[:, step] = torch.where(done, pad_id, token)

@@ -42,6 +42,7 @@ from .rewards import reference_reward, score_completions
 from .rollout import (RolloutBatch, Sampler, SamplingParams, concat_rollouts,
                       decode_completions, encode_prompts, sample_completions)
 from .static_decoder import StaticCacheSampler, supports
+from .stopping import StopCheck, StopRequested, stoppable
 from .system_metrics import start_cpu_window, system_metrics
 from .update import (UpdateBatch, build_optimizer, learning_rate_at, policy_update,
                      skipped_update_metrics)
@@ -83,7 +84,10 @@ class Callbacks:
         """Called after checkpoint ``step`` is complete on disk."""
 
     def should_stop(self) -> bool:
-        """Checked before every step; True ends training cleanly after a checkpoint."""
+        """Asked before every step, and within a step's rollout, scoring and held-out evaluation
+        at most once a second (``stopping.POLL_INTERVAL_S``); True ends training cleanly after a
+        checkpoint of the last completed step. A step stopped in its rollout is abandoned: none
+        of it is reported, and its model update never starts."""
         return False
 
 
@@ -174,16 +178,21 @@ def train(config: TrainConfig, prompts: Sequence[PromptRecord | Mapping[str, Any
         start_cpu_window()
     result = TrainResult(output_dir, start_step, False, start_step, None)
     last_saved = start_step
+    stop = StopCheck(callbacks.should_stop)
     for step in range(start_step + 1, config.train.total_steps + 1):
-        if callbacks.should_stop():
+        if stop():
             result.stopped = True
             break
-        metrics, records_of_step = _train_step(session, step)
+        try:
+            metrics, records_of_step = _train_step(session, step, stop)
+        except StopRequested:  # asked during the step's rollout: abandoned before its update
+            result.stopped = True
+            break
         system = system_metrics(session.device) if config.train.log_system_metrics else None
         eval_cut_short = False
         answers = None
         if eval_records and _evaluates_at(step, config):
-            evaluated = _evaluate(session, eval_records, step, callbacks.should_stop)
+            evaluated = _evaluate(session, eval_records, step, stop)
             eval_cut_short = evaluated is None
             if evaluated is not None:
                 metrics.update(evaluated[0])
@@ -281,14 +290,22 @@ def _logs_rollouts(step: int, fraction: float) -> bool:
 
 # --- one step ------------------------------------------------------------------------------
 
-def _train_step(s: _Session, step: int
+def _train_step(s: _Session, step: int, stop: StopCheck | None = None
                 ) -> tuple[dict[str, float], Callable[[], list[dict[str, Any]]]]:
     """One step's metrics, and a function building its rollout records (called only on the
-    steps whose rollouts are reported)."""
+    steps whose rollouts are reported). Raises StopRequested when ``stop`` says so during the
+    sampling and scoring, with the session as the previous step left it; the update, once
+    started, is never interrupted."""
     cfg = s.config
     _synchronize(s.device)
     started = time.perf_counter()
-    groups = _sample_and_score(s, step)
+    success_before = dict(s.prompt_success)
+    try:
+        with stoppable(stop or StopCheck(None)):
+            groups = _sample_and_score(s, step)
+    except StopRequested:
+        s.prompt_success = success_before  # Knapsack RL's estimates: none from the abandoned step
+        raise
     _synchronize(s.device)
     rollout_s = time.perf_counter() - started
 
@@ -495,7 +512,7 @@ def _evaluates_at(step: int, config: TrainConfig) -> bool:
 
 
 def _evaluate(s: _Session, records: list[PromptRecord], step: int,
-              should_stop: Callable[[], bool]) -> tuple[dict[str, float], list[dict[str, Any]]] | None:
+              should_stop: StopCheck) -> tuple[dict[str, float], list[dict[str, Any]]] | None:
     """eval/ metrics of the held-out ``records`` and their answers (see ``held_out_records``);
     None when the run is asked to stop meanwhile (the step itself is done: the loop records it
     and stops)."""
