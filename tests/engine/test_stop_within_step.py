@@ -221,3 +221,54 @@ def test_a_stop_during_an_evaluation_runs_sampling_reports_nothing_of_that_step(
     assert draws["n"] == 3
     assert (result.stopped, result.steps_completed) == (True, 0)
     assert recorder.metrics == {} and recorder.rollouts == {}
+
+
+def test_a_knapsack_step_abandoned_in_a_refill_round_leaves_the_saved_estimates_alone(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    """Step 2's first round is scored (updating Knapsack RL's per-prompt estimates), then the stop
+    comes in its refill round: the checkpoint saved on stopping (step 1's) holds step 1's
+    estimates, not the abandoned round's, so the resumed run allocates as the uninterrupted one."""
+    from workers.engine import trainer
+
+    monkeypatch.setattr(stopping, "POLL_INTERVAL_S", 0.0)
+    config = TrainConfig.from_dict(
+        tiny_cfg(
+            rollout={
+                "num_generations": 4,
+                "prompts_per_step": 2,
+                "max_new_tokens": 4,
+                "budget_allocation": "knapsack",
+            },
+            filters={"dynamic_sampling": True, "max_refill_rounds": 2},
+            train={
+                "total_steps": 3,
+                "checkpoint_every": 100,
+                "device": "cpu",
+                "seed": 3,
+            },
+        )
+    )
+    straight = Recorder()
+    train(config, PROMPTS, straight, output_dir=tmp_path / "straight")
+    rounds_of_step_2 = []
+    real_round = trainer._sample_round
+
+    def sample_round(s, indices, step, round_):
+        out = real_round(s, indices, step, round_)
+        if step == 2:
+            rounds_of_step_2.append(round_)
+        return out
+
+    monkeypatch.setattr(trainer, "_sample_round", sample_round)
+    first = Recorder()
+    first.should_stop = lambda: bool(rounds_of_step_2)
+    result = train(config, PROMPTS, first, output_dir=tmp_path / "run")
+    assert rounds_of_step_2 == [0]  # stopped inside the refill round
+    assert (result.stopped, sorted(first.metrics)) == (True, [1])
+    assert [step for step, _ in first.checkpoints] == [1]
+    monkeypatch.setattr(trainer, "_sample_round", real_round)
+    rest = Recorder()
+    train(config, PROMPTS, rest, output_dir=tmp_path / "run")
+    for step in (2, 3):
+        assert comparable(rest.metrics[step]) == comparable(straight.metrics[step])
