@@ -56,6 +56,7 @@ from .prompt_completion import (
     prompt_completion_batch,
     step_indices,
 )
+from .stopping import StopCheck, StopRequested, check_stop, stoppable
 from .system_metrics import progress_figures, start_cpu_window, system_metrics
 from .update import (
     _logprobs_fn,
@@ -147,6 +148,7 @@ def reference_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, 
     initial policy)."""
     parts = []
     for start in range(0, len(encoded), batch_size):
+        check_stop()
         chunk = encoded[start:start + batch_size]
         logps, _ = sequence_logps(model, chunk, pad_id, device, fast=fast)
         parts.append(torch.stack(logps.float().cpu().chunk(2), dim=1))
@@ -204,8 +206,10 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
               on_system_metrics: Callable[[int, dict], None] | None = None) -> DPOResult:
     """Train ``config.policy`` with DPO on ``pairs``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
-    ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
-    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
+    ModelLoadError); ``should_stop()`` is asked before each step and polled (at most once a
+    second) between the reference pass's batches and a step's micro-batches: a step stopped
+    there is abandoned before its optimizer step, and a stopped run saves a checkpoint of the
+    steps it took. Raises TrainingDiverged when the loss is not a number.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
     step, before ``on_metrics``, unless ``dpo.log_system_metrics`` is false; the result's
     ``system_history`` keeps them."""
@@ -225,24 +229,37 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         model, tokenizer = load_policy_checkpoint(found[1], config.policy, device=device)
     model.eval()
     encoded = encode_pairs(tokenizer, pairs, max_length=d.max_length, use_chat_template=d.use_chat_template)
-    ref = _reference(config, pairs, encoded, output_dir, model if found is None else None,
-                     tokenizer.pad_token_id, device, model_cache_dir)
+    total = planned_dpo_steps(len(pairs), config)
+    stop = StopCheck(should_stop)
+    try:
+        with stoppable(stop):
+            ref = _reference(config, pairs, encoded, output_dir, model if found is None else None,
+                             tokenizer.pad_token_id, device, model_cache_dir)
+    except StopRequested:  # before any step of this attempt: nothing new to save
+        done = found[0] if found is not None else 0
+        return DPOResult(output_dir, done, total, True, done, found[1] if found is not None else None, ties, {})
     optimizer = build_optimizer(model, config.optim, fast=d.fast_path)
     start = load_training_state(found[1], optimizer)["step"] if found is not None else 0
 
-    total = planned_dpo_steps(len(pairs), config)
     steps_per_epoch = total // d.epochs
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
     system_each_step, system_history = d.log_system_metrics, []
     if system_each_step:
         start_cpu_window()
     for step in range(start + 1, total + 1):
-        if should_stop is not None and should_stop():
+        if stop():
             stopped, step = True, step - 1
             break
         micro_batches = step_pairs(step, len(pairs), config)
         lr = learning_rate_at(step, config.optim)
-        metrics = _dpo_step(model, optimizer, config, encoded, ref, micro_batches, lr, tokenizer.pad_token_id, device)
+        try:
+            with stoppable(stop):
+                metrics = _dpo_step(model, optimizer, config, encoded, ref, micro_batches, lr, tokenizer.pad_token_id,
+                                    device)
+        except StopRequested:  # between micro-batches: the weights are still the previous step's
+            optimizer.zero_grad(set_to_none=True)
+            stopped, step = True, step - 1
+            break
         if not math.isfinite(metrics["loss"]):
             raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
                                    "optim.lr or raise dpo.beta")
@@ -308,6 +325,7 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
     optimizer.zero_grad(set_to_none=True)
     with training_attention(torch.device(device)):
         for ids in micro_batches:
+            check_stop()
             logps, lengths = sequence_logps(model, [encoded[i] for i in ids], pad_id, device, fast=d.fast_path)
             chosen, rejected = logps.float().chunk(2)  # (b,), (b,)
             chosen_len, rejected_len = lengths.chunk(2)

@@ -51,6 +51,7 @@ from workers.engine.preference_losses import (
     plackett_luce_loss,
 )
 from workers.engine.reward_model import BACKBONES, RewardModelScorer, build_reward_model
+from workers.engine.stopping import StopCheck, StopRequested, stoppable
 from workers.engine.system_metrics import progress_figures, start_cpu_window, system_metrics
 from workers.engine.update import training_attention
 
@@ -414,7 +415,9 @@ def train_reward_model(
     """Train a reward model (ensemble) on ``preferences`` and save it to ``output_dir``.
 
     Raises DataError before any work when the data cannot train anything. Steps count
-    from 1; ``should_stop()`` is asked before each step, and a stopped run still saves.
+    from 1; ``should_stop()`` is asked before each step and polled (at most once a second) within
+    an epoch's held-out evaluation, which a stop cuts short (the step is reported without its
+    eval/ figures), and a stopped run still saves.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
     step, before ``on_metrics``, unless ``log_system_metrics`` is false; the result's
     ``system_history`` keeps them.
@@ -439,10 +442,11 @@ def train_reward_model(
     if system_each_step:
         start_cpu_window()
     scorer.model.train()
+    stop = StopCheck(should_stop)
     for epoch in range(config.epochs):
         order = torch.randperm(len(train_records), generator=torch.Generator().manual_seed(config.seed + epoch))
         for start in range(0, len(order), config.batch_size):
-            if should_stop is not None and should_stop():
+            if stop():
                 stopped = True
                 break
             ids = order[start : start + config.batch_size]
@@ -467,13 +471,19 @@ def train_reward_model(
             if (accuracy := _accuracy(rewards, batch)) is not None:
                 metrics["train/accuracy"] = accuracy
             if start + config.batch_size >= len(order) and eval_records:
-                metrics.update(_evaluate(scorer, eval_records, config))
+                try:
+                    with stoppable(stop):
+                        metrics.update(_evaluate(scorer, eval_records, config))
+                except StopRequested:  # the step is trained: reported without eval/ figures, then the run stops
+                    stopped = True
             if system_each_step and (system := system_metrics(str(scorer.device))):
                 system_history.append((step, system))
                 if on_system_metrics is not None:
                     on_system_metrics(step, dict(system))
             if on_metrics is not None:
                 on_metrics(step, dict(metrics))
+            if stopped:
+                break
         if stopped:
             break
 

@@ -58,6 +58,7 @@ from .prompt_completion import (
 )
 from .rollout import position_ids_from_mask
 from .sft_config import SFTTrainConfig
+from .stopping import StopCheck, StopRequested, check_stop, stoppable
 from .system_metrics import progress_figures, start_cpu_window, system_metrics
 from .update import (
     _zero_missing_grads,
@@ -176,8 +177,10 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
               on_system_metrics: Callable[[int, dict], None] | None = None) -> SFTResult:
     """Fine-tune ``config.policy`` on ``examples``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
-    ModelLoadError); ``should_stop()`` is asked before each step, and a stopped run saves a
-    checkpoint of the steps it took. Raises TrainingDiverged when the loss is not a number.
+    ModelLoadError); ``should_stop()`` is asked before each step and polled between a step's
+    micro-batches (at most once a second): a step stopped there is abandoned before its
+    optimizer step, and a stopped run saves a checkpoint of the steps it took. Raises
+    TrainingDiverged when the loss is not a number.
     ``on_system_metrics(step, metrics)`` hears the machine's state (``system_metrics.py``) each
     step, before ``on_metrics``, unless ``sft.log_system_metrics`` is false; the result's
     ``system_history`` keeps them."""
@@ -208,13 +211,21 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
     system_each_step, system_history = s.log_system_metrics, []
     if system_each_step:
         start_cpu_window()
+    stop = StopCheck(should_stop)
     for step in range(start + 1, total + 1):
-        if should_stop is not None and should_stop():
+        if stop():
             stopped, step = True, step - 1
             break
         micro_batches = step_examples(step, len(encoded), config)
         lr = learning_rate_at(step, config.optim)
-        metrics = _sft_step(model, optimizer, config, encoded, micro_batches, lr, tokenizer.pad_token_id, device)
+        try:
+            with stoppable(stop):
+                metrics = _sft_step(model, optimizer, config, encoded, micro_batches, lr, tokenizer.pad_token_id,
+                                    device)
+        except StopRequested:  # between micro-batches: the weights are still the previous step's
+            optimizer.zero_grad(set_to_none=True)
+            stopped, step = True, step - 1
+            break
         if not math.isfinite(metrics["loss"]):
             raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower optim.lr")
         seen += sum(len(encoded[i].prompt) + len(encoded[i].completion) for ids in micro_batches for i in ids)
@@ -250,6 +261,7 @@ def _sft_step(model, optimizer, config: SFTTrainConfig, encoded: Sequence[_Encod
     optimizer.zero_grad(set_to_none=True)
     with training_attention(torch.device(device)):
         for ids in micro_batches:
+            check_stop()
             nll, correct = batch_token_losses(model, [encoded[i] for i in ids], pad_id, device)
             (nll.sum() / max(num_targets, 1)).backward()
             nll_sum += nll.detach().sum(dtype=torch.float64)
