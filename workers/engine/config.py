@@ -43,7 +43,7 @@ MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; one range for every seed of a 
 
 # Upper bounds on sizes, far above any real run's, so that a slip (1e10 for 10) is refused
 # at launch with the field's name instead of filling a worker's memory until it is killed,
-# beyond the reach of a cancel, which acts between steps.
+# beyond the reach of a cancel, which is polled between tokens and batches, not inside one allocation.
 MAX_GENERATIONS = 1024  # completions per prompt
 MAX_PROMPTS_PER_STEP = 8192
 MAX_COMPLETIONS_PER_STEP = 65_536  # prompts_per_step x num_generations

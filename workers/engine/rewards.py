@@ -30,7 +30,7 @@ from .stopping import check_stop
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_INPUT_CHARS = 20_000
 # A user's pattern can backtrack for ages ('(a|a)*b' on forty a's: minutes with re, years with
-# sixty), inside a step that a cancel cannot interrupt. Patterns run on the `regex` module (re's
+# sixty), inside one match, which a cancel cannot interrupt. Patterns run on the `regex` module (re's
 # syntax, VERSION0), which avoids much of that backtracking and stops a match past this timeout.
 PATTERN_TIMEOUT_S = 2.0
 _REQUIRED = object()
