@@ -20,7 +20,9 @@ bad token, an unknown project) raises before training begins.
 
 Completions: TRL's GRPOTrainer keeps the last generation's prompts, completions, rewards
 and advantages in ``trainer._logs``; with ``watch(trainer, ...)`` the callback sends them as
-trajectories of the step at every log. Any other loop can call ``log_completions``. A
+trajectories of the step at every log. Any other trainer can call ``log_completions``; a loop
+without a transformers Trainer calls ``start()`` first (nothing is sent before), then
+``log_metrics`` and ``log_completions``, and ``finish("succeeded")`` at the end. A
 conversational prompt goes as its chat messages, so what is built from the run (annotation
 tasks, preference pairs, exports) stays conversational.
 """
@@ -172,6 +174,7 @@ class SteerCallback(TrainerCallback):
         self._sent_generations: set[tuple[int, int]] = set()
         self._step: int | None = None  # the trainer's global step at the last log
         self._step_reported: int | None = None
+        self._warned_not_started = False
 
     # -- trainer events --------------------------------------------------------------
 
@@ -181,8 +184,24 @@ class SteerCallback(TrainerCallback):
         name = self.run_name or getattr(args, "run_name", None) or str(args.output_dir).rstrip("/").rsplit("/", 1)[-1]
         config = self.config or {"trainer": type(self.trainer).__name__ if self.trainer else "transformers",
                                  "args": _jsonable(args.to_dict())}
+        self._begin(name, config, state.max_steps or None)
+
+    def start(self, *, total_steps: int | None = None) -> None:
+        """Start the run from a training loop of your own, without a transformers Trainer (which
+        calls ``on_train_begin`` for you): creates the ``external`` run (named ``run_name``, else
+        "run"; its config ``config``, else ``{"trainer": "custom"}``) and sets it
+        running, as at a Trainer's start. Then ``log_metrics`` and ``log_completions`` at each
+        step (sent in batches, as they fill or every ``flush_every_s``), and ``finish("succeeded")``
+        at the end, which sends what is left; a process that exits first marks the run failed.
+        Before ``start``, what is logged is kept, and sent once the run exists. A refusal (a bad
+        token, an unknown project) raises SteerError; Steer not answering does not."""
+        if self.run_id is not None or self._pending_run is not None:
+            return
+        self._begin(self.run_name or "run", self.config or {"trainer": "custom"}, total_steps)
+
+    def _begin(self, name: str, config: dict, total_steps: int | None) -> None:
         # One key for this run: a creation retried at a later flush (its answer lost) gets the same run.
-        self._pending_run = {"name": name, "config": config, "total_steps": state.max_steps or None,
+        self._pending_run = {"name": name, "config": config, "total_steps": total_steps,
                              "idempotency_key": str(uuid.uuid4())}
         try:
             self._create_run()
@@ -217,8 +236,7 @@ class SteerCallback(TrainerCallback):
                 self.points.append((str(key)[:200], step, number))
         if self.trainer is not None:
             self._collect_trl_completions(step)
-        if len(self.points) >= self.flush_points or time.monotonic() - self._last_flush >= self.flush_every_s:
-            self.flush()
+        self._flush_if_due()
 
     def on_train_end(self, args, state, control, **kwargs):
         if (self.run_id is None and self._pending_run is None) or self.finished:
@@ -229,10 +247,13 @@ class SteerCallback(TrainerCallback):
     # -- for any training loop -------------------------------------------------------
 
     def log_metrics(self, step: int, metrics: dict) -> None:
+        """Queue one step's numbers (``{"loss": 0.5, ...}``; anything not a number is skipped)."""
+        self._warn_if_not_started()
         for key, value in metrics.items():
             number = _number(value)
             if number is not None:
                 self.points.append((str(key)[:200], int(step), number))
+        self._flush_if_due()
 
     def log_completions(self, step: int, prompts: Sequence, completions: Sequence, rewards: Sequence,
                         *, reward_components: dict[str, Sequence] | None = None,
@@ -242,6 +263,7 @@ class SteerCallback(TrainerCallback):
         Consecutive equal prompts form one group (GRPO samples a group per prompt), so each
         completion's (group_index, sample_index) follows from the order given.
         """
+        self._warn_if_not_started()
         group, sample, previous = -1, 0, object()
         for i, (prompt, completion, reward) in enumerate(zip(prompts, completions, rewards)):
             prompt_text = _text(prompt)
@@ -258,6 +280,20 @@ class SteerCallback(TrainerCallback):
             if advantages is not None and i < len(advantages) and _number(advantages[i]) is not None:
                 record["advantage"] = _number(advantages[i])
             self.records.append(record)
+        if self.trainer is None:  # from a loop of the user's (on_log flushes a Trainer's after its points)
+            self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        if len(self.points) >= self.flush_points or time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def _warn_if_not_started(self) -> None:
+        """Said once: without a run nothing is sent (it was lost without a word at the process's exit)."""
+        if self.run_id is None and self._pending_run is None and not self._warned_not_started:
+            self._warned_not_started = True
+            logger.warning("SteerCallback has no run yet, so nothing is sent: what is logged is kept until it "
+                           "has one. In a loop of your own, call start() first; a transformers Trainer starts "
+                           "the run when training begins")
 
     def flush(self) -> None:
         """Send what is buffered; on failure keep it for the next flush (training goes on)."""
@@ -351,7 +387,12 @@ class SteerCallback(TrainerCallback):
             self._step_reported = self._step
 
     def finish(self, status: str, *, error: str | None = None, current_step: int | None = None) -> None:
-        if self.run_id is None or self.finished:
+        """Send what is still buffered, then end the run: ``status`` "succeeded", "failed" (with
+        ``error``) or "cancelled"."""
+        if self.finished:
+            return
+        self.flush()
+        if self.run_id is None:
             return
         self.finished = True
         try:
