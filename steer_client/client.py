@@ -1,7 +1,8 @@
 """A small client for Steer's REST API (stdlib + ``requests``; no Django).
 
     client = SteerClient("http://steer.local:8000", token="steer_…")
-    run = client.run_create(project=3, name="my-trl-run")
+    run = client.run_create(project=3, name="my-trl-run")   # an external run, queued
+    client.run_status(run["id"], "running")
     client.metrics_log(run["id"], [("reward", 1, 0.5), ("kl", 1, 0.01)])
     client.run_status(run["id"], "succeeded")
     for r in client.runs(project=3, status="succeeded"):   # every page, followed for you
@@ -250,6 +251,10 @@ class SteerClient:
 
     def run_status(self, run_id: int, status: str, *, error: str | None = None,
                    current_step: int | None = None, total_steps: int | None = None) -> dict:
+        """Move an external run through its states: "running" first (a new run is queued), then
+        "succeeded", "failed" (``error`` says why) or "cancelled"; "running" again reports
+        progress (``current_step``, ``total_steps``). An illegal move (a queued run straight to
+        "succeeded", a finished one again) raises SteerError 409. Answers the run."""
         body = {"status": status}
         if error is not None:
             body["error"] = error[:20_000]
