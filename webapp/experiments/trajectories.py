@@ -38,10 +38,14 @@ class TrajectoryRecordError(ValueError):
         super().__init__(f"records[{index}].{field}: {message}")
 
 
+# A trajectory's step, group, sample and length are stored as 32-bit integers.
+MAX_COUNT = 2**31 - 1
+
+
 def _count(i: int, record: dict, name: str, default=None) -> int:
     value = record.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        raise TrajectoryRecordError(i, name, "must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise TrajectoryRecordError(i, name, f"must be a non-negative integer of at most {MAX_COUNT} (2**31 - 1)")
     return value
 
 

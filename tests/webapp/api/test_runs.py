@@ -169,6 +169,20 @@ def test_bad_trajectory_record_answers_400_naming_index_and_field(api, project):
     assert not run.trajectories.exists()
 
 
+@pytest.mark.parametrize("field", ["step", "group_index", "sample_index", "length"])
+def test_a_trajectory_count_beyond_32_bits_is_refused_naming_the_bound(api, project, field):
+    """A step of 2**31 answered "must be a non-negative integer", which it is: the message did
+    not say what was wrong (the bound), where a metric point's step names its own."""
+    run = make_run(project, kind=RunKind.EXTERNAL)
+    record = {"step": 1, "prompt": "p", "completion": "c", "reward": 1.0, field: 2**31}
+    response = post(api, f"/api/v1/runs/{run.id}/trajectories/", {"records": [record]})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        f"records[0].{field}": ["must be a non-negative integer of at most 2147483647 (2**31 - 1)"]}
+    assert post(api, f"/api/v1/runs/{run.id}/trajectories/",
+                {"records": [{**record, field: 2**31 - 1}]}).json() == {"written": 1}
+
+
 def test_two_records_of_a_batch_in_one_slot_answer_400_and_a_retried_batch_is_harmless(api, project):
     run = make_run(project, kind=RunKind.EXTERNAL)
     url = f"/api/v1/runs/{run.id}/trajectories/"
@@ -176,8 +190,8 @@ def test_two_records_of_a_batch_in_one_slot_answer_400_and_a_retried_batch_is_ha
     response = post(api, url, {"records": unnumbered})
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"records[1].sample_index": [
-        "repeats the slot of records[0] (step 10, group_index 0, sample_index 0); number each completion "
-        "of a step by group_index (its prompt) and sample_index"]}
+        ("repeats the slot of records[0] (step 10, group_index 0, sample_index 0); number each completion "
+         "of a step by group_index (its prompt) and sample_index")]}
     assert not run.trajectories.exists()
     numbered = [{**r, "sample_index": i} for i, r in enumerate(unnumbered)]
     assert post(api, url, {"records": numbered}).json() == {"written": 2}
