@@ -19,11 +19,11 @@ from .errors import ConfigError, DataError, unreadable_json
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train-rm":  # owned by the reward-model trainer, imported lazily
-        from .rm_trainer import cli_main  # noqa: PLC0415
+        from .rm_trainer import cli_main
 
         return cli_main(argv[1:])
     if argv and argv[0] == "train-dpo":  # owned by the DPO trainer, imported lazily
-        from .dpo import cli_main as dpo_cli_main  # noqa: PLC0415
+        from .dpo import cli_main as dpo_cli_main
 
         return dpo_cli_main(argv[1:])
     if argv and argv[0] == "train-sft":  # owned by the SFT trainer, imported lazily
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return sft_cli_main(argv[1:])
     if argv and argv[0] == "export-rm-hf":  # owned by the exporter, imported lazily
-        from .reward_model_export import cli_main as export_cli_main  # noqa: PLC0415
+        from .reward_model_export import cli_main as export_cli_main
 
         return export_cli_main(argv[1:])
     args = _parser().parse_args(argv)
@@ -64,21 +64,48 @@ def _parser() -> argparse.ArgumentParser:
                    "(see its own --help)")
     sub.add_parser("export-rm-hf", help="write a reward model as a Hugging Face sequence classifier "
                    "(see its own --help)")
-    defaults = sub.add_parser("default-config", help="print the default TrainConfig JSON, every "
-                              "setting included")
+    defaults = sub.add_parser("default-config", help="print the default config JSON of a run kind "
+                              "(TrainConfig: policy and evaluation runs), every setting included")
+    defaults.add_argument("--kind", choices=CONFIG_KINDS, default="policy",
+                          help="the run kind whose config to print, as the API's `kind`: policy and "
+                               "evaluation (TrainConfig, the default), dpo (train-dpo), sft (train-sft), "
+                               "reward_model (train-rm)")
     defaults.add_argument("--explain", action="store_true",
                           help="list every setting instead: its dotted name, default and meaning")
-    defaults.set_defaults(run=lambda args: print(_explained_config() if args.explain
-                                                 else json.dumps(_default_config(), indent=2)) or 0)
+    defaults.set_defaults(run=lambda args: print(_explained_config(args.kind) if args.explain
+                                                 else json.dumps(_default_config(args.kind), indent=2)) or 0)
     return parser
 
 
-def _explained_config() -> str:
-    """Every setting as ``name = default`` and its help, indented, sections included."""
-    from .config import config_field_help, every_default_dict  # noqa: PLC0415
+# Run kinds (the API's ``kind``) whose engine config ``default-config --kind`` prints.
+CONFIG_KINDS = ("policy", "evaluation", "dpo", "sft", "reward_model")
 
-    defaults, lines = every_default_dict(), []  # with the settings default-config leaves out
-    for name, text in config_field_help().items():
+
+def _config_class(kind: str) -> type:
+    """The engine's config dataclass of a run kind (the trainers' modules, imported lazily)."""
+    if kind == "dpo":
+        from .dpo_config import DPOTrainConfig
+
+        return DPOTrainConfig
+    if kind == "sft":
+        from .sft_config import SFTTrainConfig
+
+        return SFTTrainConfig
+    if kind == "reward_model":
+        from .rm_trainer import RewardModelTrainConfig
+
+        return RewardModelTrainConfig
+    from .config import TrainConfig
+
+    return TrainConfig
+
+
+def _explained_config(kind: str = "policy") -> str:
+    """Every setting of the kind's config as ``name = default`` and its help, indented, sections included."""
+    from .config import field_help
+
+    defaults, lines = _default_config(kind), []  # with the settings default-config leaves out
+    for name, text in field_help(_config_class(kind)).items():
         value: object = defaults
         for part in name.split("."):
             value = value[part]
@@ -87,17 +114,19 @@ def _explained_config() -> str:
     return "\n".join(lines)
 
 
-def _default_config() -> dict:
+def _default_config(kind: str = "policy") -> dict:
     """Every setting at its default, those a stored config leaves out at their default too
     (``rollout.budget_allocation``, ...): built from the config dataclasses' fields, so a setting
     added later is printed without being listed here."""
-    from .config import every_default_dict  # noqa: PLC0415
+    from .config import every_default_dict
 
-    return every_default_dict()
+    if kind in ("policy", "evaluation"):
+        return every_default_dict()
+    return _config_class(kind)().to_dict()
 
 
 def _read_config(path: Path):
-    from .config import TrainConfig  # noqa: PLC0415
+    from .config import TrainConfig
 
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -126,11 +155,11 @@ def _model_cache_dir(args) -> Path:
 
 
 def _train(args) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from .data import read_prompts_jsonl  # noqa: PLC0415
-    from .system_metrics import progress_figures  # noqa: PLC0415
-    from .trainer import Callbacks, train  # noqa: PLC0415
+    from .data import read_prompts_jsonl
+    from .system_metrics import progress_figures
+    from .trainer import Callbacks, train
 
     config = _read_config(args.config)
     prompts = read_prompts_jsonl(_prompts_path(args, config))
@@ -161,9 +190,9 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from .data import read_prompts_jsonl  # noqa: PLC0415
-    from .evaluate import evaluate_pass_at_k  # noqa: PLC0415
-    from .policy import load_policy, load_policy_checkpoint, resolve_device  # noqa: PLC0415
+    from .data import read_prompts_jsonl
+    from .evaluate import evaluate_pass_at_k
+    from .policy import load_policy, load_policy_checkpoint, resolve_device
 
     config = _read_config(args.config)
     prompts = read_prompts_jsonl(_prompts_path(args, config))
