@@ -287,6 +287,11 @@ class SteerClient:
         return written
 
     def trajectories_log(self, run_id: int, records: Sequence[dict]) -> int:
+        """Send an external run's sampled completions, ``TRAJECTORY_BATCH`` records a request, each
+        as ``POST /runs/<id>/trajectories/`` takes it (``step``, ``group_index``, ``sample_index``,
+        ``prompt``, ``completion``, ``reward``, ...); answers how many the server wrote. A batch the
+        server refuses raises SteerError 400 naming ``records[i].<field>``, and the batches before
+        it stay written."""
         written = 0
         for start in range(0, len(records), TRAJECTORY_BATCH):
             chunk = list(records[start:start + TRAJECTORY_BATCH])
@@ -334,5 +339,7 @@ class SteerClient:
         return target
 
     def metric_history(self, run_ids: Iterable[int], keys: Iterable[str] = (), *, max_points: int = 1000) -> list:
+        """``GET /metrics/history/``: one series per run and key (every key when ``keys`` is empty),
+        each ``{"run", "key", "steps", "values", ...}``, downsampled to about ``max_points``."""
         params = {"run": list(run_ids), "key": list(keys), "max_points": max_points}
         return self.request("GET", "/metrics/history/", params=params)["results"]
