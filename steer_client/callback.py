@@ -241,8 +241,7 @@ class SteerCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if (self.run_id is None and self._pending_run is None) or self.finished:
             return
-        self.flush()
-        self.finish("succeeded", current_step=state.global_step)
+        self.finish("succeeded", current_step=state.global_step)  # sends what is buffered first
 
     # -- for any training loop -------------------------------------------------------
 
@@ -407,10 +406,9 @@ class SteerCallback(TrainerCallback):
     def _exit_hook(self) -> None:
         if (self.run_id is None and self._pending_run is None) or self.finished:
             return
-        self.flush()
         error = getattr(sys, "last_value", None)
         message = f"{type(error).__name__}: {error}" if error else "the training process exited before the end"
-        self.finish("failed", error=message)
+        self.finish("failed", error=message)  # sends what is buffered first
 
     def _collect_trl_completions(self, step: int) -> None:
         """TRL GRPOTrainer's rolling buffers of the last generation (``trainer._logs``), if any."""
