@@ -156,6 +156,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.DefaultCursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "webapp.api.query_strings.FormatNegotiation",
     "DEFAULT_THROTTLE_RATES": {"auth": "20/min"},
     # The client address the failed-login throttle counts against: the connection's own
     # unless STEER_TRUSTED_PROXIES reverse proxies sit in front (X-Forwarded-For is the

@@ -313,3 +313,13 @@ def test_the_parameters_a_list_takes_and_its_own_links_still_answer(api, project
     assert first.status_code == 200
     second = api.get(first.json()["next"])
     assert second.status_code == 200 and api.get(second.json()["previous"]).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["projects/", "projects/{project}/", "runs/{run}/", "runs/{run}/metrics/"])
+def test_a_format_no_renderer_writes_answers_400_naming_it(api, project, path):
+    """?format=csv answered 404 "Not found.", which reads as if the run were missing."""
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.get("/api/v1/" + path.format(run=run.id, project=project.id), {"format": "csv"})
+    assert response.status_code == 400, response
+    assert response.json()["error"]["fields"] == {"format": ["no format 'csv' here; this route answers api, json"]}
+    assert api.get("/api/v1/" + path.format(run=run.id, project=project.id), {"format": "json"}).status_code == 200
