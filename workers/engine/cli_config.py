@@ -10,6 +10,7 @@ folder). Every way a file can be unreadable is a ConfigError naming what is wron
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from .errors import ConfigError, DataError, EngineError, unreadable_json
 
 def run_cli(body: Callable[[], int]) -> int:
     """``body()``'s exit code, as every engine command answers: a user error (EngineError) is
-    one line on stderr and 2, Ctrl-C is 130."""
+    one line on stderr and 2, Ctrl-C is 130, a reader that closed the output early 0."""
     try:
         return body()
     except EngineError as exc:
@@ -28,6 +29,11 @@ def run_cli(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output left early (``default-config --explain | head``): nothing is
+        # wrong, so no traceback; stdout goes to /dev/null so Python's own flush at exit is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def read_cli_config(path: Path, example: str = "preferences.jsonl") -> tuple[dict, Path]:
