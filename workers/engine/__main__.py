@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", type=Path,
                        help="run folder (checkpoints; resumes if present); "
                             "default var/runs/<config name>")
-    train.add_argument("--model-cache-dir", type=Path, help="cache of converted built-in models")
+    cache_help = ("cache of converted built-in models (default: $STEER_MODEL_CACHE, else var/models; "
+                  "the web app's is STEER_MODEL_CACHE_DIR)")
+    train.add_argument("--model-cache-dir", type=Path, help=cache_help)
     train.add_argument("--eval-prompts", type=Path, help="JSONL prompts for eval.every_steps")
     train.set_defaults(run=_train)
     evaluate = sub.add_parser("eval", help="greedy pass@1 and pass@k with exact_answer")
@@ -56,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--prompts", type=Path, help="JSONL prompts (overrides data.path)")
     evaluate.add_argument("--checkpoint", type=Path, help="checkpoint folder to evaluate "
                           "instead of the configured policy")
-    evaluate.add_argument("--model-cache-dir", type=Path)
+    evaluate.add_argument("--model-cache-dir", type=Path, help=cache_help)
     evaluate.set_defaults(run=_eval)
     sub.add_parser("train-rm", help="train a reward model (see its own --help)")
     sub.add_parser("train-dpo", help="train a policy with DPO on preference pairs (see its own --help)")
