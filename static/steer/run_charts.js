@@ -25,13 +25,15 @@
     return Array.from(document.querySelectorAll("input[name=compare]:checked")).map((el) => el.value);
   }
 
-  function ema(values, alpha) {
+  /* Exponential moving average; the positions in ``skip`` (a downsampled bucket's min or max, kept
+     for the faint raw line) are left out, since a bucket's extremes are not a sample of its level. */
+  function ema(values, alpha, skip) {
     if (alpha <= 0) return values;
     const out = new Array(values.length);
     let acc = null;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      if (v === null || v === undefined) { out[i] = null; continue; }
+      if (v === null || v === undefined || skip.has(i)) { out[i] = null; continue; }
       acc = acc === null ? v : alpha * acc + (1 - alpha) * v;
       out[i] = acc;
     }
@@ -54,7 +56,9 @@
 
   /* Series of one key across runs, aligned on the union of their steps (null where absent).
      With smoothing on, this run's raw values come first, drawn faintly behind the smoothed line
-     (as TensorBoard does), so a short run's real values stay visible. */
+     (as TensorBoard does), so a short run's real values stay visible. A long series comes
+     downsampled (each bucket's first, last, min and max): its smoothed line follows the first and
+     last points only, so that a long run and a short one smooth to the same level. */
   function aligned(seriesOfKey, alpha) {
     const steps = new Set();
     seriesOfKey.forEach((s) => s.steps.forEach((x) => steps.add(x)));
@@ -64,8 +68,9 @@
     seriesOfKey.forEach((s) => {
       const col = new Array(xs.length).fill(null);
       s.steps.forEach((x, i) => { col[index.get(x)] = s.values[i]; });
+      const extremes = new Set((s.extremes || []).map((i) => index.get(s.steps[i])));
       if (alpha > 0 && String(s.run_id) === runId) ys.push(col);
-      ys.push(ema(col, alpha));
+      ys.push(ema(col, alpha, extremes));
     });
     return [xs, ...ys];
   }

@@ -57,8 +57,10 @@ def choose_level(span: int, buckets: int) -> int:
     return level
 
 
-def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int, buckets: int) -> list[tuple[int, float]]:
-    """First/last/min/max of each of ``buckets`` aligned buckets over [lo, hi], in step order."""
+def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int,
+                       buckets: int) -> tuple[list[tuple[int, float]], set[int]]:
+    """First/last/min/max of each of ``buckets`` aligned buckets over [lo, hi], in step order, and
+    the steps among them that are only a bucket's min or max (neither its first nor its last)."""
     level = choose_level(hi - lo + 1, buckets)
     width = ROLLUP_WIDTHS[level - 1] if level else 1
     lo_aligned = lo // width * width
@@ -88,14 +90,20 @@ def downsampled_series(cursor, *, run_id: int, key: str, lo: int, hi: int, bucke
         params,
     )
     points: dict[int, float] = {}
+    edges: set[int] = set()
     for _, _, fs, fv, ls, lv, mins, minv, maxs, maxv in cursor.fetchall():
         points.update({fs: fv, ls: lv, mins: minv, maxs: maxv})
-    return sorted(points.items())
+        edges.update((fs, ls))
+    return sorted(points.items()), set(points) - edges
 
 
 def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
             step_min: int | None = None, step_max: int | None = None) -> list[dict]:
-    """One dict per (run, key) series: {"run_id", "key", "steps", "values", "downsampled"}."""
+    """One dict per (run, key) series: {"run_id", "key", "steps", "values", "downsampled", "extremes"}.
+
+    ``extremes`` holds the indices of the points kept only as a bucket's min or max: a smoothed
+    line must skip them, since they are the bucket's outliers, where its first and last points are
+    ordinary samples of it (an EMA over all four reads a spiky series' level far too high)."""
     max_points = max(4, int(max_points))
     out = []
     bounds = series_bounds(run_ids=run_ids, keys=keys)
@@ -103,12 +111,14 @@ def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
         for (run_id, key), (first, last) in sorted(bounds.items()):
             lo = first if step_min is None else max(first, step_min)
             hi = last if step_max is None else min(last, step_max)
+            extremes: set[int] = set()
             if lo > hi:
                 rows, downsampled = [], False
             elif hi - lo + 1 <= max_points:
                 rows, downsampled = raw_series(cursor, run_id=run_id, key=key, lo=lo, hi=hi), False
             else:
-                rows = downsampled_series(cursor, run_id=run_id, key=key, lo=lo, hi=hi, buckets=max_points // 4)
+                rows, extremes = downsampled_series(cursor, run_id=run_id, key=key, lo=lo, hi=hi,
+                                                    buckets=max_points // 4)
                 downsampled = True
             out.append({
                 "run_id": run_id,
@@ -116,5 +126,6 @@ def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
                 "steps": [step for step, _ in rows],
                 "values": [value for _, value in rows],
                 "downsampled": downsampled,
+                "extremes": [i for i, (step, _) in enumerate(rows) if step in extremes],
             })
     return out

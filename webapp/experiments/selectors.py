@@ -126,10 +126,12 @@ def metric_history_downsampled(*, run_ids, keys, max_points: int,
                                step_min: int | None = None, step_max: int | None = None) -> list[dict]:
     """The metric series of ``run_ids`` (all keys when ``keys`` is empty), each at most ``max_points``.
 
-    Returns ``[{"run_id", "key", "steps": [...], "values": [...], "downsampled": bool}]`` sorted
-    by run and key. A series whose range holds more than ``max_points`` steps is cut into
-    ``max_points // 4`` buckets, each keeping its first, last, min and max points; the work
-    happens in SQL on pre-aggregated rollups. Callers must pass only runs the user may see.
+    Returns ``[{"run_id", "key", "steps": [...], "values": [...], "downsampled": bool,
+    "extremes": [...]}]`` sorted by run and key. A series whose range holds more than
+    ``max_points`` steps is cut into ``max_points // 4`` buckets, each keeping its first, last, min
+    and max points (``extremes``: the indices of those kept only as a min or max, which smoothing
+    skips); the work happens in SQL on pre-aggregated rollups. Callers must pass only runs the user
+    may see.
     """
     return metric_history.history(run_ids=[int(r) for r in run_ids], keys=list(keys or []),
                                   max_points=max_points, step_min=step_min, step_max=step_max)

@@ -19,8 +19,9 @@ def store(run, key, points, batch=1000):
         metric_points_upsert(run_id=run.id, points=[(key, s, v) for s, v in points[start:start + batch]])
 
 
-def reference(points, lo, hi, max_points):
-    """The same buckets computed from every raw point in Python."""
+def reference(points, lo, hi, max_points, edges=None):
+    """The same buckets computed from every raw point in Python; the steps that are a bucket's
+    first or last are added to ``edges`` when given."""
     inside = [(s, v) for s, v in points if lo <= s <= hi]
     if hi - lo + 1 <= max_points:
         return inside
@@ -35,6 +36,8 @@ def reference(points, lo, hi, max_points):
         groups.setdefault((s - lo_aligned) // out_width, []).append((s, v))
     kept = {}
     for group in groups.values():
+        if edges is not None:
+            edges.update((group[0][0], group[-1][0]))
         for s, v in (group[0], group[-1], min(group, key=lambda p: (p[1], p[0])),
                      min(group, key=lambda p: (-p[1], p[0]))):
             kept[s] = v
@@ -53,7 +56,7 @@ def test_small_series_comes_back_whole():
     store(run, "kl", [(1, 0.5), (2, 0.25), (3, 0.125)])
     [out] = metric_history_downsampled(run_ids=[run.id], keys=["kl"], max_points=10)
     assert out == {"run_id": run.id, "key": "kl", "steps": [1, 2, 3], "values": [0.5, 0.25, 0.125],
-                   "downsampled": False}
+                   "downsampled": False, "extremes": []}
 
 
 def test_long_series_keeps_first_last_min_and_max_of_every_bucket(series):
@@ -64,6 +67,27 @@ def test_long_series_keeps_first_last_min_and_max_of_every_bucket(series):
     assert len(out["steps"]) <= 40
     expected = reference(series, series[0][0], series[-1][0], 40)
     assert list(zip(out["steps"], out["values"])) == expected
+
+
+def test_a_downsampled_series_names_the_points_kept_only_as_a_buckets_min_or_max(series):
+    """A chart's smoothed line follows a bucket's first and last points, ordinary samples of it, and
+    skips the ones kept only as its min or max: an EMA over those reads a spiky series far too high."""
+    run = make_run(make_project(owner=make_user()))
+    store(run, "reward", series)
+    [out] = metric_history_downsampled(run_ids=[run.id], keys=["reward"], max_points=40)
+    edges = set()
+    reference(series, series[0][0], series[-1][0], 40, edges)
+    assert out["extremes"] == [i for i, step in enumerate(out["steps"]) if step not in edges]
+    assert 0 < len(out["extremes"]) < len(out["steps"])
+
+
+def test_spikes_are_extremes_and_the_samples_around_them_are_not():
+    run = make_run(make_project(owner=make_user()))
+    store(run, "grad_norm", [(s, 50.0 if s % 8 == 3 else 1.0) for s in range(2000)])  # a spike in every 8 steps
+    [out] = metric_history_downsampled(run_ids=[run.id], keys=["grad_norm"], max_points=1000)
+    assert out["downsampled"]
+    assert [out["values"][i] for i in out["extremes"]] == [50.0] * 250
+    assert {v for i, v in enumerate(out["values"]) if i not in set(out["extremes"])} == {1.0}
 
 
 @pytest.mark.parametrize("window", [(1, 8999), (37, 5003), (700, 2100), (4000, 4100)])
