@@ -10,6 +10,7 @@
   const runId = root.dataset.run;
   const emaInput = document.getElementById("ema");
   const emaOut = document.getElementById("ema-value");
+  const logInput = document.getElementById("log-scale");
   const stateOut = document.getElementById("chart-state");
   const empty = document.getElementById("charts-empty");
   const COLORS = ["#2f6fdb", "#c0392b", "#1f8a4c", "#b7791f", "#8e44ad", "#16a085", "#d35400", "#7f8c8d", "#2c3e50"];
@@ -52,6 +53,12 @@
     if (min === max) { const pad = Math.abs(min) * 0.1 || 1; return [min - pad, max + pad]; }
     return uPlot.rangeNum(min, max, 0.1, true);
   }
+  /* On the log scale: whole decades around the positive values (only those are drawn). */
+  function yRangeLog(u, min, max) {
+    if (min === null || max === null) return [1, 10];
+    return uPlot.rangeLog(min, max, 10, true);
+  }
+  const shownValue = (u, v) => (v === null || v === undefined ? "--" : fmt(v));  // a legend's value
   const INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
 
   /* Series of one key across runs, aligned on the union of their steps (null where absent).
@@ -75,6 +82,35 @@
     return [xs, ...ys];
   }
 
+  /* Each run's last, lowest and highest raw value, as text under the chart (a downsampled series
+     keeps every bucket's min and max, so these are exact). */
+  function renderStats(table, list, colorOf) {
+    table.replaceChildren();
+    const head = table.createTHead().insertRow();
+    ["Run", "Last", "Min", "Max"].forEach((text) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = text;
+      head.appendChild(th);
+    });
+    const body = table.createTBody();
+    list.forEach((s) => {
+      const tr = body.insertRow();
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = last.runs[String(s.run_id)] || ("run " + s.run_id);
+      th.style.borderLeftColor = colorOf(s.run_id);  // the run's line colour
+      tr.appendChild(th);
+      const values = s.values.filter((v) => v !== null && v !== undefined);
+      if (!values.length) { tr.insertCell().textContent = "no values yet"; return; }
+      const lastCell = tr.insertCell();
+      lastCell.textContent = fmt(values[values.length - 1]);
+      lastCell.title = "at step " + s.steps[s.steps.length - 1];
+      tr.insertCell().textContent = fmt(values.reduce((a, b) => Math.min(a, b)));
+      tr.insertCell().textContent = fmt(values.reduce((a, b) => Math.max(a, b)));
+    });
+  }
+
   /* A chart in words, for whoever cannot see the canvas: each run's steps, last value and range. */
   function describe(key, list) {
     return key + ": " + list.map((s) => {
@@ -82,7 +118,9 @@
       const values = s.values.filter((v) => v !== null && v !== undefined);
       if (!values.length) return name + ", no values yet";
       const low = values.reduce((a, b) => Math.min(a, b)), high = values.reduce((a, b) => Math.max(a, b));
-      return name + ", " + values.length + " step" + (values.length === 1 ? "" : "s") + " from " + s.steps[0] +
+      // a downsampled series holds some of its steps' values only: its count of points is no count of steps
+      const count = s.downsampled ? values.length + " of its points" : values.length + " step" + (values.length === 1 ? "" : "s");
+      return name + ", " + count + " from " + s.steps[0] +
         " to " + s.steps[s.steps.length - 1] + ", last " + fmt(values[values.length - 1]) +
         ", lowest " + fmt(low) + ", highest " + fmt(high);
     }).join("; ") + ".";
@@ -149,6 +187,7 @@
     if (!last) return;
     renderDifferences();
     const alpha = parseFloat(emaInput ? emaInput.value : "0");
+    const log = Boolean(logInput && logInput.checked);
     const byKey = new Map();
     last.series.forEach((s) => {
       if (!byKey.has(s.key)) byKey.set(s.key, []);
@@ -160,8 +199,14 @@
     byKey.forEach((list, key) => {
       list.sort((a, b) => (String(a.run_id) === runId ? -1 : String(b.run_id) === runId ? 1 : a.run_id - b.run_id));
       const data = aligned(list, alpha);
+      // a log scale cannot draw zero or a negative value: left out, and their number said under the chart
+      const hidden = log ? list.reduce((n, s) => n + s.values.filter((v) => v !== null && v <= 0).length, 0) : 0;
+      if (log) {
+        for (let c = 1; c < data.length; c++) data[c] = data[c].map((v) => (v === null || v > 0 ? v : null));
+      }
       const few = data[0].length < 3;  // a line needs two points: show the points themselves
-      const signature = list.map((s) => s.run_id).join(",") + (alpha > 0 ? ":raw" : "") + (few ? ":few" : "");
+      const signature = list.map((s) => s.run_id).join(",") + (alpha > 0 ? ":raw" : "") + (few ? ":few" : "") +
+        (log ? ":log" : "");
       let entry = charts.get(key);
       if (entry && entry.signature !== signature) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); entry = null; }
       if (!entry) {
@@ -175,26 +220,38 @@
         summary.className = "visually-hidden chart-summary";
         div.appendChild(summary);
         root.appendChild(div);
+        const note = document.createElement("p");
+        note.className = "muted chart-note";
         const series = [{ label: "step", value: (u, v) => (v === null || v === undefined ? "--" : String(v)) }];
         list.forEach((s) => {
           const name = last.runs[String(s.run_id)] || ("run " + s.run_id);
           const color = COLORS[runIds.indexOf(String(s.run_id)) % COLORS.length];
           const mine = String(s.run_id) === runId;
           if (alpha > 0 && mine) {
-            series.push({ label: name + " (raw)", stroke: color + "55", width: 1, spanGaps: true, points: { show: few } });
+            series.push({ label: name + " (raw)", stroke: color + "55", width: 1, spanGaps: true, points: { show: few },
+                          value: shownValue });
           }
           series.push({ label: alpha > 0 ? name + " (EMA)" : name, stroke: color, width: mine ? 2 : 1, spanGaps: true,
-                        points: { show: few }, value: (u, v) => (v === null || v === undefined ? "--" : fmt(v)) });
+                        points: { show: few }, value: shownValue });
         });
         const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
-          scales: { x: { time: false }, y: { range: yRange } }, series: series, legend: { live: true },
-          axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map(fmt) }] }, data, div);
-        entry = { plot, div, signature, summary };
+          scales: { x: { time: false }, y: log ? { distr: 3, range: yRangeLog } : { range: yRange } },
+          series: series, legend: { live: true },
+          axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : fmt(v))) }] }, data, div);
+        div.appendChild(note);
+        const stats = document.createElement("table");
+        stats.className = "chart-stats";
+        div.appendChild(stats);
+        entry = { plot, div, signature, summary, note, stats };
         charts.set(key, entry);
       } else {
         entry.plot.setData(data);
       }
       entry.summary.textContent = describe(key, list);
+      entry.note.textContent = hidden ? hidden + " value" + (hidden === 1 ? "" : "s") + " at or below 0 " +
+        (hidden === 1 ? "is" : "are") + " not drawn on the log scale." : "";
+      entry.note.hidden = !hidden;
+      renderStats(entry.stats, list, (id) => COLORS[runIds.indexOf(String(id)) % COLORS.length]);
     });
     charts.forEach((entry, key) => {
       if (!byKey.has(key)) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); }
@@ -232,6 +289,7 @@
   }
 
   if (emaInput) emaInput.addEventListener("input", () => { emaOut.textContent = parseFloat(emaInput.value).toFixed(2); render(); });
+  if (logInput) logInput.addEventListener("change", render);
   /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay. */
   function rememberCompared() {
     const params = new URLSearchParams(location.search);

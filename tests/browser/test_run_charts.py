@@ -1,4 +1,5 @@
-"""A run's metric charts as a researcher reads them: smoothing of a long series."""
+"""A run's metric charts as a researcher reads them: smoothing of a long series, the log scale, and
+each run's last, lowest and highest value under the chart."""
 
 import pytest
 
@@ -41,3 +42,37 @@ def test_the_smoothed_line_of_a_long_spiky_series_stays_at_its_level(page, live_
     smoothed = [values["long (EMA)"] for values in legend_values(page, "grad_norm", [i / 20 for i in range(1, 20)])]
     assert "1" in smoothed
     assert set(smoothed) <= {"1", "--"}  # "--": a spike itself, which the smoothed line passes over
+
+
+def test_the_log_scale_leaves_out_values_at_or_below_zero_and_says_how_many(page, live_server, project):
+    run = make_run(project, name="mine", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("loss", s, v) for s, v in [(1, 1.0), (2, 0.1), (3, 0.0), (4, 0.01)]])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/")
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    assert page.is_hidden(".chart[data-key=loss] .chart-note")
+    assert legend_values(page, "loss", [2 / 3])[0]["mine (raw)"] == "0"
+    page.check("#log-scale")
+    page.wait_for_selector(".chart[data-key=loss] .chart-note:visible")
+    assert page.text_content(".chart[data-key=loss] .chart-note") == "1 value at or below 0 is not drawn on the log scale."
+    values = legend_values(page, "loss", [0.0, 2 / 3, 0.99])
+    assert [v["mine (raw)"] for v in values] == ["1", "--", "0.01"]
+    page.uncheck("#log-scale")
+    page.wait_for_selector(".chart[data-key=loss] .chart-note", state="hidden")
+
+
+def test_under_each_chart_every_runs_last_lowest_and_highest_value(page, live_server, project):
+    run = make_run(project, name="mine", status=RunStatus.SUCCEEDED)
+    other = make_run(project, name="<b>baseline</b>", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("reward", s, v) for s, v in [(1, 0.25), (2, 0.75), (3, 0.5)]])
+    metric_points_upsert(run_id=other.id, points=[("reward", s, -s / 8) for s in range(1, 3000)])  # downsampled
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?compare={other.id}")
+    page.wait_for_function("() => document.querySelectorAll('.chart[data-key=reward] .chart-stats tbody tr').length === 2")
+    rows = page.eval_on_selector_all(".chart[data-key=reward] .chart-stats tr",
+                                     "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")
+    assert rows == [["Run", "Last", "Min", "Max"], ["mine", "0.5", "0.25", "0.75"],
+                    ["<b>baseline</b>", "-374.9", "-374.9", "-0.125"]]
+    assert page.get_attribute(".chart[data-key=reward] .chart-stats tbody tr:first-child td", "title") == "at step 3"
+    assert page.locator(".chart-stats b").count() == 0  # the name is text, never markup
+    # the words beside the canvas count a downsampled series' points as points, not as its steps
+    summary = page.text_content(".chart[data-key=reward] .chart-summary")
+    assert " of its points from 1 to 2999, last -374.9, lowest -374.9, highest -0.125." in summary
