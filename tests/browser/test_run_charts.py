@@ -53,7 +53,8 @@ def test_the_log_scale_leaves_out_values_at_or_below_zero_and_says_how_many(page
     assert legend_values(page, "loss", [2 / 3])[0]["mine (raw)"] == "0"
     page.check("#log-scale")
     page.wait_for_selector(".chart[data-key=loss] .chart-note:visible")
-    assert page.text_content(".chart[data-key=loss] .chart-note") == "1 value at or below 0 is not drawn on the log scale."
+    assert page.text_content(".chart[data-key=loss] .chart-note") == (
+        "1 value at or below 0 is not drawn on the log scale.")
     values = legend_values(page, "loss", [0.0, 2 / 3, 0.99])
     assert [v["mine (raw)"] for v in values] == ["1", "--", "0.01"]
     page.uncheck("#log-scale")
@@ -66,7 +67,8 @@ def test_under_each_chart_every_runs_last_lowest_and_highest_value(page, live_se
     metric_points_upsert(run_id=run.id, points=[("reward", s, v) for s, v in [(1, 0.25), (2, 0.75), (3, 0.5)]])
     metric_points_upsert(run_id=other.id, points=[("reward", s, -s / 8) for s in range(1, 3000)])  # downsampled
     page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?compare={other.id}")
-    page.wait_for_function("() => document.querySelectorAll('.chart[data-key=reward] .chart-stats tbody tr').length === 2")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.chart[data-key=reward] .chart-stats tbody tr').length === 2")
     rows = page.eval_on_selector_all(".chart[data-key=reward] .chart-stats tr",
                                      "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")
     assert rows == [["Run", "Last", "Min", "Max"], ["mine", "0.5", "0.25", "0.75"],
