@@ -179,10 +179,11 @@ class SteerClient:
         raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
 
     def runs(self, *, project: int | str, status: str | None = None, kind: str | None = None,
-             search: str | None = None, tag: str | None = None) -> Iterator[dict]:
+             search: str | None = None, tag: str | None = None, where: str | None = None) -> Iterator[dict]:
         """The project's runs, newest first, every page; ``status``, ``kind``, ``search`` (a part
-        of the name) and ``tag`` filter them."""
-        asked = {"status": status, "kind": kind, "search": search, "tag": tag}
+        of the name), ``tag`` and ``where`` (conditions on settings and metrics, as MLflow's
+        ``filter_string``: ``"config.optim.lr < 1e-5 and metrics.reward >= 0.8"``) filter them."""
+        asked = {"status": status, "kind": kind, "search": search, "tag": tag, "where": where}
         filters = {k: v for k, v in asked.items() if v is not None}
         return self.paginate(f"/projects/{self.project_id(project)}/runs/", filters)
 

@@ -220,6 +220,19 @@ def test_a_runs_notes_and_tags_are_set_and_its_runs_found_by_tag_and_name(projec
     assert client.run_update(run["id"], tags=[])["tags"] == []
 
 
+def test_runs_are_found_by_their_settings_and_latest_metrics(project_and_client):
+    project, client = project_and_client
+    slow = client.run_create(project=project.id, name="slow", config={"optim": {"lr": 1e-6}})
+    fast = client.run_create(project=project.id, name="fast", config={"optim": {"lr": 1e-5}})
+    client.metrics_log(slow["id"], [("reward", 1, 0.2)])
+    client.metrics_log(fast["id"], [("reward", 1, 0.9)])
+    assert [r["id"] for r in client.runs(project=project.id, where="config.optim.lr < 5e-6")] == [slow["id"]]
+    assert [r["id"] for r in client.runs(project=project.id, where="metrics.reward >= 0.5")] == [fast["id"]]
+    with pytest.raises(SteerError) as refused:
+        list(client.runs(project=project.id, where="lr < 1"))
+    assert refused.value.status == 400 and "where" in refused.value.error["fields"]
+
+
 def test_a_point_may_be_the_apis_own_dict_of_key_step_and_value(project_and_client):
     project, client = project_and_client
     run = client.run_create(project=project.id, name="dicts")

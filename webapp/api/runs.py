@@ -28,6 +28,8 @@ from webapp.experiments.errors import (
     RunError,
 )
 from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus, RunTag
+from webapp.experiments.run_search import EXAMPLE, RunSearchError, conditions_parse
+from webapp.experiments.selectors import runs_where
 from webapp.experiments.sweeps import MAX_RUNS, SWEEP_KINDS, sweep_create
 
 
@@ -82,6 +84,9 @@ class RunListCreateApi(SteerListApi):
                                        help_text="Runs whose name contains this, in any case.")
         tag = serializers.CharField(required=False, allow_blank=True, max_length=40,
                                     help_text="Runs with this tag, in any case.")
+        where = serializers.CharField(required=False, allow_blank=True, max_length=1000,
+                                      help_text="Conditions on settings (config.…) and metrics' latest values "
+                                                f"(metrics.…) joined by and, as MLflow's search filter: {EXAMPLE}.")
 
     class RunCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
@@ -114,7 +119,12 @@ class RunListCreateApi(SteerListApi):
         tag = params.pop("tag", "")
         if tag:
             runs = runs.filter(pk__in=RunTag.objects.filter(name__iexact=tag).values("run_id"))
-        return runs.filter(**params).prefetch_related("tags")
+        try:
+            where = conditions_parse(params.pop("where", ""))
+        except RunSearchError as exc:
+            raise field_error("where", str(exc)) from None
+        runs = runs.filter(**params)
+        return (runs_where(runs, where) if where else runs).prefetch_related("tags")
 
     @extend_schema(
         request=InputSerializer,

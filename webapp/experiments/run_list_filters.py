@@ -1,5 +1,5 @@
-"""The runs list's filters: a GET form (name, kind, status, tag) and a metric to show and sort by;
-and the run page's notes form."""
+"""The runs list's filters: a GET form (name, kind, status, tag, conditions on settings and metrics)
+and a metric to show and sort by; and the run page's notes form."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django import forms
 
 from webapp.experiments.models import RunKind, RunStatus
+from webapp.experiments.run_search import EXAMPLE, RunSearchError, conditions_parse
 
 ORDERS = [("", "Newest first"), ("desc", "Metric, highest first"), ("asc", "Metric, lowest first")]
 
@@ -17,12 +18,22 @@ class RunListFilterForm(forms.Form):
     tag = forms.CharField(label="Tag", required=False, max_length=40, strip=True)
     kind = forms.ChoiceField(label="Kind", required=False, choices=[("", "Any kind"), *RunKind.choices])
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *RunStatus.choices])
+    where = forms.CharField(label="Where", required=False, max_length=1000, strip=True,
+                            widget=forms.TextInput(attrs={"placeholder": EXAMPLE, "title": f"e.g. {EXAMPLE}"}),
+                            help_text="Settings (config.…, as the run's config names them) and metrics' latest "
+                                      f"values (metrics.…) joined by and, e.g. {EXAMPLE}.")
     metric = forms.ChoiceField(label="Metric column", required=False)
     order = forms.ChoiceField(label="Order", required=False, choices=ORDERS)
 
     def __init__(self, data, *, metric_keys: list[str]):
         super().__init__(data)
         self.fields["metric"].choices = [("", "None"), *((key, key) for key in metric_keys)]
+
+    def clean_where(self):
+        try:
+            return conditions_parse(self.cleaned_data["where"])
+        except RunSearchError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self):
         cleaned = super().clean()
@@ -36,7 +47,8 @@ class RunListFilterForm(forms.Form):
         data = self.cleaned_data
         metric = data.get("metric") or ""
         return {"kind": data.get("kind") or None, "status": data.get("status") or None,
-                "name_contains": data.get("q") or "", "tag": data.get("tag") or "", "metric": metric,
+                "name_contains": data.get("q") or "", "tag": data.get("tag") or "", "where": data.get("where") or [],
+                "metric": metric,
                 "metric_order": (data.get("order") or "") if metric else ""}
 
     def problems(self) -> list[str]:
@@ -53,7 +65,7 @@ class RunListFilterForm(forms.Form):
     def narrows(self) -> bool:
         """True when a valid filter leaves runs out (the metric column alone leaves none out)."""
         filters = self.filters()
-        return any(filters[name] for name in ("kind", "status", "name_contains", "tag"))
+        return any(filters[name] for name in ("kind", "status", "name_contains", "tag", "where"))
 
 
 class RunNotesForm(forms.Form):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -24,12 +25,13 @@ from webapp.experiments.models import (
     RunTag,
     Trajectory,
 )
+from webapp.experiments.run_search import LOOKUPS, Condition, config_matches
 
 
 def run_list(*, project, kind: str | None = None, status: str | None = None, name_contains: str = "",
-             tag: str = "", metric: str = "", metric_order: str = "") -> QuerySet[Run]:
-    """The project's runs, newest first, filtered by kind, status, a part of the name and a tag
-    (both in any case).
+             tag: str = "", where: Sequence[Condition] = (), metric: str = "", metric_order: str = "") -> QuerySet[Run]:
+    """The project's runs, newest first, filtered by kind, status, a part of the name, a tag
+    (both in any case) and ``where``'s conditions on settings and metrics (``run_search``).
 
     With ``metric`` each run carries ``metric_value``, that metric's value at its highest step
     (None for a run without it); ``metric_order`` "desc" or "asc" sorts by it, runs without the
@@ -43,15 +45,37 @@ def run_list(*, project, kind: str | None = None, status: str | None = None, nam
         runs = runs.filter(name__icontains=name_contains)
     if tag:
         runs = runs.filter(pk__in=RunTag.objects.filter(name__iexact=tag).values("run_id"))
+    if where:
+        runs = runs_where(runs, where)
     order = ["-created_at", "-id"]  # ties broken, so that pages neither repeat nor skip a run
     if metric:
-        latest = (MetricRollup.objects.filter(run=OuterRef("pk"), key=metric, level=TOP_LEVEL)
-                  .order_by("-bucket").values("last_value")[:1])
-        runs = runs.annotate(metric_value=Subquery(latest))
+        runs = runs.annotate(metric_value=_metric_latest_value(metric))
         if metric_order in ("desc", "asc"):
             value = F("metric_value")
             order = [value.desc(nulls_last=True) if metric_order == "desc" else value.asc(nulls_last=True), *order]
     return runs.order_by(*order)
+
+
+def _metric_latest_value(key: str) -> Subquery:
+    """A run's latest value of ``key`` (at its highest step), as a subquery on the run's row."""
+    return Subquery(MetricRollup.objects.filter(run=OuterRef("pk"), key=key, level=TOP_LEVEL)
+                    .order_by("-bucket").values("last_value")[:1])
+
+
+def runs_where(runs: QuerySet[Run], conditions: Sequence[Condition]) -> QuerySet[Run]:
+    """``runs`` that meet every condition: settings are compared in Python on the stored configs of
+    ``runs`` (numbers as numbers, lists by index), metrics in SQL on their latest values."""
+    if any(c.source == "config" for c in conditions):
+        ids = [pk for pk, config in runs.values_list("pk", "config") if config_matches(config, conditions)]
+        runs = runs.filter(pk__in=ids)
+    for i, condition in enumerate(c for c in conditions if c.source == "metrics"):
+        alias = f"where_metric_{i}"
+        runs = runs.annotate(**{alias: _metric_latest_value(condition.name)})
+        if condition.op == "!=":
+            runs = runs.filter(**{f"{alias}__isnull": False}).exclude(**{alias: condition.value})
+        else:
+            runs = runs.filter(**{f"{alias}__{LOOKUPS[condition.op]}": condition.value})
+    return runs
 
 
 def project_metric_keys(*, project, only: str | None = None, limit: int = 500) -> list[str]:
