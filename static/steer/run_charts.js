@@ -58,7 +58,20 @@
     if (min === null || max === null) return [1, 10];
     return uPlot.rangeLog(min, max, 10, true);
   }
-  const shownValue = (u, v) => (v === null || v === undefined ? "--" : fmt(v));  // a legend's value
+  /* A series' value in the legend at the cursor's step. A series with no point there (a compared run
+     that logged other steps, or was downsampled to other buckets) shows its nearest point's value and
+     step, so that runs read side by side; before its first step or after its last, "--". */
+  function shownValue(u, v, seriesIdx, idx) {
+    if (v !== null && v !== undefined) return fmt(v);
+    if (idx === null || idx === undefined) return "--";
+    const xs = u.data[0], ys = u.data[seriesIdx];
+    let before = idx - 1, after = idx + 1;
+    while (before >= 0 && (ys[before] === null || ys[before] === undefined)) before--;
+    while (after < ys.length && (ys[after] === null || ys[after] === undefined)) after++;
+    if (before < 0 || after >= ys.length) return "--";
+    const near = xs[idx] - xs[before] <= xs[after] - xs[idx] ? before : after;
+    return fmt(ys[near]) + " (step " + xs[near] + ")";
+  }
   const INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
 
   /* Series of one key across runs, aligned on the union of their steps (null where absent).

@@ -41,7 +41,8 @@ def test_the_smoothed_line_of_a_long_spiky_series_stays_at_its_level(page, live_
     page.wait_for_selector(".chart[data-key=grad_norm] .chart-summary:not(:empty)")
     smoothed = [values["long (EMA)"] for values in legend_values(page, "grad_norm", [i / 20 for i in range(1, 20)])]
     assert "1" in smoothed
-    assert set(smoothed) <= {"1", "--"}  # "--": a spike itself, which the smoothed line passes over
+    # at a spike itself, which the smoothed line passes over, its nearest smoothed point: "1 (step 2)"
+    assert {value.split(" (step ")[0] for value in smoothed} == {"1"}
 
 
 def test_the_log_scale_leaves_out_values_at_or_below_zero_and_says_how_many(page, live_server, project):
@@ -56,7 +57,7 @@ def test_the_log_scale_leaves_out_values_at_or_below_zero_and_says_how_many(page
     assert page.text_content(".chart[data-key=loss] .chart-note") == (
         "1 value at or below 0 is not drawn on the log scale.")
     values = legend_values(page, "loss", [0.0, 2 / 3, 0.99])
-    assert [v["mine (raw)"] for v in values] == ["1", "--", "0.01"]
+    assert [v["mine (raw)"] for v in values] == ["1", "0.1 (step 2)", "0.01"]  # 0 is not drawn: its neighbour
     page.uncheck("#log-scale")
     page.wait_for_selector(".chart[data-key=loss] .chart-note", state="hidden")
 
@@ -78,3 +79,19 @@ def test_under_each_chart_every_runs_last_lowest_and_highest_value(page, live_se
     # the words beside the canvas count a downsampled series' points as points, not as its steps
     summary = page.text_content(".chart[data-key=reward] .chart-summary")
     assert " of its points from 1 to 2999, last -374.9, lowest -374.9, highest -0.125." in summary
+
+
+def test_the_legend_reads_a_compared_run_that_logged_other_steps_at_its_nearest_step(page, live_server, project):
+    """One run logs every step, the other every fifth: at step 3 the legend shows the other's value
+    of step 5 (the nearest), not "--"; past the other's last step, "--"."""
+    run = make_run(project, name="every", status=RunStatus.SUCCEEDED)
+    other = make_run(project, name="fifth", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("kl", s, s / 100) for s in range(13)])
+    metric_points_upsert(run_id=other.id, points=[("kl", s, s / 10) for s in (0, 5, 10)])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?compare={other.id}")
+    page.wait_for_function("() => document.querySelectorAll('.chart[data-key=kl] .chart-stats tbody tr').length === 2")
+    page.locator("#ema").evaluate("e => { e.value = 0; e.dispatchEvent(new Event('input')); }")  # plain lines
+    at_3, at_5, at_12 = legend_values(page, "kl", [3 / 12, 5 / 12, 0.995])
+    assert (at_3["step"], at_3["every"], at_3["fifth"]) == ("3", "0.03", "0.5 (step 5)")
+    assert (at_5["every"], at_5["fifth"]) == ("0.05", "0.5")
+    assert (at_12["step"], at_12["fifth"]) == ("12", "--")
