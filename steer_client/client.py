@@ -341,6 +341,21 @@ class SteerClient:
 
     def metric_history(self, run_ids: Iterable[int], keys: Iterable[str] = (), *, max_points: int = 1000) -> list:
         """``GET /metrics/history/``: one series per run and key (every key when ``keys`` is empty),
-        each ``{"run", "key", "steps", "values", ...}``, downsampled to about ``max_points``."""
+        each ``{"run", "key", "steps", "values", ...}``, downsampled to ``max_points`` (≤ 10,000) a
+        series for charts: a longer series keeps each bucket's first, last, min and max points only.
+        Every point: ``metrics``."""
         params = {"run": list(run_ids), "key": list(keys), "max_points": max_points}
         return self.request("GET", "/metrics/history/", params=params)["results"]
+
+    def metrics(self, run_id: int, key: str | None = None, *, step_min: int | None = None,
+                step_max: int | None = None) -> Iterator[dict]:
+        """Every raw point of a run (of ``key`` only, and within the steps, when given), in (key, step)
+        order, page after page, as MLflow's ``get_metric_history``: ``{"run", "key", "step", "value",
+        "recorded_at"}``."""
+        asked = {"key": key, "step_min": step_min, "step_max": step_max}
+        return self.paginate(f"/runs/{int(run_id)}/metrics/", {k: v for k, v in asked.items() if v is not None})
+
+    def metric_latest(self, run_ids: Iterable[int], keys: Iterable[str] = ()) -> list:
+        """Each run's last value (at its highest step) of each metric, or of ``keys``:
+        ``[{"run", "key", "step", "value"}]``."""
+        return self.request("GET", "/metrics/latest/", params={"run": list(run_ids), "key": list(keys)})["results"]

@@ -40,6 +40,21 @@ def test_every_method_round_trips_through_the_api(project_and_client):
     assert Trajectory.objects.filter(run_id=run["id"]).count() == 2
 
 
+def test_every_raw_point_and_the_latest_values_read_back_past_the_charts_downsampling(project_and_client):
+    project, client = project_and_client
+    run = client.run_create(project=project.id, name="long")
+    client.metrics_log(run["id"], [(key, s, s / 2) for key in ("loss", "reward") for s in range(2500)])
+    assert len(client.metric_history([run["id"]], ["loss"], max_points=100)[0]["steps"]) <= 100
+    points = list(client.metrics(run["id"], "loss"))  # three pages of 1,000
+    assert [p["step"] for p in points] == list(range(2500)) and points[-1]["value"] == 1249.5
+    assert {p["key"] for p in points} == {"loss"}
+    assert [p["step"] for p in client.metrics(run["id"], step_min=2498)] == [2498, 2499, 2498, 2499]
+    assert [(p["key"], p["step"]) for p in client.metrics(run["id"], "reward", step_min=10, step_max=11)] == [
+        ("reward", 10), ("reward", 11)]
+    assert client.metric_latest([run["id"]], ["reward"]) == [
+        {"run": run["id"], "key": "reward", "step": 2499, "value": 1249.5}]
+
+
 def test_refusals_are_steer_errors_carrying_the_apis_error(project_and_client, live_server):
     project, client = project_and_client
     run = client.run_create(project=project.id, name="r")
