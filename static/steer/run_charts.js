@@ -301,13 +301,27 @@
     }
   }
 
-  if (emaInput) emaInput.addEventListener("input", () => { emaOut.textContent = parseFloat(emaInput.value).toFixed(2); render(); });
-  if (logInput) logInput.addEventListener("change", render);
-  /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay. */
+  /* The smoothing and the log scale in the address too (?ema=0.9&log=1), read back on load. */
+  const asked = new URLSearchParams(location.search);
+  const askedEma = parseFloat(asked.get("ema"));
+  if (emaInput && Number.isFinite(askedEma)) emaInput.value = String(Math.min(0.99, Math.max(0, askedEma)));
+  if (emaInput) emaOut.textContent = parseFloat(emaInput.value).toFixed(2);
+  if (logInput && asked.get("log") === "1") logInput.checked = true;
+
+  if (emaInput) emaInput.addEventListener("input", () => {
+    emaOut.textContent = parseFloat(emaInput.value).toFixed(2);
+    rememberCompared();
+    render();
+  });
+  if (logInput) logInput.addEventListener("change", () => { rememberCompared(); render(); });
+  /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay,
+     with the smoothing (when not the page's default) and the log scale. */
   function rememberCompared() {
     const params = new URLSearchParams(location.search);
-    params.delete("compare");
+    ["compare", "ema", "log"].forEach((name) => params.delete(name));
     comparedIds().forEach((id) => params.append("compare", id));
+    if (emaInput && emaInput.value !== emaInput.defaultValue) params.set("ema", emaInput.value);
+    if (logInput && logInput.checked) params.set("log", "1");
     const query = params.toString();
     history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
   }

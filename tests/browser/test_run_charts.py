@@ -95,3 +95,28 @@ def test_the_legend_reads_a_compared_run_that_logged_other_steps_at_its_nearest_
     assert (at_3["step"], at_3["every"], at_3["fifth"]) == ("3", "0.03", "0.5 (step 5)")
     assert (at_5["every"], at_5["fifth"]) == ("0.05", "0.5")
     assert (at_12["step"], at_12["fifth"]) == ("12", "--")
+
+
+def test_the_smoothing_and_the_log_scale_are_kept_in_the_address(page, live_server, project):
+    """A reload, or the link sent to a colleague, shows the charts as they were set."""
+    run = make_run(project, name="mine", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("loss", s, 1 / (s + 1)) for s in range(5)])
+    url = f"{live_server.url}/projects/{project.id}/runs/{run.id}/"
+    page.goto(url)
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    page.locator("#ema").evaluate("e => { e.value = 0.9; e.dispatchEvent(new Event('input')); }")
+    page.check("#log-scale")
+    assert page.url == url + "?ema=0.9&log=1"
+    page.reload()
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    assert page.input_value("#ema") == "0.9" and page.text_content("#ema-value") == "0.90"
+    assert page.is_checked("#log-scale")
+    page.uncheck("#log-scale")
+    page.locator("#ema").evaluate("e => { e.value = 0.6; e.dispatchEvent(new Event('input')); }")  # the default
+    assert page.url == url
+    page.goto(url + "?ema=0&log=0")  # no smoothing: one plain line a run
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    assert page.text_content("#ema-value") == "0.00" and not page.is_checked("#log-scale")
+    labels = page.eval_on_selector_all(".chart[data-key=loss] .u-legend .u-series .u-label",
+                                       "els => els.map(e => e.textContent)")
+    assert labels == ["step", "mine"]
