@@ -320,9 +320,9 @@ class NewRunForm(SweepLaunchForm):
         judges = policies if self.trains else []
         reward_choices += [(f"{JUDGE_PREFIX}{p.pk}", f"Tournament judged by {p.name}") for p in judges]
         self.judge_specs = {f"{JUDGE_PREFIX}{p.pk}": p.engine_spec() for p in judges}
-        from webapp.feedback.models import Rubric  # noqa: PLC0415 (feedback imports experiments)
+        from webapp.feedback.selectors import rubrics_with_versions  # noqa: PLC0415 (feedback imports experiments)
 
-        rubrics = [r for r in Rubric.objects.filter(project=project).order_by("name") if r.latest_version()]
+        rubrics = list(rubrics_with_versions(project=project))
         reward_choices += [(f"{RUBRIC_PREFIX}{r.pk}:{p.pk}", f"Rubric “{r.name}” judged by {p.name}")
                            for r in rubrics for p in policies]
         self.rubric_judges = {f"{RUBRIC_PREFIX}{r.pk}:{p.pk}": (r, p.engine_spec()) for r in rubrics for p in policies}

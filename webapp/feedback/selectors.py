@@ -28,6 +28,13 @@ def rubric_list(*, project) -> QuerySet[Rubric]:
     return Rubric.objects.filter(project=project).annotate(version_count=Count("versions"))
 
 
+def rubrics_with_versions(*, project) -> QuerySet[Rubric]:
+    """The project's rubrics that have a version (criteria a judge can score by), by name: one
+    query, where asking each rubric for its latest version cost one a rubric."""
+    return (Rubric.objects.filter(project=project)
+            .filter(Exists(RubricVersion.objects.filter(rubric=OuterRef("pk")))).order_by("name"))
+
+
 def rubric_get(*, project, rubric_id: int) -> Rubric:
     return get_object_or_404(Rubric, pk=rubric_id, project=project)
 
