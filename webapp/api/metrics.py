@@ -233,7 +233,10 @@ class MetricHistoryApi(SteerApi):
             run_ids=run_ids, keys=params.get("key") or [], max_points=params["max_points"],
             step_min=params.get("step_min"), step_max=params.get("step_max"),
         )
-        return Response({"results": MetricSeriesSerializer(series, many=True).data})
+        # MetricSeriesSerializer's shape, built directly: its list fields converted each of a
+        # request's points one by one (0.3 s for two runs of 60 metrics).
+        return Response({"results": [{"run": s["run_id"], "key": s["key"], "steps": s["steps"], "values": s["values"],
+                                      "downsampled": s["downsampled"]} for s in series]})
 
 
 class MetricLatestApi(SteerApi):
