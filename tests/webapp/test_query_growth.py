@@ -161,8 +161,8 @@ def test_no_page_or_api_route_costs_more_queries_for_a_bigger_project(client):
     """Runs, trajectories, tasks, labels, metric keys, rubrics, policies … ×10: the same queries."""
     small, large = big_project(3, prefix="small"), big_project(30, prefix="large")
     few, many = _query_counts(client, small), _query_counts(client, large)
-    # A page of raw points (/runs/<id>/metrics/) reads chunk by chunk of each key in turn until the
-    # page is full: bounded by page_size, not by the run; left as it is (see its docstring).
+    # A page of raw points (/runs/<id>/metrics/) reads its keys 1, 2, 4 … at a time until the page
+    # is full: a few more queries for many small metrics, by design (test_metric_points_page.py).
     grows = {
         route: (few[route], many[route])
         for route in few

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -161,13 +161,54 @@ def metric_history_downsampled(*, run_ids, keys, max_points: int,
                                   max_points=max_points, step_min=step_min, step_max=step_max)
 
 
+# Keys whose first chunks one statement finds (SQLite allows 500 terms in a UNION ALL), and
+# chunks read by id a statement (within SQLite's 999 parameters).
+KEYS_PER_QUERY = 100
+CHUNKS_PER_QUERY = 500
+
+
+def _first_chunks(*, run_id: int, starts: dict[str, int], step_max: int | None,
+                  limit: int) -> Iterator[tuple[str, list, object]]:
+    """(key, points, recorded_at) of each key's first ``limit`` chunks ending at or after its
+    start step, in key then step order. One key: one statement. More: their ids in one statement
+    (each key a bounded range of the (run, key, step_max) index), then the chunks as they are
+    consumed, ``CHUNKS_PER_QUERY`` at a time."""
+    if len(starts) == 1:
+        [(key, lo)] = starts.items()
+        chunks = MetricChunk.objects.filter(run_id=run_id, key=key, step_max__gte=lo)
+        if step_max is not None:
+            chunks = chunks.filter(step_min__lte=step_max)
+        for points, recorded_at in chunks.order_by("step_max").values_list("points", "recorded_at")[:limit]:
+            yield key, points, recorded_at
+        return
+    table = MetricChunk._meta.db_table
+    upper = " AND step_min <= %s" if step_max is not None else ""
+    parts, params = [], []
+    for i, (key, lo) in enumerate(starts.items()):
+        parts.append(f"SELECT * FROM (SELECT {i} AS k, step_max, id FROM {table} WHERE run_id = %s AND key = %s "
+                     f"AND step_max >= %s{upper} ORDER BY step_max LIMIT %s) AS key{i}")
+        params += [run_id, key, lo, *([step_max] if step_max is not None else []), limit]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        ids = [chunk_id for _, _, chunk_id in sorted(cursor.fetchall())]
+    for start in range(0, len(ids), CHUNKS_PER_QUERY):
+        wanted = ids[start:start + CHUNKS_PER_QUERY]
+        rows = {chunk_id: row for chunk_id, *row in MetricChunk.objects.filter(pk__in=wanted)
+                .values_list("id", "key", "points", "recorded_at")}
+        for chunk_id in wanted:
+            yield rows[chunk_id]
+
+
 def metric_points_page(*, run_id: int, limit: int, key: str | None = None, step_min: int | None = None,
                        step_max: int | None = None, after: tuple[str, int] | None = None) -> list[dict]:
     """Up to ``limit`` raw points of a run in (key, step) order, starting after the point ``after``.
 
     Keyset paging over the chunks: per key, only the chunks ending at or after the first wanted
     step are read, in step order, and at most as many as points are still wanted (every chunk
-    holds at least one), so a page costs about ``limit`` points however long the run.
+    holds at least one in range, but for one that straddles the whole range, then its key's
+    only one), so a page costs about ``limit`` points however long the run. The keys are read
+    1, 2, 4 … (up to ``KEYS_PER_QUERY``) at a time: most pages hold points of one key, and a key
+    at a time cost a query per key, a hundred for a page of one step of 100 metrics.
     Returns [{"run_id", "key", "step", "value", "recorded_at"}].
     """
     keys = [key] if key else list(MetricRollup.objects.filter(run_id=run_id, level=TOP_LEVEL)
@@ -175,17 +216,16 @@ def metric_points_page(*, run_id: int, limit: int, key: str | None = None, step_
     if after is not None:
         keys = [k for k in keys if k >= after[0]]
     out: list[dict] = []
-    for k in keys:
-        lo = step_min or 0
-        if after is not None and k == after[0]:
-            lo = max(lo, after[1] + 1)
-        chunks = MetricChunk.objects.filter(run_id=run_id, key=k, step_max__gte=lo)
-        if step_max is not None:
-            chunks = chunks.filter(step_min__lte=step_max)
+    size = 1
+    while keys and len(out) < limit:
         need = limit - len(out)
-        for points, recorded_at in chunks.order_by("step_max").values_list("points", "recorded_at")[:need]:
+        batch, keys = keys[:min(need, size)], keys[min(need, size):]
+        size = min(2 * size, KEYS_PER_QUERY)
+        starts = {k: max(step_min or 0, after[1] + 1) if after is not None and k == after[0] else step_min or 0
+                  for k in batch}
+        for k, points, recorded_at in _first_chunks(run_id=run_id, starts=starts, step_max=step_max, limit=need):
             for step, value in points:
-                if step >= lo and (step_max is None or step <= step_max):
+                if step >= starts[k] and (step_max is None or step <= step_max):
                     out.append({"run_id": run_id, "key": k, "step": step, "value": value, "recorded_at": recorded_at})
                     if len(out) == limit:
                         return out
