@@ -210,6 +210,10 @@ class MetricSeriesSerializer(serializers.Serializer):
     steps = serializers.ListField(child=serializers.IntegerField())
     values = serializers.ListField(child=serializers.FloatField())
     downsampled = serializers.BooleanField(help_text="True when buckets kept only their first, last, min and max.")
+    extremes = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Indices into steps/values of the points kept only as a bucket's min or max (not its first or "
+                  "last): leave them out of a smoothed line, they are the bucket's outliers, not samples of its level.")
 
 
 class MetricHistoryApi(SteerApi):
@@ -236,7 +240,7 @@ class MetricHistoryApi(SteerApi):
         # MetricSeriesSerializer's shape, built directly: its list fields converted each of a
         # request's points one by one (0.3 s for two runs of 60 metrics).
         return Response({"results": [{"run": s["run_id"], "key": s["key"], "steps": s["steps"], "values": s["values"],
-                                      "downsampled": s["downsampled"]} for s in series]})
+                                      "downsampled": s["downsampled"], "extremes": s["extremes"]} for s in series]})
 
 
 class MetricLatestApi(SteerApi):

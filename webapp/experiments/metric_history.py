@@ -97,10 +97,13 @@ def downsampled_series_sql(*, run_id: int, key: str, lo: int, hi: int, buckets: 
 SERIES_PER_QUERY = 100
 
 
-def rollup_series_points(cursor, queries: list[tuple[str, list]]) -> list[list[tuple[int, float]]]:
+def rollup_series_points(cursor, queries: list[tuple[str, list]]
+                         ) -> list[tuple[list[tuple[int, float]], set[int]]]:
     """The points of each series, in step order, from the (sql, params) of ``downsampled_series_sql``:
-    a statement a batch of ``SERIES_PER_QUERY`` series, not one a series."""
+    a statement a batch of ``SERIES_PER_QUERY`` series, not one a series. With each series, the
+    steps among its points that are only a bucket's min or max (neither its first nor its last)."""
     points: list[dict[int, float]] = [{} for _ in queries]
+    edges: list[set[int]] = [set() for _ in queries]
     for start in range(0, len(queries), SERIES_PER_QUERY):
         batch = queries[start:start + SERIES_PER_QUERY]
         cursor.execute(" UNION ALL ".join(f"SELECT {start + i}, * FROM ({sql}) AS series{i}"
@@ -108,7 +111,8 @@ def rollup_series_points(cursor, queries: list[tuple[str, list]]) -> list[list[t
                        [p for _, params in batch for p in params])
         for s, _, _, fs, fv, ls, lv, mins, minv, maxs, maxv in cursor.fetchall():
             points[s].update({fs: fv, ls: lv, mins: minv, maxs: maxv})
-    return [sorted(p.items()) for p in points]
+            edges[s].update((fs, ls))
+    return [(sorted(p.items()), set(p) - e) for p, e in zip(points, edges, strict=True)]
 
 
 def raw_series_points(wanted: list[tuple[int, str, int, int]]) -> list[list[tuple[int, float]]]:
@@ -138,13 +142,15 @@ def raw_series_points(wanted: list[tuple[int, str, int, int]]) -> list[list[tupl
     return out
 
 
-def bucket_extremes(points: list[tuple[int, float]], *, lo: int, hi: int, buckets: int) -> list[tuple[int, float]]:
+def bucket_extremes(points: list[tuple[int, float]], *, lo: int, hi: int,
+                    buckets: int) -> tuple[list[tuple[int, float]], set[int]]:
     """``downsampled_series_sql`` at level 0, over raw points in step order: the first, last, lowest
     and highest point (the earliest step among equal values) of each of ``buckets`` equal buckets
-    of [lo, hi], in step order."""
+    of [lo, hi], in step order; and the steps among them that are only a bucket's min or max."""
     out_width = -(-(hi - lo + 1) // buckets)
     steps = [step for step, _ in points]
     kept: dict[int, float] = {}
+    edges: set[int] = set()
     start = 0
     while start < len(points):
         end = bisect_left(steps, lo + ((steps[start] - lo) // out_width + 1) * out_width, start)
@@ -152,8 +158,9 @@ def bucket_extremes(points: list[tuple[int, float]], *, lo: int, hi: int, bucket
         # min and max keep the first of equal values: the earliest step, as the SQL's order does
         for step, value in (group[0], group[-1], min(group, key=_VALUE), max(group, key=_VALUE)):
             kept[step] = value
+        edges.update((group[0][0], group[-1][0]))
         start = end
-    return sorted(kept.items())
+    return sorted(kept.items()), set(kept) - edges
 
 
 _VALUE = operator.itemgetter(1)
@@ -161,7 +168,11 @@ _VALUE = operator.itemgetter(1)
 
 def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
             step_min: int | None = None, step_max: int | None = None) -> list[dict]:
-    """One dict per (run, key) series: {"run_id", "key", "steps", "values", "downsampled"}.
+    """One dict per (run, key) series: {"run_id", "key", "steps", "values", "downsampled", "extremes"}.
+
+    ``extremes`` holds the indices of the points kept only as a bucket's min or max: a smoothed
+    line must skip them, since they are the bucket's outliers, where its first and last points are
+    ordinary samples of it (an EMA over all four reads a spiky series' level far too high).
 
     A series of at most ``16 · max_points / 4`` steps is read whole and, if longer than
     ``max_points``, downsampled here; a longer one is merged from its rollups in SQL. Either way
@@ -174,7 +185,7 @@ def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
         lo = first if step_min is None else max(first, step_min)
         hi = last if step_max is None else min(last, step_max)
         series = {"run_id": run_id, "key": key, "steps": [], "values": [],
-                  "downsampled": lo <= hi and hi - lo + 1 > max_points}
+                  "downsampled": lo <= hi and hi - lo + 1 > max_points, "extremes": []}
         out.append(series)
         if lo > hi:
             continue
@@ -183,12 +194,18 @@ def history(*, run_ids: list[int], keys: list[str] | None, max_points: int,
         else:
             rolled.append((series, downsampled_series_sql(run_id=run_id, key=key, lo=lo, hi=hi, buckets=buckets)))
     for (series, (_, _, lo, hi)), points in zip(raw, raw_series_points([w for _, w in raw]), strict=True):
+        extremes: set[int] = set()
         if series["downsampled"]:
-            points = bucket_extremes(points, lo=lo, hi=hi, buckets=buckets)
-        series["steps"] = [step for step, _ in points]
-        series["values"] = [value for _, value in points]
+            points, extremes = bucket_extremes(points, lo=lo, hi=hi, buckets=buckets)
+        _fill(series, points, extremes)
     with connection.cursor() as cursor:
-        for (series, _), points in zip(rolled, rollup_series_points(cursor, [q for _, q in rolled]), strict=True):
-            series["steps"] = [step for step, _ in points]
-            series["values"] = [value for _, value in points]
+        for (series, _), (points, extremes) in zip(rolled, rollup_series_points(cursor, [q for _, q in rolled]),
+                                                    strict=True):
+            _fill(series, points, extremes)
     return out
+
+
+def _fill(series: dict, points: list[tuple[int, float]], extremes: set[int]) -> None:
+    series["steps"] = [step for step, _ in points]
+    series["values"] = [value for _, value in points]
+    series["extremes"] = [i for i, (step, _) in enumerate(points) if step in extremes]

@@ -154,6 +154,17 @@ def test_history_downsamples_a_long_series_to_max_points(api, run):
     assert series["steps"][0] == 0 and series["steps"][-1] == 1999
 
 
+def test_history_names_the_points_kept_only_as_a_buckets_min_or_max(api, run):
+    """API users smoothing a downsampled series need what the run page's charts get: which points are
+    a bucket's outliers (a spike every 8 steps), not samples of its level."""
+    post_points(api, run.id, [["grad_norm", s, 50.0 if s % 8 == 3 else 1.0] for s in range(2000)])
+    response = api.get("/api/v1/metrics/history/", {"run": run.id, "key": "grad_norm", "max_points": 1000})
+    (series,) = response.json()["results"]
+    assert series["downsampled"] is True
+    assert [series["values"][i] for i in series["extremes"]] == [50.0] * 250
+    assert {v for i, v in enumerate(series["values"]) if i not in set(series["extremes"])} == {1.0}
+
+
 def test_history_honours_the_step_range(api, run):
     post_points(api, run.id, [["reward", s, float(s)] for s in range(50)])
     response = api.get("/api/v1/metrics/history/", {"run": run.id, "step_min": 10, "step_max": 12})

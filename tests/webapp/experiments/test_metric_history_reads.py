@@ -70,9 +70,11 @@ def test_short_series_are_downsampled_as_the_database_does(window):
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            expected = {}
+            expected, edges = {}, set()
             for _, _, fs, fv, ls, lv, mins, minv, maxs, maxv in cursor.fetchall():
                 expected.update({fs: fv, ls: lv, mins: minv, maxs: maxv})
-        assert bucket_extremes(raw, lo=lo, hi=hi, buckets=buckets) == sorted(
-            expected.items()
+                edges.update((fs, ls))
+        assert bucket_extremes(raw, lo=lo, hi=hi, buckets=buckets) == (
+            sorted(expected.items()),
+            set(expected) - edges,
         )
