@@ -366,8 +366,8 @@ def test_points_go_a_request_at_a_time_and_a_refusal_costs_only_its_own_batch(mo
     the points of every later request too (the first two were written, then dropped from the buffer)."""
     callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
     callback.run_id = 1
-    for step in range(2_500):
-        callback.log_metrics(-1 if step == 2_100 else step, {"loss": 0.5})
+    # a buffer of 2,500 points, as a flush finds it (log_metrics would have flushed at 1,000)
+    callback.points.extend(("loss", -1 if step == 2_100 else step, 0.5) for step in range(2_500))
     sent = refusing_points(monkeypatch, callback)
     with caplog.at_level("WARNING", logger="steer_client"):
         callback.flush()
@@ -526,9 +526,9 @@ def test_steer_itself_refusing_some_metric_points_keeps_the_others(live_server, 
     run = client.run_create(project=project.id, name="external")
     callback = steer_client.SteerCallback(live_server.url, token, project=project.id, client=client)
     callback.run_id = run["id"]
-    for step in range(1_000):
-        callback.log_metrics(step, {"loss": step / 1000})
-    callback.log_metrics(-3, {"loss": 0.5})  # a step Steer refuses
+    # a buffer of 1,001 points, as a flush finds it (log_metrics would have flushed at 1,000)
+    callback.points.extend(("loss", step, step / 1000) for step in range(1_000))
+    callback.points.append(("loss", -3, 0.5))  # a step Steer refuses
     callback.points.insert(500, ("bad\x00key", 7, 1.0))  # a key Steer refuses
     with caplog.at_level("WARNING", logger="steer_client"):
         callback.flush()
