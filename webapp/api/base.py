@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from django.http import Http404
+from django.http import Http404, QueryDict
 from rest_framework import exceptions, generics, serializers, status
+from rest_framework.fields import empty
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -79,11 +80,80 @@ def field_error(field: str | None, message: str) -> exceptions.ValidationError:
 # or 201 as if it had been applied. The schema states it (additionalProperties: false, in
 # webapp.api.schema). A comment, not a docstring: drf-spectacular would show a docstring as the
 # description of every body that inherits it.
+#
+# A JSON body's values have the types the schema states: DRF reads the number 5 as the string
+# "5", the string "3" as the integer 3 and true as the number 1.0, so a client's wrong type was
+# stored as something it did not send. A form body has only text, which DRF reads as before;
+# but an empty form value of a field that takes none (``name=``) answers 400 as ``{"name": ""}``
+# does, where DRF read it as no value and answered 200 without applying it.
 class BodySerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            body_keys_refuse_unknown(data, [name for name, field in self.fields.items() if not field.read_only])
+            fields = {name: field for name, field in self.fields.items() if not field.read_only}
+            body_keys_refuse_unknown(data, list(fields))
+            if isinstance(data, QueryDict):
+                form_blanks_refuse(data, fields)
+            else:
+                json_types_check(data, fields)
         return super().to_internal_value(data)
+
+
+# (field class, the JSON types it takes, what the schema calls them); the first that matches counts
+JSON_TYPES = [
+    (serializers.BooleanField, (bool,), "true or false"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.IntegerField, (int,), "a whole number"),
+    (serializers.FloatField, (int, float), "a number"),
+]
+
+
+def json_type_problem(field: serializers.Field, value) -> str | None:
+    """What is wrong with the type of ``value`` for ``field`` (a list's item by its index), or
+    None. Null is left to the field (``allow_null``); other field classes check their own."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.ListField):
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if problem := json_type_problem(field.child, item):
+                    return f"item {index} {problem}"
+        return None
+    for field_class, types, name in JSON_TYPES:
+        if isinstance(field, field_class):
+            if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+                return None
+            return f"must be {name}, not {json_type_name(value)}"
+    return None
+
+
+def json_type_name(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def json_types_check(data: Mapping, fields: Mapping[str, serializers.Field]) -> None:
+    """400 naming each value of a JSON body whose type is not the one its field's schema states."""
+    problems = {name: [problem] for name, field in fields.items()
+                if name in data and (problem := json_type_problem(field, data[name]))}
+    if problems:
+        raise exceptions.ValidationError(problems)
+
+
+def form_blanks_refuse(data: QueryDict, fields: Mapping[str, serializers.Field]) -> None:
+    """400 naming each field sent empty in a form body that DRF would read as not sent (an
+    optional field that takes no empty value), with the field's own message for an empty value."""
+    problems = {}
+    for name, field in fields.items():
+        if name in data and data[name] == "" and field.get_value(data) is empty:
+            try:
+                field.run_validation("")
+            except exceptions.ValidationError as exc:
+                problems[name] = exc.detail
+    if problems:
+        raise exceptions.ValidationError(problems)
 
 
 def body_keys_refuse_unknown(data: Mapping, takes: list[str]) -> None:

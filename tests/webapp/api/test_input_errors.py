@@ -323,3 +323,72 @@ def test_a_format_no_renderer_writes_answers_400_naming_it(api, project, path):
     assert response.status_code == 400, response
     assert response.json()["error"]["fields"] == {"format": ["no format 'csv' here; this route answers api, json"]}
     assert api.get("/api/v1/" + path.format(run=run.id, project=project.id), {"format": "json"}).status_code == 200
+
+
+@pytest.mark.parametrize("body, field, words", [
+    ({"name": 5}, "name", "must be a string"),  # DRF made it the name "5"
+    ({"description": 1.5}, "description", "must be a string"),
+])
+def test_a_json_number_where_the_schema_says_string_answers_400_naming_it(api, project, body, field, words):
+    response = api.patch(f"/api/v1/projects/{project.id}/", body, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field] and words in response.json()["error"]["message"]
+    before = project.name, project.description
+    project.refresh_from_db()
+    assert (project.name, project.description) == before
+
+
+@pytest.mark.parametrize("criterion, field, words", [
+    ({"name": "Correct", "weight": "2"}, "criteria.0.weight", "must be a number"),  # a string, not 2.0
+    ({"name": "Correct", "weight": True}, "criteria.0.weight", "must be a number"),  # DRF took it as 1.0
+    ({"name": 7}, "criteria.0.name", "must be a string"),
+])
+def test_a_json_value_of_the_wrong_type_in_a_nested_body_is_named_by_its_path(api, project, criterion, field, words):
+    response = api.post(f"/api/v1/projects/{project.id}/rubrics/", {"name": "r", "criteria": [criterion]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field] and words in response.json()["error"]["message"]
+    assert not project.rubrics.exists()
+
+
+def test_a_json_string_where_the_schema_says_integer_or_boolean_answers_400(api, project):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.post(f"/api/v1/runs/{run.id}/status/", {"status": "running", "current_step": "3"}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["current_step"]
+    assert "must be a whole number" in response.json()["error"]["message"]
+    response = api.post(f"/api/v1/projects/{project.id}/tasks/", {"content": '{"prompt": "p", "completions": ["a", "b"]}',
+                                                                    "required_labels": 1.0}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["required_labels"]
+    run.refresh_from_db()
+    assert run.status == "queued" and not project.comparison_tasks.exists()
+
+
+def test_a_json_list_item_of_the_wrong_type_answers_400_naming_the_list(api, project):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.patch(f"/api/v1/runs/{run.id}/", {"tags": ["ok", 3]}, format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["tags"]
+    assert "item 1 must be a string" in response.json()["error"]["message"]
+    run.refresh_from_db()
+    assert not run.tags.exists()
+
+
+def test_form_bodies_still_send_numbers_as_text(api, project):
+    """A form-encoded or multipart body has only text: its numbers are read from it as before."""
+    response = api.post(f"/api/v1/projects/{project.id}/tasks/",
+                        {"content": '{"prompt": "p", "completions": ["a", "b"]}', "required_labels": "2"})
+    assert response.status_code == 201 and response.json()[0]["required_labels"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["multipart", "form"])
+def test_an_empty_form_value_for_a_field_that_takes_none_answers_400_and_changes_nothing(api, project, fmt):
+    """DRF reads an empty form value of an optional field as no value: ``name=`` answered 200
+    with the name unchanged, where the JSON ``{"name": ""}`` answers 400."""
+    if fmt == "form":
+        response = api.generic("PATCH", f"/api/v1/projects/{project.id}/", "name=&description=new",
+                               content_type="application/x-www-form-urlencoded")
+    else:
+        response = api.patch(f"/api/v1/projects/{project.id}/", {"name": "", "description": "new"}, format="multipart")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["name"]
+    assert "may not be blank" in response.json()["error"]["message"]
+    before = project.name
+    project.refresh_from_db()
+    assert (project.name, project.description) == (before, "")

@@ -112,3 +112,11 @@ def test_rejecting_all_labels_of_someone_without_labels_here_names_the_annotator
     response = post(api, f"/api/v1/projects/{project.id}/labels/reject/", {"annotator": owner.pk})
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["annotator"] == ["this annotator has no labels in this project"]
+
+
+def test_a_reason_that_is_no_string_answers_400_and_leaves_the_label_counting(api, world):
+    """DRF read the number 0 as the reason "0" and rejected the label."""
+    _, _, _, labels = world
+    response = post(api, f"/api/v1/labels/{labels[0].pk}/reject/", {"reason": 0})
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["reason"]
+    assert PreferenceLabel.objects.get(pk=labels[0].pk).rejected_at is None
