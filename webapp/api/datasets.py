@@ -39,16 +39,22 @@ class DatasetListCreateApi(SteerListApi):
     bad line by its number.
     """
 
-    class DatasetImportInputSerializer(BodySerializer):
+    class DatasetImportTextInputSerializer(BodySerializer):
+        """The import's fields a JSON or form-encoded body can carry: all but the upload."""
+
         name = serializers.CharField(max_length=120)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        file = serializers.FileField(required=False, help_text="A .jsonl or .csv file (multipart upload).")
         content = serializers.CharField(
             required=False, trim_whitespace=False, help_text="The file's text, instead of an upload."
         )
         format = serializers.ChoiceField(
             choices=["jsonl", "csv"], required=False, help_text="Defaults to the file's extension, else jsonl."
         )
+
+    class DatasetImportInputSerializer(DatasetImportTextInputSerializer):
+        """The import's fields in a multipart body: the upload too."""
+
+        file = serializers.FileField(required=False, help_text="A .jsonl or .csv file (multipart upload).")
 
     InputSerializer = DatasetImportInputSerializer
     project_roles = RESEARCH
@@ -60,7 +66,10 @@ class DatasetListCreateApi(SteerListApi):
     def get_queryset(self):
         return dataset_list(project=self.request.membership.project)
 
-    @extend_schema(request=InputSerializer, responses={201: DatasetOutputSerializer})
+    @extend_schema(request={"application/json": DatasetImportTextInputSerializer,
+                            "multipart/form-data": InputSerializer,
+                            "application/x-www-form-urlencoded": DatasetImportTextInputSerializer},
+                   responses={201: DatasetOutputSerializer})
     def post(self, request, project_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

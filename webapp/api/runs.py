@@ -35,7 +35,8 @@ from webapp.experiments.sweeps import MAX_RUNS, SWEEP_KINDS, sweep_create
 
 def _idempotency_key_header(description: str) -> OpenApiParameter:
     """The optional Idempotency-Key request header of a creation, as the schema describes it."""
-    return OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description=description)
+    return OpenApiParameter("Idempotency-Key", {"type": "string", "pattern": services.IDEMPOTENCY_KEY.pattern},
+                            OpenApiParameter.HEADER, required=False, description=description)
 
 
 class RunOutputSerializer(serializers.ModelSerializer):

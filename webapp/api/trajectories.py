@@ -81,7 +81,8 @@ class TrajectoryRecordSerializer(BodySerializer):
     sample_index = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, help_text="Completion in the group (0).")
     prompt = PromptField(help_text="The prompt: text, or chat messages [{\"role\", \"content\"}, ...] "
                                    "(roles system, user, assistant, tool; content a string), kept as messages.")
-    completion = serializers.CharField()
+    completion = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                       help_text="May be empty (a completion that ended at once).")
     reward = serializers.FloatField()
     rewards = serializers.DictField(child=serializers.FloatField(), required=False)
     advantage = serializers.FloatField(required=False, allow_null=True)

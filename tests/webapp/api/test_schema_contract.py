@@ -246,3 +246,40 @@ def test_limits_the_api_checks_are_in_the_schema_with_the_same_messages(document
     short = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": [[0], [1]], "submission_key": "short"},
                      format="json")
     assert short.json()["error"]["fields"] == {"submission_key": ["a submission key of 8 to 64 characters is required"]}
+
+
+def test_the_idempotency_key_header_is_documented_with_the_form_the_api_checks(documented, api, owner):
+    """The header was documented as any string, so a generated client's key of 3 characters
+    (or one with a space) was valid by the schema and refused with 400."""
+    for path in ("/api/v1/projects/{project_id}/runs/", "/api/v1/projects/{project_id}/runs/sweep/"):
+        [header] = [p for p in documented["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
+        pattern = header["schema"]["pattern"]
+        assert re.search(pattern, "0b8e-4f2a:retry_1") and not re.search(pattern, "short")
+        assert not re.search(pattern, "a key with spaces") and not re.search(pattern, "k" * 65)
+    project = make_project(owner=owner)
+    refused = api.post(f"/api/v1/projects/{project.id}/runs/", {"name": "r", "kind": "external"}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="short")
+    assert list(refused.json()["error"]["fields"]) == ["Idempotency-Key"]
+
+
+def test_a_json_dataset_import_is_documented_without_the_file_it_cannot_carry(documented):
+    """A JSON (or form-encoded) body cannot carry an upload, and ``"file": ""`` in one answered
+    400 "not a file" though the schema listed ``file`` for it."""
+    content = documented["paths"]["/api/v1/projects/{project_id}/datasets/"]["post"]["requestBody"]["content"]
+
+    def fields(media_type):
+        ref = content[media_type]["schema"]["$ref"].rsplit("/", 1)[1]
+        return set(documented["components"]["schemas"][ref]["properties"])
+
+    assert "file" not in fields("application/json") and "file" not in fields("application/x-www-form-urlencoded")
+    assert fields("multipart/form-data") == fields("application/json") | {"file"}
+
+
+def test_an_empty_completion_is_documented_as_the_api_takes_it(documented, api, owner):
+    """A policy can end a completion at once (EOS first); the API stores it, the schema said minLength 1."""
+    record = documented["components"]["schemas"]["TrajectoryRecordRequest"]
+    assert "minLength" not in record["properties"]["completion"]
+    run = make_run(make_project(owner=owner), kind=RunKind.EXTERNAL)
+    response = api.post(f"/api/v1/runs/{run.id}/trajectories/",
+                        {"records": [{"step": 0, "prompt": "p", "completion": "", "reward": 0.0}]}, format="json")
+    assert response.status_code == 201 and run.trajectories.get().completion == ""
