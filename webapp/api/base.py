@@ -207,8 +207,11 @@ class SteerRetrieveApi(SteerApiMixin, generics.RetrieveAPIView):
 
 
 def query_params(request, serializer_class) -> dict:
-    """Validated query-string filters (400 naming the bad parameter), absent ones left out."""
+    """Validated query-string filters (400 naming the bad parameter), absent ones left out. An
+    empty one that takes no empty value (``?status=``) is bad too: DRF read it as not sent, so the
+    list came back unfiltered (``?search=`` still takes it, matching everything)."""
     serializer = serializer_class(data=request.query_params)
     query_names_read(request, serializer.fields)
+    form_blanks_refuse(request.query_params, serializer.fields)
     serializer.is_valid(raise_exception=True)
     return {k: v for k, v in serializer.validated_data.items() if v is not None}

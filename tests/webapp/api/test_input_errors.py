@@ -392,3 +392,22 @@ def test_an_empty_form_value_for_a_field_that_takes_none_answers_400_and_changes
     before = project.name
     project.refresh_from_db()
     assert (project.name, project.description) == (before, "")
+
+
+@pytest.mark.parametrize("path, parameter, words", [
+    ("projects/{project}/runs/", "status", "is not a valid choice"),  # answered every run, unfiltered
+    ("projects/{project}/reward-agreement/", "run", "A valid integer is required"),  # answered every run's tasks
+    ("projects/{project}/exports/preferences.jsonl", "strength_margins", "may not be blank"),
+    ("runs/{run}/trajectories/", "step_min", "A valid integer is required"),
+])
+def test_an_empty_filter_answers_400_naming_it(api, project, path, parameter, words):
+    run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.get("/api/v1/" + path.format(project=project.id, run=run.id), {parameter: ""})
+    assert response.status_code == 400, response.content
+    assert list(response.json()["error"]["fields"]) == [parameter] and words in response.json()["error"]["message"]
+
+
+def test_an_empty_search_or_tag_still_matches_every_run(api, project):
+    Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
+    response = api.get(f"/api/v1/projects/{project.id}/runs/", {"search": "", "tag": ""})
+    assert response.status_code == 200 and len(response.json()["results"]) == 1
