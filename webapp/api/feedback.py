@@ -13,6 +13,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from webapp.api.base import MAX_ID, BodySerializer, Conflict, SteerApi, SteerListApi, field_error, query_params
+from webapp.api.parsers import JSONParser
 from webapp.api.permissions import ANNOTATION, RESEARCH, label_scope, require_role, scoped_project_ids
 from webapp.api.runs import run_for
 from webapp.api.schema import RankingField, errors
@@ -78,6 +79,9 @@ class RubricListCreateApi(SteerListApi):
         criteria = CriterionInputSerializer(many=True, min_length=1,
                                             error_messages={"min_length": "a rubric needs at least one criterion"})
 
+    # JSON only: a form body has no encoding of the criteria (a list of objects) that DRF reads; its JSON part
+    # was refused as missing, so a form body answers 415 as the schema says.
+    parser_classes = [JSONParser]
     project_roles = ANNOTATION
     project_write_roles = RESEARCH
     serializer_class = RubricOutputSerializer
@@ -112,6 +116,9 @@ class RubricDetailApi(SteerApi):
         criteria = CriterionInputSerializer(many=True, min_length=1,
                                             error_messages={"min_length": "a rubric needs at least one criterion"})
 
+    # JSON only: a form body has no encoding of the criteria (a list of objects) that DRF reads; its JSON part
+    # was refused as missing, so a form body answers 415 as the schema says.
+    parser_classes = [JSONParser]
     project_roles = ANNOTATION
 
     def _rubric(self, request, rubric_id: int, roles) -> Rubric:
@@ -354,6 +361,9 @@ class LabelCreateApi(SteerApi):
         submission_key = serializers.CharField(min_length=8, max_length=64, error_messages=dict.fromkeys(
             ["min_length", "max_length"], "a submission key of 8 to 64 characters is required"))
 
+    # JSON only: a form body has no encoding of the scores (an object of objects) that DRF reads; their JSON
+    # part was dropped without a word and the label stored without them, so a form body answers 415.
+    parser_classes = [JSONParser]
     project_roles = ANNOTATION
 
     @extend_schema(request=LabelCreateInputSerializer,

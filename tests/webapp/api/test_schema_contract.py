@@ -25,7 +25,7 @@ from schemathesis.checks import (
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation import GenerationMode
 
-from tests.factories import make_project, make_run
+from tests.factories import make_project, make_rubric, make_run, make_task
 from tests.webapp.api.conftest import api_user
 from tests.webapp.api.test_schema_fuzz import real_ids, wsgi_keeps_the_test_connection  # noqa: F401 - fixtures
 from webapp.accounts.services import api_token_create
@@ -283,3 +283,20 @@ def test_an_empty_completion_is_documented_as_the_api_takes_it(documented, api, 
     response = api.post(f"/api/v1/runs/{run.id}/trajectories/",
                         {"records": [{"step": 0, "prompt": "p", "completion": "", "reward": 0.0}]}, format="json")
     assert response.status_code == 201 and run.trajectories.get().completion == ""
+
+
+def test_bodies_with_nested_objects_are_documented_and_taken_as_json_only(documented, api, owner):
+    """A form body cannot carry a rubric's criteria or a label's scores as the schema's form
+    encoding states them (a JSON part): the criteria answered "required" and the scores were
+    dropped without a word, the label stored without them. Those operations take JSON alone."""
+    for path, method in [("/api/v1/projects/{project_id}/rubrics/", "post"), ("/api/v1/rubrics/{rubric_id}/", "put"),
+                         ("/api/v1/tasks/{task_id}/labels/", "post")]:
+        assert list(documented["paths"][path][method]["requestBody"]["content"]) == ["application/json"]
+    assert "multipart/form-data" in documented["paths"]["/api/v1/projects/{project_id}/"]["patch"]["requestBody"]["content"]
+    project = make_project(owner=owner)
+    task = make_task(project, rubric=make_rubric(project))
+    criterion = task.rubric_version.criteria.first().id
+    body = {"ranking": "[[0], [1]]", "submission_key": "multipart-1", "scores": f'{{"0": {{"{criterion}": 3}}}}'}
+    response = api.post(f"/api/v1/tasks/{task.id}/labels/", body, format="multipart")
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    assert not task.labels.exists()
