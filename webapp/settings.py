@@ -184,6 +184,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Path ids (webapp.api.urls.IdConverter: at most 18 digits) are integers to generated clients.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    # Names of their own for the enums whose field names collide with others ("kind", "role"):
+    # drf-spectacular would name them with a hash of their values, which a new value changes.
+    "ENUM_NAME_OVERRIDES": {"RunKindEnum": "webapp.experiments.models.RunKind",
+                            "ProjectRoleEnum": "webapp.projects.models.Role"},
 }
 
 # Celery: long GPU work goes to its own queue; tasks are acknowledged after they finish
