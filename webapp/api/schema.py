@@ -60,7 +60,8 @@ class JsonObjectField(serializers.JSONField):
         return value
 
 
-@extend_schema_field({"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}})
+@extend_schema_field({"type": "array", "minItems": 1,
+                      "items": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}})
 class RankingField(serializers.JSONField):
     """Tiers of candidate positions, checked by the label service; documented as their shape."""
 

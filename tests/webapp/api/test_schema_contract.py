@@ -308,3 +308,14 @@ def test_enums_have_names_a_generated_client_can_keep(documented):
     schemas = documented["components"]["schemas"]
     assert not [name for name in schemas if re.search(r"[0-9a-f]{3}Enum$", name)]
     assert "external" in schemas["RunKindEnum"]["enum"] and "annotator" in schemas["ProjectRoleEnum"]["enum"]
+
+
+def test_a_ranking_is_documented_as_non_empty_tiers_as_the_api_checks(documented, api, owner):
+    """``[]`` and ``[[]]`` were valid rankings by the schema; the API refuses both."""
+    ranking = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")["properties"]["ranking"]
+    assert ranking["minItems"] == 1 and ranking["items"]["minItems"] == 1
+    task = make_task(make_project(owner=owner))
+    for empty in ([], [[]]):
+        response = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": empty, "submission_key": "key-12345"},
+                            format="json")
+        assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["ranking"]
