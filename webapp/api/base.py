@@ -142,16 +142,23 @@ def json_types_check(data: Mapping, fields: Mapping[str, serializers.Field]) -> 
         raise exceptions.ValidationError(problems)
 
 
-def form_blanks_refuse(data: QueryDict, fields: Mapping[str, serializers.Field]) -> None:
+def form_blanks_refuse(data: QueryDict, fields: Mapping[str, serializers.Field], *, query: bool = False) -> None:
     """400 naming each field sent empty in a form body that DRF would read as not sent (an
-    optional field that takes no empty value), with the field's own message for an empty value."""
+    optional field that takes no empty value), with the field's own message for an empty value.
+    In a query string (``query``) an empty value that DRF reads as null is refused too: a filter
+    left null filters nothing (``?correct=``)."""
     problems = {}
     for name, field in fields.items():
-        if name in data and data[name] == "" and field.get_value(data) is empty:
+        if name not in data or data[name] != "":
+            continue
+        value = field.get_value(data)
+        if value is empty:
             try:
                 field.run_validation("")
             except exceptions.ValidationError as exc:
                 problems[name] = exc.detail
+        elif value is None and query:
+            problems[name] = ["empty; give a value, or leave the parameter out"]
     if problems:
         raise exceptions.ValidationError(problems)
 
@@ -212,6 +219,6 @@ def query_params(request, serializer_class) -> dict:
     list came back unfiltered (``?search=`` still takes it, matching everything)."""
     serializer = serializer_class(data=request.query_params)
     query_names_read(request, serializer.fields)
-    form_blanks_refuse(request.query_params, serializer.fields)
+    form_blanks_refuse(request.query_params, serializer.fields, query=True)
     serializer.is_valid(raise_exception=True)
     return {k: v for k, v in serializer.validated_data.items() if v is not None}

@@ -399,6 +399,7 @@ def test_an_empty_form_value_for_a_field_that_takes_none_answers_400_and_changes
     ("projects/{project}/reward-agreement/", "run", "A valid integer is required"),  # answered every run's tasks
     ("projects/{project}/exports/preferences.jsonl", "strength_margins", "may not be blank"),
     ("runs/{run}/trajectories/", "step_min", "A valid integer is required"),
+    ("runs/{run}/held-out/", "correct", "leave the parameter out"),  # a nullable filter: read as null, unfiltered
 ])
 def test_an_empty_filter_answers_400_naming_it(api, project, path, parameter, words):
     run = Run.objects.create(project=project, name="ext", kind="external", config={"trainer": "x"})
