@@ -32,6 +32,17 @@ def counted(monkeypatch, module, name):
     return calls
 
 
+def assert_same_history(history, straight, keys):
+    """The stopped run's steps and its resumed run's, together, are the uninterrupted run's."""
+    assert [step for step, _ in history] == [step for step, _ in straight]
+    for (step, m), (_, m_straight) in zip(history, straight, strict=True):
+        for key in keys:
+            assert m[key] == pytest.approx(m_straight[key], rel=1e-5, abs=1e-6), (
+                step,
+                key,
+            )
+
+
 def test_an_sft_stop_between_micro_batches_abandons_the_step_and_resumes_exactly(
     tmp_path, monkeypatch
 ):
@@ -69,15 +80,11 @@ def test_an_sft_stop_between_micro_batches_abandons_the_step_and_resumes_exactly
         on_metrics=lambda s, m: rest.append((s, m)),
     )
     assert resumed.resumed_from == 1
-    for (step, m), (step_straight, m_straight) in zip(
-        first + rest, straight, strict=True
-    ):
-        assert step == step_straight
-        for key in ("loss", "mean_token_accuracy", "num_tokens", "grad_norm"):
-            assert m[key] == pytest.approx(m_straight[key], rel=1e-5, abs=1e-6), (
-                step,
-                key,
-            )
+    assert_same_history(
+        first + rest,
+        straight,
+        ("loss", "mean_token_accuracy", "num_tokens", "grad_norm"),
+    )
 
 
 def test_a_dpo_stop_between_micro_batches_abandons_the_step_and_resumes_exactly(
@@ -117,15 +124,9 @@ def test_a_dpo_stop_between_micro_batches_abandons_the_step_and_resumes_exactly(
         on_metrics=lambda s, m: rest.append((s, m)),
     )
     assert resumed.resumed_from == 1
-    for (step, m), (step_straight, m_straight) in zip(
-        first + rest, straight, strict=True
-    ):
-        assert step == step_straight
-        for key in ("loss", "rewards/margins", "logps/chosen", "grad_norm"):
-            assert m[key] == pytest.approx(m_straight[key], rel=1e-5, abs=1e-6), (
-                step,
-                key,
-            )
+    assert_same_history(
+        first + rest, straight, ("loss", "rewards/margins", "logps/chosen", "grad_norm")
+    )
 
 
 def test_a_dpo_stop_during_the_reference_pass_ends_the_run_before_any_step(

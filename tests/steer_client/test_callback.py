@@ -375,6 +375,17 @@ def test_points_go_a_request_at_a_time_and_a_refusal_costs_only_its_own_batch(mo
     assert sorted(step for batch in sent[:2] + sent[3:] for step in batch) == [s for s in range(2_500) if s != 2_100]
 
 
+def unavailable_response(url):
+    """Steer's 503 answer, as a proxy in front of a restarting server gives it."""
+    import requests
+
+    response = requests.models.Response()
+    response.status_code, response.url = 503, url
+    response._content = b'{"error": {"code": "unavailable", "message": "down", "fields": {}}}'
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
 def test_points_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkeypatch, caplog):
     callback = steer_client.SteerCallback("http://steer.invalid", "steer_x", project=1)
     callback.run_id = 1
@@ -386,14 +397,8 @@ def test_points_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkeyp
 
     def then_down(method, url, **kwargs):
         if len(sent) == 1 and "/metrics/" in url:  # the resend without the refused point
-            import requests
-
             sent.append("down")
-            response = requests.models.Response()
-            response.status_code, response.url = 503, url
-            response._content = b'{"error": {"code": "unavailable", "message": "down", "fields": {}}}'
-            response.headers["Content-Type"] = "application/json"
-            return response
+            return unavailable_response(url)
         return send(method, url, **kwargs)
 
     monkeypatch.setattr(callback.client.session, "request", then_down)
@@ -503,13 +508,7 @@ def test_records_left_after_a_refusal_stay_buffered_when_steer_then_fails(monkey
     def then_down(method, url, **kwargs):
         calls.append(url)
         if len(calls) == 2:  # the resend without the refused record
-            import requests
-
-            response = requests.models.Response()
-            response.status_code, response.url = 503, url
-            response._content = b'{"error": {"code": "unavailable", "message": "down", "fields": {}}}'
-            response.headers["Content-Type"] = "application/json"
-            return response
+            return unavailable_response(url)
         return send(method, url, **kwargs)
 
     monkeypatch.setattr(callback.client.session, "request", then_down)
