@@ -3,7 +3,9 @@ and turning the apps' own error types into the one error shape."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import itertools
+import math
+from collections.abc import Callable, Iterator, Mapping
 
 from django.http import Http404, QueryDict
 from rest_framework import exceptions, generics, serializers, status
@@ -98,6 +100,9 @@ class BodySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# An object of many bad values (scores, rewards) answers with this many of them named.
+MAX_NAMED_PROBLEMS = 20
+
 # (field class, the JSON types it takes, what the schema calls them); the first that matches counts
 JSON_TYPES = [
     (serializers.BooleanField, (bool,), "true or false"),
@@ -109,7 +114,8 @@ JSON_TYPES = [
 
 def json_type_problem(field: serializers.Field, value) -> str | None:
     """What is wrong with the type of ``value`` for ``field`` (a list's item by its index), or
-    None. Null is left to the field (``allow_null``); other field classes check their own."""
+    None. Null is left to the field (``allow_null``); other field classes check their own. A
+    float that is not finite (``1e400`` reads as infinity) is refused as the schema's number."""
     if value is None:
         return None
     if isinstance(field, serializers.ListField):
@@ -120,10 +126,24 @@ def json_type_problem(field: serializers.Field, value) -> str | None:
         return None
     for field_class, types, name in JSON_TYPES:
         if isinstance(field, field_class):
-            if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
-                return None
-            return f"must be {name}, not {json_type_name(value)}"
+            if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+                return f"must be {name}, not {json_type_name(value)}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return "must be a finite number"
+            return None
     return None
+
+
+def json_type_problems(field: serializers.Field, value, path: str) -> Iterator[tuple[str, str]]:
+    """(path, what is wrong) for ``value`` and each value nested in it whose JSON type is not
+    the one ``field``'s schema states. A DictField's values are named by their keys
+    (``scores.0.7``): DRF read the string "3" or true in them as the number 3 or 1.0."""
+    if isinstance(field, serializers.DictField):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from json_type_problems(field.child, item, f"{path}.{str(key)[:100]}")
+    elif problem := json_type_problem(field, value):
+        yield path, problem
 
 
 def json_type_name(value) -> str:
@@ -135,9 +155,13 @@ def json_type_name(value) -> str:
 
 
 def json_types_check(data: Mapping, fields: Mapping[str, serializers.Field]) -> None:
-    """400 naming each value of a JSON body whose type is not the one its field's schema states."""
-    problems = {name: [problem] for name, field in fields.items()
-                if name in data and (problem := json_type_problem(field, data[name]))}
+    """400 naming each value of a JSON body, or value nested in one of its objects, whose type
+    is not the one its field's schema states (the first MAX_NAMED_PROBLEMS of them)."""
+    found = (problem for name, field in fields.items() if name in data
+             for problem in json_type_problems(field, data[name], name))
+    problems: dict[str, list[str]] = {}
+    for path, problem in itertools.islice(found, MAX_NAMED_PROBLEMS):
+        problems.setdefault(path, []).append(problem)
     if problems:
         raise exceptions.ValidationError(problems)
 

@@ -114,8 +114,12 @@ def trajectory_from_record(i: int, record, *, run_id: int) -> Trajectory:
     if unknown:
         raise TrajectoryRecordError(i, unknown[0][:100], f"unknown field; a record takes {', '.join(RECORD_FIELDS)}")
     rewards = record.get("rewards", {})
-    if not isinstance(rewards, dict) or not all(isinstance(k, str) and k and "\x00" not in k for k in rewards):
+    if not isinstance(rewards, dict) or not all(isinstance(name, str) for name in rewards):
         raise TrajectoryRecordError(i, "rewards", "must be an object of reward name to number")
+    if "" in rewards:  # the schema (OpenAPI 3.0) cannot say it: a component is read back, exported, by its name
+        raise TrajectoryRecordError(i, "rewards", "a reward name is empty; name each component, e.g. \"accuracy\"")
+    if any("\x00" in name for name in rewards):
+        raise TrajectoryRecordError(i, "rewards", "a reward name holds the NUL character, which cannot be stored")
     rewards = {name: _number(i, f"rewards.{name}", value) for name, value in rewards.items()}
     advantage = record.get("advantage")
     finish_reason = record.get("finish_reason")
