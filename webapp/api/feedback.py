@@ -343,7 +343,10 @@ class LabelCreateApi(SteerApi):
     """
 
     class LabelCreateInputSerializer(BodySerializer):
-        ranking = RankingField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A.")
+        ranking = RankingField(help_text="Tiers of candidate positions, best first: [[1], [0]] = B over A, "
+                                         "[[0, 1]] a tie; or, without ties, the positions best first (an order, "
+                                         "not each one's rank): [2, 0, 1] = [[2], [0], [1]]. Each candidate "
+                                         "exactly once.")
         both_bad = serializers.BooleanField(required=False, default=False)
         strength = serializers.IntegerField(
             required=False, allow_null=True, default=None, min_value=1, max_value=3,

@@ -60,10 +60,20 @@ class JsonObjectField(serializers.JSONField):
         return value
 
 
-@extend_schema_field({"type": "array", "minItems": 1,
-                      "items": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}})
+POSITIONS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+
+
+# Both forms the label service takes (webapp.feedback.ranking.ranking_normalise): tiers, which
+# can tie, or an ordered list of positions as Label Studio's and Argilla's rankings are sent,
+# read as one tier each. The two cannot be confused: a list of lists or a list of numbers.
+@extend_schema_field({"oneOf": [
+    {"title": "Tiers", "type": "array", "minItems": 1, "items": POSITIONS,
+     "description": "Tiers of candidate positions, best first; positions in one tier tie."},
+    {"title": "Order", "description": "Candidate positions, best first, no ties (an order, not each candidate's "
+                                      "rank): [2, 0, 1] is [[2], [0], [1]].", **POSITIONS},
+]})
 class RankingField(serializers.JSONField):
-    """Tiers of candidate positions, checked by the label service; documented as their shape."""
+    """A ranking as tiers or as an order, checked by the label service; documented as their shapes."""
 
 
 def errors(*codes: int) -> dict:

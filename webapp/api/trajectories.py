@@ -84,7 +84,11 @@ class TrajectoryRecordSerializer(BodySerializer):
     completion = serializers.CharField(allow_blank=True, trim_whitespace=False,
                                        help_text="May be empty (a completion that ended at once).")
     reward = serializers.FloatField()
-    rewards = serializers.DictField(child=serializers.FloatField(), required=False)
+    # OpenAPI 3.0 (this schema's version) has no propertyNames to say a name is non-empty; the help says it
+    rewards = serializers.DictField(
+        child=serializers.FloatField(), required=False,
+        help_text="Reward components by name, each a finite number ({\"accuracy\": 1.0, \"format\": 0.5}); "
+                  "a name must be non-empty (\"\" answers 400 on records[i].rewards).")
     advantage = serializers.FloatField(required=False, allow_null=True)
     length = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True,
                                       help_text="Tokens; left out or null when unknown (stored and answered as null).")

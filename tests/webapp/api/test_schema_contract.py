@@ -12,6 +12,8 @@ it found (ids of 19 digits, a newline in a path) are tested below one by one.
 
 import re
 
+import jsonschema
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings as hypothesis_settings
@@ -144,7 +146,7 @@ def test_request_bodies_are_documented_as_the_api_checks_them(documented):
     run = _body(documented, "/api/v1/projects/{project_id}/runs/", "post")
     assert run["properties"]["config"]["type"] == "object"
     label = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")
-    assert label["properties"]["ranking"]["items"]["items"]["type"] == "integer"
+    assert label["properties"]["ranking"]["oneOf"][0]["items"]["items"]["type"] == "integer"
     point = documented["components"]["schemas"]["MetricPointInputRequest"]
     assert point["properties"]["step"]["maximum"] == 2**63 - 2
 
@@ -313,9 +315,51 @@ def test_enums_have_names_a_generated_client_can_keep(documented):
 def test_a_ranking_is_documented_as_non_empty_tiers_as_the_api_checks(documented, api, owner):
     """``[]`` and ``[[]]`` were valid rankings by the schema; the API refuses both."""
     ranking = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")["properties"]["ranking"]
-    assert ranking["minItems"] == 1 and ranking["items"]["minItems"] == 1
+    assert not _schema_takes(ranking, []) and not _schema_takes(ranking, [[]])
     task = make_task(make_project(owner=owner))
     for empty in ([], [[]]):
         response = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": empty, "submission_key": "key-12345"},
                             format="json")
         assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["ranking"]
+
+
+def _schema_takes(schema: dict, value) -> bool:
+    """Whether ``value`` is valid by an OpenAPI 3.0 schema without references (JSON Schema draft 4's keywords)."""
+    return jsonschema.Draft4Validator(schema).is_valid(value)
+
+
+@pytest.mark.parametrize("ranking, k, stored", [
+    ([[1], [0]], 2, [[1], [0]]),
+    ([[0, 1]], 2, [[0, 1]]),
+    ([2, 0, 1], 3, [[2], [0], [1]]),  # an order, as Label Studio's and Argilla's rankings are sent
+    ([1, 0], 2, [[1], [0]]),
+])
+def test_a_ranking_the_api_takes_is_valid_by_the_schema(documented, api, owner, ranking, k, stored):
+    """The API took an order of positions, ``[2, 0, 1]``, which the schema (tiers alone) called
+    invalid: a generated client refused to send it. The schema states both forms (oneOf)."""
+    schema = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")["properties"]["ranking"]
+    assert _schema_takes(schema, ranking)
+    task = make_task(make_project(owner=owner), completions=[f"answer {i}" for i in range(k)])
+    response = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": ranking, "submission_key": "key-12345"},
+                        format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["ranking"] == stored
+
+
+@pytest.mark.parametrize("ranking", [[[0], 1], [0, [1]], ["0", "1"], [0.0, 1.0], [-1, 0], [[0], []], [True, False]])
+def test_a_ranking_the_schema_refuses_the_api_refuses_naming_it(documented, api, owner, ranking):
+    """A mix of tiers and positions, text, fractions, negatives: neither form of the schema, and 400 on ranking."""
+    schema = _body(documented, "/api/v1/tasks/{task_id}/labels/", "post")["properties"]["ranking"]
+    assert not _schema_takes(schema, ranking)
+    task = make_task(make_project(owner=owner))
+    response = api.post(f"/api/v1/tasks/{task.id}/labels/", {"ranking": ranking, "submission_key": "key-12345"},
+                        format="json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["ranking"]
+    assert not task.labels.exists()
+
+
+def test_a_reward_components_name_must_be_non_empty_as_its_schema_says(documented):
+    """OpenAPI 3.0.3 has no ``propertyNames``: the schema says it in the description."""
+    assert documented["openapi"].startswith("3.0")
+    rewards = documented["components"]["schemas"]["TrajectoryRecordRequest"]["properties"]["rewards"]
+    assert rewards["additionalProperties"]["type"] == "number" and "non-empty" in rewards["description"]
