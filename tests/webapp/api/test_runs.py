@@ -44,7 +44,7 @@ def test_launched_policy_run_is_queued_for_a_worker_and_its_metrics_read_back(
     assert not Trajectory.objects.filter(run_id=run["id"]).exists()
     history = api.get("/api/v1/metrics/history/", {"run": run["id"], "key": "reward"}).json()["results"]
     assert history == [{"run": run["id"], "key": "reward", "steps": [1, 2, 3], "values": [0.1, 0.2, 0.3],
-                        "downsampled": False}]
+                        "downsampled": False, "extremes": []}]
 
 
 def test_bad_config_answers_400_naming_the_field_and_stores_nothing(api, project):
