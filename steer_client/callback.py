@@ -54,17 +54,43 @@ from steer_client.client import (
 logger = logging.getLogger("steer_client")
 
 
-def _number(value) -> float | None:
+class _Unreadable(Exception):
+    """A number that could not be read as a float (an int past ~1e308, a scalar whose
+    ``item()`` raises); the cause is chained."""
+
+
+def _read_number(value) -> float | None:
+    """``value`` as a finite float; None for what is not a number (a string, a bool, a
+    tensor or array of several elements, NaN, inf). Raises _Unreadable for a number whose
+    conversion raised, so that a caller can say so."""
     if isinstance(value, bool):
         return None
     if hasattr(value, "item") and callable(value.item):  # tensors, numpy scalars
         try:
             value = value.item()
-        except (TypeError, ValueError, RuntimeError):
+        except (
+            TypeError,
+            ValueError,
+            RuntimeError,
+        ):  # not one element (or a meta tensor): not a number
             return None
-    if isinstance(value, Real) and math.isfinite(float(value)):
-        return float(value)
-    return None
+        except Exception as exc:  # a scalar type of its own whose item() fails
+            raise _Unreadable(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(value, Real):
+        return None
+    try:
+        number = float(value)
+    except Exception as exc:  # OverflowError: an int or Fraction past the float range
+        raise _Unreadable(f"{type(exc).__name__}: {exc}") from exc
+    return number if math.isfinite(number) else None
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, else None; never raises (a logger must not stop training)."""
+    try:
+        return _read_number(value)
+    except _Unreadable:
+        return None
 
 
 def _jsonable(value):
@@ -221,6 +247,7 @@ class SteerCallback(TrainerCallback):
         self._step: int | None = None  # the trainer's global step at the last log
         self._step_reported: int | None = None
         self._warned_not_started = False
+        self._warned_unreadable: set[str] = set()  # metric keys already warned of
 
     # -- trainer events --------------------------------------------------------------
 
@@ -306,7 +333,7 @@ class SteerCallback(TrainerCallback):
             return
         step = self._step = int(state.global_step)
         for key, value in logs.items():
-            number = _number(value)
+            number = self._metric_number(key, value)
             if number is not None:
                 self.points.append((str(key)[:200], step, number))
         if self.trainer is not None:
@@ -323,10 +350,11 @@ class SteerCallback(TrainerCallback):
     # -- for any training loop -------------------------------------------------------
 
     def log_metrics(self, step: int, metrics: dict) -> None:
-        """Queue one step's numbers (``{"loss": 0.5, ...}``; anything not a number is skipped)."""
+        """Queue one step's numbers (``{"loss": 0.5, ...}``; anything not a number is skipped, as is a
+        number that cannot be read as a float, with one warning per key)."""
         self._warn_if_not_started()
         for key, value in metrics.items():
-            number = _number(value)
+            number = self._metric_number(key, value)
             if number is not None:
                 self.points.append((str(key)[:200], int(step), number))
         self._flush_if_due()
@@ -389,6 +417,24 @@ class SteerCallback(TrainerCallback):
             or time.monotonic() - self._last_flush >= self.flush_every_s
         ):
             self.flush()
+
+    def _metric_number(self, key, value) -> float | None:
+        """A logged value as a point's number, or None to skip it. A number that cannot be read
+        (an int past the float range, a scalar whose ``item()`` raises) is skipped as a
+        non-number is, with one warning per key: it never raises into the training loop."""
+        try:
+            return _read_number(value)
+        except _Unreadable as exc:
+            if str(key) not in self._warned_unreadable:
+                self._warned_unreadable.add(str(key))
+                logger.warning(
+                    "metric %r: could not read %s as a number (%s), skipped; later values of "
+                    "it that cannot be read are skipped without a word",
+                    str(key)[:200],
+                    type(value).__name__,
+                    exc,
+                )
+            return None
 
     def _warn_if_not_started(self) -> None:
         """Said once: without a run nothing is sent (it was lost without a word at the process's exit)."""

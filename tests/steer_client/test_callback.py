@@ -199,6 +199,71 @@ def test_an_unreachable_server_keeps_points_buffered_and_training_goes_on(creden
     assert list(callback.points) == [("loss", 5, 1.5)]
 
 
+class ScalarThatCannotBeRead:
+    """A scalar type of a library's own whose item() raises what the callback does not expect."""
+
+    def item(self):
+        raise OverflowError("value too large for a double")
+
+
+def test_a_number_that_cannot_be_read_as_a_float_is_skipped_with_one_warning_per_key(
+    caplog,
+):
+    """float(10**400) raised OverflowError out of log_metrics and on_log into the training loop."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    callback = steer_client.SteerCallback(
+        "http://steer.invalid", "steer_x", project=1, flush_every_s=3600
+    )
+    callback.run_id = 1
+    with caplog.at_level("WARNING", logger="steer_client"):
+        for step, big in ((1, 10**400), (2, -(10**500))):
+            callback.log_metrics(
+                step,
+                {
+                    "big": big,
+                    "loss": 0.5 / step,
+                    "own": ScalarThatCannotBeRead(),
+                    "vector": torch.ones(2),
+                },
+            )  # not a number: skipped without a word
+        for step in (3, 4):
+            logs = {
+                "ratio": Fraction(10**400, 3),
+                "loss": 0.125,
+                "object": np.array(10**309, dtype=object),
+            }
+            callback.on_log(None, SimpleNamespace(global_step=step), None, logs=logs)
+    assert list(callback.points) == [
+        ("loss", 1, 0.5),
+        ("loss", 2, 0.25),
+        ("loss", 3, 0.125),
+        ("loss", 4, 0.125),
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 4, warnings
+    assert (
+        "metric 'big': could not read int as a number (OverflowError: int too large"
+        in warnings[0]
+    )
+    assert (
+        "metric 'own': could not read ScalarThatCannotBeRead as a number (OverflowError"
+        in warnings[1]
+    )
+    assert (
+        "metric 'ratio': could not read Fraction as a number (OverflowError"
+        in warnings[2]
+    )
+    assert (
+        "metric 'object': could not read ndarray as a number (OverflowError"
+        in warnings[3]
+    )
+    assert "skipped" in warnings[0]
+
+
 def test_the_client_imports_without_django():
     code = (
         "import sys, steer_client; from steer_client import SteerCallback, SteerClient; "
