@@ -36,25 +36,39 @@ def run_cli(body: Callable[[], int]) -> int:
         return 0
 
 
-def read_cli_config(path: Path, example: str = "preferences.jsonl") -> tuple[dict, Path]:
+def read_cli_config(
+    path: Path, example: str = "preferences.jsonl"
+) -> tuple[dict, Path]:
     """(the config's fields without ``data``, the data file's path); ``example`` is the file name
     the message for a config without one shows."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(
+            "config", f"cannot read {path}: {exc.strerror or exc}"
+        ) from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError("config", f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a 5,000-digit number
+        raise ConfigError(
+            "config", f"{path} is not JSON ({exc.msg} at line {exc.lineno})"
+        ) from exc
+    except (
+        ValueError,
+        RecursionError,
+    ) as exc:  # not UTF-8, too deep, a 5,000-digit number
         raise ConfigError("config", unreadable_json(str(path), exc)) from None
     if not isinstance(data, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     data = dict(data)
     source = data.pop("data", None)
     if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        raise ConfigError("data.path", f'the config needs "data": {{"path": "{example}"}}')
+        raise ConfigError(
+            "data.path", f'the config needs "data": {{"path": "{example}"}}'
+        )
     if set(source) != {"path"}:
-        raise ConfigError("data", f"unknown key(s) {sorted(set(source) - {'path'})}; only path is read")
+        raise ConfigError(
+            "data",
+            f"unknown key(s) {sorted(set(source) - {'path'})}; only path is read",
+        )
     data_path = Path(source["path"])
     if not data_path.is_absolute():
         data_path = path.parent / data_path
@@ -65,9 +79,13 @@ def jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, dict]]:
     """(line number, object) of each non-blank line of a JSONL file of ``what`` (``"preferences"``);
     DataError naming the file, or the file and line, when it cannot be read or a line is no JSON object."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: JSON allows U+2028 raw
+        lines = (
+            Path(path).read_text(encoding="utf-8").split("\n")
+        )  # not splitlines: JSON allows U+2028 raw
     except OSError as exc:
-        raise DataError(f"cannot read {what} from {path}: {exc.strerror or exc}") from exc
+        raise DataError(
+            f"cannot read {what} from {path}: {exc.strerror or exc}"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise DataError(unreadable_json(str(path), exc)) from None
     for number, line in enumerate(lines, start=1):
@@ -87,8 +105,15 @@ def jsonl_objects(path: Path, what: str) -> Iterator[tuple[int, dict]]:
 def assistant_text(completion):
     """A completion in TRL's conversational form (assistant messages only) as its text, the turns
     joined by newlines; anything else as it is."""
-    if (isinstance(completion, list) and completion
-            and all(isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str)
-                    for m in completion)):
+    if (
+        isinstance(completion, list)
+        and completion
+        and all(
+            isinstance(m, dict)
+            and m.get("role") == "assistant"
+            and isinstance(m.get("content"), str)
+            for m in completion
+        )
+    ):
         return "\n".join(m["content"] for m in completion)
     return completion

@@ -73,6 +73,7 @@ REFERENCE_FILE = "reference_logps.pt"
 
 # --- the data ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PreferencePair:
     """A prompt (text or chat messages) and two answers, ``chosen`` preferred to ``rejected``."""
@@ -89,8 +90,14 @@ def usable_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair],
     kept, ties = [], 0
     for index, pair in enumerate(pairs):
         prompt = pair.prompt
-        if not (isinstance(prompt, str) or isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)):
-            raise DataError(f"pair {index}: prompt must be a string or a list of messages")
+        if not (
+            isinstance(prompt, str)
+            or isinstance(prompt, list)
+            and all(isinstance(m, dict) for m in prompt)
+        ):
+            raise DataError(
+                f"pair {index}: prompt must be a string or a list of messages"
+            )
         if not (isinstance(pair.chosen, str) and isinstance(pair.rejected, str)):
             raise DataError(f"pair {index}: chosen and rejected must be strings")
         if not pair.chosen or not pair.rejected:
@@ -100,8 +107,11 @@ def usable_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair],
             continue
         kept.append(pair)
     if not kept:
-        raise DataError(f"no preference pairs to train on ({ties} tie(s) skipped)" if ties
-                        else "no preference pairs to train on")
+        raise DataError(
+            f"no preference pairs to train on ({ties} tie(s) skipped)"
+            if ties
+            else "no preference pairs to train on"
+        )
     return kept, ties
 
 
@@ -112,44 +122,74 @@ class _Encoded:
     rejected: list[int]
 
 
-def encode_pairs(tokenizer, pairs: Sequence[PreferencePair], *, max_length: int,
-                 use_chat_template: bool) -> list[_Encoded]:
+def encode_pairs(
+    tokenizer,
+    pairs: Sequence[PreferencePair],
+    *,
+    max_length: int,
+    use_chat_template: bool,
+) -> list[_Encoded]:
     """Token ids of each pair: the prompt as the rest of the engine encodes it (chat prompts
     through the chat template), each completion followed by EOS. A completion is cut at its end
     to fit ``max_length`` with its prompt; a prompt too long to leave a completion token keeps
     its last ``max_length − 1`` tokens (``prompt_completion.encode_prompt_completions``)."""
-    rows = encode_prompt_completions(tokenizer, [p.prompt for p in pairs], [(p.chosen, p.rejected) for p in pairs],
-                                     max_length=max_length, use_chat_template=use_chat_template)
+    rows = encode_prompt_completions(
+        tokenizer,
+        [p.prompt for p in pairs],
+        [(p.chosen, p.rejected) for p in pairs],
+        max_length=max_length,
+        use_chat_template=use_chat_template,
+    )
     return [_Encoded(prompt, chosen, rejected) for prompt, (chosen, rejected) in rows]
 
 
-def _collate(encoded: Sequence[_Encoded], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
+def _collate(
+    encoded: Sequence[_Encoded], pad_id: int, device
+) -> tuple[Tensor, Tensor, Tensor]:
     """Rows [chosen…, rejected…]: input_ids, attention_mask (2B, P + T), prompts left-padded and
     completions right-padded; completion_mask (2B, T)."""
-    return prompt_completion_batch([e.prompt for e in encoded] * 2,
-                                   [e.chosen for e in encoded] + [e.rejected for e in encoded], pad_id, device)
+    return prompt_completion_batch(
+        [e.prompt for e in encoded] * 2,
+        [e.chosen for e in encoded] + [e.rejected for e in encoded],
+        pad_id,
+        device,
+    )
 
 
-def sequence_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, fast: bool
-                   ) -> tuple[Tensor, Tensor]:
+def sequence_logps(
+    model, encoded: Sequence[_Encoded], pad_id: int, device, *, fast: bool
+) -> tuple[Tensor, Tensor]:
     """(summed completion log-probs (2B,), completion token counts (2B,)), rows [chosen…,
     rejected…], with the engine's per-token log-prob code (``update._logprobs_fn``)."""
     input_ids, attention_mask, completion_mask = _collate(encoded, pad_id, device)
-    logprobs, _ = _logprobs_fn(model, fast)(model, input_ids, attention_mask, completion_mask.shape[1], 1.0,
-                                            completion_mask=completion_mask)  # (2B, T)
+    logprobs, _ = _logprobs_fn(model, fast)(
+        model,
+        input_ids,
+        attention_mask,
+        completion_mask.shape[1],
+        1.0,
+        completion_mask=completion_mask,
+    )  # (2B, T)
     mask = completion_mask.to(logprobs.dtype)
     return (logprobs * mask).sum(dim=1), mask.sum(dim=1)
 
 
 @torch.no_grad()
-def reference_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, batch_size: int,
-                    fast: bool) -> Tensor:
+def reference_logps(
+    model,
+    encoded: Sequence[_Encoded],
+    pad_id: int,
+    device,
+    *,
+    batch_size: int,
+    fast: bool,
+) -> Tensor:
     """(N, 2) summed log-probs of each pair's (chosen, rejected) under ``model`` (the frozen
     initial policy)."""
     parts = []
     for start in range(0, len(encoded), batch_size):
         check_stop()
-        chunk = encoded[start:start + batch_size]
+        chunk = encoded[start : start + batch_size]
         logps, _ = sequence_logps(model, chunk, pad_id, device, fast=fast)
         parts.append(torch.stack(logps.float().cpu().chunk(2), dim=1))
     return torch.cat(parts)
@@ -158,15 +198,23 @@ def reference_logps(model, encoded: Sequence[_Encoded], pad_id: int, device, *, 
 def pairs_fingerprint(pairs: Sequence[PreferencePair], config: DPOTrainConfig) -> str:
     """What the reference log-probs depend on: the pairs, the initial policy and the encoding."""
     digest = hashlib.sha256()
-    settings = {"policy": config.to_dict()["policy"], "max_length": config.dpo.max_length,
-                "use_chat_template": config.dpo.use_chat_template}
+    settings = {
+        "policy": config.to_dict()["policy"],
+        "max_length": config.dpo.max_length,
+        "use_chat_template": config.dpo.use_chat_template,
+    }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for pair in pairs:
-        digest.update(json.dumps([pair.prompt, pair.chosen, pair.rejected], sort_keys=True).encode())
+        digest.update(
+            json.dumps(
+                [pair.prompt, pair.chosen, pair.rejected], sort_keys=True
+            ).encode()
+        )
     return digest.hexdigest()
 
 
 # --- the loop ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DPOResult:
@@ -186,24 +234,38 @@ class DPOResult:
 def planned_dpo_steps(num_pairs: int, config: DPOTrainConfig) -> int:
     """Optimizer steps of a run on ``num_pairs`` pairs: every epoch ends with a (possibly smaller) step."""
     d = config.dpo
-    return planned_steps(num_pairs, batch_size=d.batch_size, accumulation=d.gradient_accumulation_steps,
-                         epochs=d.epochs)
+    return planned_steps(
+        num_pairs,
+        batch_size=d.batch_size,
+        accumulation=d.gradient_accumulation_steps,
+        epochs=d.epochs,
+    )
 
 
 def step_pairs(step: int, num_pairs: int, config: DPOTrainConfig) -> list[list[int]]:
     """The pair indices of optimizer step ``step`` (from 1), as micro-batches: each epoch walks
     a permutation seeded by ``seed + epoch``, so a resumed run takes the same pairs."""
     d = config.dpo
-    return step_indices(step, num_pairs, batch_size=d.batch_size, accumulation=d.gradient_accumulation_steps,
-                        seed=d.seed)
+    return step_indices(
+        step,
+        num_pairs,
+        batch_size=d.batch_size,
+        accumulation=d.gradient_accumulation_steps,
+        seed=d.seed,
+    )
 
 
-def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output_dir: Path,
-              on_metrics: Callable[[int, dict], None] | None = None,
-              on_checkpoint: Callable[[int, Path], None] | None = None,
-              should_stop: Callable[[], bool] | None = None,
-              model_cache_dir: Path | None = None,
-              on_system_metrics: Callable[[int, dict], None] | None = None) -> DPOResult:
+def train_dpo(
+    config: DPOTrainConfig,
+    pairs: Sequence[PreferencePair],
+    *,
+    output_dir: Path,
+    on_metrics: Callable[[int, dict], None] | None = None,
+    on_checkpoint: Callable[[int, Path], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    model_cache_dir: Path | None = None,
+    on_system_metrics: Callable[[int, dict], None] | None = None,
+) -> DPOResult:
     """Train ``config.policy`` with DPO on ``pairs``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
     ModelLoadError); ``should_stop()`` is asked before each step and polled (at most once a
@@ -224,20 +286,43 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         random.seed(d.seed)
         np.random.seed(d.seed)
         torch.manual_seed(d.seed)
-        model, tokenizer = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+        model, tokenizer = load_policy(
+            config.policy, cache_dir=model_cache_dir, device=device
+        )
     else:
-        model, tokenizer = load_policy_checkpoint(found[1], config.policy, device=device)
+        model, tokenizer = load_policy_checkpoint(
+            found[1], config.policy, device=device
+        )
     model.eval()
-    encoded = encode_pairs(tokenizer, pairs, max_length=d.max_length, use_chat_template=d.use_chat_template)
+    encoded = encode_pairs(
+        tokenizer, pairs, max_length=d.max_length, use_chat_template=d.use_chat_template
+    )
     total = planned_dpo_steps(len(pairs), config)
     stop = StopCheck(should_stop)
     try:
         with stoppable(stop):
-            ref = _reference(config, pairs, encoded, output_dir, model if found is None else None,
-                             tokenizer.pad_token_id, device, model_cache_dir)
+            ref = _reference(
+                config,
+                pairs,
+                encoded,
+                output_dir,
+                model if found is None else None,
+                tokenizer.pad_token_id,
+                device,
+                model_cache_dir,
+            )
     except StopRequested:  # before any step of this attempt: nothing new to save
         done = found[0] if found is not None else 0
-        return DPOResult(output_dir, done, total, True, done, found[1] if found is not None else None, ties, {})
+        return DPOResult(
+            output_dir,
+            done,
+            total,
+            True,
+            done,
+            found[1] if found is not None else None,
+            ties,
+            {},
+        )
     optimizer = build_optimizer(model, config.optim, fast=d.fast_path)
     start = load_training_state(found[1], optimizer)["step"] if found is not None else 0
 
@@ -254,37 +339,75 @@ def train_dpo(config: DPOTrainConfig, pairs: Sequence[PreferencePair], *, output
         lr = learning_rate_at(step, config.optim)
         try:
             with stoppable(stop):
-                metrics = _dpo_step(model, optimizer, config, encoded, ref, micro_batches, lr, tokenizer.pad_token_id,
-                                    device)
-        except StopRequested:  # between micro-batches: the weights are still the previous step's
+                metrics = _dpo_step(
+                    model,
+                    optimizer,
+                    config,
+                    encoded,
+                    ref,
+                    micro_batches,
+                    lr,
+                    tokenizer.pad_token_id,
+                    device,
+                )
+        except (
+            StopRequested
+        ):  # between micro-batches: the weights are still the previous step's
             optimizer.zero_grad(set_to_none=True)
             stopped, step = True, step - 1
             break
         if not math.isfinite(metrics["loss"]):
-            raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
-                                   "optim.lr or raise dpo.beta")
+            raise TrainingDiverged(
+                f"training diverged at step {step}: the loss is {metrics['loss']}; lower "
+                "optim.lr or raise dpo.beta"
+            )
         metrics["epoch"] = epoch_at(step, steps_per_epoch)
         if step == 1:
             metrics.update({"data/pairs": len(pairs), "data/skipped_ties": ties})
-        if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
+        if system_each_step and (
+            system := system_metrics(device)
+        ):  # before the step's own, as train's
             system_history.append((step, system))
             if on_system_metrics is not None:
                 on_system_metrics(step, dict(system))
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % d.checkpoint_every == 0 or step == total:
-            final, last_saved = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total,
-                                            on_checkpoint), step
+            final, last_saved = (
+                _checkpoint(
+                    config,
+                    model,
+                    tokenizer,
+                    optimizer,
+                    output_dir,
+                    step,
+                    total,
+                    on_checkpoint,
+                ),
+                step,
+            )
     if step > last_saved:  # stopped between checkpoints: keep what was trained
-        final = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, on_checkpoint)
+        final = _checkpoint(
+            config, model, tokenizer, optimizer, output_dir, step, total, on_checkpoint
+        )
     elif final is None and step:
         found = latest_checkpoint(output_dir)
         final = found[1] if found else None
-    return DPOResult(output_dir, step, total, stopped, start, final, ties, metrics, system_history)
+    return DPOResult(
+        output_dir, step, total, stopped, start, final, ties, metrics, system_history
+    )
 
 
-def _reference(config: DPOTrainConfig, pairs: Sequence[PreferencePair], encoded: Sequence[_Encoded],
-               output_dir: Path, initial_model, pad_id: int, device: str, model_cache_dir: Path | None) -> Tensor:
+def _reference(
+    config: DPOTrainConfig,
+    pairs: Sequence[PreferencePair],
+    encoded: Sequence[_Encoded],
+    output_dir: Path,
+    initial_model,
+    pad_id: int,
+    device: str,
+    model_cache_dir: Path | None,
+) -> Tensor:
     """(N, 2) reference log-probs: computed with ``initial_model`` on a fresh start and saved;
     read back on a resume. A resume that finds none for these pairs loads the initial policy
     for as long as it takes to compute them."""
@@ -299,8 +422,14 @@ def _reference(config: DPOTrainConfig, pairs: Sequence[PreferencePair], encoded:
         model, _ = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
         model.eval()
     with training_attention(torch.device(device)):
-        logps = reference_logps(model, encoded, pad_id, device, batch_size=config.dpo.batch_size,
-                                fast=config.dpo.fast_path)
+        logps = reference_logps(
+            model,
+            encoded,
+            pad_id,
+            device,
+            batch_size=config.dpo.batch_size,
+            fast=config.dpo.fast_path,
+        )
     del model
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / f".{REFERENCE_FILE}.{os.getpid()}"
@@ -309,8 +438,17 @@ def _reference(config: DPOTrainConfig, pairs: Sequence[PreferencePair], encoded:
     return logps
 
 
-def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encoded], ref: Tensor,
-              micro_batches: list[list[int]], lr: float, pad_id: int, device: str) -> dict[str, float]:
+def _dpo_step(
+    model,
+    optimizer,
+    config: DPOTrainConfig,
+    encoded: Sequence[_Encoded],
+    ref: Tensor,
+    micro_batches: list[list[int]],
+    lr: float,
+    pad_id: int,
+    device: str,
+) -> dict[str, float]:
     """One AdamW step over the micro-batches (the loss of each pair weighted 1 / pairs in the
     step, so accumulation equals one big batch); returns the step's metrics."""
     d = config.dpo
@@ -319,45 +457,96 @@ def _dpo_step(model, optimizer, config: DPOTrainConfig, encoded: Sequence[_Encod
     num_pairs = sum(len(ids) for ids in micro_batches)
     # Sums stay on the device and are read once at the end (a read per micro-batch would make the
     # host wait for the GPU before it could queue the next micro-batch's kernels).
-    sums = {key: torch.zeros((), dtype=torch.float64, device=device)
-            for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
-                        "logps/chosen", "logps/rejected")}
+    sums = {
+        key: torch.zeros((), dtype=torch.float64, device=device)
+        for key in (
+            "loss",
+            "rewards/chosen",
+            "rewards/rejected",
+            "rewards/accuracies",
+            "rewards/margins",
+            "logps/chosen",
+            "logps/rejected",
+        )
+    }
     optimizer.zero_grad(set_to_none=True)
     with training_attention(torch.device(device)):
         for ids in micro_batches:
             check_stop()
-            logps, lengths = sequence_logps(model, [encoded[i] for i in ids], pad_id, device, fast=d.fast_path)
+            logps, lengths = sequence_logps(
+                model, [encoded[i] for i in ids], pad_id, device, fast=d.fast_path
+            )
             chosen, rejected = logps.float().chunk(2)  # (b,), (b,)
             chosen_len, rejected_len = lengths.chunk(2)
             pair_ref = ref[ids].to(chosen.device)  # (b, 2)
-            out = dpo_loss(chosen, rejected, pair_ref[:, 0], pair_ref[:, 1], beta=d.beta, loss_type=d.loss_type,
-                           label_smoothing=d.label_smoothing, chosen_lengths=chosen_len,
-                           rejected_lengths=rejected_len, loss_weights=d.loss_weights,
-                           discopop_tau=d.discopop_tau)
+            out = dpo_loss(
+                chosen,
+                rejected,
+                pair_ref[:, 0],
+                pair_ref[:, 1],
+                beta=d.beta,
+                loss_type=d.loss_type,
+                label_smoothing=d.label_smoothing,
+                chosen_lengths=chosen_len,
+                rejected_lengths=rejected_len,
+                loss_weights=d.loss_weights,
+                discopop_tau=d.discopop_tau,
+            )
             (out.losses.sum() / num_pairs).backward()
-            for key, values in (("loss", out.losses.detach()), ("rewards/chosen", out.chosen_rewards),
-                                ("rewards/rejected", out.rejected_rewards),
-                                ("rewards/accuracies", (out.chosen_rewards > out.rejected_rewards).float()),
-                                ("rewards/margins", out.chosen_rewards - out.rejected_rewards),
-                                ("logps/chosen", chosen.detach()), ("logps/rejected", rejected.detach())):
+            for key, values in (
+                ("loss", out.losses.detach()),
+                ("rewards/chosen", out.chosen_rewards),
+                ("rewards/rejected", out.rejected_rewards),
+                (
+                    "rewards/accuracies",
+                    (out.chosen_rewards > out.rejected_rewards).float(),
+                ),
+                ("rewards/margins", out.chosen_rewards - out.rejected_rewards),
+                ("logps/chosen", chosen.detach()),
+                ("logps/rejected", rejected.detach()),
+            ):
                 sums[key] += values.sum(dtype=torch.float64)
     _zero_missing_grads(model)
-    max_norm = config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
+    max_norm = (
+        config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
+    )
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    metrics = {key: value / num_pairs for key, value in zip(sums, torch.stack(list(sums.values())).tolist())}
+    metrics = {
+        key: value / num_pairs
+        for key, value in zip(sums, torch.stack(list(sums.values())).tolist())
+    }
     metrics.update({"grad_norm": grad_norm, "learning_rate": lr})
     return metrics
 
 
-def _checkpoint(config: DPOTrainConfig, model, tokenizer, optimizer, output_dir: Path, step: int, total: int,
-                on_checkpoint: Callable[[int, Path], None] | None) -> Path:
-    return offline_checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, kind="dpo",
-                              keep=config.dpo.keep_checkpoints, on_checkpoint=on_checkpoint)
+def _checkpoint(
+    config: DPOTrainConfig,
+    model,
+    tokenizer,
+    optimizer,
+    output_dir: Path,
+    step: int,
+    total: int,
+    on_checkpoint: Callable[[int, Path], None] | None,
+) -> Path:
+    return offline_checkpoint(
+        config,
+        model,
+        tokenizer,
+        optimizer,
+        output_dir,
+        step,
+        total,
+        kind="dpo",
+        keep=config.dpo.keep_checkpoints,
+        on_checkpoint=on_checkpoint,
+    )
 
 
 # --- the command line ----------------------------------------------------------------------
+
 
 def pairs_from_preferences(records) -> list[PreferencePair]:
     """The pairs of preference records (``rm_trainer.PreferenceRecord``): each completion of a
@@ -365,9 +554,14 @@ def pairs_from_preferences(records) -> list[PreferencePair]:
     pairs = []
     for record in records:
         for i, upper in enumerate(record.ranking):
-            for lower in record.ranking[i + 1:]:
-                pairs += [PreferencePair(record.prompt, record.completions[a], record.completions[b])
-                          for a in upper for b in lower]
+            for lower in record.ranking[i + 1 :]:
+                pairs += [
+                    PreferencePair(
+                        record.prompt, record.completions[a], record.completions[b]
+                    )
+                    for a in upper
+                    for b in lower
+                ]
     return pairs
 
 
@@ -388,10 +582,16 @@ def cli_main(argv: list[str]) -> int:
     from .cli_config import read_cli_config, run_cli
     from .rm_trainer import load_preferences
 
-    parser = argparse.ArgumentParser(prog="python -m workers.engine train-dpo",
-                                     description="Train a policy with DPO on preference pairs.")
-    parser.add_argument("--config", required=True, type=Path, help="JSON: DPO config + data.path")
-    parser.add_argument("--output-dir", required=True, type=Path, help="folder of the run's checkpoints")
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.engine train-dpo",
+        description="Train a policy with DPO on preference pairs.",
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, help="JSON: DPO config + data.path"
+    )
+    parser.add_argument(
+        "--output-dir", required=True, type=Path, help="folder of the run's checkpoints"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -402,23 +602,44 @@ def cli_main(argv: list[str]) -> int:
         fields, data_path = read_cli_config(args.config)
         config = DPOTrainConfig.from_dict(fields)
         pairs = pairs_from_preferences(load_preferences(data_path))
-        progress = tqdm(total=planned_dpo_steps(len(usable_pairs(pairs)[0]), config), desc="train-dpo", unit="step")
-        system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
+        progress = tqdm(
+            total=planned_dpo_steps(len(usable_pairs(pairs)[0]), config),
+            desc="train-dpo",
+            unit="step",
+        )
+        system: dict[
+            int, dict[str, str]
+        ] = {}  # a step's system figures, heard before its metrics
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
-            progress.set_postfix({**{k.split("/")[-1][:6]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
-                                  **system.pop(step, {})})
+            progress.set_postfix(
+                {
+                    **{
+                        k.split("/")[-1][:6]: f"{metrics[k]:.3f}"
+                        for k in shown
+                        if k in metrics
+                    },
+                    **system.pop(step, {}),
+                }
+            )
 
         def on_system_metrics(step: int, metrics: dict) -> None:
             system[step] = progress_figures(metrics)
 
         with progress:
-            result = train_dpo(config, pairs, output_dir=args.output_dir, on_metrics=on_metrics,
-                               on_system_metrics=on_system_metrics)
+            result = train_dpo(
+                config,
+                pairs,
+                output_dir=args.output_dir,
+                on_metrics=on_metrics,
+                on_system_metrics=on_system_metrics,
+            )
         final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
-        print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
-              f"({result.skipped_ties} tie(s) skipped) {json.dumps(final)}")
+        print(
+            f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps "
+            f"({result.skipped_ties} tie(s) skipped) {json.dumps(final)}"
+        )
         return 0
 
     return run_cli(train)

@@ -29,8 +29,10 @@ def builtin_gguf_path(name: str) -> Path:
     spec_info = BUILTIN_MODELS[name]
     spec = importlib.util.find_spec(spec_info.package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"built-in model {name!r} needs the package "
-                             f"{spec_info.package!r}; install workers/requirements-models.txt")
+        raise ModelLoadError(
+            f"built-in model {name!r} needs the package "
+            f"{spec_info.package!r}; install workers/requirements-models.txt"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / spec_info.gguf_file
     if not path.is_file():
         raise ModelLoadError(f"built-in model {name!r}: {path} is missing")
@@ -42,13 +44,17 @@ def check_policy_available(cfg: PolicyConfig) -> None:
     if cfg.source == "path":
         path = Path(cfg.path)
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"policy.path: no model found at {path} (expected a folder "
-                                 "saved with save_pretrained, holding config.json)")
+            raise ModelLoadError(
+                f"policy.path: no model found at {path} (expected a folder "
+                "saved with save_pretrained, holding config.json)"
+            )
     elif cfg.source == "builtin":
         builtin_gguf_path(cfg.name)
 
 
-def load_policy(cfg: PolicyConfig, *, cache_dir: Path | None = None, device: str = "cpu"):
+def load_policy(
+    cfg: PolicyConfig, *, cache_dir: Path | None = None, device: str = "cpu"
+):
     """Load (model, tokenizer) for ``cfg`` on ``device``, in ``cfg.dtype``.
 
     Built-in models are converted from GGUF once and cached under ``cache_dir/<name>/``
@@ -59,9 +65,14 @@ def load_policy(cfg: PolicyConfig, *, cache_dir: Path | None = None, device: str
     if cfg.source == "tiny":
         t = cfg.tiny
         model, tokenizer = build_tiny_policy(
-            hidden_size=t.hidden_size, num_layers=t.num_layers, num_heads=t.num_heads,
+            hidden_size=t.hidden_size,
+            num_layers=t.num_layers,
+            num_heads=t.num_heads,
             intermediate_size=t.intermediate_size,
-            max_position_embeddings=t.max_position_embeddings, alphabet=t.alphabet, seed=t.seed)
+            max_position_embeddings=t.max_position_embeddings,
+            alphabet=t.alphabet,
+            seed=t.seed,
+        )
     elif cfg.source == "path":
         check_policy_available(cfg)
         model, tokenizer = load_pretrained_folder(Path(cfg.path), dtype)
@@ -90,8 +101,9 @@ def _load_builtin(name: str, cache_dir: Path | None, dtype: torch.dtype):
     gguf = builtin_gguf_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not read the GGUF file {gguf}: {exc}") from exc
     _forget_gguf_origin(model)
@@ -135,12 +147,16 @@ def load_policy_checkpoint(path: Path, cfg: PolicyConfig, *, device: str = "cpu"
 def stop_token_ids(model, tokenizer) -> list[int]:
     """Token ids that end a completion: the tokenizer's EOS and the generation config's."""
     ids = {tokenizer.eos_token_id}
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(
+        getattr(model, "generation_config", None), "eos_token_id", None
+    )
     ids.update(configured if isinstance(configured, list) else [configured])
     ids.discard(None)
     if not ids:
-        raise ModelLoadError("the model's tokenizer defines no EOS token, so completions "
-                             "could never stop")
+        raise ModelLoadError(
+            "the model's tokenizer defines no EOS token, so completions "
+            "could never stop"
+        )
     return sorted(ids)
 
 

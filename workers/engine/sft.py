@@ -70,17 +70,22 @@ from .update import (
 # --- the loss ------------------------------------------------------------------------------
 
 
-def completion_token_losses(logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def completion_token_losses(
+    logits: Tensor, targets: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor]:
     """(negative log-likelihood of each target token (N, T), whether it is the argmax (N, T)),
     both 0 where ``mask`` is 0 (prompt, padding). logits (N, T, V): position t predicts
     ``targets[:, t]``; targets, mask (N, T)."""
     keep = mask.bool()
-    nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (N, T)
+    nll = F.cross_entropy(
+        logits.float().transpose(1, 2), targets, reduction="none"
+    )  # (N, T)
     correct = (logits.argmax(dim=-1) == targets) & keep
     return torch.where(keep, nll, 0.0), correct
 
 
 # --- the data ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SFTExample:
@@ -94,8 +99,14 @@ def check_examples(examples: Sequence[SFTExample]) -> list[SFTExample]:
     """The examples, or DataError naming the first malformed one (or saying there are none)."""
     for index, example in enumerate(examples):
         prompt = example.prompt
-        if not (isinstance(prompt, str) or isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt)):
-            raise DataError(f"example {index}: prompt must be a string or a list of messages")
+        if not (
+            isinstance(prompt, str)
+            or isinstance(prompt, list)
+            and all(isinstance(m, dict) for m in prompt)
+        ):
+            raise DataError(
+                f"example {index}: prompt must be a string or a list of messages"
+            )
         if not isinstance(example.completion, str) or not example.completion:
             raise DataError(f"example {index}: completion must be a non-empty string")
     if not examples:
@@ -114,32 +125,50 @@ class _Encoded:
         return len(self.completion) - (0 if self.prompt else 1)
 
 
-def encode_examples(tokenizer, examples: Sequence[SFTExample], *, max_length: int,
-                    use_chat_template: bool) -> list[_Encoded]:
+def encode_examples(
+    tokenizer,
+    examples: Sequence[SFTExample],
+    *,
+    max_length: int,
+    use_chat_template: bool,
+) -> list[_Encoded]:
     """Token ids of each example: the prompt as the rest of the engine encodes it (chat prompts
     through the chat template), the completion after it followed by EOS, cut to ``max_length``
     (``prompt_completion.encode_prompt_completions``)."""
-    rows = encode_prompt_completions(tokenizer, [e.prompt for e in examples], [(e.completion,) for e in examples],
-                                     max_length=max_length, use_chat_template=use_chat_template)
+    rows = encode_prompt_completions(
+        tokenizer,
+        [e.prompt for e in examples],
+        [(e.completion,) for e in examples],
+        max_length=max_length,
+        use_chat_template=use_chat_template,
+    )
     return [_Encoded(prompt, completion) for prompt, (completion,) in rows]
 
 
-def batch_token_losses(model, encoded: Sequence[_Encoded], pad_id: int, device) -> tuple[Tensor, Tensor]:
+def batch_token_losses(
+    model, encoded: Sequence[_Encoded], pad_id: int, device
+) -> tuple[Tensor, Tensor]:
     """(per-token NLL (B, T), argmax hits (B, T)) of a micro-batch's completions, 0 off the
     completion tokens: prompts left-padded, completions right-padded, the logits of the
     completion window only (``logits_to_keep``)."""
     input_ids, attention_mask, completion_mask = prompt_completion_batch(
-        [e.prompt for e in encoded], [e.completion for e in encoded], pad_id, device)
+        [e.prompt for e in encoded], [e.completion for e in encoded], pad_id, device
+    )
     t = completion_mask.shape[1]
-    logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                   position_ids=position_ids_from_mask(attention_mask), logits_to_keep=t + 1,
-                   use_cache=False).logits[:, :-1]  # (B, T, V): position i predicts i + 1
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        logits_to_keep=t + 1,
+        use_cache=False,
+    ).logits[:, :-1]  # (B, T, V): position i predicts i + 1
     # A completion token counts when a real token precedes it (the first one of an empty prompt has none).
-    mask = completion_mask.bool() & attention_mask[:, -(t + 1):-1].bool()
+    mask = completion_mask.bool() & attention_mask[:, -(t + 1) : -1].bool()
     return completion_token_losses(logits, input_ids[:, -t:], mask)
 
 
 # --- the loop ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SFTResult:
@@ -158,23 +187,39 @@ class SFTResult:
 def planned_sft_steps(num_examples: int, config: SFTTrainConfig) -> int:
     """Optimizer steps of a run on ``num_examples``: every epoch ends with a (possibly smaller) step."""
     s = config.sft
-    return planned_steps(num_examples, batch_size=s.batch_size, accumulation=s.gradient_accumulation_steps,
-                         epochs=s.epochs)
+    return planned_steps(
+        num_examples,
+        batch_size=s.batch_size,
+        accumulation=s.gradient_accumulation_steps,
+        epochs=s.epochs,
+    )
 
 
-def step_examples(step: int, num_examples: int, config: SFTTrainConfig) -> list[list[int]]:
+def step_examples(
+    step: int, num_examples: int, config: SFTTrainConfig
+) -> list[list[int]]:
     """The example indices of optimizer step ``step`` (from 1), as micro-batches (seeded by ``sft.seed``)."""
     s = config.sft
-    return step_indices(step, num_examples, batch_size=s.batch_size, accumulation=s.gradient_accumulation_steps,
-                        seed=s.seed)
+    return step_indices(
+        step,
+        num_examples,
+        batch_size=s.batch_size,
+        accumulation=s.gradient_accumulation_steps,
+        seed=s.seed,
+    )
 
 
-def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_dir: Path,
-              on_metrics: Callable[[int, dict], None] | None = None,
-              on_checkpoint: Callable[[int, Path], None] | None = None,
-              should_stop: Callable[[], bool] | None = None,
-              model_cache_dir: Path | None = None,
-              on_system_metrics: Callable[[int, dict], None] | None = None) -> SFTResult:
+def train_sft(
+    config: SFTTrainConfig,
+    examples: Sequence[SFTExample],
+    *,
+    output_dir: Path,
+    on_metrics: Callable[[int, dict], None] | None = None,
+    on_checkpoint: Callable[[int, Path], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    model_cache_dir: Path | None = None,
+    on_system_metrics: Callable[[int, dict], None] | None = None,
+) -> SFTResult:
     """Fine-tune ``config.policy`` on ``examples``; resumes from the latest checkpoint in
     ``output_dir/checkpoints``. Checks the data and the model before any work (DataError,
     ModelLoadError); ``should_stop()`` is asked before each step and polled between a step's
@@ -195,18 +240,32 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
         random.seed(s.seed)
         np.random.seed(s.seed)
         torch.manual_seed(s.seed)
-        model, tokenizer = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
+        model, tokenizer = load_policy(
+            config.policy, cache_dir=model_cache_dir, device=device
+        )
     else:
-        model, tokenizer = load_policy_checkpoint(found[1], config.policy, device=device)
+        model, tokenizer = load_policy_checkpoint(
+            found[1], config.policy, device=device
+        )
     model.eval()
-    encoded = encode_examples(tokenizer, examples, max_length=s.max_length, use_chat_template=s.use_chat_template)
+    encoded = encode_examples(
+        tokenizer,
+        examples,
+        max_length=s.max_length,
+        use_chat_template=s.use_chat_template,
+    )
     optimizer = build_optimizer(model, config.optim)
     start = load_training_state(found[1], optimizer)["step"] if found is not None else 0
 
     total = planned_sft_steps(len(encoded), config)
     steps_per_epoch = total // s.epochs
-    seen = sum(len(encoded[i].prompt) + len(encoded[i].completion)  # tokens trained on before a resumed step
-               for step in range(1, start + 1) for ids in step_examples(step, len(encoded), config) for i in ids)
+    seen = sum(
+        len(encoded[i].prompt)
+        + len(encoded[i].completion)  # tokens trained on before a resumed step
+        for step in range(1, start + 1)
+        for ids in step_examples(step, len(encoded), config)
+        for i in ids
+    )
     step, last_saved, stopped, final, metrics = start, start, False, None, {}
     system_each_step, system_history = s.log_system_metrics, []
     if system_each_step:
@@ -220,37 +279,80 @@ def train_sft(config: SFTTrainConfig, examples: Sequence[SFTExample], *, output_
         lr = learning_rate_at(step, config.optim)
         try:
             with stoppable(stop):
-                metrics = _sft_step(model, optimizer, config, encoded, micro_batches, lr, tokenizer.pad_token_id,
-                                    device)
-        except StopRequested:  # between micro-batches: the weights are still the previous step's
+                metrics = _sft_step(
+                    model,
+                    optimizer,
+                    config,
+                    encoded,
+                    micro_batches,
+                    lr,
+                    tokenizer.pad_token_id,
+                    device,
+                )
+        except (
+            StopRequested
+        ):  # between micro-batches: the weights are still the previous step's
             optimizer.zero_grad(set_to_none=True)
             stopped, step = True, step - 1
             break
         if not math.isfinite(metrics["loss"]):
-            raise TrainingDiverged(f"training diverged at step {step}: the loss is {metrics['loss']}; lower optim.lr")
-        seen += sum(len(encoded[i].prompt) + len(encoded[i].completion) for ids in micro_batches for i in ids)
-        metrics.update({"num_tokens": float(seen), "epoch": epoch_at(step, steps_per_epoch)})
+            raise TrainingDiverged(
+                f"training diverged at step {step}: the loss is {metrics['loss']}; lower optim.lr"
+            )
+        seen += sum(
+            len(encoded[i].prompt) + len(encoded[i].completion)
+            for ids in micro_batches
+            for i in ids
+        )
+        metrics.update(
+            {"num_tokens": float(seen), "epoch": epoch_at(step, steps_per_epoch)}
+        )
         if step == 1:
             metrics["data/examples"] = len(encoded)
-        if system_each_step and (system := system_metrics(device)):  # before the step's own, as train's
+        if system_each_step and (
+            system := system_metrics(device)
+        ):  # before the step's own, as train's
             system_history.append((step, system))
             if on_system_metrics is not None:
                 on_system_metrics(step, dict(system))
         if on_metrics is not None:
             on_metrics(step, dict(metrics))
         if step % s.checkpoint_every == 0 or step == total:
-            final, last_saved = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total,
-                                            on_checkpoint), step
+            final, last_saved = (
+                _checkpoint(
+                    config,
+                    model,
+                    tokenizer,
+                    optimizer,
+                    output_dir,
+                    step,
+                    total,
+                    on_checkpoint,
+                ),
+                step,
+            )
     if step > last_saved:  # stopped between checkpoints: keep what was trained
-        final = _checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, on_checkpoint)
+        final = _checkpoint(
+            config, model, tokenizer, optimizer, output_dir, step, total, on_checkpoint
+        )
     elif final is None and step:
         found = latest_checkpoint(output_dir)
         final = found[1] if found else None
-    return SFTResult(output_dir, step, total, stopped, start, final, metrics, system_history)
+    return SFTResult(
+        output_dir, step, total, stopped, start, final, metrics, system_history
+    )
 
 
-def _sft_step(model, optimizer, config: SFTTrainConfig, encoded: Sequence[_Encoded], micro_batches: list[list[int]],
-              lr: float, pad_id: int, device: str) -> dict[str, float]:
+def _sft_step(
+    model,
+    optimizer,
+    config: SFTTrainConfig,
+    encoded: Sequence[_Encoded],
+    micro_batches: list[list[int]],
+    lr: float,
+    pad_id: int,
+    device: str,
+) -> dict[str, float]:
     """One AdamW step over the micro-batches: each token's NLL weighted 1 / completion tokens in
     the whole step, so accumulation equals one big batch (TRL's token-level mean)."""
     for group in optimizer.param_groups:
@@ -262,38 +364,73 @@ def _sft_step(model, optimizer, config: SFTTrainConfig, encoded: Sequence[_Encod
     with training_attention(torch.device(device)):
         for ids in micro_batches:
             check_stop()
-            nll, correct = batch_token_losses(model, [encoded[i] for i in ids], pad_id, device)
+            nll, correct = batch_token_losses(
+                model, [encoded[i] for i in ids], pad_id, device
+            )
             (nll.sum() / max(num_targets, 1)).backward()
             nll_sum += nll.detach().sum(dtype=torch.float64)
             correct_sum += correct.sum(dtype=torch.float64)
     _zero_missing_grads(model)
-    max_norm = config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
+    max_norm = (
+        config.optim.max_grad_norm if config.optim.max_grad_norm > 0 else math.inf
+    )
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     loss, hits = torch.stack([nll_sum, correct_sum]).tolist()
     denominator = max(num_targets, 1)
-    return {"loss": loss / denominator, "mean_token_accuracy": hits / denominator, "grad_norm": grad_norm,
-            "learning_rate": lr}
+    return {
+        "loss": loss / denominator,
+        "mean_token_accuracy": hits / denominator,
+        "grad_norm": grad_norm,
+        "learning_rate": lr,
+    }
 
 
-def _checkpoint(config: SFTTrainConfig, model, tokenizer, optimizer, output_dir: Path, step: int, total: int,
-                on_checkpoint: Callable[[int, Path], None] | None) -> Path:
-    return offline_checkpoint(config, model, tokenizer, optimizer, output_dir, step, total, kind="sft",
-                              keep=config.sft.keep_checkpoints, on_checkpoint=on_checkpoint)
+def _checkpoint(
+    config: SFTTrainConfig,
+    model,
+    tokenizer,
+    optimizer,
+    output_dir: Path,
+    step: int,
+    total: int,
+    on_checkpoint: Callable[[int, Path], None] | None,
+) -> Path:
+    return offline_checkpoint(
+        config,
+        model,
+        tokenizer,
+        optimizer,
+        output_dir,
+        step,
+        total,
+        kind="sft",
+        keep=config.sft.keep_checkpoints,
+        on_checkpoint=on_checkpoint,
+    )
 
 
 # --- the command line ----------------------------------------------------------------------
+
 
 def _last_turn_as_completion(messages, where: str) -> dict:
     """``{"messages": [...]}`` (TRL's conversational format) as prompt + completion: the messages
     before the last are the prompt, the last, the assistant's, is the completion learnt (earlier
     assistant turns are context, not trained on)."""
-    if not (isinstance(messages, list) and len(messages) >= 2 and all(isinstance(m, dict) for m in messages)):
-        raise DataError(f"{where}: messages must be a list of at least two messages, the last the assistant's")
+    if not (
+        isinstance(messages, list)
+        and len(messages) >= 2
+        and all(isinstance(m, dict) for m in messages)
+    ):
+        raise DataError(
+            f"{where}: messages must be a list of at least two messages, the last the assistant's"
+        )
     if messages[-1].get("role") != "assistant":
-        raise DataError(f"{where}: the last of the messages must be the assistant's answer to learn "
-                        f"(it is {messages[-1].get('role')!r})")
+        raise DataError(
+            f"{where}: the last of the messages must be the assistant's answer to learn "
+            f"(it is {messages[-1].get('role')!r})"
+        )
     return {"prompt": messages[:-1], "completion": messages[-1].get("content")}
 
 
@@ -308,7 +445,9 @@ def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
 
     examples, ties = [], 0
     for number, row in jsonl_objects(path, "examples"):
-        if "messages" in row and "prompt" not in row:  # TRL's conversational format: the last turn is learnt
+        if (
+            "messages" in row and "prompt" not in row
+        ):  # TRL's conversational format: the last turn is learnt
             row = _last_turn_as_completion(row["messages"], f"{path}:{number}")
         if "completion" in row:
             completion = row["completion"]
@@ -318,20 +457,37 @@ def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
                 continue
             completion = row["chosen"]
         else:
-            raise DataError(f"{path}:{number}: needs prompt + completion, messages, or prompt + chosen + rejected")
+            raise DataError(
+                f"{path}:{number}: needs prompt + completion, messages, or prompt + chosen + rejected"
+            )
         prompt = row.get("prompt")
-        if not (isinstance(prompt, str) or isinstance(prompt, list) and prompt and all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in prompt)):
-            raise DataError(f"{path}:{number}: prompt must be a string or a list of "
-                            '{"role": …, "content": …} messages')
+        if not (
+            isinstance(prompt, str)
+            or isinstance(prompt, list)
+            and prompt
+            and all(
+                isinstance(m, dict)
+                and isinstance(m.get("role"), str)
+                and isinstance(m.get("content"), str)
+                for m in prompt
+            )
+        ):
+            raise DataError(
+                f"{path}:{number}: prompt must be a string or a list of "
+                '{"role": …, "content": …} messages'
+            )
         completion = assistant_text(completion)
         if not isinstance(completion, str) or not completion:
-            raise DataError(f"{path}:{number}: the completion must be a non-empty string or the assistant's "
-                            'messages ([{"role": "assistant", "content": …}])')
+            raise DataError(
+                f"{path}:{number}: the completion must be a non-empty string or the assistant's "
+                'messages ([{"role": "assistant", "content": …}])'
+            )
         examples.append(SFTExample(prompt, completion))
     if not examples:
-        raise DataError(f"{path}: no examples to train on" + (f" ({ties} tied pair(s) skipped)" if ties else ""))
+        raise DataError(
+            f"{path}: no examples to train on"
+            + (f" ({ties} tied pair(s) skipped)" if ties else "")
+        )
     return examples, ties
 
 
@@ -354,14 +510,21 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.engine train-sft",
         description="Supervised fine-tuning of a policy on prompt-completion examples (TRL's SFTTrainer's "
-                    "format; the loss is on the completion's tokens only).",
+        "format; the loss is on the completion's tokens only).",
         epilog='The config file: {"policy": {...}, "sft": {...}, "optim": {...}, "data": {"path": "sft.jsonl"}}; '
-               'each line of the data file is {"prompt": ..., "completion": ...}, {"messages": [...]} (the '
-               'last, the assistant\'s, is the completion) or {"prompt": ..., "chosen": ..., "rejected": ...} '
-               '(the chosen answer is the completion).')
-    parser.add_argument("--config", required=True, type=Path, help="JSON: SFT config + data.path")
-    parser.add_argument("--output-dir", required=True, type=Path,
-                        help="folder of the run's checkpoints (a run into it again resumes from the latest)")
+        'each line of the data file is {"prompt": ..., "completion": ...}, {"messages": [...]} (the '
+        'last, the assistant\'s, is the completion) or {"prompt": ..., "chosen": ..., "rejected": ...} '
+        "(the chosen answer is the completion).",
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, help="JSON: SFT config + data.path"
+    )
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        type=Path,
+        help="folder of the run's checkpoints (a run into it again resumes from the latest)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -372,23 +535,40 @@ def cli_main(argv: list[str]) -> int:
         fields, data_path = read_cli_config(args.config, example="examples.jsonl")
         config = SFTTrainConfig.from_dict(fields)
         examples, ties = load_sft_examples(data_path)
-        progress = tqdm(total=planned_sft_steps(len(examples), config), desc="train-sft", unit="step")
-        system: dict[int, dict[str, str]] = {}  # a step's system figures, heard before its metrics
+        progress = tqdm(
+            total=planned_sft_steps(len(examples), config),
+            desc="train-sft",
+            unit="step",
+        )
+        system: dict[
+            int, dict[str, str]
+        ] = {}  # a step's system figures, heard before its metrics
 
         def on_metrics(step: int, metrics: dict) -> None:
             progress.update(step - progress.n)
-            progress.set_postfix({**{k[:8]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
-                                  **system.pop(step, {})})
+            progress.set_postfix(
+                {
+                    **{k[:8]: f"{metrics[k]:.3f}" for k in shown if k in metrics},
+                    **system.pop(step, {}),
+                }
+            )
 
         def on_system_metrics(step: int, metrics: dict) -> None:
             system[step] = progress_figures(metrics)
 
         with progress:
-            result = train_sft(config, examples, output_dir=args.output_dir, on_metrics=on_metrics,
-                               on_system_metrics=on_system_metrics)
+            result = train_sft(
+                config,
+                examples,
+                output_dir=args.output_dir,
+                on_metrics=on_metrics,
+                on_system_metrics=on_system_metrics,
+            )
         final = {k: round(v, 4) for k, v in result.metrics.items() if k in shown}
-        print(f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps on "
-              f"{len(examples)} examples ({ties} tied pair(s) skipped) {json.dumps(final)}")
+        print(
+            f"saved the policy to {result.final_checkpoint} after {result.steps_completed} steps on "
+            f"{len(examples)} examples ({ties} tied pair(s) skipped) {json.dumps(final)}"
+        )
         return 0
 
     return run_cli(train)
