@@ -1,7 +1,9 @@
 """Command line: ``python -m workers.engine {train,eval,train-rm,train-dpo,train-sft,export-rm-hf,default-config} ...``.
 
-The only place in the engine that reads the environment (STEER_MODEL_CACHE, default
-``var/models``). User errors print one line on stderr and exit with status 2.
+The only place in the engine that reads the environment: the converted built-in models' cache,
+``--model-cache-dir``, else STEER_MODEL_CACHE_DIR (the web app's and worker's), else
+STEER_MODEL_CACHE, else ``var/models`` (``cli_config.model_cache_dir``). User errors print one
+line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_config import run_cli
+from .cli_config import add_model_cache_dir_option, model_cache_dir, run_cli
 from .errors import ConfigError, DataError, unreadable_json
 
 
@@ -56,11 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run folder (checkpoints; resumes if present); "
         "default var/runs/<config name>",
     )
-    cache_help = (
-        "cache of converted built-in models (default: $STEER_MODEL_CACHE, else var/models; "
-        "the web app's is STEER_MODEL_CACHE_DIR)"
-    )
-    train.add_argument("--model-cache-dir", type=Path, help=cache_help)
+    add_model_cache_dir_option(train)
     train.add_argument(
         "--eval-prompts", type=Path, help="JSONL prompts for eval.every_steps"
     )
@@ -75,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="checkpoint folder to evaluate instead of the configured policy",
     )
-    evaluate.add_argument("--model-cache-dir", type=Path, help=cache_help)
+    add_model_cache_dir_option(evaluate)
     evaluate.set_defaults(run=_eval)
     sub.add_parser("train-rm", help="train a reward model (see its own --help)")
     sub.add_parser(
@@ -207,9 +205,7 @@ def _prompts_path(args, config) -> Path:
 
 
 def _model_cache_dir(args) -> Path:
-    return args.model_cache_dir or Path(
-        os.environ.get("STEER_MODEL_CACHE", "var/models")
-    )
+    return model_cache_dir(args.model_cache_dir, os.environ)
 
 
 def _train(args) -> int:

@@ -1,4 +1,5 @@
-"""The engine's commands: how they end (``run_cli``), a trainer's config file, its settings
+"""The engine's commands: how they end (``run_cli``), where they cache converted built-in models
+(``add_model_cache_dir_option``, ``model_cache_dir``), a trainer's config file, its settings
 and the data file it names (``read_cli_config``), and that file's lines (``jsonl_objects``,
 ``assistant_text``).
 
@@ -9,10 +10,11 @@ folder). Every way a file can be unreadable is a ConfigError naming what is wron
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .errors import ConfigError, DataError, EngineError, unreadable_json
@@ -34,6 +36,34 @@ def run_cli(body: Callable[[], int]) -> int:
         # wrong, so no traceback; stdout goes to /dev/null so Python's own flush at exit is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+# The web app's and the worker's variable (README), read first, so that a machine set up for the
+# worker converts once for both; STEER_MODEL_CACHE is the name the commands read before, kept.
+MODEL_CACHE_VARIABLES = ("STEER_MODEL_CACHE_DIR", "STEER_MODEL_CACHE")
+DEFAULT_MODEL_CACHE_DIR = Path("var/models")
+
+
+def add_model_cache_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--model-cache-dir``, as every command that loads a policy takes it."""
+    parser.add_argument(
+        "--model-cache-dir",
+        type=Path,
+        help="folder of the built-in models converted from GGUF: converted on the first run, read from "
+        "there after (default: $STEER_MODEL_CACHE_DIR, as the web app's worker reads it, else "
+        "$STEER_MODEL_CACHE, else var/models)",
+    )
+
+
+def model_cache_dir(given: Path | None, environ: Mapping[str, str]) -> Path:
+    """``--model-cache-dir`` when given, else the first of MODEL_CACHE_VARIABLES set (not empty) in
+    ``environ``, else var/models. ``environ`` is passed in: only ``__main__`` reads the process's."""
+    if given is not None:
+        return given
+    return next(
+        (Path(environ[name]) for name in MODEL_CACHE_VARIABLES if environ.get(name)),
+        DEFAULT_MODEL_CACHE_DIR,
+    )
 
 
 def read_cli_config(
