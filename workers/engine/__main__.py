@@ -29,11 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "train-dpo":  # owned by the DPO trainer, imported lazily
         from .dpo import cli_main as dpo_cli_main
 
-        return dpo_cli_main(argv[1:])
+        return dpo_cli_main(argv[1:], environ=os.environ)
     if argv and argv[0] == "train-sft":  # owned by the SFT trainer, imported lazily
         from .sft import cli_main as sft_cli_main
 
-        return sft_cli_main(argv[1:])
+        return sft_cli_main(argv[1:], environ=os.environ)
     if argv and argv[0] == "export-rm-hf":  # owned by the exporter, imported lazily
         from .reward_model_export import cli_main as export_cli_main
 

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -565,21 +565,27 @@ def pairs_from_preferences(records) -> list[PreferencePair]:
     return pairs
 
 
-def cli_main(argv: list[str]) -> int:
+def cli_main(argv: list[str], *, environ: Mapping[str, str]) -> int:
     """``python -m workers.engine train-dpo --config cfg.json --output-dir out/``.
 
     The config JSON holds the ``DPOTrainConfig`` sections (``policy``, ``dpo``, ``optim``) and
     ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "chosen", "rejected"}`` or of
     ``{"prompt", "completions", "ranking"}`` (as ``train-rm`` reads them; a relative path is read
     from the config file's folder). A run into an output folder that holds checkpoints resumes
-    from the latest. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr),
+    from the latest. A built-in policy is converted from GGUF once into ``--model-cache-dir`` (else
+    the folder ``environ`` names, ``cli_config.model_cache_dir``) and read from there after. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr),
     130 interrupted.
     """
     import argparse
 
     from tqdm import tqdm
 
-    from .cli_config import read_cli_config, run_cli
+    from .cli_config import (
+        add_model_cache_dir_option,
+        model_cache_dir,
+        read_cli_config,
+        run_cli,
+    )
     from .rm_trainer import load_preferences
 
     parser = argparse.ArgumentParser(
@@ -592,6 +598,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument(
         "--output-dir", required=True, type=Path, help="folder of the run's checkpoints"
     )
+    add_model_cache_dir_option(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -632,6 +639,7 @@ def cli_main(argv: list[str]) -> int:
                 config,
                 pairs,
                 output_dir=args.output_dir,
+                model_cache_dir=model_cache_dir(args.model_cache_dir, environ),
                 on_metrics=on_metrics,
                 on_system_metrics=on_system_metrics,
             )

@@ -98,6 +98,15 @@ def _load_builtin(name: str, cache_dir: Path | None, dtype: torch.dtype):
         cached = Path(cache_dir) / name
         if (cached / "config.json").is_file():
             return load_pretrained_folder(cached, dtype)
+    model, tokenizer = convert_builtin(name)
+    if cache_dir is not None:
+        _save_atomically(model, tokenizer, Path(cache_dir) / name)
+    return model, tokenizer
+
+
+def convert_builtin(name: str):
+    """(model, tokenizer) of the built-in model ``name`` read from its GGUF file, dequantised to
+    float32: the slow step (tens of seconds) that ``load_policy``'s cache saves."""
     gguf = builtin_gguf_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -107,8 +116,6 @@ def _load_builtin(name: str, cache_dir: Path | None, dtype: torch.dtype):
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not read the GGUF file {gguf}: {exc}") from exc
     _forget_gguf_origin(model)
-    if cache_dir is not None:
-        _save_atomically(model, tokenizer, Path(cache_dir) / name)
     return model, tokenizer
 
 

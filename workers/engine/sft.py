@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -491,21 +491,27 @@ def load_sft_examples(path: Path) -> tuple[list[SFTExample], int]:
     return examples, ties
 
 
-def cli_main(argv: list[str]) -> int:
+def cli_main(argv: list[str], *, environ: Mapping[str, str]) -> int:
     """``python -m workers.engine train-sft --config cfg.json --output-dir out/``.
 
     The config JSON holds the ``SFTTrainConfig`` sections (``policy``, ``sft``, ``optim``) and
     ``"data": {"path": …}``: JSONL of TRL's ``{"prompt", "completion"}`` or ``{"messages"}``, or of preference pairs
     ``{"prompt", "chosen", "rejected"}`` (the chosen answer is learnt; a relative path is read from
     the config file's folder). A run into an output folder that holds checkpoints resumes from
-    the latest. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr), 130
+    the latest. A built-in policy is converted from GGUF once into ``--model-cache-dir`` (else the
+    folder ``environ`` names, ``cli_config.model_cache_dir``) and read from there after. Exit codes: 0 done, 2 a bad config, data or model (one line on stderr), 130
     interrupted.
     """
     import argparse
 
     from tqdm import tqdm
 
-    from .cli_config import read_cli_config, run_cli
+    from .cli_config import (
+        add_model_cache_dir_option,
+        model_cache_dir,
+        read_cli_config,
+        run_cli,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m workers.engine train-sft",
@@ -525,6 +531,7 @@ def cli_main(argv: list[str]) -> int:
         type=Path,
         help="folder of the run's checkpoints (a run into it again resumes from the latest)",
     )
+    add_model_cache_dir_option(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -561,6 +568,7 @@ def cli_main(argv: list[str]) -> int:
                 config,
                 examples,
                 output_dir=args.output_dir,
+                model_cache_dir=model_cache_dir(args.model_cache_dir, environ),
                 on_metrics=on_metrics,
                 on_system_metrics=on_system_metrics,
             )
