@@ -23,8 +23,11 @@ class PromptRecord:
     id: int | str | None = None
 
 
-def validate_prompts(prompts: Sequence[PromptRecord | Mapping[str, Any]], *,
-                     need_references: str | None = None) -> list[PromptRecord]:
+def validate_prompts(
+    prompts: Sequence[PromptRecord | Mapping[str, Any]],
+    *,
+    need_references: str | None = None,
+) -> list[PromptRecord]:
     """Check prompts before any work; mappings are read as {"prompt", "reference", "id"}.
     ``need_references`` names the reward that compares with each prompt's reference (None: no
     reference needed). Raises DataError naming the first bad record."""
@@ -39,13 +42,22 @@ def validate_prompts(prompts: Sequence[PromptRecord | Mapping[str, Any]], *,
                 raise DataError(f"{where} is empty")
         elif isinstance(record.prompt, list) and record.prompt:
             for message in record.prompt:
-                if not (isinstance(message, Mapping) and isinstance(message.get("role"), str)
-                        and isinstance(message.get("content"), str)):
-                    raise DataError(f"{where}: chat messages need string 'role' and 'content'")
+                if not (
+                    isinstance(message, Mapping)
+                    and isinstance(message.get("role"), str)
+                    and isinstance(message.get("content"), str)
+                ):
+                    raise DataError(
+                        f"{where}: chat messages need string 'role' and 'content'"
+                    )
         else:
-            raise DataError(f"{where}: a prompt is a string or a non-empty list of messages")
+            raise DataError(
+                f"{where}: a prompt is a string or a non-empty list of messages"
+            )
         if need_references and record.reference is None:
-            raise DataError(f"{where} has no reference answer, which {need_references} needs")
+            raise DataError(
+                f"{where} has no reference answer, which {need_references} needs"
+            )
         records.append(record)
     return records
 
@@ -56,11 +68,15 @@ def _as_record(item: Any, index: int) -> PromptRecord:
     elif isinstance(item, Mapping):
         unknown = set(item) - {"prompt", "reference", "id"}
         if "prompt" not in item or unknown:
-            raise DataError(f"prompt #{index}: expected keys prompt, reference, id; got "
-                            f"{sorted(item)}")
+            raise DataError(
+                f"prompt #{index}: expected keys prompt, reference, id; got "
+                f"{sorted(item)}"
+            )
         record = PromptRecord(item["prompt"], item.get("reference"), item.get("id"))
     else:
-        raise DataError(f"prompt #{index}: expected a PromptRecord or an object, got {item!r}")
+        raise DataError(
+            f"prompt #{index}: expected a PromptRecord or an object, got {item!r}"
+        )
     if record.reference is not None and not isinstance(record.reference, str):
         record = PromptRecord(record.prompt, str(record.reference), record.id)
     return record
@@ -87,7 +103,10 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting past the parser
+        except (
+            ValueError,
+            RecursionError,
+        ) as exc:  # a 5,000-digit number, nesting past the parser
             raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
     try:
         return validate_prompts(rows)
@@ -95,7 +114,9 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
         raise DataError(f"{path}: {exc}") from None
 
 
-def step_prompt_indices(num_prompts: int, per_step: int, seed: int, step: int) -> list[int]:
+def step_prompt_indices(
+    num_prompts: int, per_step: int, seed: int, step: int
+) -> list[int]:
     """The prompts of step ``step`` (from 1): consecutive slices of a stream of epochs, each
     epoch a permutation seeded by (seed, epoch). A pure function of its arguments, so a resumed
     run sees the same prompts."""
@@ -103,19 +124,26 @@ def step_prompt_indices(num_prompts: int, per_step: int, seed: int, step: int) -
     for position in range((step - 1) * per_step, step * per_step):
         epoch, offset = divmod(position, num_prompts)
         if epoch not in permutations:
-            permutations[epoch] = np.random.default_rng([seed, epoch]).permutation(num_prompts)
+            permutations[epoch] = np.random.default_rng([seed, epoch]).permutation(
+                num_prompts
+            )
         out.append(int(permutations[epoch][offset]))
     return out
 
 
-def refill_prompt_indices(num_prompts: int, count: int, seed: int, step: int, round_: int
-                          ) -> list[int]:
+def refill_prompt_indices(
+    num_prompts: int, count: int, seed: int, step: int, round_: int
+) -> list[int]:
     """Extra prompts for refill round ``round_`` (from 1) of ``step``, seeded by all four."""
     rng = np.random.default_rng([seed, step, round_, 1])
-    return [int(i) for i in rng.choice(num_prompts, size=count, replace=count > num_prompts)]
+    return [
+        int(i) for i in rng.choice(num_prompts, size=count, replace=count > num_prompts)
+    ]
 
 
 def sampling_seed(seed: int, step: int, round_: int) -> int:
     """Seed of the torch generator that draws the completions of one round of one step."""
-    return int(np.random.SeedSequence([seed, step, round_]).generate_state(1, np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([seed, step, round_]).generate_state(1, np.uint64)[0]
+        >> np.uint64(1)
+    )
