@@ -35,25 +35,9 @@ def validate_prompts(
         raise DataError("the dataset is empty: give at least one prompt")
     records = []
     for i, item in enumerate(prompts):
-        record = _as_record(item, i)
+        record = _as_record(item, f"prompt #{i}")
         where = f"prompt #{i}" + (f" (id {record.id})" if record.id is not None else "")
-        if isinstance(record.prompt, str):
-            if not record.prompt.strip():
-                raise DataError(f"{where} is empty")
-        elif isinstance(record.prompt, list) and record.prompt:
-            for message in record.prompt:
-                if not (
-                    isinstance(message, Mapping)
-                    and isinstance(message.get("role"), str)
-                    and isinstance(message.get("content"), str)
-                ):
-                    raise DataError(
-                        f"{where}: chat messages need string 'role' and 'content'"
-                    )
-        else:
-            raise DataError(
-                f"{where}: a prompt is a string or a non-empty list of messages"
-            )
+        _check_prompt(record.prompt, where)
         if need_references and record.reference is None:
             raise DataError(
                 f"{where} has no reference answer, which {need_references} needs"
@@ -62,32 +46,52 @@ def validate_prompts(
     return records
 
 
-def _as_record(item: Any, index: int) -> PromptRecord:
+def _check_prompt(prompt: Any, where: str) -> None:
+    """DataError unless ``prompt`` is non-blank text or a non-empty list of chat messages;
+    ``where`` names it in the message ("prompt #3", "p.jsonl:4: 'prompt'")."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise DataError(f"{where} is empty")
+    elif isinstance(prompt, list) and prompt:
+        for message in prompt:
+            if not (
+                isinstance(message, Mapping)
+                and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)
+            ):
+                raise DataError(
+                    f"{where}: chat messages need string 'role' and 'content'"
+                )
+    else:
+        raise DataError(
+            f"{where}: a prompt is a string or a non-empty list of messages"
+        )
+
+
+def _as_record(item: Any, where: str) -> PromptRecord:
     if isinstance(item, PromptRecord):
         record = item
     elif isinstance(item, Mapping):
         unknown = set(item) - {"prompt", "reference", "id"}
         if "prompt" not in item or unknown:
             raise DataError(
-                f"prompt #{index}: expected keys prompt, reference, id; got "
-                f"{sorted(item)}"
+                f"{where}: expected keys prompt, reference, id; got {sorted(item)}"
             )
         record = PromptRecord(item["prompt"], item.get("reference"), item.get("id"))
     else:
-        raise DataError(
-            f"prompt #{index}: expected a PromptRecord or an object, got {item!r}"
-        )
+        raise DataError(f"{where}: expected a PromptRecord or an object, got {item!r}")
     if record.reference is not None and not isinstance(record.reference, str):
         record = PromptRecord(record.prompt, str(record.reference), record.id)
     return record
 
 
 def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
-    """Read {"prompt": ..., "reference": ..., "id": ...} lines; DataError on bad lines."""
+    """Read {"prompt": ..., "reference": ..., "id": ...} lines; DataError naming the file and the
+    line (from 1, as an editor counts them) of the first bad one, and the field at fault."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"prompt file not found: {path}")
-    rows = []
+    records = []
     # "\n" alone ends a line: str.splitlines would also cut at U+2028, U+2029 or U+0085, which
     # JSON allows raw inside a string
     try:
@@ -100,7 +104,7 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         except (
@@ -108,10 +112,14 @@ def read_prompts_jsonl(path: Path) -> list[PromptRecord]:
             RecursionError,
         ) as exc:  # a 5,000-digit number, nesting past the parser
             raise DataError(unreadable_json(f"{path}:{number}", exc)) from None
-    try:
-        return validate_prompts(rows)
-    except DataError as exc:
-        raise DataError(f"{path}: {exc}") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: each line must be a JSON object")
+        record = _as_record(row, f"{path}:{number}")
+        _check_prompt(record.prompt, f"{path}:{number}: 'prompt'")
+        records.append(record)
+    if not records:
+        raise DataError(f"{path}: the dataset is empty: give at least one prompt")
+    return records
 
 
 def step_prompt_indices(
