@@ -446,16 +446,20 @@ def _scored_pairs(scores: Mapping[int, Mapping[int, Mapping[Hashable, object]]],
     finite number for, as arrays sorted by task: ``task``, ``i``, ``j``, ``key`` (an index into
     ``keys``), ``separated`` (the scores differ), ``i_higher`` (i's is higher)."""
     keys: dict[Hashable, int] = {}
-    seen_sources: list = []  # by == as before: a source read from metadata need not be hashable
+    source_codes: dict[Hashable, int] = {}
+    unhashable: list = []  # (code, source) compared by ==: a source read from metadata may be a list
     rows = []  # (task, source, key, position, value)
     for task_id, task_scores in scores.items():
         task_sources = sources.get(task_id, {})
         for position, rewards in task_scores.items():
             source = task_sources.get(position)
-            code = next((c for c, s in enumerate(seen_sources) if s == source), None)
-            if code is None:
-                code = len(seen_sources)
-                seen_sources.append(source)
+            try:
+                code = source_codes.setdefault(source, len(source_codes) + len(unhashable))
+            except TypeError:
+                code = next((c for c, s in unhashable if s == source), None)
+                if code is None:
+                    code = len(source_codes) + len(unhashable)
+                    unhashable.append((code, source))
             for k, v in rewards.items():
                 value = _score(v)
                 if value is not None:
