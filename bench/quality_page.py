@@ -32,25 +32,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.auth.hashers import make_password  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.urls import reverse  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 
-from webapp.accounts.services import api_token_create  # noqa: E402
-from webapp.experiments.models import Run, RunKind, RunStatus  # noqa: E402
-from webapp.feedback.models import (  # noqa: E402
-    Candidate, ComparisonTask, Criterion, CriterionScore, PreferenceLabel, Rubric, RubricVersion,
+from webapp.accounts.services import api_token_create
+from webapp.experiments.models import Run, RunKind, RunStatus
+from webapp.feedback.models import (
+    Candidate,
+    ComparisonTask,
+    Criterion,
+    CriterionScore,
+    PreferenceLabel,
+    Rubric,
+    RubricVersion,
 )
-from webapp.feedback.selectors import quality_report  # noqa: E402
-from webapp.projects.models import Membership, Project, Role  # noqa: E402
+from webapp.feedback.selectors import quality_report
+from webapp.projects.models import Membership, Project, Role
 
 SLUG = "quality-bench"
 
@@ -75,45 +81,119 @@ def seed(*, tasks: int, overlap: int, annotators: int) -> Project:
     project = Project.objects.create(name="quality bench", slug=SLUG)
     User = get_user_model()
     password = make_password("bench-password-1")
-    users = User.objects.bulk_create([User(username=f"qb-{i}", password=password) for i in range(annotators + 1)])
+    users = User.objects.bulk_create(
+        [User(username=f"qb-{i}", password=password) for i in range(annotators + 1)]
+    )
     owner, people = users[0], users[1:]
-    Membership.objects.bulk_create([Membership(project=project, user=owner, role=Role.OWNER)]
-                                   + [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in people])
-    run = Run.objects.create(project=project, name="bench run", kind=RunKind.POLICY, created_by=owner,
-                             status=RunStatus.SUCCEEDED, config={})
+    Membership.objects.bulk_create(
+        [Membership(project=project, user=owner, role=Role.OWNER)]
+        + [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in people]
+    )
+    run = Run.objects.create(
+        project=project,
+        name="bench run",
+        kind=RunKind.POLICY,
+        created_by=owner,
+        status=RunStatus.SUCCEEDED,
+        config={},
+    )
     rubric = Rubric.objects.create(project=project, name="quality")
     version = RubricVersion.objects.create(rubric=rubric, number=1, created_by=owner)
-    criteria = Criterion.objects.bulk_create([
-        Criterion(version=version, position=0, name="Correct", scale=Criterion.Scale.BINARY),
-        Criterion(version=version, position=1, name="Clear", scale=Criterion.Scale.LIKERT_5)])
+    criteria = Criterion.objects.bulk_create(
+        [
+            Criterion(
+                version=version,
+                position=0,
+                name="Correct",
+                scale=Criterion.Scale.BINARY,
+            ),
+            Criterion(
+                version=version,
+                position=1,
+                name="Clear",
+                scale=Criterion.Scale.LIKERT_5,
+            ),
+        ]
+    )
     sizes = [2 if i % 2 == 0 else 3 for i in range(tasks)]
-    made = ComparisonTask.objects.bulk_create([
-        ComparisonTask(project=project, prompt_text=f"prompt {i}", rubric_version=version, required_labels=overlap,
-                       label_count=overlap, is_gold=i % 20 == 0,
-                       gold_ranking=[[p] for p in range(sizes[i])] if i % 20 == 0 else None,
-                       source_run=run if i % 4 < 2 else None, source_run_name=run.name if i % 4 < 2 else "")
-        for i in range(tasks)])
-    candidates = Candidate.objects.bulk_create([
-        Candidate(task=t, position=p, text=f"answer {t.pk}.{p}",
-                  metadata=({"run": run.pk, "reward": float(rng.random() < 0.6 - 0.2 * p),
-                             "rewards": {"exact": float(rng.random() < 0.5), "format": round(rng.random(), 2)}}
-                            if t.source_run_id else {}))
-        for t, k in zip(made, sizes, strict=True) for p in range(k)])
+    made = ComparisonTask.objects.bulk_create(
+        [
+            ComparisonTask(
+                project=project,
+                prompt_text=f"prompt {i}",
+                rubric_version=version,
+                required_labels=overlap,
+                label_count=overlap,
+                is_gold=i % 20 == 0,
+                gold_ranking=[[p] for p in range(sizes[i])] if i % 20 == 0 else None,
+                source_run=run if i % 4 < 2 else None,
+                source_run_name=run.name if i % 4 < 2 else "",
+            )
+            for i in range(tasks)
+        ]
+    )
+    candidates = Candidate.objects.bulk_create(
+        [
+            Candidate(
+                task=t,
+                position=p,
+                text=f"answer {t.pk}.{p}",
+                metadata=(
+                    {
+                        "run": run.pk,
+                        "reward": float(rng.random() < 0.6 - 0.2 * p),
+                        "rewards": {
+                            "exact": float(rng.random() < 0.5),
+                            "format": round(rng.random(), 2),
+                        },
+                    }
+                    if t.source_run_id
+                    else {}
+                ),
+            )
+            for t, k in zip(made, sizes, strict=True)
+            for p in range(k)
+        ]
+    )
     by_task: dict[int, list[Candidate]] = {}
     for c in candidates:
         by_task.setdefault(c.task_id, []).append(c)
     now = timezone.now()
-    labels = PreferenceLabel.objects.bulk_create([
-        PreferenceLabel(task=t, annotator=a, ranking=noisy_ranking(rng, k), rubric_version=version,
-                        time_spent_ms=None if rng.random() < 0.1 else rng.randint(5_000, 90_000),
-                        submission_key=f"qb-{t.pk}-{a.pk}",
-                        rejected_at=now if rng.random() < 0.01 else None)
-        for t, k in zip(made, sizes, strict=True) for a in rng.sample(people, overlap)])
-    CriterionScore.objects.bulk_create([
-        CriterionScore(label=label, candidate=c, criterion=crit,
-                       value=(float(rng.random() < 0.7) if crit.scale == Criterion.Scale.BINARY
-                              else float(min(5, max(1, round(4 - c.position + rng.gauss(0, 1)))))))
-        for label in labels for c in by_task[label.task_id] for crit in criteria], batch_size=20_000)
+    labels = PreferenceLabel.objects.bulk_create(
+        [
+            PreferenceLabel(
+                task=t,
+                annotator=a,
+                ranking=noisy_ranking(rng, k),
+                rubric_version=version,
+                time_spent_ms=None
+                if rng.random() < 0.1
+                else rng.randint(5_000, 90_000),
+                submission_key=f"qb-{t.pk}-{a.pk}",
+                rejected_at=now if rng.random() < 0.01 else None,
+            )
+            for t, k in zip(made, sizes, strict=True)
+            for a in rng.sample(people, overlap)
+        ]
+    )
+    CriterionScore.objects.bulk_create(
+        [
+            CriterionScore(
+                label=label,
+                candidate=c,
+                criterion=crit,
+                value=(
+                    float(rng.random() < 0.7)
+                    if crit.scale == Criterion.Scale.BINARY
+                    else float(min(5, max(1, round(4 - c.position + rng.gauss(0, 1)))))
+                ),
+            )
+            for label in labels
+            for c in by_task[label.task_id]
+            for crit in criteria
+        ],
+        batch_size=20_000,
+    )
     return project
 
 
@@ -154,15 +234,21 @@ def main() -> None:
     project = Project.objects.filter(slug=SLUG).first()
     if project is None:
         start = time.perf_counter()
-        project = seed(tasks=args.tasks, overlap=args.overlap, annotators=args.annotators)
+        project = seed(
+            tasks=args.tasks, overlap=args.overlap, annotators=args.annotators
+        )
         print(f"seeded in {time.perf_counter() - start:.1f} s")
-    with connection.cursor() as cursor:  # as autovacuum would: without statistics the planner nests loops
+    with (
+        connection.cursor() as cursor
+    ):  # as autovacuum would: without statistics the planner nests loops
         cursor.execute("ANALYZE")
     owner = Membership.objects.get(project=project, role=Role.OWNER).user
-    print(f"{ComparisonTask.objects.filter(project=project).count():,} tasks, "
-          f"{PreferenceLabel.objects.filter(task__project=project).count():,} labels, "
-          f"{CriterionScore.objects.filter(label__task__project=project).count():,} criterion scores, "
-          f"{Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()} annotators")
+    print(
+        f"{ComparisonTask.objects.filter(project=project).count():,} tasks, "
+        f"{PreferenceLabel.objects.filter(task__project=project).count():,} labels, "
+        f"{CriterionScore.objects.filter(label__task__project=project).count():,} criterion scores, "
+        f"{Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()} annotators"
+    )
 
     page = Client(SERVER_NAME="localhost")
     page.force_login(owner)
@@ -176,7 +262,9 @@ def main() -> None:
         call()
     for name, call in routes.items():
         times = timed(call, args.repeat)
-        print(f"{name:5} n={args.repeat}  p50={statistics.median(times):7.1f} ms  min={min(times):7.1f} ms")
+        print(
+            f"{name:5} n={args.repeat}  p50={statistics.median(times):7.1f} ms  min={min(times):7.1f} ms"
+        )
     print(f"report digest {digest(project)}")
     if args.profile:
         for name, call in routes.items():
