@@ -342,14 +342,6 @@ def labels_per_hour(count: int, time_spent_ms: int) -> float | None:
     return count * 3_600_000 / time_spent_ms
 
 
-def score_units(scores: Iterable[tuple[Hashable, float]]) -> list[list[float]]:
-    """Group (unit key, value) pairs into the value lists krippendorff_alpha_ordinal takes."""
-    units: dict[Hashable, list[float]] = defaultdict(list)
-    for key, value in scores:
-        units[key].append(value)
-    return list(units.values())
-
-
 def wilson_interval(p: float, n: int) -> tuple[float, float] | None:
     """The Wilson score interval (95 %) of a proportion ``p`` observed over ``n`` trials; None
     when n is 0."""

@@ -263,7 +263,7 @@ class CriterionAlpha:
 TOTAL_REWARD = ("total",)  # the weighted sum a run trained on; no reward's name (a string) equals it
 
 
-def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | None = None,
+def reward_agreement_rows(*, project, labels: list[agreement.RawLabel] | agreement.LabelColumns | None = None,
                           run_id: int | None = None) -> list[agreement.RewardAgreement]:
     """Each reward's agreement with the annotators over the project's tasks made from runs
     (from one run's trajectories, or head to head from two runs' answers), or only those made
