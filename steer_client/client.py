@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -40,6 +41,11 @@ def _scalar(value):
 
 _POINT_KEYS = frozenset({"key", "step", "value"})
 _POINT_SHAPE = 'a (key, step, value) triple, or a dict {"key": ..., "step": ..., "value": ...}'
+
+
+def _iso(value: str | date | datetime | None) -> str | None:
+    """A date or datetime as the API reads it (ISO 8601); text as given, for the server to check."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _metric_point(i: int, point) -> list:
@@ -179,11 +185,16 @@ class SteerClient:
         raise SteerError(404, {"code": "not_found", "message": f"no project {project!r} among yours"})
 
     def runs(self, *, project: int | str, status: str | None = None, kind: str | None = None,
-             search: str | None = None, tag: str | None = None, where: str | None = None) -> Iterator[dict]:
+             search: str | None = None, tag: str | None = None, where: str | None = None,
+             created_after: str | date | datetime | None = None,
+             created_before: str | date | datetime | None = None) -> Iterator[dict]:
         """The project's runs, newest first, every page; ``status``, ``kind``, ``search`` (a part
-        of the name), ``tag`` and ``where`` (conditions on settings and metrics, as MLflow's
-        ``filter_string``: ``"config.optim.lr < 1e-5 and metrics.reward >= 0.8"``) filter them."""
-        asked = {"status": status, "kind": kind, "search": search, "tag": tag, "where": where}
+        of the name), ``tag``, ``where`` (conditions on settings and metrics, as MLflow's
+        ``filter_string``: ``"config.optim.lr < 1e-5 and metrics.reward >= 0.8"``) and
+        ``created_after`` / ``created_before`` (both included: a ``date`` or ISO date is its whole
+        day in UTC, a ``datetime`` or ISO datetime its instant, a naive one read as UTC) filter them."""
+        asked = {"status": status, "kind": kind, "search": search, "tag": tag, "where": where,
+                 "created_after": _iso(created_after), "created_before": _iso(created_before)}
         filters = {k: v for k, v in asked.items() if v is not None}
         return self.paginate(f"/projects/{self.project_id(project)}/runs/", filters)
 

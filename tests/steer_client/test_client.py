@@ -3,13 +3,14 @@ that carries the API's error (or, for input JSON cannot carry, a ValueError nami
 
 import re
 import time
+from datetime import UTC, date, datetime
 
 import pytest
 
 from steer_client.client import SteerClient, SteerError
 from tests.factories import make_project, make_user
 from webapp.accounts.services import api_token_create
-from webapp.experiments.models import RunKind, RunStatus, Trajectory
+from webapp.experiments.models import Run, RunKind, RunStatus, Trajectory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,6 +247,21 @@ def test_runs_are_found_by_their_settings_and_latest_metrics(project_and_client)
     with pytest.raises(SteerError) as refused:
         list(client.runs(project=project.id, where="lr < 1"))
     assert refused.value.status == 400 and "where" in refused.value.error["fields"]
+
+
+def test_runs_are_found_by_when_they_were_created(project_and_client):
+    project, client = project_and_client
+    old = client.run_create(project=project.id, name="old")
+    new = client.run_create(project=project.id, name="new")
+    Run.objects.filter(pk=old["id"]).update(created_at=datetime(2026, 11, 2, 10, tzinfo=UTC))
+    Run.objects.filter(pk=new["id"]).update(created_at=datetime(2026, 12, 2, 10, tzinfo=UTC))
+    assert [r["id"] for r in client.runs(project=project.id, created_after=date(2026, 12, 1))] == [new["id"]]
+    assert [r["id"] for r in client.runs(project=project.id, created_before="2026-11-02")] == [old["id"]]
+    before = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    assert [r["id"] for r in client.runs(project=project.id, created_before=before)] == [old["id"]]
+    with pytest.raises(SteerError) as refused:
+        list(client.runs(project=project.id, created_after="yesterday"))
+    assert refused.value.status == 400 and list(refused.value.error["fields"]) == ["created_after"]
 
 
 def test_a_point_may_be_the_apis_own_dict_of_key_step_and_value(project_and_client):

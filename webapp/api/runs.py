@@ -18,7 +18,7 @@ from webapp.api.base import (
     query_params,
 )
 from webapp.api.permissions import RESEARCH, scoped_project_ids
-from webapp.api.schema import JsonObjectField, errors
+from webapp.api.schema import DateOrDateTimeField, JsonObjectField, errors
 from webapp.datasets.models import PromptDataset
 from webapp.experiments import services
 from webapp.experiments.errors import (
@@ -29,7 +29,11 @@ from webapp.experiments.errors import (
 )
 from webapp.experiments.models import PolicyModel, Run, RunKind, RunStatus, RunTag
 from webapp.experiments.run_search import EXAMPLE, RunSearchError, conditions_parse
-from webapp.experiments.selectors import runs_where
+from webapp.experiments.selectors import (
+    created_range_is_empty,
+    runs_created_between,
+    runs_where,
+)
 from webapp.experiments.sweeps import MAX_RUNS, SWEEP_KINDS, sweep_create
 
 
@@ -88,6 +92,17 @@ class RunListCreateApi(SteerListApi):
         where = serializers.CharField(required=False, allow_blank=True, max_length=1000,
                                       help_text="Conditions on settings (config.…) and metrics' latest values "
                                                 f"(metrics.…) joined by and, as MLflow's search filter: {EXAMPLE}.")
+        created_after = DateOrDateTimeField(
+            required=False, help_text="Runs created at or after this: an ISO date (from its start, UTC) or datetime.")
+        created_before = DateOrDateTimeField(
+            required=False, help_text="Runs created at or before this: an ISO date (to its end, UTC) or datetime.")
+
+        def validate(self, attrs):
+            after, before = attrs.get("created_after"), attrs.get("created_before")
+            if created_range_is_empty(after, before):
+                message = f"{before.isoformat()} is before created_after, {after.isoformat()}: the range holds no run"
+                raise serializers.ValidationError({"created_before": [message]})
+            return attrs
 
     class RunCreateInputSerializer(BodySerializer):
         name = serializers.CharField(max_length=200)
@@ -124,6 +139,8 @@ class RunListCreateApi(SteerListApi):
             where = conditions_parse(params.pop("where", ""))
         except RunSearchError as exc:
             raise field_error("where", str(exc)) from None
+        runs = runs_created_between(runs, after=params.pop("created_after", None),
+                                    before=params.pop("created_before", None))
         runs = runs.filter(**params)
         return (runs_where(runs, where) if where else runs).prefetch_related("tags")
 

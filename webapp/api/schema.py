@@ -7,6 +7,11 @@ does not cover the route, or a session write without its CSRF token), 400 where 
 parameters or a body, 404 where it names an object or pages with a cursor, 415 where it takes a
 body, 409 on every DELETE; a view adds the rest (409, 413, 503) with :func:`errors`."""
 
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
@@ -58,6 +63,33 @@ class JsonObjectField(serializers.JSONField):
         except UnstorableText as exc:
             raise serializers.ValidationError(str(exc)) from None
         return value
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]})
+class DateOrDateTimeField(serializers.Field):
+    """An ISO 8601 date (``2026-12-01``) or datetime (``2026-12-01T14:30:00Z``, an offset or none:
+    then read in the server's time zone, UTC), as a ``date`` or an aware ``datetime``."""
+
+    default_error_messages: ClassVar[dict] = {"invalid": "{value!r} is no date or datetime: write an ISO date, 2026-12-01, "
+                                                          "or datetime, 2026-12-01T14:30:00Z."}
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        try:
+            value = parse_date(text) or parse_datetime(text)
+        except ValueError:  # well formed, but no such day or hour (2026-02-30)
+            value = None
+        if value is None:
+            self.fail("invalid", value=text[:40])
+        if not isinstance(value, datetime):
+            return value
+        try:  # in UTC, as the database compares it: 9999-12-31T23:00-05:00 is past the year 9999
+            return (timezone.make_aware(value) if timezone.is_naive(value) else value).astimezone(UTC)
+        except OverflowError:
+            self.fail("invalid", value=text[:40])
+
+    def to_representation(self, value):
+        return value.isoformat()
 
 
 POSITIONS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}

@@ -1,5 +1,5 @@
-"""The runs list's filters: a GET form (name, kind, status, tag, conditions on settings and metrics)
-and a metric to show and sort by; and the run page's notes form."""
+"""The runs list's filters: a GET form (name, kind, status, tag, conditions on settings and metrics,
+creation dates) and a metric to show and sort by; and the run page's notes form."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class RunListFilterForm(forms.Form):
                             widget=forms.TextInput(attrs={"placeholder": EXAMPLE, "title": f"e.g. {EXAMPLE}"}),
                             help_text="Settings (config.…, as the run's config names them) and metrics' latest "
                                       f"values (metrics.…) joined by and, e.g. {EXAMPLE}.")
+    created_after = forms.DateField(label="Created on or after", required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    created_before = forms.DateField(label="Created on or before", required=False,
+                                     widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     metric = forms.ChoiceField(label="Metric column", required=False)
     order = forms.ChoiceField(label="Order", required=False, choices=ORDERS)
 
@@ -39,6 +43,9 @@ class RunListFilterForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("order") and not cleaned.get("metric") and "metric" not in self.errors:
             self.add_error("order", "Choose a metric column to order by.")
+        after, before = cleaned.get("created_after"), cleaned.get("created_before")
+        if after and before and before < after:
+            self.add_error("created_before", f"{before:%Y-%m-%d} is before {after:%Y-%m-%d}, the day the range starts.")
         return cleaned
 
     def filters(self) -> dict:
@@ -48,6 +55,7 @@ class RunListFilterForm(forms.Form):
         metric = data.get("metric") or ""
         return {"kind": data.get("kind") or None, "status": data.get("status") or None,
                 "name_contains": data.get("q") or "", "tag": data.get("tag") or "", "where": data.get("where") or [],
+                "created_after": data.get("created_after"), "created_before": data.get("created_before"),
                 "metric": metric,
                 "metric_order": (data.get("order") or "") if metric else ""}
 
@@ -65,7 +73,8 @@ class RunListFilterForm(forms.Form):
     def narrows(self) -> bool:
         """True when a valid filter leaves runs out (the metric column alone leaves none out)."""
         filters = self.filters()
-        return any(filters[name] for name in ("kind", "status", "name_contains", "tag", "where"))
+        return any(filters[name] for name in ("kind", "status", "name_contains", "tag", "where", "created_after",
+                                                 "created_before"))
 
 
 class RunNotesForm(forms.Form):

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import BooleanField, Count, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from webapp.experiments import metric_history
 from webapp.experiments.metric_rollups import TOP_LEVEL
@@ -29,9 +39,12 @@ from webapp.experiments.run_search import LOOKUPS, Condition, config_matches
 
 
 def run_list(*, project, kind: str | None = None, status: str | None = None, name_contains: str = "",
-             tag: str = "", where: Sequence[Condition] = (), metric: str = "", metric_order: str = "") -> QuerySet[Run]:
+             tag: str = "", where: Sequence[Condition] = (), created_after: date | datetime | None = None,
+             created_before: date | datetime | None = None, metric: str = "",
+             metric_order: str = "") -> QuerySet[Run]:
     """The project's runs, newest first, filtered by kind, status, a part of the name, a tag
-    (both in any case) and ``where``'s conditions on settings and metrics (``run_search``).
+    (both in any case), ``where``'s conditions on settings and metrics (``run_search``) and when
+    they were created (``runs_created_between``).
 
     With ``metric`` each run carries ``metric_value``, that metric's value at its highest step
     (None for a run without it); ``metric_order`` "desc" or "asc" sorts by it, runs without the
@@ -47,6 +60,7 @@ def run_list(*, project, kind: str | None = None, status: str | None = None, nam
         runs = runs.filter(pk__in=RunTag.objects.filter(name__iexact=tag).values("run_id"))
     if where:
         runs = runs_where(runs, where)
+    runs = runs_created_between(runs, after=created_after, before=created_before)
     order = ["-created_at", "-id"]  # ties broken, so that pages neither repeat nor skip a run
     if metric:
         runs = runs.annotate(metric_value=_metric_latest_value(metric))
@@ -76,6 +90,37 @@ def runs_where(runs: QuerySet[Run], conditions: Sequence[Condition]) -> QuerySet
         else:
             runs = runs.filter(**{f"{alias}__{LOOKUPS[condition.op]}": condition.value})
     return runs
+
+
+def _instant(value: date | datetime, *, day_end: bool = False) -> datetime:
+    """An aware datetime: a datetime's own (a naive one read in the server's time zone), a date's
+    day start (with ``day_end``, the next day's)."""
+    if not isinstance(value, datetime):
+        if day_end and value == date.max:  # no next day to start
+            return timezone.make_aware(datetime.max)
+        value = datetime.combine(value + timedelta(days=1) if day_end else value, time.min)
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def runs_created_between(runs: QuerySet[Run], *, after: date | datetime | None = None,
+                         before: date | datetime | None = None) -> QuerySet[Run]:
+    """``runs`` created between the two bounds, both included: a date is its whole day (in the
+    server's time zone, UTC), a datetime its instant."""
+    if after is not None:
+        runs = runs.filter(created_at__gte=_instant(after))
+    if isinstance(before, datetime):
+        runs = runs.filter(created_at__lte=_instant(before))
+    elif before is not None:
+        runs = runs.filter(created_at__lt=_instant(before, day_end=True))
+    return runs
+
+
+def created_range_is_empty(after: date | datetime | None, before: date | datetime | None) -> bool:
+    """True when ``before`` ends before ``after`` starts, so that no run can be in between."""
+    if after is None or before is None:
+        return False
+    start, end = _instant(after), _instant(before, day_end=True)
+    return end < start if isinstance(before, datetime) else end <= start
 
 
 def project_metric_keys(*, project, only: str | None = None, limit: int = 500) -> list[str]:
