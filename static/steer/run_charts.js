@@ -326,9 +326,11 @@
     history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
   }
 
-  document.querySelectorAll("input[name=compare]").forEach((el) => el.addEventListener("change", () => {
+  /* On the document, since the picker's search swaps in other boxes. */
+  document.addEventListener("change", (event) => {
+    if (!event.target.matches("input[name=compare]")) return;
     rememberCompared();
     poll();
-  }));
+  });
   poll();
 })();

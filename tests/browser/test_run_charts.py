@@ -21,6 +21,7 @@ def project(page, live_server):
 
 def legend_values(page, key: str, fractions) -> list[str]:
     """The legend's value of each series at points across the chart's plot (as the mouse shows them)."""
+    page.locator(f".chart[data-key='{key}'] .u-over").scroll_into_view_if_needed()  # below the controls
     box = page.locator(f".chart[data-key='{key}'] .u-over").bounding_box()
     shown = []
     for fraction in fractions:

@@ -12,6 +12,7 @@ from django.db.models import (
     Count,
     F,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -186,9 +187,16 @@ def checkpoints_to_start_from(*, project, limit: int = 500) -> QuerySet[Checkpoi
             .select_related("run").order_by("-run_id", "-step")[:limit])
 
 
-def comparison_runs(*, run: Run, limit: int = 20) -> QuerySet[Run]:
-    """Other runs of the same project and kind, newest first, to overlay on the run's charts."""
-    return run_list(project=run.project, kind=run.kind).exclude(pk=run.pk)[:limit]
+def comparison_runs(*, run: Run, search: str = "", limit: int = 20) -> QuerySet[Run]:
+    """Other runs of the run's project to overlay on its charts, newest first, at most ``limit``:
+    without ``search`` those of the run's kind; with it those of any kind whose name or one of
+    whose tags contains it (in any case), so that an older baseline can be found."""
+    search = search.strip()
+    if not search:
+        return run_list(project=run.project, kind=run.kind).exclude(pk=run.pk)[:limit]
+    tagged = RunTag.objects.filter(name__icontains=search).values("run_id")
+    return (run_list(project=run.project).filter(Q(name__icontains=search) | Q(pk__in=tagged))
+            .exclude(pk=run.pk)[:limit])
 
 
 def metric_history_downsampled(*, run_ids, keys, max_points: int,

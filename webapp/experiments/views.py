@@ -90,6 +90,7 @@ def _context(request, **extra) -> dict:
 
 RUNS_PAGE = 50  # runs a page of the runs list
 ARTIFACTS_PAGE = 50  # files a page of the run page's artifacts
+COMPARE_CHOICES = 20  # runs the run page's Compare picker offers at once (newest of its kind, or found)
 
 
 @research_required
@@ -203,6 +204,9 @@ def _launched(request, form, *, kind: str, **inputs):
 def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, notes_error: str = "",
                     artifact_error: str = "", status=200):
     run = run_get(project=request.project, run_id=run_id)
+    picker = _compare_picker(request, run)
+    if request.htmx and request.htmx.target == "compare-candidates":  # the picker's search, as you type
+        return render(request, "experiments/partials/_compare_candidates.html", _context(request, run=run, **picker))
     from webapp.feedback.head_to_head import head_to_head_opponents, head_to_heads  # noqa: PLC0415 (feedback imports experiments)
 
     results = (evaluation_results(project=request.project, dataset_id=run.dataset_id, include=run.id)
@@ -212,20 +216,13 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
     against = head_to_heads(project=request.project, run_id=run.id, other_ids=[i for i, _ in opponents])
     human = [{"run_id": other_id, "name": name, "live": other_id in live, "result": against[other_id]}
              for other_id, name in opponents]
-    asked = request.GET.getlist("compare")[:MAX_COMPARED_RUNS]  # as _compare_ids reads them
-    wanted = set(_compare_ids(asked, run))
-    compared = list(run_list(project=request.project).filter(pk__in=wanted)) if wanted else []
-    others = list(comparison_runs(run=run))
-    others += [r for r in compared if r not in others]  # asked for by the address: older, or of another kind
-    # one count for an id of no run, of another project's run, or that is no id: nothing told apart
-    missing = len(wanted) - len(compared) + sum(1 for raw in asked if query_id(raw) is None)
     tags = [t.name for t in run.tags.all()]
     artifacts = Paginator(artifact_list(run=run), ARTIFACTS_PAGE).get_page(request.GET.get("artifacts_page"))
     notes_form = notes_form or RunNotesForm(initial={"name": run.name, "tags": ", ".join(tags),
                                                      "description": run.description})
     return render(request, "experiments/detail.html", _context(
         request, run=run, tags=tags, notes_form=notes_form, notes_error=notes_error,
-        others=others, compared_ids={r.id for r in compared}, compare_missing=missing,
+        **picker,
         checkpoints=checkpoint_list(run=run), artifacts=artifacts, artifact_error=artifact_error,
         artifacts_previous_query=_page_query(request.GET, artifacts.number - 1, page="artifacts_page"),
         artifacts_next_query=_page_query(request.GET, artifacts.number + 1, page="artifacts_page"),
@@ -234,6 +231,25 @@ def run_detail_page(request, project_id: int, run_id: int, *, notes_form=None, n
         human=human, trained_policies=policies_from_run(run=run) if run.registers_policy else [],
         copy_url=copy_url(run),
         metric_keys=metric_keys(run_ids=[run.id])), status=status)
+
+
+def _compare_picker(request, run: Run) -> dict:
+    """The run page's Compare picker: the runs ticked in the address (``?compare=``) and those
+    offered beside them, the newest of the run's kind or, with ``?find=``, those of any kind whose
+    name or a tag contains it; all of the run's project, ``COMPARE_CHOICES`` at most offered."""
+    asked = request.GET.getlist("compare")[:MAX_COMPARED_RUNS]  # as _compare_ids reads them
+    wanted = set(_compare_ids(asked, run))
+    compared = list(run_list(project=request.project).filter(pk__in=wanted)) if wanted else []
+    find = request.GET.get("find", "").strip()[:200]
+    offered = list(comparison_runs(run=run, search=find, limit=COMPARE_CHOICES + 1))
+    others = offered[:COMPARE_CHOICES]
+    others += [r for r in compared if r not in others]  # asked for by the address: older, or of another kind
+    # one count for an id of no run, of another project's run, or that is no id: nothing told apart
+    missing = len(wanted) - len(compared) + sum(1 for raw in asked if query_id(raw) is None)
+    return {"others": others, "compared_ids": {r.id for r in compared}, "compare_missing": missing,
+            "compare_find": find, "compare_found": bool(offered), "compare_more": len(offered) > COMPARE_CHOICES,
+            "compare_choices": COMPARE_CHOICES,
+            "compare_offered": bool(others) or run_list(project=request.project).exclude(pk=run.pk).exists()}
 
 
 @require_POST
