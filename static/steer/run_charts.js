@@ -26,17 +26,28 @@
     return Array.from(document.querySelectorAll("input[name=compare]:checked")).map((el) => el.value);
   }
 
-  /* Exponential moving average; the positions in ``skip`` (a downsampled bucket's min or max, kept
-     for the faint raw line) are left out, since a bucket's extremes are not a sample of its level. */
-  function ema(values, alpha, skip) {
+  /* The smoothing's unit of steps on a chart: a thousandth of the steps the chart spans (W&B's
+     "time weighted EMA"), the same for every run on it, so that a setting smooths a run logged
+     every step and one logged every 10, or downsampled otherwise, over the same window of steps. */
+  const SMOOTHING_UNITS = 1000;
+
+  /* Exponential moving average over steps, not points: a value's weight decays by ``alpha`` for
+     each ``unit`` of steps since it was logged, however many points lie in between; debiased, each
+     smoothed value is the weighted mean of the values so far, so that the line starts at the first
+     value. The positions in ``skip`` (a downsampled bucket's min or max, kept for the faint raw line)
+     are left out, since a bucket's extremes are not a sample of its level. */
+  function ema(steps, values, alpha, skip, unit) {
     if (alpha <= 0) return values;
     const out = new Array(values.length);
-    let acc = null;
+    let sum = 0, weight = 0, lastStep = null;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       if (v === null || v === undefined || skip.has(i)) { out[i] = null; continue; }
-      acc = acc === null ? v : alpha * acc + (1 - alpha) * v;
-      out[i] = acc;
+      const decay = lastStep === null ? 0 : Math.pow(alpha, (steps[i] - lastStep) / unit);
+      sum = sum * decay + v;
+      weight = weight * decay + 1;
+      lastStep = steps[i];
+      out[i] = sum / weight;
     }
     return out;
   }
@@ -78,19 +89,23 @@
      With smoothing on, this run's raw values come first, drawn faintly behind the smoothed line
      (as TensorBoard does), so a short run's real values stay visible. A long series comes
      downsampled (each bucket's first, last, min and max): its smoothed line follows the first and
-     last points only, so that a long run and a short one smooth to the same level. */
-  function aligned(seriesOfKey, alpha) {
+     last points only, so that a long run and a short one smooth to the same level. Every run is
+     smoothed over the same steps (``ema``'s unit, from the chart's span of steps). On the log scale
+     (``log``) the values at or below 0 are left out before smoothing, as they are not drawn: the
+     smoothed line is a mean of the values drawn. */
+  function aligned(seriesOfKey, alpha, log) {
     const steps = new Set();
     seriesOfKey.forEach((s) => s.steps.forEach((x) => steps.add(x)));
     const xs = Array.from(steps).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
+    const unit = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / SMOOTHING_UNITS : 1;
     const ys = [];
     seriesOfKey.forEach((s) => {
       const col = new Array(xs.length).fill(null);
-      s.steps.forEach((x, i) => { col[index.get(x)] = s.values[i]; });
+      s.steps.forEach((x, i) => { col[index.get(x)] = log && s.values[i] <= 0 ? null : s.values[i]; });
       const extremes = new Set((s.extremes || []).map((i) => index.get(s.steps[i])));
       if (alpha > 0 && String(s.run_id) === runId) ys.push(col);
-      ys.push(ema(col, alpha, extremes));
+      ys.push(ema(xs, col, alpha, extremes, unit));
     });
     return [xs, ...ys];
   }
@@ -211,12 +226,9 @@
     const runIds = Object.keys(last.runs);
     byKey.forEach((list, key) => {
       list.sort((a, b) => (String(a.run_id) === runId ? -1 : String(b.run_id) === runId ? 1 : a.run_id - b.run_id));
-      const data = aligned(list, alpha);
+      const data = aligned(list, alpha, log);
       // a log scale cannot draw zero or a negative value: left out, and their number said under the chart
       const hidden = log ? list.reduce((n, s) => n + s.values.filter((v) => v !== null && v <= 0).length, 0) : 0;
-      if (log) {
-        for (let c = 1; c < data.length; c++) data[c] = data[c].map((v) => (v === null || v > 0 ? v : null));
-      }
       const few = data[0].length < 3;  // a line needs two points: show the points themselves
       const signature = list.map((s) => s.run_id).join(",") + (alpha > 0 ? ":raw" : "") + (few ? ":few" : "") +
         (log ? ":log" : "");
