@@ -249,7 +249,8 @@ def _compare_picker(request, run: Run) -> dict:
     return {"others": others, "compared_ids": {r.id for r in compared}, "compare_missing": missing,
             "compare_find": find, "compare_found": bool(offered), "compare_more": len(offered) > COMPARE_CHOICES,
             "compare_choices": COMPARE_CHOICES,
-            "compare_offered": bool(others) or run_list(project=request.project).exclude(pk=run.pk).exists()}
+            # asked every time (one cheap EXISTS), so the page's queries don't depend on what the project holds
+            "compare_offered": run_list(project=request.project).exclude(pk=run.pk).exists() or bool(others)}
 
 
 @require_POST
