@@ -249,8 +249,7 @@ def _compare_picker(request, run: Run) -> dict:
     return {"others": others, "compared_ids": {r.id for r in compared}, "compare_missing": missing,
             "compare_find": find, "compare_found": bool(offered), "compare_more": len(offered) > COMPARE_CHOICES,
             "compare_choices": COMPARE_CHOICES,
-            # asked every time (one cheap EXISTS), so the page's queries don't depend on what the project holds
-            "compare_offered": run_list(project=request.project).exclude(pk=run.pk).exists() or bool(others)}
+            "compare_offered": bool(others) or run_list(project=request.project).exclude(pk=run.pk).exists()}
 
 
 @require_POST
