@@ -159,7 +159,9 @@ def _query_counts(client, big) -> dict[str, int]:
 
 def test_no_page_or_api_route_costs_more_queries_for_a_bigger_project(client):
     """Runs, trajectories, tasks, labels, metric keys, rubrics, policies … ×10: the same queries."""
-    small, large = big_project(3, prefix="small"), big_project(30, prefix="large")
+    # 8: two runs of each kind, so that a run's page offers others of its kind to compare with at
+    # both sizes (with none the Compare picker asks once more whether the project has any run)
+    small, large = big_project(8, prefix="small"), big_project(30, prefix="large")
     few, many = _query_counts(client, small), _query_counts(client, large)
     # A page of raw points (/runs/<id>/metrics/) reads its keys 1, 2, 4 … at a time until the page
     # is full: a few more queries for many small metrics, by design (test_metric_points_page.py).
