@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import packed_forward
+from .compiling import guarded_compile
 from .rollout import position_ids_from_mask
 
 _CHUNK_ELEMENTS = 1 << 26  # float32 logits per chunk: 256 MB
@@ -69,10 +70,10 @@ def _compiled(name: str):
     are dynamic, so chunks and micro-batches of any length share one compilation (per dtype,
     temperature 1 or not, and entropy or not). Not ``fullgraph``: a long-lived worker that
     meets more variants than dynamo's recompile limit runs the rest eagerly instead of
-    failing."""
+    failing; one that fails to compile logs a warning and runs eagerly (compiling.py)."""
     if name not in _COMPILED:
         fn = {"stats": _head_stats, "grad": _head_grad}[name]
-        _COMPILED[name] = torch.compile(fn, dynamic=True)
+        _COMPILED[name] = guarded_compile(fn, what=f"the LM head's {name}", dynamic=True)
     return _COMPILED[name]
 
 

@@ -523,15 +523,18 @@ class TrainLoopConfig:
         "AdamW on GPU. Results equal the plain Hugging Face path within floating-point "
         "rounding; false uses the plain path.",
         default=True)
-    compile_decoder: bool = _help(
+    compile_decoder: bool | None = _help(
         "With fast_path: torch.compile the decoder's per-token step before it is captured "
-        "(fused kernels; each run pays two compilations per cache shape, tens of seconds).",
-        default=False)
+        "(fused kernels; each run pays two compilations per cache shape, tens of seconds). "
+        "Unset: on for a CUDA device with Triton, off on a CPU. A compilation that fails "
+        "logs a warning and the step runs eagerly.",
+        default=None)
     compile_head: bool = _help(
         "With fast_path: torch.compile the soft-max arithmetic of the update's chunked LM "
         "head (log-probs, entropy and their gradient read each chunk's logits in a few fused "
         "passes instead of writing a float32 copy; a few compilations per worker process, "
-        "seconds each). Needs Triton on a GPU, a C++ compiler on a CPU.",
+        "seconds each). Needs Triton on a GPU, a C++ compiler on a CPU; a compilation that "
+        "fails logs a warning and the head runs eagerly.",
         default=False)
     log_system_metrics: bool = _help(
         "Add the machine's state to each step's metrics, as MLflow names it: CPU utilisation, "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .compiling import guarded_compile
 from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
                            qkv_linears, rms_norm, rope_tables, stack, supports)
 from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
@@ -311,7 +312,8 @@ class StaticCacheSampler:
         # model in this process) reuse that. Not fullgraph: a long-lived worker that meets
         # more models or shapes than dynamo's recompile limit runs the step eagerly (still
         # captured in graphs) instead of failing the run.
-        b.step = torch.compile(step) if self.compile else step
+        # A compilation that fails logs a warning and leaves the step eager (compiling.py).
+        b.step = guarded_compile(step, what="the decoder's step") if self.compile else step
         self._key, self._buffers = key, b
         return b
 

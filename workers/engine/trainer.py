@@ -29,6 +29,7 @@ from .advantages import compute_advantages, compute_masked_advantages, pad_group
 from .budget import knapsack_allocation, success_estimate
 from .checkpoint import (latest_checkpoint, load_training_state, prune_checkpoints, remove_partial_checkpoints,
                          save_checkpoint)
+from .compiling import compile_wanted
 from .config import PolicyConfig, TrainConfig, check_trainable
 from .data import (PromptRecord, refill_prompt_indices, sampling_seed, step_prompt_indices,
                    validate_prompts)
@@ -260,7 +261,7 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
     if found is not None:
         state = load_training_state(found[1], optimizer)
         start_step = state["step"]
-    compile_step = config.train.compile_decoder
+    compile_step = compile_wanted(config.train.compile_decoder, device)
     samplers = ((StaticCacheSampler(compile=compile_step), StaticCacheSampler())
                 if fast and supports(model) else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,

@@ -1,0 +1,63 @@
+"""When the engine uses ``torch.compile``, and how a failed compilation falls back.
+
+``train.compile_decoder`` is unset by default: then the rollout decoder's step is compiled
+where that pays and works without asking (a CUDA device with Triton, as vLLM compiles by
+default: on the H200 it cut the rollout of bench/grpo_step.py by 70-90 ms in two runs) and not
+elsewhere (a CPU, where inductor needs a C++ compiler and a short run spends more time
+compiling than it saves). ``train.compile_head`` stays off unless asked for: its gain was not
+the same in two runs (bench/grpo_step.md). ``guarded_compile`` wraps ``torch.compile`` so that
+a compilation that fails (no C compiler for Triton's launcher, an inductor bug) logs a warning
+and runs the same function eagerly from then on, instead of failing the run: the compiled and
+the eager function compute the same values within rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether Triton, which inductor generates GPU kernels with, imports here."""
+    try:
+        import triton  # noqa: F401, PLC0415
+    except Exception:  # noqa: BLE001 (a broken install is as good as none)
+        return False
+    return True
+
+
+def compile_wanted(setting: bool | None, device: torch.device | str) -> bool:
+    """The setting if it is given; unset: compile on a CUDA device with Triton, else not."""
+    if setting is not None:
+        return setting
+    return torch.device(device).type == "cuda" and triton_available()
+
+
+def guarded_compile(fn: Callable, *, what: str, **options: Any) -> Callable:
+    """``torch.compile(fn, **options)`` that, the first time the compiled function raises,
+    logs a warning naming ``what`` and the error and calls ``fn`` eagerly from then on. An error
+    that is not the compiler's raises again from the eager call."""
+    compiled = torch.compile(fn, **options)
+    failed = False
+
+    def call(*args, **kwargs):
+        nonlocal failed
+        if not failed:
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 (any compiler failure; see the eager retry)
+                failed = True
+                log.warning("torch.compile of %s failed (%s: %s); running it eagerly", what,
+                            type(exc).__name__, str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
+        return fn(*args, **kwargs)
+
+    call.eager = fn  # type: ignore[attr-defined]
+    call.compile_failed = lambda: failed  # type: ignore[attr-defined]
+    return call
