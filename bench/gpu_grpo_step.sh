@@ -4,8 +4,9 @@
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, against the
 #      plain one; bf16; the packed forward and the chunked head), and the system/gpu_* metrics;
-#   2. bench/grpo_step.py: fast-path check on the real shape, then Steer, TRL, the compiled
-#      decoder and Steer's plain path on the same work, and the table with the ratios. The
+#   2. bench/grpo_step.py: fast-path check on the real shape, then Steer (its defaults: on a
+#      GPU the decoder step compiled), TRL, Steer's fast path uncompiled and Steer's plain path
+#      on the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured.
 #
 # A dry run of the same flow on a CPU machine (tiny model, small work, the project's venv, no
@@ -48,6 +49,6 @@ timeout "${TEST_S:-150}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:
 tail -n 15 "$OUT/cuda_tests.txt"
 fi
 timeout "${BENCH_S:-330}" $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
-  --sides "${SIDES:-steer,trl,steer-compile,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
+  --sides "${SIDES:-steer,trl,steer-eager,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import platform
 import statistics
 import sys
@@ -41,6 +42,7 @@ from grpo_step_work import (REWARD_PATTERN, Work, build_model, build_prompts,  #
                             build_tokenizer, parameter_count, update_flops)
 from workers.engine import Callbacks, PromptRecord, TrainConfig, train  # noqa: E402
 from workers.engine import rollout, static_decoder, trainer as engine_trainer  # noqa: E402
+from workers.engine.compiling import compile_wanted  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), by device-name fragment.
 PEAK_BF16_FLOPS = {"H200": 989.4e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12}
@@ -58,10 +60,12 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-# Steer variants: the default fast path; the same with the decoder step and the update head's
-# soft-max compiled; the plain HF path.
+# Steer variants: the engine's defaults (the fast path, and on a CUDA device with Triton the
+# decoder step compiled: train.compile_decoder unset); the fast path with the decoder step and
+# the update head's soft-max compiled, and with neither; the plain HF path.
 STEER_SIDES = {"steer": {"fast": True},
                "steer-compile": {"fast": True, "compile_decoder": True, "compile_head": True},
+               "steer-eager": {"fast": True, "compile_decoder": False, "compile_head": False},
                "steer-plain": {"fast": False}}
 
 
@@ -94,7 +98,7 @@ def _timed_plain_sampler(model, *args, **kwargs):
 
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
                  micro_batch_size: int, model_path: Path, fast: bool,
-                 compile_decoder: bool = False, compile_head: bool = False) -> TrainConfig:
+                 compile_decoder: bool | None = None, compile_head: bool = False) -> TrainConfig:
     return TrainConfig.from_dict({
         "policy": {"source": "path", "path": str(model_path),
                    "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
@@ -118,7 +122,7 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
               micro_batch_size: int, output_dir: Path, fast: bool = True,
-              compile_decoder: bool = False, compile_head: bool = False,
+              compile_decoder: bool | None = None, compile_head: bool = False,
               profile_to: Path | None = None) -> dict:
     """Time ``steps`` steps after ``warmup``; with ``profile_to``, one more step runs under
     torch.profiler (not timed) and its kernel table is written there."""
@@ -169,11 +173,14 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         engine_trainer.sample_completions = _timed_plain_sampler
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
+    fallbacks = _CompileFallbacks()  # a compilation that failed ran eagerly: say so
+    logging.getLogger("workers.engine.compiling").addHandler(fallbacks)
     try:
         if profiler is not None:
             profiler.start()
         train(config, records, Callbacks(on_metrics=on_metrics), output_dir=output_dir / "run")
     finally:
+        logging.getLogger("workers.engine.compiling").removeHandler(fallbacks)
         engine_trainer.StaticCacheSampler, engine_trainer.sample_completions = original
         if profiler is not None:
             profiler.stop()
@@ -207,7 +214,22 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         "all_full_length": all(r["all_full_length"] for r in per_step),
         "loss_type": "token_mean", "parameters": n_params, "steps_timed": len(timed),
         "per_step": per_step,
+        # what ran compiled: train.compile_* as set, or resolved for the device when unset
+        "compiled": {"decoder": fast and compile_wanted(config.train.compile_decoder, device),
+                     "head": fast and config.train.compile_head},
+        "compile_fallbacks": fallbacks.messages,
     }
+
+
+class _CompileFallbacks(logging.Handler):
+    """Keeps the messages of compilations that failed and ran eagerly (compiling.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 # --- fast path against plain path on this model --------------------------------------------
@@ -297,13 +319,14 @@ def main() -> None:
     parser.add_argument("--trl-micro-batch-size", type=int, default=None,
                         help="TRL's micro-batch (default: the same)")
     parser.add_argument("--sides", default="trl,steer",
-                        help="comma list of trl, steer, steer-compile, steer-plain (run order)")
+                        help="comma list of trl, steer, steer-compile, steer-eager, steer-plain (run "
+                             "order)")
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="profile one extra (untimed) step of the steer and steer-compile "
-                             "sides; kernel tables go to DIR/<side>_profile.txt")
+                        help="profile one extra (untimed) step of the steer, steer-compile and "
+                             "steer-eager sides; kernel tables go to DIR/<side>_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")
@@ -354,7 +377,7 @@ def main() -> None:
                                             output_dir=Path(tmp))
                 else:
                     profile_to = (args.profile_dir / f"{side}_profile.txt"
-                                  if args.profile_dir and side in ("steer", "steer-compile")
+                                  if args.profile_dir and side in ("steer", "steer-compile", "steer-eager")
                                   else None)
                     results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
                                               device=args.device, dtype=dtype,
@@ -373,8 +396,13 @@ def main() -> None:
         if args.json:  # after every side, so a run cut short keeps what it measured
             report["results"] = results
             args.json.write_text(json.dumps(report, indent=2, default=str))
+        compiled = ("" if "compiled" not in r else ", compiled: "
+                    + ("+".join(k for k, on in r["compiled"].items() if on) or "none"))
         print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
-              f"{r['update_s']:.3f}), all full length: {r['all_full_length']}", flush=True)
+              f"{r['update_s']:.3f}), all full length: {r['all_full_length']}{compiled}, side's "
+              f"wall {r['wall_s']:.0f} s (loading, warm-up and compilation included)", flush=True)
+        for message in r.get("compile_fallbacks", []):
+            print(f"{side}: compilation failed, ran eagerly: {message}", flush=True)
 
     report["results"] = results
     print()
