@@ -7,13 +7,15 @@
 #   2. bench/grpo_step.py: fast-path check on the real shape, then Steer (its defaults: on a
 #      GPU the decoder step compiled), TRL, Steer's fast path uncompiled and Steer's plain path
 #      on the same work, and the table with the ratios. The
-#      JSON is rewritten after every side, so a run cut short keeps what it measured.
+#      JSON is rewritten after every side, so a run cut short keeps what it measured;
+#   3. bench/decode_kernels.py: the decode attention and the sampler's draw against
+#      alternatives (SKIP_KERNELS=1 leaves it out).
 #
 # A dry run of the same flow on a CPU machine (tiny model, small work, the project's venv, no
 # wheels; the later --threads wins):
 #   DEVICE=cpu SHAPE=tiny PY=.venv/bin/python SKIP_WHEELS=1 OUT=/tmp/out BENCH_ARGS="--prompts 2 \
 #     --completion-tokens 16 --steps 1 --warmup 1 --micro-batch-size 8 --threads 2" \
-#     bash bench/gpu_grpo_step.sh
+#     KERNEL_ARGS="--rows 8 --vocab 512 --layers 2 --repeats 2" bash bench/gpu_grpo_step.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -34,13 +36,15 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
       torch.backends.cudnn.version(), 'transformers', transformers.__version__, 'trl',
       trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__,
       'fsspec', fsspec.__version__)" 2>&1 | tee "$OUT/versions.txt"
-# Device time is 15 minutes a task, the machine's start included: the tests get TEST_S (150 s)
-# and the bench BENCH_S (330 s), so with the installs the command ends within about 520 s
-# (run it with timeout_s 540), leaving a few minutes for a shorter rerun such as
-#   SKIP_TESTS=1 SIDES=steer,trl STEPS=3 BENCH_S=200 bash bench/gpu_grpo_step.sh
+# Device time is 15 minutes a task, the machine's start included: the tests get TEST_S (120 s;
+# they took 99 s on the H200), the bench BENCH_S (330 s: the check, then Steer with its
+# compilation about 110 s, TRL about 90-120 s, steer-eager about 35 s; steer-plain, last, may
+# be cut) and the kernels KERNELS_S (60 s), so with the installs the command ends within about
+# 530 s (run it with timeout_s 540). The run that matters most, with the tests already passed:
+#   SKIP_TESTS=1 SIDES=steer,trl,steer-eager STEPS=7 BENCH_S=420 bash bench/gpu_grpo_step.sh
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 if [ -z "${SKIP_TESTS:-}" ]; then
-timeout "${TEST_S:-150}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
+timeout "${TEST_S:-120}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:cacheprovider \
   --noconftest tests/engine/test_static_decoder.py tests/engine/test_chunked_logprobs.py \
   tests/engine/test_packed_forward.py tests/engine/test_rollout.py \
   tests/engine/test_master_weights.py \
@@ -52,3 +56,9 @@ timeout "${BENCH_S:-330}" $PY bench/grpo_step.py --device "$DEVICE" --shape "$SH
   --sides "${SIDES:-steer,trl,steer-eager,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"
+# The decode step's attention and the sampler's draw against alternatives, at the bench's
+# shape (bench/decode_kernels.py; under a minute, most of it compiling one variant).
+if [ -z "${SKIP_KERNELS:-}" ]; then
+timeout "${KERNELS_S:-60}" $PY bench/decode_kernels.py --device "$DEVICE" ${KERNEL_ARGS:-} 2>&1 \
+  | grep --line-buffered -v -i warn | tee "$OUT/decode_kernels.txt"
+fi
