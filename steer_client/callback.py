@@ -372,7 +372,8 @@ class SteerCallback(TrainerCallback):
         """Queue sampled completions of one step as trajectories.
 
         Consecutive equal prompts form one group (GRPO samples a group per prompt), so each
-        completion's (group_index, sample_index) follows from the order given.
+        completion's (group_index, sample_index) follows from the order given. A reward that is
+        no finite number is stored as 0.0, with one warning.
         """
         self._warn_if_not_started()
         group, sample, previous = -1, 0, object()
@@ -385,6 +386,8 @@ class SteerCallback(TrainerCallback):
             else:
                 sample += 1
             value = _number(reward)
+            if value is None:
+                self._warn_reward_not_a_number(step, i, reward)
             record = {
                 "step": int(step),
                 "group_index": group,
@@ -435,6 +438,21 @@ class SteerCallback(TrainerCallback):
                     exc,
                 )
             return None
+
+    def _warn_reward_not_a_number(self, step, index: int, reward) -> None:
+        """Said once: a completion's reward that is no finite number (None, NaN, text) is stored
+        as 0.0, as TRL's nansum makes a reward every function left out, and the trajectory pages
+        would show that 0.0 as if it had been scored."""
+        if "reward of log_completions" in self._warned_unreadable:
+            return
+        self._warned_unreadable.add("reward of log_completions")
+        logger.warning(
+            "log_completions at step %s: completion %d's reward %s is not a finite number; it "
+            "is stored as 0.0 (later ones are too, without a word)",
+            step,
+            index,
+            repr(reward)[:80],
+        )
 
     def _warn_if_not_started(self) -> None:
         """Said once: without a run nothing is sent (it was lost without a word at the process's exit)."""

@@ -74,3 +74,15 @@ def test_trl_completions_are_scored_with_the_trainers_reward_weights_and_none_le
     assert [r["reward"] for r in records] == [1.4, 1.0]
     assert records[0]["rewards"] == {"exact": 1.0, "judge": 0.8} and records[1]["rewards"] == {"exact": 1.0}
     assert [r["advantage"] for r in records] == [0.7, -0.7]
+
+
+def test_a_reward_that_is_no_number_is_stored_as_0_with_one_warning(caplog):
+    import logging
+
+    callback = steer_client.SteerCallback("http://127.0.0.1:9", "steer_x", project=1)
+    with caplog.at_level(logging.WARNING, logger="steer_client"):
+        callback.log_completions(4, ["p"] * 4, ["a", "b", "c", "d"], [1.0, float("nan"), None, "x"])
+    assert [r["reward"] for r in callback.records] == [1.0, 0.0, 0.0, 0.0]
+    said = [r.getMessage() for r in caplog.records if "reward" in r.getMessage()]
+    assert said == ["log_completions at step 4: completion 1's reward nan is not a finite number; it is "
+                    "stored as 0.0 (later ones are too, without a word)"]
