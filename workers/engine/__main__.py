@@ -2,7 +2,8 @@
 
 The only place in the engine that reads the environment: the converted built-in models' cache,
 ``--model-cache-dir``, else STEER_MODEL_CACHE_DIR (the web app's and worker's), else
-STEER_MODEL_CACHE, else ``var/models`` (``cli_config.model_cache_dir``). User errors print one
+STEER_MODEL_CACHE, else ``$STEER_VAR_DIR/models``, else ``var/models``
+(``cli_config.model_cache_dir``). User errors print one
 line on stderr and exit with status 2.
 """
 

@@ -51,19 +51,23 @@ def add_model_cache_dir_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="folder of the built-in models converted from GGUF: converted on the first run, read from "
         "there after (default: $STEER_MODEL_CACHE_DIR, as the web app's worker reads it, else "
-        "$STEER_MODEL_CACHE, else var/models)",
+        "$STEER_MODEL_CACHE, else var/models (models in $STEER_VAR_DIR when that is set, as the web "
+        "app's default)",
     )
 
 
 def model_cache_dir(given: Path | None, environ: Mapping[str, str]) -> Path:
     """``--model-cache-dir`` when given, else the first of MODEL_CACHE_VARIABLES set (not empty) in
-    ``environ``, else var/models. ``environ`` is passed in: only ``__main__`` reads the process's."""
+    ``environ``, else ``models`` in $STEER_VAR_DIR (where the web app's worker keeps it then), else
+    var/models. ``environ`` is passed in: only ``__main__`` reads the process's."""
     if given is not None:
         return given
-    return next(
-        (Path(environ[name]) for name in MODEL_CACHE_VARIABLES if environ.get(name)),
-        DEFAULT_MODEL_CACHE_DIR,
-    )
+    for name in MODEL_CACHE_VARIABLES:
+        if environ.get(name):
+            return Path(environ[name])
+    if environ.get("STEER_VAR_DIR"):
+        return Path(environ["STEER_VAR_DIR"]) / "models"
+    return DEFAULT_MODEL_CACHE_DIR
 
 
 def read_cli_config(
