@@ -17,6 +17,13 @@ from workers.engine.tiny import build_tiny_policy
 from workers.engine.trainer import _open_session
 
 
+@pytest.fixture(autouse=True)
+def _no_failures_remembered(monkeypatch):
+    """Each test starts with no compilation remembered as failed, and leaves none behind for
+    the other test files' compiled paths."""
+    monkeypatch.setattr(compiling, "_FAILED", set())
+
+
 @pytest.mark.parametrize(("setting", "device", "triton", "wanted"), [
     (None, "cpu", True, False),
     (None, "cuda", True, True),
@@ -147,3 +154,42 @@ def test_a_head_whose_compilation_fails_gives_the_eager_head_s_values(monkeypatc
     torch.testing.assert_close(fallen_back[1], plain[1])
     for a, b in zip(fallen_back[2], plain[2], strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_what_failed_once_is_not_compiled_again_in_the_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "compile", _failing_compiler(calls))
+    assert guarded_compile(lambda x: x + 1, what="the step")(1) == 2
+    again = guarded_compile(lambda x: x + 2, what="the step")  # e.g. the next run's decoder
+    assert again(1) == 3 and again.compile_failed()
+    assert guarded_compile(lambda x: x + 3, what="the head")(1) == 4  # another part is tried
+    assert len(calls) == 2
+
+
+def test_triton_without_a_c_compiler_is_not_counted_as_available(monkeypatch):
+    import sys  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    monkeypatch.setitem(sys.modules, "triton", types.ModuleType("triton"))
+    monkeypatch.setattr(compiling, "c_compiler", lambda: None)
+    assert compiling.triton_available.__wrapped__() is False
+    monkeypatch.setattr(compiling, "c_compiler", lambda: "/usr/bin/gcc")
+    assert compiling.triton_available.__wrapped__() is True
+    monkeypatch.setitem(sys.modules, "triton", None)  # not installed: the import fails
+    assert compiling.triton_available.__wrapped__() is False
+
+
+def test_the_c_compiler_is_cc_when_set_else_gcc_or_clang(monkeypatch, tmp_path):
+    compiler = tmp_path / "my-cc"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CC", str(compiler))
+    assert compiling.c_compiler() == str(compiler)
+    monkeypatch.setenv("CC", str(tmp_path / "missing-cc"))
+    assert compiling.c_compiler() is None  # CC names one that is not there: none, as Triton fails
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert compiling.c_compiler() is None
+    (tmp_path / "clang").write_text("#!/bin/sh\n")
+    (tmp_path / "clang").chmod(0o755)
+    assert compiling.c_compiler() == str(tmp_path / "clang")

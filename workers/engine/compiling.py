@@ -1,8 +1,8 @@
 """When the engine uses ``torch.compile``, and how a failed compilation falls back.
 
 ``train.compile_decoder`` is unset by default: then the rollout decoder's step is compiled
-where that pays and works without asking (a CUDA device with Triton, as vLLM compiles by
-default: on the H200 it cut the rollout of bench/grpo_step.py by 70-90 ms in two runs) and not
+where that pays and works without asking (a CUDA device with Triton and the C compiler Triton
+builds its launcher with, as vLLM compiles by default: on the H200 it cut the rollout of bench/grpo_step.py by 70-90 ms in two runs) and not
 elsewhere (a CPU, where inductor needs a C++ compiler and a short run spends more time
 compiling than it saves). ``train.compile_head`` stays off unless asked for: its gain was not
 the same in two runs (bench/grpo_step.md). ``guarded_compile`` wraps ``torch.compile`` so that
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -25,27 +27,43 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def triton_available() -> bool:
-    """Whether Triton, which inductor generates GPU kernels with, imports here."""
+    """Whether Triton, which inductor generates GPU kernels with, imports here, and finds the C
+    compiler it builds its kernel launcher with (``$CC``, else gcc or clang, as Triton looks):
+    a slim image without one fails every compilation, and trying costs seconds each time."""
     try:
         import triton  # noqa: F401, PLC0415
     except Exception:  # noqa: BLE001 (a broken install is as good as none)
         return False
-    return True
+    return c_compiler() is not None
+
+
+def c_compiler() -> str | None:
+    """The C compiler Triton would use: ``$CC`` if set, else gcc, else clang; None if none."""
+    if os.environ.get("CC"):
+        return shutil.which(os.environ["CC"])
+    return shutil.which("gcc") or shutil.which("clang")
 
 
 def compile_wanted(setting: bool | None, device: torch.device | str) -> bool:
-    """The setting if it is given; unset: compile on a CUDA device with Triton, else not."""
+    """The setting if it is given; unset: compile on a CUDA device with Triton and a C compiler,
+    else not."""
     if setting is not None:
         return setting
     return torch.device(device).type == "cuda" and triton_available()
 
 
+# What failed to compile in this process (``what``): later calls run it eagerly at once rather
+# than spend another failed compilation on it (a worker runs many runs; each makes a decoder).
+_FAILED: set[str] = set()
+
+
 def guarded_compile(fn: Callable, *, what: str, **options: Any) -> Callable:
     """``torch.compile(fn, **options)`` that, the first time the compiled function raises,
-    logs a warning naming ``what`` and the error and calls ``fn`` eagerly from then on. An error
-    that is not the compiler's raises again from the eager call."""
-    compiled = torch.compile(fn, **options)
-    failed = False
+    logs a warning naming ``what`` and the error and calls ``fn`` eagerly from then on, as does
+    every later ``guarded_compile`` of the same ``what`` in this process. An error that is not
+    the compiler's raises again from the eager call."""
+    failed = what in _FAILED
+    compiled = None if failed else torch.compile(fn, **options)
 
     def call(*args, **kwargs):
         nonlocal failed
@@ -54,8 +72,10 @@ def guarded_compile(fn: Callable, *, what: str, **options: Any) -> Callable:
                 return compiled(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 (any compiler failure; see the eager retry)
                 failed = True
+                _FAILED.add(what)
+                first_line = (str(exc).strip().splitlines() or [""])[0][:300]
                 log.warning("torch.compile of %s failed (%s: %s); running it eagerly", what,
-                            type(exc).__name__, str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
+                            type(exc).__name__, first_line)
         return fn(*args, **kwargs)
 
     call.eager = fn  # type: ignore[attr-defined]
