@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -27,9 +26,9 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def triton_available() -> bool:
-    """Whether Triton, which inductor generates GPU kernels with, imports here, and finds the C
-    compiler it builds its kernel launcher with (``$CC``, else gcc or clang, as Triton looks):
-    a slim image without one fails every compilation, and trying costs seconds each time."""
+    """Whether Triton, which inductor generates GPU kernels with, imports here, and a C compiler
+    for it to build its kernel launcher with is on the PATH: a slim image without one fails every
+    compilation, and trying costs seconds each time."""
     try:
         import triton  # noqa: F401, PLC0415
     except Exception:  # noqa: BLE001 (a broken install is as good as none)
@@ -38,9 +37,10 @@ def triton_available() -> bool:
 
 
 def c_compiler() -> str | None:
-    """The C compiler Triton would use: ``$CC`` if set, else gcc, else clang; None if none."""
-    if os.environ.get("CC"):
-        return shutil.which(os.environ["CC"])
+    """The C compiler Triton looks for when ``$CC`` is unset, gcc, else clang; None if neither is
+    on the PATH. (The engine reads no environment variable outside its command line, so a
+    compiler named only by ``$CC`` is not counted: the decoder then stays eager unless
+    ``train.compile_decoder`` is true.)"""
     return shutil.which("gcc") or shutil.which("clang")
 
 

@@ -526,7 +526,7 @@ class TrainLoopConfig:
     compile_decoder: bool | None = _help(
         "With fast_path: torch.compile the decoder's per-token step before it is captured "
         "(fused kernels; each run pays two compilations per cache shape, tens of seconds). "
-        "Unset: on for a CUDA device with Triton and a C compiler (gcc, clang or $CC), off "
+        "Unset: on for a CUDA device with Triton and a C compiler (gcc or clang), off "
         "on a CPU. A compilation that fails logs a warning and the step runs eagerly.",
         default=None)
     compile_head: bool = _help(
