@@ -83,6 +83,31 @@ def test_an_error_of_the_function_itself_still_raises(monkeypatch):
         guarded_compile(broken, what="broken")(7)
 
 
+def test_an_error_the_eager_function_shares_leaves_the_compilation_in_use(monkeypatch, caplog):
+    """Out of memory, say: the compiled and the eager call both fail, so the compiler is not
+    at fault; the next call runs compiled again, and nothing says the compilation failed."""
+    tried = []
+
+    def fake_compile(fn, **options):
+        def compiled(x):
+            tried.append(x)
+            return fn(x)
+        return compiled
+    monkeypatch.setattr(torch, "compile", fake_compile)
+
+    def needs_memory(x):
+        if x > 10:
+            raise MemoryError(f"{x} is too big")
+        return x
+    guarded = guarded_compile(needs_memory, what="the step")
+    with caplog.at_level(logging.WARNING, logger="workers.engine.compiling"):
+        with pytest.raises(MemoryError, match="11 is too big"):
+            guarded(11)
+        assert guarded(3) == 3
+    assert tried == [11, 3] and not guarded.compile_failed() and not caplog.records
+    assert "the step" not in compiling._FAILED
+
+
 def test_a_working_compilation_is_used_and_not_reported(monkeypatch, caplog):
     used = []
 

@@ -58,25 +58,28 @@ _FAILED: set[str] = set()
 
 
 def guarded_compile(fn: Callable, *, what: str, **options: Any) -> Callable:
-    """``torch.compile(fn, **options)`` that, the first time the compiled function raises,
-    logs a warning naming ``what`` and the error and calls ``fn`` eagerly from then on, as does
-    every later ``guarded_compile`` of the same ``what`` in this process. An error that is not
-    the compiler's raises again from the eager call."""
+    """``torch.compile(fn, **options)`` that, when the compiled function raises and ``fn``
+    itself does not on the same arguments, logs a warning naming ``what`` and the error and
+    calls ``fn`` eagerly from then on, as does every later ``guarded_compile`` of the same
+    ``what`` in this process. An error ``fn`` raises too (bad input, out of memory) is not the
+    compiler's: it propagates, and the compiled function is tried again on the next call."""
     failed = what in _FAILED
     compiled = None if failed else torch.compile(fn, **options)
 
     def call(*args, **kwargs):
         nonlocal failed
-        if not failed:
-            try:
-                return compiled(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 (any compiler failure; see the eager retry)
-                failed = True
-                _FAILED.add(what)
-                first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-                log.warning("torch.compile of %s failed (%s: %s); running it eagerly", what,
-                            type(exc).__name__, first_line)
-        return fn(*args, **kwargs)
+        if failed:
+            return fn(*args, **kwargs)
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (any compiler failure; the eager call tells)
+            result = fn(*args, **kwargs)  # raises if the error is not the compiler's
+            failed = True
+            _FAILED.add(what)
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            log.warning("torch.compile of %s failed (%s: %s); running it eagerly", what,
+                        type(exc).__name__, first_line)
+            return result
 
     call.eager = fn  # type: ignore[attr-defined]
     call.compile_failed = lambda: failed  # type: ignore[attr-defined]
