@@ -8,13 +8,15 @@ bench's shape, before any of them goes into the engine (issue 7; notes in bench/
    with 3 query heads each (packed as 3 query rows per key/value head, as
    ``static_decoder._layer`` does), head size 64, an additive key mask, bucket widths 64..384.
    The H200 profile gave 35 us a call for cuDNN's kernel, against about 9 us for reading the
-   cache at the mean width. Each variant is captured 30 times (one per layer) in a CUDA graph
+   cache at the mean width. On CUDA, FlexAttention compiled (the engine's default for a
+   compiled step since the twenty-second session) is one of the variants. Each variant is captured 30 times (one per layer) in a CUDA graph
    and the graph replayed, as the decoder replays its step; its output is compared with a
    float32 reference.
-2. The sampler's draw: ``rollout.sample_categorical`` scans the whole (256, 49,152) row of
-   probabilities in float64 (186 us a token on the H200), against a two-level draw that sums
-   512-wide blocks, finds the block, and scans only that one. Both get the same uniform
-   draws; the table gives how often they pick the same token.
+2. The sampler's draw: ``rollout.sample_categorical``'s two-level draw (float64 sums of
+   512-wide blocks, the block holding the draw, then a scan of that block only), against the
+   one float64 scan of the whole (256, 49,152) row it replaced (186 us a token on the H200)
+   and ``torch.multinomial``. The two inversions get the same uniforms; the table gives how
+   often they pick the same token.
 
 Prints one table per item: microseconds per call and the largest difference.
 """
@@ -135,7 +137,19 @@ def attention_variants(device: str) -> dict[str, Callable]:
         variants["sdpa cuDNN"] = sdpa_with(SDPBackend.CUDNN_ATTENTION)
         compiled = torch.compile(manual_attention, dynamic=False)
         variants["matmul + softmax, compiled"] = lambda q, k, v, a, b, s: compiled(q, k, v, a, s)
+        # The engine's default for a compiled step on CUDA (static_decoder, flex_wanted).
+        flex = torch.compile(flex_attention_masked, dynamic=False)
+        variants["flex attention, compiled (the engine's)"] = (
+            lambda q, k, v, a, b, s: flex(q, k, v, b[:, 0, 0, :].contiguous(), s))
     return variants
+
+
+def flex_attention_masked(q, k, v, valid, scale):
+    """FlexAttention with the key mask ``valid`` (N, W) as a score modification, as
+    ``static_decoder._flex_decode_attention`` runs it."""
+    from workers.engine.static_decoder import _flex_decode_attention  # noqa: PLC0415
+
+    return _flex_decode_attention(q, k, v, valid, scale)
 
 
 def bench_attention(args) -> list[dict]:
@@ -164,25 +178,8 @@ def bench_attention(args) -> list[dict]:
 
 # --- 2. the sampler's draw -----------------------------------------------------------------
 
-def two_level_draw(probs: torch.Tensor, u: torch.Tensor, block: int = 512) -> torch.Tensor:
-    """The index whose float64 cumulative sum first exceeds ``u`` times the row's total, found
-    block by block: (N, V) probabilities and (N, 1) float64 uniforms -> (N,) indices."""
-    n, vocab = probs.shape
-    pad = (-vocab) % block
-    blocks = (F.pad(probs, (0, pad)) if pad else probs).view(n, -1, block)
-    block_totals = blocks.sum(dim=-1, dtype=torch.float64).cumsum(dim=-1)  # (N, B)
-    target = u * block_totals[:, -1:]
-    j = torch.searchsorted(block_totals, target, right=True).clamp_(max=blocks.shape[1] - 1)
-    before = torch.where(j > 0, block_totals.gather(1, (j - 1).clamp(min=0)),
-                         torch.zeros_like(target))
-    inside = blocks.gather(1, j[:, :, None].expand(n, 1, block)).squeeze(1)
-    cdf = inside.cumsum(dim=-1, dtype=torch.float64) + before
-    k = torch.searchsorted(cdf, target, right=True).clamp_(max=block - 1)
-    return (j * block + k).squeeze(1)
-
-
 def full_scan_draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``rollout.sample_categorical``'s arithmetic with the uniforms given."""
+    """The engine's draw before the two levels: one float64 scan of the whole row."""
     cdf = probs.cumsum(dim=-1, dtype=torch.float64)
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return torch.minimum(index, cdf.argmax(dim=-1, keepdim=True)).squeeze(1)
@@ -193,18 +190,23 @@ def bench_sampler(args) -> list[dict]:
     logits = torch.randn(args.rows, args.vocab, generator=gen) * 3
     probs = torch.softmax(logits, dim=-1).to(args.device)
     u = torch.rand(args.rows, 1, generator=gen, dtype=torch.float64).to(args.device)
-    full = full_scan_draw(probs, u)
+    device_gen = torch.Generator(device=args.device).manual_seed(2)
     rows = []
-    cuda_gen = torch.Generator(device=args.device).manual_seed(2)
     for name, fn in {
-        "float64 full scan (the engine's sample_categorical)":
-            lambda: sample_categorical(probs, cuda_gen),
-        "two-level, 512-wide blocks": lambda: two_level_draw(probs, u),
-        "torch.multinomial": lambda: torch.multinomial(probs, 1, generator=cuda_gen),
+        "two-level, 512-wide blocks (the engine's sample_categorical)":
+            lambda: sample_categorical(probs, device_gen),
+        "float64 full scan (the engine's draw before)": lambda: full_scan_draw(probs, u),
+        "torch.multinomial": lambda: torch.multinomial(probs, 1, generator=device_gen),
     }.items():
         row = {"variant": name, "us": time_eager(fn, device=args.device, repeats=args.repeats)}
-        if name.startswith("two-level"):
-            row["same_token_as_full_scan"] = float((two_level_draw(probs, u) == full).float().mean())
+        if name.startswith("two-level"):  # the engine draws one float64 uniform per row
+            same = []
+            for seed in range(5):
+                engine = sample_categorical(probs, torch.Generator(args.device).manual_seed(seed))
+                drawn = torch.rand((args.rows, 1), dtype=torch.float64, device=args.device,
+                                   generator=torch.Generator(args.device).manual_seed(seed))
+                same.append((engine == full_scan_draw(probs, drawn)).float().mean())
+            row["same_token_as_full_scan"] = float(torch.stack(same).mean())
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+from typing import ClassVar
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +62,12 @@ def _sync(device: str) -> None:
 
 
 # Steer variants: the engine's defaults (the fast path, and on a CUDA device with Triton the
-# decoder step compiled: train.compile_decoder unset); the fast path with the decoder step and
-# the update head's soft-max compiled, and with neither; the plain HF path.
+# decoder step compiled, attending with FlexAttention: train.compile_decoder and
+# train.decode_attention unset); the same with SDPA's attention in the compiled step (the
+# default before FlexAttention); the fast path with the decoder step and the update head's
+# soft-max compiled, and with neither; the plain HF path.
 STEER_SIDES = {"steer": {"fast": True},
+               "steer-sdpa": {"fast": True, "decode_attention": "sdpa"},
                "steer-compile": {"fast": True, "compile_decoder": True, "compile_head": True},
                "steer-eager": {"fast": True, "compile_decoder": False, "compile_head": False},
                "steer-plain": {"fast": False}}
@@ -85,10 +89,18 @@ def _timed_generation(decode, model, *args, **kwargs):
 
 
 class _TimedSampler(static_decoder.StaticCacheSampler):
-    """The engine's own fast sampler, timed."""
+    """The engine's own fast sampler, timed; notes whether its decode step attended with
+    FlexAttention (and did not fall back to SDPA's step)."""
+
+    flex_used: ClassVar[list[bool]] = []
 
     def __call__(self, model, *args, **kwargs):
-        return _timed_generation(super().__call__, model, *args, **kwargs)
+        out = _timed_generation(super().__call__, model, *args, **kwargs)
+        b = self._buffers
+        if b is not None and self.compile:  # the rollout's sampler, not the evaluation's
+            failed = getattr(b.step, "compile_failed", lambda: False)()
+            self.flex_used.append(bool(b.flex) and not failed)
+        return out
 
 
 def _timed_plain_sampler(model, *args, **kwargs):
@@ -98,7 +110,8 @@ def _timed_plain_sampler(model, *args, **kwargs):
 
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
                  micro_batch_size: int, model_path: Path, fast: bool,
-                 compile_decoder: bool | None = None, compile_head: bool = False) -> TrainConfig:
+                 compile_decoder: bool | None = None, compile_head: bool = False,
+                 decode_attention: str = "auto") -> TrainConfig:
     return TrainConfig.from_dict({
         "policy": {"source": "path", "path": str(model_path),
                    "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
@@ -116,14 +129,14 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
                   "keep_checkpoints": 1, "log_rollouts_fraction": 0.0, "device": device,
                   "seed": work.seed, "micro_batch_size": micro_batch_size,
                   "fast_path": fast, "compile_decoder": compile_decoder,
-                  "compile_head": compile_head},
+                  "compile_head": compile_head, "decode_attention": decode_attention},
     })
 
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
               micro_batch_size: int, output_dir: Path, fast: bool = True,
               compile_decoder: bool | None = None, compile_head: bool = False,
-              profile_to: Path | None = None) -> dict:
+              decode_attention: str = "auto", profile_to: Path | None = None) -> dict:
     """Time ``steps`` steps after ``warmup``; with ``profile_to``, one more step runs under
     torch.profiler (not timed) and its kernel table is written there."""
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
@@ -139,7 +152,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     config = steer_config(work, steps=steps + (profile_to is not None), warmup=warmup,
                           device=device, dtype=dtype, micro_batch_size=micro_batch_size,
                           model_path=model_path, fast=fast, compile_decoder=compile_decoder,
-                          compile_head=compile_head)
+                          compile_head=compile_head, decode_attention=decode_attention)
     profiler = None
     if profile_to is not None:
         activities = [torch.profiler.ProfilerActivity.CPU]
@@ -167,6 +180,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         clock["last"] = time.perf_counter()
 
     # The trainer builds its sampler in _open_session; swap in the timed one for this run.
+    _TimedSampler.flex_used.clear()
     original = engine_trainer.StaticCacheSampler, engine_trainer.sample_completions
     engine_trainer.StaticCacheSampler = _TimedSampler
     if not fast:
@@ -217,6 +231,9 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         # what ran compiled: train.compile_* as set, or resolved for the device when unset
         "compiled": {"decoder": fast and compile_wanted(config.train.compile_decoder, device),
                      "head": fast and config.train.compile_head},
+        # the decode step's attention as it ran (flex only when compiled and not fallen back)
+        "decode_attention": ("flex" if _TimedSampler.flex_used and _TimedSampler.flex_used[-1]
+                             else "sdpa") if fast else None,
         "compile_fallbacks": fallbacks.messages,
     }
 
@@ -319,14 +336,14 @@ def main() -> None:
     parser.add_argument("--trl-micro-batch-size", type=int, default=None,
                         help="TRL's micro-batch (default: the same)")
     parser.add_argument("--sides", default="trl,steer",
-                        help="comma list of trl, steer, steer-compile, steer-eager, steer-plain (run "
-                             "order)")
+                        help="comma list of trl, steer, steer-sdpa, steer-compile, steer-eager, "
+                             "steer-plain (run order)")
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="profile one extra (untimed) step of the steer, steer-compile and "
-                             "steer-eager sides; kernel tables go to DIR/<side>_profile.txt")
+                        help="profile one extra (untimed) step of each fast-path side (not "
+                             "steer-plain); kernel tables go to DIR/<side>_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")
@@ -377,7 +394,7 @@ def main() -> None:
                                             output_dir=Path(tmp))
                 else:
                     profile_to = (args.profile_dir / f"{side}_profile.txt"
-                                  if args.profile_dir and side in ("steer", "steer-compile", "steer-eager")
+                                  if args.profile_dir and side != "steer-plain"
                                   else None)
                     results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
                                               device=args.device, dtype=dtype,
@@ -398,6 +415,8 @@ def main() -> None:
             args.json.write_text(json.dumps(report, indent=2, default=str))
         compiled = ("" if "compiled" not in r else ", compiled: "
                     + ("+".join(k for k, on in r["compiled"].items() if on) or "none"))
+        if r.get("decode_attention"):
+            compiled += f", decode attention: {r['decode_attention']}"
         print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
               f"{r['update_s']:.3f}), all full length: {r['all_full_length']}{compiled}, side's "
               f"wall {r['wall_s']:.0f} s (loading, warm-up and compilation included)", flush=True)

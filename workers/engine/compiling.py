@@ -57,30 +57,34 @@ def compile_wanted(setting: bool | None, device: torch.device | str) -> bool:
 _FAILED: set[str] = set()
 
 
-def guarded_compile(fn: Callable, *, what: str, **options: Any) -> Callable:
-    """``torch.compile(fn, **options)`` that, when the compiled function raises and ``fn``
-    itself does not on the same arguments, logs a warning naming ``what`` and the error and
-    calls ``fn`` eagerly from then on, as does every later ``guarded_compile`` of the same
-    ``what`` in this process. An error ``fn`` raises too (bad input, out of memory) is not the
-    compiler's: it propagates, and the compiled function is tried again on the next call."""
+def guarded_compile(fn: Callable, *, what: str, eager: Callable | None = None,
+                    instead: str = "it eagerly", **options: Any) -> Callable:
+    """``torch.compile(fn, **options)`` that, when the compiled function raises and the
+    fallback (``eager``, else ``fn`` itself) does not on the same arguments, logs a warning
+    naming ``what`` and the error and calls the fallback from then on, as does every later
+    ``guarded_compile`` of the same ``what`` in this process. An error the fallback raises too
+    (bad input, out of memory) is not the compiler's: it propagates, and the compiled function
+    is tried again on the next call. ``eager`` computes what ``fn`` does by other means (it may
+    itself be a guarded compilation); ``instead`` names it in the warning."""
     failed = what in _FAILED
     compiled = None if failed else torch.compile(fn, **options)
+    fallback = fn if eager is None else eager
 
     def call(*args, **kwargs):
         nonlocal failed
         if failed:
-            return fn(*args, **kwargs)
+            return fallback(*args, **kwargs)
         try:
             return compiled(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 (any compiler failure; the eager call tells)
-            result = fn(*args, **kwargs)  # raises if the error is not the compiler's
+            result = fallback(*args, **kwargs)  # raises if the error is not the compiler's
             failed = True
             _FAILED.add(what)
             first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-            log.warning("torch.compile of %s failed (%s: %s); running it eagerly", what,
-                        type(exc).__name__, first_line)
+            log.warning("torch.compile of %s failed (%s: %s); running %s", what,
+                        type(exc).__name__, first_line, instead)
             return result
 
-    call.eager = fn  # type: ignore[attr-defined]
+    call.eager = fallback  # type: ignore[attr-defined]
     call.compile_failed = lambda: failed  # type: ignore[attr-defined]
     return call

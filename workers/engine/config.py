@@ -29,6 +29,7 @@ IMPORTANCE_LEVELS = ("token", "sequence")
 SURROGATES = ("ppo", "cispo")
 CURVATURE_MASKS = ("none", "capo")
 MAX_CURVATURE_TOP_K = 1024  # a token's support in CAPO's curvature model
+DECODE_ATTENTIONS = ("auto", "sdpa", "flex")  # train.decode_attention
 BUDGET_ALLOCATIONS = ("uniform", "knapsack")
 
 
@@ -529,6 +530,14 @@ class TrainLoopConfig:
         "Unset: on for a CUDA device with Triton and a C compiler (gcc or clang), off "
         "on a CPU. A compilation that fails logs a warning and the step runs eagerly.",
         default=None)
+    decode_attention: str = _help(
+        "With fast_path: the rollout decoder's attention over its KV cache. 'flex': "
+        "PyTorch's FlexAttention, whose decoding kernel torch.compile generates for the step "
+        "(eagerly it is an unfused reference implementation); 'sdpa': "
+        "scaled_dot_product_attention with a key mask; 'auto': flex when the decoder's step "
+        "is compiled on a CUDA device (compile_decoder), else sdpa. A flex step that fails to "
+        "compile logs a warning and runs with sdpa.",
+        default="auto")
     compile_head: bool = _help(
         "With fast_path: torch.compile the soft-max arithmetic of the update's chunked LM "
         "head (log-probs, entropy and their gradient read each chunk's logits in a few fused "
@@ -557,6 +566,7 @@ class TrainLoopConfig:
                "(N the GPU's number, 0 to 127, e.g. 'cuda:0')")
         _check(self.micro_batch_size >= 1, s, "micro_batch_size", "must be at least 1")
         _at_most(self.micro_batch_size, MAX_COMPLETIONS_PER_STEP, s, "micro_batch_size")
+        _one_of(self.decode_attention, DECODE_ATTENTIONS, s, "decode_attention")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ launching about a thousand small kernels per token from Python and growing a ``D
 by concatenation. Here the cache is allocated once at its final size and written in place,
 q/k/v and gate/up are one matmul each and RMSNorm one kernel, attention runs over a fixed
 bucket of the cache (the filled slots rounded up to 64) with a key mask, and on CUDA one graph
-replay per token launches the whole step. The host checks
+replay per token launches the whole step. Compiled on CUDA, the step's attention is
+FlexAttention (``torch.nn.attention.flex_attention``), whose decoding kernel inductor generates
+for the step's shape; uncompiled, and wherever that compilation fails,
+``scaled_dot_product_attention`` with an additive key mask. The host checks
 for "all rows finished" every ``check_every`` tokens instead of after each one, so it runs
 ahead of the GPU. Figures: bench/grpo_step.md.
 
@@ -30,13 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from .compiling import guarded_compile
+from .config import DECODE_ATTENTIONS
 from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
                            qkv_linears, rms_norm, rope_tables, stack, supports)
 from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
                       position_ids_from_mask, sample_completions)
 from .stopping import check_stop
 
-__all__ = ["StaticCacheSampler", "supports"]
+__all__ = ["StaticCacheSampler", "flex_wanted", "supports"]
 
 _WIDTH_MULTIPLE = 64  # cache widths are rounded up so graphs are reused across steps
 
@@ -55,6 +59,28 @@ def _o_weight_by_group(attn) -> torch.Tensor | None:
         return None
     return weight.view(weight.shape[0], kv_heads, group, d).transpose(1, 2).reshape(
         weight.shape[0], -1)
+
+
+def flex_wanted(attention: str, *, compiled: bool, device_type: str) -> bool:
+    """Whether the decode step attends with FlexAttention: asked for ("flex"), or "auto" and
+    the step compiled on a CUDA device (eagerly, flex is only PyTorch's unfused reference)."""
+    return attention == "flex" or (attention == "auto" and compiled and device_type == "cuda")
+
+
+def _flex_decode_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                           key_valid: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(q k^T * scale) v over the keys whose slot is valid for the row: q (N, KV, G, D)
+    (a key/value head's query heads as query rows), keys and values (N, KV, W, D) (a slice of
+    the cache), key_valid (N, W + 1) bool. FlexAttention with the mask as a score
+    modification: under torch.compile, inductor's decoding kernel for short queries, which
+    reads the bucket of the cache once per layer; the key/value head stays the head dimension
+    (a grouped-query ratio of 3 is not one its GQA path takes). Eagerly, PyTorch's unfused
+    reference implementation."""
+    from torch.nn.attention.flex_attention import flex_attention  # noqa: PLC0415
+
+    def masked(score, b, h, q_idx, kv_idx):
+        return torch.where(key_valid[b, kv_idx], score, -float("inf"))
+    return flex_attention(q, keys, values, score_mod=masked, scale=scale)
 
 
 @dataclass
@@ -104,6 +130,8 @@ class _Buffers:
     fused: list[_FusedWeights] = field(default_factory=list)  # per layer
     # step(width): one token over the first ``width`` cache slots (maybe compiled)
     step: Callable[[int], torch.Tensor] | None = None
+    eager_step: Callable[[int], torch.Tensor] | None = None  # the same, never compiled
+    flex: bool = False  # the decode step's attention is FlexAttention (else SDPA)
     graphs: dict[int, torch.cuda.CUDAGraph] = field(default_factory=dict)  # per bucket width
     logits: dict[int, torch.Tensor] = field(default_factory=dict)  # each graph's (N, V) output
 
@@ -133,14 +161,25 @@ class StaticCacheSampler:
     computation (the bucketed, masked width) eagerly. ``compile=True`` compiles that step with
     ``torch.compile`` before capturing it (fewer, fused kernels per token; the bucket width is
     a dynamic size after the first recompilation).
+
+    ``attention`` is the decode step's attention over the cache: "sdpa"
+    (``scaled_dot_product_attention`` with an additive key mask), "flex" (FlexAttention with
+    the key mask as a score modification: compiled, one generated decoding kernel per layer;
+    eager, PyTorch's unfused reference, for checking) or "auto": flex when the step is
+    compiled on a CUDA device, else sdpa. A compiled flex step that fails to compile falls
+    back to the compiled sdpa step, and that to the eager one. The prefill always uses sdpa.
     """
 
     def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8,
-                 fixed_width: bool | None = None, compile: bool = False):
+                 fixed_width: bool | None = None, compile: bool = False,
+                 attention: str = "auto"):
+        if attention not in DECODE_ATTENTIONS:
+            raise ValueError(f"attention {attention!r} is not one of {DECODE_ATTENTIONS}")
         self.use_graphs = use_graphs
         self.check_every = max(1, check_every)
         self.fixed_width = fixed_width  # attend over 64-slot buckets, as the graphs do
         self.compile = compile  # torch.compile the bucketed step (fuses its small kernels)
+        self.attention = attention
         self._key: tuple | None = None
         self._buffers: _Buffers | None = None
 
@@ -201,7 +240,7 @@ class StaticCacheSampler:
                 b.graphs[bucket].replay()
                 logits = b.logits[bucket]
             else:
-                logits = b.step(bucket) if fixed else self._step(model, b, attend_to=slot + 1)
+                logits = b.step(bucket) if fixed else b.eager_step(slot + 1)
             b.position.add_(1)
         # Rows all finished before the check noticed: trim to where the plain decoder stops.
         live, tokens, logps = live[:, :steps], tokens[:, :steps], logps[:, :steps]
@@ -230,27 +269,33 @@ class StaticCacheSampler:
                             allowed, attend_to=None)
         return model.lm_head(rms_norm(model.model.norm, h[:, -1:]))[:, -1]
 
-    def _step(self, model, b: _Buffers, attend_to: int) -> torch.Tensor:
+    def _step(self, model, b: _Buffers, attend_to: int, *, flex: bool = False) -> torch.Tensor:
         """One token per row from the buffers: logits (N, V), attending over the first
-        ``attend_to`` cache slots (those past the filled ones are masked)."""
+        ``attend_to`` cache slots (those past the filled ones are masked), with FlexAttention
+        when ``flex``, else SDPA."""
         cos = b.cos[b.position][:, None, None]  # (N, 1, 1, D)
         sin = b.sin_signed[b.position][:, None, None]
         h = model.model.embed_tokens(b.token[:, None])
-        valid = b.key_valid[:, :attend_to]
-        # An additive mask, made once per token rather than converted in each layer's SDPA.
-        dtype = b.keys[0].dtype
-        allowed = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(
-            ~valid, float("-inf"))[:, None, None, :]
+        if flex:  # the kernel reads key_valid itself (_flex_decode_attention)
+            allowed = None
+        else:  # an additive mask, made once per token rather than converted in each layer
+            valid = b.key_valid[:, :attend_to]
+            allowed = torch.zeros(valid.shape, dtype=b.keys[0].dtype,
+                                  device=valid.device).masked_fill_(
+                ~valid, float("-inf"))[:, None, None, :]
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
-                            allowed, attend_to=attend_to)
+                            allowed, attend_to=attend_to,
+                            key_valid=b.key_valid if flex else None)
         return model.lm_head(rms_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
     def _layer(layer, fused: _FusedWeights, h, cos, sin_signed, cache_k, cache_v, slots,
-               allowed, *, attend_to):
+               allowed, *, attend_to, key_valid: torch.Tensor | None = None):
         """One decoder layer. Writes this call's keys/values at ``slots``; attends over the
-        call's own keys (prefill, attend_to None) or the first ``attend_to`` cache slots."""
+        call's own keys (prefill, attend_to None) or the first ``attend_to`` cache slots,
+        masked by ``allowed`` (additive, SDPA) or, when given, by ``key_valid`` (N, W + 1)
+        with FlexAttention."""
         attn = layer.self_attn
         n, s, _ = h.shape
         d = attn.head_dim
@@ -267,9 +312,12 @@ class StaticCacheSampler:
         # key/value head become extra query rows of that head (a view when S is 1).
         kv_heads, group = keys.shape[1], q.shape[2] // keys.shape[1]
         q = q.transpose(1, 2).reshape(n, kv_heads, group * s, d)
-        mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
-                                             scale=attn.scaling)
+        if key_valid is not None:
+            out = _flex_decode_attention(q, keys, values, key_valid, attn.scaling)
+        else:
+            mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
+            out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
+                                                 scale=attn.scaling)
         by_group = out.transpose(1, 2)  # (N, G * S, KV, D)
         if s == 1 and by_group.is_contiguous():
             # CUDA's memory-efficient kernel lays its output out as (N, G, KV, D): o_proj reads
@@ -300,20 +348,33 @@ class StaticCacheSampler:
         if self._key == key and self._buffers is not None and self._buffers.scratch >= width:
             return self._buffers
         if self._buffers is not None:  # free the old cache before allocating the new one
-            self._buffers.step = None  # the step closes over them
+            self._buffers.step = self._buffers.eager_step = None  # they close over them
             self._buffers.graphs.clear()
             self._buffers = None
         b = self._allocate(model, n, width)
+        b.flex = flex_wanted(self.attention, compiled=self.compile,
+                             device_type=weight.device.type)
 
         def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
             return self._step(model, b, attend_to=attend_to)
+
+        def flex_step(attend_to: int) -> torch.Tensor:
+            return self._step(model, b, attend_to=attend_to, flex=True)
         # dynamic=None: the first bucket compiles for its width, the second recompiles once
         # with the width as a dynamic size, and later buckets (and later runs of the same
         # model in this process) reuse that. Not fullgraph: a long-lived worker that meets
         # more models or shapes than dynamo's recompile limit runs the step eagerly (still
         # captured in graphs) instead of failing the run.
-        # A compilation that fails logs a warning and leaves the step eager (compiling.py).
-        b.step = guarded_compile(step, what="the decoder's step") if self.compile else step
+        # A compilation that fails logs a warning and leaves the step eager (compiling.py);
+        # a flex step that fails falls back to the (compiled) sdpa one.
+        b.eager_step = flex_step if b.flex else step
+        b.step = b.eager_step
+        if self.compile:
+            b.step = guarded_compile(step, what="the decoder's step")
+            if b.flex:
+                b.step = guarded_compile(
+                    flex_step, what="the decoder's step with FlexAttention", eager=b.step,
+                    instead="the step with scaled_dot_product_attention")
         self._key, self._buffers = key, b
         return b
 

@@ -262,7 +262,9 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
         state = load_training_state(found[1], optimizer)
         start_step = state["step"]
     compile_step = compile_wanted(config.train.compile_decoder, device)
-    samplers = ((StaticCacheSampler(compile=compile_step), StaticCacheSampler())
+    samplers = ((StaticCacheSampler(compile=compile_step,
+                                    attention=config.train.decode_attention),
+                 StaticCacheSampler())
                 if fast and supports(model) else (sample_completions, sample_completions))
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
                        stop_token_ids(model, tokenizer), *samplers, model_cache_dir=model_cache_dir)

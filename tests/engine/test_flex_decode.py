@@ -1,0 +1,173 @@
+"""The decode step with FlexAttention (train.decode_attention): the same rows as the plain
+decoder, eager and compiled on a CPU; "auto" picks it only for a step compiled on CUDA; a flex
+step that fails to compile falls back to the SDPA step."""
+
+import logging
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from workers.engine import compiling
+from workers.engine.config import ConfigError, TrainConfig
+from workers.engine.data import PromptRecord
+from workers.engine.rollout import SamplingParams, encode_prompts, sample_completions
+from workers.engine.static_decoder import StaticCacheSampler, flex_wanted
+from workers.engine.trainer import _open_session
+
+from .model_families import family
+
+LONG_PROMPTS = ["ab ba " * 9, "a", "b ab " * 5, "ba"] * 2
+
+
+@pytest.fixture(autouse=True)
+def _no_failures_remembered(monkeypatch):
+    monkeypatch.setattr(compiling, "_FAILED", set())
+
+
+@pytest.fixture(scope="module")
+def gqa():
+    """Grouped-query attention (query heads sharing a key/value head), as SmolLM2's."""
+    model, tok = family(LlamaForCausalLM, LlamaConfig, "ab ", tie_word_embeddings=True)
+    return model.eval(), tok
+
+
+def _decode(sampler, model, tok, prompts, params, seed, device="cpu"):
+    ids = encode_prompts(tok, prompts, use_chat_template=True)
+    return sampler(model, ids, params, pad_id=tok.pad_token_id,
+                   eos_ids=[model.config.vocab_size],  # never drawn: every row runs full length
+                   generator=torch.Generator(device).manual_seed(seed))
+
+
+def _assert_same(plain, fast, atol=1e-5):
+    assert torch.equal(plain.completion_ids, fast.completion_ids)
+    assert torch.equal(plain.completion_mask, fast.completion_mask)
+    assert plain.finish_reasons == fast.finish_reasons
+    torch.testing.assert_close(plain.sampling_logprobs, fast.sampling_logprobs, rtol=0,
+                               atol=atol)
+
+
+@pytest.mark.parametrize("fixed_width", [False, True], ids=["filled-slots", "64-slot-buckets"])
+def test_flex_decoding_matches_the_plain_decoder_across_buckets(gqa, fixed_width):
+    """Eager flex (PyTorch's reference implementation of the same score modification) over
+    the filled slots, and over 64-slot buckets with stale keys from the first call past them."""
+    model, tok = gqa
+    sampler = StaticCacheSampler(use_graphs=False, fixed_width=fixed_width, attention="flex")
+    for seed, params in ((7, SamplingParams(max_new_tokens=90, temperature=0.7)),
+                         (8, SamplingParams(max_new_tokens=80, greedy=True))):
+        plain = _decode(sample_completions, model, tok, LONG_PROMPTS, params, seed)
+        fast = _decode(sampler, model, tok, LONG_PROMPTS, params, seed)
+        assert sampler._buffers.flex
+        _assert_same(plain, fast)
+
+
+def test_a_compiled_flex_step_matches_the_plain_decoder_on_a_cpu(gqa):
+    """Inductor's CPU lowering of the same step (the GPU gets its decoding kernel), across a
+    bucket boundary, so the width turns dynamic after one recompilation, with no graph break."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    model, tok = gqa
+    sampler = StaticCacheSampler(use_graphs=False, fixed_width=True, compile=True,
+                                 attention="flex")
+    params = SamplingParams(max_new_tokens=70, temperature=0.8)
+    plain = _decode(sample_completions, model, tok, LONG_PROMPTS[:4], params, 3)
+    fast = _decode(sampler, model, tok, LONG_PROMPTS[:4], params, 3)
+    _assert_same(plain, fast, atol=1e-4)
+    assert not sampler._buffers.step.compile_failed()
+    assert not counters["graph_break"]
+
+
+@pytest.mark.parametrize(("attention", "compiled", "device", "wanted"), [
+    ("auto", True, "cuda", True),
+    ("auto", False, "cuda", False),  # eager flex is the unfused reference: SDPA instead
+    ("auto", True, "cpu", False),
+    ("sdpa", True, "cuda", False),
+    ("flex", False, "cpu", True),  # asked for, it is used
+])
+def test_auto_picks_flex_for_a_step_compiled_on_cuda_only(attention, compiled, device, wanted):
+    assert flex_wanted(attention, compiled=compiled, device_type=device) is wanted
+
+
+def test_the_cpu_default_keeps_sdpa(gqa):
+    model, tok = gqa
+    sampler = StaticCacheSampler()
+    _decode(sampler, model, tok, ["ab"], SamplingParams(max_new_tokens=2), 0)
+    assert sampler.attention == "auto" and not sampler._buffers.flex
+    with pytest.raises(ValueError, match="'flash' is not one of"):
+        StaticCacheSampler(attention="flash")
+
+
+def _compiler_failing_for(names, calls):
+    """A torch.compile whose result raises when the function's name is in ``names``; other
+    functions come back uncompiled."""
+    def fake_compile(fn, **options):
+        if fn.__name__ not in names:
+            return fn
+
+        def broken(*args, **kwargs):
+            calls.append(fn.__name__)
+            raise RuntimeError("inductor: no kernel for flex_attention")
+        return broken
+    return fake_compile
+
+
+@pytest.mark.parametrize("failing", [("flex_step",), ("flex_step", "step")],
+                         ids=["flex-fails", "both-fail"])
+def test_a_flex_step_that_fails_to_compile_decodes_with_sdpa(gqa, monkeypatch, caplog, failing):
+    model, tok = gqa
+    params = SamplingParams(max_new_tokens=12, temperature=0.9)
+    eager = _decode(StaticCacheSampler(fixed_width=True), model, tok, LONG_PROMPTS, params, 4)
+    calls = []
+    monkeypatch.setattr(torch, "compile", _compiler_failing_for(failing, calls))
+    sampler = StaticCacheSampler(fixed_width=True, compile=True, attention="flex")
+    with caplog.at_level(logging.WARNING, logger="workers.engine.compiling"):
+        fallen_back = _decode(sampler, model, tok, LONG_PROMPTS, params, 4)
+    _assert_same(eager, fallen_back)
+    assert calls == list(failing)  # each tried once, then its fallback is used
+    # The flex step's warning comes last: its fallback (the SDPA step) ran, and failed
+    # first, before it was logged.
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == len(failing)
+    assert "the decoder's step with FlexAttention" in messages[-1]
+    assert "running the step with scaled_dot_product_attention" in messages[-1]
+    if len(failing) == 2:
+        assert "torch.compile of the decoder's step failed" in messages[0]
+        assert "running it eagerly" in messages[0]
+
+
+def test_the_setting_reaches_the_trainer_s_sampler_and_a_bad_one_is_named(tiny_cfg, tmp_path):
+    records = [PromptRecord("ab", id=0), PromptRecord("ba", id=1)]
+    session, _ = _open_session(TrainConfig.from_dict(tiny_cfg()), records, tmp_path, None)
+    assert session.sampler.attention == "auto"
+    asked = TrainConfig.from_dict(tiny_cfg(train={"decode_attention": "sdpa"}))
+    session, _ = _open_session(asked, records, tmp_path / "asked", None)
+    assert session.sampler.attention == "sdpa"
+    with pytest.raises(ConfigError, match="decode_attention") as caught:
+        TrainConfig.from_dict(tiny_cfg(train={"decode_attention": "flash"}))
+    assert "'flash' is not one of 'auto', 'sdpa', 'flex'" in str(caught.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("attention", ["flex", "sdpa"])
+def test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder(gqa, attention):
+    """On a GPU: the compiled step with each attention, captured per 64-slot bucket, against
+    the plain decoder; flex must not have fallen back."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    model, tok = gqa
+    model = model.cuda()
+    try:
+        sampler = StaticCacheSampler(compile=True, attention=attention)
+        for seed, params in ((7, SamplingParams(max_new_tokens=150, temperature=0.7)),
+                             (8, SamplingParams(max_new_tokens=140, greedy=True))):
+            plain = _decode(sample_completions, model, tok, LONG_PROMPTS, params, seed, "cuda")
+            fast = _decode(sampler, model, tok, LONG_PROMPTS, params, seed, "cuda")
+            _assert_same(plain, fast, atol=1e-4)
+        assert sorted(sampler._buffers.graphs) == [64, 128, 192, 256]
+        assert sampler._buffers.flex is (attention == "flex")
+        assert not sampler._buffers.step.compile_failed()
+        assert not counters["graph_break"]
+    finally:
+        model.cpu()
