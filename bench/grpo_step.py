@@ -71,6 +71,9 @@ STEER_SIDES = {"steer": {"fast": True},
                "steer-compile": {"fast": True, "compile_decoder": True, "compile_head": True},
                "steer-eager": {"fast": True, "compile_decoder": False, "compile_head": False},
                "steer-plain": {"fast": False}}
+# Sides whose extra step is profiled with --profile-dir: two tables, so the device script's
+# files stay within the 8 a device call brings back.
+PROFILED_SIDES = ("steer", "steer-sdpa")
 
 
 # --- Steer's side --------------------------------------------------------------------------
@@ -342,8 +345,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="profile one extra (untimed) step of each fast-path side (not "
-                             "steer-plain); kernel tables go to DIR/<side>_profile.txt")
+                        help="profile one extra (untimed) step of the steer and steer-sdpa "
+                             "sides; kernel tables go to DIR/<side>_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")
@@ -394,7 +397,7 @@ def main() -> None:
                                             output_dir=Path(tmp))
                 else:
                     profile_to = (args.profile_dir / f"{side}_profile.txt"
-                                  if args.profile_dir and side != "steer-plain"
+                                  if args.profile_dir and side in PROFILED_SIDES
                                   else None)
                     results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
                                               device=args.device, dtype=dtype,

@@ -98,6 +98,25 @@ def test_the_cpu_default_keeps_sdpa(gqa):
         StaticCacheSampler(attention="flash")
 
 
+def test_a_step_compiled_without_graphs_is_the_one_that_decodes(gqa, monkeypatch):
+    """On a CPU (no CUDA graphs) train.compile_decoder still compiles the step that runs: the
+    bucketed one, as on a GPU, with the same rows as the plain decoder."""
+    model, tok = gqa
+    ran = []
+
+    def recording_compile(fn, **options):
+        def compiled(*args, **kwargs):
+            ran.append(fn.__name__)
+            return fn(*args, **kwargs)
+        return compiled
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    params = SamplingParams(max_new_tokens=12, temperature=0.9)
+    plain = _decode(sample_completions, model, tok, LONG_PROMPTS, params, 6)
+    fast = _decode(StaticCacheSampler(compile=True), model, tok, LONG_PROMPTS, params, 6)
+    _assert_same(plain, fast)
+    assert ran == ["step"] * 11  # every token after the prefill's, through the compiled step
+
+
 def _compiler_failing_for(names, calls):
     """A torch.compile whose result raises when the function's name is in ``names``; other
     functions come back uncompiled."""

@@ -158,7 +158,8 @@ class StaticCacheSampler:
     first needed. The KV cache is most of what a decode step reads (for the SmolLM2 shape at
     256 rows, about 2 GB per token at the full width of 384), so a token early in the
     completion reads only the part it can see. ``fixed_width=True`` runs the graphs'
-    computation (the bucketed, masked width) eagerly. ``compile=True`` compiles that step with
+    computation (the bucketed, masked width) eagerly; unset, it follows ``use_graphs``, or
+    ``compile`` (the compiled step is the bucketed one, graphs or not). ``compile=True`` compiles that step with
     ``torch.compile`` before capturing it (fewer, fused kernels per token; the bucket width is
     a dynamic size after the first recompilation).
 
@@ -201,7 +202,8 @@ class StaticCacheSampler:
         n, p = ids.shape
         t_max = params.max_new_tokens
         graphs = self.use_graphs if self.use_graphs is not None else device.type == "cuda"
-        fixed = graphs if self.fixed_width is None else self.fixed_width
+        # The compiled step is the bucketed one: compiling implies the buckets, graphs or not.
+        fixed = (graphs or self.compile) if self.fixed_width is None else self.fixed_width
         b = self._buffers_for(model, n, p + t_max, graphs)
         for layer, fused in zip(model.model.layers, b.fused):
             fused.refresh(layer)  # the optimiser changed the weights since the last call
