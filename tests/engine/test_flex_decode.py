@@ -62,8 +62,9 @@ def test_flex_decoding_matches_the_plain_decoder_across_buckets(gqa, fixed_width
 
 
 def test_a_compiled_flex_step_matches_the_plain_decoder_on_a_cpu(gqa):
-    """Inductor's CPU lowering of the same step (the GPU gets its decoding kernel), across a
-    bucket boundary, so the width turns dynamic after one recompilation, with no graph break."""
+    """Inductor's CPU lowering of the same step (the GPU gets its decoding kernel), across
+    bucket boundaries: one compilation (the step has the whole cache's shapes), no graph
+    break."""
     from torch._dynamo.utils import counters
 
     counters.clear()
@@ -76,6 +77,44 @@ def test_a_compiled_flex_step_matches_the_plain_decoder_on_a_cpu(gqa):
     _assert_same(plain, fast, atol=1e-4)
     assert not sampler._buffers.step.compile_failed()
     assert not counters["graph_break"]
+    assert counters["stats"]["unique_graphs"] == 1  # the whole cache's shapes: one compilation
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_the_block_mask_reads_only_the_counted_blocks_of_the_cache(compiled):
+    """Compiled, keys and values past the counted 64-slot blocks are never read: NaN there,
+    with the key mask letting them through, changes nothing. Eagerly, PyTorch's reference
+    reads every block, and the key mask (which, in the decoder, marks the slots past the
+    current token invalid) keeps them out. Within the blocks the key mask holds; the count is
+    read when the call runs, so one compiled function serves every count."""
+    from workers.engine.static_decoder import _cache_block_mask, _flex_decode_attention
+
+    gen = torch.Generator().manual_seed(0)
+    n, heads, group, d, width = 5, 2, 3, 16, 256
+    q = torch.randn(n, heads, group, d, generator=gen)
+    k = torch.randn(n, heads, width, d, generator=gen)
+    v = torch.randn(n, heads, width, d, generator=gen)
+    valid = torch.rand(n, width + 1, generator=gen) > 0.3
+    valid[:, 0] = True
+    blocks = torch.ones((1, 1, 1), dtype=torch.int32)
+    mask = _cache_block_mask(blocks, group, width)
+    attend = _flex_decode_attention
+    if compiled:
+        attend = torch.compile(_flex_decode_attention)
+    for count in (1, 3, 2):
+        blocks.fill_(count)
+        seen = 64 * count
+        poisoned_k, poisoned_v = k.clone(), v.clone()
+        poisoned_k[:, :, seen:], poisoned_v[:, :, seen:] = float("nan"), float("nan")
+        mask_in_use = valid.clone()
+        if not compiled:
+            mask_in_use[:, seen:] = False
+            poisoned_k[:, :, seen:], poisoned_v[:, :, seen:] = 1e4, 1e4
+        out = attend(q, poisoned_k, poisoned_v, mask_in_use, 0.25, mask)
+        additive = torch.zeros(n, seen).masked_fill_(~valid[:, :seen], float("-inf"))
+        expected = torch.nn.functional.scaled_dot_product_attention(
+            q, k[:, :, :seen], v[:, :, :seen], attn_mask=additive[:, None, None], scale=0.25)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("attention", "compiled", "device", "wanted"), [
@@ -131,7 +170,7 @@ def _compiler_failing_for(names, calls):
     return fake_compile
 
 
-@pytest.mark.parametrize("failing", [("flex_step",), ("flex_step", "step")],
+@pytest.mark.parametrize("failing", [("whole_cache_flex_step",), ("whole_cache_flex_step", "step")],
                          ids=["flex-fails", "both-fail"])
 def test_a_flex_step_that_fails_to_compile_decodes_with_sdpa(gqa, monkeypatch, caplog, failing):
     model, tok = gqa

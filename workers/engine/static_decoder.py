@@ -68,19 +68,42 @@ def flex_wanted(attention: str, *, compiled: bool, device_type: str) -> bool:
 
 
 def _flex_decode_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                           key_valid: torch.Tensor, scale: float) -> torch.Tensor:
+                           key_valid: torch.Tensor, scale: float,
+                           block_mask=None) -> torch.Tensor:
     """softmax(q k^T * scale) v over the keys whose slot is valid for the row: q (N, KV, G, D)
-    (a key/value head's query heads as query rows), keys and values (N, KV, W, D) (a slice of
-    the cache), key_valid (N, W + 1) bool. FlexAttention with the mask as a score
-    modification: under torch.compile, inductor's decoding kernel for short queries, which
-    reads the bucket of the cache once per layer; the key/value head stays the head dimension
-    (a grouped-query ratio of 3 is not one its GQA path takes). Eagerly, PyTorch's unfused
-    reference implementation."""
+    (a key/value head's query heads as query rows), keys and values (N, KV, W, D), key_valid
+    (N, >= W) bool. FlexAttention with the mask as a score modification, and ``block_mask``
+    (``_cache_block_mask``) saying how many 64-slot blocks of the keys to read at all: under
+    torch.compile, inductor's decoding kernel for short queries, which reads those blocks
+    once per layer; the key/value head stays the head dimension (a grouped-query ratio of 3
+    is not one its GQA path takes). Eagerly, PyTorch's unfused reference implementation."""
     from torch.nn.attention.flex_attention import flex_attention  # noqa: PLC0415
 
     def masked(score, b, h, q_idx, kv_idx):
         return torch.where(key_valid[b, kv_idx], score, -float("inf"))
-    return flex_attention(q, keys, values, score_mod=masked, scale=scale)
+    return flex_attention(q, keys, values, score_mod=masked, block_mask=block_mask,
+                          scale=scale)
+
+
+def _cache_block_mask(blocks: torch.Tensor, query_rows: int, width: int):
+    """A FlexAttention block mask over a cache ``width`` slots wide (a multiple of 64) whose
+    first ``blocks`` (a (1, 1, 1) int32 tensor, written in place before each token) 64-slot
+    blocks are read and the rest skipped: every row and head alike (broadcast), the blocks in
+    order, none of them "full" (the score modification applies to each). The decode step's
+    shapes stay those of the whole cache, so it compiles once, with no dynamic size, and a
+    token early in the completion still reads only the blocks it can see. The count only
+    saves reading: the key mask already excludes every slot past the current token (and
+    PyTorch's eager reference implementation reads all the blocks)."""
+    from torch.nn.attention.flex_attention import BlockMask  # noqa: PLC0415
+
+    n_blocks = width // _WIDTH_MULTIPLE
+    indices = torch.arange(n_blocks, dtype=torch.int32, device=blocks.device).view(
+        1, 1, 1, n_blocks)
+    common = dict(BLOCK_SIZE=(128, _WIDTH_MULTIPLE), seq_lengths=(query_rows, width))
+    try:  # no backward: the transposed (query-block) tables are not needed
+        return BlockMask.from_kv_blocks(blocks, indices, compute_q_blocks=False, **common)
+    except TypeError:  # a torch without compute_q_blocks
+        return BlockMask.from_kv_blocks(blocks, indices, **common)
 
 
 @dataclass
@@ -132,6 +155,8 @@ class _Buffers:
     step: Callable[[int], torch.Tensor] | None = None
     eager_step: Callable[[int], torch.Tensor] | None = None  # the same, never compiled
     flex: bool = False  # the decode step's attention is FlexAttention (else SDPA)
+    kv_blocks: torch.Tensor | None = None  # flex: (1, 1, 1) int32, 64-slot blocks to read
+    block_mask: object = None  # flex: its BlockMask over the whole cache (_cache_block_mask)
     graphs: dict[int, torch.cuda.CUDAGraph] = field(default_factory=dict)  # per bucket width
     logits: dict[int, torch.Tensor] = field(default_factory=dict)  # each graph's (N, V) output
 
@@ -288,12 +313,13 @@ class StaticCacheSampler:
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
                             allowed, attend_to=attend_to,
-                            key_valid=b.key_valid if flex else None)
+                            key_valid=b.key_valid if flex else None, block_mask=b.block_mask)
         return model.lm_head(rms_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
     def _layer(layer, fused: _FusedWeights, h, cos, sin_signed, cache_k, cache_v, slots,
-               allowed, *, attend_to, key_valid: torch.Tensor | None = None):
+               allowed, *, attend_to, key_valid: torch.Tensor | None = None,
+               block_mask=None):
         """One decoder layer. Writes this call's keys/values at ``slots``; attends over the
         call's own keys (prefill, attend_to None) or the first ``attend_to`` cache slots,
         masked by ``allowed`` (additive, SDPA) or, when given, by ``key_valid`` (N, W + 1)
@@ -315,7 +341,7 @@ class StaticCacheSampler:
         kv_heads, group = keys.shape[1], q.shape[2] // keys.shape[1]
         q = q.transpose(1, 2).reshape(n, kv_heads, group * s, d)
         if key_valid is not None:
-            out = _flex_decode_attention(q, keys, values, key_valid, attn.scaling)
+            out = _flex_decode_attention(q, keys, values, key_valid, attn.scaling, block_mask)
         else:
             mask = allowed.repeat(1, 1, group, 1) if s > 1 else allowed
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
@@ -360,23 +386,41 @@ class StaticCacheSampler:
         def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
             return self._step(model, b, attend_to=attend_to)
 
-        def flex_step(attend_to: int) -> torch.Tensor:
-            return self._step(model, b, attend_to=attend_to, flex=True)
+        def whole_cache_flex_step(attend_to: int) -> torch.Tensor:
+            # attend_to unused: flex attends over the whole cache, reading the blocks that
+            # b.kv_blocks counts; never read, the argument adds no guard to the compiled step
+            return self._step(model, b, attend_to=b.scratch, flex=True)
         # dynamic=None: the first bucket compiles for its width, the second recompiles once
         # with the width as a dynamic size, and later buckets (and later runs of the same
         # model in this process) reuse that. Not fullgraph: a long-lived worker that meets
         # more models or shapes than dynamo's recompile limit runs the step eagerly (still
         # captured in graphs) instead of failing the run.
-        # A compilation that fails logs a warning and leaves the step eager (compiling.py);
-        # a flex step that fails falls back to the (compiled) sdpa one.
-        b.eager_step = flex_step if b.flex else step
-        b.step = b.eager_step
+        # A compilation that fails logs a warning and leaves the step eager (compiling.py).
+        # The flex step has the whole cache's shapes whatever the bucket, so it compiles once,
+        # with no dynamic size; one that fails falls back to the (compiled) sdpa step. Each
+        # bucket still gets its own graph, which writes its block count before the step.
+        flex_whole = whole_cache_flex_step
+        b.step = step
         if self.compile:
             b.step = guarded_compile(step, what="the decoder's step")
             if b.flex:
-                b.step = guarded_compile(
-                    flex_step, what="the decoder's step with FlexAttention", eager=b.step,
-                    instead="the step with scaled_dot_product_attention")
+                flex_whole = guarded_compile(
+                    whole_cache_flex_step, what="the decoder's step with FlexAttention",
+                    eager=b.step, instead="the step with scaled_dot_product_attention")
+
+        def flex_step(attend_to: int) -> torch.Tensor:
+            # The blocks this token reads, written before the step (captured with it: each
+            # bucket's graph writes its own count).
+            b.kv_blocks.fill_(-(-attend_to // _WIDTH_MULTIPLE))
+            return flex_whole(attend_to)
+        if b.flex:
+            b.kv_blocks = torch.ones((1, 1, 1), dtype=torch.int32, device=weight.device)
+            attn = model.model.layers[0].self_attn
+            group = attn.q_proj.out_features // attn.k_proj.out_features
+            b.block_mask = _cache_block_mask(b.kv_blocks, group, b.scratch)
+            b.step = flex_step
+            b.step.compile_failed = getattr(flex_whole, "compile_failed", lambda: False)
+        b.eager_step = flex_step if b.flex else step
         self._key, self._buffers = key, b
         return b
 
