@@ -15,7 +15,7 @@ from workers.engine.rollout import SamplingParams, encode_prompts, sample_comple
 from workers.engine.static_decoder import StaticCacheSampler, flex_wanted
 from workers.engine.trainer import _open_session
 
-from .model_families import family
+from workers.engine.tiny import build_char_tokenizer
 
 LONG_PROMPTS = ["ab ba " * 9, "a", "b ab " * 5, "ba"] * 2
 
@@ -27,9 +27,15 @@ def _no_failures_remembered(monkeypatch):
 
 @pytest.fixture(scope="module")
 def gqa():
-    """Grouped-query attention (query heads sharing a key/value head), as SmolLM2's."""
-    model, tok = family(LlamaForCausalLM, LlamaConfig, "ab ", tie_word_embeddings=True)
-    return model.eval(), tok
+    """SmolLM2's attention in small: 3 query heads per key/value head, a head size flex's
+    Triton kernels take (16), tied embeddings."""
+    tok = build_char_tokenizer("ab ")
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=48, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                         head_dim=16, max_position_embeddings=256, tie_word_embeddings=True,
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval(), tok
 
 
 def _decode(sampler, model, tok, prompts, params, seed, device="cpu"):
@@ -117,15 +123,20 @@ def test_the_block_mask_reads_only_the_counted_blocks_of_the_cache(compiled):
         torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("attention", "compiled", "device", "wanted"), [
-    ("auto", True, "cuda", True),
-    ("auto", False, "cuda", False),  # eager flex is the unfused reference: SDPA instead
-    ("auto", True, "cpu", False),
-    ("sdpa", True, "cuda", False),
-    ("flex", False, "cpu", True),  # asked for, it is used
+@pytest.mark.parametrize(("attention", "compiled", "device", "head", "wanted"), [
+    ("auto", True, "cuda", 64, True),
+    ("auto", True, "cuda", 128, True),
+    ("auto", False, "cuda", 64, False),  # eager flex is the unfused reference: SDPA instead
+    ("auto", True, "cpu", 64, False),
+    ("auto", True, "cuda", 8, False),  # below Triton's 16
+    ("auto", True, "cuda", 80, False),  # not a power of two
+    ("sdpa", True, "cuda", 64, False),
+    ("flex", False, "cpu", 8, True),  # asked for, it is used
 ])
-def test_auto_picks_flex_for_a_step_compiled_on_cuda_only(attention, compiled, device, wanted):
-    assert flex_wanted(attention, compiled=compiled, device_type=device) is wanted
+def test_auto_picks_flex_for_a_step_compiled_on_cuda_only(attention, compiled, device, head,
+                                                         wanted):
+    assert flex_wanted(attention, compiled=compiled, device_type=device,
+                       head_dim=head) is wanted
 
 
 def test_the_cpu_default_keeps_sdpa(gqa):

@@ -535,7 +535,8 @@ class TrainLoopConfig:
         "PyTorch's FlexAttention, whose decoding kernel torch.compile generates for the step "
         "(eagerly it is an unfused reference implementation); 'sdpa': "
         "scaled_dot_product_attention with a key mask; 'auto': flex when the decoder's step "
-        "is compiled on a CUDA device (compile_decoder), else sdpa. A flex step that fails to "
+        "is compiled on a CUDA device (compile_decoder) and the head size is a power of two "
+        "from 16 (SmolLM2, Llama, Qwen), else sdpa. A flex step that fails to "
         "compile logs a warning and runs with sdpa.",
         default="auto")
     compile_head: bool = _help(

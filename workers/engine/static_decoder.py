@@ -61,10 +61,15 @@ def _o_weight_by_group(attn) -> torch.Tensor | None:
         weight.shape[0], -1)
 
 
-def flex_wanted(attention: str, *, compiled: bool, device_type: str) -> bool:
-    """Whether the decode step attends with FlexAttention: asked for ("flex"), or "auto" and
-    the step compiled on a CUDA device (eagerly, flex is only PyTorch's unfused reference)."""
-    return attention == "flex" or (attention == "auto" and compiled and device_type == "cuda")
+def flex_wanted(attention: str, *, compiled: bool, device_type: str, head_dim: int) -> bool:
+    """Whether the decode step attends with FlexAttention: asked for ("flex"), or "auto", the
+    step compiled on a CUDA device (eagerly, flex is only PyTorch's unfused reference) and a
+    head size its Triton kernels take as they are (a power of two, at least 16: Triton's dot
+    products need 16; SmolLM2, Llama and Qwen heads are 64 or 128)."""
+    if attention != "auto":
+        return attention == "flex"
+    usual_head = head_dim >= 16 and head_dim & (head_dim - 1) == 0
+    return compiled and device_type == "cuda" and usual_head
 
 
 def _flex_decode_attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -192,7 +197,8 @@ class StaticCacheSampler:
     (``scaled_dot_product_attention`` with an additive key mask), "flex" (FlexAttention with
     the key mask as a score modification: compiled, one generated decoding kernel per layer;
     eager, PyTorch's unfused reference, for checking) or "auto": flex when the step is
-    compiled on a CUDA device, else sdpa. A compiled flex step that fails to compile falls
+    compiled on a CUDA device and the head size is a power of two from 16 (``flex_wanted``),
+    else sdpa. A compiled flex step that fails to compile falls
     back to the compiled sdpa step, and that to the eager one. The prefill always uses sdpa.
     """
 
@@ -381,7 +387,8 @@ class StaticCacheSampler:
             self._buffers = None
         b = self._allocate(model, n, width)
         b.flex = flex_wanted(self.attention, compiled=self.compile,
-                             device_type=weight.device.type)
+                             device_type=weight.device.type,
+                             head_dim=model.model.layers[0].self_attn.head_dim)
 
         def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
             return self._step(model, b, attend_to=attend_to)
