@@ -9,9 +9,9 @@ bench's shape, before any of them goes into the engine (issue 7; notes in bench/
    ``static_decoder._layer`` does), head size 64, an additive key mask, bucket widths 64..384.
    The H200 profile gave 35 us a call for cuDNN's kernel, against about 9 us for reading the
    cache at the mean width. On CUDA, FlexAttention compiled (the engine's default for a
-   compiled step since the twenty-second session) is one of the variants. Each variant is captured 30 times (one per layer) in a CUDA graph
-   and the graph replayed, as the decoder replays its step; its output is compared with a
-   float32 reference.
+   compiled step since the twenty-second session) is one of the variants. Each variant is
+   captured 30 times (one per layer) in a CUDA graph and the graph replayed, as the decoder
+   replays its step; its output is compared with a float32 reference.
 2. The sampler's draw: ``rollout.sample_categorical``'s two-level draw (float64 sums of
    512-wide blocks, the block holding the draw, then a scan of that block only), against the
    one float64 scan of the whole (256, 49,152) row it replaced (186 us a token on the H200)

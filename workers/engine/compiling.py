@@ -2,12 +2,14 @@
 
 ``train.compile_decoder`` is unset by default: then the rollout decoder's step is compiled
 where that pays and works without asking (a CUDA device with Triton and the C compiler Triton
-builds its launcher with, as vLLM compiles by default: on the H200 it cut the rollout of bench/grpo_step.py by 70-90 ms in two runs) and not
-elsewhere (a CPU, where inductor needs a C++ compiler and a short run spends more time
-compiling than it saves). ``train.compile_head`` stays off unless asked for: its gain was not
-the same in two runs (bench/grpo_step.md). ``guarded_compile`` wraps ``torch.compile`` so that
-a compilation that fails (no C compiler for Triton's launcher, an inductor bug) logs a warning
-and runs the same function eagerly from then on, instead of failing the run: the compiled and
+builds its launcher with, as vLLM compiles by default: on the H200 it cut the rollout of
+bench/grpo_step.py by 70-90 ms in two runs) and not elsewhere (a CPU, where inductor needs a
+C++ compiler and a short run spends more time compiling than it saves).
+``train.compile_head`` stays off unless asked for: its gain was not the same in two runs
+(bench/grpo_step.md). ``guarded_compile`` wraps ``torch.compile`` so that a compilation that
+fails (no C compiler for Triton's launcher, an inductor bug) logs a warning and runs the same
+function eagerly from then on (or a given fallback computing the same thing, as the decoder's
+FlexAttention step falls back to its SDPA step), instead of failing the run: the compiled and
 the eager function compute the same values within rounding.
 """
 

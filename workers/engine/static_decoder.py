@@ -189,17 +189,18 @@ class StaticCacheSampler:
     256 rows, about 2 GB per token at the full width of 384), so a token early in the
     completion reads only the part it can see. ``fixed_width=True`` runs the graphs'
     computation (the bucketed, masked width) eagerly; unset, it follows ``use_graphs``, or
-    ``compile`` (the compiled step is the bucketed one, graphs or not). ``compile=True`` compiles that step with
-    ``torch.compile`` before capturing it (fewer, fused kernels per token; the bucket width is
-    a dynamic size after the first recompilation).
+    ``compile`` (the compiled step is the bucketed one, graphs or not). ``compile=True``
+    compiles that step with ``torch.compile`` before capturing it (fewer, fused kernels per
+    token; with SDPA the bucket width is a dynamic size after the first recompilation, while
+    the flex step keeps the whole cache's shapes and compiles once).
 
     ``attention`` is the decode step's attention over the cache: "sdpa"
     (``scaled_dot_product_attention`` with an additive key mask), "flex" (FlexAttention with
     the key mask as a score modification: compiled, one generated decoding kernel per layer;
     eager, PyTorch's unfused reference, for checking) or "auto": flex when the step is
     compiled on a CUDA device and the head size is a power of two from 16 (``flex_wanted``),
-    else sdpa. A compiled flex step that fails to compile falls
-    back to the compiled sdpa step, and that to the eager one. The prefill always uses sdpa.
+    else sdpa. A compiled flex step that fails to compile falls back to the compiled sdpa
+    step, and that to the eager one. The prefill always uses sdpa.
     """
 
     def __init__(self, *, use_graphs: bool | None = None, check_every: int = 8,
@@ -319,7 +320,8 @@ class StaticCacheSampler:
         for i, layer in enumerate(model.model.layers):
             h = self._layer(layer, b.fused[i], h, cos, sin, b.keys[i], b.values[i], b.slot,
                             allowed, attend_to=attend_to,
-                            key_valid=b.key_valid if flex else None, block_mask=b.block_mask)
+                            key_valid=b.key_valid if flex else None,
+                            block_mask=b.block_mask if flex else None)
         return model.lm_head(rms_norm(model.model.norm, h))[:, -1]
 
     @staticmethod
