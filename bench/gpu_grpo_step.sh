@@ -42,10 +42,10 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # they took 99 s on the H200), the bench BENCH_S (330 s: the check, then Steer with its
 # compilation about 110 s, TRL about 90-120 s, steer-eager about 35 s; steer-plain, last, may
 # be cut) and the kernels KERNELS_S (60 s), so with the installs the command ends within about
-# 530 s (run it with timeout_s 540). The run that matters most, with the tests already passed:
-#   SKIP_TESTS=1 SIDES=steer,trl,steer-eager STEPS=7 BENCH_S=420 bash bench/gpu_grpo_step.sh
-# and, with FlexAttention's decode step not yet run on a GPU (twenty-second session), its CUDA
-# tests first, then the default against TRL and against the SDPA step (timeout_s 540):
+# 530 s (run it with timeout_s 540). The run that matters most now: FlexAttention's decode step
+# (twenty-second session) has not run on a GPU, so its CUDA tests first, then the default
+# against TRL and against the compiled SDPA step (the twenty-first session's default), then the
+# kernels (timeout_s 540; 8 files):
 #   TESTS=tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
 #     TEST_S=90 SIDES=steer,trl,steer-sdpa STEPS=5 BENCH_S=370 KERNELS_S=50 \
 #     bash bench/gpu_grpo_step.sh
