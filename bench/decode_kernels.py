@@ -8,8 +8,9 @@ bench's shape, before any of them goes into the engine (issue 7; notes in bench/
    with 3 query heads each (packed as 3 query rows per key/value head, as
    ``static_decoder._layer`` does), head size 64, an additive key mask, bucket widths 64..384.
    The H200 profile gave 35 us a call for cuDNN's kernel, against about 9 us for reading the
-   cache at the mean width. On CUDA, FlexAttention compiled (the engine's default for a
-   compiled step since the twenty-second session) is one of the variants. Each variant is
+   cache at the mean width. FlexAttention as the engine's compiled step calls it (the whole
+   cache wide, a block count saying how many 64-slot blocks to read; the default on CUDA since
+   the twenty-second session; compiled on CUDA only) is one of the variants. Each variant is
    captured 30 times (one per layer) in a CUDA graph and the graph replayed, as the decoder
    replays its step; its output is compared with a float32 reference.
 2. The sampler's draw: ``rollout.sample_categorical``'s two-level draw (float64 sums of
@@ -137,31 +138,60 @@ def attention_variants(device: str) -> dict[str, Callable]:
         variants["sdpa cuDNN"] = sdpa_with(SDPBackend.CUDNN_ATTENTION)
         compiled = torch.compile(manual_attention, dynamic=False)
         variants["matmul + softmax, compiled"] = lambda q, k, v, a, b, s: compiled(q, k, v, a, s)
-        # The engine's default for a compiled step on CUDA (static_decoder, flex_wanted).
-        flex = torch.compile(flex_attention_masked, dynamic=False)
-        variants["flex attention, compiled (the engine's)"] = (
-            lambda q, k, v, a, b, s: flex(q, k, v, b[:, 0, 0, :].contiguous(), s))
     return variants
 
 
-def flex_attention_masked(q, k, v, valid, scale):
-    """FlexAttention with the key mask ``valid`` (N, W) as a score modification, as
-    ``static_decoder._flex_decode_attention`` runs it."""
-    from workers.engine.static_decoder import _flex_decode_attention  # noqa: PLC0415
+class WholeCacheFlex:
+    """FlexAttention as the engine's compiled decode step calls it (static_decoder,
+    ``_flex_decode_attention`` with ``_cache_block_mask``): keys and values the whole cache
+    wide (``width``), a key mask as a score modification, and a block mask counting the 64-slot
+    blocks to read. Compiled once (static shapes) on CUDA; on a CPU, PyTorch's eager reference
+    (the dry run's check of this code)."""
 
-    return _flex_decode_attention(q, k, v, valid, scale)
+    def __init__(self, rows: int, kv_heads: int, group: int, head_dim: int, width: int,
+                 device: str, dtype: torch.dtype):
+        from workers.engine.static_decoder import (  # noqa: PLC0415
+            _cache_block_mask, _flex_decode_attention)
+
+        shape = (rows, kv_heads, width, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.zeros((rows, width + 1), dtype=torch.bool, device=device)
+        self.blocks = torch.ones((1, 1, 1), dtype=torch.int32, device=device)
+        self.mask = _cache_block_mask(self.blocks, group, width)
+        self.fn = (torch.compile(_flex_decode_attention, dynamic=False)
+                   if device.startswith("cuda") else _flex_decode_attention)
+
+    def load(self, k: torch.Tensor, v: torch.Tensor, boolean: torch.Tensor) -> None:
+        """A bucket's keys, values and mask at the front of the cache; its blocks counted."""
+        width = k.shape[2]
+        for cache, part in ((self.k, k), (self.v, v)):
+            cache.zero_()
+            cache[:, :, :width] = part
+        self.valid.zero_()
+        self.valid[:, :width] = boolean[:, 0, 0, :]
+        self.blocks.fill_(-(-width // 64))
+
+    def __call__(self, q: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.fn(q, self.k, self.v, self.valid, scale, self.mask)
 
 
 def bench_attention(args) -> list[dict]:
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     scale = args.head_dim ** -0.5
     rows = []
+    whole = WholeCacheFlex(args.rows, args.kv_heads, args.group, args.head_dim,
+                           -(-max(args.widths) // 64) * 64, args.device, dtype)
     for width in args.widths:
         q, k, v, additive, boolean = attention_inputs(args.rows, args.kv_heads, args.group,
                                                       args.head_dim, width, args.device, dtype)
         reference = manual_attention(q.float(), k.float(), v.float(), additive, scale)
         read_mb = 2 * k.numel() * k.element_size() / 1e6
-        for name, fn in attention_variants(args.device).items():
+        whole.load(k, v, boolean)
+        variants = attention_variants(args.device)
+        variants["flex, whole cache + block count (the engine's compiled step)"] = (
+            lambda q, k, v, a, b, s: whole(q, s))
+        for name, fn in variants.items():
             row = {"width": width, "variant": name, "cache_read_mb": round(read_mb, 1)}
             try:
                 out = fn(q, k, v, additive, boolean, scale)
