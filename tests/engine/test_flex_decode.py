@@ -205,6 +205,23 @@ def test_a_flex_step_that_fails_to_compile_decodes_with_sdpa(gqa, monkeypatch, c
         assert "running it eagerly" in messages[0]
 
 
+def test_a_block_mask_this_torch_cannot_build_leaves_the_step_with_sdpa(gqa, monkeypatch,
+                                                                       caplog):
+    from workers.engine import static_decoder
+
+    def unbuildable(*args, **kwargs):
+        raise TypeError("from_kv_blocks() got an unexpected keyword argument 'seq_lengths'")
+    monkeypatch.setattr(static_decoder, "_cache_block_mask", unbuildable)
+    model, tok = gqa
+    params = SamplingParams(max_new_tokens=12, temperature=0.9)
+    sampler = StaticCacheSampler(fixed_width=True, attention="flex")
+    with caplog.at_level(logging.WARNING, logger="workers.engine.static_decoder"):
+        fast = _decode(sampler, model, tok, LONG_PROMPTS, params, 9)
+    _assert_same(_decode(sample_completions, model, tok, LONG_PROMPTS, params, 9), fast)
+    assert not sampler._buffers.flex
+    assert "block mask could not be built (TypeError: from_kv_blocks()" in caplog.text
+
+
 def test_the_setting_reaches_the_trainer_s_sampler_and_a_bad_one_is_named(tiny_cfg, tmp_path):
     records = [PromptRecord("ab", id=0), PromptRecord("ba", id=1)]
     session, _ = _open_session(TrainConfig.from_dict(tiny_cfg()), records, tmp_path, None)

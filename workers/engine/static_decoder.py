@@ -26,6 +26,7 @@ plain decoder otherwise.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ from .rollout import (RolloutBatch, SamplingParams, draw_tokens, left_pad,
 from .stopping import check_stop
 
 __all__ = ["StaticCacheSampler", "flex_wanted", "supports"]
+
+log = logging.getLogger(__name__)
 
 _WIDTH_MULTIPLE = 64  # cache widths are rounded up so graphs are reused across steps
 
@@ -391,6 +394,8 @@ class StaticCacheSampler:
         b.flex = flex_wanted(self.attention, compiled=self.compile,
                              device_type=weight.device.type,
                              head_dim=model.model.layers[0].self_attn.head_dim)
+        if b.flex:
+            self._add_block_mask(model, b)
 
         def step(attend_to: int) -> torch.Tensor:  # the bucketed step over these buffers
             return self._step(model, b, attend_to=attend_to)
@@ -408,30 +413,40 @@ class StaticCacheSampler:
         # The flex step has the whole cache's shapes whatever the bucket, so it compiles once,
         # with no dynamic size; one that fails falls back to the (compiled) sdpa step. Each
         # bucket still gets its own graph, which writes its block count before the step.
+        b.step = guarded_compile(step, what="the decoder's step") if self.compile else step
         flex_whole = whole_cache_flex_step
-        b.step = step
-        if self.compile:
-            b.step = guarded_compile(step, what="the decoder's step")
-            if b.flex:
-                flex_whole = guarded_compile(
-                    whole_cache_flex_step, what="the decoder's step with FlexAttention",
-                    eager=b.step, instead="the step with scaled_dot_product_attention")
+        if self.compile and b.flex:
+            flex_whole = guarded_compile(
+                whole_cache_flex_step, what="the decoder's step with FlexAttention",
+                eager=b.step, instead="the step with scaled_dot_product_attention")
 
         def flex_step(attend_to: int) -> torch.Tensor:
             # The blocks this token reads, written before the step (captured with it: each
             # bucket's graph writes its own count).
             b.kv_blocks.fill_(-(-attend_to // _WIDTH_MULTIPLE))
             return flex_whole(attend_to)
+        flex_step.compile_failed = getattr(flex_whole, "compile_failed", lambda: False)
         if b.flex:
-            b.kv_blocks = torch.ones((1, 1, 1), dtype=torch.int32, device=weight.device)
-            attn = model.model.layers[0].self_attn
-            group = attn.q_proj.out_features // attn.k_proj.out_features
-            b.block_mask = _cache_block_mask(b.kv_blocks, group, b.scratch)
             b.step = flex_step
-            b.step.compile_failed = getattr(flex_whole, "compile_failed", lambda: False)
         b.eager_step = flex_step if b.flex else step
         self._key, self._buffers = key, b
         return b
+
+    @staticmethod
+    def _add_block_mask(model, b: _Buffers) -> None:
+        """The flex step's block count and block mask; a torch whose BlockMask cannot be
+        built so leaves the step with SDPA, saying so."""
+        b.kv_blocks = torch.ones((1, 1, 1), dtype=torch.int32, device=b.token.device)
+        attn = model.model.layers[0].self_attn
+        group = attn.q_proj.out_features // attn.k_proj.out_features
+        try:
+            b.block_mask = _cache_block_mask(b.kv_blocks, group, b.scratch)
+        except Exception as exc:  # noqa: BLE001 (a torch whose BlockMask differs)
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            log.warning("FlexAttention's block mask could not be built (%s: %s); the "
+                        "decoder's step attends with scaled_dot_product_attention",
+                        type(exc).__name__, first_line)
+            b.flex = False
 
     @staticmethod
     def _allocate(model, n: int, width: int) -> _Buffers:
