@@ -95,14 +95,14 @@ class _TimedSampler(static_decoder.StaticCacheSampler):
     """The engine's own fast sampler, timed; notes whether its decode step attended with
     FlexAttention (and did not fall back to SDPA's step)."""
 
-    flex_used: ClassVar[list[bool]] = []
+    flex_used: ClassVar[bool] = False  # by the rollout's last call (not the evaluation's)
 
     def __call__(self, model, *args, **kwargs):
         out = _timed_generation(super().__call__, model, *args, **kwargs)
         b = self._buffers
-        if b is not None and self.compile:  # the rollout's sampler, not the evaluation's
+        if b is not None and self.compile:
             failed = getattr(b.step, "compile_failed", lambda: False)()
-            self.flex_used.append(bool(b.flex) and not failed)
+            _TimedSampler.flex_used = bool(b.flex) and not failed
         return out
 
 
@@ -183,7 +183,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         clock["last"] = time.perf_counter()
 
     # The trainer builds its sampler in _open_session; swap in the timed one for this run.
-    _TimedSampler.flex_used.clear()
+    _TimedSampler.flex_used = False
     original = engine_trainer.StaticCacheSampler, engine_trainer.sample_completions
     engine_trainer.StaticCacheSampler = _TimedSampler
     if not fast:
@@ -235,8 +235,7 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         "compiled": {"decoder": fast and compile_wanted(config.train.compile_decoder, device),
                      "head": fast and config.train.compile_head},
         # the decode step's attention as it ran (flex only when compiled and not fallen back)
-        "decode_attention": ("flex" if _TimedSampler.flex_used and _TimedSampler.flex_used[-1]
-                             else "sdpa") if fast else None,
+        "decode_attention": ("flex" if _TimedSampler.flex_used else "sdpa") if fast else None,
         "compile_fallbacks": fallbacks.messages,
     }
 

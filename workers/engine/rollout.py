@@ -162,16 +162,14 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None) -
     at (256, 49,152) the full scan cost 186 us a token on an H200 and 67 ms on a 2-core CPU,
     against 33 ms for the two levels (bench/decode_kernels.py)."""
     n, vocab = probs.shape
+    u = torch.rand((n, 1), generator=generator, device=probs.device, dtype=torch.float64)
     if vocab <= 4 * DRAW_BLOCK:
         cdf = probs.cumsum(dim=-1, dtype=torch.float64)
-        u = torch.rand((n, 1), generator=generator, device=probs.device,
-                       dtype=torch.float64)
         return _invert(cdf, u * cdf[:, -1:]).squeeze(1)
     pad = (-vocab) % DRAW_BLOCK
     blocks = (torch.nn.functional.pad(probs, (0, pad)) if pad else probs).view(
         n, -1, DRAW_BLOCK)
     block_cdf = blocks.sum(dim=-1, dtype=torch.float64).cumsum(dim=-1)  # (N, B)
-    u = torch.rand((n, 1), generator=generator, device=probs.device, dtype=torch.float64)
     target = u * block_cdf[:, -1:]
     block = _invert(block_cdf, target)  # (N, 1): a block whose sum is positive
     before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)), 0.0)
