@@ -3,11 +3,13 @@
 # see bench/gpu_wheels.sh; run with timeout_s 540). Writes logs and JSON under $OUT:
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, with
-#      FlexAttention and with SDPA, against the plain one; bf16; the packed forward and the
-#      chunked head), and the system/gpu_* metrics; TESTS= narrows them;
+#      FlexAttention and with SDPA, against the plain one; bf16; the packed forward, its
+#      compiled RoPE and SwiGLU, and the chunked head), and the system/gpu_* metrics; TESTS=
+#      narrows them;
 #   2. bench/grpo_step.py: fast-path check on the real shape, then Steer (its defaults: on a
-#      GPU the decoder step compiled, attending with FlexAttention), TRL, Steer with SDPA's
-#      attention in the compiled step, Steer's fast path uncompiled and Steer's plain path on
+#      GPU the decoder step compiled, attending with FlexAttention, and the update's RoPE and
+#      SwiGLU compiled), TRL, Steer with SDPA's attention and eager layers (steer-before: the
+#      twenty-first session's default), Steer's fast path uncompiled and Steer's plain path on
 #      the same work, and the table with the ratios. The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured;
 #   3. bench/decode_kernels.py: the decode attention and the sampler's draw against
@@ -43,11 +45,13 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # compilation about 110 s, TRL about 90-120 s, steer-eager about 35 s; steer-plain, last, may
 # be cut) and the kernels KERNELS_S (60 s), so with the installs the command ends within about
 # 530 s (run it with timeout_s 540). The run that matters most now: FlexAttention's decode step
-# (twenty-second session) has not run on a GPU, so its CUDA tests first, then the default
-# against TRL and against the compiled SDPA step (the twenty-first session's default), then the
+# (twenty-second session) and the update's compiled layers (twenty-third) have not run on a
+# GPU, so their CUDA tests first, then the default against TRL and against steer-before (the
+# twenty-first session's default: rollout and update columns show each lever), then the
 # kernels (timeout_s 540; 8 files):
-#   TESTS=tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
-#     TEST_S=90 SIDES=steer,trl,steer-sdpa STEPS=5 BENCH_S=370 KERNELS_S=50 \
+#   TESTS="tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
+#     tests/engine/test_fused_pointwise.py::test_on_cuda_compiled_layers_in_bfloat16_match_the_eager_ones_within_rounding" \
+#     TEST_S=100 SIDES=steer,trl,steer-before STEPS=5 BENCH_S=370 KERNELS_S=45 \
 #     bash bench/gpu_grpo_step.sh
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 if [ -z "${SKIP_TESTS:-}" ]; then
@@ -55,6 +59,7 @@ timeout "${TEST_S:-120}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:
   --noconftest ${TESTS:-tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
   tests/engine/test_static_decoder.py \
   tests/engine/test_chunked_logprobs.py tests/engine/test_packed_forward.py \
+  tests/engine/test_fused_pointwise.py::test_on_cuda_compiled_layers_in_bfloat16_match_the_eager_ones_within_rounding \
   tests/engine/test_rollout.py tests/engine/test_two_level_draw.py \
   tests/engine/test_master_weights.py \
   "tests/engine/test_system_metrics.py::test_on_a_gpu_the_memory_of_torch_s_allocator_and_its_peak"} \
@@ -62,7 +67,7 @@ timeout "${TEST_S:-120}" $PY -m pytest -c tests/pytest.ini --rootdir=. -q -p no:
 tail -n 15 "$OUT/cuda_tests.txt"
 fi
 timeout "${BENCH_S:-330}" $PY bench/grpo_step.py --device "$DEVICE" --shape "$SHAPE" --check \
-  --sides "${SIDES:-steer,trl,steer-sdpa,steer-eager,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
+  --sides "${SIDES:-steer,trl,steer-before,steer-eager,steer-plain}" --steps "${STEPS:-5}" --warmup 2 \
   --threads 16 --profile-dir "$OUT" ${BENCH_ARGS:-} --json "$OUT/grpo_step.json" 2>&1 \
   | grep --line-buffered -v -i warn | tee "$OUT/grpo_step.log"
 # The decode step's attention and the sampler's draw against alternatives, at the bench's

@@ -62,18 +62,25 @@ def _sync(device: str) -> None:
 
 
 # Steer variants: the engine's defaults (the fast path, and on a CUDA device with Triton the
-# decoder step compiled, attending with FlexAttention: train.compile_decoder and
-# train.decode_attention unset); the same with SDPA's attention in the compiled step (the
-# default before FlexAttention); the fast path with the decoder step and the update head's
-# soft-max compiled, and with neither; the plain HF path.
+# decoder step compiled, attending with FlexAttention, and the update's RoPE and SwiGLU
+# compiled: train.compile_decoder, train.decode_attention and train.compile_layers unset);
+# the same with SDPA's attention in the compiled step; the same with the update's layers
+# eager; both (steer-before: the default of the twenty-first session, so steer against it
+# shows the two levers in one run, flex in the rollout column, the layers in the update's);
+# the fast path with the decoder step and the update head's soft-max compiled; with nothing
+# compiled; the plain HF path.
 STEER_SIDES = {"steer": {"fast": True},
                "steer-sdpa": {"fast": True, "decode_attention": "sdpa"},
+               "steer-eager-layers": {"fast": True, "compile_layers": False},
+               "steer-before": {"fast": True, "decode_attention": "sdpa",
+                                "compile_layers": False},
                "steer-compile": {"fast": True, "compile_decoder": True, "compile_head": True},
-               "steer-eager": {"fast": True, "compile_decoder": False, "compile_head": False},
+               "steer-eager": {"fast": True, "compile_decoder": False, "compile_head": False,
+                               "compile_layers": False},
                "steer-plain": {"fast": False}}
 # Sides whose extra step is profiled with --profile-dir: two tables, so the device script's
 # files stay within the 8 a device call brings back.
-PROFILED_SIDES = ("steer", "steer-sdpa")
+PROFILED_SIDES = ("steer", "steer-before")
 
 
 # --- Steer's side --------------------------------------------------------------------------
@@ -114,7 +121,8 @@ def _timed_plain_sampler(model, *args, **kwargs):
 def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
                  micro_batch_size: int, model_path: Path, fast: bool,
                  compile_decoder: bool | None = None, compile_head: bool = False,
-                 decode_attention: str = "auto") -> TrainConfig:
+                 decode_attention: str = "auto", compile_layers: bool | None = None
+                 ) -> TrainConfig:
     return TrainConfig.from_dict({
         "policy": {"source": "path", "path": str(model_path),
                    "dtype": "bfloat16" if dtype == torch.bfloat16 else "float32"},
@@ -132,14 +140,16 @@ def steer_config(work: Work, *, steps: int, warmup: int, device: str, dtype: tor
                   "keep_checkpoints": 1, "log_rollouts_fraction": 0.0, "device": device,
                   "seed": work.seed, "micro_batch_size": micro_batch_size,
                   "fast_path": fast, "compile_decoder": compile_decoder,
-                  "compile_head": compile_head, "decode_attention": decode_attention},
+                  "compile_head": compile_head, "decode_attention": decode_attention,
+                  "compile_layers": compile_layers},
     })
 
 
 def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.dtype,
               micro_batch_size: int, output_dir: Path, fast: bool = True,
               compile_decoder: bool | None = None, compile_head: bool = False,
-              decode_attention: str = "auto", profile_to: Path | None = None) -> dict:
+              decode_attention: str = "auto", compile_layers: bool | None = None,
+              profile_to: Path | None = None) -> dict:
     """Time ``steps`` steps after ``warmup``; with ``profile_to``, one more step runs under
     torch.profiler (not timed) and its kernel table is written there."""
     tokenizer = build_tokenizer(work.model_config["vocab_size"])
@@ -155,7 +165,8 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
     config = steer_config(work, steps=steps + (profile_to is not None), warmup=warmup,
                           device=device, dtype=dtype, micro_batch_size=micro_batch_size,
                           model_path=model_path, fast=fast, compile_decoder=compile_decoder,
-                          compile_head=compile_head, decode_attention=decode_attention)
+                          compile_head=compile_head, decode_attention=decode_attention,
+                          compile_layers=compile_layers)
     profiler = None
     if profile_to is not None:
         activities = [torch.profiler.ProfilerActivity.CPU]
@@ -233,7 +244,8 @@ def run_steer(work: Work, *, steps: int, warmup: int, device: str, dtype: torch.
         "per_step": per_step,
         # what ran compiled: train.compile_* as set, or resolved for the device when unset
         "compiled": {"decoder": fast and compile_wanted(config.train.compile_decoder, device),
-                     "head": fast and config.train.compile_head},
+                     "head": fast and config.train.compile_head,
+                     "layers": fast and compile_wanted(config.train.compile_layers, device)},
         # the decode step's attention as it ran (flex only when compiled and not fallen back)
         "decode_attention": ("flex" if _TimedSampler.flex_used else "sdpa") if fast else None,
         "compile_fallbacks": fallbacks.messages,
@@ -256,9 +268,11 @@ class _CompileFallbacks(logging.Handler):
 def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
     """Steer's fast decoder and fast update log-probs (packed forward, chunked head) against
     the plain ones, on 16 rows of this work's model: identical sampled tokens, and the
-    log-prob / gradient differences."""
+    log-prob / gradient differences; where the engine compiles the update's layers by default
+    (a CUDA device with Triton), the same for the fast update with them compiled."""
     from workers.engine.chunked_logprobs import fast_token_logprobs  # noqa: PLC0415
     from workers.engine.losses import token_logprobs  # noqa: PLC0415
+    from workers.engine.packed_forward import compiled_layers  # noqa: PLC0415
     from workers.engine.rollout import SamplingParams, sample_completions  # noqa: PLC0415
     from workers.engine.update import training_attention  # noqa: PLC0415
 
@@ -278,9 +292,11 @@ def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
     batch = fast
     t = batch.completion_ids.shape[1]
     grads = {}
-    for name in ("plain", "fast"):
+    names = ("plain", "fast") + (("compiled",) if compile_wanted(None, device) else ())
+    for name in names:
         model.zero_grad(set_to_none=True)
-        with training_attention(torch.device(device)):  # the update's attention kernels
+        # the update's attention kernels, and its layers compiled or not
+        with training_attention(torch.device(device)), compiled_layers(name == "compiled"):
             if name == "plain":
                 lp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, t, 1.0)
             else:
@@ -290,7 +306,7 @@ def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
         grads[name] = (lp.detach() * batch.completion_mask,
                        torch.cat([p.grad.float().flatten() for p in model.parameters()]))
     (lp0, g0), (lp1, g1) = grads["plain"], grads["fast"]
-    return {
+    report = {
         "decoder_identical_rows": float(same_rows),
         "decoder_first_divergence_median": float(first_diff.float().median()),
         "sampler_logprob_max_abs_diff_vs_teacher_forced": float(
@@ -298,6 +314,11 @@ def check_fast_path(work: Work, device: str, dtype: torch.dtype) -> dict:
         "update_logprob_max_abs_diff": float((lp0 - lp1).abs().max()),
         "update_grad_rel_diff": float((g0 - g1).norm() / g0.norm()),
     }
+    if "compiled" in grads:
+        lp2, g2 = grads["compiled"]
+        report["update_compiled_layers_logprob_max_abs_diff"] = float((lp0 - lp2).abs().max())
+        report["update_compiled_layers_grad_rel_diff"] = float((g0 - g2).norm() / g0.norm())
+    return report
 
 
 # --- report --------------------------------------------------------------------------------
@@ -338,14 +359,14 @@ def main() -> None:
     parser.add_argument("--trl-micro-batch-size", type=int, default=None,
                         help="TRL's micro-batch (default: the same)")
     parser.add_argument("--sides", default="trl,steer",
-                        help="comma list of trl, steer, steer-sdpa, steer-compile, steer-eager, "
-                             "steer-plain (run order)")
+                        help="comma list of trl, " + ", ".join(STEER_SIDES) + " (run order)")
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="profile one extra (untimed) step of the steer and steer-sdpa "
-                             "sides; kernel tables go to DIR/<side>_profile.txt")
+                        help="profile one extra (untimed) step of the "
+                             + " and ".join(PROFILED_SIDES)
+                             + " sides; kernel tables go to DIR/<side>_profile.txt")
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first step includes loading)")

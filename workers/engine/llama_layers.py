@@ -151,10 +151,11 @@ def qkv_sizes(attn) -> tuple[int, int, int]:
     return attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features
 
 
-def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
+                     rope=apply_rope) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The stacked q/k/v projection (N, S, (Hq + 2 Hkv) D) -> q (N, S, Hq, D), k (N, S, Hkv, D)
-    with RoPE, v (N, S, Hkv, D); cos, sin_signed broadcast to (N, S, 1, D)."""
+    with RoPE, v (N, S, Hkv, D); cos, sin_signed broadcast to (N, S, 1, D). ``rope`` computes
+    what ``apply_rope`` does (the update's compiled one, ``fused_pointwise.rope``)."""
     n, s, _ = qkv.shape
     d = attn.head_dim
     q_size, k_size, _ = qkv_sizes(attn)
@@ -176,7 +177,7 @@ def attention_inputs(attn, qkv: torch.Tensor, cos: torch.Tensor, sin_signed: tor
     else:
         qk, v = qkv.split((q_size + k_size, qkv.shape[-1] - q_size - k_size), dim=-1)
         qk = qk.view(n, s, -1, d)
-    qk = apply_rope(qk, cos, sin_signed)  # q and k heads together
+    qk = rope(qk, cos, sin_signed)  # q and k heads together
     q_heads = q_size // d
     v = v.view(n, s, -1, d)
     return qk[:, :, :q_heads], qk[:, :, q_heads:], v

@@ -18,19 +18,38 @@ position. Hugging Face's forward would read that prediction off the hole's own c
 never make such rows (prompts are left-padded, completion masks are prefixes).
 
 ``supported(model)`` says whether a model qualifies (``llama_layers.trains_like_hf``).
+Inside ``with compiled_layers(True)`` (the update with ``train.compile_layers``) each layer's
+RoPE and SwiGLU run, forward and backward, as compiled pointwise kernels (``fused_pointwise``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
+from . import fused_pointwise
+from .llama_layers import (add_linear, apply_rope, attention_inputs, gate_up_linears, mlp_hidden,
                            qkv_linears, rms_norm, rope_tables, stacked_linear, trains_like_hf)
 
 supported = trains_like_hf
+
+_COMPILED = contextvars.ContextVar("compiled_layers", default=False)
+
+
+@contextlib.contextmanager
+def compiled_layers(on: bool) -> Iterator[None]:
+    """Within it, ``packed_hidden_states`` runs RoPE and SwiGLU through ``fused_pointwise``
+    when ``on`` (a setting of the update, as ``sdpa_kernel`` is of its attention)."""
+    token = _COMPILED.set(on)
+    try:
+        yield
+    finally:
+        _COMPILED.reset(token)
 
 
 @dataclass
@@ -65,22 +84,27 @@ def packed_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.T
     cos, sin_signed = rope_tables(base.rotary_emb, torch.arange(width, device=ids.device)[None],
                                   h.dtype)
     cos, sin_signed = cos[:, :, None], sin_signed[:, :, None]  # (1, W, 1, D): every row alike
+    compiled = _COMPILED.get()
     for layer in base.layers:
-        h = _layer(layer, h, cos, sin_signed)
+        h = _layer(layer, h, cos, sin_signed, compiled)
     return PackedHidden(rms_norm(base.norm, h), rank)
 
 
-def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
+           compiled: bool = False) -> torch.Tensor:
     attn, mlp = layer.self_attn, layer.mlp
     n, s, _ = h.shape
     qkv = stacked_linear(rms_norm(layer.input_layernorm, h), qkv_linears(attn))
-    q, k, v = attention_inputs(attn, qkv, cos, sin_signed)
+    q, k, v = attention_inputs(attn, qkv, cos, sin_signed,
+                               rope=fused_pointwise.rope if compiled else apply_rope)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, heads, S, D)
     out = _causal_attention(q, k, v, attn.scaling)
     h = add_linear(h, out.transpose(1, 2).reshape(n, s, -1), attn.o_proj)
     x = rms_norm(layer.post_attention_layernorm, h)
     gate_up = stacked_linear(x, gate_up_linears(mlp))
-    return add_linear(h, mlp_hidden(mlp, gate_up), mlp.down_proj)
+    hidden = (fused_pointwise.swiglu(gate_up) if compiled and fused_pointwise.fuses_mlp(mlp)
+              else mlp_hidden(mlp, gate_up))
+    return add_linear(h, hidden, mlp.down_proj)
 
 
 def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float

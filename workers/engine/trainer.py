@@ -483,7 +483,8 @@ def _update(s: _Session, step: int, groups: _Groups, trained: torch.Tensor,
                          optim=cfg.optim, lr=lr, temperature=cfg.rollout.temperature,
                          max_new_tokens=cfg.rollout.max_new_tokens,
                          micro_batch_size=cfg.train.micro_batch_size, ref_model=s.ref_model,
-                         fast=cfg.train.fast_path, compile_head=cfg.train.compile_head)
+                         fast=cfg.train.fast_path, compile_head=cfg.train.compile_head,
+                         compile_layers=compile_wanted(cfg.train.compile_layers, device))
 
 
 def rollout_records(s: _Session, groups: _Groups, totals: torch.Tensor, advantages: torch.Tensor,

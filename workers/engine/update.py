@@ -19,6 +19,7 @@ from .config import AlgorithmConfig, OptimConfig
 from .curvature_mask import capo_token_mask, head_adam_state
 from .losses import SURROGATE_LOSSES, aggregate_loss, kl_k3, token_logprobs
 from .master_weights import LOW_PRECISION, MasterWeightsAdamW
+from .packed_forward import compiled_layers
 from .rollout import position_ids_from_mask
 
 
@@ -128,7 +129,8 @@ def reference_logprobs(ref_model, batch: UpdateBatch, *, temperature: float,
 def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *,
                   algo: AlgorithmConfig, optim: OptimConfig, lr: float, temperature: float,
                   max_new_tokens: int, micro_batch_size: int, ref_model=None,
-                  fast: bool = False, compile_head: bool = False) -> dict[str, float]:
+                  fast: bool = False, compile_head: bool = False,
+                  compile_layers: bool = False) -> dict[str, float]:
     """Run ``algo.num_iterations`` optimiser steps on ``batch``; returns the update metrics
     (kl, entropy, clip_ratio/*, grad_norm, learning_rate, loss, rollout/logprob_abs_diff; with
     clips by correctness also clip_ratio/incorrect_region_mean, the share of the batch's tokens
@@ -154,11 +156,12 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
     (the default) none of this runs.
 
     ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
-    allows it, and ``compile_head`` compiles that head's soft-max arithmetic; the result is
-    the same within floating-point rounding.
+    allows it, ``compile_head`` compiles that head's soft-max arithmetic and ``compile_layers``
+    the packed forward's RoPE and SwiGLU (``fused_pointwise``); the result is the same within
+    floating-point rounding.
     """
     device = batch.input_ids.device
-    with training_attention(device):
+    with training_attention(device), compiled_layers(compile_layers):
         return _policy_update(model, optimizer, batch, algo=algo, optim=optim, lr=lr,
                               temperature=temperature, max_new_tokens=max_new_tokens,
                               micro_batch_size=micro_batch_size, ref_model=ref_model, fast=fast,
