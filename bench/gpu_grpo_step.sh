@@ -10,7 +10,8 @@
 #      GPU the decoder step compiled, attending with FlexAttention, and the update's RoPE and
 #      SwiGLU compiled), TRL, Steer with SDPA's attention and eager layers (steer-before: the
 #      twenty-first session's default), Steer's fast path uncompiled and Steer's plain path on
-#      the same work, and the table with the ratios. The
+#      the same work, and the table with the ratios. On CUDA the check and each side run in
+#      a process of their own (a crash of generated code costs its side alone). The
 #      JSON is rewritten after every side, so a run cut short keeps what it measured;
 #   3. bench/decode_kernels.py: the decode attention and the sampler's draw against
 #      alternatives (SKIP_KERNELS=1 leaves it out).
@@ -51,7 +52,7 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # kernels (timeout_s 540; 8 files):
 #   TESTS="tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
 #     tests/engine/test_fused_pointwise.py::test_on_cuda_compiled_layers_in_bfloat16_match_the_eager_ones_within_rounding" \
-#     TEST_S=100 SIDES=steer,trl,steer-before STEPS=5 BENCH_S=370 KERNELS_S=45 \
+#     TEST_S=90 SIDES=steer,trl,steer-before STEPS=5 BENCH_S=400 KERNELS_S=35 \
 #     bash bench/gpu_grpo_step.sh
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 if [ -z "${SKIP_TESTS:-}" ]; then

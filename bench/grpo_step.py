@@ -15,7 +15,9 @@ Printed per side: the median step time after warm-up, rollout (generation + scor
 update separately, generation alone, completion tokens/s, peak GPU memory and the update's
 model FLOP utilisation (6 * parameters * trained tokens / update time / the chip's dense bf16
 peak); then TRL's step time over Steer's. ``--check`` first compares Steer's fast path with
-its plain path on this model (decoder and chunked log-probs). Notes: bench/grpo_step.md.
+its plain path on this model (decoder and chunked log-probs). On CUDA the check and each side
+run in a child process of this one (``--isolate``), so that a crash that takes the CUDA context
+costs one side, not the run. Notes: bench/grpo_step.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import gc
 import json
 import logging
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -346,6 +350,78 @@ def table(results: dict, work: Work, device: str) -> str:
     return "\n".join(rows)
 
 
+def run_side(side: str, args, work: Work, dtype: torch.dtype, micro: int) -> dict:
+    """One side's figures, run in this process."""
+    with tempfile.TemporaryDirectory(prefix=f"grpo-{side}-") as tmp:
+        if side == "trl":
+            from grpo_step_trl import run_trl  # noqa: PLC0415
+            return run_trl(work, steps=args.steps, warmup=args.warmup, device=args.device,
+                           dtype=dtype, micro_batch_size=args.trl_micro_batch_size or micro,
+                           output_dir=Path(tmp))
+        profile_to = (args.profile_dir / f"{side}_profile.txt"
+                      if args.profile_dir and side in PROFILED_SIDES else None)
+        return run_steer(work, steps=args.steps, warmup=args.warmup, device=args.device,
+                         dtype=dtype, micro_batch_size=micro, output_dir=Path(tmp),
+                         profile_to=profile_to, **STEER_SIDES[side])
+
+
+def print_side(side: str, r: dict) -> None:
+    compiled = ("" if "compiled" not in r else ", compiled: "
+                + ("+".join(k for k, on in r["compiled"].items() if on) or "none"))
+    if r.get("decode_attention"):
+        compiled += f", decode attention: {r['decode_attention']}"
+    print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
+          f"{r['update_s']:.3f}), all full length: {r['all_full_length']}{compiled}, side's "
+          f"wall {r['wall_s']:.0f} s (loading, warm-up and compilation included)", flush=True)
+    for message in r.get("compile_fallbacks", []):
+        print(f"{side}: compilation failed, ran eagerly: {message}", flush=True)
+
+
+_CHILD: list[subprocess.Popen] = []  # the child running now, for the SIGTERM handler
+
+
+def _stop_child(signum, frame) -> None:
+    """``timeout`` signals this process alone: end the child too, so that nothing keeps the
+    GPU or the output pipe after the bench's time is up."""
+    for child in _CHILD:
+        child.kill()
+    raise SystemExit(128 + signum)
+
+
+def run_child(args, *, side: str | None = None, check: bool = False) -> dict:
+    """The check, or one side, in a process of its own (this script with --no-isolate); its
+    output goes to this one's. Returns its JSON report, or {"error": ...} if it wrote none."""
+    with tempfile.TemporaryDirectory(prefix="grpo-part-") as tmp:
+        part = Path(tmp) / "part.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--no-isolate",
+               "--device", args.device, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--completion-tokens", str(args.completion_tokens),
+               "--prompts", str(args.prompts), "--threads", str(args.threads),
+               "--sides", side or "", "--json", str(part), "--part"]
+        for flag, value in (("--shape", args.shape), ("--micro-batch-size", args.micro_batch_size),
+                            ("--trl-micro-batch-size", args.trl_micro_batch_size),
+                            ("--profile-dir", args.profile_dir)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        if check:
+            cmd.append("--check")
+        signal.signal(signal.SIGTERM, _stop_child)
+        child = subprocess.Popen(cmd)
+        _CHILD.append(child)
+        try:
+            code = child.wait()
+        finally:
+            _CHILD.remove(child)
+        if part.exists():
+            report = json.loads(part.read_text())
+            if code == 0 or report.get("results") or report.get("check"):
+                return report
+        what = "the check" if check else side
+        message = f"{what}'s process exited with code {code} and no figures"
+        print(f"{what}: FAILED ({message})", flush=True)
+        return {"error": message}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -363,6 +439,12 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="fast vs plain path check first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the check and each side in a process of its own (default on "
+                             "CUDA): a crash that takes the CUDA context with it (an illegal "
+                             "memory access in a generated kernel) costs that side alone, and "
+                             "each side's peak memory is its own")
+    parser.add_argument("--part", action="store_true", help=argparse.SUPPRESS)  # a child's run
     parser.add_argument("--profile-dir", type=Path, default=None,
                         help="profile one extra (untimed) step of the "
                              + " and ".join(PROFILED_SIDES)
@@ -390,63 +472,61 @@ def main() -> None:
         report.update(transformers=transformers.__version__, trl=trl.__version__)
     except ImportError:
         report.update(trl=None)
-    print(json.dumps({k: v for k, v in report.items()}), flush=True)
-
-    if args.check:
-        try:
-            report["check"] = check_fast_path(work, args.device, dtype)
-        except Exception as exc:  # report it, still run the sides
-            traceback.print_exc()
-            report["check"] = {"error": repr(exc)}
-        print("fast-path check:", json.dumps(report["check"]), flush=True)
+    if not args.part:
+        print(json.dumps({k: v for k, v in report.items()}), flush=True)
 
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     unknown = [s for s in sides if s != "trl" and s not in STEER_SIDES]
     if unknown:
         parser.error(f"unknown side(s) {', '.join(unknown)}")
+    isolate = cuda if args.isolate is None else args.isolate
     results: dict[str, dict] = {}
-    for side in sides:
-        with tempfile.TemporaryDirectory(prefix=f"grpo-{side}-") as tmp:
-            started = time.perf_counter()
+    if args.check:
+        if isolate:
+            part = run_child(args, check=True)
+            report["check"] = part.get("check") or {"error": part.get("error")}
+        else:
             try:
-                if side == "trl":
-                    from grpo_step_trl import run_trl  # noqa: PLC0415
-                    results[side] = run_trl(work, steps=args.steps, warmup=args.warmup,
-                                            device=args.device, dtype=dtype,
-                                            micro_batch_size=args.trl_micro_batch_size or micro,
-                                            output_dir=Path(tmp))
-                else:
-                    profile_to = (args.profile_dir / f"{side}_profile.txt"
-                                  if args.profile_dir and side in PROFILED_SIDES
-                                  else None)
-                    results[side] = run_steer(work, steps=args.steps, warmup=args.warmup,
-                                              device=args.device, dtype=dtype,
-                                              micro_batch_size=micro, output_dir=Path(tmp),
-                                              profile_to=profile_to, **STEER_SIDES[side])
+                report["check"] = check_fast_path(work, args.device, dtype)
+            except Exception as exc:  # report it, still run the sides
+                traceback.print_exc()
+                report["check"] = {"error": repr(exc)}
+            print("fast-path check:", json.dumps(report["check"]), flush=True)
+
+    for side in sides:
+        started = time.perf_counter()
+        if isolate:
+            part = run_child(args, side=side)
+            if side in part.get("results", {}):
+                results[side] = part["results"][side]
+            else:
+                report.setdefault("errors", {})[side] = (part.get("errors", {}).get(side)
+                                                         or part.get("error"))
+        else:
+            try:
+                results[side] = run_side(side, args, work, dtype, micro)
             except Exception as exc:  # one failing side must not lose the others' figures
                 traceback.print_exc()
                 report.setdefault("errors", {})[side] = repr(exc)
                 print(f"{side}: FAILED {exc!r}", flush=True)
-                continue
-            results[side]["wall_s"] = time.perf_counter() - started
-        if cuda:
-            gc.collect()  # the side's model, cache and graphs, before the next peak is read
-            torch.cuda.empty_cache()
+            if cuda:
+                gc.collect()  # the side's model, cache and graphs, before the next peak is read
+                torch.cuda.empty_cache()
+        if side not in results:
+            continue
         r = results[side]
+        r["wall_s"] = time.perf_counter() - started
         if args.json:  # after every side, so a run cut short keeps what it measured
             report["results"] = results
             args.json.write_text(json.dumps(report, indent=2, default=str))
-        compiled = ("" if "compiled" not in r else ", compiled: "
-                    + ("+".join(k for k, on in r["compiled"].items() if on) or "none"))
-        if r.get("decode_attention"):
-            compiled += f", decode attention: {r['decode_attention']}"
-        print(f"{side}: step {r['step_s']:.3f} s (rollout {r['rollout_s']:.3f}, update "
-              f"{r['update_s']:.3f}), all full length: {r['all_full_length']}{compiled}, side's "
-              f"wall {r['wall_s']:.0f} s (loading, warm-up and compilation included)", flush=True)
-        for message in r.get("compile_fallbacks", []):
-            print(f"{side}: compilation failed, ran eagerly: {message}", flush=True)
+        if not args.part:  # a child's side is printed by its parent, with the child's start
+            print_side(side, r)
 
     report["results"] = results
+    if args.part:  # the parent prints the table
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+        return
     print()
     print(table(results, work, args.device))
     if "trl" in results and "steer" in results:
