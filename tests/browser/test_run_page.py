@@ -198,16 +198,27 @@ def _steps(run, *steps):
                                   completion=f"answer at step {step}", rewards={}, reward=1.0, length=3)
 
 
-def _hold(page, target: str, held: list) -> None:
-    """Hold the browser's first request to the trajectories with HX-Target ``target``: its route
-    waits in ``held`` until the test lets it go on."""
-    def route(r):
-        if r.request.headers.get("hx-target") == target and not held:
-            held.append(r)
-        else:
-            r.continue_()
+class _Holds:
+    """One route over the trajectories' requests for the whole test: the first request with an
+    HX-Target that ``hold`` armed waits in that target's list until the test lets it go on;
+    every other request goes on at once. (Unrouting the last route turns Playwright's
+    interception off, which lets a held request go on by itself: re-routing between two holds
+    raced with that, and now and then released the held poll before the step was picked.)"""
 
-    page.route("**/trajectories/**", route)
+    def __init__(self, page):
+        self.held: dict[str, list] = {}
+        page.route("**/trajectories/**", self._route)
+
+    def hold(self, target: str) -> list:
+        self.held[target] = []
+        return self.held[target]
+
+    def _route(self, route) -> None:
+        held = self.held.get(route.request.headers.get("hx-target"))
+        if held is not None and not held:
+            held.append(route)
+        else:
+            route.continue_()
 
 
 def _release(route) -> None:
@@ -227,10 +238,8 @@ def _wait_for(page, held: list) -> None:
 
 ABORTED = ["htmx:afterRequest", "htmx:sendAbort"]  # what htmx logs (console.error) of a request it aborts
 
-# The page's own record of its requests, read synchronously with page.evaluate: the console
-# errors htmx logs of an abort reach the test through Playwright's event queue, which once left
-# them out of a loaded CI run (errors == [] with the page showing what an abort leaves), and
-# this record says, when an assertion fails, what the page sent, aborted and swapped, and when.
+# The page's own record of its requests, read synchronously with page.evaluate: which request
+# htmx aborted, and, when an assertion fails, what the page sent, aborted and swapped, and when.
 REQUEST_LOG = """
 window.__requests = [];
 for (const name of ["htmx:beforeRequest", "htmx:sendAbort", "htmx:afterSwap", "htmx:oobAfterSwap"]) {
@@ -249,6 +258,11 @@ def record_requests(page) -> None:
 
 def requests_seen(page) -> list[list]:
     return page.evaluate("window.__requests")
+
+
+def seen(page) -> str:
+    """The record as lines, for an assertion's message (pytest would cut a list short)."""
+    return "the page's requests (ms, event, element, path):\n" + "\n".join(map(str, requests_seen(page)))
 
 
 def aborted(page) -> list[str]:
@@ -271,16 +285,15 @@ def test_a_poll_sent_before_the_researcher_picks_a_step_never_shows_its_older_vi
     _steps(run, 1, 2, 3)
     errors = console_errors(page)
     record_requests(page)
-    polls, mine = [], []
-    _hold(page, "trajectory-groups", polls)
+    holds = _Holds(page)
+    polls = holds.hold("trajectory-groups")
     page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
     page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 3')")
     _wait_for(page, polls)  # the first poll (step: latest) is on its way, held
-    page.unroute("**/trajectories/**")
-    _hold(page, "trajectories", mine)
+    mine = holds.hold("trajectories")
     page.select_option("#trajectory-step", "1")
     _wait_for(page, mine)  # the researcher's request is on its way, held
-    assert aborted(page) == ["trajectory-groups"], requests_seen(page)  # the poll, by the researcher's request
+    assert aborted(page) == ["trajectory-groups"], seen(page)  # the poll, by the researcher's request
     _release(polls[0])  # the poll's answer would come first: there is none
     page.wait_for_timeout(500)
     assert page.eval_on_selector("#trajectory-step", "s => s.value") == "1"
@@ -289,12 +302,11 @@ def test_a_poll_sent_before_the_researcher_picks_a_step_never_shows_its_older_vi
         _release(mine[0])
     page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 1')")
     assert _shown(page) == ("1", ["answer at step 1"])
-    page.unroute("**/trajectories/**")
     with page.expect_response(lambda r: r.request.headers.get("hx-target") == "trajectory-groups", timeout=15_000):
         pass  # the next poll asks for the chosen step
     page.wait_for_timeout(300)
     assert _shown(page) == ("1", ["answer at step 1"])
-    assert aborted(page) == ["trajectory-groups"], requests_seen(page)
+    assert aborted(page) == ["trajectory-groups"], seen(page)
     assert set(errors) <= set(ABORTED) and not page.is_visible("#request-error")  # htmx's log of that abort, nothing else
 
 
@@ -305,10 +317,9 @@ def test_the_last_step_picked_wins_over_one_picked_before_it_was_answered(page, 
     _steps(run, 1, 2, 3)
     errors = console_errors(page)
     record_requests(page)
-    mine = []
     page.goto(f"{live_server.url}/projects/{researcher.id}/runs/{run.id}/")
     page.wait_for_selector("#trajectories pre.model-text:has-text('answer at step 3')")
-    _hold(page, "trajectories", mine)
+    mine = _Holds(page).hold("trajectories")
     page.select_option("#trajectory-step", "1")
     _wait_for(page, mine)  # held
     page.select_option("#trajectory-step", "2")
@@ -316,7 +327,7 @@ def test_the_last_step_picked_wins_over_one_picked_before_it_was_answered(page, 
     page.wait_for_timeout(500)  # every answer in
     page.wait_for_function("() => !document.querySelector('.htmx-request')")
     assert _shown(page) == ("2", ["answer at step 2"])
-    assert aborted(page) == ["trajectory-picker"], requests_seen(page)  # the first request, by the second
+    assert aborted(page) == ["trajectory-picker"], seen(page)  # the first request, by the second
     assert set(errors) <= set(ABORTED) and not page.is_visible("#request-error")
 
 
