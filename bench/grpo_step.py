@@ -405,7 +405,6 @@ def run_child(args, *, side: str | None = None, check: bool = False) -> dict:
                 cmd += [flag, str(value)]
         if check:
             cmd.append("--check")
-        signal.signal(signal.SIGTERM, _stop_child)
         child = subprocess.Popen(cmd)
         _CHILD.append(child)
         try:
@@ -480,6 +479,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown side(s) {', '.join(unknown)}")
     isolate = cuda if args.isolate is None else args.isolate
+    if isolate:
+        signal.signal(signal.SIGTERM, _stop_child)
     results: dict[str, dict] = {}
     if args.check:
         if isolate:

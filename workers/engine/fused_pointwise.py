@@ -106,10 +106,9 @@ class _SwiGLU(torch.autograd.Function):
         return compiled("swiglu_backward")(grad.contiguous(), gate_up)
 
 
-def rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
-         rolled: torch.Tensor | None = None) -> torch.Tensor:
-    """``llama_layers.apply_rope`` with a compiled forward and backward (``rolled`` is not
-    needed: the kernel reads x once). The tables take no gradient."""
+def rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    """``llama_layers.apply_rope`` with a compiled forward and backward (the kernel reads x
+    once, so it takes no rolled copy). The tables take no gradient."""
     return _Rope.apply(x, cos.detach(), sin_signed.detach())
 
 
