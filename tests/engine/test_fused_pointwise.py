@@ -1,10 +1,12 @@
-"""train.compile_layers: the update's RoPE and SwiGLU as compiled pointwise kernels, forward and
-backward (fused_pointwise), give the eager layer's log-probs, entropies, gradients and updated
-weights; the hand-written gradients are the exact ones; a compilation that fails, in the
-forward or the backward, runs the same arithmetic eagerly with a warning."""
+"""train.compile_layers: the update's RMSNorms, q/k/v split with RoPE, and SwiGLU as compiled
+kernels, forward and backward (fused_pointwise), give the eager layer's log-probs, entropies,
+gradients and updated weights, and compile once for micro-batches of any rows and width; the
+hand-written gradients are the exact ones; a compilation that fails, in the forward or the
+backward, runs the same arithmetic eagerly with a warning."""
 
 import copy
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,13 +16,18 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCau
 from workers.engine import compiling, fused_pointwise, packed_forward
 from workers.engine.chunked_logprobs import fast_token_logprobs
 from workers.engine.config import AlgorithmConfig, ConfigError, OptimConfig, TrainConfig
-from workers.engine.llama_layers import apply_rope
+from workers.engine.llama_layers import apply_rope, attention_inputs
 from workers.engine.update import UpdateBatch, policy_update
 
 from .model_families import family, randomised
 from .test_packed_forward import _rollout_layout
 
-NAMES = ("rope_forward", "rope_backward", "swiglu_forward", "swiglu_backward")
+# the compiled functions each family's update runs: Qwen3 normalises q and k per head between
+# the split and RoPE, so it takes RoPE alone compiled instead of the split with RoPE
+NORM_MLP = ("rms_norm_forward", "rms_norm_backward", "swiglu_forward", "swiglu_backward")
+NAMES = ("qkv_rope_forward", "qkv_rope_backward", *NORM_MLP)
+QWEN3_NAMES = ("rope_forward", "rope_backward", *NORM_MLP)
+BACKWARDS = ("qkv_rope_backward", "rms_norm_backward", "swiglu_backward")
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +60,41 @@ def test_swiglu_forward_and_its_hand_written_gradient_are_silu_times_up_s():
     torch.testing.assert_close(fused_pointwise.swiglu_backward(grad, gate_up), expected_grad)
 
 
+def test_qkv_rope_forward_and_its_hand_written_gradient_are_attention_inputs_s():
+    """The split of the stacked projection into q, k, v with RoPE on q and k, and the gradient
+    back into the projection, against the eager training path's autograd (grouped heads)."""
+    generator = torch.Generator().manual_seed(2)
+    q_heads, kv_heads, d = 6, 2, 8
+    attn = SimpleNamespace(head_dim=d, q_proj=SimpleNamespace(out_features=q_heads * d),
+                           k_proj=SimpleNamespace(out_features=kv_heads * d),
+                           v_proj=SimpleNamespace(out_features=kv_heads * d))
+    qkv = torch.randn(2, 5, (q_heads + 2 * kv_heads) * d, dtype=torch.float64,
+                      generator=generator, requires_grad=True)
+    cos, sin = (torch.randn(1, 5, 1, d, dtype=torch.float64, generator=generator) for _ in "cs")
+    grads = [torch.randn(2, 5, h, d, dtype=torch.float64, generator=generator)
+             for h in (q_heads, kv_heads, kv_heads)]
+    expected = attention_inputs(attn, qkv, cos, sin)
+    (expected_grad,) = torch.autograd.grad(expected, qkv, grads)
+    got = fused_pointwise.qkv_rope_forward(qkv, cos, sin, q_heads, kv_heads)
+    for part, want in zip(got, expected, strict=True):
+        assert part.is_contiguous()
+        torch.testing.assert_close(part, want)
+    torch.testing.assert_close(fused_pointwise.qkv_rope_backward(*grads, cos, sin), expected_grad)
+
+
+def test_rms_norm_forward_and_its_hand_written_gradients_are_f_rms_norm_s():
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 4, 16, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(16, dtype=torch.float64, generator=generator, requires_grad=True)
+    grad = torch.randn(3, 4, 16, dtype=torch.float64, generator=generator)
+    expected = F.rms_norm(x, (16,), weight, 1e-5)
+    expected_x, expected_weight = torch.autograd.grad(expected, (x, weight), grad)
+    torch.testing.assert_close(fused_pointwise.rms_norm_forward(x, weight, 1e-5), expected)
+    grad_x, grad_weight = fused_pointwise.rms_norm_backward(grad, x, weight, 1e-5)
+    torch.testing.assert_close(grad_x, expected_x)
+    torch.testing.assert_close(grad_weight, expected_weight)
+
+
 def _llama():
     """SmolLM2's layout in small: grouped heads, tied embeddings, SiLU MLP."""
     return family(LlamaForCausalLM, LlamaConfig, "abc ", tie_word_embeddings=True)
@@ -82,8 +124,10 @@ def _logprobs_and_grads(model, ids, mask, completion_mask, compiled):
             {name: p.grad.clone() for name, p in model.named_parameters()})
 
 
-@pytest.mark.parametrize("build", [_llama, _qwen3], ids=["llama-gqa", "qwen3-qk-norm"])
-def test_compiled_layers_give_the_eager_log_probs_entropies_and_gradients(build, monkeypatch):
+@pytest.mark.parametrize(("build", "names"), [(_llama, NAMES), (_qwen3, QWEN3_NAMES)],
+                         ids=["llama-gqa", "qwen3-qk-norm"])
+def test_compiled_layers_give_the_eager_log_probs_entropies_and_gradients(build, names,
+                                                                          monkeypatch):
     model, tok = build()
     model.train()
     ids, mask, completion_mask = _rollout_rows(tok)
@@ -93,12 +137,16 @@ def test_compiled_layers_give_the_eager_log_probs_entropies_and_gradients(build,
     monkeypatch.setattr(fused_pointwise, "compiled",
                         lambda name: used.append(name) or compiled_of(name))
     lp1, e1, g1 = _logprobs_and_grads(model, ids, mask, completion_mask, compiled=True)
-    # again, on a narrower micro-batch: the same compiled functions (dynamic shapes)
-    _logprobs_and_grads(model, ids[:3, 3:], mask[:3, 3:], completion_mask[:3], compiled=True)
+    # again, on a narrower micro-batch: the same compiled functions (dynamic shapes), and not
+    # compiled again (a recompilation would raise, fall back and fail the check below)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        _logprobs_and_grads(model, ids[:3, 3:], mask[:3, 3:], completion_mask[:3], compiled=True)
     layers = model.config.num_hidden_layers
-    assert sorted(set(used)) == sorted(NAMES)
-    assert used.count("rope_forward") == used.count("swiglu_backward") == 2 * layers
-    assert not any(fused_pointwise._COMPILED[name].compile_failed() for name in NAMES)
+    assert sorted(set(used)) == sorted(names)
+    assert used.count(names[0]) == used.count("swiglu_backward") == 2 * layers
+    # two per layer and the final one, in both passes
+    assert used.count("rms_norm_forward") == used.count("rms_norm_backward") == 2 * (2 * layers + 1)
+    assert not any(fused_pointwise._COMPILED[name].compile_failed() for name in names)
     assert not packed_forward._COMPILED.get()  # the setting ends with its block
     torch.testing.assert_close(lp1, lp0, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(e1, e0, atol=1e-5, rtol=1e-5)
@@ -144,7 +192,7 @@ def _failing_for(names, calls):
     return fake_compile
 
 
-@pytest.mark.parametrize("failing", [NAMES, ("rope_backward", "swiglu_backward")],
+@pytest.mark.parametrize("failing", [NAMES, BACKWARDS],
                          ids=["all", "backward-only"])
 def test_a_compilation_that_fails_runs_the_same_arithmetic_eagerly(monkeypatch, caplog, failing):
     model, tok = _llama()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
-_RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
+RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
 
 
 def supports(model) -> bool:
@@ -76,7 +76,7 @@ def rms_norm(module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for these families' RMSNorm as one ``F.rms_norm`` call (float32 inside,
     the weight applied before the one rounding); other norms, and a weight kept in another
     dtype than ``x`` (where Hugging Face promotes the result), run as they are."""
-    if type(module).__name__ not in _RMS_NORMS or module.weight.dtype != x.dtype:
+    if type(module).__name__ not in RMS_NORMS or module.weight.dtype != x.dtype:
         return module(x)
     return F.rms_norm(x, (x.shape[-1],), module.weight, module.variance_epsilon)
 

@@ -19,7 +19,8 @@ never make such rows (prompts are left-padded, completion masks are prefixes).
 
 ``supported(model)`` says whether a model qualifies (``llama_layers.trains_like_hf``).
 Inside ``with compiled_layers(True)`` (the update with ``train.compile_layers``) each layer's
-RoPE and SwiGLU run, forward and backward, as compiled pointwise kernels (``fused_pointwise``).
+RMSNorms, its split of q/k/v with RoPE, and its SwiGLU run, forward and backward, as compiled
+kernels (``fused_pointwise``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import fused_pointwise
-from .llama_layers import (add_linear, apply_rope, attention_inputs, gate_up_linears, mlp_hidden,
+from .llama_layers import (add_linear, attention_inputs, gate_up_linears, mlp_hidden,
                            qkv_linears, rms_norm, rope_tables, stacked_linear, trains_like_hf)
 
 supported = trains_like_hf
@@ -43,8 +44,9 @@ _COMPILED = contextvars.ContextVar("compiled_layers", default=False)
 
 @contextlib.contextmanager
 def compiled_layers(on: bool) -> Iterator[None]:
-    """Within it, ``packed_hidden_states`` runs RoPE and SwiGLU through ``fused_pointwise``
-    when ``on`` (a setting of the update, as ``sdpa_kernel`` is of its attention)."""
+    """Within it, ``packed_hidden_states`` runs RMSNorm, RoPE and SwiGLU through
+    ``fused_pointwise`` when ``on`` (a setting of the update, as ``sdpa_kernel`` is of its
+    attention)."""
     token = _COMPILED.set(on)
     try:
         yield
@@ -87,20 +89,24 @@ def packed_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.T
     compiled = _COMPILED.get()
     for layer in base.layers:
         h = _layer(layer, h, cos, sin_signed, compiled)
-    return PackedHidden(rms_norm(base.norm, h), rank)
+    norm = fused_pointwise.rms_norm if compiled else rms_norm
+    return PackedHidden(norm(base.norm, h), rank)
 
 
 def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
            compiled: bool = False) -> torch.Tensor:
     attn, mlp = layer.self_attn, layer.mlp
     n, s, _ = h.shape
-    qkv = stacked_linear(rms_norm(layer.input_layernorm, h), qkv_linears(attn))
-    q, k, v = attention_inputs(attn, qkv, cos, sin_signed,
-                               rope=fused_pointwise.rope if compiled else apply_rope)
+    norm = fused_pointwise.rms_norm if compiled else rms_norm
+    qkv = stacked_linear(norm(layer.input_layernorm, h), qkv_linears(attn))
+    if compiled:
+        q, k, v = fused_pointwise.attention_inputs(attn, qkv, cos, sin_signed)
+    else:
+        q, k, v = attention_inputs(attn, qkv, cos, sin_signed)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, heads, S, D)
     out = _causal_attention(q, k, v, attn.scaling)
     h = add_linear(h, out.transpose(1, 2).reshape(n, s, -1), attn.o_proj)
-    x = rms_norm(layer.post_attention_layernorm, h)
+    x = norm(layer.post_attention_layernorm, h)
     gate_up = stacked_linear(x, gate_up_linears(mlp))
     hidden = (fused_pointwise.swiglu(gate_up) if compiled and fused_pointwise.fuses_mlp(mlp)
               else mlp_hidden(mlp, gate_up))

@@ -157,7 +157,8 @@ def policy_update(model, optimizer: torch.optim.Optimizer, batch: UpdateBatch, *
 
     ``fast`` computes log-probs with the chunked LM head (``chunked_logprobs``) where the model
     allows it, ``compile_head`` compiles that head's soft-max arithmetic and ``compile_layers``
-    the packed forward's RoPE and SwiGLU (``fused_pointwise``); the result is the same within
+    the packed forward's RMSNorms, RoPE and SwiGLU (``fused_pointwise``); the result is the
+    same within
     floating-point rounding.
     """
     device = batch.input_ids.device
