@@ -1,6 +1,6 @@
 """train.compile_layers: the update's RMSNorms, q/k/v split with RoPE, and SwiGLU as compiled
 kernels, forward and backward (fused_pointwise), give the eager layer's log-probs, entropies,
-gradients and updated weights, and compile once for micro-batches of any rows and width; the
+gradients and updated weights, and are not compiled again for a narrower micro-batch; the
 hand-written gradients are the exact ones; a compilation that fails, in the forward or the
 backward, runs the same arithmetic eagerly with a warning."""
 

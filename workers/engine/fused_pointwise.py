@@ -149,7 +149,8 @@ def _call(name: str, *args):
     the next, are compiled as dynamic from the first call; the others are the model's and stay
     fixed (``dynamic=True`` made them symbols too, and a micro-batch of as many rows as the
     model has heads or a head has channels compiled again: dynamo took the equal sizes for
-    one)."""
+    one). A micro-batch of one row or one column still compiles once more (dynamo fixes sizes
+    0 and 1 as constants), after which every size is covered."""
     plain = []
     for arg in args:
         if isinstance(arg, torch.Tensor):
