@@ -84,10 +84,8 @@ def qkv_rope_forward(qkv: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Ten
     """(q, k, v), each (N, S, heads, D) and a tensor of its own, from the stacked projection
     (N, S, (Hq + 2 Hkv) D), RoPE on q and k (``llama_layers.attention_inputs``' training path)."""
     n, s, _ = qkv.shape
-    d = cos.shape[-1]
-    heads = qkv.view(n, s, q_heads + 2 * kv_heads, d)
-    qk = _wide(heads[:, :, :q_heads + kv_heads])
-    roped = (qk * _wide(cos) + qk.roll(d // 2, dims=-1) * _wide(sin_signed)).to(qkv.dtype)
+    heads = qkv.view(n, s, q_heads + 2 * kv_heads, cos.shape[-1])
+    roped = rope_forward(heads[:, :, :q_heads + kv_heads], cos, sin_signed)
     return (roped[:, :, :q_heads].contiguous(), roped[:, :, q_heads:].contiguous(),
             heads[:, :, q_heads + kv_heads:].contiguous())
 
@@ -97,10 +95,8 @@ def qkv_rope_backward(grad_q: torch.Tensor, grad_k: torch.Tensor, grad_v: torch.
     """The gradient of ``qkv_rope_forward`` in its stacked projection: RoPE's gradient on q's
     and k's, v's as it is, written side by side into one (N, S, (Hq + 2 Hkv) D) tensor."""
     n, s = grad_q.shape[:2]
-    half = grad_q.shape[-1] // 2
-    wide = _wide(torch.cat([grad_q, grad_k], dim=2))
-    grad_qk = wide * _wide(cos) + (wide * _wide(sin_signed)).roll(half, dims=-1)
-    return torch.cat([grad_qk.to(grad_q.dtype), grad_v], dim=2).view(n, s, -1)
+    grad_qk = rope_backward(torch.cat([grad_q, grad_k], dim=2), cos, sin_signed)
+    return torch.cat([grad_qk, grad_v], dim=2).view(n, s, -1)
 
 
 def rms_norm_forward(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -249,6 +245,6 @@ def rms_norm(module, x: torch.Tensor) -> torch.Tensor:
     """``llama_layers.rms_norm`` with a compiled forward and backward (the backward's weight
     gradient summed in the same pass as x's); other norms, and a weight in another dtype than
     x, run as ``llama_layers.rms_norm`` runs them."""
-    if type(module).__name__ not in llama_layers.RMS_NORMS or module.weight.dtype != x.dtype:
+    if not llama_layers.is_plain_rms_norm(module, x):
         return llama_layers.rms_norm(module, x)
     return _RmsNorm.apply(x, module.weight, float(module.variance_epsilon))

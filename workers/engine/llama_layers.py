@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
-RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
+_RMS_NORMS = ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
 
 
 def supports(model) -> bool:
@@ -72,11 +72,17 @@ def trains_like_hf(model) -> bool:
     return supports(model) and not getattr(config, "attention_dropout", 0.0)
 
 
+def is_plain_rms_norm(module, x: torch.Tensor) -> bool:
+    """Whether ``module`` is these families' RMSNorm with its weight in ``x``'s dtype, which
+    ``F.rms_norm`` computes in one call (Hugging Face promotes the result otherwise)."""
+    return type(module).__name__ in _RMS_NORMS and module.weight.dtype == x.dtype
+
+
 def rms_norm(module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for these families' RMSNorm as one ``F.rms_norm`` call (float32 inside,
     the weight applied before the one rounding); other norms, and a weight kept in another
     dtype than ``x`` (where Hugging Face promotes the result), run as they are."""
-    if type(module).__name__ not in RMS_NORMS or module.weight.dtype != x.dtype:
+    if not is_plain_rms_norm(module, x):
         return module(x)
     return F.rms_norm(x, (x.shape[-1],), module.weight, module.variance_epsilon)
 

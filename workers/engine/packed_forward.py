@@ -98,11 +98,9 @@ def _layer(layer, h: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor,
     attn, mlp = layer.self_attn, layer.mlp
     n, s, _ = h.shape
     norm = fused_pointwise.rms_norm if compiled else rms_norm
+    inputs = fused_pointwise.attention_inputs if compiled else attention_inputs
     qkv = stacked_linear(norm(layer.input_layernorm, h), qkv_linears(attn))
-    if compiled:
-        q, k, v = fused_pointwise.attention_inputs(attn, qkv, cos, sin_signed)
-    else:
-        q, k, v = attention_inputs(attn, qkv, cos, sin_signed)
+    q, k, v = inputs(attn, qkv, cos, sin_signed)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, heads, S, D)
     out = _causal_attention(q, k, v, attn.scaling)
     h = add_linear(h, out.transpose(1, 2).reshape(n, s, -1), attn.o_proj)
