@@ -525,8 +525,9 @@ class TrainLoopConfig:
         "rounding; false uses the plain path.",
         default=True)
     compile_decoder: bool | None = _help(
-        "With fast_path: torch.compile the decoder's per-token step before it is captured "
-        "(fused kernels; each run pays two compilations per cache shape, tens of seconds). "
+        "With fast_path: torch.compile the rollout decoder's per-token step (a training "
+        "run's and an evaluation run's) before it is captured (fused kernels; each run pays "
+        "two compilations per cache shape, tens of seconds). "
         "Unset: on for a CUDA device with Triton and a C compiler (gcc or clang), off "
         "on a CPU. A compilation that fails logs a warning and the step runs eagerly.",
         default=None)

@@ -26,11 +26,10 @@ from .data import PromptRecord, sampling_seed, validate_prompts
 from .metrics import rollout_metrics
 from .policy import load_policy, resolve_device, stop_token_ids
 from .rewards import reference_reward, score_completions
-from .rollout import SamplingParams, decode_completions, encode_prompts, sample_completions
-from .static_decoder import StaticCacheSampler, supports
+from .rollout import SamplingParams, decode_completions, encode_prompts
 from .stopping import StopCheck, StopRequested, stoppable
 from .system_metrics import start_cpu_window, system_metrics
-from .trainer import Callbacks, _check_models_available
+from .trainer import Callbacks, _check_models_available, rollout_sampler
 
 
 @dataclass
@@ -64,7 +63,7 @@ def evaluate_policy(config: TrainConfig, prompts: Sequence[PromptRecord | Mappin
     torch.manual_seed(config.train.seed)  # a tiny policy's weights
     model, tokenizer = load_policy(config.policy, cache_dir=model_cache_dir, device=device)
     model.eval().requires_grad_(False)
-    sampler = StaticCacheSampler() if config.train.fast_path and supports(model) else sample_completions
+    sampler = rollout_sampler(config, model, device)
     eos_ids = stop_token_ids(model, tokenizer)
     params = SamplingParams(max_new_tokens=config.rollout.max_new_tokens,
                             temperature=config.rollout.temperature, top_p=config.rollout.top_p,

@@ -238,6 +238,17 @@ def _check_models_available(config: TrainConfig) -> None:
                 raise ModelLoadError(f"rewards[{i}].judge.{str(exc).removeprefix('policy.')}") from None
 
 
+def rollout_sampler(config: TrainConfig, model, device: torch.device | str) -> Sampler:
+    """The decoder of a run's rollouts (a training run's and an evaluation run's): with
+    ``train.fast_path`` and a policy it supports, the static-cache decoder, its step compiled
+    as ``train.compile_decoder`` says (unset: on a CUDA device with Triton) and attending as
+    ``train.decode_attention`` says; else Hugging Face's forward passes."""
+    if not (config.train.fast_path and supports(model)):
+        return sample_completions
+    return StaticCacheSampler(compile=compile_wanted(config.train.compile_decoder, device),
+                              attention=config.train.decode_attention)
+
+
 def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: Path,
                   model_cache_dir: Path | None) -> tuple[_Session, int]:
     device = resolve_device(config.train.device)
@@ -261,13 +272,12 @@ def _open_session(config: TrainConfig, records: list[PromptRecord], output_dir: 
     if found is not None:
         state = load_training_state(found[1], optimizer)
         start_step = state["step"]
-    compile_step = compile_wanted(config.train.compile_decoder, device)
-    samplers = ((StaticCacheSampler(compile=compile_step,
-                                    attention=config.train.decode_attention),
-                 StaticCacheSampler())
-                if fast and supports(model) else (sample_completions, sample_completions))
+    # The held-out set's sampler is never compiled: its batches are few and of their own
+    # shape, so compiling them would cost more than it saves.
+    eval_sampler = StaticCacheSampler() if fast and supports(model) else sample_completions
     session = _Session(config, records, model, tokenizer, optimizer, ref_model, device,
-                       stop_token_ids(model, tokenizer), *samplers, model_cache_dir=model_cache_dir)
+                       stop_token_ids(model, tokenizer), rollout_sampler(config, model, device),
+                       eval_sampler, model_cache_dir=model_cache_dir)
     session.prompt_success = {int(i): (int(hits), int(trials))
                               for i, hits, trials in state.get("prompt_success", [])}
     return session, start_step
