@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole device check for issue 7, as one command on the GPU machine (needs .whl carried;
-# see bench/gpu_wheels.sh; run with timeout_s 540, or 560 for the call planned below). Writes logs and JSON under $OUT:
+# see bench/gpu_wheels.sh; run with timeout_s 540, or 570 for the call planned below). Writes logs and JSON under $OUT:
 #
 #   1. the engine's fast-path tests on CUDA (CUDA-graph decoder, compiled too, with
 #      FlexAttention and with SDPA, against the plain one; bf16; the packed forward, its
@@ -51,10 +51,10 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn',
 # lever alone switched off (steer-sdpa: the rollout's; steer-eager-layers: the update's). A
 # lever that loses is then switched off by default, and the row of that side, measured beside
 # TRL in the same run, is the new default's: no second call is needed. The kernels are left
-# out (timeout_s 560; 6 files):
+# out (timeout_s 570; 6 files):
 #   TESTS="tests/engine/test_flex_decode.py::test_compiled_cuda_graphs_with_either_attention_match_the_plain_decoder \
 #     tests/engine/test_fused_pointwise.py::test_on_cuda_compiled_layers_in_bfloat16_match_the_eager_ones_within_rounding" \
-#     TEST_S=90 SIDES=steer,trl,steer-sdpa,steer-eager-layers STEPS=5 BENCH_S=440 SKIP_KERNELS=1 \
+#     TEST_S=90 SIDES=steer,trl,steer-sdpa,steer-eager-layers STEPS=5 BENCH_S=450 SKIP_KERNELS=1 \
 #     bash bench/gpu_grpo_step.sh
 # --noconftest: the suite's root conftest sets up Django, which the device machine lacks.
 if [ -z "${SKIP_TESTS:-}" ]; then
