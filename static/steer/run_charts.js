@@ -11,6 +11,7 @@
   const emaInput = document.getElementById("ema");
   const emaOut = document.getElementById("ema-value");
   const logInput = document.getElementById("log-scale");
+  const xInput = document.getElementById("x-axis");  // step, relative (time since the run's start) or wall
   const stateOut = document.getElementById("chart-state");
   const empty = document.getElementById("charts-empty");
   const COLORS = ["#2f6fdb", "#c0392b", "#1f8a4c", "#b7791f", "#8e44ad", "#16a085", "#d35400", "#7f8c8d", "#2c3e50"];
@@ -81,11 +82,71 @@
     while (after < ys.length && (ys[after] === null || ys[after] === undefined)) after++;
     if (before < 0 || after >= ys.length) return "--";
     const near = xs[idx] - xs[before] <= xs[after] - xs[idx] ? before : after;
-    return fmt(ys[near]) + " (step " + xs[near] + ")";
+    return fmt(ys[near]) + (axis === "step" ? " (step " + xs[near] + ")" : " (at " + xLabel(xs[near]) + ")");
   }
   const INT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
+  // Tick spacings of the relative-time axis, in seconds: 1 s to a week.
+  const DURATION_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+    43200, 86400, 172800, 604800];
 
-  /* Series of one key across runs, aligned on the union of their steps (null where absent).
+  /* The x-axis: "step", "relative" (seconds since the run's first recorded metric, so that runs
+     started at different times line up; W&B's and MLflow's "relative time") or "wall" (when). */
+  function xAxis() {
+    return xInput && ["relative", "wall"].includes(xInput.value) ? xInput.value : "step";
+  }
+  let axis = xAxis();  // the axis of the charts drawn last (the legend reads it)
+
+  /* Seconds as "45s", "12m 30s", "3h 5m", "2d 4h": the two largest units. */
+  function duration(seconds) {
+    const sign = seconds < 0 ? "-" : "";
+    let rest = Math.round(Math.abs(seconds));
+    if (rest < 60 && Math.abs(seconds) < 10 && Math.abs(seconds) % 1) return sign + Math.abs(seconds).toFixed(1) + "s";
+    const parts = [];
+    [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]].forEach(([unit, size]) => {
+      const n = Math.floor(rest / size);
+      rest -= n * size;
+      if (n && parts.length < 2) parts.push(n + unit);
+      else if (parts.length === 1) parts.push("");  // a zero after the first unit ends it ("1h", not "1h 5s")
+    });
+    return sign + (parts.filter(Boolean).join(" ") || "0s");
+  }
+  function xLabel(x) {
+    if (x === null || x === undefined) return "--";
+    if (axis === "relative") return duration(x);
+    if (axis === "wall") return new Date(x * 1000).toLocaleString();
+    return String(x);
+  }
+
+  /* The x of each point of a series: its step, or on a time axis when it was recorded, read off its
+     run's clock (the server's [step, seconds] pairs at up to 200 steps) by interpolation between the
+     two around it (the first or last before or after them). null where the run has no clock. */
+  function xsOf(s) {
+    if (axis === "step") return s.steps;
+    const clock = (last.clocks || {})[String(s.run_id)];
+    if (!clock || !clock.length) return s.steps.map(() => null);
+    const origin = axis === "relative" ? clock[0][1] : 0;
+    return s.steps.map((step) => {
+      let lo = 0, hi = clock.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (clock[mid][0] < step) lo = mid + 1; else hi = mid; }
+      if (lo === clock.length) return clock[clock.length - 1][1] - origin;
+      if (clock[lo][0] === step || lo === 0) return clock[lo][1] - origin;
+      const [s0, t0] = clock[lo - 1], [s1, t1] = clock[lo];
+      return t0 + (t1 - t0) * (step - s0) / (s1 - s0) - origin;
+    });
+  }
+
+  /* Runs whose points on a time axis all stand at one instant: recorded in one batch (an import,
+     a trainer that reports at its end). Their names, for the note under the chart. */
+  function instantRuns(list) {
+    if (axis === "step") return [];
+    return list.filter((s) => {
+      const clock = (last.clocks || {})[String(s.run_id)] || [];
+      return s.steps.length > 1 && clock.length && clock[0][1] === clock[clock.length - 1][1];
+    }).map((s) => last.runs[String(s.run_id)] || ("run " + s.run_id));
+  }
+
+  /* Series of one key across runs, aligned on the union of their x positions (null where absent): their
+     steps, or on a time axis when those were recorded (``xsOf``; smoothing then decays per time, not steps).
      With smoothing on, this run's raw values come first, drawn faintly behind the smoothed line
      (as TensorBoard does), so a short run's real values stay visible. A long series comes
      downsampled (each bucket's first, last, min and max): its smoothed line follows the first and
@@ -94,16 +155,18 @@
      (``log``) the values at or below 0 are left out before smoothing, as they are not drawn: the
      smoothed line is a mean of the values drawn. */
   function aligned(seriesOfKey, alpha, log) {
+    const positions = seriesOfKey.map(xsOf);
     const steps = new Set();
-    seriesOfKey.forEach((s) => s.steps.forEach((x) => steps.add(x)));
+    positions.forEach((p) => p.forEach((x) => { if (x !== null) steps.add(x); }));
     const xs = Array.from(steps).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const unit = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / SMOOTHING_UNITS : 1;
     const ys = [];
-    seriesOfKey.forEach((s) => {
+    seriesOfKey.forEach((s, k) => {
       const col = new Array(xs.length).fill(null);
-      s.steps.forEach((x, i) => { col[index.get(x)] = log && s.values[i] <= 0 ? null : s.values[i]; });
-      const extremes = new Set((s.extremes || []).map((i) => index.get(s.steps[i])));
+      const at = positions[k];  // on a time axis, points of one batch share an x: the last is drawn
+      s.steps.forEach((_, i) => { if (at[i] !== null) col[index.get(at[i])] = log && s.values[i] <= 0 ? null : s.values[i]; });
+      const extremes = new Set((s.extremes || []).map((i) => index.get(at[i])));
       if (alpha > 0 && String(s.run_id) === runId) ys.push(col);
       ys.push(ema(xs, col, alpha, extremes, unit));
     });
@@ -216,6 +279,9 @@
     renderDifferences();
     const alpha = parseFloat(emaInput ? emaInput.value : "0");
     const log = Boolean(logInput && logInput.checked);
+    // a time axis asked for while the last poll's answer, without clocks, was on its way: its own comes next
+    if (xAxis() !== "step" && !last.clocks) return;
+    axis = xAxis();
     const byKey = new Map();
     last.series.forEach((s) => {
       if (!byKey.has(s.key)) byKey.set(s.key, []);
@@ -231,7 +297,7 @@
       const hidden = log ? list.reduce((n, s) => n + s.values.filter((v) => v !== null && v <= 0).length, 0) : 0;
       const few = data[0].length < 3;  // a line needs two points: show the points themselves
       const signature = list.map((s) => s.run_id).join(",") + (alpha > 0 ? ":raw" : "") + (few ? ":few" : "") +
-        (log ? ":log" : "");
+        (log ? ":log" : "") + ":" + axis;
       let entry = charts.get(key);
       if (entry && entry.signature !== signature) { entry.plot.destroy(); entry.div.remove(); charts.delete(key); entry = null; }
       if (!entry) {
@@ -247,7 +313,8 @@
         root.appendChild(div);
         const note = document.createElement("p");
         note.className = "muted chart-note";
-        const series = [{ label: "step", value: (u, v) => (v === null || v === undefined ? "--" : String(v)) }];
+        const series = [{ label: { step: "step", relative: "time since start", wall: "time" }[axis],
+                          value: (u, v) => xLabel(v) }];
         list.forEach((s) => {
           const name = last.runs[String(s.run_id)] || ("run " + s.run_id);
           const color = COLORS[runIds.indexOf(String(s.run_id)) % COLORS.length];
@@ -260,9 +327,12 @@
                         points: { show: few }, value: shownValue });
         });
         const plot = new uPlot({ width: Math.max(280, Math.min(560, root.clientWidth / 2 - 16)), height: 200,
-          scales: { x: { time: false }, y: log ? { distr: 3, range: yRangeLog } : { range: yRange } },
+          scales: { x: { time: axis === "wall" }, y: log ? { distr: 3, range: yRangeLog } : { range: yRange } },
           series: series, legend: { live: true },
-          axes: [{ incrs: INT_STEPS }, { size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : fmt(v))) }] }, data, div);
+          axes: [axis === "wall" ? {} : axis === "relative"
+            ? { incrs: DURATION_STEPS, values: (u, splits) => splits.map((v) => (v === null ? "" : duration(v))) }
+            : { incrs: INT_STEPS },
+          { size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : fmt(v))) }] }, data, div);
         div.appendChild(note);
         const stats = document.createElement("table");
         stats.className = "chart-stats";
@@ -273,9 +343,15 @@
         entry.plot.setData(data);
       }
       entry.summary.textContent = describe(key, list);
-      entry.note.textContent = hidden ? hidden + " value" + (hidden === 1 ? "" : "s") + " at or below 0 " +
-        (hidden === 1 ? "is" : "are") + " not drawn on the log scale." : "";
-      entry.note.hidden = !hidden;
+      const instant = instantRuns(list);
+      entry.note.textContent = [
+        hidden ? hidden + " value" + (hidden === 1 ? "" : "s") + " at or below 0 " +
+          (hidden === 1 ? "is" : "are") + " not drawn on the log scale." : "",
+        instant.length ? instant.map((name) => "\u201c" + name + "\u201d").join(", ") + (instant.length === 1 ? " has" : " have") +
+          " every point recorded at one instant (sent in one batch, as an import does): on a time axis " +
+          (instant.length === 1 ? "it stands" : "they stand") + " at that instant." : "",
+      ].filter(Boolean).join(" ");
+      entry.note.hidden = !entry.note.textContent;
       renderStats(entry.stats, list, (id) => COLORS[runIds.indexOf(String(id)) % COLORS.length]);
     });
     charts.forEach((entry, key) => {
@@ -287,6 +363,7 @@
     clearTimeout(timer);
     const params = new URLSearchParams();
     comparedIds().forEach((id) => params.append("compare", id));
+    if (xAxis() !== "step") params.set("x", xAxis());  // the runs' clocks come with the series
     try {
       const response = await fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" } });
       if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login")) {
@@ -313,12 +390,14 @@
     }
   }
 
-  /* The smoothing and the log scale in the address too (?ema=0.9&log=1), read back on load. */
+  /* The smoothing, the log scale and the x-axis in the address too (?ema=0.9&log=1&x=relative), read
+     back on load. */
   const asked = new URLSearchParams(location.search);
   const askedEma = parseFloat(asked.get("ema"));
   if (emaInput && Number.isFinite(askedEma)) emaInput.value = String(Math.min(0.99, Math.max(0, askedEma)));
   if (emaInput) emaOut.textContent = parseFloat(emaInput.value).toFixed(2);
   if (logInput && asked.get("log") === "1") logInput.checked = true;
+  if (xInput && ["relative", "wall"].includes(asked.get("x"))) xInput.value = asked.get("x");
 
   if (emaInput) emaInput.addEventListener("input", () => {
     emaOut.textContent = parseFloat(emaInput.value).toFixed(2);
@@ -326,14 +405,16 @@
     render();
   });
   if (logInput) logInput.addEventListener("change", () => { rememberCompared(); render(); });
+  if (xInput) xInput.addEventListener("change", () => { rememberCompared(); poll(); });  // a time axis needs clocks
   /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay,
      with the smoothing (when not the page's default) and the log scale. */
   function rememberCompared() {
     const params = new URLSearchParams(location.search);
-    ["compare", "ema", "log"].forEach((name) => params.delete(name));
+    ["compare", "ema", "log", "x"].forEach((name) => params.delete(name));
     comparedIds().forEach((id) => params.append("compare", id));
     if (emaInput && emaInput.value !== emaInput.defaultValue) params.set("ema", emaInput.value);
     if (logInput && logInput.checked) params.set("log", "1");
+    if (xAxis() !== "step") params.set("x", xAxis());
     const query = params.toString();
     history.replaceState(history.state, "", location.pathname + (query ? "?" + query : "") + location.hash);
   }

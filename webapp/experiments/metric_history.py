@@ -209,3 +209,45 @@ def _fill(series: dict, points: list[tuple[int, float]], extremes: set[int]) -> 
     series["steps"] = [step for step, _ in points]
     series["values"] = [value for _, value in points]
     series["extremes"] = [i for i, (step, _) in enumerate(points) if step in extremes]
+
+
+CLOCK_POINTS = 200  # steps per run at which a chart's time axis reads when they were recorded
+
+
+def clock_targets(lo: int, hi: int, points: int) -> list[int]:
+    """Up to ``points`` steps spread evenly over [lo, hi], both ends included."""
+    if hi - lo + 1 <= points:
+        return list(range(lo, hi + 1))
+    return sorted({lo + round(i * (hi - lo) / (points - 1)) for i in range(points)})
+
+
+def run_clocks(*, run_ids: list[int], points: int = CLOCK_POINTS) -> dict[int, list[tuple[int, float]]]:
+    """run_id → [(step, seconds since the epoch)], ascending in step: when each run's metrics were
+    recorded, at up to ``points`` steps over its range, for a chart's time axis (W&B's and MLflow's
+    "wall time" and "relative time"), which places a step between two of them by interpolation.
+
+    A run's clock is read off its series that spans the most steps: at each target step, the
+    stored chunk that holds it (or the first after a gap), whose points were all recorded at
+    once, gives its first step and its time. One statement a run, each target one probe of the
+    (run, key, step_max) index, however long the series. A run with no metrics has no clock."""
+    if not run_ids:
+        return {}
+    widest: dict[int, tuple[int, str, int, int]] = {}
+    for (run_id, key), (lo, hi) in series_bounds(run_ids=run_ids, keys=None).items():
+        candidate = (hi - lo, key, lo, hi)
+        best = widest.get(run_id)
+        if best is None or (candidate[0], best[1]) > (best[0], candidate[1]):  # widest, then first key
+            widest[run_id] = candidate
+    table = MetricChunk._meta.db_table
+    clocks: dict[int, list[tuple[int, float]]] = {}
+    with connection.cursor() as cursor:
+        for run_id, (_, key, lo, hi) in sorted(widest.items()):
+            targets = clock_targets(lo, hi, points)
+            cursor.execute(
+                f"WITH t(target) AS (VALUES {', '.join(['(%s)'] * len(targets))}) "
+                f"SELECT c.step_min, c.recorded_at FROM {table} c WHERE c.id IN ("
+                f"SELECT (SELECT f.id FROM {table} f WHERE f.run_id = %s AND f.key = %s "
+                f"AND f.step_max >= t.target ORDER BY f.step_max LIMIT 1) FROM t) ORDER BY c.step_min",
+                [*targets, run_id, key])
+            clocks[run_id] = [(step, recorded_at.timestamp()) for step, recorded_at in cursor.fetchall()]
+    return clocks

@@ -252,6 +252,13 @@ def _first_chunks(*, run_id: int, starts: dict[str, int], step_max: int | None,
             yield rows[chunk_id]
 
 
+def metric_clocks(*, run_ids) -> dict[int, list[tuple[int, float]]]:
+    """run_id → [(step, seconds since the epoch)]: when each run's metrics were recorded, at up to
+    200 steps, for a chart's time axis (``metric_history.run_clocks``). Callers must pass only
+    runs the user may see."""
+    return metric_history.run_clocks(run_ids=[int(r) for r in run_ids])
+
+
 def metric_points_page(*, run_id: int, limit: int, key: str | None = None, step_min: int | None = None,
                        step_max: int | None = None, after: tuple[str, int] | None = None) -> list[dict]:
     """Up to ``limit`` raw points of a run in (key, step) order, starting after the point ``after``.

@@ -1,0 +1,91 @@
+"""The charts' x-axis in time as well as in steps (W&B's and MLflow's relative and wall time): two
+runs started an hour apart line up at their start on relative time, a run that logs more slowly
+reaches a step later, and a run whose points were all sent at once says so."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.browser.session import log_in
+from tests.factories import make_project, make_run, make_user
+from webapp.experiments.metrics import metric_points_upsert
+from webapp.experiments.models import MetricChunk, RunStatus
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def log_steps(run, seconds_apart: int, start: datetime) -> None:
+    """``loss`` = step at steps 0..4, each step a batch of its own, ``seconds_apart`` after the last."""
+    for step in range(5):
+        before = set(MetricChunk.objects.filter(run_id=run.id).values_list("id", flat=True))
+        metric_points_upsert(run_id=run.id, points=[("loss", step, float(step))])
+        (MetricChunk.objects.filter(run_id=run.id).exclude(id__in=before)
+         .update(recorded_at=start + timedelta(seconds=seconds_apart * step)))
+
+
+def legend_at(page, fraction: float) -> dict[str, str]:
+    """The legend (label: value) with the mouse at ``fraction`` of the loss chart's width."""
+    over = page.locator(".chart[data-key=loss] .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    legend = page.locator(".chart[data-key=loss] .u-legend .u-series")
+    return {legend.nth(i).locator(".u-label").text_content(): legend.nth(i).locator(".u-value").text_content()
+            for i in range(legend.count())}
+
+
+def test_runs_line_up_on_relative_time_and_the_choice_is_kept_in_the_address(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    fast = make_run(project, name="fast", status=RunStatus.SUCCEEDED)
+    slow = make_run(project, name="slow", status=RunStatus.SUCCEEDED)
+    log_steps(fast, 30, START)  # steps 0..4 over 2 minutes
+    log_steps(slow, 60, START + timedelta(hours=1))  # an hour later, over 4 minutes
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{fast.id}/?compare={slow.id}&ema=0")
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    assert legend_at(page, 0.999) == {"step": "4", "fast": "4", "slow": "4"}  # both reach step 4
+
+    page.select_option("#x-axis", "relative")
+    page.wait_for_selector(".chart[data-key=loss] .u-legend .u-series:first-child .u-label:text-is('time since start')")
+    assert "x=relative" in page.url
+    # at 4 minutes the slow run is at its step 4; the fast one ended at 2 minutes
+    assert legend_at(page, 0.999) == {"time since start": "4m", "fast": "--", "slow": "4"}
+    # at 1m 30s the fast run is at step 3, the slow one between steps 1 (at 1m) and 2 (at 2m)
+    assert legend_at(page, 90 / 240) == {"time since start": "1m 30s", "fast": "3", "slow": "1 (at 1m)"}
+    # at their start the two runs, an hour apart on the clock, stand side by side
+    assert legend_at(page, 0.001) == {"time since start": "0s", "fast": "0", "slow": "0"}
+
+    page.reload()  # the address keeps the axis
+    page.wait_for_selector(".chart[data-key=loss] .u-legend .u-series:first-child .u-label:text-is('time since start')")
+    assert page.input_value("#x-axis") == "relative"
+
+    page.select_option("#x-axis", "wall")
+    page.wait_for_selector(".chart[data-key=loss] .u-legend .u-series:first-child .u-label:text-is('time')")
+    shown = legend_at(page, 0.999)
+    assert "2026" in shown["time"] and shown["slow"] == "4"  # an hour and 4 minutes after the fast run began
+    assert legend_at(page, 0.001)["fast"] == "0"
+
+    page.select_option("#x-axis", "step")
+    page.wait_for_selector(".chart[data-key=loss] .u-legend .u-series:first-child .u-label:text-is('step')")
+    assert "x=" not in page.url
+    assert page.is_hidden(".chart[data-key=loss] .chart-note")
+    assert errors == []
+
+
+def test_a_run_sent_in_one_batch_says_it_stands_at_one_instant(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    run = make_run(project, name="<i>imported</i>", status=RunStatus.SUCCEEDED)
+    metric_points_upsert(run_id=run.id, points=[("loss", s, float(s)) for s in range(5)])
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?x=relative")
+    page.wait_for_selector(".chart[data-key=loss] .chart-note:visible")
+    assert page.text_content(".chart[data-key=loss] .chart-note") == (
+        "\u201c<i>imported</i>\u201d has every point recorded at one instant (sent in one batch, as an import "
+        "does): on a time axis it stands at that instant.")
+    assert page.locator(".chart-note i").count() == 0  # the name is text, never markup
