@@ -89,8 +89,8 @@
   const DURATION_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
     43200, 86400, 172800, 604800];
 
-  /* The x-axis: "step", "relative" (seconds since the run's first recorded metric, so that runs
-     started at different times line up; W&B's and MLflow's "relative time") or "wall" (when). */
+  /* The x-axis: "step", "relative" (seconds since the run's start, ``originOf``, so that runs started
+     at different times line up; W&B's and MLflow's "relative time") or "wall" (when). */
   function xAxis() {
     return xInput && ["relative", "wall"].includes(xInput.value) ? xInput.value : "step";
   }
@@ -117,6 +117,13 @@
     return String(x);
   }
 
+  /* Where relative time starts for a run: when a worker started it, if it did before its first
+     recorded metric (W&B counts from the process's start), else at that metric. */
+  function originOf(runKey, clock) {
+    const started = (last.starts || {})[runKey];
+    return started !== null && started !== undefined && started <= clock[0][1] ? started : clock[0][1];
+  }
+
   /* The x of each point of a series: its step, or on a time axis when it was recorded, read off its
      run's clock (the server's [step, seconds] pairs at up to 200 steps) by interpolation between the
      two around it (the first or last before or after them). null where the run has no clock. */
@@ -124,7 +131,7 @@
     if (axis === "step") return s.steps;
     const clock = (last.clocks || {})[String(s.run_id)];
     if (!clock || !clock.length) return s.steps.map(() => null);
-    const origin = axis === "relative" ? clock[0][1] : 0;
+    const origin = axis === "relative" ? originOf(String(s.run_id), clock) : 0;
     return s.steps.map((step) => {
       let lo = 0, hi = clock.length;
       while (lo < hi) { const mid = (lo + hi) >> 1; if (clock[mid][0] < step) lo = mid + 1; else hi = mid; }
@@ -135,13 +142,17 @@
     });
   }
 
-  /* Runs whose points on a time axis all stand at one instant: recorded in one batch (an import,
-     a trainer that reports at its end). Their names, for the note under the chart. */
+  /* Finished runs whose points on a time axis all stand at one instant: recorded in one batch (an
+     import, a trainer that reports at its end; a live run's first batch is no such sign). Their
+     names, for the note under the chart. */
   function instantRuns(list) {
     if (axis === "step") return [];
+    const live = new Set(last.compared_active || []);
+    if (!last.run.terminal) live.add(String(last.run.id));
     return list.filter((s) => {
       const clock = (last.clocks || {})[String(s.run_id)] || [];
-      return s.steps.length > 1 && clock.length && clock[0][1] === clock[clock.length - 1][1];
+      return s.steps.length > 1 && !live.has(String(s.run_id)) && clock.length &&
+        clock[0][1] === clock[clock.length - 1][1];
     }).map((s) => last.runs[String(s.run_id)] || ("run " + s.run_id));
   }
 
@@ -160,13 +171,26 @@
     positions.forEach((p) => p.forEach((x) => { if (x !== null) steps.add(x); }));
     const xs = Array.from(steps).sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
-    const unit = xs.length > 1 ? (xs[xs.length - 1] - xs[0]) / SMOOTHING_UNITS : 1;
+    // The window: a thousandth of the chart's steps; on a time axis, of its longest run's time (on
+    // wall time the gap between runs started days apart would otherwise widen it for both).
+    const spans = positions.map((p) => {
+      const known = p.filter((x) => x !== null);
+      return known.length ? Math.max(...known) - Math.min(...known) : 0;
+    });
+    const span = axis === "step" ? (xs.length > 1 ? xs[xs.length - 1] - xs[0] : 0) : Math.max(0, ...spans);
+    const unit = span > 0 ? span / SMOOTHING_UNITS : 1;
     const ys = [];
     seriesOfKey.forEach((s, k) => {
       const col = new Array(xs.length).fill(null);
       const at = positions[k];  // on a time axis, points of one batch share an x: the last is drawn
-      s.steps.forEach((_, i) => { if (at[i] !== null) col[index.get(at[i])] = log && s.values[i] <= 0 ? null : s.values[i]; });
-      const extremes = new Set((s.extremes || []).map((i) => index.get(at[i])));
+      const bucketEdges = new Set(s.extremes || []);
+      const extremes = new Set();  // x positions whose drawn point is a bucket's min or max only
+      s.steps.forEach((_, i) => {
+        if (at[i] === null) return;
+        const j = index.get(at[i]);
+        col[j] = log && s.values[i] <= 0 ? null : s.values[i];
+        if (bucketEdges.has(i)) extremes.add(j); else extremes.delete(j);
+      });
       if (alpha > 0 && String(s.run_id) === runId) ys.push(col);
       ys.push(ema(xs, col, alpha, extremes, unit));
     });
@@ -196,7 +220,9 @@
       if (!values.length) { tr.insertCell().textContent = "no values yet"; return; }
       const lastCell = tr.insertCell();
       lastCell.textContent = fmt(values[values.length - 1]);
-      lastCell.title = "at step " + s.steps[s.steps.length - 1];
+      const at = xsOf(s);  // on a time axis, when (or how long after the start) that step was recorded
+      lastCell.title = "at step " + s.steps[s.steps.length - 1] +
+        (axis !== "step" && at[at.length - 1] !== null ? ", " + xLabel(at[at.length - 1]) : "");
       tr.insertCell().textContent = fmt(values.reduce((a, b) => Math.min(a, b)));
       tr.insertCell().textContent = fmt(values.reduce((a, b) => Math.max(a, b)));
     });
@@ -405,7 +431,8 @@
     render();
   });
   if (logInput) logInput.addEventListener("change", () => { rememberCompared(); render(); });
-  if (xInput) xInput.addEventListener("change", () => { rememberCompared(); poll(); });  // a time axis needs clocks
+  // redrawn at once when the last answer has what the axis needs (render waits otherwise), then asked again
+  if (xInput) xInput.addEventListener("change", () => { rememberCompared(); render(); poll(); });
   /* The ticked runs in the address (?compare=), so that a reload or a shared link shows the same overlay,
      with the smoothing (when not the page's default) and the log scale. */
   function rememberCompared() {

@@ -77,15 +77,40 @@ def test_runs_line_up_on_relative_time_and_the_choice_is_kept_in_the_address(pag
     assert errors == []
 
 
-def test_a_run_sent_in_one_batch_says_it_stands_at_one_instant(page, live_server):
+def test_an_imported_run_compared_with_smoothing_on_stands_at_one_instant_and_says_so(page, live_server):
+    """3,000 steps sent in one batch come downsampled (each bucket's first, last, min and max) and all
+    stand at one x on a time axis: the smoothed line still shows the value drawn there."""
     user = make_user()
     project = make_project(owner=user)
     log_in(page, live_server, user)
-    run = make_run(project, name="<i>imported</i>", status=RunStatus.SUCCEEDED)
-    metric_points_upsert(run_id=run.id, points=[("loss", s, float(s)) for s in range(5)])
-    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?x=relative")
+    run = make_run(project, name="fast", status=RunStatus.SUCCEEDED)
+    log_steps(run, 30, START)
+    imported = make_run(project, name="<i>imported</i>", status=RunStatus.SUCCEEDED)
+    # a saw-tooth, so that each bucket's min and max are points of their own, kept beside its first and last
+    metric_points_upsert(run_id=imported.id, points=[("loss", s, float(s % 7)) for s in range(3000)])
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?compare={imported.id}&x=relative")
     page.wait_for_selector(".chart[data-key=loss] .chart-note:visible")
     assert page.text_content(".chart[data-key=loss] .chart-note") == (
         "\u201c<i>imported</i>\u201d has every point recorded at one instant (sent in one batch, as an import "
         "does): on a time axis it stands at that instant.")
     assert page.locator(".chart-note i").count() == 0  # the name is text, never markup
+    shown = legend_at(page, 0.001)
+    assert shown["time since start"] == "0s" and shown["fast (EMA)"] == "0"
+    assert shown["<i>imported</i> (EMA)"] == "3"  # the last point sent (2999 % 7), not "--"
+    assert errors == []
+
+
+def test_relative_time_counts_from_when_a_worker_started_the_run(page, live_server):
+    user = make_user()
+    project = make_project(owner=user)
+    log_in(page, live_server, user)
+    run = make_run(project, name="worked", status=RunStatus.SUCCEEDED, started_at=START - timedelta(minutes=1))
+    log_steps(run, 30, START)  # the first metric a minute after the start (loading the model, say)
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?x=relative&ema=0")
+    page.wait_for_selector(".chart[data-key=loss] .chart-summary:not(:empty)")
+    assert legend_at(page, 0.001) == {"time since start": "1m", "worked": "0"}
+    assert legend_at(page, 0.999) == {"time since start": "3m", "worked": "4"}
+    title = page.get_attribute(".chart[data-key=loss] .chart-stats tbody tr:first-child td", "title")
+    assert title == "at step 4, 3m"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_left
+from datetime import UTC, datetime
 from functools import reduce
 
 import orjson
@@ -215,39 +216,64 @@ CLOCK_POINTS = 200  # steps per run at which a chart's time axis reads when they
 
 
 def clock_targets(lo: int, hi: int, points: int) -> list[int]:
-    """Up to ``points`` steps spread evenly over [lo, hi], both ends included."""
+    """Up to ``points`` (at least 2) steps spread evenly over [lo, hi], both ends included; integer
+    arithmetic, exact for any BIGINT step."""
     if hi - lo + 1 <= points:
         return list(range(lo, hi + 1))
-    return sorted({lo + round(i * (hi - lo) / (points - 1)) for i in range(points)})
+    gaps = max(points, 2) - 1
+    return sorted({lo + (i * (hi - lo) + gaps // 2) // gaps for i in range(gaps + 1)})
+
+
+def clock_series(*, run_ids: list[int]) -> dict[int, tuple[str, int, int]]:
+    """run_id → (key, first step, last step) of the series a run's clock is read from: the one with
+    the most points (read from the top rollup level), then the widest, then the first key. A
+    metric logged at the first and last steps only spans as many steps as a loss logged at every
+    step, and would make a clock of two instants."""
+    if not run_ids:
+        return {}
+    sql = (f"SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM {ROLLUPS} "
+           f"WHERE level = %s AND run_id IN ({', '.join(['%s'] * len(run_ids))}) GROUP BY run_id, key")
+    best: dict[int, tuple] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [TOP_LEVEL, *run_ids])
+        for run_id, key, count, lo, hi in cursor.fetchall():
+            rank = (-int(count), -(hi - lo), key)
+            if run_id not in best or rank < best[run_id][0]:
+                best[run_id] = (rank, (key, lo, hi))
+    return {run_id: series for run_id, (_, series) in best.items()}
 
 
 def run_clocks(*, run_ids: list[int], points: int = CLOCK_POINTS) -> dict[int, list[tuple[int, float]]]:
-    """run_id → [(step, seconds since the epoch)], ascending in step: when each run's metrics were
-    recorded, at up to ``points`` steps over its range, for a chart's time axis (W&B's and MLflow's
-    "wall time" and "relative time"), which places a step between two of them by interpolation.
+    """run_id → [(step, seconds since the epoch)], strictly ascending in step: when each run's
+    metrics were recorded, at up to ``points`` steps over its range, for a chart's time axis (W&B's
+    and MLflow's "wall time" and "relative time"), which places the steps between two of them by
+    interpolation.
 
-    A run's clock is read off its series that spans the most steps: at each target step, the
-    stored chunk that holds it (or the first after a gap), whose points were all recorded at
-    once, gives its first step and its time. One statement a run, each target one probe of the
-    (run, key, step_max) index, however long the series. A run with no metrics has no clock."""
-    if not run_ids:
-        return {}
-    widest: dict[int, tuple[int, str, int, int]] = {}
-    for (run_id, key), (lo, hi) in series_bounds(run_ids=run_ids, keys=None).items():
-        candidate = (hi - lo, key, lo, hi)
-        best = widest.get(run_id)
-        if best is None or (candidate[0], best[1]) > (best[0], candidate[1]):  # widest, then first key
-            widest[run_id] = candidate
+    A run's clock is read off one series (``clock_series``): at each target step, the stored chunk
+    that holds it (or the first after a gap) gives its last step and its time. A chunk's points
+    arrived together, after its last step was computed, so that is the step the time belongs to.
+    One statement a run, each target one probe of the (run, key, step_max) index, however long
+    the series. Steps sent again later (a resumed run's) keep the time they were last sent at,
+    so such a clock can go back in time. A run with no metrics has no clock."""
     table = MetricChunk._meta.db_table
     clocks: dict[int, list[tuple[int, float]]] = {}
     with connection.cursor() as cursor:
-        for run_id, (_, key, lo, hi) in sorted(widest.items()):
+        for run_id, (key, lo, hi) in sorted(clock_series(run_ids=run_ids).items()):
             targets = clock_targets(lo, hi, points)
-            cursor.execute(
-                f"WITH t(target) AS (VALUES {', '.join(['(%s)'] * len(targets))}) "
-                f"SELECT c.step_min, c.recorded_at FROM {table} c WHERE c.id IN ("
-                f"SELECT (SELECT f.id FROM {table} f WHERE f.run_id = %s AND f.key = %s "
-                f"AND f.step_max >= t.target ORDER BY f.step_max LIMIT 1) FROM t) ORDER BY c.step_min",
-                [*targets, run_id, key])
-            clocks[run_id] = [(step, recorded_at.timestamp()) for step, recorded_at in cursor.fetchall()]
+            values = f"WITH t(target) AS (VALUES {', '.join(['(%s)'] * len(targets))}) "
+            if connection.vendor == "postgresql":  # one index probe a target
+                sql = (f"{values}SELECT DISTINCT c.step_max, c.recorded_at FROM t CROSS JOIN LATERAL ("
+                       f"SELECT step_max, recorded_at FROM {table} WHERE run_id = %s AND key = %s "
+                       "AND step_max >= t.target ORDER BY step_max LIMIT 1) AS c ORDER BY c.step_max")
+            else:  # SQLite evaluates the correlated subquery once a target, through the same index
+                sql = (f"{values}SELECT c.step_max, c.recorded_at FROM {table} c WHERE c.id IN ("
+                       f"SELECT (SELECT f.id FROM {table} f WHERE f.run_id = %s AND f.key = %s "
+                       "AND f.step_max >= t.target ORDER BY f.step_max LIMIT 1) FROM t) ORDER BY c.step_max")
+            cursor.execute(sql, [*targets, run_id, key])
+            clocks[run_id] = [(step, _epoch(recorded_at)) for step, recorded_at in cursor.fetchall()]
     return clocks
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch; a naive datetime (SQLite's raw rows) is UTC, as Django stores it."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
