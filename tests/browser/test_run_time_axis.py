@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.browser.session import log_in
+from tests.browser.test_run_charts import legend_values
 from tests.factories import make_project, make_run, make_user
 from webapp.experiments.metrics import metric_points_upsert
 from webapp.experiments.models import MetricChunk, RunStatus
@@ -25,21 +26,20 @@ def log_steps(run, seconds_apart: int, start: datetime) -> None:
          .update(recorded_at=start + timedelta(seconds=seconds_apart * step)))
 
 
-def legend_at(page, fraction: float) -> dict[str, str]:
-    """The legend (label: value) with the mouse at ``fraction`` of the loss chart's width."""
-    over = page.locator(".chart[data-key=loss] .u-over")
-    over.scroll_into_view_if_needed()
-    box = over.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-    legend = page.locator(".chart[data-key=loss] .u-legend .u-series")
-    return {legend.nth(i).locator(".u-label").text_content(): legend.nth(i).locator(".u-value").text_content()
-            for i in range(legend.count())}
-
-
-def test_runs_line_up_on_relative_time_and_the_choice_is_kept_in_the_address(page, live_server):
+@pytest.fixture
+def project(page, live_server):
     user = make_user()
     project = make_project(owner=user)
     log_in(page, live_server, user)
+    return project
+
+
+def legend_at(page, fraction: float) -> dict[str, str]:
+    """The legend (label: value) with the mouse at ``fraction`` of the loss chart's width."""
+    return legend_values(page, "loss", [fraction])[0]
+
+
+def test_runs_line_up_on_relative_time_and_the_choice_is_kept_in_the_address(page, live_server, project):
     fast = make_run(project, name="fast", status=RunStatus.SUCCEEDED)
     slow = make_run(project, name="slow", status=RunStatus.SUCCEEDED)
     log_steps(fast, 30, START)  # steps 0..4 over 2 minutes
@@ -77,12 +77,9 @@ def test_runs_line_up_on_relative_time_and_the_choice_is_kept_in_the_address(pag
     assert errors == []
 
 
-def test_an_imported_run_compared_with_smoothing_on_stands_at_one_instant_and_says_so(page, live_server):
+def test_an_imported_run_compared_with_smoothing_on_stands_at_one_instant_and_says_so(page, live_server, project):
     """3,000 steps sent in one batch come downsampled (each bucket's first, last, min and max) and all
     stand at one x on a time axis: the smoothed line still shows the value drawn there."""
-    user = make_user()
-    project = make_project(owner=user)
-    log_in(page, live_server, user)
     run = make_run(project, name="fast", status=RunStatus.SUCCEEDED)
     log_steps(run, 30, START)
     imported = make_run(project, name="<i>imported</i>", status=RunStatus.SUCCEEDED)
@@ -102,10 +99,7 @@ def test_an_imported_run_compared_with_smoothing_on_stands_at_one_instant_and_sa
     assert errors == []
 
 
-def test_relative_time_counts_from_when_a_worker_started_the_run(page, live_server):
-    user = make_user()
-    project = make_project(owner=user)
-    log_in(page, live_server, user)
+def test_relative_time_counts_from_when_a_worker_started_the_run(page, live_server, project):
     run = make_run(project, name="worked", status=RunStatus.SUCCEEDED, started_at=START - timedelta(minutes=1))
     log_steps(run, 30, START)  # the first metric a minute after the start (loading the model, say)
     page.goto(f"{live_server.url}/projects/{project.id}/runs/{run.id}/?x=relative&ema=0")

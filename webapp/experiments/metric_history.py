@@ -39,10 +39,15 @@ from webapp.experiments.models import MetricChunk
 
 def series_bounds(*, run_ids: list[int], keys: list[str] | None) -> dict[tuple[int, str], tuple[int, int]]:
     """(run_id, key) → (first step, last step), read from the top rollup level (a few rows a series)."""
+    return {(run_id, key): (lo, hi) for run_id, key, _, lo, hi in _top_level_series(run_ids=run_ids, keys=keys)}
+
+
+def _top_level_series(*, run_ids: list[int], keys: list[str] | None) -> list[tuple[int, str, int, int, int]]:
+    """(run_id, key, points, first step, last step) of each series, from the top rollup level."""
     if not run_ids:
-        return {}
+        return []
     sql = (
-        f"SELECT run_id, key, MIN(first_step), MAX(last_step) FROM {ROLLUPS} "
+        f"SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM {ROLLUPS} "
         f"WHERE level = %s AND run_id IN ({', '.join(['%s'] * len(run_ids))})"
     )
     params: list = [TOP_LEVEL, *run_ids]
@@ -52,7 +57,7 @@ def series_bounds(*, run_ids: list[int], keys: list[str] | None) -> dict[tuple[i
     sql += " GROUP BY run_id, key"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {(run_id, key): (lo, hi) for run_id, key, lo, hi in cursor.fetchall()}
+        return cursor.fetchall()
 
 
 def choose_level(span: int, buckets: int) -> int:
@@ -229,17 +234,11 @@ def clock_series(*, run_ids: list[int]) -> dict[int, tuple[str, int, int]]:
     the most points (read from the top rollup level), then the widest, then the first key. A
     metric logged at the first and last steps only spans as many steps as a loss logged at every
     step, and would make a clock of two instants."""
-    if not run_ids:
-        return {}
-    sql = (f"SELECT run_id, key, SUM(n), MIN(first_step), MAX(last_step) FROM {ROLLUPS} "
-           f"WHERE level = %s AND run_id IN ({', '.join(['%s'] * len(run_ids))}) GROUP BY run_id, key")
     best: dict[int, tuple] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [TOP_LEVEL, *run_ids])
-        for run_id, key, count, lo, hi in cursor.fetchall():
-            rank = (-int(count), -(hi - lo), key)
-            if run_id not in best or rank < best[run_id][0]:
-                best[run_id] = (rank, (key, lo, hi))
+    for run_id, key, count, lo, hi in _top_level_series(run_ids=run_ids, keys=None):
+        rank = (-int(count), -(hi - lo), key)
+        if run_id not in best or rank < best[run_id][0]:
+            best[run_id] = (rank, (key, lo, hi))
     return {run_id: series for run_id, (_, series) in best.items()}
 
 

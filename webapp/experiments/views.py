@@ -323,8 +323,9 @@ def run_chart_data(request, project_id: int, run_id: int):
     # A time axis (?x=relative or ?x=wall) places each step at when it was recorded; relative time
     # counts from when a worker started the run, where one did.
     timed = request.GET.get("x") in CHART_TIME_AXES
-    clocks = {str(rid): clock for rid, clock in metric_clocks(run_ids=run_ids).items()} if timed else None
-    starts = {str(r.id): r.started_at.timestamp() if r.started_at else None for r in (run, *compared)}
+    timing = ({"clocks": {str(rid): clock for rid, clock in metric_clocks(run_ids=run_ids).items()},
+               "starts": {str(r.id): r.started_at.timestamp() if r.started_at else None for r in (run, *compared)}}
+              if timed else {})
     return JsonResponse({
         "run": {"id": run.id, "name": run.name, "status": run.status, "terminal": run.is_terminal,
                 "current_step": run.current_step, "total_steps": run.total_steps, "steps_planned": run.steps_planned,
@@ -340,7 +341,7 @@ def run_chart_data(request, project_id: int, run_id: int):
         # The settings that differ between this run and the compared ones, in the order of "order".
         "differences": {"order": [str(r.id) for r in (run, *compared)],
                         "rows": settings_differences([run_settings(r) for r in (run, *compared)]) if compared else []},
-        **({"clocks": clocks, "starts": starts} if timed else {}),
+        **timing,
     })
 
 
